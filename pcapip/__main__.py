@@ -1,0 +1,3 @@
+from pcapip.cli.main import main
+
+main()

@@ -1,0 +1,82 @@
+"""The ``pcapip`` command: a click group whose subcommands load lazily.
+
+Start-up time matters for a CLI that operators run on small captures all day,
+so each subcommand's module (and its heavy imports: numpy, numba, pandas,
+textual) is imported only when that subcommand runs.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import sys
+
+import click
+
+from pcapip import __version__
+from pcapip.errors import PcapipError
+
+# subcommand name -> (module, attribute, one-line help shown in --help)
+SUBCOMMANDS: dict[str, tuple[str, str, str]] = {
+    "analyze": ("pcapip.cli.analyze", "command", "Map every flow's egress address to its real client."),
+    "show": ("pcapip.cli.show", "command", "Print the field tree and hex dump of a packet or flow."),
+    "live": ("pcapip.cli.live", "command", "Analyze a live interface with the same engine."),
+    "tui": ("pcapip.cli.tui", "command", "Open the interactive terminal UI on a capture."),
+    "wireshark-plugin": (
+        "pcapip.cli.wireshark_plugin",
+        "command",
+        "Write (or install) the Wireshark Lua dissector for TOA options.",
+    ),
+}
+
+
+class LazyGroup(click.Group):
+    """Resolves subcommands from SUBCOMMANDS on first use."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return [n for n, (mod, _, _) in SUBCOMMANDS.items() if importlib.util.find_spec(mod)]
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        entry = SUBCOMMANDS.get(cmd_name)
+        if entry is None:
+            return None
+        module, attr, _ = entry
+        try:
+            return getattr(importlib.import_module(module), attr)
+        except ModuleNotFoundError as exc:
+            if exc.name == module:
+                return None
+            raise
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        rows = [(n, SUBCOMMANDS[n][2]) for n in self.list_commands(ctx)]
+        if rows:
+            with formatter.section("Commands"):
+                formatter.write_dl(rows)
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="pcapip")
+def cli() -> None:
+    """Find the real client behind an L4 proxy (TOA and PROXY protocol) in packet captures."""
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Console-script entry point: errors become one clear line and exit status 2, never a traceback."""
+    try:
+        rv = cli.main(args=argv, prog_name="pcapip", standalone_mode=False)
+    except click.exceptions.Abort:
+        click.echo("Aborted.", err=True)
+        sys.exit(130)
+    except click.ClickException as exc:  # usage errors
+        exc.show()
+        sys.exit(2)
+    except PcapipError as exc:
+        click.echo(f"pcapip: error: {exc}", err=True)
+        sys.exit(2)
+    except KeyboardInterrupt:
+        sys.exit(130)
+    except BrokenPipeError:
+        sys.exit(0)
+    # subcommands return their exit status (0 ok, 1 findings per --fail-on, 2 input errors)
+    sys.exit(rv if isinstance(rv, int) else 0)
