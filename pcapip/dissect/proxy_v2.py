@@ -1,0 +1,245 @@
+"""PROXY protocol version 2 (the binary header), strictly per section 2.2 of the spec.
+
+The receiver rules decide what is an error: a command other than LOCAL/PROXY
+or a family/transport byte outside the seven valid values must be dropped, an
+address block larger than the header is impossible, and a CRC32C mismatch
+makes the connection invalid. ``len`` is always honoured, even for LOCAL.
+"""
+
+from __future__ import annotations
+
+import struct
+
+import google_crc32c
+
+from pcapip.dissect.addr import ip_value, ipv4_text, ipv6_text
+from pcapip.dissect.codes import expert
+from pcapip.dissect.fields import Expert, Field, Severity
+from pcapip.dissect.proxy_model import ParseState, ProxyHeader, ProxyParse
+from pcapip.dissect.proxy_tlv import TlvParser
+
+SIGNATURE = b"\r\n\r\n\x00\r\nQUIT\n"
+FIXED = 16
+FAMILIES = {0: "UNSPEC", 1: "INET", 2: "INET6", 3: "UNIX"}
+TRANSPORTS = {0: "UNSPEC", 1: "STREAM", 2: "DGRAM"}
+FAMILY_LABELS = {0: "AF_UNSPEC", 1: "AF_INET", 2: "AF_INET6", 3: "AF_UNIX"}
+ADDR_SIZES = {0: 0, 1: 12, 2: 36, 3: 216}
+VALID_FAM = {
+    0x00: "UNSPEC",
+    0x11: "TCP over IPv4",
+    0x12: "UDP over IPv4",
+    0x21: "TCP over IPv6",
+    0x22: "UDP over IPv6",
+    0x31: "UNIX stream",
+    0x32: "UNIX datagram",
+}
+COMMANDS = {0: "LOCAL", 1: "PROXY"}
+UNIX_LEN = 108
+
+
+def _add_err(node: Field, experts: list[Expert], e: Expert) -> None:
+    node.experts.append(e)
+    experts.append(e)
+
+
+def parse_v2(data: bytes, base: int, final: bool) -> ProxyParse:
+    """Parse ``data`` that starts with the 12-byte signature and has at least 13 bytes."""
+    n = len(data)
+    experts: list[Expert] = []
+    root = Field("proxy", "PROXY Protocol", base, min(n, FIXED))
+    root.add(Field("proxy.v2.magic", f"Magic: {SIGNATURE.hex()}", base, 12, SIGNATURE))
+    vc = data[12]
+    ver, cmd = vc >> 4, vc & 0x0F
+    root.add(Field("proxy.v2.version", f"{ver:04b} .... = Version: {ver}", base + 12, 1, ver))
+    if ver != 2:
+        _add_err(root, experts, expert("proxy.v2.bad_version", base + 12, 1,
+                                       f"version nibble is {ver}; after the v2 signature it must "
+                                       "be 2"))
+        return ProxyParse(ParseState.MALFORMED, tree=root, experts=experts)
+    cmd_name = COMMANDS.get(cmd, f"unassigned ({cmd})")
+    root.add(Field("proxy.v2.cmd", f".... {cmd:04b} = Command: {cmd_name} ({cmd})", base + 12, 1,
+                   cmd))
+    root.add(Field("proxy.version", "Version: 2", base + 12, 1, 2, generated=True))
+    if cmd not in COMMANDS:
+        _add_err(root, experts, expert("proxy.v2.bad_command", base + 12, 1,
+                                       f"command {cmd} is neither LOCAL (0) nor PROXY (1): "
+                                       "receivers must drop the connection"))
+    fam_ok = False
+    hi = lo = 0
+    if n >= 14:
+        fam = data[13]
+        hi, lo = fam >> 4, fam & 0x0F
+        ff = root.add(Field("proxy.v2.addr_family_protocol",
+                            f"Address Family Protocol: {VALID_FAM.get(fam, 'invalid')} (0x{fam:02x})",
+                            base + 13, 1, fam))
+        ff.add(Field("proxy.v2.addr_family",
+                     f"{hi:04b} .... = Address Family: {FAMILY_LABELS.get(hi, 'invalid')} (0x{hi:x})",
+                     base + 13, 1, hi))
+        ff.add(Field("proxy.v2.protocol",
+                     f".... {lo:04b} = Protocol: {TRANSPORTS.get(lo, 'invalid')} (0x{lo:x})",
+                     base + 13, 1, lo))
+        if hi not in FAMILIES:
+            _add_err(ff, experts, expert("proxy.v2.bad_family", base + 13, 1,
+                                         f"address family {hi} is not UNSPEC, INET, INET6 or UNIX"))
+        if lo not in TRANSPORTS:
+            _add_err(ff, experts, expert("proxy.v2.bad_transport", base + 13, 1,
+                                         f"transport {lo} is not UNSPEC, STREAM or DGRAM"))
+        if hi in FAMILIES and lo in TRANSPORTS and fam not in VALID_FAM:
+            _add_err(ff, experts, expert("proxy.v2.bad_family_protocol", base + 13, 1,
+                                         f"family/transport byte 0x{fam:02x} is not one of 0x00, "
+                                         "0x11, 0x12, 0x21, 0x22, 0x31, 0x32"))
+        fam_ok = fam in VALID_FAM
+    header = ProxyHeader(version=2, command=COMMANDS.get(cmd, f"0x{cmd:x}"),
+                         family=FAMILIES.get(hi, f"0x{hi:x}"),
+                         transport=TRANSPORTS.get(lo, f"0x{lo:x}"))
+    if n < FIXED:
+        return _early(root, experts, header, n, FIXED - n, base, final, None)
+    ln = struct.unpack_from("!H", data, 14)[0]
+    total = FIXED + ln
+    root.add(Field("proxy.v2.length", f"Length: {ln}", base + 14, 2, ln))
+    header.length = total
+    if n < total:
+        return _early(root, experts, header, n, total - n, base, final, total)
+    root.length = total
+    hdr = data[:total]
+    size = ADDR_SIZES.get(hi, 0) if fam_ok else 0
+    tlv_start = FIXED
+    if not fam_ok:
+        if ln:
+            root.add(Field("proxy.v2.unknown", f"Unparsed ({ln} bytes)", base + FIXED, ln,
+                           hdr[FIXED:]))
+        tlv_start = total  # nothing parseable behind an invalid family byte
+    elif ln < size:
+        if cmd == 1:
+            _add_err(root, experts, expert("proxy.v2.addr_too_short", base + 14, 2,
+                                           f"length {ln} is smaller than the {size}-byte address "
+                                           f"block of {VALID_FAM[data[13]]}"))
+        else:
+            _add_err(root, experts, expert("proxy.v2.local_short_addr", base + 14, 2,
+                                           f"LOCAL header of length {ln} is shorter than the "
+                                           f"{size}-byte address block of {VALID_FAM[data[13]]}"))
+        if ln:
+            root.add(Field("proxy.v2.unknown", f"Unparsed ({ln} bytes)", base + FIXED, ln,
+                           hdr[FIXED:]))
+        tlv_start = total
+    else:
+        _addresses(hdr, hi, base, root, header, experts)
+        tlv_start = FIXED + size
+    tlvp = TlvParser(hdr, base)
+    header.tlvs = tlvp.parse(tlv_start, total, root)
+    experts.extend(tlvp.experts)
+    _check_crc(hdr, tlvp, base, root, header, experts)
+    if cmd == 0:
+        experts.append(expert("proxy.v2.local", base + 12, 1))
+    elif cmd == 1 and fam_ok and hi == 0:
+        _add_err(root, experts, expert("proxy.v2.unspec", base + 13, 1,
+                                       "PROXY command with the UNSPEC family: the receiver "
+                                       "keeps the real endpoints, no client address is passed"))
+    if cmd != 1:
+        header.src_addr = header.dst_addr = None
+        header.src_port = header.dst_port = None
+    experts.sort(key=lambda e: -int(e.severity))
+    bad = any(e.severity >= Severity.ERROR for e in experts)
+    return ProxyParse(ParseState.MALFORMED if bad else ParseState.OK, header=header,
+                      length=total, tree=root, experts=experts)
+
+
+def _early(root: Field, experts: list[Expert], header: ProxyHeader, n: int, need: int, base: int,
+           final: bool, total: int | None) -> ProxyParse:
+    """Not all of the header is here yet: an error already visible decides, else NEED_MORE."""
+    length = total or 0
+    if any(e.severity >= Severity.ERROR for e in experts):
+        return ProxyParse(ParseState.MALFORMED, header=header, tree=root, experts=experts,
+                          length=length)
+    if final:
+        e = expert("proxy.truncated", base, n,
+                   f"data ends after {n} bytes; the v2 header needs "
+                   f"{total if total is not None else FIXED}")
+        _add_err(root, experts, e)
+        return ProxyParse(ParseState.MALFORMED, header=header, tree=root, experts=experts,
+                          length=length)
+    e = expert("proxy.incomplete", base, n,
+               f"v2 header incomplete after {n} bytes: need {need} more")
+    root.experts.append(e)
+    return ProxyParse(ParseState.NEED_MORE, need=need, tree=root, experts=[e, *experts],
+                      length=length)
+
+
+def _addresses(hdr: bytes, hi: int, base: int, root: Field, h: ProxyHeader,
+               experts: list[Expert]) -> None:
+    a = FIXED
+    if hi == 1:
+        src, dst = hdr[a : a + 4], hdr[a + 4 : a + 8]
+        sp, dp = struct.unpack_from("!HH", hdr, a + 8)
+        h.src_addr, h.dst_addr = ipv4_text(src), ipv4_text(dst)
+        root.add(Field("proxy.src.ipv4", f"Source Address: {h.src_addr}", base + a, 4,
+                       ip_value(src)))
+        root.add(Field("proxy.dst.ipv4", f"Destination Address: {h.dst_addr}", base + a + 4, 4,
+                       ip_value(dst)))
+        root.add(Field("proxy.srcport", f"Source Port: {sp}", base + a + 8, 2, sp))
+        root.add(Field("proxy.dstport", f"Destination Port: {dp}", base + a + 10, 2, dp))
+        h.src_port, h.dst_port = sp, dp
+    elif hi == 2:
+        src, dst = hdr[a : a + 16], hdr[a + 16 : a + 32]
+        sp, dp = struct.unpack_from("!HH", hdr, a + 32)
+        h.src_addr, h.dst_addr = ipv6_text(src), ipv6_text(dst)
+        root.add(Field("proxy.src.ipv6", f"Source Address: {h.src_addr}", base + a, 16,
+                       ip_value(src)))
+        root.add(Field("proxy.dst.ipv6", f"Destination Address: {h.dst_addr}", base + a + 16, 16,
+                       ip_value(dst)))
+        root.add(Field("proxy.srcport", f"Source Port: {sp}", base + a + 32, 2, sp))
+        root.add(Field("proxy.dstport", f"Destination Port: {dp}", base + a + 34, 2, dp))
+        h.src_port, h.dst_port = sp, dp
+    elif hi == 3:
+        paths = []
+        for k, (fname, what) in enumerate((("proxy.v2.src.unix", "Source Address"),
+                                           ("proxy.v2.dst.unix", "Destination Address"))):
+            off = a + k * UNIX_LEN
+            raw = hdr[off : off + UNIX_LEN]
+            path = _unix_path(raw, base + off, root, experts)
+            paths.append(path)
+            root.add(Field(fname, f"{what}: {path}", base + off, UNIX_LEN, path))
+        h.src_addr, h.dst_addr = paths
+    # family 0 (UNSPEC): no address block
+
+
+def _unix_path(raw: bytes, at: int, root: Field, experts: list[Expert]) -> str:
+    """A NUL-padded sun_path; a leading NUL is a Linux abstract name, shown as '@name'."""
+    if raw[:1] == b"\0" and any(raw[1:]):
+        return "@" + raw[1:].rstrip(b"\0").decode("utf-8", "backslashreplace")
+    nul = raw.find(b"\0")
+    if nul == -1:
+        _add_err(root, experts, expert("proxy.v2.unix_unterminated", at, UNIX_LEN,
+                                       "UNIX address uses all 108 bytes without a NUL"))
+        return raw.decode("utf-8", "backslashreplace")
+    if any(raw[nul:]):
+        first = nul + next(k for k, b in enumerate(raw[nul:]) if b)
+        _add_err(root, experts, expert("proxy.v2.unix_padding", at + first, UNIX_LEN - first,
+                                       f"UNIX address has non-NUL byte 0x{raw[first]:02x} at "
+                                       f"offset {first}, after the terminating NUL at {nul}"))
+    return raw[:nul].decode("utf-8", "backslashreplace")
+
+
+def _check_crc(hdr: bytes, tlvp: TlvParser, base: int, root: Field, h: ProxyHeader,
+               experts: list[Expert]) -> None:
+    if not tlvp.crc_tlvs:
+        return
+    voff, stored = tlvp.crc_tlvs[0]
+    zeroed = hdr[:voff] + b"\0\0\0\0" + hdr[voff + 4 :]
+    computed = google_crc32c.value(zeroed)
+    ok = computed == stored
+    h.crc32c = "ok" if ok else "bad"
+    crc_node = next(f for f in root.walk() if f.name == "proxy.v2.tlv.crc32c"
+                    and f.offset == base + voff)
+    crc_node.add(Field("proxy.v2.tlv.crc32c.status", f"CRC32C status: {'Good' if ok else 'Bad'}",
+                       base + voff, 4, h.crc32c, generated=True))
+    crc_node.add(Field("proxy.v2.tlv.crc32c.computed", f"Computed CRC32C: 0x{computed:08x}",
+                       base + voff, 4, computed, generated=True))
+    if not ok:
+        _add_err(crc_node, experts,
+                 expert("proxy.v2.tlv.crc32c_mismatch", base + voff, 4,
+                        f"CRC32C is 0x{stored:08x} but the header computes to 0x{computed:08x}: "
+                        "receivers must treat the connection as invalid"))
+    for voff2, _ in tlvp.crc_tlvs[1:]:
+        _add_err(root, experts, expert("proxy.v2.tlv.crc32c_duplicate", base + voff2 - 3, 7,
+                                       "a second CRC32C TLV; only the first one is verified"))
