@@ -244,7 +244,7 @@ def pcapip_options(frame: Frame, registry: ToaRegistry = DEFAULT_REGISTRY) -> li
 
 
 def _family(tree: Field, name: str) -> int | None:
-    f = next((f for f in tree.children if f.name == name), None)
+    f = next((f for f in tree.children if f.name in (name, name + "6")), None)
     if f is None:
         return None
     return 4 if isinstance(f.value, ipaddress.IPv4Address) else 6

@@ -123,6 +123,10 @@ class _Body:
         return v
 
     def addr(self, rel: int, size: int, name: str, what: str) -> str:
+        # IPv6 forms get their own field (toa.addr6, toa.vip6), as in Wireshark (ip.addr vs
+        # ipv6.addr), so a display filter compares like with like.
+        if size == 16:
+            name += "6"
         raw = self.body[rel : rel + size]
         text = _ip_text(raw)
         shown = text if not is_v4_mapped(raw) else f"::ffff:{text} (IPv4-mapped: {text})"
