@@ -19,6 +19,18 @@ ST_TRUNCATED = 1 << 3  # captured bytes end before the headers (or payload) do: 
 ST_NOT_TCP_UDP = 1 << 4  # IP decoded, transport is neither TCP nor UDP (ICMP, ...)
 ST_BAD_HEADER = 1 << 5  # impossible header field (IHL < 5, TCP data offset < 5, ...)
 ST_PAYLOAD_CUT = 1 << 6  # headers complete but payload cut by the snap length
+# any of these bits: the TCP/UDP header was not decoded (PAYLOAD_CUT alone still has it)
+ST_NO_L4 = ST_UNKNOWN_LINK | ST_NOT_IP | ST_FRAGMENT | ST_TRUNCATED | ST_NOT_TCP_UDP | ST_BAD_HEADER
+# names used in status counts and reports, one per bit
+STATUS_NAMES: dict[int, str] = {
+    ST_UNKNOWN_LINK: "unknown_link",
+    ST_NOT_IP: "not_ip",
+    ST_FRAGMENT: "fragment",
+    ST_TRUNCATED: "truncated",
+    ST_NOT_TCP_UDP: "not_tcp_udp",
+    ST_BAD_HEADER: "bad_header",
+    ST_PAYLOAD_CUT: "payload_cut",
+}
 
 # --- TCP option-walk bits (opt_flags), computed by the decoder for every TCP segment.
 OPT_TOA_CANDIDATE = 1 << 0  # an option whose kind is in the TOA kind set

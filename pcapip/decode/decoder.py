@@ -1,0 +1,171 @@
+"""Turn a FrameBatch into Packets columns with the decode kernel."""
+
+from __future__ import annotations
+
+from collections.abc import Collection
+from functools import lru_cache
+
+import numpy as np
+
+from pcapip.sources import accel
+from pcapip.sources.batch import FrameBatch
+
+from .columns import Packets
+from .kernel import decode_frames
+
+DEFAULT_TOA_KINDS: frozenset[int] = frozenset({200, 254, 253, 201, 250, 252, 249, 28})
+
+# Batches at least this large compile even if nothing imported numba yet (~0.3 s to
+# import and load the cached kernel, what the pure loop spends on ~50k frames).
+COMPILE_MIN_PACKETS = 50_000
+# Once numba is loaded (the source decided the capture is large), batches this large compile.
+COMPILED_LOADED_MIN = 128
+
+# (name, dtype) of every column the kernel fills, in kernel argument order
+OUTPUT_COLUMNS: tuple[tuple[str, type], ...] = (
+    ("status", np.uint16),
+    ("ipver", np.uint8),
+    ("proto", np.uint8),
+    ("ttl", np.uint8),
+    ("src_hi", np.uint64),
+    ("src_lo", np.uint64),
+    ("dst_hi", np.uint64),
+    ("dst_lo", np.uint64),
+    ("ip_off", np.int32),
+    ("l4_off", np.int32),
+    ("sport", np.uint16),
+    ("dport", np.uint16),
+    ("tcp_flags", np.uint16),
+    ("seq", np.uint32),
+    ("ack", np.uint32),
+    ("win", np.uint16),
+    ("tcp_hlen", np.uint8),
+    ("opt_off", np.int32),
+    ("opt_len", np.int32),
+    ("opt_flags", np.uint8),
+    ("pay_off", np.int32),
+    ("pay_len", np.int32),
+    ("pay_cap", np.int32),
+)
+
+
+@lru_cache(maxsize=32)
+def _toa_masks(kinds: frozenset[int]) -> tuple[np.ndarray, list[bool]]:
+    mask = np.zeros(256, dtype=np.bool_)
+    for k in kinds:
+        if not isinstance(k, int | np.integer) or not 0 <= int(k) <= 255:
+            raise ValueError(f"TOA option kind must be an integer 0-255, got {k!r}")
+        mask[int(k)] = True
+    return mask, mask.tolist()
+
+
+def toa_mask(kinds: Collection[int]) -> np.ndarray:
+    """The 256-entry bool mask the decoder uses for ``OPT_TOA_CANDIDATE``."""
+    return _toa_masks(frozenset(kinds))[0]
+
+
+def _backend(requested: str | None, n: int) -> str:
+    want = n >= COMPILE_MIN_PACKETS or (accel.numba_loaded() and n >= COMPILED_LOADED_MIN)
+    return accel.choose(requested, want_compiled=want)
+
+
+def _check_bounds(batch: FrameBatch) -> None:
+    """A compiled kernel does no bounds checks: refuse frames that lie outside the buffer."""
+    if len(batch) == 0:
+        return
+    if int(batch.offset.min()) < 0 or int(batch.caplen.min()) < 0:
+        raise ValueError("FrameBatch has a negative frame offset or length")
+    if int((batch.offset + batch.caplen).max()) > batch.data.shape[0]:
+        raise ValueError("FrameBatch has frames extending past its data buffer")
+
+
+def decode(
+    batch: FrameBatch,
+    *,
+    toa_kinds: Collection[int] = DEFAULT_TOA_KINDS,
+    backend: str | None = None,
+) -> Packets:
+    """Decode every frame of the batch into columns (one row per frame, none dropped).
+
+    Frames that cannot be decoded to TCP/UDP keep their row with ST_* bits
+    saying why. ``toa_kinds`` sets which TCP option kinds raise
+    ``OPT_TOA_CANDIDATE``; ``backend`` ("auto", "pure", "compiled") picks the
+    loop implementation (auto: compiled for large batches or when numba is
+    already loaded, pure otherwise; ``PCAPIP_PURE_PYTHON=1`` forces pure).
+    """
+    n = len(batch)
+    data = batch.data
+    if data.dtype != np.uint8 or data.ndim != 1 or not data.flags.c_contiguous:
+        data = np.ascontiguousarray(data, dtype=np.uint8).reshape(-1)
+    offset = np.ascontiguousarray(batch.offset, dtype=np.int64)
+    caplen = np.ascontiguousarray(batch.caplen, dtype=np.int64)
+    origlen = np.ascontiguousarray(batch.origlen, dtype=np.int64)
+    linktype = np.ascontiguousarray(batch.linktype, dtype=np.int32)
+    _check_bounds(batch)
+    mask_np, mask_list = _toa_masks(frozenset(toa_kinds))
+    chosen = _backend(backend, n)
+    if chosen == accel.BACKEND_COMPILED:
+        outs = [np.empty(n, dtype=dt) for _, dt in OUTPUT_COLUMNS]
+        decode_frames.run(chosen, data, offset, caplen, origlen, linktype, mask_np, n, *outs)
+        cols = dict(zip((name for name, _ in OUTPUT_COLUMNS), outs, strict=True))
+    else:
+        lists: list[list[int]] = [[0] * n for _ in OUTPUT_COLUMNS]
+        decode_frames.py_func(
+            memoryview(data),
+            offset.tolist(),
+            caplen.tolist(),
+            origlen.tolist(),
+            linktype.tolist(),
+            mask_list,
+            n,
+            *lists,
+        )
+        cols = {
+            name: np.array(values, dtype=dt)
+            for (name, dt), values in zip(OUTPUT_COLUMNS, lists, strict=True)
+        }
+    first = int(batch.first_frame)
+    return Packets(
+        frame=np.arange(first, first + n, dtype=np.int64),
+        ts_ns=np.asarray(batch.ts_ns, dtype=np.int64),
+        caplen=caplen,
+        origlen=origlen,
+        linktype=linktype,
+        iface=np.asarray(batch.iface, dtype=np.int32),
+        frame_off=offset,
+        data=data,
+        **cols,
+    )
+
+
+def warm_compiled() -> float:
+    """Import numba and load (compiling on a first-ever run) every engine kernel.
+
+    Returns the seconds it took. Sources and decode do this on their own when
+    a capture is large enough; calling it up front moves that one-time cost
+    (~0.3-0.5 s: the numba import and the cache load) out of the first batch,
+    e.g. to report it separately or to pay it while a user is still typing.
+    Returns 0.0 without doing anything when the compiled path is unavailable
+    or switched off.
+    """
+    import time
+
+    from pcapip.sources import walk
+
+    t0 = time.perf_counter()
+    if accel.choose(None, want_compiled=True) != accel.BACKEND_COMPILED:
+        return 0.0
+    buf = np.zeros(64, dtype=np.uint8)
+    i64 = [np.zeros(1, dtype=np.int64) for _ in range(4)]
+    walk.walk_pcap.compiled()(buf, 0, 0, False, 16, 1000, 262144, 1, *i64)
+    i32 = [np.zeros(1, dtype=np.int32) for _ in range(3)]
+    walk.walk_pcapng.compiled()(
+        buf, 0, 0, False, 0, i32[0], i64[0], i64[1], i64[2], i64[3], i64[0], 0, 1 << 20, 1,
+        i64[0], i64[1], i64[2], i64[3], i32[1], i32[2], i64[0],
+    )  # fmt: skip
+    outs = [np.empty(1, dtype=dt) for _, dt in OUTPUT_COLUMNS]
+    mask = _toa_masks(DEFAULT_TOA_KINDS)[0]
+    one = np.zeros(1, dtype=np.int64)
+    decode_frames.compiled()(buf, one, one, one, np.ones(1, dtype=np.int32), mask, 0, *outs)
+    accel.settle()
+    return time.perf_counter() - t0

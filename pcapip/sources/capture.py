@@ -1,0 +1,382 @@
+"""CaptureSource: stream a capture as batches of frames, in bounded memory.
+
+The file is read in chunks (8 MiB by default) into fresh numpy buffers; a
+record walk finds the frames in each chunk and every batch points into its
+chunk. A buffer is never written again once frames in it have been handed
+out, so consumers may keep batches (and slices of their bytes) as long as
+they like, while memory stays flat however large the file is.
+
+Damage stops the walk: the frames before it are yielded first, then a
+CaptureError names the file, the 1-based number of the frame that could not
+be read and the byte offset (in the decompressed stream) where damage starts.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+
+import numpy as np
+
+from ..errors import CaptureError
+from . import accel
+from . import walk as w
+from .batch import FrameBatch
+from .formats import Damage, Interface, WalkResult
+from .linktypes import SUPPORTED_LINKTYPES, linktype_name
+from .pcap import MAGICS as PCAP_MAGICS
+from .pcap import PcapFormat
+from .pcapng import PcapngFormat
+from .stream import InputStream
+
+DEFAULT_CHUNK = 2 * 1024 * 1024
+# Inputs expected to hold fewer frames than this are walked (and so decoded) in pure
+# Python: importing numba and loading the cached kernels costs ~0.3 s, what the pure
+# path spends on roughly this many frames.
+COMPILE_MIN_FRAMES = 50_000
+# Once numba is imported (by anyone), inputs of this size walk compiled from the start.
+LOADED_MIN_BYTES = 1 << 20
+# Frames walked in pure Python to estimate the average record size before deciding.
+SAMPLE_FRAMES = 2048
+# gzip hides the uncompressed size; captures typically compress 2-5x.
+GZIP_RATIO_GUESS = 3
+
+PCAPNG_MAGIC = b"\x0a\x0d\x0d\x0a"
+
+# magic bytes of things people mistake for captures, for a helpful message
+_OTHER_MAGICS: tuple[tuple[bytes, str], ...] = (
+    (b"\x28\xb5\x2f\xfd", "zstd-compressed data (decompress it first; gzip is read directly)"),
+    (b"\xfd7zXZ", "xz-compressed data (decompress it first; gzip is read directly)"),
+    (b"BZh", "bzip2-compressed data (decompress it first; gzip is read directly)"),
+    (b"PK\x03\x04", "a zip archive"),
+    (b"snoop", "a Solaris snoop capture (convert it with editcap -F pcap)"),
+    (b"XCP\x00", "a NetXray/Sniffer capture (convert it with editcap -F pcap)"),
+)
+
+
+def _describe_unknown(magic: bytes) -> str:
+    for prefix, what in _OTHER_MAGICS:
+        if magic.startswith(prefix[: len(magic)]) and len(magic) >= min(len(prefix), 3):
+            return f"not a pcap or pcapng capture: this is {what}"
+    if magic and all(32 <= b < 127 or b in (9, 10, 13) for b in magic):
+        return f"not a pcap or pcapng capture: it starts with text {magic.decode('ascii')!r}"
+    return f"not a pcap or pcapng capture: unknown magic 0x{magic.hex()}"
+
+
+class CaptureSource:
+    """A capture file (or ``-`` for stdin) as an iterable of FrameBatch.
+
+    Use as a context manager; iterate once. Attributes ``format``,
+    ``compressed`` and (for pcap) ``interfaces`` are known right after opening;
+    pcapng interfaces accumulate as their blocks are read.
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        batch_size: int = 65536,
+        backend: str | None = None,
+        chunk_size: int = DEFAULT_CHUNK,
+    ) -> None:
+        self.path = os.fspath(path) if path != "-" else "-"
+        if batch_size < 1:
+            raise ValueError("batch_size must be at least 1")
+        if backend is not None and backend not in accel.BACKENDS:
+            raise ValueError(f"unknown backend {backend!r}")
+        self.batch_size = int(batch_size)
+        self.frames_read = 0
+        self.bytes_read = 0
+        self.backend_used: set[str] = set()
+        self._backend = backend
+        self._chunk = max(int(chunk_size), 4096)
+        self._caplen_gt_orig: list[int] = []  # [count, first frame, offset, caplen, origlen]
+        self._link_seen: dict[int, tuple[int, int]] = {}  # unsupported linktype -> (frame, offset)
+        self._closed = False
+        self._iter: Iterator[FrameBatch] | None = None
+        self._walk_backend: str | None = None  # decided after a sample of frames
+        self._sample_bytes = 0
+
+        self._stream = InputStream(self.path)
+        self.compressed = self._stream.compressed
+        magic = self._stream.magic
+        try:
+            if not magic:
+                raise CaptureError(self.path, "empty file (no capture header)", frame=1, offset=0)
+            if magic[:4] == PCAPNG_MAGIC:
+                self._fmt: PcapFormat | PcapngFormat = PcapngFormat(magic)
+            elif magic[:4] in PCAP_MAGICS:
+                self._fmt = PcapFormat(magic)
+            elif len(magic) < 4:
+                raise CaptureError(
+                    self.path,
+                    f"not a capture file: only {len(magic)} byte{'s' if len(magic) > 1 else ''}",
+                    frame=1,
+                    offset=0,
+                )
+            else:
+                raise CaptureError(self.path, _describe_unknown(magic), frame=1, offset=0)
+            self.format = self._fmt.name
+            # first buffer: the sniffed magic, then as much as the input gives
+            self._buf = np.empty(self._chunk, dtype=np.uint8)
+            self._buf[: len(magic)] = np.frombuffer(magic, dtype=np.uint8)
+            self._filled = len(magic)
+            self._base = 0
+            self._pos = 0
+            self._read_more()
+            self._start()
+        except BaseException:
+            self._stream.close()
+            raise
+
+    # --- public ------------------------------------------------------------------------------
+    @property
+    def interfaces(self) -> list[Interface]:
+        return self._fmt.interfaces
+
+    @property
+    def linktype(self) -> int | None:
+        """Link type of the first interface (None before a pcapng IDB is read)."""
+        ifs = self._fmt.interfaces
+        return ifs[0].linktype if ifs else None
+
+    @property
+    def snaplen(self) -> int | None:
+        ifs = self._fmt.interfaces
+        return ifs[0].snaplen if ifs else None
+
+    @property
+    def sections(self) -> list[dict[str, str]]:
+        return getattr(self._fmt, "sections", [])
+
+    @property
+    def warnings(self) -> list[str]:
+        """One-line notes about oddities that did not stop reading (so far)."""
+        out: list[str] = []
+        if self._caplen_gt_orig:
+            count, frame, offset, cap, orig = self._caplen_gt_orig
+            more = f"; {count} packets like this" if count > 1 else ""
+            out.append(
+                f"{self.path}, packet {frame}, byte offset {offset}: captured length {cap} is "
+                f"larger than the length on the wire {orig}{more} (damaged record header; "
+                "the captured bytes are kept, lengths inside the packet decide what is payload)"
+            )
+        for lt, (frame, offset) in sorted(self._link_seen.items()):
+            out.append(
+                f"{self.path}, packet {frame}, byte offset {offset}: {linktype_name(lt)} is not "
+                "supported; its frames are counted as undecoded"
+            )
+        if isinstance(self._fmt, PcapngFormat):
+            for message, pos in self._fmt.warnings:
+                out.append(f"{self.path}, byte offset {pos}: {message}")
+            if self._fmt.saw_spb:
+                out.append(
+                    f"{self.path}: simple packet blocks carry no timestamp; their frames get time 0"
+                )
+        return out
+
+    def __iter__(self) -> Iterator[FrameBatch]:
+        if self._iter is None:
+            self._iter = self._batches()
+        return self._iter
+
+    def close(self) -> None:
+        if not self._closed:
+            self._closed = True
+            self._stream.close()
+
+    def __enter__(self) -> CaptureSource:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        gz = ", gzip" if self.compressed else ""
+        return f"<CaptureSource {self.path!r} {self.format}{gz}, {self.frames_read} frames read>"
+
+    # --- internals ---------------------------------------------------------------------------
+    def _error(self, message: str, pos: int) -> CaptureError:
+        """The error for damage at buffer position ``pos``: the next frame could not be read."""
+        return CaptureError(self.path, message, frame=self.frames_read + 1, offset=self._base + pos)
+
+    def _read_more(self, need: int = 0) -> bool:
+        """Read more input after the unconsumed bytes; False at end of input.
+
+        Appends into the current buffer while it has room (bytes already handed
+        out are never touched); otherwise moves the unconsumed tail into a
+        fresh buffer big enough for ``need`` bytes.
+        """
+        tail = self._filled - self._pos
+        if self._filled >= len(self._buf) or (need and self._pos + need > len(self._buf)):
+            size = max(self._chunk, need, tail + 4096)
+            fresh = np.empty(size, dtype=np.uint8)
+            fresh[:tail] = self._buf[self._pos : self._filled]
+            self._base += self._pos
+            self._buf, self._pos, self._filled = fresh, 0, tail
+        n = self._stream.readinto(memoryview(self._buf)[self._filled :])
+        self._filled += n
+        self.bytes_read += n
+        return n > 0
+
+    def _start(self) -> None:
+        while True:
+            eof = self._stream._eof
+            try:
+                new = self._fmt.start(self._buf, self._pos, self._filled, eof)
+            except Damage as d:
+                raise self._stream_or(d.message, d.pos) from None
+            if new >= 0:
+                self._pos = new
+                return
+            if not self._read_more(self._fmt.needed(self._buf, self._pos, self._filled)):
+                try:
+                    self._fmt.start(self._buf, self._pos, self._filled, True)
+                except Damage as d:
+                    raise self._stream_or(d.message, d.pos) from None
+                raise self._error("truncated file header", self._pos)
+
+    def _control(self) -> int:
+        """Let the format parse a control block; its warnings get absolute offsets."""
+        fmt = self._fmt
+        warnings = getattr(fmt, "warnings", None)
+        before = len(warnings) if warnings is not None else 0
+        new = fmt.control(self._buf, self._pos, self._filled, self._stream._eof)
+        if warnings is not None:
+            for k in range(before, len(warnings)):
+                message, pos = warnings[k]
+                warnings[k] = (message, self._base + pos)
+        return new
+
+    def _stream_or(self, message: str, pos: int) -> CaptureError:
+        """Prefer the decompression error over its symptom (a truncated record)."""
+        if self._stream.error:
+            return self._error(self._stream.error, self._filled)
+        return self._error(message, pos)
+
+    def _backend_for(self) -> str:
+        """The walk backend for the next call: decided once, from a sample of frames.
+
+        Explicit choices apply at once. ``auto`` walks the first frames in pure
+        Python, estimates the file's frame count from their average size and
+        compiles only if the file is large; a stream of unknown size switches
+        once enough frames have gone by.
+        """
+        if self._walk_backend is not None:
+            return self._walk_backend
+        if self._backend not in (None, accel.BACKEND_AUTO) or accel.pure_forced():
+            self._walk_backend = accel.choose(self._backend, want_compiled=False)
+            return self._walk_backend
+        seen = self.frames_read
+        if accel.numba_loaded() and (self._stream.size_hint >= LOADED_MIN_BYTES or seen >= 256):
+            # numba is already paid for: only the call overhead is left to amortise
+            self._walk_backend = accel.choose(None, want_compiled=True)
+        elif seen >= COMPILE_MIN_FRAMES:
+            self._walk_backend = accel.choose(None, want_compiled=True)
+        elif seen >= SAMPLE_FRAMES and self._stream.size_hint and self._sample_bytes:
+            total = self._stream.size_hint * (GZIP_RATIO_GUESS if self.compressed else 1)
+            estimate = seen * total / self._sample_bytes
+            self._walk_backend = accel.choose(None, want_compiled=estimate >= COMPILE_MIN_FRAMES)
+        return self._walk_backend or accel.BACKEND_PURE
+
+    def _batches(self) -> Iterator[FrameBatch]:
+        fmt = self._fmt
+        view = memoryview(self._buf)
+        view_of = self._buf
+        try:
+            while not self._closed:
+                if view_of is not self._buf:
+                    view, view_of = memoryview(self._buf), self._buf
+                backend = self._backend_for()
+                self.backend_used.add(backend)
+                limit = self.batch_size
+                if self._walk_backend is None:
+                    limit = min(limit, SAMPLE_FRAMES)
+                start = self._base + self._pos
+                res = fmt.walk(self._buf, view, self._pos, self._filled, backend, limit)
+                if self._walk_backend is None:
+                    self._sample_bytes += self._base + res.pos - start
+                if res.n:
+                    batch = self._make_batch(res)
+                    self._pos = res.pos
+                    self.frames_read += res.n
+                    yield batch
+                self._pos = res.pos
+                status = res.status
+                if status == w.WALK_FULL:
+                    continue
+                if status == w.WALK_CONTROL:
+                    try:
+                        new = self._control()
+                    except Damage as d:
+                        raise self._stream_or(d.message, d.pos) from None
+                    if new >= 0:
+                        self._pos = new
+                        continue
+                    status = w.WALK_NEED_MORE
+                if status == w.WALK_NEED_MORE:
+                    if self._read_more(fmt.needed(self._buf, self._pos, self._filled)):
+                        continue
+                    if self._pos >= self._filled:
+                        if self._stream.error:
+                            raise self._error(self._stream.error, self._pos)
+                        return
+                    raise self._stream_or(
+                        fmt.truncation(self._buf, self._pos, self._filled), self._pos
+                    )
+                raise self._error(fmt.describe(status, res.detail, self._buf, self._pos), self._pos)
+        finally:
+            self._stream.close()
+
+    def _make_batch(self, res: WalkResult) -> FrameBatch:
+        first = self.frames_read + 1
+        file_offset = res.record + self._base
+        over = res.caplen > res.origlen
+        if over.any():
+            idx = int(np.argmax(over))
+            count = int(np.count_nonzero(over))
+            if self._caplen_gt_orig:
+                self._caplen_gt_orig[0] += count
+            else:
+                self._caplen_gt_orig = [
+                    count,
+                    first + idx,
+                    int(file_offset[idx]),
+                    int(res.caplen[idx]),
+                    int(res.origlen[idx]),
+                ]
+        lt0 = int(res.linktype[0])
+        lts = [lt0] if bool((res.linktype == lt0).all()) else np.unique(res.linktype).tolist()
+        for lt in lts:
+            if lt not in SUPPORTED_LINKTYPES and lt not in self._link_seen:
+                idx = int(np.argmax(res.linktype == lt))
+                self._link_seen[lt] = (first + idx, int(file_offset[idx]))
+        return FrameBatch(
+            data=self._buf,
+            offset=res.offset,
+            caplen=res.caplen,
+            origlen=res.origlen,
+            ts_ns=res.ts_ns,
+            linktype=res.linktype,
+            iface=res.iface,
+            file_offset=file_offset,
+            first_frame=first,
+        )
+
+
+def open_capture(
+    path: str | os.PathLike[str],
+    *,
+    batch_size: int = 65536,
+    backend: str | None = None,
+    chunk_size: int = DEFAULT_CHUNK,
+) -> CaptureSource:
+    """Open a pcap/pcapng file (optionally gzip-compressed), or ``-`` for stdin.
+
+    The format is recognised from the magic bytes, never from the name.
+    ``backend`` ("auto", "pure", "compiled") selects the record-walk
+    implementation; auto compiles only for inputs large enough to pay off.
+    Raises CaptureError (one clear line) when the input cannot be opened or
+    is not a capture.
+    """
+    return CaptureSource(path, batch_size=batch_size, backend=backend, chunk_size=chunk_size)

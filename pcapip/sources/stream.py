@@ -1,0 +1,186 @@
+"""Byte input for capture readers: a file, stdin, either possibly gzip-compressed.
+
+Compression is recognised by its magic bytes, never by the file name, so
+``capture.pcap`` that is really gzip and ``capture.gz`` that is really plain
+both work. Reads go straight into the caller's numpy buffer (``readinto``), so
+an uncompressed file costs one copy (kernel to buffer) and no Python objects
+per chunk.
+
+Pipes get special care: ``tcpdump -w - | pcapip analyze -`` must see packets
+as they arrive, so a read on a pipe returns as soon as some bytes are there
+instead of waiting for a full chunk.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import gzip
+import io
+import os
+import select
+import stat
+import sys
+import zlib
+
+from ..errors import CaptureError
+
+GZIP_MAGIC = b"\x1f\x8b"
+
+
+class _Prefixed(io.RawIOBase):
+    """A raw stream that first returns bytes already read (the sniffed magic)."""
+
+    def __init__(self, prefix: bytes, raw: io.RawIOBase) -> None:
+        super().__init__()
+        self._prefix = prefix
+        self._raw = raw
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, b) -> int:  # type: ignore[override]
+        if self._prefix:
+            n = min(len(b), len(self._prefix))
+            b[:n] = self._prefix[:n]
+            self._prefix = self._prefix[n:]
+            return n
+        return self._raw.readinto(b) or 0
+
+    def fileno(self) -> int:
+        return self._raw.fileno()
+
+
+def _read_exact_prefix(raw: io.RawIOBase, n: int) -> bytes:
+    """Read up to n bytes, looping over short reads (a pipe may deliver 1 byte at a time)."""
+    out = bytearray()
+    while len(out) < n:
+        chunk = raw.read(n - len(out))
+        if not chunk:
+            break
+        out += chunk
+    return bytes(out)
+
+
+class InputStream:
+    """Where capture bytes come from. ``magic`` holds the first bytes, already consumed."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self.compressed = False
+        self.interactive = False  # a pipe/terminal: deliver what is there, don't wait for more
+        self.size_hint = 0  # bytes of the underlying file when known (0: unknown)
+        self.error: str | None = None  # decompression failure, reported after the good data
+        self._fd = -1
+        self._raw: io.RawIOBase
+        self._gz: gzip.GzipFile | None = None
+        self._eof = False
+
+        try:
+            if path == "-":
+                self._fd = sys.stdin.fileno()
+                self._raw = io.FileIO(self._fd, "rb", closefd=False)
+            else:
+                self._raw = io.FileIO(path, "rb")
+                self._fd = self._raw.fileno()
+            st = os.fstat(self._fd)
+        except OSError as exc:
+            raise CaptureError(path, f"cannot open: {exc.strerror or exc}") from None
+        except (ValueError, AttributeError):  # stdin closed, None, or not backed by a file
+            raise CaptureError(path, "cannot open: no usable standard input") from None
+        if path == "-" and os.isatty(self._fd):
+            raise CaptureError(
+                path, "stdin is a terminal: pipe a capture into it (e.g. tcpdump -w - | ...)"
+            )
+        if stat.S_ISDIR(st.st_mode):
+            self.close()
+            raise CaptureError(path, "cannot open: is a directory")
+        if stat.S_ISREG(st.st_mode):
+            self.size_hint = st.st_size
+            with contextlib.suppress(AttributeError, OSError):
+                os.posix_fadvise(self._fd, 0, 0, os.POSIX_FADV_SEQUENTIAL)
+        else:
+            self.interactive = True
+
+        try:
+            head = _read_exact_prefix(self._raw, 4)
+        except OSError as exc:
+            self.close()
+            raise CaptureError(
+                path, f"cannot read: {exc.strerror or exc}", frame=1, offset=0
+            ) from None
+
+        if head[:2] == GZIP_MAGIC:
+            self.compressed = True
+            self._gz = gzip.GzipFile(fileobj=_Prefixed(head, self._raw), mode="rb")
+            try:
+                head = self._gz.read(4)
+            except (OSError, EOFError, zlib.error) as exc:
+                self.close()
+                raise CaptureError(
+                    path, f"corrupt gzip data: {_gzip_reason(exc)}", frame=1, offset=0
+                ) from None
+        self.magic = head
+
+    def fileno(self) -> int:
+        return self._fd
+
+    def readinto(self, view: memoryview) -> int:
+        """Fill ``view`` (as far as this kind of input allows); 0 means end of input.
+
+        Files and gzip streams are read until the view is full; pipes return
+        after the first read plus whatever is immediately available. A
+        decompression error ends the input and is kept in ``self.error``.
+        """
+        if self._eof or len(view) == 0:
+            return 0
+        total = 0
+        try:
+            while total < len(view):
+                n = self._read_some(view[total:])
+                if n == 0:
+                    self._eof = True
+                    break
+                total += n
+                if self.interactive and not self._more_ready():
+                    break
+        except (OSError, EOFError, zlib.error) as exc:
+            self.error = (
+                f"corrupt gzip data: {_gzip_reason(exc)}"
+                if self._gz is not None
+                else f"read error: {getattr(exc, 'strerror', None) or exc}"
+            )
+            self._eof = True
+        return total
+
+    def _read_some(self, view: memoryview) -> int:
+        if self._gz is not None:
+            # read1 hands back what one decompression step produced, so a damaged
+            # stream loses only the step that fails, never the data before it
+            data = self._gz.read1(min(len(view), 1 << 20))
+            view[: len(data)] = data
+            return len(data)
+        return self._raw.readinto(view) or 0
+
+    def _more_ready(self) -> bool:
+        try:
+            ready, _, _ = select.select([self._fd], [], [], 0)
+        except (OSError, ValueError):
+            return False
+        return bool(ready)
+
+    def close(self) -> None:
+        if self._gz is not None:
+            with contextlib.suppress(Exception):
+                self._gz.close()
+            self._gz = None
+        raw = getattr(self, "_raw", None)
+        if raw is not None:
+            with contextlib.suppress(Exception):
+                raw.close()
+
+
+def _gzip_reason(exc: BaseException) -> str:
+    if isinstance(exc, EOFError):
+        return "the compressed stream ends early"
+    text = str(exc) or type(exc).__name__
+    return text[0].lower() + text[1:] if text else text

@@ -1,0 +1,354 @@
+"""Record walks: find the frames in a buffer of capture-file bytes.
+
+These loops are the floor of the whole pipeline (every record of a 5 GB file
+passes through them), so they are kernels: plain Python that also compiles
+under numba (see ``accel``). They only read and validate record framing; the
+per-format headers (pcap file header, pcapng SHB/IDB) are parsed in Python by
+the readers, which hand the kernels what they need as plain numbers/arrays.
+
+Byte composition is spelled out inline (no helper calls) because a compiled
+kernel can only call other compiled functions, while the pure twin must not
+import numba. Bytes are combined with multiplications, not shifts: numba
+types ``uint8 << int`` as uint64, and uint64 meeting int64 becomes float64.
+Every integer stays below 2**63 so CPython and numba agree.
+
+Each walk returns ``(records, next_position, status, detail)``.
+"""
+
+from __future__ import annotations
+
+from .accel import kernel
+
+# walk status codes
+WALK_FULL = 0  # max_records frames produced; call again from next_position
+WALK_NEED_MORE = 1  # the next record is not complete in the buffer
+WALK_BAD_CAPLEN = 2  # pcap record header with an absurd captured length (detail: caplen)
+WALK_CONTROL = 3  # pcapng SHB or IDB at next_position: the reader parses it
+WALK_BAD_BLOCK_LEN = (
+    4  # pcapng block total length < 12, not a multiple of 4, or absurd (detail: length)
+)
+WALK_BAD_TRAILER = 5  # pcapng trailing block length differs from the leading one (detail: trailer)
+WALK_BAD_IFACE = 6  # packet block names an interface the section has not described (detail: id)
+WALK_BAD_PKT_LEN = 7  # packet block's captured length does not fit in the block (detail: caplen)
+
+INT64_MAX = 9223372036854775807
+_SECS_MAX = 9223372035  # seconds that still fit in int64 nanoseconds (with the fraction)
+
+# pcapng timestamp conversion modes (per interface)
+TS_DEC_MUL = 0  # decimal resolution 10^-r, r <= 9: ns = frac * (10^(9-r))
+TS_DEC_DIV = 1  # decimal resolution 10^-r, r > 9: ns = frac // 10^(r-9)
+TS_BIN = 2  # binary resolution 2^-s
+
+BT_SHB = 0x0A0D0D0A
+BT_IDB = 1
+BT_PB = 2  # obsolete Packet Block
+BT_SPB = 3
+BT_EPB = 6
+
+
+@kernel
+def walk_pcap(
+    buf,
+    pos,
+    end,
+    big,
+    hdr_len,
+    frac_mult,
+    max_caplen,
+    max_records,
+    out_off,
+    out_caplen,
+    out_origlen,
+    out_ts,
+):
+    """Walk classic pcap records from ``pos`` up to ``end``.
+
+    ``hdr_len`` is 16 (24 for the Kuznetzov "modified" format, whose extra
+    fields are ignored); ``frac_mult`` 1000 for microsecond files, 1 for
+    nanosecond files.
+    """
+    n = 0
+    status = WALK_FULL
+    detail = 0
+    while n < max_records:
+        if end - pos < hdr_len:
+            status = WALK_NEED_MORE
+            break
+        if big:
+            sec = (
+                (buf[pos] * 16777216) | (buf[pos + 1] * 65536) | (buf[pos + 2] * 256) | buf[pos + 3]
+            )
+            frac = (
+                (buf[pos + 4] * 16777216)
+                | (buf[pos + 5] * 65536)
+                | (buf[pos + 6] * 256)
+                | buf[pos + 7]
+            )
+            caplen = (
+                (buf[pos + 8] * 16777216)
+                | (buf[pos + 9] * 65536)
+                | (buf[pos + 10] * 256)
+                | buf[pos + 11]
+            )
+            origlen = (
+                (buf[pos + 12] * 16777216)
+                | (buf[pos + 13] * 65536)
+                | (buf[pos + 14] * 256)
+                | buf[pos + 15]
+            )
+        else:
+            sec = (
+                (buf[pos + 3] * 16777216) | (buf[pos + 2] * 65536) | (buf[pos + 1] * 256) | buf[pos]
+            )
+            frac = (
+                (buf[pos + 7] * 16777216)
+                | (buf[pos + 6] * 65536)
+                | (buf[pos + 5] * 256)
+                | buf[pos + 4]
+            )
+            caplen = (
+                (buf[pos + 11] * 16777216)
+                | (buf[pos + 10] * 65536)
+                | (buf[pos + 9] * 256)
+                | buf[pos + 8]
+            )
+            origlen = (
+                (buf[pos + 15] * 16777216)
+                | (buf[pos + 14] * 65536)
+                | (buf[pos + 13] * 256)
+                | buf[pos + 12]
+            )
+        if caplen > max_caplen:
+            status = WALK_BAD_CAPLEN
+            detail = caplen
+            break
+        if end - pos - hdr_len < caplen:
+            status = WALK_NEED_MORE
+            break
+        out_off[n] = pos + hdr_len
+        out_caplen[n] = caplen
+        out_origlen[n] = origlen
+        out_ts[n] = sec * 1000000000 + frac * frac_mult
+        n += 1
+        pos += hdr_len + caplen
+    return n, pos, status, detail
+
+
+@kernel
+def walk_pcapng(
+    buf,
+    pos,
+    end,
+    big,
+    n_if,
+    if_lt,
+    if_snap,
+    if_mode,
+    if_a,
+    if_b,
+    if_secoff,
+    if_base,
+    max_block,
+    max_records,
+    out_off,
+    out_caplen,
+    out_origlen,
+    out_ts,
+    out_iface,
+    out_lt,
+    out_rec,
+):
+    """Walk pcapng blocks of one section from ``pos`` up to ``end``.
+
+    Packet blocks (EPB, SPB, obsolete PB) become frames; blocks pcapip does
+    not use (NRB, ISB, DSB, custom, unknown) are validated and skipped; SHB
+    and IDB stop the walk (``WALK_CONTROL``) so the reader can parse them and
+    call again with the section's updated interface table.
+
+    Interface ``k`` of the section has link type ``if_lt[k]``, snap length
+    ``if_snap[k]``, timestamp conversion ``(if_mode[k], if_a[k], if_b[k])``
+    (see ``TS_*``) and ``if_secoff[k]`` seconds of ``if_tsoffset``; its
+    file-wide index is ``if_base + k``.
+    """
+    n = 0
+    status = WALK_FULL
+    detail = 0
+    while n < max_records:
+        if end - pos < 8:
+            status = WALK_NEED_MORE
+            break
+        if big:
+            btype = (
+                (buf[pos] * 16777216) | (buf[pos + 1] * 65536) | (buf[pos + 2] * 256) | buf[pos + 3]
+            )
+            blen = (
+                (buf[pos + 4] * 16777216)
+                | (buf[pos + 5] * 65536)
+                | (buf[pos + 6] * 256)
+                | buf[pos + 7]
+            )
+        else:
+            btype = (
+                (buf[pos + 3] * 16777216) | (buf[pos + 2] * 65536) | (buf[pos + 1] * 256) | buf[pos]
+            )
+            blen = (
+                (buf[pos + 7] * 16777216)
+                | (buf[pos + 6] * 65536)
+                | (buf[pos + 5] * 256)
+                | buf[pos + 4]
+            )
+        if btype == BT_SHB:
+            status = WALK_CONTROL
+            break
+        if blen < 12 or (blen & 3) != 0 or blen > max_block:
+            status = WALK_BAD_BLOCK_LEN
+            detail = blen
+            break
+        if end - pos < blen:
+            status = WALK_NEED_MORE
+            break
+        t = pos + blen - 4
+        if big:
+            trailer = (buf[t] * 16777216) | (buf[t + 1] * 65536) | (buf[t + 2] * 256) | buf[t + 3]
+        else:
+            trailer = (buf[t + 3] * 16777216) | (buf[t + 2] * 65536) | (buf[t + 1] * 256) | buf[t]
+        if trailer != blen:
+            status = WALK_BAD_TRAILER
+            detail = trailer
+            break
+        if btype == BT_IDB:
+            status = WALK_CONTROL
+            break
+        if btype in (BT_EPB, BT_PB, BT_SPB):
+            hdr = 16 if btype == BT_SPB else 32
+            if blen < hdr:
+                status = WALK_BAD_BLOCK_LEN
+                detail = blen
+                break
+            q = pos + 8
+            if btype == BT_EPB:
+                if big:
+                    iface = (
+                        (buf[q] * 16777216) | (buf[q + 1] * 65536) | (buf[q + 2] * 256) | buf[q + 3]
+                    )
+                else:
+                    iface = (
+                        (buf[q + 3] * 16777216) | (buf[q + 2] * 65536) | (buf[q + 1] * 256) | buf[q]
+                    )
+            elif btype == BT_PB:
+                iface = ((buf[q] * 256) | buf[q + 1]) if big else ((buf[q + 1] * 256) | buf[q])
+            else:
+                iface = 0
+            if iface >= n_if:
+                status = WALK_BAD_IFACE
+                detail = iface
+                break
+            if btype == BT_SPB:
+                if big:
+                    origlen = (
+                        (buf[q] * 16777216) | (buf[q + 1] * 65536) | (buf[q + 2] * 256) | buf[q + 3]
+                    )
+                else:
+                    origlen = (
+                        (buf[q + 3] * 16777216) | (buf[q + 2] * 65536) | (buf[q + 1] * 256) | buf[q]
+                    )
+                caplen = blen - 16
+                if origlen < caplen:
+                    caplen = origlen
+                snap = if_snap[0]
+                if 0 < snap < caplen:
+                    caplen = snap
+                ns = 0
+                data = pos + 12
+            else:
+                if big:
+                    hi = (
+                        (buf[q + 4] * 16777216)
+                        | (buf[q + 5] * 65536)
+                        | (buf[q + 6] * 256)
+                        | buf[q + 7]
+                    )
+                    lo = (
+                        (buf[q + 8] * 16777216)
+                        | (buf[q + 9] * 65536)
+                        | (buf[q + 10] * 256)
+                        | buf[q + 11]
+                    )
+                    caplen = (
+                        (buf[q + 12] * 16777216)
+                        | (buf[q + 13] * 65536)
+                        | (buf[q + 14] * 256)
+                        | buf[q + 15]
+                    )
+                    origlen = (
+                        (buf[q + 16] * 16777216)
+                        | (buf[q + 17] * 65536)
+                        | (buf[q + 18] * 256)
+                        | buf[q + 19]
+                    )
+                else:
+                    hi = (
+                        (buf[q + 7] * 16777216)
+                        | (buf[q + 6] * 65536)
+                        | (buf[q + 5] * 256)
+                        | buf[q + 4]
+                    )
+                    lo = (
+                        (buf[q + 11] * 16777216)
+                        | (buf[q + 10] * 65536)
+                        | (buf[q + 9] * 256)
+                        | buf[q + 8]
+                    )
+                    caplen = (
+                        (buf[q + 15] * 16777216)
+                        | (buf[q + 14] * 65536)
+                        | (buf[q + 13] * 256)
+                        | buf[q + 12]
+                    )
+                    origlen = (
+                        (buf[q + 19] * 16777216)
+                        | (buf[q + 18] * 65536)
+                        | (buf[q + 17] * 256)
+                        | buf[q + 16]
+                    )
+                if caplen > blen - 32:
+                    status = WALK_BAD_PKT_LEN
+                    detail = caplen
+                    break
+                data = pos + 28
+                # timestamp ticks -> ns since the epoch, saturating instead of overflowing
+                if hi >= 2147483648:
+                    ns = INT64_MAX
+                else:
+                    ts = (hi << 32) | lo
+                    mode = if_mode[iface]
+                    a = if_a[iface]
+                    b = if_b[iface]
+                    if mode == TS_BIN:
+                        secs = ts >> a
+                        frac = ts - (secs << a)
+                        if a <= 33:
+                            fns = (frac * 1000000000) >> a
+                        else:
+                            fns = ((frac >> (a - 33)) * 1000000000) >> 33
+                    else:
+                        secs = ts // a
+                        frac = ts - secs * a
+                        fns = frac * b if mode == TS_DEC_MUL else frac // b
+                    secs += if_secoff[iface]
+                    if secs > _SECS_MAX:
+                        ns = INT64_MAX
+                    elif secs < -_SECS_MAX:
+                        ns = -INT64_MAX
+                    else:
+                        ns = secs * 1000000000 + fns
+            out_off[n] = data
+            out_caplen[n] = caplen
+            out_origlen[n] = origlen
+            out_ts[n] = ns
+            out_iface[n] = if_base + iface
+            out_lt[n] = if_lt[iface]
+            out_rec[n] = pos
+            n += 1
+        pos += blen
+    return n, pos, status, detail

@@ -1,0 +1,274 @@
+"""Capture sources against independent readers: every frame, byte for byte.
+
+Frame bytes and link types come from dpkt (pcap) or scapy (pcapng);
+timestamps, captured/original lengths and interface ids from tshark, whose
+``frame.time_epoch`` keeps nanoseconds.
+"""
+
+from __future__ import annotations
+
+import gzip
+import shutil
+import struct
+from pathlib import Path
+
+import numpy as np
+import pytest
+from engine_ref import (
+    PCAPS,
+    capture_files,
+    epoch_to_ns,
+    is_pcapng,
+    packet_rows,
+    read_capture,
+    reference_frames,
+)
+from tools import require_tool
+
+from pcapip.sources import open_capture
+
+CAPTURES = capture_files()
+IDS = [p.name for p in CAPTURES]
+
+
+def test_the_capture_set_covers_every_format_and_link_type():
+    """Guard the test matrix itself: formats, byte orders, resolutions, link types."""
+    names = {p.name for p in CAPTURES}
+    for required in (
+        "eth-mixed-us-le.pcap",
+        "eth-snap80-ns-be.pcap",
+        "raw101-ns-be.pcap",
+        "sll-us-be.pcap",
+        "sll2-ns-le.pcap",
+        "null-le.pcap",
+        "loop-be.pcap",
+        "multi-section.pcapng",
+        "all-links-be.pcapng",
+        "eth-mixed-us-le.pcap.gz",
+        "loopback-tcpdump.pcap",
+        "loopback-dumpcap.pcapng",
+        "toa-253-bad-record-lengths.pcap",
+    ):
+        assert required in names
+    seen = set()
+    for p in CAPTURES:
+        r = read_capture(p)
+        seen.update(int(x) for x in np.unique(r.linktype))
+    assert {0, 1, 12, 14, 101, 108, 113, 228, 229, 276} <= seen
+
+
+@pytest.mark.parametrize("path", CAPTURES, ids=IDS)
+def test_frames_match_dpkt_or_scapy(path: Path):
+    ours = read_capture(path)
+    ref = reference_frames(path)
+    assert len(ours.frames) == len(ref)
+    for i, (mine, theirs) in enumerate(zip(ours.frames, ref, strict=True)):
+        assert mine == theirs.data, f"frame {i + 1} bytes differ"
+        if theirs.linktype is not None:
+            assert ours.linktype[i] == theirs.linktype, f"frame {i + 1} link type"
+        assert ours.caplen[i] == len(theirs.data)
+        if theirs.origlen is not None:
+            assert ours.origlen[i] == theirs.origlen
+
+
+@pytest.mark.system
+@pytest.mark.parametrize("path", CAPTURES, ids=IDS)
+def test_times_lengths_interfaces_match_tshark(path: Path):
+    require_tool("tshark")
+    ours = read_capture(path)
+    rows = packet_rows(path)
+    assert len(rows) == len(ours.frames)
+    for i, row in enumerate(rows):
+        assert int(row["frame.number"]) >= i + 1
+        assert ours.ts_ns[i] == epoch_to_ns(row["frame.time_epoch"]), f"frame {i + 1} time"
+        assert ours.caplen[i] == int(row["frame.cap_len"])
+        assert ours.origlen[i] == int(row["frame.len"])
+    if is_pcapng(path):
+        # tshark shows the id local to the section; pcapip numbers IDBs file-wide
+        with open_capture(path) as src:
+            list(src)
+            ifaces = src.interfaces
+        first = {}
+        for itf in ifaces:
+            first.setdefault(itf.section, itf.index)
+        local = [int(x) - first[ifaces[int(x)].section] for x in ours.iface]
+        assert [int(r["frame.interface_id"]) for r in rows] == local
+    else:
+        assert not ours.iface.any()
+
+
+@pytest.mark.system
+def test_pcapng_link_types_match_tshark():
+    """tshark's encapsulation per frame, translated with a table learned from pcap files.
+
+    Each single-link-type pcap says its DLT (read by dpkt) and tshark says its
+    encapsulation, which gives the DLT -> encapsulation map used to check every
+    frame of the pcapng files, several sections and interfaces included.
+    """
+    require_tool("tshark")
+    import dpkt
+
+    to_encap: dict[int, int] = {}
+    for p in CAPTURES:
+        if is_pcapng(p) or p.suffix == ".gz":
+            continue
+        with open(p, "rb") as f:
+            dlt = dpkt.pcap.Reader(f).datalink()
+        encaps = {r["frame.encap_type"] for r in packet_rows(p)}
+        if len(encaps) == 1:
+            to_encap[dlt] = int(encaps.pop())
+    checked = 0
+    for p in CAPTURES:
+        if not is_pcapng(p):
+            continue
+        ours = read_capture(p)
+        rows = packet_rows(p)
+        for i, row in enumerate(rows):
+            assert to_encap[int(ours.linktype[i])] == int(row["frame.encap_type"]), (p.name, i + 1)
+            checked += 1
+    assert checked > 40
+
+
+def test_pcapng_sections_interfaces_and_block_kinds():
+    with open_capture(PCAPS / "multi-section.pcapng") as src:
+        frames = sum(len(b) for b in src)
+        assert src.format == "pcapng"
+        assert [s["byte_order"] for s in src.sections] == ["little", "big", "little"]
+        assert [i.linktype for i in src.interfaces] == [1, 101, 276, 113, 1, 0]
+        assert [i.section for i in src.interfaces] == [0, 0, 0, 1, 1, 2]
+        assert [i.ts_resolution for i in src.interfaces] == [
+            "1e-6",
+            "1e-9",
+            "2^-20",
+            "1e-3",
+            "1e-9",
+            "1e-6",
+        ]
+        assert src.interfaces[3].ts_offset == 3600
+        assert src.interfaces[0].name == "eth0"
+        assert any("simple packet blocks carry no timestamp" in w for w in src.warnings)
+    # EPB x9, SPB x1, PB x2 (one per section 1 and 2); NRB, ISB, custom and unknown blocks skipped
+    assert frames == 11
+
+
+def test_frame_numbers_are_one_based_across_batches():
+    r = read_capture(PCAPS / "eth-mixed-us-le.pcap", batch_size=5)
+    assert r.first_frames == list(range(1, len(r.frames) + 1, 5))
+
+
+@pytest.mark.parametrize(
+    "path",
+    [p for p in CAPTURES if p.suffix != ".gz"][:40],
+    ids=[p.name for p in CAPTURES if p.suffix != ".gz"][:40],
+)
+def test_tiny_chunks_and_batches_give_the_same_frames(path: Path):
+    """Records straddling buffer ends, and buffers smaller than a record, change nothing."""
+    a = read_capture(path)
+    b = read_capture(path, chunk_size=4096, batch_size=3)
+    assert a.frames == b.frames
+    for name in ("caplen", "origlen", "ts_ns", "linktype", "iface", "file_offset"):
+        assert np.array_equal(getattr(a, name), getattr(b, name)), name
+
+
+def test_record_bigger_than_the_buffer(tmp_path: Path):
+    from gen.engine_pcaps import ng_epb, ng_idb, ng_shb, pcap_bytes
+
+    big = bytes(range(256)) * 70  # 17920 bytes, a jumbo frame > the 4 KiB chunk
+    frames = [(10**18 + i, big[: 17920 - i]) for i in range(3)]
+    (tmp_path / "big.pcap").write_bytes(pcap_bytes(frames, linktype=1))
+    ng = ng_shb("<") + ng_idb("<", 1) + b"".join(ng_epb("<", 0, t, d) for t, d in frames)
+    (tmp_path / "big.pcapng").write_bytes(ng)
+    for name in ("big.pcap", "big.pcapng"):
+        r = read_capture(tmp_path / name, chunk_size=4096)
+        assert r.frames == [d for _, d in frames]
+
+
+def test_format_comes_from_the_magic_not_the_name(tmp_path: Path):
+    src = PCAPS / "multi-section.pcapng"
+    gz_named_pcap = tmp_path / "capture.pcap"
+    gz_named_pcap.write_bytes(gzip.compress(src.read_bytes()))
+    plain_named_gz = tmp_path / "capture.pcap.gz"
+    shutil.copyfile(PCAPS / "eth-mixed-us-le.pcap", plain_named_gz)
+    no_suffix = tmp_path / "capture"
+    shutil.copyfile(src, no_suffix)
+    with open_capture(gz_named_pcap) as s:
+        assert (s.format, s.compressed) == ("pcapng", True)
+        assert read_capture(gz_named_pcap).frames == read_capture(src).frames
+    with open_capture(plain_named_gz) as s:
+        assert (s.format, s.compressed) == ("pcap", False)
+    with open_capture(no_suffix) as s:
+        assert s.format == "pcapng"
+
+
+def test_gzip_reads_like_the_plain_file():
+    a = read_capture(PCAPS / "eth-mixed-us-le.pcap")
+    b = read_capture(PCAPS / "eth-mixed-us-le.pcap.gz")
+    assert a.frames == b.frames and np.array_equal(a.ts_ns, b.ts_ns)
+    assert np.array_equal(a.file_offset, b.file_offset)
+
+
+def test_pcap_header_details():
+    with open_capture(PCAPS / "eth-snap80-ns-be.pcap") as src:
+        assert src.snaplen == 80 and src.linktype == 1
+        assert src.interfaces[0].ts_resolution == "1e-9"
+        r = list(src)
+    caps = np.concatenate([b.caplen for b in r])
+    origs = np.concatenate([b.origlen for b in r])
+    assert caps.max() == 80 and (origs > caps).any()
+
+
+def test_public_captures_read_without_error():
+    for name in (
+        "ndpi-haproxy.pcap",
+        "toa-252-alibaba-vpc.pcap",
+        "toa-253-bad-record-lengths.pcap",
+        "toa-254-250-alibaba-slb.pcap",
+    ):
+        with open_capture(PCAPS / name) as src:
+            assert sum(len(b) for b in src) > 0
+
+
+def test_caplen_larger_than_origlen_is_kept_and_reported():
+    """toa-253: every record claims 16 captured bytes more than were on the wire."""
+    path = PCAPS / "toa-253-bad-record-lengths.pcap"
+    with open_capture(path) as src:
+        batches = list(src)
+        warnings = src.warnings
+    caplen = np.concatenate([b.caplen for b in batches])
+    origlen = np.concatenate([b.origlen for b in batches])
+    assert (caplen - origlen == 16).all()
+    assert len(warnings) == 1
+    assert "packet 1, byte offset 24" in warnings[0] and "10 packets" in warnings[0]
+
+
+def test_pcapng_warnings_name_the_absolute_offset(tmp_path: Path):
+    """A malformed IDB option list deep in the file is reported at the IDB's file offset."""
+    from gen.engine_pcaps import ng_block, ng_epb, ng_idb, ng_shb
+
+    frame = bytes(range(60))
+    head = ng_shb("<") + ng_idb("<", 1) + b"".join(ng_epb("<", 0, i, frame) for i in range(200))
+    # option 2 (if_name) claiming 40 bytes inside a block that holds 8
+    bad_idb = ng_block(1, struct.pack("<HHI", 1, 0, 0) + struct.pack("<HH", 2, 40) + b"eth1", "<")
+    (tmp_path / "w.pcapng").write_bytes(head + ng_shb("<") + bad_idb + ng_epb("<", 0, 7, frame))
+    with open_capture(tmp_path / "w.pcapng", chunk_size=4096) as src:
+        assert sum(len(b) for b in src) == 201
+        warnings = src.warnings
+    idb_offset = len(head) + len(ng_shb("<"))
+    assert warnings == [
+        f"{tmp_path / 'w.pcapng'}, byte offset {idb_offset}: "
+        "interface description block 1 has malformed options (ignored)"
+    ]
+
+
+def test_modified_pcap_with_24_byte_record_headers(tmp_path: Path):
+    """Kuznetzov's "modified" pcap (magic a1b2cd34): 8 extra bytes per record header."""
+    frames = [bytes([i]) * (60 + i) for i in range(5)]
+    out = [struct.pack("<IHHiIII", 0xA1B2CD34, 2, 4, 0, 0, 262144, 1)]
+    for i, f in enumerate(frames):
+        out.append(struct.pack("<IIII", 1_700_000_000 + i, 250_000, len(f), len(f) + 4))
+        out.append(struct.pack("<iHBx", 2, 0x0800, 0) + f)  # ifindex, protocol, pkt type, pad
+    (tmp_path / "mod.pcap").write_bytes(b"".join(out))
+    r = read_capture(tmp_path / "mod.pcap")
+    assert r.frames == frames
+    assert r.ts_ns.tolist() == [(1_700_000_000 + i) * 10**9 + 250_000_000 for i in range(5)]
+    assert r.origlen.tolist() == [len(f) + 4 for f in frames]
