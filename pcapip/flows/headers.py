@@ -1,0 +1,197 @@
+"""What the flow stage needs from the dissectors, in the shape it keeps.
+
+The dissectors build full field trees; a flow only keeps the decoded header,
+the rule it broke and which packets held it, so a capture with a hundred
+thousand PROXY connections does not hold a hundred thousand trees.
+"""
+
+from __future__ import annotations
+
+import inspect
+from functools import cache
+from typing import Any
+
+from pcapip.flows import fastparse
+from pcapip.flows.state import HeaderSeen
+
+V2_SIG = b"\r\n\r\n\x00\r\nQUIT\n"
+V1_SIG = b"PROXY"
+
+
+class _NotProxy:
+    """Stand-in for a NOT_PROXY parse of bytes whose first byte rules a header out."""
+
+    __slots__ = ()
+    header = None
+    length = 0
+    need = 0
+    experts: list = []
+    tree = None
+    reason = None
+    codes: list = []
+
+    @property
+    def state(self) -> Any:
+        from pcapip.dissect import ParseState
+
+        return ParseState.NOT_PROXY
+
+
+NOT_PROXY = _NotProxy()
+
+
+@cache
+def _accepts_final() -> bool:
+    from pcapip.dissect import parse_proxy
+
+    try:
+        return "final" in inspect.signature(parse_proxy).parameters
+    except (TypeError, ValueError):
+        return False
+
+
+def parse(data: bytes, *, base: int = 0, final: bool = False) -> Any:
+    """parse_proxy, skipping the call when the first byte cannot start a header.
+
+    ``final`` says no more bytes will come (a UDP datagram): a header that
+    needs more is then reported by the dissector as truncated when it supports
+    that, else left as NEED_MORE for the caller to judge.
+    """
+    if not data or data[0] not in (0x50, 0x0D):
+        return NOT_PROXY
+    quick = fastparse.proxy(data)
+    if quick is not None:
+        return quick
+    from pcapip.dissect import parse_proxy
+
+    if final and _accepts_final():
+        return parse_proxy(data, base_offset=base, final=True)
+    return parse_proxy(data, base_offset=base)
+
+
+def version_of(data: bytes) -> int:
+    """1 or 2 when ``data`` starts like a v1/v2 header (even a short prefix), else 0."""
+    if not data:
+        return 0
+    if V1_SIG.startswith(data[:5]) or data.startswith(V1_SIG):
+        return 1
+    if V2_SIG.startswith(data[:12]) or data.startswith(V2_SIG):
+        return 2
+    return 0
+
+
+def seen(r: Any, stream: Any, start: int) -> HeaderSeen:
+    """Keep what matters of a stream-start parse; ``start`` is its stream offset."""
+    data = bytes(stream.prefix[start:]) if stream is not None else b""
+    length = r.length or (r.header.length if r.header is not None and r.header.length else 0)
+    end = start + (length or len(data))
+    frames = stream.frames_for(start, end) if stream is not None else []
+    version = r.header.version if r.header is not None else version_of(data)
+    return HeaderSeen(
+        r.state.value, version, r.header, r.reason, tuple(r.codes), length, frames, len(frames)
+    )
+
+
+def seen_direct(r: Any, data: bytes, frame: int, capture: int) -> HeaderSeen:
+    """Like ``seen`` for a header read from a single in-order first segment."""
+    length = r.length or (r.header.length if r.header is not None and r.header.length else 0)
+    version = r.header.version if r.header is not None else version_of(data)
+    return HeaderSeen(
+        r.state.value, version, r.header, r.reason, tuple(r.codes), length, [(capture, frame)], 1
+    )
+
+
+def seen_datagram(r: Any, frame: int, capture: int) -> HeaderSeen:
+    version = r.header.version if r.header is not None else 2
+    return HeaderSeen(
+        r.state.value, version, r.header, r.reason, tuple(r.codes), r.length, [(capture, frame)], 1
+    )
+
+
+def malformed_finding(h: HeaderSeen) -> tuple[str, str]:
+    """(code, message) for a header that is not OK."""
+    if "proxy.v2.tlv.crc32c_mismatch" in h.codes or (
+        h.header is not None and getattr(h.header, "crc32c", None) == "bad"
+    ):
+        return "proxy.v2.crc32c_bad", h.reason or "CRC32C does not match the header"
+    if h.state == "need-more":
+        return "proxy.incomplete", "the stream ends before the PROXY header does"
+    if h.state == "malformed" and any(c in ("proxy.truncated",) for c in h.codes[:1]):
+        return "proxy.incomplete", h.reason or "data ends before the PROXY header does"
+    code = "proxy.v1.malformed" if h.version == 1 else "proxy.v2.malformed"
+    rule = h.reason or "the header breaks the specification"
+    return code, rule
+
+
+# dissector expert codes -> flow finding codes
+_TOA_MALFORMED = {
+    "toa.unknown_length",
+    "toa.bad_version",
+    "toa.truncated",
+    "toa.vip_without_client",
+    "toa.disagree",
+    "toa.zero_client",
+    "toa.unknown_layout",
+}
+_TOA_UNREACHABLE = {"toa.after_eol", "toa.after_broken"}
+
+
+def toa_problems(res: Any) -> list[tuple[str, str]]:
+    """Findings for one segment's TOA dissection: (code, message) pairs."""
+    out: list[tuple[str, str]] = []
+    for e in res.all_experts():
+        if e.code in _TOA_UNREACHABLE:
+            out.append(("toa.unreachable", e.message))
+        elif e.code in _TOA_MALFORMED:
+            out.append(("toa.malformed", e.message))
+    return out
+
+
+def hostport(ip: str | None, port: int | None) -> str:
+    if ip is None:
+        return "-"
+    text = f"[{ip}]" if ":" in ip else ip
+    return f"{text}:{port}" if port is not None else text
+
+
+def _text(v: Any) -> str:
+    if isinstance(v, bytes | bytearray):
+        try:
+            s = bytes(v).decode("utf-8")
+            if not s.isprintable():
+                raise ValueError
+        except ValueError:
+            s = bytes(v).hex()
+    else:
+        s = str(v)
+    return s.replace("%", "%25").replace(";", "%3B").replace("=", "%3D").replace("\n", "%0A")
+
+
+_SKIP = {"noop", "crc32c", "ssl.client_cert"}
+
+
+def tlv_text(header: Any) -> str:
+    """The ``tlvs`` column: ``name=value;...`` of the decoded TLVs."""
+    if header is None or not getattr(header, "tlvs", None):
+        return ""
+    parts: list[str] = []
+    for t in header.tlvs:
+        name = t.name
+        if name == "crc32c":
+            parts.append(f"crc32c={header.crc32c or 'bad'}")
+            continue
+        if name in _SKIP:
+            continue
+        if name == "ssl":
+            v = t.value if isinstance(t.value, dict) else {}
+            for k in ("client", "verify"):
+                if k in v:
+                    parts.append(f"ssl.{k}={_text(v[k])}")
+            for c in t.children:
+                if c.name not in _SKIP:
+                    parts.append(f"{c.name}={_text(c.value)}")
+            continue
+        if name in ("custom", "experimental", "unknown"):
+            name = f"0x{t.type:02x}"
+        parts.append(f"{name}={_text(t.value)}")
+    return ";".join(parts)

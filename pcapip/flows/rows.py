@@ -1,0 +1,348 @@
+"""Turning a finished flow into its compact output row.
+
+This is where the per-flow verdict is made: which mechanism carried the
+client (``method``), whether it worked (``status``) and what is wrong
+(findings that need only this flow). Findings that compare flows with each
+other (``client.missing``, ``client.untrusted``...) are added by
+``pcapip.flows.table`` once every flow is known.
+"""
+
+from __future__ import annotations
+
+import re
+import socket
+from dataclasses import dataclass, field
+from typing import Any
+
+from pcapip.flows import headers as hdr
+from pcapip.flows.findings import Finding, toa_kind_message
+from pcapip.flows.state import HS_DONE, FlowBase, HeaderSeen, TcpFlow, UdpFlow
+
+_V4_MAPPED = 0xFFFF_0000_0000
+_HTTP_400 = re.compile(rb"HTTP/[0-9]\.[0-9] 400[ \r\n]")
+
+
+_IP_CACHE: dict[tuple[int, int], str] = {}
+
+
+def ip_text(hi: int, lo: int) -> str:
+    """128-bit address halves (IPv4 stored IPv4-mapped) as text (same text as the dissectors)."""
+    k = (hi, lo)
+    t = _IP_CACHE.get(k)
+    if t is None:
+        if hi == 0 and (lo >> 32) == 0xFFFF:
+            t = socket.inet_ntop(socket.AF_INET, (lo & 0xFFFF_FFFF).to_bytes(4, "big"))
+        else:
+            t = socket.inet_ntop(socket.AF_INET6, ((hi << 64) | lo).to_bytes(16, "big"))
+        if len(_IP_CACHE) > 200_000:
+            _IP_CACHE.clear()
+        _IP_CACHE[k] = t
+    return t
+
+
+@dataclass(slots=True)
+class FlowRow:
+    """One output row plus the facts the cross-flow findings need."""
+
+    capture: int
+    first_frame: int
+    transport: str
+    start_ns: int
+    end_ns: int
+    egress_ip: str
+    egress_port: int
+    origin_ip: str
+    origin_port: int
+    method: str
+    client_ip: str | None
+    client_port: int | None
+    proxy_ip: str | None
+    proxy_port: int | None
+    pp_command: str | None
+    pp_family: str | None
+    tlvs: str
+    packets: int
+    bytes: int
+    status: str
+    findings: list[Finding] = field(default_factory=list)
+    header_frames: list[tuple[int, int]] = field(default_factory=list)  # (capture, frame)
+    judged: bool = False  # the flow got far enough that a missing client address means something
+    carries_client: bool = False  # a TOA or a PROXY header was sent (even LOCAL/malformed)
+    toa_carried: bool = False
+    no_room: tuple[int, int] | None = None  # (capture, frame) of a full handshake ACK without TOA
+    hs_done: bool = False
+    hs_toa: bool = False
+    toa_in_syn: bool = False
+    header_frame: tuple[int, int] | None = None  # where the client address was read
+
+
+def _endpoints(fl: FlowBase) -> tuple[int, str, int, str, int]:
+    """(egress side, egress ip, egress port, origin ip, origin port)."""
+    _, a_hi, a_lo, a_port, b_hi, b_lo, b_port = fl.key
+    eg = fl.egress
+    if eg is None:
+        # no handshake and no header: the lower port is most likely the service
+        if a_port != b_port:
+            eg = 0 if a_port > b_port else 1
+        else:
+            eg = 1 - fl.first_side if isinstance(fl, TcpFlow) else fl.first_side
+    a = (ip_text(a_hi, a_lo), a_port)
+    b = (ip_text(b_hi, b_lo), b_port)
+    e, o = (a, b) if eg == 0 else (b, a)
+    return eg, e[0], e[1], o[0], o[1]
+
+
+def _addr_fields(h: Any) -> tuple[str | None, int | None, str | None, int | None]:
+    if h is None:
+        return None, None, None, None
+    return h.src_addr, h.src_port, h.dst_addr, h.dst_port
+
+
+def _header_notes(fl: FlowBase, hs: HeaderSeen) -> None:
+    cap, frame = hs.frames[0] if hs.frames else (fl.capture, None)
+    h = hs.header
+    if hs.state == "ok" and h is not None:
+        if h.command == "LOCAL":
+            fl.note(
+                "proxy.local",
+                f"PROXY v{h.version} LOCAL header: the proxy's own connection",
+                frame,
+                cap,
+            )
+        elif h.src_addr is None:
+            fl.note(
+                "proxy.no_address",
+                f"PROXY v{h.version} header with family {h.family}: no client address",
+                frame,
+                cap,
+            )
+        if hs.segments > 1:
+            frames = ", ".join(str(f) for _, f in hs.frames[:8])
+            fl.note(
+                "proxy.split",
+                f"{hs.length}-byte header arrived in {hs.segments} segments (packets {frames})",
+                frame,
+                cap,
+            )
+        return
+    code, message = hdr.malformed_finding(hs)
+    fl.note(code, message, frame, cap)
+
+
+def _compact_tcp(fl: TcpFlow) -> FlowRow:
+    eg, e_ip, e_port, o_ip, o_port = _endpoints(fl)
+    hs = fl.header
+    toa = fl.toa
+    h = hs.header if hs is not None else None
+    c_ip = c_port = p_ip = p_port = None
+    method, status = "none", "absent"
+    header_frame = None
+    if hs is not None:
+        method = f"ppv{hs.version or 1}"
+        status = {"ok": "ok", "malformed": "malformed"}.get(hs.state, "incomplete")
+        c_ip, c_port, p_ip, p_port = _addr_fields(h)
+        header_frame = hs.frames[0] if hs.frames else None
+        _header_notes(fl, hs)
+        if status == "incomplete" and fl.truncated:
+            cap, frame = hs.frames[-1] if hs.frames else (fl.capture, None)
+            fl.note(
+                "capture.truncated",
+                "the snap length cut the packet holding the PROXY header",
+                frame,
+                cap,
+            )
+    if toa is not None:
+        if hs is None or (hs.state != "ok" and c_ip is None):
+            if hs is None:
+                method, status = "toa", "ok"
+            c_ip, c_port = toa.client_ip, toa.client_port
+            header_frame = (toa.capture, toa.frame)
+        elif c_ip is not None and (toa.client_ip, toa.client_port) != (c_ip, c_port):
+            fl.note(
+                "client.disagree",
+                f"TOA (packet {toa.frame}) says {hdr.hostport(toa.client_ip, toa.client_port)}, "
+                f"the PROXY header says {hdr.hostport(c_ip, c_port)}",
+                hs.frames[0][1] if hs.frames else None,
+                fl.capture,
+            )
+        fl.note(
+            "toa.kind", toa_kind_message(toa.kind, toa.length, toa.variant), toa.frame, toa.capture
+        )
+        if fl.toa_ack is None and fl.hs == HS_DONE:
+            if fl.toa_syn is not None:
+                extra = " and in data segments" if fl.toa_data is not None else ""
+                fl.note(
+                    "toa.syn_only",
+                    f"TOA in the SYN (packet {fl.toa_syn.frame}){extra} but not in the "
+                    f"handshake ACK (packet {fl.hs_frame})",
+                    fl.hs_frame,
+                    fl.hs_capture,
+                )
+            elif fl.toa_data is not None:
+                fl.note(
+                    "toa.after_handshake",
+                    f"first TOA in packet {fl.toa_data.frame}, after the handshake ACK "
+                    f"(packet {fl.hs_frame})",
+                    fl.toa_data.frame,
+                    fl.toa_data.capture,
+                )
+    elif hs is None and fl.toa_bad:
+        method, status = "toa", "malformed"
+    if hs is not None and fl.stacked is not None:
+        st = fl.stacked
+        sh = st.header
+        what = (
+            f"PROXY v{st.version} {sh.command} {hdr.hostport(sh.src_addr, sh.src_port)}"
+            if sh is not None
+            else f"the start of a PROXY v{st.version} header"
+        )
+        cap, frame = st.frames[0] if st.frames else (fl.capture, None)
+        fl.note("proxy.stacked", f"a second header follows the first: {what}", frame, cap)
+    if status == "absent":
+        if fl.gap:
+            status = "incomplete"
+            fl.note(
+                "capture.gap",
+                "the first bytes of the stream are missing from the capture",
+                None,
+                fl.capture,
+            )
+        elif fl.truncated and not fl.no_header and fl.pay_seen[eg]:
+            status = "incomplete"
+            fl.note(
+                "capture.truncated", "the snap length cut the first payload bytes", None, fl.capture
+            )
+        elif not fl.start_seen:
+            method, status = "unknown", "mid-stream"
+    if not fl.start_seen:
+        fl.note(
+            "flow.mid_stream",
+            "no SYN or SYN-ACK captured for this connection",
+            fl.first_frame,
+            fl.capture,
+        )
+
+    _origin_reaction(fl, eg, hs, method)
+
+    no_room = None
+    if fl.hs == HS_DONE and not fl.hs_toa and fl.hs_opt_len > 40 - 8 and fl.hs_frame is not None:
+        no_room = (fl.hs_capture, fl.hs_frame)
+    frames: list[tuple[int, int]] = []
+    for t in (fl.toa_syn, fl.toa_ack, fl.toa_data):
+        if t is not None and (t.capture, t.frame) not in frames:
+            frames.append((t.capture, t.frame))
+    for x in (hs, fl.stacked):
+        if x is not None:
+            frames.extend(f for f in x.frames if f not in frames)
+    return FlowRow(
+        fl.capture,
+        fl.first_frame,
+        "tcp",
+        fl.start_ns,
+        fl.end_ns,
+        e_ip,
+        e_port,
+        o_ip,
+        o_port,
+        method,
+        c_ip,
+        c_port,
+        p_ip,
+        p_port,
+        h.command if h is not None else None,
+        h.family if h is not None else None,
+        hdr.tlv_text(h),
+        fl.packets,
+        fl.bytes,
+        status,
+        fl.findings,
+        frames,
+        judged=bool(fl.pay_seen[eg] or fl.hs == HS_DONE),
+        carries_client=hs is not None or toa is not None or fl.toa_bad,
+        toa_carried=toa is not None,
+        no_room=no_room,
+        hs_done=fl.hs == HS_DONE,
+        hs_toa=fl.hs_toa,
+        toa_in_syn=fl.toa_syn is not None,
+        header_frame=header_frame,
+    )
+
+
+def _origin_reaction(fl: TcpFlow, eg: int, hs: HeaderSeen | None, method: str) -> None:
+    """Did the origin refuse what the egress sent first?"""
+    if fl.egress is None or not fl.pay_seen[eg]:
+        return
+    og = 1 - eg
+    reply = fl.first_pay[og]
+    close = fl.closes[0] if fl.closes else None
+    silent_close = close is not None and close[0] == og and not close[4 + og] and close[4 + eg]
+    if hs is not None and hs.state == "ok":
+        if reply is not None and _HTTP_400.match(reply[2]):
+            fl.note(
+                "origin.rejected",
+                "the origin answered HTTP 400 to the PROXY header: it parsed it as a request",
+                reply[0],
+                reply[1],
+            )
+        elif silent_close:
+            fl.note(
+                "origin.rejected",
+                f"the origin sent {close[1].upper()} right after the PROXY header, with no reply",
+                close[2],
+                close[3],
+            )
+    elif method == "none" and silent_close:
+        fl.note(
+            "origin.closed_silently",
+            f"the origin sent {close[1].upper()} after the first data, without replying",
+            close[2],
+            close[3],
+        )
+
+
+def _compact_udp(fl: UdpFlow) -> FlowRow:
+    eg, e_ip, e_port, o_ip, o_port = _endpoints(fl)
+    hs = fl.header or fl.first_bad
+    h = hs.header if hs is not None else None
+    c_ip = c_port = p_ip = p_port = None
+    if fl.header is not None:
+        method, status = f"ppv{fl.header.version}", "ok"
+        c_ip, c_port, p_ip, p_port = _addr_fields(h)
+        _header_notes(fl, fl.header)
+    elif fl.first_bad is not None:
+        method, status = f"ppv{fl.first_bad.version}", "malformed"
+        c_ip, c_port, p_ip, p_port = _addr_fields(h)
+    else:
+        method, status = "none", "absent"
+    frames = list(hs.frames) if hs is not None else []
+    return FlowRow(
+        fl.capture,
+        fl.first_frame,
+        "udp",
+        fl.start_ns,
+        fl.end_ns,
+        e_ip,
+        e_port,
+        o_ip,
+        o_port,
+        method,
+        c_ip,
+        c_port,
+        p_ip,
+        p_port,
+        h.command if h is not None else None,
+        h.family if h is not None else None,
+        hdr.tlv_text(h),
+        fl.packets,
+        fl.bytes,
+        status,
+        fl.findings,
+        frames,
+        judged=True,
+        carries_client=hs is not None,
+        header_frame=frames[0] if frames else None,
+    )
+
+
+def compact(fl: FlowBase) -> FlowRow:
+    return _compact_tcp(fl) if isinstance(fl, TcpFlow) else _compact_udp(fl)

@@ -1,0 +1,270 @@
+"""``Analysis``: the flow table as pandas frames, and its exports.
+
+Frames are built on first access, so the CLI writing CSV never builds the
+egress/client summaries it does not print, and ``import pcapip`` stays cheap.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+from collections.abc import Sequence
+from functools import cached_property
+from typing import IO, Any
+
+import numpy as np
+import pandas as pd
+
+from pcapip.errors import CaptureError, UsageError
+from pcapip.flows.findings import CATALOGUE, Level
+from pcapip.flows.table import COLUMNS, METHODS, STATUSES, FlowTable
+
+BY_CHOICES = ("flow", "egress", "client")
+_PORT = "UInt16"
+
+
+def _cat(values: list[Any], categories: Sequence[str] | None = None) -> pd.Categorical:
+    return pd.Categorical(values, categories=categories) if categories else pd.Categorical(values)
+
+
+def _ports(values: list[int | None]) -> pd.arrays.IntegerArray:
+    return pd.array(values, dtype=_PORT)
+
+
+def _times(ns: list[int]) -> pd.DatetimeIndex:
+    return pd.to_datetime(np.asarray(ns, dtype=np.int64), unit="ns", utc=True)
+
+
+class Analysis:
+    """Everything ``pcapip analyze`` found in one or more captures.
+
+    * ``flows``: one row per flow (the documented schema, same columns as the exports);
+    * ``egress``: per egress (proxy) IP: flows, distinct clients, methods, first/last seen;
+    * ``clients``: per client IP: flows and the egress IPs that carried it;
+    * ``findings``: one row per finding (flow, capture, packet, severity, code, message);
+    * ``stats``: counters, including the ``toa_stats``-style handshake counts;
+    * ``errors``: capture damage met while reading (everything before it is analysed).
+    """
+
+    def __init__(self, table: FlowTable, errors: Sequence[CaptureError] = ()) -> None:
+        self.table = table
+        self.errors: list[CaptureError] = list(errors)
+        self.captures: list[str] = list(table.captures)
+
+    def __repr__(self) -> str:
+        s = self.table.stats
+        return (
+            f"<Analysis {len(self.table)} flows from {s.get('packets', 0)} packets in "
+            f"{len(self.captures)} capture(s), {len(self.table.findings)} findings>"
+        )
+
+    def __len__(self) -> int:
+        return len(self.table)
+
+    # ------------------------------------------------------------------ frames
+    @cached_property
+    def flows(self) -> pd.DataFrame:
+        c = self.table.columns
+        df = pd.DataFrame(
+            {
+                "flow": np.asarray(c["flow"], dtype=np.int64),
+                "transport": _cat(c["transport"], ("tcp", "udp")),
+                "start": _times(c["start"]),
+                "end": _times(c["end"]),
+                "egress_ip": _cat(c["egress_ip"]),
+                "egress_port": _ports(c["egress_port"]),
+                "origin_ip": _cat(c["origin_ip"]),
+                "origin_port": _ports(c["origin_port"]),
+                "method": _cat(c["method"], METHODS),
+                "client_ip": pd.array(c["client_ip"], dtype="string"),
+                "client_port": _ports(c["client_port"]),
+                "proxy_ip": _cat(c["proxy_ip"]),
+                "proxy_port": _ports(c["proxy_port"]),
+                "pp_command": _cat(c["pp_command"]),
+                "pp_family": _cat(c["pp_family"]),
+                "tlvs": pd.array(c["tlvs"], dtype="string"),
+                "packets": np.asarray(c["packets"], dtype=np.int64),
+                "bytes": np.asarray(c["bytes"], dtype=np.int64),
+                "status": _cat(c["status"], STATUSES),
+                "findings": _cat(c["findings"]),
+            }
+        )
+        return df[list(COLUMNS)]
+
+    @cached_property
+    def egress(self) -> pd.DataFrame:
+        f = self.flows
+        cols = ["egress_ip", "flows", "clients", "methods", "first_seen", "last_seen"]
+        if f.empty:
+            return pd.DataFrame({k: [] for k in cols})
+        g = f.groupby("egress_ip", observed=True, sort=True)
+        out = pd.DataFrame(
+            {
+                "flows": g.size(),
+                "clients": g["client_ip"].nunique(),
+                "methods": g["method"].agg(lambda s: ",".join(sorted({str(x) for x in s}))),
+                "first_seen": g["start"].min(),
+                "last_seen": g["end"].max(),
+            }
+        ).reset_index()
+        out["egress_ip"] = out["egress_ip"].astype(str)
+        out = out.sort_values(["flows", "egress_ip"], ascending=[False, True], kind="stable")
+        return out[cols].reset_index(drop=True)
+
+    @cached_property
+    def clients(self) -> pd.DataFrame:
+        f = self.flows
+        f = f[f["client_ip"].notna()]
+        cols = ["client_ip", "flows", "egress_count", "egress_ips", "first_seen", "last_seen"]
+        if f.empty:
+            return pd.DataFrame({k: [] for k in cols})
+        g = f.groupby("client_ip", observed=True, sort=True)
+        out = pd.DataFrame(
+            {
+                "flows": g.size(),
+                "egress_count": g["egress_ip"].nunique(),
+                "egress_ips": g["egress_ip"].agg(lambda s: ",".join(sorted({str(x) for x in s}))),
+                "first_seen": g["start"].min(),
+                "last_seen": g["end"].max(),
+            }
+        ).reset_index()
+        out = out.sort_values(["flows", "client_ip"], ascending=[False, True], kind="stable")
+        return out[cols].reset_index(drop=True)
+
+    @cached_property
+    def findings(self) -> pd.DataFrame:
+        fs = self.table.findings
+        caps = self.captures
+        return pd.DataFrame(
+            {
+                "flow": np.asarray([f.flow for f in fs], dtype=np.int64),
+                "capture": _cat(
+                    [caps[f.capture] if f.capture < len(caps) else str(f.capture) for f in fs]
+                ),
+                "packet": pd.array([f.frame for f in fs], dtype="Int64"),
+                "severity": _cat(
+                    [CATALOGUE[f.code].level.label for f in fs], ("info", "warning", "error")
+                ),
+                "code": _cat([f.code for f in fs]),
+                "message": pd.array([f.message for f in fs], dtype="string"),
+            }
+        )
+
+    @property
+    def stats(self) -> dict[str, int]:
+        return self.table.stats
+
+    def header_frames(self, flow: int) -> list[tuple[int, int]]:
+        """(capture index, packet number) of the packets that carried flow ``flow``'s client address."""
+        return list(self.table.header_frames.get(flow, []))
+
+    def worst_level(self) -> Level | None:
+        """The most severe finding level present, or None without findings."""
+        levels = [CATALOGUE[f.code].level for f in self.table.findings]
+        return max(levels) if levels else None
+
+    def frame(self, by: str = "flow") -> pd.DataFrame:
+        if by not in BY_CHOICES:
+            raise UsageError(f"by must be one of {', '.join(BY_CHOICES)}, not {by!r}")
+        return {
+            "flow": lambda: self.flows,
+            "egress": lambda: self.egress,
+            "client": lambda: self.clients,
+        }[by]()
+
+    # ------------------------------------------------------------------ exports
+    def to_csv(
+        self, path_or_buf: str | os.PathLike[str] | IO[str] | None = None, *, by: str = "flow"
+    ) -> str | None:
+        """CSV of the chosen frame (timestamps ISO 8601 UTC, empty cells for missing values)."""
+        if by == "flow":
+            from pcapip.report.export import write_csv
+
+            buf = io.StringIO()
+            write_csv(self.table, buf)
+            return _emit(buf.getvalue(), path_or_buf)
+        df = _for_text(self.frame(by))
+        text = df.to_csv(index=False, lineterminator="\n")
+        return _emit(text, path_or_buf)
+
+    def to_jsonl(
+        self, path_or_buf: str | os.PathLike[str] | IO[str] | None = None, *, by: str = "flow"
+    ) -> str | None:
+        """JSON Lines: one object per row, null for missing values."""
+        if by == "flow":
+            from pcapip.report.export import write_jsonl
+
+            buf = io.StringIO()
+            write_jsonl(self.table, buf)
+            return _emit(buf.getvalue(), path_or_buf)
+        df = _for_text(self.frame(by))
+        records = df.astype(object).where(df.notna(), None).to_dict("records")
+        buf = io.StringIO()
+        for r in records:
+            buf.write(json.dumps(r, default=_json_default, ensure_ascii=False))
+            buf.write("\n")
+        return _emit(buf.getvalue(), path_or_buf)
+
+    def to_parquet(self, path: str | os.PathLike[str] | IO[bytes], *, by: str = "flow") -> None:
+        """Parquet with native types: timestamp[ns, UTC], dictionary-encoded text, nullable ports."""
+        self.frame(by).to_parquet(path, index=False, engine="pyarrow")
+
+
+def _iso(s: pd.Series) -> pd.Series:
+    out = s.dt.strftime("%Y-%m-%dT%H:%M:%S")
+    ns = (s.astype("int64") % 1_000_000_000).astype("int64")
+    frac = ns.map(lambda v: f".{v:09d}")
+    return (out + frac + "Z").where(s.notna(), None)
+
+
+def _for_text(df: pd.DataFrame) -> pd.DataFrame:
+    df = df.copy()
+    for c in df.columns:
+        if isinstance(df[c].dtype, pd.DatetimeTZDtype):
+            df[c] = _iso(df[c])
+    return df
+
+
+def _json_default(v: Any) -> Any:
+    if isinstance(v, np.integer):
+        return int(v)
+    if isinstance(v, np.floating):
+        return float(v)
+    return str(v)
+
+
+def _emit(text: str, target: str | os.PathLike[str] | IO[str] | None) -> str | None:
+    if target is None:
+        return text
+    if isinstance(target, str | os.PathLike):
+        with open(target, "w", encoding="utf-8", newline="") as fh:
+            fh.write(text)
+        return None
+    target.write(text)
+    return None
+
+
+def analyze(
+    paths: str | os.PathLike[str] | Sequence[str | os.PathLike[str]],
+    *,
+    trusted: str | Sequence[str] | None = None,
+    toa_kinds: Sequence[str | int] | None = None,
+    mode: str = "fast",
+    progress: Any = None,
+    raise_on_damage: bool = False,
+) -> Analysis:
+    """Analyse one capture or several (read in order as one recording)."""
+    from pcapip.flows.run import track_captures
+
+    if isinstance(paths, str | os.PathLike):
+        paths = [paths]
+    paths = list(paths)
+    if not paths:
+        raise UsageError("no capture given")
+    table, errors = track_captures(
+        paths, toa_kinds=toa_kinds, trusted=trusted, mode=mode, progress=progress
+    )
+    if errors and raise_on_damage:
+        raise errors[0]
+    return Analysis(table, errors)
