@@ -1,0 +1,279 @@
+"""``pcapip live``: watch an interface and see, connection by connection, who the real clients are."""
+
+from __future__ import annotations
+
+import importlib
+import sys
+from typing import Any
+
+import click
+
+from pcapip.errors import UsageError
+
+FORMATS = ("table", "csv", "json")
+
+
+def _write_summary(a: Any, fmt: str, output: str | None, by: str, max_rows: int) -> None:
+    """The final summary, written the way ``pcapip analyze`` writes it."""
+    to_stdout = output is None or output == "-"
+    if fmt == "table":
+        from rich.console import Console
+
+        from pcapip.report.render import print_report
+
+        if to_stdout:
+            print_report(a, Console(), by=by, max_rows=max_rows)
+        else:
+            with open(output, "w", encoding="utf-8") as fh:
+                print_report(
+                    a, Console(file=fh, width=200, no_color=True), by=by, max_rows=max_rows
+                )
+        return
+    write = a.to_csv if fmt == "csv" else a.to_jsonl
+    if to_stdout:
+        sys.stdout.write(write(by=by) or "")
+        sys.stdout.flush()
+    else:
+        write(output, by=by)
+
+
+def _run_tui(opts: Any) -> int:
+    """Hand the capture to the terminal UI, when it is installed and supports live capture."""
+    try:
+        importlib.import_module("tui")
+    except ImportError:
+        raise UsageError(
+            "--tui needs pcapip's terminal UI (the 'tui' package, installed with pcapip from its "
+            "source tree), which is not installed here; use --format table for a live view"
+        ) from None
+    try:
+        mod = importlib.import_module("tui.live")
+    except ModuleNotFoundError as exc:
+        if exc.name not in ("tui.live", "tui"):
+            raise
+        mod = None
+    run_live = getattr(mod, "run_live", None)
+    if run_live is None:
+        raise UsageError(
+            "--tui: the installed terminal UI cannot show a live capture yet; "
+            "use --format table for a live view, or -w FILE and then pcapip tui FILE"
+        )
+    return int(run_live(opts) or 0)
+
+
+@click.command(name="live")
+@click.option(
+    "-i",
+    "--interface",
+    "iface",
+    metavar="IFACE",
+    help="Interface to capture on (dumpcap -D lists them; 'any' for all).",
+)
+@click.option(
+    "-f",
+    "--filter",
+    "bpf",
+    metavar="BPF",
+    help="Capture filter in libpcap syntax, e.g. 'tcp port 443'.",
+)
+@click.option(
+    "--duration",
+    type=float,
+    metavar="S",
+    default=None,
+    help="Stop after S seconds (default: until Ctrl-C).",
+)
+@click.option("-c", "--count", type=int, metavar="N", default=None, help="Stop after N packets.")
+@click.option(
+    "-w",
+    "--write",
+    "write",
+    type=click.Path(dir_okay=False),
+    metavar="FILE",
+    default=None,
+    help="Keep the raw capture in FILE (pcapng from dumpcap, pcap from tcpdump), "
+    "to re-analyze it later with pcapip analyze or open it in Wireshark.",
+)
+@click.option(
+    "--trusted",
+    "trusted",
+    multiple=True,
+    metavar="CIDRS",
+    help="Comma-separated CIDRs of the proxies allowed to announce clients.",
+)
+@click.option(
+    "--toa-kind",
+    "toa_kinds",
+    multiple=True,
+    metavar="N",
+    help="TOA option kind: N restricts decoding to the listed kinds, +N adds one. Repeatable.",
+)
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(FORMATS),
+    default=None,
+    help="table: live view, then the summary; csv/json: one line per flow as soon as "
+    "its client is known, then the summary (default: table on a terminal, "
+    "else csv).",
+)
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(dir_okay=False, allow_dash=True),
+    default=None,
+    help="Write the final summary to FILE instead of stdout.",
+)
+@click.option(
+    "--by",
+    type=click.Choice(["flow", "egress", "client"]),
+    default="flow",
+    show_default=True,
+    help="Final summary: one row per flow, egress IP or client IP.",
+)
+@click.option(
+    "--max-rows",
+    type=int,
+    default=500,
+    show_default=True,
+    help="Rows of the final table to print (0: all).",
+)
+@click.option(
+    "--max-flows",
+    type=int,
+    default=100_000,
+    show_default=True,
+    help="Flows tracked at once; beyond it the oldest end early (finding "
+    "capture.flow_limit), so memory stays bounded.",
+)
+@click.option(
+    "--fail-on",
+    type=click.Choice(["info", "warning", "error"]),
+    default=None,
+    help="Exit 1 when a finding of this severity or worse exists.",
+)
+@click.option(
+    "--tool",
+    type=click.Choice(["auto", "dumpcap", "tcpdump"]),
+    default="auto",
+    show_default=True,
+    help="Capture program (auto: dumpcap, else tcpdump).",
+)
+@click.option(
+    "-s",
+    "--snaplen",
+    type=int,
+    default=None,
+    metavar="BYTES",
+    help="Bytes captured per packet (default: the tool's maximum).",
+)
+@click.option(
+    "-B",
+    "--buffer-size",
+    "buffer_mib",
+    type=int,
+    default=32,
+    show_default=True,
+    metavar="MIB",
+    help="Kernel capture buffer in MiB: absorbs bursts while analysis "
+    "catches up (dropped packets are reported at the end).",
+)
+@click.option(
+    "-D",
+    "--list-interfaces",
+    "list_ifaces",
+    is_flag=True,
+    help="List the interfaces the capture tool can open, and exit.",
+)
+@click.option("--tui", is_flag=True, help="Show the capture in the interactive terminal UI.")
+def command(
+    iface: str | None,
+    bpf: str | None,
+    duration: float | None,
+    count: int | None,
+    write: str | None,
+    trusted: tuple[str, ...],
+    toa_kinds: tuple[str, ...],
+    fmt: str | None,
+    output: str | None,
+    by: str,
+    max_rows: int,
+    max_flows: int,
+    fail_on: str | None,
+    tool: str,
+    snaplen: int | None,
+    buffer_mib: int,
+    list_ifaces: bool,
+    tui: bool,
+) -> int:
+    """Capture on IFACE and map every connection's egress address to its real client.
+
+    Packets are captured by Wireshark's dumpcap (tcpdump when dumpcap is
+    missing), so pcapip itself needs no privileges, and analysed by the same
+    engine as 'pcapip analyze'. Ctrl-C, --duration or --count end the capture
+    and print the summary that 'pcapip analyze' prints for the same packets.
+    Exit status: 0 ok, 1 findings at --fail-on level, 2 capture or input errors.
+    """
+    from pcapip.live.session import LiveOptions, LiveSession
+    from pcapip.live.tools import find_tool, list_interfaces
+
+    if list_ifaces:
+        t, _ = find_tool(tool)
+        for name in list_interfaces(t):
+            click.echo(name)
+        return 0
+    if not iface:
+        raise UsageError("pcapip live needs an interface: -i IFACE (pcapip live -D lists them)")
+    if snaplen is not None and snaplen < 1:
+        raise UsageError("--snaplen must be at least 1")
+    if buffer_mib < 1:
+        raise UsageError("--buffer-size must be at least 1 MiB")
+    opts = LiveOptions(
+        iface=iface,
+        bpf=bpf,
+        duration=duration,
+        count=count,
+        write=write,
+        trusted=list(trusted) or None,
+        toa_kinds=list(toa_kinds) or None,
+        max_flows=max_flows,
+        tool=tool,
+        snaplen=snaplen,
+        buffer_mib=buffer_mib,
+    )
+    if tui:
+        return _run_tui(opts)
+    if fmt is None:
+        fmt = "table" if sys.stdout.isatty() else "csv"
+
+    note = None
+    if fmt == "table":
+        from rich.console import Console
+
+        from pcapip.live.output import RichSink
+
+        console = Console()
+        sink: Any = RichSink(console)
+        if console.is_terminal:
+
+            def note(message: str) -> None:
+                console.print(f"pcapip: {message}", style="yellow", highlight=False, markup=False)
+    else:
+        from pcapip.live.output import LineSink
+
+        sink = LineSink(fmt, sys.stdout)
+
+    session = LiveSession(opts, sink, note=note)
+    result = session.run()
+    a = result.analysis
+    _write_summary(a, fmt, output, by, max_rows)
+
+    if result.error is not None:
+        raise result.error
+    if fail_on is not None:
+        from pcapip.flows.findings import Level
+
+        worst = a.worst_level()
+        if worst is not None and worst >= Level.parse(fail_on):
+            return 1
+    return 0

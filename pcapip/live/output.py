@@ -1,0 +1,281 @@
+"""Rolling output while capturing: one line per flow, or a live-updating Rich view.
+
+Lines (``csv`` / ``json``) are written and flushed the moment a flow's client
+question is settled, so ``pcapip live ... --format json | jq`` sees each
+connection while it is still open.  A line carries what is known then; the
+final summary (printed at the end, exactly as ``pcapip analyze`` prints it)
+has the complete counters and the findings that need the whole capture.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import ipaddress
+import json
+import time
+from collections import Counter, deque
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import IO, Any, Protocol
+
+from pcapip.flows.findings import CATALOGUE, ORDER, Level
+from pcapip.flows.rows import FlowRow
+
+#: Columns of a rolling line. ``start`` is the flow's first packet (ISO 8601 UTC) and
+#: ``packet`` its number in the capture (the -w file), so a line leads to the packets.
+LIVE_COLUMNS: tuple[str, ...] = (
+    "start",
+    "transport",
+    "egress_ip",
+    "egress_port",
+    "origin_ip",
+    "origin_port",
+    "method",
+    "client_ip",
+    "client_port",
+    "proxy_ip",
+    "proxy_port",
+    "pp_command",
+    "pp_family",
+    "tlvs",
+    "status",
+    "findings",
+    "packet",
+)
+
+
+def iso_ns(ns: int) -> str:
+    """Nanoseconds since the epoch as ``analyze`` writes times: ISO 8601, 9 digits, ``Z``."""
+    sec, frac = divmod(int(ns), 1_000_000_000)
+    return datetime.fromtimestamp(sec, UTC).strftime("%Y-%m-%dT%H:%M:%S") + f".{frac:09d}Z"
+
+
+def _join(codes: Sequence[str]) -> str:
+    return ";".join(sorted(set(codes), key=lambda c: ORDER.get(c, len(ORDER))))
+
+
+class CrossFlow:
+    """The findings that compare flows, judged on the flows seen so far.
+
+    ``analyze`` adds ``client.missing`` (no header on a port where others carry
+    one) and ``client.untrusted`` (header from outside ``--trusted``) once all
+    flows are known; a rolling line can only judge against earlier flows.
+    """
+
+    def __init__(self, trusted: Sequence[Any] | None) -> None:
+        self.trusted = trusted
+        self._with_client: set[tuple[str, str, int]] = set()
+        self._trust: dict[str, bool] = {}
+
+    def _is_trusted(self, ip: str) -> bool:
+        ok = self._trust.get(ip)
+        if ok is None:
+            try:
+                a = ipaddress.ip_address(ip)
+                ok = any(a.version == n.version and a in n for n in self.trusted or ())
+            except ValueError:
+                ok = False
+            if len(self._trust) > 100_000:
+                self._trust.clear()
+            self._trust[ip] = ok
+        return ok
+
+    def codes(self, r: FlowRow) -> list[str]:
+        codes = [f.code for f in r.findings]
+        k = (r.transport, r.origin_ip, r.origin_port)
+        if r.client_ip is not None and r.status == "ok":
+            self._with_client.add(k)
+        if r.method == "none" and r.judged and k in self._with_client:
+            codes.append("client.missing")
+        if self.trusted is not None and r.carries_client and not self._is_trusted(r.egress_ip):
+            codes.append("client.untrusted")
+        return codes
+
+
+def record(r: FlowRow, codes: Sequence[str]) -> dict[str, Any]:
+    """A rolling line as a dict (None for missing values), keys in LIVE_COLUMNS order."""
+    return {
+        "start": iso_ns(r.start_ns),
+        "transport": r.transport,
+        "egress_ip": r.egress_ip,
+        "egress_port": r.egress_port,
+        "origin_ip": r.origin_ip,
+        "origin_port": r.origin_port,
+        "method": r.method,
+        "client_ip": r.client_ip,
+        "client_port": r.client_port,
+        "proxy_ip": r.proxy_ip,
+        "proxy_port": r.proxy_port,
+        "pp_command": r.pp_command,
+        "pp_family": r.pp_family,
+        "tlvs": r.tlvs or None,
+        "status": r.status,
+        "findings": _join(codes) or None,
+        "packet": r.first_frame,
+    }
+
+
+class LiveView:
+    """What the rolling table shows; updated by the live loop, rendered by RichSink."""
+
+    def __init__(self, iface: str, tool: str, newest: int = 12) -> None:
+        self.iface = iface
+        self.tool = tool
+        self.started = time.monotonic()
+        self.packets = 0
+        self.bytes = 0
+        self.flows = 0  # flows reported
+        self.open_flows = 0
+        self.methods: Counter[str] = Counter()
+        self.findings: Counter[str] = Counter()  # code -> flows
+        self.newest: deque[dict[str, Any]] = deque(maxlen=newest)
+        self.notes: deque[str] = deque(maxlen=4)
+
+    def add(self, rec: dict[str, Any]) -> None:
+        self.flows += 1
+        self.methods[rec["method"]] += 1
+        self.newest.appendleft(rec)
+
+    def add_final(self, codes: Sequence[str]) -> None:
+        for c in set(codes):
+            self.findings[c] += 1
+
+    def render(self) -> Any:
+        from rich.console import Group
+        from rich.table import Table
+        from rich.text import Text
+
+        elapsed = time.monotonic() - self.started
+        head = Text()
+        head.append(f"Capturing on {self.iface}", style="bold")
+        head.append(
+            f" with {self.tool} · {elapsed:,.0f} s · {self.packets:,} packets · "
+            f"{self.flows:,} flows ({self.open_flows:,} open) · Ctrl-C stops and prints the summary"
+        )
+        parts: list[Any] = [head]
+        for n in self.notes:
+            parts.append(Text(n, style="yellow"))
+        methods = Table(title="Flows per method", title_justify="left", box=None, pad_edge=False)
+        methods.add_column("method")
+        methods.add_column("flows", justify="right")
+        for m in ("toa", "ppv1", "ppv2", "none", "unknown"):
+            if self.methods.get(m):
+                methods.add_row(m, f"{self.methods[m]:,}")
+        newest = Table(title="Newest mappings", title_justify="left", box=None, pad_edge=False)
+        for c in ("start", "egress", "", "client", "method", "status", "findings"):
+            newest.add_column(c)
+        for rec in self.newest:
+            client = _hostport(rec["client_ip"], rec["client_port"]) if rec["client_ip"] else "-"
+            newest.add_row(
+                rec["start"][11:23],
+                _hostport(rec["egress_ip"], rec["egress_port"]),
+                "→",
+                client,
+                rec["method"],
+                rec["status"],
+                rec["findings"] or "",
+            )
+        parts += [methods, newest]
+        if self.findings:
+            ft = Table(
+                title="Findings (flows so far)", title_justify="left", box=None, pad_edge=False
+            )
+            ft.add_column("severity")
+            ft.add_column("code")
+            ft.add_column("flows", justify="right")
+            for code, n in sorted(
+                self.findings.items(), key=lambda kv: (-CATALOGUE[kv[0]].level, ORDER.get(kv[0], 0))
+            ):
+                lvl = CATALOGUE[code].level
+                style = {Level.INFO: "cyan", Level.WARNING: "yellow", Level.ERROR: "bold red"}[lvl]
+                ft.add_row(Text(lvl.label, style=style), code, f"{n:,}")
+            parts.append(ft)
+        return Group(*parts)
+
+
+def _hostport(ip: str | None, port: int | None) -> str:
+    if ip is None:
+        return "-"
+    host = f"[{ip}]" if ":" in ip else ip
+    return f"{host}:{port}" if port is not None else host
+
+
+class Sink(Protocol):
+    def begin(self) -> None: ...
+    def flows(self, records: Sequence[dict[str, Any]]) -> None: ...
+    def update(self, view: LiveView, *, force: bool = False) -> None: ...
+    def end(self) -> None: ...
+
+
+class LineSink:
+    """CSV (header first) or JSON Lines, one flushed line per flow."""
+
+    def __init__(self, fmt: str, stream: IO[str]) -> None:
+        if fmt not in ("csv", "json"):
+            raise ValueError(f"line format must be csv or json, not {fmt!r}")
+        self.fmt = fmt
+        self.stream = stream
+
+    def begin(self) -> None:
+        if self.fmt == "csv":
+            self._write_csv([list(LIVE_COLUMNS)])
+
+    def _write_csv(self, rows: list[list[Any]]) -> None:
+        buf = io.StringIO()
+        w = csv.writer(buf, lineterminator="\n")
+        w.writerows(rows)
+        self.stream.write(buf.getvalue())
+        self.stream.flush()
+
+    def flows(self, records: Sequence[dict[str, Any]]) -> None:
+        if not records:
+            return
+        if self.fmt == "csv":
+            self._write_csv([["" if r[c] is None else r[c] for c in LIVE_COLUMNS] for r in records])
+        else:
+            self.stream.write("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records))
+            self.stream.flush()
+
+    def update(self, view: LiveView, *, force: bool = False) -> None:
+        pass
+
+    def end(self) -> None:
+        self.stream.flush()
+
+
+class RichSink:
+    """A Rich Live view redrawn at most ``fps`` times a second; gone when capture ends."""
+
+    def __init__(self, console: Any, fps: float = 4.0) -> None:
+        self.console = console
+        self.interval = 1.0 / fps
+        self._live: Any = None
+        self._last = 0.0
+
+    def begin(self) -> None:
+        from rich.live import Live
+
+        self._live = Live(
+            console=self.console,
+            auto_refresh=False,
+            transient=True,
+            redirect_stdout=False,
+            redirect_stderr=False,
+        )
+        self._live.start()
+
+    def flows(self, records: Sequence[dict[str, Any]]) -> None:
+        pass
+
+    def update(self, view: LiveView, *, force: bool = False) -> None:
+        now = time.monotonic()
+        if self._live is None or (not force and now - self._last < self.interval):
+            return
+        self._last = now
+        self._live.update(view.render(), refresh=True)
+
+    def end(self) -> None:
+        if self._live is not None:
+            self._live.stop()
+            self._live = None

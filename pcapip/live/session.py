@@ -1,0 +1,404 @@
+"""The live loop: capture tool -> engine -> flow stage -> rolling output -> final summary.
+
+One thread (the caller's) does all the analysis and output; the capture tool
+and the two feed threads only move bytes.  The loop waits for batches with a
+short timeout, so on an idle interface it still notices the end of
+``--duration``, a Ctrl-C, the interface going down, and redraws the screen.
+
+Stopping never loses what was captured: the tool is asked to stop (SIGINT),
+its remaining output is read to the end, and only then are the flows
+finished, so the summary covers exactly the packets in the ``-w`` file.
+"""
+
+from __future__ import annotations
+
+import os
+import queue
+import signal
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pcapip.errors import CaptureError, UsageError
+from pcapip.live.capturer import Capturer
+from pcapip.live.errors import CaptureFailed, InterfaceGone, LiveError
+from pcapip.live.feed import Feed
+from pcapip.live.output import CrossFlow, LiveView, Sink, record
+from pcapip.live.tools import CaptureTool, find_tool
+
+TICK = 0.2  # seconds between checks of the clock, signals and the interface when idle
+READY_TIMEOUT = 15.0  # the tool must open the interface within this time
+DRAIN_TIMEOUT = 5.0  # after SIGINT, the tool's remaining output must end within this time
+WATCH_INTERVAL = 0.5
+IFF_UP = 0x1
+
+
+@dataclass
+class LiveOptions:
+    """What ``pcapip live`` was asked to do."""
+
+    iface: str
+    bpf: str | None = None
+    duration: float | None = None
+    count: int | None = None
+    write: str | None = None
+    trusted: list[str] | None = None
+    toa_kinds: list[str] | None = None
+    max_flows: int = 100_000
+    tool: str = "auto"
+    snaplen: int | None = None
+    buffer_mib: int | None = 32
+    batch_size: int = 65536
+
+
+@dataclass
+class LiveResult:
+    """How a live capture ended and what it found."""
+
+    analysis: Any  # pcapip.report.analysis.Analysis
+    reason: str  # "duration" | "count" | "interrupted" | "ended" | "interface-gone" | "error"
+    error: LiveError | CaptureError | None
+    notes: list[str] = field(default_factory=list)
+    packets: int = 0
+    bytes: int = 0
+    kernel_stats: tuple[int, int] | None = None  # (received, dropped) as the tool reported
+    limit_hits: int = 0
+    tool: CaptureTool | None = None
+    format: str | None = None
+
+
+class InterfaceWatch:
+    """Notices the interface going down or coming back (Linux sysfs), for a plain note.
+
+    Admin-down (``ip link set X down``) does not make libpcap stop; without
+    this the operator would only see traffic stop.  Disabled when the
+    interface is not a kernel interface (``any``, a number, an extcap).
+    """
+
+    def __init__(self, iface: str) -> None:
+        self.base = Path("/sys/class/net") / iface
+        self.iface = iface
+        self.enabled = "/" not in iface and self.base.is_dir()
+        self._last = self._state() if self.enabled else None
+        self._next = 0.0
+
+    def _state(self) -> str:
+        try:
+            flags = int((self.base / "flags").read_text().strip(), 16)
+            oper = (self.base / "operstate").read_text().strip()
+        except (OSError, ValueError):
+            return "gone"
+        if not flags & IFF_UP:
+            return "admin-down"
+        return "down" if oper in ("down", "lowerlayerdown", "notpresent") else "up"
+
+    def poll(self) -> str | None:
+        """A note when the state changed since the last poll, else None."""
+        if not self.enabled:
+            return None
+        now = time.monotonic()
+        if now < self._next:
+            return None
+        self._next = now + WATCH_INTERVAL
+        st = self._state()
+        if st == self._last:
+            return None
+        prev, self._last = self._last, st
+        stamp = time.strftime("%H:%M:%S")
+        if st == "up":
+            return f"{stamp} interface {self.iface} is up again (was {prev})"
+        if st == "gone":
+            return f"{stamp} interface {self.iface} disappeared"
+        what = "was set down" if st == "admin-down" else "lost its link"
+        return (
+            f"{stamp} interface {self.iface} {what}; still capturing, packets resume when it is up"
+        )
+
+
+class _Signals:
+    """SIGINT/SIGTERM ask the loop to stop (the summary is still printed); a second
+    SIGINT interrupts at once."""
+
+    def __init__(self) -> None:
+        self.requested: str | None = None
+        self._old: dict[int, Any] = {}
+
+    def __enter__(self) -> _Signals:
+        if threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                self._old[sig] = signal.signal(sig, self._handle)
+        return self
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        if self.requested is not None and signum == signal.SIGINT:
+            raise KeyboardInterrupt
+        self.requested = "interrupted"
+
+    def __exit__(self, *exc: object) -> None:
+        for sig, old in self._old.items():
+            signal.signal(sig, old)
+
+
+class LiveSession:
+    """Runs one live capture; :meth:`run` returns when it has ended.
+
+    ``sink`` receives the rolling output; ``note`` gets one-line messages for
+    the operator (capture started, interface down, ...), by default stderr.
+    """
+
+    def __init__(
+        self,
+        opts: LiveOptions,
+        sink: Sink,
+        *,
+        note: Callable[[str], None] | None = None,
+        capture_name: str | None = None,
+    ) -> None:
+        from pcapip.flows.run import registry_for
+        from pcapip.flows.tracker import parse_trusted
+
+        if opts.duration is not None and opts.duration <= 0:
+            raise UsageError("--duration must be more than 0 seconds")
+        if opts.count is not None and opts.count < 1:
+            raise UsageError("--count must be at least 1")
+        if opts.max_flows < 1:
+            raise UsageError("--max-flows must be at least 1")
+        self.opts = opts
+        self.sink = sink
+        self._note = note or _stderr_note
+        self.nets = parse_trusted(opts.trusted)
+        self.registry = registry_for(opts.toa_kinds)
+        self.capture_name = capture_name or opts.write or f"live:{opts.iface}"
+        self.view: LiveView | None = None
+        self.notes: list[str] = []
+
+    def note(self, message: str) -> None:
+        self.notes.append(message)
+        if self.view is not None:
+            self.view.notes.append(message)
+        self._note(message)
+
+    # ------------------------------------------------------------------ run
+    def run(self) -> LiveResult:
+        from pcapip.live.tracking import LiveTracker, RowSpool
+
+        if self.opts.write:
+            _check_writable(self.opts.write)
+        tool, tool_notes = find_tool(self.opts.tool)
+        for n in tool_notes:
+            self.note(n)
+        if tool.format == "pcap" and (self.opts.write or "").lower().endswith(".pcapng"):
+            self.note(
+                f"{tool.name} writes pcap: {self.opts.write} will hold a pcap capture "
+                "(tshark and pcapip read it by its content, not its name)"
+            )
+        tracker = LiveTracker(registry=self.registry, max_flows=self.opts.max_flows)
+        spool = RowSpool()
+        cross = CrossFlow(self.nets)
+        cap = Capturer(
+            tool,
+            self.opts.iface,
+            bpf=self.opts.bpf,
+            count=self.opts.count,
+            snaplen=self.opts.snaplen,
+            buffer_mib=self.opts.buffer_mib,
+        )
+        self.view = view = LiveView(self.opts.iface, tool.name)
+        error: LiveError | CaptureError | None = None
+        reason = "ended"
+        feed: Feed | None = None
+        analysis: Any = None
+        try:
+            with _Signals() as sigs:
+                fd = cap.start()
+                label = f"{tool.name} on {self.opts.iface}"
+                feed = Feed(
+                    fd, label=label, write_path=self.opts.write, batch_size=self.opts.batch_size
+                )
+                feed.start()
+                if not self._wait_ready(cap, feed, sigs):
+                    if sigs.requested:
+                        raise KeyboardInterrupt
+                    cap.wait(2.0)
+                    feed.join(2.0)
+                    raise cap.diagnose(started=False) or CaptureFailed(
+                        f"{tool.name} did not start capturing within {READY_TIMEOUT:.0f} s"
+                    )
+                self._announce(tool)
+                self.sink.begin()
+                reason, error = self._loop(cap, feed, sigs, tracker, spool, cross, view)
+                # the stream has ended (or failed): let the tool exit and the -w copy close
+                cap.close()
+                feed.join(DRAIN_TIMEOUT)
+                gone = cap.diagnose(started=True)
+                if gone is not None and error is None:
+                    reason = "error"
+                    if isinstance(gone, InterfaceGone):
+                        reason = "interface-gone"
+                        gone = InterfaceGone(
+                            f"{gone}; the summary covers the {view.packets} packets captured before"
+                        )
+                    error = gone
+                analysis = self._finish(tracker, spool, cross, error)
+        finally:
+            cap.close()
+            if feed is not None:
+                feed.join(2.0)
+            self.sink.end()
+            spool.close()
+        if feed is not None and feed.write_error:
+            self.note(f"error: {feed.write_error}")
+        stats = cap.stats()
+        if stats and stats[1]:
+            self.note(
+                f"{tool.name} reports {stats[1]} packets dropped by the kernel "
+                f"(of {stats[0]} received): analysis covers the packets captured"
+            )
+        if tracker.limit_hits:
+            self.note(
+                f"{tracker.limit_hits} flows were ended early: more than "
+                f"{self.opts.max_flows} open at once (--max-flows)"
+            )
+        return LiveResult(
+            analysis=analysis,
+            reason=reason,
+            error=error,
+            notes=list(self.notes),
+            packets=view.packets,
+            bytes=feed.bytes_in if feed is not None else 0,
+            kernel_stats=stats,
+            limit_hits=tracker.limit_hits,
+            tool=tool,
+            format=feed.format if feed is not None else None,
+        )
+
+    def _wait_ready(self, cap: Capturer, feed: Feed, sigs: _Signals) -> bool:
+        """Until the interface is open: dumpcap writes its file header then, tcpdump says
+        "listening on" (its header waits for the first packet)."""
+        deadline = time.monotonic() + READY_TIMEOUT
+        while time.monotonic() < deadline and not sigs.requested:
+            if feed.first_bytes.wait(0.05) or cap.listening.is_set():
+                return True
+            if not cap.running:
+                # it may have written its header and ended at once (e.g. -c reached): check again
+                return feed.first_bytes.wait(0.2)
+        return False
+
+    def _announce(self, tool: CaptureTool) -> None:
+        o = self.opts
+        bits = [f"capturing on {o.iface} with {tool.name} ({tool.format})"]
+        if o.bpf:
+            bits.append(f"filter {o.bpf!r}")
+        if o.duration:
+            bits.append(f"for {o.duration:g} s")
+        if o.count:
+            bits.append(f"until {o.count} packet{'s' if o.count != 1 else ''}")
+        if o.write:
+            bits.append(f"copy in {o.write}")
+        self.note(", ".join(bits) + "; Ctrl-C stops and prints the summary")
+
+    def _loop(self, cap, feed, sigs, tracker, spool, cross, view) -> tuple[str, Any]:
+        from pcapip.decode import decode
+
+        # the summary needs pandas (half a second to import): load it while packets flow, so
+        # the summary follows Ctrl-C at once
+        threading.Thread(target=_preload, name="preload", daemon=True).start()
+        kinds = self.registry.kinds
+        watch = InterfaceWatch(self.opts.iface)
+        deadline = time.monotonic() + self.opts.duration if self.opts.duration else None
+        view.started = time.monotonic()
+        stop_reason: str | None = None
+        drain_until: float | None = None
+        while True:
+            now = time.monotonic()
+            if stop_reason is None:
+                if sigs.requested:
+                    stop_reason = sigs.requested
+                elif deadline is not None and now >= deadline:
+                    stop_reason = "duration"
+                if stop_reason is not None:
+                    cap.stop()
+                    drain_until = now + DRAIN_TIMEOUT
+            elif drain_until is not None and now > drain_until:
+                cap.kill()  # ignored SIGINT: its pipe closes and the reader sees the end
+                drain_until = now + DRAIN_TIMEOUT
+            msg = watch.poll()
+            if msg:
+                self.note(msg)
+            timeout = TICK
+            if deadline is not None and stop_reason is None:
+                timeout = max(0.0, min(TICK, deadline - now))
+            try:
+                ev = feed.events.get(timeout=timeout)
+            except queue.Empty:
+                self.sink.update(view)
+                continue
+            if ev.kind == "batch":
+                batch = ev.value
+                pk = decode(batch, toa_kinds=kinds)
+                tracker.feed(pk, 0)
+                view.packets += len(batch)
+                self._report(tracker.take_reports(), cross, view)
+                ended = tracker.take_ended()
+                for r in ended:
+                    view.add_final([f.code for f in r.findings])
+                spool.extend(ended)
+                view.open_flows = tracker.open_flows
+                self.sink.update(view)
+                continue
+            if ev.kind == "error":
+                cap.stop()
+                return "error", ev.value
+            # end of the stream
+            if stop_reason is None:
+                rc = cap.wait(2.0)
+                if self.opts.count and rc == 0 and view.packets >= self.opts.count:
+                    stop_reason = "count"
+                else:
+                    stop_reason = "ended"
+            return stop_reason, None
+
+    def _report(self, rows, cross: CrossFlow, view: LiveView) -> None:
+        if not rows:
+            return
+        recs = [record(r, cross.codes(r)) for r in rows]
+        for rec in recs:
+            view.add(rec)
+        self.sink.flows(recs)
+
+    def _finish(self, tracker, spool, cross, error) -> Any:
+        from pcapip.live.tracking import finish_table
+        from pcapip.report.analysis import Analysis
+
+        table = finish_table(tracker, spool, trusted=self.nets, captures=[self.capture_name])
+        self._report(tracker.take_reports(), cross, self.view)
+        errors = [error] if isinstance(error, CaptureError) else []
+        return Analysis(table, errors)
+
+
+def _preload() -> None:
+    import importlib
+
+    importlib.import_module("pcapip.report.analysis")
+
+
+def _stderr_note(message: str) -> None:
+    import click
+
+    click.echo(f"pcapip: {message}", err=True)
+
+
+def _check_writable(path: str) -> None:
+    p = Path(path)
+    if p.is_dir():
+        raise UsageError(f"-w {path}: is a directory")
+    parent = p.parent if str(p.parent) else Path(".")
+    if not parent.is_dir():
+        raise UsageError(f"-w {path}: directory {parent} does not exist")
+    if p.exists() and not os.access(p, os.W_OK):
+        raise UsageError(f"-w {path}: not writable")
+    if not p.exists() and not os.access(parent, os.W_OK):
+        raise UsageError(f"-w {path}: cannot create files in {parent}")
