@@ -31,6 +31,7 @@ import contextlib
 import enum
 import json
 import os
+import re
 import secrets
 import shutil
 import signal
@@ -312,12 +313,15 @@ class Topology:
         if tool == "tcpdump":
             # -Z root: Debian's tcpdump otherwise drops to user tcpdump and
             # cannot write into root-owned temporary directories.
+            # -s/-B: with immediate mode and the default 256 KiB snap length, the default
+            # 2 MiB buffer holds only a few packets, and the kernel drops the rest.
             argv = ["tcpdump", "-i", iface, "-n", "-U", "--immediate-mode", "-Z", "root"]
+            argv += ["-s", "1600", "-B", "16384"]
             argv += ["-w", str(path)]
             ready = "listening on"
             settle = 0.1
         elif tool == "dumpcap":
-            argv = ["dumpcap", "-i", iface, "-w", str(path)]
+            argv = ["dumpcap", "-i", iface, "-s", "1600", "-B", "16", "-w", str(path)]
             ready = "Capturing on"
             # dumpcap has no immediate mode: libpcap hands packets over in
             # blocks that are retired only after its 250 ms read timeout, and
@@ -335,9 +339,22 @@ class Topology:
             stop_process(proc, sig=signal.SIGINT, grace=timeout)
         if proc.returncode not in (0, -signal.SIGINT):
             raise PeerError(f"{tool} exited with {proc.returncode}: {_read(log)[-2000:]}")
+        dropped = _kernel_drops(_read(log))
+        if dropped:
+            # A capture with holes would make every ground-truth comparison flaky.
+            raise PeerError(f"{tool} lost {dropped} packets in the kernel: {_read(log)[-500:]}")
         # dumpcap creates its file 0600; captures are meant to be read by anyone.
         if path.exists():
             path.chmod(0o644)
+
+
+def _kernel_drops(log: str) -> int:
+    """Packets the capturer reported as dropped by the kernel (tcpdump or dumpcap wording)."""
+    m = re.search(r"(\d+) packets? dropped by kernel", log)
+    if m:
+        return int(m.group(1))
+    m = re.search(r"Packets received/dropped on interface '[^']*': \d+/(\d+)", log)
+    return int(m.group(1)) if m else 0
 
 
 def stop_process(
