@@ -66,7 +66,6 @@ def test_tui_flag_is_accepted() -> None:
     """With the tui package present the flag is understood; until the UI supports live capture
     it says so instead of capturing."""
     pytest.importorskip("tui")
-    out = run("-i", "lo", "--tui")
     try:
         import tui.live  # noqa: F401
 
@@ -75,6 +74,7 @@ def test_tui_flag_is_accepted() -> None:
         has_live = False
     if has_live:
         pytest.skip("the terminal UI supports live capture: covered by its own tests")
+    out = run("-i", "lo", "--tui")
     assert out.returncode == 2
     assert "cannot show a live capture yet" in out.stderr
 

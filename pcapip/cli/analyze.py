@@ -11,7 +11,7 @@ import click
 
 from pcapip.errors import UsageError
 
-FORMATS = ("table", "csv", "json", "parquet")
+FORMATS = ("table", "csv", "json", "parquet")  # pcapip.report.export.FORMATS (not imported: numpy)
 _EXT = {
     ".csv": "csv",
     ".json": "json",
@@ -156,11 +156,11 @@ def command(
             raise UsageError(f"{c}: is a directory")
     fmt = _pick_format(fmt, output)
     progress = _Progress(enabled=not no_progress and sys.stderr.isatty())
-    to_stdout = output is None or output == "-"
+    from pcapip.report.export import write_analysis
+
     if fmt in ("csv", "json") and by == "flow":
         # the fast path: no pandas, rows written straight from the flow table
         from pcapip.flows.run import track_captures
-        from pcapip.report.export import write_csv, write_jsonl
 
         try:
             table, errors = track_captures(
@@ -171,13 +171,7 @@ def command(
             )
         finally:
             progress.close()
-        write = write_csv if fmt == "csv" else write_jsonl
-        if to_stdout:
-            write(table, sys.stdout)
-            sys.stdout.flush()
-        else:
-            with open(output, "w", encoding="utf-8", newline="") as fh:
-                write(table, fh)
+        write_analysis(table, fmt, output)
         return _exit_status(table.findings, errors, fail_on)
 
     from pcapip.report.analysis import analyze
@@ -191,39 +185,7 @@ def command(
         )
     finally:
         progress.close()
-
-    if fmt == "table":
-        from rich.console import Console
-
-        from pcapip.report.render import print_report
-
-        if to_stdout:
-            # a pipe has no width: print like a wide terminal rather than Rich's 80 columns
-            console = Console() if sys.stdout.isatty() else Console(width=160)
-            print_report(a, console, by=by, max_rows=max_rows)
-        else:
-            with open(output, "w", encoding="utf-8") as fh:
-                print_report(
-                    a, Console(file=fh, width=200, no_color=True), by=by, max_rows=max_rows
-                )
-    elif fmt == "parquet":
-        if to_stdout:
-            import io
-
-            buf = io.BytesIO()
-            a.to_parquet(buf, by=by)
-            sys.stdout.buffer.write(buf.getvalue())
-            sys.stdout.buffer.flush()
-        else:
-            a.to_parquet(output, by=by)
-    else:
-        write = a.to_csv if fmt == "csv" else a.to_jsonl
-        if to_stdout:
-            sys.stdout.write(write(by=by) or "")
-            sys.stdout.flush()
-        else:
-            write(output, by=by)
-
+    write_analysis(a, fmt, output, by=by, max_rows=max_rows)
     return _exit_status(a.table.findings, a.errors, fail_on)
 
 

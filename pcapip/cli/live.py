@@ -13,30 +13,6 @@ from pcapip.errors import UsageError
 FORMATS = ("table", "csv", "json")
 
 
-def _write_summary(a: Any, fmt: str, output: str | None, by: str, max_rows: int) -> None:
-    """The final summary, written the way ``pcapip analyze`` writes it."""
-    to_stdout = output is None or output == "-"
-    if fmt == "table":
-        from rich.console import Console
-
-        from pcapip.report.render import print_report
-
-        if to_stdout:
-            print_report(a, Console(), by=by, max_rows=max_rows)
-        else:
-            with open(output, "w", encoding="utf-8") as fh:
-                print_report(
-                    a, Console(file=fh, width=200, no_color=True), by=by, max_rows=max_rows
-                )
-        return
-    write = a.to_csv if fmt == "csv" else a.to_jsonl
-    if to_stdout:
-        sys.stdout.write(write(by=by) or "")
-        sys.stdout.flush()
-    else:
-        write(output, by=by)
-
-
 def _run_tui(opts: Any) -> int:
     """Hand the capture to the terminal UI, when it is installed and supports live capture."""
     try:
@@ -266,7 +242,9 @@ def command(
     session = LiveSession(opts, sink, note=note)
     result = session.run()
     a = result.analysis
-    _write_summary(a, fmt, output, by, max_rows)
+    from pcapip.report.export import write_analysis
+
+    write_analysis(a, fmt, output, by=by, max_rows=max_rows)
 
     if result.error is not None:
         raise result.error

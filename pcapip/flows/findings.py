@@ -296,6 +296,18 @@ _ENTRIES: tuple[FindingKind, ...] = (
         "Look for middleboxes rewriting the first bytes of connections.",
     ),
     FindingKind(
+        "capture.flow_limit",
+        _W,
+        "Flow tracked only in part: too many connections open at once",
+        "The flow stage tracks at most a set number of connections at the same time (live "
+        "capture: --max-flows), so memory stays bounded however long it runs. This connection "
+        "was among the oldest when the limit was exceeded and its tracking ended early: packets "
+        "after that count as a new flow (usually mid-stream), and its counters stop there.",
+        "Raise --max-flows if memory allows, or narrow the capture with a filter (-f 'tcp port "
+        "443'). The -w copy of a live capture holds every packet: pcapip analyze on it has no "
+        "limit.",
+    ),
+    FindingKind(
         "flow.mid_stream",
         _I,
         "Connection start not captured",

@@ -98,19 +98,39 @@ def _addr_fields(h: Any) -> tuple[str | None, int | None, str | None, int | None
     return h.src_addr, h.src_port, h.dst_addr, h.dst_port
 
 
-def _header_notes(fl: FlowBase, hs: HeaderSeen) -> None:
-    cap, frame = hs.frames[0] if hs.frames else (fl.capture, None)
+class _Notes:
+    """The findings a row gets: the flow's own plus those judged while compacting it.
+
+    Compacting never writes to the flow, so a flow can be previewed while it is
+    still open and compacted again, on everything it saw, when it ends.
+    """
+
+    __slots__ = ("findings", "seen")
+
+    def __init__(self, fl: FlowBase) -> None:
+        self.findings: list[Finding] = list(fl.findings)
+        self.seen: set[str] = set(fl.seen_codes) if fl.seen_codes else set()
+
+    def note(self, code: str, message: str, frame: int | None, capture: int) -> None:
+        if code in self.seen:
+            return
+        self.seen.add(code)
+        self.findings.append(Finding(0, code, message, frame, capture))
+
+
+def _header_notes(notes: _Notes, hs: HeaderSeen, capture: int) -> None:
+    cap, frame = hs.frames[0] if hs.frames else (capture, None)
     h = hs.header
     if hs.state == "ok" and h is not None:
         if h.command == "LOCAL":
-            fl.note(
+            notes.note(
                 "proxy.local",
                 f"PROXY v{h.version} LOCAL header: the proxy's own connection",
                 frame,
                 cap,
             )
         elif h.src_addr is None:
-            fl.note(
+            notes.note(
                 "proxy.no_address",
                 f"PROXY v{h.version} header with family {h.family}: no client address",
                 frame,
@@ -118,7 +138,7 @@ def _header_notes(fl: FlowBase, hs: HeaderSeen) -> None:
             )
         if hs.segments > 1:
             frames = ", ".join(str(f) for _, f in hs.frames[:8])
-            fl.note(
+            notes.note(
                 "proxy.split",
                 f"{hs.length}-byte header arrived in {hs.segments} segments (packets {frames})",
                 frame,
@@ -126,10 +146,11 @@ def _header_notes(fl: FlowBase, hs: HeaderSeen) -> None:
             )
         return
     code, message = hdr.malformed_finding(hs)
-    fl.note(code, message, frame, cap)
+    notes.note(code, message, frame, cap)
 
 
 def _compact_tcp(fl: TcpFlow) -> FlowRow:
+    notes = _Notes(fl)
     eg, e_ip, e_port, o_ip, o_port = _endpoints(fl)
     hs = fl.header
     toa = fl.toa
@@ -142,10 +163,10 @@ def _compact_tcp(fl: TcpFlow) -> FlowRow:
         status = {"ok": "ok", "malformed": "malformed"}.get(hs.state, "incomplete")
         c_ip, c_port, p_ip, p_port = _addr_fields(h)
         header_frame = hs.frames[0] if hs.frames else None
-        _header_notes(fl, hs)
+        _header_notes(notes, hs, fl.capture)
         if status == "incomplete" and fl.truncated:
             cap, frame = hs.frames[-1] if hs.frames else (fl.capture, None)
-            fl.note(
+            notes.note(
                 "capture.truncated",
                 "the snap length cut the packet holding the PROXY header",
                 frame,
@@ -158,20 +179,20 @@ def _compact_tcp(fl: TcpFlow) -> FlowRow:
             c_ip, c_port = toa.client_ip, toa.client_port
             header_frame = (toa.capture, toa.frame)
         elif c_ip is not None and (toa.client_ip, toa.client_port) != (c_ip, c_port):
-            fl.note(
+            notes.note(
                 "client.disagree",
                 f"TOA (packet {toa.frame}) says {hdr.hostport(toa.client_ip, toa.client_port)}, "
                 f"the PROXY header says {hdr.hostport(c_ip, c_port)}",
                 hs.frames[0][1] if hs.frames else None,
                 fl.capture,
             )
-        fl.note(
+        notes.note(
             "toa.kind", toa_kind_message(toa.kind, toa.length, toa.variant), toa.frame, toa.capture
         )
         if fl.toa_ack is None and fl.hs == HS_DONE:
             if fl.toa_syn is not None:
                 extra = " and in data segments" if fl.toa_data is not None else ""
-                fl.note(
+                notes.note(
                     "toa.syn_only",
                     f"TOA in the SYN (packet {fl.toa_syn.frame}){extra} but not in the "
                     f"handshake ACK (packet {fl.hs_frame})",
@@ -179,7 +200,7 @@ def _compact_tcp(fl: TcpFlow) -> FlowRow:
                     fl.hs_capture,
                 )
             elif fl.toa_data is not None:
-                fl.note(
+                notes.note(
                     "toa.after_handshake",
                     f"first TOA in packet {fl.toa_data.frame}, after the handshake ACK "
                     f"(packet {fl.hs_frame})",
@@ -197,11 +218,11 @@ def _compact_tcp(fl: TcpFlow) -> FlowRow:
             else f"the start of a PROXY v{st.version} header"
         )
         cap, frame = st.frames[0] if st.frames else (fl.capture, None)
-        fl.note("proxy.stacked", f"a second header follows the first: {what}", frame, cap)
+        notes.note("proxy.stacked", f"a second header follows the first: {what}", frame, cap)
     if status == "absent":
         if fl.gap:
             status = "incomplete"
-            fl.note(
+            notes.note(
                 "capture.gap",
                 "the first bytes of the stream are missing from the capture",
                 None,
@@ -209,20 +230,20 @@ def _compact_tcp(fl: TcpFlow) -> FlowRow:
             )
         elif fl.truncated and not fl.no_header and fl.pay_seen[eg]:
             status = "incomplete"
-            fl.note(
+            notes.note(
                 "capture.truncated", "the snap length cut the first payload bytes", None, fl.capture
             )
         elif not fl.start_seen:
             method, status = "unknown", "mid-stream"
     if not fl.start_seen:
-        fl.note(
+        notes.note(
             "flow.mid_stream",
             "no SYN or SYN-ACK captured for this connection",
             fl.first_frame,
             fl.capture,
         )
 
-    _origin_reaction(fl, eg, hs, method)
+    _origin_reaction(fl, notes, eg, hs, method)
 
     no_room = None
     if fl.hs == HS_DONE and not fl.hs_toa and fl.hs_opt_len > 40 - 8 and fl.hs_frame is not None:
@@ -255,7 +276,7 @@ def _compact_tcp(fl: TcpFlow) -> FlowRow:
         fl.packets,
         fl.bytes,
         status,
-        fl.findings,
+        notes.findings,
         frames,
         judged=bool(fl.pay_seen[eg] or fl.hs == HS_DONE),
         carries_client=hs is not None or toa is not None or fl.toa_bad,
@@ -268,7 +289,9 @@ def _compact_tcp(fl: TcpFlow) -> FlowRow:
     )
 
 
-def _origin_reaction(fl: TcpFlow, eg: int, hs: HeaderSeen | None, method: str) -> None:
+def _origin_reaction(
+    fl: TcpFlow, notes: _Notes, eg: int, hs: HeaderSeen | None, method: str
+) -> None:
     """Did the origin refuse what the egress sent first?"""
     if fl.egress is None or not fl.pay_seen[eg]:
         return
@@ -278,21 +301,21 @@ def _origin_reaction(fl: TcpFlow, eg: int, hs: HeaderSeen | None, method: str) -
     silent_close = close is not None and close[0] == og and not close[4 + og] and close[4 + eg]
     if hs is not None and hs.state == "ok":
         if reply is not None and _HTTP_400.match(reply[2]):
-            fl.note(
+            notes.note(
                 "origin.rejected",
                 "the origin answered HTTP 400 to the PROXY header: it parsed it as a request",
                 reply[0],
                 reply[1],
             )
         elif silent_close:
-            fl.note(
+            notes.note(
                 "origin.rejected",
                 f"the origin sent {close[1].upper()} right after the PROXY header, with no reply",
                 close[2],
                 close[3],
             )
     elif method == "none" and silent_close:
-        fl.note(
+        notes.note(
             "origin.closed_silently",
             f"the origin sent {close[1].upper()} after the first data, without replying",
             close[2],
@@ -301,6 +324,7 @@ def _origin_reaction(fl: TcpFlow, eg: int, hs: HeaderSeen | None, method: str) -
 
 
 def _compact_udp(fl: UdpFlow) -> FlowRow:
+    notes = _Notes(fl)
     eg, e_ip, e_port, o_ip, o_port = _endpoints(fl)
     hs = fl.header or fl.first_bad
     h = hs.header if hs is not None else None
@@ -308,7 +332,7 @@ def _compact_udp(fl: UdpFlow) -> FlowRow:
     if fl.header is not None:
         method, status = f"ppv{fl.header.version}", "ok"
         c_ip, c_port, p_ip, p_port = _addr_fields(h)
-        _header_notes(fl, fl.header)
+        _header_notes(notes, fl.header, fl.capture)
     elif fl.first_bad is not None:
         method, status = f"ppv{fl.first_bad.version}", "malformed"
         c_ip, c_port, p_ip, p_port = _addr_fields(h)
@@ -336,7 +360,7 @@ def _compact_udp(fl: UdpFlow) -> FlowRow:
         fl.packets,
         fl.bytes,
         status,
-        fl.findings,
+        notes.findings,
         frames,
         judged=True,
         carries_client=hs is not None,
@@ -345,4 +369,16 @@ def _compact_udp(fl: UdpFlow) -> FlowRow:
 
 
 def compact(fl: FlowBase) -> FlowRow:
+    """The row of a flow: its verdict, counters and findings (the flow is not changed)."""
     return _compact_tcp(fl) if isinstance(fl, TcpFlow) else _compact_udp(fl)
+
+
+def preview(fl: FlowBase) -> FlowRow:
+    """The row ``fl`` would get if it ended now, for a flow that is still open.
+
+    Nothing is written to the flow, so its final row is still judged on
+    everything it sees until it ends. Differs from the final row only where
+    the end itself decides: a header still being reassembled is judged when
+    the flow ends, and findings that compare flows are added by the table.
+    """
+    return compact(fl)

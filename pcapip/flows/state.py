@@ -67,6 +67,8 @@ class FlowBase:
         "egress_by",
         "findings",
         "seen_codes",
+        "serial",
+        "settled",
     )
 
     def __init__(
@@ -92,6 +94,10 @@ class FlowBase:
         self.egress_by = egress_by
         self.findings: list[Any] = []  # Finding (flow id filled at the end)
         self.seen_codes: set[str] | None = None
+        self.serial = 0  # unique per tracker: identifies the flow across callbacks
+        # the client question is answered (TCP: header decoded or ruled out; UDP: first
+        # datagram with payload seen); what the tracker's on_settled reports
+        self.settled = False
 
     def note(self, code: str, message: str, frame: int | None, capture: int) -> None:
         """Record a finding once per flow (the first occurrence names the packet)."""
@@ -121,7 +127,6 @@ class TcpFlow(FlowBase):
         "closes",
         "pay_seen",
         "first_pay",
-        "settled",
         "streams",
         "noheader",
         "header",
@@ -161,7 +166,6 @@ class TcpFlow(FlowBase):
         self.closes: list[tuple[int, str, int, int, bool, bool]] = []
         self.pay_seen = [False, False]
         self.first_pay: list[tuple[int, int, bytes] | None] = [None, None]
-        self.settled = False
         self.streams: list[StreamStart | None] | None = None
         self.noheader = [False, False]
         self.header: HeaderSeen | None = None

@@ -1,34 +1,46 @@
-"""Flows: from decoded packet columns to one state object per connection.
+"""Flows: from decoded packet batches to one row per connection.
 
-Most packets of a capture cannot change the answer to "who is the client":
-a bulk data segment in the middle of a download only adds to the flow's
-counters. So each batch is grouped by flow with numpy, and only the packets
-that can matter go through the per-packet state machine in Python:
+``FlowTracker`` is fed decoded batches in capture order and ends every flow
+it holds when a connection is over (closed and quiet for ``linger`` seconds
+of capture time, half-closed for ``evict_after``, a UDP flow idle for
+``udp_timeout``), when a SYN reuses its 4-tuple, when ``max_flows`` would be
+exceeded, or at :meth:`FlowTracker.finish`. Ended flows become rows; memory
+holds only the connections still open.
 
-* SYN, FIN and RST segments, and the egress side's first segment after the SYN
-  (the handshake-completing ACK, the one TOA modules read);
-* segments with an option of a TOA kind (the decoder flags them);
-* payload of flows whose header question is still open, and the first payload
-  of each side (to see the origin's reply to a header);
-* every packet of a flow the batch creates or may replace (port reuse);
-* UDP datagrams (each may carry its own PROXY v2 header).
+Two ways to apply the rules of ``pcapip.flows.machine`` to the packets:
 
-Every other packet is summed per flow in bulk. ``mode="reference"`` sends
-every packet through the state machine instead; the tests compare both modes
-on the same captures, so the selection above is checked, not trusted.
+* ``mode="fast"`` (the default) keeps TCP flows as rows of an int64 table and
+  runs a compiled loop (``pcapip.flows.kernel``) over each batch. The loop
+  applies the common packets itself and hands the packets that need Python
+  (a PROXY header to parse, an unusual TOA option, a stream start to
+  reassemble) to the machine, one flow at a time, in order. Plain flows
+  become rows column by column (``pcapip.flows.columnar``). While numba is
+  not loaded (a small capture finishes before loading it would pay off),
+  packets go through the machine directly, the faster choice then; once it
+  is loaded (the reader loads it for a large capture), the open flows move
+  to the compiled table.
+* ``mode="reference"`` sends every packet through the machine, one Python
+  object per flow. The tests compare both modes on every capture, so what
+  the fast path leaves to its compiled loop is checked, not trusted.
+
+For a capture that never ends (live capture), the tracker reports as it goes:
+``on_settled(flow)`` when a flow's client question is answered while it is
+open, ``on_ended(flow, row)`` when it ends; :meth:`FlowTracker.take_ended`
+drains the rows of ended flows, and :func:`pcapip.flows.table.finish_table`
+builds the same table ``pcapip analyze`` builds.
 """
 
 from __future__ import annotations
 
+import heapq
 import ipaddress
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
 
 from pcapip.decode.columns import (
-    OPT_TOA_CANDIDATE,
     ST_BAD_HEADER,
     ST_FRAGMENT,
     ST_NOT_IP,
@@ -36,49 +48,70 @@ from pcapip.decode.columns import (
     ST_TRUNCATED,
     ST_UNKNOWN_LINK,
     TH_ACK,
-    TH_FIN,
-    TH_RST,
     TH_SYN,
     Packets,
 )
-from pcapip.flows import fastparse
-from pcapip.flows import headers as hdr
-from pcapip.flows.reassembly import StreamStart, seq_offset
-from pcapip.flows.state import (
-    BY_FIRST,
-    BY_HEADER,
-    BY_SYN,
-    BY_SYNACK,
-    BY_TOA,
-    HS_DONE,
-    HS_FAILED,
-    HS_NONE,
-    HS_PENDING,
-    TcpFlow,
-    ToaSeen,
-    UdpFlow,
-)
+from pcapip.flows import layout as L
+from pcapip.flows.columnar import RowBlock, compact_plain, row_header
+from pcapip.flows.machine import Machine, PacketColumns
+from pcapip.flows.rows import FlowRow, compact
+from pcapip.flows.rows import preview as _preview
+from pcapip.flows.state import BY_FIRST, FlowBase, TcpFlow, ToaSeen, UdpFlow
 
 UNUSABLE = ST_UNKNOWN_LINK | ST_NOT_IP | ST_FRAGMENT | ST_NOT_TCP_UDP | ST_BAD_HEADER
 NS = 1_000_000_000
-_M1 = np.uint64(0x9E3779B97F4A7C15)
-_M2 = np.uint64(0xBF58476D1CE4E5B9)
-_S31 = np.uint64(31)
+FLOW_LIMIT = "capture.flow_limit"
+# a first batch at least this large is worth loading the compiled loop for (~0.3 s to import
+# numba, what the per-packet path spends on about this many packets)
+COMPILE_MIN_PACKETS = 50_000
+# ended flows of the compiled table turned into rows together (unless reported one by one)
+COMPACT_ROWS = 8192
+
+_MASK64 = (1 << 64) - 1
+
+OnSettled = Callable[[FlowBase], None]
+OnEnded = Callable[[FlowBase, FlowRow], None]
 
 
-def _mix(h: np.ndarray, v: np.ndarray) -> np.ndarray:
-    h = (h ^ v) * _M1
-    return h ^ (h >> _S31)
+def row_hash(a_hi: int, a_lo: int, a_port: int, b_hi: int, b_lo: int, b_port: int) -> int:
+    """The compiled table's hash of a flow key (addresses as int64 bit patterns), as
+    ``pcapip.flows.kernel.track_tcp`` computes it."""
+    from pcapip.flows import kernel as K
+
+    m = K._M32
+    fa = (a_hi ^ (a_hi >> 32) ^ a_lo ^ (a_lo >> 32)) & m
+    fb = (b_hi ^ (b_hi >> 32) ^ b_lo ^ (b_lo >> 32)) & m
+    h = fa * K._K1 + fb * K._K2 + (a_port + b_port * 65536) * K._K3
+    return h ^ (h >> 29)
+
+
+def _done(fin_mask: int) -> bool:
+    """Closed in both directions, or reset: only late retransmissions can follow."""
+    return bool(fin_mask & 4) or fin_mask == 3
 
 
 class FlowTracker:
-    """Feeds on decoded batches; ``finish`` returns the flows found.
+    """Feeds on decoded batches; ends flows as connections end; rows come out.
 
-    ``trusted`` is only recorded here; the report applies it. ``udp_timeout``
-    ends a UDP flow after that many idle seconds. TCP flows closed in both
-    directions (or reset) become compact rows after ``linger`` quiet seconds
-    of capture time, half-closed ones after ``evict_after``, so a long capture
-    holds state only for connections that are still open.
+    * ``registry``: the TOA registry (``--toa-kind``); ``mode``: "fast" or
+      "reference" (see the module docstring); ``backend``: for the fast mode,
+      "auto" (compiled when worth it), "compiled" or "pure" (the compiled
+      loop's Python twin, for tests).
+    * ``max_flows``: at most this many flows open at once. When a batch
+      leaves more, the oldest end early: closed connections first (they only
+      wait out ``linger`` and lose nothing), then the oldest open ones, which
+      get the finding ``capture.flow_limit``.
+    * ``on_settled(flow)``: called once per flow whose client question is
+      answered while it is open (TCP: PROXY header decoded or ruled out;
+      UDP: first datagram with payload), after the :meth:`feed` in which that
+      happened; a flow that ends in that same feed gets only ``on_ended``.
+      ``preview(flow)`` gives the row it would have now.
+    * ``on_ended(flow, row)``: called once per flow when it ends, with its
+      final row. Findings that compare flows (``client.missing``, ...) are
+      added later, by the table.
+
+    The flow objects passed to the callbacks are snapshots for the duration
+    of the call; ``flow.serial`` identifies a flow across both callbacks.
     """
 
     def __init__(
@@ -86,26 +119,33 @@ class FlowTracker:
         *,
         registry: Any = None,
         mode: str = "fast",
+        backend: str | None = None,
         udp_timeout: float = 60.0,
         evict_after: float = 120.0,
         linger: float = 2.0,
         stream_limit: int = 65_600,
+        max_flows: int | None = None,
+        on_settled: OnSettled | None = None,
+        on_ended: OnEnded | None = None,
     ) -> None:
         if mode not in ("fast", "reference"):
             raise ValueError(f"mode must be 'fast' or 'reference', not {mode!r}")
+        if backend not in (None, "auto", "compiled", "pure"):
+            raise ValueError(f"backend must be 'auto', 'compiled' or 'pure', not {backend!r}")
+        if max_flows is not None and max_flows < 1:
+            raise ValueError("max_flows must be at least 1")
         from pcapip.dissect import DEFAULT_REGISTRY
 
         self.registry = registry if registry is not None else DEFAULT_REGISTRY
         self.mode = mode
+        self.backend = backend
         self.udp_timeout_ns = int(udp_timeout * NS)
         self.evict_ns = int(evict_after * NS)
         self.linger_ns = int(linger * NS)
         self.stream_limit = stream_limit
-        self.tcp: dict[tuple, TcpFlow] = {}
-        self.udp: dict[tuple, UdpFlow] = {}
-        self.ended: list[Any] = []  # FlowRow (compacted)
-        self._closing: deque[TcpFlow] = deque()
-        self._udp_order: deque[UdpFlow] = deque()
+        self.max_flows = max_flows
+        self.on_settled = on_settled
+        self.on_ended = on_ended
         self.capture = 0
         self.linktypes: set[int] = set()
         self.stats: dict[str, int] = {
@@ -117,16 +157,41 @@ class FlowTracker:
             "packets_fragment": 0,
             "packets_undecoded": 0,
             "packets_truncated": 0,
-            "packets_per_packet_path": 0,
         }
+        self.per_packet = 0  # packets the Python rules applied (a cost counter, not a result)
+        self.limit_hits = 0  # flows ended early by max_flows while still open
+        self._machine = Machine(self.registry, stream_limit)
+        self._serial = 0
+        self._udp: dict[tuple, UdpFlow] = {}
+        self._udp_order: deque[UdpFlow] = deque()
+        self._tcp: _TcpObjects | _TcpRows | None = None
+        self._auto = False  # TCP flows may still move to the compiled table
+        self._ended: list[RowBlock | list[FlowRow]] = []
+        self._ending_udp: list[UdpFlow] = []
+        self._settled: list[Any] = []  # flows (or table rows) settled during this feed
 
-    # ------------------------------------------------------------------ batches
+    # ------------------------------------------------------------------ public
+    @property
+    def open_flows(self) -> int:
+        """Flows held right now (TCP and UDP)."""
+        return (self._tcp.open_count() if self._tcp is not None else 0) + len(self._udp)
+
+    @property
+    def compiled(self) -> bool:
+        """True when TCP packets run through the compiled loop (now; see the module docstring)."""
+        return isinstance(self._tcp, _TcpRows) and self._tcp.compiled
+
+    def preview(self, flow: FlowBase) -> FlowRow:
+        """The row ``flow`` would get if it ended now (the flow is not changed)."""
+        return _preview(flow)
+
     def feed(self, p: Packets, capture: int = 0) -> None:
-        """Add one decoded batch (packets in capture order)."""
+        """Add one decoded batch (packets in capture order) from capture number ``capture``."""
         n = len(p)
         if n == 0:
             return
         self.capture = capture
+        self._machine.capture = capture
         st = self.stats
         st["packets"] += n
         status = p.status
@@ -138,715 +203,158 @@ class FlowTracker:
         st["packets_fragment"] += int(np.count_nonzero(status & ST_FRAGMENT))
         st["packets_truncated"] += int(np.count_nonzero(status & ST_TRUNCATED))
         st["packets_other_ip"] += int(np.count_nonzero(status & ST_NOT_TCP_UDP))
-        st["packets_undecoded"] += int(n - np.count_nonzero(usable))
         idx = np.flatnonzero(usable)
+        st["packets_undecoded"] += int(n - idx.size)
         if idx.size == 0:
             return
-        is_tcp_all = proto[idx] == 6
-        st["packets_tcp"] += int(np.count_nonzero(is_tcp_all))
-        st["packets_udp"] += int(idx.size - np.count_nonzero(is_tcp_all))
-        self.linktypes.update(np.unique(p.linktype[idx]).tolist())
-
-        # canonical endpoints: A is the smaller (address, port), side 0 = sent by A
-        src_hi, src_lo, dst_hi, dst_lo = p.src_hi[idx], p.src_lo[idx], p.dst_hi[idx], p.dst_lo[idx]
-        sport, dport = p.sport[idx].astype(np.uint64), p.dport[idx].astype(np.uint64)
-        src_first = (src_hi < dst_hi) | (
-            (src_hi == dst_hi) & ((src_lo < dst_lo) | ((src_lo == dst_lo) & (sport <= dport)))
-        )
-        a_hi = np.where(src_first, src_hi, dst_hi)
-        a_lo = np.where(src_first, src_lo, dst_lo)
-        b_hi = np.where(src_first, dst_hi, src_hi)
-        b_lo = np.where(src_first, dst_lo, src_lo)
-        a_port = np.where(src_first, sport, dport)
-        b_port = np.where(src_first, dport, sport)
-        side = (~src_first).astype(np.int8)
-        pr = proto[idx].astype(np.uint64)
-        h = np.full(idx.size, np.uint64(0x243F6A8885A308D3))
-        for col in (pr, a_hi, a_lo, a_port | (b_port << np.uint64(16)), b_hi, b_lo):
-            h = _mix(h, col)
-        h = h * _M2
-        cols = (pr, a_hi, a_lo, a_port, b_hi, b_lo, b_port)
-        order = np.argsort(h, kind="stable")
-        hs = h[order]
-        boundary = np.r_[True, hs[1:] != hs[:-1]]
-        starts = np.flatnonzero(boundary)
-        gsorted = np.cumsum(boundary) - 1
-        # a 64-bit hash collision inside the batch: fall back to exact grouping
-        for c in cols:
-            cs = c[order]
-            if not np.array_equal(cs, cs[starts][gsorted]):
-                order = np.lexsort(cols[::-1])
-                keys = np.stack([c[order] for c in cols])
-                starts = np.flatnonzero(np.r_[True, np.any(keys[:, 1:] != keys[:, :-1], axis=0)])
-                break
-        ngroups = starts.size
-        group_sorted = np.repeat(np.arange(ngroups), np.diff(np.r_[starts, idx.size]))
-        group = np.empty(idx.size, np.int64)
-        group[order] = group_sorted
-
-        flags = p.tcp_flags[idx]
-        tcp = is_tcp_all
-        pay = p.pay_len[idx] > 0
-        keys = self._group_keys(starts, order, cols)
-        if self.mode == "reference":
-            special = np.ones(idx.size, bool)
+        is_tcp = proto[idx] == 6
+        ntcp = int(np.count_nonzero(is_tcp))
+        st["packets_tcp"] += ntcp
+        st["packets_udp"] += int(idx.size - ntcp)
+        lt = p.linktype[idx]
+        if lt[0] == lt[-1] and (lt == lt[0]).all():
+            self.linktypes.add(int(lt[0]))
         else:
-            special = self._select(p, idx, group, keys, side, tcp, flags, pay, order, starts)
+            self.linktypes.update(np.unique(lt).tolist())
 
-        sel = np.flatnonzero(special)
-        st["packets_per_packet_path"] += int(sel.size)
-        self._per_packet(p, idx, sel, side, tcp, group, keys, capture)
-        if sel.size < idx.size:
-            self._bulk(p, idx, ~special, group, keys, tcp)
+        if ntcp < idx.size:
+            rows = idx[~is_tcp]
+            self._feed_udp(p, rows, *_keys(p, rows))
+        if ntcp:
+            rows = idx[is_tcp] if ntcp < idx.size else idx
+            if self._tcp is None or self._auto:
+                self._choose_store(ntcp)
+            assert self._tcp is not None
+            self._tcp.feed(p, rows)
         self._evict(int(p.ts_ns[idx].max()))
+        if self.max_flows is not None:
+            self._enforce_cap()
+        self._flush()
+        self._fire_settled()
 
-    def _group_keys(
-        self, starts: np.ndarray, order: np.ndarray, cols: Sequence[np.ndarray]
-    ) -> list[tuple]:
-        first = order[starts]
-        lists = [c[first].tolist() for c in cols]
-        return list(zip(*lists, strict=True))
+    def end_all(self) -> None:
+        """End every open flow, as at the end of a capture (rows wait for take_ended)."""
+        if self._tcp is not None:
+            self._tcp.end_all()
+        for fl in list(self._udp.values()):
+            self._end_udp(fl)
+        self._flush(force=True)
+        self._settled = []
 
-    def _select(self, p, idx, group, keys, side, tcp, flags, pay, order, starts) -> np.ndarray:
-        """Which packets of this batch must go through the per-packet state machine.
+    def finish(self) -> list[FlowRow]:
+        """End every open flow; returns the rows of all ended flows not taken yet."""
+        self.end_all()
+        return self.take_ended()
 
-        Everything that can change a flow's answer, and nothing that cannot
-        (see the module docstring); a packet selected needlessly costs time,
-        a packet missed would change the result, so when unsure, select.
+    def take_ended(self) -> list[FlowRow]:
+        """Rows of the flows that ended since the last call (the tracker forgets them)."""
+        self._flush(force=True)
+        out: list[FlowRow] = []
+        for part in self._ended:
+            out.extend(part.to_rows() if isinstance(part, RowBlock) else part)
+        self._ended = []
+        return out
+
+    def take_blocks(self) -> list[RowBlock | list[FlowRow]]:
+        """Like :meth:`take_ended`, as the column blocks and row lists they are held in."""
+        self._flush(force=True)
+        out, self._ended = self._ended, []
+        return out
+
+    # ------------------------------------------------------------------ choices
+    def _choose_store(self, n: int) -> None:
+        """Pick how TCP flows are kept, at the first TCP batch.
+
+        ``auto`` starts with the per-packet machine when numba is not loaded
+        (a small capture finishes before loading it would pay off) and moves
+        the open flows to the compiled table as soon as numba is loaded (the
+        reader loads it for a large capture) or a batch is large.
         """
-        n = idx.size
-        f = flags
-        syn = tcp & ((f & TH_SYN) != 0)
-        pure_syn = syn & ((f & TH_ACK) == 0)
-        synack = syn & ((f & TH_ACK) != 0)
-        close = tcp & ((f & (TH_FIN | TH_RST)) != 0)
-        special = ~tcp | syn | close | ((p.opt_flags[idx] & OPT_TOA_CANDIDATE) != 0)
-        ngroups = len(keys)
-        seq = p.seq[idx].astype(np.int64)
-        ack = p.ack[idx].astype(np.int64)
-        # per group, from this batch: the first pure SYN (side, seq), the first SYN-ACK,
-        # and whether a pure SYN follows a FIN/RST (port reuse inside the batch)
-        arange = np.arange(n)
-        g_syn_at = np.full(ngroups, -1)
-        g_synack_at = np.full(ngroups, -1)
-        complex_g = np.zeros(ngroups, bool)
-        if pure_syn.any():
-            at = np.flatnonzero(pure_syn)
-            u, first = np.unique(group[at], return_index=True)
-            g_syn_at[u] = at[first]
-            last_syn = np.full(ngroups, -1)
-            np.maximum.at(last_syn, group[at], at)
-            first_close = np.full(ngroups, n)
-            cat = np.flatnonzero(close)
-            if cat.size:
-                np.minimum.at(first_close, group[cat], cat)
-            complex_g |= last_syn > first_close
-            pairs = np.unique((group[at].astype(np.int64) << 32) | seq[at])
-            gg, cnt = np.unique(pairs >> 32, return_counts=True)
-            complex_g[gg[cnt > 1]] = True
-        if synack.any():
-            at = np.flatnonzero(synack)
-            u, first = np.unique(group[at], return_index=True)
-            g_synack_at[u] = at[first]
-        g_syn_at_l = g_syn_at.tolist()
-        g_synack_at_l = g_synack_at.tolist()
-        side_l = side.tolist() if ngroups else []
-        # per-group facts at batch start
-        g_first = np.zeros(ngroups, bool)
-        g_pay = np.zeros((ngroups, 2), bool)  # payload of this side may matter
-        g_isn = np.full((ngroups, 2), -1, np.int64)  # stream offset 0 - 1 of this side, if known
-        g_first_pay = np.zeros((ngroups, 2), bool)
-        g_first_side = np.zeros((ngroups, 2), bool)
-        is_tcp_g = [k[0] == 6 for k in keys]
-        tcpd = self.tcp
-        for g, key in enumerate(keys):
-            if not is_tcp_g[g]:
-                continue  # UDP: every datagram is special already
-            fl = tcpd.get(key)
-            sa, ka = g_syn_at_l[g], g_synack_at_l[g]
-            if fl is None:
-                g_first[g] = True
-                g_first_pay[g] = True
-                if sa >= 0:
-                    e = side_l[sa]
-                    g_pay[g, e] = True
-                    g_isn[g, e] = seq[sa]
-                elif ka >= 0:
-                    e = 1 - side_l[ka]
-                    g_pay[g, e] = True
-                    g_isn[g, e] = (ack[ka] - 1) & 0xFFFFFFFF
-                else:
-                    g_pay[g] = True
-                continue
-            if sa >= 0:
-                complex_g[g] = True  # a SYN on a known flow: retransmission or port reuse
-                continue
-            if not fl.settled:
-                e = fl.egress
-                if e is None:
-                    if ka >= 0:
-                        complex_g[g] = True
-                    g_pay[g] = True
-                else:
-                    g_pay[g, e] = True
-                    if fl.isn[e] is not None:
-                        g_isn[g, e] = fl.isn[e]
-                    elif ka >= 0 and e == 1 - side_l[ka]:
-                        g_isn[g, e] = (ack[ka] - 1) & 0xFFFFFFFF
-            ps = fl.pay_seen
-            g_first_pay[g, 0] = not ps[0]
-            g_first_pay[g, 1] = not ps[1]
-            if fl.hs == HS_PENDING and fl.egress is not None:
-                g_first_side[g, fl.egress] = True
-        special |= complex_g[group]
-        # payload that can still reach the header: within the first stream_limit bytes
-        cand = pay & g_pay[group, side]
-        isn = g_isn[group, side]
-        off = (seq + syn - isn - 1) & 0xFFFFFFFF
-        special |= cand & ((isn < 0) | (off < self.stream_limit) | (off >= 1 << 31))
-        first_pkt = np.zeros(n, bool)
-        first_pkt[order[starts]] = True
-        special |= tcp & g_first[group] & first_pkt
-        # packets sorted by (group, side, index): runs give the first packet per side
-        gs_code = group * 2 + side
-        # ``order`` already sorts by group, then index: a stable sort on the nearly
-        # sorted (group, side) codes is cheap and keeps index order within each run
-        o = order[np.argsort(gs_code[order], kind="stable")]
-        codes_sorted = gs_code[o]
-        run_start = np.r_[True, codes_sorted[1:] != codes_sorted[:-1]]
-        first_gs = np.zeros(n, bool)
-        first_gs[o[run_start]] = True
-        special |= tcp & first_gs & g_first_side[group, side]
-        op = o[pay[o] & tcp[o]]  # payload packets, same order
-        if op.size:
-            cp = gs_code[op]
-            fp = np.zeros(n, bool)
-            fp[op[np.r_[True, cp[1:] != cp[:-1]]]] = True
-            special |= fp & g_first_pay[group, side]
-        # the egress side's next packet after a SYN, and the other side's next after a SYN-ACK
-        if pure_syn.any() or synack.any():
-            pos = np.empty(n, np.int64)
-            pos[o] = arange
-            key_sorted = codes_sorted.astype(np.int64) * (n + 1) + o
-            for mask, other in ((pure_syn, False), (synack, True)):
-                at = np.flatnonzero(mask)
-                if not at.size:
-                    continue
-                want = (gs_code[at] ^ 1) if other else gs_code[at]
-                if other:
-                    q = want.astype(np.int64) * (n + 1) + at
-                    j = np.searchsorted(key_sorted, q, side="right")
-                else:
-                    j = pos[at] + 1
-                ok = j < n
-                j, want = j[ok], want[ok]
-                hit = codes_sorted[j] == want
-                special[o[j[hit]]] = True
-        return special
+        from pcapip.sources import accel
 
-    # ------------------------------------------------------------------ bulk counting
-    def _bulk(self, p, idx, mask, group, keys, tcp) -> None:
-        rows = np.flatnonzero(mask)
-        g = group[rows]
-        ngroups = len(keys)
-        cnt = np.bincount(g, minlength=ngroups)
-        nbytes = np.bincount(g, weights=p.origlen[idx[rows]], minlength=ngroups)
-        ts = p.ts_ns[idx[rows]]
-        tmax = np.full(ngroups, np.iinfo(np.int64).min)
-        tmin = np.full(ngroups, np.iinfo(np.int64).max)
-        np.maximum.at(tmax, g, ts)
-        np.minimum.at(tmin, g, ts)
-        present = np.flatnonzero(cnt)
-        tcpd = self.tcp
-        for gi, c, b, lo, hi in zip(
-            present.tolist(),
-            cnt[present].tolist(),
-            nbytes[present].tolist(),
-            tmin[present].tolist(),
-            tmax[present].tolist(),
-            strict=True,
-        ):
-            fl = tcpd.get(keys[gi])
-            if fl is None:  # cannot happen: the first packet of a new flow is special
-                raise AssertionError(f"bulk packets for an unknown flow {keys[gi]}")
-            fl.packets += c
-            fl.bytes += int(b)
-            if lo < fl.start_ns:
-                fl.start_ns = lo
-            if hi > fl.end_ns:
-                fl.end_ns = hi
-
-    # ------------------------------------------------------------------ per packet
-    def _per_packet(self, p: Packets, idx, sel, side, tcp, group, keys, capture: int) -> None:
-        if sel.size == 0:
-            return
-        rows = idx[sel]
-        self._buf = memoryview(p.data)
-        fo = p.frame_off[rows]
-        self._pstart = (fo + p.pay_off[rows]).tolist()
-        oo = p.opt_off[rows]
-        self._ostart = (fo + oo).tolist()
-        self._ocap = np.maximum(0, np.minimum(p.opt_len[rows], p.caplen[rows] - oo)).tolist()
-        frame, ts, olen = p.frame[rows].tolist(), p.ts_ns[rows].tolist(), p.origlen[rows].tolist()
-        flags, seq, ack = p.tcp_flags[rows].tolist(), p.seq[rows].tolist(), p.ack[rows].tolist()
-        optf, optlen = p.opt_flags[rows].tolist(), p.opt_len[rows].tolist()
-        plen, pcap = p.pay_len[rows].tolist(), p.pay_cap[rows].tolist()
-        sides = side[sel].tolist()
-        istcp = tcp[sel].tolist()
-        grp = group[sel].tolist()
-        rowl = rows.tolist()
-        tcp_packet, udp_packet = self._tcp_packet, self._udp_packet
-        for j in range(len(rowl)):
-            if istcp[j]:
-                tcp_packet(
-                    p,
-                    rowl[j],
-                    j,
-                    keys[grp[j]],
-                    sides[j],
-                    frame[j],
-                    ts[j],
-                    olen[j],
-                    flags[j],
-                    seq[j],
-                    ack[j],
-                    optf[j],
-                    optlen[j],
-                    plen[j],
-                    pcap[j],
-                    capture,
-                )
-            else:
-                udp_packet(
-                    p,
-                    rowl[j],
-                    j,
-                    keys[grp[j]],
-                    sides[j],
-                    frame[j],
-                    ts[j],
-                    olen[j],
-                    plen[j],
-                    pcap[j],
-                    capture,
-                )
-
-    def _new_tcp(self, key, side, frame, ts, capture) -> TcpFlow:
-        fl = TcpFlow(key, capture, frame, ts, ts, side)
-        self.tcp[key] = fl
-        return fl
-
-    def _payload(self, j: int, n: int) -> bytes:
-        s = self._pstart[j]
-        return bytes(self._buf[s : s + n])
-
-    def _options(self, j: int) -> bytes:
-        s = self._ostart[j]
-        return bytes(self._buf[s : s + self._ocap[j]])
-
-    def _tcp_packet(
-        self, p, i, j, key, side, frame, ts, olen, f, seq, ack, optf, optlen, plen, pcap, capture
-    ) -> None:
-        fl = self.tcp.get(key)
-        syn = f & TH_SYN
-        pure_syn = syn and not (f & TH_ACK)
-        if fl is None:
-            fl = self._new_tcp(key, side, frame, ts, capture)
-        elif pure_syn and (fl.closed or (fl.syn_seq is not None and seq != fl.syn_seq)):
-            self._end_tcp(fl)
-            fl = self._new_tcp(key, side, frame, ts, capture)
-        fl.packets += 1
-        fl.bytes += olen
-        if ts < fl.start_ns:
-            fl.start_ns = ts
-        if ts > fl.end_ns:
-            fl.end_ns = ts
-
-        is_hs = False
-        if pure_syn:
-            if fl.syn_seq is None:
-                fl.syn_seq = seq
-                fl.isn[side] = seq
-                fl.egress, fl.egress_by = side, BY_SYN
-                if fl.hs == HS_NONE:
-                    fl.hs = HS_PENDING
-            elif fl.hs == HS_PENDING:
-                pass
-        elif syn:  # SYN-ACK
-            if not fl.synack_seen:
-                fl.synack_seen = True
-                fl.isn[side] = seq
-                if fl.syn_seq is None:
-                    fl.egress, fl.egress_by = 1 - side, BY_SYNACK
-                    fl.isn[1 - side] = (ack - 1) & 0xFFFFFFFF
-                    if fl.hs == HS_NONE:
-                        fl.hs = HS_PENDING
-        elif fl.hs == HS_PENDING and side == fl.egress:
-            is_hs = True
-            fl.hs = HS_DONE if (f & TH_ACK) and not (f & TH_RST) else HS_FAILED
-            fl.hs_frame, fl.hs_capture, fl.hs_opt_len = frame, capture, optlen
-            if optlen and self._ocap[j] < optlen:
-                fl.truncated = True
-                fl.note(
-                    "capture.truncated",
-                    "TCP options of the handshake ACK cut by the snap length",
-                    frame,
-                    capture,
-                )
-
-        if optf & OPT_TOA_CANDIDATE:
-            self._toa(
-                fl,
-                p,
-                i,
-                j,
-                side,
-                frame,
-                capture,
-                optlen,
-                "syn" if pure_syn else ("ack" if is_hs else "data"),
-            )
-
-        if plen > 0:
-            if not fl.pay_seen[side]:
-                fl.pay_seen[side] = True
-                fl.first_pay[side] = (frame, capture, self._payload(j, min(pcap, 16)))
-            if not fl.settled and (fl.egress is None or fl.egress == side):
-                self._stream(fl, j, side, seq, 1 if syn else 0, frame, plen, pcap, capture)
-
-        if f & (TH_FIN | TH_RST):
-            if len(fl.closes) < 2:
-                fl.closes.append(
-                    (
-                        side,
-                        "rst" if f & TH_RST else "fin",
-                        frame,
-                        capture,
-                        fl.pay_seen[0],
-                        fl.pay_seen[1],
-                    )
-                )
-            fl.fin_mask |= 4 if f & TH_RST else 1 << side
-            if not fl.closed:
-                fl.closed = True
-                self._closing.append(fl)
-
-    def _toa(self, fl: TcpFlow, p, i, j, side, frame, capture, optlen, phase: str) -> None:
-        raw = self._options(j)
-        quick = fastparse.toa(raw, self.registry)
-        if fl.egress is not None and side != fl.egress:
-            if quick is not None:
-                kind = quick[2]
-            else:
-                from pcapip.dissect import dissect_tcp_options
-
-                opts = dissect_tcp_options(raw, registry=self.registry).options
-                if not opts:
-                    return  # e.g. the standard User Timeout option (kind 28, length 4)
-                kind = opts[0].kind
-            fl.note(
-                "toa.from_origin",
-                f"a TOA-kind option (kind {kind}) sent by the origin side",
-                frame,
-                capture,
-            )
-            return
-        if len(raw) < optlen:
-            fl.truncated = True
-            fl.note("capture.truncated", "TCP options cut by the snap length", frame, capture)
-        if quick is not None:
-            seen = ToaSeen(quick[0], quick[1], quick[2], quick[3], quick[4], frame, capture)
-        else:
-            from pcapip.dissect import dissect_tcp_options
-
-            res = dissect_tcp_options(
-                raw,
-                base_offset=int(p.opt_off[i]),
-                registry=self.registry,
-                ip_version=int(p.ipver[i]) or None,
-            )
-            for code, message in hdr.toa_problems(res):
-                fl.toa_bad = fl.toa_bad or code == "toa.malformed"
-                fl.note(code, message, frame, capture)
-            if res.client_ip is None:
+        if self._tcp is None:
+            self._auto = False
+            if self.mode == "reference":
+                self._tcp = _TcpObjects(self)
                 return
-            opt = next((o for o in res.options if o.reached and o.client_ip == res.client_ip), None)
-            seen = ToaSeen(
-                res.client_ip,
-                res.client_port,
-                opt.kind if opt else 0,
-                opt.length if opt else 0,
-                opt.variant.name if opt is not None and opt.variant is not None else None,
-                frame,
-                capture,
-            )
-        if fl.egress is None:
-            fl.egress, fl.egress_by = side, BY_TOA
-        prev = fl.toa
-        if prev is not None and (prev.client_ip, prev.client_port) != (
-            seen.client_ip,
-            seen.client_port,
-        ):
-            fl.note(
-                "toa.inconsistent",
-                f"packet {frame} carries {hdr.hostport(seen.client_ip, seen.client_port)}, "
-                f"packet {prev.frame} carried {hdr.hostport(prev.client_ip, prev.client_port)}",
-                frame,
-                capture,
-            )
-        if phase == "syn":
-            if fl.toa_syn is None:
-                fl.toa_syn = seen
-        elif phase == "ack":
-            fl.toa_ack = seen
-            fl.hs_toa = True
-        elif fl.toa_data is None:
-            fl.toa_data = seen
-
-    # ------------------------------------------------------------------ stream start
-    def _stream(self, fl: TcpFlow, j, side, seq, synlen, frame, plen, pcap, capture) -> None:
-        isn = fl.isn[side]
-        direct = fl.streams is None and fl.egress == side and isn is not None
-        if direct:
-            off = seq_offset(seq + synlen, (isn + 1) & 0xFFFFFFFF)
-            # the usual case: the whole header (and what follows) in the first segment
-            if (
-                off == 0
-                and pcap == plen
-                and self._direct(fl, self._payload(j, pcap), frame, capture)
-            ):
+            if self.backend == "pure":
+                self._tcp = _TcpRows(self, accel.BACKEND_PURE)
                 return
-        if fl.streams is None:
-            fl.streams = [None, None]
-        stream = fl.streams[side]
-        if stream is None:
-            stream = fl.streams[side] = StreamStart(self.stream_limit)
-        if isn is not None and fl.egress == side:
-            off = seq_offset(seq + synlen, (isn + 1) & 0xFFFFFFFF)
-        else:
-            if fl.base[side] is None:
-                fl.base[side] = (seq + synlen) & 0xFFFFFFFF
-            off = seq_offset(seq + synlen, fl.base[side])
-        stream.add(off, self._payload(j, pcap), frame, missing=plen - pcap, capture=capture)
-        self._check_stream(fl, side, final=False)
-
-    def _direct(self, fl: TcpFlow, data: bytes, frame: int, capture: int) -> bool:
-        """Settle from one in-order first segment when it decides everything; False otherwise."""
-        r = hdr.parse(data)
-        state = r.state.value
-        if state == "not-proxy":
-            fl.no_header = True
-            fl.settled = True
-            return True
-        if state == "malformed":
-            fl.header = hdr.seen_direct(r, data, frame, capture)
-            fl.settled = True
-            return True
-        if state == "ok" and 0 < r.length < len(data):
-            if hdr.parse(data[r.length :], base=r.length).state.value != "not-proxy":
-                return False
-            fl.header = hdr.seen_direct(r, data, frame, capture)
-            fl.settled = True
-            return True
-        return False
-
-    def _check_stream(self, fl: TcpFlow, side: int, *, final: bool) -> None:
-        """Try to settle the header question from what side ``side`` has sent so far."""
-        stream = fl.streams[side] if fl.streams else None
-        if stream is None or fl.settled:
-            return
-        data = bytes(stream.prefix)
-        stuck = stream.stuck
-        if fl.header is not None:  # header known: only the stacked-header question is open
-            rest = data[fl.header.length :]
-            second = hdr.parse(rest, base=fl.header.length) if rest else None
-            if second is not None and second.state.value in ("ok", "malformed"):
-                fl.stacked = hdr.seen(second, stream, fl.header.length)
-            elif second is not None and second.state.value == "need-more":
-                if not (final or stuck or len(rest) >= 16):
-                    return
-                fl.stacked = hdr.seen(second, stream, fl.header.length)
-            elif not rest and not (final or stuck):
+            if self.backend == "compiled":
+                self._tcp = _TcpRows(self, accel.choose("compiled", want_compiled=True))
                 return
-            self._settle(fl)
+        if accel.pure_forced():
+            self._auto = False
+            if self._tcp is None:
+                self._tcp = _TcpObjects(self)
             return
-        if not data:
-            if (final or stuck) and fl.egress == side:
-                if stuck:
-                    fl.truncated = True
-                elif stream.has_gap:
-                    fl.gap = True
-                self._settle(fl)
-            return
-        r = hdr.parse(data)
-        state = r.state.value
-        if state == "not-proxy":
-            if fl.egress is None:
-                fl.noheader[side] = True
-                if fl.noheader[0] and fl.noheader[1]:
-                    self._settle(fl)
-                elif final:
-                    pass
+        if accel.numba_loaded() or n >= COMPILE_MIN_PACKETS:
+            backend = accel.choose(None, want_compiled=True)
+            if backend == accel.BACKEND_COMPILED:
+                rows = _TcpRows(self, backend)
+                if isinstance(self._tcp, _TcpObjects):
+                    rows.adopt(self._tcp)
+                self._tcp = rows
+                self._auto = False
                 return
-            fl.no_header = True
-            self._settle(fl)
-            return
-        if state == "need-more":
-            if final or stuck or (stream.has_gap and final):
-                if fl.egress is None:
-                    fl.egress, fl.egress_by = side, BY_HEADER
-                fl.header = hdr.seen(r, stream, 0)
-                fl.incomplete = True
-                if stuck:
-                    fl.truncated = True
-                self._settle(fl)
-            return
-        if fl.egress is None:
-            fl.egress, fl.egress_by = side, BY_HEADER
-        fl.header = hdr.seen(r, stream, 0)
-        if state == "malformed" or r.length <= 0:
-            self._settle(fl)
-            return
-        self._check_stream(fl, side, final=final)
+        if self._tcp is None:
+            self._tcp = _TcpObjects(self)
+            self._auto = True
 
-    def _settle(self, fl: TcpFlow) -> None:
-        fl.settled = True
-        if fl.streams is not None:
-            c = fl.streams[fl.egress] if fl.egress is not None else None
-            if c is not None:
-                if c.conflict_frame is not None:
-                    fl.note(
-                        "stream.overlap_conflict",
-                        "a retransmitted segment carries different bytes for the stream start",
-                        c.conflict_frame,
-                        self.capture,
-                    )
-                if c.stuck:
-                    fl.truncated = True
-            fl.streams = None
+    def next_serial(self) -> int:
+        if isinstance(self._tcp, _TcpRows):
+            return self._tcp.next_serial()
+        self._serial += 1
+        return self._serial
 
     # ------------------------------------------------------------------ UDP
-    def _udp_packet(self, p, i, j, key, side, frame, ts, olen, plen, pcap, capture) -> None:
-        fl = self.udp.get(key)
-        if fl is None or ts - fl.end_ns > self.udp_timeout_ns:
-            if fl is not None:
-                self._end_udp(fl)
-            fl = UdpFlow(key, capture, frame, ts, ts, side, egress=side, egress_by=BY_FIRST)
-            self.udp[key] = fl
-            self._udp_order.append(fl)
-        fl.packets += 1
-        fl.bytes += olen
-        if ts < fl.start_ns:
-            fl.start_ns = ts
-        if ts > fl.end_ns:
-            fl.end_ns = ts
-        if plen <= 0 or (fl.confirmed and side != fl.egress):
-            return
-        data = self._payload(j, pcap)
-        r = hdr.parse(data, final=True)
-        state = r.state.value
-        if state == "not-proxy":
-            if side == fl.egress and fl.headers_ok + fl.headers_bad:
-                fl.missing += 1
-                fl.note(
-                    "udp.header_missing",
-                    "datagram from the egress side without a PROXY header",
-                    frame,
-                    capture,
+    def _feed_udp(self, p: Packets, rows: np.ndarray, keys: list[tuple], sides: list[int]) -> None:
+        c = PacketColumns(p, rows)
+        m = self._machine
+        udp = self._udp
+        timeout = self.udp_timeout_ns
+        capture = self.capture
+        for j in range(len(keys)):
+            key = keys[j]
+            side = sides[j]
+            ts = c.ts[j]
+            fl = udp.get(key)
+            if fl is None or ts - fl.end_ns > timeout:
+                if fl is not None:
+                    self._end_udp(fl)
+                fl = UdpFlow(
+                    key, capture, c.frame[j], ts, ts, side, egress=side, egress_by=BY_FIRST
                 )
-            return
-        if not fl.confirmed:
-            if side != fl.egress and fl.headers_ok + fl.headers_bad == 0:
-                fl.egress, fl.egress_by = side, BY_HEADER
-            fl.confirmed = True
-            if side != fl.egress:
-                return
-        seen = hdr.seen_datagram(r, frame, capture)
-        if plen > pcap and state != "ok":
-            fl.note(
-                "capture.truncated",
-                "datagram cut by the snap length inside the PROXY header",
-                frame,
-                capture,
-            )
-        if state != "ok":
-            fl.headers_bad += 1
-            if fl.first_bad is None:
-                fl.first_bad = seen
-                code, msg = hdr.malformed_finding(seen)
-                fl.note(code, msg, frame, capture)
-            return
-        fl.headers_ok += 1
-        h = r.header
-        if fl.header is None:
-            fl.header = seen
-            return
-        first = fl.header.header
-        if (h.src_addr, h.src_port) != (first.src_addr, first.src_port):
-            fl.changed += 1
-            fl.note(
-                "udp.client_changed",
-                f"datagram announces client {hdr.hostport(h.src_addr, h.src_port)}, the flow's "
-                f"first header announced {hdr.hostport(first.src_addr, first.src_port)}",
-                frame,
-                capture,
-            )
-
-    # ------------------------------------------------------------------ ending flows
-    def _end_tcp(self, fl: TcpFlow) -> None:
-        if self.tcp.get(fl.key) is fl:
-            del self.tcp[fl.key]
-        self._finish_tcp(fl)
-        from pcapip.flows.rows import compact
-
-        self.ended.append(compact(fl))
+                fl.serial = self.next_serial()
+                udp[key] = fl
+                self._udp_order.append(fl)
+            was = fl.settled
+            m.udp(fl, c, j, side)
+            if fl.settled and not was:
+                self._settled.append(fl)
+        self.per_packet += len(keys)
 
     def _end_udp(self, fl: UdpFlow) -> None:
-        if self.udp.get(fl.key) is fl:
-            del self.udp[fl.key]
-        from pcapip.flows.rows import compact
+        if self._udp.get(fl.key) is fl:
+            del self._udp[fl.key]
+        self._ending_udp.append(fl)
 
-        self.ended.append(compact(fl))
-
-    def _finish_tcp(self, fl: TcpFlow) -> None:
-        if fl.settled:
-            return
-        if fl.streams is not None:
-            order = [fl.egress] if fl.egress is not None else [0, 1]
-            for s in order:
-                self._check_stream(fl, s, final=True)
-                if fl.settled:
-                    return
-        fl.settled = True
-        fl.streams = None
-
+    # ------------------------------------------------------------------ ending
     def _evict(self, now: int) -> None:
-        """Compact TCP flows that are over and UDP flows that timed out.
+        """End connections that are over as of capture time ``now``.
 
         A connection closed in both directions (or reset) is over once it has
         been quiet for ``linger`` seconds of capture time (time enough for the
-        last retransmissions); a half-closed one after ``evict_after``. Keeping
-        only live connections in memory is what keeps a long capture's memory
-        flat.
+        last retransmissions); a half-closed one after ``evict_after``; a UDP
+        flow after ``udp_timeout`` without datagrams.
         """
-        if self._closing:
-            keep: deque[TcpFlow] = deque()
-            tcpd = self.tcp
-            linger, evict = now - self.linger_ns, now - self.evict_ns
-            for fl in self._closing:
-                if tcpd.get(fl.key) is not fl:
-                    continue  # replaced (port reuse) and compacted already
-                done = fl.fin_mask & 4 or fl.fin_mask == 3
-                if fl.end_ns < (linger if done else evict):
-                    self._end_tcp(fl)
-                else:
-                    keep.append(fl)
-            self._closing = keep
+        if self._tcp is not None:
+            self._tcp.evict(now)
         u = self._udp_order
         ulimit = now - self.udp_timeout_ns
         while u:
             fl = u[0]
-            if self.udp.get(fl.key) is not fl:
+            if self._udp.get(fl.key) is not fl:
                 u.popleft()
                 continue
             if fl.end_ns >= ulimit:
@@ -854,14 +362,848 @@ class FlowTracker:
             u.popleft()
             self._end_udp(fl)
 
-    def finish(self) -> list[Any]:
-        """Compact every flow still open; returns all rows (unordered)."""
-        for fl in list(self.tcp.values()):
-            self._end_tcp(fl)
-        for fl in list(self.udp.values()):
-            self._end_udp(fl)
-        rows, self.ended = self.ended, []
-        return rows
+    def _enforce_cap(self) -> None:
+        assert self.max_flows is not None
+        over = self.open_flows - self.max_flows
+        if over <= 0:
+            return
+        tcp = self._tcp
+        # closed TCP flows waiting out the eviction delay go first: nothing is lost with them
+        if tcp is not None:
+            over -= tcp.end_closed(over)
+        if over <= 0:
+            return
+        oldest: list[tuple[int, int, Any]] = []
+        if tcp is not None:
+            oldest += tcp.oldest_open(over)
+        for n, fl in enumerate(self._udp.values(), 1):  # insertion order: oldest first
+            oldest.append((fl.start_ns, 1, fl))
+            if n >= over:
+                break
+        oldest.sort(key=lambda x: (x[0], x[1]))
+        note = (
+            f"tracking ended early: more than {self.max_flows} flows were open at once "
+            "(--max-flows)"
+        )
+        for _, _, handle in oldest[:over]:
+            self.limit_hits += 1
+            if isinstance(handle, UdpFlow):
+                handle.note(FLOW_LIMIT, note, None, handle.capture)
+                self._end_udp(handle)
+            else:
+                assert tcp is not None
+                tcp.cut(handle, note)
+
+    def _flush(self, force: bool = False) -> None:
+        """Turn the flows ended in this feed into rows (and report them)."""
+        cb = self.on_ended
+        if self._tcp is not None:
+            self._tcp.flush(cb, force)
+        if self._ending_udp:
+            flows, self._ending_udp = self._ending_udp, []
+            rows = [compact(fl) for fl in flows]
+            self._ended.append(rows)
+            if cb is not None:
+                for fl, r in zip(flows, rows, strict=True):
+                    cb(fl, r)
+
+    def _fire_settled(self) -> None:
+        if not self._settled:
+            return
+        items, self._settled = self._settled, []
+        cb = self.on_settled
+        if cb is None:
+            return
+        for item in items:
+            if isinstance(item, UdpFlow):
+                if self._udp.get(item.key) is item:
+                    cb(item)
+                continue
+            assert self._tcp is not None
+            fl = self._tcp.still_open(item)
+            if fl is not None:
+                cb(fl)
+
+
+def _keys(p: Packets, rows: np.ndarray) -> tuple[list[tuple], list[int]]:
+    """Flow keys as tuples (proto, a_hi, a_lo, a_port, b_hi, b_lo, b_port) and the sending side
+    (0: the smaller (address, port) end, A)."""
+    k = _canonical(p, rows)
+    pr = p.proto[rows].tolist()
+    keys = list(
+        zip(
+            pr,
+            k[0].tolist(),
+            k[1].tolist(),
+            k[2].tolist(),
+            k[3].tolist(),
+            k[4].tolist(),
+            k[5].tolist(),
+            strict=True,
+        )
+    )
+    return keys, k[6].tolist()
+
+
+def _canonical(p: Packets, rows: np.ndarray) -> tuple[np.ndarray, ...]:
+    """(a_hi, a_lo, a_port, b_hi, b_lo, b_port, side) for packets ``rows``."""
+    src_hi, src_lo, dst_hi, dst_lo = p.src_hi[rows], p.src_lo[rows], p.dst_hi[rows], p.dst_lo[rows]
+    sport = p.sport[rows].astype(np.int64)
+    dport = p.dport[rows].astype(np.int64)
+    src_first = (src_hi < dst_hi) | (
+        (src_hi == dst_hi) & ((src_lo < dst_lo) | ((src_lo == dst_lo) & (sport <= dport)))
+    )
+    return (
+        np.where(src_first, src_hi, dst_hi),
+        np.where(src_first, src_lo, dst_lo),
+        np.where(src_first, sport, dport),
+        np.where(src_first, dst_hi, src_hi),
+        np.where(src_first, dst_lo, src_lo),
+        np.where(src_first, dport, sport),
+        (~src_first).astype(np.int64),
+    )
+
+
+# ---------------------------------------------------------------------- one object per flow
+class _TcpObjects:
+    """TCP flows as TcpFlow objects, every packet through the machine."""
+
+    compiled = False
+
+    def __init__(self, t: FlowTracker) -> None:
+        self.t = t
+        self.flows: dict[tuple, TcpFlow] = {}
+        self.closing: dict[int, TcpFlow] = {}  # serial -> flow, in order of first close
+        self.heap: list[tuple[int, int, TcpFlow]] = []
+        self.ending: list[TcpFlow] = []
+        t._machine.closed = self._closed
+
+    def open_count(self) -> int:
+        return len(self.flows)
+
+    def feed(self, p: Packets, rows: np.ndarray) -> None:
+        t = self.t
+        keys, sides = _keys(p, rows)
+        c = PacketColumns(p, rows)
+        tcp = t._machine.tcp
+        flows = self.flows
+        settled = t._settled
+        capture = t.capture
+        for j in range(len(keys)):
+            key = keys[j]
+            f = c.flags[j]
+            fl = flows.get(key)
+            if fl is None:
+                fl = self._new(key, sides[j], c.frame[j], c.ts[j], capture)
+            elif (f & TH_SYN and not f & TH_ACK) and (
+                fl.closed or (fl.syn_seq is not None and c.seq[j] != fl.syn_seq)
+            ):
+                self._end(fl)
+                fl = self._new(key, sides[j], c.frame[j], c.ts[j], capture)
+            was = fl.settled
+            tcp(fl, p, c, j, sides[j])
+            if fl.settled and not was:
+                settled.append(fl)
+        t.per_packet += len(keys)
+
+    def _new(self, key: tuple, side: int, frame: int, ts: int, capture: int) -> TcpFlow:
+        fl = TcpFlow(key, capture, frame, ts, ts, side)
+        fl.serial = self.t.next_serial()
+        self.flows[key] = fl
+        return fl
+
+    def _closed(self, fl: TcpFlow) -> None:
+        if fl.serial not in self.closing:
+            self.closing[fl.serial] = fl
+        t = self.t
+        d = fl.end_ns + (t.linger_ns if _done(fl.fin_mask) else t.evict_ns)
+        heapq.heappush(self.heap, (d, fl.serial, fl))
+
+    def _end(self, fl: TcpFlow) -> None:
+        if self.flows.get(fl.key) is fl:
+            del self.flows[fl.key]
+        self.closing.pop(fl.serial, None)
+        self.ending.append(fl)
+
+    def evict(self, now: int) -> None:
+        # deadlines in the heap are never later than the real ones (see kernel.expire)
+        h = self.heap
+        t = self.t
+        while h and h[0][0] < now:
+            _, _, fl = heapq.heappop(h)
+            if self.flows.get(fl.key) is not fl:
+                continue
+            real = fl.end_ns + (t.linger_ns if _done(fl.fin_mask) else t.evict_ns)
+            if real < now:
+                self._end(fl)
+            else:
+                heapq.heappush(h, (real, fl.serial, fl))
+
+    def end_closed(self, limit: int) -> int:
+        victims = []
+        for fl in self.closing.values():
+            if len(victims) >= limit:
+                break
+            victims.append(fl)
+        for fl in victims:
+            self._end(fl)
+        return len(victims)
+
+    def oldest_open(self, limit: int) -> list[tuple[int, int, Any]]:
+        out: list[tuple[int, int, Any]] = []
+        for fl in self.flows.values():  # insertion order: oldest first
+            out.append((fl.start_ns, 0, fl))
+            if len(out) >= limit:
+                break
+        return out
+
+    def cut(self, fl: TcpFlow, note: str) -> None:
+        fl.note(FLOW_LIMIT, note, None, fl.capture)
+        self._end(fl)
+
+    def end_all(self) -> None:
+        for fl in list(self.flows.values()):
+            self._end(fl)
+
+    def flush(self, cb: OnEnded | None, force: bool) -> None:
+        if not self.ending:
+            return
+        flows, self.ending = self.ending, []
+        finish = self.t._machine.finish_tcp
+        rows = []
+        for fl in flows:
+            finish(fl)
+            rows.append(compact(fl))
+        self.t._ended.append(rows)
+        if cb is not None:
+            for fl, r in zip(flows, rows, strict=True):
+                cb(fl, r)
+
+    def still_open(self, fl: TcpFlow) -> TcpFlow | None:
+        return fl if self.flows.get(fl.key) is fl else None
+
+
+# ---------------------------------------------------------------------- the compiled flow table
+class _TcpRows:
+    """TCP flows as rows of an int64 table driven by the compiled loop.
+
+    A flow whose handling needed Python keeps a TcpFlow object (``extra``) for
+    what only Python holds (decoded header, findings, a stream start being
+    reassembled); its row stays the authority for everything else.
+    """
+
+    def __init__(self, t: FlowTracker, backend: str) -> None:
+        from pcapip.dissect.toa_registry import L_PORT_V4
+        from pcapip.flows import kernel as K
+        from pcapip.sources import accel
+
+        self.t = t
+        self.K = K
+        self.compiled = backend == accel.BACKEND_COMPILED
+        self._track = K.track_tcp.get(backend)
+        self._expire = K.expire.get(backend)
+        self._unindex = K.unindex.get(backend)
+        self._reindex = K.reindex.get(backend)
+        self._settle_gc = self.compiled
+        cap = 1024
+        self.S = np.zeros((cap, L.NFIELDS), dtype=np.int64)
+        self.P = np.zeros((cap, 2 * L.PAYLOAD_KEEP), dtype=np.uint8)
+        self.H = np.zeros(4096, dtype=np.int64)
+        self.free = np.arange(cap - 1, -1, -1, dtype=np.int64)
+        self.ct = np.zeros(K.N_COUNTERS, dtype=np.int64)
+        self.ct[K.CT_FREE_TOP] = cap
+        self.ct[K.CT_SERIAL] = t._serial  # serials go on from the flows numbered so far
+        self.tmpl = L.template()
+        self.extra: dict[int, TcpFlow] = {}
+        self.headers: dict[int, Any] = {}  # row -> HeaderSeen read from its first segment
+        self.stamp = 0
+        self.ended: list[np.ndarray] = []  # rows ended in this feed, still in the index
+        self.pending: list[np.ndarray] = []  # rows ended, awaiting their output rows
+        self.npending = 0
+        self.events: list[np.ndarray] = []  # rows closed / fully closed, to schedule
+        self.settled: list[tuple[int, int]] = []
+        # eviction heap
+        self.hd = np.zeros(1024, dtype=np.int64)
+        self.hslot = np.zeros(1024, dtype=np.int64)
+        self.hser = np.zeros(1024, dtype=np.int64)
+        self.hn = np.zeros(1, dtype=np.int64)
+        self._out = np.zeros(0, dtype=np.int64)
+        self._side = np.zeros(0, dtype=np.int64)
+        # TOA variants the loop reads itself: kind -> index of its port+IPv4 client variant
+        reg = t.registry
+        mask = np.zeros(256, dtype=np.bool_)
+        var = np.full(256, -1, dtype=np.int64)
+        self.var_names: list[str | None] = []
+        for k in reg.kinds:
+            if 0 <= k < 256:
+                mask[k] = True
+                v = reg.lookup(k, 8)
+                if v is not None and v.layout == L_PORT_V4 and v.carries == "client":
+                    var[k] = len(self.var_names)
+                    self.var_names.append(v.name)
+        self.toa_mask = mask
+        self.toa_var = var
+        if not self.compiled:
+            self.toa_mask_l = mask.tolist()
+            self.toa_var_l = var.tolist()
+
+    def open_count(self) -> int:
+        return int(self.ct[self.K.CT_OPEN])
+
+    def next_serial(self) -> int:
+        self.ct[self.K.CT_SERIAL] += 1
+        return int(self.ct[self.K.CT_SERIAL])
+
+    def adopt(self, objs: _TcpObjects) -> None:
+        """Take over the open flows of the per-packet store (between two batches)."""
+        t = self.t
+        t._machine.closed = None
+        flows = list(objs.flows.values())
+        if not flows:
+            return
+        self._reserve(len(flows))
+        kk = np.array([fl.key[1:] for fl in flows], dtype=np.uint64).view(np.int64)
+        order = {serial: k for k, serial in enumerate(objs.closing)}
+        S = self.S
+        ct = self.ct
+        rows = np.empty(len(flows), dtype=np.int64)
+        closed = []
+        for q, fl in enumerate(flows):
+            top = int(ct[self.K.CT_FREE_TOP]) - 1
+            s = int(self.free[top])
+            ct[self.K.CT_FREE_TOP] = top
+            rows[q] = s
+            S[s] = self.tmpl
+            S[s, L.K_AHI : L.K_BPORT + 1] = kk[q]
+            S[s, L.K_HASH] = row_hash(*kk[q].tolist())
+            S[s, L.F_SERIAL] = fl.serial
+            self.store(s, fl)
+            if fl.closed:
+                S[s, L.F_CLOSE_ORDER] = order.get(fl.serial, 0) + 1
+                closed.append(s)
+        ct[self.K.CT_CLOSES] = len(order) + 1
+        ct[self.K.CT_OPEN] += len(flows)
+        self._reindex(self.H, S, rows, rows.size)
+        if closed:
+            self.events.append(np.asarray(closed, dtype=np.int64))
+
+    # ------------------------------------------------------------------ capacity
+    def _reserve(self, n: int) -> None:
+        K = self.K
+        ct = self.ct
+        if ct[K.CT_FREE_TOP] < n:
+            old = self.S.shape[0]
+            new = max(2 * old, old + n - int(ct[K.CT_FREE_TOP]) + 1024)
+            S = np.zeros((new, L.NFIELDS), dtype=np.int64)
+            S[:old] = self.S
+            P = np.zeros((new, 2 * L.PAYLOAD_KEEP), dtype=np.uint8)
+            P[:old] = self.P
+            self.S, self.P = S, P
+            top = int(ct[K.CT_FREE_TOP])
+            free = np.empty(new, dtype=np.int64)
+            free[:top] = self.free[:top]
+            added = np.arange(new - 1, old - 1, -1, dtype=np.int64)
+            free[top : top + added.size] = added
+            self.free = free
+            ct[K.CT_FREE_TOP] = top + added.size
+        need = (int(ct[K.CT_OPEN]) + n) * 2
+        if need > self.H.shape[0]:
+            size = self.H.shape[0]
+            while size < need:
+                size *= 2
+            self.H = np.zeros(size, dtype=np.int64)
+            rows = np.flatnonzero(self.S[:, L.F_STATE] == L.ST_OPEN)
+            self._reindex(self.H, self.S, rows, rows.size)
+
+    def _buffers(self, n: int) -> tuple[np.ndarray, ...]:
+        if self._out.shape[0] < 8 * n:
+            self._out = np.zeros(max(8 * n, 8 * 4096), dtype=np.int64)
+        m = self._out.shape[0] // 8
+        return tuple(self._out[k * m : (k + 1) * m] for k in range(8))
+
+    # ------------------------------------------------------------------ packets
+    def feed(self, p: Packets, rows: np.ndarray) -> None:
+        t = self.t
+        K = self.K
+        ct = self.ct
+        n = rows.size
+        kcols: tuple[Any, ...] = (
+            p.src_hi.view(np.int64),
+            p.src_lo.view(np.int64),
+            p.dst_hi.view(np.int64),
+            p.dst_lo.view(np.int64),
+            p.sport,
+            p.dport,
+        )
+        if self._side.shape[0] < n:
+            self._side = np.zeros(max(n, 4096), dtype=np.int64)
+        sides = self._side
+        pcols = (
+            p.frame,
+            p.ts_ns,
+            p.origlen,
+            p.tcp_flags,
+            p.seq,
+            p.ack,
+            p.opt_flags,
+            p.opt_off,
+            p.opt_len,
+            p.caplen,
+            p.frame_off,
+            p.pay_off,
+            p.pay_len,
+            p.pay_cap,
+        )
+        data: Any = p.data
+        pidx: Any = rows
+        mask: Any = self.toa_mask
+        var: Any = self.toa_var
+        if not self.compiled:
+            kcols = tuple(c.tolist() for c in kcols)
+            pcols = tuple(c.tolist() for c in pcols)
+            data = memoryview(p.data)
+            pidx = rows.tolist()
+            mask, var = self.toa_mask_l, self.toa_var_l
+        todo = np.arange(n, dtype=np.int64)
+        machine = t._machine
+        while True:
+            m = todo.size
+            self._reserve(m)
+            out_k, out_slot, out_first, out_ended, out_settled, out_events, out_hk, out_hslot = (
+                self._buffers(m)
+            )
+            self.stamp += 1
+            ct[K.CT_DEFER] = ct[K.CT_ENDED] = ct[K.CT_SETTLED] = ct[K.CT_EVENTS] = 0
+            ct[K.CT_HEADERS] = 0
+            self._track(
+                todo if self.compiled else todo.tolist(),
+                m,
+                pidx,
+                *kcols,
+                sides,
+                *pcols,
+                data,
+                t.capture,
+                self.S,
+                self.P,
+                self.H,
+                self.free,
+                self.tmpl,
+                self.stamp,
+                mask,
+                var,
+                out_k,
+                out_slot,
+                out_first,
+                out_ended,
+                out_settled,
+                out_events,
+                out_hk,
+                out_hslot,
+                ct,
+            )
+            if self._settle_gc:
+                from pcapip.sources import accel
+
+                accel.settle()
+                self._settle_gc = False
+            S = self.S
+            if ct[K.CT_ENDED]:
+                self.ended.append(out_ended[: ct[K.CT_ENDED]].copy())
+            if ct[K.CT_SETTLED]:
+                s_rows = out_settled[: ct[K.CT_SETTLED]]
+                self.settled.extend(
+                    zip(s_rows.tolist(), S[s_rows, L.F_SERIAL].tolist(), strict=True)
+                )
+            if ct[K.CT_EVENTS]:
+                self.events.append(out_events[: ct[K.CT_EVENTS]].copy())
+            nh = int(ct[K.CT_HEADERS])
+            if nh:
+                self._headers(p, rows, out_hk[:nh].copy(), out_hslot[:nh].copy(), sides, machine)
+            nd = int(ct[K.CT_DEFER])
+            if nd == 0:
+                break
+            dk = out_k[:nd].copy()
+            dslot = out_slot[:nd].copy()
+            first = out_first[:nd] == 1
+            fk = dk[first]
+            if fk.size:
+                c = PacketColumns(p, rows[fk])
+                for j, (s, kk) in enumerate(zip(dslot[first].tolist(), fk.tolist(), strict=True)):
+                    self._python(p, c, j, s, int(sides[kk]), machine)
+                t.per_packet += fk.size
+            todo = dk[~first]
+            if todo.size == 0:
+                break
+
+    def _headers(self, p, rows, hk, hslot, sides, machine: Machine) -> None:
+        """Answer the header question of flows whose first segment may start a PROXY header.
+
+        The loop applied these packets except for that question. As
+        ``Machine._direct`` does: a segment that decides it alone settles the
+        flow here (the decoded header is kept for the row); otherwise the
+        flow gets its TcpFlow and the segment starts the stream reassembly.
+        """
+        from pcapip.flows import headers as hdr
+
+        c = PacketColumns(p, rows[hk])
+        S = self.S
+        capture = self.t.capture
+        for j, s in enumerate(hslot.tolist()):
+            data = c.payload(j, c.pcap[j])
+            r = hdr.parse(data)
+            state = r.state.value
+            if state == "ok":
+                n = r.length
+                if (
+                    not (0 < n < len(data))
+                    or hdr.parse(data[n:], base=n).state.value != "not-proxy"
+                ):
+                    state = ""
+            if state == "not-proxy":
+                S[s, L.F_NO_HEADER] = 1
+            elif state in ("ok", "malformed"):
+                self.headers[s] = hdr.seen_direct(r, data, c.frame[j], capture)
+                S[s, L.F_HEADER] = L.HDR_DICT
+            else:
+                side = int(sides[hk[j]])
+                fl = self.load(s)
+                f = c.flags[j]
+                machine._stream(
+                    fl,
+                    c,
+                    j,
+                    side,
+                    c.seq[j],
+                    1 if f & TH_SYN else 0,
+                    c.frame[j],
+                    c.plen[j],
+                    c.pcap[j],
+                    capture,
+                )
+                self.store(s, fl)
+                if fl.settled:
+                    self.settled.append((s, fl.serial))
+                continue
+            S[s, L.F_SETTLED] = 1
+            self.settled.append((s, int(S[s, L.F_SERIAL])))
+        self.t.per_packet += hk.size
+
+    def _python(
+        self, p: Packets, c: PacketColumns, j: int, s: int, side: int, machine: Machine
+    ) -> None:
+        """Apply one handed-over packet with the Python rules, on the flow built from its row."""
+        fl = self.load(s)
+        was_settled, was_closed, was_done = fl.settled, fl.closed, _done(fl.fin_mask)
+        machine.tcp(fl, p, c, j, side)
+        self.store(s, fl)
+        if fl.settled and not was_settled:
+            self.settled.append((s, fl.serial))
+        if fl.closed and (not was_closed or (_done(fl.fin_mask) and not was_done)):
+            K = self.K
+            if not was_closed:
+                self.ct[K.CT_CLOSES] += 1
+                self.S[s, L.F_CLOSE_ORDER] = self.ct[K.CT_CLOSES]
+            self.events.append(np.array([s], dtype=np.int64))
+
+    # ------------------------------------------------------------------ row <-> TcpFlow
+    def load(self, s: int) -> TcpFlow:
+        """The TcpFlow of row ``s``: its Python object brought up to date, or a new one."""
+        r = self.S[s].tolist()
+        fl = self.extra.get(s)
+        if fl is None:
+            key = (
+                6,
+                r[L.K_AHI] & _MASK64,
+                r[L.K_ALO] & _MASK64,
+                r[L.K_APORT],
+                r[L.K_BHI] & _MASK64,
+                r[L.K_BLO] & _MASK64,
+                r[L.K_BPORT],
+            )
+            fl = TcpFlow(key, 0, 0, 0, 0, 0)
+            fl.serial = r[L.F_SERIAL]
+            for base, attr in (
+                (L.TS_SET, "toa_syn"),
+                (L.TA_SET, "toa_ack"),
+                (L.TD_SET, "toa_data"),
+            ):
+                if r[base]:
+                    ip = r[base + L.T_IP]
+                    setattr(
+                        fl,
+                        attr,
+                        ToaSeen(
+                            f"{ip >> 24}.{(ip >> 16) & 255}.{(ip >> 8) & 255}.{ip & 255}",
+                            r[base + L.T_PORT],
+                            r[base + L.T_KIND],
+                            r[base + L.T_LEN],
+                            self.var_names[r[base + L.T_VAR]],
+                            r[base + L.T_FRAME],
+                            r[base + L.T_CAP],
+                        ),
+                    )
+        fl.capture = r[L.F_CAPTURE]
+        fl.first_frame = r[L.F_FIRST_FRAME]
+        fl.start_ns = r[L.F_START]
+        fl.end_ns = r[L.F_END]
+        fl.first_side = r[L.F_FIRST_SIDE]
+        fl.packets = r[L.F_PACKETS]
+        fl.bytes = r[L.F_BYTES]
+        e = r[L.F_EGRESS]
+        fl.egress = None if e < 0 else e
+        fl.egress_by = r[L.F_EGRESS_BY]
+        v = r[L.F_SYN_SEQ]
+        fl.syn_seq = None if v < 0 else v
+        fl.synack_seen = bool(r[L.F_SYNACK])
+        i0, i1 = r[L.F_ISN0], r[L.F_ISN1]
+        fl.isn = [None if i0 < 0 else i0, None if i1 < 0 else i1]
+        fl.hs = r[L.F_HS]
+        v = r[L.F_HS_FRAME]
+        fl.hs_frame = None if v < 0 else v
+        fl.hs_capture = r[L.F_HS_CAPTURE]
+        fl.hs_opt_len = r[L.F_HS_OPT_LEN]
+        fl.hs_toa = bool(r[L.F_HS_TOA])
+        fl.closed = bool(r[L.F_CLOSED])
+        fl.fin_mask = r[L.F_FIN_MASK]
+        closes = []
+        for q in range(r[L.F_NCLOSES]):
+            b = L.C0_SIDE + q * L.CLOSE_WIDTH
+            closes.append(
+                (
+                    r[b],
+                    "rst" if r[b + 1] else "fin",
+                    r[b + 2],
+                    r[b + 3],
+                    bool(r[b + 4]),
+                    bool(r[b + 5]),
+                )
+            )
+        fl.closes = closes
+        fl.pay_seen = [bool(r[L.F_PAY0]), bool(r[L.F_PAY1])]
+        fp: list[tuple[int, int, bytes] | None] = [None, None]
+        for side in (0, 1):
+            if fl.pay_seen[side]:
+                b = L.FP0_FRAME + side * L.FP_WIDTH
+                off = side * L.PAYLOAD_KEEP
+                fp[side] = (r[b], r[b + 1], self.P[s, off : off + r[b + 2]].tobytes())
+        fl.first_pay = fp
+        fl.settled = bool(r[L.F_SETTLED])
+        fl.no_header = bool(r[L.F_NO_HEADER])
+        fl.truncated = bool(r[L.F_TRUNCATED])
+        if r[L.F_HEADER] == L.HDR_DICT:
+            fl.header = self.headers[s]
+        elif r[L.F_HEADER] == L.HDR_ROW:
+            fl.header = row_header(r)
+        return fl
+
+    def store(self, s: int, fl: TcpFlow) -> None:
+        """Write ``fl`` back to row ``s``; keep the object only if it holds Python-only state."""
+        closes = [0] * (2 * L.CLOSE_WIDTH)
+        for q, cl in enumerate(fl.closes[:2]):
+            b = q * L.CLOSE_WIDTH
+            closes[b : b + 6] = [
+                cl[0],
+                1 if cl[1] == "rst" else 0,
+                cl[2],
+                cl[3],
+                int(cl[4]),
+                int(cl[5]),
+            ]
+        fp = [0] * (2 * L.FP_WIDTH)
+        P = self.P
+        for side in (0, 1):
+            x = fl.first_pay[side]
+            if x is not None:
+                fp[side * L.FP_WIDTH : (side + 1) * L.FP_WIDTH] = [x[0], x[1], len(x[2])]
+                off = side * L.PAYLOAD_KEEP
+                P[s, off : off + len(x[2])] = np.frombuffer(x[2], dtype=np.uint8)
+        isn0, isn1 = fl.isn
+        row = [
+            fl.capture,
+            fl.first_frame,
+            fl.start_ns,
+            fl.end_ns,
+            fl.first_side,
+            fl.packets,
+            fl.bytes,
+            -1 if fl.egress is None else fl.egress,
+            fl.egress_by,
+            -1 if fl.syn_seq is None else fl.syn_seq,
+            int(fl.synack_seen),
+            -1 if isn0 is None else isn0,
+            -1 if isn1 is None else isn1,
+            fl.hs,
+            -1 if fl.hs_frame is None else fl.hs_frame,
+            fl.hs_capture,
+            fl.hs_opt_len,
+            int(fl.hs_toa),
+            int(fl.closed),
+            fl.fin_mask,
+            min(len(fl.closes), 2),
+            *closes,
+            int(fl.pay_seen[0]),
+            int(fl.pay_seen[1]),
+            *fp,
+            int(fl.settled),
+            int(fl.no_header),
+            int(fl.truncated),
+        ]
+        S = self.S
+        S[s, L.ROW_FIRST : L.ROW_END] = row
+        S[s, L.F_BUFFERING] = fl.streams is not None
+        keep = (
+            fl.findings
+            or fl.truncated
+            or fl.streams is not None
+            or fl.header is not None
+            or fl.stacked is not None
+            or fl.toa_syn is not None
+            or fl.toa_ack is not None
+            or fl.toa_data is not None
+            or fl.toa_bad
+            or fl.incomplete
+            or fl.gap
+            or fl.base[0] is not None
+            or fl.base[1] is not None
+            or fl.noheader[0]
+            or fl.noheader[1]
+        )
+        if S[s, L.F_HEADER]:  # the object holds the header from now on
+            if S[s, L.F_HEADER] == L.HDR_DICT:
+                del self.headers[s]
+            S[s, L.F_HEADER] = 0
+        if keep:
+            self.extra[s] = fl
+            S[s, L.F_EXTRA] = 1
+        else:
+            self.extra.pop(s, None)
+            S[s, L.F_EXTRA] = 0
+            S[s, L.TS_SET] = S[s, L.TA_SET] = S[s, L.TD_SET] = 0
+
+    # ------------------------------------------------------------------ ending
+    def evict(self, now: int) -> None:
+        ev = np.concatenate(self.events) if self.events else np.zeros(0, dtype=np.int64)
+        self.events = []
+        n = int(self.hn[0])
+        if n == 0 and ev.size == 0:
+            return
+        need = n + ev.size
+        if need > self.hd.shape[0]:
+            size = max(need, 2 * self.hd.shape[0])
+            for name in ("hd", "hslot", "hser"):
+                a = getattr(self, name)
+                b = np.zeros(size, dtype=np.int64)
+                b[:n] = a[:n]
+                setattr(self, name, b)
+        out = np.empty(need, dtype=np.int64)
+        t = self.t
+        k = self._expire(
+            ev,
+            ev.size,
+            self.S,
+            self.hd,
+            self.hslot,
+            self.hser,
+            self.hn,
+            now,
+            t.linger_ns,
+            t.evict_ns,
+            out,
+        )
+        if k:
+            self.ct[self.K.CT_OPEN] -= k
+            self.ended.append(out[:k].copy())
+
+    def _end_rows(self, rows: np.ndarray) -> None:
+        if rows.size:
+            self.S[rows, L.F_STATE] = L.ST_ENDED
+            self.ct[self.K.CT_OPEN] -= rows.size
+            self.ended.append(rows)
+
+    def end_closed(self, limit: int) -> int:
+        S = self.S
+        rows = np.flatnonzero((S[:, L.F_STATE] == L.ST_OPEN) & (S[:, L.F_CLOSED] != 0))
+        if rows.size > limit:
+            rows = rows[np.argsort(S[rows, L.F_CLOSE_ORDER], kind="stable")[:limit]]
+        self._end_rows(rows)
+        return int(rows.size)
+
+    def oldest_open(self, limit: int) -> list[tuple[int, int, Any]]:
+        S = self.S
+        rows = np.flatnonzero(S[:, L.F_STATE] == L.ST_OPEN)
+        rows = rows[np.argsort(S[rows, L.F_SERIAL], kind="stable")[:limit]]
+        return [
+            (st, 0, s) for st, s in zip(S[rows, L.F_START].tolist(), rows.tolist(), strict=True)
+        ]
+
+    def cut(self, s: int, note: str) -> None:
+        fl = self.load(s)
+        fl.note(FLOW_LIMIT, note, None, fl.capture)
+        self.store(s, fl)
+        self._end_rows(np.array([s], dtype=np.int64))
+
+    def end_all(self) -> None:
+        self._end_rows(np.flatnonzero(self.S[:, L.F_STATE] == L.ST_OPEN))
+
+    def still_open(self, item: tuple[int, int]) -> TcpFlow | None:
+        s, serial = item
+        if self.S[s, L.F_STATE] != L.ST_OPEN or self.S[s, L.F_SERIAL] != serial:
+            return None
+        return self.load(s)
+
+    def flush(self, cb: OnEnded | None, force: bool) -> None:
+        """Take the flows ended in this feed out of the index; turn ended flows into rows
+        (and free their table rows) now when asked to or when rows are reported as flows
+        end, else once enough have gathered: a block of thousands of rows costs about what
+        a block of tens does."""
+        t = self.t
+        if self.settled:
+            t._settled.extend(self.settled)
+            self.settled = []
+        if self.ended:
+            rows = np.concatenate(self.ended) if len(self.ended) > 1 else self.ended[0]
+            self.ended = []
+            self._unindex(self.H, self.S, rows, rows.size)
+            self.pending.append(rows)
+            self.npending += rows.size
+        if not self.pending or not (force or cb is not None or self.npending >= COMPACT_ROWS):
+            return
+        rows = np.concatenate(self.pending) if len(self.pending) > 1 else self.pending[0]
+        self.pending = []
+        self.npending = 0
+        S = self.S
+        py = S[rows, L.F_EXTRA] != 0
+        plain = rows[~py]
+        finish = t._machine.finish_tcp
+        if plain.size:
+            block = compact_plain(S, self.P, plain, self.var_names, self.headers)
+            t._ended.append(block)
+            if cb is not None:
+                for s, r in zip(plain.tolist(), block.to_rows(), strict=True):
+                    fl = self.load(s)
+                    finish(fl)
+                    cb(fl, r)
+        if py.any():
+            out = []
+            flows = []
+            for s in rows[py].tolist():
+                fl = self.load(s)
+                finish(fl)
+                out.append(compact(fl))
+                flows.append(fl)
+                del self.extra[s]
+            t._ended.append(out)
+            if cb is not None:
+                for fl, r in zip(flows, out, strict=True):
+                    cb(fl, r)
+        if self.headers:
+            for s in plain[S[plain, L.F_HEADER] == L.HDR_DICT].tolist():
+                del self.headers[s]
+        S[rows, L.F_STATE] = L.ST_FREE
+        top = int(self.ct[self.K.CT_FREE_TOP])
+        self.free[top : top + rows.size] = rows
+        self.ct[self.K.CT_FREE_TOP] = top + rows.size
 
 
 def parse_trusted(
@@ -884,3 +1226,57 @@ def parse_trusted(
 
                 raise UsageError(f"--trusted: {part!r} is not an IP address or CIDR") from None
     return nets
+
+
+def warm_compiled() -> float:
+    """Import numba and load (compiling on a first-ever run) the compiled flow loops.
+
+    Returns the seconds it took (0.0 when the compiled path is unavailable or
+    switched off). A tracker in ``auto`` mode moves to the compiled table as
+    soon as numba is loaded, so a long-running reader (live capture) can call
+    this in the background and keep analysing meanwhile.
+    """
+    import struct
+    import time
+
+    from pcapip.decode import decode
+    from pcapip.decode import warm_compiled as warm_engine
+    from pcapip.flows import kernel as K
+    from pcapip.sources import accel
+    from pcapip.sources.batch import FrameBatch
+
+    t0 = time.perf_counter()
+    if accel.choose(None, want_compiled=True) != accel.BACKEND_COMPILED:
+        return 0.0
+    warm_engine()
+
+    def frame(flags: int) -> bytes:
+        tcp = struct.pack("!HHIIBBHHH", 40000, 80, 1, 0, 5 << 4, flags, 65535, 0, 0)
+        ip = struct.pack(
+            "!BBHHHBBH4s4s", 0x45, 0, 20 + len(tcp), 1, 0, 64, 6, 0, bytes(4), bytes(4)
+        )
+        return b"\0" * 12 + b"\x08\x00" + ip + tcp
+
+    frames = [frame(TH_SYN), frame(0x11)]  # SYN, FIN-ACK
+    data = np.frombuffer(b"".join(frames), dtype=np.uint8).copy()
+    n = len(frames)
+    sizes = np.array([len(f) for f in frames], dtype=np.int64)
+    batch = FrameBatch(
+        data=data,
+        offset=np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(np.int64),
+        caplen=sizes,
+        origlen=sizes.copy(),
+        ts_ns=np.array([0, 10 * NS], dtype=np.int64),
+        linktype=np.ones(n, dtype=np.int32),
+        iface=np.zeros(n, dtype=np.int32),
+        file_offset=np.zeros(n, dtype=np.int64),
+        first_frame=1,
+    )
+    tracker = FlowTracker(backend="compiled", linger=1.0)
+    tracker.feed(decode(batch), 0)
+    tracker.finish()
+    empty = np.zeros(0, dtype=np.int64)
+    tcp = tracker._tcp
+    assert isinstance(tcp, _TcpRows)
+    K.reindex.compiled()(np.zeros(8, dtype=np.int64), tcp.S, empty, 0)
+    return time.perf_counter() - t0

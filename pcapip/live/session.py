@@ -303,8 +303,8 @@ class LiveSession:
     def _loop(self, cap, feed, sigs, tracker, spool, cross, view) -> tuple[str, Any]:
         from pcapip.decode import decode
 
-        # the summary needs pandas (half a second to import): load it while packets flow, so
-        # the summary follows Ctrl-C at once
+        # the summary needs pandas (half a second to import) and the flow stage runs faster
+        # compiled: load both while packets flow, so the summary follows Ctrl-C at once
         threading.Thread(target=_preload, name="preload", daemon=True).start()
         kinds = self.registry.kinds
         watch = InterfaceWatch(self.opts.iface)
@@ -383,6 +383,10 @@ def _preload() -> None:
     import importlib
 
     importlib.import_module("pcapip.report.analysis")
+    # the flow stage starts per packet and moves to its compiled loop once this is loaded
+    from pcapip.flows.tracker import warm_compiled
+
+    warm_compiled()
 
 
 def _stderr_note(message: str) -> None:

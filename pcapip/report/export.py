@@ -9,13 +9,16 @@ CLI and the Python API produce identical files.
 
 from __future__ import annotations
 
-import csv
 import json
+import os
+import sys
 import time
 from collections.abc import Iterator
 from typing import IO, Any
 
 from pcapip.flows.table import COLUMNS, FlowTable
+
+FORMATS = ("table", "csv", "json", "parquet")
 
 _TIME_COLUMNS = ("start", "end")
 
@@ -46,12 +49,70 @@ def _rows(table: FlowTable) -> Iterator[list[Any]]:
     return (list(r) for r in zip(*data, strict=True))
 
 
+def _stamps(ns: list[int | None]) -> list[str | None]:
+    """ISO 8601 UTC text with nanoseconds for a column of integer nanoseconds."""
+    if not ns or None in ns:
+        stamp = _Stamp()
+        return [stamp(v) for v in ns]
+    import numpy as np
+
+    text = np.datetime_as_string(np.asarray(ns, dtype=np.int64).astype("datetime64[ns]"), unit="ns")
+    return [t + "Z" for t in text.tolist()]
+
+
+_QUOTE_IF = (",", '"', "\n", "\r")
+_CHUNK = 16384  # rows encoded at a time
+
+
+def _cell(v: Any) -> str:
+    """One CSV cell as csv.writer (QUOTE_MINIMAL) writes it."""
+    if v is None:
+        return ""
+    s = v if isinstance(v, str) else str(v)
+    if any(ch in s for ch in _QUOTE_IF):
+        return '"' + s.replace('"', '""') + '"'
+    return s
+
+
+_NONE = type(None)
+
+
+def _cells(values: list[Any]) -> list[str]:
+    types = set(map(type, values))
+    if types == {int}:
+        return list(map(str, values))
+    if types <= {int, _NONE}:
+        return ["" if v is None else str(v) for v in values]
+    if types <= {str, _NONE}:
+        if _NONE in types:
+            values = ["" if v is None else v for v in values]
+        distinct = set(values)
+        joined = "".join(distinct)
+        if not any(ch in joined for ch in _QUOTE_IF):  # nothing to quote in the whole column
+            return values
+    else:
+        distinct = set(values)
+    enc = {v: _cell(v) for v in distinct}
+    return [enc[v] for v in values]
+
+
 def write_csv(table: FlowTable, fh: IO[str]) -> None:
-    """The documented schema as CSV: a header line, empty cells for missing values."""
-    w = csv.writer(fh, lineterminator="\n")
-    w.writerow(COLUMNS)
-    for r in _rows(table):
-        w.writerow(["" if v is None else v for v in r])
+    """The documented schema as CSV: a header line, empty cells for missing values.
+
+    Cells are encoded column by column (each distinct text once) rather than
+    row by row through ``csv.writer``; the bytes are the same as the csv
+    module's minimal quoting (a test checks it).
+    """
+    cols = table.columns
+    fh.write(",".join(COLUMNS) + "\n")
+    n = len(table)
+    for a in range(0, n, _CHUNK):  # in slices, so the text never exists whole in memory
+        b = min(n, a + _CHUNK)
+        data = [
+            _stamps(cols[c][a:b]) if c in _TIME_COLUMNS else _cells(cols[c][a:b]) for c in COLUMNS
+        ]
+        fh.write("\n".join(map(",".join, zip(*data, strict=True))))
+        fh.write("\n")
 
 
 def write_jsonl(table: FlowTable, fh: IO[str]) -> None:
@@ -60,3 +121,67 @@ def write_jsonl(table: FlowTable, fh: IO[str]) -> None:
     for r in _rows(table):
         fh.write(dumps(dict(zip(COLUMNS, r, strict=True)), ensure_ascii=False))
         fh.write("\n")
+
+
+def write_analysis(
+    result: Any,
+    fmt: str,
+    output: str | os.PathLike[str] | None = None,
+    *,
+    by: str = "flow",
+    max_rows: int = 500,
+) -> None:
+    """Write an analysis as ``pcapip analyze`` writes it (``pcapip live`` writes its summary
+    the same way).
+
+    ``result`` is an Analysis, or a FlowTable for the per-flow CSV / JSON Lines,
+    which need neither pandas nor the Analysis frames; ``fmt`` is one of
+    FORMATS; ``output`` None or "-" means standard output.
+    """
+    if fmt not in FORMATS:
+        raise ValueError(f"format must be one of {', '.join(FORMATS)}, not {fmt!r}")
+    to_stdout = output is None or output == "-"
+    table = result if isinstance(result, FlowTable) else result.table
+    if fmt in ("csv", "json") and by == "flow":
+        write = write_csv if fmt == "csv" else write_jsonl
+        if to_stdout:
+            write(table, sys.stdout)
+            sys.stdout.flush()
+        else:
+            with open(output, "w", encoding="utf-8", newline="") as fh:  # type: ignore[arg-type]
+                write(table, fh)
+        return
+    if isinstance(result, FlowTable):
+        from pcapip.report.analysis import Analysis
+
+        result = Analysis(result)
+    if fmt == "table":
+        from rich.console import Console
+
+        from pcapip.report.render import print_report
+
+        if to_stdout:
+            # a pipe has no width: print like a wide terminal rather than Rich's 80 columns
+            console = Console() if sys.stdout.isatty() else Console(width=160)
+            print_report(result, console, by=by, max_rows=max_rows)
+        else:
+            with open(output, "w", encoding="utf-8") as fh:  # type: ignore[arg-type]
+                console = Console(file=fh, width=200, no_color=True)
+                print_report(result, console, by=by, max_rows=max_rows)
+    elif fmt == "parquet":
+        if to_stdout:
+            import io
+
+            buf = io.BytesIO()
+            result.to_parquet(buf, by=by)
+            sys.stdout.buffer.write(buf.getvalue())
+            sys.stdout.buffer.flush()
+        else:
+            result.to_parquet(output, by=by)
+    else:
+        text = result.to_csv if fmt == "csv" else result.to_jsonl
+        if to_stdout:
+            sys.stdout.write(text(by=by) or "")
+            sys.stdout.flush()
+        else:
+            text(output, by=by)

@@ -1,0 +1,519 @@
+"""Flow rows as columns: the compiled path's output, and the table's input.
+
+Most connections of a capture are plain: a handshake, maybe a clean TOA
+option, a first payload that is not a PROXY header, data, a close. Their
+rows are computed here from the flow table's int64 rows all at once (the
+same verdicts and findings ``pcapip.flows.rows.compact`` gives a ``TcpFlow``
+in that state, checked by the tests against the per-packet path), so a
+capture with a hundred thousand connections does not build a hundred
+thousand Python objects on the way to its CSV.
+
+``RowBlock`` holds rows column by column, whichever way they were made;
+``FlowRow`` objects (from flows that needed Python) convert to a block and
+back, so the table is built from blocks only.
+"""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Iterable, Sequence
+from dataclasses import fields
+from typing import Any
+
+import numpy as np
+
+from pcapip.flows import headers as _hdr
+from pcapip.flows import layout as L
+from pcapip.flows.findings import Finding, toa_kind_message
+from pcapip.flows.rows import FlowRow, _header_notes, ip_text
+from pcapip.flows.state import HS_DONE
+
+ROW_FIELDS: tuple[str, ...] = tuple(f.name for f in fields(FlowRow) if f.name != "findings")
+
+
+class RowBlock:
+    """Rows as parallel lists (one per FlowRow field), findings as parallel lists too.
+
+    ``f_row[k]`` is the position in this block of the row finding ``k`` belongs
+    to; a row's findings appear in the order the row would list them.
+    """
+
+    __slots__ = ("cols", "f_row", "f_code", "f_msg", "f_frame", "f_capture")
+
+    def __init__(self, cols: dict[str, list[Any]] | None = None) -> None:
+        self.cols: dict[str, list[Any]] = cols if cols is not None else {n: [] for n in ROW_FIELDS}
+        self.f_row: list[int] = []
+        self.f_code: list[str] = []
+        self.f_msg: list[str] = []
+        self.f_frame: list[int | None] = []
+        self.f_capture: list[int] = []
+
+    def __len__(self) -> int:
+        return len(self.cols["capture"])
+
+    def add_finding(self, row: int, code: str, msg: str, frame: int | None, capture: int) -> None:
+        self.f_row.append(row)
+        self.f_code.append(code)
+        self.f_msg.append(msg)
+        self.f_frame.append(frame)
+        self.f_capture.append(capture)
+
+    @classmethod
+    def from_rows(cls, rows: Sequence[FlowRow]) -> RowBlock:
+        b = cls({n: [getattr(r, n) for r in rows] for n in ROW_FIELDS})
+        for k, r in enumerate(rows):
+            for f in r.findings:
+                b.add_finding(k, f.code, f.message, f.frame, f.capture)
+        return b
+
+    def extend(self, other: RowBlock) -> None:
+        base = len(self)
+        for n in ROW_FIELDS:
+            self.cols[n].extend(other.cols[n])
+        self.f_row.extend(r + base for r in other.f_row)
+        self.f_code.extend(other.f_code)
+        self.f_msg.extend(other.f_msg)
+        self.f_frame.extend(other.f_frame)
+        self.f_capture.extend(other.f_capture)
+
+    @classmethod
+    def concat(cls, parts: Iterable[RowBlock | Sequence[FlowRow]]) -> RowBlock:
+        out = cls()
+        for part in parts:
+            out.extend(part if isinstance(part, RowBlock) else cls.from_rows(part))
+        return out
+
+    def to_rows(self) -> list[FlowRow]:
+        """One FlowRow per row (findings as Finding objects, flow id 0)."""
+        cols = self.cols
+        rows = [
+            FlowRow(**dict(zip(ROW_FIELDS, values, strict=True)))
+            for values in zip(*(cols[n] for n in ROW_FIELDS), strict=True)
+        ]
+        for k, code, msg, frame, cap in zip(
+            self.f_row, self.f_code, self.f_msg, self.f_frame, self.f_capture, strict=True
+        ):
+            rows[k].findings.append(Finding(0, code, msg, frame, cap))
+        return rows
+
+
+def _dotted(values: np.ndarray) -> list[str]:
+    octets = [((values >> sh) & 255).tolist() for sh in (24, 16, 8, 0)]
+    return [f"{a}.{b}.{c}.{d}" for a, b, c, d in zip(*octets, strict=True)]
+
+
+def _v4_text(values: np.ndarray) -> list[str]:
+    """IPv4 addresses (integers) as dotted text, each distinct address formatted once."""
+    uniq, inv = np.unique(values, return_inverse=True)
+    if uniq.size * 2 > values.size:  # mostly distinct: no point in sharing
+        return _dotted(values)
+    return np.asarray(_dotted(uniq), dtype=object)[inv].tolist()
+
+
+_V4_MAPPED_HI = 0xFFFF
+
+
+def _ip_texts(hi: np.ndarray, lo: np.ndarray) -> list[str]:
+    """Address text for (hi, lo) halves (int64 bit patterns), as ``ip_text`` gives it."""
+    hi = hi.view(np.uint64)
+    lo = lo.view(np.uint64)
+    v4 = (hi == 0) & ((lo >> np.uint64(32)) == np.uint64(_V4_MAPPED_HI))
+    if v4.all():
+        return _v4_text((lo & np.uint64(0xFFFFFFFF)).astype(np.int64))
+    return [ip_text(h, low) for h, low in zip(hi.tolist(), lo.tolist(), strict=True)]
+
+
+def _put(target: list[Any], rows: np.ndarray, values: list[Any]) -> None:
+    for r, v in zip(rows.tolist(), values, strict=True):
+        target[r] = v
+
+
+def _http_400(P: np.ndarray, rows: np.ndarray, side: np.ndarray, length: np.ndarray) -> np.ndarray:
+    """Does the kept first payload of ``side`` start like "HTTP/x.y 400 " (rows._HTTP_400)?"""
+    if rows.size == 0:
+        return np.zeros(0, dtype=bool)
+    b = P[rows[:, None], side[:, None] * L.PAYLOAD_KEEP + np.arange(13)]
+    digit = (b >= 48) & (b <= 57)
+    return (
+        (length >= 13)
+        & (b[:, :5] == np.frombuffer(b"HTTP/", dtype=np.uint8)).all(axis=1)
+        & digit[:, 5]
+        & (b[:, 6] == 46)
+        & digit[:, 7]
+        & (b[:, 8] == 32)
+        & (b[:, 9:12] == np.frombuffer(b"400", dtype=np.uint8)).all(axis=1)
+        & ((b[:, 12] == 32) | (b[:, 12] == 13) | (b[:, 12] == 10))
+    )
+
+
+def compact_plain(
+    S: np.ndarray,
+    P: np.ndarray,
+    rows: np.ndarray,
+    var_names: Sequence[str | None],
+    headers: dict[int, Any],
+) -> RowBlock:
+    """Rows of flows held in the flow table without a TcpFlow object, computed as columns.
+
+    Such a flow raised no finding while its packets were read, read any TOA
+    option itself (a clean IPv4 client variant) and, if its first segment
+    was a PROXY header, read it from that one segment: a clean one in the
+    row's header fields (HDR_ROW), any other in ``headers`` (row -> HeaderSeen,
+    HDR_DICT). The rules are those of ``pcapip.flows.rows._compact_tcp`` for
+    these states, each row's findings in the same order.
+    """
+    M = S[rows]
+    n = len(rows)
+    a_port = M[:, L.K_APORT]
+    b_port = M[:, L.K_BPORT]
+    egress = M[:, L.F_EGRESS]
+    first_side = M[:, L.F_FIRST_SIDE]
+    guess = np.where(a_port != b_port, np.where(a_port > b_port, 0, 1), 1 - first_side)
+    eg = np.where(egress >= 0, egress, guess)
+    og = 1 - eg
+    a_is_e = eg == 0
+    e_ip = _ip_texts(
+        np.where(a_is_e, M[:, L.K_AHI], M[:, L.K_BHI]),
+        np.where(a_is_e, M[:, L.K_ALO], M[:, L.K_BLO]),
+    )
+    o_ip = _ip_texts(
+        np.where(a_is_e, M[:, L.K_BHI], M[:, L.K_AHI]),
+        np.where(a_is_e, M[:, L.K_BLO], M[:, L.K_ALO]),
+    )
+
+    kind = M[:, L.F_HEADER]
+    has_hdr = kind != 0
+    ts_set = M[:, L.TS_SET] != 0
+    ta_set = M[:, L.TA_SET] != 0
+    td_set = M[:, L.TD_SET] != 0
+    has_toa = ts_set | ta_set | td_set
+    # the TOA a receiving module most likely uses: handshake ACK, else SYN, else data
+    g = np.where(ta_set, L.TA_SET, np.where(ts_set, L.TS_SET, L.TD_SET))
+    start_seen = (M[:, L.F_SYN_SEQ] >= 0) | (M[:, L.F_SYNACK] != 0)
+    hs_done = M[:, L.F_HS] == HS_DONE
+    pay_eg = np.where(a_is_e, M[:, L.F_PAY0], M[:, L.F_PAY1]) != 0
+    # the origin closed first, having sent nothing, after data from the egress side
+    silent = (
+        (egress >= 0)
+        & pay_eg
+        & (M[:, L.F_NCLOSES] > 0)
+        & (M[:, L.C0_SIDE] == og)
+        & ((np.where(og == 0, M[:, L.C0_P0], M[:, L.C0_P1])) == 0)
+        & ((np.where(a_is_e, M[:, L.C0_P0], M[:, L.C0_P1])) != 0)
+    )
+
+    block = RowBlock()
+    c = block.cols
+    c["capture"] = M[:, L.F_CAPTURE].tolist()
+    c["first_frame"] = M[:, L.F_FIRST_FRAME].tolist()
+    c["transport"] = ["tcp"] * n
+    c["start_ns"] = M[:, L.F_START].tolist()
+    c["end_ns"] = M[:, L.F_END].tolist()
+    c["egress_ip"] = e_ip
+    c["egress_port"] = np.where(a_is_e, a_port, b_port).tolist()
+    c["origin_ip"] = o_ip
+    c["origin_port"] = np.where(a_is_e, b_port, a_port).tolist()
+    c["packets"] = M[:, L.F_PACKETS].tolist()
+    c["bytes"] = M[:, L.F_BYTES].tolist()
+    c["judged"] = (pay_eg | hs_done).tolist()
+    c["carries_client"] = (has_toa | has_hdr).tolist()
+    c["toa_carried"] = has_toa.tolist()
+    c["hs_done"] = hs_done.tolist()
+    c["hs_toa"] = (M[:, L.F_HS_TOA] != 0).tolist()
+    c["toa_in_syn"] = ts_set.tolist()
+    no_room = (
+        hs_done
+        & (M[:, L.F_HS_TOA] == 0)
+        & (M[:, L.F_HS_OPT_LEN] > 40 - 8)
+        & (M[:, L.F_HS_FRAME] >= 0)
+    )
+    nr: list[tuple[int, int] | None] = [None] * n
+    w = np.flatnonzero(no_room)
+    _put(nr, w, list(zip(M[w, L.F_HS_CAPTURE].tolist(), M[w, L.F_HS_FRAME].tolist(), strict=True)))
+    c["no_room"] = nr
+
+    methods = np.where(has_toa, "toa", np.where(start_seen, "none", "unknown")).tolist()
+    statuses = np.where(has_toa, "ok", np.where(start_seen, "absent", "mid-stream")).tolist()
+    client_ip: list[str | None] = [None] * n
+    client_port: list[int | None] = [None] * n
+    proxy_ip: list[str | None] = [None] * n
+    proxy_port: list[int | None] = [None] * n
+    pp_command: list[str | None] = [None] * n
+    pp_family: list[str | None] = [None] * n
+    tlvs = [""] * n
+    frames_col: list[list[tuple[int, int]]] = [[] for _ in range(n)]
+    header_frame: list[tuple[int, int] | None] = [None] * n
+
+    # ---- TOA (clean IPv4 client options, read by the kernel)
+    toa_rows = np.flatnonzero(has_toa)
+    toa_ip: list[str | None] = [None] * n
+    toa_port: list[int | None] = [None] * n
+    toa_kind_note: dict[int, tuple[str, str, int, int]] = {}
+    toa_late_note: dict[int, tuple[str, str, int, int]] = {}
+    if toa_rows.size:
+        gt = g[toa_rows]
+        Mt = M[toa_rows]
+        pt = np.arange(toa_rows.size)
+        _put(toa_ip, toa_rows, _v4_text(Mt[pt, gt + L.T_IP]))
+        _put(toa_port, toa_rows, Mt[pt, gt + L.T_PORT].tolist())
+        client_ip = list(toa_ip)
+        client_port = list(toa_port)
+        tfr = Mt[pt, gt + L.T_FRAME].tolist()
+        tcap = Mt[pt, gt + L.T_CAP].tolist()
+        _put(header_frame, toa_rows, list(zip(tcap, tfr, strict=True)))
+        # the packets that carried a TOA: SYN, handshake ACK, data (in that order, once each)
+        pairs = [
+            list(zip(Mt[:, b + L.T_CAP].tolist(), Mt[:, b + L.T_FRAME].tolist(), strict=True))
+            for b in (L.TS_SET, L.TA_SET, L.TD_SET)
+        ]
+        sets = [(Mt[:, b] != 0).tolist() for b in (L.TS_SET, L.TA_SET, L.TD_SET)]
+        for q, r in enumerate(toa_rows.tolist()):
+            fl = frames_col[r]
+            for k in (0, 1, 2):
+                if sets[k][q] and pairs[k][q] not in fl:
+                    fl.append(pairs[k][q])
+        msg = {}
+        for key in set(
+            zip(
+                Mt[pt, gt + L.T_KIND].tolist(),
+                Mt[pt, gt + L.T_LEN].tolist(),
+                Mt[pt, gt + L.T_VAR].tolist(),
+                strict=True,
+            )
+        ):
+            msg[key] = toa_kind_message(key[0], key[1], var_names[key[2]])
+        for r, kd, ln, var, fr, cap in zip(
+            toa_rows.tolist(),
+            Mt[pt, gt + L.T_KIND].tolist(),
+            Mt[pt, gt + L.T_LEN].tolist(),
+            Mt[pt, gt + L.T_VAR].tolist(),
+            tfr,
+            tcap,
+            strict=True,
+        ):
+            toa_kind_note[r] = ("toa.kind", msg[(kd, ln, var)], fr, cap)
+        # handshake completed without TOA in its ACK: TOA only in the SYN, or only later
+        late = np.flatnonzero(has_toa & ~ta_set & hs_done)
+        for r in late.tolist():
+            row = M[r]
+            hsf, hsc = int(row[L.F_HS_FRAME]), int(row[L.F_HS_CAPTURE])
+            if ts_set[r]:
+                extra = " and in data segments" if td_set[r] else ""
+                toa_late_note[r] = (
+                    "toa.syn_only",
+                    f"TOA in the SYN (packet {int(row[L.TS_SET + L.T_FRAME])}){extra} but not in "
+                    f"the handshake ACK (packet {hsf})",
+                    hsf,
+                    hsc,
+                )
+            else:
+                dfr = int(row[L.TD_SET + L.T_FRAME])
+                toa_late_note[r] = (
+                    "toa.after_handshake",
+                    f"first TOA in packet {dfr}, after the handshake ACK (packet {hsf})",
+                    dfr,
+                    int(row[L.TD_SET + L.T_CAP]),
+                )
+
+    # ---- PROXY headers read from the first segment
+    hdr_rows = np.flatnonzero(has_hdr)
+    hdr_notes: dict[int, list[tuple[str, str, int | None, int]]] = {}
+    if hdr_rows.size:
+        Mh = M[hdr_rows]
+        # what the origin did first: an HTTP 400 reply, or a close without a reply
+        o_h = og[hdr_rows]
+        ph = np.arange(hdr_rows.size)
+        fp = L.FP0_FRAME + o_h * L.FP_WIDTH
+        replied = np.where(o_h == 0, Mh[:, L.F_PAY0], Mh[:, L.F_PAY1]) != 0
+        react = (egress[hdr_rows] >= 0) & pay_eg[hdr_rows]
+        bad_reply = replied & _http_400(P, rows[hdr_rows], o_h, Mh[ph, fp + 2])
+        rows_l = rows.tolist()
+        kr = kind[hdr_rows] == L.HDR_ROW
+        local = kr & (Mh[:, L.HK_VER] == 2) & (Mh[:, L.HK_FAM] == 0)
+        # headers the kernel read, with addresses, on flows without TOA: all columns at once
+        simple = np.flatnonzero(kr & ~local & ~has_toa[hdr_rows])
+        if simple.size:
+            rs = hdr_rows[simple]
+            Ms = Mh[simple]
+            v1 = Ms[:, L.HK_VER] == 1
+            _put(methods, rs, np.where(v1, "ppv1", "ppv2").tolist())
+            _put(statuses, rs, ["ok"] * rs.size)
+            _put(pp_command, rs, ["PROXY"] * rs.size)
+            _put(pp_family, rs, np.where(v1, "TCP4", "INET").tolist())
+            _put(client_ip, rs, _v4_text(Ms[:, L.HK_SRC]))
+            _put(client_port, rs, Ms[:, L.HK_SPORT].tolist())
+            _put(proxy_ip, rs, _v4_text(Ms[:, L.HK_DST]))
+            _put(proxy_port, rs, Ms[:, L.HK_DPORT].tolist())
+            hf = list(zip(Ms[:, L.HK_CAP].tolist(), Ms[:, L.HK_FRAME].tolist(), strict=True))
+            _put(header_frame, rs, hf)
+            for r, f in zip(rs.tolist(), hf, strict=True):
+                frames_col[r].append(f)
+        others = np.ones(hdr_rows.size, dtype=bool)
+        others[simple] = False
+        # each remaining row on its own: the header notes, then TOA against header, the
+        # origin's reaction (all of _compact_tcp that a settled header can raise)
+        for q in np.flatnonzero(others | (react & (bad_reply | silent[hdr_rows]))).tolist():
+            r = int(hdr_rows[q])
+            collect = _Collect()
+            row = Mh[q].tolist()
+            capture = row[L.F_CAPTURE]
+            hs = row_header(row) if kr[q] else headers[rows_l[r]]
+            h = hs.header
+            state = hs.state
+            if others[q]:  # (else the columns are set above; only the origin's reaction left)
+                methods[r] = f"ppv{hs.version or 1}"
+                statuses[r] = {"ok": "ok", "malformed": "malformed"}.get(state, "incomplete")
+                if h is not None:
+                    c_ip, c_port, p_ip, p_port = h.src_addr, h.src_port, h.dst_addr, h.dst_port
+                    pp_command[r], pp_family[r] = h.command, h.family
+                    if h.tlvs:
+                        tlvs[r] = _hdr.tlv_text(h)
+                else:
+                    c_ip = c_port = p_ip = p_port = None
+                proxy_ip[r], proxy_port[r] = p_ip, p_port
+                hframe = hs.frames[0] if hs.frames else None
+                _header_notes(collect, hs, capture)
+                if has_toa[r]:
+                    if state != "ok" and c_ip is None:
+                        c_ip, c_port = toa_ip[r], toa_port[r]
+                        hframe = header_frame[r]
+                    elif c_ip is not None and (toa_ip[r], toa_port[r]) != (c_ip, c_port):
+                        collect.note(
+                            "client.disagree",
+                            f"TOA (packet {row[int(g[r]) + L.T_FRAME]}) says "
+                            f"{_hdr.hostport(toa_ip[r], toa_port[r])}, "
+                            f"the PROXY header says {_hdr.hostport(c_ip, c_port)}",
+                            hs.frames[0][1] if hs.frames else None,
+                            capture,
+                        )
+                    collect.note(*toa_kind_note.pop(r))
+                    if r in toa_late_note:
+                        collect.note(*toa_late_note.pop(r))
+                client_ip[r], client_port[r] = c_ip, c_port
+                header_frame[r] = hframe
+                fl = frames_col[r]
+                for f in hs.frames:
+                    if f not in fl:
+                        fl.append(f)
+            if react[q] and state == "ok":
+                if bad_reply[q]:
+                    b = int(fp[q])
+                    collect.note(
+                        "origin.rejected",
+                        "the origin answered HTTP 400 to the PROXY header: it parsed it as a "
+                        "request",
+                        row[b],
+                        row[b + 1],
+                    )
+                if silent[r]:
+                    collect.note(
+                        "origin.rejected",
+                        f"the origin sent {'RST' if row[L.C0_RST] else 'FIN'} right after the "
+                        "PROXY header, with no reply",
+                        row[L.C0_FRAME],
+                        row[L.C0_CAP],
+                    )
+            if collect.items:
+                hdr_notes[r] = collect.items
+
+    # ---- findings, each row's in the order _compact_tcp notes them (only that order
+    # matters: the table sorts findings per flow, ties kept in the order they were noted)
+    f_row, f_code, f_msg = block.f_row, block.f_code, block.f_msg
+    f_frame, f_cap = block.f_frame, block.f_capture
+
+    def add(r: int, note: tuple[str, str, int | None, int]) -> None:
+        f_row.append(r)
+        f_code.append(note[0])
+        f_msg.append(note[1])
+        f_frame.append(note[2])
+        f_cap.append(note[3])
+
+    for r, items in hdr_notes.items():
+        for note in items:
+            add(r, note)
+    for r, note in toa_kind_note.items():  # rows without a header
+        add(r, note)
+    for r, note in toa_late_note.items():
+        add(r, note)
+    # no client address carried and the origin hung up on the first data
+    quiet = np.flatnonzero(silent & ~has_toa & start_seen & ~has_hdr)
+    for r, rst, fr, cap in zip(
+        quiet.tolist(),
+        M[quiet, L.C0_RST].tolist(),
+        M[quiet, L.C0_FRAME].tolist(),
+        M[quiet, L.C0_CAP].tolist(),
+        strict=True,
+    ):
+        what = "RST" if rst else "FIN"
+        add(
+            r,
+            (
+                "origin.closed_silently",
+                f"the origin sent {what} after the first data, without replying",
+                fr,
+                cap,
+            ),
+        )
+    mid = np.flatnonzero(~start_seen)
+    for r, fr, cap in zip(
+        mid.tolist(), M[mid, L.F_FIRST_FRAME].tolist(), M[mid, L.F_CAPTURE].tolist(), strict=True
+    ):
+        add(r, ("flow.mid_stream", "no SYN or SYN-ACK captured for this connection", fr, cap))
+
+    c["method"] = methods
+    c["client_ip"] = client_ip
+    c["client_port"] = client_port
+    c["proxy_ip"] = proxy_ip
+    c["proxy_port"] = proxy_port
+    c["pp_command"] = pp_command
+    c["pp_family"] = pp_family
+    c["tlvs"] = tlvs
+    c["status"] = statuses
+    c["header_frames"] = frames_col
+    c["header_frame"] = header_frame
+    return block
+
+
+class _Collect:
+    """The findings of one row, each code once (as FlowBase.note records them)."""
+
+    __slots__ = ("items", "seen")
+
+    def __init__(self) -> None:
+        self.items: list[tuple[str, str, int | None, int]] = []
+        self.seen: set[str] = set()
+
+    def note(self, code: str, message: str, frame: int | None, capture: int) -> None:
+        if code not in self.seen:
+            self.seen.add(code)
+            self.items.append((code, message, frame, capture))
+
+
+def row_header(values: Sequence[int]) -> Any:
+    """The HeaderSeen of a header the kernel read (a flow-table row with F_HEADER == HDR_ROW),
+    as ``pcapip.flows.headers.seen_direct`` makes it from ``fastparse.proxy``'s parse."""
+    from pcapip.dissect.proxy_model import ProxyHeader
+    from pcapip.flows.state import HeaderSeen
+
+    ver, fam, length = values[L.HK_VER], values[L.HK_FAM], values[L.HK_LEN]
+    if ver == 2 and fam == 0:
+        h = ProxyHeader(2, "LOCAL", "UNSPEC", "UNSPEC", length=16)
+    else:
+        src = socket.inet_ntop(socket.AF_INET, values[L.HK_SRC].to_bytes(4, "big"))
+        dst = socket.inet_ntop(socket.AF_INET, values[L.HK_DST].to_bytes(4, "big"))
+        family, transport = ("TCP4", "STREAM") if ver == 1 else ("INET", "STREAM")
+        if ver == 2 and fam & 0x0F != 1:
+            transport = "DGRAM"
+        h = ProxyHeader(
+            ver,
+            "PROXY",
+            family,
+            transport,
+            src,
+            dst,
+            values[L.HK_SPORT],
+            values[L.HK_DPORT],
+            length,
+        )
+    frames = [(values[L.HK_CAP], values[L.HK_FRAME])]
+    return HeaderSeen("ok", ver, h, None, (), length, frames, 1)

@@ -1,0 +1,345 @@
+"""Odd TCP cases for the compiled flow loop, against the per-packet machine and against construction.
+
+Each connection here is built to exercise one rule the compiled loop applies
+itself or must hand over: a 4-tuple reused inside one batch, retransmitted
+SYNs (same and new ISN), resets during the handshake, packets after the
+close, headers that one segment does or does not decide, TOA options that
+disagree or come from the wrong side. Every capture is analysed by the
+reference path and by the fast path (compiled and its Python twin) at
+several batch sizes, and must give the same flows; the ground truth of the
+construction is checked on top.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import random
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from pcapip.flows import tracker as tracker_mod
+from pcapip.flows.run import track_captures
+from pcapip.report.analysis import Analysis
+
+HERE = Path(__file__).resolve().parent
+
+
+def _load_gen():
+    if "flow_pcaps" in sys.modules:
+        return sys.modules["flow_pcaps"]
+    spec = importlib.util.spec_from_file_location("flow_pcaps", HERE / "gen" / "flow_pcaps.py")
+    mod = importlib.util.module_from_spec(spec)
+    sys.modules["flow_pcaps"] = mod
+    spec.loader.exec_module(mod)
+    return mod
+
+
+gen = _load_gen()
+ORIG = (gen.ORIGIN, 8080)
+GET = gen.HTTP_GET
+OK = gen.HTTP_OK
+BATCHES = [1, 2, 3, 7, 64, 65536]
+
+
+def _run(path: Path, batch: int, **kw) -> Analysis:
+    return Analysis(*track_captures([path], batch_size=batch, **kw))
+
+
+def _check_paths(path: Path) -> Analysis:
+    """Reference and both fast backends agree at every batch size; returns the reference."""
+    out = None
+    for batch in BATCHES:
+        ref = _run(path, batch, mode="reference")
+        for backend in ("compiled", "pure"):
+            fast = _run(path, batch, mode="fast", backend=backend)
+            pd.testing.assert_frame_equal(fast.flows, ref.flows)
+            pd.testing.assert_frame_equal(fast.findings, ref.findings)
+            assert fast.stats == ref.stats
+            assert fast.table.header_frames == ref.table.header_frames
+        if batch == 65536:
+            out = ref
+    assert out is not None
+    return out
+
+
+def _write(tmp_path: Path, cap) -> Path:
+    path = tmp_path / cap.name
+    gen.write_pcap(path, cap.frames)
+    return path
+
+
+def _rows(a: Analysis) -> list[tuple]:
+    c = a.table.columns
+    return list(
+        zip(c["egress_port"], c["method"], c["client_ip"], c["status"], c["packets"], strict=True)
+    )
+
+
+def _v2_inet6(src: str, dst: str, sport: int, dport: int) -> bytes:
+    import ipaddress
+    import struct
+
+    body = ipaddress.IPv6Address(src).packed + ipaddress.IPv6Address(dst).packed
+    body += struct.pack("!HH", sport, dport)
+    return gen.V2_SIG + bytes([0x21, 0x21]) + struct.pack("!H", len(body)) + body
+
+
+def test_port_reuse_inside_one_batch(tmp_path: Path) -> None:
+    cap = gen.Capture("reuse.pcap", "")
+    e = (gen.PROXY1, 43001)
+    c = gen.Conn(cap, e, ORIG, isn_e=10_000, isn_o=20_000).handshake()
+    c.send(gen.v1("100.64.7.1", gen.ORIGIN, 7001, 8080) + GET).reply(OK).close()
+    # the same 4-tuple at once, closed: a new connection (new ISN)
+    c = gen.Conn(cap, e, ORIG, isn_e=50_000, isn_o=60_000).handshake()
+    c.send(gen.v2("100.64.7.2", gen.ORIGIN, 7002, 8080) + GET).reply(OK).close()
+    # and again while the previous one is still open: a SYN with another ISN starts a new flow
+    c = gen.Conn(cap, e, ORIG, isn_e=90_000, isn_o=95_000).handshake()
+    c.send(GET)
+    c = gen.Conn(cap, e, ORIG, isn_e=190_000, isn_o=195_000).handshake(
+        ack_opts=gen.toa200("100.64.7.4", 7004)
+    )
+    c.send(GET).reply(OK).close()
+    a = _check_paths(_write(tmp_path, cap))
+    assert _rows(a) == [
+        (43001, "ppv1", "100.64.7.1", "ok", 8),
+        (43001, "ppv2", "100.64.7.2", "ok", 8),
+        (43001, "none", None, "absent", 4),
+        (43001, "toa", "100.64.7.4", "ok", 8),
+    ]
+
+
+def test_syn_retransmissions(tmp_path: Path) -> None:
+    cap = gen.Capture("synrtx.pcap", "")
+    # the same SYN twice (same ISN): one connection
+    e = (gen.PROXY1, 43101)
+    c = gen.Conn(cap, e, ORIG, isn_e=1000)
+    c._e(1000, 0, gen.SYN, options=gen.toa200("100.64.8.1", 8001))
+    c.handshake(syn_opts=gen.toa200("100.64.8.1", 8001), ack_opts=gen.toa200("100.64.8.1", 8001))
+    c.send(GET).reply(OK).close()
+    # a SYN with a new ISN (the client gave up and retried): the first attempt is a flow of its own
+    e = (gen.PROXY1, 43102)
+    gen.Conn(cap, e, ORIG, isn_e=5000)._e(5000, 0, gen.SYN)
+    c = gen.Conn(cap, e, ORIG, isn_e=7000).handshake()
+    c.send(gen.v1("100.64.8.2", gen.ORIGIN, 8002, 8080) + GET).reply(OK).close()
+    a = _check_paths(_write(tmp_path, cap))
+    assert _rows(a) == [
+        (43101, "toa", "100.64.8.1", "ok", 9),
+        (43102, "none", None, "absent", 1),
+        (43102, "ppv1", "100.64.8.2", "ok", 8),
+    ]
+    assert a.stats["syn_recv_sock_toa"] == 1 and a.stats["syn_recv_sock_no_toa"] == 1
+
+
+def test_resets_during_the_handshake(tmp_path: Path) -> None:
+    cap = gen.Capture("rst.pcap", "")
+    # the egress side resets instead of completing the handshake
+    e = (gen.PROXY1, 43201)
+    c = gen.Conn(cap, e, ORIG).handshake(ack=False)
+    c._e(c.se, c.so, gen.RST | gen.ACK)
+    # the origin refuses the SYN
+    e = (gen.PROXY1, 43202)
+    c = gen.Conn(cap, e, ORIG)
+    c._e(c.isn_e, 0, gen.SYN, options=gen.toa200("100.64.9.2", 9002))
+    c._o(0, c.isn_e + 1, gen.RST | gen.ACK)
+    # a reset right after the header, before anything else
+    e = (gen.PROXY1, 43203)
+    c = gen.Conn(cap, e, ORIG).handshake()
+    c.send(gen.v2("100.64.9.3", gen.ORIGIN, 9003, 8080) + GET).close(rst=True)
+    a = _check_paths(_write(tmp_path, cap))
+    assert _rows(a) == [
+        (43201, "none", None, "absent", 3),
+        (43202, "toa", "100.64.9.2", "ok", 2),
+        (43203, "ppv2", "100.64.9.3", "ok", 5),
+    ]
+    # a failed handshake is not a completed one
+    assert a.stats["syn_recv_sock_toa"] == 0 and a.stats["syn_recv_sock_no_toa"] == 1
+
+
+def test_packets_after_the_close(tmp_path: Path) -> None:
+    cap = gen.Capture("late.pcap", "")
+    e = (gen.PROXY1, 43301)
+    c = gen.Conn(cap, e, ORIG).handshake()
+    c.send(gen.v1("100.64.10.1", gen.ORIGIN, 10001, 8080) + GET).reply(OK).close()
+    c._e(c.se - 1, c.so, gen.FIN | gen.ACK)  # a retransmitted FIN, 1 ms later: same flow
+    # 5 s of another connection, then a late ACK on the closed 4-tuple: the first flow is long
+    # over (closed and quiet for more than the 2 s linger), so this is a new, mid-stream flow
+    other = gen.Conn(cap, (gen.PROXY2, 43302), ORIG).handshake()
+    for _ in range(5):
+        cap.t += 1.0
+        other.send(b"x")
+    c._e(c.se, c.so, gen.ACK)
+    other.close()
+    path = _write(tmp_path, cap)
+    a = _check_paths(path)
+    # whether the late ACK joins the old flow depends on when flows are ended: after each
+    # batch, so in one batch it still joins, and with one packet per batch the old flow is
+    # over before the ACK arrives
+    assert _rows(a)[0] == (43301, "ppv1", "100.64.10.1", "ok", 10)
+    assert [r[0] for r in _rows(a)] == [43301, 43302]
+    one = _rows(_run(path, 1))
+    assert one[0] == (43301, "ppv1", "100.64.10.1", "ok", 9)
+    assert one[-1] == (43301, "unknown", None, "mid-stream", 1)
+
+
+def test_headers_one_segment_does_or_does_not_decide(tmp_path: Path) -> None:
+    cap = gen.Capture("hdr.pcap", "")
+    o = ORIG
+    cases = [
+        # header and data in one segment (decided by the segment)
+        (43401, gen.v1("100.64.11.1", gen.ORIGIN, 11001, 8080) + GET, "ppv1", "ok"),
+        # the header alone: whether a second header follows is open until more data comes
+        (43402, gen.v1("100.64.11.2", gen.ORIGIN, 11002, 8080), "ppv1", "ok"),
+        # data after the header starts with "P": parsed further (it is a POST, not a header)
+        (
+            43403,
+            gen.v2("100.64.11.3", gen.ORIGIN, 11003, 8080) + b"POST / HTTP/1.1\r\n\r\n",
+            "ppv2",
+            "ok",
+        ),
+        # v2 LOCAL with data after it
+        (43404, gen.v2(None, None, local=True) + GET, "ppv2", "ok"),
+        # v2 over IPv6 and v2 with a TLV: not the kernel's shapes, Python reads them
+        (43405, _v2_inet6("2001:db8::5", "2001:db8::20", 11005, 8080) + GET, "ppv2", "ok"),
+        (
+            43406,
+            gen.v2("100.64.11.6", gen.ORIGIN, 11006, 8080, tlvs=gen.tlv(0x05, b"u")) + GET,
+            "ppv2",
+            "ok",
+        ),
+        # near misses of the v1 shape
+        (43407, b"PROXY TCP4 100.64.11.7 198.51.100.20 11007 08080\r\n" + GET, "ppv1", "malformed"),
+        (43408, b"PROXY TCP4 100.64.11.8 198.51.100.20 11008 65536\r\n" + GET, "ppv1", "malformed"),
+        (43409, b"PROXY UNKNOWN\r\n" + GET, "ppv1", "ok"),
+        (43410, b"PROXY TCP4 100.64.11.10 198.51.100.20 11010 8080\n" + GET, "ppv1", "malformed"),
+        # not a header at all, though it starts like one
+        (43411, b"PROXZ\r\n" + GET, "none", "absent"),
+        (43412, b"\r\n\r\nGET / HTTP/1.0\r\n\r\n", "none", "absent"),
+    ]
+    for port, data, _, _ in cases:
+        c = gen.Conn(cap, (gen.PROXY1, port), o).handshake()
+        c.send(data)
+        if port == 43402:
+            c.send(GET)
+        c.reply(OK).close()
+    # a header split in two segments, the second retransmitted
+    h = gen.v1("100.64.11.20", gen.ORIGIN, 11020, 8080) + GET
+    c = gen.Conn(cap, (gen.PROXY1, 43420), o).handshake()
+    c.send(h[:9], at=0).send(h[9:], at=9).send(h[9:], at=9).reply(OK).close()
+    a = _check_paths(_write(tmp_path, cap))
+    got = {(p, m, s) for p, m, _, s, _ in _rows(a)}
+    for port, _, method, status in cases:
+        assert (port, method, status) in got
+    assert (43420, "ppv1", "ok") in got
+
+
+def test_toa_cases_the_loop_hands_over(tmp_path: Path) -> None:
+    cap = gen.Capture("toa.pcap", "")
+    t = gen.toa200
+    # SYN and handshake ACK name different clients
+    c = gen.Conn(cap, (gen.PROXY1, 43501), ORIG).handshake(
+        syn_opts=t("100.64.12.1", 1), ack_opts=t("100.64.12.99", 1)
+    )
+    c.send(GET).reply(OK).close()
+    # a TOA-kind option from the origin
+    c = gen.Conn(cap, (gen.PROXY1, 43502), ORIG).handshake(synack_opts=t("100.64.12.2", 2))
+    c.send(GET).reply(OK).close()
+    # two TOA options in one segment (not a clean shape)
+    c = gen.Conn(cap, (gen.PROXY1, 43503), ORIG).handshake(
+        ack_opts=t("100.64.12.3", 3) + t("100.64.12.33", 3)
+    )
+    c.send(GET).reply(OK).close()
+    # TOA only in data, after the handshake
+    c = gen.Conn(cap, (gen.PROXY1, 43504), ORIG).handshake()
+    c.send(GET, options=t("100.64.12.4", 4)).reply(OK).close()
+    # the handshake ACK's options cut by the snap length
+    c = gen.Conn(cap, (gen.PROXY1, 43505), ORIG)
+    c._e(c.isn_e, 0, gen.SYN)
+    c._o(c.isn_o, c.isn_e + 1, gen.SYN | gen.ACK)
+    c._e(c.se, c.so, gen.ACK, options=t("100.64.12.5", 5), snap=14 + 20 + 20 + 4)
+    c.send(GET).reply(OK).close()
+    # mid-stream: TOA in a data segment decides the egress side
+    c = gen.Conn(cap, (gen.PROXY2, 43506), ORIG)
+    c.send(GET, at=300, options=t("100.64.12.6", 6)).reply(OK)
+    a = _check_paths(_write(tmp_path, cap))
+    codes = dict(zip(a.flows["egress_port"], a.flows["findings"].astype(str), strict=True))
+    assert "toa.inconsistent" in codes[43501]
+    assert "toa.from_origin" in codes[43502]
+    assert "toa.after_handshake" in codes[43504]
+    assert "capture.truncated" in codes[43505]
+    assert "flow.mid_stream" in codes[43506]
+
+
+def test_compacting_in_many_blocks(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Ended flows become rows in blocks; block boundaries change nothing."""
+    path = HERE / "pcaps" / "flow-proxy-misc.pcap"
+    ref = _run(path, 65536, mode="reference")
+    monkeypatch.setattr(tracker_mod, "COMPACT_ROWS", 1)
+    for backend in ("compiled", "pure"):
+        for batch in (1, 5, 65536):
+            fast = _run(path, batch, backend=backend)
+            assert fast.to_csv() == ref.to_csv()
+            pd.testing.assert_frame_equal(fast.findings, ref.findings)
+
+
+_OCTET = st.one_of(
+    st.integers(0, 255).map(str),
+    st.sampled_from(["00", "01", "256", "999", "1000", "", "-1", " 1"]),
+)
+_PORT = st.one_of(
+    st.integers(0, 65535).map(str),
+    st.sampled_from(["00", "065535", "65536", "123456", "", "+5"]),
+)
+
+
+@st.composite
+def _v1_lines(draw) -> bytes:
+    ip = st.lists(_OCTET, min_size=4, max_size=4).map(".".join)
+    proto = draw(st.sampled_from(["TCP4", "TCP4", "TCP4", "TCP6", "tcp4", "UNKNOWN"]))
+    sep = draw(st.sampled_from([" ", " ", " ", "  "]))
+    end = draw(st.sampled_from(["\r\n", "\r\n", "\r\n", "\n", "\r", ""]))
+    line = f"PROXY {proto}{sep}{draw(ip)} {draw(ip)} {draw(_PORT)} {draw(_PORT)}{end}"
+    after = draw(st.sampled_from([b"GET / HTTP/1.1\r\n\r\n", b"", b"PROXY TCP4", b"\r\nx", b"Px"]))
+    return line.encode() + after
+
+
+@st.composite
+def _v2_headers(draw) -> bytes:
+    vc = draw(st.sampled_from([0x21, 0x21, 0x20, 0x22, 0x11]))
+    fam = draw(st.sampled_from([0x11, 0x12, 0x00, 0x21, 0x13]))
+    body = bytes(draw(st.lists(st.integers(0, 255), min_size=12, max_size=12)))
+    ln = draw(st.sampled_from([12, 12, 0, 11, 13, 40]))
+    after = draw(st.sampled_from([b"GET / HTTP/1.1\r\n\r\n", b"", b"P", b"\r"]))
+    return gen.V2_SIG + bytes([vc, fam]) + ln.to_bytes(2, "big") + body[:ln] + after
+
+
+@settings(
+    max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    headers=st.lists(st.one_of(_v1_lines(), _v2_headers()), min_size=1, max_size=12),
+    seed=st.integers(0, 2**16),
+)
+def test_first_segments_the_loop_reads_itself(tmp_path_factory, headers, seed) -> None:
+    """Whatever a first segment holds, the loop's own reading of clean headers (and its
+    refusal of everything else) gives what the dissectors give."""
+    rng = random.Random(seed)
+    cap = gen.Capture("fuzz.pcap", "")
+    for k, data in enumerate(headers):
+        conn = gen.Conn(cap, (gen.PROXY1, 44000 + k), ORIG, isn_e=rng.randrange(1 << 32))
+        conn.handshake().send(data)
+        if rng.random() < 0.5:
+            conn.reply(OK)
+        conn.close(rst=rng.random() < 0.3)
+    path = tmp_path_factory.mktemp("fz") / "fuzz.pcap"
+    gen.write_pcap(path, cap.frames)
+    for batch in (1, 65536):
+        ref = _run(path, batch, mode="reference")
+        for backend in ("compiled", "pure"):
+            fast = _run(path, batch, backend=backend)
+            pd.testing.assert_frame_equal(fast.flows, ref.flows)
+            pd.testing.assert_frame_equal(fast.findings, ref.findings)

@@ -1,0 +1,292 @@
+"""The tracker's public API: callbacks, previews, draining, the flow cap, the eviction schedule.
+
+Live capture and the terminal UI drive the flow stage batch by batch through
+this API; these tests hold every way of keeping flows (per-packet objects,
+the compiled table, its Python twin, and the move from the first to the
+second mid-capture) to the same answers.
+"""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from pcapip.decode import decode
+from pcapip.flows import kernel as K
+from pcapip.flows import layout as L
+from pcapip.flows.findings import CATALOGUE, ORDER, Level
+from pcapip.flows.rows import preview
+from pcapip.flows.run import track_captures
+from pcapip.flows.table import finish_table
+from pcapip.flows.tracker import FLOW_LIMIT, FlowTracker, row_hash
+from pcapip.report.analysis import Analysis, analyze
+from pcapip.sources import accel, open_capture
+
+PCAPS = Path(__file__).resolve().parent / "pcaps"
+KINDS = [
+    {"mode": "reference"},
+    {"mode": "fast", "backend": "compiled"},
+    {"mode": "fast", "backend": "pure"},
+]
+IDS = ["reference", "compiled", "pure"]
+CAPTURES = [
+    "haproxy-v1.pcap",
+    "haproxy-v2-crc-uid.pcap",
+    "haproxy-health-checks.pcap",
+    "flow-proxy-misc.pcap",
+    "flow-proxy-split.pcap",
+    "flow-toa.pcap",
+    "flow-udp.pcap",
+    "ndpi-haproxy.pcap",
+]
+
+
+class Recorder:
+    """Everything the callbacks report, with the feed number it came after."""
+
+    def __init__(self, **kw) -> None:
+        self.feed_no = 0
+        self.settled: dict[int, tuple[int, object]] = {}
+        self.ended: dict[int, object] = {}
+        self.tracker = FlowTracker(on_settled=self.on_settled, on_ended=self.on_ended, **kw)
+
+    def on_settled(self, flow) -> None:
+        assert flow.serial not in self.settled, "settled twice"
+        assert flow.serial not in self.ended, "settled after it ended"
+        assert flow.settled
+        n = len(flow.findings)
+        row = preview(flow)
+        assert preview(flow) == row  # a preview changes nothing...
+        assert len(flow.findings) == n  # ...in the flow either
+        self.settled[flow.serial] = (self.feed_no, row)
+
+    def on_ended(self, flow, row) -> None:
+        assert flow.serial not in self.ended, "ended twice"
+        self.ended[flow.serial] = row
+
+    def run(self, path: Path, batch_size: int = 1) -> Analysis:
+        with open_capture(path, batch_size=batch_size) as src:
+            for batch in src:
+                self.feed_no += 1
+                self.tracker.feed(decode(batch), 0)
+        table = finish_table(self.tracker, [str(path)])
+        return Analysis(table)
+
+
+def _in_table_order(rec: Recorder) -> list:
+    """The final rows in the table's order (by first packet)."""
+    return sorted(rec.ended.values(), key=lambda r: (r.capture, r.first_frame))
+
+
+@pytest.mark.parametrize("name", CAPTURES)
+def test_callbacks_agree_across_backends(name: str) -> None:
+    runs = []
+    ref = analyze(PCAPS / name)
+    for kw in KINDS:
+        rec = Recorder(**kw)
+        a = rec.run(PCAPS / name)
+        assert a.to_csv() == ref.to_csv()
+        # every flow ends exactly once, with the row the table numbers
+        c = a.table.columns
+        ordered = _in_table_order(rec)
+        assert len(ordered) == len(a)
+        for fid, r in enumerate(ordered):
+            assert (r.method, r.client_ip, r.status) == (
+                c["method"][fid],
+                c["client_ip"][fid],
+                c["status"][fid],
+            )
+        # a settled flow's preview already gives its final answer
+        for serial, (_, row) in rec.settled.items():
+            r = rec.ended[serial]
+            assert (row.method, row.client_ip, row.client_port) == (
+                r.method,
+                r.client_ip,
+                r.client_port,
+            )
+        runs.append(
+            sorted((row.first_frame, feed, row.method) for feed, row in rec.settled.values())
+        )
+    # the same flows settle after the same packet, whichever way the flows are kept
+    assert runs[0] == runs[1] == runs[2]
+
+
+@pytest.mark.parametrize("kw", KINDS, ids=IDS)
+def test_header_flows_settle_while_open(kw) -> None:
+    """haproxy-v1: every connection carries a header and goes on after it, so each is
+    reported settled while open: not before its header packet, and (HAProxy sends the
+    header in a segment of its own) once the next data shows no second header follows."""
+    rec = Recorder(**kw)
+    a = rec.run(PCAPS / "haproxy-v1.pcap", batch_size=1)
+    ordered = _in_table_order(rec)
+    settled_at = {row.first_frame: feed for feed, row in rec.settled.values()}
+    assert len(a.table.header_frames) == len(a)
+    for fid, frames in a.table.header_frames.items():
+        assert a.table.columns["method"][fid - 1] == "ppv1"
+        assert settled_at[ordered[fid - 1].first_frame] > frames[0][1]
+
+
+@pytest.mark.parametrize("kw", KINDS, ids=IDS)
+def test_udp_settles_at_its_first_datagram_with_payload(kw) -> None:
+    rec = Recorder(**kw)
+    a = rec.run(PCAPS / "flow-udp.pcap", batch_size=1)
+    udp = [r for r in rec.ended.values() if r.transport == "udp"]
+    assert udp and len(udp) == a.stats["flows_udp"]
+    settled = {
+        row.first_frame: feed for feed, row in rec.settled.values() if row.transport == "udp"
+    }
+    for r in udp:
+        if r.first_frame in settled:
+            # the first datagram of these flows carries payload
+            assert settled[r.first_frame] == r.first_frame
+
+
+@pytest.mark.parametrize("kw", KINDS, ids=IDS)
+def test_take_ended_drains(kw) -> None:
+    tracker = FlowTracker(**kw)
+    rows = []
+    with open_capture(PCAPS / "haproxy-health-checks.pcap", batch_size=4) as src:
+        for batch in src:
+            tracker.feed(decode(batch), 0)
+            rows += tracker.take_ended()
+    assert tracker.take_ended() == []
+    rows += tracker.finish()
+    assert tracker.take_ended() == [] and tracker.open_flows == 0
+    ref = analyze(PCAPS / "haproxy-health-checks.pcap")
+    assert len(rows) == len(ref) and len({(r.capture, r.first_frame) for r in rows}) == len(rows)
+
+
+@pytest.mark.parametrize("kw", KINDS, ids=IDS)
+def test_flow_cap_inside_the_tracker(kw) -> None:
+    """19 connections that never close: with room for 2, the 17 oldest are cut while open."""
+    assert CATALOGUE[FLOW_LIMIT].level is Level.WARNING and FLOW_LIMIT in ORDER
+    path = PCAPS / "dissect-toa-edge.pcap"
+    ref = analyze(path)
+    rec = Recorder(max_flows=2, **kw)
+    a = rec.run(path)
+    assert rec.tracker.limit_hits == len(ref) - 2
+    cut = sorted(f.flow for f in a.table.findings if f.code == FLOW_LIMIT)
+    assert cut == list(range(1, len(ref) - 1))
+    for col in ("egress_ip", "egress_port", "method", "client_ip", "client_port", "status"):
+        assert a.table.columns[col] == ref.table.columns[col]
+
+
+def test_moving_to_the_compiled_table_mid_capture(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``auto`` starts per packet while numba is not loaded and moves its open flows to the
+    compiled table once it is: the result is the reference's."""
+    for name in (
+        "flow-proxy-misc.pcap",
+        "flow-proxy-split.pcap",
+        "flow-toa.pcap",
+        "ndpi-haproxy.pcap",
+    ):
+        path = PCAPS / name
+        ref = Analysis(*track_captures([path], mode="reference", batch_size=3))
+        for switch_at in (1, 2, 4):
+            loaded = {"on": False}
+            monkeypatch.setattr(accel, "numba_loaded", lambda loaded=loaded: loaded["on"])
+            tracker = FlowTracker()
+            with open_capture(path, batch_size=3) as src:
+                for k, batch in enumerate(src):
+                    loaded["on"] = k >= switch_at
+                    tracker.feed(decode(batch, backend="pure"), 0)
+                    if tracker._tcp is not None:
+                        assert tracker.compiled == (k >= switch_at)
+            got = Analysis(finish_table(tracker, [str(path)]))
+            monkeypatch.undo()
+            assert got.to_csv() == ref.to_csv()
+            assert got.table.header_frames == ref.table.header_frames
+            assert [(f.flow, f.code, f.frame) for f in got.table.findings] == [
+                (f.flow, f.code, f.frame) for f in ref.table.findings
+            ]
+
+
+def test_compiled_loop_matches_the_table_layout() -> None:
+    """The loop's constants come from the layout; numba's cache would not notice a change."""
+    assert L.fingerprint() == K.BUILT_FOR_LAYOUT
+
+
+@pytest.mark.parametrize("backend", ["compiled", "pure"])
+@pytest.mark.parametrize(
+    "name", ["haproxy-ipv6.pcap", "flow-proxy-misc.pcap", "dissect-toa-edge.pcap"]
+)
+def test_loop_hashes_keys_as_python_does(backend: str, name: str) -> None:
+    """The loop's flow-key hash (compiled: wrapping int64 arithmetic) equals the Python one,
+    which is what flows moved from the per-packet store are indexed by."""
+    tracker = FlowTracker(backend=backend, linger=1e9, evict_after=1e9)
+    with open_capture(PCAPS / name) as src:
+        for batch in src:
+            tracker.feed(decode(batch), 0)
+    S = tracker._tcp.S
+    rows = np.flatnonzero(S[:, L.F_STATE] == L.ST_OPEN)
+    assert rows.size
+    for r in S[rows].tolist():
+        assert r[L.K_HASH] == row_hash(*r[L.K_AHI : L.K_BPORT + 1])
+
+
+# ---------------------------------------------------------------------- eviction schedule
+def _naive_due(S, closed_rows, now, linger, evict_after) -> set[int]:
+    due = set()
+    for s in closed_rows:
+        if S[s, L.F_STATE] != L.ST_OPEN:
+            continue
+        fm = S[s, L.F_FIN_MASK]
+        delay = linger if (fm & 4 or fm == 3) else evict_after
+        if S[s, L.F_END] + delay < now:
+            due.add(s)
+    return due
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    seed=st.integers(0, 2**32 - 1),
+    backend=st.sampled_from(["pure", "compiled"]),
+)
+def test_expire_finds_exactly_the_flows_a_full_scan_finds(seed: int, backend: str) -> None:
+    """The eviction heap against scanning every closed flow each time (what it replaces):
+    flows close, get more packets, become fully closed, are re-scheduled; after every step
+    both agree on which are due."""
+    rng = random.Random(seed)
+    n = 40
+    S = np.zeros((n, L.NFIELDS), dtype=np.int64)
+    S[:, L.F_STATE] = L.ST_OPEN
+    S[:, L.F_SERIAL] = np.arange(1, n + 1)
+    hd, hslot, hser = (np.zeros(8 * n, dtype=np.int64) for _ in range(3))
+    hn = np.zeros(1, dtype=np.int64)
+    expire = K.expire.get(accel.choose(backend, want_compiled=True))
+    linger, evict_after = 20, 500
+    now = 0
+    closed: set[int] = set()
+    for _ in range(60):
+        events = []
+        now += rng.randrange(0, 40)
+        for _ in range(rng.randrange(0, 6)):
+            s = rng.randrange(n)
+            if S[s, L.F_STATE] != L.ST_OPEN:
+                continue
+            S[s, L.F_END] = max(S[s, L.F_END], now - rng.randrange(0, 30))
+            what = rng.random()
+            if what < 0.5:  # a FIN or RST
+                was_closed = S[s, L.F_CLOSED]
+                fm = S[s, L.F_FIN_MASK]
+                was_done = fm & 4 or fm == 3
+                S[s, L.F_FIN_MASK] |= rng.choice([1, 2, 4])
+                fm = S[s, L.F_FIN_MASK]
+                S[s, L.F_CLOSED] = 1
+                closed.add(s)
+                if not was_closed or ((fm & 4 or fm == 3) and not was_done):
+                    events.append(s)
+        expect = _naive_due(S, closed, now, linger, evict_after)
+        ev = np.asarray(events, dtype=np.int64)
+        out = np.empty(int(hn[0]) + ev.size + 1, dtype=np.int64)
+        k = expire(ev, ev.size, S, hd, hslot, hser, hn, now, linger, evict_after, out)
+        assert set(out[:k].tolist()) == expect
+        assert all(S[s, L.F_STATE] == L.ST_ENDED for s in expect)
+        # the schedule stays a binary heap of deadlines
+        h = hd[: int(hn[0])].tolist()
+        assert all(h[(i - 1) // 2] <= h[i] for i in range(1, len(h)))
