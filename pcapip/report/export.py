@@ -162,7 +162,9 @@ def write_analysis(
 
         if to_stdout:
             # a pipe has no width: print like a wide terminal rather than Rich's 80 columns
-            console = Console() if sys.stdout.isatty() else Console(width=160)
+            # piped: a wide fixed layout, unless COLUMNS says how wide the reader is
+            wide = sys.stdout.isatty() or os.environ.get("COLUMNS")
+            console = Console() if wide else Console(width=160)
             print_report(result, console, by=by, max_rows=max_rows)
         else:
             with open(output, "w", encoding="utf-8") as fh:  # type: ignore[arg-type]

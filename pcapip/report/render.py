@@ -125,11 +125,15 @@ def frame_table(
     if "tlvs" in cols and not df["tlvs"].fillna("").astype(str).str.len().any():
         cols.remove("tlvs")
     for c in cols:
+        # Addresses, times and numbers are read whole or not at all: only the free-text
+        # columns wrap, and they give up width first when the terminal is narrow.
         wrap = c in ("findings", "tlvs", "methods", "egress_ips")
         t.add_column(
             c,
-            overflow="fold",
-            min_width=8 if wrap else None,
+            overflow="fold" if wrap else "ellipsis",
+            no_wrap=not wrap,
+            min_width=12 if wrap else None,
+            ratio=1 if wrap else None,
             justify="right" if c in ("flow", "packets", "bytes", "flows") else "left",
         )
     shown = df if max_rows <= 0 else df.head(max_rows)
@@ -162,6 +166,8 @@ def print_report(a: Analysis, console: Console, *, by: str = "flow", max_rows: i
         df = _flows_for_display(df)
         if console.width < 150:  # a narrow terminal: keep what answers "who is the client"
             df = df[["flow", "egress", "origin", "method", "client", "status", "findings"]]
+        elif console.width < 190:
+            df = df.drop(columns=["proto", "proxy dst", "cmd", "packets"])
     console.print(frame_table(df, title=title, max_rows=max_rows, time_format=time_format))
 
 
