@@ -1,0 +1,78 @@
+"""``pcapip tui`` as an operator runs it: the real command in a real terminal (tmux)."""
+
+from __future__ import annotations
+
+import csv
+import io
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from tools import require_tool
+from tui_pilot import Tmux
+
+REPO = Path(__file__).resolve().parent.parent
+PCAPS = REPO / "tests" / "pcaps"
+
+
+def pcapip(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "pcapip", *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=REPO,
+    )
+
+
+def test_bad_input_is_one_line_and_status_2() -> None:
+    r = pcapip("tui", "tests/pcaps/no-such.pcap")
+    assert r.returncode == 2 and "tests/pcaps/no-such.pcap: no such file" in r.stderr
+    r = pcapip("tui", "tests/pcaps/not-a-capture.pcap")
+    assert r.returncode == 2 and "not-a-capture.pcap" in r.stderr
+    assert "Traceback" not in r.stderr
+    r = pcapip("tui", "--trusted", "10.0.0.0/99", "tests/pcaps/flow-toa.pcap")
+    assert r.returncode == 2 and "--trusted" in r.stderr
+    r = pcapip("tui", "-")
+    assert r.returncode == 2 and "standard input" in r.stderr
+    assert "tui" in pcapip("--help").stdout
+
+
+@pytest.fixture
+def tmux() -> Iterator[Tmux]:
+    require_tool("tmux")
+    t = Tmux()
+    try:
+        yield t
+    finally:
+        t.kill()
+
+
+def test_real_command_in_tmux(tmux: Tmux) -> None:
+    """Open, filter, read the advice, quit: the screen text at each step, then exit status 0."""
+    capture = "tests/pcaps/flow-proxy-misc.pcap"
+    expected = list(
+        csv.DictReader(io.StringIO(pcapip("analyze", capture, "--format", "csv").stdout))
+    )
+    rejected = [r for r in expected if "origin.rejected" in r["findings"]]
+    assert len(rejected) >= 2
+    tmux.start(f"cd {REPO} && {sys.executable} -m pcapip tui {capture}; echo EXIT=$?; sleep 60")
+    screen = tmux.wait(f"{len(expected)}/{len(expected)} flows")
+    for r in expected[:5]:
+        assert f"{r['egress_ip']}:{r['egress_port']}" in screen
+    tmux.keys("/")
+    tmux.keys("finding:origin-rejected", literal=True)
+    tmux.keys("Enter")
+    screen = tmux.wait(f"{len(rejected)}/{len(expected)} flows")
+    table = [line for line in screen.splitlines() if "origin.rejected" in line]
+    assert len(table) == len(rejected)
+    for r in rejected:
+        client = f"{r['client_ip']}:{r['client_port']}"
+        assert any(client in line for line in table), (client, screen)
+    tmux.keys("f")
+    screen = tmux.wait("What to do:")
+    assert "Enable PROXY protocol on the origin" in screen
+    tmux.keys("q")
+    tmux.wait("EXIT=0")

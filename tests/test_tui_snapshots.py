@@ -1,0 +1,71 @@
+"""Snapshots of the main screens (pytest-textual-snapshot), over committed captures.
+
+Deterministic by construction: fixed terminal sizes, captures from tests/pcaps (times come
+from the capture, never from the clock), rows in flow order, and every screenshot taken
+after the capture is read and no worker is running. Update after an intended change with
+``pytest tests/test_tui_snapshots.py --snapshot-update`` and review the SVGs.
+"""
+
+from __future__ import annotations
+
+import pytest_textual_snapshot
+from tui_pilot import PCAPS, settle, wait_loaded
+
+from tui.app import PcapipApp
+
+# pytest-textual-snapshot 1.0.0 names its extension with the attribute older syrupy read
+# (``_file_extension``); syrupy 7 reads ``file_extension`` and would store ".raw" files.
+pytest_textual_snapshot.SVGImageExtension.file_extension = "svg"
+
+
+def loaded(*keys: str, filter_text: str | None = None):
+    async def before(pilot) -> None:
+        await wait_loaded(pilot)
+        if filter_text is not None:
+            pilot.app.apply_filter(filter_text)
+            pilot.app.query_one("#filter").value = filter_text
+            await settle(pilot)
+        for k in keys:
+            await pilot.press(k)
+            await settle(pilot)
+        # let every widget repaint what the last messages changed (scroll bars follow their
+        # view one refresh later)
+        await pilot.wait_for_scheduled_animations()
+        await pilot.pause(0.2)
+
+    return before
+
+
+def test_flows_80x24(snap_compare) -> None:
+    """The smallest supported terminal: table, packet tree with the TOA option, hex dump."""
+    app = PcapipApp(str(PCAPS / "flow-toa.pcap"))
+    assert snap_compare(app, terminal_size=(80, 24), run_before=loaded())
+
+
+def test_filtered_findings_tab(snap_compare) -> None:
+    """A filter from the issue, and the selected flow's findings with their advice."""
+    app = PcapipApp(str(PCAPS / "flow-proxy-misc.pcap"))
+    assert snap_compare(
+        app, terminal_size=(120, 35), run_before=loaded("f", filter_text="finding:origin-rejected")
+    )
+
+
+def test_grouped_by_client(snap_compare) -> None:
+    app = PcapipApp(str(PCAPS / "flow-spoof.pcap"), trusted="192.0.2.10/31")
+    assert snap_compare(app, terminal_size=(120, 35), run_before=loaded("g", "g"))
+
+
+def test_timeline_tab(snap_compare) -> None:
+    app = PcapipApp(str(PCAPS / "haproxy-v1.pcap"))
+    assert snap_compare(app, terminal_size=(120, 35), run_before=loaded("down", "t"))
+
+
+def test_wide_with_summary(snap_compare) -> None:
+    """A large terminal: summary beside the table, tree and hex side by side."""
+    app = PcapipApp(str(PCAPS / "haproxy-v2-crc-uid.pcap"))
+    assert snap_compare(app, terminal_size=(180, 50), run_before=loaded("enter"))
+
+
+def test_help(snap_compare) -> None:
+    app = PcapipApp(str(PCAPS / "flow-toa.pcap"))
+    assert snap_compare(app, terminal_size=(100, 40), run_before=loaded("question_mark"))

@@ -1,0 +1,258 @@
+"""Everything the detail pane shows about one flow, gathered off the UI thread.
+
+For the selected flow: the packets that carried its client address (TOA
+segments, PROXY header segments, and for a header split over segments the
+reassembled stream start) dissected into Wireshark-style trees; its packet
+timeline; its findings with the catalogue's advice. A flow with no such
+packet shows its first packet instead, because the reason a client is
+missing (no room in the handshake ACK, no header at all) is visible there.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from tui.frames import Frame, FrameIndex, ip_halves
+
+#: packets shown in a flow's timeline (a long download has millions)
+TIMELINE_MAX = 2000
+
+_FLAG_NAMES = ((2, "SYN"), (16, "ACK"), (1, "FIN"), (4, "RST"), (8, "PSH"), (32, "URG"))
+
+
+@dataclass
+class PacketView:
+    """One packet (or the reassembled stream start) with its field tree."""
+
+    title: str
+    number: int | None  # frame number; None for a reassembled stream
+    data: bytes
+    layers: list[Any]  # pcapip.dissect.Field roots
+    focus: Any = None  # the field to highlight first (TOA option, PROXY header)
+
+
+@dataclass
+class TimelineEntry:
+    frame: int
+    ts_ns: int
+    direction: str  # "→" egress to origin, "←" back
+    flags: str
+    seq: int | None
+    ack: int | None
+    length: int
+    note: str
+
+
+@dataclass
+class FindingView:
+    severity: str
+    code: str
+    packet: int | None
+    message: str
+
+
+@dataclass
+class FlowDetail:
+    rec: dict[str, Any]
+    packets: list[PacketView] = field(default_factory=list)
+    timeline: list[TimelineEntry] = field(default_factory=list)
+    timeline_total: int = 0
+    findings: list[FindingView] = field(default_factory=list)
+    note: str | None = None
+
+
+def flags_text(flags: int, transport: str) -> str:
+    if transport != "tcp":
+        return "UDP"
+    names = [n for bit, n in _FLAG_NAMES if flags & bit]
+    return ",".join(names) or "-"
+
+
+def focus_field(layers: list[Any]) -> Any:
+    """The field that answers "who is the client" in this packet: PROXY header or TOA option."""
+    for layer in layers:
+        node = layer.find("proxy")
+        if node is not None:
+            return node
+    for layer in layers:
+        for node in layer.walk():
+            if node.name == "toa" and node.length:
+                return node
+    for layer in layers:
+        node = layer.find("tcp.options")
+        if node is not None:
+            return node
+    return None
+
+
+def dissect(frame: Frame, registry: Any, title: str) -> PacketView:
+    from pcapip.dissect import dissect_frame
+
+    layers = dissect_frame(frame.data, frame.linktype, registry=registry)
+    return PacketView(title, frame.number, frame.data, layers, focus_field(layers))
+
+
+def _decode_frames(frames: list[Frame], kinds: Any) -> Any:
+    """Decode a handful of frames (not consecutive) with the engine's decoder."""
+    from pcapip.decode import decode
+    from pcapip.sources import FrameBatch
+
+    data = b"".join(f.data for f in frames)
+    lens = np.array([len(f.data) for f in frames], dtype=np.int64)
+    offs = np.concatenate([[0], np.cumsum(lens)[:-1]]).astype(np.int64)
+    batch = FrameBatch(
+        data=np.frombuffer(data, dtype=np.uint8).copy(),
+        offset=offs,
+        caplen=lens,
+        origlen=np.array([f.origlen for f in frames], dtype=np.int64),
+        ts_ns=np.array([f.ts_ns for f in frames], dtype=np.int64),
+        linktype=np.array([f.linktype for f in frames], dtype=np.int32),
+        iface=np.zeros(len(frames), dtype=np.int32),
+        file_offset=np.zeros(len(frames), dtype=np.int64),
+        first_frame=1,
+    )
+    return decode(batch, toa_kinds=kinds)
+
+
+def _reassemble(segments: list[tuple[int, bytes]]) -> bytes:
+    """Stream start from (seq, payload) segments: first copy of each byte wins."""
+    if not segments:
+        return b""
+    base = min(s for s, _ in segments)
+    out = bytearray()
+    have = bytearray()
+    for seq, payload in sorted(segments, key=lambda s: s[0]):
+        off = (seq - base) & 0xFFFFFFFF
+        if off > 1 << 20:
+            continue
+        end = off + len(payload)
+        if end > len(out):
+            out.extend(b"\0" * (end - len(out)))
+            have.extend(b"\0" * (end - len(have)))
+        for k, b in enumerate(payload):
+            if not have[off + k]:
+                out[off + k] = b
+                have[off + k] = 1
+    # only the contiguous prefix is meaningful
+    n = have.find(0)
+    return bytes(out if n < 0 else out[:n])
+
+
+def build_detail(
+    rec: dict[str, Any],
+    index: FrameIndex,
+    *,
+    registry: Any,
+    header_frames: list[int],
+    findings: list[FindingView],
+) -> FlowDetail:
+    """The detail of the flow ``rec`` (a model record) from the capture's frame index."""
+    det = FlowDetail(rec, findings=findings)
+    transport = rec["transport"]
+    eg_ip, eg_port = rec["egress_ip"], rec["egress_port"]
+    or_ip, or_port = rec["origin_ip"], rec["origin_port"]
+    if eg_port is None or or_port is None:
+        det.note = "this flow has no ports"
+        return det
+    cands = index.flow_frames(
+        transport, eg_ip, int(eg_port), or_ip, int(or_port), int(rec["start"]), int(rec["end"])
+    )
+    want = [int(n) for n in cands[:TIMELINE_MAX]]
+    frames = index.frames([*want, *header_frames])
+    tl_frames = [frames[n] for n in want if n in frames]
+    eg = (*ip_halves(eg_ip), int(eg_port))
+    orig = (*ip_halves(or_ip), int(or_port))
+    proto = 6 if transport == "tcp" else 17
+    hset = set(header_frames)
+    segs: list[tuple[int, bytes]] = []
+    if tl_frames:
+        pk = _decode_frames(tl_frames, registry.kinds)
+        isn: dict[str, int] = {}
+        for i, fr in enumerate(tl_frames):
+            src = (int(pk.src_hi[i]), int(pk.src_lo[i]), int(pk.sport[i]))
+            dst = (int(pk.dst_hi[i]), int(pk.dst_lo[i]), int(pk.dport[i]))
+            if int(pk.proto[i]) != proto or {src, dst} != {eg, orig}:
+                continue  # a hash collision, not this flow
+            d = "→" if src == eg else "←"
+            flags = int(pk.tcp_flags[i])
+            seq = ack = None
+            if transport == "tcp":
+                raw_seq, raw_ack = int(pk.seq[i]), int(pk.ack[i])
+                isn.setdefault(d, raw_seq)
+                seq = (raw_seq - isn[d]) & 0xFFFFFFFF
+                other = "←" if d == "→" else "→"
+                ack = (raw_ack - isn[other]) & 0xFFFFFFFF if other in isn and flags & 16 else None
+            notes = []
+            if fr.number in hset:
+                notes.append(
+                    {"toa": "TOA", "ppv1": "PROXY v1", "ppv2": "PROXY v2"}.get(
+                        rec["method"], "header"
+                    )
+                )
+            if int(pk.opt_flags[i]) & 1 and fr.number not in hset:
+                notes.append("TOA-kind option")
+            det.timeline.append(
+                TimelineEntry(
+                    fr.number,
+                    fr.ts_ns,
+                    d,
+                    flags_text(flags, transport),
+                    seq,
+                    ack,
+                    int(pk.pay_len[i]),
+                    ", ".join(notes),
+                )
+            )
+            if fr.number in hset and transport == "tcp" and d == "→" and int(pk.pay_cap[i]):
+                segs.append((int(pk.seq[i]), pk.payload(i)))
+    det.timeline_total = max(len(cands), len(det.timeline))
+    for n in header_frames:
+        if n in frames:
+            what = "client address" if rec["method"] != "toa" else "TOA option"
+            det.packets.append(dissect(frames[n], registry, f"Frame {n} · carries the {what}"))
+    if rec["method"] in ("ppv1", "ppv2") and len(segs) > 1:
+        from pcapip.dissect import parse_proxy
+
+        stream = _reassemble(segs)
+        if stream:
+            r = parse_proxy(stream)
+            if r.tree is not None:
+                nums = ", ".join(str(n) for n in header_frames)
+                det.packets.append(
+                    PacketView(
+                        f"Reassembled stream start · {len(stream)} bytes from frames {nums}",
+                        None,
+                        stream,
+                        [r.tree],
+                        r.tree,
+                    )
+                )
+    if not det.packets and tl_frames:
+        first = tl_frames[0]
+        det.packets.append(dissect(first, registry, f"Frame {first.number} · first packet"))
+        det.note = "no packet of this flow carried a TOA option or a PROXY header"
+    return det
+
+
+def findings_for(analysis: Any, flow: int | None, codes: str | None) -> list[FindingView]:
+    """A flow's findings: from the analysis when final, else the codes known so far."""
+    from pcapip.flows.findings import CATALOGUE
+
+    if analysis is not None and flow is not None:
+        f = analysis.findings
+        sub = f[f["flow"] == flow]
+        out = []
+        for r in sub.itertuples(index=False):
+            pkt = None if pd.isna(r.packet) else int(r.packet)
+            out.append(FindingView(str(r.severity), str(r.code), pkt, str(r.message)))
+        return out
+    out = []
+    for c in (codes or "").split(";"):
+        if c:
+            k = CATALOGUE.get(c)
+            out.append(FindingView(k.level.label if k else "info", c, None, k.title if k else c))
+    return out

@@ -1,0 +1,249 @@
+"""Random access to a capture's frames, built while the capture is read once.
+
+The detail pane needs the bytes of a flow's header packets and the list of
+its packets. Reading a multi-GB capture again from the start for every flow
+the user selects would take seconds each time, so while the loader reads the
+capture it keeps, per frame, where its record starts in the file, its
+lengths, link type, time and a hash of its (symmetric) 5-tuple: 34 bytes a
+frame (its number is its position). A flow's packets are then one vectorised
+lookup, and its bytes a few ``pread`` calls. Compressed captures cannot be
+read at an offset: for them the wanted frames are fetched with one
+sequential pass.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import threading
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+_K1 = np.uint64(0x9E3779B97F4A7C15)
+_K2 = np.uint64(0xC2B2AE3D27D4EB4F)
+_K3 = np.uint64(0x165667B19E3779F9)
+_V4_MAPPED = 0xFFFF_0000_0000
+
+# pcapng block types with the size of the header before the packet data
+_PCAPNG_DATA_AT = {6: 28, 2: 28, 3: 12}
+
+
+def _mix(x: np.ndarray) -> np.ndarray:
+    x = x ^ (x >> np.uint64(31))
+    x = x * _K1
+    x = x ^ (x >> np.uint64(29))
+    x = x * _K2
+    return x ^ (x >> np.uint64(32))
+
+
+def flow_hash(
+    proto: np.ndarray,
+    a_hi: np.ndarray,
+    a_lo: np.ndarray,
+    a_port: np.ndarray,
+    b_hi: np.ndarray,
+    b_lo: np.ndarray,
+    b_port: np.ndarray,
+) -> np.ndarray:
+    """A 64-bit key of a packet's 5-tuple that is the same in both directions."""
+    with np.errstate(over="ignore"):
+        ha = _mix(
+            a_hi.astype(np.uint64) * _K3 ^ _mix(a_lo.astype(np.uint64)) ^ a_port.astype(np.uint64)
+        )
+        hb = _mix(
+            b_hi.astype(np.uint64) * _K3 ^ _mix(b_lo.astype(np.uint64)) ^ b_port.astype(np.uint64)
+        )
+        lo = np.minimum(ha, hb)
+        hi = np.maximum(ha, hb)
+        return _mix(lo * _K1 + hi) ^ proto.astype(np.uint64)
+
+
+def ip_halves(text: str) -> tuple[int, int]:
+    """IP text as the decoder's (hi, lo) halves (IPv4 stored IPv4-mapped)."""
+    a = ipaddress.ip_address(text)
+    if a.version == 4:
+        return 0, _V4_MAPPED | int(a)
+    v = int(a)
+    return v >> 64, v & 0xFFFF_FFFF_FFFF_FFFF
+
+
+def tuple_hash(transport: str, ip_a: str, port_a: int, ip_b: str, port_b: int) -> int:
+    proto = 6 if transport == "tcp" else 17
+    ah, al = ip_halves(ip_a)
+    bh, bl = ip_halves(ip_b)
+    u = np.uint64
+    key = flow_hash(
+        np.array([proto], u),
+        np.array([ah], u),
+        np.array([al], u),
+        np.array([port_a], u),
+        np.array([bh], u),
+        np.array([bl], u),
+        np.array([port_b], u),
+    )
+    return int(key[0])
+
+
+@dataclass(frozen=True)
+class Frame:
+    """One captured frame: its number, bytes, link type and time."""
+
+    number: int
+    data: bytes
+    linktype: int
+    ts_ns: int
+    origlen: int
+
+
+class FrameIndex:
+    """Where every frame of one capture file is, filled batch by batch by the loader."""
+
+    def __init__(self, path: str, *, fmt: str = "pcap", seekable: bool = True) -> None:
+        self.path = path
+        self.format = fmt  # "pcap" | "pcapng": how to find a record's data from its offset
+        self.seekable = seekable
+        self._lock = threading.Lock()
+        self._parts: list[dict[str, np.ndarray]] = []
+        self._cols: dict[str, np.ndarray] | None = None
+        self.first_frame = 1
+        self.count = 0
+
+    # ------------------------------------------------------------------ building
+    def add(self, batch: Any, packets: Any) -> None:
+        """Index one FrameBatch and its decoded Packets (same frames, same order)."""
+        if batch.first_frame != self.count + 1:
+            raise ValueError(
+                f"frames must be indexed in order: got {batch.first_frame}, next is {self.count + 1}"
+            )
+        part = {
+            "file_offset": np.asarray(batch.file_offset, dtype=np.int64),
+            "caplen": np.asarray(batch.caplen, dtype=np.uint32),
+            "origlen": np.asarray(batch.origlen, dtype=np.uint32),
+            "linktype": np.asarray(batch.linktype, dtype=np.uint16),
+            "ts_ns": np.asarray(batch.ts_ns, dtype=np.int64),
+            "key": flow_hash(
+                packets.proto,
+                packets.src_hi,
+                packets.src_lo,
+                packets.sport,
+                packets.dst_hi,
+                packets.dst_lo,
+                packets.dport,
+            ),
+        }
+        with self._lock:
+            self._parts.append(part)
+            self._cols = None
+            self.count += len(batch)
+
+    def _columns(self) -> dict[str, np.ndarray]:
+        with self._lock:
+            if self._cols is None:
+                if not self._parts:
+                    self._cols = {
+                        k: np.zeros(0, dtype=d)
+                        for k, d in (
+                            ("file_offset", np.int64),
+                            ("caplen", np.uint32),
+                            ("origlen", np.uint32),
+                            ("linktype", np.uint16),
+                            ("ts_ns", np.int64),
+                            ("key", np.uint64),
+                        )
+                    }
+                else:
+                    self._cols = {
+                        k: np.concatenate([p[k] for p in self._parts]) for k in self._parts[0]
+                    }
+                    self._parts = [self._cols]
+            return self._cols
+
+    @property
+    def nbytes(self) -> int:
+        return sum(a.nbytes for a in self._columns().values())
+
+    # ------------------------------------------------------------------ queries
+    def flow_frames(
+        self,
+        transport: str,
+        ip_a: str,
+        port_a: int,
+        ip_b: str,
+        port_b: int,
+        start_ns: int,
+        end_ns: int,
+    ) -> np.ndarray:
+        """Numbers of the frames whose 5-tuple hash matches, within [start, end] (candidates:
+        the caller checks the decoded addresses, a hash can collide)."""
+        c = self._columns()
+        key = np.uint64(tuple_hash(transport, ip_a, port_a, ip_b, port_b))
+        m = (c["key"] == key) & (c["ts_ns"] >= start_ns) & (c["ts_ns"] <= end_ns)
+        return np.nonzero(m)[0].astype(np.int64) + 1  # frames are numbered from 1, in order
+
+    def frames(self, numbers: Iterable[int]) -> dict[int, Frame]:
+        """The frames with these 1-based numbers (those that exist)."""
+        wanted = sorted({int(n) for n in numbers})
+        if not wanted:
+            return {}
+        if not self.seekable:
+            return self._scan(wanted)
+        c = self._columns()
+        count = len(c["file_offset"])
+        out: dict[int, Frame] = {}
+        with open(self.path, "rb") as fh:
+            fd = fh.fileno()
+            for n in wanted:
+                i = n - 1
+                if not 0 <= i < count:
+                    continue
+                off = int(c["file_offset"][i])
+                cap = int(c["caplen"][i])
+                head = os.pread(fd, 4, off)
+                data_at = self._data_at(head)
+                if data_at is None:
+                    continue
+                data = os.pread(fd, cap, off + data_at)
+                out[n] = Frame(
+                    n, data, int(c["linktype"][i]), int(c["ts_ns"][i]), int(c["origlen"][i])
+                )
+        return out
+
+    def _data_at(self, head: bytes) -> int | None:
+        if self.format == "pcap":
+            return 16
+        if len(head) < 4:
+            return None
+        for order in ("little", "big"):
+            t = int.from_bytes(head, order)
+            if t in _PCAPNG_DATA_AT:
+                return _PCAPNG_DATA_AT[t]
+        return None
+
+    def _scan(self, wanted: list[int]) -> dict[int, Frame]:
+        from pcapip.errors import CaptureError
+        from pcapip.sources import open_capture
+
+        out: dict[int, Frame] = {}
+        last = wanted[-1]
+        want = set(wanted)
+        with open_capture(self.path) as src:
+            try:
+                for batch in src:
+                    first = batch.first_frame
+                    for n in [w for w in want if first <= w < first + len(batch)]:
+                        i = n - first
+                        out[n] = Frame(
+                            n,
+                            batch.frame_bytes(i),
+                            int(batch.linktype[i]),
+                            int(batch.ts_ns[i]),
+                            int(batch.origlen[i]),
+                        )
+                    if first + len(batch) > last:
+                        break
+            except CaptureError:
+                pass  # frames before the damage were delivered
+        return out

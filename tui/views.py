@@ -1,0 +1,209 @@
+"""What the flows table shows: flow rows or per-IP groups, as table sources.
+
+Cells are formatted on demand for the rows on screen only. Column widths
+come from the data (the longest address in the capture), measured once per
+data change with vectorised string lengths.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+from rich.style import Style
+
+from tui.model import FlowModel, clock, hostport
+from tui.widgets.table import Column
+
+STATUS_STYLE: dict[str, Style] = {
+    "ok": Style(color="green"),
+    "malformed": Style(color="red", bold=True),
+    "incomplete": Style(color="yellow"),
+    "absent": Style(color="magenta"),
+    "mid-stream": Style(dim=True),
+}
+SEVERITY_MARK = {
+    2: ("E", Style(color="red", bold=True)),
+    1: ("W", Style(color="yellow")),
+    0: ("i", Style(color="cyan")),
+}
+
+#: (key, title, right-aligned) of the flows table, most useful first: at 80 columns the
+#: egress, client, method, status and findings fit; the rest scrolls in from the right.
+FLOW_COLUMNS: tuple[tuple[str, str, bool], ...] = (
+    ("sev", "!", False),
+    ("flow", "No.", True),
+    ("egress", "Egress", False),
+    ("client", "Client", False),
+    ("method", "Method", False),
+    ("status", "Status", False),
+    ("findings", "Findings", False),
+    ("origin", "Origin", False),
+    ("start", "Start (UTC)", False),
+    ("packets", "Pkts", True),
+    ("bytes", "Bytes", True),
+    ("proxy", "Proxy (dst)", False),
+    ("pp", "PP cmd/family", False),
+    ("tlvs", "TLVs", False),
+    ("transport", "L4", False),
+)
+_MAX_WIDTH = {"findings": 40, "tlvs": 40, "egress": 47, "client": 47, "origin": 47, "proxy": 47}
+
+
+def _len_max(s: pd.Series, floor: int) -> int:
+    if s.empty:
+        return floor
+    return max(floor, int(s.astype(str).str.len().max()))
+
+
+def _pair_width(df: pd.DataFrame, ip: str, port: str) -> int:
+    if df.empty:
+        return 6
+    ipl = df[ip].astype(object).fillna("-").astype(str)
+    extra = np.where(ipl.str.contains(":"), 2, 0)
+    w = (ipl.str.len() + extra + np.where(df[port].isna(), 0, 6)).max()
+    return int(w)
+
+
+def _count(v: object) -> str:
+    return "" if v is None or int(v) < 0 else str(v)
+
+
+def _measure(df: pd.DataFrame) -> dict[str, int]:
+    """Widest cell per column among these rows (vectorised string lengths)."""
+    return {
+        "sev": 1,
+        "flow": 4,
+        "egress": _pair_width(df, "egress_ip", "egress_port"),
+        "client": _pair_width(df, "client_ip", "client_port"),
+        "origin": _pair_width(df, "origin_ip", "origin_port"),
+        "proxy": _pair_width(df, "proxy_ip", "proxy_port"),
+        "method": 7,
+        "status": 10,
+        "findings": _len_max(df["findings"].dropna(), 8) if len(df) else 8,
+        "start": 15,
+        "packets": max(4, _len_max(df["packets"], 4)),
+        "bytes": max(5, _len_max(df["bytes"], 5)),
+        "pp": 13,
+        "tlvs": _len_max(df["tlvs"].dropna(), 4) if len(df) else 4,
+        "transport": 3,
+    }
+
+
+class FlowsView:
+    """The filtered, sorted flows of a FlowModel."""
+
+    def __init__(self, model: FlowModel) -> None:
+        self.model = model
+        self._widths: dict[str, int] = {}
+        self._replaced = -1
+        self._measured = 0  # rows of model.df measured so far (appends only add rows)
+
+    def columns(self) -> list[Column]:
+        m = self.model
+        if self._replaced != m.replaced:
+            self._replaced, self._measured, self._widths = m.replaced, 0, {}
+        if self._measured < len(m.df) or not self._widths:
+            new = _measure(m.df.iloc[self._measured :])
+            self._widths = {k: max(v, self._widths.get(k, 0)) for k, v in new.items()}
+            self._widths["flow"] = max(4, len(str(len(m.df))))
+            self._measured = len(m.df)
+        return [
+            Column(k, t, min(self._widths[k], _MAX_WIDTH.get(k, 99)), right)
+            for k, t, right in FLOW_COLUMNS
+        ]
+
+    def row_count(self) -> int:
+        return len(self.model)
+
+    def sort_state(self) -> tuple[str | None, bool]:
+        return self.model.sort_key, self.model.sort_desc
+
+    def cells(self, row: int) -> list[tuple[str, Style | None]]:
+        m = self.model
+        pos = m.position(row)
+        a = m.array
+        sev = int(m.severity()[pos])
+        mark, mstyle = SEVERITY_MARK.get(sev, (" ", None))
+        flow = a("flow")[pos]
+        status = a("status")[pos] or ""
+        pp = "/".join(str(x) for x in (a("pp_command")[pos], a("pp_family")[pos]) if x)
+        return [
+            (mark, mstyle),
+            ("…" if flow is None else str(flow), None),
+            (hostport(a("egress_ip")[pos], a("egress_port")[pos]), None),
+            (hostport(a("client_ip")[pos], a("client_port")[pos]), None),
+            (a("method")[pos] or "", None),
+            (status, STATUS_STYLE.get(status)),
+            (a("findings")[pos] or "", None),
+            (hostport(a("origin_ip")[pos], a("origin_port")[pos]), None),
+            (clock(a("start")[pos]), None),
+            (_count(a("packets")[pos]), None),
+            (_count(a("bytes")[pos]), None),
+            (
+                hostport(a("proxy_ip")[pos], a("proxy_port")[pos]) if a("proxy_ip")[pos] else "",
+                None,
+            ),
+            (pp, None),
+            (a("tlvs")[pos] or "", None),
+            (a("transport")[pos] or "", None),
+        ]
+
+    def row_style(self, row: int) -> Style | None:
+        pos = self.model.position(row)
+        status = self.model.array("status")[pos]
+        if status in ("malformed",):
+            return Style(color="red")
+        if status == "mid-stream":
+            return Style(dim=True)
+        return None
+
+
+class GroupsView:
+    """Flows of the current view grouped by egress IP or by client IP, with counts."""
+
+    def __init__(self, model: FlowModel, by: str) -> None:
+        self.model = model
+        self.by = by
+        self.frame = model.groups(by)
+
+    def columns(self) -> list[Column]:
+        f = self.frame
+        key_title = "Egress IP" if self.by == "egress" else "Client IP"
+        other = "Clients" if self.by == "egress" else "Egress IPs"
+        kw = _len_max(f["key"], len(key_title)) if len(f) else len(key_title)
+        return [
+            Column("key", key_title, min(kw, 39)),
+            Column("flows", "Flows", max(5, _len_max(f["flows"], 5) if len(f) else 5), True),
+            Column("others", other, len(other), True),
+            Column("ok", "OK", 5, True),
+            Column("problems", "Warn+", 5, True),
+            Column("methods", "Methods", max(7, _len_max(f["methods"], 7) if len(f) else 7)),
+            Column(
+                "findings", "Findings", max(8, min(60, _len_max(f["findings"], 8) if len(f) else 8))
+            ),
+        ]
+
+    def row_count(self) -> int:
+        return len(self.frame)
+
+    def sort_state(self) -> tuple[str | None, bool]:
+        return "flows", True
+
+    def key(self, row: int) -> str:
+        return str(self.frame["key"].iat[row])
+
+    def cells(self, row: int) -> list[tuple[str, Style | None]]:
+        f = self.frame
+        problems = int(f["problems"].iat[row])
+        return [
+            (str(f["key"].iat[row]), None),
+            (str(f["flows"].iat[row]), None),
+            (str(f["others"].iat[row]), None),
+            (str(f["ok"].iat[row]), Style(color="green")),
+            (str(problems), Style(color="yellow") if problems else None),
+            (str(f["methods"].iat[row]), None),
+            (str(f["findings"].iat[row]), None),
+        ]
+
+    def row_style(self, row: int) -> Style | None:
+        return None
