@@ -55,10 +55,11 @@ def drive(env: Env, family: int) -> tuple[list[peers.HAProxyRecord], float]:
         clients += peers.drive_clients(env.topo, name, CONNECTIONS, family=family)
     assert all(c.error is None for c in clients), clients
     done = time.monotonic()
-    ports = {c.local_port for c in clients}
+    # by address and port: an earlier IPv4 phase may have used the same client port
+    ends = {(_ip(c.local_ip), c.local_port) for c in clients}
     deadline = time.monotonic() + 5
     while True:
-        mine = [r for r in env.haproxy.records() if r.client_port in ports]
+        mine = [r for r in env.haproxy.records() if (_ip(r.client_ip), r.client_port) in ends]
         if len(mine) == len(clients) or time.monotonic() > deadline:
             break
         time.sleep(0.05)
