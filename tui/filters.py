@@ -30,6 +30,8 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from pcapip.flows.table import COLUMNS
+
 IP_FIELDS = ("egress_ip", "origin_ip", "client_ip", "proxy_ip")
 PORT_FIELDS = ("egress_port", "origin_port", "client_port", "proxy_port")
 INT_FIELDS = ("flow", *PORT_FIELDS, "packets", "bytes")
@@ -59,22 +61,8 @@ ALIASES: dict[str, tuple[str, ...]] = {
 MISSING_WORDS = frozenset({"none", "null", "-", "missing"})
 
 #: Columns whose text the free-text search looks at (the table's columns).
-TEXT_SEARCH_COLUMNS = (
-    "transport",
-    "egress_ip",
-    "egress_port",
-    "origin_ip",
-    "origin_port",
-    "method",
-    "client_ip",
-    "client_port",
-    "proxy_ip",
-    "proxy_port",
-    "pp_command",
-    "pp_family",
-    "tlvs",
-    "status",
-    "findings",
+TEXT_SEARCH_COLUMNS = tuple(
+    c for c in COLUMNS if c not in ("flow", "start", "end", "packets", "bytes")
 )
 
 

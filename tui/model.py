@@ -17,31 +17,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from pcapip.flows.table import COLUMNS
 from tui import filters
 
 #: The ``analyze`` schema, in its column order.
-SCHEMA: tuple[str, ...] = (
-    "flow",
-    "transport",
-    "start",
-    "end",
-    "egress_ip",
-    "egress_port",
-    "origin_ip",
-    "origin_port",
-    "method",
-    "client_ip",
-    "client_port",
-    "proxy_ip",
-    "proxy_port",
-    "pp_command",
-    "pp_family",
-    "tlvs",
-    "packets",
-    "bytes",
-    "status",
-    "findings",
-)
+SCHEMA: tuple[str, ...] = COLUMNS
 _INT_NULLABLE = ("flow", "egress_port", "origin_port", "client_port", "proxy_port")
 _INT = ("packets", "bytes", "start", "end")
 _TEXT = tuple(c for c in SCHEMA if c not in _INT_NULLABLE and c not in _INT)

@@ -9,6 +9,7 @@ from typing import Any
 
 import click
 
+from pcapip.cli.options import toa_kind_option, trusted_option
 from pcapip.errors import UsageError
 
 FORMATS = ("table", "csv", "json", "parquet")  # pcapip.report.export.FORMATS (not imported: numpy)
@@ -102,20 +103,8 @@ def _pick_format(fmt: str | None, output: str | None) -> str:
     default=None,
     help="Write to FILE instead of stdout.",
 )
-@click.option(
-    "--trusted",
-    "trusted",
-    multiple=True,
-    metavar="CIDRS",
-    help="Comma-separated CIDRs of the proxies allowed to announce clients.",
-)
-@click.option(
-    "--toa-kind",
-    "toa_kinds",
-    multiple=True,
-    metavar="N",
-    help="TOA option kind: N restricts decoding to the listed kinds, +N adds one. Repeatable.",
-)
+@trusted_option
+@toa_kind_option
 @click.option(
     "--fail-on",
     type=click.Choice(["info", "warning", "error"]),

@@ -8,6 +8,7 @@ from typing import Any
 
 import click
 
+from pcapip.cli.options import toa_kind_option, trusted_option
 from pcapip.errors import UsageError
 
 FORMATS = ("table", "csv", "json")
@@ -70,20 +71,8 @@ def _run_tui(opts: Any) -> int:
     help="Keep the raw capture in FILE (pcapng from dumpcap, pcap from tcpdump), "
     "to re-analyze it later with pcapip analyze or open it in Wireshark.",
 )
-@click.option(
-    "--trusted",
-    "trusted",
-    multiple=True,
-    metavar="CIDRS",
-    help="Comma-separated CIDRs of the proxies allowed to announce clients.",
-)
-@click.option(
-    "--toa-kind",
-    "toa_kinds",
-    multiple=True,
-    metavar="N",
-    help="TOA option kind: N restricts decoding to the listed kinds, +N adds one. Repeatable.",
-)
+@trusted_option
+@toa_kind_option
 @click.option(
     "--format",
     "fmt",

@@ -6,25 +6,14 @@ import os
 
 import click
 
+from pcapip.cli.options import toa_kind_option, trusted_option
 from pcapip.errors import UsageError
 
 
 @click.command(name="tui")
 @click.argument("capture", metavar="CAPTURE")
-@click.option(
-    "--trusted",
-    "trusted",
-    multiple=True,
-    metavar="CIDRS",
-    help="Comma-separated CIDRs of the proxies allowed to announce clients.",
-)
-@click.option(
-    "--toa-kind",
-    "toa_kinds",
-    multiple=True,
-    metavar="N",
-    help="TOA option kind: N restricts decoding to the listed kinds, +N adds one. Repeatable.",
-)
+@trusted_option
+@toa_kind_option
 def command(capture: str, trusted: tuple[str, ...], toa_kinds: tuple[str, ...]) -> int:
     """Browse the flows of CAPTURE: which ones lost their real client, and why, down to the bytes.
 

@@ -21,26 +21,13 @@ from typing import IO, Any, Protocol
 
 from pcapip.flows.findings import CATALOGUE, ORDER, Level
 from pcapip.flows.rows import FlowRow
+from pcapip.flows.table import COLUMNS
 
 #: Columns of a rolling line. ``start`` is the flow's first packet (ISO 8601 UTC) and
 #: ``packet`` its number in the capture (the -w file), so a line leads to the packets.
 LIVE_COLUMNS: tuple[str, ...] = (
     "start",
-    "transport",
-    "egress_ip",
-    "egress_port",
-    "origin_ip",
-    "origin_port",
-    "method",
-    "client_ip",
-    "client_port",
-    "proxy_ip",
-    "proxy_port",
-    "pp_command",
-    "pp_family",
-    "tlvs",
-    "status",
-    "findings",
+    *(c for c in COLUMNS if c not in ("flow", "start", "end", "packets", "bytes")),
     "packet",
 )
 
