@@ -232,8 +232,11 @@ def compact_plain(
     _put(nr, w, list(zip(M[w, L.F_HS_CAPTURE].tolist(), M[w, L.F_HS_FRAME].tolist(), strict=True)))
     c["no_room"] = nr
 
-    methods = np.where(has_toa, "toa", np.where(start_seen, "none", "unknown")).tolist()
-    statuses = np.where(has_toa, "ok", np.where(start_seen, "absent", "mid-stream")).tolist()
+    # Python literals, not np.where(...).tolist(): every row then shares one string object
+    # instead of holding its own copy, which matters when a capture has millions of flows.
+    pairs = list(zip(has_toa.tolist(), start_seen.tolist(), strict=True))
+    methods = ["toa" if t else "none" if s else "unknown" for t, s in pairs]
+    statuses = ["ok" if t else "absent" if s else "mid-stream" for t, s in pairs]
     client_ip: list[str | None] = [None] * n
     client_port: list[int | None] = [None] * n
     proxy_ip: list[str | None] = [None] * n
@@ -336,7 +339,7 @@ def compact_plain(
             rs = hdr_rows[simple]
             Ms = Mh[simple]
             v1 = Ms[:, L.HK_VER] == 1
-            _put(methods, rs, np.where(v1, "ppv1", "ppv2").tolist())
+            _put(methods, rs, ["ppv1" if x else "ppv2" for x in v1.tolist()])
             _put(statuses, rs, ["ok"] * rs.size)
             _put(pp_command, rs, ["PROXY"] * rs.size)
             _put(pp_family, rs, np.where(v1, "TCP4", "INET").tolist())
