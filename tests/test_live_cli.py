@@ -62,23 +62,6 @@ def test_tui_without_the_tui_package(monkeypatch, capsys) -> None:
     assert "--tui needs pcapip's terminal UI" in err and "not installed" in err
 
 
-def test_tui_flag_is_accepted() -> None:
-    """With the tui package present the flag is understood; until the UI supports live capture
-    it says so instead of capturing."""
-    pytest.importorskip("tui")
-    try:
-        import tui.live  # noqa: F401
-
-        has_live = hasattr(sys.modules["tui.live"], "run_live")
-    except ImportError:
-        has_live = False
-    if has_live:
-        pytest.skip("the terminal UI supports live capture: covered by its own tests")
-    out = run("-i", "lo", "--tui")
-    assert out.returncode == 2
-    assert "cannot show a live capture yet" in out.stderr
-
-
 def test_capture_argv_writes_the_capture_to_stdout() -> None:
     dc = capture_argv(
         CaptureTool("dumpcap", "/usr/bin/dumpcap"), "eth0", bpf="tcp port 443", count=5

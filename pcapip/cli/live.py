@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib
 import sys
 from typing import Any
 
@@ -15,26 +14,16 @@ FORMATS = ("table", "csv", "json")
 
 
 def _run_tui(opts: Any) -> int:
-    """Hand the capture to the terminal UI, when it is installed and supports live capture."""
+    """Hand the capture to the terminal UI, loaded only now: pcapip itself never needs it."""
     try:
-        importlib.import_module("tui")
-    except ImportError:
+        from tui.live import run_live
+    except ImportError as exc:
+        if getattr(exc, "name", None) not in ("tui", "tui.live"):
+            raise
         raise UsageError(
             "--tui needs pcapip's terminal UI (the 'tui' package, installed with pcapip from its "
             "source tree), which is not installed here; use --format table for a live view"
         ) from None
-    try:
-        mod = importlib.import_module("tui.live")
-    except ModuleNotFoundError as exc:
-        if exc.name not in ("tui.live", "tui"):
-            raise
-        mod = None
-    run_live = getattr(mod, "run_live", None)
-    if run_live is None:
-        raise UsageError(
-            "--tui: the installed terminal UI cannot show a live capture yet; "
-            "use --format table for a live view, or -w FILE and then pcapip tui FILE"
-        )
     return int(run_live(opts) or 0)
 
 
