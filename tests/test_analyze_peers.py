@@ -79,6 +79,21 @@ def test_recorded_health_checks() -> None:
     assert all("proxy.local" in s.split(";") for s in local.findings)
 
 
+def test_recorded_v1_health_checks_are_not_clients() -> None:
+    """HAProxy's v1 checks name the check connection itself; logged connections never do."""
+    truth = json.loads((PCAPS / "haproxy-health-checks.truth.json").read_text())
+    logged = {(r["egress_ip"], r["egress_port"]) for r in truth["haproxy_records"]}
+    f = analyze(PCAPS / "haproxy-health-checks.pcap").flows
+    v1 = f[f.method == "ppv1"]
+    flagged = {
+        (e, int(p)) for e, p, codes in zip(v1.egress_ip, v1.egress_port, v1.findings, strict=True)
+        if "proxy.self_addressed" in codes.split(";")
+    }
+    checks = {(e, int(p)) for e, p in zip(v1.egress_ip, v1.egress_port, strict=True)} - logged
+    assert checks, "the capture holds v1 health checks"
+    assert flagged == checks
+
+
 @pytest.mark.system
 @pytest.mark.parametrize("families", [(4, 4), (6, 4)], ids=["ipv4", "ipv6-client-ipv4-origin"])
 def test_live_haproxy_through_namespaces(tmp_path: Path, families) -> None:

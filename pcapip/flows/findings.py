@@ -218,6 +218,16 @@ _ENTRIES: tuple[FindingKind, ...] = (
         "Nothing to fix.",
     ),
     FindingKind(
+        "proxy.self_addressed",
+        _I,
+        "PROXY header names the connection itself (health check)",
+        "The header's source is the connection's own source address and port: the proxy opened "
+        "this connection itself, typically a health check sent with PROXY v1 (HAProxy's "
+        "check-send-proxy), so the 'client' is the proxy's egress, not a real client.",
+        "Nothing to fix; leave these flows out when counting clients (or have the proxy send "
+        "PROXY v2 LOCAL for its checks).",
+    ),
+    FindingKind(
         "proxy.no_address",
         _I,
         "PROXY header without addresses",

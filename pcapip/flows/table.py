@@ -75,6 +75,18 @@ def _in(nets: Sequence[Any], ip: str) -> bool:
     return any(a.version == n.version and a in n for n in nets)
 
 
+def _same_ip(a: str | None, b: str | None) -> bool:
+    """Whether two address texts name the same address (IPv6 text has many spellings)."""
+    if a is None or b is None:
+        return False
+    if a == b:
+        return True
+    try:
+        return ipaddress.ip_address(a) == ipaddress.ip_address(b)
+    except ValueError:
+        return False
+
+
 def _permute(values: list[Any], order: list[int]) -> list[Any]:
     if len(order) == 1:
         return [values[order[0]]]
@@ -164,6 +176,26 @@ def build_table(
                 )
                 t_frame.append(first_frame[r])
                 t_cap.append(capture[r])
+    # a PROXY header whose source is the connection's own source: the proxy's health check
+    e_ip_col, e_port_col = src["egress_ip"], src["egress_port"]
+    for r, (m, c_ip, c_port) in enumerate(
+        zip(src["method"], src["client_ip"], src["client_port"], strict=True)
+    ):
+        if (
+            m in ("ppv1", "ppv2")
+            and c_port is not None
+            and c_port == e_port_col[r]
+            and _same_ip(c_ip, e_ip_col[r])
+        ):
+            cap, frame = src["header_frame"][r] or (capture[r], first_frame[r])
+            t_flow.append(fid[r])
+            t_code.append("proxy.self_addressed")
+            t_msg.append(
+                f"the header's source {c_ip}:{c_port} is this connection's own source: "
+                "a check by the proxy, not a client"
+            )
+            t_frame.append(frame)
+            t_cap.append(cap)
     toa_carried = src["toa_carried"]
     with_toa = {k for k, t in zip(keys, toa_carried, strict=True) if t}
     for r, nr in enumerate(src["no_room"]):
