@@ -176,3 +176,22 @@ def test_show_flow_prints_the_header_packets() -> None:
     assert "Flow 1" in out and "100.64.1.1" in out and "proxy.split" in out
     assert out.count("Packet ") >= 3  # the three segments holding the split header
     assert "Reassembled stream start" in out
+
+
+def test_reader_closing_the_pipe_early_is_not_a_finding() -> None:
+    """`pcapip analyze ... | head -1`: exit 0 and nothing on stderr, not click's exit 1."""
+    import subprocess
+    import sys
+
+    captures = [str(PCAPS / "troubleshooting.pcap")] * 12  # > 64 KiB of CSV: the pipe fills
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "pcapip", "analyze", "--format", "csv", *captures],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    assert proc.stdout is not None and proc.stderr is not None
+    assert proc.stdout.readline().startswith(b"flow,transport,")
+    proc.stdout.close()
+    err = proc.stderr.read()
+    assert proc.wait(timeout=60) == 0
+    assert err == b""

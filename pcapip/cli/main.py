@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
+import os
 import sys
 
 import click
@@ -62,9 +63,18 @@ def cli() -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Console-script entry point: errors become one clear line and exit status 2, never a traceback."""
+    """Console-script entry point: errors become one clear line and exit status 2, never a traceback.
+
+    The context is driven here rather than by ``cli.main`` because click turns a closed
+    stdout (``pcapip analyze ... | head``) into exit status 1, which pcapip reserves for
+    ``--fail-on``: a reader that stops early is not a finding.
+    """
+    args = list(sys.argv[1:] if argv is None else argv)
     try:
-        rv = cli.main(args=argv, prog_name="pcapip", standalone_mode=False)
+        with cli.make_context("pcapip", args) as ctx:
+            rv = cli.invoke(ctx)
+    except click.exceptions.Exit as exc:  # --help, --version
+        sys.exit(exc.exit_code)
     except click.exceptions.Abort:
         click.echo("Aborted.", err=True)
         sys.exit(130)
@@ -77,6 +87,17 @@ def main(argv: list[str] | None = None) -> None:
     except KeyboardInterrupt:
         sys.exit(130)
     except BrokenPipeError:
+        _silence_stdout()
         sys.exit(0)
     # subcommands return their exit status (0 ok, 1 findings per --fail-on, 2 input errors)
+    try:
+        sys.stdout.flush()
+    except BrokenPipeError:
+        _silence_stdout()
     sys.exit(rv if isinstance(rv, int) else 0)
+
+
+def _silence_stdout() -> None:
+    """Point stdout at /dev/null so the interpreter's final flush does not complain again."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
