@@ -93,29 +93,23 @@ class VirtualTable(ScrollView, can_focus=True):
 
     cursor = reactive(0, always_update=True)
 
-    class Highlighted(Message):
+    class _RowMessage(Message):
+        """A message about one view row of the table (the table is its ``control``)."""
+
+        def __init__(self, table: VirtualTable, row: int) -> None:
+            super().__init__()
+            self.table = table
+            self.row = row
+
+        @property
+        def control(self) -> VirtualTable:
+            return self.table
+
+    class Highlighted(_RowMessage):
         """The cursor moved to ``row`` (view row index)."""
 
-        def __init__(self, table: VirtualTable, row: int) -> None:
-            super().__init__()
-            self.table = table
-            self.row = row
-
-        @property
-        def control(self) -> VirtualTable:
-            return self.table
-
-    class Selected(Message):
+    class Selected(_RowMessage):
         """Enter (or a click) on ``row``."""
-
-        def __init__(self, table: VirtualTable, row: int) -> None:
-            super().__init__()
-            self.table = table
-            self.row = row
-
-        @property
-        def control(self) -> VirtualTable:
-            return self.table
 
     class HeaderClicked(Message):
         def __init__(self, table: VirtualTable, key: str) -> None:
