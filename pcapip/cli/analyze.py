@@ -9,7 +9,7 @@ from typing import Any
 
 import click
 
-from pcapip.cli.options import toa_kind_option, trusted_option
+from pcapip.cli.options import fail_on_option, toa_kind_option, trusted_option
 from pcapip.errors import UsageError
 
 FORMATS = ("table", "csv", "json", "parquet")  # pcapip.report.export.FORMATS (not imported: numpy)
@@ -105,12 +105,7 @@ def _pick_format(fmt: str | None, output: str | None) -> str:
 )
 @trusted_option
 @toa_kind_option
-@click.option(
-    "--fail-on",
-    type=click.Choice(["info", "warning", "error"]),
-    default=None,
-    help="Exit 1 when a finding of this severity or worse exists.",
-)
+@fail_on_option
 @click.option("--no-progress", is_flag=True, help="Never show a progress bar.")
 @click.option(
     "--max-rows",

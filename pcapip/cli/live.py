@@ -7,7 +7,7 @@ from typing import Any
 
 import click
 
-from pcapip.cli.options import toa_kind_option, trusted_option
+from pcapip.cli.options import fail_on_option, toa_kind_option, trusted_option
 from pcapip.errors import UsageError
 
 FORMATS = ("table", "csv", "json")
@@ -100,12 +100,7 @@ def _run_tui(opts: Any) -> int:
     help="Flows tracked at once; beyond it the oldest end early (finding "
     "capture.flow_limit), so memory stays bounded.",
 )
-@click.option(
-    "--fail-on",
-    type=click.Choice(["info", "warning", "error"]),
-    default=None,
-    help="Exit 1 when a finding of this severity or worse exists.",
-)
+@fail_on_option
 @click.option(
     "--tool",
     type=click.Choice(["auto", "dumpcap", "tcpdump"]),

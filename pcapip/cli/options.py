@@ -19,3 +19,10 @@ toa_kind_option = click.option(
     metavar="N",
     help="TOA option kind: N restricts decoding to the listed kinds, +N adds one. Repeatable.",
 )
+
+fail_on_option = click.option(
+    "--fail-on",
+    type=click.Choice(["info", "warning", "error"]),
+    default=None,
+    help="Exit 1 when a finding of this severity or worse exists.",
+)
