@@ -44,6 +44,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -467,6 +468,13 @@ def record(out_dir: Path) -> tuple[Path, Path]:
         client_jobs, client_res, rogue_jobs, rogue_res, records, relay_recs, origin_log
     )
     truth["recorded_at"] = t0
+    # The recording names a connection by its egress address and port. When the origin closes
+    # first, a proxy may reuse a source port at once (the origin holds TIME_WAIT), and two
+    # connections would share one name: refuse such a recording, as one with kernel drops.
+    names = Counter((c["egress_ip"], c["egress_port"]) for c in truth["connections"])
+    reused = sorted(k for k, n in names.items() if n > 1)
+    if reused:
+        raise peers.PeerError(f"egress ports reused, record again: {reused}")
     size = pcap.stat().st_size
     if size > MAX_BYTES:
         raise SystemExit(f"{pcap}: {size} bytes, more than {MAX_BYTES}")
