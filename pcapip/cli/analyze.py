@@ -5,12 +5,15 @@ from __future__ import annotations
 import os
 import sys
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from pcapip.cli.options import fail_on_option, toa_kind_option, trusted_option
 from pcapip.errors import UsageError
+
+if TYPE_CHECKING:
+    from pcapip.flows.findings import Level
 
 FORMATS = ("table", "csv", "json", "parquet")  # pcapip.report.export.FORMATS (not imported: numpy)
 _EXT = {
@@ -156,7 +159,7 @@ def command(
         finally:
             progress.close()
         write_analysis(table, fmt, output)
-        return _exit_status(table.findings, errors, fail_on)
+        return _exit_status(table.worst_level(), errors, fail_on)
 
     from pcapip.report.analysis import analyze
 
@@ -170,10 +173,10 @@ def command(
     finally:
         progress.close()
     write_analysis(a, fmt, output, by=by, max_rows=max_rows)
-    return _exit_status(a.table.findings, a.errors, fail_on)
+    return _exit_status(a.table.worst_level(), a.errors, fail_on)
 
 
-def _exit_status(findings: list, errors: list, fail_on: str | None) -> int:
+def _exit_status(worst: Level | None, errors: list, fail_on: str | None) -> int:
     """2 after capture damage (reported on stderr), 1 for findings at --fail-on level, else 0."""
     from pcapip.flows.findings import Level
 
@@ -183,6 +186,6 @@ def _exit_status(findings: list, errors: list, fail_on: str | None) -> int:
         return 2
     if fail_on is not None:
         limit = Level.parse(fail_on)
-        if any(f.level >= limit for f in findings):
+        if worst is not None and worst >= limit:
             return 1
     return 0

@@ -8,15 +8,16 @@ in that state, checked by the tests against the per-packet path), so a
 capture with a hundred thousand connections does not build a hundred
 thousand Python objects on the way to its CSV.
 
-``RowBlock`` holds rows column by column, whichever way they were made;
-``FlowRow`` objects (from flows that needed Python) convert to a block and
-back, so the table is built from blocks only.
+``RowBlock`` holds rows column by column, whichever way they were made
+(``FlowRow`` objects from flows that needed Python convert to a block and
+back); blocks are packed (``pcapip.flows.packed``) as soon as they are made,
+and the table is built from packed blocks only.
 """
 
 from __future__ import annotations
 
 import socket
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import fields
 from typing import Any
 
@@ -25,7 +26,8 @@ import numpy as np
 from pcapip.flows import headers as _hdr
 from pcapip.flows import layout as L
 from pcapip.flows.findings import Finding, toa_kind_message
-from pcapip.flows.rows import FlowRow, _header_notes, ip_text
+from pcapip.flows.packed import NO_IP, Vocab, v4_text
+from pcapip.flows.rows import FlowRow, _header_notes
 from pcapip.flows.state import HS_DONE
 
 ROW_FIELDS: tuple[str, ...] = tuple(f.name for f in fields(FlowRow) if f.name != "findings")
@@ -66,23 +68,6 @@ class RowBlock:
                 b.add_finding(k, f.code, f.message, f.frame, f.capture)
         return b
 
-    def extend(self, other: RowBlock) -> None:
-        base = len(self)
-        for n in ROW_FIELDS:
-            self.cols[n].extend(other.cols[n])
-        self.f_row.extend(r + base for r in other.f_row)
-        self.f_code.extend(other.f_code)
-        self.f_msg.extend(other.f_msg)
-        self.f_frame.extend(other.f_frame)
-        self.f_capture.extend(other.f_capture)
-
-    @classmethod
-    def concat(cls, parts: Iterable[RowBlock | Sequence[FlowRow]]) -> RowBlock:
-        out = cls()
-        for part in parts:
-            out.extend(part if isinstance(part, RowBlock) else cls.from_rows(part))
-        return out
-
     def to_rows(self) -> list[FlowRow]:
         """One FlowRow per row (findings as Finding objects, flow id 0)."""
         cols = self.cols
@@ -95,32 +80,6 @@ class RowBlock:
         ):
             rows[k].findings.append(Finding(0, code, msg, frame, cap))
         return rows
-
-
-def _dotted(values: np.ndarray) -> list[str]:
-    octets = [((values >> sh) & 255).tolist() for sh in (24, 16, 8, 0)]
-    return [f"{a}.{b}.{c}.{d}" for a, b, c, d in zip(*octets, strict=True)]
-
-
-def _v4_text(values: np.ndarray) -> list[str]:
-    """IPv4 addresses (integers) as dotted text, each distinct address formatted once."""
-    uniq, inv = np.unique(values, return_inverse=True)
-    if uniq.size * 2 > values.size:  # mostly distinct: no point in sharing
-        return _dotted(values)
-    return np.asarray(_dotted(uniq), dtype=object)[inv].tolist()
-
-
-_V4_MAPPED_HI = 0xFFFF
-
-
-def _ip_texts(hi: np.ndarray, lo: np.ndarray) -> list[str]:
-    """Address text for (hi, lo) halves (int64 bit patterns), as ``ip_text`` gives it."""
-    hi = hi.view(np.uint64)
-    lo = lo.view(np.uint64)
-    v4 = (hi == 0) & ((lo >> np.uint64(32)) == np.uint64(_V4_MAPPED_HI))
-    if v4.all():
-        return _v4_text((lo & np.uint64(0xFFFFFFFF)).astype(np.int64))
-    return [ip_text(h, low) for h, low in zip(hi.tolist(), lo.tolist(), strict=True)]
 
 
 def _put(target: list[Any], rows: np.ndarray, values: list[Any]) -> None:
@@ -152,6 +111,7 @@ def compact_plain(
     rows: np.ndarray,
     var_names: Sequence[str | None],
     headers: dict[int, Any],
+    vocab: Vocab,
 ) -> RowBlock:
     """Rows of flows held in the flow table without a TcpFlow object, computed as columns.
 
@@ -160,7 +120,8 @@ def compact_plain(
     was a PROXY header, read it from that one segment: a clean one in the
     row's header fields (HDR_ROW), any other in ``headers`` (row -> HeaderSeen,
     HDR_DICT). The rules are those of ``pcapip.flows.rows._compact_tcp`` for
-    these states, each row's findings in the same order.
+    these states, each row's findings in the same order. The address columns
+    are address codes of ``vocab`` (``pcapip.flows.packed``), ready to pack.
     """
     M = S[rows]
     n = len(rows)
@@ -172,11 +133,11 @@ def compact_plain(
     eg = np.where(egress >= 0, egress, guess)
     og = 1 - eg
     a_is_e = eg == 0
-    e_ip = _ip_texts(
+    e_ip = vocab.ip_from_halves(
         np.where(a_is_e, M[:, L.K_AHI], M[:, L.K_BHI]),
         np.where(a_is_e, M[:, L.K_ALO], M[:, L.K_BLO]),
     )
-    o_ip = _ip_texts(
+    o_ip = vocab.ip_from_halves(
         np.where(a_is_e, M[:, L.K_BHI], M[:, L.K_AHI]),
         np.where(a_is_e, M[:, L.K_BLO], M[:, L.K_ALO]),
     )
@@ -204,23 +165,24 @@ def compact_plain(
 
     block = RowBlock()
     c = block.cols
-    c["capture"] = M[:, L.F_CAPTURE].tolist()
-    c["first_frame"] = M[:, L.F_FIRST_FRAME].tolist()
-    c["transport"] = ["tcp"] * n
-    c["start_ns"] = M[:, L.F_START].tolist()
-    c["end_ns"] = M[:, L.F_END].tolist()
+    # numbers, flags and addresses as arrays, texts as lists: both pack as they are
+    c["capture"] = M[:, L.F_CAPTURE]
+    c["first_frame"] = M[:, L.F_FIRST_FRAME]
+    c["transport"] = np.full(n, vocab.code("tcp"), dtype=np.int32)
+    c["start_ns"] = M[:, L.F_START]
+    c["end_ns"] = M[:, L.F_END]
     c["egress_ip"] = e_ip
-    c["egress_port"] = np.where(a_is_e, a_port, b_port).tolist()
+    c["egress_port"] = np.where(a_is_e, a_port, b_port)
     c["origin_ip"] = o_ip
-    c["origin_port"] = np.where(a_is_e, b_port, a_port).tolist()
-    c["packets"] = M[:, L.F_PACKETS].tolist()
-    c["bytes"] = M[:, L.F_BYTES].tolist()
-    c["judged"] = (pay_eg | hs_done).tolist()
-    c["carries_client"] = (has_toa | has_hdr).tolist()
-    c["toa_carried"] = has_toa.tolist()
-    c["hs_done"] = hs_done.tolist()
-    c["hs_toa"] = (M[:, L.F_HS_TOA] != 0).tolist()
-    c["toa_in_syn"] = ts_set.tolist()
+    c["origin_port"] = np.where(a_is_e, b_port, a_port)
+    c["packets"] = M[:, L.F_PACKETS]
+    c["bytes"] = M[:, L.F_BYTES]
+    c["judged"] = pay_eg | hs_done
+    c["carries_client"] = has_toa | has_hdr
+    c["toa_carried"] = has_toa
+    c["hs_done"] = hs_done
+    c["hs_toa"] = M[:, L.F_HS_TOA] != 0
+    c["toa_in_syn"] = ts_set
     no_room = (
         hs_done
         & (M[:, L.F_HS_TOA] == 0)
@@ -237,9 +199,9 @@ def compact_plain(
     pairs = list(zip(has_toa.tolist(), start_seen.tolist(), strict=True))
     methods = ["toa" if t else "none" if s else "unknown" for t, s in pairs]
     statuses = ["ok" if t else "absent" if s else "mid-stream" for t, s in pairs]
-    client_ip: list[str | None] = [None] * n
+    client_ip = np.full(n, NO_IP, dtype=np.int64)
     client_port: list[int | None] = [None] * n
-    proxy_ip: list[str | None] = [None] * n
+    proxy_ip = np.full(n, NO_IP, dtype=np.int64)
     proxy_port: list[int | None] = [None] * n
     pp_command: list[str | None] = [None] * n
     pp_family: list[str | None] = [None] * n
@@ -257,9 +219,10 @@ def compact_plain(
         gt = g[toa_rows]
         Mt = M[toa_rows]
         pt = np.arange(toa_rows.size)
-        _put(toa_ip, toa_rows, _v4_text(Mt[pt, gt + L.T_IP]))
+        t_ip = Mt[pt, gt + L.T_IP]
+        _put(toa_ip, toa_rows, v4_text(t_ip))
         _put(toa_port, toa_rows, Mt[pt, gt + L.T_PORT].tolist())
-        client_ip = list(toa_ip)
+        client_ip[toa_rows] = t_ip
         client_port = list(toa_port)
         tfr = Mt[pt, gt + L.T_FRAME].tolist()
         tcap = Mt[pt, gt + L.T_CAP].tolist()
@@ -343,9 +306,9 @@ def compact_plain(
             _put(statuses, rs, ["ok"] * rs.size)
             _put(pp_command, rs, ["PROXY"] * rs.size)
             _put(pp_family, rs, np.where(v1, "TCP4", "INET").tolist())
-            _put(client_ip, rs, _v4_text(Ms[:, L.HK_SRC]))
+            client_ip[rs] = Ms[:, L.HK_SRC]
             _put(client_port, rs, Ms[:, L.HK_SPORT].tolist())
-            _put(proxy_ip, rs, _v4_text(Ms[:, L.HK_DST]))
+            proxy_ip[rs] = Ms[:, L.HK_DST]
             _put(proxy_port, rs, Ms[:, L.HK_DPORT].tolist())
             hf = list(zip(Ms[:, L.HK_CAP].tolist(), Ms[:, L.HK_FRAME].tolist(), strict=True))
             _put(header_frame, rs, hf)
@@ -373,7 +336,8 @@ def compact_plain(
                         tlvs[r] = _hdr.tlv_text(h)
                 else:
                     c_ip = c_port = p_ip = p_port = None
-                proxy_ip[r], proxy_port[r] = p_ip, p_port
+                proxy_ip[r] = vocab.ip_encode([p_ip])[0]
+                proxy_port[r] = p_port
                 hframe = hs.frames[0] if hs.frames else None
                 _header_notes(collect, hs, capture)
                 if has_toa[r]:
@@ -392,7 +356,8 @@ def compact_plain(
                     collect.note(*toa_kind_note.pop(r))
                     if r in toa_late_note:
                         collect.note(*toa_late_note.pop(r))
-                client_ip[r], client_port[r] = c_ip, c_port
+                client_ip[r] = vocab.ip_encode([c_ip])[0]
+                client_port[r] = c_port
                 header_frame[r] = hframe
                 fl = frames_col[r]
                 for f in hs.frames:

@@ -3,21 +3,32 @@
 A missing client address only means something next to flows that have one
 (same origin port), and a TOA with no room left only matters on a port that
 uses TOA; so these findings wait until every flow of every capture is known.
+The rows stay packed (``pcapip.flows.packed``) in the table too: exports read
+them a slice at a time, and Python lists are built only for the columns a
+caller asks for.
 """
 
 from __future__ import annotations
 
 import ipaddress
-from collections import Counter
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
-from operator import itemgetter
+from collections.abc import Iterable, Iterator, MutableMapping, Sequence
+from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from pcapip.flows.columnar import RowBlock
-from pcapip.flows.findings import CATALOGUE, ORDER, Finding
+from pcapip.flows.findings import CATALOGUE, ORDER, Finding, Level
+from pcapip.flows.packed import (
+    NO_IP,
+    NULL,
+    DiskStore,
+    MemStore,
+    PackedRows,
+    Vocab,
+    ints_out,
+    pack_all,
+)
 from pcapip.flows.rows import FlowRow
 
 if TYPE_CHECKING:
@@ -49,22 +60,128 @@ COLUMNS: tuple[str, ...] = (
 METHODS = ("toa", "ppv1", "ppv2", "none", "unknown")
 STATUSES = ("ok", "malformed", "incomplete", "absent", "mid-stream")
 
+# output column -> packed row field, where the names differ
+_ROW_NAME = {"start": "start_ns", "end": "end_ns"}
+_IPS = frozenset({"egress_ip", "origin_ip", "client_ip", "proxy_ip"})
+_TEXTS = frozenset({"transport", "method", "pp_command", "pp_family", "tlvs", "status"})
+# the findings column is a bit mask of codes per flow
+assert len(ORDER) < 63
 
-@dataclass
-class FlowTable:
-    """Plain columns (lists), one entry per flow, in order of each flow's first packet.
 
-    Times are integer nanoseconds since the epoch (UTC); missing values are None.
+class Columns(MutableMapping[str, list[Any]]):
+    """The table's columns as Python lists (missing values None), each built on first use.
+
+    A list assigned or changed here is what the exports write.
     """
 
-    columns: dict[str, list[Any]]
-    findings: list[Finding]
-    stats: dict[str, int]
-    header_frames: dict[int, list[tuple[int, int]]] = field(default_factory=dict)
-    captures: list[str] = field(default_factory=list)
+    def __init__(self, table: FlowTable) -> None:
+        self._table = table
+        self._lists: dict[str, list[Any]] = {}
+
+    def __getitem__(self, name: str) -> list[Any]:
+        got = self._lists.get(name)
+        if got is None:
+            if name not in COLUMNS:
+                raise KeyError(name)
+            got = self._lists[name] = self._table.column(name, 0, len(self._table))
+        return got
+
+    def __setitem__(self, name: str, values: list[Any]) -> None:
+        self._lists[name] = values
+
+    def __delitem__(self, name: str) -> None:
+        del self._lists[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(COLUMNS)
 
     def __len__(self) -> int:
-        return len(self.columns["flow"])
+        return len(COLUMNS)
+
+    def slice(self, name: str, lo: int, hi: int) -> list[Any]:
+        """Rows ``lo:hi`` of one column, without building the whole list."""
+        got = self._lists.get(name)
+        if got is not None:
+            return got[lo:hi]
+        if name not in COLUMNS:
+            raise KeyError(name)
+        return self._table.column(name, lo, hi)
+
+
+class FlowTable:
+    """One row per flow, in order of each flow's first packet (flow ids 1..n).
+
+    ``columns`` maps each output column to a list; ``findings`` lists every
+    finding per flow in packet order; ``header_frames`` maps a flow id to the
+    (capture, packet) pairs that carried its client address. Times are integer
+    nanoseconds since the epoch (UTC). The rows themselves stay packed, in
+    memory or (for a large capture) in temporary files.
+    """
+
+    def __init__(
+        self,
+        rows: PackedRows,
+        vocab: Vocab,
+        stats: dict[str, int],
+        captures: Sequence[str] = (),
+    ) -> None:
+        # ``rows.cols`` also holds ``findings_col`` (per flow: the vocabulary code of its
+        # ';'-joined codes) and every finding in output order (``F_flow``, ``F_code``,
+        # ``F_msg``, ``F_frame``, ``F_cap``)
+        self.rows = rows
+        self.vocab = vocab
+        self.stats = stats
+        self.captures: list[str] = list(captures)
+        self.columns = Columns(self)
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def column(self, name: str, lo: int, hi: int) -> list[Any]:
+        """Rows ``lo:hi`` of output column ``name`` as Python values."""
+        if name not in COLUMNS:
+            raise KeyError(name)
+        if name == "flow":
+            return list(range(lo + 1, min(hi, len(self)) + 1))
+        store = self.rows.cols
+        if name == "findings":
+            return self.vocab.decode(store.slice("findings_col", lo, hi))
+        values = store.slice(_ROW_NAME.get(name, name), lo, hi)
+        if name in _IPS:
+            return self.vocab.ip_decode(values)
+        if name in _TEXTS:
+            return self.vocab.decode(values)
+        return ints_out(values)
+
+    @cached_property
+    def findings(self) -> list[Finding]:
+        c = self.rows.cols
+        decode = self.vocab.decode
+        return [
+            Finding(flow, code, msg, frame, cap)
+            for flow, code, msg, frame, cap in zip(
+                c["F_flow"].tolist(),
+                decode(c["F_code"]),
+                decode(c["F_msg"]),
+                ints_out(c["F_frame"]),
+                c["F_cap"].tolist(),
+                strict=True,
+            )
+        ]
+
+    @cached_property
+    def header_frames(self) -> dict[int, list[tuple[int, int]]]:
+        has = np.flatnonzero(self.rows.cols["hf_len"]).tolist()
+        if not has:
+            return {}
+        frames = self.rows.header_frames()
+        return {r + 1: frames[r] for r in has}
+
+    def worst_level(self) -> Level | None:
+        """The most severe level among the findings, None without findings."""
+        codes = np.unique(self.rows.cols["F_code"]).tolist()
+        texts = self.vocab.texts
+        return max((CATALOGUE[texts[c]].level for c in codes), default=None)
 
 
 def _in(nets: Sequence[Any], ip: str) -> bool:
@@ -87,200 +204,244 @@ def _same_ip(a: str | None, b: str | None) -> bool:
         return False
 
 
-def _permute(values: list[Any], order: list[int]) -> list[Any]:
-    if len(order) == 1:
-        return [values[order[0]]]
-    return list(itemgetter(*order)(values)) if order else []
+class _Extra:
+    """Findings that compare flows, gathered as (rows, code, messages, frames, captures)."""
+
+    def __init__(self) -> None:
+        self.parts: list[tuple[np.ndarray, str, list[str], np.ndarray, np.ndarray]] = []
+
+    def add(
+        self, rows: np.ndarray, code: str, msgs: list[str], frames: np.ndarray, caps: np.ndarray
+    ) -> None:
+        if rows.size:
+            self.parts.append((rows, code, msgs, frames, caps))
 
 
-_LEVEL = {code: k.level.label for code, k in CATALOGUE.items()}
-# output column -> FlowRow field, where the names differ
-_ROW_NAME = {"start": "start_ns", "end": "end_ns"}
+def _where_read(c: dict[str, np.ndarray], rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(frames, captures) where each row's client address was read, else its first packet."""
+    hcap = c["header_frame_cap"][rows]
+    have = hcap != NULL
+    frames = np.where(have, c["header_frame_frame"][rows], c["first_frame"][rows])
+    caps = np.where(have, hcap, c["capture"][rows])
+    return frames, caps
 
 
-def _code_columns(nflows: int, flows: np.ndarray, codes: list[str]) -> list[str]:
-    """The findings column: each flow's distinct codes, in catalogue order, ``;``-joined."""
-    out = [""] * nflows
-    if not codes:
-        return out
-    by_code = sorted(set(codes), key=ORDER.__getitem__)
-    rank = {c: k for k, c in enumerate(by_code)}
-    if len(by_code) <= 62:
-        bits = np.asarray([1 << rank[c] for c in codes], dtype=np.int64)
-        mask = np.zeros(nflows, dtype=np.int64)
-        np.bitwise_or.at(mask, flows - 1, bits)
-        text: dict[int, str] = {}
-        for fid in np.flatnonzero(mask).tolist():
-            m = int(mask[fid])
-            t = text.get(m)
-            if t is None:
-                t = text[m] = ";".join(c for k, c in enumerate(by_code) if m >> k & 1)
-            out[fid] = t
-        return out
-    sets: dict[int, set[str]] = {}
-    for fid, code in zip(flows.tolist(), codes, strict=True):
-        sets.setdefault(fid - 1, set()).add(code)
-    for fid, cs in sets.items():
-        out[fid] = ";".join(sorted(cs, key=ORDER.__getitem__))
+def _cross_flow(p: PackedRows, vocab: Vocab, trusted: Sequence[Any] | None) -> _Extra:
+    c = p.cols
+    code = vocab.code
+    out = _Extra()
+    o_ip, o_port = c["origin_ip"], c["origin_port"]
+    # one number per (transport, origin address, origin port); address codes may be negative
+    key = o_ip * (1 << 18) + o_port * 2 + (c["transport"] == code("udp"))
+    # origin ports where some flow carried a client address
+    ok = (c["client_ip"] != NO_IP) & (c["status"] == code("ok"))
+    with_client = np.unique(key[ok])
+    if with_client.size:
+        rows = np.flatnonzero(
+            c["judged"] & (c["method"] == code("none")) & np.isin(key, with_client)
+        )
+        ips = vocab.ip_decode(o_ip[rows])
+        msgs = [
+            f"no TOA or PROXY header, while other flows to {ip}:{port} carry one"
+            for ip, port in zip(ips, o_port[rows].tolist(), strict=True)
+        ]
+        out.add(rows, "client.missing", msgs, c["first_frame"][rows], c["capture"][rows])
+    # a PROXY header whose source is the connection's own source: the proxy's health check
+    pp = np.isin(c["method"], [code("ppv1"), code("ppv2")])
+    cand = np.flatnonzero(pp & (c["client_port"] != NULL) & (c["client_port"] == c["egress_port"]))
+    if cand.size:
+        c_ip, e_ip = c["client_ip"][cand], c["egress_ip"][cand]
+        same = (c_ip >= 0) & (c_ip == e_ip)
+        texts = (c_ip < NO_IP) | (e_ip < NO_IP)  # a text on either side: compare as addresses
+        if texts.any():
+            ct, et = vocab.ip_decode(c_ip[texts]), vocab.ip_decode(e_ip[texts])
+            same[texts] = [_same_ip(a, b) for a, b in zip(ct, et, strict=True)]
+        rows = cand[same]
+        ips = vocab.ip_decode(c["client_ip"][rows])
+        msgs = [
+            f"the header's source {ip}:{port} is this connection's own source: "
+            "a check by the proxy, not a client"
+            for ip, port in zip(ips, c["client_port"][rows].tolist(), strict=True)
+        ]
+        out.add(rows, "proxy.self_addressed", msgs, *_where_read(c, rows))
+    # a full handshake ACK without TOA, on a flow or a port that uses TOA
+    toa = c["toa_carried"]
+    nr = c["no_room_cap"] != NULL
+    if nr.any():
+        rows = np.flatnonzero(nr & (toa | np.isin(key, np.unique(key[toa]))))
+        msg = "the handshake ACK has no TOA and its options leave fewer than 8 free bytes"
+        out.add(
+            rows, "toa.no_room", [msg] * rows.size, c["no_room_frame"][rows], c["no_room_cap"][rows]
+        )
+    if trusted is not None:
+        rows = np.flatnonzero(c["carries_client"])
+        e = c["egress_ip"][rows]
+        uniq, inv = np.unique(e, return_inverse=True)
+        bad_ip = np.asarray([not _in(trusted, ip) for ip in vocab.ip_decode(uniq)], dtype=bool)
+        rows = rows[bad_ip[inv]] if uniq.size else rows
+        e_txt = vocab.ip_decode(c["egress_ip"][rows])
+        c_txt = vocab.ip_decode(c["client_ip"][rows])
+        msgs = [
+            f"{ip} is not in --trusted; its connection"
+            + (f" claims client {who}" if who else " carries a client header")
+            for ip, who in zip(e_txt, c_txt, strict=True)
+        ]
+        out.add(rows, "client.untrusted", msgs, *_where_read(c, rows))
+    return out
+
+
+def _findings(p: PackedRows, vocab: Vocab, pos: np.ndarray, extra: _Extra) -> dict[str, np.ndarray]:
+    """Every finding, per flow in order of its packet (ties: the order they were noted):
+    the rows' own first, then the cross-flow ones, code by code."""
+    f = p.cols
+    flow = [pos[f["f_row"]]]
+    codes = [f["f_code"]]
+    msgs = [f["f_msg"]]
+    frames = [f["f_frame"]]
+    caps = [f["f_cap"]]
+    for rows, code, texts, fr, cp in extra.parts:
+        flow.append(pos[rows])
+        codes.append(np.full(rows.size, vocab.code(code), dtype=np.int32))
+        msgs.append(vocab.encode(texts))
+        frames.append(fr.astype(np.int64))
+        caps.append(cp.astype(np.int64))
+    out = {
+        "flow": np.concatenate(flow),
+        "code": np.concatenate(codes),
+        "msg": np.concatenate(msgs),
+        "frame": np.concatenate(frames),
+        "cap": np.concatenate(caps),
+    }
+    fkey = np.where(out["frame"] == NULL, 0, out["frame"])
+    order = np.lexsort((np.arange(fkey.size), fkey, out["flow"]))
+    return {k: v[order] for k, v in out.items()}
+
+
+def _findings_column(n: int, fnd: dict[str, np.ndarray], vocab: Vocab) -> np.ndarray:
+    """Each flow's distinct codes, in catalogue order, ``;``-joined (vocabulary codes)."""
+    col = np.full(n, vocab.code(""), dtype=np.int32)
+    if fnd["code"].size == 0:
+        return col
+    present = np.unique(fnd["code"]).tolist()
+    texts = vocab.texts
+    by_code = sorted(present, key=lambda k: ORDER[texts[k]])
+    bit = np.zeros(max(present) + 1, dtype=np.int64)
+    for rank, k in enumerate(by_code):
+        bit[k] = 1 << rank
+    mask = np.zeros(n, dtype=np.int64)
+    np.bitwise_or.at(mask, fnd["flow"] - 1, bit[fnd["code"]])
+    uniq, inv = np.unique(mask, return_inverse=True)
+    names = [
+        vocab.code(";".join(texts[k] for r, k in enumerate(by_code) if m >> r & 1))
+        for m in uniq.tolist()
+    ]
+    return np.asarray(names, dtype=np.int32)[inv]
+
+
+def _permuted(p: PackedRows, order: np.ndarray, consume: bool) -> MemStore | DiskStore:
+    """The rows' columns in ``order``, without the findings (the table keeps its own), in
+    memory or on disk as ``p``'s are. With ``consume``, ``p``'s in-memory columns are
+    dropped as soon as they are copied, so the rows are never held twice."""
+    src = p.cols
+    out: MemStore | DiskStore = DiskStore() if src.on_disk else MemStore()
+    lens = src["hf_len"]
+    starts = np.zeros(lens.size, dtype=np.int64)
+    np.cumsum(lens[:-1], out=starts[1:])
+    lens_o = lens[order].astype(np.int64)
+    out_start = np.cumsum(lens_o) - lens_o
+    idx = np.arange(int(lens_o.sum()), dtype=np.int64) + np.repeat(
+        starts[order] - out_start, lens_o
+    )
+    del lens, starts, lens_o, out_start
+    for name in list(src):
+        if name.startswith("f_"):
+            continue
+        values = src[name]
+        if consume and isinstance(src, MemStore):
+            del src[name]
+        moved = values[idx if name in ("hf_cap", "hf_frame") else order]
+        del values
+        if isinstance(out, DiskStore):
+            out.append(name, moved)
+        else:
+            out[name] = moved
+    if isinstance(src, DiskStore) and consume:
+        src.close()
+    return out
+
+
+def _counts(p: PackedRows, vocab: Vocab, fnd: dict[str, np.ndarray]) -> dict[str, int]:
+    c = p.cols
+    codes = vocab.codes
+
+    def count(col: str, text: str) -> int:
+        k = codes.get(text)
+        return 0 if k is None else int(np.count_nonzero(c[col] == k))
+
+    tcp = c["transport"] == codes.get("tcp", -2)
+    done = c["hs_done"] & tcp
+    out = {
+        "flows": len(p),
+        "flows_tcp": int(np.count_nonzero(tcp)),
+        "flows_udp": count("transport", "udp"),
+        "syn_recv_sock_toa": int(np.count_nonzero(done & c["hs_toa"])),
+        "syn_recv_sock_no_toa": int(np.count_nonzero(done & ~c["hs_toa"])),
+        "toa_in_syn": int(np.count_nonzero(c["toa_in_syn"])),
+        "flows_with_toa": int(np.count_nonzero(c["toa_carried"])),
+    }
+    levels = {"info": 0, "warning": 0, "error": 0}
+    if fnd["code"].size:
+        per = np.bincount(fnd["code"])
+        for k in np.flatnonzero(per).tolist():
+            levels[CATALOGUE[vocab.texts[k]].level.label] += int(per[k])
+    for label, k in levels.items():
+        out[f"findings_{label}"] = k
+    for m in METHODS:
+        out[f"method_{m}"] = count("method", m)
+    for st in STATUSES:
+        out[f"status_{st}"] = count("status", st)
     return out
 
 
 def build_table(
-    rows: RowBlock | Iterable[FlowRow],
+    rows: PackedRows | RowBlock | Iterable[FlowRow],
     *,
     trusted: Sequence[Any] | None = None,
     stats: dict[str, int] | None = None,
     captures: Sequence[str] = (),
+    vocab: Vocab | None = None,
+    consume: bool = False,
 ) -> FlowTable:
     """Number the flows in order of their first packet, add the findings that compare
-    flows, and count. ``rows`` is not modified."""
-    b = rows if isinstance(rows, RowBlock) else RowBlock.from_rows(list(rows))
-    src = b.cols
-    n = len(b)
-    if n:
-        order = np.lexsort(
-            (
-                np.asarray(src["first_frame"], dtype=np.int64),
-                np.asarray(src["capture"], dtype=np.int64),
-            )
-        )
+    flows, and count. Packed ``rows`` need the ``vocab`` they were packed with; they are
+    left as they were unless ``consume`` (then their columns move into the table)."""
+    if isinstance(rows, PackedRows):
+        if vocab is None:
+            raise ValueError("packed rows need their vocabulary")
+        p = rows
     else:
-        order = np.zeros(0, dtype=np.int64)
+        vocab = vocab if vocab is not None else Vocab()
+        part = rows if isinstance(rows, RowBlock) else list(rows)
+        p = PackedRows.concat(pack_all([part], vocab))
+        consume = True
+    n = len(p)
+    c = p.cols
+    order = np.lexsort((c["first_frame"], c["capture"])) if n else np.zeros(0, dtype=np.int64)
     pos = np.empty(n, dtype=np.int64)
     pos[order] = np.arange(1, n + 1)
-    fid = pos.tolist()  # row -> flow id
-
-    # findings that compare flows, computed on the rows as they came (flow ids from ``fid``);
-    # appended after the rows' own findings, code by code, so each flow's order is kept
-    t_flow: list[int] = []
-    t_code: list[str] = []
-    t_msg: list[str] = []
-    t_frame: list[int | None] = []
-    t_cap: list[int] = []
-    o_ip, o_port = src["origin_ip"], src["origin_port"]
-    first_frame, capture = src["first_frame"], src["capture"]
-    keys = list(zip(src["transport"], o_ip, o_port, strict=True))
-    # origin ports where some flow carried a client address / a TOA
-    with_client = {
-        k
-        for k, ip, st in zip(keys, src["client_ip"], src["status"], strict=True)
-        if ip is not None and st == "ok"
-    }
-    if with_client:
-        for r, m, j, k in zip(range(n), src["method"], src["judged"], keys, strict=True):
-            if j and m == "none" and k in with_client:
-                t_flow.append(fid[r])
-                t_code.append("client.missing")
-                t_msg.append(
-                    f"no TOA or PROXY header, while other flows to {o_ip[r]}:{o_port[r]} carry one"
-                )
-                t_frame.append(first_frame[r])
-                t_cap.append(capture[r])
-    # a PROXY header whose source is the connection's own source: the proxy's health check
-    e_ip_col, e_port_col = src["egress_ip"], src["egress_port"]
-    for r, (m, c_ip, c_port) in enumerate(
-        zip(src["method"], src["client_ip"], src["client_port"], strict=True)
-    ):
-        if (
-            m in ("ppv1", "ppv2")
-            and c_port is not None
-            and c_port == e_port_col[r]
-            and _same_ip(c_ip, e_ip_col[r])
-        ):
-            cap, frame = src["header_frame"][r] or (capture[r], first_frame[r])
-            t_flow.append(fid[r])
-            t_code.append("proxy.self_addressed")
-            t_msg.append(
-                f"the header's source {c_ip}:{c_port} is this connection's own source: "
-                "a check by the proxy, not a client"
-            )
-            t_frame.append(frame)
-            t_cap.append(cap)
-    toa_carried = src["toa_carried"]
-    with_toa = {k for k, t in zip(keys, toa_carried, strict=True) if t}
-    for r, nr in enumerate(src["no_room"]):
-        if nr is not None and (toa_carried[r] or keys[r] in with_toa):
-            t_flow.append(fid[r])
-            t_code.append("toa.no_room")
-            t_msg.append(
-                "the handshake ACK has no TOA and its options leave fewer than 8 free bytes"
-            )
-            t_frame.append(nr[1])
-            t_cap.append(nr[0])
-    if trusted is not None:
-        e_ip, client_ip, header_frame = src["egress_ip"], src["client_ip"], src["header_frame"]
-        trusted_cache: dict[str, bool] = {}
-        for r, carries in enumerate(src["carries_client"]):
-            if not carries:
-                continue
-            ip = e_ip[r]
-            ok = trusted_cache.get(ip)
-            if ok is None:
-                ok = trusted_cache[ip] = _in(trusted, ip)
-            if not ok:
-                cap, frame = header_frame[r] or (capture[r], first_frame[r])
-                who = (
-                    f" claims client {client_ip[r]}" if client_ip[r] else " carries a client header"
-                )
-                t_flow.append(fid[r])
-                t_code.append("client.untrusted")
-                t_msg.append(f"{ip} is not in --trusted; its connection{who}")
-                t_frame.append(frame)
-                t_cap.append(cap)
-
-    # every finding, per flow in order of its packet (ties: the order they were noted)
-    f_flow = pos[np.asarray(b.f_row, dtype=np.int64)] if b.f_row else np.zeros(0, np.int64)
-    all_flow = np.concatenate([f_flow, np.asarray(t_flow, dtype=np.int64)])
-    codes = b.f_code + t_code
-    msgs = b.f_msg + t_msg
-    frames = b.f_frame + t_frame
-    caps = b.f_capture + t_cap
-    fkey = np.asarray([0 if f is None else f for f in frames], dtype=np.int64)
-    forder = np.lexsort((np.arange(all_flow.size), fkey, all_flow)).tolist()
-    flow_l = all_flow.tolist()
-    findings = [Finding(flow_l[k], codes[k], msgs[k], frames[k], caps[k]) for k in forder]
-
-    ol = order.tolist()
-    cols: dict[str, list[Any]] = {"flow": list(range(1, n + 1))}
-    for name in COLUMNS[1:-1]:
-        cols[name] = _permute(src[_ROW_NAME.get(name, name)], ol)
-    cols["findings"] = _code_columns(n, all_flow, codes)
-    header_frames = dict(sorted((fid[r], fr) for r, fr in enumerate(src["header_frames"]) if fr))
-
-    counts: Counter[str] = Counter()
-    for name, values in (
-        ("flows", src["transport"]),
-        ("method", src["method"]),
-        ("status", src["status"]),
-    ):
-        for k, v in Counter(values).items():
-            counts[f"{name}_{k}"] += v
-    for t, done, toa in zip(src["transport"], src["hs_done"], src["hs_toa"], strict=True):
-        if done and t == "tcp":
-            counts["syn_recv_sock_toa" if toa else "syn_recv_sock_no_toa"] += 1
-    counts["toa_in_syn"] = sum(src["toa_in_syn"])
-    counts["flows_with_toa"] = sum(toa_carried)
-    for code, k in Counter(codes).items():
-        counts[f"findings_{_LEVEL[code]}"] += k
+    # computed on the rows as they came (flow ids from ``pos``)
+    extra = _cross_flow(p, vocab, trusted)
+    fnd = _findings(p, vocab, pos, extra)
+    del extra, pos
     out: dict[str, int] = dict(stats or {})
-    out["flows"] = n
-    for name in (
-        "flows_tcp",
-        "flows_udp",
-        "syn_recv_sock_toa",
-        "syn_recv_sock_no_toa",
-        "toa_in_syn",
-        "flows_with_toa",
-        "findings_info",
-        "findings_warning",
-        "findings_error",
-    ):
-        out[name] = counts.get(name, 0)
-    for m in METHODS:
-        out[f"method_{m}"] = counts.get(f"method_{m}", 0)
-    for st in STATUSES:
-        out[f"status_{st}"] = counts.get(f"status_{st}", 0)
-    return FlowTable(cols, findings, out, header_frames, list(captures))
+    out.update(_counts(p, vocab, fnd))
+    store = _permuted(p, order, consume)
+    del order
+    put = store.append if isinstance(store, DiskStore) else store.__setitem__
+    put("findings_col", _findings_column(n, fnd, vocab))
+    for k in list(fnd):
+        put(f"F_{k}", fnd.pop(k))
+    return FlowTable(PackedRows(store), vocab, out, captures)
 
 
 def finish_table(
@@ -290,7 +451,7 @@ def finish_table(
     *,
     earlier: Iterable[FlowRow] = (),
 ) -> FlowTable:
-    """End every flow still open and build the flow table, as ``pcapip analyze`` does.
+    """End every open flow and build the flow table, as ``pcapip analyze`` does.
 
     ``earlier`` holds rows already taken from the tracker (``take_ended``),
     e.g. spooled by a long live capture; ``trusted`` is the ``--trusted``
@@ -303,13 +464,18 @@ def finish_table(
     ):
         trusted = parse_trusted(trusted)
     tracker.end_all()
-    parts: list[RowBlock | Sequence[FlowRow]] = list(tracker.take_blocks())
-    rest = list(earlier)
-    if rest:
-        parts.append(rest)
-    block = (
-        parts[0] if len(parts) == 1 and isinstance(parts[0], RowBlock) else RowBlock.concat(parts)
+    vocab = tracker.vocab
+    parts = tracker.take_blocks()
+    parts.extend(pack_all([earlier], vocab))
+    block = PackedRows.concat(parts)
+    del parts
+    table = build_table(
+        block,
+        trusted=trusted,
+        stats=tracker.stats,
+        captures=list(captures),
+        vocab=vocab,
+        consume=True,
     )
-    table = build_table(block, trusted=trusted, stats=tracker.stats, captures=list(captures))
     table.stats["captures"] = len(captures)
     return table

@@ -4,8 +4,10 @@
 it holds when a connection is over (closed and quiet for ``linger`` seconds
 of capture time, half-closed for ``evict_after``, a UDP flow idle for
 ``udp_timeout``), when a SYN reuses its 4-tuple, when ``max_flows`` would be
-exceeded, or at :meth:`FlowTracker.finish`. Ended flows become rows; memory
-holds only the connections still open.
+exceeded, or at :meth:`FlowTracker.finish`. Ended flows become rows, packed
+into numpy columns (``pcapip.flows.packed``) and moved to temporary files
+once more than SPILL_BYTES of them have gathered; memory holds the
+connections still open and little else, however long the capture.
 
 Two ways to apply the rules of ``pcapip.flows.machine`` to the packets:
 
@@ -52,8 +54,9 @@ from pcapip.decode.columns import (
     Packets,
 )
 from pcapip.flows import layout as L
-from pcapip.flows.columnar import RowBlock, compact_plain, row_header
+from pcapip.flows.columnar import compact_plain, row_header
 from pcapip.flows.machine import Machine, PacketColumns
+from pcapip.flows.packed import DiskStore, PackedRows, Vocab, spill
 from pcapip.flows.rows import FlowRow, compact
 from pcapip.flows.rows import preview as _preview
 from pcapip.flows.state import BY_FIRST, FlowBase, TcpFlow, ToaSeen, UdpFlow
@@ -66,6 +69,11 @@ FLOW_LIMIT = "capture.flow_limit"
 COMPILE_MIN_PACKETS = 50_000
 # ended flows of the compiled table turned into rows together (unless reported one by one)
 COMPACT_ROWS = 8192
+# rows of flows that needed Python, packed together once this many have ended
+PACK_ROWS = 8192
+# packed rows of ended flows held in memory before they move to temporary files: a capture's
+# memory is its open connections plus at most this (bench/README.md)
+SPILL_BYTES = 2 << 20
 
 _MASK64 = (1 << 64) - 1
 
@@ -166,7 +174,13 @@ class FlowTracker:
         self._udp_order: deque[UdpFlow] = deque()
         self._tcp: _TcpObjects | _TcpRows | None = None
         self._auto = False  # TCP flows may still move to the compiled table
-        self._ended: list[RowBlock | list[FlowRow]] = []
+        # rows of ended flows, packed (every block shares ``vocab``); row lists wait in
+        # ``_ended_rows`` until a block's worth has gathered
+        self.vocab = Vocab()
+        self._ended: list[PackedRows] = []
+        self._ended_rows: list[FlowRow] = []
+        self._held = 0  # bytes of packed rows in memory
+        self._spool: PackedRows | None = None  # packed rows moved to temporary files
         self._ending_udp: list[UdpFlow] = []
         self._settled: list[Any] = []  # flows (or table rows) settled during this feed
 
@@ -175,6 +189,16 @@ class FlowTracker:
     def open_flows(self) -> int:
         """Flows held right now (TCP and UDP)."""
         return (self._tcp.open_count() if self._tcp is not None else 0) + len(self._udp)
+
+    @property
+    def held_bytes(self) -> int:
+        """Bytes of ended flows' packed rows held in memory (the rest are on disk)."""
+        return self._held
+
+    @property
+    def rows_on_disk(self) -> int:
+        """Rows of ended flows moved to temporary files (not taken yet)."""
+        return len(self._spool) if self._spool is not None else 0
 
     @property
     def compiled(self) -> bool:
@@ -251,15 +275,56 @@ class FlowTracker:
         self._flush(force=True)
         out: list[FlowRow] = []
         for part in self._ended:
-            out.extend(part.to_rows() if isinstance(part, RowBlock) else part)
-        self._ended = []
+            out.extend(part.to_rows(self.vocab))
+        out.extend(self._ended_rows)
+        self._forget()
         return out
 
-    def take_blocks(self) -> list[RowBlock | list[FlowRow]]:
-        """Like :meth:`take_ended`, as the column blocks and row lists they are held in."""
+    def take_blocks(self) -> list[PackedRows]:
+        """Like :meth:`take_ended`, as the packed blocks they are held in (codes of
+        ``vocab``)."""
         self._flush(force=True)
-        out, self._ended = self._ended, []
+        self._pack_rows()
+        out = self._ended
+        self._forget()
         return out
+
+    def _forget(self) -> None:
+        self._ended = []
+        self._ended_rows = []
+        self._held = 0
+        self._spool = None
+
+    def _keep(self, part: PackedRows | list[FlowRow]) -> None:
+        """Hold the rows of ended flows until they are taken, packed."""
+        if isinstance(part, PackedRows):
+            self._pack_rows()  # (kept in the order they ended)
+            self._hold(part)
+            return
+        self._ended_rows.extend(part)
+        if len(self._ended_rows) >= PACK_ROWS:
+            self._pack_rows()
+
+    def _pack_rows(self) -> None:
+        if self._ended_rows:
+            self._hold(PackedRows.from_rows(self._ended_rows, self.vocab))
+            self._ended_rows = []
+
+    def _hold(self, part: PackedRows) -> None:
+        """Keep a packed block; past SPILL_BYTES in memory, move every block to disk."""
+        self._ended.append(part)
+        self._held += part.nbytes
+        if self._held <= SPILL_BYTES:
+            return
+        if self._spool is None:
+            self._spool = PackedRows(DiskStore())
+        store = self._spool.cols
+        assert isinstance(store, DiskStore)
+        for p in self._ended:
+            if p is not self._spool:
+                spill(store, p)
+        self._ended = [self._spool]
+        self._held = 0
 
     # ------------------------------------------------------------------ choices
     def _choose_store(self, n: int) -> None:
@@ -402,7 +467,7 @@ class FlowTracker:
         if self._ending_udp:
             flows, self._ending_udp = self._ending_udp, []
             rows = [compact(fl) for fl in flows]
-            self._ended.append(rows)
+            self._keep(rows)
             if cb is not None:
                 for fl, r in zip(flows, rows, strict=True):
                     cb(fl, r)
@@ -574,7 +639,7 @@ class _TcpObjects:
         for fl in flows:
             finish(fl)
             rows.append(compact(fl))
-        self.t._ended.append(rows)
+        self.t._keep(rows)
         if cb is not None:
             for fl, r in zip(flows, rows, strict=True):
                 cb(fl, r)
@@ -1177,10 +1242,12 @@ class _TcpRows:
         plain = rows[~py]
         finish = t._machine.finish_tcp
         if plain.size:
-            block = compact_plain(S, self.P, plain, self.var_names, self.headers)
-            t._ended.append(block)
+            block = PackedRows.pack(
+                compact_plain(S, self.P, plain, self.var_names, self.headers, t.vocab), t.vocab
+            )
+            t._keep(block)
             if cb is not None:
-                for s, r in zip(plain.tolist(), block.to_rows(), strict=True):
+                for s, r in zip(plain.tolist(), block.to_rows(t.vocab), strict=True):
                     fl = self.load(s)
                     finish(fl)
                     cb(fl, r)
@@ -1193,7 +1260,7 @@ class _TcpRows:
                 out.append(compact(fl))
                 flows.append(fl)
                 del self.extra[s]
-            t._ended.append(out)
+            t._keep(out)
             if cb is not None:
                 for fl, r in zip(flows, out, strict=True):
                     cb(fl, r)

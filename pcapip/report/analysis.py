@@ -161,8 +161,7 @@ class Analysis:
 
     def worst_level(self) -> Level | None:
         """The most severe finding level present, or None without findings."""
-        levels = [CATALOGUE[f.code].level for f in self.table.findings]
-        return max(levels) if levels else None
+        return self.table.worst_level()
 
     def frame(self, by: str = "flow") -> pd.DataFrame:
         if by not in BY_CHOICES:

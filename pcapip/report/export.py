@@ -41,12 +41,19 @@ class _Stamp:
 
 
 def _rows(table: FlowTable) -> Iterator[list[Any]]:
+    """Rows as lists of Python values (times as ISO text), built a slice at a time."""
     cols = table.columns
     stamp = _Stamp()
-    starts = [stamp(v) for v in cols["start"]]
-    ends = [stamp(v) for v in cols["end"]]
-    data = [starts if c == "start" else ends if c == "end" else cols[c] for c in COLUMNS]
-    return (list(r) for r in zip(*data, strict=True))
+    n = len(table)
+    for a in range(0, n, _CHUNK):
+        b = min(n, a + _CHUNK)
+        data = [
+            [stamp(v) for v in cols.slice(c, a, b)] if c in _TIME_COLUMNS else cols.slice(c, a, b)
+            for c in COLUMNS
+        ]
+        rows = zip(*data, strict=True)
+        del data
+        yield from (list(r) for r in rows)
 
 
 def _stamps(ns: list[int | None]) -> list[str | None]:
@@ -61,7 +68,7 @@ def _stamps(ns: list[int | None]) -> list[str | None]:
 
 
 _QUOTE_IF = (",", '"', "\n", "\r")
-_CHUNK = 16384  # rows encoded at a time
+_CHUNK = 8192  # rows encoded at a time
 
 
 def _cell(v: Any) -> str:
@@ -99,6 +106,8 @@ def _cells(values: list[Any]) -> list[str]:
 def write_csv(table: FlowTable, fh: IO[str]) -> None:
     """The documented schema as CSV: a header line, empty cells for missing values.
 
+    Written a slice of rows at a time: the text of a whole table never exists at once.
+
     Cells are encoded column by column (each distinct text once) rather than
     row by row through ``csv.writer``; the bytes are the same as the csv
     module's minimal quoting (a test checks it).
@@ -109,10 +118,14 @@ def write_csv(table: FlowTable, fh: IO[str]) -> None:
     for a in range(0, n, _CHUNK):  # in slices, so the text never exists whole in memory
         b = min(n, a + _CHUNK)
         data = [
-            _stamps(cols[c][a:b]) if c in _TIME_COLUMNS else _cells(cols[c][a:b]) for c in COLUMNS
+            _stamps(cols.slice(c, a, b)) if c in _TIME_COLUMNS else _cells(cols.slice(c, a, b))
+            for c in COLUMNS
         ]
-        fh.write("\n".join(map(",".join, zip(*data, strict=True))))
+        text = "\n".join(map(",".join, zip(*data, strict=True)))
+        del data  # (before the next slice is built: two slices are never alive at once)
+        fh.write(text)
         fh.write("\n")
+        del text
 
 
 def write_jsonl(table: FlowTable, fh: IO[str]) -> None:

@@ -1,0 +1,180 @@
+"""Packed rows: what the table holds for every ended flow, in memory or in temporary files.
+
+The packed form must give back exactly the rows it was given (text verbatim,
+missing values missing), and a table built from rows that went to disk must
+be the table built from rows that stayed in memory.
+"""
+
+from __future__ import annotations
+
+import io
+import ipaddress
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from pcapip.flows import tracker as tracker_mod
+from pcapip.flows.findings import CATALOGUE
+from pcapip.flows.packed import NO_IP, DiskStore, PackedRows, Vocab
+from pcapip.flows.run import track_captures
+from pcapip.flows.tracker import FlowTracker
+from pcapip.report import export
+from pcapip.report.export import write_csv, write_jsonl
+
+PCAPS = Path(__file__).parent / "pcaps"
+CAPTURES = [
+    "troubleshooting.pcap",
+    "flow-udp.pcap",
+    "flow-proxy-misc.pcap",
+    "flow-toa.pcap",
+    "haproxy-ipv6.pcap",
+    "haproxy-v2-crc-uid.pcap",
+    "toa-variants.pcap",
+    "flow-spoof.pcap",
+]
+
+
+def _dump(table) -> str:
+    buf = io.StringIO()
+    write_csv(table, buf)
+    write_jsonl(table, buf)
+    buf.write(json.dumps(table.stats, sort_keys=True))
+    for f in table.findings:
+        buf.write(f"\n{f.flow}|{f.code}|{f.message}|{f.frame}|{f.capture}")
+    buf.write(repr(sorted(table.header_frames.items())))
+    return buf.getvalue()
+
+
+def _reference_rows(name: str) -> list:
+    from pcapip.decode import decode
+    from pcapip.sources import open_capture
+
+    t = FlowTracker(mode="reference")
+    with open_capture(PCAPS / name) as src:
+        for batch in src:
+            t.feed(decode(batch))
+    return t.finish()
+
+
+@pytest.mark.parametrize("name", CAPTURES)
+def test_rows_survive_packing(name: str) -> None:
+    rows = _reference_rows(name)
+    assert rows
+    vocab = Vocab()
+    packed = PackedRows.from_rows(rows, vocab)
+    assert len(packed) == len(rows)
+    back = packed.to_rows(vocab)
+    assert back == rows
+    # the same through temporary files, appended in two parts
+    store = DiskStore()
+    half = len(rows) // 2
+    disk = PackedRows(store)
+    from pcapip.flows.packed import spill
+
+    spill(store, PackedRows.from_rows(rows[:half], vocab))
+    spill(store, PackedRows.from_rows(rows[half:], vocab))
+    assert disk.to_rows(vocab) == rows
+    store.close()
+
+
+_V4 = st.tuples(*[st.integers(0, 255)] * 4).map(lambda t: ".".join(map(str, t)))
+_V6 = st.integers(0, 2**128 - 1).map(lambda v: str(ipaddress.IPv6Address(v)))
+# texts a header may carry that are not an address's usual spelling: kept as they are
+_ODD = st.sampled_from(["010.0.0.1", "1.2.3", "::FFFF:1.2.3.4", "0x7f.0.0.1", "", " 1.2.3.4"])
+
+
+@given(st.lists(st.one_of(st.none(), _V4, _V6, _ODD), max_size=40))
+@settings(max_examples=200, deadline=None)
+def test_address_codes_give_back_the_text(values: list[str | None]) -> None:
+    vocab = Vocab()
+    codes = vocab.ip_encode(values)
+    assert vocab.ip_decode(codes) == values
+    for v, c in zip(values, codes.tolist(), strict=True):
+        if v is None:
+            assert c == NO_IP
+        elif c >= 0:  # stored as a number only when the text is the dotted form of it
+            assert str(ipaddress.IPv4Address(c)) == v
+
+
+@given(st.lists(st.integers(0, 2**64 - 1), min_size=1, max_size=30), st.data())
+def test_address_halves_match_their_text(los: list[int], data: st.DataObject) -> None:
+    from pcapip.flows.rows import ip_text
+
+    his = [data.draw(st.sampled_from([0, 1, 2**63, 2**64 - 1])) for _ in los]
+    # a share of IPv4-mapped ones (hi 0, lo ::ffff:a.b.c.d)
+    los = [(0xFFFF << 32) | (lo & 0xFFFFFFFF) if k % 2 else lo for k, lo in enumerate(los)]
+    his = [0 if k % 2 else h for k, h in enumerate(his)]
+    vocab = Vocab()
+    hi = np.array(his, dtype=np.uint64).view(np.int64)
+    lo = np.array(los, dtype=np.uint64).view(np.int64)
+    got = vocab.ip_decode(vocab.ip_from_halves(hi, lo))
+    assert got == [ip_text(h, low) for h, low in zip(his, los, strict=True)]
+
+
+@pytest.mark.parametrize("mode", ["fast", "reference"])
+def test_a_table_from_spilled_rows_is_the_same_table(
+    mode: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    paths = [PCAPS / n for n in CAPTURES]
+    expect = [_dump(track_captures([p], mode=mode, trusted="10.77.2.0/29")[0]) for p in paths]
+    together = _dump(track_captures(paths, mode=mode, trusted="10.0.0.0/8")[0])
+    # every packed block goes to disk as soon as it is made
+    monkeypatch.setattr(tracker_mod, "SPILL_BYTES", 0)
+    monkeypatch.setattr(tracker_mod, "PACK_ROWS", 2)
+    spilled = [track_captures([p], mode=mode, trusted="10.77.2.0/29")[0] for p in paths]
+    assert all(t.rows.cols.on_disk for t in spilled if len(t) > 1)
+    assert [_dump(t) for t in spilled] == expect
+    assert _dump(track_captures(paths, mode=mode, trusted="10.0.0.0/8")[0]) == together
+    # the writers read a table on disk a slice at a time
+    t = spilled[0]
+    for chunk in (1, 7):
+        monkeypatch.setattr(export, "_CHUNK", chunk)
+        assert _dump(t) == expect[0]
+
+
+def _feed_all(limit: int | None) -> list:
+    from pcapip.decode import decode
+    from pcapip.sources import open_capture
+
+    t = FlowTracker(mode="reference", linger=0.0)
+    for name in CAPTURES:
+        with open_capture(PCAPS / name, batch_size=64) as src:
+            for batch in src:
+                t.feed(decode(batch), 0)
+                if limit is not None:
+                    assert t.held_bytes <= limit
+    t.end_all()
+    if limit is not None:
+        assert t.rows_on_disk > 50
+    else:
+        assert t.rows_on_disk == 0
+    return t.take_ended()
+
+
+def test_memory_holds_at_most_the_spill_threshold(monkeypatch: pytest.MonkeyPatch) -> None:
+    """However many flows end, the packed rows kept in memory stay under SPILL_BYTES."""
+    expect = _feed_all(None)
+    assert len(expect) > 50
+    monkeypatch.setattr(tracker_mod, "SPILL_BYTES", 4096)
+    monkeypatch.setattr(tracker_mod, "PACK_ROWS", 16)
+    assert _feed_all(4096) == expect
+
+
+@pytest.mark.parametrize("name", CAPTURES)
+def test_columns_slices_and_levels(name: str) -> None:
+    table, _ = track_captures([PCAPS / name], trusted="192.0.2.0/24")
+    n = len(table)
+    for col in table.columns:
+        whole = table.column(col, 0, n)
+        assert table.columns[col] == whole
+        parts = [x for a in range(0, n, 3) for x in table.columns.slice(col, a, a + 3)]
+        assert parts == whole
+    levels = [CATALOGUE[f.code].level for f in table.findings]
+    assert table.worst_level() == (max(levels) if levels else None)
+    assert table.stats["findings_info"] + table.stats["findings_warning"] + table.stats[
+        "findings_error"
+    ] == len(table.findings)
