@@ -1,8 +1,11 @@
 #!/usr/bin/env bash
 # Sets up pcapip from a fresh checkout: a virtualenv in .venv with the project
-# installed (editable, with the test extras). With --system it first installs
-# the system tools the tests drive for real (tshark, tcpdump, haproxy, nginx
-# with its stream module, iproute2, tmux), which needs root or sudo.
+# installed (editable, with the test extras), then the ahead-of-time compiled
+# kernels (pcapip/_kernels*.so, which spare every run numba's ~0.3 s start-up;
+# building needs gcc, g++ and the Python headers). With --system it first
+# installs those and the system tools the tests drive for real (tshark,
+# tcpdump, haproxy, nginx with its stream module, iproute2, tmux), which needs
+# root or sudo.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -14,6 +17,7 @@ if [ "${1:-}" = "--system" ]; then
     $SUDO apt-get update -qq
     $SUDO apt-get install -y -qq --no-install-recommends \
         tshark tcpdump haproxy nginx libnginx-mod-stream iproute2 tmux hyperfine \
+        gcc g++ libc6-dev python3-dev \
         >/dev/null
 fi
 
@@ -21,3 +25,11 @@ PY="${PYTHON:-python3}"
 [ -x .venv/bin/python ] || "$PY" -m venv .venv
 .venv/bin/python -m pip install -q --upgrade pip
 .venv/bin/python -m pip install -q -e '.[dev]'
+# numba's pycc compiles the kernels; rerun this after changing a kernel (a stale
+# module is ignored, the kernels then run on the numba JIT)
+if ! .venv/bin/python -m pcapip.build_kernels; then
+    echo "setup: building the compiled kernels failed (pcapip still works, on the numba JIT);" >&2
+    echo "setup: install gcc, g++ and the Python headers (or run with --system), then run" >&2
+    echo "setup:   .venv/bin/python -m pcapip.build_kernels" >&2
+    exit 1
+fi

@@ -189,7 +189,7 @@ def test_moving_to_the_compiled_table_mid_capture(monkeypatch: pytest.MonkeyPatc
         ref = Analysis(*track_captures([path], mode="reference", batch_size=3))
         for switch_at in (1, 2, 4):
             loaded = {"on": False}
-            monkeypatch.setattr(accel, "numba_loaded", lambda loaded=loaded: loaded["on"])
+            monkeypatch.setattr(accel, "compiled_cheap", lambda loaded=loaded: loaded["on"])
             tracker = FlowTracker()
             with open_capture(path, batch_size=3) as src:
                 for k, batch in enumerate(src):

@@ -15,8 +15,9 @@ from .kernel import decode_frames
 
 DEFAULT_TOA_KINDS: frozenset[int] = frozenset({200, 254, 253, 201, 250, 252, 249, 28})
 
-# Batches at least this large compile even if nothing imported numba yet (~0.3 s to
-# import and load the cached kernel, what the pure loop spends on ~50k frames).
+# Without the ahead-of-time kernels (pcapip.build_kernels), batches at least this large
+# compile even if nothing imported numba yet (~0.3 s to import and load the cached
+# kernel, what the pure loop spends on ~50k frames); with them, every batch compiles.
 COMPILE_MIN_PACKETS = 50_000
 # Once numba is loaded (the source decided the capture is large), batches this large compile.
 COMPILED_LOADED_MIN = 128
@@ -65,7 +66,11 @@ def toa_mask(kinds: Collection[int]) -> np.ndarray:
 
 
 def _backend(requested: str | None, n: int) -> str:
-    want = n >= COMPILE_MIN_PACKETS or (accel.numba_loaded() and n >= COMPILED_LOADED_MIN)
+    want = (
+        n >= COMPILE_MIN_PACKETS
+        or accel.aot_current()
+        or (accel.jit_loaded() and n >= COMPILED_LOADED_MIN)
+    )
     return accel.choose(requested, want_compiled=want)
 
 
@@ -90,8 +95,9 @@ def decode(
     Frames that cannot be decoded to TCP/UDP keep their row with ST_* bits
     saying why. ``toa_kinds`` sets which TCP option kinds raise
     ``OPT_TOA_CANDIDATE``; ``backend`` ("auto", "pure", "compiled") picks the
-    loop implementation (auto: compiled for large batches or when numba is
-    already loaded, pure otherwise; ``PCAPIP_PURE_PYTHON=1`` forces pure).
+    loop implementation (auto: compiled when the ahead-of-time kernels are
+    built, else for large batches or once numba is loaded, pure otherwise;
+    ``PCAPIP_PURE_PYTHON=1`` forces pure).
     """
     n = len(batch)
     data = batch.data
@@ -139,7 +145,8 @@ def decode(
 
 
 def warm_compiled() -> float:
-    """Import numba and load (compiling on a first-ever run) every engine kernel.
+    """Load the compiled engine kernels: the ahead-of-time module (milliseconds), or else
+    numba with its cached kernels (compiling them on a first-ever run).
 
     Returns the seconds it took. Sources and decode do this on their own when
     a capture is large enough; calling it up front moves that one-time cost

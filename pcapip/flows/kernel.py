@@ -132,7 +132,13 @@ _K2 = 0x1B873593
 _K3 = 0x0CC9E2D5
 
 
-@kernel
+@kernel(
+    "void(i8[::1], i8, i8[::1], i8[::1], i8[::1], i8[::1], i8[::1], u2[::1], u2[::1], "
+    "i8[::1], i8[::1], i8[::1], i8[::1], u2[::1], u4[::1], u4[::1], u1[::1], i4[::1], "
+    "i4[::1], i8[::1], i8[::1], i4[::1], i4[::1], i4[::1], u1[::1], i8, "
+    "i8[:, ::1], u1[:, ::1], i8[::1], i8[::1], i8[::1], i8, b1[::1], i8[::1], "
+    "i8[::1], i8[::1], i8[::1], i8[::1], i8[::1], i8[::1], i8[::1], i8[::1], i8[::1])"
+)
 def track_tcp(
     todo,
     ntodo,
@@ -646,7 +652,7 @@ def track_tcp(
                 ct[CT_EVENTS] = n + 1
 
 
-@kernel
+@kernel("i8(i8[::1], i8, i8[:, ::1], i8[::1], i8[::1], i8[::1], i8[::1], i8, i8, i8, i8[::1])")
 def expire(
     ev,
     nev,
@@ -741,7 +747,7 @@ def expire(
     return nout
 
 
-@kernel
+@kernel("void(i8[::1], i8[:, ::1], i8[::1], i8)")
 def unindex(H, S, rows, n):
     """Remove rows ``rows[:n]`` from the hash index (backward-shift deletion, so probe
     chains stay unbroken without tombstones); a row whose key now maps to another row
@@ -771,7 +777,7 @@ def unindex(H, S, rows, n):
                 hole = j
 
 
-@kernel
+@kernel("void(i8[::1], i8[:, ::1], i8[::1], i8)")
 def reindex(H, S, rows, n):
     """Insert rows ``rows[:n]`` into an empty hash index (after it grew)."""
     hmask = H.shape[0] - 1

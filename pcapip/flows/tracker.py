@@ -16,11 +16,13 @@ Two ways to apply the rules of ``pcapip.flows.machine`` to the packets:
   applies the common packets itself and hands the packets that need Python
   (a PROXY header to parse, an unusual TOA option, a stream start to
   reassemble) to the machine, one flow at a time, in order. Plain flows
-  become rows column by column (``pcapip.flows.columnar``). While numba is
-  not loaded (a small capture finishes before loading it would pay off),
-  packets go through the machine directly, the faster choice then; once it
-  is loaded (the reader loads it for a large capture), the open flows move
-  to the compiled table.
+  become rows column by column (``pcapip.flows.columnar``). With the
+  ahead-of-time kernels built (``python -m pcapip.build_kernels``) this
+  holds from the first packet. Without them, while numba is not loaded (a
+  small capture finishes before loading it would pay off), packets go
+  through the machine directly, the faster choice then; once it is loaded
+  (the reader loads it for a large capture), the open flows move to the
+  compiled table.
 * ``mode="reference"`` sends every packet through the machine, one Python
   object per flow. The tests compare both modes on every capture, so what
   the fast path leaves to its compiled loop is checked, not trusted.
@@ -330,10 +332,12 @@ class FlowTracker:
     def _choose_store(self, n: int) -> None:
         """Pick how TCP flows are kept, at the first TCP batch.
 
-        ``auto`` starts with the per-packet machine when numba is not loaded
-        (a small capture finishes before loading it would pay off) and moves
-        the open flows to the compiled table as soon as numba is loaded (the
-        reader loads it for a large capture) or a batch is large.
+        ``auto`` takes the compiled table when compiled kernels cost nothing
+        more to start (the ahead-of-time module is built, or numba is loaded).
+        Otherwise it starts with the per-packet machine (a small capture
+        finishes before loading numba would pay off) and moves the open flows
+        to the compiled table as soon as numba is loaded (the reader loads it
+        for a large capture) or a batch is large.
         """
         from pcapip.sources import accel
 
@@ -353,7 +357,7 @@ class FlowTracker:
             if self._tcp is None:
                 self._tcp = _TcpObjects(self)
             return
-        if accel.numba_loaded() or n >= COMPILE_MIN_PACKETS:
+        if accel.compiled_cheap() or n >= COMPILE_MIN_PACKETS:
             backend = accel.choose(None, want_compiled=True)
             if backend == accel.BACKEND_COMPILED:
                 rows = _TcpRows(self, backend)
@@ -1296,7 +1300,8 @@ def parse_trusted(
 
 
 def warm_compiled() -> float:
-    """Import numba and load (compiling on a first-ever run) the compiled flow loops.
+    """Load the compiled flow loops: the ahead-of-time module, or else numba with its
+    cached kernels (compiling them on a first-ever run).
 
     Returns the seconds it took (0.0 when the compiled path is unavailable or
     switched off). A tracker in ``auto`` mode moves to the compiled table as

@@ -30,9 +30,9 @@ from .pcapng import PcapngFormat
 from .stream import InputStream
 
 DEFAULT_CHUNK = 2 * 1024 * 1024
-# Inputs expected to hold fewer frames than this are walked (and so decoded) in pure
-# Python: importing numba and loading the cached kernels costs ~0.3 s, what the pure
-# path spends on roughly this many frames.
+# Without the ahead-of-time kernels, inputs expected to hold fewer frames than this are
+# walked (and so decoded) in pure Python: importing numba and loading the cached kernels
+# costs ~0.3 s, what the pure path spends on roughly this many frames.
 COMPILE_MIN_FRAMES = 50_000
 # Once numba is imported (by anyone), inputs of this size walk compiled from the start.
 LOADED_MIN_BYTES = 1 << 20
@@ -268,8 +268,11 @@ class CaptureSource:
             self._walk_backend = accel.choose(self._backend, want_compiled=False)
             return self._walk_backend
         seen = self.frames_read
-        if accel.numba_loaded() and (self._stream.size_hint >= LOADED_MIN_BYTES or seen >= 256):
-            # numba is already paid for: only the call overhead is left to amortise
+        if accel.aot_current() or (
+            accel.jit_loaded() and (self._stream.size_hint >= LOADED_MIN_BYTES or seen >= 256)
+        ):
+            # compiled code costs nothing to load (ahead of time) or numba is already paid
+            # for: only the JIT's call overhead, if any, is left to amortise
             self._walk_backend = accel.choose(None, want_compiled=True)
         elif seen >= COMPILE_MIN_FRAMES:
             self._walk_backend = accel.choose(None, want_compiled=True)

@@ -46,7 +46,7 @@ BT_SPB = 3
 BT_EPB = 6
 
 
-@kernel
+@kernel("UniTuple(i8, 4)(u1[::1], i8, i8, b1, i8, i8, i8, i8, i8[::1], i8[::1], i8[::1], i8[::1])")
 def walk_pcap(
     buf,
     pos,
@@ -134,7 +134,10 @@ def walk_pcap(
     return n, pos, status, detail
 
 
-@kernel
+@kernel(
+    "UniTuple(i8, 4)(u1[::1], i8, i8, b1, i8, i4[::1], i8[::1], i8[::1], i8[::1], i8[::1], "
+    "i8[::1], i8, i8, i8, i8[::1], i8[::1], i8[::1], i8[::1], i4[::1], i4[::1], i8[::1])"
+)
 def walk_pcapng(
     buf,
     pos,

@@ -1,0 +1,453 @@
+"""The ahead-of-time kernel module: current, used, equivalent to the JIT and the pure loops.
+
+``pcapip._kernels`` (built by ``python -m pcapip.build_kernels``) replaces numba
+at run time only when it is current, and every call into it is checked first:
+the machine code reads arguments as raw memory, so a wrong array would crash
+the process. Runs that could crash happen in subprocesses, so a crash fails
+the test instead of killing pytest.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import struct
+import subprocess
+import sys
+import types
+from pathlib import Path
+
+import pytest
+
+from pcapip.sources import accel
+
+ROOT = Path(__file__).resolve().parent.parent
+PCAPS = ROOT / "tests" / "pcaps"
+KERNEL_MODULES = ("pcapip.sources.walk", "pcapip.decode.kernel", "pcapip.flows.kernel")
+ALL_KERNELS = {
+    "walk_pcap",
+    "walk_pcapng",
+    "decode_frames",
+    "track_tcp",
+    "expire",
+    "unindex",
+    "reindex",
+}
+CAPTURES = [
+    "troubleshooting.pcap",
+    "eth-mixed-us-le.pcap",
+    "eth-snap80-ns-be.pcap",
+    "haproxy-v2.pcap",
+    "flow-toa.pcap",
+    "multi-section.pcapng",
+    "multi-section.pcapng.gz",
+    "all-links-be.pcapng",
+    "loopback-dumpcap.pcapng",
+    "bad-block-length.pcapng",
+]
+
+
+def _env(**set_vars: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PCAPIP_")}
+    env.update(set_vars)
+    return env
+
+
+def _module_state() -> tuple[bool, list[str]]:
+    """(module importable, names of kernels whose built code is missing or stale),
+    looked at directly so that PCAPIP_NO_AOT in the test environment does not hide it."""
+    import importlib
+
+    for name in KERNEL_MODULES:
+        importlib.import_module(name)
+    try:
+        module = importlib.import_module(accel.AOT_MODULE)
+    except ImportError:
+        return False, sorted(ALL_KERNELS)
+    stale = []
+    for k in accel.kernels():
+        fp = getattr(module, k.__name__ + accel.FINGERPRINT_SUFFIX, None)
+        if fp is None or fp() != accel.kernel_fingerprint(k):
+            stale.append(k.__name__)
+    return True, stale
+
+
+def require_built() -> None:
+    """Skip without a current module on a developer machine; in CI it must be there."""
+    built, stale = _module_state()
+    if built and not stale:
+        return
+    why = f"{accel.AOT_MODULE} is not built" if not built else f"stale kernels: {', '.join(stale)}"
+    message = f"{why}: run `.venv/bin/python -m pcapip.build_kernels`"
+    if os.environ.get("CI"):
+        pytest.fail(message)
+    pytest.skip(message)
+
+
+@pytest.fixture
+def fresh_aot(monkeypatch: pytest.MonkeyPatch):
+    """Resolve kernels again with the module allowed, and again after the test."""
+    monkeypatch.delenv(accel.NO_AOT_ENV, raising=False)
+    monkeypatch.delenv(accel.PURE_ENV, raising=False)
+    accel.reset_aot()
+    yield
+    monkeypatch.undo()
+    accel.reset_aot()
+
+
+def test_module_is_built_and_every_kernel_is_current() -> None:
+    require_built()
+    built, stale = _module_state()
+    assert built and stale == []
+    assert {k.__name__ for k in accel.kernels()} >= ALL_KERNELS
+    assert all(k.signature for k in accel.kernels())
+
+
+# ---------------------------------------------------------------- whole runs
+_DRIVER = r"""
+import atexit, json, os, sys
+from pcapip.sources import accel
+from pcapip.cli.main import main
+
+mode, out_dir, stats_path, *captures = sys.argv[1:]
+if mode == "jit":
+    # take the paths a current module would take (compiled from the first batch, every
+    # size), so the JIT runs the same calls the ahead-of-time code runs
+    accel.aot_current = lambda: True
+codes = {}
+for i, cap in enumerate(captures):
+    try:
+        main(["analyze", cap, "--format", "csv", "--no-progress", "-o", f"{out_dir}/{i}.csv"])
+    except SystemExit as exc:
+        codes[cap] = exc.code
+stats = {
+    k.__name__: {
+        "aot": k.aot_calls,
+        "fallbacks": k.aot_fallbacks,
+        "jit": k._jit is not None and len(k._jit.overloads) > 0,  # called through numba
+    }
+    for k in accel.kernels()
+}
+with open(stats_path, "w") as fh:
+    json.dump({"kernels": stats, "codes": codes, "numba": "numba" in sys.modules}, fh)
+"""
+
+
+def _many_flows_pcap(path: Path, flows: int) -> None:
+    """Ethernet/IPv4 SYNs of ``flows`` connections, then RSTs for every tenth: more flows
+    open at once than the compiled table's first hash index holds, so it grows."""
+    out = [struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 65535, 1)]
+
+    def frame(i: int, flags: int, t: int) -> bytes:
+        sport = 10000 + i % 50000
+        src = bytes([10, 1, (i >> 8) & 0xFF, i & 0xFF])
+        tcp = struct.pack("!HHIIBBHHH", sport, 80, 1000 + i, 0, 5 << 4, flags, 65535, 0, 0)
+        ip = struct.pack(
+            "!BBHHHBBH4s4s", 0x45, 0, 40, i & 0xFFFF, 0, 64, 6, 0, src, bytes([10, 2, 0, 1])
+        )
+        eth = b"\x02\x00\x00\x00\x00\x01\x02\x00\x00\x00\x00\x02\x08\x00"
+        data = eth + ip + tcp
+        return struct.pack("<IIII", 1_700_000_000 + t, 0, len(data), len(data)) + data
+
+    t = 0
+    for i in range(flows):
+        out.append(frame(i, 0x02, t))
+        t += i % 2
+    for i in range(0, flows, 10):
+        out.append(frame(i, 0x04, t))
+    path.write_bytes(b"".join(out))
+
+
+def _run_all(mode: str, captures: list[str], tmp: Path) -> tuple[dict, list[bytes]]:
+    out_dir = tmp / mode
+    out_dir.mkdir()
+    stats_path = tmp / f"{mode}.json"
+    env = _env(**({"PCAPIP_PURE_PYTHON": "1"} if mode == "pure" else {}))
+    if mode == "jit":
+        env["PCAPIP_NO_AOT"] = "1"
+    proc = subprocess.run(
+        [sys.executable, "-c", _DRIVER, mode, str(out_dir), str(stats_path), *captures],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert proc.returncode == 0, f"{mode} run failed ({proc.returncode}):\n{proc.stderr[-3000:]}"
+    stats = json.loads(stats_path.read_text())
+    csvs = [(out_dir / f"{i}.csv").read_bytes() for i in range(len(captures))]
+    return stats, csvs
+
+
+def test_captures_run_ahead_of_time_and_match_the_jit_and_pure_python(tmp_path: Path) -> None:
+    require_built()
+    many = tmp_path / "many-flows.pcap"
+    _many_flows_pcap(many, 2300)
+    captures = [str(PCAPS / name) for name in CAPTURES] + [str(many)]
+
+    aot, aot_csv = _run_all("aot", captures, tmp_path)
+    used = {name for name, s in aot["kernels"].items() if s["aot"] > 0}
+    assert used >= ALL_KERNELS, f"kernels never run ahead of time: {ALL_KERNELS - used}"
+    assert {n: s["fallbacks"] for n, s in aot["kernels"].items() if s["fallbacks"]} == {}
+    assert not any(s["jit"] for s in aot["kernels"].values())
+    assert aot["numba"] is False, "the ahead-of-time run imported numba"
+
+    pure, pure_csv = _run_all("pure", captures, tmp_path)
+    jit, jit_csv = _run_all("jit", captures, tmp_path)
+    assert all(s["aot"] == 0 for s in jit["kernels"].values())
+    assert {n for n, s in jit["kernels"].items() if s["jit"]} >= ALL_KERNELS
+    assert all(s["aot"] == 0 and not s["jit"] for s in pure["kernels"].values())
+
+    # the damaged capture reports its error the same way on every path
+    assert aot["codes"] == pure["codes"] == jit["codes"]
+    assert aot["codes"].get(str(PCAPS / "bad-block-length.pcapng")) == 2
+    for cap, a, p, j in zip(captures, aot_csv, pure_csv, jit_csv, strict=True):
+        assert a.count(b"\n") > 1, f"{cap}: no flows in the CSV"
+        assert a == p, f"{cap}: ahead-of-time CSV differs from pure Python"
+        assert a == j, f"{cap}: ahead-of-time CSV differs from the JIT"
+
+
+def test_analyze_does_not_import_numba_with_the_module() -> None:
+    require_built()
+    proc = subprocess.run(
+        [sys.executable, "-X", "importtime", "-m", "pcapip", "analyze",
+         str(PCAPS / "troubleshooting.pcap"), "--format", "csv"],
+        env=_env(),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    imported = [line.rsplit("|", 1)[-1].strip() for line in proc.stderr.splitlines()]
+    assert "pcapip.flows.kernel" in imported  # the kernels were imported (and run)
+    assert not [m for m in imported if m.split(".")[0] in ("numba", "llvmlite")]
+
+
+# ---------------------------------------------------------------- argument checks
+_FALLBACKS = r"""
+import json, struct, sys
+import numpy as np
+from pcapip.sources import accel, walk
+from pcapip.decode import decoder
+from pcapip.decode.kernel import decode_frames
+from pcapip.flows import kernel as K
+from pcapip.flows import layout as L
+
+out = {}
+k = walk.walk_pcap
+assert k.aot() is not None, "module not current"
+fn = k.compiled()
+assert fn is k.aot()
+
+# three little-endian microsecond records, the last one cut short
+recs = b""
+for i, size in enumerate((60, 61, 62)):
+    recs += struct.pack("<IIII", 1_700_000_000 + i, 250 * i, size, size + 4) + bytes(range(size))
+body = np.frombuffer(recs[:-5], dtype=np.uint8).copy()
+
+def walk_with(f, buf, dt=np.int64, end=None):
+    outs = [np.zeros(8, dtype=dt) for _ in range(4)]
+    r = f(buf, 0, len(body) if end is None else end, False, 16, 1000, 262144, 8, *outs)
+    return [[int(v) for v in r], [o.tolist() for o in outs]]
+
+def counts(kern):
+    return [kern.aot_calls, kern.aot_fallbacks]
+
+lists = [[0] * 8 for _ in range(4)]
+r = k.py_func(memoryview(body), 0, len(body), False, 16, 1000, 262144, 8, *lists)
+out["pure"] = [[int(v) for v in r], [v[:] for v in lists]]
+out["valid"] = walk_with(fn, body)
+out["valid_counts"] = counts(k)
+
+out["np_scalar"] = walk_with(fn, body, end=np.int32(len(body)))
+out["np_scalar_counts"] = counts(k)
+
+cases = {
+    "out_int32": (body, np.int32),
+    "buf_int8": (body.view(np.int8), np.int64),
+    "buf_strided": (np.repeat(body, 2)[::2], np.int64),
+    "buf_readonly": (body.copy(), np.int64),
+}
+cases["buf_readonly"][0].setflags(write=False)
+for name, (buf, dt) in cases.items():
+    before = counts(k)
+    got = walk_with(fn, buf, dt)
+    after = counts(k)
+    out[name] = {
+        "got": got,
+        "jit": walk_with(k.jit(), buf, dt),
+        "aot_delta": after[0] - before[0],
+        "fallback_delta": after[1] - before[1],
+    }
+
+# decode: one output column of the wrong width
+d = decode_frames.compiled()
+frame = bytes(12) + b"\x08\x00" + bytes([0x45, 0, 0, 40]) + bytes(16) + bytes(20)
+data = np.frombuffer(frame, dtype=np.uint8).copy()
+one = np.zeros(1, dtype=np.int64)
+def decode_with(f, status_dt):
+    cols = {
+        name: np.zeros(1, dtype=status_dt if name == "status" else dt)
+        for name, dt in decoder.OUTPUT_COLUMNS
+    }
+    size = np.array([len(frame)], dtype=np.int64)
+    f(data, one, size, size, np.ones(1, dtype=np.int32), decoder.toa_mask({200}), 1, *cols.values())
+    return {name: col.tolist() for name, col in cols.items()}
+before = counts(decode_frames)
+out["decode_valid"] = decode_with(d, np.uint16)
+out["decode_bad"] = decode_with(d, np.uint8)
+out["decode_bad_jit"] = decode_with(decode_frames.jit(), np.uint8)
+after = counts(decode_frames)
+out["decode_counts"] = [after[0] - before[0], after[1] - before[1]]
+
+# flows: the 2-D table in Fortran order
+S = np.zeros((6, L.NFIELDS), dtype=np.int64)
+S[:, L.K_HASH] = [5, 5, 6, 900, 13, 7]
+rows = np.array([0, 1, 2, 3, 4, 5], dtype=np.int64)
+def reindex_with(f, table):
+    H = np.zeros(16, dtype=np.int64)
+    f(H, table, rows, rows.size)
+    return H.tolist()
+before = counts(K.reindex)
+out["reindex_valid"] = reindex_with(K.reindex.compiled(), S)
+out["reindex_fortran"] = reindex_with(K.reindex.compiled(), np.asfortranarray(S))
+after = counts(K.reindex)
+out["reindex_counts"] = [after[0] - before[0], after[1] - before[1]]
+print(json.dumps(out))
+"""
+
+
+def test_mismatched_arguments_fall_back_to_the_jit_instead_of_crashing() -> None:
+    require_built()
+    proc = subprocess.run(
+        [sys.executable, "-c", _FALLBACKS], env=_env(), capture_output=True, text=True, timeout=600
+    )
+    assert proc.returncode == 0, (
+        f"exit {proc.returncode} (negative: killed by a signal):\n{proc.stderr[-3000:]}"
+    )
+    out = json.loads(proc.stdout)
+
+    (n, pos, status, _), cols = out["valid"]
+    assert (n, status) == (2, 1)  # two whole records, the third needs more bytes
+    assert cols[1][:2] == [60, 61] and cols[2][:2] == [64, 65]
+    assert out["valid"] == out["pure"]
+    assert out["valid_counts"] == [1, 0]
+    assert out["np_scalar"] == out["valid"]
+    assert out["np_scalar_counts"] == [2, 0]  # numpy integers are fine for the compiled code
+
+    for name in ("out_int32", "buf_int8", "buf_strided", "buf_readonly"):
+        case = out[name]
+        assert (case["aot_delta"], case["fallback_delta"]) == (0, 1), name
+        assert case["got"] == case["jit"], name
+    for name in ("buf_strided", "buf_readonly"):  # same values, other layout
+        assert out[name]["got"] == out["valid"], name
+    # int32 outputs: the same records; only the nanosecond timestamps wrap
+    assert out["out_int32"]["got"][0] == out["valid"][0]
+    assert out["out_int32"]["got"][1][:3] == out["valid"][1][:3]
+
+    assert out["decode_counts"] == [1, 1]
+    assert out["decode_bad"] == out["decode_bad_jit"]
+    assert out["decode_bad"] == out["decode_valid"]  # the status value fits either width
+    assert out["decode_valid"]["ipver"] == [4]
+    assert out["decode_valid"]["status"] != [0]  # IP protocol 0: not TCP/UDP
+
+    assert out["reindex_counts"] == [1, 1]
+    assert out["reindex_fortran"] == out["reindex_valid"]
+    assert sorted(v for v in out["reindex_valid"] if v) == [1, 2, 3, 4, 5, 6]
+
+
+def test_checker_parses_the_declared_signatures() -> None:
+    for name in KERNEL_MODULES:
+        __import__(name)
+    sigs = {k.__name__: accel.parse_signature(k.signature or "") for k in accel.kernels()}
+    ret, args = sigs["walk_pcap"]
+    assert ret == "UniTuple(i8, 4)"
+    assert args[:4] == [("u1", 1, "C"), ("i8", 0, ""), ("i8", 0, ""), ("b1", 0, "")]
+    ret, args = sigs["reindex"]
+    assert ret == "void" and args == [("i8", 1, "C"), ("i8", 2, "C"), ("i8", 1, "C"), ("i8", 0, "")]
+    assert accel.parse_signature("f8(f8[:], int32)") == ("f8", [("f8", 1, "A"), ("i4", 0, "")])
+    for bad in ("i8", "(i8)", "i8(str)", "i8(i8[::2])", "i8(i8[::1, :])"):
+        with pytest.raises(ValueError):
+            accel.parse_signature(bad)
+
+
+# ---------------------------------------------------------------- staleness
+def test_a_changed_fingerprint_means_the_jit(fresh_aot, monkeypatch: pytest.MonkeyPatch) -> None:
+    require_built()
+    from pcapip.sources import walk
+
+    k = walk.walk_pcap
+    assert k.compiled() is k.aot() is not None
+
+    real = accel.kernel_fingerprint
+    monkeypatch.setattr(accel, "kernel_fingerprint", lambda kern: real(kern) ^ 1)
+    accel.reset_aot()
+    assert k.aot() is None
+    assert k.compiled() is k.jit()
+    assert not accel.aot_current()
+
+
+def test_a_changed_constant_means_the_jit(fresh_aot, monkeypatch: pytest.MonkeyPatch) -> None:
+    require_built()
+    from pcapip.sources import walk
+
+    pcap, pcapng = walk.walk_pcap, walk.walk_pcapng
+    fp_pcap, fp_ng = accel.kernel_fingerprint(pcap), accel.kernel_fingerprint(pcapng)
+    # BT_EPB is frozen into walk_pcapng only; WALK_NEED_MORE into both
+    monkeypatch.setattr(walk, "BT_EPB", 7)
+    assert accel.kernel_fingerprint(pcap) == fp_pcap
+    assert accel.kernel_fingerprint(pcapng) != fp_ng
+    accel.reset_aot()
+    assert pcap.compiled() is pcap.aot() is not None
+    assert pcapng.compiled() is pcapng.jit()
+
+    monkeypatch.setattr(walk, "WALK_NEED_MORE", 11)
+    accel.reset_aot()
+    assert pcap.compiled() is pcap.jit()
+
+
+def test_fingerprint_follows_module_attributes_and_source(tmp_path: Path) -> None:
+    source = tmp_path / "kern_src.py"
+    source.write_text("def f(a):\n    return cfg.LIMIT + a\n")
+    cfg = types.ModuleType("cfg")
+    cfg.LIMIT = 5
+    cfg.OTHER = 1
+    namespace: dict = {"cfg": cfg}
+    exec(compile(source.read_text(), str(source), "exec"), namespace)
+    f = namespace["f"]
+
+    def fp() -> str:
+        accel.reset_aot()  # also forgets cached source bytes
+        return accel.fingerprint_text(f, "i8(i8)")
+
+    base = fp()
+    cfg.OTHER = 2
+    assert fp() == base  # not referenced by the code
+    cfg.LIMIT = 6
+    changed = fp()
+    assert changed != base
+    source.write_text("def f(a):\n    return cfg.LIMIT + a  # edited\n")
+    assert fp() != changed
+    assert accel.fingerprint_text(f, "i4(i4)") != fp()
+
+
+def test_no_aot_switch_keeps_the_module_out(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(accel.NO_AOT_ENV, "1")
+    accel.reset_aot()
+    try:
+        assert accel.aot_module() is None
+        assert not accel.aot_current()
+    finally:
+        monkeypatch.undo()
+        accel.reset_aot()
+
+
+def test_builder_refuses_a_missing_output_directory(tmp_path: Path) -> None:
+    proc = subprocess.run(
+        [sys.executable, "-m", "pcapip.build_kernels", "--output-dir", str(tmp_path / "nope")],
+        env=_env(),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 1
+    assert "does not exist" in proc.stderr and "Traceback" not in proc.stderr
