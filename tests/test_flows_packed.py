@@ -7,9 +7,11 @@ be the table built from rows that stayed in memory.
 
 from __future__ import annotations
 
+import copy
 import io
 import ipaddress
 import json
+import pickle
 from pathlib import Path
 
 import numpy as np
@@ -134,6 +136,10 @@ def test_a_table_from_spilled_rows_is_the_same_table(
     for chunk in (1, 7):
         monkeypatch.setattr(export, "_CHUNK", chunk)
         assert _dump(t) == expect[0]
+    # a pickled or copied table carries its rows, not the temporary files
+    for other in (pickle.loads(pickle.dumps(spilled[0])), copy.deepcopy(spilled[0])):
+        assert not other.rows.cols.on_disk
+        assert _dump(other) == expect[0]
 
 
 def _feed_all(limit: int | None) -> list:

@@ -26,6 +26,7 @@ from pcapip.flows.packed import (
     MemStore,
     PackedRows,
     Vocab,
+    distinct,
     ints_out,
     pack_all,
 )
@@ -179,7 +180,7 @@ class FlowTable:
 
     def worst_level(self) -> Level | None:
         """The most severe level among the findings, None without findings."""
-        codes = np.unique(self.rows.cols["F_code"]).tolist()
+        codes = distinct(self.rows.cols["F_code"]).tolist()
         texts = self.vocab.texts
         return max((CATALOGUE[texts[c]].level for c in codes), default=None)
 
@@ -235,7 +236,7 @@ def _cross_flow(p: PackedRows, vocab: Vocab, trusted: Sequence[Any] | None) -> _
     key = o_ip * (1 << 18) + o_port * 2 + (c["transport"] == code("udp"))
     # origin ports where some flow carried a client address
     ok = (c["client_ip"] != NO_IP) & (c["status"] == code("ok"))
-    with_client = np.unique(key[ok])
+    with_client = distinct(key[ok])
     if with_client.size:
         rows = np.flatnonzero(
             c["judged"] & (c["method"] == code("none")) & np.isin(key, with_client)
@@ -268,7 +269,7 @@ def _cross_flow(p: PackedRows, vocab: Vocab, trusted: Sequence[Any] | None) -> _
     toa = c["toa_carried"]
     nr = c["no_room_cap"] != NULL
     if nr.any():
-        rows = np.flatnonzero(nr & (toa | np.isin(key, np.unique(key[toa]))))
+        rows = np.flatnonzero(nr & (toa | np.isin(key, distinct(key[toa]))))
         msg = "the handshake ACK has no TOA and its options leave fewer than 8 free bytes"
         out.add(
             rows, "toa.no_room", [msg] * rows.size, c["no_room_frame"][rows], c["no_room_cap"][rows]
@@ -322,7 +323,7 @@ def _findings_column(n: int, fnd: dict[str, np.ndarray], vocab: Vocab) -> np.nda
     col = np.full(n, vocab.code(""), dtype=np.int32)
     if fnd["code"].size == 0:
         return col
-    present = np.unique(fnd["code"]).tolist()
+    present = distinct(fnd["code"]).tolist()
     texts = vocab.texts
     by_code = sorted(present, key=lambda k: ORDER[texts[k]])
     bit = np.zeros(max(present) + 1, dtype=np.int64)
