@@ -28,8 +28,9 @@ PY="${PYTHON:-python3}"
 # numba's pycc compiles the kernels; rerun this after changing a kernel (a stale
 # module is ignored, the kernels then run on the numba JIT)
 if ! .venv/bin/python -m pcapip.build_kernels; then
-    echo "setup: building the compiled kernels failed (pcapip still works, on the numba JIT);" >&2
+    # not fatal: pcapip runs the same kernels on numba's JIT (slower to start); the test
+    # suite, with CI set, insists on the compiled module
+    echo "setup: building the compiled kernels failed; pcapip will use numba's JIT." >&2
     echo "setup: install gcc, g++ and the Python headers (or run with --system), then run" >&2
     echo "setup:   .venv/bin/python -m pcapip.build_kernels" >&2
-    exit 1
 fi
