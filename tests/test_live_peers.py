@@ -113,9 +113,11 @@ def check_row(row: dict, rec: peers.HAProxyRecord) -> None:
 
 
 def by_egress(rows: list[dict]) -> dict[tuple, dict]:
+    """Rows by (egress address, egress port, origin port): HAProxy may give one egress
+    port to connections towards two servers."""
     out: dict[tuple, dict] = {}
     for r in rows:
-        key = (_ip(r["egress_ip"]), int(r["egress_port"]))
+        key = (_ip(r["egress_ip"]), int(r["egress_port"]), int(r["origin_port"]))
         assert key not in out, f"two rows for egress {key}"
         out[key] = r
     return out
@@ -124,7 +126,7 @@ def by_egress(rows: list[dict]) -> dict[tuple, dict]:
 def check_against_log(rows: list[dict], records: list[peers.HAProxyRecord]) -> None:
     index = by_egress(rows)
     for rec in records:
-        key = (_ip(rec.egress_ip), rec.egress_port)
+        key = (_ip(rec.egress_ip), rec.egress_port, rec.server_port)
         assert key in index, f"{rec.route}: egress {key} missing from pcapip's output"
         check_row(index[key], rec)
 
@@ -178,9 +180,9 @@ def test_live_csv_maps_every_logged_connection(env: Env, tmp_path: Path) -> None
     assert len(rolling) == len(final)
     # ... promptly: lines arrive while the capture still runs, not with the summary
     summary_at = next(t for t, line in run.out if line.startswith("flow,transport,"))
-    mine = {(_ip(r.egress_ip), r.egress_port) for r in records}
+    mine = {(_ip(r.egress_ip), r.egress_port, r.server_port) for r in records}
     for t, row in rolling:
-        if (_ip(row["egress_ip"]), int(row["egress_port"])) in mine:
+        if (_ip(row["egress_ip"]), int(row["egress_port"]), int(row["origin_port"])) in mine:
             assert t < summary_at - 0.5, "a rolling line was held back until the end"
             assert t < done + 2.0, "a rolling line arrived long after its connection"
     # the -w copy: tshark reads it, and pcapip analyze prints the very same summary

@@ -81,23 +81,25 @@ class Flow:
         return self.v1_proto is not None or self.v2_cmd is not None
 
 
-def tshark_flows(pcap: Path, server_ports: set[int]) -> dict[tuple[object, int], Flow]:
-    """Flows towards ``server_ports`` as tshark dissects them (PROXY by heuristic)."""
+def tshark_flows(pcap: Path, server_ports: set[int]) -> dict[tuple[object, int, int], Flow]:
+    """Flows towards ``server_ports`` as tshark dissects them (PROXY by heuristic), keyed by
+    (egress address, egress port, server port): HAProxy may give one egress port to
+    connections towards two different servers within a recording."""
     argv = ["tshark", "-r", str(pcap), "-o", "tcp.try_heuristic_first:TRUE", "-Y", "tcp"]
     argv += ["-T", "fields", "-E", "occurrence=a", "-E", "aggregator=,"]
     for name in TSHARK_FIELDS:
         argv += ["-e", name]
     out = subprocess.run(argv, capture_output=True, text=True, timeout=60, check=True).stdout
-    flows: dict[tuple[object, int], Flow] = {}
+    flows: dict[tuple[object, int, int], Flow] = {}
     for line in out.splitlines():
         row = dict(zip(TSHARK_FIELDS, line.split("\t"), strict=True))
         src = ip(row["ip.src"] or row["ipv6.src"]), int(row["tcp.srcport"])
         dst = ip(row["ip.dst"] or row["ipv6.dst"]), int(row["tcp.dstport"])
         if dst[1] in server_ports:
-            flow = flows.setdefault(src, Flow(src=src, dst_port=dst[1]))
-        elif src[1] in server_ports and dst in flows:
+            flow = flows.setdefault((*src, dst[1]), Flow(src=src, dst_port=dst[1]))
+        elif src[1] in server_ports and (*dst, src[1]) in flows:
             if row["http.response.code"]:
-                flows[dst].http_status = int(row["http.response.code"])
+                flows[(*dst, src[1])].http_status = int(row["http.response.code"])
             continue
         else:
             continue
@@ -127,10 +129,10 @@ def tshark_flows(pcap: Path, server_ports: set[int]) -> dict[tuple[object, int],
 @dataclass
 class Observed:
     result: ScenarioResult
-    flows: dict[tuple[object, int], Flow]
+    flows: dict[tuple[object, int, int], Flow]
 
     def flow_of(self, rec: peers.HAProxyRecord) -> Flow:
-        key = ip(rec.egress_ip), rec.egress_port
+        key = ip(rec.egress_ip), rec.egress_port, rec.server_port
         assert key in self.flows, f"{rec.frontend}: egress {key} not in {self.result.pcap}"
         return self.flows[key]
 
@@ -252,7 +254,7 @@ def test_crc32c_and_unique_id_tlvs(observed: Observed) -> None:
 
 def test_health_checks_carry_local_or_self_addressed_headers(observed: Observed) -> None:
     res = observed.result
-    logged = {(ip(r.egress_ip), r.egress_port) for r in res.records}
+    logged = {(ip(r.egress_ip), r.egress_port, r.server_port) for r in res.records}
     stream_port = peers.ORIGIN_PORTS[Origin.STREAM_PP]
     # A check cut short by HAProxy's stop may have sent nothing yet.
     checks = [f for key, f in observed.flows.items() if key not in logged and f.payload_bytes]
@@ -342,7 +344,7 @@ def test_dumpcap_capture(can_run, tmp_path) -> None:
     flows = tshark_flows(pcap, {peers.ORIGIN_PORTS[Origin.HTTP_PP]})
     assert len(res.records) == 2
     for rec in res.records:
-        flow = flows[(ip(rec.egress_ip), rec.egress_port)]
+        flow = flows[(ip(rec.egress_ip), rec.egress_port, rec.server_port)]
         assert flow.proxy_src == (ip(rec.client_ip), rec.client_port)
 
 
@@ -367,7 +369,7 @@ def test_recorded_capture_matches_its_truth(truth_path: Path) -> None:
     assert len(records) == len(truth["clients"]) > 0
     for rec in records:
         rt = routes[rec["frontend"].removeprefix("fe_")]
-        flow = flows[(ip(rec["egress_ip"]), rec["egress_port"])]
+        flow = flows[(ip(rec["egress_ip"]), rec["egress_port"], rt["origin_port"])]
         if rt["header"] == Header.NONE:
             assert not flow.has_header
             continue
