@@ -141,9 +141,9 @@ class CaptureLoader:
 
         t0 = time.monotonic()
         kinds = self.registry.kinds
-        # no cap on open flows: a file is analysed whole, exactly as analyze does
+        # no cap on open flows: a file is analysed whole, exactly as analyze does; the rows
+        # of ended flows stay in the tracker (packed, on disk past a few MiB) for the table
         tracker = LiveTracker(registry=self.registry, max_flows=1 << 62)
-        spool = RowSpool(chunk=1 << 62)
         cross = CrossFlow(self.nets)
         errors: list[Exception] = []
         try:
@@ -187,7 +187,6 @@ class CaptureLoader:
                 self.index.add(batch, pk)
                 tracker.feed(pk, 0)
                 take()
-                spool.extend(tracker.take_ended())
                 prog.frames = src.frames_read
                 if len(batch) and not src.compressed:
                     prog.bytes_done = int(batch.file_offset[-1]) + int(batch.caplen[-1])
@@ -205,7 +204,7 @@ class CaptureLoader:
                 prog.error = str(exc)
             if self._stop.is_set():
                 raise LoadStopped(self.path)
-            table = finish_table(tracker, spool, trusted=self.nets, captures=[self.path])
+            table = finish_table(tracker, RowSpool(), trusted=self.nets, captures=[self.path])
             take()
         finally:
             if gc_was:

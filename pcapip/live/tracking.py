@@ -45,16 +45,16 @@ class LiveTracker(FlowTracker):
 
     def __init__(self, *, max_flows: int = 100_000, **kwargs: Any) -> None:
         super().__init__(
-            max_flows=max_flows, on_settled=self._settled, on_ended=self._ended, **kwargs
+            max_flows=max_flows, on_settled=self._on_settled, on_ended=self._on_ended, **kwargs
         )
         self._reported: set[int] = set()  # serials of open flows already reported
         self._reports: list[FlowRow] = []
 
-    def _settled(self, flow: FlowBase) -> None:
+    def _on_settled(self, flow: FlowBase) -> None:
         self._reports.append(self.preview(flow))
         self._reported.add(flow.serial)
 
-    def _ended(self, flow: FlowBase, row: FlowRow) -> None:
+    def _on_ended(self, flow: FlowBase, row: FlowRow) -> None:
         if flow.serial in self._reported:
             self._reported.discard(flow.serial)
         else:
