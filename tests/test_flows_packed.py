@@ -184,3 +184,38 @@ def test_columns_slices_and_levels(name: str) -> None:
     assert table.stats["findings_info"] + table.stats["findings_warning"] + table.stats[
         "findings_error"
     ] == len(table.findings)
+
+
+@pytest.mark.parametrize("mode", ["fast", "reference"])
+@pytest.mark.parametrize("share", [0.0, 0.01, 0.3, 0.7, 0.99])
+def test_a_full_disk_keeps_the_rows_in_memory(
+    share: float, mode: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Temporary files that stop taking writes (no space left) cost memory, never rows:
+    the disk fills after ``share`` of the writes the run makes with room to spare."""
+    import errno
+
+    from pcapip.flows.packed import DiskStore
+
+    paths = [PCAPS / n for n in CAPTURES]
+    expect = _dump(track_captures(paths, mode=mode, trusted="10.0.0.0/8")[0])
+    monkeypatch.setattr(tracker_mod, "SPILL_BYTES", 0)
+    monkeypatch.setattr(tracker_mod, "PACK_ROWS", 4)
+    real = DiskStore.append
+    calls = [0]
+    room = [None]
+
+    def append(self: DiskStore, name: str, values: np.ndarray) -> None:
+        if room[0] is not None and calls[0] >= room[0]:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        calls[0] += 1
+        real(self, name, values)
+
+    monkeypatch.setattr(DiskStore, "append", append)
+    assert _dump(track_captures(paths, mode=mode, trusted="10.0.0.0/8")[0]) == expect
+    total, calls[0] = calls[0], 0
+    assert total > 100
+    room[0] = int(total * share)
+    table = track_captures(paths, mode=mode, trusted="10.0.0.0/8")[0]
+    assert calls[0] == room[0]  # the disk did fill up
+    assert _dump(table) == expect

@@ -261,7 +261,21 @@ class DiskStore:
             got += k
 
     def size(self, name: str) -> int:
-        return self._sizes[name]
+        return self._sizes.get(name, 0)
+
+    def mark(self) -> tuple[int, dict[str, int], dict[str, int]]:
+        """Where the store is now, for :meth:`rewind`."""
+        return self._end, {n: len(s) for n, s in self._segs.items()}, dict(self._sizes)
+
+    def rewind(self, mark: tuple[int, dict[str, int], dict[str, int]]) -> None:
+        """Forget every segment appended since ``mark`` (their bytes are overwritten later)."""
+        self._end, counts, self._sizes = mark[0], mark[1], dict(mark[2])
+        for n in list(self._segs):
+            if n in counts:
+                del self._segs[n][counts[n] :]
+            else:
+                del self._segs[n]
+                self._dtypes.pop(n, None)
 
     @property
     def nbytes(self) -> int:
@@ -359,9 +373,15 @@ class PackedRows:
             target = disk[0]
             store = target.cols
             assert isinstance(store, DiskStore)
-            for p in parts:
-                if p is not target:
-                    spill(store, p)
+            rest = [p for p in parts if p is not target]
+            while rest:
+                try:
+                    spill(store, rest[0])
+                except OSError:  # no space left: gather everything in memory instead
+                    done = [cls(MemStore({n: store[n] for n in store}))] if len(target) else []
+                    store.close()
+                    return cls.concat([*done, *rest])
+                rest.pop(0)
             return target
         names = list(parts[0].cols)
         base = np.cumsum([0] + [len(p) for p in parts[:-1]]).tolist()
@@ -429,11 +449,17 @@ class PackedRows:
 
 
 def spill(store: DiskStore, part: PackedRows) -> None:
-    """Append ``part``'s rows to the rows already in ``store``."""
+    """Append ``part``'s rows to the rows already in ``store``: all of them, or (when
+    writing fails, e.g. a full disk) none, and the OSError is raised."""
     base = store.size("capture") if "capture" in store else 0
-    for n in part.cols:
-        v = part.cols[n]
-        store.append(n, v + base if n == "f_row" else v)
+    mark = store.mark()
+    try:
+        for n in part.cols:
+            v = part.cols[n]
+            store.append(n, v + base if n == "f_row" else v)
+    except OSError:
+        store.rewind(mark)
+        raise
 
 
 def pack_all(

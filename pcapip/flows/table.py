@@ -339,6 +339,21 @@ def _findings_column(n: int, fnd: dict[str, np.ndarray], vocab: Vocab) -> np.nda
     return np.asarray(names, dtype=np.int32)[inv]
 
 
+def put(store: MemStore | DiskStore, name: str, values: np.ndarray) -> MemStore | DiskStore:
+    """Add a column; returns the store, which is a MemStore from now on if the temporary
+    file could not be written (no space left): the table is then held in memory."""
+    if isinstance(store, DiskStore):
+        try:
+            store.append(name, values)
+            return store
+        except OSError:
+            mem = MemStore({n: store[n] for n in store})
+            store.close()
+            store = mem
+    store[name] = values
+    return store
+
+
 def _permuted(p: PackedRows, order: np.ndarray, consume: bool) -> MemStore | DiskStore:
     """The rows' columns in ``order``, without the findings (the table keeps its own), in
     memory or on disk as ``p``'s are. With ``consume``, ``p``'s in-memory columns are
@@ -362,10 +377,7 @@ def _permuted(p: PackedRows, order: np.ndarray, consume: bool) -> MemStore | Dis
             del src[name]
         moved = values[idx if name in ("hf_cap", "hf_frame") else order]
         del values
-        if isinstance(out, DiskStore):
-            out.append(name, moved)
-        else:
-            out[name] = moved
+        out = put(out, name, moved)
     if isinstance(src, DiskStore) and consume:
         src.close()
     return out
@@ -438,10 +450,9 @@ def build_table(
     out.update(_counts(p, vocab, fnd))
     store = _permuted(p, order, consume)
     del order
-    put = store.append if isinstance(store, DiskStore) else store.__setitem__
-    put("findings_col", _findings_column(n, fnd, vocab))
+    store = put(store, "findings_col", _findings_column(n, fnd, vocab))
     for k in list(fnd):
-        put(f"F_{k}", fnd.pop(k))
+        store = put(store, f"F_{k}", fnd.pop(k))
     return FlowTable(PackedRows(store), vocab, out, captures)
 
 

@@ -183,6 +183,7 @@ class FlowTracker:
         self._ended_rows: list[FlowRow] = []
         self._held = 0  # bytes of packed rows in memory
         self._spool: PackedRows | None = None  # packed rows moved to temporary files
+        self._spill_failed = False  # writing them failed once: keep the rest in memory
         self._ending_udp: list[UdpFlow] = []
         self._settled: list[Any] = []  # flows (or table rows) settled during this feed
 
@@ -313,20 +314,32 @@ class FlowTracker:
             self._ended_rows = []
 
     def _hold(self, part: PackedRows) -> None:
-        """Keep a packed block; past SPILL_BYTES in memory, move every block to disk."""
+        """Keep a packed block; past SPILL_BYTES in memory, move every block to disk.
+
+        If the temporary file cannot be written (no space, no temporary directory),
+        the rows stay in memory from then on: slower to grow out of, never lost.
+        """
         self._ended.append(part)
         self._held += part.nbytes
-        if self._held <= SPILL_BYTES:
+        if self._held <= SPILL_BYTES or self._spill_failed:
             return
         if self._spool is None:
             self._spool = PackedRows(DiskStore())
         store = self._spool.cols
         assert isinstance(store, DiskStore)
+        kept: list[PackedRows] = []
         for p in self._ended:
-            if p is not self._spool:
-                spill(store, p)
-        self._ended = [self._spool]
-        self._held = 0
+            if p is self._spool:
+                continue
+            if not self._spill_failed:
+                try:
+                    spill(store, p)
+                    continue
+                except OSError:
+                    self._spill_failed = True
+            kept.append(p)
+        self._ended = ([self._spool] if len(self._spool) else []) + kept
+        self._held = sum(p.nbytes for p in kept)
 
     # ------------------------------------------------------------------ choices
     def _choose_store(self, n: int) -> None:
