@@ -36,6 +36,17 @@ def _times(ns: list[int]) -> pd.DatetimeIndex:
     return pd.to_datetime(np.asarray(ns, dtype=np.int64), unit="ns", utc=True)
 
 
+class _OneAtATime:
+    """A table's columns as lists built on each access and not kept: each is converted to
+    its pandas form at once, so a large table never exists as Python lists whole."""
+
+    def __init__(self, table: FlowTable) -> None:
+        self.table = table
+
+    def __getitem__(self, name: str) -> list[Any]:
+        return self.table.columns.slice(name, 0, len(self.table))
+
+
 class Analysis:
     """Everything ``pcapip analyze`` found in one or more captures.
 
@@ -65,7 +76,7 @@ class Analysis:
     # ------------------------------------------------------------------ frames
     @cached_property
     def flows(self) -> pd.DataFrame:
-        c = self.table.columns
+        c = _OneAtATime(self.table)
         df = pd.DataFrame(
             {
                 "flow": np.asarray(c["flow"], dtype=np.int64),
