@@ -255,28 +255,14 @@ def _compact_tcp(fl: TcpFlow) -> FlowRow:
     for x in (hs, fl.stacked):
         if x is not None:
             frames.extend(f for f in x.frames if f not in frames)
-    return FlowRow(
-        fl.capture,
-        fl.first_frame,
-        "tcp",
-        fl.start_ns,
-        fl.end_ns,
-        e_ip,
-        e_port,
-        o_ip,
-        o_port,
+    return _row(
+        fl,
+        (e_ip, e_port, o_ip, o_port),
         method,
-        c_ip,
-        c_port,
-        p_ip,
-        p_port,
-        h.command if h is not None else None,
-        h.family if h is not None else None,
-        hdr.tlv_text(h),
-        fl.packets,
-        fl.bytes,
+        (c_ip, c_port, p_ip, p_port),
+        h,
         status,
-        notes.findings,
+        notes,
         frames,
         judged=bool(fl.pay_seen[eg] or fl.hs == HS_DONE),
         carries_client=hs is not None or toa is not None or fl.toa_bad,
@@ -339,10 +325,40 @@ def _compact_udp(fl: UdpFlow) -> FlowRow:
     else:
         method, status = "none", "absent"
     frames = list(hs.frames) if hs is not None else []
+    return _row(
+        fl,
+        (e_ip, e_port, o_ip, o_port),
+        method,
+        (c_ip, c_port, p_ip, p_port),
+        h,
+        status,
+        notes,
+        frames,
+        judged=True,
+        carries_client=hs is not None,
+        header_frame=frames[0] if frames else None,
+    )
+
+
+def _row(
+    fl: FlowBase,
+    ends: tuple[str, int, str, int],
+    method: str,
+    addrs: tuple[str | None, int | None, str | None, int | None],
+    h: Any,
+    status: str,
+    notes: _Notes,
+    frames: list[tuple[int, int]],
+    **facts: Any,
+) -> FlowRow:
+    """A flow's row: what it decided (method, addresses, header, status, findings) plus
+    what every row copies from its flow the same way, TCP or UDP."""
+    e_ip, e_port, o_ip, o_port = ends
+    c_ip, c_port, p_ip, p_port = addrs
     return FlowRow(
         fl.capture,
         fl.first_frame,
-        "udp",
+        "tcp" if isinstance(fl, TcpFlow) else "udp",
         fl.start_ns,
         fl.end_ns,
         e_ip,
@@ -362,9 +378,7 @@ def _compact_udp(fl: UdpFlow) -> FlowRow:
         status,
         notes.findings,
         frames,
-        judged=True,
-        carries_client=hs is not None,
-        header_frame=frames[0] if frames else None,
+        **facts,
     )
 
 
