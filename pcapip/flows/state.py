@@ -98,6 +98,10 @@ class FlowBase:
         # the client question is answered (TCP: header decoded or ruled out; UDP: first
         # datagram with payload seen); what the tracker's on_settled reports
         self.settled = False
+        self._start()
+
+    def _start(self) -> None:
+        """Set the state a transport adds to every flow (subclasses)."""
 
     def note(self, code: str, message: str, frame: int | None, capture: int) -> None:
         """Record a finding once per flow (the first occurrence names the packet)."""
@@ -141,16 +145,7 @@ class TcpFlow(FlowBase):
         "toa_bad",
     )
 
-    def __init__(
-        self,
-        key: tuple,
-        capture: int,
-        first_frame: int,
-        start_ns: int,
-        end_ns: int,
-        first_side: int,
-    ) -> None:
-        FlowBase.__init__(self, key, capture, first_frame, start_ns, end_ns, first_side)
+    def _start(self) -> None:
         self.syn_seq: int | None = None  # sequence number of the (first) pure SYN
         self.synack_seen = False
         self.isn: list[int | None] = [None, None]  # ISN per side
@@ -200,20 +195,7 @@ class UdpFlow(FlowBase):
         "changed",
     )
 
-    def __init__(
-        self,
-        key: tuple,
-        capture: int,
-        first_frame: int,
-        start_ns: int,
-        end_ns: int,
-        first_side: int,
-        egress: int | None = None,
-        egress_by: int = BY_NONE,
-    ) -> None:
-        FlowBase.__init__(
-            self, key, capture, first_frame, start_ns, end_ns, first_side, egress, egress_by
-        )
+    def _start(self) -> None:
         self.confirmed = False  # egress side decided by a header rather than by who spoke first
         self.header: HeaderSeen | None = None  # first valid header
         self.first_bad: HeaderSeen | None = None  # first malformed/truncated header
