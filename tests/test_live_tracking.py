@@ -151,3 +151,25 @@ def test_row_spool_keeps_order_across_chunks() -> None:
         (r.client_ip, r.client_port, r.findings and r.findings[0].code) for r in reports
     ]
     spool.close()
+
+
+def test_rolling_lines_judge_a_missing_client_as_analyze_does() -> None:
+    """A rolling line's client.missing follows analyze's rule: a bare handshake is enough on
+    a TOA port, not on a PROXY port (the header comes with the first data)."""
+    from pcapip.live.output import CrossFlow
+
+    path = PCAPS / "flow-capture-end.pcap"
+    tracker = LiveTracker()
+    with open_capture(path) as src:
+        for batch in src:
+            tracker.feed(decode(batch), 0)
+    rows = sorted(tracker.finish(), key=lambda r: r.first_frame)
+    cross = CrossFlow(None)
+    rolling = {r.egress_port: "client.missing" in cross.codes(r) for r in rows}
+    final = analyze(path).flows
+    expected = {
+        int(p): "client.missing" in str(f).split(";")
+        for p, f in zip(final.egress_port, final.findings, strict=True)
+    }
+    assert rolling == expected
+    assert sorted(p for p, missing in expected.items() if missing) == [45003, 45004]

@@ -177,7 +177,7 @@ def compact_plain(
     c["origin_port"] = np.where(a_is_e, b_port, a_port)
     c["packets"] = M[:, L.F_PACKETS]
     c["bytes"] = M[:, L.F_BYTES]
-    c["judged"] = pay_eg | hs_done
+    c["spoke"] = pay_eg
     c["carries_client"] = has_toa | has_hdr
     c["toa_carried"] = has_toa
     c["hs_done"] = hs_done

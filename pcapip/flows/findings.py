@@ -67,7 +67,9 @@ _ENTRIES: tuple[FindingKind, ...] = (
         _W,
         "No client address on a flow to a port where other flows carry one",
         "Other connections to this origin port arrived with a TOA option or a PROXY header, "
-        "this one carried neither, so the origin sees the proxy's egress address as the client.",
+        "this one carried neither, so the origin sees the proxy's egress address as the client. "
+        "(A connection that sent no data is judged only on a TOA port, where the handshake ACK "
+        "carries the option: on a PROXY port its header would have come with the first data.)",
         "Check that every proxy listener/backend forwarding to this port has TOA or PROXY protocol "
         "enabled (HAProxy: send-proxy / send-proxy-v2 on every server line), and that health "
         "checks or a second proxy path are not bypassing it.",

@@ -40,7 +40,7 @@ INT_COLS = (
 )
 IP_COLS = ("egress_ip", "origin_ip", "client_ip", "proxy_ip")
 TEXT_COLS = ("transport", "method", "pp_command", "pp_family", "tlvs", "status")
-BOOL_COLS = ("judged", "carries_client", "toa_carried", "hs_done", "hs_toa", "toa_in_syn")
+BOOL_COLS = ("spoke", "carries_client", "toa_carried", "hs_done", "hs_toa", "toa_in_syn")
 PAIR_COLS = ("no_room", "header_frame")  # (capture, frame) or None
 FINDING_COLS = ("f_row", "f_code", "f_msg", "f_frame", "f_cap")
 

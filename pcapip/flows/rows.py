@@ -66,7 +66,7 @@ class FlowRow:
     status: str
     findings: list[Finding] = field(default_factory=list)
     header_frames: list[tuple[int, int]] = field(default_factory=list)  # (capture, frame)
-    judged: bool = False  # the flow got far enough that a missing client address means something
+    spoke: bool = False  # the egress side sent payload (UDP: always; a header may come in it)
     carries_client: bool = False  # a TOA or a PROXY header was sent (even LOCAL/malformed)
     toa_carried: bool = False
     no_room: tuple[int, int] | None = None  # (capture, frame) of a full handshake ACK without TOA
@@ -264,7 +264,7 @@ def _compact_tcp(fl: TcpFlow) -> FlowRow:
         status,
         notes,
         frames,
-        judged=bool(fl.pay_seen[eg] or fl.hs == HS_DONE),
+        spoke=bool(fl.pay_seen[eg]),
         carries_client=hs is not None or toa is not None or fl.toa_bad,
         toa_carried=toa is not None,
         no_room=no_room,
@@ -334,7 +334,7 @@ def _compact_udp(fl: UdpFlow) -> FlowRow:
         status,
         notes,
         frames,
-        judged=True,
+        spoke=True,
         carries_client=hs is not None,
         header_frame=frames[0] if frames else None,
     )

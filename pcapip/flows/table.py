@@ -227,6 +227,17 @@ def _where_read(c: dict[str, np.ndarray], rows: np.ndarray) -> tuple[np.ndarray,
     return frames, caps
 
 
+def missing_client(toa_port: Any, pp_port: Any, hs_done: Any, spoke: Any) -> Any:
+    """Whether a flow that carried no client address is missing one (scalars or arrays).
+
+    On a port where other flows carry TOA the handshake ACK (or the first data) decides:
+    that is where the option would have been. On a port where they carry a PROXY header
+    only the first data does: a connection whose capture ended before it sent anything
+    may still have been about to send its header.
+    """
+    return (toa_port & (hs_done | spoke)) | (pp_port & spoke)
+
+
 def _cross_flow(p: PackedRows, vocab: Vocab, trusted: Sequence[Any] | None) -> _Extra:
     c = p.cols
     code = vocab.code
@@ -234,12 +245,18 @@ def _cross_flow(p: PackedRows, vocab: Vocab, trusted: Sequence[Any] | None) -> _
     o_ip, o_port = c["origin_ip"], c["origin_port"]
     # one number per (transport, origin address, origin port); address codes may be negative
     key = o_ip * (1 << 18) + o_port * 2 + (c["transport"] == code("udp"))
-    # origin ports where some flow carried a client address
+    # origin ports where some flow carried a client address, by TOA or by a PROXY header
+    method = c["method"]
     ok = (c["client_ip"] != NO_IP) & (c["status"] == code("ok"))
-    with_client = distinct(key[ok])
-    if with_client.size:
+    is_toa = method == code("toa")
+    with_toa = distinct(key[ok & is_toa])
+    with_pp = distinct(key[ok & ~is_toa])
+    if with_toa.size or with_pp.size:
         rows = np.flatnonzero(
-            c["judged"] & (c["method"] == code("none")) & np.isin(key, with_client)
+            (method == code("none"))
+            & missing_client(
+                np.isin(key, with_toa), np.isin(key, with_pp), c["hs_done"], c["spoke"]
+            )
         )
         ips = vocab.ip_decode(o_ip[rows])
         msgs = [

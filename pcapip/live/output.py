@@ -21,7 +21,7 @@ from typing import IO, Any, Protocol
 
 from pcapip.flows.findings import CATALOGUE, ORDER, Level
 from pcapip.flows.rows import FlowRow
-from pcapip.flows.table import COLUMNS
+from pcapip.flows.table import COLUMNS, missing_client
 
 #: Columns of a rolling line. ``start`` is the flow's first packet (ISO 8601 UTC) and
 #: ``packet`` its number in the capture (the -w file), so a line leads to the packets.
@@ -52,7 +52,8 @@ class CrossFlow:
 
     def __init__(self, trusted: Sequence[Any] | None) -> None:
         self.trusted = trusted
-        self._with_client: set[tuple[str, str, int]] = set()
+        self._with_toa: set[tuple[str, str, int]] = set()  # ports where flows carry TOA
+        self._with_pp: set[tuple[str, str, int]] = set()  # ... a PROXY header
         self._trust: dict[str, bool] = {}
 
     def _is_trusted(self, ip: str) -> bool:
@@ -72,8 +73,10 @@ class CrossFlow:
         codes = [f.code for f in r.findings]
         k = (r.transport, r.origin_ip, r.origin_port)
         if r.client_ip is not None and r.status == "ok":
-            self._with_client.add(k)
-        if r.method == "none" and r.judged and k in self._with_client:
+            (self._with_toa if r.method == "toa" else self._with_pp).add(k)
+        if r.method == "none" and missing_client(
+            k in self._with_toa, k in self._with_pp, r.hs_done, r.spoke
+        ):
             codes.append("client.missing")
         if self.trusted is not None and r.carries_client and not self._is_trusted(r.egress_ip):
             codes.append("client.untrusted")

@@ -584,11 +584,52 @@ def spoof_capture() -> Capture:
     return cap
 
 
+def capture_end_capture() -> Capture:
+    """Connections the capture ends on before they sent anything: a missing client address
+    is certain after a handshake without TOA, not before the first data on a PROXY port."""
+    cap = Capture(
+        "flow-capture-end.pcap",
+        "the capture ends right after handshakes, on a TOA port and on a PROXY port",
+    )
+    pp, toa = (ORIGIN, 9100), (ORIGIN, 9200)
+    # 1, 2: the PROXY port and the TOA port carry client addresses
+    e = (PROXY1, 45001)
+    Conn(cap, e, pp).handshake().send(v1("100.64.5.1", ORIGIN, 8001, 9100) + HTTP_GET).reply(
+        HTTP_OK
+    ).close()
+    _x(cap, e, pp, "ppv1", "ok", ("100.64.5.1", 8001))
+    e = (PROXY1, 45002)
+    opt = toa200("100.64.5.2", 8002)
+    Conn(cap, e, toa).handshake(syn_opts=opt, ack_opts=opt).send(HTTP_GET).reply(HTTP_OK).close()
+    _x(cap, e, toa, "toa", "ok", ("100.64.5.2", 8002), codes={"toa.kind"})
+    # 3: data without a header on the PROXY port: missing
+    e = (PROXY1, 45003)
+    Conn(cap, e, pp).handshake().send(HTTP_GET).reply(HTTP_OK).close()
+    _x(cap, e, pp, "none", "absent", None, codes={"client.missing"})
+    # 4: a handshake without TOA on the TOA port, then the capture ends: missing (the
+    # handshake ACK is where receiving modules read it)
+    e = (PROXY1, 45004)
+    Conn(cap, e, toa).handshake()
+    _x(cap, e, toa, "none", "absent", None, codes={"client.missing"})
+    # 5: a handshake on the PROXY port, then the capture ends: its header may have been next
+    e = (PROXY1, 45005)
+    Conn(cap, e, pp).handshake()
+    _x(cap, e, pp, "none", "absent", None, absent={"client.missing"})
+    return cap
+
+
 TRUSTED = f"{PROXY1}/31"
 
 
 def all_captures() -> list[Capture]:
-    return [toa_capture(), split_capture(), misc_capture(), udp_capture(), spoof_capture()]
+    return [
+        toa_capture(),
+        split_capture(),
+        misc_capture(),
+        udp_capture(),
+        spoof_capture(),
+        capture_end_capture(),
+    ]
 
 
 SCENARIOS = {c.name: c for c in all_captures()}
