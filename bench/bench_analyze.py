@@ -132,6 +132,13 @@ def main() -> None:
     ap.add_argument("--cpu", type=int, default=None, help="pin to this CPU (default: the last)")
     ap.add_argument("--out", type=Path, default=HERE / "out")
     ap.add_argument("--json", type=Path, help="also write the results here")
+    ap.add_argument(
+        "--rounds",
+        type=int,
+        default=0,
+        help="then N rounds of (--runs analyze runs, one tshark run), each giving its own "
+        "ratio: on a shared machine the neighbours' load changes within minutes",
+    )
     args = ap.parse_args()
 
     path = args.capture or capture_for(args.out, args.packets)
@@ -179,10 +186,34 @@ def main() -> None:
             f"pcapip analyze / tshark: {t['wall'] / a['wall']:.1f}x (wall), "
             f"{t['cpu'] / a['cpu']:.1f}x (CPU)"
         )
+    rounds = []
+    for k in range(args.rounds if shutil.which("tshark") else 0):
+        a = summary(
+            "pcapip analyze", [timed(analyze_cmd(path), cpu) for _ in range(args.runs)], packets
+        )
+        t = summary("tshark", [timed(tshark_cmd(path), cpu)], packets)
+        rounds.append({"analyze": a["wall"], "tshark": t["wall"], "ratio": t["wall"] / a["wall"]})
+        print(
+            f"round {k + 1}: analyze {a['wall']:.3f} s (median of {args.runs}), tshark "
+            f"{t['wall']:.2f} s: {t['wall'] / a['wall']:.1f}x, load {os.getloadavg()[0]:.2f}"
+        )
+    if rounds:
+        ratios = sorted(r["ratio"] for r in rounds)
+        print(
+            f"pcapip analyze / tshark over {len(rounds)} rounds: median "
+            f"{statistics.median(ratios):.1f}x, range {ratios[0]:.1f}x-{ratios[-1]:.1f}x"
+        )
     if args.json:
         args.json.write_text(
             json.dumps(
-                {"capture": str(path), "packets": packets, "cpu": cpu, "load": load, "rows": rows},
+                {
+                    "capture": str(path),
+                    "packets": packets,
+                    "cpu": cpu,
+                    "load": load,
+                    "rows": rows,
+                    "rounds": rounds,
+                },
                 indent=2,
             )
         )

@@ -26,7 +26,7 @@ import numpy as np
 from pcapip.flows import headers as _hdr
 from pcapip.flows import layout as L
 from pcapip.flows.findings import Finding, toa_kind_message
-from pcapip.flows.packed import NO_IP, Vocab, v4_text
+from pcapip.flows.packed import NO_IP, NULL, Vocab, v4_text
 from pcapip.flows.rows import FlowRow, _header_notes
 from pcapip.flows.state import HS_DONE
 
@@ -189,25 +189,36 @@ def compact_plain(
         & (M[:, L.F_HS_OPT_LEN] > 40 - 8)
         & (M[:, L.F_HS_FRAME] >= 0)
     )
-    nr: list[tuple[int, int] | None] = [None] * n
-    w = np.flatnonzero(no_room)
-    _put(nr, w, list(zip(M[w, L.F_HS_CAPTURE].tolist(), M[w, L.F_HS_FRAME].tolist(), strict=True)))
-    c["no_room"] = nr
+    c["no_room"] = (
+        np.where(no_room, M[:, L.F_HS_CAPTURE], NULL),
+        np.where(no_room, M[:, L.F_HS_FRAME], NULL),
+    )
 
-    # Python literals, not np.where(...).tolist(): every row then shares one string object
-    # instead of holding its own copy, which matters when a capture has millions of flows.
-    pairs = list(zip(has_toa.tolist(), start_seen.tolist(), strict=True))
-    methods = ["toa" if t else "none" if s else "unknown" for t, s in pairs]
-    statuses = ["ok" if t else "absent" if s else "mid-stream" for t, s in pairs]
+    # texts as vocabulary codes, missing numbers as NULL (what PackedRows.pack takes)
+    code = vocab.code
+
+    def text_code(text: str | None) -> int:
+        return -1 if text is None else code(text)
+
+    methods = np.where(
+        has_toa, code("toa"), np.where(start_seen, code("none"), code("unknown"))
+    ).astype(np.int32)
+    statuses = np.where(
+        has_toa, code("ok"), np.where(start_seen, code("absent"), code("mid-stream"))
+    ).astype(np.int32)
     client_ip = np.full(n, NO_IP, dtype=np.int64)
-    client_port: list[int | None] = [None] * n
+    client_port = np.full(n, NULL, dtype=np.int64)
     proxy_ip = np.full(n, NO_IP, dtype=np.int64)
-    proxy_port: list[int | None] = [None] * n
-    pp_command: list[str | None] = [None] * n
-    pp_family: list[str | None] = [None] * n
-    tlvs = [""] * n
-    frames_col: list[list[tuple[int, int]]] = [[] for _ in range(n)]
-    header_frame: list[tuple[int, int] | None] = [None] * n
+    proxy_port = np.full(n, NULL, dtype=np.int64)
+    pp_command = np.full(n, -1, dtype=np.int32)
+    pp_family = np.full(n, -1, dtype=np.int32)
+    tlvs = np.full(n, code(""), dtype=np.int32)
+    hf_cap = np.full(n, NULL, dtype=np.int64)  # where the client address was read
+    hf_frame = np.full(n, NULL, dtype=np.int64)
+    # the packets that carried the client address: (row, order within the row, capture,
+    # frame) in parts, sorted into per-row lists at the end
+    carried: list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = []
+    one_by_one: list[tuple[int, int, int, int]] = []  # (the same, for rows taken one by one)
 
     # ---- TOA (clean IPv4 client options, read by the kernel)
     toa_rows = np.flatnonzero(has_toa)
@@ -220,24 +231,24 @@ def compact_plain(
         Mt = M[toa_rows]
         pt = np.arange(toa_rows.size)
         t_ip = Mt[pt, gt + L.T_IP]
+        t_port = Mt[pt, gt + L.T_PORT]
         _put(toa_ip, toa_rows, v4_text(t_ip))
-        _put(toa_port, toa_rows, Mt[pt, gt + L.T_PORT].tolist())
+        _put(toa_port, toa_rows, t_port.tolist())
         client_ip[toa_rows] = t_ip
-        client_port = list(toa_port)
-        tfr = Mt[pt, gt + L.T_FRAME].tolist()
-        tcap = Mt[pt, gt + L.T_CAP].tolist()
-        _put(header_frame, toa_rows, list(zip(tcap, tfr, strict=True)))
+        client_port[toa_rows] = t_port
+        hf_cap[toa_rows] = Mt[pt, gt + L.T_CAP]
+        hf_frame[toa_rows] = Mt[pt, gt + L.T_FRAME]
+        tfr = hf_frame[toa_rows].tolist()
+        tcap = hf_cap[toa_rows].tolist()
         # the packets that carried a TOA: SYN, handshake ACK, data (in that order, once each)
-        pairs = [
-            list(zip(Mt[:, b + L.T_CAP].tolist(), Mt[:, b + L.T_FRAME].tolist(), strict=True))
-            for b in (L.TS_SET, L.TA_SET, L.TD_SET)
-        ]
-        sets = [(Mt[:, b] != 0).tolist() for b in (L.TS_SET, L.TA_SET, L.TD_SET)]
-        for q, r in enumerate(toa_rows.tolist()):
-            fl = frames_col[r]
-            for k in (0, 1, 2):
-                if sets[k][q] and pairs[k][q] not in fl:
-                    fl.append(pairs[k][q])
+        seen: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
+        for k, b in enumerate((L.TS_SET, L.TA_SET, L.TD_SET)):
+            kc, kf = Mt[:, b + L.T_CAP], Mt[:, b + L.T_FRAME]
+            keep = Mt[:, b] != 0
+            for s_set, s_cap, s_frame in seen:
+                keep &= ~(s_set & (s_cap == kc) & (s_frame == kf))
+            seen.append((keep, kc, kf))
+            carried.append((toa_rows[keep], np.full(int(keep.sum()), k), kc[keep], kf[keep]))
         msg = {}
         for key in set(
             zip(
@@ -302,18 +313,17 @@ def compact_plain(
             rs = hdr_rows[simple]
             Ms = Mh[simple]
             v1 = Ms[:, L.HK_VER] == 1
-            _put(methods, rs, ["ppv1" if x else "ppv2" for x in v1.tolist()])
-            _put(statuses, rs, ["ok"] * rs.size)
-            _put(pp_command, rs, ["PROXY"] * rs.size)
-            _put(pp_family, rs, np.where(v1, "TCP4", "INET").tolist())
+            methods[rs] = np.where(v1, code("ppv1"), code("ppv2"))
+            statuses[rs] = code("ok")
+            pp_command[rs] = code("PROXY")
+            pp_family[rs] = np.where(v1, code("TCP4"), code("INET"))
             client_ip[rs] = Ms[:, L.HK_SRC]
-            _put(client_port, rs, Ms[:, L.HK_SPORT].tolist())
+            client_port[rs] = Ms[:, L.HK_SPORT]
             proxy_ip[rs] = Ms[:, L.HK_DST]
-            _put(proxy_port, rs, Ms[:, L.HK_DPORT].tolist())
-            hf = list(zip(Ms[:, L.HK_CAP].tolist(), Ms[:, L.HK_FRAME].tolist(), strict=True))
-            _put(header_frame, rs, hf)
-            for r, f in zip(rs.tolist(), hf, strict=True):
-                frames_col[r].append(f)
+            proxy_port[rs] = Ms[:, L.HK_DPORT]
+            hf_cap[rs] = Ms[:, L.HK_CAP]
+            hf_frame[rs] = Ms[:, L.HK_FRAME]
+            carried.append((rs, np.full(rs.size, 3), hf_cap[rs], hf_frame[rs]))
         others = np.ones(hdr_rows.size, dtype=bool)
         others[simple] = False
         # each remaining row on its own: the header notes, then TOA against header, the
@@ -327,23 +337,28 @@ def compact_plain(
             h = hs.header
             state = hs.state
             if others[q]:  # (else the columns are set above; only the origin's reaction left)
-                methods[r] = f"ppv{hs.version or 1}"
-                statuses[r] = {"ok": "ok", "malformed": "malformed"}.get(state, "incomplete")
+                methods[r] = code(f"ppv{hs.version or 1}")
+                statuses[r] = code({"ok": "ok", "malformed": "malformed"}.get(state, "incomplete"))
                 if h is not None:
                     c_ip, c_port, p_ip, p_port = h.src_addr, h.src_port, h.dst_addr, h.dst_port
-                    pp_command[r], pp_family[r] = h.command, h.family
+                    pp_command[r], pp_family[r] = text_code(h.command), text_code(h.family)
                     if h.tlvs:
-                        tlvs[r] = _hdr.tlv_text(h)
+                        tlvs[r] = code(_hdr.tlv_text(h))
                 else:
                     c_ip = c_port = p_ip = p_port = None
-                proxy_ip[r] = vocab.ip_encode([p_ip])[0]
-                proxy_port[r] = p_port
+                proxy_ip[r] = vocab.ip_code(p_ip)
+                proxy_port[r] = NULL if p_port is None else p_port
                 hframe = hs.frames[0] if hs.frames else None
                 _header_notes(collect, hs, capture)
+                toa_frames: list[tuple[int, int]] = []
                 if has_toa[r]:
+                    for b in (L.TS_SET, L.TA_SET, L.TD_SET):
+                        f = (row[b + L.T_CAP], row[b + L.T_FRAME])
+                        if row[b] and f not in toa_frames:
+                            toa_frames.append(f)
                     if state != "ok" and c_ip is None:
                         c_ip, c_port = toa_ip[r], toa_port[r]
-                        hframe = header_frame[r]
+                        hframe = (int(hf_cap[r]), int(hf_frame[r]))
                     elif c_ip is not None and (toa_ip[r], toa_port[r]) != (c_ip, c_port):
                         collect.note(
                             "client.disagree",
@@ -356,13 +371,15 @@ def compact_plain(
                     collect.note(*toa_kind_note.pop(r))
                     if r in toa_late_note:
                         collect.note(*toa_late_note.pop(r))
-                client_ip[r] = vocab.ip_encode([c_ip])[0]
-                client_port[r] = c_port
-                header_frame[r] = hframe
-                fl = frames_col[r]
+                client_ip[r] = vocab.ip_code(c_ip)
+                client_port[r] = NULL if c_port is None else c_port
+                hf_cap[r], hf_frame[r] = hframe if hframe is not None else (NULL, NULL)
+                k = 3
                 for f in hs.frames:
-                    if f not in fl:
-                        fl.append(f)
+                    if f not in toa_frames:
+                        toa_frames.append(f)
+                        one_by_one.append((r, k, *f))
+                        k += 1
             if react[q] and state == "ok":
                 if bad_reply[q]:
                     b = int(fp[q])
@@ -396,13 +413,19 @@ def compact_plain(
         f_frame.append(note[2])
         f_cap.append(note[3])
 
+    def add_all(notes: dict[int, tuple[str, str, int | None, int]]) -> None:
+        f_row.extend(notes)
+        columns = zip(*notes.values(), strict=True)
+        for values, out in zip(columns, (f_code, f_msg, f_frame, f_cap), strict=True):
+            out.extend(values)
+
     for r, items in hdr_notes.items():
         for note in items:
             add(r, note)
-    for r, note in toa_kind_note.items():  # rows without a header
-        add(r, note)
-    for r, note in toa_late_note.items():
-        add(r, note)
+    if toa_kind_note:  # rows without a header
+        add_all(toa_kind_note)
+    if toa_late_note:
+        add_all(toa_late_note)
     # no client address carried and the origin hung up on the first data
     quiet = np.flatnonzero(silent & ~has_toa & start_seen & ~has_hdr)
     for r, rst, fr, cap in zip(
@@ -437,8 +460,21 @@ def compact_plain(
     c["pp_family"] = pp_family
     c["tlvs"] = tlvs
     c["status"] = statuses
-    c["header_frames"] = frames_col
-    c["header_frame"] = header_frame
+    c["header_frame"] = (hf_cap, hf_frame)
+    if one_by_one:
+        carried.append(tuple(np.array(x) for x in zip(*one_by_one, strict=True)))  # type: ignore[arg-type]
+    if carried:
+        who, order, caps, frames = (
+            np.concatenate(x).astype(np.int64) for x in zip(*carried, strict=True)
+        )
+    else:
+        who = order = caps = frames = np.zeros(0, dtype=np.int64)
+    by_row = np.lexsort((order, who))
+    c["header_frames"] = (
+        np.bincount(who, minlength=n).astype(np.int32),
+        caps[by_row],
+        frames[by_row],
+    )
     return block
 
 

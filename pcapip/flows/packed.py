@@ -117,6 +117,13 @@ class Vocab:
             out[k] = c
         return out
 
+    def ip_code(self, text: str | None) -> int:
+        """The address code of one text (see :meth:`ip_encode`)."""
+        if text is None:
+            return NO_IP
+        c = _v4_value(text)
+        return c if c >= 0 else -2 - self.code(text)
+
     def ip_from_halves(self, hi: np.ndarray, lo: np.ndarray) -> np.ndarray:
         """Address codes for (hi, lo) halves (int64 bit patterns; IPv4 stored IPv4-mapped)."""
         from pcapip.flows.rows import ip_text
@@ -323,8 +330,9 @@ class PackedRows:
 
     @classmethod
     def pack(cls, block: RowBlock, vocab: Vocab) -> PackedRows:
-        """Pack a RowBlock. Its columns may already be arrays (numbers, flags; addresses
-        and texts as codes of ``vocab``)."""
+        """Pack a RowBlock. Its columns may already be arrays: numbers (NULL for None),
+        flags, addresses and texts as codes of ``vocab``, the (capture, frame) columns as a
+        pair of arrays and ``header_frames`` as (per-row counts, captures, frames)."""
         c = block.cols
         cols = MemStore()
         for n in INT_COLS:
@@ -341,13 +349,22 @@ class PackedRows:
             cols[n] = np.array(c[n], dtype=bool)
         for n in PAIR_COLS:
             v = c[n]
-            cols[f"{n}_cap"] = _ints([None if p is None else p[0] for p in v])
-            cols[f"{n}_frame"] = _ints([None if p is None else p[1] for p in v])
+            if isinstance(v, tuple):  # (captures, frames) arrays
+                cols[f"{n}_cap"], cols[f"{n}_frame"] = (np.array(x, dtype=np.int64) for x in v)
+            else:
+                cols[f"{n}_cap"] = _ints([None if p is None else p[0] for p in v])
+                cols[f"{n}_frame"] = _ints([None if p is None else p[1] for p in v])
         frames = c["header_frames"]
-        cols["hf_len"] = np.fromiter(map(len, frames), dtype=np.int32, count=len(frames))
-        flat = list(itertools.chain.from_iterable(frames))
-        cols["hf_cap"] = np.array([p[0] for p in flat], dtype=np.int64)
-        cols["hf_frame"] = np.array([p[1] for p in flat], dtype=np.int64)
+        if isinstance(frames, tuple):  # (per-row counts, flat captures, flat frames) arrays
+            lens, caps, fr = frames
+            cols["hf_len"] = np.array(lens, dtype=np.int32)
+            cols["hf_cap"] = np.array(caps, dtype=np.int64)
+            cols["hf_frame"] = np.array(fr, dtype=np.int64)
+        else:
+            cols["hf_len"] = np.fromiter(map(len, frames), dtype=np.int32, count=len(frames))
+            flat = list(itertools.chain.from_iterable(frames))
+            cols["hf_cap"] = np.array([p[0] for p in flat], dtype=np.int64)
+            cols["hf_frame"] = np.array([p[1] for p in flat], dtype=np.int64)
         cols["f_row"] = np.array(block.f_row, dtype=np.int64)
         cols["f_code"] = vocab.encode(block.f_code)
         cols["f_msg"] = vocab.encode(block.f_msg)

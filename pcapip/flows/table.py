@@ -90,6 +90,12 @@ class Columns(MutableMapping[str, list[Any]]):
     def __setitem__(self, name: str, values: list[Any]) -> None:
         self._lists[name] = values
 
+    @property
+    def assigned(self) -> set[str]:
+        """Columns built as lists (by a caller's access or assignment): what the exports
+        must write, since the caller may have changed them."""
+        return set(self._lists)
+
     def __delitem__(self, name: str) -> None:
         del self._lists[name]
 
@@ -138,19 +144,26 @@ class FlowTable:
     def __len__(self) -> int:
         return len(self.rows)
 
-    def column(self, name: str, lo: int, hi: int) -> list[Any]:
-        """Rows ``lo:hi`` of output column ``name`` as Python values."""
+    def raw(self, name: str, lo: int, hi: int) -> tuple[str, np.ndarray]:
+        """Rows ``lo:hi`` of output column ``name`` as stored, with how to read them:
+        "int" (NULL for missing; times are nanoseconds), "ip" (address codes of
+        ``vocab``), "text" (vocabulary codes, -1 for missing)."""
         if name not in COLUMNS:
             raise KeyError(name)
         if name == "flow":
-            return list(range(lo + 1, min(hi, len(self)) + 1))
+            return "int", np.arange(lo + 1, min(hi, len(self)) + 1, dtype=np.int64)
         store = self.rows.cols
         if name == "findings":
-            return self.vocab.decode(store.slice("findings_col", lo, hi))
+            return "text", store.slice("findings_col", lo, hi)
         values = store.slice(_ROW_NAME.get(name, name), lo, hi)
-        if name in _IPS:
+        return ("ip" if name in _IPS else "text" if name in _TEXTS else "int"), values
+
+    def column(self, name: str, lo: int, hi: int) -> list[Any]:
+        """Rows ``lo:hi`` of output column ``name`` as Python values."""
+        kind, values = self.raw(name, lo, hi)
+        if kind == "ip":
             return self.vocab.ip_decode(values)
-        if name in _TEXTS:
+        if kind == "text":
             return self.vocab.decode(values)
         return ints_out(values)
 

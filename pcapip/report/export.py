@@ -16,6 +16,7 @@ import time
 from collections.abc import Iterator
 from typing import IO, Any
 
+from pcapip.flows.packed import NULL
 from pcapip.flows.table import COLUMNS, FlowTable
 
 FORMATS = ("table", "csv", "json", "parquet")
@@ -103,6 +104,33 @@ def _cells(values: list[Any]) -> list[str]:
     return [enc[v] for v in values]
 
 
+class _Cells:
+    """CSV cells straight from a table's stored columns: each text of the vocabulary is
+    quoted once, numbers are formatted without going through None checks."""
+
+    def __init__(self, table: FlowTable) -> None:
+        self.table = table
+        self.vocab = table.vocab
+        self._enc: list[str] = []
+
+    def _encoded(self) -> list[str]:
+        texts = self.vocab.texts
+        if len(self._enc) != len(texts) + 1:
+            self._enc = [_cell(t) for t in texts] + [""]  # code -1: missing
+        return self._enc
+
+    def __call__(self, name: str, lo: int, hi: int) -> list[str]:
+        kind, values = self.table.raw(name, lo, hi)
+        if kind == "text":
+            enc = self._encoded()
+            return [enc[c] for c in values.tolist()]
+        if kind == "ip":
+            return _cells(self.vocab.ip_decode(values))
+        if values.size and (values == NULL).any():
+            return ["" if v == NULL else str(v) for v in values.tolist()]
+        return list(map(str, values.tolist()))
+
+
 def write_csv(table: FlowTable, fh: IO[str]) -> None:
     """The documented schema as CSV: a header line, empty cells for missing values.
 
@@ -115,10 +143,15 @@ def write_csv(table: FlowTable, fh: IO[str]) -> None:
     cols = table.columns
     fh.write(",".join(COLUMNS) + "\n")
     n = len(table)
+    cells = _Cells(table)
     for a in range(0, n, _CHUNK):  # in slices, so the text never exists whole in memory
         b = min(n, a + _CHUNK)
         data = [
-            _stamps(cols.slice(c, a, b)) if c in _TIME_COLUMNS else _cells(cols.slice(c, a, b))
+            _stamps(cols.slice(c, a, b))
+            if c in _TIME_COLUMNS
+            else _cells(cols.slice(c, a, b))
+            if c in cols.assigned
+            else cells(c, a, b)
             for c in COLUMNS
         ]
         text = "\n".join(map(",".join, zip(*data, strict=True)))
