@@ -3,7 +3,7 @@
 ``pcapip analyze`` prints one table in order of each flow's first packet and
 compares flows with each other, so every row waits for the end of the
 capture. Held as Python objects a row costs ~1.6 KB (address text, boxed
-integers, lists of tuples); held here it costs ~150 bytes, so a capture's
+integers, lists of tuples); held here it costs ~200 bytes, so a capture's
 memory is its open connections plus this, not its length. Text is kept as
 codes into one :class:`Vocab` shared by every block of a tracker, IPv4
 addresses as their integer value.
@@ -42,7 +42,6 @@ IP_COLS = ("egress_ip", "origin_ip", "client_ip", "proxy_ip")
 TEXT_COLS = ("transport", "method", "pp_command", "pp_family", "tlvs", "status")
 BOOL_COLS = ("spoke", "carries_client", "toa_carried", "hs_done", "hs_toa", "toa_in_syn")
 PAIR_COLS = ("no_room", "header_frame")  # (capture, frame) or None
-FINDING_COLS = ("f_row", "f_code", "f_msg", "f_frame", "f_cap")
 
 
 def dotted(values: np.ndarray) -> list[str]:
@@ -106,16 +105,8 @@ class Vocab:
     def ip_encode(self, values: Sequence[str | None]) -> np.ndarray:
         """int64 address codes: the IPv4 value when the text is its dotted form, NO_IP for
         None, else -(2 + the text's code) (IPv6, or any text that must be kept as it is)."""
-        out = np.empty(len(values), dtype=np.int64)
-        known: dict[str | None, int] = {None: NO_IP}
-        for k, v in enumerate(values):
-            c = known.get(v)
-            if c is None:
-                c = known[v] = _v4_value(v)  # type: ignore[arg-type]
-                if c < 0:
-                    c = known[v] = -2 - self.code(v)  # type: ignore[arg-type]
-            out[k] = c
-        return out
+        known = {v: self.ip_code(v) for v in set(values)}
+        return np.fromiter(map(known.__getitem__, values), dtype=np.int64, count=len(values))
 
     def ip_code(self, text: str | None) -> int:
         """The address code of one text (see :meth:`ip_encode`)."""
@@ -188,7 +179,7 @@ class MemStore(dict[str, np.ndarray]):
         return self[name][lo:hi]
 
     def size(self, name: str) -> int:
-        return int(self[name].size)
+        return int(self[name].size) if name in self else 0
 
     @property
     def nbytes(self) -> int:
@@ -295,9 +286,16 @@ class DiskStore:
         self._segs.clear()
         self._sizes.clear()
 
+    def to_memory(self, close: bool = True) -> MemStore:
+        """Every column read back into memory (the file closed, unless ``close`` is False)."""
+        mem = MemStore({n: self[n] for n in self})
+        if close:
+            self.close()
+        return mem
+
     def __reduce__(self) -> tuple[Any, tuple[dict[str, np.ndarray]]]:
         # a copy or a pickle holds the columns themselves (temporary files do not travel)
-        return (MemStore, ({n: self[n] for n in self},))
+        return (MemStore, (self.to_memory(close=False),))
 
 
 Store = MemStore | DiskStore
@@ -311,8 +309,8 @@ class PackedRows:
     BOOL_COLS, and for each PAIR_COLS name ``<name>_cap`` and ``<name>_frame``
     (NULL for None); the packets that carried the client address are
     ``hf_len`` (per row) and the flat ``hf_cap``/``hf_frame``; findings are the
-    flat FINDING_COLS, ``f_row`` the row each belongs to, each row's in the
-    order noted.
+    flat ``f_row`` (the row each belongs to), ``f_code``, ``f_msg``, ``f_frame``
+    and ``f_cap``, each row's in the order noted.
     """
 
     __slots__ = ("cols",)
@@ -395,9 +393,8 @@ class PackedRows:
                 try:
                     spill(store, rest[0])
                 except OSError:  # no space left: gather everything in memory instead
-                    done = [cls(MemStore({n: store[n] for n in store}))] if len(target) else []
-                    store.close()
-                    return cls.concat([*done, *rest])
+                    whole = cls(store.to_memory())
+                    return cls.concat([whole, *rest] if len(whole) else rest)
                 rest.pop(0)
             return target
         names = list(parts[0].cols)

@@ -369,7 +369,7 @@ def _findings_column(n: int, fnd: dict[str, np.ndarray], vocab: Vocab) -> np.nda
     return np.asarray(names, dtype=np.int32)[inv]
 
 
-def put(store: MemStore | DiskStore, name: str, values: np.ndarray) -> MemStore | DiskStore:
+def _put(store: MemStore | DiskStore, name: str, values: np.ndarray) -> MemStore | DiskStore:
     """Add a column; returns the store, which is a MemStore from now on if the temporary
     file could not be written (no space left): the table is then held in memory."""
     if isinstance(store, DiskStore):
@@ -377,9 +377,7 @@ def put(store: MemStore | DiskStore, name: str, values: np.ndarray) -> MemStore 
             store.append(name, values)
             return store
         except OSError:
-            mem = MemStore({n: store[n] for n in store})
-            store.close()
-            store = mem
+            store = store.to_memory()
     store[name] = values
     return store
 
@@ -407,7 +405,7 @@ def _permuted(p: PackedRows, order: np.ndarray, consume: bool) -> MemStore | Dis
             del src[name]
         moved = values[idx if name in ("hf_cap", "hf_frame") else order]
         del values
-        out = put(out, name, moved)
+        out = _put(out, name, moved)
     if isinstance(src, DiskStore) and consume:
         src.close()
     return out
@@ -480,9 +478,9 @@ def build_table(
     out.update(_counts(p, vocab, fnd))
     store = _permuted(p, order, consume)
     del order
-    store = put(store, "findings_col", _findings_column(n, fnd, vocab))
+    store = _put(store, "findings_col", _findings_column(n, fnd, vocab))
     for k in list(fnd):
-        store = put(store, f"F_{k}", fnd.pop(k))
+        store = _put(store, f"F_{k}", fnd.pop(k))
     return FlowTable(PackedRows(store), vocab, out, captures)
 
 
