@@ -26,7 +26,7 @@ import numpy as np
 from pcapip.flows import headers as _hdr
 from pcapip.flows import layout as L
 from pcapip.flows.findings import Finding, toa_kind_message
-from pcapip.flows.packed import NO_IP, NULL, Vocab, v4_text
+from pcapip.flows.packed import NO_IP, NULL, Vocab
 from pcapip.flows.rows import FlowRow, _header_notes
 from pcapip.flows.state import HS_DONE
 
@@ -80,11 +80,6 @@ class RowBlock:
         ):
             rows[k].findings.append(Finding(0, code, msg, frame, cap))
         return rows
-
-
-def _put(target: list[Any], rows: np.ndarray, values: list[Any]) -> None:
-    for r, v in zip(rows.tolist(), values, strict=True):
-        target[r] = v
 
 
 def _http_400(P: np.ndarray, rows: np.ndarray, side: np.ndarray, length: np.ndarray) -> np.ndarray:
@@ -222,8 +217,6 @@ def compact_plain(
 
     # ---- TOA (clean IPv4 client options, read by the kernel)
     toa_rows = np.flatnonzero(has_toa)
-    toa_ip: list[str | None] = [None] * n
-    toa_port: list[int | None] = [None] * n
     toa_kind_note: dict[int, tuple[str, str, int, int]] = {}
     toa_late_note: dict[int, tuple[str, str, int, int]] = {}
     if toa_rows.size:
@@ -232,8 +225,6 @@ def compact_plain(
         pt = np.arange(toa_rows.size)
         t_ip = Mt[pt, gt + L.T_IP]
         t_port = Mt[pt, gt + L.T_PORT]
-        _put(toa_ip, toa_rows, v4_text(t_ip))
-        _put(toa_port, toa_rows, t_port.tolist())
         client_ip[toa_rows] = t_ip
         client_port[toa_rows] = t_port
         hf_cap[toa_rows] = Mt[pt, gt + L.T_CAP]
@@ -352,18 +343,22 @@ def compact_plain(
                 _header_notes(collect, hs, capture)
                 toa_frames: list[tuple[int, int]] = []
                 if has_toa[r]:
+                    # the TOA a receiving module uses (as in the TOA columns above)
+                    t = int(g[r])
+                    toa_ip = socket.inet_ntop(socket.AF_INET, row[t + L.T_IP].to_bytes(4, "big"))
+                    toa_port = row[t + L.T_PORT]
                     for b in (L.TS_SET, L.TA_SET, L.TD_SET):
                         f = (row[b + L.T_CAP], row[b + L.T_FRAME])
                         if row[b] and f not in toa_frames:
                             toa_frames.append(f)
                     if state != "ok" and c_ip is None:
-                        c_ip, c_port = toa_ip[r], toa_port[r]
+                        c_ip, c_port = toa_ip, toa_port
                         hframe = (int(hf_cap[r]), int(hf_frame[r]))
-                    elif c_ip is not None and (toa_ip[r], toa_port[r]) != (c_ip, c_port):
+                    elif c_ip is not None and (toa_ip, toa_port) != (c_ip, c_port):
                         collect.note(
                             "client.disagree",
-                            f"TOA (packet {row[int(g[r]) + L.T_FRAME]}) says "
-                            f"{_hdr.hostport(toa_ip[r], toa_port[r])}, "
+                            f"TOA (packet {row[t + L.T_FRAME]}) says "
+                            f"{_hdr.hostport(toa_ip, toa_port)}, "
                             f"the PROXY header says {_hdr.hostport(c_ip, c_port)}",
                             hs.frames[0][1] if hs.frames else None,
                             capture,
