@@ -176,17 +176,17 @@ def reason_label(reason: int, value: int) -> str:
             return "802.3/LLC frames (STP, CDP, ...)"
         name = ETHERTYPE_NAMES.get(value)
         if value in TUNNEL_ETHERTYPES:
-            return f"{name} (ethertype 0x{value:04x}), not opened"
+            return f"{name} (ethertype 0x{value:04x}, not opened)"
         return name or f"ethertype 0x{value:04x}"
     if reason == R_IP_PROTO:
         name = IP_PROTO_NAMES.get(value)
         if value == 50:
-            return "ESP (IP protocol 50), encrypted"
+            return "ESP (IP protocol 50, encrypted)"
         if value in TUNNEL_IP_PROTOS:
-            return f"{name} tunnel (IP protocol {value}), not opened"
+            return f"{name} tunnel (IP protocol {value}, not opened)"
         return name or f"IP protocol {value}"
     if reason == R_UDP_TUNNEL:
-        return f"{TUNNEL_UDP_PORTS.get(value, 'tunnel')} (UDP port {value}), not opened"
+        return f"{TUNNEL_UDP_PORTS.get(value, 'tunnel')} (UDP port {value}, not opened)"
     return {
         R_FRAGMENT: "IP fragments",
         R_TRUNCATED: "headers cut by the snap length",
