@@ -550,6 +550,5 @@ def finish_table(
     # an unsupported link type is in the undecoded summary already, with its count
     table.warnings = [w for w in warnings if w.kind != "linktype_unsupported"]
     table.warnings += undecoded.warnings(captures)
-    table.stats["warnings"] = len(table.warnings)
     table.toa_asked = toa_asked
     return table
