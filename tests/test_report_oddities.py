@@ -341,3 +341,15 @@ def test_toa_counters_only_where_toa_is_in_play():
     assert title not in run("analyze", no_toa, "--format", "table").stdout
     assert title in run("analyze", no_toa, "--format", "table", "--toa-kind", "200").stdout
     assert title in run("analyze", TOA252, "--format", "table").stdout
+
+
+@pytest.mark.parametrize("name", ["toa-variants.pcap", "flow-toa.pcap", "dissect-toa-edge.pcap"])
+def test_toa_kinds_agree_between_the_compiled_and_the_per_packet_paths(name: str):
+    """The TOA kind column is filled by two implementations (flow-table columns and the
+    per-packet rules): they must tell the same story."""
+    from pcapip.report.analysis import analyze
+
+    fast = analyze(PCAPS / name, mode="fast")
+    ref = analyze(PCAPS / name, mode="reference")
+    assert fast.toa_kinds == ref.toa_kinds
+    assert sum(t.flows for t in fast.toa_kinds) == fast.stats["flows_with_toa"] > 0

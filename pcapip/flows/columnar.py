@@ -104,7 +104,6 @@ def compact_plain(
     S: np.ndarray,
     P: np.ndarray,
     rows: np.ndarray,
-    var_names: Sequence[str | None],
     headers: dict[int, Any],
     vocab: Vocab,
 ) -> RowBlock:

@@ -1263,7 +1263,7 @@ class _TcpRows:
         finish = t._machine.finish_tcp
         if plain.size:
             block = PackedRows.pack(
-                compact_plain(S, self.P, plain, self.var_names, self.headers, t.vocab), t.vocab
+                compact_plain(S, self.P, plain, self.headers, t.vocab), t.vocab
             )
             t._keep(block)
             if cb is not None:
