@@ -7,6 +7,8 @@ damage is at the end (a capture cut off by a full disk) or in the middle.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 
 class PcapipError(Exception):
     """Base class for errors pcapip reports to the user (exit status 2)."""
@@ -41,6 +43,35 @@ class CaptureError(PcapipError):
         if self.offset is not None:
             where.append(f"byte offset {self.offset}")
         return f"{': '.join([', '.join(where), self.message])}"
+
+
+@dataclass(slots=True)
+class CaptureWarning:
+    """An oddity that did not stop reading: never silent, never an exit status.
+
+    Repeats of one oddity are summarised, not listed: ``packet``/``offset``
+    name the first occurrence and ``more`` counts the further packets like it,
+    so a file where every record is odd costs one warning, not millions.
+    ``kind`` is a stable identifier to group or test on (the text may change).
+    """
+
+    file: str
+    packet: int | None
+    offset: int | None
+    message: str
+    more: int = 0
+    kind: str = ""
+
+    def __str__(self) -> str:
+        where = [self.file]
+        if self.packet is not None:
+            where.append(f"packet {self.packet}")
+        if self.offset is not None:
+            where.append(f"byte offset {self.offset}")
+        tail = ""
+        if self.more:
+            tail = f" (and {self.more} more packet{'s' if self.more > 1 else ''} like it)"
+        return f"{', '.join(where)}: {self.message}{tail}"
 
 
 class UsageError(PcapipError):

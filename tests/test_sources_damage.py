@@ -174,10 +174,11 @@ def test_unknown_link_type_is_counted_and_named():
     counts = status_counts(packets[0])
     assert counts["unknown_link"] == counts["packets"] == 3
     assert all(p.status[0] & ST_UNKNOWN_LINK for p in packets)
-    assert warnings == [
+    assert [str(w) for w in warnings] == [
         f"{path}, packet 1, byte offset 24: link type 147 (USER0) is not supported; "
-        "its frames are counted as undecoded"
+        "its frames are counted as undecoded (and 2 more packets like it)"
     ]
+    assert (warnings[0].packet, warnings[0].offset, warnings[0].more) == (1, 24, 2)
 
 
 # --- fuzz: any corruption gives a CaptureError at worst, and the frames before it are intact

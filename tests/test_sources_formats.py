@@ -146,7 +146,7 @@ def test_pcapng_sections_interfaces_and_block_kinds():
         ]
         assert src.interfaces[3].ts_offset == 3600
         assert src.interfaces[0].name == "eth0"
-        assert any("simple packet blocks carry no timestamp" in w for w in src.warnings)
+        assert any("simple packet blocks carry no timestamp" in str(w) for w in src.warnings)
     # EPB x9, SPB x1, PB x2 (one per section 1 and 2); NRB, ISB, custom and unknown blocks skipped
     assert frames == 11
 
@@ -238,7 +238,10 @@ def test_caplen_larger_than_origlen_is_kept_and_reported():
     origlen = np.concatenate([b.origlen for b in batches])
     assert (caplen - origlen == 16).all()
     assert len(warnings) == 1
-    assert "packet 1, byte offset 24" in warnings[0] and "10 packets" in warnings[0]
+    text = str(warnings[0])
+    assert text.startswith(f"{path}, packet 1, byte offset 24: captured length 100 is larger than the length on the wire 84")
+    assert text.endswith("(and 9 more packets like it)")
+    assert (warnings[0].packet, warnings[0].offset, warnings[0].more) == (1, 24, 9)
 
 
 def test_pcapng_warnings_name_the_absolute_offset(tmp_path: Path):
@@ -254,7 +257,7 @@ def test_pcapng_warnings_name_the_absolute_offset(tmp_path: Path):
         assert sum(len(b) for b in src) == 201
         warnings = src.warnings
     idb_offset = len(head) + len(ng_shb("<"))
-    assert warnings == [
+    assert [str(w) for w in warnings] == [
         f"{tmp_path / 'w.pcapng'}, byte offset {idb_offset}: "
         "interface description block 1 has malformed options (ignored)"
     ]

@@ -205,6 +205,7 @@ class CaptureLoader:
             if self._stop.is_set():
                 raise LoadStopped(self.path)
             table = finish_table(tracker, RowSpool(), trusted=self.nets, captures=[self.path])
+            errors.extend(tracker.undecoded.undecodable([self.path]))  # as analyze reports it
             take()
         finally:
             if gc_was:

@@ -159,6 +159,7 @@ def command(
         finally:
             progress.close()
         write_analysis(table, fmt, output)
+        _say_oddities(table, fmt)
         return _exit_status(table.worst_level(), errors, fail_on)
 
     from pcapip.report.analysis import analyze
@@ -173,7 +174,21 @@ def command(
     finally:
         progress.close()
     write_analysis(a, fmt, output, by=by, max_rows=max_rows)
+    _say_oddities(a.table, fmt)
     return _exit_status(a.table.worst_level(), a.errors, fail_on)
+
+
+def _say_oddities(table: Any, fmt: str) -> None:
+    """Every warning as one stderr line; the unchecked-spoofing note too when a person reads
+    stderr and the report itself (the table's header) does not say it."""
+    for w in table.warnings:
+        click.echo(f"pcapip: warning: {w}", err=True)
+    if fmt != "table" and not table.trusted_checked and sys.stderr.isatty():
+        from pcapip.flows.oddities import spoofing_line
+
+        note = spoofing_line(table.announcers)
+        if note:
+            click.echo(f"pcapip: note: {note}", err=True)
 
 
 def _exit_status(worst: Level | None, errors: list, fail_on: str | None) -> int:

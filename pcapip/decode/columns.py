@@ -90,6 +90,8 @@ class Packets:
     pay_off: np.ndarray  # int32, offset of the L4 payload in the frame
     pay_len: np.ndarray  # int32, L4 payload length per the IP/UDP length fields (wire)
     pay_cap: np.ndarray  # int32, payload bytes actually captured (<= pay_len)
+    # link layer
+    ethertype: np.ndarray  # uint16, network protocol after any VLAN tags (0: none or unknown)
 
     def __len__(self) -> int:
         return int(self.frame.shape[0])

@@ -47,6 +47,7 @@ OUTPUT_COLUMNS: tuple[tuple[str, type], ...] = (
     ("pay_off", np.int32),
     ("pay_len", np.int32),
     ("pay_cap", np.int32),
+    ("ethertype", np.uint16),
 )
 
 

@@ -45,7 +45,7 @@ MAX_WIRE = 1 << 30
     "i8(u1[::1], i8[::1], i8[::1], i8[::1], i4[::1], b1[::1], i8, u2[::1], u1[::1], u1[::1], "
     "u1[::1], u8[::1], u8[::1], u8[::1], u8[::1], i4[::1], i4[::1], u2[::1], u2[::1], "
     "u2[::1], u4[::1], u4[::1], u2[::1], u1[::1], i4[::1], i4[::1], u1[::1], i4[::1], "
-    "i4[::1], i4[::1])"
+    "i4[::1], i4[::1], u2[::1])"
 )
 def decode_frames(
     data,
@@ -78,6 +78,7 @@ def decode_frames(
     pay_off,
     pay_len,
     pay_cap,
+    ethertype,
 ):
     """Decode frames 0..n-1 into the output columns (all offsets relative to the frame)."""
     for i in range(n):
@@ -471,4 +472,5 @@ def decode_frames(
         pay_off[i] = po
         pay_len[i] = pl
         pay_cap[i] = pc
+        ethertype[i] = et
     return n

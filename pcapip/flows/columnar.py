@@ -25,7 +25,7 @@ import numpy as np
 
 from pcapip.flows import headers as _hdr
 from pcapip.flows import layout as L
-from pcapip.flows.findings import Finding, toa_kind_message
+from pcapip.flows.findings import Finding
 from pcapip.flows.packed import NO_IP, NULL, Vocab
 from pcapip.flows.rows import FlowRow, _header_notes
 from pcapip.flows.state import HS_DONE
@@ -104,7 +104,6 @@ def compact_plain(
     S: np.ndarray,
     P: np.ndarray,
     rows: np.ndarray,
-    var_names: Sequence[str | None],
     headers: dict[int, Any],
     vocab: Vocab,
 ) -> RowBlock:
@@ -217,7 +216,7 @@ def compact_plain(
 
     # ---- TOA (clean IPv4 client options, read by the kernel)
     toa_rows = np.flatnonzero(has_toa)
-    toa_kind_note: dict[int, tuple[str, str, int, int]] = {}
+    toa_kind = np.full(n, NULL, dtype=np.int64)  # kind * 256 + length of the client's TOA
     toa_late_note: dict[int, tuple[str, str, int, int]] = {}
     if toa_rows.size:
         gt = g[toa_rows]
@@ -229,8 +228,6 @@ def compact_plain(
         client_port[toa_rows] = t_port
         hf_cap[toa_rows] = Mt[pt, gt + L.T_CAP]
         hf_frame[toa_rows] = Mt[pt, gt + L.T_FRAME]
-        tfr = hf_frame[toa_rows].tolist()
-        tcap = hf_cap[toa_rows].tolist()
         # the packets that carried a TOA: SYN, handshake ACK, data (in that order, once each)
         seen: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
         for k, b in enumerate((L.TS_SET, L.TA_SET, L.TD_SET)):
@@ -240,26 +237,7 @@ def compact_plain(
                 keep &= ~(s_set & (s_cap == kc) & (s_frame == kf))
             seen.append((keep, kc, kf))
             carried.append((toa_rows[keep], np.full(int(keep.sum()), k), kc[keep], kf[keep]))
-        msg = {}
-        for key in set(
-            zip(
-                Mt[pt, gt + L.T_KIND].tolist(),
-                Mt[pt, gt + L.T_LEN].tolist(),
-                Mt[pt, gt + L.T_VAR].tolist(),
-                strict=True,
-            )
-        ):
-            msg[key] = toa_kind_message(key[0], key[1], var_names[key[2]])
-        for r, kd, ln, var, fr, cap in zip(
-            toa_rows.tolist(),
-            Mt[pt, gt + L.T_KIND].tolist(),
-            Mt[pt, gt + L.T_LEN].tolist(),
-            Mt[pt, gt + L.T_VAR].tolist(),
-            tfr,
-            tcap,
-            strict=True,
-        ):
-            toa_kind_note[r] = ("toa.kind", msg[(kd, ln, var)], fr, cap)
+        toa_kind[toa_rows] = Mt[pt, gt + L.T_KIND] * 256 + Mt[pt, gt + L.T_LEN]
         # handshake completed without TOA in its ACK: TOA only in the SYN, or only later
         late = np.flatnonzero(has_toa & ~ta_set & hs_done)
         for r in late.tolist():
@@ -363,7 +341,6 @@ def compact_plain(
                             hs.frames[0][1] if hs.frames else None,
                             capture,
                         )
-                    collect.note(*toa_kind_note.pop(r))
                     if r in toa_late_note:
                         collect.note(*toa_late_note.pop(r))
                 client_ip[r] = vocab.ip_code(c_ip)
@@ -417,8 +394,6 @@ def compact_plain(
     for r, items in hdr_notes.items():
         for note in items:
             add(r, note)
-    if toa_kind_note:  # rows without a header
-        add_all(toa_kind_note)
     if toa_late_note:
         add_all(toa_late_note)
     # no client address carried and the origin hung up on the first data
@@ -456,6 +431,7 @@ def compact_plain(
     c["tlvs"] = tlvs
     c["status"] = statuses
     c["header_frame"] = (hf_cap, hf_frame)
+    c["toa_kind"] = toa_kind
     if one_by_one:
         carried.append(tuple(np.array(x) for x in zip(*one_by_one, strict=True)))  # type: ignore[arg-type]
     if carried:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import IntEnum
-from functools import lru_cache
 
 
 class Level(IntEnum):
@@ -156,16 +155,6 @@ _ENTRIES: tuple[FindingKind, ...] = (
         "experimental options).",
         "Nothing to fix for client addresses; restrict --toa-kind if this kind is not a TOA in "
         "your network.",
-    ),
-    FindingKind(
-        "toa.kind",
-        _I,
-        "TOA kind in use and the receiving modules that read it",
-        "Which option kind/length carried the client address, and which receiving module "
-        "families accept it. A module built for another kind leaves the origin seeing the "
-        "proxy's address.",
-        "If the origin still sees the proxy's IP, load a receiving module for this kind (or "
-        "configure the proxy to send the kind your module reads).",
     ),
     # --- PROXY protocol
     FindingKind(
@@ -344,8 +333,8 @@ def join_codes(codes: set[str] | list[str]) -> str:
 
 
 # Receiving-side module families per TOA kind, to answer "the server still sees the proxy's
-# IP". Built from the senders each kind is used with (see the TOA variants table): a module
-# is built for one kind, so it ignores the others.
+# IP" (the report's "TOA kinds seen" line). Built from the senders each kind is used with
+# (see the TOA variants table): a module is built for one kind, so it ignores the others.
 TOA_RECEIVERS: dict[int, str] = {
     200: "Tencent Cloud toa.ko (TCPOPT_ADDR 200), ip_vs_ca (default kind), JD jupiter, UCloud",
     254: "Alibaba toa/vtoa, Huawei ELB toa, DPVS kmod/toa, ByteDance toa, UCloud",
@@ -356,14 +345,3 @@ TOA_RECEIVERS: dict[int, str] = {
     249: "Alibaba vtoa (IPv6)",
     28: "Alibaba Cloud CDN toa",
 }
-
-
-@lru_cache(maxsize=256)
-def toa_kind_message(kind_: int, length: int, variant: str | None) -> str:
-    """The plain-language text of a ``toa.kind`` finding (one shared string per kind/variant)."""
-    who = TOA_RECEIVERS.get(kind_, "no known receiving module (a kind added with --toa-kind)")
-    name = f" ({variant})" if variant else ""
-    return (
-        f"client address carried in TCP option kind {kind_} length {length}{name}; "
-        f"read by: {who}. Modules built for another kind ignore it."
-    )

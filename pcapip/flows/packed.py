@@ -37,6 +37,7 @@ INT_COLS = (
     "proxy_port",
     "packets",
     "bytes",
+    "toa_kind",
 )
 IP_COLS = ("egress_ip", "origin_ip", "client_ip", "proxy_ip")
 TEXT_COLS = ("transport", "method", "pp_command", "pp_family", "tlvs", "status")

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from pcapip.flows import headers as hdr
-from pcapip.flows.findings import Finding, toa_kind_message
+from pcapip.flows.findings import Finding
 from pcapip.flows.state import HS_DONE, FlowBase, HeaderSeen, TcpFlow, UdpFlow
 
 _V4_MAPPED = 0xFFFF_0000_0000
@@ -74,6 +74,7 @@ class FlowRow:
     hs_toa: bool = False
     toa_in_syn: bool = False
     header_frame: tuple[int, int] | None = None  # where the client address was read
+    toa_kind: int | None = None  # kind * 256 + length of the TOA option the client came from
 
 
 def _endpoints(fl: FlowBase) -> tuple[int, str, int, str, int]:
@@ -186,9 +187,6 @@ def _compact_tcp(fl: TcpFlow) -> FlowRow:
                 hs.frames[0][1] if hs.frames else None,
                 fl.capture,
             )
-        notes.note(
-            "toa.kind", toa_kind_message(toa.kind, toa.length, toa.variant), toa.frame, toa.capture
-        )
         if fl.toa_ack is None and fl.hs == HS_DONE:
             if fl.toa_syn is not None:
                 extra = " and in data segments" if fl.toa_data is not None else ""
@@ -272,6 +270,7 @@ def _compact_tcp(fl: TcpFlow) -> FlowRow:
         hs_toa=fl.hs_toa,
         toa_in_syn=fl.toa_syn is not None,
         header_frame=header_frame,
+        toa_kind=None if toa is None else toa.kind * 256 + toa.length,
     )
 
 

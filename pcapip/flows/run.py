@@ -7,7 +7,7 @@ import os
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from pcapip.errors import CaptureError, UsageError
+from pcapip.errors import CaptureError, CaptureWarning, UsageError
 from pcapip.flows.table import FlowTable, finish_table
 from pcapip.flows.tracker import FlowTracker, parse_trusted
 
@@ -55,7 +55,9 @@ def track_captures(
 
     A damaged capture stops being read at the damage; what was decoded before
     it stays in the table and the error is returned, not raised, so callers can
-    report both. A capture that cannot be opened at all raises.
+    report both. A capture none of whose packets could be decoded (an
+    unsupported link type, only tunnels) is an error too: nothing in it was
+    analysed. Oddities that did not stop reading are ``table.warnings``.
     """
     nets = parse_trusted(trusted)
     registry = registry_for(toa_kinds)
@@ -67,16 +69,18 @@ def track_captures(
     # millions of live flow objects again and again (a third of the run time)
     gc_was = gc.isenabled()
     gc.disable()
+    warnings: list[CaptureWarning] = []
     try:
-        _read_all(names, tracker, kinds, progress, batch_size, errors)
-        table = finish_table(tracker, names, nets)
+        _read_all(names, tracker, kinds, progress, batch_size, errors, warnings)
+        table = finish_table(tracker, names, nets, warnings=warnings, toa_asked=bool(toa_kinds))
     finally:
         if gc_was:
             gc.enable()
+    errors.extend(tracker.undecoded.undecodable(names))
     return table, errors
 
 
-def _read_all(names, tracker, kinds, progress, batch_size, errors) -> None:
+def _read_all(names, tracker, kinds, progress, batch_size, errors, warnings) -> None:
     from pcapip.decode import decode
     from pcapip.sources import open_capture
 
@@ -97,3 +101,9 @@ def _read_all(names, tracker, kinds, progress, batch_size, errors) -> None:
                         progress(ci, src.frames_read, done, total)
             except CaptureError as exc:
                 errors.append(exc)
+            else:
+                if src.frames_read == 0:
+                    warnings.append(
+                        CaptureWarning(path, None, None, "the capture holds no packets", kind="empty")
+                    )
+            warnings.extend(src.warnings)

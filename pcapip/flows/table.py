@@ -17,8 +17,10 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from pcapip.errors import CaptureWarning
 from pcapip.flows.columnar import RowBlock
 from pcapip.flows.findings import CATALOGUE, ORDER, Finding, Level
+from pcapip.flows.oddities import ToaKindSeen, announcers, toa_kinds_seen
 from pcapip.flows.packed import (
     NO_IP,
     NULL,
@@ -140,6 +142,17 @@ class FlowTable:
         self.stats = stats
         self.captures: list[str] = list(captures)
         self.columns = Columns(self)
+        # facts about the capture as a whole, said once in the report (not per flow):
+        # oddities met while reading (never silent, never an exit status)
+        self.warnings: list[CaptureWarning] = []
+        # why packets gave no TCP/UDP flow: label -> packets ("ARP": 8, ...)
+        self.undecoded: dict[str, int] = {}
+        # source addresses that announced a client (TOA/PROXY) -> flows, most first
+        self.announcers: dict[str, int] = {}
+        self.trusted_checked = False  # --trusted given: client.untrusted was judged
+        # TOA kinds that carried clients, and whether --toa-kind asked for kinds
+        self.toa_kinds: list[ToaKindSeen] = []
+        self.toa_asked = False
 
     def __len__(self) -> int:
         return len(self.rows)
@@ -452,6 +465,7 @@ def build_table(
     captures: Sequence[str] = (),
     vocab: Vocab | None = None,
     consume: bool = False,
+    registry: Any = None,
 ) -> FlowTable:
     """Number the flows in order of their first packet, add the findings that compare
     flows, and count. Packed ``rows`` need the ``vocab`` they were packed with; they are
@@ -476,12 +490,18 @@ def build_table(
     del extra, pos
     out: dict[str, int] = dict(stats or {})
     out.update(_counts(p, vocab, fnd))
+    said = announcers(c["egress_ip"], c["carries_client"], vocab)
+    kinds = toa_kinds_seen(c["toa_kind"], registry)
+    out["announcers"] = len(said)
     store = _permuted(p, order, consume)
     del order
     store = _put(store, "findings_col", _findings_column(n, fnd, vocab))
     for k in list(fnd):
         store = _put(store, f"F_{k}", fnd.pop(k))
-    return FlowTable(PackedRows(store), vocab, out, captures)
+    table = FlowTable(PackedRows(store), vocab, out, captures)
+    table.announcers, table.toa_kinds = said, kinds
+    table.trusted_checked = trusted is not None
+    return table
 
 
 def finish_table(
@@ -490,12 +510,17 @@ def finish_table(
     trusted: str | Sequence[Any] | None = None,
     *,
     earlier: Iterable[FlowRow] = (),
+    warnings: Iterable[CaptureWarning] = (),
+    toa_asked: bool = False,
 ) -> FlowTable:
     """End every open flow and build the flow table, as ``pcapip analyze`` does.
 
     ``earlier`` holds rows already taken from the tracker (``take_ended``),
     e.g. spooled by a long live capture; ``trusted`` is the ``--trusted``
-    spec or its parsed networks.
+    spec or its parsed networks; ``warnings`` the sources' (``CaptureSource.
+    warnings``), to which the tracker's undecoded-packet warnings are added;
+    ``toa_asked``: ``--toa-kind`` was given (the report then shows the TOA
+    counters even when no TOA was seen).
     """
     from pcapip.flows.tracker import parse_trusted
 
@@ -516,6 +541,14 @@ def finish_table(
         captures=list(captures),
         vocab=vocab,
         consume=True,
+        registry=tracker.registry,
     )
     table.stats["captures"] = len(captures)
+    undecoded = tracker.undecoded
+    table.stats["packets_blind"] = undecoded.blind_packets()
+    table.undecoded = undecoded.totals()
+    # an unsupported link type is in the undecoded summary already, with its count
+    table.warnings = [w for w in warnings if w.kind != "linktype_unsupported"]
+    table.warnings += undecoded.warnings(captures)
+    table.toa_asked = toa_asked
     return table

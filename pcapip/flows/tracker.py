@@ -58,6 +58,7 @@ from pcapip.decode.columns import (
 from pcapip.flows import layout as L
 from pcapip.flows.columnar import compact_plain, row_header
 from pcapip.flows.machine import Machine, PacketColumns
+from pcapip.flows.oddities import Undecoded
 from pcapip.flows.packed import DiskStore, PackedRows, Vocab, spill
 from pcapip.flows.rows import FlowRow, compact
 from pcapip.flows.rows import preview as _preview
@@ -168,6 +169,7 @@ class FlowTracker:
             "packets_undecoded": 0,
             "packets_truncated": 0,
         }
+        self.undecoded = Undecoded()  # why frames gave no TCP/UDP packet, per capture
         self.per_packet = 0  # packets the Python rules applied (a cost counter, not a result)
         self.limit_hits = 0  # flows ended early by max_flows while still open
         self._machine = Machine(self.registry, stream_limit)
@@ -232,9 +234,10 @@ class FlowTracker:
         st["packets_other_ip"] += int(np.count_nonzero(status & ST_NOT_TCP_UDP))
         idx = np.flatnonzero(usable)
         st["packets_undecoded"] += int(n - idx.size)
+        is_tcp = proto[idx] == 6
+        self.undecoded.add(p, capture, usable, idx[~is_tcp])
         if idx.size == 0:
             return
-        is_tcp = proto[idx] == 6
         ntcp = int(np.count_nonzero(is_tcp))
         st["packets_tcp"] += ntcp
         st["packets_udp"] += int(idx.size - ntcp)
@@ -1260,7 +1263,7 @@ class _TcpRows:
         finish = t._machine.finish_tcp
         if plain.size:
             block = PackedRows.pack(
-                compact_plain(S, self.P, plain, self.var_names, self.headers, t.vocab), t.vocab
+                compact_plain(S, self.P, plain, self.headers, t.vocab), t.vocab
             )
             t._keep(block)
             if cb is not None:

@@ -16,8 +16,9 @@ from typing import IO, Any
 import numpy as np
 import pandas as pd
 
-from pcapip.errors import CaptureError, UsageError
+from pcapip.errors import CaptureError, CaptureWarning, UsageError
 from pcapip.flows.findings import CATALOGUE, Level
+from pcapip.flows.oddities import ToaKindSeen
 from pcapip.flows.table import COLUMNS, METHODS, STATUSES, FlowTable
 
 BY_CHOICES = ("flow", "egress", "client")
@@ -55,13 +56,33 @@ class Analysis:
     * ``clients``: per client IP: flows and the egress IPs that carried it;
     * ``findings``: one row per finding (flow, capture, packet, severity, code, message);
     * ``stats``: counters, including the ``toa_stats``-style handshake counts;
-    * ``errors``: capture damage met while reading (everything before it is analysed).
+    * ``errors``: capture damage met while reading (everything before it is analysed),
+      and captures none of whose packets could be decoded;
+    * ``warnings``: oddities that did not stop reading (``CaptureWarning``: file, packet,
+      byte offset, message; repeats summarised), the same list as ``table.warnings``;
+    * ``announcers``, ``toa_kinds``, ``undecoded``: see :class:`FlowTable`.
     """
 
     def __init__(self, table: FlowTable, errors: Sequence[CaptureError] = ()) -> None:
         self.table = table
         self.errors: list[CaptureError] = list(errors)
+        self.warnings: list[CaptureWarning] = table.warnings
         self.captures: list[str] = list(table.captures)
+
+    @property
+    def announcers(self) -> dict[str, int]:
+        """Source addresses that announced a client (TOA/PROXY) -> flows, most first."""
+        return self.table.announcers
+
+    @property
+    def toa_kinds(self) -> list[ToaKindSeen]:
+        """The TOA kinds/lengths that carried clients, with their flows."""
+        return self.table.toa_kinds
+
+    @property
+    def undecoded(self) -> dict[str, int]:
+        """Why packets gave no TCP/UDP flow: reason -> packets."""
+        return self.table.undecoded
 
     def __repr__(self) -> str:
         s = self.table.stats

@@ -11,6 +11,7 @@ from rich.table import Table
 from rich.text import Text
 
 from pcapip.flows.findings import CATALOGUE, ORDER, Level
+from pcapip.flows.oddities import spoofing_line, undecoded_line
 from pcapip.report.analysis import Analysis
 
 _LEVEL_STYLE = {Level.INFO: "cyan", Level.WARNING: "yellow", Level.ERROR: "bold red"}
@@ -24,7 +25,9 @@ _STATUS_STYLE = {
 
 
 def summary(a: Analysis) -> Group:
-    """Counts by method, the toa_stats-style counters, and the findings grouped with their advice."""
+    """Counts by method, the capture's oddities and facts (warnings, undecoded packets,
+    unchecked spoofing, TOA kinds), the toa_stats-style counters when TOA is in play, and the
+    findings grouped with their advice."""
     s = a.stats
     parts: list[Any] = []
     head = Text()
@@ -34,6 +37,7 @@ def summary(a: Analysis) -> Group:
         f"{s.get('packets', 0)} packets in {len(a.captures)} capture(s)"
     )
     parts.append(head)
+    parts.extend(_capture_notes(a))
 
     methods = Table(
         title="Client address carried by",
@@ -57,6 +61,37 @@ def summary(a: Analysis) -> Group:
             methods.add_row(f"{m}  {label}", str(n))
     parts.append(methods)
 
+    if _toa_in_play(a):
+        parts.append(_toa_stats(s))
+    parts.append(findings_table(a))
+    return Group(*parts)
+
+
+def _capture_notes(a: Analysis) -> list[Text]:
+    """One line per fact about the capture as a whole: warnings first (yellow), then notes."""
+    t = a.table
+    out = [Text(f"warning: {w}", style="yellow") for w in a.warnings]
+    line = undecoded_line(a.stats, t.undecoded)
+    if line:
+        out.append(Text(line, style="yellow" if a.stats.get("packets_blind") else "dim"))
+    if not t.trusted_checked:
+        note = spoofing_line(t.announcers)
+        if note:
+            out.append(Text(note, style="cyan"))
+    if t.toa_kinds:
+        out.append(Text("TOA kinds seen: " + "; ".join(str(k) for k in t.toa_kinds)))
+    return out
+
+
+def _toa_in_play(a: Analysis) -> bool:
+    """TOA counters mean something only where TOA was seen or asked for (--toa-kind)."""
+    s = a.stats
+    if a.table.toa_asked or a.table.toa_kinds or s.get("toa_in_syn") or s.get("flows_with_toa"):
+        return True
+    return any(f.code.startswith("toa.") for f in a.table.findings)
+
+
+def _toa_stats(s: dict[str, int]) -> Table:
     toa = Table(
         title="Handshakes (like /proc/net/toa_stats)",
         title_justify="left",
@@ -68,10 +103,7 @@ def summary(a: Analysis) -> Group:
     toa.add_row("syn_recv_sock_toa (handshake ACK carried TOA)", str(s.get("syn_recv_sock_toa", 0)))
     toa.add_row("syn_recv_sock_no_toa", str(s.get("syn_recv_sock_no_toa", 0)))
     toa.add_row("TOA in the SYN", str(s.get("toa_in_syn", 0)))
-    parts.append(toa)
-
-    parts.append(findings_table(a))
-    return Group(*parts)
+    return toa
 
 
 def findings_table(a: Analysis) -> Any:

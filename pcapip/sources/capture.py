@@ -18,7 +18,7 @@ from collections.abc import Iterator
 
 import numpy as np
 
-from ..errors import CaptureError
+from ..errors import CaptureError, CaptureWarning
 from . import accel
 from . import walk as w
 from .batch import FrameBatch
@@ -91,7 +91,8 @@ class CaptureSource:
         self._backend = backend
         self._chunk = max(int(chunk_size), 4096)
         self._caplen_gt_orig: list[int] = []  # [count, first frame, offset, caplen, origlen]
-        self._link_seen: dict[int, tuple[int, int]] = {}  # unsupported linktype -> (frame, offset)
+        # unsupported linktype -> [first frame, its offset, frames]
+        self._link_seen: dict[int, list[int]] = {}
         self._closed = False
         self._iter: Iterator[FrameBatch] | None = None
         self._walk_backend: str | None = None  # decided after a sample of frames
@@ -150,28 +151,47 @@ class CaptureSource:
         return getattr(self._fmt, "sections", [])
 
     @property
-    def warnings(self) -> list[str]:
-        """One-line notes about oddities that did not stop reading (so far)."""
-        out: list[str] = []
+    def warnings(self) -> list[CaptureWarning]:
+        """Oddities that did not stop reading (so far), each kind once with its first place
+        and a count of the further packets like it."""
+        out: list[CaptureWarning] = []
         if self._caplen_gt_orig:
             count, frame, offset, cap, orig = self._caplen_gt_orig
-            more = f"; {count} packets like this" if count > 1 else ""
             out.append(
-                f"{self.path}, packet {frame}, byte offset {offset}: captured length {cap} is "
-                f"larger than the length on the wire {orig}{more} (damaged record header; "
-                "the captured bytes are kept, lengths inside the packet decide what is payload)"
+                CaptureWarning(
+                    self.path,
+                    frame,
+                    offset,
+                    f"captured length {cap} is larger than the length on the wire {orig}: a "
+                    "damaged record header; the captured bytes are kept and the lengths inside "
+                    "the packet decide what is payload",
+                    more=count - 1,
+                    kind="caplen_gt_origlen",
+                )
             )
-        for lt, (frame, offset) in sorted(self._link_seen.items()):
+        for lt, (frame, offset, count) in sorted(self._link_seen.items()):
             out.append(
-                f"{self.path}, packet {frame}, byte offset {offset}: {linktype_name(lt)} is not "
-                "supported; its frames are counted as undecoded"
+                CaptureWarning(
+                    self.path,
+                    frame,
+                    offset,
+                    f"{linktype_name(lt)} is not supported; its frames are counted as undecoded",
+                    more=count - 1,
+                    kind="linktype_unsupported",
+                )
             )
         if isinstance(self._fmt, PcapngFormat):
             for message, pos in self._fmt.warnings:
-                out.append(f"{self.path}, byte offset {pos}: {message}")
+                out.append(CaptureWarning(self.path, None, pos, message, kind="pcapng"))
             if self._fmt.saw_spb:
                 out.append(
-                    f"{self.path}: simple packet blocks carry no timestamp; their frames get time 0"
+                    CaptureWarning(
+                        self.path,
+                        None,
+                        None,
+                        "simple packet blocks carry no timestamp; their frames get time 0",
+                        kind="pcapng_spb",
+                    )
                 )
         return out
 
@@ -351,9 +371,15 @@ class CaptureSource:
         lt0 = int(res.linktype[0])
         lts = [lt0] if bool((res.linktype == lt0).all()) else np.unique(res.linktype).tolist()
         for lt in lts:
-            if lt not in SUPPORTED_LINKTYPES and lt not in self._link_seen:
-                idx = int(np.argmax(res.linktype == lt))
-                self._link_seen[lt] = (first + idx, int(file_offset[idx]))
+            if lt in SUPPORTED_LINKTYPES:
+                continue
+            on = res.linktype == lt
+            seen = self._link_seen.get(lt)
+            if seen is None:
+                idx = int(np.argmax(on))
+                self._link_seen[lt] = [first + idx, int(file_offset[idx]), 0]
+                seen = self._link_seen[lt]
+            seen[2] += int(np.count_nonzero(on)) if len(lts) > 1 else res.n
         return FrameBatch(
             data=self._buf,
             offset=res.offset,
