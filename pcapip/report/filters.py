@@ -1,4 +1,7 @@
-"""The flow filter language of the filter bar, evaluated column-wise on a pandas frame.
+"""The flow filter language, evaluated column-wise on a pandas frame of the flow schema.
+
+One implementation for the TUI's filter bar, ``pcapip analyze --filter`` and
+``Analysis.filter``.
 
 Operators type what they would type in Wireshark or in a shell, so the
 language accepts both ``==`` and ``=``, ``and``/``&&``, ``or``/``||``,
@@ -208,6 +211,15 @@ class _Parser:
         return self.parse_term()
 
     def parse_term(self) -> Predicate:
+        start = self.toks[self.i]
+        try:
+            return self._term()
+        except FilterError as exc:
+            if "column" in str(exc):
+                raise
+            raise FilterError(f"{exc} (in the term at column {start.pos + 1})") from None
+
+    def _term(self) -> Predicate:
         t = self.take()
         if t.kind == "word":
             low = t.text.lower()
@@ -323,7 +335,7 @@ def _has(fields: tuple[str, ...]) -> Predicate:
             col = df[f]
             ok = col.notna().to_numpy(dtype=bool)
             if f in TEXT_FIELDS or f == FINDINGS_FIELD:
-                ok &= (col.astype(object).fillna("").astype(str) != "").to_numpy(dtype=bool)
+                ok = ok & (col.astype(object).fillna("").astype(str) != "").to_numpy(dtype=bool)
             out |= ok
         return out
 

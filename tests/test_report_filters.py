@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 
 import pcapip
-from tui import filters
+from pcapip.report import filters
 from tui.model import FlowModel, normalize
 
 PCAPS = "tests/pcaps"
