@@ -15,6 +15,7 @@ A term is one of:
 * ``finding:CODE`` (``finding:origin-rejected``; ``-``/``_``/``.`` are the
   same, and a prefix such as ``finding:toa`` matches every TOA finding);
 * ``has:FIELD`` (the field has a value: ``has:client_ip``);
+* ``is:problem``: a flow with a warning or error finding (``pcapip analyze --problems``);
 * any other word or quoted string: free text, matched case-insensitively
   against the row as shown in the table.
 
@@ -33,6 +34,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from pcapip.flows.findings import CATALOGUE, Level
 from pcapip.flows.table import COLUMNS
 
 IP_FIELDS = ("egress_ip", "origin_ip", "client_ip", "proxy_ip")
@@ -59,6 +61,9 @@ ALIASES: dict[str, tuple[str, ...]] = {
     "command": ("pp_command",),
     "family": ("pp_family",),
 }
+
+#: The term for flows with a warning or error finding (``--problems``).
+PROBLEMS = "is:problem"
 
 #: Values that mean "no value" in a field whose real values never use them.
 MISSING_WORDS = frozenset({"none", "null", "-", "missing"})
@@ -228,6 +233,8 @@ class _Parser:
                 if not code:
                     raise FilterError(f"finding: needs a code (column {t.pos + 1})")
                 return _finding(code)
+            if low in (PROBLEMS, "is:problems"):
+                return lambda df, ctx: problem_mask(df)
             if low.startswith("has:"):
                 return _has(_fields(t.text[4:], t.pos + 4))
             nxt = self.peek()
@@ -326,6 +333,35 @@ def _finding(code: str) -> Predicate:
         )
 
     return pred
+
+
+def codes_of(findings: object) -> list[str]:
+    """The finding codes of one ``findings`` cell (';'-joined codes, or missing)."""
+    if findings is None or (not isinstance(findings, str) and pd.isna(findings)):
+        return []
+    return [c for c in str(findings).split(";") if c]
+
+
+def is_problem(findings: object) -> bool:
+    """True when a ``findings`` cell holds a code of warning or error severity."""
+    return any(
+        c in CATALOGUE and CATALOGUE[c].level >= Level.WARNING for c in codes_of(findings)
+    )
+
+
+def problem_mask(df: pd.DataFrame) -> np.ndarray:
+    """Rows of a flow frame whose flow has a warning or error finding."""
+    return _per_unique(df[FINDINGS_FIELD], is_problem)
+
+
+def worst_rank(df: pd.DataFrame) -> np.ndarray:
+    """Per row, the most severe finding level (-1 without findings): sorts problems first."""
+    if len(df) == 0:
+        return np.zeros(0, dtype=np.int64)
+    codes, uniques = pd.factorize(df[FINDINGS_FIELD].astype(object), use_na_sentinel=True)
+    rank = [max((int(CATALOGUE[c].level) for c in codes_of(u) if c in CATALOGUE), default=-1)
+            for u in uniques]
+    return np.asarray([*rank, -1], dtype=np.int64)[codes]
 
 
 def _has(fields: tuple[str, ...]) -> Predicate:
