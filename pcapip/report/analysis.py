@@ -83,18 +83,18 @@ class Analysis:
         self.errors: list[CaptureError] = list(errors)
         self.captures: list[str] = list(table.captures)
         #: the table rows (0-based positions) this analysis shows; None: all of them
-        self.rows: np.ndarray | None = None
+        self.selection: np.ndarray | None = None
 
     def __repr__(self) -> str:
         s = self.table.stats
-        of = f" of {len(self.table)}" if self.rows is not None else ""
+        of = f" of {len(self.table)}" if self.selection is not None else ""
         return (
             f"<Analysis {len(self)}{of} flows from {s.get('packets', 0)} packets in "
             f"{len(self.captures)} capture(s), {len(self.findings)} findings>"
         )
 
     def __len__(self) -> int:
-        return len(self.table) if self.rows is None else len(self.rows)
+        return len(self.table) if self.selection is None else len(self.selection)
 
     def filter(self, expr: str = "", *, problems: bool = False) -> Analysis:
         """The flows matching filter ``expr`` (the TUI's language, ``pcapip.report.filters``)
@@ -112,8 +112,8 @@ class Analysis:
         )
         mask = evaluate(text, self.flows)
         view = Analysis(self.table, self.errors)
-        base = np.arange(len(self.table)) if self.rows is None else self.rows
-        view.rows = base[mask]
+        base = np.arange(len(self.table)) if self.selection is None else self.selection
+        view.selection = base[mask]
         flows = self.flows[mask].reset_index(drop=True)
         fnd = self.findings
         # (cached_property keeps its value in the instance dict: the view starts from them)
@@ -197,7 +197,7 @@ class Analysis:
 
     def worst_level(self) -> Level | None:
         """The most severe finding level present, or None without findings."""
-        if self.rows is None:
+        if self.selection is None:
             return self.table.worst_level()
         return max((CATALOGUE[c].level for c in set(self.findings["code"])), default=None)
 
@@ -220,7 +220,7 @@ class Analysis:
             from pcapip.report.export import write_csv
 
             buf = io.StringIO()
-            write_csv(self.table, buf, rows=self.rows)
+            write_csv(self.table, buf, rows=self.selection)
             return _emit(buf.getvalue(), path_or_buf)
         df = _for_text(self.frame(by))
         text = df.to_csv(index=False, lineterminator="\n")
@@ -234,7 +234,7 @@ class Analysis:
             from pcapip.report.export import write_jsonl
 
             buf = io.StringIO()
-            write_jsonl(self.table, buf, rows=self.rows)
+            write_jsonl(self.table, buf, rows=self.selection)
             return _emit(buf.getvalue(), path_or_buf)
         df = _for_text(self.frame(by))
         records = df.astype(object).where(df.notna(), None).to_dict("records")

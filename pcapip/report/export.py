@@ -207,7 +207,7 @@ def write_analysis(
     table = result if isinstance(result, FlowTable) else result.table
     if fmt in ("csv", "json") and by == "flow":
         write = write_csv if fmt == "csv" else write_jsonl
-        rows = getattr(result, "rows", None)  # a filtered Analysis: its rows only
+        rows = None if isinstance(result, FlowTable) else getattr(result, "selection", None)
         if to_stdout:
             write(table, sys.stdout, rows)
             sys.stdout.flush()

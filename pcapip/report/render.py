@@ -247,7 +247,7 @@ def print_report(
     }
     df = a.frame(by)
     title = titles[by]
-    if a.rows is not None:
+    if a.selection is not None:
         title = f"{title} matching the filter ({len(a)} of {len(a.table)} flows)"
     time_format = "%Y-%m-%d %H:%M:%S"
     if by == "flow":

@@ -1,0 +1,173 @@
+"""``pcapip extract``: the packets of chosen flows, written as a capture to open in Wireshark.
+
+The flows are chosen by number or with the filter language, from the same analysis
+``pcapip analyze`` prints; their packets are found again by a second read of the
+capture: same transport and endpoints (either direction) between the flow's first
+and last packet, which also keeps apart two flows that reused one port pair.
+Frames are copied byte for byte with their timestamps (nanoseconds) and link type.
+"""
+
+from __future__ import annotations
+
+import os
+import struct
+from typing import IO, TYPE_CHECKING
+
+import click
+
+from pcapip.errors import UsageError
+
+if TYPE_CHECKING:
+    import numpy as np
+    import pandas as pd
+
+_PROTO = {"tcp": 6, "udp": 17}
+_KEY = ["proto", "src", "sport", "dst", "dport"]
+
+
+@click.command(name="extract")
+@click.argument("capture", metavar="CAPTURE")
+@click.option("--flow", "flows", type=int, multiple=True, metavar="N",
+              help="Flow number from 'pcapip analyze'. Repeatable.")
+@click.option("--filter", "filter_expr", metavar="EXPR", default=None,
+              help="Flows matching EXPR (the filter language of analyze --filter and the TUI).")
+@click.option("--problems", is_flag=True, help="Flows with a warning or error finding.")
+@click.option("-w", "--write", "out", required=True, type=click.Path(dir_okay=False),
+              metavar="OUT", help="Capture to write: pcap, or pcapng when OUT ends in .pcapng.")
+@click.option("--trusted", "trusted", multiple=True, metavar="CIDRS",
+              help="As for analyze (findings, hence --filter finding:..., depend on it).")
+@click.option("--toa-kind", "toa_kinds", multiple=True, metavar="N",
+              help="As for analyze. Repeatable.")
+def command(
+    capture: str,
+    flows: tuple[int, ...],
+    filter_expr: str | None,
+    problems: bool,
+    out: str,
+    trusted: tuple[str, ...],
+    toa_kinds: tuple[str, ...],
+) -> int:
+    """Write the packets of the chosen flows (--flow N… or --filter EXPR) to OUT,
+    byte for byte with their timestamps, e.g. to open them in Wireshark."""
+    if not flows and not filter_expr and not problems:
+        raise UsageError("choose flows: --flow N (repeatable), --filter EXPR or --problems")
+    if capture == "-":
+        raise UsageError("extract reads the capture twice: give a file, not standard input")
+    if not os.path.exists(capture):
+        raise UsageError(f"{capture}: no such file")
+    from pcapip.report.analysis import analyze
+    from pcapip.report.filters import FilterError
+
+    a = analyze([capture], trusted=list(trusted) or None, toa_kinds=list(toa_kinds) or None)
+    for err in a.errors:
+        click.echo(f"pcapip: error: {err}", err=True)
+    numbers = " or ".join(f"flow=={n}" for n in flows)
+    expr = " and ".join(f"({t})" for t in (numbers, filter_expr or "") if t.strip())
+    bad = sorted(n for n in flows if not 1 <= n <= len(a))
+    if bad:
+        raise UsageError(f"{capture}: has no flow {bad[0]} (flows are 1..{len(a)})")
+    try:
+        chosen = a.filter(expr, problems=problems).flows
+    except FilterError as exc:
+        raise UsageError(f"--filter: {exc}") from None
+    written = write_flows(capture, chosen, out)
+    click.echo(
+        f"{out}: {written} packets of {len(chosen)} flow(s)"
+        + (f" ({', '.join(map(str, chosen['flow'].head(10)))}{' …' if len(chosen) > 10 else ''})"
+           if len(chosen) else ""),
+        err=True,
+    )
+    return 2 if a.errors else 0
+
+
+def write_flows(capture: str, chosen: pd.DataFrame, out: str) -> int:
+    """Copy the packets of the ``chosen`` flow rows from ``capture`` to ``out``; returns
+    how many were written. A pcap holds one link type: for several, OUT must be pcapng."""
+    from pcapip.decode import decode, ips_to_str
+    from pcapip.errors import CaptureError
+    from pcapip.sources import open_capture
+
+    want = _flow_keys(chosen)
+    pcapng = out.lower().endswith(".pcapng")
+    frames: list[tuple[int, int, int, bytes]] = []  # (ts_ns, origlen, linktype, bytes)
+    with open_capture(capture) as src:
+        try:
+            for batch in src:
+                p = decode(batch)
+                rows = _matching(p, want, ips_to_str)
+                for i in rows.tolist():
+                    frames.append((int(p.ts_ns[i]), int(p.origlen[i]), int(p.linktype[i]),
+                                   batch.frame_bytes(i)))
+        except CaptureError:
+            pass  # reported by analyze; every frame before the damage is kept
+    links = sorted({f[2] for f in frames})
+    if len(links) > 1 and not pcapng:
+        raise UsageError(
+            f"the chosen flows' packets have link types {', '.join(map(str, links))}; a pcap "
+            "file holds one: write OUT.pcapng"
+        )
+    with open(out, "wb") as fh:
+        (_write_pcapng if pcapng else _write_pcap)(fh, frames, links or [1])
+    return len(frames)
+
+
+def _flow_keys(chosen: pd.DataFrame) -> pd.DataFrame:
+    """Per chosen flow: its key in both directions, and its first and last packet time."""
+    import pandas as pd
+
+    f = pd.DataFrame({
+        "proto": chosen["transport"].astype(str).map(_PROTO).astype("int64"),
+        "a": chosen["egress_ip"].astype(str), "ap": chosen["egress_port"].astype("int64"),
+        "b": chosen["origin_ip"].astype(str), "bp": chosen["origin_port"].astype("int64"),
+        "start": chosen["start"].astype("int64"), "end": chosen["end"].astype("int64"),
+    })
+    fwd = f.rename(columns={"a": "src", "ap": "sport", "b": "dst", "bp": "dport"})
+    rev = f.rename(columns={"b": "src", "bp": "sport", "a": "dst", "ap": "dport"})
+    return pd.concat([fwd, rev], ignore_index=True)[[*_KEY, "start", "end"]]
+
+
+def _matching(p, want: pd.DataFrame, ips_to_str) -> np.ndarray:
+    """Indexes (in ``p``) of the packets that belong to one of the ``want`` flows."""
+    import numpy as np
+    import pandas as pd
+
+    if len(p) == 0 or want.empty:
+        return np.zeros(0, dtype=np.int64)
+    pk = pd.DataFrame({
+        "i": np.arange(len(p)),
+        "proto": p.proto.astype("int64"),
+        "src": ips_to_str(p.src_hi, p.src_lo), "sport": p.sport.astype("int64"),
+        "dst": ips_to_str(p.dst_hi, p.dst_lo), "dport": p.dport.astype("int64"),
+        "ts": p.ts_ns,
+    })
+    pk = pk[(p.l4_off >= 0) & np.isin(p.proto, list(_PROTO.values()))]
+    m = pk.merge(want, on=_KEY, how="inner")
+    m = m[(m["ts"] >= m["start"]) & (m["ts"] <= m["end"])]
+    return np.unique(m["i"].to_numpy())
+
+
+def _write_pcap(fh: IO[bytes], frames: list, links: list[int]) -> None:
+    """libpcap format with nanosecond timestamps (magic a1b23c4d), as tcpdump -j … --nano."""
+    snap = max((len(f[3]) for f in frames), default=0)
+    fh.write(struct.pack("<IHHiIII", 0xA1B23C4D, 2, 4, 0, 0, max(snap, 262144), links[0]))
+    for ts, origlen, _, data in frames:
+        sec, ns = divmod(ts, 1_000_000_000)
+        fh.write(struct.pack("<IIII", sec, ns, len(data), origlen))
+        fh.write(data)
+
+
+def _write_pcapng(fh: IO[bytes], frames: list, links: list[int]) -> None:
+    """pcapng: one interface per link type, nanosecond resolution (if_tsresol 9)."""
+    def block(kind: int, body: bytes) -> bytes:
+        body += b"\0" * (-len(body) % 4)
+        n = len(body) + 12
+        return struct.pack("<II", kind, n) + body + struct.pack("<I", n)
+
+    fh.write(block(0x0A0D0D0A, struct.pack("<IHHq", 0x1A2B3C4D, 1, 0, -1)))
+    tsresol = struct.pack("<HHB3x", 9, 1, 9) + struct.pack("<HH", 0, 0)
+    for lt in links:
+        fh.write(block(1, struct.pack("<HHI", lt, 0, 0) + tsresol))
+    iface = {lt: i for i, lt in enumerate(links)}
+    for ts, origlen, lt, data in frames:
+        head = struct.pack("<IIIII", iface[lt], ts >> 32, ts & 0xFFFFFFFF, len(data), origlen)
+        fh.write(block(6, head + data))
