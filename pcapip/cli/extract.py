@@ -61,15 +61,15 @@ def command(
     a = analyze([capture], trusted=list(trusted) or None, toa_kinds=list(toa_kinds) or None)
     for err in a.errors:
         click.echo(f"pcapip: error: {err}", err=True)
-    numbers = " or ".join(f"flow=={n}" for n in flows)
-    expr = " and ".join(f"({t})" for t in (numbers, filter_expr or "") if t.strip())
     bad = sorted(n for n in flows if not 1 <= n <= len(a))
     if bad:
         raise UsageError(f"{capture}: has no flow {bad[0]} (flows are 1..{len(a)})")
     try:
-        chosen = a.filter(expr, problems=problems).flows
+        chosen = a.filter(filter_expr or "", problems=problems).flows
     except FilterError as exc:
         raise UsageError(f"--filter: {exc}") from None
+    if flows:
+        chosen = chosen[chosen["flow"].isin(flows)]
     written = write_flows(capture, chosen, out)
     click.echo(
         f"{out}: {written} packets of {len(chosen)} flow(s)"
@@ -131,6 +131,8 @@ def _matching(p, want: pd.DataFrame, ips_to_str) -> np.ndarray:
     import numpy as np
     import pandas as pd
 
+    from pcapip.decode import ST_NO_L4
+
     if len(p) == 0 or want.empty:
         return np.zeros(0, dtype=np.int64)
     pk = pd.DataFrame({
@@ -140,7 +142,8 @@ def _matching(p, want: pd.DataFrame, ips_to_str) -> np.ndarray:
         "dst": ips_to_str(p.dst_hi, p.dst_lo), "dport": p.dport.astype("int64"),
         "ts": p.ts_ns,
     })
-    pk = pk[(p.l4_off >= 0) & np.isin(p.proto, list(_PROTO.values()))]
+    # the packets the flow stage counts: a transport header decoded whole
+    pk = pk[((p.status & ST_NO_L4) == 0) & np.isin(p.proto, list(_PROTO.values()))]
     m = pk.merge(want, on=_KEY, how="inner")
     m = m[(m["ts"] >= m["start"]) & (m["ts"] <= m["end"])]
     return np.unique(m["i"].to_numpy())

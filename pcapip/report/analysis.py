@@ -105,12 +105,11 @@ class Analysis:
         A bad expression raises ``filters.FilterError`` (a ValueError naming the column).
         For a plain boolean mask over ``flows`` use ``filters.evaluate(expr, a.flows)``.
         """
-        from pcapip.report.filters import PROBLEMS, evaluate
+        from pcapip.report.filters import evaluate, problem_mask
 
-        text = " and ".join(
-            f"({t})" for t in (expr.strip(), PROBLEMS if problems else "") if t
-        )
-        mask = evaluate(text, self.flows)
+        mask = evaluate(expr, self.flows)  # (as typed: its error columns are the user's)
+        if problems:
+            mask &= problem_mask(self.flows)
         view = Analysis(self.table, self.errors)
         base = np.arange(len(self.table)) if self.selection is None else self.selection
         view.selection = base[mask]
