@@ -166,7 +166,7 @@ def command(
     fmt = _pick_format(fmt, output)
     selecting = bool(filter_expr and filter_expr.strip()) or problems
     if selecting:
-        _check_filter(filter_expr or "")
+        check_filter(filter_expr or "")
     progress = _Progress(enabled=not no_progress and sys.stderr.isatty())
     from pcapip.report.export import write_analysis
 
@@ -203,7 +203,7 @@ def command(
     return _exit_status(a.worst_level(), a.errors, fail_on)
 
 
-def _check_filter(expr: str) -> None:
+def check_filter(expr: str) -> None:
     """A bad --filter is a usage error (one line, the column named) before any reading."""
     from pcapip.report.filters import FilterError, parse
 

@@ -15,6 +15,7 @@ from typing import IO, TYPE_CHECKING
 
 import click
 
+from pcapip.cli.analyze import check_filter
 from pcapip.errors import UsageError
 
 if TYPE_CHECKING:
@@ -55,6 +56,8 @@ def command(
         raise UsageError("extract reads the capture twice: give a file, not standard input")
     if not os.path.exists(capture):
         raise UsageError(f"{capture}: no such file")
+    if filter_expr:
+        check_filter(filter_expr)
     from pcapip.report.analysis import analyze
     from pcapip.report.filters import FilterError
 
