@@ -92,7 +92,8 @@ def findings_table(a: Analysis, *, explain: bool = False) -> Any:
         msgs_by_code[code][str(msg)] += 1
     codes = sorted(flows_by_code, key=lambda c: (-CATALOGUE[c].level, ORDER[c]))
     if explain:
-        return Group(*(_explained(c, flows_by_code[c], msgs_by_code[c]) for c in codes))
+        parts = [_explained(c, flows_by_code[c], msgs_by_code[c]) for c in codes]
+        return Group(Text("Findings"), *parts)
     width = max(map(len, codes))
     lines = [Text("Findings (--explain: what each means and how to fix it)")]
     for code in codes:
