@@ -144,9 +144,9 @@ _DROP_FIRST: dict[str, tuple[str, ...]] = {
         "proto", "proxy dst", "cmd", "packets", "tlvs", "start", "status", "method", "origin",
         "client",
     ),
-    "egress": ("first_seen", "last_seen", "methods", "clients"),
-    "client": ("first_seen", "last_seen", "egress_ips", "egress_count"),
-    "origin": ("first_seen", "last_seen", "methods", "clients", "egress_count"),
+    "egress": ("first_seen", "last_seen", "clients", "methods"),
+    "client": ("first_seen", "last_seen", "egress_count", "egress_ips"),
+    "origin": ("first_seen", "last_seen", "clients", "egress_count", "methods"),
 }
 
 
@@ -173,7 +173,7 @@ def frame_table(
         # columns wrap, and they give up width first when the terminal is narrow. A
         # findings cell holds one code per line, and a code is never cut.
         wrap = c in _WRAP
-        longest = _longest_line(shown[c]) if c == "findings" else 12
+        longest = 12 if c == "tlvs" else _longest_line(shown[c])  # others: one item a line
         t.add_column(
             c,
             overflow="fold" if wrap else "ellipsis",
@@ -260,8 +260,12 @@ def print_report(
             time_format = "%Y-%m-%d %H:%M:%S.%f"
         df = df.iloc[np.argsort(-worst_rank(df), kind="stable")]  # problems first
         df = _flows_for_display(df)
-    elif "findings" in df.columns:
-        df = df.assign(findings=df["findings"].astype(str).str.replace(";", "\n", regex=False))
+    else:  # one finding, method or address a line: a narrow column, nothing cut
+        lists = {"findings": ";", "methods": ",", "egress_ips": ","}
+        df = df.assign(**{
+            c: df[c].astype(str).str.replace(sep, "\n", regex=False)
+            for c, sep in lists.items() if c in df.columns
+        })
     table = _fitted(
         df, console, _DROP_FIRST[by], title=title, max_rows=max_rows, time_format=time_format
     )
