@@ -84,34 +84,31 @@ def command(
 
 
 def write_flows(capture: str, chosen: pd.DataFrame, out: str) -> int:
-    """Copy the packets of the ``chosen`` flow rows from ``capture`` to ``out``; returns
-    how many were written. A pcap holds one link type: for several, OUT must be pcapng."""
+    """Copy the packets of the ``chosen`` flow rows from ``capture`` to ``out`` as they are
+    read (memory stays one batch); returns how many. A pcap holds one link type: for
+    several, OUT must be pcapng (the half-written pcap is removed)."""
     from pcapip.decode import decode, ips_to_str
     from pcapip.errors import CaptureError
     from pcapip.sources import open_capture
 
     want = _flow_keys(chosen)
-    pcapng = out.lower().endswith(".pcapng")
-    frames: list[tuple[int, int, int, bytes]] = []  # (ts_ns, origlen, linktype, bytes)
-    with open_capture(capture) as src:
-        try:
-            for batch in src:
-                p = decode(batch)
-                rows = _matching(p, want, ips_to_str)
-                for i in rows.tolist():
-                    frames.append((int(p.ts_ns[i]), int(p.origlen[i]), int(p.linktype[i]),
-                                   batch.frame_bytes(i)))
-        except CaptureError:
-            pass  # reported by analyze; every frame before the damage is kept
-    links = sorted({f[2] for f in frames})
-    if len(links) > 1 and not pcapng:
-        raise UsageError(
-            f"the chosen flows' packets have link types {', '.join(map(str, links))}; a pcap "
-            "file holds one: write OUT.pcapng"
-        )
-    with open(out, "wb") as fh:
-        (_write_pcapng if pcapng else _write_pcap)(fh, frames, links or [1])
-    return len(frames)
+    writer = (_PcapngWriter if out.lower().endswith(".pcapng") else _PcapWriter)(out)
+    try:
+        with open_capture(capture) as src:
+            try:
+                for batch in src:
+                    p = decode(batch)
+                    for i in _matching(p, want, ips_to_str).tolist():
+                        writer.add(int(p.ts_ns[i]), int(p.origlen[i]), int(p.linktype[i]),
+                                   batch.frame_bytes(i))
+            except CaptureError:
+                pass  # reported by analyze; every frame before the damage is kept
+        writer.close()
+    except BaseException:
+        writer.close()
+        os.unlink(out)
+        raise
+    return writer.count
 
 
 def _flow_keys(chosen: pd.DataFrame) -> pd.DataFrame:
@@ -152,28 +149,58 @@ def _matching(p, want: pd.DataFrame, ips_to_str) -> np.ndarray:
     return np.unique(m["i"].to_numpy())
 
 
-def _write_pcap(fh: IO[bytes], frames: list, links: list[int]) -> None:
-    """libpcap format with nanosecond timestamps (magic a1b23c4d), as tcpdump -j … --nano."""
-    snap = max((len(f[3]) for f in frames), default=0)
-    fh.write(struct.pack("<IHHiIII", 0xA1B23C4D, 2, 4, 0, 0, max(snap, 262144), links[0]))
-    for ts, origlen, _, data in frames:
+class _PcapWriter:
+    """libpcap with nanosecond timestamps (magic a1b23c4d), one link type per file."""
+
+    def __init__(self, path: str) -> None:
+        self.fh: IO[bytes] = open(path, "wb")  # noqa: SIM115 (closed by close())
+        self.link: int | None = None
+        self.count = 0
+
+    def add(self, ts: int, origlen: int, link: int, data: bytes) -> None:
+        if self.link is None:
+            self.link = link
+            self.fh.write(struct.pack("<IHHiIII", 0xA1B23C4D, 2, 4, 0, 0, 262144, link))
+        elif link != self.link:
+            raise UsageError(
+                f"the chosen flows' packets have link types {self.link} and {link}; a pcap "
+                "file holds one: write OUT.pcapng"
+            )
         sec, ns = divmod(ts, 1_000_000_000)
-        fh.write(struct.pack("<IIII", sec, ns, len(data), origlen))
-        fh.write(data)
+        self.fh.write(struct.pack("<IIII", sec, ns, len(data), origlen))
+        self.fh.write(data)
+        self.count += 1
+
+    def close(self) -> None:
+        if self.link is None and not self.fh.closed:  # nothing chosen: still a valid file
+            self.fh.write(struct.pack("<IHHiIII", 0xA1B23C4D, 2, 4, 0, 0, 262144, 1))
+        self.fh.close()
 
 
-def _write_pcapng(fh: IO[bytes], frames: list, links: list[int]) -> None:
-    """pcapng: one interface per link type, nanosecond resolution (if_tsresol 9)."""
-    def block(kind: int, body: bytes) -> bytes:
-        body += b"\0" * (-len(body) % 4)
-        n = len(body) + 12
-        return struct.pack("<II", kind, n) + body + struct.pack("<I", n)
+class _PcapngWriter:
+    """pcapng: an interface (nanosecond if_tsresol) for each link type as it first appears."""
 
-    fh.write(block(0x0A0D0D0A, struct.pack("<IHHq", 0x1A2B3C4D, 1, 0, -1)))
-    tsresol = struct.pack("<HHB3x", 9, 1, 9) + struct.pack("<HH", 0, 0)
-    for lt in links:
-        fh.write(block(1, struct.pack("<HHI", lt, 0, 0) + tsresol))
-    iface = {lt: i for i, lt in enumerate(links)}
-    for ts, origlen, lt, data in frames:
-        head = struct.pack("<IIIII", iface[lt], ts >> 32, ts & 0xFFFFFFFF, len(data), origlen)
-        fh.write(block(6, head + data))
+    def __init__(self, path: str) -> None:
+        self.fh: IO[bytes] = open(path, "wb")  # noqa: SIM115 (closed by close())
+        self.iface: dict[int, int] = {}
+        self.count = 0
+        self.fh.write(_block(0x0A0D0D0A, struct.pack("<IHHq", 0x1A2B3C4D, 1, 0, -1)))
+
+    def add(self, ts: int, origlen: int, link: int, data: bytes) -> None:
+        if link not in self.iface:
+            self.iface[link] = len(self.iface)
+            tsresol = struct.pack("<HHB3x", 9, 1, 9) + struct.pack("<HH", 0, 0)
+            self.fh.write(_block(1, struct.pack("<HHI", link, 0, 0) + tsresol))
+        head = struct.pack("<IIIII", self.iface[link], ts >> 32, ts & 0xFFFFFFFF, len(data),
+                           origlen)
+        self.fh.write(_block(6, head + data))
+        self.count += 1
+
+    def close(self) -> None:
+        self.fh.close()
+
+
+def _block(kind: int, body: bytes) -> bytes:
+    body += b"\0" * (-len(body) % 4)
+    n = len(body) + 12
+    return struct.pack("<II", kind, n) + body + struct.pack("<I", n)
