@@ -122,3 +122,23 @@ def test_usage_errors_are_one_line_and_exit_2(tmp_path: Path, args: tuple, words
     r = run("extract", TROUBLE, *args, "-w", str(out))
     assert r.returncode == 2 and words in r.stderr.decode()
     assert r.stderr.decode().count("\n") == 1 and not out.exists()
+
+
+@pytest.mark.parametrize("name", ["flow-proxy-misc.pcap", "flow-udp.pcap"])
+def test_a_reused_port_pair_gives_each_flow_its_own_packets(tmp_path: Path, name: str) -> None:
+    """Two flows on one address/port pair (port reuse, a UDP flow timed out and restarted):
+    extracting one must not pick up the other's packets."""
+    cap = str(PCAPS / name)
+    rows = flows(cap)
+    seen: dict[tuple, list[dict[str, str]]] = {}
+    for f in rows:
+        key = (f["transport"], f["egress_ip"], f["egress_port"], f["origin_ip"], f["origin_port"])
+        seen.setdefault(key, []).append(f)
+    pair = next(v for v in seen.values() if len(v) > 1)
+    for f in pair:
+        out = tmp_path / f"{f['flow']}.pcap"
+        r = run("extract", cap, "--flow", f["flow"], "-w", str(out))
+        assert r.returncode == 0, r.stderr
+        assert tshark_count(out) == int(f["packets"])
+        (again,) = flows(str(out))
+        assert (again["start"], again["end"], again["bytes"]) == (f["start"], f["end"], f["bytes"])
