@@ -92,3 +92,13 @@ def test_a_filtered_report_says_so(trouble: pcapip.Analysis) -> None:
     assert "matching the filter (2 of 71 flows)" in text
     assert sorted(int(r[0]) for r in _flow_rows(text)) == sorted(trouble.filter(
         "finding:origin.rejected").flows["flow"])
+
+
+@pytest.mark.parametrize("width", [80, 200])
+def test_ipv6_addresses_are_printed_not_taken_for_markup(width: int) -> None:
+    """"[fd77:2::1]:35260" once vanished to ":35260" (Rich read the brackets as a tag)."""
+    a = pcapip.analyze(PCAPS / "haproxy-ipv6.pcap")
+    text = render(a, width)
+    assert max(len(ln) for ln in text.splitlines()) <= width
+    for ip, port in zip(a.flows["egress_ip"], a.flows["egress_port"], strict=True):
+        assert f"[{ip}]:{port}" in text

@@ -185,10 +185,10 @@ def frame_table(
     for row in shown[cols].itertuples(index=False):
         cells = []
         for c, v in zip(cols, row, strict=True):
-            cell = _cell(v, time_format)
-            if c == "status" and cell:
-                cell = Text(cell, style=_STATUS_STYLE.get(cell, ""))
-            cells.append(cell)
+            text = _cell(v, time_format)
+            # a Text, not a str: "[fd77::1]:80" is an address, not Rich markup
+            style = _STATUS_STYLE.get(str(text), "") if c == "status" else ""
+            cells.append(Text(str(text), style=style))
         t.add_row(*cells)
     if max_rows > 0 and len(df) > max_rows:
         t.caption = f"{len(df) - max_rows} more rows not shown (use --max-rows 0, or --format csv)"
