@@ -16,6 +16,7 @@ from typing import IO, TYPE_CHECKING
 import click
 
 from pcapip.cli.analyze import check_filter
+from pcapip.cli.options import toa_kind_option, trusted_option
 from pcapip.errors import UsageError
 
 if TYPE_CHECKING:
@@ -35,10 +36,8 @@ _KEY = ["proto", "src", "sport", "dst", "dport"]
 @click.option("--problems", is_flag=True, help="Flows with a warning or error finding.")
 @click.option("-w", "--write", "out", required=True, type=click.Path(dir_okay=False),
               metavar="OUT", help="Capture to write: pcap, or pcapng when OUT ends in .pcapng.")
-@click.option("--trusted", "trusted", multiple=True, metavar="CIDRS",
-              help="As for analyze (findings, hence --filter finding:..., depend on it).")
-@click.option("--toa-kind", "toa_kinds", multiple=True, metavar="N",
-              help="As for analyze. Repeatable.")
+@trusted_option
+@toa_kind_option
 def command(
     capture: str,
     flows: tuple[int, ...],
@@ -48,8 +47,9 @@ def command(
     trusted: tuple[str, ...],
     toa_kinds: tuple[str, ...],
 ) -> int:
-    """Write the packets of the chosen flows (--flow N… or --filter EXPR) to OUT,
-    byte for byte with their timestamps, e.g. to open them in Wireshark."""
+    """Write the packets of the chosen flows (--flow N…, --filter EXPR, --problems; given
+    together, flows meeting all of them) to OUT, byte for byte with their timestamps and
+    link type, e.g. to open them in Wireshark. Flow numbers are those of 'pcapip analyze'."""
     if not flows and not filter_expr and not problems:
         raise UsageError("choose flows: --flow N (repeatable), --filter EXPR or --problems")
     if capture == "-":
