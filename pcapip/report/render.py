@@ -202,29 +202,40 @@ def _longest_line(col: pd.Series) -> int:
 
 def _fitted(df: pd.DataFrame, console: Console, drop: tuple[str, ...], **kw: Any) -> Table:
     """The table with as many columns as fit the console whole, dropping them in ``drop``
-    order; the narrow layout (no vertical rules) before any column is given up."""
-    cols = list(df.columns)
+    order; the narrow layout (no vertical rules) before any column is given up.
+
+    Layouts are measured on a one-row stand-in holding each column's widest line, so
+    trying a dozen of them costs no more than rendering the table once.
+    """
+    max_rows = kw.get("max_rows", 500)
+    shown = df if max_rows <= 0 else df.head(max_rows)
+    fmt = kw.get("time_format", "%Y-%m-%d %H:%M:%S.%f")
+    widest = {
+        c: "x" * max((len(x) for v in shown[c] for x in str(_cell(v, fmt)).split("\n")),
+                     default=0)
+        for c in df.columns
+    }
     unbounded = console.options.update_width(1_000_000)
 
-    def fits(t: Table) -> bool:
+    def fits(cols: list[str], compact: bool) -> bool:
+        stand_in = pd.DataFrame({c: [widest[c]] for c in cols})
+        t = frame_table(stand_in, title="", compact=compact)
         return Measurement.get(console, unbounded, t).maximum <= console.width
 
-    for compact in (False, True):
-        t = frame_table(df[cols], compact=compact, **kw)
-        if fits(t):
-            return t
+    cols = list(df.columns)
+    if fits(cols, False):
+        return frame_table(df, **kw)
     dropped: list[str] = []
     for c in drop:
-        if c not in cols:
-            continue
-        cols.remove(c)
-        dropped.append(c)
-        if fits(frame_table(df[cols], compact=True, **kw)):
+        if fits(cols, True):
             break
+        if c in cols:
+            cols.remove(c)
+            dropped.append(c)
     # a column dropped early may fit again once a wider, more important one is gone
     for c in reversed(dropped[:-1]):
         wider = [x for x in df.columns if x in cols or x == c]
-        if fits(frame_table(df[wider], compact=True, **kw)):
+        if fits(wider, True):
             cols = wider
     return frame_table(df[cols], compact=True, **kw)
 
