@@ -82,7 +82,7 @@ def test_parquet_output_by_extension_keeps_types(tmp_path: Path) -> None:
 
 
 def test_table_format_prints_summary_and_advice() -> None:
-    r = run("analyze", str(MISC), "--format", "table")
+    r = run("analyze", str(MISC), "--format", "table", "--explain")  # the advice in full
     assert r.returncode == 0, r.stderr
     out = r.stdout.decode()
     for text in ("syn_recv_sock_no_toa", "Findings", "origin.rejected", "Fix:", "Flows"):

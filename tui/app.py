@@ -28,7 +28,7 @@ from textual.message import Message
 from textual.screen import ModalScreen
 from textual.widgets import DataTable, Footer, Input, Label, Static, TabbedContent, TabPane
 
-from tui import filters
+from pcapip.report import filters
 from tui.detail import FlowDetail, PacketView, build_detail, dissect, findings_for
 from tui.model import GROUPINGS, FlowModel, clock, hostport
 from tui.stream import CaptureLoader, LoadResult, LoadStopped, Progress, final_frame

@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 
 from pcapip.flows.table import COLUMNS
-from tui import filters
+from pcapip.report import filters
 
 #: The ``analyze`` schema, in its column order.
 SCHEMA: tuple[str, ...] = COLUMNS

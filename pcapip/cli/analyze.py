@@ -87,10 +87,29 @@ def _pick_format(fmt: str | None, output: str | None) -> str:
 @click.argument("captures", nargs=-1, required=True, metavar="CAPTURE [CAPTURE...]")
 @click.option(
     "--by",
-    type=click.Choice(["flow", "egress", "client"]),
+    type=click.Choice(["flow", "egress", "client", "origin"]),
     default="flow",
     show_default=True,
-    help="One row per flow, per egress IP, or per client IP.",
+    help="One row per flow, per egress IP, per client IP, or per origin ip:port (listener); "
+    "groups count their problem flows and findings.",
+)
+@click.option(
+    "--filter",
+    "filter_expr",
+    metavar="EXPR",
+    default=None,
+    help="Only flows matching EXPR, in the TUI's filter language: method==ppv2, "
+    "'client_ip in 10.0.0.0/8', finding:origin.rejected, has:client_ip, not …, and/or.",
+)
+@click.option(
+    "--problems",
+    is_flag=True,
+    help="Only flows with a warning or error finding (with --filter: both).",
+)
+@click.option(
+    "--explain",
+    is_flag=True,
+    help="Table format: each finding's full meaning and fix, not one line.",
 )
 @click.option(
     "--format",
@@ -120,6 +139,9 @@ def _pick_format(fmt: str | None, output: str | None) -> str:
 def command(
     captures: tuple[str, ...],
     by: str,
+    filter_expr: str | None,
+    problems: bool,
+    explain: bool,
     fmt: str | None,
     output: str | None,
     trusted: tuple[str, ...],
@@ -142,10 +164,13 @@ def command(
         if c != "-" and os.path.isdir(c):
             raise UsageError(f"{c}: is a directory")
     fmt = _pick_format(fmt, output)
+    selecting = bool(filter_expr and filter_expr.strip()) or problems
+    if selecting:
+        check_filter(filter_expr or "")
     progress = _Progress(enabled=not no_progress and sys.stderr.isatty())
     from pcapip.report.export import write_analysis
 
-    if fmt in ("csv", "json") and by == "flow":
+    if fmt in ("csv", "json") and by == "flow" and not selecting:
         # the fast path: no pandas, rows written straight from the flow table
         from pcapip.flows.run import track_captures
 
@@ -173,9 +198,21 @@ def command(
         )
     finally:
         progress.close()
-    write_analysis(a, fmt, output, by=by, max_rows=max_rows)
+    if selecting:
+        a = a.filter(filter_expr or "", problems=problems)
+    write_analysis(a, fmt, output, by=by, max_rows=max_rows, explain=explain)
     _say_oddities(a.table, fmt)
-    return _exit_status(a.table.worst_level(), a.errors, fail_on)
+    return _exit_status(a.worst_level(), a.errors, fail_on)
+
+
+def check_filter(expr: str) -> None:
+    """A bad --filter is a usage error (one line, the column named) before any reading."""
+    from pcapip.report.filters import FilterError, parse
+
+    try:
+        parse(expr)
+    except FilterError as exc:
+        raise UsageError(f"--filter: {exc}") from None
 
 
 def _say_oddities(table: Any, fmt: str) -> None:

@@ -20,6 +20,11 @@ from pcapip.errors import PcapipError
 # subcommand name -> (module, attribute, one-line help shown in --help)
 SUBCOMMANDS: dict[str, tuple[str, str, str]] = {
     "analyze": ("pcapip.cli.analyze", "command", "Map every flow's egress address to its real client."),
+    "extract": (
+        "pcapip.cli.extract",
+        "command",
+        "Write the packets of chosen flows to a capture (for Wireshark).",
+    ),
     "show": ("pcapip.cli.show", "command", "Print the field tree and hex dump of a packet or flow."),
     "live": ("pcapip.cli.live", "command", "Analyze a live interface with the same engine."),
     "tui": ("pcapip.cli.tui", "command", "Open the interactive terminal UI on a capture."),

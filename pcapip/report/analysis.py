@@ -17,11 +17,29 @@ import numpy as np
 import pandas as pd
 
 from pcapip.errors import CaptureError, CaptureWarning, UsageError
-from pcapip.flows.findings import CATALOGUE, Level
+from pcapip.flows.findings import CATALOGUE, ORDER, Level
 from pcapip.flows.oddities import ToaKindSeen
 from pcapip.flows.table import COLUMNS, METHODS, STATUSES, FlowTable
 
-BY_CHOICES = ("flow", "egress", "client")
+BY_CHOICES = ("flow", "egress", "client", "origin")
+
+#: The grouped frames' columns, declared once (``--by egress|client|origin`` and the API).
+#: ``problems``: flows with a warning or error finding; ``findings``: per code, the number
+#: of flows that have it (``client.missing=3;origin.rejected=1``, most severe first).
+GROUP_COLUMNS: dict[str, tuple[str, ...]] = {
+    "egress": (
+        "egress_ip", "flows", "clients", "methods", "problems", "findings",
+        "first_seen", "last_seen",
+    ),
+    "client": (
+        "client_ip", "flows", "egress_count", "egress_ips", "problems", "findings",
+        "first_seen", "last_seen",
+    ),
+    "origin": (
+        "origin_ip", "origin_port", "flows", "egress_count", "clients", "methods", "problems",
+        "findings", "first_seen", "last_seen",
+    ),
+}
 _PORT = "UInt16"
 
 
@@ -54,6 +72,8 @@ class Analysis:
     * ``flows``: one row per flow (the documented schema, same columns as the exports);
     * ``egress``: per egress (proxy) IP: flows, distinct clients, methods, first/last seen;
     * ``clients``: per client IP: flows and the egress IPs that carried it;
+    * ``origins``: per origin ip:port (listener): flows, egress IPs, clients, methods;
+      the three grouped frames also count ``problems`` and per-code ``findings``;
     * ``findings``: one row per finding (flow, capture, packet, severity, code, message);
     * ``stats``: counters, including the ``toa_stats``-style handshake counts;
     * ``errors``: capture damage met while reading (everything before it is analysed),
@@ -68,6 +88,8 @@ class Analysis:
         self.errors: list[CaptureError] = list(errors)
         self.warnings: list[CaptureWarning] = table.warnings
         self.captures: list[str] = list(table.captures)
+        #: the table rows (0-based positions) this analysis shows; None: all of them
+        self.selection: np.ndarray | None = None
 
     @property
     def announcers(self) -> dict[str, int]:
@@ -86,13 +108,38 @@ class Analysis:
 
     def __repr__(self) -> str:
         s = self.table.stats
+        of = f" of {len(self.table)}" if self.selection is not None else ""
         return (
-            f"<Analysis {len(self.table)} flows from {s.get('packets', 0)} packets in "
-            f"{len(self.captures)} capture(s), {len(self.table.findings)} findings>"
+            f"<Analysis {len(self)}{of} flows from {s.get('packets', 0)} packets in "
+            f"{len(self.captures)} capture(s), {len(self.findings)} findings>"
         )
 
     def __len__(self) -> int:
-        return len(self.table)
+        return len(self.table) if self.selection is None else len(self.selection)
+
+    def filter(self, expr: str = "", *, problems: bool = False) -> Analysis:
+        """The flows matching filter ``expr`` (the TUI's language, ``pcapip.report.filters``)
+        as a new Analysis: ``flows``, ``egress``, ``clients``, ``origins``, ``findings`` and
+        the exports cover only them, and flows keep their numbers. ``problems``: only flows
+        with a warning or error finding. ``stats`` and ``errors`` stay the captures' own.
+
+        A bad expression raises ``filters.FilterError`` (a ValueError naming the column).
+        For a plain boolean mask over ``flows`` use ``filters.evaluate(expr, a.flows)``.
+        """
+        from pcapip.report.filters import evaluate, problem_mask
+
+        mask = evaluate(expr, self.flows)  # (as typed: its error columns are the user's)
+        if problems:
+            mask &= problem_mask(self.flows)
+        view = Analysis(self.table, self.errors)
+        base = np.arange(len(self.table)) if self.selection is None else self.selection
+        view.selection = base[mask]
+        flows = self.flows[mask].reset_index(drop=True)
+        fnd = self.findings
+        # (cached_property keeps its value in the instance dict: the view starts from them)
+        view.__dict__["flows"] = flows
+        view.__dict__["findings"] = fnd[fnd["flow"].isin(flows["flow"])].reset_index(drop=True)
+        return view
 
     # ------------------------------------------------------------------ frames
     @cached_property
@@ -126,43 +173,20 @@ class Analysis:
 
     @cached_property
     def egress(self) -> pd.DataFrame:
-        f = self.flows
-        cols = ["egress_ip", "flows", "clients", "methods", "first_seen", "last_seen"]
-        if f.empty:
-            return pd.DataFrame({k: [] for k in cols})
-        g = f.groupby("egress_ip", observed=True, sort=True)
-        out = pd.DataFrame(
-            {
-                "flows": g.size(),
-                "clients": g["client_ip"].nunique(),
-                "methods": g["method"].agg(lambda s: ",".join(sorted({str(x) for x in s}))),
-                "first_seen": g["start"].min(),
-                "last_seen": g["end"].max(),
-            }
-        ).reset_index()
-        out["egress_ip"] = out["egress_ip"].astype(str)
-        out = out.sort_values(["flows", "egress_ip"], ascending=[False, True], kind="stable")
-        return out[cols].reset_index(drop=True)
+        """Per egress (proxy) IP: flows, distinct clients, methods, finding counts, times."""
+        return _grouped(self.flows, "egress")
 
     @cached_property
     def clients(self) -> pd.DataFrame:
+        """Per client IP: flows, the egress IPs that carried it, finding counts, times."""
         f = self.flows
-        f = f[f["client_ip"].notna()]
-        cols = ["client_ip", "flows", "egress_count", "egress_ips", "first_seen", "last_seen"]
-        if f.empty:
-            return pd.DataFrame({k: [] for k in cols})
-        g = f.groupby("client_ip", observed=True, sort=True)
-        out = pd.DataFrame(
-            {
-                "flows": g.size(),
-                "egress_count": g["egress_ip"].nunique(),
-                "egress_ips": g["egress_ip"].agg(lambda s: ",".join(sorted({str(x) for x in s}))),
-                "first_seen": g["start"].min(),
-                "last_seen": g["end"].max(),
-            }
-        ).reset_index()
-        out = out.sort_values(["flows", "client_ip"], ascending=[False, True], kind="stable")
-        return out[cols].reset_index(drop=True)
+        return _grouped(f[f["client_ip"].notna()], "client")
+
+    @cached_property
+    def origins(self) -> pd.DataFrame:
+        """Per origin ip:port (the listener): flows, egress IPs, clients, methods, finding
+        counts, times: a listener whose proxies do not all send the header shows here."""
+        return _grouped(self.flows, "origin")
 
     @cached_property
     def findings(self) -> pd.DataFrame:
@@ -193,7 +217,9 @@ class Analysis:
 
     def worst_level(self) -> Level | None:
         """The most severe finding level present, or None without findings."""
-        return self.table.worst_level()
+        if self.selection is None:
+            return self.table.worst_level()
+        return max((CATALOGUE[c].level for c in set(self.findings["code"])), default=None)
 
     def frame(self, by: str = "flow") -> pd.DataFrame:
         if by not in BY_CHOICES:
@@ -202,6 +228,7 @@ class Analysis:
             "flow": lambda: self.flows,
             "egress": lambda: self.egress,
             "client": lambda: self.clients,
+            "origin": lambda: self.origins,
         }[by]()
 
     # ------------------------------------------------------------------ exports
@@ -213,7 +240,7 @@ class Analysis:
             from pcapip.report.export import write_csv
 
             buf = io.StringIO()
-            write_csv(self.table, buf)
+            write_csv(self.table, buf, rows=self.selection)
             return _emit(buf.getvalue(), path_or_buf)
         df = _for_text(self.frame(by))
         text = df.to_csv(index=False, lineterminator="\n")
@@ -227,7 +254,7 @@ class Analysis:
             from pcapip.report.export import write_jsonl
 
             buf = io.StringIO()
-            write_jsonl(self.table, buf)
+            write_jsonl(self.table, buf, rows=self.selection)
             return _emit(buf.getvalue(), path_or_buf)
         df = _for_text(self.frame(by))
         records = df.astype(object).where(df.notna(), None).to_dict("records")
@@ -240,6 +267,52 @@ class Analysis:
     def to_parquet(self, path: str | os.PathLike[str] | IO[bytes], *, by: str = "flow") -> None:
         """Parquet with native types: timestamp[ns, UTC], dictionary-encoded text, nullable ports."""
         self.frame(by).to_parquet(path, index=False, engine="pyarrow")
+
+
+_GROUP_KEYS = {"egress": ("egress_ip",), "client": ("client_ip",), "origin": ("origin_ip", "origin_port")}
+
+
+def _joined_set(s: pd.Series) -> str:
+    return ",".join(sorted({str(x) for x in s if not pd.isna(x)}))
+
+
+def _grouped(f: pd.DataFrame, by: str) -> pd.DataFrame:
+    """One row per group of flows ``by`` (GROUP_COLUMNS), most flows first."""
+    from pcapip.report.filters import codes_of, problem_mask
+
+    cols = list(GROUP_COLUMNS[by])
+    keys = list(_GROUP_KEYS[by])
+    if f.empty:
+        return pd.DataFrame({k: [] for k in cols})
+    f = f.assign(_problem=problem_mask(f))
+    g = f.groupby(keys, observed=True, sort=True)
+    parts = {
+        "flows": g.size(),
+        "clients": g["client_ip"].nunique(),
+        "egress_count": g["egress_ip"].nunique(),
+        "methods": g["method"].agg(_joined_set),
+        "egress_ips": g["egress_ip"].agg(_joined_set),
+        "problems": g["_problem"].sum().astype(np.int64),
+        "findings": g["findings"].agg(lambda s: _count_codes(s, codes_of)),
+        "first_seen": g["start"].min(),
+        "last_seen": g["end"].max(),
+    }
+    out = pd.DataFrame({k: v for k, v in parts.items() if k in cols}).reset_index()
+    for k in keys:
+        if k.endswith("_ip"):
+            out[k] = out[k].astype(str)
+    out = out.sort_values(["flows", *keys], ascending=[False] + [True] * len(keys), kind="stable")
+    return out[cols].reset_index(drop=True)
+
+
+def _count_codes(findings: pd.Series, codes_of: Any) -> str:
+    """``code=flows;...`` for a group's findings cells, most severe code first."""
+    n: dict[str, int] = {}
+    for cell, k in findings.astype(object).value_counts(dropna=True).items():
+        for c in codes_of(cell):
+            n[c] = n.get(c, 0) + int(k)
+    order = sorted(n, key=lambda c: (-CATALOGUE[c].level, ORDER[c]) if c in CATALOGUE else (1, 0))
+    return ";".join(f"{c}={n[c]}" for c in order)
 
 
 def _iso(s: pd.Series) -> pd.Series:

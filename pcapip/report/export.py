@@ -41,15 +41,30 @@ class _Stamp:
         return f"{self.prefix}.{frac:09d}Z"
 
 
-def _rows(table: FlowTable) -> Iterator[list[Any]]:
+def _picker(table: FlowTable, rows: Any) -> tuple[int, Any]:
+    """(row count, slice(get, name, a, b)): rows ``a:b`` of the table, or of the chosen
+    ``rows`` (sorted 0-based positions) when given, each through ``get(name, lo, hi)``."""
+    if rows is None:
+        return len(table), lambda get, c, a, b: get(c, a, b)
+
+    def pick(get: Any, c: str, a: int, b: int) -> list[Any]:
+        sel = rows[a:b]
+        lo = int(sel[0])
+        got = get(c, lo, int(sel[-1]) + 1)
+        return [got[i] for i in (sel - lo).tolist()]
+
+    return len(rows), pick
+
+
+def _rows(table: FlowTable, rows: Any = None) -> Iterator[list[Any]]:
     """Rows as lists of Python values (times as ISO text), built a slice at a time."""
-    cols = table.columns
+    get = table.columns.slice
     stamp = _Stamp()
-    n = len(table)
+    n, part = _picker(table, rows)
     for a in range(0, n, _CHUNK):
         b = min(n, a + _CHUNK)
         data = [
-            [stamp(v) for v in cols.slice(c, a, b)] if c in _TIME_COLUMNS else cols.slice(c, a, b)
+            [stamp(v) for v in part(get, c, a, b)] if c in _TIME_COLUMNS else part(get, c, a, b)
             for c in COLUMNS
         ]
         rows = zip(*data, strict=True)
@@ -131,27 +146,28 @@ class _Cells:
         return list(map(str, values.tolist()))
 
 
-def write_csv(table: FlowTable, fh: IO[str]) -> None:
+def write_csv(table: FlowTable, fh: IO[str], rows: Any = None) -> None:
     """The documented schema as CSV: a header line, empty cells for missing values.
 
     Written a slice of rows at a time: the text of a whole table never exists at once.
 
     Cells are encoded column by column (each distinct text once) rather than
     row by row through ``csv.writer``; the bytes are the same as the csv
-    module's minimal quoting (a test checks it).
+    module's minimal quoting (a test checks it). ``rows``: only these table rows
+    (sorted 0-based positions, as ``Analysis.filter`` selects them).
     """
     cols = table.columns
     fh.write(",".join(COLUMNS) + "\n")
-    n = len(table)
+    n, part = _picker(table, rows)
     cells = _Cells(table)
     for a in range(0, n, _CHUNK):  # in slices, so the text never exists whole in memory
         b = min(n, a + _CHUNK)
         data = [
-            _stamps(cols.slice(c, a, b))
+            _stamps(part(cols.slice, c, a, b))
             if c in _TIME_COLUMNS
-            else _cells(cols.slice(c, a, b))
+            else _cells(part(cols.slice, c, a, b))
             if c in cols.assigned
-            else cells(c, a, b)
+            else part(cells, c, a, b)
             for c in COLUMNS
         ]
         text = "\n".join(map(",".join, zip(*data, strict=True)))
@@ -161,10 +177,10 @@ def write_csv(table: FlowTable, fh: IO[str]) -> None:
         del text
 
 
-def write_jsonl(table: FlowTable, fh: IO[str]) -> None:
+def write_jsonl(table: FlowTable, fh: IO[str], rows: Any = None) -> None:
     """The documented schema as JSON Lines: one object per flow, null for missing values."""
     dumps = json.dumps
-    for r in _rows(table):
+    for r in _rows(table, rows):
         fh.write(dumps(dict(zip(COLUMNS, r, strict=True)), ensure_ascii=False))
         fh.write("\n")
 
@@ -176,6 +192,7 @@ def write_analysis(
     *,
     by: str = "flow",
     max_rows: int = 500,
+    explain: bool = False,
 ) -> None:
     """Write an analysis as ``pcapip analyze`` writes it (``pcapip live`` writes its summary
     the same way).
@@ -190,12 +207,13 @@ def write_analysis(
     table = result if isinstance(result, FlowTable) else result.table
     if fmt in ("csv", "json") and by == "flow":
         write = write_csv if fmt == "csv" else write_jsonl
+        rows = None if isinstance(result, FlowTable) else getattr(result, "selection", None)
         if to_stdout:
-            write(table, sys.stdout)
+            write(table, sys.stdout, rows)
             sys.stdout.flush()
         else:
             with open(output, "w", encoding="utf-8", newline="") as fh:  # type: ignore[arg-type]
-                write(table, fh)
+                write(table, fh, rows)
         return
     if isinstance(result, FlowTable):
         from pcapip.report.analysis import Analysis
@@ -211,11 +229,11 @@ def write_analysis(
             # piped: a wide fixed layout, unless COLUMNS says how wide the reader is
             wide = sys.stdout.isatty() or os.environ.get("COLUMNS")
             console = Console() if wide else Console(width=160)
-            print_report(result, console, by=by, max_rows=max_rows)
+            print_report(result, console, by=by, max_rows=max_rows, explain=explain)
         else:
             with open(output, "w", encoding="utf-8") as fh:  # type: ignore[arg-type]
                 console = Console(file=fh, width=200, no_color=True)
-                print_report(result, console, by=by, max_rows=max_rows)
+                print_report(result, console, by=by, max_rows=max_rows, explain=explain)
     elif fmt == "parquet":
         if to_stdout:
             import io

@@ -5,14 +5,19 @@ from __future__ import annotations
 from collections import Counter, defaultdict
 from typing import Any
 
+import numpy as np
 import pandas as pd
+from rich import box
 from rich.console import Console, Group
+from rich.measure import Measurement
+from rich.padding import Padding
 from rich.table import Table
 from rich.text import Text
 
 from pcapip.flows.findings import CATALOGUE, ORDER, Level
 from pcapip.flows.oddities import spoofing_line, undecoded_line
 from pcapip.report.analysis import Analysis
+from pcapip.report.filters import worst_rank
 
 _LEVEL_STYLE = {Level.INFO: "cyan", Level.WARNING: "yellow", Level.ERROR: "bold red"}
 _STATUS_STYLE = {
@@ -24,7 +29,7 @@ _STATUS_STYLE = {
 }
 
 
-def summary(a: Analysis) -> Group:
+def summary(a: Analysis, *, explain: bool = False) -> Group:
     """Counts by method, the capture's oddities and facts (warnings, undecoded packets,
     unchecked spoofing, TOA kinds), the toa_stats-style counters when TOA is in play, and the
     findings grouped with their advice."""
@@ -63,7 +68,7 @@ def summary(a: Analysis) -> Group:
 
     if _toa_in_play(a):
         parts.append(_toa_stats(s))
-    parts.append(findings_table(a))
+    parts.append(findings_table(a, explain=explain))
     return Group(*parts)
 
 
@@ -106,39 +111,50 @@ def _toa_stats(s: dict[str, int]) -> Table:
     return toa
 
 
-def findings_table(a: Analysis) -> Any:
-    fs = a.table.findings
-    if not fs:
+def findings_table(a: Analysis, *, explain: bool = False) -> Any:
+    """One line per finding code (severity, code, flows, title); ``explain``: the full
+    meaning, examples and fix of each, wrapped to the terminal."""
+    fs = a.findings
+    if fs.empty:
         return Text("No findings.", style="green")
-    by_code: dict[str, list[Any]] = defaultdict(list)
-    for f in fs:
-        by_code[f.code].append(f)
-    t = Table(title="Findings", title_justify="left", show_lines=True, expand=False)
-    t.add_column("severity")
-    t.add_column("code")
-    t.add_column("flows", justify="right")
-    t.add_column("what it means / what to try", ratio=1)
-    codes = sorted(by_code, key=lambda c: (-CATALOGUE[c].level, ORDER[c]))
+    flows_by_code: dict[str, list[int]] = defaultdict(list)
+    msgs_by_code: dict[str, Counter[str]] = defaultdict(Counter)
+    for flow, code, msg in zip(fs["flow"], fs["code"].astype(str), fs["message"], strict=True):
+        flows_by_code[code].append(int(flow))
+        msgs_by_code[code][str(msg)] += 1
+    codes = sorted(flows_by_code, key=lambda c: (-CATALOGUE[c].level, ORDER[c]))
+    if explain:
+        parts = [_explained(c, flows_by_code[c], msgs_by_code[c]) for c in codes]
+        return Group(Text("Findings"), *parts)
+    width = max(map(len, codes))
+    lines = [Text("Findings (--explain: what each means and how to fix it)")]
     for code in codes:
         kind = CATALOGUE[code]
-        items = by_code[code]
-        flows = sorted({f.flow for f in items})
-        shown = ", ".join(str(x) for x in flows[:8]) + (" …" if len(flows) > 8 else "")
-        msgs = Counter(f.message for f in items).most_common(2)
-        body = Text()
-        body.append(kind.title, style="bold")
-        body.append(f"\n{kind.meaning}\n")
-        for m, n in msgs:
-            body.append(f"e.g. {m}" + (f" (×{n})" if n > 1 else "") + "\n", style="italic")
-        body.append("Fix: ", style="bold")
-        body.append(kind.fix)
-        t.add_row(
-            Text(kind.level.label, style=_LEVEL_STYLE[kind.level]),
-            code,
-            f"{len(flows)}\n[{shown}]",
-            body,
-        )
-    return t
+        n = len(set(flows_by_code[code]))
+        line = Text(no_wrap=True, overflow="ellipsis")
+        line.append(f"{kind.level.label:<8}", style=_LEVEL_STYLE[kind.level])
+        line.append(f"{code:<{width}} {n:>5} flow{'s' if n != 1 else ' '}  {kind.title}")
+        lines.append(line)
+    return Group(*lines)
+
+
+def _explained(code: str, flows: list[int], msgs: Counter[str]) -> Group:
+    """One finding in full: title, meaning, examples, fix, and every flow it was seen on."""
+    kind = CATALOGUE[code]
+    ids = sorted(set(flows))
+    head = Text()
+    head.append(f"{kind.level.label} ", style=_LEVEL_STYLE[kind.level])
+    head.append(code, style="bold")
+    head.append(f" ({len(ids)} flow{'s' if len(ids) != 1 else ''}: ")
+    head.append(", ".join(map(str, ids[:20])) + (" …" if len(ids) > 20 else "") + ")")
+    body = Text()
+    body.append(kind.title, style="bold")
+    body.append(f"\n{kind.meaning}\n")
+    for m, n in msgs.most_common(2):
+        body.append(f"e.g. {m}" + (f" (×{n})" if n > 1 else "") + "\n", style="italic")
+    body.append("Fix: ", style="bold")
+    body.append(kind.fix)
+    return Group(head, Padding(body, (0, 0, 1, 2)))
 
 
 def _cell(v: Any, time_format: str) -> Text | str:
@@ -149,44 +165,134 @@ def _cell(v: Any, time_format: str) -> Text | str:
     return str(v)
 
 
+#: Right-aligned columns (numbers) and columns allowed to wrap (free text) in every table.
+_NUMERIC = ("flow", "packets", "bytes", "flows", "problems", "clients", "egress_count")
+_WRAP = ("findings", "tlvs", "methods", "egress_ips")
+
+#: Columns given up first when the terminal is too narrow, per report; flow numbers,
+#: group keys and findings are never dropped.
+_DROP_FIRST: dict[str, tuple[str, ...]] = {
+    "flow": (
+        "proto", "proxy dst", "cmd", "packets", "tlvs", "start", "status", "method", "origin",
+        "client",
+    ),
+    "egress": ("first_seen", "last_seen", "clients", "methods"),
+    "client": ("first_seen", "last_seen", "egress_count", "egress_ips"),
+    "origin": ("first_seen", "last_seen", "clients", "egress_count", "methods"),
+}
+
+
 def frame_table(
-    df: pd.DataFrame, *, title: str, max_rows: int = 500, time_format: str = "%Y-%m-%d %H:%M:%S.%f"
+    df: pd.DataFrame,
+    *,
+    title: str,
+    max_rows: int = 500,
+    time_format: str = "%Y-%m-%d %H:%M:%S.%f",
+    compact: bool = False,
 ) -> Table:
-    t = Table(title=title, title_justify="left")
+    """A frame as a Rich table; ``compact``: no vertical rules, for a narrow terminal."""
+    if compact:
+        t = Table(title=title, title_justify="left", box=box.SIMPLE_HEAD, show_edge=False,
+                  pad_edge=False)
+    else:
+        t = Table(title=title, title_justify="left")
     cols = list(df.columns)
     if "tlvs" in cols and not df["tlvs"].fillna("").astype(str).str.len().any():
         cols.remove("tlvs")
+    shown = df if max_rows <= 0 else df.head(max_rows)
     for c in cols:
         # Addresses, times and numbers are read whole or not at all: only the free-text
-        # columns wrap, and they give up width first when the terminal is narrow.
-        wrap = c in ("findings", "tlvs", "methods", "egress_ips")
+        # columns wrap, and they give up width first when the terminal is narrow. A
+        # findings cell holds one code per line, and a code is never cut.
+        wrap = c in _WRAP
+        longest = 12 if c == "tlvs" else _longest_line(shown[c])  # others: one item a line
         t.add_column(
             c,
             overflow="fold" if wrap else "ellipsis",
             no_wrap=not wrap,
-            min_width=12 if wrap else None,
+            min_width=max(longest, len(c)) if wrap else None,
             ratio=1 if wrap else None,
-            justify="right" if c in ("flow", "packets", "bytes", "flows") else "left",
+            justify="right" if c in _NUMERIC else "left",
         )
-    shown = df if max_rows <= 0 else df.head(max_rows)
     for row in shown[cols].itertuples(index=False):
         cells = []
         for c, v in zip(cols, row, strict=True):
-            cell = _cell(v, time_format)
-            if c == "status" and cell:
-                cell = Text(cell, style=_STATUS_STYLE.get(cell, ""))
-            cells.append(cell)
+            text = _cell(v, time_format)
+            # a Text, not a str: "[fd77::1]:80" is an address, not Rich markup
+            style = _STATUS_STYLE.get(str(text), "") if c == "status" else ""
+            cells.append(Text(str(text), style=style))
         t.add_row(*cells)
     if max_rows > 0 and len(df) > max_rows:
         t.caption = f"{len(df) - max_rows} more rows not shown (use --max-rows 0, or --format csv)"
     return t
 
 
-def print_report(a: Analysis, console: Console, *, by: str = "flow", max_rows: int = 500) -> None:
-    console.print(summary(a))
-    titles = {"flow": "Flows", "egress": "Egress addresses", "client": "Clients"}
+def _longest_line(col: pd.Series) -> int:
+    texts = col.dropna().astype(str)
+    return max((len(x) for t in texts for x in t.split("\n")), default=0)
+
+
+def _fitted(df: pd.DataFrame, console: Console, drop: tuple[str, ...], **kw: Any) -> Table:
+    """The table with as many columns as fit the console whole, dropping them in ``drop``
+    order; the narrow layout (no vertical rules) before any column is given up.
+
+    Layouts are measured on a one-row stand-in holding each column's widest line, so
+    trying a dozen of them costs no more than rendering the table once.
+    """
+    max_rows = kw.get("max_rows", 500)
+    shown = df if max_rows <= 0 else df.head(max_rows)
+    fmt = kw.get("time_format", "%Y-%m-%d %H:%M:%S.%f")
+    widest = {
+        c: "x" * max((len(x) for v in shown[c] for x in str(_cell(v, fmt)).split("\n")),
+                     default=0)
+        for c in df.columns
+    }
+    unbounded = console.options.update_width(1_000_000)
+
+    def fits(cols: list[str], compact: bool) -> bool:
+        stand_in = pd.DataFrame({c: [widest[c]] for c in cols})
+        t = frame_table(stand_in, title="", compact=compact)
+        return Measurement.get(console, unbounded, t).maximum <= console.width
+
+    cols = list(df.columns)
+    if fits(cols, False):
+        return frame_table(df, **kw)
+    dropped: list[str] = []
+    for c in drop:
+        if fits(cols, True):
+            break
+        if c in cols:
+            cols.remove(c)
+            dropped.append(c)
+    # a column dropped early may fit again once a wider, more important one is gone
+    for c in reversed(dropped[:-1]):
+        wider = [x for x in df.columns if x in cols or x == c]
+        if fits(wider, True):
+            cols = wider
+    return frame_table(df[cols], compact=True, **kw)
+
+
+def print_report(
+    a: Analysis,
+    console: Console,
+    *,
+    by: str = "flow",
+    max_rows: int = 500,
+    explain: bool = False,
+) -> None:
+    """The summary, the findings (one line each, or in full with ``explain``) and the
+    chosen table, fitted to the console's width: flows with problems first."""
+    console.print(summary(a, explain=explain))
+    titles = {
+        "flow": "Flows",
+        "egress": "Egress addresses",
+        "client": "Clients",
+        "origin": "Origins (listeners)",
+    }
     df = a.frame(by)
     title = titles[by]
+    if a.selection is not None:
+        title = f"{title} matching the filter ({len(a)} of {len(a.table)} flows)"
     time_format = "%Y-%m-%d %H:%M:%S"
     if by == "flow":
         if len(df) and df["start"].dt.date.nunique() == 1:
@@ -195,14 +301,18 @@ def print_report(a: Analysis, console: Console, *, by: str = "flow", max_rows: i
             time_format = "%H:%M:%S.%f"
         else:
             time_format = "%Y-%m-%d %H:%M:%S.%f"
+        df = df.iloc[np.argsort(-worst_rank(df), kind="stable")]  # problems first
         df = _flows_for_display(df)
-        if console.width < 150:  # a narrow terminal: keep what answers "who is the client"
-            df = df[["flow", "egress", "origin", "method", "client", "status", "findings"]]
-        elif console.width < 190:
-            df = df.drop(columns=["proto", "proxy dst", "cmd", "packets"])
-    console.print(frame_table(df, title=title, max_rows=max_rows, time_format=time_format))
-
-
+    else:  # one finding, method or address a line: a narrow column, nothing cut
+        lists = {"findings": ";", "methods": ",", "egress_ips": ","}
+        df = df.assign(**{
+            c: df[c].astype(str).str.replace(sep, "\n", regex=False)
+            for c, sep in lists.items() if c in df.columns
+        })
+    table = _fitted(
+        df, console, _DROP_FIRST[by], title=title, max_rows=max_rows, time_format=time_format
+    )
+    console.print(table)
 def _joined(ip: pd.Series, port: pd.Series) -> list[str]:
     out = []
     for i, p in zip(ip.astype(object), port.astype(object), strict=True):
@@ -230,6 +340,6 @@ def _flows_for_display(f: pd.DataFrame) -> pd.DataFrame:
             "tlvs": f["tlvs"],
             "packets": f["packets"],
             "status": f["status"],
-            "findings": f["findings"].astype(str).str.replace(";", " ", regex=False),
+            "findings": f["findings"].astype(object).fillna("").str.replace(";", "\n", regex=False),
         }
     )

@@ -1,4 +1,7 @@
-"""The flow filter language of the filter bar, evaluated column-wise on a pandas frame.
+"""The flow filter language, evaluated column-wise on a pandas frame of the flow schema.
+
+One implementation for the TUI's filter bar, ``pcapip analyze --filter`` and
+``Analysis.filter``.
 
 Operators type what they would type in Wireshark or in a shell, so the
 language accepts both ``==`` and ``=``, ``and``/``&&``, ``or``/``||``,
@@ -12,6 +15,7 @@ A term is one of:
 * ``finding:CODE`` (``finding:origin-rejected``; ``-``/``_``/``.`` are the
   same, and a prefix such as ``finding:toa`` matches every TOA finding);
 * ``has:FIELD`` (the field has a value: ``has:client_ip``);
+* ``is:problem``: a flow with a warning or error finding (``pcapip analyze --problems``);
 * any other word or quoted string: free text, matched case-insensitively
   against the row as shown in the table.
 
@@ -30,6 +34,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from pcapip.flows.findings import CATALOGUE, Level
 from pcapip.flows.table import COLUMNS
 
 IP_FIELDS = ("egress_ip", "origin_ip", "client_ip", "proxy_ip")
@@ -56,6 +61,9 @@ ALIASES: dict[str, tuple[str, ...]] = {
     "command": ("pp_command",),
     "family": ("pp_family",),
 }
+
+#: The term for flows with a warning or error finding (``--problems``).
+PROBLEMS = "is:problem"
 
 #: Values that mean "no value" in a field whose real values never use them.
 MISSING_WORDS = frozenset({"none", "null", "-", "missing"})
@@ -208,6 +216,15 @@ class _Parser:
         return self.parse_term()
 
     def parse_term(self) -> Predicate:
+        start = self.toks[self.i]
+        try:
+            return self._term()
+        except FilterError as exc:
+            if "column" in str(exc):
+                raise
+            raise FilterError(f"{exc} (in the term at column {start.pos + 1})") from None
+
+    def _term(self) -> Predicate:
         t = self.take()
         if t.kind == "word":
             low = t.text.lower()
@@ -216,6 +233,8 @@ class _Parser:
                 if not code:
                     raise FilterError(f"finding: needs a code (column {t.pos + 1})")
                 return _finding(code)
+            if low in (PROBLEMS, "is:problems"):
+                return lambda df, ctx: problem_mask(df)
             if low.startswith("has:"):
                 return _has(_fields(t.text[4:], t.pos + 4))
             nxt = self.peek()
@@ -316,6 +335,35 @@ def _finding(code: str) -> Predicate:
     return pred
 
 
+def codes_of(findings: object) -> list[str]:
+    """The finding codes of one ``findings`` cell (';'-joined codes, or missing)."""
+    if findings is None or (not isinstance(findings, str) and pd.isna(findings)):
+        return []
+    return [c for c in str(findings).split(";") if c]
+
+
+def is_problem(findings: object) -> bool:
+    """True when a ``findings`` cell holds a code of warning or error severity."""
+    return any(
+        c in CATALOGUE and CATALOGUE[c].level >= Level.WARNING for c in codes_of(findings)
+    )
+
+
+def problem_mask(df: pd.DataFrame) -> np.ndarray:
+    """Rows of a flow frame whose flow has a warning or error finding."""
+    return _per_unique(df[FINDINGS_FIELD], is_problem)
+
+
+def worst_rank(df: pd.DataFrame) -> np.ndarray:
+    """Per row, the most severe finding level (-1 without findings): sorts problems first."""
+    if len(df) == 0:
+        return np.zeros(0, dtype=np.int64)
+    codes, uniques = pd.factorize(df[FINDINGS_FIELD].astype(object), use_na_sentinel=True)
+    rank = [max((int(CATALOGUE[c].level) for c in codes_of(u) if c in CATALOGUE), default=-1)
+            for u in uniques]
+    return np.asarray([*rank, -1], dtype=np.int64)[codes]
+
+
 def _has(fields: tuple[str, ...]) -> Predicate:
     def pred(df: pd.DataFrame, ctx: Context) -> np.ndarray:
         out = np.zeros(len(df), dtype=bool)
@@ -323,7 +371,7 @@ def _has(fields: tuple[str, ...]) -> Predicate:
             col = df[f]
             ok = col.notna().to_numpy(dtype=bool)
             if f in TEXT_FIELDS or f == FINDINGS_FIELD:
-                ok &= (col.astype(object).fillna("").astype(str) != "").to_numpy(dtype=bool)
+                ok = ok & (col.astype(object).fillna("").astype(str) != "").to_numpy(dtype=bool)
             out |= ok
         return out
 

@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 
 import pcapip
-from tui import filters
+from pcapip.report import filters
 from tui.model import FlowModel, normalize
 
 PCAPS = "tests/pcaps"
@@ -190,3 +190,52 @@ def test_sorting_addresses_numerically() -> None:
     )
     m.set_sort("egress", desc=True)
     assert [m.record(m.position(i))["egress_ip"] for i in range(len(m))] == got[::-1]
+
+
+def test_errors_name_the_column_of_the_term(frame: pd.DataFrame) -> None:
+    """The CLI prints the message as is: it must say where the mistake is."""
+    for text, col in [
+        ("method==ppv2 and client_ip in 10.0.0.0/99", 18),
+        ("transport==tcp packets>many", 16),
+        ("has:client_ip nosuch==1", 15),
+        ("method==", 1),
+        ("(method==toa", 1),
+    ]:
+        with pytest.raises(filters.FilterError) as exc:
+            filters.evaluate(text, frame)
+        assert f"column {col}" in str(exc.value), (text, str(exc.value))
+        assert "\n" not in str(exc.value)
+
+
+def test_analysis_frames_and_tui_frames_give_the_same_rows() -> None:
+    """The Python API filters Analysis.flows (categoricals, nullable ints); the TUI its
+    normalised frame: one implementation, the same rows for every kind of term."""
+    a = pcapip.analyze(f"{PCAPS}/troubleshooting.pcap", trusted="10.77.2.0/29")
+    raw, tui = a.flows, normalize(a.flows)
+    for text in (
+        "finding:origin.rejected",
+        "not has:findings",
+        "has:tlvs",
+        "client_ip in 10.77.1.0/28",
+        "origin_port=9080 or method==none",
+        "10.77.2.200",
+        "is:problem",
+        "packets>11",
+    ):
+        got = filters.evaluate(text, raw)
+        assert list(got) == list(filters.evaluate(text, tui)), text
+        assert 0 < got.sum() < len(raw), text
+
+
+def test_problem_term_is_warning_or_error_in_the_catalogue(frame: pd.DataFrame) -> None:
+    from pcapip.flows.findings import CATALOGUE, Level
+
+    df = frame
+    want = expect(df, lambda r: any(CATALOGUE[c].level >= Level.WARNING for c in _codes(r)))
+    assert rows(df, "is:problem") == want != []
+    assert rows(df, "not is:problem") == [i for i in range(len(df)) if i not in want]
+    # and the worst rank puts errors before warnings before the rest
+    rank = filters.worst_rank(df)
+    for i, r in enumerate(df.to_dict("records")):
+        levels = [int(CATALOGUE[c].level) for c in _codes(r)]
+        assert rank[i] == max(levels, default=-1)

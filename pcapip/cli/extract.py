@@ -1,0 +1,206 @@
+"""``pcapip extract``: the packets of chosen flows, written as a capture to open in Wireshark.
+
+The flows are chosen by number or with the filter language, from the same analysis
+``pcapip analyze`` prints; their packets are found again by a second read of the
+capture: same transport and endpoints (either direction) between the flow's first
+and last packet, which also keeps apart two flows that reused one port pair.
+Frames are copied byte for byte with their timestamps (nanoseconds) and link type.
+"""
+
+from __future__ import annotations
+
+import os
+import struct
+from typing import IO, TYPE_CHECKING
+
+import click
+
+from pcapip.cli.analyze import check_filter
+from pcapip.cli.options import toa_kind_option, trusted_option
+from pcapip.errors import UsageError
+
+if TYPE_CHECKING:
+    import numpy as np
+    import pandas as pd
+
+_PROTO = {"tcp": 6, "udp": 17}
+_KEY = ["proto", "src", "sport", "dst", "dport"]
+
+
+@click.command(name="extract")
+@click.argument("capture", metavar="CAPTURE")
+@click.option("--flow", "flows", type=int, multiple=True, metavar="N",
+              help="Flow number from 'pcapip analyze'. Repeatable.")
+@click.option("--filter", "filter_expr", metavar="EXPR", default=None,
+              help="Flows matching EXPR (the filter language of analyze --filter and the TUI).")
+@click.option("--problems", is_flag=True, help="Flows with a warning or error finding.")
+@click.option("-w", "--write", "out", required=True, type=click.Path(dir_okay=False),
+              metavar="OUT", help="Capture to write: pcap, or pcapng when OUT ends in .pcapng.")
+@trusted_option
+@toa_kind_option
+def command(
+    capture: str,
+    flows: tuple[int, ...],
+    filter_expr: str | None,
+    problems: bool,
+    out: str,
+    trusted: tuple[str, ...],
+    toa_kinds: tuple[str, ...],
+) -> int:
+    """Write the packets of the chosen flows (--flow N…, --filter EXPR, --problems; given
+    together, flows meeting all of them) to OUT, byte for byte with their timestamps and
+    link type, e.g. to open them in Wireshark. Flow numbers are those of 'pcapip analyze'."""
+    if not flows and not filter_expr and not problems:
+        raise UsageError("choose flows: --flow N (repeatable), --filter EXPR or --problems")
+    if capture == "-":
+        raise UsageError("extract reads the capture twice: give a file, not standard input")
+    if not os.path.exists(capture):
+        raise UsageError(f"{capture}: no such file")
+    if filter_expr:
+        check_filter(filter_expr)
+    from pcapip.report.analysis import analyze
+    from pcapip.report.filters import FilterError
+
+    a = analyze([capture], trusted=list(trusted) or None, toa_kinds=list(toa_kinds) or None)
+    for err in a.errors:
+        click.echo(f"pcapip: error: {err}", err=True)
+    bad = sorted(n for n in flows if not 1 <= n <= len(a))
+    if bad:
+        raise UsageError(f"{capture}: has no flow {bad[0]} (flows are 1..{len(a)})")
+    try:
+        chosen = a.filter(filter_expr or "", problems=problems).flows
+    except FilterError as exc:
+        raise UsageError(f"--filter: {exc}") from None
+    if flows:
+        chosen = chosen[chosen["flow"].isin(flows)]
+    written = write_flows(capture, chosen, out)
+    click.echo(
+        f"{out}: {written} packets of {len(chosen)} flow(s)"
+        + (f" ({', '.join(map(str, chosen['flow'].head(10)))}{' …' if len(chosen) > 10 else ''})"
+           if len(chosen) else ""),
+        err=True,
+    )
+    return 2 if a.errors else 0
+
+
+def write_flows(capture: str, chosen: pd.DataFrame, out: str) -> int:
+    """Copy the packets of the ``chosen`` flow rows from ``capture`` to ``out`` as they are
+    read (memory stays one batch); returns how many. A pcap holds one link type: for
+    several, OUT must be pcapng (the half-written pcap is removed)."""
+    from pcapip.decode import decode, ips_to_str
+    from pcapip.errors import CaptureError
+    from pcapip.sources import open_capture
+
+    want = _flow_keys(chosen)
+    writer = (_PcapngWriter if out.lower().endswith(".pcapng") else _PcapWriter)(out)
+    try:
+        with open_capture(capture) as src:
+            try:
+                for batch in src:
+                    p = decode(batch)
+                    for i in _matching(p, want, ips_to_str).tolist():
+                        writer.add(int(p.ts_ns[i]), int(p.origlen[i]), int(p.linktype[i]),
+                                   batch.frame_bytes(i))
+            except CaptureError:
+                pass  # reported by analyze; every frame before the damage is kept
+        writer.close()
+    except BaseException:
+        writer.close()
+        os.unlink(out)
+        raise
+    return writer.count
+
+
+def _flow_keys(chosen: pd.DataFrame) -> pd.DataFrame:
+    """Per chosen flow: its key in both directions, and its first and last packet time."""
+    import pandas as pd
+
+    f = pd.DataFrame({
+        "proto": chosen["transport"].astype(str).map(_PROTO).astype("int64"),
+        "a": chosen["egress_ip"].astype(str), "ap": chosen["egress_port"].astype("int64"),
+        "b": chosen["origin_ip"].astype(str), "bp": chosen["origin_port"].astype("int64"),
+        "start": chosen["start"].astype("int64"), "end": chosen["end"].astype("int64"),
+    })
+    fwd = f.rename(columns={"a": "src", "ap": "sport", "b": "dst", "bp": "dport"})
+    rev = f.rename(columns={"b": "src", "bp": "sport", "a": "dst", "ap": "dport"})
+    return pd.concat([fwd, rev], ignore_index=True)[[*_KEY, "start", "end"]]
+
+
+def _matching(p, want: pd.DataFrame, ips_to_str) -> np.ndarray:
+    """Indexes (in ``p``) of the packets that belong to one of the ``want`` flows."""
+    import numpy as np
+    import pandas as pd
+
+    from pcapip.decode import ST_NO_L4
+
+    if len(p) == 0 or want.empty:
+        return np.zeros(0, dtype=np.int64)
+    pk = pd.DataFrame({
+        "i": np.arange(len(p)),
+        "proto": p.proto.astype("int64"),
+        "src": ips_to_str(p.src_hi, p.src_lo), "sport": p.sport.astype("int64"),
+        "dst": ips_to_str(p.dst_hi, p.dst_lo), "dport": p.dport.astype("int64"),
+        "ts": p.ts_ns,
+    })
+    # the packets the flow stage counts: a transport header decoded whole
+    pk = pk[((p.status & ST_NO_L4) == 0) & np.isin(p.proto, list(_PROTO.values()))]
+    m = pk.merge(want, on=_KEY, how="inner")
+    m = m[(m["ts"] >= m["start"]) & (m["ts"] <= m["end"])]
+    return np.unique(m["i"].to_numpy())
+
+
+class _PcapWriter:
+    """libpcap with nanosecond timestamps (magic a1b23c4d), one link type per file."""
+
+    def __init__(self, path: str) -> None:
+        self.fh: IO[bytes] = open(path, "wb")  # noqa: SIM115 (closed by close())
+        self.link: int | None = None
+        self.count = 0
+
+    def add(self, ts: int, origlen: int, link: int, data: bytes) -> None:
+        if self.link is None:
+            self.link = link
+            self.fh.write(struct.pack("<IHHiIII", 0xA1B23C4D, 2, 4, 0, 0, 262144, link))
+        elif link != self.link:
+            raise UsageError(
+                f"the chosen flows' packets have link types {self.link} and {link}; a pcap "
+                "file holds one: write OUT.pcapng"
+            )
+        sec, ns = divmod(ts, 1_000_000_000)
+        self.fh.write(struct.pack("<IIII", sec, ns, len(data), origlen))
+        self.fh.write(data)
+        self.count += 1
+
+    def close(self) -> None:
+        if self.link is None and not self.fh.closed:  # nothing chosen: still a valid file
+            self.fh.write(struct.pack("<IHHiIII", 0xA1B23C4D, 2, 4, 0, 0, 262144, 1))
+        self.fh.close()
+
+
+class _PcapngWriter:
+    """pcapng: an interface (nanosecond if_tsresol) for each link type as it first appears."""
+
+    def __init__(self, path: str) -> None:
+        self.fh: IO[bytes] = open(path, "wb")  # noqa: SIM115 (closed by close())
+        self.iface: dict[int, int] = {}
+        self.count = 0
+        self.fh.write(_block(0x0A0D0D0A, struct.pack("<IHHq", 0x1A2B3C4D, 1, 0, -1)))
+
+    def add(self, ts: int, origlen: int, link: int, data: bytes) -> None:
+        if link not in self.iface:
+            self.iface[link] = len(self.iface)
+            tsresol = struct.pack("<HHB3x", 9, 1, 9) + struct.pack("<HH", 0, 0)
+            self.fh.write(_block(1, struct.pack("<HHI", link, 0, 0) + tsresol))
+        head = struct.pack("<IIIII", self.iface[link], ts >> 32, ts & 0xFFFFFFFF, len(data),
+                           origlen)
+        self.fh.write(_block(6, head + data))
+        self.count += 1
+
+    def close(self) -> None:
+        self.fh.close()
+
+
+def _block(kind: int, body: bytes) -> bytes:
+    body += b"\0" * (-len(body) % 4)
+    n = len(body) + 12
+    return struct.pack("<II", kind, n) + body + struct.pack("<I", n)
