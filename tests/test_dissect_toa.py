@@ -12,7 +12,7 @@ import re
 import struct
 
 import pytest
-from gen.dissect_compare import SHARED, SHARED_ROOT, read_frames_lt
+from gen.dissect_compare import PCAPS, SHARED, SHARED_ROOT, read_frames_lt
 from gen.proxy_pcaps import EOL, MSS, NOP, TOA_CASES, opt, toa4, toa6
 
 from pcapip.dissect import (
@@ -246,12 +246,13 @@ def test_toa_length_with_tfo_exid_is_ambiguous():
     assert "63881" in e.message and "Fast Open" in e.message
 
 
-def test_253_of_unknown_layout_is_reported_as_unknown_not_decoded():
+def test_253_of_no_toa_length_is_an_rfc6994_experiment_not_a_toa():
     r = dissect_tcp_options(bytes.fromhex("fd0864439ff90050"))
-    (o,) = r.options
-    assert o.variant is None and o.client_ip is None and o.client_port is None
-    (e,) = o.experts
-    assert e.code == "toa.unknown_layout" and "0x6443" in e.message
+    assert not r.options and not r.all_experts() and r.client_ip is None
+    node = r.tree.children[0]
+    assert node.name == "tcp.options.experimental" and node.label.endswith("Unknown")
+    assert node.find("tcp.options.experimental.exid").value == 0x6443
+    assert node.find("tcp.options.experimental.data").value == bytes.fromhex("9ff90050")
 
 
 def test_user_timeout_is_not_a_toa():
@@ -325,15 +326,14 @@ def test_public_252_alibaba_vpc():
         assert t.find("toa.vip_port").value == 0x18EB
 
 
-def test_public_253_unknown_layout_in_a_damaged_file():
-    frames = read_frames_lt(SHARED / "toa-253-bad-record-lengths.pcap")
-    toas = public("toa-253-bad-record-lengths.pcap")
-    assert [len(f) for f in toas[:2]] == [1, 1]  # SYN and SYN-ACK
-    for f in toas[:2]:
-        t = f[0]
-        assert t.find("toa.kind").value == 253 and t.find("toa.len").value == 8
-        assert t.find("toa.addr") is None  # not decoded: nobody documents this layout
-        assert [e.code for e in t.experts] == ["toa.unknown_layout"]
+def test_public_253_experiment_in_a_damaged_file():
+    frames = read_frames_lt(PCAPS / "toa-253-bad-record-lengths.pcap")
+    for (lt, frame), exid in zip(frames[:2], (0x6443, 0x6442), strict=True):
+        tcp = next(layer for layer in dissect_frame(frame, lt) if layer.name == "tcp")
+        opts = tcp.find("tcp.options")
+        assert "toa" not in [c.name for c in opts.children]  # no 253 variant has length 8
+        node = tcp.find("tcp.options.experimental.exid")
+        assert node is not None and node.value == exid  # what tshark shows too
     # every record carries 16 bytes beyond the IP datagram; they are shown, not parsed
     layers = dissect_frame(frames[0][1], frames[0][0])
     trailer = next(layer for layer in layers if layer.name == "frame.trailer")

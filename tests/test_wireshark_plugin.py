@@ -313,7 +313,11 @@ def test_tree_matches_pcapip(pdml, capture):
     for fr in frames.values():
         compare_frame(fr)
         total += len(fr.toa)
-    assert total > 0, f"{capture}: no TOA option found by either side"
+    if capture == "toa-253-bad-record-lengths.pcap":
+        # its 253 options have length 8, no 253 variant's: RFC 6994 experiments on both sides
+        assert total == 0
+    else:
+        assert total > 0, f"{capture}: no TOA option found by either side"
 
 
 @pytest.mark.system

@@ -12,7 +12,8 @@ reaches the plugin either.
 Adding a kind to the table replaces Wireshark's own dissector for it (253/254
 are the RFC 6994 experiments, 28 is User Timeout), so the plugin keeps the
 old handle and passes back every option of such a kind that pcapip does not
-read as a TOA (28 with length 4, a known experiment id): Wireshark's own
+read as a TOA (28 with length 4; a 253/254 option of no TOA length, which is
+an RFC 6994 experiment whatever its id): Wireshark's own
 view of User Timeout and of the RFC 6994 experiments is unchanged. One
 exception: a Lua plugin cannot hand on the TCP header that the TCP dissector
 passes its option dissectors, and in 4.0 the Fast Open cookie branch of the
@@ -367,14 +368,9 @@ local function unknown_length(kind, len, tvb, pinfo, tree)
   item:add(pf[F_KIND], tvb(0, 1))
   item:add(pf[F_LEN], tvb(1, 1))
   if EXPERIMENTAL[kind] then
-    local as_exp = ""
-    if len >= 4 then
-      as_exp = string.format("; read as an RFC 6994 option its experiment id would be 0x%04x, "
-                             .. "which is not a known experiment", tvb(2, 2):uint())
-    end
     item:add_tvb_expert_info(ex["toa.unknown_layout"], tvb(), string.format(
-      "kind %d length %d matches no known TOA layout (known lengths: %s)%s: layout unknown",
-      kind, len, LENGTHS[kind], as_exp))
+      "kind %d length %d matches no known TOA layout (known lengths: %s) and is too short for "
+      .. "an RFC 6994 experiment id: layout unknown", kind, len, LENGTHS[kind]))
   else
     item:add_tvb_expert_info(ex["toa.unknown_length"], tvb(), string.format(
       "TOA kind %d with length %d: no known variant has it (known lengths: %s)",
@@ -395,7 +391,9 @@ function toa.dissector(tvb, pinfo, tree)
   local exid, exname
   if EXPERIMENTAL[kind] then exid, exname = known_exid(tvb, len) end
   if v == nil then
-    if (NOT_TOA[kind] and NOT_TOA[kind][len]) or exid then
+    -- the rule of ToaRegistry.claims: a 253/254 option that fits no variant and can hold an
+    -- RFC 6994 experiment id is that experiment, registered or not
+    if (NOT_TOA[kind] and NOT_TOA[kind][len]) or (EXPERIMENTAL[kind] and len >= 4) then
       return hand_back(kind, len, tvb, pinfo, tree, exid, exname)
     end
     return unknown_length(kind, len, tvb, pinfo, tree)
