@@ -93,7 +93,7 @@ def case(name: str) -> bytes:
     ("tencent-200", "203.0.113.1", 40001, None, None, None),
     ("lvs-254-then-250", "203.0.113.2", 40002, "192.0.2.80", 80, None),
     ("nat64-ipv6-toa-on-ipv4", "2001:db8:c::8", 40008, None, None, None),
-    ("mapped-253", "203.0.113.9", 40009, None, None, None),
+    ("mapped-253", "::ffff:203.0.113.9", 40009, None, None, None),
     ("vtoa-249-40", "2001:db8:c::b", 40011, "2001:db8:f::1", None, 0x123456),
     ("cdn-28-7", "203.0.113.12", None, None, None, None),
     ("cdn-28-19", "2001:db8:c::d", None, None, None, None),
@@ -273,9 +273,11 @@ def test_ipv6_client_on_an_ipv4_connection_is_noted():
     assert "toa.cross_family" not in codes(dissect_tcp_options(case("tencent-200"), ip_version=4))
 
 
-def test_ipv4_mapped_address_is_the_ipv4_client():
+def test_ipv4_mapped_address_is_an_ipv4_client_shown_as_carried():
     r = dissect_tcp_options(case("mapped-253"), ip_version=4)
-    assert r.client_ip == "203.0.113.9"
+    assert r.client_ip == "::ffff:203.0.113.9"
+    e = next(e for e in r.all_experts() if e.code == "toa.v4_mapped")
+    assert "an IPv4 client (203.0.113.9)" in e.message
     assert "toa.v4_mapped" in codes(r)
     assert "toa.cross_family" not in codes(r)  # it is an IPv4 client on an IPv4 packet
 

@@ -139,7 +139,7 @@ CODES: dict[str, CodeInfo] = {
     "toa.exp_ambiguous": CodeInfo(
         _W, "kind 253/254 option that is both a TOA length and a known RFC 6994 experiment"
     ),
-    "toa.v4_mapped": CodeInfo(_N, "IPv4-mapped IPv6 client address: the client is the IPv4 address"),
+    "toa.v4_mapped": CodeInfo(_N, "IPv4-mapped IPv6 client address (an IPv4 client, shown as carried)"),
     "toa.cross_family": CodeInfo(
         _N, "TOA address family differs from the packet's IP version (NAT64-style)"
     ),

@@ -156,7 +156,7 @@ class _Body:
             name += "6"
         raw = self.body[rel : rel + size]
         text = _ip_text(raw)
-        shown = text if not is_v4_mapped(raw) else f"::ffff:{text} (IPv4-mapped: {text})"
+        shown = text if not is_v4_mapped(raw) else f"{text} (IPv4-mapped: {ipv4_text(raw[12:])})"
         self.node.add(Field(name, f"{what}: {shown}", self.at + rel, size, ip_value(raw)))
         return text
 
@@ -390,7 +390,8 @@ def _address_notes(opt: ToaOption, data: bytes, i: int, base: int, ip_version: i
         family = 4
         opt.experts.append(
             expert("toa.v4_mapped", base + i + rel, size,
-                   f"IPv4-mapped IPv6 address: the client is {opt.client_ip}")
+                   f"IPv4-mapped IPv6 address {opt.client_ip}: an IPv4 client "
+                   f"({ipv4_text(raw[12:])})")
         )
     if ip_version in (4, 6) and family != ip_version:
         extra = (" (NAT64-style: an IPv4 origin must accept sockaddr_in6 to read it)"

@@ -277,10 +277,10 @@ local function is_v4_mapped(tvb, off, size)
   return byte(tvb, off + 10) == 0xFF and byte(tvb, off + 11) == 0xFF
 end
 
--- pcapip's text form: IPv4-mapped IPv6 is the IPv4 client
+-- pcapip's text form: as carried (an IPv4-mapped IPv6 address is ::ffff:a.b.c.d)
 local function addr_text(tvb, off, size)
   if size == 4 then return ipv4_text(tvb, off) end
-  if is_v4_mapped(tvb, off, size) then return ipv4_text(tvb, off + 12) end
+  if is_v4_mapped(tvb, off, size) then return "::ffff:" .. ipv4_text(tvb, off + 12) end
   return tostring(tvb(off, size):ipv6())
 end
 
@@ -439,7 +439,8 @@ function toa.dissector(tvb, pinfo, tree)
     if is_v4_mapped(tvb, off, size) then
       family = 4
       item:add_tvb_expert_info(ex["toa.v4_mapped"], tvb(off, size),
-        "IPv4-mapped IPv6 address: the client is " .. client)
+        "IPv4-mapped IPv6 address " .. client .. ": an IPv4 client (" .. ipv4_text(tvb, off + 12)
+        .. ")")
     end
     local ipv = packet_ip_version(pinfo)
     if ipv and ipv ~= family then
