@@ -720,3 +720,29 @@ def test_plugin_text_follows_registry():
         assert lua_str(code) in text
     kinds = {int(k) for k in re.findall(r"^  \[(\d+)\] = \{$", text, re.M)}
     assert kinds == set(DEFAULT_REGISTRY.kinds)
+
+
+@pytest.mark.system
+@pytest.mark.parametrize(
+    # (not tcpdump-tfo.pcap: the plugin draws an experimental-form TFO cookie as text, so its
+    # fields differ by design; test_non_toa_uses_of_toa_kinds_stay_wiresharks checks that text)
+    "name", ["tcpdump-accecn-handshake.pcap", "toa-253-bad-record-lengths.pcap"]
+)
+def test_rfc6994_options_stay_wireshark_s(tshark, clean_home, tmp_path, name):
+    """A 253/254 option of no TOA length is an RFC 6994 experiment: the plugin hands it back,
+    so Wireshark's own fields (experiment id, AccECN counters) come out as without it."""
+    cap = PCAPS / "public" / name if name.startswith("tcpdump-") else PCAPS / name
+    lua = tmp_path / "pcapip_toa.lua"
+    lua.write_text(render_plugin(DEFAULT_REGISTRY), encoding="utf-8")
+    fields = ["-T", "fields", "-E", "occurrence=a"]
+    for f in ("tcp.options.experimental.exid", "tcp.options.acc_ecn.ee0b",
+              "tcp.options.acc_ecn.eceb", "tcp.options.acc_ecn.ee1b"):
+        fields += ["-e", f]
+    plain = run_tshark(tshark, clean_home, "-r", str(cap), *fields)
+    with_plugin = run_tshark(tshark, clean_home, "-X", f"lua_script:{lua}", "-r", str(cap),
+                             *fields, "-e", "toa.kind", "-e", "_ws.expert")
+    rows = [line.split("\t") for line in with_plugin.splitlines()]
+    assert "\n".join("\t".join(r[:4]) for r in rows) == plain.rstrip("\n")
+    assert any(r[0] for r in rows)  # the captures do carry experiments
+    assert not any(r[4] for r in rows)  # no TOA
+    assert not any("toa." in r[5] for r in rows)

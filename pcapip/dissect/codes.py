@@ -122,7 +122,7 @@ CODES: dict[str, CodeInfo] = {
     # --- TOA ----------------------------------------------------------------------------------
     "toa.unknown_length": CodeInfo(_E, "TOA kind with a length no known variant has"),
     "toa.unknown_layout": CodeInfo(
-        _W, "kind 253/254 option with no known TOA length and no known experiment id: layout unknown"
+        _W, "kind 253/254 option of no TOA length, too short for an RFC 6994 experiment id"
     ),
     "toa.bad_version": CodeInfo(_E, "kind 28 version byte disagrees with the option length"),
     "toa.after_eol": CodeInfo(_E, "TOA after EOL: a receiving module's walk never reaches it"),
