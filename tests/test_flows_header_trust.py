@@ -85,6 +85,8 @@ TCP_CASES = {
     # port: (what the egress sends, close after it), expected (method, status, client, family)
     44001: (b"PROXY TCP6 1:2:3::4 1234\r\n" + GET, ("ppv1", "malformed", None, "TCP6")),
     44002: (b"PROXY TCP4 1.2.3.4 5.6.7.8 100 200", ("ppv1", "incomplete", None, None)),
+    # no CRLF: a bare LF ends the line (every field parsed, still malformed)
+    44008: (b"PROXY TCP4 1.2.3.4 5.6.7.8 100 200\n" + GET, ("ppv1", "malformed", None, "TCP4")),
     44003: (
         b"PROXY TCP6 ::ffff:127.0.0.1 ::1 1234 80\r\n" + GET,
         ("ppv1", "ok", "::ffff:127.0.0.1", "TCP6"),
@@ -140,7 +142,7 @@ def _none(v) -> object:
 
 def test_malformed_or_unfinished_header_gives_no_client(tcp_result):
     rows = _by_port(tcp_result)
-    for port in (44001, 44002, 44005):
+    for port in (44001, 44002, 44005, 44008):
         _, (method, status, client, family) = TCP_CASES[port]
         r = rows[port]
         assert (r["method"], r["status"], _none(r["pp_family"])) == (method, status, family), port
