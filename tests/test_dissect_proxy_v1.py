@@ -160,7 +160,7 @@ def test_expert_points_at_the_offending_bytes():
 def test_dotted_ipv4_tail_in_tcp6_is_a_warning_not_a_rejection():
     p = ok(b"PROXY TCP6 ::ffff:192.0.2.1 2001:db8::1 1 2\r\n")
     assert "proxy.v1.ipv6_dotted" in p.codes
-    assert p.header.src_addr == "192.0.2.1"  # IPv4-mapped: the client is the IPv4 address
+    assert p.header.src_addr == "::ffff:192.0.2.1"  # as carried (nginx shows it so too)
 
 
 def test_malformed_keeps_what_was_decoded():

@@ -12,7 +12,7 @@ import re
 import struct
 
 import pytest
-from gen.dissect_compare import SHARED, SHARED_ROOT, read_frames_lt
+from gen.dissect_compare import PCAPS, SHARED, SHARED_ROOT, read_frames_lt
 from gen.proxy_pcaps import EOL, MSS, NOP, TOA_CASES, opt, toa4, toa6
 
 from pcapip.dissect import (
@@ -93,7 +93,7 @@ def case(name: str) -> bytes:
     ("tencent-200", "203.0.113.1", 40001, None, None, None),
     ("lvs-254-then-250", "203.0.113.2", 40002, "192.0.2.80", 80, None),
     ("nat64-ipv6-toa-on-ipv4", "2001:db8:c::8", 40008, None, None, None),
-    ("mapped-253", "203.0.113.9", 40009, None, None, None),
+    ("mapped-253", "::ffff:203.0.113.9", 40009, None, None, None),
     ("vtoa-249-40", "2001:db8:c::b", 40011, "2001:db8:f::1", None, 0x123456),
     ("cdn-28-7", "203.0.113.12", None, None, None, None),
     ("cdn-28-19", "2001:db8:c::d", None, None, None, None),
@@ -246,12 +246,13 @@ def test_toa_length_with_tfo_exid_is_ambiguous():
     assert "63881" in e.message and "Fast Open" in e.message
 
 
-def test_253_of_unknown_layout_is_reported_as_unknown_not_decoded():
+def test_253_of_no_toa_length_is_an_rfc6994_experiment_not_a_toa():
     r = dissect_tcp_options(bytes.fromhex("fd0864439ff90050"))
-    (o,) = r.options
-    assert o.variant is None and o.client_ip is None and o.client_port is None
-    (e,) = o.experts
-    assert e.code == "toa.unknown_layout" and "0x6443" in e.message
+    assert not r.options and not r.all_experts() and r.client_ip is None
+    node = r.tree.children[0]
+    assert node.name == "tcp.options.experimental" and node.label.endswith("Unknown")
+    assert node.find("tcp.options.experimental.exid").value == 0x6443
+    assert node.find("tcp.options.experimental.data").value == bytes.fromhex("9ff90050")
 
 
 def test_user_timeout_is_not_a_toa():
@@ -272,9 +273,11 @@ def test_ipv6_client_on_an_ipv4_connection_is_noted():
     assert "toa.cross_family" not in codes(dissect_tcp_options(case("tencent-200"), ip_version=4))
 
 
-def test_ipv4_mapped_address_is_the_ipv4_client():
+def test_ipv4_mapped_address_is_an_ipv4_client_shown_as_carried():
     r = dissect_tcp_options(case("mapped-253"), ip_version=4)
-    assert r.client_ip == "203.0.113.9"
+    assert r.client_ip == "::ffff:203.0.113.9"
+    e = next(e for e in r.all_experts() if e.code == "toa.v4_mapped")
+    assert "an IPv4 client (203.0.113.9)" in e.message
     assert "toa.v4_mapped" in codes(r)
     assert "toa.cross_family" not in codes(r)  # it is an IPv4 client on an IPv4 packet
 
@@ -325,15 +328,14 @@ def test_public_252_alibaba_vpc():
         assert t.find("toa.vip_port").value == 0x18EB
 
 
-def test_public_253_unknown_layout_in_a_damaged_file():
-    frames = read_frames_lt(SHARED / "toa-253-bad-record-lengths.pcap")
-    toas = public("toa-253-bad-record-lengths.pcap")
-    assert [len(f) for f in toas[:2]] == [1, 1]  # SYN and SYN-ACK
-    for f in toas[:2]:
-        t = f[0]
-        assert t.find("toa.kind").value == 253 and t.find("toa.len").value == 8
-        assert t.find("toa.addr") is None  # not decoded: nobody documents this layout
-        assert [e.code for e in t.experts] == ["toa.unknown_layout"]
+def test_public_253_experiment_in_a_damaged_file():
+    frames = read_frames_lt(PCAPS / "toa-253-bad-record-lengths.pcap")
+    for (lt, frame), exid in zip(frames[:2], (0x6443, 0x6442), strict=True):
+        tcp = next(layer for layer in dissect_frame(frame, lt) if layer.name == "tcp")
+        opts = tcp.find("tcp.options")
+        assert "toa" not in [c.name for c in opts.children]  # no 253 variant has length 8
+        node = tcp.find("tcp.options.experimental.exid")
+        assert node is not None and node.value == exid  # what tshark shows too
     # every record carries 16 bytes beyond the IP datagram; they are shown, not parsed
     layers = dissect_frame(frames[0][1], frames[0][0])
     trailer = next(layer for layer in layers if layer.name == "frame.trailer")

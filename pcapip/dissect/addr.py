@@ -1,8 +1,9 @@
 """Address bytes to text and typed values, the same way in every dissector.
 
-An IPv4-mapped IPv6 address (``::ffff:a.b.c.d``) is the IPv4 client for every
-consumer of pcapip (the decoder stores IPv4 that way too), so text forms
-unmap it; the typed value keeps what was on the wire.
+An address is written as the header or option carries it: an IPv4-mapped
+IPv6 address stays ``::ffff:a.b.c.d`` (what inet_ntop, Python's ipaddress and
+nginx's ``$proxy_protocol_addr`` print), so a TCP6 or INET6 header never
+reads as if it carried IPv4. The experts say when an address is mapped.
 """
 
 from __future__ import annotations
@@ -18,9 +19,7 @@ def ipv4_text(b: bytes) -> str:
 
 
 def ipv6_text(b: bytes) -> str:
-    """IPv6 text; an IPv4-mapped address becomes plain dotted IPv4."""
-    if b[:12] == V4_MAPPED_PREFIX:
-        return socket.inet_ntop(socket.AF_INET, b[12:16])
+    """IPv6 text as carried (RFC 5952; an IPv4-mapped address is ``::ffff:a.b.c.d``)."""
     return socket.inet_ntop(socket.AF_INET6, b)
 
 

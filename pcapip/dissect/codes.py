@@ -122,7 +122,7 @@ CODES: dict[str, CodeInfo] = {
     # --- TOA ----------------------------------------------------------------------------------
     "toa.unknown_length": CodeInfo(_E, "TOA kind with a length no known variant has"),
     "toa.unknown_layout": CodeInfo(
-        _W, "kind 253/254 option with no known TOA length and no known experiment id: layout unknown"
+        _W, "kind 253/254 option of no TOA length, too short for an RFC 6994 experiment id"
     ),
     "toa.bad_version": CodeInfo(_E, "kind 28 version byte disagrees with the option length"),
     "toa.after_eol": CodeInfo(_E, "TOA after EOL: a receiving module's walk never reaches it"),
@@ -139,7 +139,7 @@ CODES: dict[str, CodeInfo] = {
     "toa.exp_ambiguous": CodeInfo(
         _W, "kind 253/254 option that is both a TOA length and a known RFC 6994 experiment"
     ),
-    "toa.v4_mapped": CodeInfo(_N, "IPv4-mapped IPv6 client address: the client is the IPv4 address"),
+    "toa.v4_mapped": CodeInfo(_N, "IPv4-mapped IPv6 client address (an IPv4 client, shown as carried)"),
     "toa.cross_family": CodeInfo(
         _N, "TOA address family differs from the packet's IP version (NAT64-style)"
     ),

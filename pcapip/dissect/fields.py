@@ -15,6 +15,25 @@ from enum import IntEnum
 from typing import Any
 
 
+def escape_text(text: str) -> str:
+    """Text from the wire made safe to print: ``\\`` for a backslash, ``\\xNN`` (``\\uNNNN``)
+    for anything not printable, so every output shows the same unambiguous string
+    and a NUL or a control character never reaches a terminal or a CSV cell raw."""
+    if text.isprintable() and "\\" not in text:
+        return text
+    out = []
+    for c in text:
+        if c == "\\":
+            out.append("\\\\")
+        elif c.isprintable():
+            out.append(c)
+        else:
+            o = ord(c)
+            out.append(f"\\x{o:02x}" if o < 0x100 else f"\\u{o:04x}" if o < 0x10000
+                       else f"\\U{o:08x}")
+    return "".join(out)
+
+
 class Severity(IntEnum):
     """Expert-info severities, ordered like Wireshark's (chat < note < warn < error)."""
 

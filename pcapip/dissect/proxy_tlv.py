@@ -12,7 +12,7 @@ import struct
 from typing import Any
 
 from pcapip.dissect.codes import expert
-from pcapip.dissect.fields import Expert, Field
+from pcapip.dissect.fields import Expert, Field, escape_text
 from pcapip.dissect.proxy_model import ProxyTlv
 
 PP2_TYPE_ALPN = 0x01
@@ -56,7 +56,7 @@ SSL_SUBTYPES: dict[int, tuple[str, str, bool]] = {
 def _shown(v: Any) -> str:
     if isinstance(v, bytes):
         return v.hex() if len(v) <= 64 else v[:64].hex() + "..."
-    return str(v)
+    return escape_text(str(v))
 
 
 class TlvParser:

@@ -12,7 +12,7 @@ import socket
 
 from pcapip.dissect.addr import ip_value, ipv6_text
 from pcapip.dissect.codes import expert
-from pcapip.dissect.fields import Expert, Field
+from pcapip.dissect.fields import Expert, Field, escape_text
 from pcapip.dissect.proxy_model import ParseState, ProxyHeader, ProxyParse
 
 MAGIC = b"PROXY"
@@ -258,7 +258,7 @@ def _parse_line(line: str, base: int, root: Field, h: ProxyHeader, experts: list
         rest_off = poff + len(proto)
         rest = line[rest_off:]
         if rest:
-            root.add(Field("proxy.v1.unknown", f"Unknown data: {rest}", base + rest_off,
+            root.add(Field("proxy.v1.unknown", f"Unknown data: {escape_text(rest)}", base + rest_off,
                            len(rest), rest))
         if not partial:
             experts.append(expert("proxy.v1.unknown", base + poff, len(proto)))

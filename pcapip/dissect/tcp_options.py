@@ -18,6 +18,8 @@ from pcapip.dissect.codes import expert
 from pcapip.dissect.fields import Expert, Field, Severity
 from pcapip.dissect.toa_registry import (
     DEFAULT_REGISTRY,
+    EXPERIMENTAL_KINDS,
+    KIND_UTO,
     L_PORT_V4,
     L_PORT_V6,
     L_V4_DST,
@@ -31,11 +33,36 @@ from pcapip.dissect.toa_registry import (
 )
 
 EOL, NOP = 0, 1
-KIND_UTO = 28  # standard User Timeout option (RFC 5482), length 4; Alibaba CDN reuses 28
-EXPERIMENTAL_KINDS = (253, 254)
-# RFC 6994 experiment ids that identify a non-TOA use of kinds 253/254.
-KNOWN_EXIDS16 = {0xF989: "TCP Fast Open (RFC 7413)"}
+# Registered RFC 6994 experiment ids (IANA "TCP/UDP Experimental Option Experiment Identifiers";
+# the names Wireshark 4.0 gives them). SMC-R's id is 32 bits as IANA lists it (Wireshark reads
+# its first 16 bits, 0xE2D4). A 253/254 option with any id, listed or not, is not a TOA unless
+# its length is a TOA variant's (ToaRegistry.claims); the list only names it.
+KNOWN_EXIDS16 = {
+    0x00AC: "TCP ACK Rate Request",
+    0x0348: "Host ID",
+    0x0A0D: "Autonomous System Compensation",
+    0x0CA0: "Capability Option",
+    0x0ED0: "Extended Data Offset",
+    0x454E: "Encryption Negotiation (TCP-ENO)",
+    0x5323: "Service Number",
+    0x75EC: "Timestamp Interval",
+    0xACC0: "Accurate ECN - Order 0",
+    0xACC1: "Accurate ECN - Order 1",
+    0xACCE: "Accurate ECN",
+    0xF989: "TCP Fast Open (RFC 7413)",
+    0xF990: "Low Latency",
+}
 KNOWN_EXIDS32 = {0xE2D4C3D9: "SMC-R (RFC 7609)"}
+# AccECN option counters (24-bit each) in the order each experiment id sends them
+_ACCECN_ORDER = {
+    0xACC0: ("ee0b", "eceb", "ee1b"),
+    0xACC1: ("ee1b", "eceb", "ee0b"),
+}
+_ACCECN_LABEL = {
+    "ee0b": "Accurate ECN Echo ECT(0) Byte Counter",
+    "eceb": "Accurate ECN Echo CE Byte Counter",
+    "ee1b": "Accurate ECN Echo ECT(1) Byte Counter",
+}
 
 _OPTION_NAMES: dict[int, tuple[str, str]] = {
     0: ("eol", "End of Option List (EOL)"),
@@ -129,7 +156,7 @@ class _Body:
             name += "6"
         raw = self.body[rel : rel + size]
         text = _ip_text(raw)
-        shown = text if not is_v4_mapped(raw) else f"::ffff:{text} (IPv4-mapped: {text})"
+        shown = text if not is_v4_mapped(raw) else f"{text} (IPv4-mapped: {ipv4_text(raw[12:])})"
         self.node.add(Field(name, f"{what}: {shown}", self.at + rel, size, ip_value(raw)))
         return text
 
@@ -251,27 +278,7 @@ def _std_option(data: bytes, i: int, kind: int, length: int, base: int) -> Field
         )
         node.add(Field("tcp.options.user_to_val", f"User Timeout: {val}", at, 2, val))
     elif kind in EXPERIMENTAL_KINDS and len(body) >= 2:
-        exid, what = _exid_of(body)
-        if exid is not None and exid > 0xFFFF:
-            node.add(Field("tcp.options.experimental.exid",
-                           f"Experiment Identifier: 0x{exid:08x} ({what})", at, 4, exid))
-            rest, rat = body[4:], at + 4
-        else:
-            x16 = int.from_bytes(body[:2], "big")
-            suffix = f" ({what})" if what else ""
-            node.add(Field("tcp.options.experimental.exid",
-                           f"Experiment Identifier: 0x{x16:04x}{suffix}", at, 2, x16))
-            rest, rat = body[2:], at + 2
-        if exid == 0xF989:
-            node.label = "TCP Option - TCP Fast Open"
-            if rest:
-                node.add(Field("tcp.options.tfo.cookie", f"Fast Open Cookie: {rest.hex()}",
-                               rat, len(rest), rest))
-            else:
-                node.add(Field("tcp.options.tfo.request", "Fast Open Cookie Request", rat, 0, True))
-        elif rest:
-            node.add(Field("tcp.options.experimental.data", f"Data: {rest.hex()}", rat,
-                           len(rest), rest))
+        _experiment(node, body, at)
     elif kind == 34:
         if body:
             node.add(Field("tcp.options.tfo.cookie", f"Fast Open Cookie: {body.hex()}", at,
@@ -283,21 +290,47 @@ def _std_option(data: bytes, i: int, kind: int, length: int, base: int) -> Field
     return node
 
 
+def _experiment(node: Field, body: bytes, at: int) -> None:
+    """An RFC 6994 option's experiment id and data, the way Wireshark draws them."""
+    exid, what = _exid_of(body)
+    size = 4 if exid is not None and exid > 0xFFFF else 2
+    if exid is None:
+        exid = int.from_bytes(body[:2], "big")
+    node.label = f"TCP Option - Experimental: {what or 'Unknown'}"
+    shown = f"0x{exid:0{size * 2}x}" + (f" ({what})" if what else "")
+    node.add(Field("tcp.options.experimental.exid", f"Experiment Identifier: {shown}", at, size,
+                   exid))
+    rest, rat = body[size:], at + size
+    order = _ACCECN_ORDER.get(exid)
+    if exid == 0xF989:
+        node.label = "TCP Option - TCP Fast Open"
+        if rest:
+            node.add(Field("tcp.options.tfo.cookie", f"Fast Open Cookie: {rest.hex()}",
+                           rat, len(rest), rest))
+        else:
+            node.add(Field("tcp.options.tfo.request", "Fast Open Cookie Request", rat, 0, True))
+    elif order is not None and len(rest) % 3 == 0 and len(rest) <= 9:
+        for j, name in enumerate(order[: len(rest) // 3]):
+            v = int.from_bytes(rest[3 * j : 3 * j + 3], "big")
+            node.add(Field(f"tcp.options.acc_ecn.{name}", f"{_ACCECN_LABEL[name]}: {v}",
+                           rat + 3 * j, 3, v))
+    elif rest:
+        node.add(Field("tcp.options.experimental.data", f"Data: {rest.hex()}", rat,
+                       len(rest), rest))
+
+
 def _classify(
     data: bytes, i: int, kind: int, length: int, base: int, registry: ToaRegistry,
     ip_version: int | None,
 ) -> ToaOption | None:
     """Decode a complete option of a TOA kind; None when it is a known non-TOA use of the kind."""
+    if not registry.claims(kind, length):
+        return None  # an RFC 6994 experiment or User Timeout, not an address
     body = data[i + 2 : i + length]
     variant = registry.lookup(kind, length)
     exid, exp_name = (None, None)
     if kind in EXPERIMENTAL_KINDS:
         exid, exp_name = _exid_of(body)
-    if variant is None:
-        if kind == KIND_UTO and length == 4:
-            return None  # the standard User Timeout option
-        if exid is not None:
-            return None  # a registered RFC 6994 experiment, not an address
     opt = ToaOption(kind, length, base + i, variant)
     node = Field("toa", "", base + i, length)
     node.experts = opt.experts  # one list: the tree shows exactly the option's experts
@@ -307,13 +340,11 @@ def _classify(
     if variant is None:
         known = registry.lengths(kind)
         if kind in EXPERIMENTAL_KINDS:
-            x16 = int.from_bytes(body[:2], "big") if len(body) >= 2 else None
-            as_exp = f"; read as an RFC 6994 option its experiment id would be 0x{x16:04x}, " \
-                "which is not a known experiment" if x16 is not None else ""
             opt.experts.append(
                 expert("toa.unknown_layout", base + i, length,
                        f"kind {kind} length {length} matches no known TOA layout "
-                       f"(known lengths: {', '.join(map(str, known))}){as_exp}: layout unknown")
+                       f"(known lengths: {', '.join(map(str, known))}) and is too short for "
+                       "an RFC 6994 experiment id: layout unknown")
             )
         else:
             opt.experts.append(
@@ -359,7 +390,8 @@ def _address_notes(opt: ToaOption, data: bytes, i: int, base: int, ip_version: i
         family = 4
         opt.experts.append(
             expert("toa.v4_mapped", base + i + rel, size,
-                   f"IPv4-mapped IPv6 address: the client is {opt.client_ip}")
+                   f"IPv4-mapped IPv6 address {opt.client_ip}: an IPv4 client "
+                   f"({ipv4_text(raw[12:])})")
         )
     if ip_version in (4, 6) and family != ip_version:
         extra = (" (NAT64-style: an IPv4 origin must accept sockaddr_in6 to read it)"
@@ -485,7 +517,7 @@ def _dissect(data: bytes, base: int, registry: ToaRegistry, ip_version: int | No
                        f"(the header has {wire})")
             cut.experts.append(e)
             root.add(cut)
-            if kind in registry.kinds and length is not None:
+            if length is not None and registry.claims(kind, length):
                 t = ToaOption(kind, length, base + i, registry.lookup(kind, length),
                               reached=phase == "walk")
                 t.experts.append(e)
@@ -504,7 +536,7 @@ def _dissect(data: bytes, base: int, registry: ToaRegistry, ip_version: int | No
             bad.experts.append(e)
             walk_experts.append(e)
             root.add(bad)
-            if kind in registry.kinds and length is not None and length >= 2:
+            if length is not None and length >= 2 and registry.claims(kind, length):
                 # a TOA kind cut short: report it as an (unreachable, truncated) TOA
                 t = ToaOption(kind, length, base + i, registry.lookup(kind, length), reached=False)
                 e = expert("toa.truncated", base + i, span,

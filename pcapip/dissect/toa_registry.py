@@ -69,6 +69,11 @@ KNOWN_VARIANTS: tuple[ToaVariant, ...] = (
 
 DEFAULT_KINDS: frozenset[int] = frozenset(v.kind for v in KNOWN_VARIANTS)
 
+# Kinds a TOA shares with a standard use. 253/254 are the RFC 6994 shared experimental options
+# (kind, length, a 16- or 32-bit experiment id, data); 28 is User Timeout (RFC 5482), length 4.
+EXPERIMENTAL_KINDS = (253, 254)
+KIND_UTO = 28
+
 
 def _generic_variants(kind: int) -> tuple[ToaVariant, ...]:
     """A user-added kind nobody documents: the two layouts most senders copy."""
@@ -92,6 +97,23 @@ class ToaRegistry:
 
     def lookup(self, kind: int, length: int) -> ToaVariant | None:
         return self._by_key.get((kind, length))
+
+    def claims(self, kind: int, length: int) -> bool:
+        """Whether an option of this kind and length is read as a TOA at all.
+
+        An exact variant always is. A 253/254 option that fits no variant and is
+        long enough for an RFC 6994 experiment id (4 bytes or more) is that
+        experiment (Accurate ECN, Fast Open, SMC-R, ... or an unregistered one),
+        and 28 with length 4 is User Timeout; any other length of a TOA kind is a
+        TOA nobody documents (kind 200 and user-added kinds have no other use).
+        """
+        if kind not in self._kinds:
+            return False
+        if (kind, length) in self._by_key:
+            return True
+        if kind in EXPERIMENTAL_KINDS:
+            return length < 4
+        return not (kind == KIND_UTO and length == 4)
 
     def lengths(self, kind: int) -> list[int]:
         return sorted(v.length for v in self.variants if v.kind == kind)

@@ -308,13 +308,11 @@ def compact_plain(
             if others[q]:  # (else the columns are set above; only the origin's reaction left)
                 methods[r] = code(f"ppv{hs.version or 1}")
                 statuses[r] = code({"ok": "ok", "malformed": "malformed"}.get(state, "incomplete"))
+                c_ip, c_port, p_ip, p_port = _hdr.client_fields(hs)
                 if h is not None:
-                    c_ip, c_port, p_ip, p_port = h.src_addr, h.src_port, h.dst_addr, h.dst_port
                     pp_command[r], pp_family[r] = text_code(h.command), text_code(h.family)
                     if h.tlvs:
                         tlvs[r] = code(_hdr.tlv_text(h))
-                else:
-                    c_ip = c_port = p_ip = p_port = None
                 proxy_ip[r] = vocab.ip_code(p_ip)
                 proxy_port[r] = NULL if p_port is None else p_port
                 hframe = hs.frames[0] if hs.frames else None

@@ -108,15 +108,38 @@ def seen_datagram(r: Any, frame: int, capture: int) -> HeaderSeen:
     )
 
 
-def malformed_finding(h: HeaderSeen) -> tuple[str, str]:
-    """(code, message) for a header that is not OK."""
+def client_fields(hs: HeaderSeen | None) -> tuple[str | None, int | None, str | None, int | None]:
+    """(client ip, client port, proxy ip, proxy port) a receiver would take from ``hs``.
+
+    Only a header that parsed OK gives any: a conforming receiver drops the
+    connection on a malformed or unfinished header, so the addresses it may
+    still spell out are shown in the field tree, never as the flow's client.
+    """
+    if hs is None or hs.state != "ok" or hs.header is None:
+        return None, None, None, None
+    h = hs.header
+    return h.src_addr, h.src_port, h.dst_addr, h.dst_port
+
+
+def malformed_finding(h: HeaderSeen, *, datagram: bool = False) -> tuple[str, str]:
+    """(code, message) for a header that is not OK.
+
+    ``datagram``: the header was read from a whole UDP datagram, which cannot
+    continue, so a header cut short there is malformed (the sender wrote a short
+    one), not incomplete at the end of the capture.
+    """
     if "proxy.v2.tlv.crc32c_mismatch" in h.codes or (
         h.header is not None and getattr(h.header, "crc32c", None) == "bad"
     ):
         return "proxy.v2.crc32c_bad", h.reason or "CRC32C does not match the header"
+    truncated = h.state == "malformed" and h.codes[:1] == ("proxy.truncated",)
+    if truncated and datagram:
+        code = "proxy.v1.malformed" if h.version == 1 else "proxy.v2.malformed"
+        why = h.reason or "the header is cut short"
+        return code, f"{why}, and the datagram ends there: a datagram cannot continue"
     if h.state == "need-more":
         return "proxy.incomplete", "the stream ends before the PROXY header does"
-    if h.state == "malformed" and any(c in ("proxy.truncated",) for c in h.codes[:1]):
+    if truncated:
         return "proxy.incomplete", h.reason or "data ends before the PROXY header does"
     code = "proxy.v1.malformed" if h.version == 1 else "proxy.v2.malformed"
     rule = h.reason or "the header breaks the specification"
@@ -155,6 +178,11 @@ def hostport(ip: str | None, port: int | None) -> str:
 
 
 def _text(v: Any) -> str:
+    """A TLV value for the ``tlvs`` column: bytes that are not printable UTF-8 as hex, text
+    with non-printables escaped as the field tree shows them (``\\x00``, ``\\\\``), and the
+    column's own separators percent-encoded."""
+    from pcapip.dissect.fields import escape_text  # the dissectors load only when needed
+
     if isinstance(v, bytes | bytearray):
         try:
             s = bytes(v).decode("utf-8")
@@ -164,7 +192,8 @@ def _text(v: Any) -> str:
             s = bytes(v).hex()
     else:
         s = str(v)
-    return s.replace("%", "%25").replace(";", "%3B").replace("=", "%3D").replace("\n", "%0A")
+    s = escape_text(s)
+    return s.replace("%", "%25").replace(";", "%3B").replace("=", "%3D")
 
 
 _SKIP = {"noop", "crc32c", "ssl.client_cert"}

@@ -445,7 +445,8 @@ class Machine:
             fl.headers_bad += 1
             if fl.first_bad is None:
                 fl.first_bad = seen
-                code, msg = hdr.malformed_finding(seen)
+                # a datagram the snap length cut may go on past the capture; a whole one cannot
+                code, msg = hdr.malformed_finding(seen, datagram=plen <= pcap)
                 fl.note(code, msg, frame, capture)
             return
         fl.headers_ok += 1

@@ -93,12 +93,6 @@ def _endpoints(fl: FlowBase) -> tuple[int, str, int, str, int]:
     return eg, e[0], e[1], o[0], o[1]
 
 
-def _addr_fields(h: Any) -> tuple[str | None, int | None, str | None, int | None]:
-    if h is None:
-        return None, None, None, None
-    return h.src_addr, h.src_port, h.dst_addr, h.dst_port
-
-
 class _Notes:
     """The findings a row gets: the flow's own plus those judged while compacting it.
 
@@ -162,7 +156,7 @@ def _compact_tcp(fl: TcpFlow) -> FlowRow:
     if hs is not None:
         method = f"ppv{hs.version or 1}"
         status = {"ok": "ok", "malformed": "malformed"}.get(hs.state, "incomplete")
-        c_ip, c_port, p_ip, p_port = _addr_fields(h)
+        c_ip, c_port, p_ip, p_port = hdr.client_fields(hs)
         header_frame = hs.frames[0] if hs.frames else None
         _header_notes(notes, hs, fl.capture)
         if status == "incomplete" and fl.truncated:
@@ -316,11 +310,10 @@ def _compact_udp(fl: UdpFlow) -> FlowRow:
     c_ip = c_port = p_ip = p_port = None
     if fl.header is not None:
         method, status = f"ppv{fl.header.version}", "ok"
-        c_ip, c_port, p_ip, p_port = _addr_fields(h)
+        c_ip, c_port, p_ip, p_port = hdr.client_fields(fl.header)
         _header_notes(notes, fl.header, fl.capture)
     elif fl.first_bad is not None:
         method, status = f"ppv{fl.first_bad.version}", "malformed"
-        c_ip, c_port, p_ip, p_port = _addr_fields(h)
     else:
         method, status = "none", "absent"
     frames = list(hs.frames) if hs is not None else []

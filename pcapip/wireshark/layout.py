@@ -107,9 +107,7 @@ def _label(f: Field) -> str:
 
 
 def _unmapped(value: object) -> str:
-    if isinstance(value, ipaddress.IPv6Address) and value.ipv4_mapped is not None:
-        return str(value.ipv4_mapped)
-    return str(value)
+    return str(value)  # as carried: pcapip's text of a mapped address is ::ffff:a.b.c.d too
 
 
 def variant_layouts(registry: ToaRegistry) -> list[VariantLayout]:

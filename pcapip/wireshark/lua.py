@@ -12,7 +12,8 @@ reaches the plugin either.
 Adding a kind to the table replaces Wireshark's own dissector for it (253/254
 are the RFC 6994 experiments, 28 is User Timeout), so the plugin keeps the
 old handle and passes back every option of such a kind that pcapip does not
-read as a TOA (28 with length 4, a known experiment id): Wireshark's own
+read as a TOA (28 with length 4; a 253/254 option of no TOA length, which is
+an RFC 6994 experiment whatever its id): Wireshark's own
 view of User Timeout and of the RFC 6994 experiments is unchanged. One
 exception: a Lua plugin cannot hand on the TCP header that the TCP dissector
 passes its option dissectors, and in 4.0 the Fast Open cookie branch of the
@@ -276,10 +277,10 @@ local function is_v4_mapped(tvb, off, size)
   return byte(tvb, off + 10) == 0xFF and byte(tvb, off + 11) == 0xFF
 end
 
--- pcapip's text form: IPv4-mapped IPv6 is the IPv4 client
+-- pcapip's text form: as carried (an IPv4-mapped IPv6 address is ::ffff:a.b.c.d)
 local function addr_text(tvb, off, size)
   if size == 4 then return ipv4_text(tvb, off) end
-  if is_v4_mapped(tvb, off, size) then return ipv4_text(tvb, off + 12) end
+  if is_v4_mapped(tvb, off, size) then return "::ffff:" .. ipv4_text(tvb, off + 12) end
   return tostring(tvb(off, size):ipv6())
 end
 
@@ -367,14 +368,9 @@ local function unknown_length(kind, len, tvb, pinfo, tree)
   item:add(pf[F_KIND], tvb(0, 1))
   item:add(pf[F_LEN], tvb(1, 1))
   if EXPERIMENTAL[kind] then
-    local as_exp = ""
-    if len >= 4 then
-      as_exp = string.format("; read as an RFC 6994 option its experiment id would be 0x%04x, "
-                             .. "which is not a known experiment", tvb(2, 2):uint())
-    end
     item:add_tvb_expert_info(ex["toa.unknown_layout"], tvb(), string.format(
-      "kind %d length %d matches no known TOA layout (known lengths: %s)%s: layout unknown",
-      kind, len, LENGTHS[kind], as_exp))
+      "kind %d length %d matches no known TOA layout (known lengths: %s) and is too short for "
+      .. "an RFC 6994 experiment id: layout unknown", kind, len, LENGTHS[kind]))
   else
     item:add_tvb_expert_info(ex["toa.unknown_length"], tvb(), string.format(
       "TOA kind %d with length %d: no known variant has it (known lengths: %s)",
@@ -395,7 +391,9 @@ function toa.dissector(tvb, pinfo, tree)
   local exid, exname
   if EXPERIMENTAL[kind] then exid, exname = known_exid(tvb, len) end
   if v == nil then
-    if (NOT_TOA[kind] and NOT_TOA[kind][len]) or exid then
+    -- the rule of ToaRegistry.claims: a 253/254 option that fits no variant and can hold an
+    -- RFC 6994 experiment id is that experiment, registered or not
+    if (NOT_TOA[kind] and NOT_TOA[kind][len]) or (EXPERIMENTAL[kind] and len >= 4) then
       return hand_back(kind, len, tvb, pinfo, tree, exid, exname)
     end
     return unknown_length(kind, len, tvb, pinfo, tree)
@@ -441,7 +439,8 @@ function toa.dissector(tvb, pinfo, tree)
     if is_v4_mapped(tvb, off, size) then
       family = 4
       item:add_tvb_expert_info(ex["toa.v4_mapped"], tvb(off, size),
-        "IPv4-mapped IPv6 address: the client is " .. client)
+        "IPv4-mapped IPv6 address " .. client .. ": an IPv4 client (" .. ipv4_text(tvb, off + 12)
+        .. ")")
     end
     local ipv = packet_ip_version(pinfo)
     if ipv and ipv ~= family then
