@@ -22,13 +22,14 @@ import numpy as np
 from pcapip.sources import open_capture
 
 PCAPS = Path(__file__).resolve().parent / "pcaps"
+PUBLIC = PCAPS / "public"  # captures vendored from other projects (tests/pcaps/README.md)
 DAMAGED_PREFIXES = ("bad-", "empty", "not-a-capture")
 
 
 def capture_files() -> list[Path]:
-    """Every capture in tests/pcaps that is meant to be read completely."""
+    """Every capture in tests/pcaps and tests/pcaps/public that is meant to be read completely."""
     out = []
-    for p in sorted(PCAPS.iterdir()):
+    for p in [*sorted(PCAPS.iterdir()), *sorted(PUBLIC.iterdir())]:
         if p.suffix not in (".pcap", ".pcapng", ".gz") or p.name.startswith(DAMAGED_PREFIXES):
             continue
         out.append(p)

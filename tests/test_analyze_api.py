@@ -15,7 +15,7 @@ from pcapip.flows.table import COLUMNS
 
 ROOT = Path(__file__).resolve().parents[1]
 PCAPS = ROOT / "tests" / "pcaps"
-SHARED = ROOT.parent / "shared" / "captures"
+PUBLIC = PCAPS / "public"  # captures vendored from other projects (tests/pcaps/README.md)
 
 
 @pytest.fixture(scope="module")
@@ -117,9 +117,7 @@ def pcapip_errors():
 
 
 def test_ndpi_capture_as_its_readme_says() -> None:
-    path = SHARED / "ndpi-haproxy.pcap"
-    if not path.exists():
-        pytest.skip("shared captures not present")
+    path = PUBLIC / "ndpi-haproxy.pcap"
     f = pcapip.analyze(path).flows
     assert len(f) == 1
     r = f.iloc[0]
@@ -141,10 +139,8 @@ def test_ndpi_capture_as_its_readme_says() -> None:
         ("toa-252-alibaba-vpc.pcap", ("10.2.154.20", 50318), 252),
     ],
 )
-def test_shared_toa_captures(name: str, client, kind: int) -> None:
-    path = SHARED / name
-    if not path.exists():
-        pytest.skip("shared captures not present")
+def test_public_toa_captures(name: str, client, kind: int) -> None:
+    path = PUBLIC / name
     a = pcapip.analyze(path)
     f = a.flows
     assert len(f) == 1

@@ -48,7 +48,7 @@ def _csv_module(table: FlowTable) -> str:
 
 @pytest.mark.parametrize(
     "name",
-    ["haproxy-v2-crc-uid.pcap", "flow-proxy-misc.pcap", "flow-udp.pcap", "ndpi-haproxy.pcap"],
+    ["haproxy-v2-crc-uid.pcap", "flow-proxy-misc.pcap", "flow-udp.pcap", "public/ndpi-haproxy.pcap"],
 )
 def test_csv_bytes_match_the_csv_module(name: str) -> None:
     table, _ = track_captures([PCAPS / name])

@@ -199,7 +199,7 @@ def test_addresses_are_ipv4_mapped_columns(mixed: Packets):
 
 
 def test_toa_253_capture_uses_ip_lengths_not_the_damaged_record_lengths():
-    p = decoded("toa-253-bad-record-lengths.pcap")
+    p = decoded("public/toa-253-bad-record-lengths.pcap")
     c = status_counts(p)
     assert c["caplen_gt_origlen"] == 10 and c["ok"] == 10
     # the packet ends where SLL (16) + IP total length say, within the original length;

@@ -1,7 +1,7 @@
 """TOA: the variant registry, the kernel-style option walk and what it misses.
 
 Option bytes are spelled out here or built with tests/gen/proxy_pcaps.py;
-expected values come from those bytes and from toa-variants.md, which the
+expected values come from those bytes and from docs/toa-variants.md, which the
 registry test parses on its own.
 """
 
@@ -10,9 +10,10 @@ from __future__ import annotations
 import ipaddress
 import re
 import struct
+from pathlib import Path
 
 import pytest
-from gen.dissect_compare import PCAPS, SHARED, SHARED_ROOT, read_frames_lt
+from gen.dissect_compare import PUBLIC, read_frames_lt
 from gen.proxy_pcaps import EOL, MSS, NOP, TOA_CASES, opt, toa4, toa6
 
 from pcapip.dissect import (
@@ -25,7 +26,7 @@ from pcapip.dissect import (
 )
 from pcapip.errors import UsageError
 
-SPEC = SHARED_ROOT / "specs" / "toa-variants.md"
+SPEC = Path(__file__).resolve().parents[1] / "docs" / "toa-variants.md"
 
 
 def spec_rows() -> list[tuple[int, int, str]]:
@@ -291,7 +292,7 @@ def test_zero_client():
 
 
 def public(name: str):
-    frames = read_frames_lt(SHARED / name)
+    frames = read_frames_lt(PUBLIC / name)
     out = []
     for lt, f in frames:
         layers = dissect_frame(f, lt)
@@ -329,7 +330,7 @@ def test_public_252_alibaba_vpc():
 
 
 def test_public_253_experiment_in_a_damaged_file():
-    frames = read_frames_lt(PCAPS / "toa-253-bad-record-lengths.pcap")
+    frames = read_frames_lt(PUBLIC / "toa-253-bad-record-lengths.pcap")
     for (lt, frame), exid in zip(frames[:2], (0x6443, 0x6442), strict=True):
         tcp = next(layer for layer in dissect_frame(frame, lt) if layer.name == "tcp")
         opts = tcp.find("tcp.options")

@@ -27,7 +27,7 @@ from pcapip.sources import open_capture
 
 HERE = Path(__file__).resolve().parent
 PCAPS = HERE / "pcaps"
-SHARED = HERE.parent.parent / "shared" / "captures"
+PUBLIC = PCAPS / "public"  # captures vendored from other projects (tests/pcaps/README.md)
 
 
 def _load_gen():
@@ -56,7 +56,7 @@ def _same(fast: Analysis, ref: Analysis) -> None:
     assert fast.table.header_frames == ref.table.header_frames
 
 
-CAPTURES = sorted(p.name for p in PCAPS.glob("*.pcap*"))
+CAPTURES = sorted(str(p.relative_to(PCAPS)) for d in (PCAPS, PUBLIC) for p in d.glob("*.pcap*"))
 
 
 @pytest.mark.parametrize("batch_size", [1, 3, 64, 65536])
@@ -186,9 +186,7 @@ def test_random_traffic_fast_equals_reference(
         "toa-253-bad-record-lengths.pcap",
     ],
 )
-def test_shared_captures_fast_equals_reference(name: str) -> None:
-    path = SHARED / name
-    if not path.exists():
-        pytest.skip(f"{path} not present")
+def test_public_captures_fast_equals_reference(name: str) -> None:
+    path = PUBLIC / name
     _same(*_both(path, 2))
     _same(*_both(path, 2, backend="pure"))

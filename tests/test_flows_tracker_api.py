@@ -42,7 +42,7 @@ CAPTURES = [
     "flow-proxy-split.pcap",
     "flow-toa.pcap",
     "flow-udp.pcap",
-    "ndpi-haproxy.pcap",
+    "public/ndpi-haproxy.pcap",
 ]
 
 
@@ -183,7 +183,7 @@ def test_moving_to_the_compiled_table_mid_capture(monkeypatch: pytest.MonkeyPatc
         "flow-proxy-misc.pcap",
         "flow-proxy-split.pcap",
         "flow-toa.pcap",
-        "ndpi-haproxy.pcap",
+        "public/ndpi-haproxy.pcap",
     ):
         path = PCAPS / name
         ref = Analysis(*track_captures([path], mode="reference", batch_size=3))

@@ -25,7 +25,7 @@ PCAPS = Path(__file__).resolve().parent / "pcaps"
 TRUTHS = sorted(PCAPS.glob("haproxy-*.truth.json")) + sorted(PCAPS.glob("nginx-*.truth.json"))
 CAPTURES = [PCAPS / json.loads(p.read_text())["capture"] for p in TRUTHS]
 CAPTURES += sorted(PCAPS.glob("seed*.pcap")) + sorted(PCAPS.glob("dissect-*.pcap"))
-CAPTURES += sorted(PCAPS.glob("toa-*.pcap*"))
+CAPTURES += sorted(PCAPS.glob("toa-*.pcap*")) + sorted((PCAPS / "public").glob("toa-*.pcap*"))
 
 
 def run_live(path: Path, batch_size: int, max_flows: int = 100_000, chunk: int = 3):

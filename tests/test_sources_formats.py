@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 from engine_ref import (
     PCAPS,
+    PUBLIC,
     capture_files,
     epoch_to_ns,
     is_pcapng,
@@ -224,13 +225,13 @@ def test_public_captures_read_without_error():
         "toa-253-bad-record-lengths.pcap",
         "toa-254-250-alibaba-slb.pcap",
     ):
-        with open_capture(PCAPS / name) as src:
+        with open_capture(PUBLIC / name) as src:
             assert sum(len(b) for b in src) > 0
 
 
 def test_caplen_larger_than_origlen_is_kept_and_reported():
     """toa-253: every record claims 16 captured bytes more than were on the wire."""
-    path = PCAPS / "toa-253-bad-record-lengths.pcap"
+    path = PUBLIC / "toa-253-bad-record-lengths.pcap"
     with open_capture(path) as src:
         batches = list(src)
         warnings = src.warnings

@@ -20,7 +20,12 @@ from tui.stream import FIRST_BATCH, CaptureLoader
 
 REPO = Path(__file__).resolve().parent.parent
 PCAPS = REPO / "tests" / "pcaps"
-CAPTURES = sorted(p for p in PCAPS.iterdir() if p.suffix in (".pcap", ".pcapng", ".gz"))
+CAPTURES = sorted(
+    p
+    for d in (PCAPS, PCAPS / "public")
+    for p in d.iterdir()
+    if p.suffix in (".pcap", ".pcapng", ".gz")
+)
 
 
 @pytest.mark.parametrize("path", CAPTURES, ids=[p.name for p in CAPTURES])

@@ -42,7 +42,8 @@ def toa_captures() -> list[Path]:
     """Committed captures with TOA options: those named for TOA and the link-layer set."""
     return sorted(
         p
-        for p in PCAPS.iterdir()
+        for d in (PCAPS, PCAPS / "public")
+        for p in d.iterdir()
         if p.suffix in (".pcap", ".pcapng")
         and ("toa" in p.name or p.name.startswith("dissect-link-"))
     )
@@ -338,7 +339,7 @@ def test_fields_output_matches_pcapip(tshark, clean_home, plugin, pdml, capture)
         "-X",
         f"lua_script:{plugin}",
         "-r",
-        str(PCAPS / capture),
+        str(next(p for p in toa_captures() if p.name == capture)),
         "-T",
         "fields",
         "-E",
@@ -639,7 +640,7 @@ def test_install_is_loaded_without_x(tshark, tmp_path):
         tshark,
         home,
         "-r",
-        str(PCAPS / "toa-254-250-alibaba-slb.pcap"),
+        str(PCAPS / "public" / "toa-254-250-alibaba-slb.pcap"),
         "-Y",
         "toa",
         "-T",

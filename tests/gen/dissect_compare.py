@@ -25,14 +25,13 @@ from pcapip.dissect import Field
 
 HERE = Path(__file__).resolve().parents[1]
 PCAPS = HERE / "pcaps"
-SHARED_ROOT = HERE.parent.parent / "shared"  # the project's shared/ sits beside the repository
-SHARED = SHARED_ROOT / "captures"
+PUBLIC = PCAPS / "public"  # captures vendored from other projects (tests/pcaps/README.md)
 
 
 def all_captures() -> list[Path]:
-    """Every capture in tests/pcaps and the public ones (deduplicated by file name)."""
+    """Every capture in tests/pcaps and tests/pcaps/public (deduplicated by file name)."""
     seen: dict[str, Path] = {}
-    for d in (PCAPS, SHARED):
+    for d in (PCAPS, PUBLIC):
         for p in sorted(d.glob("*.pcap*")):
             if p.suffix in (".pcap", ".pcapng") or p.name.endswith((".pcap.gz",)):
                 seen.setdefault(p.name, p)
