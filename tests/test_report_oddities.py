@@ -24,20 +24,8 @@ sys.path.insert(0, str(ROOT / "tests" / "gen"))
 
 import oddity_pcaps as gen  # noqa: E402
 
-# another change may move the public captures into tests/pcaps/public/
-TOA253 = next(
-    p
-    for p in (
-        PCAPS / "toa-253-bad-record-lengths.pcap",
-        PCAPS / "public" / "toa-253-bad-record-lengths.pcap",
-    )
-    if p.exists()
-)
-TOA252 = next(
-    p
-    for p in (PCAPS / "toa-252-alibaba-vpc.pcap", PCAPS / "public" / "toa-252-alibaba-vpc.pcap")
-    if p.exists()
-)
+TOA253 = PCAPS / "public" / "toa-253-bad-record-lengths.pcap"
+TOA252 = PCAPS / "public" / "toa-252-alibaba-vpc.pcap"
 needs_tshark = pytest.mark.skipif(shutil.which("tshark") is None, reason="tshark not installed")
 
 
