@@ -8,6 +8,7 @@ dumpcap's own words for a bad filter, the datagrams the test itself sent.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import socket
@@ -101,6 +102,8 @@ def test_loopback_count_no_duplicates_and_flow_cap(topo: peers.Topology, tmp_pat
         "csv",
         "-w",
         str(pcap),
+        "-o",
+        str(tmp_path / "summary.csv"),
     ]
     with LiveRun(args, prefix=prefix(topo)) as run:
         run.wait_ready()
@@ -109,8 +112,8 @@ def test_loopback_count_no_duplicates_and_flow_cap(topo: peers.Topology, tmp_pat
     frames = tshark_fields(pcap, "udp", "udp.srcport", "data.data")
     payloads = sorted(bytes.fromhex(d).decode() for _, d in frames)
     assert payloads == [f"dgram-{i}" for i in range(6)]  # each datagram exactly once
-    rolling, final_text = run.csv_sections()
-    final = read_csv(final_text)
+    rolling = run.csv_rows()
+    final = read_csv((tmp_path / "summary.csv").read_text())
     assert sorted(int(r["egress_port"]) for r in final) == sorted(int(p) for p, _ in frames)
     assert all(r["packets"] == "1" for r in final)
     assert len(rolling) == 6
@@ -124,7 +127,9 @@ def test_ctrl_c_prints_summary_and_keeps_capture(topo: peers.Topology, tmp_path:
     pcap = tmp_path / "ctrl-c.pcapng"
     client = ("192.0.2.7", 4242)
     header = proxy_v2_udp(*client, "127.0.0.1", PORT)
+    summary = tmp_path / "summary.json"
     args = ["-i", "lo", "-f", f"udp port {PORT}", "--format", "json", "-w", str(pcap)]
+    args += ["-o", str(summary)]
     with LiveRun(args, prefix=prefix(topo)) as run:
         run.wait_ready()
         send_udp(topo, "origin", "127.0.0.1", 1, header)
@@ -137,7 +142,8 @@ def test_ctrl_c_prints_summary_and_keeps_capture(topo: peers.Topology, tmp_path:
         assert run.out and run.proc.poll() is None, run.stderr
         run.interrupt()
         assert run.wait(timeout=15) == 0, run.stderr
-    rolling, final = run.json_sections()
+    rolling = run.json_rows()
+    final = [json.loads(line) for line in summary.read_text().splitlines()]
     assert len(rolling) == 1 and len(final) == 1
     for row in (rolling[0][1], final[0]):
         assert (row["client_ip"], row["client_port"], row["method"]) == (*client, "ppv2")
@@ -224,6 +230,8 @@ def test_without_dumpcap_falls_back_to_tcpdump(topo: peers.Topology, tmp_path: P
         "csv",
         "-w",
         str(pcap),
+        "-o",
+        str(tmp_path / "summary.csv"),
     ]
     with LiveRun(args, prefix=prefix(topo), env=env, cwd=tmp_path) as run:
         run.wait_ready()
@@ -232,8 +240,8 @@ def test_without_dumpcap_falls_back_to_tcpdump(topo: peers.Topology, tmp_path: P
     assert "dumpcap not found, capturing with tcpdump" in run.stderr
     assert "with tcpdump (pcap)" in run.stderr
     assert len(tshark_fields(pcap, "udp", "frame.number")) == 2
-    _, final = run.csv_sections()
-    assert len(read_csv(final)) == 2
+    assert len(read_csv((tmp_path / "summary.csv").read_text())) == 2
+    assert len(run.csv_rows()) == 2
 
 
 def test_no_capture_tool_says_what_to_install(tmp_path: Path) -> None:
@@ -256,6 +264,7 @@ def test_interface_disappears_mid_capture(tmp_path: Path) -> None:
     origin = peers.IPV4.origin
     with peers.Topology(tmp_path / "topo") as t:
         args = ["-i", peers.ORIGIN_IF, "--format", "csv", "-w", str(pcap)]
+        args += ["-o", str(tmp_path / "summary.csv")]
         with LiveRun(args, prefix=prefix(t)) as run:
             run.wait_ready()
             send_udp(t, "proxy", origin, 3, proxy_v2_udp(*client, origin, PORT))
@@ -268,8 +277,7 @@ def test_interface_disappears_mid_capture(tmp_path: Path) -> None:
     line = error_line(run)
     assert f"capture on '{peers.ORIGIN_IF}' stopped: the interface disappeared" in line
     assert "no longer attached" in line  # dumpcap's words
-    _, final_text = run.csv_sections()
-    flows = [r for r in read_csv(final_text) if r["origin_port"] == str(PORT)]
+    flows = [r for r in read_csv((tmp_path / "summary.csv").read_text()) if r["origin_port"] == str(PORT)]
     assert len(flows) == 3  # one datagram per source port
     for flow in flows:
         assert (flow["method"], flow["client_ip"], flow["client_port"]) == (

@@ -173,3 +173,32 @@ def test_rolling_lines_judge_a_missing_client_as_analyze_does() -> None:
     }
     assert rolling == expected
     assert sorted(p for p, missing in expected.items() if missing) == [45003, 45004]
+
+
+NUMBERED = [*CAPTURES, PCAPS / "loopback-tcpdump.pcap", PCAPS / "loopback-dumpcap.pcapng"]
+NUMBERED += [PCAPS / "flow-udp.pcap", PCAPS / "flow-proxy-misc.pcap", PCAPS / "troubleshooting.pcap"]
+
+
+@pytest.mark.parametrize("path", NUMBERED, ids=lambda p: p.name)
+@pytest.mark.parametrize("batch_size", [5, 4096])
+def test_reports_carry_the_flow_number_analyze_gives(path: Path, batch_size: int) -> None:
+    """A rolling line's flow number is the one ``analyze`` (and ``show --flow``) uses for the
+    recording, even with TCP and UDP mixed in one batch and flows ended by the cap."""
+    tracker = LiveTracker(max_flows=3)
+    numbered = []
+    with open_capture(path, batch_size=batch_size) as src:
+        for batch in src:
+            tracker.feed(decode(batch), 0)
+            numbered += tracker.take_numbered()
+    tracker.end_all()
+    numbered += tracker.take_numbered()
+    flows = analyze(path).flows
+    want = {
+        int(r.flow): (r.transport, r.egress_ip, int(r.egress_port), int(r.origin_port), r.start.value)
+        for r in flows.itertuples()
+    }
+    got = {
+        n: (r.transport, r.egress_ip, r.egress_port, r.origin_port, r.start_ns) for n, r in numbered
+    }
+    assert len(got) == len(numbered) == len(want)  # each flow once
+    assert got == want
