@@ -285,3 +285,79 @@ def test_interface_disappears_mid_capture(tmp_path: Path) -> None:
             *map(str, client),
         )
     assert len(tshark_fields(pcap, f"udp.dstport == {PORT} && !icmp", "frame.number")) == 3
+
+
+# ---------------------------------------------------------------------- one schema on stdout
+
+TCP_PORT = 7778
+TCP = r"""
+import socket, sys, threading
+port = int(sys.argv[1])
+srv = socket.create_server(("127.0.0.1", port))
+def serve():
+    for _ in range(2):
+        c, _ = srv.accept()
+        c.recv(4096)
+        c.sendall(b"ok\n")
+        c.close()
+t = threading.Thread(target=serve)
+t.start()
+for first in (b"PROXY TCP4 192.0.2.7 127.0.0.1 4242 %d\r\nhello\n" % port, b"hello\n"):
+    s = socket.create_connection(("127.0.0.1", port))
+    s.sendall(first)
+    s.recv(16)
+    s.close()
+t.join()
+"""
+
+
+def analyze_json(path: Path) -> list[dict]:
+    out = subprocess.run(
+        [sys.executable, "-m", "pcapip", "analyze", str(path), "--format", "json"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert out.returncode == 0, out.stderr
+    return [json.loads(line) for line in out.stdout.splitlines()]
+
+
+@pytest.mark.parametrize("fmt", ["csv", "json"])
+def test_stdout_is_one_table_in_analyzes_columns(
+    topo: peers.Topology, tmp_path: Path, fmt: str
+) -> None:
+    """``pcapip live --format csv > out.csv`` loads as one table: one header, analyze's
+    columns and flow numbers (of the -w file), TCP and UDP; the summary is on stderr."""
+    import io
+
+    import pandas as pd
+
+    from pcapip.flows.table import COLUMNS
+
+    pcap = tmp_path / "lo.pcapng"
+    bpf = f"udp port {PORT} or tcp port {TCP_PORT}"
+    args = ["-i", "lo", "-f", bpf, "--duration", "3", "--format", fmt, "-w", str(pcap)]
+    with LiveRun(args, prefix=prefix(topo)) as run:
+        run.wait_ready()
+        send_udp(topo, "origin", "127.0.0.1", 2, proxy_v2_udp("192.0.2.8", 4343, "127.0.0.1", PORT))
+        out = topo.run("origin", [sys.executable, "-c", TCP, str(TCP_PORT)])
+        assert out.returncode == 0, out.stderr
+        assert run.wait(timeout=20) == 0, run.stderr
+    final = {r["flow"]: r for r in analyze_json(pcap)}
+    assert len(final) == 4
+    if fmt == "csv":
+        df = pd.read_csv(io.StringIO(run.stdout), dtype=str, keep_default_na=False)
+        assert list(df.columns) == list(COLUMNS)
+        assert run.stdout.count("flow,transport,") == 1  # one header, no second table
+        rows = df.to_dict("records")
+    else:
+        rows = [json.loads(line) for line in run.stdout.splitlines()]
+        assert all(list(r) == list(COLUMNS) for r in rows)
+    assert len(rows) == len(final)
+    for r in rows:
+        f = final[int(r["flow"])]  # the number analyze (and show --flow) gives the flow
+        for k in ("transport", "start", "egress_ip", "egress_port", "origin_port", "method"):
+            assert str(r[k]) == str(f[k]), (k, r, f)
+        assert str(r["client_ip"] or "") == str(f["client_ip"] or "")
+    assert {f["client_ip"] for f in final.values()} == {"192.0.2.7", "192.0.2.8", None}
+    assert f"{len(final)} flows (" in run.stderr  # the summary, on stderr

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Callable
 
 from pcapip.errors import UsageError
 from pcapip.report.formats import EXTENSIONS, FORMATS
@@ -47,8 +48,20 @@ def check_output(path: str | None, option: str = "-o") -> None:
     if os.path.exists(path):
         if not os.access(path, os.W_OK):
             raise UsageError(f"{what}: not writable")
-    elif not os.access(parent, os.W_OK | os.X_OK):
-        raise UsageError(f"{what}: cannot create files in {parent}")
+        if os.path.isfile(path):
+            _probe(what, lambda: os.open(path, os.O_WRONLY | os.O_APPEND))
+        return
+    _probe(what, lambda: os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644))
+    os.unlink(path)  # created only to prove it can be: the real write comes after the work
+
+
+def _probe(what: str, opener: Callable[[], int]) -> None:
+    """Open for writing now, so a read-only mount or a pseudo file system fails here."""
+    try:
+        fd = opener()
+    except OSError as exc:
+        raise UsageError(f"{what}: cannot write: {exc.strerror or exc}") from None
+    os.close(fd)
 
 
 def check_input(path: str, *, stdin_ok: bool = True) -> None:
