@@ -15,7 +15,6 @@ FORMATS: tuple[str, ...] = ("table", "csv", "tsv", "json", "parquet")
 EXTENSIONS: dict[str, str] = {
     ".csv": "csv",
     ".tsv": "tsv",
-    ".tab": "tsv",
     ".json": "json",
     ".jsonl": "json",
     ".ndjson": "json",
