@@ -3,8 +3,10 @@
 Lines (``csv`` / ``json``) are written and flushed the moment a flow's client
 question is settled, so ``pcapip live ... --format json | jq`` sees each
 connection while it is still open.  They have ``pcapip analyze``'s columns
-(``pcapip.flows.table.COLUMNS``) and its flow numbers, so the stream loads like
-an analyze export and ``pcapip show -w-file --flow N`` finds the flow; a line
+(``pcapip.flows.table.COLUMNS``) and the summary's flow numbers (those of
+``pcapip analyze`` on the ``-w`` file, unless ``--max-flows`` cut flows in two),
+so the stream loads like an analyze export and ``pcapip show --flow N`` finds
+the flow; a line
 carries what is known then (``end``, ``packets`` and ``bytes`` so far). The
 final summary, with the complete counters and the findings that need the whole
 capture, never goes into this stream (stderr, or ``-o FILE``).
