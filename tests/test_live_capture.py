@@ -361,3 +361,19 @@ def test_stdout_is_one_table_in_analyzes_columns(
         assert str(r["client_ip"] or "") == str(f["client_ip"] or "")
     assert {f["client_ip"] for f in final.values()} == {"192.0.2.7", "192.0.2.8", None}
     assert f"{len(final)} flows (" in run.stderr  # the summary, on stderr
+
+
+def test_summary_file_takes_its_extensions_format(topo: peers.Topology, tmp_path: Path) -> None:
+    """--format names the stream; -o summary.csv gets CSV whatever the stream is."""
+    summary = tmp_path / "summary.csv"
+    args = ["-i", "lo", "-f", f"udp port {PORT}", "--count", "2", "--format", "json"]
+    args += ["-o", str(summary)]
+    with LiveRun(args, prefix=prefix(topo)) as run:
+        run.wait_ready()
+        send_udp(topo, "origin", "127.0.0.1", 2)
+        assert run.wait(timeout=15) == 0, run.stderr
+    rolling = run.json_rows()
+    final = read_csv(summary.read_text())
+    assert summary.read_text().startswith("flow,transport,")
+    assert [r["flow"] for _, r in rolling] == [int(r["flow"]) for r in final] == [1, 2]
+    assert "flows (" not in run.stderr  # the summary went to -o only

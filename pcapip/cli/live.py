@@ -8,7 +8,12 @@ from typing import Any
 import click
 
 from pcapip.cli.options import fail_on_option, toa_kind_option, trusted_option
-from pcapip.cli.output import check_analysis_output, check_max_rows, check_output
+from pcapip.cli.output import (
+    check_analysis_output,
+    check_max_rows,
+    check_output,
+    extension_format,
+)
 from pcapip.errors import UsageError
 
 FORMATS = ("table", "csv", "json")
@@ -32,7 +37,7 @@ def _check_outputs(
     fmt: str | None, stream: str, output: str | None, write: str | None, max_rows: int
 ) -> str:
     """Refuse unwritable -w/-o and bad --max-rows before the capture starts; returns the
-    summary's format for -o (--format, else by its extension, as analyze -o)."""
+    summary's format for -o: its extension's (--format names the stream), else --format."""
     check_max_rows(max_rows)
     check_output(write, "-w")
     if output == "-" and stream != "table":
@@ -40,7 +45,10 @@ def _check_outputs(
             f"-o -: the summary cannot share stdout with the {stream} stream "
             "(without -o it goes to stderr; -o FILE writes it to a file)"
         )
-    return check_analysis_output(fmt, output, max_rows) if output else "table"
+    if not output:
+        return "table"
+    by_ext = None if output == "-" else extension_format(output)
+    return check_analysis_output(by_ext or fmt, output, max_rows)
 
 
 def _write_summary(
@@ -114,8 +122,8 @@ def _write_summary(
     "--output",
     metavar="FILE",
     default=None,
-    help="Write the final summary to FILE (format by extension, as analyze -o) instead "
-    "of stdout (table) or stderr (csv/json).",
+    help="Write the final summary to FILE (format by its extension, else --format) "
+    "instead of stdout (table) or stderr (csv/json).",
 )
 @click.option(
     "--by",

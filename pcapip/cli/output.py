@@ -16,7 +16,14 @@ from collections.abc import Callable
 from pcapip.errors import UsageError
 from pcapip.report.formats import EXTENSIONS, FORMATS
 
-__all__ = ["EXTENSIONS", "FORMATS", "check_analysis_output", "check_input", "check_output"]
+__all__ = [
+    "EXTENSIONS",
+    "FORMATS",
+    "check_analysis_output",
+    "check_input",
+    "check_output",
+    "extension_format",
+]
 
 
 def to_stdout(path: str | None) -> bool:
@@ -86,15 +93,21 @@ def pick_format(fmt: str | None, output: str | None) -> str:
         return fmt
     if not to_stdout(output):
         assert output is not None
+        by_ext = extension_format(output)
+        if by_ext is not None:
+            return by_ext
         ext = os.path.splitext(output)[1].lower()
-        if ext in EXTENSIONS:
-            return EXTENSIONS[ext]
         known = ", ".join(EXTENSIONS)
         what = f"unknown extension {ext!r}" if ext else "no extension"
         raise UsageError(
             f"-o {output}: {what}; use one of {known}, or name the format with --format"
         )
     return "table" if sys.stdout.isatty() else "csv"
+
+
+def extension_format(path: str) -> str | None:
+    """The format a file's extension names, None for an extension pcapip does not know."""
+    return EXTENSIONS.get(os.path.splitext(path)[1].lower())
 
 
 def check_format(fmt: str, output: str | None) -> None:
