@@ -56,7 +56,13 @@ def tshark_frames(capture: Path, display: str) -> list[int]:
 def no_client_flows() -> list[tuple[str, int]]:
     """Every flow without a client address in the captures that have some."""
     out = []
-    for name in ("troubleshooting.pcap", "haproxy-noheader.pcap", "flow-proxy-misc.pcap"):
+    for name in (
+        "troubleshooting.pcap",
+        "haproxy-noheader.pcap",
+        "flow-proxy-misc.pcap",
+        "flow-udp.pcap",
+        "loopback-tcpdump.pcap",
+    ):
         out += [(name, r["flow"]) for r in rows(PCAPS / name) if r["client_ip"] is None]
     return out
 
@@ -70,7 +76,7 @@ NO_CLIENT = no_client_flows()
 
 def test_the_issue_captures_have_flows_without_a_client() -> None:
     names = {n for n, _ in NO_CLIENT}
-    assert len(NO_CLIENT) >= 15 and len(names) == 3
+    assert len(NO_CLIENT) >= 15 and len(names) == 5
 
 
 @pytest.mark.parametrize(("name", "flow"), NO_CLIENT)
@@ -80,26 +86,33 @@ def test_flow_without_client_shows_handshake_and_first_data(name: str, flow: int
     assert r.returncode == 0, r.stderr
     assert "Traceback" not in r.stderr and r.stderr == ""
     out = r.stdout
-    assert out.startswith(f"Flow {flow}: tcp ")
+    row = rows(cap)[flow - 1]
+    assert out.startswith(f"Flow {flow}: {row['transport']} ")
     m = re.search(r"^Wireshark display filter: (.+)$", out, re.M)
     assert m, out[:500]
     f = m.group(1)
-    row = rows(cap)[flow - 1]
     assert f == flow_display_filter(analyze(cap), flow)
     carried = header_frames(cap, flow)
     if carried:  # a LOCAL or malformed header: the packets that carried it are shown
         assert [int(n) for n in re.findall(r"^Packet (\d+)$", out, re.M)][: len(carried)] == carried
         return
     shown = {role: int(n) for role, n in re.findall(r"^\[([^\]]+)\]\nPacket (\d+)$", out, re.M)}
-    egress, origin = f"ip.src=={row['egress_ip']}", f"ip.src=={row['origin_ip']}"
-    # the same roles, picked by tshark from its own dissection of the flow's packets
-    want = {
-        "SYN": tshark_frames(cap, f"{f} && tcp.flags.syn==1 && tcp.flags.ack==0"),
-        "SYN-ACK": tshark_frames(cap, f"{f} && tcp.flags.syn==1 && tcp.flags.ack==1"),
-        "data from egress": tshark_frames(cap, f"{f} && {egress} && tcp.len>0"),
-        "data from origin": tshark_frames(cap, f"{f} && {origin} && tcp.len>0"),
-    }
-    if want["SYN-ACK"]:
+    ip, l4 = ("ipv6" if ":" in row["egress_ip"] else "ip"), row["transport"]
+    egress = f"{ip}.src=={row['egress_ip']} && {l4}.srcport=={row['egress_port']}"
+    origin = f"{ip}.src=={row['origin_ip']} && {l4}.srcport=={row['origin_port']}"
+    if row["transport"] == "udp":
+        want = {
+            "data from egress": tshark_frames(cap, f"{f} && {egress} && udp.length>8"),
+            "data from origin": tshark_frames(cap, f"{f} && {origin} && udp.length>8"),
+        }
+    else:  # the same roles, picked by tshark from its own dissection of the flow's packets
+        want = {
+            "SYN": tshark_frames(cap, f"{f} && tcp.flags.syn==1 && tcp.flags.ack==0"),
+            "SYN-ACK": tshark_frames(cap, f"{f} && tcp.flags.syn==1 && tcp.flags.ack==1"),
+            "data from egress": tshark_frames(cap, f"{f} && {egress} && tcp.len>0"),
+            "data from origin": tshark_frames(cap, f"{f} && {origin} && tcp.len>0"),
+        }
+    if want.get("SYN-ACK"):
         after = f"frame.number>{want['SYN-ACK'][0]}"
         pure_ack = f"{f} && {egress} && {after} && tcp.flags==0x010 && tcp.len==0"
         want["ACK"] = tshark_frames(cap, pure_ack)
