@@ -1,10 +1,13 @@
-"""Writing the flow table as CSV or JSON Lines straight from its columns.
+"""Writing the flow table as CSV, TSV or JSON Lines straight from its columns.
 
 ``pcapip analyze --format csv`` is the fast path of the product: building
 pandas frames (and importing pandas) would cost more than analysing a
 million-packet capture, so the per-flow exports are written here with the
 standard library. ``Analysis.to_csv``/``to_jsonl`` use the same writers, so the
-CLI and the Python API produce identical files.
+CLI and the Python API produce identical files. A file that cannot be written
+is one PcapipError line, and a closed standard output (``| head``) is a
+BrokenPipeError for every format, the table included (``pcapip.cli.main``
+exits 0 on it).
 """
 
 from __future__ import annotations
