@@ -14,6 +14,7 @@ import shutil
 import socket
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -135,8 +136,6 @@ def test_ctrl_c_prints_summary_and_keeps_capture(topo: peers.Topology, tmp_path:
         send_udp(topo, "origin", "127.0.0.1", 1, header)
         # the rolling line comes while the capture runs on
         deadline = run.t0 + 15
-        import time
-
         while not run.out and time.monotonic() < deadline and run.proc.poll() is None:
             time.sleep(0.02)
         assert run.out and run.proc.poll() is None, run.stderr
@@ -377,3 +376,33 @@ def test_summary_file_takes_its_extensions_format(topo: peers.Topology, tmp_path
     assert summary.read_text().startswith("flow,transport,")
     assert [r["flow"] for _, r in rolling] == [int(r["flow"]) for r in final] == [1, 2]
     assert "flows (" not in run.stderr  # the summary went to -o only
+
+
+@pytest.mark.parametrize("fmt", ["csv", "json", "table"])
+def test_reader_closing_the_pipe_ends_live_with_0(
+    topo: peers.Topology, tmp_path: Path, fmt: str
+) -> None:
+    """``pcapip live ... | head -1``: the capture stops, exit status 0, no traceback."""
+    argv = [*prefix(topo), sys.executable, "-m", "pcapip", "live", "-i", "lo"]
+    argv += ["-f", f"udp port {PORT}", "--duration", "8", "--format", fmt]
+    t0 = time.monotonic()
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        assert proc.stdout is not None and proc.stderr is not None
+        said = proc.stderr.readline().decode()
+        assert "capturing on" in said, said
+        send_udp(topo, "origin", "127.0.0.1", 1)  # (json has no header: a first line)
+        assert proc.stdout.readline()
+        proc.stdout.close()
+        for _ in range(3):  # lines (or redraws) for a pipe nobody reads any more
+            send_udp(topo, "origin", "127.0.0.1", 2)
+        rc = proc.wait(timeout=20)
+        err = said + proc.stderr.read().decode()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert rc == 0, err
+    assert "Traceback" not in err and "error" not in err, err
+    if fmt != "table":  # (a live view off a terminal is drawn once, at the end)
+        assert time.monotonic() - t0 < 7.5, "ran on after its reader had gone (--duration 8)"
