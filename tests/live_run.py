@@ -22,11 +22,9 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
+from pcapip.flows.table import COLUMNS
 
-#: First columns of the two CSV sections: rolling lines, then the final summary.
-ROLLING_HEADER = "start,transport,egress_ip,"
-SUMMARY_HEADER = "flow,transport,start,"
+REPO = Path(__file__).resolve().parent.parent
 
 
 class LiveRun:
@@ -123,31 +121,26 @@ class LiveRun:
     def stderr(self) -> str:
         return "\n".join(line for _, line in self.err)
 
-    def csv_sections(self) -> tuple[list[tuple[float, dict[str, str]]], str]:
-        """(rolling rows with their arrival time, final summary text) of ``--format csv``."""
-        assert self.out and self.out[0][1].startswith(ROLLING_HEADER), self.stdout[:500]
-        header = next(csv.reader([self.out[0][1]]))
-        rolling: list[tuple[float, dict[str, str]]] = []
-        i = 1
-        while i < len(self.out) and not self.out[i][1].startswith(SUMMARY_HEADER):
-            t, line = self.out[i]
-            rolling.append((t, dict(zip(header, next(csv.reader([line])), strict=True))))
-            i += 1
-        final = "".join(line + "\n" for _, line in self.out[i:])
-        return rolling, final
+    def csv_rows(self) -> list[tuple[float, dict[str, str]]]:
+        """Rolling rows of ``--format csv`` with their arrival time; stdout must be one CSV
+        with analyze's header, once, and every row its columns."""
+        assert self.out and self.out[0][1] == ",".join(COLUMNS), self.stdout[:500]
+        rows: list[tuple[float, dict[str, str]]] = []
+        for t, line in self.out[1:]:
+            cells = next(csv.reader([line]))
+            assert len(cells) == len(COLUMNS), line
+            rows.append((t, dict(zip(COLUMNS, cells, strict=True))))
+        return rows
 
-    def json_sections(self) -> tuple[list[tuple[float, dict]], list[dict]]:
-        """(rolling objects with arrival time, final summary objects) of ``--format json``."""
-        rolling: list[tuple[float, dict]] = []
-        final: list[dict] = []
+    def json_rows(self) -> list[tuple[float, dict]]:
+        """Rolling objects of ``--format json`` with their arrival time; every line has
+        analyze's JSON keys, in order."""
+        rows: list[tuple[float, dict]] = []
         for t, line in self.out:
             obj = json.loads(line)
-            if "flow" in obj:
-                final.append(obj)
-            else:
-                assert not final, "a rolling line after the final summary"
-                rolling.append((t, obj))
-        return rolling, final
+            assert list(obj) == list(COLUMNS), line
+            rows.append((t, obj))
+        return rows
 
 
 def read_csv(text: str) -> list[dict[str, str]]:

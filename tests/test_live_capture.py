@@ -8,11 +8,13 @@ dumpcap's own words for a bad filter, the datagrams the test itself sent.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import socket
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -101,6 +103,8 @@ def test_loopback_count_no_duplicates_and_flow_cap(topo: peers.Topology, tmp_pat
         "csv",
         "-w",
         str(pcap),
+        "-o",
+        str(tmp_path / "summary.csv"),
     ]
     with LiveRun(args, prefix=prefix(topo)) as run:
         run.wait_ready()
@@ -109,8 +113,8 @@ def test_loopback_count_no_duplicates_and_flow_cap(topo: peers.Topology, tmp_pat
     frames = tshark_fields(pcap, "udp", "udp.srcport", "data.data")
     payloads = sorted(bytes.fromhex(d).decode() for _, d in frames)
     assert payloads == [f"dgram-{i}" for i in range(6)]  # each datagram exactly once
-    rolling, final_text = run.csv_sections()
-    final = read_csv(final_text)
+    rolling = run.csv_rows()
+    final = read_csv((tmp_path / "summary.csv").read_text())
     assert sorted(int(r["egress_port"]) for r in final) == sorted(int(p) for p, _ in frames)
     assert all(r["packets"] == "1" for r in final)
     assert len(rolling) == 6
@@ -124,20 +128,21 @@ def test_ctrl_c_prints_summary_and_keeps_capture(topo: peers.Topology, tmp_path:
     pcap = tmp_path / "ctrl-c.pcapng"
     client = ("192.0.2.7", 4242)
     header = proxy_v2_udp(*client, "127.0.0.1", PORT)
+    summary = tmp_path / "summary.json"
     args = ["-i", "lo", "-f", f"udp port {PORT}", "--format", "json", "-w", str(pcap)]
+    args += ["-o", str(summary)]
     with LiveRun(args, prefix=prefix(topo)) as run:
         run.wait_ready()
         send_udp(topo, "origin", "127.0.0.1", 1, header)
         # the rolling line comes while the capture runs on
         deadline = run.t0 + 15
-        import time
-
         while not run.out and time.monotonic() < deadline and run.proc.poll() is None:
             time.sleep(0.02)
         assert run.out and run.proc.poll() is None, run.stderr
         run.interrupt()
         assert run.wait(timeout=15) == 0, run.stderr
-    rolling, final = run.json_sections()
+    rolling = run.json_rows()
+    final = [json.loads(line) for line in summary.read_text().splitlines()]
     assert len(rolling) == 1 and len(final) == 1
     for row in (rolling[0][1], final[0]):
         assert (row["client_ip"], row["client_port"], row["method"]) == (*client, "ppv2")
@@ -224,6 +229,8 @@ def test_without_dumpcap_falls_back_to_tcpdump(topo: peers.Topology, tmp_path: P
         "csv",
         "-w",
         str(pcap),
+        "-o",
+        str(tmp_path / "summary.csv"),
     ]
     with LiveRun(args, prefix=prefix(topo), env=env, cwd=tmp_path) as run:
         run.wait_ready()
@@ -232,8 +239,8 @@ def test_without_dumpcap_falls_back_to_tcpdump(topo: peers.Topology, tmp_path: P
     assert "dumpcap not found, capturing with tcpdump" in run.stderr
     assert "with tcpdump (pcap)" in run.stderr
     assert len(tshark_fields(pcap, "udp", "frame.number")) == 2
-    _, final = run.csv_sections()
-    assert len(read_csv(final)) == 2
+    assert len(read_csv((tmp_path / "summary.csv").read_text())) == 2
+    assert len(run.csv_rows()) == 2
 
 
 def test_no_capture_tool_says_what_to_install(tmp_path: Path) -> None:
@@ -256,6 +263,7 @@ def test_interface_disappears_mid_capture(tmp_path: Path) -> None:
     origin = peers.IPV4.origin
     with peers.Topology(tmp_path / "topo") as t:
         args = ["-i", peers.ORIGIN_IF, "--format", "csv", "-w", str(pcap)]
+        args += ["-o", str(tmp_path / "summary.csv")]
         with LiveRun(args, prefix=prefix(t)) as run:
             run.wait_ready()
             send_udp(t, "proxy", origin, 3, proxy_v2_udp(*client, origin, PORT))
@@ -268,8 +276,7 @@ def test_interface_disappears_mid_capture(tmp_path: Path) -> None:
     line = error_line(run)
     assert f"capture on '{peers.ORIGIN_IF}' stopped: the interface disappeared" in line
     assert "no longer attached" in line  # dumpcap's words
-    _, final_text = run.csv_sections()
-    flows = [r for r in read_csv(final_text) if r["origin_port"] == str(PORT)]
+    flows = [r for r in read_csv((tmp_path / "summary.csv").read_text()) if r["origin_port"] == str(PORT)]
     assert len(flows) == 3  # one datagram per source port
     for flow in flows:
         assert (flow["method"], flow["client_ip"], flow["client_port"]) == (
@@ -277,3 +284,125 @@ def test_interface_disappears_mid_capture(tmp_path: Path) -> None:
             *map(str, client),
         )
     assert len(tshark_fields(pcap, f"udp.dstport == {PORT} && !icmp", "frame.number")) == 3
+
+
+# ---------------------------------------------------------------------- one schema on stdout
+
+TCP_PORT = 7778
+TCP = r"""
+import socket, sys, threading
+port = int(sys.argv[1])
+srv = socket.create_server(("127.0.0.1", port))
+def serve():
+    for _ in range(2):
+        c, _ = srv.accept()
+        c.recv(4096)
+        c.sendall(b"ok\n")
+        c.close()
+t = threading.Thread(target=serve)
+t.start()
+for first in (b"PROXY TCP4 192.0.2.7 127.0.0.1 4242 %d\r\nhello\n" % port, b"hello\n"):
+    s = socket.create_connection(("127.0.0.1", port))
+    s.sendall(first)
+    s.recv(16)
+    s.close()
+t.join()
+"""
+
+
+def analyze_json(path: Path) -> list[dict]:
+    out = subprocess.run(
+        [sys.executable, "-m", "pcapip", "analyze", str(path), "--format", "json"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert out.returncode == 0, out.stderr
+    return [json.loads(line) for line in out.stdout.splitlines()]
+
+
+@pytest.mark.parametrize("fmt", ["csv", "json"])
+def test_stdout_is_one_table_in_analyzes_columns(
+    topo: peers.Topology, tmp_path: Path, fmt: str
+) -> None:
+    """``pcapip live --format csv > out.csv`` loads as one table: one header, analyze's
+    columns and flow numbers (of the -w file), TCP and UDP; the summary is on stderr."""
+    import io
+
+    import pandas as pd
+
+    from pcapip.flows.table import COLUMNS
+
+    pcap = tmp_path / "lo.pcapng"
+    bpf = f"udp port {PORT} or tcp port {TCP_PORT}"
+    args = ["-i", "lo", "-f", bpf, "--duration", "3", "--format", fmt, "-w", str(pcap)]
+    with LiveRun(args, prefix=prefix(topo)) as run:
+        run.wait_ready()
+        send_udp(topo, "origin", "127.0.0.1", 2, proxy_v2_udp("192.0.2.8", 4343, "127.0.0.1", PORT))
+        out = topo.run("origin", [sys.executable, "-c", TCP, str(TCP_PORT)])
+        assert out.returncode == 0, out.stderr
+        assert run.wait(timeout=20) == 0, run.stderr
+    final = {r["flow"]: r for r in analyze_json(pcap)}
+    assert len(final) == 4
+    if fmt == "csv":
+        df = pd.read_csv(io.StringIO(run.stdout), dtype=str, keep_default_na=False)
+        assert list(df.columns) == list(COLUMNS)
+        assert run.stdout.count("flow,transport,") == 1  # one header, no second table
+        rows = df.to_dict("records")
+    else:
+        rows = [json.loads(line) for line in run.stdout.splitlines()]
+        assert all(list(r) == list(COLUMNS) for r in rows)
+    assert len(rows) == len(final)
+    for r in rows:
+        f = final[int(r["flow"])]  # the number analyze (and show --flow) gives the flow
+        for k in ("transport", "start", "egress_ip", "egress_port", "origin_port", "method"):
+            assert str(r[k]) == str(f[k]), (k, r, f)
+        assert str(r["client_ip"] or "") == str(f["client_ip"] or "")
+    assert {f["client_ip"] for f in final.values()} == {"192.0.2.7", "192.0.2.8", None}
+    assert f"{len(final)} flows (" in run.stderr  # the summary, on stderr
+
+
+def test_summary_file_takes_its_extensions_format(topo: peers.Topology, tmp_path: Path) -> None:
+    """--format names the stream; -o summary.csv gets CSV whatever the stream is."""
+    summary = tmp_path / "summary.csv"
+    args = ["-i", "lo", "-f", f"udp port {PORT}", "--count", "2", "--format", "json"]
+    args += ["-o", str(summary)]
+    with LiveRun(args, prefix=prefix(topo)) as run:
+        run.wait_ready()
+        send_udp(topo, "origin", "127.0.0.1", 2)
+        assert run.wait(timeout=15) == 0, run.stderr
+    rolling = run.json_rows()
+    final = read_csv(summary.read_text())
+    assert summary.read_text().startswith("flow,transport,")
+    assert [r["flow"] for _, r in rolling] == [int(r["flow"]) for r in final] == [1, 2]
+    assert "flows (" not in run.stderr  # the summary went to -o only
+
+
+@pytest.mark.parametrize("fmt", ["csv", "json", "table"])
+def test_reader_closing_the_pipe_ends_live_with_0(
+    topo: peers.Topology, tmp_path: Path, fmt: str
+) -> None:
+    """``pcapip live ... | head -1``: the capture stops, exit status 0, no traceback."""
+    argv = [*prefix(topo), sys.executable, "-m", "pcapip", "live", "-i", "lo"]
+    argv += ["-f", f"udp port {PORT}", "--duration", "8", "--format", fmt]
+    t0 = time.monotonic()
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        assert proc.stdout is not None and proc.stderr is not None
+        said = proc.stderr.readline().decode()
+        assert "capturing on" in said, said
+        send_udp(topo, "origin", "127.0.0.1", 1)  # (json has no header: a first line)
+        assert proc.stdout.readline()
+        proc.stdout.close()
+        for _ in range(3):  # lines (or redraws) for a pipe nobody reads any more
+            send_udp(topo, "origin", "127.0.0.1", 2)
+        rc = proc.wait(timeout=20)
+        err = said + proc.stderr.read().decode()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert rc == 0, err
+    assert "Traceback" not in err and "error" not in err, err
+    if fmt != "table":  # (a live view off a terminal is drawn once, at the end)
+        assert time.monotonic() - t0 < 7.5, "ran on after its reader had gone (--duration 8)"

@@ -11,6 +11,7 @@ as an operator would run it on a server.
 from __future__ import annotations
 
 import ipaddress
+import json
 import os
 import signal
 import subprocess
@@ -166,24 +167,33 @@ def test_live_csv_maps_every_logged_connection(env: Env, tmp_path: Path) -> None
         "csv",
         "-w",
         str(pcapng),
+        "-o",
+        str(tmp_path / "summary.csv"),
     ]
     with LiveRun(args, prefix=env.topo.command("origin", [])) as run:
         run.wait_ready()
         records, done = drive(env, family=4)
         assert run.wait(timeout=DURATION + 15) == 0, run.stderr
     assert "with dumpcap (pcapng)" in run.stderr
-    rolling, final_text = run.csv_sections()
+    rolling = run.csv_rows()
+    final_text = (tmp_path / "summary.csv").read_text()
     final = read_csv(final_text)
     check_against_log([r for _, r in rolling], records)
     check_against_log(final, records)
-    # every flow is announced once while capturing, and none is left out
+    # every flow is announced once while capturing, none is left out, and each line has
+    # the number the flow has in the summary (and in analyze / show of the -w file)
     assert len(rolling) == len(final)
-    # ... promptly: lines arrive while the capture still runs, not with the summary
-    summary_at = next(t for t, line in run.out if line.startswith("flow,transport,"))
+    by_number = {r["flow"]: r for r in final}
+    for _, row in rolling:
+        same = by_number[row["flow"]]
+        for k in ("egress_ip", "egress_port", "origin_port", "start", "client_ip", "method"):
+            assert row[k] == same[k], (k, row, same)
+    # ... promptly: lines arrive while the capture still runs, not at its end
+    assert run.ended_at is not None
     mine = {(_ip(r.egress_ip), r.egress_port, r.server_port) for r in records}
     for t, row in rolling:
         if (_ip(row["egress_ip"]), int(row["egress_port"]), int(row["origin_port"])) in mine:
-            assert t < summary_at - 0.5, "a rolling line was held back until the end"
+            assert t < run.ended_at - 0.5, "a rolling line was held back until the end"
             assert t < done + 2.0, "a rolling line arrived long after its connection"
     # the -w copy: tshark reads it, and pcapip analyze prints the very same summary
     assert pcapng.read_bytes()[:4] == b"\x0a\x0d\x0d\x0a"
@@ -209,13 +219,17 @@ def test_live_json_with_tcpdump_and_ipv6_clients(env: Env, tmp_path: Path) -> No
         str(pcap),
         "--trusted",
         "192.0.2.0/24",
+        "-o",
+        str(tmp_path / "summary.jsonl"),
     ]
     with LiveRun(args, prefix=env.topo.command("origin", [])) as run:
         run.wait_ready()
         records, _ = drive(env, family=6)
         assert run.wait(timeout=20) == 0, run.stderr
     assert "with tcpdump (pcap)" in run.stderr
-    rolling, final = run.json_sections()
+    rolling = run.json_rows()
+    summary_text = (tmp_path / "summary.jsonl").read_text()
+    final = [json.loads(line) for line in summary_text.splitlines()]
     for rows in ([r for _, r in rolling], final):
         as_text = [{k: ("" if v is None else str(v)) for k, v in r.items()} for r in rows]
         check_against_log(as_text, records)
@@ -226,9 +240,7 @@ def test_live_json_with_tcpdump_and_ipv6_clients(env: Env, tmp_path: Path) -> No
             codes = (r["findings"] or "").split(";")
             assert ("client.untrusted" in codes) == (r["method"] != "none"), r
     assert pcap.read_bytes()[:4] in (b"\xd4\xc3\xb2\xa1", b"\x4d\x3c\xb2\xa1")  # tcpdump: pcap
-    assert analyze_text(pcap, "json", "--trusted", "192.0.2.0/24") == "".join(
-        line + "\n" for _, line in run.out if line.startswith('{"flow"')
-    )
+    assert analyze_text(pcap, "json", "--trusted", "192.0.2.0/24") == summary_text
 
 
 def test_tcpdump_piped_into_analyze(env: Env, tmp_path: Path) -> None:

@@ -173,3 +173,43 @@ def test_rolling_lines_judge_a_missing_client_as_analyze_does() -> None:
     }
     assert rolling == expected
     assert sorted(p for p, missing in expected.items() if missing) == [45003, 45004]
+
+
+NUMBERED = [*CAPTURES, PCAPS / "loopback-tcpdump.pcap", PCAPS / "loopback-dumpcap.pcapng"]
+NUMBERED += [PCAPS / "flow-udp.pcap", PCAPS / "flow-proxy-misc.pcap", PCAPS / "troubleshooting.pcap"]
+
+
+@pytest.mark.parametrize("path", NUMBERED, ids=lambda p: p.name)
+@pytest.mark.parametrize(
+    ("batch_size", "kw"), [(5, {}), (4096, {}), (7, {"mode": "reference"}), (64, {"backend": "pure"})]
+)
+def test_reports_carry_the_flow_number_analyze_gives(path: Path, batch_size: int, kw) -> None:
+    """A rolling line's flow number is the one the final summary gives the flow and, unless
+    the cap cut flows in two, the one ``analyze`` (and ``show --flow``) gives it in the
+    recording; even with TCP and UDP mixed in one batch, whichever store holds TCP flows."""
+    tracker = LiveTracker(max_flows=3, **kw)
+    spool = RowSpool(chunk=4)
+    numbered = []
+    with open_capture(path, batch_size=batch_size) as src:
+        for batch in src:
+            tracker.feed(decode(batch), 0)
+            numbered += tracker.take_numbered()
+            spool.extend(tracker.take_ended())
+    table = finish_table(tracker, spool, trusted=None, captures=[str(path)])
+    numbered += tracker.take_numbered()
+    spool.close()
+
+    def flows_of(f) -> dict[int, tuple]:
+        return {
+            int(r.flow): (r.transport, r.egress_ip, int(r.egress_port), int(r.origin_port), r.start.value)
+            for r in f.itertuples()
+        }
+
+    got = {
+        n: (r.transport, r.egress_ip, r.egress_port, r.origin_port, r.start_ns) for n, r in numbered
+    }
+    assert len(got) == len(numbered)  # each flow once
+    assert got == flows_of(Analysis(table).flows)
+    ref = analyze(path).flows
+    if len(ref) == len(table):  # else the cap ended flows whose later packets made new ones
+        assert got == flows_of(ref)

@@ -85,6 +85,7 @@ def test_live_tui_shows_each_logged_client(tmp_path: Path, tmux: Tmux) -> None:
             time.sleep(0.1)
         assert time.monotonic() < started + DURATION, "rows only appeared after the capture"
         assert "capturing on" in screen, screen
+        provisional = {}
         for r in records:
             line = row_of(screen, r.egress_port)
             assert line is not None, f"{r}\n{screen}"
@@ -94,21 +95,23 @@ def test_live_tui_shows_each_logged_client(tmp_path: Path, tmux: Tmux) -> None:
             else:
                 assert f"{r.client_ip}:{r.client_port}" in line, line
                 assert (" ppv1 " if header is peers.Header.V1 else " ppv2 ") in line, line
-            assert flow_number(line) == "…", line  # provisional: no flow number yet
+            # provisional rows already have the number analyze gives the flow
+            provisional[r.egress_port] = flow_number(line)
+            assert provisional[r.egress_port].isdigit(), line
 
-        # after --duration: the recording is analysed, rows get their numbers and counters
+        # after --duration: the recording is analysed, rows get their counters
         deadline = time.monotonic() + DURATION + 30
         while True:
             screen = tmux.screen()
             rows = [row_of(screen, r.egress_port) for r in records]
-            if all(line and flow_number(line).isdigit() for line in rows):
+            if all(rows) and "reading" not in screen and " frames" in screen:
                 break
             assert time.monotonic() < deadline, f"no final rows:\n{screen}"
             time.sleep(0.2)
         assert "reading" not in screen and " frames" in screen, screen
         for r in records:
             line = row_of(screen, r.egress_port)
-            assert line is not None and flow_number(line).isdigit(), (r, screen)
+            assert line is not None and flow_number(line) == provisional[r.egress_port], (r, screen)
             if peers.ROUTES[r.route].header is not peers.Header.NONE:
                 assert f"{r.client_ip}:{r.client_port}" in line, line
         tmux.keys("q")

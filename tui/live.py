@@ -83,7 +83,7 @@ def live_argv(opts: Any, write: str) -> list[str]:
 
 
 def records_frame(records: list[dict[str, str]]) -> pd.DataFrame:
-    """Rolling CSV lines (``pcapip live`` columns) as a model frame."""
+    """Rolling CSV lines (analyze's columns and flow numbers) as a model frame."""
     df = pd.DataFrame(records)
     start = pd.to_datetime(df["start"], utc=True, format="ISO8601")
     data = {c: df[c].where(df[c] != "", None) for c in df.columns}
@@ -91,8 +91,7 @@ def records_frame(records: list[dict[str, str]]) -> pd.DataFrame:
     data["end"] = data["start"]
     data["packets"] = -1  # not known until the flow ends: shown empty
     data["bytes"] = -1
-    frames = pd.to_numeric(df["packet"], errors="coerce").astype("Int64").tolist()
-    return normalize(pd.DataFrame(data), frames=[None if f is pd.NA else int(f) for f in frames])
+    return normalize(pd.DataFrame(data))
 
 
 class LiveNote(Message):

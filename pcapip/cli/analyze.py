@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import sys
 import time
 from typing import TYPE_CHECKING, Any
@@ -10,21 +9,11 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from pcapip.cli.options import fail_on_option, toa_kind_option, trusted_option
+from pcapip.cli.output import FORMATS, check_analysis_output, check_input
 from pcapip.errors import UsageError
 
 if TYPE_CHECKING:
     from pcapip.flows.findings import Level
-
-FORMATS = ("table", "csv", "json", "parquet")  # pcapip.report.export.FORMATS (not imported: numpy)
-_EXT = {
-    ".csv": "csv",
-    ".json": "json",
-    ".jsonl": "json",
-    ".ndjson": "json",
-    ".parquet": "parquet",
-    ".pq": "parquet",
-    ".txt": "table",
-}
 
 
 class _Progress:
@@ -75,14 +64,6 @@ class _Progress:
             self.bar.stop()
 
 
-def _pick_format(fmt: str | None, output: str | None) -> str:
-    if fmt:
-        return fmt
-    if output and output != "-":
-        return _EXT.get(os.path.splitext(output)[1].lower(), "csv")
-    return "table" if sys.stdout.isatty() else "csv"
-
-
 @click.command(name="analyze")
 @click.argument("captures", nargs=-1, required=True, metavar="CAPTURE [CAPTURE...]")
 @click.option(
@@ -121,9 +102,9 @@ def _pick_format(fmt: str | None, output: str | None) -> str:
 @click.option(
     "-o",
     "--output",
-    type=click.Path(dir_okay=False, allow_dash=True),
     default=None,
-    help="Write to FILE instead of stdout.",
+    metavar="FILE",
+    help="Write to FILE instead of stdout (checked before the capture is read).",
 )
 @trusted_option
 @toa_kind_option
@@ -159,18 +140,15 @@ def command(
     if captures.count("-") > 1:
         raise UsageError("standard input ('-') can be read only once")
     for c in captures:
-        if c != "-" and not os.path.exists(c):
-            raise UsageError(f"{c}: no such file")
-        if c != "-" and os.path.isdir(c):
-            raise UsageError(f"{c}: is a directory")
-    fmt = _pick_format(fmt, output)
+        check_input(c)
+    fmt = check_analysis_output(fmt, output, max_rows)
     selecting = bool(filter_expr and filter_expr.strip()) or problems
     if selecting:
         check_filter(filter_expr or "")
     progress = _Progress(enabled=not no_progress and sys.stderr.isatty())
     from pcapip.report.export import write_analysis
 
-    if fmt in ("csv", "json") and by == "flow" and not selecting:
+    if fmt in ("csv", "tsv", "json") and by == "flow" and not selecting:
         # the fast path: no pandas, rows written straight from the flow table
         from pcapip.flows.run import track_captures
 

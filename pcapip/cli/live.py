@@ -8,6 +8,12 @@ from typing import Any
 import click
 
 from pcapip.cli.options import fail_on_option, toa_kind_option, trusted_option
+from pcapip.cli.output import (
+    check_analysis_output,
+    check_max_rows,
+    check_output,
+    extension_format,
+)
 from pcapip.errors import UsageError
 
 FORMATS = ("table", "csv", "json")
@@ -25,6 +31,47 @@ def _run_tui(opts: Any) -> int:
             "source tree), which is not installed here; use --format table for a live view"
         ) from None
     return int(run_live(opts) or 0)
+
+
+def _check_outputs(
+    fmt: str | None, stream: str, output: str | None, write: str | None, max_rows: int
+) -> str:
+    """Refuse unwritable -w/-o and bad --max-rows before the capture starts; returns the
+    summary's format for -o: its extension's (--format names the stream), else --format."""
+    check_max_rows(max_rows)
+    check_output(write, "-w")
+    if output == "-" and stream != "table":
+        raise UsageError(
+            f"-o -: the summary cannot share stdout with the {stream} stream "
+            "(without -o it goes to stderr; -o FILE writes it to a file)"
+        )
+    if not output:
+        return "table"
+    by_ext = None if output == "-" else extension_format(output)
+    return check_analysis_output(by_ext or fmt, output, max_rows)
+
+
+def _write_summary(
+    a: Any, fmt: str, summary_fmt: str, output: str | None, by: str, max_rows: int
+) -> None:
+    """The final summary: to -o, else after the live view on stdout (table), else on stderr:
+    a csv/json stream on stdout stays one schema that loads as a whole."""
+    from pcapip.report.export import write_analysis
+
+    if output is not None:
+        write_analysis(a, summary_fmt, output, by=by, max_rows=max_rows)
+    elif fmt == "table":
+        write_analysis(a, "table", None, by=by, max_rows=max_rows)
+    else:
+        from rich.console import Console
+
+        from pcapip.report.render import print_report, summary
+
+        console = Console(stderr=True)
+        if by == "flow":  # the flows themselves are on stdout
+            console.print(summary(a))
+        else:
+            print_report(a, console, by=by, max_rows=max_rows)
 
 
 @click.command(name="live")
@@ -54,7 +101,6 @@ def _run_tui(opts: Any) -> int:
     "-w",
     "--write",
     "write",
-    type=click.Path(dir_okay=False),
     metavar="FILE",
     default=None,
     help="Keep the raw capture in FILE (pcapng from dumpcap, pcap from tcpdump), "
@@ -68,15 +114,16 @@ def _run_tui(opts: Any) -> int:
     type=click.Choice(FORMATS),
     default=None,
     help="table: live view, then the summary; csv/json: one line per flow as soon as "
-    "its client is known, then the summary (default: table on a terminal, "
-    "else csv).",
+    "its client is known, in analyze's columns and flow numbers (default: table on a "
+    "terminal, else csv). The final summary of csv/json goes to stderr, or -o.",
 )
 @click.option(
     "-o",
     "--output",
-    type=click.Path(dir_okay=False, allow_dash=True),
+    metavar="FILE",
     default=None,
-    help="Write the final summary to FILE instead of stdout.",
+    help="Write the final summary to FILE (format by its extension, else --format) "
+    "instead of stdout (table) or stderr (csv/json).",
 )
 @click.option(
     "--by",
@@ -173,6 +220,8 @@ def command(
         return 0
     if not iface:
         raise UsageError("pcapip live needs an interface: -i IFACE (pcapip live -D lists them)")
+    stream = fmt or ("table" if sys.stdout.isatty() else "csv")
+    summary_fmt = _check_outputs(fmt, stream, output, write, max_rows)
     if snaplen is not None and snaplen < 1:
         raise UsageError("--snaplen must be at least 1")
     if buffer_mib < 1:
@@ -192,16 +241,13 @@ def command(
     )
     if tui:
         return _run_tui(opts)
-    if fmt is None:
-        fmt = "table" if sys.stdout.isatty() else "csv"
-
+    fmt = stream
     note = None
     if fmt == "table":
-        from rich.console import Console
-
         from pcapip.live.output import RichSink
+        from pcapip.report.export import stdout_console
 
-        console = Console()
+        console = stdout_console()
         sink: Any = RichSink(console)
         if console.is_terminal:
 
@@ -214,17 +260,14 @@ def command(
 
     session = LiveSession(opts, sink, note=note)
     result = session.run()
-    a = result.analysis
-    from pcapip.report.export import write_analysis
-
-    write_analysis(a, fmt, output, by=by, max_rows=max_rows)
+    _write_summary(result.analysis, fmt, summary_fmt, output, by, max_rows)
 
     if result.error is not None:
         raise result.error
     if fail_on is not None:
         from pcapip.flows.findings import Level
 
-        worst = a.worst_level()
+        worst = result.analysis.worst_level()
         if worst is not None and worst >= Level.parse(fail_on):
             return 1
     return 0

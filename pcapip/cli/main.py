@@ -94,12 +94,24 @@ def main(argv: list[str] | None = None) -> None:
     except BrokenPipeError:
         _silence_stdout()
         sys.exit(0)
+    except OSError as exc:  # standard output on a full disk (> /dev/full), ...
+        _write_failed(exc)
     # subcommands return their exit status (0 ok, 1 findings per --fail-on, 2 input errors)
     try:
         sys.stdout.flush()
     except BrokenPipeError:
         _silence_stdout()
+    except OSError as exc:
+        _write_failed(exc)
     sys.exit(rv if isinstance(rv, int) else 0)
+
+
+def _write_failed(exc: OSError) -> None:
+    """One line and exit status 2 for an I/O error no command turned into a PcapipError."""
+    _silence_stdout()
+    where = f"{exc.filename}: " if exc.filename else "standard output: "
+    click.echo(f"pcapip: error: {where}{exc.strerror or exc}", err=True)
+    sys.exit(2)
 
 
 def _silence_stdout() -> None:

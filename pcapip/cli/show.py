@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-import os
+from typing import Any
 
 import click
 
+from pcapip.cli.flowpackets import first_packets
+from pcapip.cli.output import check_input
 from pcapip.errors import CaptureError, UsageError
 
 
@@ -90,6 +92,69 @@ def _reassembled(frames: dict[int, tuple[bytes, int]], numbers: list[int]) -> by
     return bytes(st.prefix)
 
 
+def display_filter(row: dict[str, Any], *, with_time: bool = False) -> str:
+    """The Wireshark display filter that selects a flow's packets by its addresses and ports
+    (independent of tshark's ``tcp.stream`` numbering, so it works on any copy of the
+    capture); ``with_time`` adds the flow's time span, for ports reused by another flow."""
+    ip = "ipv6" if ":" in row["egress_ip"] else "ip"
+    l4 = row["transport"]
+    text = (
+        f"{ip}.addr=={row['egress_ip']} && {ip}.addr=={row['origin_ip']} && "
+        f"{l4}.port=={row['egress_port']} && {l4}.port=={row['origin_port']}"
+    )
+    if with_time:
+        text += f" && frame.time_epoch>={_epoch(row['start'])}"
+        text += f" && frame.time_epoch<={_epoch(row['end'])}"
+    return text
+
+
+def _epoch(ns: int) -> str:
+    sec, frac = divmod(ns, 1_000_000_000)
+    return f"{sec}.{frac:09d}"
+
+
+def flow_display_filter(a: Any, flow: int) -> str:
+    """:func:`display_filter` of flow ``flow`` of analysis ``a``, with its time span only when
+    another flow has the same addresses and ports (a reused port)."""
+    t = a.table
+    key = ("transport", "egress_ip", "egress_port", "origin_ip", "origin_port")
+    cols = [t.column(c, 0, len(t)) for c in key]
+    tuples = list(zip(*cols, strict=True))
+    row = _flow_row(a, flow)
+    return display_filter(row, with_time=tuples.count(tuples[flow - 1]) > 1)
+
+
+def _flow_row(a: Any, flow: int) -> dict[str, Any]:
+    """Flow ``flow``'s row as Python values (None where missing; times in nanoseconds)."""
+    from pcapip.flows.table import COLUMNS
+
+    return {c: a.table.column(c, flow - 1, flow)[0] for c in COLUMNS}
+
+
+def _hostport(ip: str | None, port: int | None) -> str:
+    if ip is None:
+        return "-"
+    host = f"[{ip}]" if ":" in ip else ip
+    return host if port is None else f"{host}:{port}"
+
+
+def _print_flow_head(a: Any, flow: int, row: dict[str, Any]) -> None:
+    from pcapip.flows.findings import CATALOGUE
+
+    click.echo(
+        f"Flow {flow}: {row['transport']} {_hostport(row['egress_ip'], row['egress_port'])} -> "
+        f"{_hostport(row['origin_ip'], row['origin_port'])}  method={row['method']} "
+        f"status={row['status']}  packets={row['packets']}"
+    )
+    if row["client_ip"] is not None:
+        click.echo(f"Client: {_hostport(row['client_ip'], row['client_port'])}")
+    click.echo(f"Wireshark display filter: {flow_display_filter(a, flow)}")
+    for f in a.table.findings:
+        if f.flow == flow:
+            where = f" (packet {f.frame})" if f.frame is not None else ""
+            click.echo(f"  [{CATALOGUE[f.code].level.label}] {f.code}{where}: {f.message}")
+
+
 @click.command(name="show")
 @click.argument("capture", metavar="CAPTURE")
 @click.option("--flow", "flow", type=int, default=None, help="Flow ID from 'pcapip analyze'.")
@@ -108,8 +173,7 @@ def command(capture: str, flow: int | None, packet: int | None, toa_kinds: tuple
 
     if (flow is None) == (packet is None):
         raise UsageError("give exactly one of --flow ID or --packet N")
-    if capture != "-" and not os.path.exists(capture):
-        raise UsageError(f"{capture}: no such file")
+    check_input(capture)
     if capture == "-" and flow is not None:
         raise UsageError("--flow needs a capture file (it is read twice), not standard input")
     registry = registry_for(list(toa_kinds) or None)
@@ -126,30 +190,35 @@ def command(capture: str, flow: int | None, packet: int | None, toa_kinds: tuple
     from pcapip.report.analysis import analyze
 
     a = analyze([capture], toa_kinds=list(toa_kinds) or None)
-    f = a.flows
-    if flow is None or flow < 1 or flow > len(f):
-        raise UsageError(f"{capture}: has no flow {flow} (flows are 1..{len(f)})")
-    row = f.iloc[flow - 1]
-
-    def v(x):
-        return "" if x is None or (not isinstance(x, str) and x != x) or x is None else x
-
-    click.echo(
-        f"Flow {flow}: {row['transport']} {row['egress_ip']}:{row['egress_port']} -> "
-        f"{row['origin_ip']}:{row['origin_port']}  method={row['method']} status={row['status']}"
-    )
-    if row["client_ip"] is not None and row["client_ip"] == row["client_ip"]:
-        click.echo(f"Client: {row['client_ip']}:{v(row['client_port'])}")
-    fs = a.findings[a.findings["flow"] == flow]
-    for r in fs.itertuples(index=False):
-        where = f" (packet {r.packet})" if r.packet is not None and r.packet == r.packet else ""
-        click.echo(f"  [{r.severity}] {r.code}{where}: {r.message}")
+    if flow is None or flow < 1 or flow > len(a.table):
+        raise UsageError(f"{capture}: has no flow {flow} (flows are 1..{len(a.table)})")
+    row = _flow_row(a, flow)
+    _print_flow_head(a, flow, row)
     numbers = [n for _, n in a.header_frames(flow)]
-    if not numbers:
-        click.echo("No packet of this flow carried a TOA option or a PROXY header.")
-        for err in a.errors:
-            click.echo(f"pcapip: error: {err}", err=True)
-        return 2 if a.errors else 0
+    if numbers:
+        _print_header_packets(capture, row, numbers, registry)
+    else:
+        click.echo(
+            "No packet of this flow carried a TOA option or a PROXY header; what the origin "
+            "received instead:"
+        )
+        picked, missing = first_packets(capture, row, registry.kinds)
+        if missing:
+            click.echo(f"Not in the capture: {', '.join(missing)}.")
+        frames = read_frames(capture, {n for n, _ in picked})
+        for n, label in picked:
+            if n in frames:
+                click.echo("")
+                click.echo(f"[{label}]")
+                click.echo(render_packet(n, *frames[n], registry))
+    for err in a.errors:
+        click.echo(f"pcapip: error: {err}", err=True)
+    return 2 if a.errors else 0
+
+
+def _print_header_packets(capture: str, row: dict[str, Any], numbers: list[int], registry) -> None:
+    """The packets that carried the client address, and a PROXY header split over several
+    segments reassembled."""
     frames = read_frames(capture, set(numbers))
     for n in numbers:
         if n in frames:
@@ -171,6 +240,3 @@ def command(capture: str, flow: int | None, packet: int | None, toa_kinds: tuple
             if r.tree is not None:
                 click.echo(r.tree.render())
             click.echo(hexdump(stream, highlight=(0, r.length) if r.length else None))
-    for err in a.errors:
-        click.echo(f"pcapip: error: {err}", err=True)
-    return 2 if a.errors else 0

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import os
-
 import click
 
 from pcapip.cli.options import toa_kind_option, trusted_option
+from pcapip.cli.output import check_input
 from pcapip.errors import UsageError
 
 
@@ -24,10 +23,7 @@ def command(capture: str, trusted: tuple[str, ...], toa_kinds: tuple[str, ...]) 
         raise UsageError(
             "pcapip tui needs a capture file (it reads packets again on demand), not standard input"
         )
-    if not os.path.exists(capture):
-        raise UsageError(f"{capture}: no such file")
-    if os.path.isdir(capture):
-        raise UsageError(f"{capture}: is a directory")
+    check_input(capture, stdin_ok=False)
     from pcapip.flows.run import registry_for
     from pcapip.flows.tracker import parse_trusted
     from pcapip.sources import open_capture

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import click
 
-from pcapip.errors import PcapipError
+from pcapip.cli.output import check_output
+from pcapip.errors import PcapipError, UsageError
 
 _HELP = """Write the Wireshark Lua dissector for TOA options (or install it).
 
@@ -38,7 +39,6 @@ Needs a Wireshark whose TCP dissector has the "tcp.option" dissector table
 @click.option(
     "-o",
     "--output",
-    type=click.Path(dir_okay=False, allow_dash=True),
     metavar="FILE",
     help="Write the plugin to FILE ('-' for standard output).",
 )
@@ -58,7 +58,8 @@ def command(output: str | None, install: bool, toa_kinds: tuple[str, ...]) -> in
     from pcapip.wireshark import PLUGIN_FILENAME, install_dir, install_plugin, render_plugin
 
     if install and output is not None:
-        raise click.UsageError("use either -o/--output or --install, not both")
+        raise UsageError("use either -o/--output or --install, not both")
+    check_output(output)
     registry = ToaRegistry.from_spec(toa_kinds) if toa_kinds else DEFAULT_REGISTRY
     text = render_plugin(registry)
     if install:

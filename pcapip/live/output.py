@@ -2,9 +2,14 @@
 
 Lines (``csv`` / ``json``) are written and flushed the moment a flow's client
 question is settled, so ``pcapip live ... --format json | jq`` sees each
-connection while it is still open.  A line carries what is known then; the
-final summary (printed at the end, exactly as ``pcapip analyze`` prints it)
-has the complete counters and the findings that need the whole capture.
+connection while it is still open.  They have ``pcapip analyze``'s columns
+(``pcapip.flows.table.COLUMNS``) and the summary's flow numbers (those of
+``pcapip analyze`` on the ``-w`` file, unless ``--max-flows`` cut flows in two),
+so the stream loads like an analyze export and ``pcapip show --flow N`` finds
+the flow; a line
+carries what is known then (``end``, ``packets`` and ``bytes`` so far). The
+final summary, with the complete counters and the findings that need the whole
+capture, never goes into this stream (stderr, or ``-o FILE``).
 """
 
 from __future__ import annotations
@@ -22,14 +27,6 @@ from typing import IO, Any, Protocol
 from pcapip.flows.findings import CATALOGUE, ORDER, Level
 from pcapip.flows.rows import FlowRow
 from pcapip.flows.table import COLUMNS, missing_client
-
-#: Columns of a rolling line. ``start`` is the flow's first packet (ISO 8601 UTC) and
-#: ``packet`` its number in the capture (the -w file), so a line leads to the packets.
-LIVE_COLUMNS: tuple[str, ...] = (
-    "start",
-    *(c for c in COLUMNS if c not in ("flow", "start", "end", "packets", "bytes")),
-    "packet",
-)
 
 
 def iso_ns(ns: int) -> str:
@@ -83,11 +80,14 @@ class CrossFlow:
         return codes
 
 
-def record(r: FlowRow, codes: Sequence[str]) -> dict[str, Any]:
-    """A rolling line as a dict (None for missing values), keys in LIVE_COLUMNS order."""
+def record(number: int, r: FlowRow, codes: Sequence[str]) -> dict[str, Any]:
+    """A rolling line as a dict in analyze's COLUMNS order, with its values as analyze's
+    JSON has them (None for missing, "" for no TLVs or no findings)."""
     return {
-        "start": iso_ns(r.start_ns),
+        "flow": number,
         "transport": r.transport,
+        "start": iso_ns(r.start_ns),
+        "end": iso_ns(r.end_ns),
         "egress_ip": r.egress_ip,
         "egress_port": r.egress_port,
         "origin_ip": r.origin_ip,
@@ -99,10 +99,11 @@ def record(r: FlowRow, codes: Sequence[str]) -> dict[str, Any]:
         "proxy_port": r.proxy_port,
         "pp_command": r.pp_command,
         "pp_family": r.pp_family,
-        "tlvs": r.tlvs or None,
+        "tlvs": r.tlvs,
+        "packets": r.packets,
+        "bytes": r.bytes,
         "status": r.status,
-        "findings": _join(codes) or None,
-        "packet": r.first_frame,
+        "findings": _join(codes),
     }
 
 
@@ -199,7 +200,7 @@ class Sink(Protocol):
 
 
 class LineSink:
-    """CSV (header first) or JSON Lines, one flushed line per flow."""
+    """CSV (one header first) or JSON Lines, one flushed line per flow, in analyze's columns."""
 
     def __init__(self, fmt: str, stream: IO[str]) -> None:
         if fmt not in ("csv", "json"):
@@ -209,7 +210,7 @@ class LineSink:
 
     def begin(self) -> None:
         if self.fmt == "csv":
-            self._write_csv([list(LIVE_COLUMNS)])
+            self._write_csv([list(COLUMNS)])
 
     def _write_csv(self, rows: list[list[Any]]) -> None:
         buf = io.StringIO()
@@ -222,7 +223,7 @@ class LineSink:
         if not records:
             return
         if self.fmt == "csv":
-            self._write_csv([["" if r[c] is None else r[c] for c in LIVE_COLUMNS] for r in records])
+            self._write_csv([["" if r[c] is None else r[c] for c in COLUMNS] for r in records])
         else:
             self.stream.write("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records))
             self.stream.flush()

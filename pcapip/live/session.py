@@ -12,7 +12,6 @@ finished, so the summary covers exactly the packets in the ``-w`` file.
 
 from __future__ import annotations
 
-import os
 import queue
 import signal
 import threading
@@ -185,8 +184,6 @@ class LiveSession:
     def run(self) -> LiveResult:
         from pcapip.live.tracking import LiveTracker, RowSpool
 
-        if self.opts.write:
-            _check_writable(self.opts.write)
         tool, tool_notes = find_tool(self.opts.tool)
         for n in tool_notes:
             self.note(n)
@@ -341,7 +338,7 @@ class LiveSession:
                 pk = decode(batch, toa_kinds=kinds)
                 tracker.feed(pk, 0)
                 view.packets += len(batch)
-                self._report(tracker.take_reports(), cross, view)
+                self._report(tracker.take_numbered(), cross, view)
                 ended = tracker.take_ended()
                 for r in ended:
                     view.add_final([f.code for f in r.findings])
@@ -361,10 +358,10 @@ class LiveSession:
                     stop_reason = "ended"
             return stop_reason, None
 
-    def _report(self, rows, cross: CrossFlow, view: LiveView) -> None:
-        if not rows:
+    def _report(self, numbered, cross: CrossFlow, view: LiveView) -> None:
+        if not numbered:
             return
-        recs = [record(r, cross.codes(r)) for r in rows]
+        recs = [record(n, r, cross.codes(r)) for n, r in numbered]
         for rec in recs:
             view.add(rec)
         self.sink.flows(recs)
@@ -374,7 +371,7 @@ class LiveSession:
         from pcapip.report.analysis import Analysis
 
         table = finish_table(tracker, spool, trusted=self.nets, captures=[self.capture_name])
-        self._report(tracker.take_reports(), cross, self.view)
+        self._report(tracker.take_numbered(), cross, self.view)
         errors = [error] if isinstance(error, CaptureError) else []
         return Analysis(table, errors)
 
@@ -393,16 +390,3 @@ def _stderr_note(message: str) -> None:
     import click
 
     click.echo(f"pcapip: {message}", err=True)
-
-
-def _check_writable(path: str) -> None:
-    p = Path(path)
-    if p.is_dir():
-        raise UsageError(f"-w {path}: is a directory")
-    parent = p.parent if str(p.parent) else Path(".")
-    if not parent.is_dir():
-        raise UsageError(f"-w {path}: directory {parent} does not exist")
-    if p.exists() and not os.access(p, os.W_OK):
-        raise UsageError(f"-w {path}: not writable")
-    if not p.exists() and not os.access(parent, os.W_OK):
-        raise UsageError(f"-w {path}: cannot create files in {parent}")

@@ -15,16 +15,24 @@ reporting API:
   holds the open flows only;
 * **a cap** on flows tracked at once (``max_flows``): when it is exceeded the
   oldest flows are ended early, closed ones first; a connection still open
-  that has to go gets the finding ``capture.flow_limit``.
+  that has to go gets the finding ``capture.flow_limit``;
+* **numbering**: every report carries the number ``analyze`` gives the flow
+  in the final table (flows are numbered in order of their first packet).
+  The tracker numbers flows (``serial``) as it creates them; a batch is fed
+  in runs of one transport, so creation order is packet order.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import pickle
 import tempfile
 from collections.abc import Iterator, Sequence
 from typing import IO, Any
 
+import numpy as np
+
+from pcapip.decode import Packets
 from pcapip.flows.rows import FlowRow
 from pcapip.flows.state import FlowBase
 from pcapip.flows.table import FlowTable
@@ -48,23 +56,49 @@ class LiveTracker(FlowTracker):
             max_flows=max_flows, on_settled=self._on_settled, on_ended=self._on_ended, **kwargs
         )
         self._reported: set[int] = set()  # serials of open flows already reported
-        self._reports: list[FlowRow] = []
+        self._reports: list[tuple[int, FlowRow]] = []
+
+    def feed(self, p: Packets, capture: int = 0) -> None:
+        """As FlowTracker.feed, in runs of one transport: the tracker handles a batch's UDP
+        before its TCP, and serials must follow packet order to be analyze's flow numbers."""
+        udp = p.proto == 17
+        cuts = (np.flatnonzero(udp[1:] != udp[:-1]) + 1).tolist()
+        if not cuts:
+            super().feed(p, capture)
+            return
+        for a, b in zip([0, *cuts], [*cuts, len(p)], strict=True):
+            super().feed(_rows(p, a, b), capture)
 
     def _on_settled(self, flow: FlowBase) -> None:
-        self._reports.append(self.preview(flow))
+        self._reports.append((flow.serial, self.preview(flow)))
         self._reported.add(flow.serial)
 
     def _on_ended(self, flow: FlowBase, row: FlowRow) -> None:
         if flow.serial in self._reported:
             self._reported.discard(flow.serial)
         else:
-            self._reports.append(row)
+            self._reports.append((flow.serial, row))
+
+    def take_numbered(self) -> list[tuple[int, FlowRow]]:
+        """(flow number in the final table, row) to show now: settled or ended since the
+        last call, in capture order."""
+        out, self._reports = self._reports, []
+        out.sort(key=lambda nr: (nr[1].capture, nr[1].first_frame))
+        return out
 
     def take_reports(self) -> list[FlowRow]:
         """Rows to show now (settled or ended since the last call), in capture order."""
-        out, self._reports = self._reports, []
-        out.sort(key=lambda r: (r.capture, r.first_frame))
-        return out
+        return [r for _, r in self.take_numbered()]
+
+
+def _rows(p: Packets, a: int, b: int) -> Packets:
+    """Packets a..b of a batch (the frame bytes stay shared)."""
+    return Packets(
+        **{
+            f.name: getattr(p, f.name) if f.name == "data" else getattr(p, f.name)[a:b]
+            for f in dataclasses.fields(p)
+        }
+    )
 
 
 class RowSpool:

@@ -1,25 +1,33 @@
-"""Writing the flow table as CSV or JSON Lines straight from its columns.
+"""Writing the flow table as CSV, TSV or JSON Lines straight from its columns.
 
 ``pcapip analyze --format csv`` is the fast path of the product: building
 pandas frames (and importing pandas) would cost more than analysing a
 million-packet capture, so the per-flow exports are written here with the
 standard library. ``Analysis.to_csv``/``to_jsonl`` use the same writers, so the
-CLI and the Python API produce identical files.
+CLI and the Python API produce identical files. A file that cannot be written
+is one PcapipError line, and a closed standard output (``| head``) is a
+BrokenPipeError for every format, the table included (``pcapip.cli.main``
+exits 0 on it).
 """
 
 from __future__ import annotations
 
+import contextlib
+import csv
+import io
 import json
 import os
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from typing import IO, Any
 
+from pcapip.errors import PcapipError
 from pcapip.flows.packed import NULL
 from pcapip.flows.table import COLUMNS, FlowTable
+from pcapip.report.formats import FORMATS
 
-FORMATS = ("table", "csv", "json", "parquet")
+__all__ = ["FORMATS", "stdout_console", "write_analysis", "write_csv", "write_jsonl", "write_tsv"]
 
 _TIME_COLUMNS = ("start", "end")
 
@@ -185,6 +193,50 @@ def write_jsonl(table: FlowTable, fh: IO[str], rows: Any = None) -> None:
         fh.write("\n")
 
 
+_TSV_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
+
+
+def _tsv_lines(rows: Iterable[Iterable[Any]], fh: IO[str]) -> None:
+    """Tab-separated lines; a missing value is an empty cell (see pcapip.report.formats)."""
+    for r in rows:
+        fh.write("\t".join("" if v is None else str(v).translate(_TSV_ESCAPES) for v in r))
+        fh.write("\n")
+
+
+def write_tsv(table: FlowTable, fh: IO[str], rows: Any = None) -> None:
+    """The documented schema as TSV: the CSV's header and cells, tab-separated and escaped;
+    ``rows`` as for write_csv."""
+    _tsv_lines([COLUMNS], fh)
+    _tsv_lines(_rows(table, rows), fh)
+
+
+def _csv_to_tsv(text: str, fh: IO[str]) -> None:
+    """A summary frame's CSV (``--by egress|client``) as TSV, cell for cell."""
+    _tsv_lines(csv.reader(io.StringIO(text)), fh)
+
+
+def stdout_console(**kwargs: Any) -> Any:
+    """A Rich Console on standard output for which a reader closing the pipe (``| head``)
+    raises BrokenPipeError instead of Rich's ``SystemExit(1)``: 1 means findings."""
+    from rich.console import Console
+
+    class PipeConsole(Console):
+        def on_broken_pipe(self) -> None:
+            self.quiet = True
+            raise BrokenPipeError
+
+    return PipeConsole(**kwargs)
+
+
+@contextlib.contextmanager
+def _writing(output: str | os.PathLike[str]) -> Iterator[None]:
+    """An output file that cannot be written is one line (exit 2), never a traceback."""
+    try:
+        yield
+    except OSError as exc:
+        raise PcapipError(f"cannot write {os.fspath(output)}: {exc.strerror or exc}") from None
+
+
 def write_analysis(
     result: Any,
     fmt: str,
@@ -197,22 +249,37 @@ def write_analysis(
     """Write an analysis as ``pcapip analyze`` writes it (``pcapip live`` writes its summary
     the same way).
 
-    ``result`` is an Analysis, or a FlowTable for the per-flow CSV / JSON Lines,
+    ``result`` is an Analysis, or a FlowTable for the per-flow CSV / TSV / JSON Lines,
     which need neither pandas nor the Analysis frames; ``fmt`` is one of
-    FORMATS; ``output`` None or "-" means standard output.
+    FORMATS; ``output`` None or "-" means standard output. A file that cannot be
+    written raises PcapipError (one line).
     """
     if fmt not in FORMATS:
         raise ValueError(f"format must be one of {', '.join(FORMATS)}, not {fmt!r}")
-    to_stdout = output is None or output == "-"
+    if output is None or output == "-":
+        _write(result, fmt, None, by, max_rows, explain)
+        return
+    with _writing(output):
+        _write(result, fmt, output, by, max_rows, explain)
+
+
+def _write(
+    result: Any,
+    fmt: str,
+    output: str | os.PathLike[str] | None,
+    by: str,
+    max_rows: int,
+    explain: bool,
+) -> None:
     table = result if isinstance(result, FlowTable) else result.table
-    if fmt in ("csv", "json") and by == "flow":
-        write = write_csv if fmt == "csv" else write_jsonl
+    if fmt in ("csv", "tsv", "json") and by == "flow":
+        write = {"csv": write_csv, "tsv": write_tsv, "json": write_jsonl}[fmt]
         rows = None if isinstance(result, FlowTable) else getattr(result, "selection", None)
-        if to_stdout:
+        if output is None:
             write(table, sys.stdout, rows)
             sys.stdout.flush()
         else:
-            with open(output, "w", encoding="utf-8", newline="") as fh:  # type: ignore[arg-type]
+            with open(output, "w", encoding="utf-8", newline="") as fh:
                 write(table, fh, rows)
         return
     if isinstance(result, FlowTable):
@@ -220,24 +287,9 @@ def write_analysis(
 
         result = Analysis(result)
     if fmt == "table":
-        from rich.console import Console
-
-        from pcapip.report.render import print_report
-
-        if to_stdout:
-            # a pipe has no width: print like a wide terminal rather than Rich's 80 columns
-            # piped: a wide fixed layout, unless COLUMNS says how wide the reader is
-            wide = sys.stdout.isatty() or os.environ.get("COLUMNS")
-            console = Console() if wide else Console(width=160)
-            print_report(result, console, by=by, max_rows=max_rows, explain=explain)
-        else:
-            with open(output, "w", encoding="utf-8") as fh:  # type: ignore[arg-type]
-                console = Console(file=fh, width=200, no_color=True)
-                print_report(result, console, by=by, max_rows=max_rows, explain=explain)
+        _write_table(result, output, by, max_rows, explain)
     elif fmt == "parquet":
-        if to_stdout:
-            import io
-
+        if output is None:
             buf = io.BytesIO()
             result.to_parquet(buf, by=by)
             sys.stdout.buffer.write(buf.getvalue())
@@ -245,9 +297,31 @@ def write_analysis(
         else:
             result.to_parquet(output, by=by)
     else:
-        text = result.to_csv if fmt == "csv" else result.to_jsonl
-        if to_stdout:
-            sys.stdout.write(text(by=by) or "")
-            sys.stdout.flush()
-        else:
-            text(output, by=by)
+        text = result.to_jsonl(by=by) if fmt == "json" else result.to_csv(by=by)
+        with contextlib.ExitStack() as stack:
+            fh = sys.stdout
+            if output is not None:
+                fh = stack.enter_context(open(output, "w", encoding="utf-8", newline=""))
+            if fmt == "tsv":
+                _csv_to_tsv(text or "", fh)
+            else:
+                fh.write(text or "")
+            fh.flush()
+
+
+def _write_table(
+    result: Any, output: str | os.PathLike[str] | None, by: str, max_rows: int, explain: bool
+) -> None:
+    from rich.console import Console
+
+    from pcapip.report.render import print_report
+
+    if output is None:
+        # a pipe has no width: a wide fixed layout, unless COLUMNS says how wide the reader is
+        wide = sys.stdout.isatty() or os.environ.get("COLUMNS")
+        console = stdout_console() if wide else stdout_console(width=160)
+        print_report(result, console, by=by, max_rows=max_rows, explain=explain)
+    else:
+        with open(output, "w", encoding="utf-8") as fh:
+            console = Console(file=fh, width=200, no_color=True)
+            print_report(result, console, by=by, max_rows=max_rows, explain=explain)
