@@ -16,15 +16,13 @@ from typing import IO, TYPE_CHECKING
 import click
 
 from pcapip.cli.analyze import check_filter
+from pcapip.cli.flowpackets import flow_packets
 from pcapip.cli.options import toa_kind_option, trusted_option
+from pcapip.cli.output import check_input, check_output
 from pcapip.errors import UsageError
 
 if TYPE_CHECKING:
-    import numpy as np
     import pandas as pd
-
-_PROTO = {"tcp": 6, "udp": 17}
-_KEY = ["proto", "src", "sport", "dst", "dport"]
 
 
 @click.command(name="extract")
@@ -34,7 +32,7 @@ _KEY = ["proto", "src", "sport", "dst", "dport"]
 @click.option("--filter", "filter_expr", metavar="EXPR", default=None,
               help="Flows matching EXPR (the filter language of analyze --filter and the TUI).")
 @click.option("--problems", is_flag=True, help="Flows with a warning or error finding.")
-@click.option("-w", "--write", "out", required=True, type=click.Path(dir_okay=False),
+@click.option("-w", "--write", "out", required=True,
               metavar="OUT", help="Capture to write: pcap, or pcapng when OUT ends in .pcapng.")
 @trusted_option
 @toa_kind_option
@@ -54,8 +52,10 @@ def command(
         raise UsageError("choose flows: --flow N (repeatable), --filter EXPR or --problems")
     if capture == "-":
         raise UsageError("extract reads the capture twice: give a file, not standard input")
-    if not os.path.exists(capture):
-        raise UsageError(f"{capture}: no such file")
+    check_input(capture, stdin_ok=False)
+    if out == "-":
+        raise UsageError("-w: give a file (a capture is binary)")
+    check_output(out, "-w")
     if filter_expr:
         check_filter(filter_expr)
     from pcapip.report.analysis import analyze
@@ -87,66 +87,18 @@ def write_flows(capture: str, chosen: pd.DataFrame, out: str) -> int:
     """Copy the packets of the ``chosen`` flow rows from ``capture`` to ``out`` as they are
     read (memory stays one batch); returns how many. A pcap holds one link type: for
     several, OUT must be pcapng (the half-written pcap is removed)."""
-    from pcapip.decode import decode, ips_to_str
-    from pcapip.errors import CaptureError
-    from pcapip.sources import open_capture
-
-    want = _flow_keys(chosen)
     writer = (_PcapngWriter if out.lower().endswith(".pcapng") else _PcapWriter)(out)
     try:
-        with open_capture(capture) as src:
-            try:
-                for batch in src:
-                    p = decode(batch)
-                    for i in _matching(p, want, ips_to_str).tolist():
-                        writer.add(int(p.ts_ns[i]), int(p.origlen[i]), int(p.linktype[i]),
-                                   batch.frame_bytes(i))
-            except CaptureError:
-                pass  # reported by analyze; every frame before the damage is kept
+        for batch, p, m in flow_packets(capture, chosen):
+            for i in m["i"].tolist():
+                writer.add(int(p.ts_ns[i]), int(p.origlen[i]), int(p.linktype[i]),
+                           batch.frame_bytes(i))
         writer.close()
     except BaseException:
         writer.close()
         os.unlink(out)
         raise
     return writer.count
-
-
-def _flow_keys(chosen: pd.DataFrame) -> pd.DataFrame:
-    """Per chosen flow: its key in both directions, and its first and last packet time."""
-    import pandas as pd
-
-    f = pd.DataFrame({
-        "proto": chosen["transport"].astype(str).map(_PROTO).astype("int64"),
-        "a": chosen["egress_ip"].astype(str), "ap": chosen["egress_port"].astype("int64"),
-        "b": chosen["origin_ip"].astype(str), "bp": chosen["origin_port"].astype("int64"),
-        "start": chosen["start"].astype("int64"), "end": chosen["end"].astype("int64"),
-    })
-    fwd = f.rename(columns={"a": "src", "ap": "sport", "b": "dst", "bp": "dport"})
-    rev = f.rename(columns={"b": "src", "bp": "sport", "a": "dst", "ap": "dport"})
-    return pd.concat([fwd, rev], ignore_index=True)[[*_KEY, "start", "end"]]
-
-
-def _matching(p, want: pd.DataFrame, ips_to_str) -> np.ndarray:
-    """Indexes (in ``p``) of the packets that belong to one of the ``want`` flows."""
-    import numpy as np
-    import pandas as pd
-
-    from pcapip.decode import ST_NO_L4
-
-    if len(p) == 0 or want.empty:
-        return np.zeros(0, dtype=np.int64)
-    pk = pd.DataFrame({
-        "i": np.arange(len(p)),
-        "proto": p.proto.astype("int64"),
-        "src": ips_to_str(p.src_hi, p.src_lo), "sport": p.sport.astype("int64"),
-        "dst": ips_to_str(p.dst_hi, p.dst_lo), "dport": p.dport.astype("int64"),
-        "ts": p.ts_ns,
-    })
-    # the packets the flow stage counts: a transport header decoded whole
-    pk = pk[((p.status & ST_NO_L4) == 0) & np.isin(p.proto, list(_PROTO.values()))]
-    m = pk.merge(want, on=_KEY, how="inner")
-    m = m[(m["ts"] >= m["start"]) & (m["ts"] <= m["end"])]
-    return np.unique(m["i"].to_numpy())
 
 
 class _PcapWriter:

@@ -8,20 +8,76 @@ handshake and the first data segment in each direction instead.
 
 from __future__ import annotations
 
-import ipaddress
-from collections.abc import Collection
-from typing import Any
+from collections.abc import Collection, Iterator
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 _SYN, _ACK = 0x02, 0x10
-_V4_MAPPED = 0xFFFF_0000_0000
+_PROTO = {"tcp": 6, "udp": 17}
+_KEY = ["proto", "src", "sport", "dst", "dport"]
 
 
-def _halves(text: str) -> tuple[int, int]:
-    """An address as the decoder's 128-bit halves (IPv4 stored IPv4-mapped)."""
-    a = ipaddress.ip_address(text)
-    if a.version == 4:
-        return 0, _V4_MAPPED | int(a)
-    return int(a) >> 64, int(a) & ((1 << 64) - 1)
+def flow_keys(flows: pd.DataFrame) -> pd.DataFrame:
+    """Per flow row (``Analysis.flows`` columns): its key in both directions, whether that
+    direction is from the egress, and the flow's first and last packet time."""
+    import pandas as pd
+
+    f = pd.DataFrame({
+        "flow": flows["flow"].astype("int64"),
+        "proto": flows["transport"].astype(str).map(_PROTO).astype("int64"),
+        "a": flows["egress_ip"].astype(str), "ap": flows["egress_port"].astype("int64"),
+        "b": flows["origin_ip"].astype(str), "bp": flows["origin_port"].astype("int64"),
+        "start": flows["start"].astype("int64"), "end": flows["end"].astype("int64"),
+    })
+    fwd = f.rename(columns={"a": "src", "ap": "sport", "b": "dst", "bp": "dport"})
+    rev = f.rename(columns={"b": "src", "bp": "sport", "a": "dst", "ap": "dport"})
+    fwd["from_egress"], rev["from_egress"] = True, False
+    return pd.concat([fwd, rev], ignore_index=True)[[*_KEY, "flow", "start", "end", "from_egress"]]
+
+
+def flow_packets(
+    capture: str, flows: pd.DataFrame, toa_kinds: Collection[int] = ()
+) -> Iterator[tuple[Any, Any, pd.DataFrame]]:
+    """The packets of the given flows, a batch at a time: (FrameBatch, its decoded Packets,
+    a frame of ``i`` (index in the batch), ``flow`` and ``from_egress`` per packet, in
+    packet order). A packet belongs to a flow when its transport, addresses and ports match
+    in either direction within the flow's time span (so a later connection reusing the
+    ports is kept apart) and its transport header decoded whole (the packets the flow
+    stage counts). Damage ends the walk quietly: analyze reports it."""
+    import numpy as np
+    import pandas as pd
+
+    from pcapip.decode import ST_NO_L4, decode, ips_to_str
+    from pcapip.errors import CaptureError
+    from pcapip.sources import open_capture
+
+    want = flow_keys(flows)
+    if want.empty:
+        return
+    with open_capture(capture) as src:
+        try:
+            for batch in src:
+                p = decode(batch, toa_kinds=toa_kinds)
+                ok = ((p.status & ST_NO_L4) == 0) & np.isin(p.proto, list(_PROTO.values()))
+                idx = np.flatnonzero(ok)
+                if len(idx) == 0:
+                    continue
+                pk = pd.DataFrame({
+                    "i": idx, "proto": p.proto[idx].astype("int64"),
+                    "src": ips_to_str(p.src_hi[idx], p.src_lo[idx]),
+                    "sport": p.sport[idx].astype("int64"),
+                    "dst": ips_to_str(p.dst_hi[idx], p.dst_lo[idx]),
+                    "dport": p.dport[idx].astype("int64"), "ts": p.ts_ns[idx],
+                })
+                m = pk.merge(want, on=_KEY, how="inner")
+                m = m[(m["ts"] >= m["start"]) & (m["ts"] <= m["end"])]
+                m = m.drop_duplicates("i").sort_values("i")
+                if len(m):
+                    yield batch, p, m[["i", "flow", "from_egress"]].reset_index(drop=True)
+        except CaptureError:
+            pass
 
 
 class _Picker:
@@ -55,36 +111,15 @@ class _Picker:
 
 
 def first_packets(
-    capture: str, row: dict[str, Any], toa_kinds: Collection[int]
+    capture: str, flow: pd.DataFrame, toa_kinds: Collection[int]
 ) -> tuple[list[tuple[int, str]], list[str]]:
     """(packet number, role) of the flow's handshake and first data segments, in packet
-    order, and the roles no packet had (the origin never answered, ...).
-
-    The flow is matched by its addresses, ports and transport within its time span
-    (``row`` as ``pcapip analyze`` gives it, times in nanoseconds), so a later
-    connection that reuses the same ports is not mixed in.
-    """
-    import numpy as np
-
-    from pcapip.decode import decode
-    from pcapip.sources import open_capture
-
-    tcp = row["transport"] == "tcp"
-    e_hi, e_lo = _halves(row["egress_ip"])
-    o_hi, o_lo = _halves(row["origin_ip"])
-    e_port, o_port = row["egress_port"], row["origin_port"]
-    pick = _Picker(tcp)
-    with open_capture(capture) as src:
-        for batch in src:
-            p = decode(batch, toa_kinds=toa_kinds)
-            span = (p.ts_ns >= row["start"]) & (p.ts_ns <= row["end"]) & (p.l4_off >= 0)
-            span &= p.proto == (6 if tcp else 17)
-            out = (p.src_hi == e_hi) & (p.src_lo == e_lo) & (p.sport == e_port)
-            out &= (p.dst_hi == o_hi) & (p.dst_lo == o_lo) & (p.dport == o_port)
-            back = (p.src_hi == o_hi) & (p.src_lo == o_lo) & (p.sport == o_port)
-            back &= (p.dst_hi == e_hi) & (p.dst_lo == e_lo) & (p.dport == e_port)
-            for i in np.flatnonzero(span & (out | back)).tolist():
-                pick.offer(int(p.frame[i]), bool(out[i]), int(p.tcp_flags[i]), int(p.pay_len[i]))
-                if pick.done:
-                    return pick.result()
+    order, and the roles no packet had (the origin never answered, ...); ``flow`` is the
+    flow's one row of ``Analysis.flows``."""
+    pick = _Picker(flow["transport"].astype(str).iloc[0] == "tcp")
+    for _batch, p, m in flow_packets(capture, flow, toa_kinds):
+        for i, from_egress in zip(m["i"].tolist(), m["from_egress"].tolist(), strict=True):
+            pick.offer(int(p.frame[i]), from_egress, int(p.tcp_flags[i]), int(p.pay_len[i]))
+            if pick.done:
+                return pick.result()
     return pick.result()

@@ -202,7 +202,7 @@ def command(capture: str, flow: int | None, packet: int | None, toa_kinds: tuple
             "No packet of this flow carried a TOA option or a PROXY header; what the origin "
             "received instead:"
         )
-        picked, missing = first_packets(capture, row, registry.kinds)
+        picked, missing = first_packets(capture, a.flows[a.flows["flow"] == flow], registry.kinds)
         if missing:
             click.echo(f"Not in the capture: {', '.join(missing)}.")
         frames = read_frames(capture, {n for n, _ in picked})
