@@ -150,6 +150,35 @@ def test_ctrl_c_prints_summary_and_keeps_capture(topo: peers.Topology, tmp_path:
     assert frame == [client[0], str(client[1])]  # tshark agrees on the header
 
 
+GRE_SEND = r"""
+import socket, sys
+n = int(sys.argv[1])
+s = socket.socket(socket.AF_INET, socket.SOCK_RAW, 47)  # GRE, which pcapip does not open yet
+for i in range(n):
+    s.sendto(b"\x00\x00\x08\x00" + b"not-an-ip-packet-%d" % i, ("127.0.0.1", 0))
+"""
+
+
+def test_undecoded_tunnel_is_a_warning_in_live_too(topo: peers.Topology, tmp_path: Path) -> None:
+    """Live says what analyze says: packets it could not open are one warning line on
+    stderr (with the count tshark sees in the -w copy), never silently dropped."""
+    pcap = tmp_path / "gre.pcapng"
+    args = ["-i", "lo", "-f", f"ip proto 47 or udp port {PORT}", "--format", "csv"]
+    args += ["-w", str(pcap), "--duration", "3"]
+    with LiveRun(args, prefix=prefix(topo)) as run:
+        run.wait_ready()
+        send_udp(topo, "origin", "127.0.0.1", 1)
+        out = topo.run("origin", [sys.executable, "-c", GRE_SEND, "3"])
+        assert out.returncode == 0, out.stderr
+        assert run.wait(timeout=20) == 0, run.stderr
+    gre = len(tshark_fields(pcap, "ip.proto == 47", "frame.number"))
+    assert gre >= 3
+    warnings = [line for _, line in run.err if line.startswith("pcapip: warning:")]
+    assert len(warnings) == 1, run.stderr
+    assert "GRE" in warnings[0] and f"{gre} of " in warnings[0], warnings[0]
+    assert "Traceback" not in run.stderr
+
+
 # ---------------------------------------------------------------------- errors
 
 

@@ -73,6 +73,8 @@ class Feed:
         self.first_bytes = threading.Event()
         self.bytes_in = 0
         self.format: str | None = None
+        #: the capture reader's warnings (CaptureWarning), set when the stream ends
+        self.warnings: list = []
         self.write_error: str | None = None
         self._written = 0
         self._src = src_fd
@@ -172,8 +174,11 @@ class Feed:
         try:
             with open_capture(f"/dev/fd/{self._r}", batch_size=self.batch_size) as src:
                 self.format = src.format
-                for batch in src:
-                    self._put(Event("batch", batch))
+                try:
+                    for batch in src:
+                        self._put(Event("batch", batch))
+                finally:
+                    self.warnings = list(src.warnings)
             self._put(Event("end"))
         except CaptureError as exc:
             exc.path = self.label

@@ -239,7 +239,7 @@ class LiveSession:
                             f"{gone}; the summary covers the {view.packets} packets captured before"
                         )
                     error = gone
-                analysis = self._finish(tracker, spool, cross, error)
+                analysis = self._finish(tracker, spool, cross, error, feed.warnings)
         finally:
             cap.close()
             if feed is not None:
@@ -366,11 +366,20 @@ class LiveSession:
             view.add(rec)
         self.sink.flows(recs)
 
-    def _finish(self, tracker, spool, cross, error) -> Any:
+    def _finish(self, tracker, spool, cross, error, warnings) -> Any:
         from pcapip.live.tracking import finish_table
         from pcapip.report.analysis import Analysis
 
-        table = finish_table(tracker, spool, trusted=self.nets, captures=[self.capture_name])
+        table = finish_table(
+            tracker,
+            spool,
+            trusted=self.nets,
+            captures=[self.capture_name],
+            warnings=warnings,
+            toa_asked=bool(self.opts.toa_kinds),
+        )
+        for w in table.warnings:  # every oddity said, as analyze says it
+            self.note(f"warning: {w}")
         self._report(tracker.take_numbered(), cross, self.view)
         errors = [error] if isinstance(error, CaptureError) else []
         return Analysis(table, errors)

@@ -150,7 +150,12 @@ def finish_table(
     *,
     trusted: Sequence[Any] | None,
     captures: Sequence[str],
+    warnings: Sequence[Any] = (),
+    toa_asked: bool = False,
 ) -> FlowTable:
     """End every open flow and build the table exactly as ``analyze`` builds it
-    (:func:`pcapip.flows.table.finish_table`, with the spooled rows)."""
-    return _finish_table(tracker, captures, trusted, earlier=spool)
+    (:func:`pcapip.flows.table.finish_table`, with the spooled rows and the capture
+    reader's warnings)."""
+    return _finish_table(
+        tracker, captures, trusted, earlier=spool, warnings=warnings, toa_asked=toa_asked
+    )
