@@ -9,7 +9,7 @@ draw, so its cost is the height of the terminal, whatever the row count.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 from rich.segment import Segment
 from rich.style import Style
@@ -33,7 +33,9 @@ class Column:
 class TableSource(Protocol):
     """What the table needs from its data."""
 
-    def columns(self) -> list[Column]: ...
+    def columns(self, width: int | None = None) -> list[Column]:
+        """The columns, fitted to ``width`` cells when the source can."""
+        ...
     def row_count(self) -> int: ...
     def cells(self, row: int) -> list[tuple[str, Style | None]]: ...
     def row_style(self, row: int) -> Style | None: ...
@@ -41,7 +43,7 @@ class TableSource(Protocol):
 
 
 class EmptySource:
-    def columns(self) -> list[Column]:
+    def columns(self, width: int | None = None) -> list[Column]:
         return []
 
     def row_count(self) -> int:
@@ -125,8 +127,17 @@ class VirtualTable(ScrollView, can_focus=True):
         super().__init__(**kwargs)
         self.source: TableSource = source or EmptySource()
         self._row_count = 0
+        self._layout: tuple[Any, list[Column]] | None = None
 
     # ------------------------------------------------------------ data
+    def columns(self) -> list[Column]:
+        """The source's columns fitted to the width on screen (cached per data and width)."""
+        width = self.scrollable_content_region.width
+        key = (id(self.source), width, self._row_count, getattr(self.source, "generation", None))
+        if self._layout is None or self._layout[0] != key:
+            self._layout = (key, self.source.columns(width or None))
+        return self._layout[1]
+
     def set_source(self, source: TableSource, *, cursor: int | None = None) -> None:
         self.source = source
         self.reload(cursor=cursor)
@@ -134,7 +145,8 @@ class VirtualTable(ScrollView, can_focus=True):
     def reload(self, *, cursor: int | None = None) -> None:
         """The source's rows changed; keep the cursor (or move it to ``cursor``)."""
         self._row_count = self.source.row_count()
-        width = sum(c.width + 1 for c in self.source.columns())
+        self._layout = None
+        width = sum(c.width + 1 for c in self.columns())
         self.virtual_size = Size(width, self._row_count + 1)
         target = self.cursor if cursor is None else cursor
         target = max(0, min(target, self._row_count - 1)) if self._row_count else 0
@@ -186,7 +198,25 @@ class VirtualTable(ScrollView, can_focus=True):
         self.move_to(self._row_count - 1 if where < 0 else where)
 
     def action_scroll_cols(self, delta: int) -> None:
-        self.scroll_to(x=max(0, self.scroll_x + delta), animate=False)
+        """Scroll by whole columns: the first column shown starts at the left edge."""
+        starts = self._starts()[:-1]
+        x = int(self.scroll_x)
+        if delta > 0:
+            nxt = [s for s in starts if s > x]
+            last = max(0, int(self.virtual_size.width) - self.scrollable_content_region.width)
+            target = min(nxt[0], last) if nxt else x
+        else:
+            prev = [s for s in starts if s < x]
+            target = prev[-1] if prev else 0
+        self.scroll_to(x=target, animate=False)
+
+    def _starts(self) -> list[int]:
+        """Where each column starts, and where the last one ends (+1)."""
+        out, pos = [], 0
+        for c in self.columns():
+            out.append(pos)
+            pos += c.width + 1
+        return [*out, pos]
 
     def action_select(self) -> None:
         if self._row_count:
@@ -195,7 +225,7 @@ class VirtualTable(ScrollView, can_focus=True):
     # ------------------------------------------------------------ mouse
     def _column_at(self, x: int) -> str | None:
         pos = 0
-        for c in self.source.columns():
+        for c in self.columns():
             if pos <= x < pos + c.width + 1:
                 return c.key
             pos += c.width + 1
@@ -219,7 +249,7 @@ class VirtualTable(ScrollView, can_focus=True):
     # ------------------------------------------------------------ drawing
     def _line(self, cells: list[tuple[str, Style | None]], base: Style | None) -> list[Segment]:
         segs: list[Segment] = []
-        for (text, style), col in zip(cells, self.source.columns(), strict=False):
+        for (text, style), col in zip(cells, self.columns(), strict=False):
             st = base + style if (base and style) else (style or base)
             segs.append(Segment(_fit(text, col.width, col.right), st))
             segs.append(Segment(" ", base))
@@ -228,7 +258,7 @@ class VirtualTable(ScrollView, can_focus=True):
     def _header(self) -> list[Segment]:
         key, desc = self.source.sort_state()
         segs: list[Segment] = []
-        for c in self.source.columns():
+        for c in self.columns():
             title = c.title
             if key == c.key:
                 title = f"{title}{'▼' if desc else '▲'}"
@@ -252,8 +282,18 @@ class VirtualTable(ScrollView, can_focus=True):
                 base = (base + cur) if base else cur
                 cells = [(t, None) for t, _ in cells]
             segs = self._line(cells, base)
-        strip = Strip(segs).crop(x0, x0 + width)
+        strip = Strip(segs).crop(x0, self._visible_end(x0, width))
         return strip.extend_cell_length(width, self.rich_style).apply_style(self.rich_style)
+
+    def _visible_end(self, x0: int, width: int) -> int:
+        """Right edge of the last column shown whole: a column that does not fit is left
+        out rather than cut to its first letters (← → bring it in)."""
+        ends = [e for e in self._starts()[1:] if x0 < e <= x0 + width + 1]
+        return min(x0 + width, ends[-1]) if ends else x0 + width
+
+    def on_resize(self) -> None:
+        self._layout = None
+        self.reload()
 
     def on_focus(self) -> None:
         self.refresh()
