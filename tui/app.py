@@ -117,6 +117,9 @@ class PcapipApp(App[int]):
     #detail { height: 1fr; }
     #detail ContentSwitcher { height: 1fr; }
     #detail TabPane { padding: 0; height: 1fr; }
+    #detail ContentTabs { height: 1; }
+    #detail Underline { display: none; }
+    #detail Tab.-active { text-style: bold reverse; }
     #side { width: 44; display: none; border-left: tall $panel; }
     .wide #side { display: block; }
     #bottom { height: 1; dock: bottom; }

@@ -51,6 +51,8 @@ FLOW_COLUMNS: tuple[tuple[str, str, bool], ...] = (
 PRIMARY_LAST = "findings"
 #: narrowest a shrinking column gets (sev: one letter; findings: a code and its ellipsis)
 _MIN_WIDTH = {"sev": 1, "findings": 12}
+#: Findings shrinks to this (not below) to let the next column show
+ROOM_FLOOR = 24
 _MAX_WIDTH = {"findings": 40, "tlvs": 40, "egress": 47, "client": 47, "origin": 47, "proxy": 47}
 
 
@@ -95,17 +97,27 @@ def _measure(df: pd.DataFrame) -> dict[str, int]:
 
 
 def _fit_primary(widths: dict[str, int], avail: int) -> None:
-    """Shrink severity, then Findings, until the primary columns fit ``avail`` cells."""
+    """Shrink severity, then Findings, until the primary columns fit ``avail`` cells; with
+    room to spare, Findings gives up to ROOM_FLOOR cells so that one more column shows
+    whole instead of leaving the right edge empty."""
     keys = [k for k, _, _ in FLOW_COLUMNS]
     primary = keys[: keys.index(PRIMARY_LAST) + 1]
     for k in ("sev", "findings"):
         over = sum(widths[c] + 1 for c in primary) - avail
         if over <= 0:
-            return
+            break
         if k == "sev":
             widths[k] = _MIN_WIDTH[k]
         else:
             widths[k] = max(_MIN_WIDTH[k], widths[k] - over)
+    used = sum(widths[c] + 1 for c in primary)
+    for k in keys[len(primary) :]:
+        need = used + widths[k] + 1 - avail
+        if need > 0:
+            if widths["findings"] - need < ROOM_FLOOR:
+                return
+            widths["findings"] -= need
+        used += widths[k] + 1 - max(0, need)
 
 
 class FlowsView:

@@ -161,15 +161,19 @@ class PacketPane(Vertical):
         self.post_message(PacketShown(pv.number))
 
     def _heading(self, det: FlowDetail, pv: PacketView) -> str:
-        head = pv.title
-        entry = next((e for e in det.timeline if e.frame == pv.number), None)
-        if entry is not None:
-            head += f" · {entry.direction} {entry.flags} len {entry.length}"
+        """``Frame 9 [4/12] → ACK,PSH len 28 · carries the client address``: where in the
+        flow first, so it survives a narrow terminal."""
+        parts = pv.title.split(" · ", 1)
+        head = parts[0]
         n = len(self.stops)
         if n > 1:
-            more = det.timeline_total > len(det.timeline)
-            of = f"first {n}" if more else str(n)
-            head += f" · {self.pos + 1}/{of} of the flow, [ ] step"
+            more = "+" if det.timeline_total > len(det.timeline) else ""
+            head += f" [{self.pos + 1}/{n}{more}]"
+        entry = next((e for e in det.timeline if e.frame == pv.number), None)
+        if entry is not None:
+            head += f" {entry.direction} {entry.flags} len {entry.length}"
+        if len(parts) > 1:
+            head += f" · {parts[1]}"
         if det.note:
             head += f" · {det.note}"
         return head
