@@ -98,8 +98,8 @@ def _measure(df: pd.DataFrame) -> dict[str, int]:
 
 def _fit_primary(widths: dict[str, int], avail: int) -> None:
     """Shrink severity, then Findings, until the primary columns fit ``avail`` cells; with
-    room to spare, Findings gives up to ROOM_FLOOR cells so that one more column shows
-    whole instead of leaving the right edge empty."""
+    room to spare, Findings gives cells (down to ROOM_FLOOR) so that Origin shows whole
+    instead of leaving the right edge empty."""
     keys = [k for k, _, _ in FLOW_COLUMNS]
     primary = keys[: keys.index(PRIMARY_LAST) + 1]
     for k in ("sev", "findings"):
@@ -110,14 +110,11 @@ def _fit_primary(widths: dict[str, int], avail: int) -> None:
             widths[k] = _MIN_WIDTH[k]
         else:
             widths[k] = max(_MIN_WIDTH[k], widths[k] - over)
-    used = sum(widths[c] + 1 for c in primary)
-    for k in keys[len(primary) :]:
-        need = used + widths[k] + 1 - avail
-        if need > 0:
-            if widths["findings"] - need < ROOM_FLOOR:
-                return
-            widths["findings"] -= need
-        used += widths[k] + 1 - max(0, need)
+    # the first column after Findings (Origin, the other end of the flow) earns the room
+    nxt = keys[len(primary)]
+    need = sum(widths[c] + 1 for c in primary) + widths[nxt] + 1 - avail
+    if 0 < need <= widths["findings"] - ROOM_FLOOR:
+        widths["findings"] -= need
 
 
 class FlowsView:
