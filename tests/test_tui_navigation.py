@@ -312,7 +312,7 @@ def test_capture_warnings_reach_the_status_summary_and_a_notification() -> None:
             w = app.warnings[0]
             assert w.startswith(f"{path}, packet 1, byte offset 24: link type {linktype} ")
             assert "1 capture warning" in static_text(app.query_one("#status"))
-            summary = static_text(app.query_one("#summary .summary-text"))
+            summary = static_text(app.query_one("#summary .summary-head"))
             assert "Capture warnings (1)" in summary and "3 packets not decoded" in summary
             assert any(s.startswith(w) for s in said)
 
@@ -340,5 +340,23 @@ def test_engine_warnings_are_read_from_the_analysis(monkeypatch) -> None:
             await wait_loaded(pilot)
             assert app.warnings == [str(w) for w in fake]
             assert "2 capture warnings" in static_text(app.query_one("#status"))
+
+    run(go())
+
+
+def test_keys_typed_in_one_burst_after_enter_act_in_the_detail() -> None:
+    """A terminal delivers "Enter t" as one read: t must find the focus already in the
+    detail (it moves the focus to the timeline) instead of racing the Enter."""
+    from textual import events
+
+    async def go() -> None:
+        app = PcapipApp(str(TROUBLE))
+        async with app.run_test(size=(80, 24)) as pilot:
+            await wait_loaded(pilot)
+            app.post_message(events.Key("enter", "\r"))
+            app.post_message(events.Key("t", "t"))
+            await settle(pilot)
+            assert app.query_one("#detail").active == "tab-timeline"
+            assert app.focused.id == "timeline" and where(app) == "timeline"
 
     run(go())

@@ -133,6 +133,9 @@ class PcapipApp(App[int]):
         # right after "/" already reach the filter (check_action lets "/" through to inputs)
         Binding("slash", "focus_filter", "Filter", priority=True),
         Binding("escape", "escape", "Back"),
+        # Enter on the table is handled here, at once, not through the table's Selected
+        # message: a key typed right after it ("Enter t") must find the focus in the detail
+        Binding("enter", "open", "Open", priority=True),
         Binding("question_mark", "help", "Help"),
         Binding("q", "quit", "Quit"),
         Binding("g", "group", "Group"),
@@ -384,8 +387,17 @@ class PcapipApp(App[int]):
 
     @on(VirtualTable.Selected, "#flows")
     def _selected(self, event: VirtualTable.Selected) -> None:
+        self._open(event.row)
+
+    def action_open(self) -> None:
+        table = self.query_one("#flows", VirtualTable)
+        if table.row_count:
+            self._open(table.cursor)
+
+    def _open(self, row: int) -> None:
+        """Enter on a row: a group shows its flows, a flow its packet tree."""
         if self.grouping != "flows" and self.groups_view is not None:
-            self._drill(self.groups_view.key(event.row))
+            self._drill(self.groups_view.key(row))
             return
         self._switch_tab("packet", focus=True)
 
@@ -486,6 +498,8 @@ class PcapipApp(App[int]):
             return not isinstance(self.focused, Input)
         if action == "escape":
             return self._back_target() is not None
+        if action == "open":  # only the flows table; elsewhere Enter is the widget's
+            return self.focused is not None and self.focused.id == "flows"
         return True
 
     def action_focus_filter(self) -> None:
@@ -616,8 +630,10 @@ class PcapipApp(App[int]):
             self.screen.set_focus(None)
         self.query_one("#detail", TabbedContent).active = f"tab-{name}"
         if focus:
+            # now, not after a refresh: a key typed right after this one must find the
+            # focus where this one put it
             target = self.query_one(f"#tab-{name} {TAB_FOCUS[name].split()[-1]}")
-            self.call_after_refresh(target.focus)
+            self.screen.set_focus(target, scroll_visible=False)
 
     def action_packet(self, delta: int) -> None:
         self.packet_pane.step(delta)

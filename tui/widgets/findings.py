@@ -75,6 +75,8 @@ class FindingsList(OptionList):
             t.append(code.ljust(width + 1))
             t.append(f"{codes[code]:>6,}")
             opts.append(Option(t, id=code))
+        if not opts:
+            opts.append(Option(Text("none", style="dim"), disabled=True))
         self._replace(opts)
 
     def show_flow(self, findings: list[Any]) -> None:
@@ -129,10 +131,8 @@ class SummaryData:
     warnings: list[str]
 
 
-def summary_renderable(d: SummaryData) -> Group:
-    """Counts by method, status, TOA handshakes, and the capture's damage and warnings."""
-    from tui.views import STATUS_STYLE
-
+def summary_head(d: SummaryData) -> Group:
+    """Flows and packets, and the capture's damage and warnings: the first lines shown."""
     counts, stats = d.counts, d.stats
     head = Text()
     head.append(f"{counts['flows']:,} flows", style="bold")
@@ -156,6 +156,15 @@ def summary_renderable(d: SummaryData) -> Group:
         if len(d.warnings) > 20:
             w.append(f"\n… {len(d.warnings) - 20} more", style="yellow")
         parts.append(w)
+    return Group(*parts)
+
+
+def summary_tables(d: SummaryData) -> Group:
+    """Counts by method, status and TOA handshake counters."""
+    from tui.views import STATUS_STYLE
+
+    counts, stats = d.counts, d.stats
+    parts: list[Any] = []
 
     t = _table("Client address carried by")
     t.add_column("method")
@@ -192,13 +201,15 @@ class SummaryPane(VerticalScroll):
     """
 
     def compose(self) -> ComposeResult:
-        yield Static("", classes="summary-text pane-text")
+        yield Static("", classes="summary-head pane-text")
         yield Label("Findings (flows) · Enter: show those flows", classes="findings-title")
         yield FindingsList(classes="summary-findings")
+        yield Static("", classes="summary-text pane-text")
 
     def show(self, d: SummaryData) -> None:
-        self.query_one(".summary-text", Static).update(summary_renderable(d))
+        self.query_one(".summary-head", Static).update(summary_head(d))
         self.query_one(FindingsList).show_counts(d.counts["codes"])
+        self.query_one(".summary-text", Static).update(summary_tables(d))
 
 
 class FlowFindingsPane(VerticalScroll):
