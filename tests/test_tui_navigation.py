@@ -244,7 +244,10 @@ def test_sort_menu_picks_a_column_and_reverses() -> None:
             await wait_loaded(pilot)
             await pilot.press("s")
             await settle(pilot)
-            assert isinstance(app.screen, SortScreen)
+            assert isinstance(app.screen, SortScreen) and where(app) == "sort menu"
+            await pilot.press("g")  # the table's keys wait while the menu is open
+            await settle(pilot)
+            assert isinstance(app.screen, SortScreen) and app.grouping == "flows"
             menu = app.screen.query_one("#sort-options")
             titles = [menu.get_option_at_index(i).prompt for i in range(menu.option_count)]
             assert "Packets" in " ".join(titles) or "Pkts" in titles

@@ -34,6 +34,7 @@ from tui.model import GROUPINGS, FlowModel
 from tui.screens import ExportScreen, HelpScreen, SortScreen
 from tui.stream import CaptureLoader, LoadResult, LoadStopped, Progress, final_frame
 from tui.views import FLOW_COLUMNS, FlowsView, GroupsView
+from tui.widgets.detail_tabs import DetailTabs
 from tui.widgets.findings import (
     FindingChosen,
     FlowFindingsPane,
@@ -96,7 +97,7 @@ TAB_FOCUS = {
     "packet": "#tree",
     "timeline": "#timeline",
     "findings": "#flow-findings",
-    "summary": "#summary .summary-findings",
+    "summary": ".summary-findings",
 }
 
 
@@ -201,7 +202,7 @@ class PcapipApp(App[int]):
         with Horizontal(id="main"):
             with Vertical(id="left"):
                 yield VirtualTable(self.flows_view, id="flows")
-                with TabbedContent(id="detail", initial="tab-packet"):
+                with DetailTabs(id="detail", initial="tab-packet"):
                     with TabPane("Packet", id="tab-packet"):
                         yield PacketPane(id="packet")
                     with TabPane("Timeline", id="tab-timeline"):
@@ -241,8 +242,11 @@ class PcapipApp(App[int]):
         self._show_place()
 
     def _show_place(self) -> None:
-        if self.query("#where"):
-            self.query_one("#where", Static).update(place_of(self.focused, self.grouping))
+        if not self.screen_stack:
+            return  # the app is closing
+        where = self.screen_stack[0].query("#where")  # the main screen's, under a dialog too
+        if where:
+            where.first(Static).update(place_of(self.focused, self.grouping))
         self.refresh_bindings()
 
     def _in_detail(self, widget: Widget | None) -> bool:
@@ -494,6 +498,8 @@ class PcapipApp(App[int]):
 
     # ---------------------------------------------------------------- filter
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if len(self.screen_stack) > 1:
+            return action == "quit"  # a dialog is open: its keys, not the table's
         if action == "focus_filter":
             return not isinstance(self.focused, Input)
         if action == "escape":
@@ -632,7 +638,7 @@ class PcapipApp(App[int]):
         if focus:
             # now, not after a refresh: a key typed right after this one must find the
             # focus where this one put it
-            target = self.query_one(f"#tab-{name} {TAB_FOCUS[name].split()[-1]}")
+            target = self.query_one(f"#tab-{name} {TAB_FOCUS[name]}")
             self.screen.set_focus(target, scroll_visible=False)
 
     def action_packet(self, delta: int) -> None:

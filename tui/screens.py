@@ -110,7 +110,8 @@ class SortScreen(ModalScreen[tuple[str, bool] | None]):
     SortScreen { align: center middle; }
     #sort { width: 44; height: auto; max-height: 100%; border: round $accent;
             background: $panel; padding: 0 1; }
-    #sort OptionList { height: auto; max-height: 20; }
+    #sort OptionList { height: auto; max-height: 20; border: none; padding: 0; }
+    #sort OptionList:focus { border: none; }
     """
 
     def __init__(self, columns: list[tuple[str, str]], key: str | None, desc: bool) -> None:
@@ -125,7 +126,7 @@ class SortScreen(ModalScreen[tuple[str, bool] | None]):
             mark = (" ▼" if self.desc else " ▲") if k == self.key else ""
             opts.append(Option(f"{title}{mark}", id=k))
         with Vertical(id="sort"):
-            yield Label("Sort the flows by (Enter; r reverses; Esc closes)")
+            yield Label("[b]Sort flows by[/b]  Enter · r reverse · Esc")
             yield OptionList(*opts, id="sort-options")
 
     def on_mount(self) -> None:

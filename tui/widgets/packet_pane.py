@@ -15,6 +15,7 @@ from textual import on, work
 from textual.app import ComposeResult
 from textual.containers import Container, Vertical, VerticalScroll
 from textual.message import Message
+from textual.reactive import reactive
 from textual.widgets import Static
 
 from tui.detail import FlowDetail, PacketView, dissect
@@ -55,6 +56,9 @@ def stops_for(det: FlowDetail) -> list[int]:
 class PacketPane(Vertical):
     """Title, tree and hex of the packet at ``pos`` among the flow's stops."""
 
+    #: index in ``stops`` of the packet shown; setting it shows that packet
+    pos: reactive[int] = reactive(0, init=False, always_update=True)
+
     DEFAULT_CSS = """
     PacketPane { height: 1fr; }
     PacketPane #packet-title { height: 1; background: $panel; padding: 0 1; }
@@ -71,7 +75,6 @@ class PacketPane(Vertical):
         self.detail: FlowDetail | None = None
         self.source: Any = None  # the loader: .index (frames) and .registry (dissectors)
         self.stops: list[int] = []
-        self.pos = 0
         self._views: dict[int, PacketView] = {}
         self._generation = 0
 
@@ -89,14 +92,15 @@ class PacketPane(Vertical):
         self.detail, self.source = det, source
         self._views = {}
         self.stops = []
-        self.pos = 0
+        pos = 0
         if det is not None:
             for p in det.packets:
                 self._views[REASSEMBLED if p.number is None else p.number] = p
             self.stops = stops_for(det)
             if det.packets:
                 first = det.packets[0].number
-                self.pos = self.stops.index(REASSEMBLED if first is None else first)
+                pos = self.stops.index(REASSEMBLED if first is None else first)
+        self.set_reactive(PacketPane.pos, pos)
         self._render_current()
 
     @property
@@ -108,14 +112,15 @@ class PacketPane(Vertical):
     def step(self, delta: int) -> None:
         """Previous/next packet of the flow (stays at the first/last one)."""
         if self.stops:
-            self.go(max(0, min(len(self.stops) - 1, self.pos + delta)))
+            self.pos = max(0, min(len(self.stops) - 1, self.pos + delta))
 
     def show_frame(self, number: int) -> None:
         if number in self.stops:
-            self.go(self.stops.index(number))
+            self.pos = self.stops.index(number)
 
-    def go(self, pos: int) -> None:
-        self.pos = pos
+    def watch_pos(self, pos: int) -> None:
+        if not self.stops:
+            return
         key = self.stops[pos]
         if key in self._views or self.source is None:
             self._render_current()
