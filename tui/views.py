@@ -78,7 +78,8 @@ def _count(v: object) -> str:
 def _measure(df: pd.DataFrame) -> dict[str, int]:
     """Widest cell per column among these rows (vectorised string lengths)."""
     return {
-        "sev": 8,
+        # room for "Severity"/"warning" only when some flow has a finding
+        "sev": 8 if len(df) and df["findings"].fillna("").astype(bool).any() else 1,
         "flow": 4,
         "egress": _pair_width(df, "egress_ip", "egress_port"),
         "client": _pair_width(df, "client_ip", "client_port"),
