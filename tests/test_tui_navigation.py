@@ -348,17 +348,24 @@ def test_engine_warnings_are_read_from_the_analysis(monkeypatch) -> None:
 
 
 def test_keys_typed_in_one_burst_after_enter_act_in_the_detail() -> None:
-    """A terminal delivers "Enter t" as one read: t must find the focus already in the
-    detail (it moves the focus to the timeline) instead of racing the Enter."""
+    """A terminal delivers "↓↓↓↓↓ Enter t" as one read: the arrows move the cursor before
+    Enter opens the flow, and t finds the focus already in the detail (it moves the focus
+    to the timeline) instead of racing the Enter."""
     from textual import events
 
     async def go() -> None:
         app = PcapipApp(str(TROUBLE))
         async with app.run_test(size=(80, 24)) as pilot:
             await wait_loaded(pilot)
+            for _ in range(5):
+                app.post_message(events.Key("down", None))
             app.post_message(events.Key("enter", "\r"))
             app.post_message(events.Key("t", "t"))
             await settle(pilot)
+            await pilot.pause(0.3)  # the detail follows the cursor after 80 ms
+            await settle(pilot)
+            # the Down keys moved the cursor before Enter opened the flow (row 6)
+            assert app.query_one("#flows").cursor == 5 and app.detail.rec["flow"] == 6
             assert app.query_one("#detail").active == "tab-timeline"
             assert app.focused.id == "timeline" and where(app) == "timeline"
 

@@ -134,9 +134,6 @@ class PcapipApp(App[int]):
         # right after "/" already reach the filter (check_action lets "/" through to inputs)
         Binding("slash", "focus_filter", "Filter", priority=True),
         Binding("escape", "escape", "Back"),
-        # Enter on the table is handled here, at once, not through the table's Selected
-        # message: a key typed right after it ("Enter t") must find the focus in the detail
-        Binding("enter", "open", "Open", priority=True),
         Binding("question_mark", "help", "Help"),
         Binding("q", "quit", "Quit"),
         Binding("g", "group", "Group"),
@@ -221,7 +218,11 @@ class PcapipApp(App[int]):
         return self.query_one("#packet", PacketPane)
 
     def on_mount(self) -> None:
-        self.query_one("#flows", VirtualTable).focus()
+        table = self.query_one("#flows", VirtualTable)
+        # Enter opens at once, in the table's turn: the keys typed before it have moved the
+        # cursor, and a key typed right after it ("Enter t") finds the focus in the detail
+        table.opener = self._open
+        table.focus()
         self._layout_for(self.size.width)
         self._refresh_status()
         self._refresh_summary()
@@ -389,15 +390,6 @@ class PcapipApp(App[int]):
         if self.grouping == "flows":
             self._schedule_detail(0.08)
 
-    @on(VirtualTable.Selected, "#flows")
-    def _selected(self, event: VirtualTable.Selected) -> None:
-        self._open(event.row)
-
-    def action_open(self) -> None:
-        table = self.query_one("#flows", VirtualTable)
-        if table.row_count:
-            self._open(table.cursor)
-
     def _open(self, row: int) -> None:
         """Enter on a row: a group shows its flows, a flow its packet tree."""
         if self.grouping != "flows" and self.groups_view is not None:
@@ -504,8 +496,6 @@ class PcapipApp(App[int]):
             return not isinstance(self.focused, Input)
         if action == "escape":
             return self._back_target() is not None
-        if action == "open":  # only the flows table; elsewhere Enter is the widget's
-            return self.focused is not None and self.focused.id == "flows"
         return True
 
     def action_focus_filter(self) -> None:

@@ -8,6 +8,7 @@ draw, so its cost is the height of the terminal, whatever the row count.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -128,6 +129,8 @@ class VirtualTable(ScrollView, can_focus=True):
         self.source: TableSource = source or EmptySource()
         self._row_count = 0
         self._layout: tuple[Any, list[Column]] | None = None
+        #: called with the row on Enter or a double click, instead of posting Selected
+        self.opener: Callable[[int], None] | None = None
 
     # ------------------------------------------------------------ data
     def columns(self) -> list[Column]:
@@ -220,7 +223,15 @@ class VirtualTable(ScrollView, can_focus=True):
 
     def action_select(self) -> None:
         if self._row_count:
-            self.post_message(self.Selected(self, self.cursor))
+            self._select(self.cursor)
+
+    def _select(self, row: int) -> None:
+        """Open ``row``: by the ``opener`` callback when one is set (it runs now, before the
+        next key), else by a Selected message."""
+        if self.opener is not None:
+            self.opener(row)
+        else:
+            self.post_message(self.Selected(self, row))
 
     # ------------------------------------------------------------ mouse
     def _column_at(self, x: int) -> str | None:
@@ -243,7 +254,7 @@ class VirtualTable(ScrollView, can_focus=True):
         row = int(self.scroll_y) + offset.y - 1
         if 0 <= row < self._row_count:
             if row == self.cursor and event.chain >= 2:
-                self.post_message(self.Selected(self, row))
+                self._select(row)
             self.cursor = row
 
     # ------------------------------------------------------------ drawing
