@@ -109,3 +109,19 @@ def test_wide_detail_puts_tree_and_hex_side_by_side_hex_as_wide_as_its_bytes() -
             assert tree.size.width >= 60
 
     run(go())
+
+
+def test_an_empty_table_shows_whole_titles() -> None:
+    """No flow at all (frames on a link type pcapip does not decode): the titles are not
+    cut to the width of data that is not there."""
+
+    async def go() -> None:
+        app = PcapipApp(str(PCAPS / "unknown-linktype.pcap"))
+        async with app.run_test(size=(100, 24)) as pilot:
+            await wait_loaded(pilot)
+            table = app.query_one("#flows")
+            drawn = [t for _, t in header_cells(table) if t]
+            assert drawn and all(t in TITLES for t in drawn), drawn
+            assert "…" not in table_lines(app)[0]
+
+    run(go())

@@ -144,7 +144,11 @@ class FlowsView:
             self._widths = {k: max(v, self._widths.get(k, 0)) for k, v in new.items()}
             self._widths["flow"] = max(4, len(str(len(m.df))))
             self._measured = len(m.df)
-        widths = {k: min(self._widths[k], _MAX_WIDTH.get(k, 99)) for k, _, _ in FLOW_COLUMNS}
+        # a column is at least as wide as its title (severity has "!" for narrow)
+        widths = {
+            k: max(min(self._widths[k], _MAX_WIDTH.get(k, 99)), 1 if k == "sev" else len(t))
+            for k, t, _ in FLOW_COLUMNS
+        }
         if width is not None:
             _fit_primary(widths, width)
         self._sev_wide = widths["sev"] >= _MIN_WIDTH["sev"] + 1
