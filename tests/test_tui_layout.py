@@ -125,3 +125,24 @@ def test_an_empty_table_shows_whole_titles() -> None:
             assert "…" not in table_lines(app)[0]
 
     run(go())
+
+
+@pytest.mark.parametrize("grouping", ["flows", "groups"])
+def test_the_sorted_column_keeps_its_title_and_mark_whole(grouping) -> None:
+    async def go() -> None:
+        app = PcapipApp(str(PCAPS / "flow-spoof.pcap"), trusted="192.0.2.10/31")
+        async with app.run_test(size=(120, 35)) as pilot:
+            await wait_loaded(pilot)
+            if grouping == "groups":
+                await pilot.press("g", "g")  # by client IP: sorted by flow count
+                want = "Flows▼"
+            else:
+                app._sort("packets", False)  # Pkts: a 4-cell column
+                await settle(pilot)
+                await pilot.press(*["right"] * 8)  # scroll it into view, a column a press
+                want = "Pkts▲"
+            await settle(pilot)
+            head = table_lines(app)[0]
+            assert want in head and "…" not in head, head
+
+    run(go())

@@ -9,7 +9,7 @@ draw, so its cost is the height of the terminal, whatever the row count.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Protocol
 
 from rich.segment import Segment
@@ -136,9 +136,22 @@ class VirtualTable(ScrollView, can_focus=True):
     def columns(self) -> list[Column]:
         """The source's columns fitted to the width on screen (cached per data and width)."""
         width = self.scrollable_content_region.width
-        key = (id(self.source), width, self._row_count, getattr(self.source, "generation", None))
+        sort = self.source.sort_state()
+        key = (
+            id(self.source),
+            width,
+            self._row_count,
+            getattr(self.source, "generation", None),
+            sort,
+        )
         if self._layout is None or self._layout[0] != key:
-            self._layout = (key, self.source.columns(width or None))
+            cols = self.source.columns(width or None)
+            # the sorted column's title keeps its ▲/▼ whole
+            cols = [
+                replace(c, width=max(c.width, len(c.title) + 1)) if c.key == sort[0] else c
+                for c in cols
+            ]
+            self._layout = (key, cols)
         return self._layout[1]
 
     def set_source(self, source: TableSource, *, cursor: int | None = None) -> None:
