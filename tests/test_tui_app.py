@@ -142,6 +142,14 @@ def test_filter_select_expand_and_hex_marks_the_field() -> None:
     run(go())
 
 
+def option_text(option_list) -> str:
+    """The prompts of an OptionList, as plain text."""
+    return "\n".join(
+        str(getattr(o.prompt, "plain", o.prompt))
+        for o in (option_list.get_option_at_index(i) for i in range(option_list.option_count))
+    )
+
+
 def find_node_in(node, name):
     if node.data is not None and getattr(node.data, "name", None) == name:
         return node
@@ -199,7 +207,7 @@ def test_missing_client_shows_first_packet_and_advice() -> None:
             assert "no packet of this flow carried" in static_text(app.query_one("#packet-title"))
             await pilot.press("f")
             await settle(pilot)
-            text = static_text(app.query_one("#findings"))
+            text = option_text(app.query_one("#flow-findings"))
             assert "client.missing" in text and "What to do:" in text
 
     run(go())
@@ -256,7 +264,7 @@ def test_timeline_matches_tshark() -> None:
             tl.move_cursor(row=0)
             await pilot.press("enter")
             await settle(pilot)
-            assert app.detail.packets[app.packet_i].number == int(rows[0][0])
+            assert app.query_one("#packet").current.number == int(rows[0][0])
             assert app.query_one("#detail").active == "tab-packet"
 
     run(go())

@@ -69,3 +69,33 @@ def test_wide_with_summary(snap_compare) -> None:
 def test_help(snap_compare) -> None:
     app = PcapipApp(str(PCAPS / "flow-toa.pcap"))
     assert snap_compare(app, terminal_size=(100, 40), run_before=loaded("question_mark"))
+
+
+def opened(flow: int):
+    """Flow ``flow`` opened with Enter: the focus is in its packet tree."""
+
+    async def before(pilot) -> None:
+        await wait_loaded(pilot)
+        pilot.app.query_one("#flows").move_to(flow - 1)
+        await settle(pilot)
+        await pilot.press("enter")
+        await settle(pilot)
+        await pilot.wait_for_scheduled_animations()
+        await pilot.pause(0.2)
+
+    return before
+
+
+def test_opened_flow_80x24(snap_compare) -> None:
+    """80×24 after Enter on a flow with a bad PROXY v2 checksum: the footer says the focus
+    is in the packet tree, the tree gets the lines the hex dump does not need, the table
+    shows its first columns whole (Findings shortened, not the others)."""
+    app = PcapipApp(str(PCAPS / "troubleshooting.pcap"))
+    assert snap_compare(app, terminal_size=(80, 24), run_before=opened(6))
+
+
+def test_opened_flow_160x45(snap_compare) -> None:
+    """160×45: severity in words, Origin whole next to Findings, the summary beside the
+    table with its findings list, tree above a hex dump exactly as tall as the packet."""
+    app = PcapipApp(str(PCAPS / "troubleshooting.pcap"))
+    assert snap_compare(app, terminal_size=(160, 45), run_before=opened(6))

@@ -5,68 +5,46 @@ provisional rows a few times a second, and the UI thread folds them into the
 model and redraws only what is on screen. The detail of a selected flow is
 gathered by another worker (reading a few frames at known offsets), so
 moving the cursor never waits for the disk.
+
+The app wires widgets together; the widgets own what they show: the packet
+pane its packet cursor, the summary and findings panes their lists, the
+screens (tui.screens) their dialogs.
 """
 
 from __future__ import annotations
 
-import csv
-import io
 import os
 import time
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import Any
 
 import pandas as pd
-from rich.console import Group
-from rich.table import Table
-from rich.text import Text
 from textual import on, work
 from textual.app import App, ComposeResult
 from textual.binding import Binding
-from textual.containers import Container, Horizontal, Vertical, VerticalScroll
+from textual.containers import Horizontal, Vertical
 from textual.message import Message
-from textual.screen import ModalScreen
-from textual.widgets import DataTable, Footer, Input, Label, Static, TabbedContent, TabPane
+from textual.widget import Widget
+from textual.widgets import DataTable, Footer, Input, Static, TabbedContent, TabPane
 
 from pcapip.report import filters
-from tui.detail import FlowDetail, PacketView, build_detail, dissect, findings_for
-from tui.model import GROUPINGS, FlowModel, clock, hostport
+from tui.detail import FlowDetail, build_detail, findings_for
+from tui.export import default_path, write_view
+from tui.model import GROUPINGS, FlowModel
+from tui.screens import ExportScreen, HelpScreen, SortScreen
 from tui.stream import CaptureLoader, LoadResult, LoadStopped, Progress, final_frame
-from tui.views import FlowsView, GroupsView
-from tui.widgets.packet import HexView, PacketTree
-from tui.widgets.table import VirtualTable
-
-HELP = (
-    """\
-[b]pcapip tui[/b] — which flows lost their real client, and why.
-
-[b u]Keys[/b u]
-  [b]/[/b]            edit the filter (Enter applies, Esc returns to the table)
-  [b]↑ ↓ PgUp PgDn[/b] move in the table;  [b]← →[/b] scroll columns
-  [b]Enter[/b]        table: open the flow (or the group) · tree: expand / collapse
-  [b]Tab[/b] / [b]Shift+Tab[/b]  switch panes
-  [b]s[/b] / [b]S[/b]        sort by the next column / reverse the order (or click a header)
-  [b]g[/b]            group by: flows → egress IP → client IP
-  [b]p t f u[/b]      detail tabs: packet, timeline, findings, summary
-  [b][ ][/b]          previous / next packet of the flow
-  [b]e[/b]            export the current view to CSV
-  [b]x[/b]            stop a live capture (the recording is then analysed in full)
-  [b]?[/b]            this help;  [b]q[/b] quit
-
-[b u]Filter[/b u]  (terms next to each other must all match)
-  method==ppv2          egress_ip=198.51.100.1      client_ip in 203.0.113.0/24
-  finding:origin-rejected    finding:toa (every TOA finding)    status!=ok
-  origin_port>=8000     has:client_ip    client_ip==none    tlvs~unique_id
-  a or b,  not a,  ( ),  any other word: text anywhere in the row
-  Fields: """
-    + ", ".join(filters.FIELDS)
-    + """
-  Short names: client, egress, origin, proxy, ip (any address), port (any port)
-
-[b u]Colours[/b u]  status: [green]ok[/] [red]malformed[/] [yellow]incomplete[/] [magenta]absent[/] [dim]mid-stream[/]
-  first column: [red]E[/] error, [yellow]W[/] warning, [cyan]i[/] info finding
-"""
+from tui.views import FLOW_COLUMNS, FlowsView, GroupsView
+from tui.widgets.detail_tabs import DetailTabs
+from tui.widgets.findings import (
+    FindingChosen,
+    FlowFindingsPane,
+    SummaryData,
+    SummaryPane,
 )
+from tui.widgets.packet_pane import PacketPane, PacketShown
+from tui.widgets.status import StatusData, place_of, status_text
+from tui.widgets.table import VirtualTable
+from tui.widgets.timeline import TimelineTable
 
 
 def _same(a: dict[str, Any], b: dict[str, Any]) -> bool:
@@ -86,100 +64,41 @@ def _same(a: dict[str, Any], b: dict[str, Any]) -> bool:
     return all(a.get(k) == b.get(k) for k in keys)
 
 
-def _table(title: str) -> Table:
-    return Table(
-        title=title,
-        title_justify="left",
-        box=None,
-        pad_edge=False,
-        show_header=False,
-        title_style="bold",
-        min_width=34,
-    )
-
-
 # ------------------------------------------------------------------------------ messages
+@dataclass
 class RowsReady(Message):
-    def __init__(self, rows: pd.DataFrame) -> None:
-        super().__init__()
-        self.rows = rows
+    rows: pd.DataFrame
 
 
+@dataclass
 class ProgressMsg(Message):
-    def __init__(self, progress: Progress) -> None:
-        super().__init__()
-        self.progress = progress
+    progress: Progress
 
 
+@dataclass
 class LoadedMsg(Message):
-    def __init__(self, result: LoadResult, loader: CaptureLoader) -> None:
-        super().__init__()
-        self.result = result
-        self.loader = loader
+    result: LoadResult
+    loader: CaptureLoader
 
 
+@dataclass
 class LoadFailed(Message):
-    def __init__(self, text: str) -> None:
-        super().__init__()
-        self.text = text
+    text: str
 
 
+@dataclass
 class DetailReady(Message):
-    def __init__(self, detail: FlowDetail, token: int) -> None:
-        super().__init__()
-        self.detail = detail
-        self.token = token
+    detail: FlowDetail
+    token: int
 
 
-class PacketReady(Message):
-    def __init__(self, packet: PacketView) -> None:
-        super().__init__()
-        self.packet = packet
-
-
-# ------------------------------------------------------------------------------ screens
-class HelpScreen(ModalScreen[None]):
-    BINDINGS = [Binding("escape,q,question_mark", "dismiss", "Close")]
-    DEFAULT_CSS = """
-    HelpScreen { align: center middle; }
-    #help { width: 100; max-width: 100%; height: auto; max-height: 100%;
-            border: round $accent; background: $panel; padding: 0 1; }
-    """
-
-    def compose(self) -> ComposeResult:
-        with VerticalScroll(id="help"):
-            yield Static(HELP, markup=True)
-
-    def action_dismiss(self) -> None:
-        self.dismiss(None)
-
-
-class ExportScreen(ModalScreen[str | None]):
-    BINDINGS = [Binding("escape", "cancel", "Cancel")]
-    DEFAULT_CSS = """
-    ExportScreen { align: center middle; }
-    #export { width: 70; max-width: 100%; height: auto; border: round $accent;
-              background: $panel; padding: 0 1; }
-    #export Input { width: 100%; }
-    """
-
-    def __init__(self, default: str, what: str) -> None:
-        super().__init__()
-        self.default = default
-        self.what = what
-
-    def compose(self) -> ComposeResult:
-        with Vertical(id="export"):
-            yield Label(f"Export {self.what} to CSV file:")
-            yield Input(self.default, id="export-path")
-            yield Label("Enter writes it, Esc cancels", classes="dim")
-
-    @on(Input.Submitted, "#export-path")
-    def _done(self, event: Input.Submitted) -> None:
-        self.dismiss(event.value.strip() or None)
-
-    def action_cancel(self) -> None:
-        self.dismiss(None)
+#: the widget each detail tab puts the focus on when the focus was in the detail pane
+TAB_FOCUS = {
+    "packet": "#tree",
+    "timeline": "#timeline",
+    "findings": "#flow-findings",
+    "summary": ".summary-findings",
+}
 
 
 # ------------------------------------------------------------------------------ the app
@@ -199,22 +118,22 @@ class PcapipApp(App[int]):
     #detail { height: 1fr; }
     #detail ContentSwitcher { height: 1fr; }
     #detail TabPane { padding: 0; height: 1fr; }
-    #packet-title { height: 1; background: $panel; padding: 0 1; }
-    #packet-box { height: 1fr; layout: vertical; }
-    #tree { height: 1fr; min-height: 3; }
-    #hex-scroll { height: 1fr; min-height: 3; background: $surface; }
-    #side { width: 40; display: none; border-left: tall $panel; }
+    #detail ContentTabs { height: 1; }
+    #detail Underline { display: none; }
+    #detail Tab.-active { text-style: bold reverse; }
+    #side { width: 44; display: none; border-left: tall $panel; }
     .wide #side { display: block; }
-    .wide #packet-box { layout: horizontal; }
-    .wide #hex-scroll { width: 76; height: 1fr; }
-    #timeline { height: 1fr; }
-    .pane-text { padding: 0 1; }
+    #bottom { height: 1; dock: bottom; }
+    #where { width: auto; height: 1; padding: 0 1; background: $accent; color: $text;
+             text-style: bold; }
+    #bottom Footer { dock: none; width: 1fr; }
     """
 
     BINDINGS = [
         # priority: handled before the key travels to the focused widget, so the keys typed
         # right after "/" already reach the filter (check_action lets "/" through to inputs)
         Binding("slash", "focus_filter", "Filter", priority=True),
+        Binding("escape", "escape", "Back"),
         Binding("question_mark", "help", "Help"),
         Binding("q", "quit", "Quit"),
         Binding("g", "group", "Group"),
@@ -228,10 +147,13 @@ class PcapipApp(App[int]):
         Binding("left_square_bracket", "packet(-1)", "Prev packet", show=False),
         Binding("right_square_bracket", "packet(1)", "Next packet", show=False),
         Binding("x", "stop_live", "Stop capture", show=False),
-        Binding("escape", "escape", "Back", show=False),
     ]
 
+    #: from this width the summary shows beside the table
     WIDE = 150
+    SIDE = 44
+    #: from this width of the detail pane, tree and hex sit side by side
+    SIDE_BY_SIDE = 134
 
     def __init__(
         self,
@@ -249,14 +171,15 @@ class PcapipApp(App[int]):
         self.flows_view = FlowsView(self.model)
         self.grouping = "flows"
         self.groups_view: GroupsView | None = None
+        self._drilled_from: tuple[str, str] | None = None  # (grouping, filter) before Enter
         self.loader: CaptureLoader | None = None
         self.analysis: Any = None
         self.progress = Progress()
         self.errors: list[str] = []
+        self.warnings: list[str] = []
         self.loaded = False
         self.live_note: str | None = None
         self.detail: FlowDetail | None = None
-        self.packet_i = 0
         self._detail_token = 0
         self._detail_timer: Any = None
         self._pending_rows: list[pd.DataFrame] = []
@@ -276,27 +199,30 @@ class PcapipApp(App[int]):
         with Horizontal(id="main"):
             with Vertical(id="left"):
                 yield VirtualTable(self.flows_view, id="flows")
-                with TabbedContent(id="detail", initial="tab-packet"):
+                with DetailTabs(id="detail", initial="tab-packet"):
                     with TabPane("Packet", id="tab-packet"):
-                        yield Static("Select a flow (↑↓, Enter)", id="packet-title")
-                        with Container(id="packet-box"):
-                            yield PacketTree(id="tree")
-                            with VerticalScroll(id="hex-scroll"):
-                                yield HexView(id="hex")
+                        yield PacketPane(id="packet")
                     with TabPane("Timeline", id="tab-timeline"):
-                        yield DataTable(id="timeline", cursor_type="row", zebra_stripes=True)
-                    with TabPane("Findings", id="tab-findings"), VerticalScroll():
-                        yield Static("", id="findings", classes="pane-text")
-                    with TabPane("Summary", id="tab-summary"), VerticalScroll():
-                        yield Static("", id="summary", classes="pane-text")
-            with VerticalScroll(id="side"):
-                yield Static("", id="side-summary", classes="pane-text")
-        yield Footer()
+                        yield TimelineTable(id="timeline")
+                    with TabPane("Findings", id="tab-findings"):
+                        yield FlowFindingsPane(id="findings-pane")
+                    with TabPane("Summary", id="tab-summary"):
+                        yield SummaryPane(id="summary")
+            yield SummaryPane(id="side")
+        with Horizontal(id="bottom"):
+            yield Static("flows table", id="where")
+            yield Footer(show_command_palette=False)
+
+    @property
+    def packet_pane(self) -> PacketPane:
+        return self.query_one("#packet", PacketPane)
 
     def on_mount(self) -> None:
-        tl = self.query_one("#timeline", DataTable)
-        tl.add_columns("Frame", "Time (UTC)", "Dir", "Flags", "Seq", "Ack", "Len", "Note")
-        self.query_one("#flows", VirtualTable).focus()
+        table = self.query_one("#flows", VirtualTable)
+        # Enter opens at once, in the table's turn: the keys typed before it have moved the
+        # cursor, and a key typed right after it ("Enter t") finds the focus in the detail
+        table.opener = self._open
+        table.focus()
         self._layout_for(self.size.width)
         self._refresh_status()
         self._refresh_summary()
@@ -307,7 +233,29 @@ class PcapipApp(App[int]):
         self._layout_for(event.size.width)
 
     def _layout_for(self, width: int) -> None:
-        self.set_class(width >= self.WIDE, "wide")
+        wide = width >= self.WIDE
+        self.set_class(wide, "wide")
+        left = width - (self.SIDE if wide else 0)
+        self.packet_pane.set_class(left >= self.SIDE_BY_SIDE, "side-by-side")
+
+    # ---------------------------------------------------------------- focus, footer
+    def on_descendant_focus(self, event: Any) -> None:
+        self._show_place()
+
+    def _show_place(self) -> None:
+        if not self.screen_stack:
+            return  # the app is closing
+        where = self.screen_stack[0].query("#where")  # the main screen's, under a dialog too
+        if where:
+            where.first(Static).update(place_of(self.focused, self.grouping))
+        self.refresh_bindings()
+
+    def _in_detail(self, widget: Widget | None) -> bool:
+        detail = self.query_one("#detail")
+        side = self.query_one("#side")
+        return widget is not None and (
+            detail in widget.ancestors_with_self or side in widget.ancestors_with_self
+        )
 
     # ---------------------------------------------------------------- loading
     def start_loader(self, path: str, *, provisional: bool) -> None:
@@ -375,6 +323,7 @@ class PcapipApp(App[int]):
         res = msg.result
         self.analysis = res.analysis
         self.errors = [str(e) for e in res.errors]
+        self.warnings = [str(w) for w in getattr(res, "warnings", [])]
         frame = final_frame(res.analysis)
         self._with_cursor_kept(lambda: self.model.replace(frame, final=True))
         self.loaded = True
@@ -383,6 +332,10 @@ class PcapipApp(App[int]):
         self._refresh_summary()
         if self.errors:
             self.notify(self.errors[0], title="Capture damaged", severity="error", timeout=8)
+        if self.warnings:
+            more = len(self.warnings) - 1
+            tail = f"\n(and {more} more: Summary tab, u)" if more else ""
+            self.notify(self.warnings[0] + tail, title="Capture warning", severity="warning")
         self._schedule_detail(0)
 
     def _with_cursor_kept(self, change: Any) -> None:
@@ -399,107 +352,30 @@ class PcapipApp(App[int]):
     # ---------------------------------------------------------------- status, summary
     def _refresh_status(self) -> None:
         m = self.model
-        parts = []
-        shown = (
-            len(m.view)
-            if self.grouping == "flows"
-            else (len(self.groups_view.frame) if self.groups_view else 0)
+        data = StatusData(
+            shown=len(m.view),
+            total=len(m.df),
+            grouping=self.grouping,
+            groups=len(self.groups_view.frame) if self.groups_view else 0,
+            filter_text=m.filter_text,
+            sort=(m.sort_key, m.sort_desc),
+            live_note=self.live_note,
+            loading=not self.loaded and self.loader is not None,
+            loaded=self.loaded,
+            progress=self.progress,
+            errors=self.errors,
+            warnings=self.warnings,
         )
-        if self.grouping == "flows":
-            parts.append(f"{shown:,}/{len(m.df):,} flows")
-        else:
-            parts.append(
-                f"{shown:,} {'egress' if self.grouping == 'egress' else 'client'} IPs "
-                f"over {len(m.view):,}/{len(m.df):,} flows"
-            )
-        if m.filter_text:
-            parts.append(f"filter: {m.filter_text}")
-        if m.sort_key and self.grouping == "flows":
-            parts.append(f"sort: {m.sort_key} {'▼' if m.sort_desc else '▲'}")
-        if self.live_note:
-            parts.append(self.live_note)
-        elif not self.loaded and self.loader is not None:
-            p = self.progress
-            frac = p.fraction
-            pct = f" {frac * 100:.0f}%" if frac is not None else ""
-            parts.append(f"reading{pct} · {p.frames:,} frames")
-        elif self.loaded:
-            parts.append(f"{self.progress.frames:,} frames")
-        text = Text(" · ".join(parts))
-        if self.errors:
-            first = self.errors[0]
-            prefix = "" if first.startswith("analysis failed") else "damaged: "
-            text.append(f" · {prefix}{first}", style="bold red")
-        self.query_one("#status", Static).update(text)
+        self.query_one("#status", Static).update(status_text(data))
 
-    def summary_renderable(self) -> Any:
-        counts = self.model.counts()
+    def summary_data(self) -> SummaryData:
         stats = self.analysis.stats if (self.analysis is not None and self.loaded) else None
-        head = Text()
-        head.append(f"{counts['flows']:,} flows", style="bold")
-        if stats is not None:
-            head.append(
-                f" ({stats.get('flows_tcp', 0)} TCP, {stats.get('flows_udp', 0)} UDP) "
-                f"from {stats.get('packets', 0):,} packets"
-            )
-        elif not self.loaded:
-            head.append(" so far", style="dim")
-        parts: list[Any] = [head]
-
-        t = _table("Client address carried by")
-        t.add_column("method")
-        t.add_column("flows", justify="right")
-        for m in ("toa", "ppv1", "ppv2", "none", "unknown"):
-            n = (
-                (stats or {}).get(f"method_{m}", counts["methods"].get(m, 0))
-                if stats
-                else counts["methods"].get(m, 0)
-            )
-            t.add_row(m, f"{n:,}")
-        parts.append(t)
-
-        st = _table("Status")
-        st.add_column("status")
-        st.add_column("flows", justify="right")
-        from tui.views import STATUS_STYLE
-
-        for s in ("ok", "malformed", "incomplete", "absent", "mid-stream"):
-            n = counts["statuses"].get(s, 0)
-            st.add_row(Text(s, style=STATUS_STYLE.get(s) or ""), f"{n:,}")
-        parts.append(st)
-
-        toa = _table("TOA handshakes")
-        toa.add_column("counter")
-        toa.add_column("n", justify="right")
-        for k in ("syn_recv_sock_toa", "syn_recv_sock_no_toa", "toa_in_syn", "flows_with_toa"):
-            toa.add_row(k, f"{stats.get(k, 0):,}" if stats is not None else "…")
-        parts.append(toa)
-
-        from pcapip.flows.findings import CATALOGUE, ORDER
-
-        ft = _table("Findings (flows)")
-        ft.add_column("sev")
-        ft.add_column("code")
-        ft.add_column("flows", justify="right")
-        style = {"info": "cyan", "warning": "yellow", "error": "bold red"}
-        codes = counts["codes"]
-        for code in sorted(
-            codes,
-            key=lambda c: (-int(CATALOGUE[c].level) if c in CATALOGUE else 0, ORDER.get(c, 99), c),
-        ):
-            lvl = CATALOGUE[code].level.label if code in CATALOGUE else "info"
-            ft.add_row(Text(lvl[:4], style=style[lvl]), code, f"{codes[code]:,}")
-        if not codes:
-            ft.add_row("", Text("none", style="dim"), "")
-        parts.append(ft)
-        if self.errors:
-            parts.append(Text("Capture damage: " + "; ".join(self.errors), style="bold red"))
-        return Group(*parts)
+        return SummaryData(self.model.counts(), stats, self.loaded, self.errors, self.warnings)
 
     def _refresh_summary(self) -> None:
-        r = self.summary_renderable()
-        self.query_one("#summary", Static).update(r)
-        self.query_one("#side-summary", Static).update(r)
+        data = self.summary_data()
+        for pane in self.query(SummaryPane):
+            pane.show(data)
 
     # ---------------------------------------------------------------- selection → detail
     def current_record(self) -> dict[str, Any] | None:
@@ -514,13 +390,12 @@ class PcapipApp(App[int]):
         if self.grouping == "flows":
             self._schedule_detail(0.08)
 
-    @on(VirtualTable.Selected, "#flows")
-    def _selected(self, event: VirtualTable.Selected) -> None:
+    def _open(self, row: int) -> None:
+        """Enter on a row: a group shows its flows, a flow its packet tree."""
         if self.grouping != "flows" and self.groups_view is not None:
-            self._drill(self.groups_view.key(event.row))
+            self._drill(self.groups_view.key(row))
             return
-        self.query_one("#detail", TabbedContent).active = "tab-packet"
-        self.query_one("#tree", PacketTree).focus()
+        self._switch_tab("packet", focus=True)
 
     @on(VirtualTable.HeaderClicked, "#flows")
     def _header_clicked(self, event: VirtualTable.HeaderClicked) -> None:
@@ -588,155 +463,40 @@ class PcapipApp(App[int]):
 
     def _show_detail(self, det: FlowDetail | None) -> None:
         self.detail = det
-        self.packet_i = 0
-        self._show_packet()
-        self._show_timeline()
-        self._show_findings()
+        self.query_one("#timeline", TimelineTable).show(det)
+        self.query_one("#findings-pane", FlowFindingsPane).show(det)
+        self.packet_pane.show_detail(det, self.loader)
 
-    def _show_packet(self) -> None:
-        det = self.detail
-        title = self.query_one("#packet-title", Static)
-        tree = self.query_one("#tree", PacketTree)
-        hexv = self.query_one("#hex", HexView)
-        if det is None:
-            title.update("No flow selected")
-            tree.clear()
-            hexv.show(b"")
-            return
-        if not det.packets:
-            title.update(Text(self._flow_line(det.rec) + " · " + (det.note or "no packets")))
-            tree.clear()
-            hexv.show(b"")
-            return
-        pv = det.packets[self.packet_i % len(det.packets)]
-        head = pv.title
-        if len(det.packets) > 1:
-            head += f" ({self.packet_i % len(det.packets) + 1}/{len(det.packets)}, [ ] switch)"
-        if det.note:
-            head += f" · {det.note}"
-        title.update(Text(head))
-        mark = (pv.focus.offset, pv.focus.length) if pv.focus is not None else None
-        hexv.show(pv.data, mark)
-        tree.show(pv.layers, pv.focus)
+    @on(PacketShown)
+    def _packet_shown(self, msg: PacketShown) -> None:
+        self.query_one("#timeline", TimelineTable).follow(msg.number)
 
-    def _flow_line(self, rec: dict[str, Any]) -> str:
-        flow = rec.get("flow")
-        return (
-            f"Flow {flow if flow is not None else '…'}: "
-            f"{hostport(rec['egress_ip'], rec['egress_port'])} → "
-            f"{hostport(rec['origin_ip'], rec['origin_port'])}"
-        )
-
-    def _show_timeline(self) -> None:
-        tl = self.query_one("#timeline", DataTable)
-        tl.clear()
-        det = self.detail
-        if det is None:
-            return
-        for e in det.timeline:
-            tl.add_row(
-                str(e.frame),
-                clock(e.ts_ns),
-                e.direction,
-                e.flags,
-                "" if e.seq is None else str(e.seq),
-                "" if e.ack is None else str(e.ack),
-                str(e.length),
-                e.note,
-                key=str(e.frame),
-            )
-        if det.timeline_total > len(det.timeline):
-            tl.add_row(
-                "…",
-                "",
-                "",
-                "",
-                "",
-                "",
-                "",
-                f"{det.timeline_total - len(det.timeline):,} more packets not shown",
-            )
-
-    def _show_findings(self) -> None:
-        from pcapip.flows.findings import CATALOGUE
-
-        w = self.query_one("#findings", Static)
-        det = self.detail
-        if det is None:
-            w.update("")
-            return
-        rec = det.rec
-        parts: list[Any] = []
-        head = Text(self._flow_line(rec), style="bold")
-        client = hostport(rec["client_ip"], rec["client_port"])
-        head.append(
-            f"\nmethod {rec['method']} · status {rec['status']} · client {client}", style=""
-        )
-        parts.append(head)
-        if not det.findings:
-            parts.append(Text("No findings.", style="green"))
-        style = {"info": "cyan", "warning": "yellow", "error": "bold red"}
-        for f in det.findings:
-            t = Text()
-            t.append(f"\n[{f.severity}] ", style=style.get(f.severity, ""))
-            t.append(f.code, style="bold")
-            if f.packet is not None:
-                t.append(f" (packet {f.packet})", style="dim")
-            t.append(f"\n{f.message}")
-            k = CATALOGUE.get(f.code)
-            if k is not None:
-                t.append(f"\nWhat happened: {k.meaning}", style="dim")
-                t.append("\nWhat to do: ", style="bold green")
-                t.append(k.fix)
-            parts.append(t)
-        w.update(Group(*parts))
-
-    # ---------------------------------------------------------------- tree → hex
-    @on(PacketTree.NodeHighlighted, "#tree")
-    def _field_highlighted(self, event: PacketTree.NodeHighlighted) -> None:
-        data = event.node.data
-        if data is None or not hasattr(data, "offset"):
-            return
-        self.query_one("#hex", HexView).set_mark((data.offset, data.length))
-        self._scroll_hex_to(data.offset)
-
-    def _scroll_hex_to(self, offset: int) -> None:
-        sc = self.query_one("#hex-scroll", VerticalScroll)
-        line = offset // 16
-        if not (sc.scroll_y <= line < sc.scroll_y + sc.size.height):
-            sc.scroll_to(y=max(0, line - 1), animate=False)
-
-    # ---------------------------------------------------------------- timeline → packet
     @on(DataTable.RowSelected, "#timeline")
     def _timeline_selected(self, event: DataTable.RowSelected) -> None:
         key = event.row_key.value
-        if key and key.isdigit() and self.loader is not None:
-            self._packet_worker(int(key))
+        if key and key.isdigit():
+            self.packet_pane.show_frame(int(key))
+            self._switch_tab("packet", focus=True)
 
-    @work(thread=True, exclusive=True, group="packet")
-    def _packet_worker(self, number: int) -> None:
-        loader = self.loader
-        assert loader is not None
-        frames = loader.index.frames([number])
-        if number in frames:
-            self.post_message(
-                PacketReady(
-                    dissect(frames[number], loader.registry, f"Frame {number} · from the timeline")
-                )
-            )
-
-    def on_packet_ready(self, msg: PacketReady) -> None:
-        if self.detail is None:
-            return
-        pk = [p for p in self.detail.packets if p.number != msg.packet.number or p.number is None]
-        self.detail.packets = [*pk, msg.packet]
-        self.packet_i = len(self.detail.packets) - 1
-        self._show_packet()
-        self.query_one("#detail", TabbedContent).active = "tab-packet"
+    @on(FindingChosen)
+    def _finding_chosen(self, msg: FindingChosen) -> None:
+        """A finding picked in a findings list: the table shows the flows that have it."""
+        text = f"finding:{msg.code}"
+        if self.grouping != "flows":
+            self._set_grouping("flows")
+        self.query_one("#filter", Input).value = text
+        if self.apply_filter(text):
+            self.query_one("#flows", VirtualTable).focus()
 
     # ---------------------------------------------------------------- filter
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
-        return not (action == "focus_filter" and isinstance(self.focused, Input))
+        if len(self.screen_stack) > 1:
+            return action == "quit"  # a dialog is open: its keys, not the table's
+        if action == "focus_filter":
+            return not isinstance(self.focused, Input)
+        if action == "escape":
+            return self._back_target() is not None
+        return True
 
     def action_focus_filter(self) -> None:
         # focus now, not after a refresh: the keys typed right after "/" belong to the filter
@@ -759,6 +519,7 @@ class PcapipApp(App[int]):
     @on(Input.Submitted, "#filter")
     def _filter_submitted(self, event: Input.Submitted) -> None:
         if self.apply_filter(event.value):
+            self._drilled_from = None
             self.query_one("#flows", VirtualTable).focus()
 
     def apply_filter(self, text: str) -> bool:
@@ -771,12 +532,34 @@ class PcapipApp(App[int]):
         self._schedule_detail(0)
         return True
 
+    # ---------------------------------------------------------------- Esc: back one level
+    def _back_target(self) -> str | None:
+        """Where Esc goes from here: "table" (from the filter or the detail), "flows" (from
+        the groups), "groups" (from a drilled-down group), or nowhere."""
+        focused = self.focused
+        table = self.query_one("#flows", VirtualTable)
+        if focused is not table:
+            return "table"
+        if self.grouping != "flows":
+            return "flows"
+        if self._drilled_from is not None:
+            return "groups"
+        return None
+
     def action_escape(self) -> None:
-        flt = self.query_one("#filter", Input)
-        if flt.has_focus:
-            self.query_one("#flows", VirtualTable).focus()
-        elif self.grouping != "flows":
+        target = self._back_target()
+        table = self.query_one("#flows", VirtualTable)
+        if target == "table":
+            table.focus()
+        elif target == "flows":
             self._set_grouping("flows")
+        elif target == "groups" and self._drilled_from is not None:
+            grouping, text = self._drilled_from
+            self._drilled_from = None
+            self.query_one("#filter", Input).value = text
+            self.apply_filter(text)
+            self._set_grouping(grouping)
+        self._show_place()
 
     # ---------------------------------------------------------------- grouping, sorting
     def action_group(self) -> None:
@@ -793,61 +576,63 @@ class PcapipApp(App[int]):
             self.groups_view = GroupsView(self.model, by)
             table.set_source(self.groups_view, cursor=min(table.cursor, 0))
         self._refresh_status()
+        self._show_place()
 
     def _drill(self, key: str) -> None:
         field = "egress_ip" if self.grouping == "egress" else "client_ip"
         value = "none" if key == "(none)" else key
         base = self.model.filter_text
+        self._drilled_from = (self.grouping, base)
         text = f"({base}) and {field}=={value}" if base else f"{field}=={value}"
         self.grouping = "flows"
         self.groups_view = None
         self.query_one("#flows", VirtualTable).set_source(self.flows_view, cursor=0)
         self.query_one("#filter", Input).value = text
         self.apply_filter(text)
-
-    SORT_KEYS = (
-        "flow",
-        "egress",
-        "client",
-        "method",
-        "status",
-        "findings",
-        "origin",
-        "start",
-        "packets",
-        "bytes",
-        "sev",
-    )
+        self._show_place()
 
     def action_sort(self) -> None:
         if self.grouping != "flows":
+            self.notify("Groups are sorted by flow count; g returns to the flows.")
             return
-        k = self.model.sort_key
-        nxt = (
-            self.SORT_KEYS[(self.SORT_KEYS.index(k) + 1) % len(self.SORT_KEYS)]
-            if k in self.SORT_KEYS
-            else "egress"
-        )
-        self._sort(nxt, False)
+        cols = [(k, t) for k, t, _ in FLOW_COLUMNS]
+        m = self.model
+        self.push_screen(SortScreen(cols, m.sort_key, m.sort_desc), self._sort_chosen)
+
+    def _sort_chosen(self, choice: tuple[str, bool] | None) -> None:
+        if choice is not None:
+            self._sort(*choice)
 
     def action_sort_reverse(self) -> None:
         if self.grouping == "flows":
             self._sort(self.model.sort_key or "flow", not self.model.sort_desc)
 
     def _sort(self, key: str | None, desc: bool) -> None:
-        if key in ("pp", "tlvs", "transport", "proxy"):
-            key = {"pp": "pp_command"}.get(key, key)
+        key = {"pp": "pp_command"}.get(key or "", key)
         self._with_cursor_kept(lambda: self.model.set_sort(key, desc))
         self._refresh_status()
 
     # ---------------------------------------------------------------- tabs, packets
     def action_tab(self, name: str) -> None:
+        self._switch_tab(name, focus=self._in_detail(self.focused))
+
+    def _switch_tab(self, name: str, *, focus: bool) -> None:
+        """Show a detail tab; with ``focus``, its main widget takes the focus.
+
+        The focus leaves the old tab first: a focused widget in a tab being hidden would
+        hand the focus to its neighbour in the same tab, which switches the tab back.
+        """
+        if focus or self._in_detail(self.focused):
+            self.screen.set_focus(None)
         self.query_one("#detail", TabbedContent).active = f"tab-{name}"
+        if focus:
+            # now, not after a refresh: a key typed right after this one must find the
+            # focus where this one put it
+            target = self.query_one(f"#tab-{name} {TAB_FOCUS[name]}")
+            self.screen.set_focus(target, scroll_visible=False)
 
     def action_packet(self, delta: int) -> None:
-        if self.detail is not None and self.detail.packets:
-            self.packet_i = (self.packet_i + delta) % len(self.detail.packets)
-            self._show_packet()
+        self.packet_pane.step(delta)
 
     def action_help(self) -> None:
         self.push_screen(HelpScreen())
@@ -862,14 +647,13 @@ class PcapipApp(App[int]):
                 "The capture is still being read; export when it is done.", severity="warning"
             )
             return
-        stem = self.export_stem or os.path.splitext(os.path.basename(self.capture or "capture"))[0]
         what = "the flows shown" if self.grouping == "flows" else f"the {self.grouping} groups"
-        default = f"{stem}-{'flows' if self.grouping == 'flows' else self.grouping}.csv"
+        default = default_path(self.capture, self.export_stem, self.grouping)
         self.push_screen(ExportScreen(default, what), self._export_to)
 
     def _export_to(self, path: str | None) -> None:
         if path:
-            self._export_worker(path)
+            self._export_worker(os.path.abspath(os.path.expanduser(path)))
 
     @work(thread=True, group="export")
     def _export_worker(self, path: str) -> None:
@@ -887,19 +671,7 @@ class PcapipApp(App[int]):
 
     def export_csv(self, path: str) -> int:
         """Write the current view (flows in the ``analyze`` CSV schema, or the groups)."""
+        groups = None
         if self.grouping != "flows":
-            frame = self.groups_view.frame if self.groups_view is not None else pd.DataFrame()
-            frame.to_csv(path, index=False, lineterminator="\n")
-            return len(frame)
-        text = self.analysis.to_csv()
-        rows = list(csv.reader(io.StringIO(text)))
-        header, body = rows[0], rows[1:]
-        flows = self.model.df["flow"].to_numpy(dtype="int64", na_value=0)[self.model.view]
-        buf = io.StringIO()
-        w = csv.writer(buf, lineterminator="\n")
-        w.writerow(header)
-        for f in flows:
-            w.writerow(body[int(f) - 1])
-        with open(path, "w", encoding="utf-8", newline="") as fh:
-            fh.write(buf.getvalue())
-        return len(flows)
+            groups = self.groups_view.frame if self.groups_view is not None else pd.DataFrame()
+        return write_view(path, analysis=self.analysis, model=self.model, groups=groups)

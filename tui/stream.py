@@ -61,6 +61,9 @@ class LoadResult:
     analysis: Any  # pcapip.report.analysis.Analysis
     errors: list[Exception] = field(default_factory=list)
     seconds: float = 0.0
+    #: one line each, "FILE, packet N, byte offset X: message" (oddities that did not stop
+    #: the reading: unsupported link types, damaged lengths, pcapng block notes)
+    warnings: list[str] = field(default_factory=list)
 
 
 def rows_frame(rows: Sequence[Any], codes: Sequence[Sequence[str]]) -> pd.DataFrame:
@@ -193,12 +196,16 @@ class CaptureLoader:
                 flush(force=prog.frames <= FIRST_BATCH)
                 src.batch_size = BATCH  # after a quick first batch, analyze's batch size
 
+        source_warnings: list[str] = []
         gc_was = gc.isenabled()
         gc.disable()  # flows hold no cycles; the collector would only rescan them
         try:
             try:
                 with open_capture(self.path, batch_size=FIRST_BATCH, chunk_size=CHUNK) as src:
-                    read(src)
+                    try:
+                        read(src)
+                    finally:
+                        source_warnings = [str(w) for w in getattr(src, "warnings", [])]
             except CaptureError as exc:  # damage: what came before it is kept
                 errors.append(exc)
                 prog.error = str(exc)
@@ -216,7 +223,21 @@ class CaptureLoader:
         prog.seconds = time.monotonic() - t0
         if on_progress is not None:
             on_progress(prog)
-        return LoadResult(analysis, errors, prog.seconds)
+        return LoadResult(analysis, errors, prog.seconds, capture_warnings(analysis, source_warnings))
+
+
+def capture_warnings(analysis: Any, source: list[str]) -> list[str]:
+    """The engine's warnings (``Analysis.warnings``/``FlowTable.warnings`` where the engine
+    has them) and the capture reader's, each once, in that order."""
+    out: list[str] = []
+    engine = getattr(analysis, "warnings", None) or getattr(
+        getattr(analysis, "table", None), "warnings", None
+    )
+    for w in [*(engine or []), *source]:
+        text = str(w)
+        if text not in out:
+            out.append(text)
+    return out
 
 
 def final_frame(analysis: Any) -> pd.DataFrame:

@@ -21,16 +21,17 @@ STATUS_STYLE: dict[str, Style] = {
     "absent": Style(color="magenta"),
     "mid-stream": Style(dim=True),
 }
+#: worst finding level → (word, letter for a narrow terminal, style)
 SEVERITY_MARK = {
-    2: ("E", Style(color="red", bold=True)),
-    1: ("W", Style(color="yellow")),
-    0: ("i", Style(color="cyan")),
+    2: ("error", "E", Style(color="red", bold=True)),
+    1: ("warning", "W", Style(color="yellow")),
+    0: ("info", "i", Style(color="cyan")),
 }
 
 #: (key, title, right-aligned) of the flows table, most useful first: at 80 columns the
 #: egress, client, method, status and findings fit; the rest scrolls in from the right.
 FLOW_COLUMNS: tuple[tuple[str, str, bool], ...] = (
-    ("sev", "!", False),
+    ("sev", "Severity", False),
     ("flow", "No.", True),
     ("egress", "Egress", False),
     ("client", "Client", False),
@@ -46,6 +47,12 @@ FLOW_COLUMNS: tuple[tuple[str, str, bool], ...] = (
     ("tlvs", "TLVs", False),
     ("transport", "L4", False),
 )
+#: the columns up to here are the ones a narrow terminal must show whole
+PRIMARY_LAST = "findings"
+#: narrowest a shrinking column gets (sev: one letter; findings: a code and its ellipsis)
+_MIN_WIDTH = {"sev": 1, "findings": 12}
+#: Findings shrinks to this (not below) to let the next column show
+ROOM_FLOOR = 24
 _MAX_WIDTH = {"findings": 40, "tlvs": 40, "egress": 47, "client": 47, "origin": 47, "proxy": 47}
 
 
@@ -71,7 +78,8 @@ def _count(v: object) -> str:
 def _measure(df: pd.DataFrame) -> dict[str, int]:
     """Widest cell per column among these rows (vectorised string lengths)."""
     return {
-        "sev": 1,
+        # room for "Severity"/"warning" only when some flow has a finding
+        "sev": 8 if len(df) and df["findings"].fillna("").astype(bool).any() else 1,
         "flow": 4,
         "egress": _pair_width(df, "egress_ip", "egress_port"),
         "client": _pair_width(df, "client_ip", "client_port"),
@@ -89,6 +97,27 @@ def _measure(df: pd.DataFrame) -> dict[str, int]:
     }
 
 
+def _fit_primary(widths: dict[str, int], avail: int) -> None:
+    """Shrink severity, then Findings, until the primary columns fit ``avail`` cells; with
+    room to spare, Findings gives cells (down to ROOM_FLOOR) so that Origin shows whole
+    instead of leaving the right edge empty."""
+    keys = [k for k, _, _ in FLOW_COLUMNS]
+    primary = keys[: keys.index(PRIMARY_LAST) + 1]
+    for k in ("sev", "findings"):
+        over = sum(widths[c] + 1 for c in primary) - avail
+        if over <= 0:
+            break
+        if k == "sev":
+            widths[k] = _MIN_WIDTH[k]
+        else:
+            widths[k] = max(_MIN_WIDTH[k], widths[k] - over)
+    # the first column after Findings (Origin, the other end of the flow) earns the room
+    nxt = keys[len(primary)]
+    need = sum(widths[c] + 1 for c in primary) + widths[nxt] + 1 - avail
+    if 0 < need <= widths["findings"] - ROOM_FLOOR:
+        widths["findings"] -= need
+
+
 class FlowsView:
     """The filtered, sorted flows of a FlowModel."""
 
@@ -97,8 +126,16 @@ class FlowsView:
         self._widths: dict[str, int] = {}
         self._replaced = -1
         self._measured = 0  # rows of model.df measured so far (appends only add rows)
+        self._sev_wide = True
 
-    def columns(self) -> list[Column]:
+    @property
+    def generation(self) -> tuple[int, int]:
+        """Changes whenever the column widths may change (the table caches its layout)."""
+        return self.model.replaced, len(self.model.df)
+
+    def columns(self, width: int | None = None) -> list[Column]:
+        """Widths from the data, fitted to ``width``: the columns up to Findings show whole
+        (severity shrinks to a letter, Findings to an ellipsis) before any is cut."""
         m = self.model
         if self._replaced != m.replaced:
             self._replaced, self._measured, self._widths = m.replaced, 0, {}
@@ -107,8 +144,16 @@ class FlowsView:
             self._widths = {k: max(v, self._widths.get(k, 0)) for k, v in new.items()}
             self._widths["flow"] = max(4, len(str(len(m.df))))
             self._measured = len(m.df)
+        # a column is at least as wide as its title (severity has "!" for narrow)
+        widths = {
+            k: max(min(self._widths[k], _MAX_WIDTH.get(k, 99)), 1 if k == "sev" else len(t))
+            for k, t, _ in FLOW_COLUMNS
+        }
+        if width is not None:
+            _fit_primary(widths, width)
+        self._sev_wide = widths["sev"] >= _MIN_WIDTH["sev"] + 1
         return [
-            Column(k, t, min(self._widths[k], _MAX_WIDTH.get(k, 99)), right)
+            Column(k, t if len(t) <= widths[k] else "!" if k == "sev" else t, widths[k], right)
             for k, t, right in FLOW_COLUMNS
         ]
 
@@ -123,7 +168,8 @@ class FlowsView:
         pos = m.position(row)
         a = m.array
         sev = int(m.severity()[pos])
-        mark, mstyle = SEVERITY_MARK.get(sev, (" ", None))
+        word, letter, mstyle = SEVERITY_MARK.get(sev, ("", "", None))
+        mark = word if self._sev_wide else letter
         flow = a("flow")[pos]
         status = a("status")[pos] or ""
         pp = "/".join(str(x) for x in (a("pp_command")[pos], a("pp_family")[pos]) if x)
@@ -166,7 +212,7 @@ class GroupsView:
         self.by = by
         self.frame = model.groups(by)
 
-    def columns(self) -> list[Column]:
+    def columns(self, width: int | None = None) -> list[Column]:
         f = self.frame
         key_title = "Egress IP" if self.by == "egress" else "Client IP"
         other = "Clients" if self.by == "egress" else "Egress IPs"

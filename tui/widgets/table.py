@@ -8,8 +8,9 @@ draw, so its cost is the height of the terminal, whatever the row count.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Protocol
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from typing import Any, Protocol
 
 from rich.segment import Segment
 from rich.style import Style
@@ -33,7 +34,9 @@ class Column:
 class TableSource(Protocol):
     """What the table needs from its data."""
 
-    def columns(self) -> list[Column]: ...
+    def columns(self, width: int | None = None) -> list[Column]:
+        """The columns, fitted to ``width`` cells when the source can."""
+        ...
     def row_count(self) -> int: ...
     def cells(self, row: int) -> list[tuple[str, Style | None]]: ...
     def row_style(self, row: int) -> Style | None: ...
@@ -41,7 +44,7 @@ class TableSource(Protocol):
 
 
 class EmptySource:
-    def columns(self) -> list[Column]:
+    def columns(self, width: int | None = None) -> list[Column]:
         return []
 
     def row_count(self) -> int:
@@ -125,8 +128,32 @@ class VirtualTable(ScrollView, can_focus=True):
         super().__init__(**kwargs)
         self.source: TableSource = source or EmptySource()
         self._row_count = 0
+        self._layout: tuple[Any, list[Column]] | None = None
+        #: called with the row on Enter or a double click, instead of posting Selected
+        self.opener: Callable[[int], None] | None = None
 
     # ------------------------------------------------------------ data
+    def columns(self) -> list[Column]:
+        """The source's columns fitted to the width on screen (cached per data and width)."""
+        width = self.scrollable_content_region.width
+        sort = self.source.sort_state()
+        key = (
+            id(self.source),
+            width,
+            self._row_count,
+            getattr(self.source, "generation", None),
+            sort,
+        )
+        if self._layout is None or self._layout[0] != key:
+            cols = self.source.columns(width or None)
+            # the sorted column's title keeps its ▲/▼ whole
+            cols = [
+                replace(c, width=max(c.width, len(c.title) + 1)) if c.key == sort[0] else c
+                for c in cols
+            ]
+            self._layout = (key, cols)
+        return self._layout[1]
+
     def set_source(self, source: TableSource, *, cursor: int | None = None) -> None:
         self.source = source
         self.reload(cursor=cursor)
@@ -134,7 +161,8 @@ class VirtualTable(ScrollView, can_focus=True):
     def reload(self, *, cursor: int | None = None) -> None:
         """The source's rows changed; keep the cursor (or move it to ``cursor``)."""
         self._row_count = self.source.row_count()
-        width = sum(c.width + 1 for c in self.source.columns())
+        self._layout = None
+        width = sum(c.width + 1 for c in self.columns())
         self.virtual_size = Size(width, self._row_count + 1)
         target = self.cursor if cursor is None else cursor
         target = max(0, min(target, self._row_count - 1)) if self._row_count else 0
@@ -186,16 +214,42 @@ class VirtualTable(ScrollView, can_focus=True):
         self.move_to(self._row_count - 1 if where < 0 else where)
 
     def action_scroll_cols(self, delta: int) -> None:
-        self.scroll_to(x=max(0, self.scroll_x + delta), animate=False)
+        """Scroll by whole columns: the first column shown starts at the left edge."""
+        starts = self._starts()[:-1]
+        x = int(self.scroll_x)
+        if delta > 0:
+            nxt = [s for s in starts if s > x]
+            last = max(0, int(self.virtual_size.width) - self.scrollable_content_region.width)
+            target = min(nxt[0], last) if nxt else x
+        else:
+            prev = [s for s in starts if s < x]
+            target = prev[-1] if prev else 0
+        self.scroll_to(x=target, animate=False)
+
+    def _starts(self) -> list[int]:
+        """Where each column starts, and where the last one ends (+1)."""
+        out, pos = [], 0
+        for c in self.columns():
+            out.append(pos)
+            pos += c.width + 1
+        return [*out, pos]
 
     def action_select(self) -> None:
         if self._row_count:
-            self.post_message(self.Selected(self, self.cursor))
+            self._select(self.cursor)
+
+    def _select(self, row: int) -> None:
+        """Open ``row``: by the ``opener`` callback when one is set (it runs now, before the
+        next key), else by a Selected message."""
+        if self.opener is not None:
+            self.opener(row)
+        else:
+            self.post_message(self.Selected(self, row))
 
     # ------------------------------------------------------------ mouse
     def _column_at(self, x: int) -> str | None:
         pos = 0
-        for c in self.source.columns():
+        for c in self.columns():
             if pos <= x < pos + c.width + 1:
                 return c.key
             pos += c.width + 1
@@ -213,13 +267,13 @@ class VirtualTable(ScrollView, can_focus=True):
         row = int(self.scroll_y) + offset.y - 1
         if 0 <= row < self._row_count:
             if row == self.cursor and event.chain >= 2:
-                self.post_message(self.Selected(self, row))
+                self._select(row)
             self.cursor = row
 
     # ------------------------------------------------------------ drawing
     def _line(self, cells: list[tuple[str, Style | None]], base: Style | None) -> list[Segment]:
         segs: list[Segment] = []
-        for (text, style), col in zip(cells, self.source.columns(), strict=False):
+        for (text, style), col in zip(cells, self.columns(), strict=False):
             st = base + style if (base and style) else (style or base)
             segs.append(Segment(_fit(text, col.width, col.right), st))
             segs.append(Segment(" ", base))
@@ -228,7 +282,7 @@ class VirtualTable(ScrollView, can_focus=True):
     def _header(self) -> list[Segment]:
         key, desc = self.source.sort_state()
         segs: list[Segment] = []
-        for c in self.source.columns():
+        for c in self.columns():
             title = c.title
             if key == c.key:
                 title = f"{title}{'▼' if desc else '▲'}"
@@ -252,8 +306,18 @@ class VirtualTable(ScrollView, can_focus=True):
                 base = (base + cur) if base else cur
                 cells = [(t, None) for t, _ in cells]
             segs = self._line(cells, base)
-        strip = Strip(segs).crop(x0, x0 + width)
+        strip = Strip(segs).crop(x0, self._visible_end(x0, width))
         return strip.extend_cell_length(width, self.rich_style).apply_style(self.rich_style)
+
+    def _visible_end(self, x0: int, width: int) -> int:
+        """Right edge of the last column shown whole: a column that does not fit is left
+        out rather than cut to its first letters (← → bring it in)."""
+        ends = [e for e in self._starts()[1:] if x0 < e <= x0 + width + 1]
+        return min(x0 + width, ends[-1]) if ends else x0 + width
+
+    def on_resize(self) -> None:
+        self._layout = None
+        self.reload()
 
     def on_focus(self) -> None:
         self.refresh()
