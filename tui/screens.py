@@ -40,6 +40,7 @@ HELP = (
   method==ppv2          egress_ip=198.51.100.1      client_ip in 203.0.113.0/24
   finding:origin-rejected    finding:toa (every TOA finding)    status!=ok
   origin_port>=8000     has:client_ip    client_ip==none    tlvs~unique_id
+  is:problem (a warning or error finding)
   a or b,  not a,  ( ),  any other word: text anywhere in the row
   Fields: """
     + ", ".join(filters.FIELDS)
