@@ -12,13 +12,12 @@ construction is checked on top.
 
 from __future__ import annotations
 
-import importlib.util
 import random
-import sys
 from pathlib import Path
 
 import pandas as pd
 import pytest
+from gen import flow_pcaps as gen
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -29,17 +28,6 @@ from pcapip.report.analysis import Analysis
 HERE = Path(__file__).resolve().parent
 
 
-def _load_gen():
-    if "flow_pcaps" in sys.modules:
-        return sys.modules["flow_pcaps"]
-    spec = importlib.util.spec_from_file_location("flow_pcaps", HERE / "gen" / "flow_pcaps.py")
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules["flow_pcaps"] = mod
-    spec.loader.exec_module(mod)
-    return mod
-
-
-gen = _load_gen()
 ORIG = (gen.ORIGIN, 8080)
 GET = gen.HTTP_GET
 OK = gen.HTTP_OK

@@ -7,12 +7,11 @@ fast path and the per-packet reference path must agree with that.
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from pathlib import Path
 
 import pandas as pd
 import pytest
+from gen import flow_pcaps as gen
 
 from pcapip.flows.findings import CATALOGUE
 from pcapip.report.analysis import analyze
@@ -21,15 +20,6 @@ HERE = Path(__file__).resolve().parent
 PCAPS = HERE / "pcaps"
 
 
-def _load_gen():
-    spec = importlib.util.spec_from_file_location("flow_pcaps", HERE / "gen" / "flow_pcaps.py")
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules["flow_pcaps"] = mod
-    spec.loader.exec_module(mod)
-    return mod
-
-
-gen = _load_gen()
 NAMES = sorted(gen.SCENARIOS)
 
 

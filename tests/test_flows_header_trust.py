@@ -15,7 +15,6 @@ Every capture runs through the reference path and both fast backends.
 from __future__ import annotations
 
 import csv
-import importlib.util
 import io
 import ipaddress
 import json
@@ -29,6 +28,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from gen import flow_pcaps as gen
 from tools import require_tool
 
 from pcapip.dissect import ParseState, parse_proxy
@@ -39,17 +39,6 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 
 
-def _load_gen():
-    if "flow_pcaps" in sys.modules:
-        return sys.modules["flow_pcaps"]
-    spec = importlib.util.spec_from_file_location("flow_pcaps", HERE / "gen" / "flow_pcaps.py")
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules["flow_pcaps"] = mod
-    spec.loader.exec_module(mod)
-    return mod
-
-
-gen = _load_gen()
 ORIG = (gen.ORIGIN, 8080)
 GET = gen.HTTP_GET
 OK = gen.HTTP_OK

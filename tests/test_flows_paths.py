@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import importlib.util
 import random
-import sys
 from pathlib import Path
 
 import pandas as pd
 import pytest
+from gen import flow_pcaps as gen
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -30,17 +30,6 @@ PCAPS = HERE / "pcaps"
 PUBLIC = PCAPS / "public"  # captures vendored from other projects (tests/pcaps/README.md)
 
 
-def _load_gen():
-    if "flow_pcaps" in sys.modules:
-        return sys.modules["flow_pcaps"]
-    spec = importlib.util.spec_from_file_location("flow_pcaps", HERE / "gen" / "flow_pcaps.py")
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules["flow_pcaps"] = mod
-    spec.loader.exec_module(mod)
-    return mod
-
-
-gen = _load_gen()
 
 
 def _both(path: Path, batch_size: int, backend: str = "compiled") -> tuple[Analysis, Analysis]:

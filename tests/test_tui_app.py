@@ -69,7 +69,7 @@ def test_rows_and_colours_follow_the_analysis() -> None:
             assert len(lines) == 1 + len(want)
             for line, r in zip(lines[1:], want.itertuples(), strict=True):
                 cells = line.split()
-                if cells[0] in ("E", "W", "i"):  # the finding marker (blank without findings)
+                if cells[0] in ("E", "W", "i", "error", "warning", "info"):  # severity (blank: none)
                     cells = cells[1:]
                 assert int(cells[0]) == r.flow and r.egress_ip in cells[1]
                 assert r.method in cells and r.status in cells
