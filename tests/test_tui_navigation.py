@@ -322,27 +322,21 @@ def test_capture_warnings_reach_the_status_summary_and_a_notification() -> None:
     run(go())
 
 
-def test_engine_warnings_are_read_from_the_analysis(monkeypatch) -> None:
-    """Where the engine lists warnings (``Analysis.warnings``), the TUI shows them, each
-    once, before the reader's own."""
-    from pcapip.report.analysis import Analysis
+def test_engine_warnings_reach_the_tui(tmp_path) -> None:
+    """A warning the engine raises (packets of a tunnel it does not open yet) shows in the
+    TUI exactly as analyze says it, once."""
+    from gen import oddity_pcaps
 
-    class Warn:
-        def __init__(self, text: str) -> None:
-            self.text = text
-
-        def __str__(self) -> str:
-            return self.text
-
-    fake = [Warn("x.pcap, packet 7, byte offset 999: test warning"), Warn("second")]
-    monkeypatch.setattr(Analysis, "warnings", fake, raising=False)
+    path = oddity_pcaps.tcp_and_gre(tmp_path / "mixed.pcap")
+    want = [str(w) for w in pcapip.analyze(str(path)).warnings]
+    assert len(want) == 1 and "GRE" in want[0]
 
     async def go() -> None:
-        app = PcapipApp(str(PCAPS / "haproxy-v1.pcap"))
+        app = PcapipApp(str(path))
         async with app.run_test(size=(120, 35)) as pilot:
             await wait_loaded(pilot)
-            assert app.warnings == [str(w) for w in fake]
-            assert "2 capture warnings" in static_text(app.query_one("#status"))
+            assert app.warnings == want
+            assert "1 capture warning" in static_text(app.query_one("#status"))
 
     run(go())
 

@@ -732,7 +732,7 @@ def test_plugin_text_follows_registry():
 def test_rfc6994_options_stay_wireshark_s(tshark, clean_home, tmp_path, name):
     """A 253/254 option of no TOA length is an RFC 6994 experiment: the plugin hands it back,
     so Wireshark's own fields (experiment id, AccECN counters) come out as without it."""
-    cap = PCAPS / "public" / name if name.startswith("tcpdump-") else PCAPS / name
+    cap = PCAPS / "public" / name
     lua = tmp_path / "pcapip_toa.lua"
     lua.write_text(render_plugin(DEFAULT_REGISTRY), encoding="utf-8")
     fields = ["-T", "fields", "-E", "occurrence=a"]
