@@ -24,6 +24,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import IO, Any, Protocol
 
+from pcapip.flows.columns import METHODS
 from pcapip.flows.findings import CATALOGUE, ORDER, Level
 from pcapip.flows.rows import FlowRow
 from pcapip.flows.table import COLUMNS, missing_client
@@ -150,7 +151,7 @@ class LiveView:
         methods = Table(title="Flows per method", title_justify="left", box=None, pad_edge=False)
         methods.add_column("method")
         methods.add_column("flows", justify="right")
-        for m in ("toa", "ppv1", "ppv2", "none", "unknown"):
+        for m in METHODS:
             if self.methods.get(m):
                 methods.add_row(m, f"{self.methods[m]:,}")
         newest = Table(title="Newest mappings", title_justify="left", box=None, pad_edge=False)
