@@ -33,11 +33,11 @@ TOA_FIELDS: tuple[FieldReg, ...] = (
     FieldReg("toa.addr", "Client address", "ipv4"),
     FieldReg("toa.addr6", "Client address", "ipv6"),
     FieldReg("toa.port", "Client port", "uint16", "dec"),
-    FieldReg("toa.vpc_id", "VPC id", "uint32", "dec_hex"),  # 24 bits in alibaba-vpc-ipv6
-    FieldReg("toa.vip6", "VIP address", "ipv6"),
-    FieldReg("toa.pad", "Padding", "bytes"),
-    FieldReg("toa.vip_port", "VIP port", "uint16", "dec"),
     FieldReg("toa.vip", "VIP address", "ipv4"),
+    FieldReg("toa.vip6", "VIP address", "ipv6"),
+    FieldReg("toa.vip_port", "VIP port", "uint16", "dec"),
+    FieldReg("toa.vpc_id", "VPC id", "uint32", "dec_hex"),  # 24 bits in alibaba-vpc-ipv6
+    FieldReg("toa.pad", "Padding", "bytes"),
     FieldReg("toa.data", "Data", "bytes"),  # a body no variant's layout reads
 )
 
