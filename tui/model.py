@@ -17,13 +17,14 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from pcapip.flows.table import COLUMNS
+from pcapip.flows.columns import COLUMNS, of_kind
 from pcapip.report import filters
 
 #: The ``analyze`` schema, in its column order.
 SCHEMA: tuple[str, ...] = COLUMNS
-_INT_NULLABLE = ("flow", "egress_port", "origin_port", "client_port", "proxy_port")
-_INT = ("packets", "bytes", "start", "end")
+# a provisional row has no flow number yet: it is missing like a port
+_INT_NULLABLE = ("flow", *of_kind("port"))
+_INT = tuple(c for c in of_kind("int", "time") if c not in _INT_NULLABLE)
 _TEXT = tuple(c for c in SCHEMA if c not in _INT_NULLABLE and c not in _INT)
 #: hidden columns: ``_frame`` first packet number (known for provisional rows), ``_order``
 #: the natural order (flow number when final, first packet while loading)

@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 from rich.style import Style
 
+from pcapip.flows.columns import BY_NAME
 from tui.model import FlowModel, clock, hostport
 from tui.widgets.table import Column
 
@@ -28,24 +29,30 @@ SEVERITY_MARK = {
     0: ("info", "i", Style(color="cyan")),
 }
 
-#: (key, title, right-aligned) of the flows table, most useful first: at 80 columns the
-#: egress, client, method, status and findings fit; the rest scrolls in from the right.
+#: The flows table's columns, most useful first: (key, the declared output column whose
+#: title heads it). An address column shows address:port, pp_command shows command/family.
+#: At 80 columns the egress, client, method, status and findings fit; the rest scrolls in.
+_SHOWN = (
+    ("flow", "flow"),
+    ("egress", "egress_ip"),
+    ("client", "client_ip"),
+    ("method", "method"),
+    ("status", "status"),
+    ("findings", "findings"),
+    ("origin", "origin_ip"),
+    ("start", "start"),
+    ("packets", "packets"),
+    ("bytes", "bytes"),
+    ("proxy", "proxy_ip"),
+    ("pp", "pp_command"),
+    ("tlvs", "tlvs"),
+    ("transport", "transport"),
+)
+#: (key, title, right-aligned) of the flows table: the severity mark, then the columns
+#: above under their declared titles, numbers right-aligned
 FLOW_COLUMNS: tuple[tuple[str, str, bool], ...] = (
     ("sev", "Severity", False),
-    ("flow", "No.", True),
-    ("egress", "Egress", False),
-    ("client", "Client", False),
-    ("method", "Method", False),
-    ("status", "Status", False),
-    ("findings", "Findings", False),
-    ("origin", "Origin", False),
-    ("start", "Start (UTC)", False),
-    ("packets", "Pkts", True),
-    ("bytes", "Bytes", True),
-    ("proxy", "Proxy (dst)", False),
-    ("pp", "PP cmd/family", False),
-    ("tlvs", "TLVs", False),
-    ("transport", "L4", False),
+    *((key, BY_NAME[col].title, BY_NAME[col].kind == "int") for key, col in _SHOWN),
 )
 #: the columns up to here are the ones a narrow terminal must show whole
 PRIMARY_LAST = "findings"

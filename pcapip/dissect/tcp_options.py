@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pcapip.dissect.addr import ip_value, ipv4_text, ipv6_text, is_v4_mapped
 from pcapip.dissect.codes import expert
 from pcapip.dissect.fields import Expert, Field, Severity
+from pcapip.dissect.hf import HF
 from pcapip.dissect.toa_registry import (
     DEFAULT_REGISTRY,
     EXPERIMENTAL_KINDS,
@@ -138,18 +139,27 @@ def _exid_of(body: bytes) -> tuple[int | None, str | None]:
     return None, None
 
 
+def _hf(name: str, value: int | str | bytes, offset: int, length: int | None = None,
+        shown: str = "", *, generated: bool = False) -> Field:
+    """A field labelled from its registration (``pcapip.dissect.hf``): ``Label: value``
+    (bytes as hex, spanning their own length unless told)."""
+    text = shown or (value.hex() if isinstance(value, bytes) else str(value))
+    size = len(value) if length is None and isinstance(value, bytes) else length or 0
+    return Field(name, f"{HF[name].label}: {text}", offset, size, value, generated=generated)
+
+
 class _Body:
     """Decodes one variant's body into ToaOption fields and tree children."""
 
     def __init__(self, opt: ToaOption, node: Field, body: bytes, at: int) -> None:
         self.opt, self.node, self.body, self.at = opt, node, body, at  # at: abs offset of body
 
-    def port(self, rel: int, name: str, what: str) -> int:
+    def port(self, rel: int, name: str, what: str = "") -> int:
         v = struct.unpack_from("!H", self.body, rel)[0]
-        self.node.add(Field(name, f"{what}: {v}", self.at + rel, 2, v))
+        self.node.add(Field(name, f"{what or HF[name].label}: {v}", self.at + rel, 2, v))
         return v
 
-    def addr(self, rel: int, size: int, name: str, what: str) -> str:
+    def addr(self, rel: int, size: int, name: str, what: str = "") -> str:
         # IPv6 forms get their own field (toa.addr6, toa.vip6), as in Wireshark (ip.addr vs
         # ipv6.addr), so a display filter compares like with like.
         if size == 16:
@@ -157,15 +167,16 @@ class _Body:
         raw = self.body[rel : rel + size]
         text = _ip_text(raw)
         shown = text if not is_v4_mapped(raw) else f"{text} (IPv4-mapped: {ipv4_text(raw[12:])})"
+        what = what or HF[name].label
         self.node.add(Field(name, f"{what}: {shown}", self.at + rel, size, ip_value(raw)))
         return text
 
-    def raw(self, rel: int, size: int, name: str, what: str) -> None:
-        chunk = self.body[rel : rel + size]
-        self.node.add(Field(name, f"{what}: {chunk.hex()}", self.at + rel, size, chunk))
+    def raw(self, rel: int, size: int, name: str) -> None:
+        self.node.add(_hf(name, self.body[rel : rel + size], self.at + rel, size))
 
-    def num(self, rel: int, size: int, name: str, what: str) -> int:
+    def num(self, rel: int, size: int, name: str, what: str = "") -> int:
         v = int.from_bytes(self.body[rel : rel + size], "big")
+        what = what or HF[name].label
         self.node.add(Field(name, f"{what}: {v} (0x{v:0{size * 2}x})", self.at + rel, size, v))
         return v
 
@@ -177,34 +188,34 @@ def decode_body(opt: ToaOption, node: Field, body: bytes, at: int) -> None:
     b = _Body(opt, node, body, at)
     lay = v.layout
     if lay in (L_PORT_V4, L_PORT_V6):
-        opt.client_port = b.port(0, "toa.port", "Client port")
-        opt.client_ip = b.addr(2, 4 if lay == L_PORT_V4 else 16, "toa.addr", "Client address")
+        opt.client_port = b.port(0, "toa.port")
+        opt.client_ip = b.addr(2, 4 if lay == L_PORT_V4 else 16, "toa.addr")
     elif lay == L_V4_DST:
-        opt.client_port = b.port(0, "toa.port", "Client port")
-        opt.client_ip = b.addr(2, 4, "toa.addr", "Client address")
-        b.raw(6, 2, "toa.pad", "Padding")
+        opt.client_port = b.port(0, "toa.port")
+        opt.client_ip = b.addr(2, 4, "toa.addr")
+        b.raw(6, 2, "toa.pad")
         opt.vip_port = b.port(8, "toa.vip_port", "Destination (VIP) port")
         opt.vip_ip = b.addr(10, 4, "toa.vip", "Destination (VIP) address")
     elif lay == L_VIP_V4:
-        opt.vip_port = b.port(0, "toa.vip_port", "VIP port")
-        opt.vip_ip = b.addr(2, 4, "toa.vip", "VIP address")
+        opt.vip_port = b.port(0, "toa.vip_port")
+        opt.vip_ip = b.addr(2, 4, "toa.vip")
     elif lay == L_VPC_V4:
-        opt.client_port = b.port(0, "toa.port", "Client port")
-        opt.client_ip = b.addr(2, 4, "toa.addr", "Client address")
-        opt.vpc_id = b.num(6, 4, "toa.vpc_id", "VPC id")
-        opt.vip_ip = b.addr(10, 4, "toa.vip", "VIP address")
-        opt.vip_port = b.port(14, "toa.vip_port", "VIP port")
-        b.raw(16, 2, "toa.pad", "Padding")
+        opt.client_port = b.port(0, "toa.port")
+        opt.client_ip = b.addr(2, 4, "toa.addr")
+        opt.vpc_id = b.num(6, 4, "toa.vpc_id")
+        opt.vip_ip = b.addr(10, 4, "toa.vip")
+        opt.vip_port = b.port(14, "toa.vip_port")
+        b.raw(16, 2, "toa.pad")
     elif lay == L_VPC_V6:
-        opt.client_port = b.port(0, "toa.port", "Client port")
-        opt.client_ip = b.addr(2, 16, "toa.addr", "Client address")
+        opt.client_port = b.port(0, "toa.port")
+        opt.client_ip = b.addr(2, 16, "toa.addr")
         opt.vpc_id = b.num(18, 3, "toa.vpc_id", "VPC id (24 bits)")
-        opt.vip_ip = b.addr(21, 16, "toa.vip", "VIP address")
-        b.raw(37, 1, "toa.pad", "Padding")
+        opt.vip_ip = b.addr(21, 16, "toa.vip")
+        b.raw(37, 1, "toa.pad")
     elif lay in (L_VER_V4, L_VER_V6):
         ver = body[0]
-        node.add(Field("toa.version", f"Address version: {ver}", at, 1, ver))
-        opt.client_ip = b.addr(1, 4 if lay == L_VER_V4 else 16, "toa.addr", "Client address")
+        node.add(_hf("toa.version", ver, at, 1))
+        opt.client_ip = b.addr(1, 4 if lay == L_VER_V4 else 16, "toa.addr")
         if (ver == 1) != (lay == L_VER_V4):
             opt.experts.append(
                 expert(
@@ -214,7 +225,7 @@ def decode_body(opt: ToaOption, node: Field, body: bytes, at: int) -> None:
                 )
             )
     else:  # pragma: no cover - every registry layout is handled above
-        b.raw(0, len(body), "toa.data", "Data")
+        b.raw(0, len(body), "toa.data")
 
 
 def _toa_label(opt: ToaOption) -> str:
@@ -335,8 +346,8 @@ def _classify(
     node = Field("toa", "", base + i, length)
     node.experts = opt.experts  # one list: the tree shows exactly the option's experts
     opt.tree = node
-    node.add(Field("toa.kind", f"Kind: {kind}", base + i, 1, kind))
-    node.add(Field("toa.len", f"Length: {length}", base + i + 1, 1, length))
+    node.add(_hf("toa.kind", kind, base + i, 1))
+    node.add(_hf("toa.len", length, base + i + 1, 1))
     if variant is None:
         known = registry.lengths(kind)
         if kind in EXPERIMENTAL_KINDS:
@@ -353,12 +364,12 @@ def _classify(
                        f"(known lengths: {', '.join(map(str, known))})")
             )
         if body:
-            node.add(Field("toa.data", f"Data: {body.hex()}", base + i + 2, len(body), body))
+            node.add(_hf("toa.data", body, base + i + 2))
         node.label = _toa_label(opt)
         return opt
     node.add(
-        Field("toa.variant", f"Variant: {variant.name} ({variant.vendors})", base + i, length,
-              variant.name, generated=True)
+        _hf("toa.variant", variant.name, base + i, length, f"{variant.name} ({variant.vendors})",
+            generated=True)
     )
     decode_body(opt, node, body, base + i + 2)
     if exid is not None:

@@ -19,6 +19,7 @@ import numpy as np
 
 from pcapip.errors import CaptureWarning
 from pcapip.flows.columnar import RowBlock
+from pcapip.flows.columns import COLUMNS, METHODS, STATUSES, of_kind
 from pcapip.flows.findings import CATALOGUE, ORDER, Finding, Level
 from pcapip.flows.oddities import ToaKindSeen, announcers, toa_kinds_seen
 from pcapip.flows.packed import (
@@ -37,36 +38,13 @@ from pcapip.flows.rows import FlowRow
 if TYPE_CHECKING:
     from pcapip.flows.tracker import FlowTracker
 
-COLUMNS: tuple[str, ...] = (
-    "flow",
-    "transport",
-    "start",
-    "end",
-    "egress_ip",
-    "egress_port",
-    "origin_ip",
-    "origin_port",
-    "method",
-    "client_ip",
-    "client_port",
-    "proxy_ip",
-    "proxy_port",
-    "pp_command",
-    "pp_family",
-    "tlvs",
-    "packets",
-    "bytes",
-    "status",
-    "findings",
-)
-
-METHODS = ("toa", "ppv1", "ppv2", "none", "unknown")
-STATUSES = ("ok", "malformed", "incomplete", "absent", "mid-stream")
+# COLUMNS, METHODS and STATUSES (the output columns, their vocabularies) are declared in
+# pcapip.flows.columns and stay importable from here
 
 # output column -> packed row field, where the names differ
 _ROW_NAME = {"start": "start_ns", "end": "end_ns"}
-_IPS = frozenset({"egress_ip", "origin_ip", "client_ip", "proxy_ip"})
-_TEXTS = frozenset({"transport", "method", "pp_command", "pp_family", "tlvs", "status"})
+_IPS = frozenset(of_kind("ip"))
+_TEXTS = frozenset(of_kind("category", "text"))
 # the findings column is a bit mask of codes per flow
 assert len(ORDER) < 63
 

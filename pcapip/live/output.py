@@ -24,6 +24,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import IO, Any, Protocol
 
+from pcapip.flows.columns import METHODS
 from pcapip.flows.findings import CATALOGUE, ORDER, Level
 from pcapip.flows.rows import FlowRow
 from pcapip.flows.table import COLUMNS, missing_client
@@ -83,28 +84,9 @@ class CrossFlow:
 def record(number: int, r: FlowRow, codes: Sequence[str]) -> dict[str, Any]:
     """A rolling line as a dict in analyze's COLUMNS order, with its values as analyze's
     JSON has them (None for missing, "" for no TLVs or no findings)."""
-    return {
-        "flow": number,
-        "transport": r.transport,
-        "start": iso_ns(r.start_ns),
-        "end": iso_ns(r.end_ns),
-        "egress_ip": r.egress_ip,
-        "egress_port": r.egress_port,
-        "origin_ip": r.origin_ip,
-        "origin_port": r.origin_port,
-        "method": r.method,
-        "client_ip": r.client_ip,
-        "client_port": r.client_port,
-        "proxy_ip": r.proxy_ip,
-        "proxy_port": r.proxy_port,
-        "pp_command": r.pp_command,
-        "pp_family": r.pp_family,
-        "tlvs": r.tlvs,
-        "packets": r.packets,
-        "bytes": r.bytes,
-        "status": r.status,
-        "findings": _join(codes),
-    }
+    own = {"flow": number, "start": iso_ns(r.start_ns), "end": iso_ns(r.end_ns),
+           "findings": _join(codes)}
+    return {c: own[c] if c in own else getattr(r, c) for c in COLUMNS}
 
 
 class LiveView:
@@ -150,7 +132,7 @@ class LiveView:
         methods = Table(title="Flows per method", title_justify="left", box=None, pad_edge=False)
         methods.add_column("method")
         methods.add_column("flows", justify="right")
-        for m in ("toa", "ppv1", "ppv2", "none", "unknown"):
+        for m in METHODS:
             if self.methods.get(m):
                 methods.add_row(m, f"{self.methods[m]:,}")
         newest = Table(title="Newest mappings", title_justify="left", box=None, pad_edge=False)

@@ -17,9 +17,10 @@ import numpy as np
 import pandas as pd
 
 from pcapip.errors import CaptureError, CaptureWarning, UsageError
+from pcapip.flows.columns import SCHEMA, Column
 from pcapip.flows.findings import CATALOGUE, ORDER, Level
 from pcapip.flows.oddities import ToaKindSeen
-from pcapip.flows.table import COLUMNS, METHODS, STATUSES, FlowTable
+from pcapip.flows.table import FlowTable
 
 BY_CHOICES = ("flow", "egress", "client", "origin")
 
@@ -41,6 +42,19 @@ GROUP_COLUMNS: dict[str, tuple[str, ...]] = {
     ),
 }
 _PORT = "UInt16"
+
+
+def _series(col: Column, values: list[Any]) -> Any:
+    """One column of ``Analysis.flows`` in the pandas form its declared kind has."""
+    if col.kind == "int":
+        return np.asarray(values, dtype=np.int64)
+    if col.kind == "port":
+        return _ports(values)
+    if col.kind == "time":
+        return _times(values)
+    if col.kind == "text" or col.distinct:
+        return pd.array(values, dtype="string")
+    return _cat(values, col.vocabulary)
 
 
 def _cat(values: list[Any], categories: Sequence[str] | None = None) -> pd.Categorical:
@@ -144,32 +158,9 @@ class Analysis:
     # ------------------------------------------------------------------ frames
     @cached_property
     def flows(self) -> pd.DataFrame:
+        """One row per flow: the declared columns (``pcapip.flows.columns``), typed by kind."""
         c = _OneAtATime(self.table)
-        df = pd.DataFrame(
-            {
-                "flow": np.asarray(c["flow"], dtype=np.int64),
-                "transport": _cat(c["transport"], ("tcp", "udp")),
-                "start": _times(c["start"]),
-                "end": _times(c["end"]),
-                "egress_ip": _cat(c["egress_ip"]),
-                "egress_port": _ports(c["egress_port"]),
-                "origin_ip": _cat(c["origin_ip"]),
-                "origin_port": _ports(c["origin_port"]),
-                "method": _cat(c["method"], METHODS),
-                "client_ip": pd.array(c["client_ip"], dtype="string"),
-                "client_port": _ports(c["client_port"]),
-                "proxy_ip": _cat(c["proxy_ip"]),
-                "proxy_port": _ports(c["proxy_port"]),
-                "pp_command": _cat(c["pp_command"]),
-                "pp_family": _cat(c["pp_family"]),
-                "tlvs": pd.array(c["tlvs"], dtype="string"),
-                "packets": np.asarray(c["packets"], dtype=np.int64),
-                "bytes": np.asarray(c["bytes"], dtype=np.int64),
-                "status": _cat(c["status"], STATUSES),
-                "findings": _cat(c["findings"]),
-            }
-        )
-        return df[list(COLUMNS)]
+        return pd.DataFrame({col.name: _series(col, c[col.name]) for col in SCHEMA})
 
     @cached_property
     def egress(self) -> pd.DataFrame:

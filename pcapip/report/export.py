@@ -23,13 +23,14 @@ from collections.abc import Iterable, Iterator
 from typing import IO, Any
 
 from pcapip.errors import PcapipError
+from pcapip.flows.columns import COLUMNS, of_kind
 from pcapip.flows.packed import NULL
-from pcapip.flows.table import COLUMNS, FlowTable
+from pcapip.flows.table import FlowTable
 from pcapip.report.formats import FORMATS
 
 __all__ = ["FORMATS", "stdout_console", "write_analysis", "write_csv", "write_jsonl", "write_tsv"]
 
-_TIME_COLUMNS = ("start", "end")
+_TIME_COLUMNS = of_kind("time")
 
 
 class _Stamp:

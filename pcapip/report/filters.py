@@ -34,14 +34,18 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from pcapip.flows.columns import BY_NAME, SCHEMA, of_kind
 from pcapip.flows.findings import CATALOGUE, Level
-from pcapip.flows.table import COLUMNS
 
-IP_FIELDS = ("egress_ip", "origin_ip", "client_ip", "proxy_ip")
-PORT_FIELDS = ("egress_port", "origin_port", "client_port", "proxy_port")
-INT_FIELDS = ("flow", *PORT_FIELDS, "packets", "bytes")
-TEXT_FIELDS = ("transport", "method", "status", "pp_command", "pp_family", "tlvs")
-FINDINGS_FIELD = "findings"
+# The field classes come from the columns' declared kinds (times are not filter fields).
+IP_FIELDS = of_kind("ip")
+PORT_FIELDS = of_kind("port")
+INT_FIELDS = of_kind("int", "port")
+# closed vocabularies first, as the help lists them
+TEXT_FIELDS = tuple(
+    sorted(of_kind("category", "text"), key=lambda c: BY_NAME[c].vocabulary is None)
+)
+(FINDINGS_FIELD,) = of_kind("codes")
 FIELDS = (*IP_FIELDS, *INT_FIELDS, *TEXT_FIELDS, FINDINGS_FIELD)
 
 #: Short names people type; "ip" and "port" mean "any IP / any port column".
@@ -69,9 +73,7 @@ PROBLEMS = "is:problem"
 MISSING_WORDS = frozenset({"none", "null", "-", "missing"})
 
 #: Columns whose text the free-text search looks at (the table's columns).
-TEXT_SEARCH_COLUMNS = tuple(
-    c for c in COLUMNS if c not in ("flow", "start", "end", "packets", "bytes")
-)
+TEXT_SEARCH_COLUMNS = tuple(c.name for c in SCHEMA if c.kind not in ("int", "time"))
 
 
 class FilterError(ValueError):

@@ -27,6 +27,14 @@ _STATUS_STYLE = {
     "absent": "dim",
     "mid-stream": "dim",
 }
+#: each method (``pcapip.flows.columns.METHODS``, in its order) as the summary says it
+_METHOD_LABEL = {
+    "toa": "TOA option",
+    "ppv1": "PROXY v1",
+    "ppv2": "PROXY v2",
+    "none": "nothing (connection start seen)",
+    "unknown": "unknown (start not captured)",
+}
 
 
 def summary(a: Analysis, *, explain: bool = False) -> Group:
@@ -53,14 +61,7 @@ def summary(a: Analysis, *, explain: bool = False) -> Group:
     )
     methods.add_column("method")
     methods.add_column("flows", justify="right")
-    labels = {
-        "toa": "TOA option",
-        "ppv1": "PROXY v1",
-        "ppv2": "PROXY v2",
-        "none": "nothing (connection start seen)",
-        "unknown": "unknown (start not captured)",
-    }
-    for m, label in labels.items():
+    for m, label in _METHOD_LABEL.items():
         n = s.get(f"method_{m}", 0)
         if n:
             methods.add_row(f"{m}  {label}", str(n))

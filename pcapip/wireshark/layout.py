@@ -5,8 +5,10 @@ same filter names as ``pcapip show``. Rather than keep a second copy of every
 variant's layout, each variant of the registry is decoded once by
 :func:`pcapip.dissect.dissect_tcp_options` from a synthetic option whose body
 bytes are all distinct, and the resulting field tree is the layout: names,
-offsets, sizes and value types. A new variant or a renamed field in the
-dissector therefore changes the plugin with no edit here.
+offsets and sizes. A new variant changes the plugin with no edit here. The
+fields' labels and types are their registrations (``pcapip.dissect.hf``, the
+plugin's ``hf[]``), which the dissector labels its tree from too; a field the
+tree draws but the table lacks stops the plugin's generation.
 
 Wireshark cannot give one filter name two types: a field registered both as
 IPv4 and IPv6 makes ``toa.addr == 203.0.113.1`` fail to compile and
@@ -21,6 +23,7 @@ import ipaddress
 from dataclasses import dataclass
 
 from pcapip.dissect import Field, ToaOption, ToaRegistry, ToaVariant, dissect_tcp_options
+from pcapip.dissect.hf import HF, TOA_FIELDS, FieldReg
 
 # Structural fields every TOA subtree has (the dissector's names).
 KIND, LEN, VARIANT, DATA = "toa.kind", "toa.len", "toa.variant", "toa.data"
@@ -30,14 +33,8 @@ KIND, LEN, VARIANT, DATA = "toa.kind", "toa.len", "toa.variant", "toa.data"
 NEEDS_KIND_BEFORE: dict[str, int] = {"alibaba-vip": 254}
 
 
-@dataclass(frozen=True)
-class WsField:
-    """One Wireshark field declaration (a Lua ``ProtoField``)."""
-
-    abbrev: str  # display-filter name
-    label: str
-    ftype: str  # "uint8" "uint16" "uint24" "uint32" "ipv4" "ipv6" "bytes" "string"
-    display: str = ""  # "dec" | "dec_hex" for integers
+#: One Wireshark field declaration (a Lua ``ProtoField``): the dissector's registration.
+WsField = FieldReg
 
 
 @dataclass(frozen=True)
@@ -85,25 +82,22 @@ def _tree(opt: ToaOption) -> Field:
     return opt.tree
 
 
-def _ftype(f: Field) -> tuple[str, str]:
+def _ftype(f: Field) -> str:
+    """The Wireshark field type of a drawn field's value."""
     v = f.value
     if isinstance(v, ipaddress.IPv4Address):
-        return "ipv4", ""
+        return "ipv4"
     if isinstance(v, ipaddress.IPv6Address):
-        return "ipv6", ""
+        return "ipv6"
     if isinstance(v, bool) or v is None:
         raise RuntimeError(f"field {f.name} has no value type a Wireshark field can hold")
     if isinstance(v, int):
-        return f"uint{8 * f.length}", "dec_hex" if "(0x" in f.label else "dec"
+        return f"uint{8 * f.length}"
     if isinstance(v, bytes):
-        return "bytes", ""
+        return "bytes"
     if isinstance(v, str):
-        return "string", ""
+        return "string"
     raise RuntimeError(f"field {f.name} has a value of type {type(v).__name__}")
-
-
-def _label(f: Field) -> str:
-    return f.label.split(":", 1)[0].strip() or f.name
 
 
 def _unmapped(value: object) -> str:
@@ -161,34 +155,31 @@ def _unknown_length_tree(registry: ToaRegistry) -> Field | None:
     return None
 
 
+def _holds(registered: str, drawn: str) -> bool:
+    """A registered type holds a drawn value: the same type, or a wide enough integer."""
+    if registered.startswith("uint") and drawn.startswith("uint"):
+        return int(drawn[4:]) <= int(registered[4:])
+    return registered == drawn
+
+
 def plugin_fields(registry: ToaRegistry) -> list[WsField]:
-    """Every field the plugin declares, in the order the dissector first shows them."""
-    seen: dict[str, WsField] = {}
-    trees = []
-    for v in sorted(registry.variants, key=lambda v: (v.kind, v.length)):
-        trees.append(_tree(_probe(v.kind, v.length, registry)))
+    """The TOA field registrations (``pcapip.dissect.hf``) the plugin declares, checked
+    against the trees pcapip's dissector draws for every variant of ``registry``: each
+    field a tree shows must be registered with a type that holds its value."""
+    trees = [_tree(_probe(v.kind, v.length, registry))
+             for v in sorted(registry.variants, key=lambda v: (v.kind, v.length))]
     extra = _unknown_length_tree(registry)
     if extra is not None:
         trees.append(extra)
     for tree in trees:
         for f in tree.children:
-            name = wireshark_field_name(f.name, f.value)
-            ftype, display = _ftype(f)
-            old = seen.get(name)
-            if old is None:
-                seen[name] = WsField(name, _label(f), ftype, display)
-                continue
-            if old.ftype != ftype and not (old.ftype + ftype).count("uint") == 2:
-                raise RuntimeError(f"field {name} is both {old.ftype} and {ftype}")
-            # one integer field for every width it is used with (toa.vpc_id: 24 and 32 bits)
-            ftype = max(old.ftype, ftype, key=lambda t: int(t[4:]) if t.startswith("uint") else 0)
-            label = min(
-                old.label, _label(f), key=len
-            )  # "VIP address", not "Destination (VIP) address"
-            seen[name] = WsField(name, label, ftype, old.display)
-    for required in (KIND, LEN, VARIANT):
-        if required not in seen:
-            raise RuntimeError(f"pcapip's TOA tree has no {required} field")
-    if DATA not in seen:
-        seen[DATA] = WsField(DATA, "Data", "bytes")
-    return list(seen.values())
+            reg = HF.get(f.name)
+            if reg is None:
+                raise RuntimeError(f"field {f.name} is not registered in pcapip.dissect.hf")
+            if not _holds(reg.ftype, _ftype(f)):
+                raise RuntimeError(f"field {f.name} is registered as {reg.ftype}, "
+                                   f"drawn as {_ftype(f)}")
+    for required in (KIND, LEN, VARIANT, DATA):
+        if required not in HF:
+            raise RuntimeError(f"pcapip.dissect.hf has no {required} field")
+    return list(TOA_FIELDS)

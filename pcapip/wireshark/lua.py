@@ -53,6 +53,7 @@ from pcapip.wireshark.layout import (
     VARIANT,
     Placement,
     VariantLayout,
+    WsField,
     plugin_fields,
     variant_layouts,
 )
@@ -135,6 +136,21 @@ def _int_set(values: list[int] | tuple[int, ...]) -> str:
     return ", ".join(f"[{v}] = true" for v in values)
 
 
+def _filters_text(fields: list[WsField]) -> str:
+    """The header comment's filter names: the protocol, then every field (addresses typed)."""
+    words = ["toa"] + [
+        f"{f.abbrev} ({'IPv4' if f.ftype == 'ipv4' else 'IPv6'})" if f.ftype in ("ipv4", "ipv6")
+        else f.abbrev for f in fields
+    ]
+    lines = [""]
+    for w in words:
+        if lines[-1] and len(lines[-1]) + len(w) > 80:
+            lines[-1] += ","
+            lines.append("")
+        lines[-1] += f", {w}" if lines[-1] else w
+    return "\n--            ".join(lines)
+
+
 def render_plugin(registry: ToaRegistry = DEFAULT_REGISTRY) -> str:
     """The complete Lua plugin for ``registry``'s kinds and variants."""
     layouts = variant_layouts(registry)
@@ -158,6 +174,7 @@ def render_plugin(registry: ToaRegistry = DEFAULT_REGISTRY) -> str:
     return _TEMPLATE.substitute(
         version=__version__,
         kinds_text=", ".join(map(str, kinds)),
+        filters_text=_filters_text(fields),
         fields=field_rows,
         variants=_variants_table(layouts),
         lengths=lengths,
@@ -180,8 +197,7 @@ _TEMPLATE = Template(r"""-- TOA (client address in a TCP option) dissector for W
 -- `pcapip show` name and place every field the same way.
 --
 -- TOA kinds: $kinds_text
--- Filters:   toa, toa.kind, toa.len, toa.variant, toa.port, toa.addr (IPv4), toa.addr6 (IPv6),
---            toa.vip, toa.vip6, toa.vip_port, toa.vpc_id; expert items toa.* (e.g. toa.unknown_length).
+-- Filters:   $filters_text; expert items toa.* (e.g. toa.unknown_length).
 --
 -- Use once:  tshark -X lua_script:pcapip_toa.lua -r capture.pcap -Y toa
 -- Install:   copy into the personal Lua plugins folder (Help > About Wireshark > Folders), or run

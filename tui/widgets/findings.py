@@ -21,6 +21,8 @@ from textual.message import Message
 from textual.widgets import Label, OptionList, Static
 from textual.widgets.option_list import Option
 
+from pcapip.flows.columns import METHODS, STATUSES
+
 SEVERITY_STYLE = {"info": "cyan", "warning": "yellow", "error": "bold red"}
 SEVERITY_WIDTH = max(len(s) for s in SEVERITY_STYLE)
 
@@ -169,7 +171,7 @@ def summary_tables(d: SummaryData) -> Group:
     t = _table("Client address carried by")
     t.add_column("method")
     t.add_column("flows", justify="right")
-    for m in ("toa", "ppv1", "ppv2", "none", "unknown"):
+    for m in METHODS:
         n = (stats or {}).get(f"method_{m}", counts["methods"].get(m, 0))
         t.add_row(m, f"{n:,}")
     parts.append(t)
@@ -177,7 +179,7 @@ def summary_tables(d: SummaryData) -> Group:
     st = _table("Status")
     st.add_column("status")
     st.add_column("flows", justify="right")
-    for s in ("ok", "malformed", "incomplete", "absent", "mid-stream"):
+    for s in STATUSES:
         st.add_row(Text(s, style=STATUS_STYLE.get(s) or ""), f"{counts['statuses'].get(s, 0):,}")
     parts.append(st)
 
