@@ -24,8 +24,10 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import importlib.metadata
 import importlib.util
 import os
+import re
 import shutil
 import sys
 import sysconfig
@@ -36,6 +38,7 @@ import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from pcapip.sources import accel
 
@@ -111,6 +114,35 @@ def _load(path: Path) -> types.ModuleType:
     return module
 
 
+def _pycc() -> tuple[Any, type[Warning]]:
+    """numba's ``pycc.CC`` and its deprecation warning, or a BuildError that says the JIT
+    takes over: numba has deprecated pycc, and a release without it costs speed only."""
+    try:
+        import numba
+        from numba.core.errors import NumbaPendingDeprecationWarning
+    except Exception as exc:
+        raise BuildError(f"numba is needed to build the kernels: {exc}") from exc
+    try:
+        from numba.pycc import CC
+    except Exception as exc:
+        raise BuildError(
+            f"numba {numba.__version__} cannot build ahead of time (numba.pycc: {exc}); "
+            "pcapip runs the same kernels on numba's JIT instead (slower start, same results). "
+            f"To build them, install the numba pcapip is tested with: pip install '{_numba_pin()}'"
+        ) from exc
+    return CC, NumbaPendingDeprecationWarning
+
+
+def _numba_pin() -> str:
+    """numba's requirement as pyproject.toml declares it (read from pcapip's metadata)."""
+    try:
+        requires = importlib.metadata.requires("pcapip") or []
+    except importlib.metadata.PackageNotFoundError:
+        requires = []
+    pins = [r.split(";")[0].replace(" ", "") for r in requires if re.match(r"numba\b", r)]
+    return pins[0] if pins else "numba"
+
+
 def build(output_dir: str | os.PathLike[str] | None = None) -> BuildResult:
     """Compile every kernel into ``<output_dir>/_kernels<EXT_SUFFIX>`` and check the result."""
     t0 = time.perf_counter()
@@ -123,11 +155,7 @@ def build(output_dir: str | os.PathLike[str] | None = None) -> BuildResult:
         # pycc is marked pending-deprecation; it is still the way to build without numba at
         # run time, and the warning would only alarm whoever runs the build
         warnings.filterwarnings("ignore", message=".*pycc.*")
-        try:
-            from numba.core.errors import NumbaPendingDeprecationWarning
-            from numba.pycc import CC
-        except Exception as exc:
-            raise BuildError(f"numba is needed to build the kernels: {exc}") from exc
+        CC, NumbaPendingDeprecationWarning = _pycc()
         warnings.simplefilter("ignore", NumbaPendingDeprecationWarning)
         fingerprints = {k.__name__: accel.kernel_fingerprint(k) for k in found}
         tmp = Path(tempfile.mkdtemp(prefix=".kernels-build-", dir=out_dir))

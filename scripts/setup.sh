@@ -30,7 +30,7 @@ PY="${PYTHON:-python3}"
 if ! .venv/bin/python -m pcapip.build_kernels; then
     # not fatal: pcapip runs the same kernels on numba's JIT (slower to start); the test
     # suite, with CI set, insists on the compiled module
-    echo "setup: building the compiled kernels failed; pcapip will use numba's JIT." >&2
-    echo "setup: install gcc, g++ and the Python headers (or run with --system), then run" >&2
+    echo "setup: building the compiled kernels failed (the line above says why); pcapip will use numba's JIT." >&2
+    echo "setup: fix what it names (gcc, g++ and the Python headers come with --system), then run" >&2
     echo "setup:   .venv/bin/python -m pcapip.build_kernels" >&2
 fi

@@ -451,3 +451,110 @@ def test_builder_refuses_a_missing_output_directory(tmp_path: Path) -> None:
     )
     assert proc.returncode == 1
     assert "does not exist" in proc.stderr and "Traceback" not in proc.stderr
+
+
+# ---------------------------------------------------------------- numba without pycc
+# numba has deprecated numba.pycc (pyproject.toml pins numba to releases that have it); a
+# release without it must cost speed only: the build says so and stops, and analyze runs
+# the same kernels on the JIT with the same output.
+_NO_PYCC = '''
+import sys
+
+
+class _NoPycc:
+    """numba without numba.pycc, as a release that drops it will be."""
+
+    @staticmethod
+    def find_spec(name, path=None, target=None):
+        if name == "numba.pycc" or name.startswith("numba.pycc."):
+            raise ModuleNotFoundError(f"No module named {name!r}", name=name)
+        return None
+
+
+sys.meta_path.insert(0, _NoPycc)
+'''
+
+
+def _no_pycc_env(tmp_path: Path, **set_vars: str) -> dict[str, str]:
+    """The environment of a process whose numba has no pycc (a sitecustomize hides it)."""
+    shim = tmp_path / "no-pycc"
+    shim.mkdir(exist_ok=True)
+    (shim / "sitecustomize.py").write_text(_NO_PYCC)
+    env = _env(**set_vars)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(shim), env.get("PYTHONPATH")]))
+    return env
+
+
+def test_a_numba_without_pycc_stops_the_build_with_one_clear_line(tmp_path: Path) -> None:
+    import tomllib
+
+    out = tmp_path / "out"
+    out.mkdir()
+    proc = subprocess.run(
+        [sys.executable, "-m", "pcapip.build_kernels", "--output-dir", str(out)],
+        env=_no_pycc_env(tmp_path),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 1, proc.stderr[-2000:]
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in proc.stderr, proc.stderr[-2000:]
+    line = lines[0]
+    assert line.startswith("pcapip.build_kernels: numba ") and "numba.pycc" in line
+    assert "numba's JIT instead" in line and "same results" in line
+    # it names the numba range pyproject.toml declares (as pcapip's installed metadata has it)
+    declared = next(
+        d for d in tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
+        if d.startswith("numba")
+    )
+    named = line.rsplit("pip install '", 1)[1].rstrip("'")
+    assert set(named.removeprefix("numba").split(",")) == set(
+        declared.removeprefix("numba").split(",")
+    )
+    assert list(out.iterdir()) == []  # no module, no leftover build directory
+
+
+def _analyze(capture: str, env: dict[str, str]) -> tuple[int, bytes, list[str]]:
+    """(exit status, CSV on stdout, modules imported) of the real ``pcapip analyze``."""
+    proc = subprocess.run(
+        [sys.executable, "-X", "importtime", "-m", "pcapip", "analyze", capture,
+         "--format", "csv", "--no-progress"],
+        env=env,
+        capture_output=True,
+        timeout=600,
+    )  # fmt: skip
+    lines = proc.stderr.decode(errors="replace").splitlines()
+    imported = [ln.rsplit("|", 1)[-1].strip() for ln in lines if ln.startswith("import time:")]
+    return proc.returncode, proc.stdout, imported
+
+
+def test_without_pycc_analyze_runs_the_jit_and_writes_the_same_csv(tmp_path: Path) -> None:
+    """The JIT (what is left when numba drops pycc) against the compiled module when it is
+    built, and against the pure-Python loops (no numba at all) always."""
+    many = tmp_path / "many-flows.pcap"
+    _many_flows_pcap(many, 48_000)  # 52,800 frames: past every COMPILE_MIN_*, so the JIT runs
+    captures = [
+        str(PCAPS / name)
+        for name in ("troubleshooting.pcap", "haproxy-v2.pcap", "flow-toa.pcap",
+                     "multi-section.pcapng.gz", "bad-block-length.pcapng")
+    ] + [str(many)]  # fmt: skip
+    no_pycc = _no_pycc_env(tmp_path, PCAPIP_NO_AOT="1")
+    references = [("pure Python", _env(PCAPIP_PURE_PYTHON="1"))]
+    built, stale = _module_state()
+    if built and not stale:
+        references.append(("the compiled module", _env()))
+    codes = {}
+    for cap in captures:
+        code, csv, imported = _analyze(cap, no_pycc)
+        codes[cap] = code
+        assert "numba.pycc" not in imported
+        if cap == str(many):
+            assert "numba" in imported, "the JIT did not run"
+            assert "pcapip._kernels" not in imported
+        assert csv.count(b"\n") > 1, f"{cap}: no flows in the CSV"
+        for name, env in references:
+            ref_code, ref_csv, _ = _analyze(cap, env)
+            assert (code, csv) == (ref_code, ref_csv), f"{cap}: the JIT's CSV differs from {name}"
+    assert codes.pop(str(PCAPS / "bad-block-length.pcapng")) == 2  # damage: reported, not lost
+    assert set(codes.values()) == {0}

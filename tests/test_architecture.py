@@ -7,6 +7,7 @@ import against that direction is the first step to a tangle, so it fails here.
 from __future__ import annotations
 
 import ast
+import json
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -64,20 +65,68 @@ def test_stages_import_only_earlier_stages() -> None:
     assert not bad, "\n".join(bad)
 
 
+def _absolute_names(node: ast.AST, pkg: str) -> list[str]:
+    """The modules an import statement may load, relative imports resolved against ``pkg``
+    (``from pcapip import tui`` names pcapip.tui)."""
+    if isinstance(node, ast.Import):
+        return [a.name for a in node.names]
+    if not isinstance(node, ast.ImportFrom):
+        return []
+    mod = node.module or ""
+    if node.level:
+        parts = pkg.split(".")
+        mod = ".".join(parts[: len(parts) - node.level + 1] + ([mod] if mod else []))
+    return [mod] + [f"{mod}.{a.name}" for a in node.names]
+
+
 def test_pcapip_never_imports_tui_except_lazily_from_cli() -> None:
+    # the app installs as pcapip.tui (its source stays in tui/, see pyproject.toml)
     bad = []
     for path in sorted((ROOT / "pcapip").rglob("*.py")):
         tree = ast.parse(path.read_text())
+        pkg = ".".join(path.relative_to(ROOT).with_suffix("").parts[:-1])
         for node in ast.walk(tree):
-            names = []
-            if isinstance(node, ast.Import):
-                names = [a.name for a in node.names]
-            elif isinstance(node, ast.ImportFrom) and not node.level:
-                names = [node.module or ""]
-            if not any(n == "tui" or n.startswith("tui.") for n in names):
+            names = _absolute_names(node, pkg)
+            if not any(n == "pcapip.tui" or n.startswith("pcapip.tui.") for n in names):
                 continue
             top_level = node in tree.body
             in_cli = path.relative_to(ROOT).parts[:2] == ("pcapip", "cli")
             if top_level or not in_cli:
                 bad.append(f"{path.relative_to(ROOT)}:{node.lineno}")
-    assert not bad, "pcapip imports tui: " + ", ".join(bad)
+    assert not bad, "pcapip imports pcapip.tui: " + ", ".join(bad)
+
+
+def _code_files() -> list[tuple[str, str]]:
+    """(name, Python source) of every module, script and notebook code cell in the repo."""
+    out = []
+    for top in ("pcapip", "tui", "tests", "bench", "scripts"):
+        for path in sorted((ROOT / top).rglob("*.py")):
+            out.append((str(path.relative_to(ROOT)), path.read_text()))
+    for nb in sorted((ROOT / "notebooks").glob("*.ipynb")):
+        cells = json.loads(nb.read_text())["cells"]
+        for i, cell in enumerate(cells):
+            if cell["cell_type"] == "code":
+                src = "".join(cell["source"])
+                # IPython magics and shell lines are not Python
+                src = "\n".join(
+                    "" if line.lstrip().startswith(("%", "!")) else line
+                    for line in src.splitlines()
+                )
+                out.append((f"{nb.relative_to(ROOT)} cell {i}", src))
+    return out
+
+
+def test_nothing_imports_a_top_level_tui() -> None:
+    # "tui" is not installed at the top level: such an import works only from the
+    # repository's root, and would pick up any other package called tui
+    files = _code_files()
+    assert any(name.startswith("tui/") for name, _ in files)
+    bad = []
+    for name, source in files:
+        for node in ast.walk(ast.parse(source)):
+            if isinstance(node, ast.ImportFrom) and node.level:
+                continue
+            names = _absolute_names(node, "")
+            if any(n == "tui" or n.startswith("tui.") for n in names):
+                bad.append(f"{name}:{node.lineno}")
+    assert not bad, "import tui instead of pcapip.tui: " + ", ".join(bad)

@@ -56,5 +56,5 @@ def test_rejection_codes_are_errors_and_remarks_are_not():
 def test_dissectors_do_not_import_later_stages():
     for p in SRC.glob("*.py"):
         text = p.read_text()
-        for stage in ("pcapip.flows", "pcapip.report", "pcapip.cli", "tui"):
+        for stage in ("pcapip.flows", "pcapip.report", "pcapip.cli", "pcapip.tui"):
             assert f"import {stage}" not in text and f"from {stage}" not in text, (p.name, stage)

@@ -54,7 +54,7 @@ def test_refused_arguments(args: list[str], message: str, capsys) -> None:
 
 
 def test_tui_without_the_tui_package(monkeypatch, capsys) -> None:
-    monkeypatch.setitem(sys.modules, "tui", None)  # what an install without tui/ looks like
+    monkeypatch.setitem(sys.modules, "pcapip.tui", None)  # an install without tui/
     with pytest.raises(SystemExit) as exc:
         main(["live", "-i", "lo", "--tui"])
     assert exc.value.code == 2

@@ -76,7 +76,7 @@ def test_filter_fields_are_the_declared_columns_but_the_times() -> None:
 
 
 def test_every_method_and_status_has_its_words_in_the_views() -> None:
-    from tui.views import STATUS_STYLE
+    from pcapip.tui.views import STATUS_STYLE
 
     assert tuple(render._METHOD_LABEL) == METHODS
     assert set(render._STATUS_STYLE) == set(STATUSES)

@@ -9,7 +9,7 @@ import pytest
 
 import pcapip
 from pcapip.report import filters
-from tui.model import FlowModel, normalize
+from pcapip.tui.model import FlowModel, normalize
 
 PCAPS = "tests/pcaps"
 

@@ -21,9 +21,9 @@ from tools import require_tool
 from tui_pilot import PCAPS, settle, static_text, table_lines, wait_for, wait_loaded
 
 import pcapip
-from tui.app import HelpScreen, PcapipApp
-from tui.widgets.packet import HexView, PacketTree
-from tui.widgets.table import VirtualTable
+from pcapip.tui.app import HelpScreen, PcapipApp
+from pcapip.tui.widgets.packet import HexView, PacketTree
+from pcapip.tui.widgets.table import VirtualTable
 
 
 def run(coro):

@@ -9,8 +9,8 @@ import asyncio
 import pytest
 from tui_pilot import PCAPS, settle, table_lines, wait_loaded
 
-from tui.app import PcapipApp
-from tui.views import FLOW_COLUMNS
+from pcapip.tui.app import PcapipApp
+from pcapip.tui.views import FLOW_COLUMNS
 
 TROUBLE = PCAPS / "troubleshooting.pcap"
 TITLES = {t for _, t, _ in FLOW_COLUMNS} | {"!"}

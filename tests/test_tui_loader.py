@@ -15,8 +15,8 @@ import pytest
 from tools import require_tool
 
 import pcapip
-from tui.model import normalize
-from tui.stream import FIRST_BATCH, CaptureLoader
+from pcapip.tui.model import normalize
+from pcapip.tui.stream import FIRST_BATCH, CaptureLoader
 
 REPO = Path(__file__).resolve().parent.parent
 PCAPS = REPO / "tests" / "pcaps"

@@ -16,10 +16,10 @@ from tools import require_tool
 from tui_pilot import PCAPS, settle, static_text, table_lines, wait_loaded
 
 import pcapip
-from tui.app import PcapipApp
-from tui.screens import SortScreen
-from tui.widgets.packet import HexView, PacketTree
-from tui.widgets.table import VirtualTable
+from pcapip.tui.app import PcapipApp
+from pcapip.tui.screens import SortScreen
+from pcapip.tui.widgets.packet import HexView, PacketTree
+from pcapip.tui.widgets.table import VirtualTable
 
 TROUBLE = PCAPS / "troubleshooting.pcap"
 

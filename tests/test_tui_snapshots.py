@@ -11,7 +11,7 @@ from __future__ import annotations
 import pytest_textual_snapshot
 from tui_pilot import PCAPS, settle, wait_loaded
 
-from tui.app import PcapipApp
+from pcapip.tui.app import PcapipApp
 
 # pytest-textual-snapshot 1.0.0 names its extension with the attribute older syrupy read
 # (``_file_extension``); syrupy 7 reads ``file_extension`` and would store ".raw" files.

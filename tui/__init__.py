@@ -32,7 +32,7 @@ def run(
     toa_kinds: Sequence[str] | None = None,
 ) -> int:
     """Run the app on a capture file until the user quits; returns the exit status."""
-    from tui.app import PcapipApp
+    from pcapip.tui.app import PcapipApp
 
     require_terminal("pcapip tui")
     app = PcapipApp(

@@ -28,23 +28,23 @@ from textual.widget import Widget
 from textual.widgets import DataTable, Footer, Input, Static, TabbedContent, TabPane
 
 from pcapip.report import filters
-from tui.detail import FlowDetail, build_detail, findings_for
-from tui.export import default_path, write_view
-from tui.model import GROUPINGS, FlowModel
-from tui.screens import ExportScreen, HelpScreen, SortScreen
-from tui.stream import CaptureLoader, LoadResult, LoadStopped, Progress, final_frame
-from tui.views import FLOW_COLUMNS, FlowsView, GroupsView
-from tui.widgets.detail_tabs import DetailTabs
-from tui.widgets.findings import (
+from pcapip.tui.detail import FlowDetail, build_detail, findings_for
+from pcapip.tui.export import default_path, write_view
+from pcapip.tui.model import GROUPINGS, FlowModel
+from pcapip.tui.screens import ExportScreen, HelpScreen, SortScreen
+from pcapip.tui.stream import CaptureLoader, LoadResult, LoadStopped, Progress, final_frame
+from pcapip.tui.views import FLOW_COLUMNS, FlowsView, GroupsView
+from pcapip.tui.widgets.detail_tabs import DetailTabs
+from pcapip.tui.widgets.findings import (
     FindingChosen,
     FlowFindingsPane,
     SummaryData,
     SummaryPane,
 )
-from tui.widgets.packet_pane import PacketPane, PacketShown
-from tui.widgets.status import StatusData, place_of, status_text
-from tui.widgets.table import VirtualTable
-from tui.widgets.timeline import TimelineTable
+from pcapip.tui.widgets.packet_pane import PacketPane, PacketShown
+from pcapip.tui.widgets.status import StatusData, place_of, status_text
+from pcapip.tui.widgets.table import VirtualTable
+from pcapip.tui.widgets.timeline import TimelineTable
 
 
 def _same(a: dict[str, Any], b: dict[str, Any]) -> bool:

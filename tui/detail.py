@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from tui.frames import Frame, FrameIndex, ip_halves
+from pcapip.tui.frames import Frame, FrameIndex, ip_halves
 
 #: packets shown in a flow's timeline (a long download has millions)
 TIMELINE_MAX = 2000

@@ -27,8 +27,8 @@ from typing import Any
 import pandas as pd
 from textual.message import Message
 
-from tui.app import PcapipApp
-from tui.model import normalize
+from pcapip.tui.app import PcapipApp
+from pcapip.tui.model import normalize
 
 #: how often (seconds) rolling rows are handed to the UI
 BATCH_INTERVAL = 0.25
@@ -271,7 +271,7 @@ class LiveApp(PcapipApp):
 
 def run_live(opts: Any) -> int:
     """``pcapip live --tui`` (opts: pcapip.live.session.LiveOptions); returns the exit status."""
-    from tui import require_terminal
+    from pcapip.tui import require_terminal
 
     require_terminal("pcapip live --tui")
     if not opts.iface:

@@ -21,8 +21,8 @@ from typing import Any
 
 import pandas as pd
 
-from tui.frames import FrameIndex
-from tui.model import normalize
+from pcapip.tui.frames import FrameIndex
+from pcapip.tui.model import normalize
 
 #: bytes read per chunk by the capture reader (as ``analyze`` reads)
 CHUNK = 32 * 1024 * 1024

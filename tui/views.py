@@ -12,8 +12,8 @@ import pandas as pd
 from rich.style import Style
 
 from pcapip.flows.columns import BY_NAME
-from tui.model import FlowModel, clock, hostport
-from tui.widgets.table import Column
+from pcapip.tui.model import FlowModel, clock, hostport
+from pcapip.tui.widgets.table import Column
 
 STATUS_STYLE: dict[str, Style] = {
     "ok": Style(color="green"),

@@ -22,12 +22,12 @@ FORMATS = ("table", "csv", "json")
 def _run_tui(opts: Any) -> int:
     """Hand the capture to the terminal UI, loaded only now: pcapip itself never needs it."""
     try:
-        from tui.live import run_live
+        from pcapip.tui.live import run_live
     except ImportError as exc:
-        if getattr(exc, "name", None) not in ("tui", "tui.live"):
+        if getattr(exc, "name", None) not in ("pcapip.tui", "pcapip.tui.live"):
             raise
         raise UsageError(
-            "--tui needs pcapip's terminal UI (the 'tui' package, installed with pcapip from its "
+            "--tui needs pcapip's terminal UI (pcapip.tui, installed with pcapip from its "
             "source tree), which is not installed here; use --format table for a live view"
         ) from None
     return int(run_live(opts) or 0)

@@ -34,6 +34,6 @@ def command(capture: str, trusted: tuple[str, ...], toa_kinds: tuple[str, ...]) 
     with open_capture(capture):
         pass
 
-    from tui import run
+    from pcapip.tui import run
 
     return run(capture, trusted=list(trusted) or None, toa_kinds=list(toa_kinds) or None)

@@ -163,7 +163,7 @@ def summary_head(d: SummaryData) -> Group:
 
 def summary_tables(d: SummaryData) -> Group:
     """Counts by method, status and TOA handshake counters."""
-    from tui.views import STATUS_STYLE
+    from pcapip.tui.views import STATUS_STYLE
 
     counts, stats = d.counts, d.stats
     parts: list[Any] = []
@@ -228,7 +228,7 @@ class FlowFindingsPane(VerticalScroll):
         yield FindingsList(id="flow-findings")
 
     def show(self, det: Any) -> None:
-        from tui.widgets.packet_pane import flow_line
+        from pcapip.tui.widgets.packet_pane import flow_line
 
         head = self.query_one("#findings", Static)
         lst = self.query_one("#flow-findings", FindingsList)
@@ -237,7 +237,7 @@ class FlowFindingsPane(VerticalScroll):
             lst.show_flow([])
             return
         rec = det.rec
-        from tui.model import hostport
+        from pcapip.tui.model import hostport
 
         t = Text(flow_line(rec), style="bold")
         client = hostport(rec["client_ip"], rec["client_port"])

@@ -18,8 +18,8 @@ from textual.message import Message
 from textual.reactive import reactive
 from textual.widgets import Static
 
-from tui.detail import FlowDetail, PacketView, dissect
-from tui.widgets.packet import HexView, PacketTree
+from pcapip.tui.detail import FlowDetail, PacketView, dissect
+from pcapip.tui.widgets.packet import HexView, PacketTree
 
 #: a stop that is not a frame: the PROXY header reassembled from several segments
 REASSEMBLED = -1
@@ -201,7 +201,7 @@ class PacketPane(Vertical):
 
 def flow_line(rec: dict[str, Any]) -> str:
     """``Flow N: egress → origin``: the heading of a flow's detail."""
-    from tui.model import hostport
+    from pcapip.tui.model import hostport
 
     flow = rec.get("flow")
     return (

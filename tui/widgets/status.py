@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from rich.text import Text
 from textual.widget import Widget
 
-from tui.stream import Progress
+from pcapip.tui.stream import Progress
 
 
 @dataclass

@@ -7,7 +7,7 @@ from typing import Any
 from textual.widgets import DataTable
 from textual.widgets.data_table import RowDoesNotExist
 
-from tui.model import clock
+from pcapip.tui.model import clock
 
 
 class TimelineTable(DataTable):
