@@ -60,7 +60,9 @@ def execute(nb: Any, env: dict[str, str] | None = None, checks: str | None = Non
     Raises nbclient's CellExecutionError (with the cell and its traceback) on the
     first failing cell. The checks' cell is not left in ``nb``.
     """
-    env = {**{k: None for k in NOTEBOOK_ENV}, "MPLBACKEND": "Agg", **(env or {})}
+    # COLUMNS/LINES unset too: a terminal size inherited from the caller would rewrap tables
+    quiet = {k: None for k in (*NOTEBOOK_ENV, "COLUMNS", "LINES")}
+    env = {**quiet, "MPLBACKEND": "Agg", **(env or {})}
     old = {k: os.environ.get(k) for k in env}
     for k, v in env.items():
         _set_env(k, v)
