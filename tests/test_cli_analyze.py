@@ -14,8 +14,8 @@ import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 
+from pcapip import analyze
 from pcapip.flows.table import COLUMNS
-from pcapip.report.analysis import analyze
 
 ROOT = Path(__file__).resolve().parents[1]
 PCAPS = ROOT / "tests" / "pcaps"

@@ -14,8 +14,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from pcapip import analyze
 from pcapip.flows.findings import CATALOGUE
-from pcapip.report.analysis import analyze
 
 HERE = Path(__file__).resolve().parent
 PCAPS = HERE / "pcaps"
