@@ -216,3 +216,25 @@ def test_no_import_circles() -> None:
     assert not found, "import circles among pcapip modules:\n" + "\n".join(
         " <-> ".join(sorted(c)) for c in found
     )
+
+
+def test_one_read_loop() -> None:
+    """Captures go through the flow stage in one place (``pcapip.flows.run.read_captures``):
+    no front end (analyze, live, the TUI) feeds a tracker, builds the table or turns the
+    garbage collector off by itself. Trackers (``flows/tracker.py`` and its subclass in
+    ``live/tracking.py``) feed themselves; ``flows/table.py`` defines finish_table."""
+    own = {"pcapip/flows/run.py", "pcapip/flows/tracker.py", "pcapip/flows/table.py",
+           "pcapip/live/tracking.py"}
+    bad = []
+    for path in sorted([*(ROOT / "pcapip").rglob("*.py"), *(ROOT / "tui").rglob("*.py")]):
+        rel = path.relative_to(ROOT).as_posix()
+        if rel in own:
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            if not isinstance(node, ast.Call):
+                continue
+            f = node.func
+            name = f.attr if isinstance(f, ast.Attribute) else getattr(f, "id", "")
+            if name in ("finish_table", "feed") or ast.unparse(f) == "gc.disable":
+                bad.append(f"{rel}:{node.lineno} calls {ast.unparse(f)}")
+    assert not bad, "a read loop outside pcapip.flows.run:\n" + "\n".join(bad)
