@@ -66,8 +66,8 @@ def _size(path: str) -> int | None:
         return None
 
 
-def _name(capture: str | os.PathLike[str] | Batches) -> str:
-    return capture.name if hasattr(capture, "warnings") else os.fspath(capture)  # type: ignore[union-attr]
+def _is_file(capture: str | os.PathLike[str] | Batches) -> bool:
+    return isinstance(capture, str | os.PathLike)
 
 
 def read_captures(
@@ -100,70 +100,83 @@ def read_captures(
     nets = parse_trusted(trusted)
     if tracker is None:
         tracker = FlowTracker(registry=registry_for(toa_kinds), mode=mode, backend=backend)
-    names = [_name(c) for c in captures]
-    errors: list[CaptureError] = []
-    warnings: list[CaptureWarning] = []
+    names = [os.fspath(c) if _is_file(c) else c.name for c in captures]  # type: ignore[union-attr,arg-type]
+    reader = _Reader(tracker, on_batch)
     # flows hold no reference cycles; the cyclic collector would only rescan
     # millions of live flow objects again and again (a third of the run time)
     gc_was = gc.isenabled()
     gc.disable()
     try:
         for ci, capture in enumerate(captures):
-            if hasattr(capture, "warnings"):
-                _read(ci, capture, tracker, on_batch, None, errors)  # type: ignore[arg-type]
-                warnings.extend(capture.warnings)  # type: ignore[union-attr]
+            if _is_file(capture):
+                reader.file(ci, names[ci], (batch_size, chunk_size), on_open, progress)
             else:
-                _read_file(ci, names[ci], tracker, (batch_size, chunk_size), on_open, on_batch,
-                           progress, errors, warnings)
-        table = finish_table(tracker, names, nets, warnings=warnings, toa_asked=bool(toa_kinds))
+                reader.source(ci, capture)
+                reader.warnings.extend(capture.warnings)  # type: ignore[union-attr]
+        table = finish_table(
+            tracker, names, nets, warnings=reader.warnings, toa_asked=bool(toa_kinds)
+        )
     finally:
         if gc_was:
             gc.enable()
-    errors.extend(tracker.undecoded.undecodable(names))
-    return table, errors
+    return table, reader.errors + tracker.undecoded.undecodable(names)
 
 
-def _read_file(ci, path, tracker, sizes, on_open, on_batch, progress, errors, warnings) -> None:
-    """One capture file through :func:`_read`; a file that is not a capture is an error and
-    the next one is read."""
-    from pcapip.sources import open_capture
+class _Reader:
+    """Batches through the decoder into the tracker; the damage and warnings met on the way."""
 
-    try:
-        src = open_capture(path, batch_size=sizes[0], chunk_size=sizes[1])
-    except CaptureError as exc:  # not a capture at all: nothing to keep, go on with the next
-        errors.append(exc)
-        return
-    with src:
-        if on_open is not None:
-            on_open(ci, src)
-        total = _size(path)
+    def __init__(self, tracker: FlowTracker, on_batch: OnBatch | None) -> None:
+        self.tracker = tracker
+        self.on_batch = on_batch
+        self.errors: list[CaptureError] = []
+        self.warnings: list[CaptureWarning] = []
 
-        def said(batch: Any) -> None:
-            if progress is not None and len(batch):
-                done = int(batch.file_offset[-1]) + int(batch.caplen[-1])
-                progress(ci, src.frames_read, done, total)
+    def source(self, ci: int, src: Any, said: Callable[[Any], None] | None = None) -> bool:
+        """Decode and track every batch of ``src``; False when it ended in damage (kept)."""
+        from pcapip.decode import decode
 
-        if _read(ci, src, tracker, on_batch, said, errors) and src.frames_read == 0:
-            warnings.append(
-                CaptureWarning(path, None, None, "the capture holds no packets", kind="empty")
-            )
-        warnings.extend(src.warnings)
+        kinds = self.tracker.registry.kinds
+        try:
+            for batch in src:
+                pk = decode(batch, toa_kinds=kinds)
+                self.tracker.feed(pk, ci)
+                if self.on_batch is not None:
+                    self.on_batch(ci, src, batch, pk)
+                if said is not None:
+                    said(batch)
+        except CaptureError as exc:
+            self.errors.append(exc)
+            return False
+        return True
 
+    def file(
+        self,
+        ci: int,
+        path: str,
+        sizes: tuple[int, int],
+        on_open: Callable[[int, Any], None] | None,
+        progress: Progress | None,
+    ) -> None:
+        """One capture file; a file that is not a capture is an error, and the next is read."""
+        from pcapip.sources import open_capture
 
-def _read(ci, src, tracker, on_batch, said, errors) -> bool:
-    """Decode and track every batch of ``src``; False when it ended in damage (kept)."""
-    from pcapip.decode import decode
+        try:
+            src = open_capture(path, batch_size=sizes[0], chunk_size=sizes[1])
+        except CaptureError as exc:  # not a capture at all: nothing to keep, go on
+            self.errors.append(exc)
+            return
+        with src:
+            if on_open is not None:
+                on_open(ci, src)
+            total = _size(path)
 
-    kinds = tracker.registry.kinds
-    try:
-        for batch in src:
-            pk = decode(batch, toa_kinds=kinds)
-            tracker.feed(pk, ci)
-            if on_batch is not None:
-                on_batch(ci, src, batch, pk)
-            if said is not None:
-                said(batch)
-    except CaptureError as exc:
-        errors.append(exc)
-        return False
-    return True
+            def said(batch: Any) -> None:
+                if progress is not None and len(batch):
+                    done = int(batch.file_offset[-1]) + int(batch.caplen[-1])
+                    progress(ci, src.frames_read, done, total)
+
+            if self.source(ci, src, said) and src.frames_read == 0:
+                self.warnings.append(
+                    CaptureWarning(path, None, None, "the capture holds no packets", kind="empty")
+                )
+            self.warnings.extend(src.warnings)

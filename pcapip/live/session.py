@@ -186,7 +186,6 @@ class LiveSession:
 
     # ------------------------------------------------------------------ run
     def run(self) -> LiveResult:
-        from pcapip.flows.run import read_captures
         from pcapip.live.tracking import LiveTracker
         from pcapip.report.analysis import Analysis
 
@@ -232,22 +231,7 @@ class LiveSession:
                 self._announce(tool)
                 self.sink.begin()
                 batches = _Batches(self, cap, feed, sigs, view)
-
-                def on_batch(ci: int, src: Any, batch: Any, pk: Any) -> None:
-                    view.packets += len(batch)
-                    self._report(tracker.take_numbered(), cross, view)
-                    view.findings.update(tracker.take_ended_findings())
-                    view.open_flows = tracker.open_flows
-                    self.sink.update(view)
-
-                # the one read loop (analyze's): decode, track, build the table at the end
-                table, errors = read_captures(
-                    [batches],
-                    tracker=tracker,
-                    trusted=self.opts.trusted,
-                    toa_kinds=self.opts.toa_kinds,
-                    on_batch=on_batch,
-                )
+                table, errors = self._track(batches, tracker, cross, view)
                 reason, error = batches.reason, batches.error
                 # the stream has ended (or failed): let the tool exit and the -w copy close
                 cap.close()
@@ -294,6 +278,26 @@ class LiveSession:
             limit_hits=tracker.limit_hits,
             tool=tool,
             format=feed.format if feed is not None else None,
+        )
+
+    def _track(self, batches: _Batches, tracker: Any, cross: CrossFlow, view: LiveView) -> Any:
+        """The one read loop (analyze's): decode, track, build the table at the end; the
+        rolling output after every batch. (table, errors)."""
+        from pcapip.flows.run import read_captures
+
+        def on_batch(ci: int, src: Any, batch: Any, pk: Any) -> None:
+            view.packets += len(batch)
+            self._report(tracker.take_numbered(), cross, view)
+            view.findings.update(tracker.take_ended_findings())
+            view.open_flows = tracker.open_flows
+            self.sink.update(view)
+
+        return read_captures(
+            [batches],
+            tracker=tracker,
+            trusted=self.opts.trusted,
+            toa_kinds=self.opts.toa_kinds,
+            on_batch=on_batch,
         )
 
     def _wait_ready(self, cap: Capturer, feed: Feed, sigs: _Signals) -> bool:
