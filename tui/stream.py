@@ -1,12 +1,12 @@
 """Reading a capture once, showing flows while it is read, ending with the analysis.
 
 ``pcapip.analyze`` returns only when the whole capture is read; on a
-multi-GB file that is many seconds of an empty screen. This loader drives
-the same flow stage batch by batch (the tracker that live capture uses,
-which reports each flow as soon as its client question is answered), hands
-those provisional rows to the UI as it goes, indexes every frame for the
-detail pane on the way, and at the end builds the table exactly as
-``analyze`` does, so the final rows are ``analyze``'s rows.
+multi-GB file that is many seconds of an empty screen. This loader runs
+``analyze``'s own read loop (:func:`pcapip.flows.run.read_captures`) with the
+tracker that live capture uses, which reports each flow as soon as its client
+question is answered; after every batch it hands those provisional rows to
+the UI and indexes the frames for the detail pane. The table at the end is
+built by that loop, so the final rows, warnings and errors are ``analyze``'s.
 """
 
 from __future__ import annotations
