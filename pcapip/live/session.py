@@ -410,7 +410,10 @@ class _Batches:
 def _preload() -> None:
     import importlib
 
-    importlib.import_module("pcapip.report.analysis")
+    # the summary's frames and table (pcapip.report.analysis loads pandas only when a frame
+    # is built, so it is named here)
+    for name in ("pandas", "pcapip.report.analysis", "pcapip.report.render"):
+        importlib.import_module(name)
     # the flow stage starts per packet and moves to its compiled loop once this is loaded
     from pcapip.flows.tracker import warm_compiled
 
