@@ -5,13 +5,14 @@ flow's egress address to the real client address.
 
 ``pcapip.analyze(path)`` returns an :class:`~pcapip.report.analysis.Analysis`
 with pandas frames. The heavy modules (numpy, pandas, the decoder) load on
-first use, so ``import pcapip`` stays cheap for the CLI.
+first use, so ``import pcapip`` stays cheap for the CLI, and pandas only when
+a frame is asked for.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
@@ -28,6 +29,8 @@ def analyze(
     trusted: str | Sequence[str] | None = None,
     toa_kinds: Sequence[str | int] | None = None,
     raise_on_damage: bool = False,
+    mode: str = "fast",
+    progress: Callable[[int, int, int, int | None], None] | None = None,
 ) -> Analysis:
     """Map every flow's egress address to its real client.
 
@@ -37,13 +40,28 @@ def analyze(
     else is flagged ``client.untrusted``. ``toa_kinds``: like ``--toa-kind``
     ("N" restricts decoding to the listed kinds, "+N" adds a kind). A damaged
     capture is analysed up to the damage and the error is kept in
-    ``Analysis.errors`` (or raised with ``raise_on_damage=True``).
-    """
-    from pcapip.report.analysis import analyze as _analyze
+    ``Analysis.errors`` (or raised with ``raise_on_damage=True``). ``mode``:
+    "fast" or "reference" (every packet through the per-packet rules);
+    ``progress(capture index, frames, bytes read, total bytes or None)``.
 
-    return _analyze(
-        path_or_paths, trusted=trusted, toa_kinds=toa_kinds, raise_on_damage=raise_on_damage
+    The one entry point: ``pcapip analyze`` calls it too. Building it imports
+    neither pandas nor the frames: they are built on first access.
+    """
+    from pcapip.errors import UsageError
+    from pcapip.flows.run import read_captures
+    from pcapip.report.analysis import Analysis
+
+    if isinstance(path_or_paths, str | os.PathLike):
+        path_or_paths = [path_or_paths]
+    paths = list(path_or_paths)
+    if not paths:
+        raise UsageError("no capture given")
+    table, errors = read_captures(
+        paths, toa_kinds=toa_kinds, trusted=trusted, mode=mode, progress=progress
     )
+    if errors and raise_on_damage:
+        raise errors[0]
+    return Analysis(table, errors)
 
 
 def __getattr__(name: str) -> Any:

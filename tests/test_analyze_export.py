@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from pcapip.flows.run import track_captures
+from pcapip.flows.run import read_captures
 from pcapip.flows.table import COLUMNS, FlowTable
 from pcapip.report import export
 from pcapip.report.analysis import Analysis
@@ -51,14 +51,14 @@ def _csv_module(table: FlowTable) -> str:
     ["haproxy-v2-crc-uid.pcap", "flow-proxy-misc.pcap", "flow-udp.pcap", "public/ndpi-haproxy.pcap"],
 )
 def test_csv_bytes_match_the_csv_module(name: str) -> None:
-    table, _ = track_captures([PCAPS / name])
+    table, _ = read_captures([PCAPS / name])
     buf = io.StringIO()
     write_csv(table, buf)
     assert buf.getvalue() == _csv_module(table)
 
 
 def test_csv_quotes_what_needs_quoting(monkeypatch: pytest.MonkeyPatch) -> None:
-    table, _ = track_captures([PCAPS / "flow-proxy-misc.pcap"])
+    table, _ = read_captures([PCAPS / "flow-proxy-misc.pcap"])
     t = copy.deepcopy(table)
     n = len(t)
     # (a lone carriage return: the csv module's quoting of it differs between Python versions;
@@ -82,25 +82,28 @@ def test_csv_quotes_what_needs_quoting(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_empty_table_is_a_header_line() -> None:
-    table, _ = track_captures([PCAPS / "empty.pcap"])
+    table, _ = read_captures([PCAPS / "empty.pcap"])
     assert len(table) == 0
     buf = io.StringIO()
     write_csv(table, buf)
     assert buf.getvalue() == ",".join(COLUMNS) + "\n"
 
 
-def test_write_analysis_takes_a_table_or_an_analysis(
+def test_write_analysis_writes_flows_from_the_table_of_an_analysis(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    table, errors = track_captures([PCAPS / "haproxy-v1.pcap"])
+    """The per-flow CSV / JSON come straight from the table (the API's own writers), the
+    other formats from the frames, all from one Analysis."""
+    table, errors = read_captures([PCAPS / "haproxy-v1.pcap"])
     a = Analysis(table, errors)
-    write_analysis(table, "csv", tmp_path / "t.csv")
     write_analysis(a, "csv", tmp_path / "a.csv")
-    assert (tmp_path / "t.csv").read_text() == (tmp_path / "a.csv").read_text() == a.to_csv()
-    write_analysis(table, "json")
+    buf = io.StringIO()
+    write_csv(table, buf)
+    assert (tmp_path / "a.csv").read_text() == buf.getvalue() == a.to_csv()
+    write_analysis(a, "json")
     lines = capsys.readouterr().out.splitlines()
     assert [json.loads(x)["client_ip"] for x in lines] == table.columns["client_ip"]
-    write_analysis(table, "table", tmp_path / "t.txt", by="egress")
+    write_analysis(a, "table", tmp_path / "t.txt", by="egress")
     assert "flows" in (tmp_path / "t.txt").read_text()
     write_analysis(a, "parquet", tmp_path / "t.parquet", by="client")
     assert (tmp_path / "t.parquet").stat().st_size > 0

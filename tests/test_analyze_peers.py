@@ -17,7 +17,7 @@ import peers
 import pytest
 from peers import Header, Origin
 
-from pcapip.report.analysis import analyze
+from pcapip import analyze
 
 PCAPS = Path(__file__).resolve().parent / "pcaps"
 TRUTHS = sorted(PCAPS.glob("*.truth.json"))

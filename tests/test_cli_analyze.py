@@ -14,8 +14,8 @@ import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 
+from pcapip import analyze
 from pcapip.flows.table import COLUMNS
-from pcapip.report.analysis import analyze
 
 ROOT = Path(__file__).resolve().parents[1]
 PCAPS = ROOT / "tests" / "pcaps"
@@ -195,3 +195,24 @@ def test_reader_closing_the_pipe_early_is_not_a_finding() -> None:
     err = proc.stderr.read()
     assert proc.wait(timeout=60) == 0
     assert err == b""
+
+
+@pytest.mark.parametrize(("fmt", "write"), [("csv", "to_csv"), ("json", "to_jsonl")])
+def test_per_flow_text_goes_through_the_analysis_without_pandas(fmt: str, write: str) -> None:
+    """One path: the CLI's per-flow CSV / JSON Lines come from the same Analysis object as
+    the API's (``pcapip.report.analysis`` is loaded), and that costs no pandas import."""
+    proc = subprocess.run(
+        [sys.executable, "-X", "importtime", "-m", "pcapip", "analyze", "--format", fmt, str(MISC)],
+        capture_output=True,
+        cwd=ROOT,
+        timeout=120,
+    )
+    assert proc.returncode == 0, proc.stderr.decode()[-2000:]
+    imported = {
+        line.rsplit("|", 1)[-1].strip()
+        for line in proc.stderr.decode().splitlines()
+        if line.startswith("import time:")
+    }
+    assert "pcapip.report.analysis" in imported
+    assert not {m for m in imported if m.split(".")[0] == "pandas"}
+    assert proc.stdout.decode() == getattr(analyze(MISC), write)()

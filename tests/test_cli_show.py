@@ -17,9 +17,9 @@ from pathlib import Path
 import pytest
 from tools import require_tool
 
+from pcapip import analyze
 from pcapip.cli.show import flow_display_filter
 from pcapip.flows.table import COLUMNS
-from pcapip.report.analysis import analyze
 
 ROOT = Path(__file__).resolve().parents[1]
 PCAPS = ROOT / "tests" / "pcaps"

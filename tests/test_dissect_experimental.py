@@ -18,9 +18,9 @@ import pytest
 from gen.dissect_compare import read_frames_lt, run_tshark
 from tools import require_tool
 
+from pcapip import analyze
 from pcapip.dissect import dissect_frame, dissect_tcp_options
 from pcapip.dissect.toa_registry import DEFAULT_REGISTRY, ToaRegistry
-from pcapip.report.analysis import analyze
 
 ROOT = Path(__file__).resolve().parents[1]
 PUBLIC = ROOT / "tests" / "pcaps" / "public"

@@ -22,7 +22,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from pcapip.flows import tracker as tracker_mod
-from pcapip.flows.run import track_captures
+from pcapip.flows.run import read_captures
 from pcapip.report.analysis import Analysis
 
 HERE = Path(__file__).resolve().parent
@@ -35,7 +35,7 @@ BATCHES = [1, 2, 3, 7, 64, 65536]
 
 
 def _run(path: Path, batch: int, **kw) -> Analysis:
-    return Analysis(*track_captures([path], batch_size=batch, **kw))
+    return Analysis(*read_captures([path], batch_size=batch, **kw))
 
 
 def _check_paths(path: Path) -> Analysis:

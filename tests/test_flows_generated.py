@@ -13,8 +13,8 @@ import pandas as pd
 import pytest
 from gen import flow_pcaps as gen
 
+from pcapip import analyze
 from pcapip.flows.findings import CATALOGUE
-from pcapip.report.analysis import analyze
 
 HERE = Path(__file__).resolve().parent
 PCAPS = HERE / "pcaps"

@@ -32,7 +32,7 @@ from gen import flow_pcaps as gen
 from tools import require_tool
 
 from pcapip.dissect import ParseState, parse_proxy
-from pcapip.flows.run import track_captures
+from pcapip.flows.run import read_captures
 from pcapip.report.analysis import Analysis
 
 HERE = Path(__file__).resolve().parent
@@ -48,9 +48,9 @@ def _analyze(path: Path) -> Analysis:
     """The reference path, checked against both fast backends at two batch sizes."""
     ref = None
     for batch in (1, 65536):
-        r = Analysis(*track_captures([path], batch_size=batch, mode="reference"))
+        r = Analysis(*read_captures([path], batch_size=batch, mode="reference"))
         for backend in ("compiled", "pure"):
-            f = Analysis(*track_captures([path], batch_size=batch, mode="fast", backend=backend))
+            f = Analysis(*read_captures([path], batch_size=batch, mode="fast", backend=backend))
             pd.testing.assert_frame_equal(f.flows, r.flows)
             pd.testing.assert_frame_equal(f.findings, r.findings)
         ref = r

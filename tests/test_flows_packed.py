@@ -22,7 +22,7 @@ from hypothesis import strategies as st
 from pcapip.flows import tracker as tracker_mod
 from pcapip.flows.findings import CATALOGUE
 from pcapip.flows.packed import NO_IP, DiskStore, PackedRows, Vocab
-from pcapip.flows.run import track_captures
+from pcapip.flows.run import read_captures
 from pcapip.flows.tracker import FlowTracker
 from pcapip.report import export
 from pcapip.report.export import write_csv, write_jsonl
@@ -122,15 +122,15 @@ def test_a_table_from_spilled_rows_is_the_same_table(
     mode: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     paths = [PCAPS / n for n in CAPTURES]
-    expect = [_dump(track_captures([p], mode=mode, trusted="10.77.2.0/29")[0]) for p in paths]
-    together = _dump(track_captures(paths, mode=mode, trusted="10.0.0.0/8")[0])
+    expect = [_dump(read_captures([p], mode=mode, trusted="10.77.2.0/29")[0]) for p in paths]
+    together = _dump(read_captures(paths, mode=mode, trusted="10.0.0.0/8")[0])
     # every packed block goes to disk as soon as it is made
     monkeypatch.setattr(tracker_mod, "SPILL_BYTES", 0)
     monkeypatch.setattr(tracker_mod, "PACK_ROWS", 2)
-    spilled = [track_captures([p], mode=mode, trusted="10.77.2.0/29")[0] for p in paths]
+    spilled = [read_captures([p], mode=mode, trusted="10.77.2.0/29")[0] for p in paths]
     assert all(t.rows.cols.on_disk for t in spilled if len(t) > 1)
     assert [_dump(t) for t in spilled] == expect
-    assert _dump(track_captures(paths, mode=mode, trusted="10.0.0.0/8")[0]) == together
+    assert _dump(read_captures(paths, mode=mode, trusted="10.0.0.0/8")[0]) == together
     # the writers read a table on disk a slice at a time
     t = spilled[0]
     for chunk in (1, 7):
@@ -172,7 +172,7 @@ def test_memory_holds_at_most_the_spill_threshold(monkeypatch: pytest.MonkeyPatc
 
 @pytest.mark.parametrize("name", CAPTURES)
 def test_columns_slices_and_levels(name: str) -> None:
-    table, _ = track_captures([PCAPS / name], trusted="192.0.2.0/24")
+    table, _ = read_captures([PCAPS / name], trusted="192.0.2.0/24")
     n = len(table)
     for col in table.columns:
         whole = table.column(col, 0, n)
@@ -198,7 +198,7 @@ def test_a_full_disk_keeps_the_rows_in_memory(
     from pcapip.flows.packed import DiskStore
 
     paths = [PCAPS / n for n in CAPTURES]
-    expect = _dump(track_captures(paths, mode=mode, trusted="10.0.0.0/8")[0])
+    expect = _dump(read_captures(paths, mode=mode, trusted="10.0.0.0/8")[0])
     monkeypatch.setattr(tracker_mod, "SPILL_BYTES", 0)
     monkeypatch.setattr(tracker_mod, "PACK_ROWS", 4)
     real = DiskStore.append
@@ -212,10 +212,10 @@ def test_a_full_disk_keeps_the_rows_in_memory(
         real(self, name, values)
 
     monkeypatch.setattr(DiskStore, "append", append)
-    assert _dump(track_captures(paths, mode=mode, trusted="10.0.0.0/8")[0]) == expect
+    assert _dump(read_captures(paths, mode=mode, trusted="10.0.0.0/8")[0]) == expect
     total, calls[0] = calls[0], 0
     assert total > 100
     room[0] = int(total * share)
-    table = track_captures(paths, mode=mode, trusted="10.0.0.0/8")[0]
+    table = read_captures(paths, mode=mode, trusted="10.0.0.0/8")[0]
     assert calls[0] == room[0]  # the disk did fill up
     assert _dump(table) == expect

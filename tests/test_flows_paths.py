@@ -19,7 +19,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from pcapip.decode import decode
-from pcapip.flows.run import track_captures
+from pcapip.flows.run import read_captures
 from pcapip.flows.table import finish_table
 from pcapip.flows.tracker import FlowTracker
 from pcapip.report.analysis import Analysis
@@ -33,8 +33,8 @@ PUBLIC = PCAPS / "public"  # captures vendored from other projects (tests/pcaps/
 
 
 def _both(path: Path, batch_size: int, backend: str = "compiled") -> tuple[Analysis, Analysis]:
-    fast = Analysis(*track_captures([path], mode="fast", batch_size=batch_size, backend=backend))
-    ref = Analysis(*track_captures([path], mode="reference", batch_size=batch_size))
+    fast = Analysis(*read_captures([path], mode="fast", batch_size=batch_size, backend=backend))
+    ref = Analysis(*read_captures([path], mode="reference", batch_size=batch_size))
     return fast, ref
 
 
@@ -75,7 +75,7 @@ def test_fast_path_skips_bulk_packets(tmp_path: Path) -> None:
     assert tracker.compiled
     assert table.stats["packets"] == 4000
     assert tracker.per_packet < 0.1 * table.stats["packets"]
-    ref, _ = track_captures([path], mode="reference")
+    ref, _ = read_captures([path], mode="reference")
     assert ref.columns == table.columns
 
 

@@ -16,15 +16,16 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from pcapip import analyze
 from pcapip.decode import decode
 from pcapip.flows import kernel as K
 from pcapip.flows import layout as L
 from pcapip.flows.findings import CATALOGUE, ORDER, Level
 from pcapip.flows.rows import preview
-from pcapip.flows.run import track_captures
+from pcapip.flows.run import read_captures
 from pcapip.flows.table import finish_table
 from pcapip.flows.tracker import FLOW_LIMIT, FlowTracker, row_hash
-from pcapip.report.analysis import Analysis, analyze
+from pcapip.report.analysis import Analysis
 from pcapip.sources import accel, open_capture
 
 PCAPS = Path(__file__).resolve().parent / "pcaps"
@@ -186,7 +187,7 @@ def test_moving_to_the_compiled_table_mid_capture(monkeypatch: pytest.MonkeyPatc
         "public/ndpi-haproxy.pcap",
     ):
         path = PCAPS / name
-        ref = Analysis(*track_captures([path], mode="reference", batch_size=3))
+        ref = Analysis(*read_captures([path], mode="reference", batch_size=3))
         for switch_at in (1, 2, 4):
             loaded = {"on": False}
             monkeypatch.setattr(accel, "compiled_cheap", lambda loaded=loaded: loaded["on"])

@@ -15,10 +15,12 @@ from pathlib import Path
 
 import pytest
 
+from pcapip import analyze
 from pcapip.decode import decode
 from pcapip.flows.findings import CATALOGUE, Level
-from pcapip.live.tracking import FLOW_LIMIT, LiveTracker, RowSpool, finish_table
-from pcapip.report.analysis import Analysis, analyze
+from pcapip.flows.run import read_captures
+from pcapip.live.tracking import FLOW_LIMIT, LiveTracker
+from pcapip.report.analysis import Analysis
 from pcapip.sources import open_capture
 
 PCAPS = Path(__file__).resolve().parent / "pcaps"
@@ -28,22 +30,21 @@ CAPTURES += sorted(PCAPS.glob("seed*.pcap")) + sorted(PCAPS.glob("dissect-*.pcap
 CAPTURES += sorted(PCAPS.glob("toa-*.pcap*")) + sorted((PCAPS / "public").glob("toa-*.pcap*"))
 
 
-def run_live(path: Path, batch_size: int, max_flows: int = 100_000, chunk: int = 3):
-    """Feed ``path`` through LiveTracker as live capture does; (analysis, reports, max open)."""
-    tracker = LiveTracker(max_flows=max_flows)
-    spool = RowSpool(chunk=chunk)
+def run_live(path: Path, batch_size: int, max_flows: int = 100_000, **kw):
+    """Feed ``path`` through LiveTracker and the one read loop as live capture does;
+    (analysis, reports, max open)."""
+    tracker = LiveTracker(max_flows=max_flows, **kw)
     reports = []
     most_open = 0
-    with open_capture(path, batch_size=batch_size) as src:
-        for batch in src:
-            tracker.feed(decode(batch), 0)
-            most_open = max(most_open, tracker.open_flows)
-            reports += tracker.take_reports()
-            spool.extend(tracker.take_ended())
-    table = finish_table(tracker, spool, trusted=None, captures=[str(path)])
+
+    def on_batch(ci: int, src, batch, pk) -> None:
+        nonlocal most_open, reports
+        most_open = max(most_open, tracker.open_flows)
+        reports += tracker.take_reports()
+
+    table, errors = read_captures([path], tracker=tracker, batch_size=batch_size, on_batch=on_batch)
     reports += tracker.take_reports()
-    spool.close()
-    return Analysis(table), reports, most_open
+    return Analysis(table, errors), reports, most_open
 
 
 def key(r) -> tuple:
@@ -139,18 +140,43 @@ def test_cap_cuts_open_flows_and_says_so() -> None:
     assert FLOW_LIMIT in console.export_text()
 
 
-def test_row_spool_keeps_order_across_chunks() -> None:
-    _, reports, _ = run_live(PCAPS / "haproxy-v1.pcap", batch_size=65536)
-    spool = RowSpool(chunk=2)
-    for r in reports:
-        spool.extend([r])
-    assert spool._file is not None  # several chunks went to disk
-    back = list(spool)
-    assert [key(r) for r in back] == [key(r) for r in reports]
-    assert [(r.client_ip, r.client_port, r.findings and r.findings[0].code) for r in back] == [
-        (r.client_ip, r.client_port, r.findings and r.findings[0].code) for r in reports
-    ]
-    spool.close()
+def test_ended_rows_spill_to_the_packed_store_without_loss(monkeypatch) -> None:
+    """Live keeps ended flows' rows in the tracker's one row store (as analyze does): moved to
+    temporary files as soon as any gather here, the summary is still analyze's, and the
+    findings counted as flows end are those of the rows the tracker ends them with."""
+    from pcapip.flows import tracker as tracker_mod
+    from pcapip.flows.packed import DiskStore
+    from pcapip.flows.tracker import FlowTracker
+
+    stores: list[DiskStore] = []
+
+    class Counted(DiskStore):
+        def __init__(self) -> None:
+            super().__init__()
+            stores.append(self)
+
+    monkeypatch.setattr(tracker_mod, "SPILL_BYTES", 0)
+    monkeypatch.setattr(tracker_mod, "DiskStore", Counted)
+    path = PCAPS / "haproxy-health-checks.pcap"
+    ended: Counter[str] = Counter()
+    tracker = LiveTracker(max_flows=1)
+
+    def on_batch(ci: int, src, batch, pk) -> None:
+        ended.update(tracker.take_ended_findings())
+
+    table, _ = read_captures([path], tracker=tracker, batch_size=1, on_batch=on_batch)
+    assert stores  # the rows went to a temporary file
+    live, ref = Analysis(table), analyze(path)
+    assert live.to_csv() == ref.to_csv()
+    # counted once per flow as it ended (the last ones when the table was built)
+    ended.update(tracker.take_ended_findings())
+    plain = FlowTracker(max_flows=1)
+    with open_capture(path, batch_size=1) as src:
+        for batch in src:
+            plain.feed(decode(batch), 0)
+    rows = plain.finish()
+    assert len(rows) == len(ref) > 1
+    assert ended and ended == Counter(c for r in rows for c in {f.code for f in r.findings})
 
 
 def test_rolling_lines_judge_a_missing_client_as_analyze_does() -> None:
@@ -188,16 +214,13 @@ def test_reports_carry_the_flow_number_analyze_gives(path: Path, batch_size: int
     the cap cut flows in two, the one ``analyze`` (and ``show --flow``) gives it in the
     recording; even with TCP and UDP mixed in one batch, whichever store holds TCP flows."""
     tracker = LiveTracker(max_flows=3, **kw)
-    spool = RowSpool(chunk=4)
     numbered = []
-    with open_capture(path, batch_size=batch_size) as src:
-        for batch in src:
-            tracker.feed(decode(batch), 0)
-            numbered += tracker.take_numbered()
-            spool.extend(tracker.take_ended())
-    table = finish_table(tracker, spool, trusted=None, captures=[str(path)])
+
+    def on_batch(ci: int, src, batch, pk) -> None:
+        numbered.extend(tracker.take_numbered())
+
+    table, _ = read_captures([path], tracker=tracker, batch_size=batch_size, on_batch=on_batch)
     numbered += tracker.take_numbered()
-    spool.close()
 
     def flows_of(f) -> dict[int, tuple]:
         return {

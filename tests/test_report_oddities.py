@@ -335,7 +335,7 @@ def test_toa_counters_only_where_toa_is_in_play():
 def test_toa_kinds_agree_between_the_compiled_and_the_per_packet_paths(name: str):
     """The TOA kind column is filled by two implementations (flow-table columns and the
     per-packet rules): they must tell the same story."""
-    from pcapip.report.analysis import analyze
+    from pcapip import analyze
 
     fast = analyze(PCAPS / name, mode="fast")
     ref = analyze(PCAPS / name, mode="reference")

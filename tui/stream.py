@@ -1,17 +1,16 @@
 """Reading a capture once, showing flows while it is read, ending with the analysis.
 
 ``pcapip.analyze`` returns only when the whole capture is read; on a
-multi-GB file that is many seconds of an empty screen. This loader drives
-the same flow stage batch by batch (the tracker that live capture uses,
-which reports each flow as soon as its client question is answered), hands
-those provisional rows to the UI as it goes, indexes every frame for the
-detail pane on the way, and at the end builds the table exactly as
-``analyze`` does, so the final rows are ``analyze``'s rows.
+multi-GB file that is many seconds of an empty screen. This loader runs
+``analyze``'s own read loop (:func:`pcapip.flows.run.read_captures`) with the
+tracker that live capture uses, which reports each flow as soon as its client
+question is answered; after every batch it hands those provisional rows to
+the UI and indexes the frames for the detail pane. The table at the end is
+built by that loop, so the final rows, warnings and errors are ``analyze``'s.
 """
 
 from __future__ import annotations
 
-import gc
 import os
 import threading
 import time
@@ -112,6 +111,7 @@ class CaptureLoader:
 
         self.path = os.fspath(path)
         self.trusted = trusted
+        self.toa_kinds = toa_kinds
         self.nets = parse_trusted(trusted)
         self.registry = registry_for(toa_kinds)
         self.index = FrameIndex(self.path)
@@ -135,20 +135,17 @@ class CaptureLoader:
 
         Raises LoadStopped when :meth:`stop` was called before the end.
         """
-        from pcapip.decode import decode
         from pcapip.errors import CaptureError
+        from pcapip.flows.run import read_captures
         from pcapip.live.output import CrossFlow
-        from pcapip.live.tracking import LiveTracker, RowSpool, finish_table
+        from pcapip.live.tracking import LiveTracker
         from pcapip.report.analysis import Analysis
-        from pcapip.sources import open_capture
 
         t0 = time.monotonic()
-        kinds = self.registry.kinds
         # no cap on open flows: a file is analysed whole, exactly as analyze does; the rows
         # of ended flows stay in the tracker (packed, on disk past a few MiB) for the table
         tracker = LiveTracker(registry=self.registry, max_flows=1 << 62)
         cross = CrossFlow(self.nets)
-        errors: list[Exception] = []
         try:
             total: int | None = os.path.getsize(self.path)
         except OSError:
@@ -157,6 +154,7 @@ class CaptureLoader:
         pending: list[Any] = []
         pending_codes: list[list[str]] = []
         last = 0.0
+        sources: list[Any] = []
 
         def flush(force: bool = False) -> None:
             nonlocal last, pending, pending_codes
@@ -179,51 +177,49 @@ class CaptureLoader:
                     self.header_frames[r.first_frame] = list(r.header_frames)
                 prog.flows += 1
 
-        def read(src: Any) -> None:
+        def on_open(ci: int, src: Any) -> None:
+            sources.append(src)
             self.index.format = src.format
             self.index.seekable = not src.compressed
             prog.bytes_total = None if src.compressed else total
-            for batch in src:
-                if self._stop.is_set():
-                    break
-                pk = decode(batch, toa_kinds=kinds)
-                self.index.add(batch, pk)
-                tracker.feed(pk, 0)
-                take()
-                prog.frames = src.frames_read
-                if len(batch) and not src.compressed:
-                    prog.bytes_done = int(batch.file_offset[-1]) + int(batch.caplen[-1])
-                flush(force=prog.frames <= FIRST_BATCH)
-                src.batch_size = BATCH  # after a quick first batch, analyze's batch size
 
-        source_warnings: list[str] = []
-        gc_was = gc.isenabled()
-        gc.disable()  # flows hold no cycles; the collector would only rescan them
-        try:
-            try:
-                with open_capture(self.path, batch_size=FIRST_BATCH, chunk_size=CHUNK) as src:
-                    try:
-                        read(src)
-                    finally:
-                        source_warnings = [str(w) for w in getattr(src, "warnings", [])]
-            except CaptureError as exc:  # damage: what came before it is kept
-                errors.append(exc)
-                prog.error = str(exc)
+        def on_batch(ci: int, src: Any, batch: Any, pk: Any) -> None:
+            self.index.add(batch, pk)
+            take()
+            prog.frames = src.frames_read
+            if len(batch) and not src.compressed:
+                prog.bytes_done = int(batch.file_offset[-1]) + int(batch.caplen[-1])
+            flush(force=prog.frames <= FIRST_BATCH)
+            src.batch_size = BATCH  # after a quick first batch, analyze's batch size
             if self._stop.is_set():
                 raise LoadStopped(self.path)
-            table = finish_table(tracker, RowSpool(), trusted=self.nets, captures=[self.path])
-            errors.extend(tracker.undecoded.undecodable([self.path]))  # as analyze reports it
-            take()
-        finally:
-            if gc_was:
-                gc.enable()
+
+        # the one read loop (analyze's), with the frame index and the rows as it goes
+        table, errors = read_captures(
+            [self.path],
+            tracker=tracker,
+            trusted=self.trusted,
+            toa_kinds=self.toa_kinds,
+            batch_size=FIRST_BATCH,
+            chunk_size=CHUNK,
+            on_open=on_open,
+            on_batch=on_batch,
+        )
+        if self._stop.is_set():
+            raise LoadStopped(self.path)
+        if errors:
+            prog.error = str(errors[0])
+        take()
         flush(force=True)
         analysis = Analysis(table, [e for e in errors if isinstance(e, CaptureError)])
         prog.done = True
         prog.seconds = time.monotonic() - t0
         if on_progress is not None:
             on_progress(prog)
-        return LoadResult(analysis, errors, prog.seconds, capture_warnings(analysis, source_warnings))
+        source_warnings = [str(w) for src in sources for w in src.warnings]
+        return LoadResult(
+            analysis, list(errors), prog.seconds, capture_warnings(analysis, source_warnings)
+        )
 
 
 def capture_warnings(analysis: Any, source: list[str]) -> list[str]:

@@ -146,27 +146,11 @@ def command(
     if selecting:
         check_filter(filter_expr or "")
     progress = _Progress(enabled=not no_progress and sys.stderr.isatty())
+    from pcapip import analyze
     from pcapip.report.export import write_analysis
 
-    if fmt in ("csv", "tsv", "json") and by == "flow" and not selecting:
-        # the fast path: no pandas, rows written straight from the flow table
-        from pcapip.flows.run import track_captures
-
-        try:
-            table, errors = track_captures(
-                list(captures),
-                trusted=list(trusted) or None,
-                toa_kinds=list(toa_kinds) or None,
-                progress=progress,
-            )
-        finally:
-            progress.close()
-        write_analysis(table, fmt, output)
-        _say_oddities(table, fmt)
-        return _exit_status(table.worst_level(), errors, fail_on)
-
-    from pcapip.report.analysis import analyze
-
+    # one path for every format: the Analysis builds no frame (and imports no pandas)
+    # until one is asked for, and the per-flow CSV / JSON are written from its table
     try:
         a = analyze(
             list(captures),

@@ -58,7 +58,7 @@ def command(
     check_output(out, "-w")
     if filter_expr:
         check_filter(filter_expr)
-    from pcapip.report.analysis import analyze
+    from pcapip import analyze
     from pcapip.report.filters import FilterError
 
     a = analyze([capture], trusted=list(trusted) or None, toa_kinds=list(toa_kinds) or None)

@@ -187,7 +187,7 @@ def command(capture: str, flow: int | None, packet: int | None, toa_kinds: tuple
         click.echo(render_packet(packet, data, linktype, registry))
         return 0
 
-    from pcapip.report.analysis import analyze
+    from pcapip import analyze
 
     a = analyze([capture], toa_kinds=list(toa_kinds) or None)
     if flow is None or flow < 1 or flow > len(a.table):

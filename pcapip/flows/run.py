@@ -1,15 +1,25 @@
-"""Reading captures through the flow stage: the one loop every front end shares."""
+"""Reading captures through the flow stage: the one read loop every front end shares.
+
+``pcapip.analyze`` (and so ``pcapip analyze``), the TUI's loader and ``pcapip live`` all
+call :func:`read_captures`; what differs between them (a progress bar, a frame index,
+rolling output) is a callback. Live capture passes a source of its own (batches from a
+pipe, waiting on a clock and signals) in place of a file name.
+"""
 
 from __future__ import annotations
 
 import gc
 import os
-from collections.abc import Callable, Sequence
-from typing import Any
+from collections.abc import Callable, Iterator, Sequence
+from typing import TYPE_CHECKING, Any, Protocol
 
 from pcapip.errors import CaptureError, CaptureWarning, UsageError
 from pcapip.flows.table import FlowTable, finish_table
 from pcapip.flows.tracker import FlowTracker, parse_trusted
+
+if TYPE_CHECKING:
+    from pcapip.decode import Packets
+    from pcapip.sources import FrameBatch
 
 # bytes read per chunk: larger chunks mean fewer batches (less per-batch overhead) but chunks
 # that no longer stay in the CPU caches while walked and decoded; 2-4 MiB measured best
@@ -18,6 +28,21 @@ CHUNK = 4 * 1024 * 1024
 
 # progress(capture index, frames read so far in it, bytes read so far, total bytes or None)
 Progress = Callable[[int, int, int, int | None], None]
+# on_batch(capture index, source, batch, its decoded packets): after the tracker was fed
+OnBatch = Callable[[int, Any, "FrameBatch", "Packets"], None]
+
+
+class Batches(Protocol):
+    """A source that is not a file (live capture): frame batches under a capture name.
+
+    Iterating may raise CaptureError (the batches before it were yielded); ``warnings``
+    holds the reader's warnings once iteration has ended.
+    """
+
+    name: str
+    warnings: list[CaptureWarning]
+
+    def __iter__(self) -> Iterator[FrameBatch]: ...
 
 
 def registry_for(toa_kinds: Sequence[str | int] | None) -> Any:
@@ -41,17 +66,30 @@ def _size(path: str) -> int | None:
         return None
 
 
-def track_captures(
-    paths: Sequence[str | os.PathLike[str]],
+def _is_file(capture: str | os.PathLike[str] | Batches) -> bool:
+    return isinstance(capture, str | os.PathLike)
+
+
+def read_captures(
+    captures: Sequence[str | os.PathLike[str] | Batches],
     *,
     toa_kinds: Sequence[str | int] | None = None,
     trusted: str | Sequence[str] | None = None,
     mode: str = "fast",
-    progress: Progress | None = None,
-    batch_size: int = 65536,
     backend: str | None = None,
+    tracker: FlowTracker | None = None,
+    batch_size: int = 65536,
+    chunk_size: int = CHUNK,
+    progress: Progress | None = None,
+    on_open: Callable[[int, Any], None] | None = None,
+    on_batch: OnBatch | None = None,
 ) -> tuple[FlowTable, list[CaptureError]]:
     """Read every capture in order (as one continuous recording) and build the flow table.
+
+    ``captures``: file names (``"-"`` is stdin) or :class:`Batches`. ``tracker``: the
+    tracker to feed (default: a FlowTracker for ``toa_kinds``, ``mode``, ``backend``).
+    ``on_open(index, source)`` is called when a file is opened, ``on_batch`` after each
+    batch went through the tracker, ``progress`` as in :data:`Progress`.
 
     A damaged capture stops being read at the damage; what was decoded before
     it stays in the table and the error is returned, not raised, so callers can
@@ -60,50 +98,85 @@ def track_captures(
     analysed. Oddities that did not stop reading are ``table.warnings``.
     """
     nets = parse_trusted(trusted)
-    registry = registry_for(toa_kinds)
-    kinds = registry.kinds
-    tracker = FlowTracker(registry=registry, mode=mode, backend=backend)
-    errors: list[CaptureError] = []
-    names = [os.fspath(p) for p in paths]
+    if tracker is None:
+        tracker = FlowTracker(registry=registry_for(toa_kinds), mode=mode, backend=backend)
+    names = [os.fspath(c) if _is_file(c) else c.name for c in captures]  # type: ignore[union-attr,arg-type]
+    reader = _Reader(tracker, on_batch)
     # flows hold no reference cycles; the cyclic collector would only rescan
     # millions of live flow objects again and again (a third of the run time)
     gc_was = gc.isenabled()
     gc.disable()
-    warnings: list[CaptureWarning] = []
     try:
-        _read_all(names, tracker, kinds, progress, batch_size, errors, warnings)
-        table = finish_table(tracker, names, nets, warnings=warnings, toa_asked=bool(toa_kinds))
+        for ci, capture in enumerate(captures):
+            if _is_file(capture):
+                reader.file(ci, names[ci], (batch_size, chunk_size), on_open, progress)
+            else:
+                reader.source(ci, capture)
+                reader.warnings.extend(capture.warnings)  # type: ignore[union-attr]
+        table = finish_table(
+            tracker, names, nets, warnings=reader.warnings, toa_asked=bool(toa_kinds)
+        )
     finally:
         if gc_was:
             gc.enable()
-    errors.extend(tracker.undecoded.undecodable(names))
-    return table, errors
+    return table, reader.errors + tracker.undecoded.undecodable(names)
 
 
-def _read_all(names, tracker, kinds, progress, batch_size, errors, warnings) -> None:
-    from pcapip.decode import decode
-    from pcapip.sources import open_capture
+class _Reader:
+    """Batches through the decoder into the tracker; the damage and warnings met on the way."""
 
-    for ci, path in enumerate(names):
-        total = _size(path)
+    def __init__(self, tracker: FlowTracker, on_batch: OnBatch | None) -> None:
+        self.tracker = tracker
+        self.on_batch = on_batch
+        self.errors: list[CaptureError] = []
+        self.warnings: list[CaptureWarning] = []
+
+    def source(self, ci: int, src: Any, said: Callable[[Any], None] | None = None) -> bool:
+        """Decode and track every batch of ``src``; False when it ended in damage (kept)."""
+        from pcapip.decode import decode
+
+        kinds = self.tracker.registry.kinds
         try:
-            src = open_capture(path, batch_size=batch_size, chunk_size=CHUNK)
-        except CaptureError as exc:  # not a capture at all: nothing to keep, go on with the next
-            errors.append(exc)
-            continue
+            for batch in src:
+                pk = decode(batch, toa_kinds=kinds)
+                self.tracker.feed(pk, ci)
+                if self.on_batch is not None:
+                    self.on_batch(ci, src, batch, pk)
+                if said is not None:
+                    said(batch)
+        except CaptureError as exc:
+            self.errors.append(exc)
+            return False
+        return True
+
+    def file(
+        self,
+        ci: int,
+        path: str,
+        sizes: tuple[int, int],
+        on_open: Callable[[int, Any], None] | None,
+        progress: Progress | None,
+    ) -> None:
+        """One capture file; a file that is not a capture is an error, and the next is read."""
+        from pcapip.sources import open_capture
+
+        try:
+            src = open_capture(path, batch_size=sizes[0], chunk_size=sizes[1])
+        except CaptureError as exc:  # not a capture at all: nothing to keep, go on
+            self.errors.append(exc)
+            return
         with src:
-            try:
-                for batch in src:
-                    pk = decode(batch, toa_kinds=kinds)
-                    tracker.feed(pk, ci)
-                    if progress is not None and len(batch):
-                        done = int(batch.file_offset[-1]) + int(batch.caplen[-1])
-                        progress(ci, src.frames_read, done, total)
-            except CaptureError as exc:
-                errors.append(exc)
-            else:
-                if src.frames_read == 0:
-                    warnings.append(
-                        CaptureWarning(path, None, None, "the capture holds no packets", kind="empty")
-                    )
-            warnings.extend(src.warnings)
+            if on_open is not None:
+                on_open(ci, src)
+            total = _size(path)
+
+            def said(batch: Any) -> None:
+                if progress is not None and len(batch):
+                    done = int(batch.file_offset[-1]) + int(batch.caplen[-1])
+                    progress(ci, src.frames_read, done, total)
+
+            if self.source(ci, src, said) and src.frames_read == 0:
+                self.warnings.append(
+                    CaptureWarning(path, None, None, "the capture holds no packets", kind="empty")
+                )
+            self.warnings.extend(src.warnings)

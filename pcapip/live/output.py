@@ -110,10 +110,6 @@ class LiveView:
         self.methods[rec["method"]] += 1
         self.newest.appendleft(rec)
 
-    def add_final(self, codes: Sequence[str]) -> None:
-        for c in set(codes):
-            self.findings[c] += 1
-
     def render(self) -> Any:
         from rich.console import Group
         from rich.table import Table

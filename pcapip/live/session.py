@@ -5,6 +5,10 @@ and the two feed threads only move bytes.  The loop waits for batches with a
 short timeout, so on an idle interface it still notices the end of
 ``--duration``, a Ctrl-C, the interface going down, and redraws the screen.
 
+The packets go through the one read loop every front end uses
+(:func:`pcapip.flows.run.read_captures`): the capture tool's batches are its source, and
+the rolling output is its per-batch callback.
+
 Stopping never loses what was captured: the tool is asked to stop (SIGINT),
 its remaining output is read to the end, and only then are the flows
 finished, so the summary covers exactly the packets in the ``-w`` file.
@@ -16,7 +20,7 @@ import queue
 import signal
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -182,7 +186,8 @@ class LiveSession:
 
     # ------------------------------------------------------------------ run
     def run(self) -> LiveResult:
-        from pcapip.live.tracking import LiveTracker, RowSpool
+        from pcapip.live.tracking import LiveTracker
+        from pcapip.report.analysis import Analysis
 
         tool, tool_notes = find_tool(self.opts.tool)
         for n in tool_notes:
@@ -193,7 +198,6 @@ class LiveSession:
                 "(tshark and pcapip read it by its content, not its name)"
             )
         tracker = LiveTracker(registry=self.registry, max_flows=self.opts.max_flows)
-        spool = RowSpool()
         cross = CrossFlow(self.nets)
         cap = Capturer(
             tool,
@@ -226,7 +230,9 @@ class LiveSession:
                     )
                 self._announce(tool)
                 self.sink.begin()
-                reason, error = self._loop(cap, feed, sigs, tracker, spool, cross, view)
+                batches = _Batches(self, cap, feed, sigs, view)
+                table, errors = self._track(batches, tracker, cross, view)
+                reason, error = batches.reason, batches.error
                 # the stream has ended (or failed): let the tool exit and the -w copy close
                 cap.close()
                 feed.join(DRAIN_TIMEOUT)
@@ -239,13 +245,15 @@ class LiveSession:
                             f"{gone}; the summary covers the {view.packets} packets captured before"
                         )
                     error = gone
-                analysis = self._finish(tracker, spool, cross, error, feed.warnings)
+                for w in table.warnings:  # every oddity said, as analyze says it
+                    self.note(f"warning: {w}")
+                self._report(tracker.take_numbered(), cross, view)
+                analysis = Analysis(table, errors)
         finally:
             cap.close()
             if feed is not None:
                 feed.join(2.0)
             self.sink.end()
-            spool.close()
         if feed is not None and feed.write_error:
             self.note(f"error: {feed.write_error}")
         stats = cap.stats()
@@ -270,6 +278,26 @@ class LiveSession:
             limit_hits=tracker.limit_hits,
             tool=tool,
             format=feed.format if feed is not None else None,
+        )
+
+    def _track(self, batches: _Batches, tracker: Any, cross: CrossFlow, view: LiveView) -> Any:
+        """The one read loop (analyze's): decode, track, build the table at the end; the
+        rolling output after every batch. (table, errors)."""
+        from pcapip.flows.run import read_captures
+
+        def on_batch(ci: int, src: Any, batch: Any, pk: Any) -> None:
+            view.packets += len(batch)
+            self._report(tracker.take_numbered(), cross, view)
+            view.findings.update(tracker.take_ended_findings())
+            view.open_flows = tracker.open_flows
+            self.sink.update(view)
+
+        return read_captures(
+            [batches],
+            tracker=tracker,
+            trusted=self.opts.trusted,
+            toa_kinds=self.opts.toa_kinds,
+            on_batch=on_batch,
         )
 
     def _wait_ready(self, cap: Capturer, feed: Feed, sigs: _Signals) -> bool:
@@ -297,15 +325,43 @@ class LiveSession:
             bits.append(f"copy in {o.write}")
         self.note(", ".join(bits) + "; Ctrl-C stops and prints the summary")
 
-    def _loop(self, cap, feed, sigs, tracker, spool, cross, view) -> tuple[str, Any]:
-        from pcapip.decode import decode
+    def _report(self, numbered, cross: CrossFlow, view: LiveView) -> None:
+        if not numbered:
+            return
+        recs = [record(n, r, cross.codes(r)) for n, r in numbered]
+        for rec in recs:
+            view.add(rec)
+        self.sink.flows(recs)
 
+
+class _Batches:
+    """The capture tool's batches as a source of :func:`pcapip.flows.run.read_captures`.
+
+    Waits for each batch with a short timeout, so on an idle interface it still notices
+    the end of ``--duration``, a Ctrl-C and the interface going down, and redraws the
+    screen; after the stop it reads the tool's remaining output to the end. ``reason``
+    says how the stream ended; a damaged stream raises its CaptureError (``error``).
+    """
+
+    def __init__(self, session: LiveSession, cap: Capturer, feed: Feed, sigs: _Signals,
+                 view: LiveView) -> None:
+        self.session, self.cap, self.feed, self.sigs, self.view = session, cap, feed, sigs, view
+        self.name = session.capture_name
+        self.reason = "ended"
+        self.error: CaptureError | None = None
+
+    @property
+    def warnings(self) -> list:
+        """The capture reader's warnings (set when the stream has ended)."""
+        return self.feed.warnings
+
+    def __iter__(self) -> Iterator[Any]:
         # the summary needs pandas (half a second to import) and the flow stage runs faster
         # compiled: load both while packets flow, so the summary follows Ctrl-C at once
         threading.Thread(target=_preload, name="preload", daemon=True).start()
-        kinds = self.registry.kinds
-        watch = InterfaceWatch(self.opts.iface)
-        deadline = time.monotonic() + self.opts.duration if self.opts.duration else None
+        s, cap, feed, sigs, view = self.session, self.cap, self.feed, self.sigs, self.view
+        watch = InterfaceWatch(s.opts.iface)
+        deadline = time.monotonic() + s.opts.duration if s.opts.duration else None
         view.started = time.monotonic()
         stop_reason: str | None = None
         drain_until: float | None = None
@@ -324,71 +380,40 @@ class LiveSession:
                 drain_until = now + DRAIN_TIMEOUT
             msg = watch.poll()
             if msg:
-                self.note(msg)
+                s.note(msg)
             timeout = TICK
             if deadline is not None and stop_reason is None:
                 timeout = max(0.0, min(TICK, deadline - now))
             try:
                 ev = feed.events.get(timeout=timeout)
             except queue.Empty:
-                self.sink.update(view)
+                s.sink.update(view)
                 continue
             if ev.kind == "batch":
-                batch = ev.value
-                pk = decode(batch, toa_kinds=kinds)
-                tracker.feed(pk, 0)
-                view.packets += len(batch)
-                self._report(tracker.take_numbered(), cross, view)
-                ended = tracker.take_ended()
-                for r in ended:
-                    view.add_final([f.code for f in r.findings])
-                spool.extend(ended)
-                view.open_flows = tracker.open_flows
-                self.sink.update(view)
+                yield ev.value
                 continue
             if ev.kind == "error":
                 cap.stop()
-                return "error", ev.value
+                self.reason, self.error = "error", ev.value
+                raise ev.value
             # end of the stream
             if stop_reason is None:
                 rc = cap.wait(2.0)
-                if self.opts.count and rc == 0 and view.packets >= self.opts.count:
+                if s.opts.count and rc == 0 and view.packets >= s.opts.count:
                     stop_reason = "count"
                 else:
                     stop_reason = "ended"
-            return stop_reason, None
-
-    def _report(self, numbered, cross: CrossFlow, view: LiveView) -> None:
-        if not numbered:
+            self.reason = stop_reason
             return
-        recs = [record(n, r, cross.codes(r)) for n, r in numbered]
-        for rec in recs:
-            view.add(rec)
-        self.sink.flows(recs)
-
-    def _finish(self, tracker, spool, cross, error, warnings) -> Any:
-        from pcapip.live.tracking import finish_table
-        from pcapip.report.analysis import Analysis
-
-        table = finish_table(
-            tracker,
-            spool,
-            trusted=self.nets,
-            captures=[self.capture_name],
-            warnings=warnings,
-            toa_asked=bool(self.opts.toa_kinds),
-        )
-        for w in table.warnings:  # every oddity said, as analyze says it
-            self.note(f"warning: {w}")
-        self._report(tracker.take_numbered(), cross, self.view)
-        errors = [error] if isinstance(error, CaptureError) else []
-        return Analysis(table, errors)
 
 
 def _preload() -> None:
     import importlib
 
-    importlib.import_module("pcapip.report.analysis")
+    # the summary's frames and table (pcapip.report.analysis loads pandas only when a frame
+    # is built, so it is named here)
+    for name in ("pandas", "pcapip.report.analysis", "pcapip.report.render"):
+        importlib.import_module(name)
     # the flow stage starts per packet and moves to its compiled loop once this is loaded
     from pcapip.flows.tracker import warm_compiled
 

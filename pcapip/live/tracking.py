@@ -10,9 +10,10 @@ reporting API:
   not to be one; for UDP, its first datagram with payload), as a preview
   row; a flow that ends before that is reported with its final row
   (``on_ended``);
-* **release**: rows of ended flows leave the tracker after every batch
-  (``take_ended``) and are spooled to a temporary file in chunks, so memory
-  holds the open flows only;
+* **release**: rows of ended flows stay in the tracker's one row store (packed
+  numpy columns, moved to temporary files past a few MiB: ``pcapip.flows.packed``),
+  as when ``analyze`` reads a file, so memory holds the open flows only; their
+  findings are counted as they end (``take_ended_findings``) for the live view;
 * **a cap** on flows tracked at once (``max_flows``): when it is exceeded the
   oldest flows are ended early, closed ones first; a connection still open
   that has to go gets the finding ``capture.flow_limit``;
@@ -25,21 +26,17 @@ reporting API:
 from __future__ import annotations
 
 import dataclasses
-import pickle
-import tempfile
-from collections.abc import Iterator, Sequence
-from typing import IO, Any
+from collections import Counter
+from typing import Any
 
 import numpy as np
 
 from pcapip.decode import Packets
 from pcapip.flows.rows import FlowRow
 from pcapip.flows.state import FlowBase
-from pcapip.flows.table import FlowTable
-from pcapip.flows.table import finish_table as _finish_table
 from pcapip.flows.tracker import FLOW_LIMIT, FlowTracker
 
-__all__ = ["FLOW_LIMIT", "LiveTracker", "RowSpool", "finish_table"]
+__all__ = ["FLOW_LIMIT", "LiveTracker"]
 
 
 class LiveTracker(FlowTracker):
@@ -47,8 +44,9 @@ class LiveTracker(FlowTracker):
 
     After every :meth:`feed`, :meth:`take_reports` returns one row per flow
     newly settled (a preview) or ended before it settled (its final row).
-    :meth:`take_ended` (inherited) returns the final rows of the flows that
-    ended, which the caller keeps (see RowSpool).
+    The rows of ended flows stay in the tracker for the final table
+    (``pcapip.flows.table.finish_table``); :meth:`take_ended_codes` gives their
+    findings counted as they end.
     """
 
     def __init__(self, *, max_flows: int = 100_000, **kwargs: Any) -> None:
@@ -57,6 +55,7 @@ class LiveTracker(FlowTracker):
         )
         self._reported: set[int] = set()  # serials of open flows already reported
         self._reports: list[tuple[int, FlowRow]] = []
+        self._ended_findings: Counter[str] = Counter()  # code -> flows ended with it
 
     def feed(self, p: Packets, capture: int = 0) -> None:
         """As FlowTracker.feed, in runs of one transport: the tracker handles a batch's UDP
@@ -74,6 +73,7 @@ class LiveTracker(FlowTracker):
         self._reported.add(flow.serial)
 
     def _on_ended(self, flow: FlowBase, row: FlowRow) -> None:
+        self._ended_findings.update({f.code for f in row.findings})
         if flow.serial in self._reported:
             self._reported.discard(flow.serial)
         else:
@@ -84,6 +84,11 @@ class LiveTracker(FlowTracker):
         last call, in capture order."""
         out, self._reports = self._reports, []
         out.sort(key=lambda nr: (nr[1].capture, nr[1].first_frame))
+        return out
+
+    def take_ended_findings(self) -> Counter[str]:
+        """Finding code -> flows ended with it since the last call (their final rows)."""
+        out, self._ended_findings = self._ended_findings, Counter()
         return out
 
     def take_reports(self) -> list[FlowRow]:
@@ -98,64 +103,4 @@ def _rows(p: Packets, a: int, b: int) -> Packets:
             f.name: getattr(p, f.name) if f.name == "data" else getattr(p, f.name)[a:b]
             for f in dataclasses.fields(p)
         }
-    )
-
-
-class RowSpool:
-    """Final rows of ended flows, kept on disk in pickled chunks once there are many.
-
-    Memory holds at most ``chunk`` rows; the rest waits in an anonymous
-    temporary file (gone when closed, or when the process dies) until the
-    final summary reads them back.
-    """
-
-    def __init__(self, chunk: int = 5_000) -> None:
-        self.chunk = chunk
-        self.count = 0
-        self._mem: list[FlowRow] = []
-        self._file: IO[bytes] | None = None
-        self._chunks = 0
-
-    def extend(self, rows: Sequence[FlowRow]) -> None:
-        if not rows:
-            return
-        self._mem.extend(rows)
-        self.count += len(rows)
-        if len(self._mem) >= self.chunk:
-            if self._file is None:
-                self._file = tempfile.TemporaryFile(prefix="pcapip-live-")  # noqa: SIM115
-            pickle.dump(self._mem, self._file, protocol=pickle.HIGHEST_PROTOCOL)
-            self._chunks += 1
-            self._mem = []
-
-    def __iter__(self) -> Iterator[FlowRow]:
-        if self._file is not None:
-            self._file.flush()
-            self._file.seek(0)
-            for _ in range(self._chunks):
-                yield from pickle.load(self._file)
-            self._file.seek(0, 2)
-        yield from self._mem
-
-    def close(self) -> None:
-        if self._file is not None:
-            self._file.close()
-            self._file = None
-        self._mem = []
-
-
-def finish_table(
-    tracker: FlowTracker,
-    spool: RowSpool,
-    *,
-    trusted: Sequence[Any] | None,
-    captures: Sequence[str],
-    warnings: Sequence[Any] = (),
-    toa_asked: bool = False,
-) -> FlowTable:
-    """End every open flow and build the table exactly as ``analyze`` builds it
-    (:func:`pcapip.flows.table.finish_table`, with the spooled rows and the capture
-    reader's warnings)."""
-    return _finish_table(
-        tracker, captures, trusted, earlier=spool, warnings=warnings, toa_asked=toa_asked
     )

@@ -11,16 +11,18 @@ import json
 import os
 from collections.abc import Sequence
 from functools import cached_property
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 import numpy as np
-import pandas as pd
 
 from pcapip.errors import CaptureError, CaptureWarning, UsageError
 from pcapip.flows.columns import SCHEMA, Column
 from pcapip.flows.findings import CATALOGUE, ORDER, Level
 from pcapip.flows.oddities import ToaKindSeen
 from pcapip.flows.table import FlowTable
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 BY_CHOICES = ("flow", "egress", "client", "origin")
 
@@ -53,19 +55,24 @@ def _series(col: Column, values: list[Any]) -> Any:
     if col.kind == "time":
         return _times(values)
     if col.kind == "text" or col.distinct:
+        import pandas as pd
+
         return pd.array(values, dtype="string")
     return _cat(values, col.vocabulary)
 
 
 def _cat(values: list[Any], categories: Sequence[str] | None = None) -> pd.Categorical:
+    import pandas as pd
     return pd.Categorical(values, categories=categories) if categories else pd.Categorical(values)
 
 
 def _ports(values: list[int | None]) -> pd.arrays.IntegerArray:
+    import pandas as pd
     return pd.array(values, dtype=_PORT)
 
 
 def _times(ns: list[int]) -> pd.DatetimeIndex:
+    import pandas as pd
     return pd.to_datetime(np.asarray(ns, dtype=np.int64), unit="ns", utc=True)
 
 
@@ -159,6 +166,8 @@ class Analysis:
     @cached_property
     def flows(self) -> pd.DataFrame:
         """One row per flow: the declared columns (``pcapip.flows.columns``), typed by kind."""
+        import pandas as pd
+
         c = _OneAtATime(self.table)
         return pd.DataFrame({col.name: _series(col, c[col.name]) for col in SCHEMA})
 
@@ -181,6 +190,7 @@ class Analysis:
 
     @cached_property
     def findings(self) -> pd.DataFrame:
+        import pandas as pd
         fs = self.table.findings
         caps = self.captures
         return pd.DataFrame(
@@ -264,11 +274,14 @@ _GROUP_KEYS = {"egress": ("egress_ip",), "client": ("client_ip",), "origin": ("o
 
 
 def _joined_set(s: pd.Series) -> str:
+    import pandas as pd
     return ",".join(sorted({str(x) for x in s if not pd.isna(x)}))
 
 
 def _grouped(f: pd.DataFrame, by: str) -> pd.DataFrame:
     """One row per group of flows ``by`` (GROUP_COLUMNS), most flows first."""
+    import pandas as pd
+
     from pcapip.report.filters import codes_of, problem_mask
 
     cols = list(GROUP_COLUMNS[by])
@@ -314,6 +327,7 @@ def _iso(s: pd.Series) -> pd.Series:
 
 
 def _for_text(df: pd.DataFrame) -> pd.DataFrame:
+    import pandas as pd
     df = df.copy()
     for c in df.columns:
         if isinstance(df[c].dtype, pd.DatetimeTZDtype):
@@ -338,28 +352,3 @@ def _emit(text: str, target: str | os.PathLike[str] | IO[str] | None) -> str | N
         return None
     target.write(text)
     return None
-
-
-def analyze(
-    paths: str | os.PathLike[str] | Sequence[str | os.PathLike[str]],
-    *,
-    trusted: str | Sequence[str] | None = None,
-    toa_kinds: Sequence[str | int] | None = None,
-    mode: str = "fast",
-    progress: Any = None,
-    raise_on_damage: bool = False,
-) -> Analysis:
-    """Analyse one capture or several (read in order as one recording)."""
-    from pcapip.flows.run import track_captures
-
-    if isinstance(paths, str | os.PathLike):
-        paths = [paths]
-    paths = list(paths)
-    if not paths:
-        raise UsageError("no capture given")
-    table, errors = track_captures(
-        paths, toa_kinds=toa_kinds, trusted=trusted, mode=mode, progress=progress
-    )
-    if errors and raise_on_damage:
-        raise errors[0]
-    return Analysis(table, errors)

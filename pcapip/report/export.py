@@ -4,7 +4,8 @@
 pandas frames (and importing pandas) would cost more than analysing a
 million-packet capture, so the per-flow exports are written here with the
 standard library. ``Analysis.to_csv``/``to_jsonl`` use the same writers, so the
-CLI and the Python API produce identical files. A file that cannot be written
+CLI and the Python API produce identical files. This module never imports
+``analysis`` (which imports it): ``write_analysis`` is handed an Analysis. A file that cannot be written
 is one PcapipError line, and a closed standard output (``| head``) is a
 BrokenPipeError for every format, the table included (``pcapip.cli.main``
 exits 0 on it).
@@ -250,10 +251,10 @@ def write_analysis(
     """Write an analysis as ``pcapip analyze`` writes it (``pcapip live`` writes its summary
     the same way).
 
-    ``result`` is an Analysis, or a FlowTable for the per-flow CSV / TSV / JSON Lines,
-    which need neither pandas nor the Analysis frames; ``fmt`` is one of
-    FORMATS; ``output`` None or "-" means standard output. A file that cannot be
-    written raises PcapipError (one line).
+    ``result`` is an Analysis (``pcapip.analyze``); the per-flow CSV / TSV / JSON Lines are
+    written from its table (its ``selection`` only), so they need neither pandas nor the
+    frames. ``fmt`` is one of FORMATS; ``output`` None or "-" means standard output. A
+    file that cannot be written raises PcapipError (one line).
     """
     if fmt not in FORMATS:
         raise ValueError(f"format must be one of {', '.join(FORMATS)}, not {fmt!r}")
@@ -272,21 +273,15 @@ def _write(
     max_rows: int,
     explain: bool,
 ) -> None:
-    table = result if isinstance(result, FlowTable) else result.table
     if fmt in ("csv", "tsv", "json") and by == "flow":
         write = {"csv": write_csv, "tsv": write_tsv, "json": write_jsonl}[fmt]
-        rows = None if isinstance(result, FlowTable) else getattr(result, "selection", None)
         if output is None:
-            write(table, sys.stdout, rows)
+            write(result.table, sys.stdout, result.selection)
             sys.stdout.flush()
         else:
             with open(output, "w", encoding="utf-8", newline="") as fh:
-                write(table, fh, rows)
+                write(result.table, fh, result.selection)
         return
-    if isinstance(result, FlowTable):
-        from pcapip.report.analysis import Analysis
-
-        result = Analysis(result)
     if fmt == "table":
         _write_table(result, output, by, max_rows, explain)
     elif fmt == "parquet":

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter, defaultdict
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -16,8 +16,10 @@ from rich.text import Text
 
 from pcapip.flows.findings import CATALOGUE, ORDER, Level
 from pcapip.flows.oddities import spoofing_line, undecoded_line
-from pcapip.report.analysis import Analysis
 from pcapip.report.filters import worst_rank
+
+if TYPE_CHECKING:
+    from pcapip.report.analysis import Analysis
 
 _LEVEL_STYLE = {Level.INFO: "cyan", Level.WARNING: "yellow", Level.ERROR: "bold red"}
 _STATUS_STYLE = {
