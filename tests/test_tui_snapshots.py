@@ -8,6 +8,8 @@ after the capture is read and no worker is running. Update after an intended cha
 
 from __future__ import annotations
 
+import time
+
 import pytest_textual_snapshot
 from tui_pilot import PCAPS, settle, wait_loaded
 
@@ -32,8 +34,21 @@ def loaded(*keys: str, filter_text: str | None = None):
         # view one refresh later)
         await pilot.wait_for_scheduled_animations()
         await pilot.pause(0.2)
+        await _scrolling_done(pilot)
 
     return before
+
+
+async def _scrolling_done(pilot, rounds: int = 3, timeout: float = 10.0) -> None:
+    """Until no widget's scroll offset has moved for ``rounds`` pauses: on a loaded machine
+    the packet tree scrolls to the node it selected a refresh or two after the load."""
+    deadline = time.monotonic() + timeout
+    last, same = None, 0
+    while same < rounds and time.monotonic() < deadline:
+        await pilot.pause(0.1)
+        now = [(id(w), w.scroll_offset) for w in pilot.app.screen.query("*") if w.is_scrollable]
+        same = same + 1 if now == last else 0
+        last = now
 
 
 def test_flows_80x24(snap_compare) -> None:

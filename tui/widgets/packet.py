@@ -77,6 +77,12 @@ class PacketTree(Tree[Any]):
         self.scroll_to_node(node, animate=False)
         self.call_after_refresh(self._sync_scrollbar)
 
+    def on_resize(self) -> None:
+        # the pane's height is settled by the layout, which may come after the landing above
+        # (the hex dump below takes its lines once it knows them): keep the cursor in view
+        if self.cursor_node is not None and self.cursor_line > 0:
+            self.call_after_refresh(self.scroll_to_node, self.cursor_node, animate=False)
+
     def _sync_scrollbar(self) -> None:
         # a scroll made before the scroll bar is shown does not move its thumb: set it here
         self.vertical_scrollbar.position = self.scroll_y
