@@ -129,7 +129,12 @@ def comparable(nb: Any) -> list[tuple[str, str, list[Any]]]:
         outs = []
         for o in c.get("outputs", []):
             if o.output_type == "stream":
-                outs.append((o.output_type, o.name, _mask(o.text)))
+                # the kernel flushes print() output on a timer: on a loaded machine one
+                # cell's text can arrive as several stream messages; a reader sees one text
+                if outs and outs[-1][:2] == ("stream", o.name):
+                    outs[-1] = ("stream", o.name, outs[-1][2] + _mask(o.text))
+                else:
+                    outs.append((o.output_type, o.name, _mask(o.text)))
             elif o.output_type == "error":
                 outs.append((o.output_type, o.ename, o.evalue))
             else:
@@ -151,7 +156,11 @@ def first_difference(committed: Any, fresh: Any) -> str:
         return f"{len(old)} cells committed, {len(new)} now"
     for i, (a, b) in enumerate(zip(old, new, strict=True)):
         if a != b:
-            return f"cell {i}: committed {str(a[2])[:300]!r}\n    now {str(b[2])[:300]!r}"
+            x, y = str(a[2]), str(b[2])
+            at = next((k for k, (p, q) in enumerate(zip(x, y, strict=False)) if p != q),
+                      min(len(x), len(y)))
+            at = max(0, at - 100)
+            return f"cell {i}: committed …{x[at:at + 300]!r}\n    now …{y[at:at + 300]!r}"
     return ""
 
 
