@@ -530,6 +530,7 @@ def track_tcp(
             continue
 
         # ---- apply
+        attempt = False  # the flow became a connection attempt: schedule its attempt timeout
         S[s, F_PACKETS] += 1
         S[s, F_BYTES] += olen[i]
         if tns < S[s, F_START]:
@@ -544,6 +545,7 @@ def track_tcp(
                 S[s, F_EGRESS_BY] = BY_SYN
                 if hs == HS_NONE:
                     S[s, F_HS] = HS_PENDING
+                    attempt = True
         elif syn:
             if S[s, F_SYNACK] == 0:
                 S[s, F_SYNACK] = 1
@@ -554,6 +556,7 @@ def track_tcp(
                     S[s, F_ISN0 + 1 - side] = (ack[i] - 1) & _M32
                     if hs == HS_NONE:
                         S[s, F_HS] = HS_PENDING
+                        attempt = True
         elif is_hs:
             S[s, F_HS] = HS_DONE if (ackf and not rst) else HS_FAILED
             S[s, F_HS_FRAME] = fr
@@ -650,9 +653,16 @@ def track_tcp(
                 n = ct[CT_EVENTS]
                 out_events[n] = s
                 ct[CT_EVENTS] = n + 1
+        elif attempt:
+            # (a FIN/RST in the same packet schedules the flow above: one event per packet)
+            n = ct[CT_EVENTS]
+            out_events[n] = s
+            ct[CT_EVENTS] = n + 1
 
 
-@kernel("i8(i8[::1], i8, i8[:, ::1], i8[::1], i8[::1], i8[::1], i8[::1], i8, i8, i8, i8[::1])")
+@kernel(
+    "i8(i8[::1], i8, i8[:, ::1], i8[::1], i8[::1], i8[::1], i8[::1], i8, i8, i8, i8, i8[::1])"
+)
 def expire(
     ev,
     nev,
@@ -664,12 +674,15 @@ def expire(
     now,
     linger,
     evict_after,
+    attempt,
     out,
 ):
-    """Schedule flows ``ev[:nev]`` (closed, or fully closed, since the last call) and return
-    how many flows are due: closed in both directions (or reset) and quiet for ``linger``
-    ns, or half-closed and quiet for ``evict_after`` ns, as of capture time ``now``;
-    their rows are listed in ``out`` and marked ended.
+    """Schedule flows ``ev[:nev]`` (closed, fully closed, or become a connection attempt
+    since the last call) and return how many flows are due: closed in both directions (or
+    reset) and quiet for ``linger`` ns, half-closed and quiet for ``evict_after`` ns, or a
+    connection attempt (``pcapip.flows.attempts.deadline``: SYN or SYN-ACK seen, handshake
+    not completed, no payload, not closed) quiet for ``attempt`` ns, as of capture time
+    ``now``; their rows are listed in ``out`` and marked ended.
 
     A binary heap of (deadline, row, serial) ordered by deadline: a deadline is computed
     when scheduled and never later than the flow's real one (a flow's last packet only
@@ -711,8 +724,18 @@ def expire(
                     hser[q] = lser
                 if S[s, F_STATE] != ST_OPEN or S[s, F_SERIAL] != ser:
                     continue  # ended already (or the row holds another flow now)
-                fm = S[s, F_FIN_MASK]
-                real = S[s, F_END] + (linger if ((fm & 4) != 0 or fm == 3) else evict_after)
+                if S[s, F_CLOSED] != 0:
+                    fm = S[s, F_FIN_MASK]
+                    real = S[s, F_END] + (linger if ((fm & 4) != 0 or fm == 3) else evict_after)
+                elif (
+                    S[s, F_HS] != HS_DONE
+                    and (S[s, F_SYN_SEQ] >= 0 or S[s, F_SYNACK] != 0)
+                    and S[s, F_PAY0] == 0
+                    and S[s, F_PAY0 + 1] == 0
+                ):
+                    real = S[s, F_END] + attempt
+                else:
+                    continue  # an attempt that became a connection: no deadline
                 if real < now:
                     S[s, F_STATE] = ST_ENDED
                     out[nout] = s
@@ -724,10 +747,20 @@ def expire(
         count = nev if phase == 0 else rs
         for e in range(count):
             s = ev[e] if phase == 0 else out[out.shape[0] - 1 - e]
-            if S[s, F_STATE] != ST_OPEN or S[s, F_CLOSED] == 0:
+            if S[s, F_STATE] != ST_OPEN:
                 continue
-            fm = S[s, F_FIN_MASK]
-            d = S[s, F_END] + (linger if ((fm & 4) != 0 or fm == 3) else evict_after)
+            if S[s, F_CLOSED] != 0:
+                fm = S[s, F_FIN_MASK]
+                d = S[s, F_END] + (linger if ((fm & 4) != 0 or fm == 3) else evict_after)
+            elif (
+                S[s, F_HS] != HS_DONE
+                and (S[s, F_SYN_SEQ] >= 0 or S[s, F_SYNACK] != 0)
+                and S[s, F_PAY0] == 0
+                and S[s, F_PAY0 + 1] == 0
+            ):
+                d = S[s, F_END] + attempt
+            else:
+                continue
             ser = S[s, F_SERIAL]
             # push: append and sift up
             q = size

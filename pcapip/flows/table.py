@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from pcapip.errors import CaptureWarning
+from pcapip.flows.attempts import ATTEMPT_STATUSES, FloodSummary, flood_summary
 from pcapip.flows.columnar import RowBlock
 from pcapip.flows.findings import CATALOGUE, ORDER, Finding, Level
 from pcapip.flows.oddities import ToaKindSeen, announcers, toa_kinds_seen
@@ -61,7 +62,8 @@ COLUMNS: tuple[str, ...] = (
 )
 
 METHODS = ("toa", "ppv1", "ppv2", "none", "unknown")
-STATUSES = ("ok", "malformed", "incomplete", "absent", "mid-stream")
+# the last three: connection attempts that never completed (pcapip.flows.attempts)
+STATUSES = ("ok", "malformed", "incomplete", "absent", "mid-stream", *ATTEMPT_STATUSES)
 
 # output column -> packed row field, where the names differ
 _ROW_NAME = {"start": "start_ns", "end": "end_ns"}
@@ -153,6 +155,8 @@ class FlowTable:
         # TOA kinds that carried clients, and whether --toa-kind asked for kinds
         self.toa_kinds: list[ToaKindSeen] = []
         self.toa_asked = False
+        # connection attempts that never completed (SYN flood?): counts and top sources
+        self.flood = FloodSummary()
 
     def __len__(self) -> int:
         return len(self.rows)
@@ -493,13 +497,17 @@ def build_table(
     said = announcers(c["egress_ip"], c["carries_client"], vocab)
     kinds = toa_kinds_seen(c["toa_kind"], registry)
     out["announcers"] = len(said)
+    flood = flood_summary(
+        c["status"], c["egress_ip"], c["origin_ip"], c["origin_port"], vocab.codes, vocab
+    )
+    out["attempts"], out["attempt_sources"] = flood.attempts, flood.sources
     store = _permuted(p, order, consume)
     del order
     store = _put(store, "findings_col", _findings_column(n, fnd, vocab))
     for k in list(fnd):
         store = _put(store, f"F_{k}", fnd.pop(k))
     table = FlowTable(PackedRows(store), vocab, out, captures)
-    table.announcers, table.toa_kinds = said, kinds
+    table.announcers, table.toa_kinds, table.flood = said, kinds, flood
     table.trusted_checked = trusted is not None
     return table
 
