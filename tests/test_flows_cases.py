@@ -129,7 +129,7 @@ def test_syn_retransmissions(tmp_path: Path) -> None:
     a = _check_paths(_write(tmp_path, cap))
     assert _rows(a) == [
         (43101, "toa", "100.64.8.1", "ok", 9),
-        (43102, "none", None, "absent", 1),
+        (43102, "none", None, "unanswered", 1),
         (43102, "ppv1", "100.64.8.2", "ok", 8),
     ]
     assert a.stats["syn_recv_sock_toa"] == 1 and a.stats["syn_recv_sock_no_toa"] == 1

@@ -17,7 +17,8 @@ carried a client keeps "ok"):
 * ``unanswered`` (Zeek S0, and RSTOS0): a SYN, nothing back from the other side;
 * ``refused`` (Zeek REJ): a SYN answered by a RST;
 * ``half-open`` (the server's SYN_RECV state; Zeek S1 with history "Sh"): a SYN
-  answered by a SYN-ACK that was never acknowledged.
+  answered by a SYN-ACK that was never acknowledged (nor reset: a client that
+  resets instead keeps "absent").
 
 The table counts them per status (``status_unanswered`` ...) and names the
 sources that sent most (:func:`flood_summary`); the report says it in one line
@@ -50,19 +51,22 @@ def attempt_status(
     synack: Any,
     hs: Any,
     paid: Any,
+    egress_closed: Any,
     origin_closed: Any,
     origin_rst: Any,
 ) -> Any:
     """Per flow (arrays or scalars): 0 not an attempt, else 1 + index in ATTEMPT_STATUSES.
 
-    ``paid``: payload seen from either side; ``origin_closed``/``origin_rst``: the
-    origin side (the one the SYN went to) sent a FIN or RST / a RST.
+    ``paid``: payload seen from either side; ``egress_closed``: the side that sent the
+    SYN sent a FIN or RST (of the first two closes); ``origin_closed``/``origin_rst``: the
+    other side sent a FIN or RST / a RST.
     """
     syn_seen, synack, paid = np.asarray(syn_seen), np.asarray(synack), np.asarray(paid)
+    egress_closed = np.asarray(egress_closed)
     origin_closed, origin_rst = np.asarray(origin_closed), np.asarray(origin_rst)
     base = (syn_seen | synack) & ~paid & (np.asarray(hs) != HS_DONE)
     return np.where(
-        base & synack,
+        base & synack & ~egress_closed,
         3,
         np.where(
             base & origin_rst, 2, np.where(base & ~synack & ~origin_closed & syn_seen, 1, 0)

@@ -502,11 +502,14 @@ def _attempts(M: np.ndarray, og: np.ndarray, statuses: np.ndarray, code: Any) ->
     nc = M[:, L.F_NCLOSES]
     c0 = (nc > 0) & (M[:, L.C0_SIDE] == og)
     c1 = (nc > 1) & (M[:, L.C1_SIDE] == og)
+    e0 = (nc > 0) & (M[:, L.C0_SIDE] != og)
+    e1 = (nc > 1) & (M[:, L.C1_SIDE] != og)
     k = attempt_status(
         M[:, L.F_SYN_SEQ] >= 0,
         M[:, L.F_SYNACK] != 0,
         M[:, L.F_HS],
         (M[:, L.F_PAY0] != 0) | (M[:, L.F_PAY1] != 0),
+        e0 | e1,
         c0 | c1,
         (c0 & (M[:, L.C0_RST] != 0)) | (c1 & (M[:, L.C1_RST] != 0)),
     )

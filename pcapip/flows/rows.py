@@ -155,6 +155,7 @@ def _attempt(fl: TcpFlow, eg: int) -> str | None:
             fl.synack_seen,
             fl.hs,
             fl.pay_seen[0] or fl.pay_seen[1],
+            len(mine) < len(fl.closes[:2]),
             bool(mine),
             any(c[1] == "rst" for c in mine),
         )
