@@ -150,7 +150,7 @@ def flood_line(f: FloodSummary | None, shown: int = 3) -> str | None:
     top = ", ".join(f"{ip} ({n})" for ip, n in f.top[:shown])
     to = f" to {f.targets[0][0]}" if f.targets and f.targets[0][1] * 2 > f.attempts else ""
     return (
-        f"{f.attempts} connection attempts never completed{to} ({parts}; SYN flood?) from "
-        f"{f.sources} source addresses; most from {top}"
+        f"SYN flood? {f.attempts} connection attempts never completed{to} ({parts}), from "
+        f"{f.sources} source addresses, most from {top}"
     )
 
