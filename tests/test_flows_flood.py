@@ -154,3 +154,12 @@ def test_open_flows_stay_within_the_attempt_window(flood, mode: str, backend) ->
     assert rows == info["flows"]
     most, rows = peak(attempt_timeout=3600.0)
     assert most >= info["syns"] - 10 and rows == info["flows"]
+
+
+def test_no_flood_line_for_ordinary_captures() -> None:
+    """A capture with a few lone SYNs says nothing about floods (it may have attempts)."""
+    for name in ("troubleshooting.pcap", "eth-mixed-us-le.pcap", "flow-capture-end.pcap"):
+        a = Analysis(*track_captures([REPO / "tests" / "pcaps" / name]))
+        f = a.table.flood
+        assert f.attempts == sum(a.stats.get(f"status_{s}", 0) for s in f.by_status)
+        assert flood_line(f) is None
