@@ -102,20 +102,28 @@ def flood_summary(
     want = [codes[s] for s in ATTEMPT_STATUSES if s in codes]
     if not want:
         return out
-    rows = np.flatnonzero(np.isin(status, want))
-    out.attempts = int(rows.size)
-    if rows.size == 0:
+    mask = np.isin(status, want)
+    out.attempts = int(np.count_nonzero(mask))
+    if out.attempts == 0:
         return out
+    picked = status[mask]
     for s in ATTEMPT_STATUSES:
-        n = int(np.count_nonzero(status[rows] == codes.get(s, -2)))
+        n = int(np.count_nonzero(picked == codes.get(s, -2)))
         if n:
             out.by_status[s] = n
-    src = np.sort(egress_ip[rows])
+    del picked
+    src = egress_ip[mask]
+    src.sort()
     uniq, counts = _runs(src)
+    del src
     out.sources = int(uniq.size)
     out.top = _top(uniq, counts, lambda ips: [str(x) for x in vocab.ip_decode(ips)])
+    del uniq, counts
     # (address code, port) as one int64: IPv4 codes are below 2**32, IPv6 ones small negatives
-    tu, tc = _runs(np.sort(origin_ip[rows] * 65536 + origin_port[rows]))
+    tgt = origin_ip[mask] * 65536 + origin_port[mask]
+    tgt.sort()
+    tu, tc = _runs(tgt)
+    del tgt
 
     def name(keys: np.ndarray) -> list[str]:
         ips = vocab.ip_decode(keys // 65536)

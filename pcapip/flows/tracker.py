@@ -83,7 +83,7 @@ PACK_ROWS = 8192
 SPILL_BYTES = 2 << 20
 # ended flows of the compiled table turned into rows at once at most (the end of a capture
 # may end half a million attempts together: a copy of their table rows is made per block)
-COMPACT_MAX = 65_536
+COMPACT_MAX = 16_384
 
 _MASK64 = (1 << 64) - 1
 
@@ -294,6 +294,8 @@ class FlowTracker:
             self._end_udp(fl)
         self._flush(force=True)
         self._settled = []
+        if isinstance(self._tcp, _TcpRows):
+            self._tcp.release()
 
     def finish(self) -> list[FlowRow]:
         """End every open flow; returns the rows of all ended flows not taken yet."""
@@ -1291,6 +1293,18 @@ class _TcpRows:
 
     def end_all(self) -> None:
         self._end_rows(np.flatnonzero(self.S[:, L.F_STATE] == L.ST_OPEN))
+
+    def release(self) -> None:
+        """Give the memory of the table's rows back once every row is free (after end_all):
+        the pages read as zeros again (every row ST_FREE, as the free stack says), so the
+        table build that follows does not sit on top of a flood's half million rows."""
+        if self.ct[self.K.CT_OPEN] or self.npending or self.ended or self.extra:
+            return
+        for m in self._maps.values():
+            try:
+                m.madvise(mmap.MADV_DONTNEED)
+            except (AttributeError, OSError, ValueError):  # not on this platform: keep them
+                return
 
     def still_open(self, item: tuple[int, int]) -> TcpFlow | None:
         s, serial = item
