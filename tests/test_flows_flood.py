@@ -163,3 +163,27 @@ def test_no_flood_line_for_ordinary_captures() -> None:
         f = a.table.flood
         assert f.attempts == sum(a.stats.get(f"status_{s}", 0) for s in f.by_status)
         assert flood_line(f) is None
+
+
+def test_distinct_and_top_sources_against_a_counter() -> None:
+    """The summary's source counting (only repeats counted) against collections.Counter."""
+    import random
+    from collections import Counter
+
+    import numpy as np
+
+    from pcapip.flows.attempts import TOP_SOURCES, _distinct_top
+
+    rng = random.Random(7)
+    for repeated in (0, 2, 9):
+        values = [rng.randrange(1 << 30) for _ in range(500)]
+        for k in range(repeated):
+            values += [k + 1] * (k + 2)
+        v = np.sort(np.array(values, dtype=np.int64))
+        distinct, top = _distinct_top(v, lambda keys: [str(int(x)) for x in keys])
+        counts = Counter(values)
+        assert distinct == len(counts)
+        assert len(top) == TOP_SOURCES
+        assert all(counts[int(k)] == n for k, n in top)
+        best = sorted(counts.values(), reverse=True)[:TOP_SOURCES]
+        assert [n for _, n in top] == best

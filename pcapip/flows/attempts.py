@@ -39,6 +39,7 @@ ATTEMPT_STATUSES = ("unanswered", "refused", "half-open")
 # a capture with at least this many attempts gets the report's flood line
 FLOOD_MIN = 100
 TOP_SOURCES = 5
+SLICE = 1 << 20  # rows of the table read at a time
 
 
 def is_attempt(closed: bool, hs: int, syn_seen: bool, synack: bool, paid: bool) -> bool:
@@ -85,53 +86,81 @@ class FloodSummary:
     targets: list[tuple[str, int]] = field(default_factory=list)  # ("ip:port", attempts)
 
 
-def flood_summary(
-    status: np.ndarray,
-    egress_ip: np.ndarray,
-    origin_ip: np.ndarray,
-    origin_port: np.ndarray,
-    codes: dict[str, int],
-    vocab: Any,
-) -> FloodSummary:
-    """Count the attempt rows of a table (status codes of ``vocab``) and their sources.
+def flood_summary(cols: Any, n: int, codes: dict[str, int], vocab: Any) -> FloodSummary:
+    """Count the attempt rows of a table's ``n`` packed rows (``cols``: a MemStore or
+    DiskStore; status codes of ``vocab``) and their sources and targets.
 
-    Called with one table's columns (8 bytes per flow each): memory is that of the
-    columns, not of a Python object per attempt.
+    Read SLICE rows at a time: what stays is the source address of each attempt (8
+    bytes) and one byte per attempt while they are counted, not a column of the table.
     """
     out = FloodSummary()
     want = [codes[s] for s in ATTEMPT_STATUSES if s in codes]
-    if not want:
+    if not want or n == 0:
         return out
-    mask = np.isin(status, want)
-    out.attempts = int(np.count_nonzero(mask))
-    if out.attempts == 0:
+    per = dict.fromkeys(ATTEMPT_STATUSES, 0)
+    srcs: list[np.ndarray] = []
+    targets: list[tuple[np.ndarray, np.ndarray]] = []
+    for lo in range(0, n, SLICE):
+        status = cols.slice("status", lo, lo + SLICE)
+        mask = np.isin(status, want)
+        if not mask.any():
+            continue
+        for s in ATTEMPT_STATUSES:
+            per[s] += int(np.count_nonzero(status[mask] == codes.get(s, -2)))
+        srcs.append(cols.slice("egress_ip", lo, lo + SLICE)[mask])
+        # (address code, port) as one int64: IPv4 codes are below 2**32, IPv6 small negatives
+        tgt = cols.slice("origin_ip", lo, lo + SLICE)[mask] * 65536
+        tgt += cols.slice("origin_port", lo, lo + SLICE)[mask]
+        tgt.sort()
+        targets.append(_runs(tgt))
+    out.by_status = {s: k for s, k in per.items() if k}
+    out.attempts = sum(per.values())
+    if not out.attempts:
         return out
-    picked = status[mask]
-    for s in ATTEMPT_STATUSES:
-        n = int(np.count_nonzero(picked == codes.get(s, -2)))
-        if n:
-            out.by_status[s] = n
-    del picked
-    src = egress_ip[mask]
+    src = np.concatenate(srcs) if len(srcs) > 1 else srcs[0]
+    del srcs
     src.sort()
-    uniq, counts = _runs(src)
+    out.sources, out.top = _distinct_top(src, lambda v: [str(x) for x in vocab.ip_decode(v)])
     del src
-    out.sources = int(uniq.size)
-    out.top = _top(uniq, counts, lambda ips: [str(x) for x in vocab.ip_decode(ips)])
-    del uniq, counts
-    # (address code, port) as one int64: IPv4 codes are below 2**32, IPv6 ones small negatives
-    tgt = origin_ip[mask] * 65536 + origin_port[mask]
-    tgt.sort()
-    tu, tc = _runs(tgt)
-    del tgt
+    tk = np.concatenate([t[0] for t in targets])
+    tc = np.concatenate([t[1] for t in targets])
+    order = np.argsort(tk, kind="stable")
+    tk, tc = tk[order], tc[order]
+    starts = np.flatnonzero(np.concatenate(([True], tk[1:] != tk[:-1])))
 
     def name(keys: np.ndarray) -> list[str]:
         ips = vocab.ip_decode(keys // 65536)
         ports = (keys % 65536).tolist()
         return [_hostport(str(ip), p) for ip, p in zip(ips, ports, strict=True)]
 
-    out.targets = _top(tu, tc, name)
+    out.targets = _top(tk[starts], np.add.reduceat(tc, starts), name)
     return out
+
+
+def _distinct_top(v: np.ndarray, name: Any) -> tuple[int, list[tuple[str, int]]]:
+    """Distinct values of sorted ``v`` and the TOP_SOURCES most frequent, without a
+    count per distinct value: in a spoofed flood nearly every source is distinct, so
+    only the repeated values are counted."""
+    if v.size == 0:
+        return 0, []
+    same = v[1:] == v[:-1]
+    distinct = int(v.size - np.count_nonzero(same))
+    rep = v[1:][same]  # each repeated value, once per repetition
+    del same
+    if rep.size:
+        keys, counts = _runs(rep)
+        top = _top(keys, counts + 1, name)
+    else:
+        top = []
+    if len(top) < TOP_SOURCES:  # then values seen once, in order
+        seen = {k for k, _ in top}
+        for k in name(v[: TOP_SOURCES * 2 + len(top)]):
+            if len(top) >= TOP_SOURCES:
+                break
+            if k not in seen:
+                seen.add(k)
+                top.append((k, 1))
+    return distinct, top
 
 
 def _runs(sorted_values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -497,9 +497,7 @@ def build_table(
     said = announcers(c["egress_ip"], c["carries_client"], vocab)
     kinds = toa_kinds_seen(c["toa_kind"], registry)
     out["announcers"] = len(said)
-    flood = flood_summary(
-        c["status"], c["egress_ip"], c["origin_ip"], c["origin_port"], vocab.codes, vocab
-    )
+    flood = flood_summary(c, n, vocab.codes, vocab)
     out["attempts"], out["attempt_sources"] = flood.attempts, flood.sources
     store = _permuted(p, order, consume)
     del order
