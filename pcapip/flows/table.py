@@ -272,16 +272,22 @@ def _cross_flow(p: PackedRows, vocab: Vocab, trusted: Sequence[Any] | None) -> _
     c = p.cols
     code = vocab.code
     out = _Extra()
-    o_ip, o_port = c["origin_ip"], c["origin_port"]
+    o_port = c["origin_port"]
     # one number per (transport, origin address, origin port); address codes may be negative
-    key = o_ip * (1 << 18) + o_port * 2 + (c["transport"] == code("udp"))
+    # (built in place: a column of the table at a time, for a flood's ten million rows)
+    key = c["origin_ip"] * (1 << 18)
+    key += o_port * 2
+    key += c["transport"] == code("udp")
     # origin ports where some flow carried a client address, by TOA or by a PROXY header
     method = c["method"]
-    ok = (c["client_ip"] != NO_IP) & (c["status"] == code("ok"))
+    ok = c["client_ip"] != NO_IP
+    ok &= c["status"] == code("ok")
     is_toa = method == code("toa")
     with_toa = distinct(key[ok & is_toa])
     with_pp = distinct(key[ok & ~is_toa])
+    del ok, is_toa
     if with_toa.size or with_pp.size:
+        o_ip = c["origin_ip"]
         rows = np.flatnonzero(
             (method == code("none"))
             & missing_client(
