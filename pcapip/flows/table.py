@@ -272,11 +272,10 @@ def _cross_flow(p: PackedRows, vocab: Vocab, trusted: Sequence[Any] | None) -> _
     c = p.cols
     code = vocab.code
     out = _Extra()
-    o_port = c["origin_port"]
     # one number per (transport, origin address, origin port); address codes may be negative
     # (built in place: a column of the table at a time, for a flood's ten million rows)
     key = c["origin_ip"] * (1 << 18)
-    key += o_port * 2
+    key += c["origin_port"] * 2
     key += c["transport"] == code("udp")
     # origin ports where some flow carried a client address, by TOA or by a PROXY header
     method = c["method"]
@@ -287,22 +286,22 @@ def _cross_flow(p: PackedRows, vocab: Vocab, trusted: Sequence[Any] | None) -> _
     with_pp = distinct(key[ok & ~is_toa])
     del ok, is_toa
     if with_toa.size or with_pp.size:
-        o_ip = c["origin_ip"]
         rows = np.flatnonzero(
             (method == code("none"))
             & missing_client(
                 np.isin(key, with_toa), np.isin(key, with_pp), c["hs_done"], c["spoke"]
             )
         )
-        ips = vocab.ip_decode(o_ip[rows])
+        ips = vocab.ip_decode(c["origin_ip"][rows])
         msgs = [
             f"no TOA or PROXY header, while other flows to {ip}:{port} carry one"
-            for ip, port in zip(ips, o_port[rows].tolist(), strict=True)
+            for ip, port in zip(ips, c["origin_port"][rows].tolist(), strict=True)
         ]
         out.add(rows, "client.missing", msgs, c["first_frame"][rows], c["capture"][rows])
     # a PROXY header whose source is the connection's own source: the proxy's health check
-    pp = np.isin(c["method"], [code("ppv1"), code("ppv2")])
-    cand = np.flatnonzero(pp & (c["client_port"] != NULL) & (c["client_port"] == c["egress_port"]))
+    cand = np.flatnonzero(np.isin(method, [code("ppv1"), code("ppv2")]))
+    cp, ep = c["client_port"][cand], c["egress_port"][cand]
+    cand = cand[(cp != NULL) & (cp == ep)]
     if cand.size:
         c_ip, e_ip = c["client_ip"][cand], c["egress_ip"][cand]
         same = (c_ip >= 0) & (c_ip == e_ip)
