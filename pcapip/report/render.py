@@ -14,8 +14,8 @@ from rich.padding import Padding
 from rich.table import Table
 from rich.text import Text
 
-from pcapip.flows.findings import CATALOGUE, ORDER, Level
 from pcapip.flows.attempts import flood_line
+from pcapip.flows.findings import CATALOGUE, ORDER, Level
 from pcapip.flows.oddities import spoofing_line, undecoded_line
 from pcapip.report.analysis import Analysis
 from pcapip.report.filters import worst_rank
