@@ -103,6 +103,7 @@ def _http_400(P: np.ndarray, rows: np.ndarray, side: np.ndarray, length: np.ndar
 
 def compact_plain(
     S: np.ndarray,
+    X: np.ndarray,
     P: np.ndarray,
     rows: np.ndarray,
     headers: dict[int, Any],
@@ -118,7 +119,7 @@ def compact_plain(
     these states, each row's findings in the same order. The address columns
     are address codes of ``vocab`` (``pcapip.flows.packed``), ready to pack.
     """
-    M = S[rows]
+    M = np.concatenate((S[rows], X[rows]), axis=1)  # every field, numbered as in layout
     n = len(rows)
     a_port = M[:, L.K_APORT]
     b_port = M[:, L.K_BPORT]

@@ -93,6 +93,7 @@ from .layout import (
     TA_SET,
     TD_SET,
     TS_SET,
+    XBASE,
     fingerprint,
 )
 from .state import BY_SYN, BY_SYNACK, BY_TOA, HS_DONE, HS_FAILED, HS_NONE, HS_PENDING
@@ -100,7 +101,7 @@ from .state import BY_SYN, BY_SYNACK, BY_TOA, HS_DONE, HS_FAILED, HS_NONE, HS_PE
 # numba caches machine code per source file and does not see that the layout's field numbers
 # (frozen into that code as constants) live in another module: this number ties the two, so a
 # layout change must come with an edit here, which invalidates the cache (a test checks it).
-BUILT_FOR_LAYOUT = 3398496533
+BUILT_FOR_LAYOUT = 2924137225
 if fingerprint() != BUILT_FOR_LAYOUT:
     raise ImportError(
         "pcapip.flows.kernel is out of date with pcapip.flows.layout: set BUILT_FOR_LAYOUT to "
@@ -136,7 +137,7 @@ _K3 = 0x0CC9E2D5
     "void(i8[::1], i8, i8[::1], i8[::1], i8[::1], i8[::1], i8[::1], u2[::1], u2[::1], "
     "i8[::1], i8[::1], i8[::1], i8[::1], u2[::1], u4[::1], u4[::1], u1[::1], i4[::1], "
     "i4[::1], i8[::1], i8[::1], i4[::1], i4[::1], i4[::1], u1[::1], i8, "
-    "i8[:, ::1], u1[:, ::1], i8[::1], i8[::1], i8[::1], i8, b1[::1], i8[::1], "
+    "i8[:, ::1], i8[:, ::1], u1[:, ::1], i8[::1], i8[::1], i8[::1], i8, b1[::1], i8[::1], "
     "i8[::1], i8[::1], i8[::1], i8[::1], i8[::1], i8[::1], i8[::1], i8[::1], i8[::1])"
 )
 def track_tcp(
@@ -167,6 +168,7 @@ def track_tcp(
     data,
     capture,
     S,
+    X,
     P,
     H,
     free,
@@ -278,7 +280,7 @@ def track_tcp(
             top = ct[CT_FREE_TOP] - 1
             s = free[top]
             ct[CT_FREE_TOP] = top
-            S[s, :] = tmpl
+            S[s, :] = tmpl  # (row s of X is a zero row: rows are freed with X cleared)
             S[s, K_HASH] = h
             S[s, K_AHI] = ahi
             S[s, K_ALO] = alo
@@ -391,13 +393,13 @@ def track_tcp(
                 else:
                     # a TOA naming another client than the flow's current one needs a finding
                     cur = -1
-                    if S[s, TA_SET] != 0:
-                        cur = TA_SET
-                    elif S[s, TS_SET] != 0:
-                        cur = TS_SET
-                    elif S[s, TD_SET] != 0:
-                        cur = TD_SET
-                    if cur >= 0 and (S[s, cur + T_IP] != t_ip or S[s, cur + T_PORT] != t_port):
+                    if X[s, TA_SET - XBASE] != 0:
+                        cur = TA_SET - XBASE
+                    elif X[s, TS_SET - XBASE] != 0:
+                        cur = TS_SET - XBASE
+                    elif X[s, TD_SET - XBASE] != 0:
+                        cur = TD_SET - XBASE
+                    if cur >= 0 and (X[s, cur + T_IP] != t_ip or X[s, cur + T_PORT] != t_port):
                         hand = True
                     else:
                         toa_ok = True
@@ -568,22 +570,22 @@ def track_tcp(
                 S[s, F_EGRESS_BY] = BY_TOA
             g = -1
             if pure_syn:
-                if S[s, TS_SET] == 0:
-                    g = TS_SET
+                if X[s, TS_SET - XBASE] == 0:
+                    g = TS_SET - XBASE
             elif is_hs:
-                g = TA_SET
+                g = TA_SET - XBASE
                 S[s, F_HS_TOA] = 1
-            elif S[s, TD_SET] == 0:
-                g = TD_SET
+            elif X[s, TD_SET - XBASE] == 0:
+                g = TD_SET - XBASE
             if g >= 0:
-                S[s, g] = 1
-                S[s, g + T_IP] = t_ip
-                S[s, g + T_PORT] = t_port
-                S[s, g + T_KIND] = t_kind
-                S[s, g + T_LEN] = 8
-                S[s, g + T_VAR] = t_var
-                S[s, g + T_FRAME] = fr
-                S[s, g + T_CAP] = capture
+                X[s, g] = 1
+                X[s, g + T_IP] = t_ip
+                X[s, g + T_PORT] = t_port
+                X[s, g + T_KIND] = t_kind
+                X[s, g + T_LEN] = 8
+                X[s, g + T_VAR] = t_var
+                X[s, g + T_FRAME] = fr
+                X[s, g + T_CAP] = capture
         if pl > 0:
             if S[s, F_PAY0 + side] == 0:
                 S[s, F_PAY0 + side] = 1
@@ -601,15 +603,15 @@ def track_tcp(
             if hv != 0:
                 S[s, F_SETTLED] = 1
                 S[s, F_HEADER] = HDR_ROW
-                S[s, HK_VER] = hv
-                S[s, HK_FAM] = h_fam
-                S[s, HK_SRC] = h_src
-                S[s, HK_DST] = h_dst
-                S[s, HK_SPORT] = h_sp
-                S[s, HK_DPORT] = h_dp
-                S[s, HK_LEN] = h_len
-                S[s, HK_FRAME] = fr
-                S[s, HK_CAP] = capture
+                X[s, HK_VER - XBASE] = hv
+                X[s, HK_FAM - XBASE] = h_fam
+                X[s, HK_SRC - XBASE] = h_src
+                X[s, HK_DST - XBASE] = h_dst
+                X[s, HK_SPORT - XBASE] = h_sp
+                X[s, HK_DPORT - XBASE] = h_dp
+                X[s, HK_LEN - XBASE] = h_len
+                X[s, HK_FRAME - XBASE] = fr
+                X[s, HK_CAP - XBASE] = capture
                 n = ct[CT_SETTLED]
                 out_settled[n] = s
                 ct[CT_SETTLED] = n + 1

@@ -733,14 +733,16 @@ class _TcpRows:
         cap = 1024
         # the flow table and the first payload bytes, grown by remapping (see _grow)
         self._maps: dict[str, mmap.mmap] = {}
-        self._maps["S"], self.S = _mapped(cap, L.NFIELDS, np.int64)
+        self._maps["S"], self.S = _mapped(cap, L.XBASE, np.int64)
+        # the fields a flow writes only for a TOA option or a PROXY header (layout.XBASE)
+        self._maps["X"], self.X = _mapped(cap, L.NXFIELDS, np.int64)
         self._maps["P"], self.P = _mapped(cap, 2 * L.PAYLOAD_KEEP, np.uint8)
         self.H = np.zeros(4096, dtype=np.int64)
         self.free = np.arange(cap - 1, -1, -1, dtype=np.int64)
         self.ct = np.zeros(K.N_COUNTERS, dtype=np.int64)
         self.ct[K.CT_FREE_TOP] = cap
         self.ct[K.CT_SERIAL] = t._serial  # serials go on from the flows numbered so far
-        self.tmpl = L.template()
+        self.tmpl = np.ascontiguousarray(L.template()[: L.XBASE])
         self.extra: dict[int, TcpFlow] = {}
         self.headers: dict[int, Any] = {}  # row -> HeaderSeen read from its first segment
         self.stamp = 0
@@ -820,6 +822,7 @@ class _TcpRows:
             old = self.S.shape[0]
             new = max(2 * old, old + n - int(ct[K.CT_FREE_TOP]) + 1024)
             self._grow("S", new)
+            self._grow("X", new)
             self._grow("P", new)
             top = int(ct[K.CT_FREE_TOP])
             free = np.empty(new, dtype=np.int64)
@@ -929,6 +932,7 @@ class _TcpRows:
                 data,
                 t.capture,
                 self.S,
+                self.X,
                 self.P,
                 self.H,
                 self.free,
@@ -1056,7 +1060,7 @@ class _TcpRows:
     # ------------------------------------------------------------------ row <-> TcpFlow
     def load(self, s: int) -> TcpFlow:
         """The TcpFlow of row ``s``: its Python object brought up to date, or a new one."""
-        r = self.S[s].tolist()
+        r = self.S[s].tolist() + self.X[s].tolist()  # all NFIELDS, numbered as in layout
         fl = self.extra.get(s)
         if fl is None:
             key = (
@@ -1226,7 +1230,9 @@ class _TcpRows:
         else:
             self.extra.pop(s, None)
             S[s, L.F_EXTRA] = 0
-            S[s, L.TS_SET] = S[s, L.TA_SET] = S[s, L.TD_SET] = 0
+            X, xb = self.X, L.XBASE
+            if X[s, L.TS_SET - xb] or X[s, L.TA_SET - xb] or X[s, L.TD_SET - xb]:
+                X[s, L.TS_SET - xb] = X[s, L.TA_SET - xb] = X[s, L.TD_SET - xb] = 0
 
     # ------------------------------------------------------------------ ending
     def evict(self, now: int) -> None:
@@ -1338,7 +1344,9 @@ class _TcpRows:
         finish = t._machine.finish_tcp
         for lo in range(0, plain.size, COMPACT_MAX):
             part = plain[lo : lo + COMPACT_MAX]
-            block = PackedRows.pack(compact_plain(S, self.P, part, self.headers, t.vocab), t.vocab)
+            block = PackedRows.pack(
+                compact_plain(S, self.X, self.P, part, self.headers, t.vocab), t.vocab
+            )
             t._keep(block)
             if cb is not None:
                 for s, r in zip(part.tolist(), block.to_rows(t.vocab), strict=True):
@@ -1362,6 +1370,14 @@ class _TcpRows:
             for s in plain[S[plain, L.F_HEADER] == L.HDR_DICT].tolist():
                 del self.headers[s]
         S[rows, L.F_STATE] = L.ST_FREE
+        # a free row of X is a zero row (the loop does not reset it for a new flow); rows
+        # never written are only read here, which leaves their pages untouched
+        X = self.X
+        for lo in range(0, rows.size, COMPACT_MAX):  # (a gathered copy per block)
+            part = rows[lo : lo + COMPACT_MAX]
+            used = part[X[part].any(axis=1)]
+            if used.size:
+                X[used] = 0
         top = int(self.ct[self.K.CT_FREE_TOP])
         self.free[top : top + rows.size] = rows
         self.ct[self.K.CT_FREE_TOP] = top + rows.size
