@@ -268,19 +268,28 @@ def missing_client(toa_port: Any, pp_port: Any, hs_done: Any, spoke: Any) -> Any
     return (toa_port & (hs_done | spoke)) | (pp_port & spoke)
 
 
+_SLICE = 1 << 20  # rows read at a time where a whole column is not needed
+
+
 def _cross_flow(p: PackedRows, vocab: Vocab, trusted: Sequence[Any] | None) -> _Extra:
     c = p.cols
     code = vocab.code
     out = _Extra()
     # one number per (transport, origin address, origin port); address codes may be negative
-    # (built in place: a column of the table at a time, for a flood's ten million rows)
-    key = c["origin_ip"] * (1 << 18)
-    key += c["origin_port"] * 2
-    key += c["transport"] == code("udp")
+    # (built a slice of rows at a time: a flood's ten million rows hold no column copies)
+    n = len(p)
+    key = np.empty(n, dtype=np.int64)
+    ok = np.empty(n, dtype=bool)  # carried a client address
+    udp, good = code("udp"), code("ok")
+    for lo in range(0, n, _SLICE):
+        hi = min(n, lo + _SLICE)
+        k = c.slice("origin_ip", lo, hi) * (1 << 18)
+        k += c.slice("origin_port", lo, hi) * 2
+        k += c.slice("transport", lo, hi) == udp
+        key[lo:hi] = k
+        ok[lo:hi] = (c.slice("client_ip", lo, hi) != NO_IP) & (c.slice("status", lo, hi) == good)
     # origin ports where some flow carried a client address, by TOA or by a PROXY header
     method = c["method"]
-    ok = c["client_ip"] != NO_IP
-    ok &= c["status"] == code("ok")
     is_toa = method == code("toa")
     with_toa = distinct(key[ok & is_toa])
     with_pp = distinct(key[ok & ~is_toa])
