@@ -3,6 +3,7 @@
     .venv/bin/python bench/bench_analyze.py                   # 1M packets, 5 runs, tshark once
     .venv/bin/python bench/bench_analyze.py --packets 5000000 --tshark-runs 0
     .venv/bin/python bench/bench_analyze.py --capture FILE --runs 3
+    .venv/bin/python bench/bench_analyze.py --flood 2000000 --runs 3   # a SYN flood (gen_flood.py)
 
 The capture is the engine benchmark's (bench/gen_capture.py, generated once
 into bench/out/): ~50 packets per connection (1M packets = ~20k
@@ -79,6 +80,19 @@ def timed(argv: list[str], cpu: int | None) -> dict[str, float]:
     }
 
 
+def flood_for(out_dir: Path, syns: int) -> Path:
+    """The SYN-flood capture with ``syns`` SYNs (100k SYN/s), generated unless already there."""
+    import gen_flood
+
+    path = out_dir / f"flood-{syns}.pcap"
+    if not path.exists():
+        out_dir.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp")
+        gen_flood.write(tmp, syns)
+        tmp.rename(path)
+    return path
+
+
 def analyze_cmd(path: Path) -> list[str]:
     return [
         sys.executable,
@@ -126,6 +140,9 @@ def main() -> None:
     )
     ap.add_argument("--packets", type=int, default=1_000_000, help="generated capture size")
     ap.add_argument("--capture", type=Path, help="use this capture instead of a generated one")
+    ap.add_argument(
+        "--flood", type=int, help="use a SYN flood of this many SYNs (bench/gen_flood.py)"
+    )
     ap.add_argument("--runs", type=int, default=5, help="runs of pcapip (median reported)")
     ap.add_argument("--tshark-runs", type=int, default=1, help="runs of tshark (0: skip)")
     ap.add_argument("--no-engine", action="store_true", help="skip the read+decode baseline")
@@ -141,7 +158,9 @@ def main() -> None:
     )
     args = ap.parse_args()
 
-    path = args.capture or capture_for(args.out, args.packets)
+    path = args.capture or (
+        flood_for(args.out, args.flood) if args.flood else capture_for(args.out, args.packets)
+    )
     from pcapip.sources import open_capture
 
     with open_capture(path) as src:

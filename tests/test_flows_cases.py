@@ -117,7 +117,7 @@ def test_syn_retransmissions(tmp_path: Path) -> None:
     a = _check_paths(_write(tmp_path, cap))
     assert _rows(a) == [
         (43101, "toa", "100.64.8.1", "ok", 9),
-        (43102, "none", None, "absent", 1),
+        (43102, "none", None, "unanswered", 1),
         (43102, "ppv1", "100.64.8.2", "ok", 8),
     ]
     assert a.stats["syn_recv_sock_toa"] == 1 and a.stats["syn_recv_sock_no_toa"] == 1
@@ -146,6 +146,59 @@ def test_resets_during_the_handshake(tmp_path: Path) -> None:
     ]
     # a failed handshake is not a completed one
     assert a.stats["syn_recv_sock_toa"] == 0 and a.stats["syn_recv_sock_no_toa"] == 1
+
+
+def test_connection_attempts(tmp_path: Path) -> None:
+    """Attempts that never complete say so, and end after 5 s of quiet (capture time):
+    retransmissions inside that keep one flow, a SYN after it starts another."""
+    cap = gen.Capture("attempts.pcap", "")
+    tick = gen.Conn(cap, (gen.PROXY2, 43600), ORIG).handshake()  # keeps the clock going
+    a = gen.Conn(cap, (gen.PROXY1, 43601), ORIG)  # SYN, retransmitted 1 s and 3 s later
+    b = gen.Conn(cap, (gen.PROXY1, 43602), ORIG)  # SYN-ACK (retransmitted), never acknowledged
+    c = gen.Conn(cap, (gen.PROXY1, 43603), ORIG)  # the origin resets the SYN
+    d = gen.Conn(cap, (gen.PROXY1, 43604), ORIG)  # a slow handshake: ACK 4 s later, a request
+    f = gen.Conn(cap, (gen.PROXY1, 43605), ORIG)  # unanswered, but its SYN names the client
+    g = gen.Conn(cap, (gen.PROXY1, 43606), ORIG)  # the same SYN again after 7 s of quiet
+    for conn in (a, c, g):
+        conn._e(conn.isn_e, 0, gen.SYN)
+    b.handshake(ack=False)
+    c._o(0, c.isn_e + 1, gen.RST | gen.ACK)
+    d.handshake(ack=False)
+    f._e(f.isn_e, 0, gen.SYN, options=gen.toa200("100.64.12.5", 12005))
+    for sec in range(1, 9):
+        cap.t += 1.0
+        tick.send(b"x")
+        if sec in (1, 3):
+            a._e(a.isn_e, 0, gen.SYN)
+        if sec == 1:
+            b._o(b.isn_o, b.isn_e + 1, gen.SYN | gen.ACK)
+        if sec == 4:
+            d._e(d.se, d.so, gen.ACK)
+            d.send(gen.v1("100.64.12.4", gen.ORIGIN, 12004, 8080) + GET).reply(OK).close()
+        if sec == 7:
+            g._e(g.isn_e, 0, gen.SYN)
+    tick.close()
+    path = _write(tmp_path, cap)
+    a = _check_paths(path)
+    expect = [
+        (43600, "none", None, "absent", 14),
+        (43601, "none", None, "unanswered", 3),
+        (43602, "none", None, "half-open", 3),
+        (43603, "none", None, "refused", 2),
+        (43604, "ppv1", "100.64.12.4", "ok", 8),
+        (43605, "toa", "100.64.12.5", "ok", 1),
+    ]
+    # in one batch the flows end after it: the second SYN joins the first (as with linger)
+    assert sorted(_rows(a)) == [*expect, (43606, "none", None, "unanswered", 2)]
+    assert a.stats["status_unanswered"] == 2 and a.stats["attempts"] == 4
+    one = _run(path, 1)
+    assert sorted(_rows(one)) == [
+        *expect,
+        (43606, "none", None, "unanswered", 1),
+        (43606, "none", None, "unanswered", 1),
+    ]
+    # no packet is lost: every packet is in exactly one flow
+    assert sum(one.table.columns["packets"]) == len(cap.frames)
 
 
 def test_packets_after_the_close(tmp_path: Path) -> None:

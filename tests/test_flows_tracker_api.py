@@ -20,9 +20,11 @@ from pcapip import analyze
 from pcapip.decode import decode
 from pcapip.flows import kernel as K
 from pcapip.flows import layout as L
+from pcapip.flows.attempts import is_attempt
 from pcapip.flows.findings import CATALOGUE, ORDER, Level
 from pcapip.flows.rows import preview
 from pcapip.flows.run import read_captures
+from pcapip.flows.state import HS_DONE, HS_NONE, HS_PENDING
 from pcapip.flows.table import finish_table
 from pcapip.flows.tracker import FLOW_LIMIT, FlowTracker, row_hash
 from pcapip.report.analysis import Analysis
@@ -231,13 +233,24 @@ def test_loop_hashes_keys_as_python_does(backend: str, name: str) -> None:
 
 
 # ---------------------------------------------------------------------- eviction schedule
-def _naive_due(S, closed_rows, now, linger, evict_after) -> set[int]:
+def _naive_due(S, closed_rows, now, linger, evict_after, attempt=None) -> set[int]:
     due = set()
-    for s in closed_rows:
+    for s in range(S.shape[0]) if attempt is not None else closed_rows:
         if S[s, L.F_STATE] != L.ST_OPEN:
             continue
         fm = S[s, L.F_FIN_MASK]
-        delay = linger if (fm & 4 or fm == 3) else evict_after
+        if S[s, L.F_CLOSED]:
+            delay = linger if (fm & 4 or fm == 3) else evict_after
+        elif attempt is not None and is_attempt(
+            False,
+            S[s, L.F_HS],
+            S[s, L.F_SYN_SEQ] >= 0,
+            S[s, L.F_SYNACK] != 0,
+            S[s, L.F_PAY0] != 0 or S[s, L.F_PAY1] != 0,
+        ):
+            delay = attempt
+        else:
+            continue
         if S[s, L.F_END] + delay < now:
             due.add(s)
     return due
@@ -255,12 +268,12 @@ def test_expire_finds_exactly_the_flows_a_full_scan_finds(seed: int, backend: st
     rng = random.Random(seed)
     n = 40
     S = np.zeros((n, L.NFIELDS), dtype=np.int64)
-    S[:, L.F_STATE] = L.ST_OPEN
+    S[:] = L.template()
     S[:, L.F_SERIAL] = np.arange(1, n + 1)
     hd, hslot, hser = (np.zeros(8 * n, dtype=np.int64) for _ in range(3))
     hn = np.zeros(1, dtype=np.int64)
     expire = K.expire.get(accel.choose(backend, want_compiled=True))
-    linger, evict_after = 20, 500
+    linger, evict_after, attempt = 20, 500, 60
     now = 0
     closed: set[int] = set()
     for _ in range(60):
@@ -272,7 +285,17 @@ def test_expire_finds_exactly_the_flows_a_full_scan_finds(seed: int, backend: st
                 continue
             S[s, L.F_END] = max(S[s, L.F_END], now - rng.randrange(0, 30))
             what = rng.random()
-            if what < 0.5:  # a FIN or RST
+            if what < 0.2 and S[s, L.F_HS] == HS_NONE:  # a SYN: the flow becomes an attempt
+                S[s, L.F_SYN_SEQ] = 1
+                S[s, L.F_HS] = HS_PENDING
+                if not S[s, L.F_CLOSED]:
+                    events.append(s)
+            elif what < 0.3:  # the handshake completes, or payload: no longer an attempt
+                if rng.random() < 0.5:
+                    S[s, L.F_HS] = HS_DONE
+                else:
+                    S[s, L.F_PAY0 + rng.randrange(2)] = 1
+            elif what < 0.5:  # a FIN or RST
                 was_closed = S[s, L.F_CLOSED]
                 fm = S[s, L.F_FIN_MASK]
                 was_done = fm & 4 or fm == 3
@@ -282,10 +305,10 @@ def test_expire_finds_exactly_the_flows_a_full_scan_finds(seed: int, backend: st
                 closed.add(s)
                 if not was_closed or ((fm & 4 or fm == 3) and not was_done):
                     events.append(s)
-        expect = _naive_due(S, closed, now, linger, evict_after)
+        expect = _naive_due(S, closed, now, linger, evict_after, attempt)
         ev = np.asarray(events, dtype=np.int64)
         out = np.empty(int(hn[0]) + ev.size + 1, dtype=np.int64)
-        k = expire(ev, ev.size, S, hd, hslot, hser, hn, now, linger, evict_after, out)
+        k = expire(ev, ev.size, S, hd, hslot, hser, hn, now, linger, evict_after, attempt, out)
         assert set(out[:k].tolist()) == expect
         assert all(S[s, L.F_STATE] == L.ST_ENDED for s in expect)
         # the schedule stays a binary heap of deadlines

@@ -48,6 +48,7 @@ HELP = (
   Short names: client, egress, origin, proxy, ip (any address), port (any port)
 
 [b u]Colours[/b u]  status: [green]ok[/] [red]malformed[/] [yellow]incomplete[/] [magenta]absent[/] [dim]mid-stream[/]
+          attempts that never completed: [dim yellow]unanswered refused half-open[/]
   severity column: [red]error[/] [yellow]warning[/] [cyan]info[/] (E W i when the terminal is narrow)
 """
 )

@@ -21,6 +21,10 @@ STATUS_STYLE: dict[str, Style] = {
     "incomplete": Style(color="yellow"),
     "absent": Style(color="magenta"),
     "mid-stream": Style(dim=True),
+    # connection attempts that never completed (a SYN flood is mostly these)
+    "unanswered": Style(color="yellow", dim=True),
+    "refused": Style(color="yellow", dim=True),
+    "half-open": Style(color="yellow", dim=True),
 }
 #: worst finding level → (word, letter for a narrow terminal, style)
 SEVERITY_MARK = {

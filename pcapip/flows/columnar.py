@@ -25,6 +25,7 @@ import numpy as np
 
 from pcapip.flows import headers as _hdr
 from pcapip.flows import layout as L
+from pcapip.flows.attempts import ATTEMPT_STATUSES, attempt_status
 from pcapip.flows.findings import Finding
 from pcapip.flows.packed import NO_IP, NULL, Vocab
 from pcapip.flows.rows import FlowRow, _header_notes
@@ -102,6 +103,7 @@ def _http_400(P: np.ndarray, rows: np.ndarray, side: np.ndarray, length: np.ndar
 
 def compact_plain(
     S: np.ndarray,
+    X: np.ndarray,
     P: np.ndarray,
     rows: np.ndarray,
     headers: dict[int, Any],
@@ -117,7 +119,7 @@ def compact_plain(
     these states, each row's findings in the same order. The address columns
     are address codes of ``vocab`` (``pcapip.flows.packed``), ready to pack.
     """
-    M = S[rows]
+    M = np.concatenate((S[rows], X[rows]), axis=1)  # every field, numbered as in layout
     n = len(rows)
     a_port = M[:, L.K_APORT]
     b_port = M[:, L.K_BPORT]
@@ -427,7 +429,7 @@ def compact_plain(
     c["pp_command"] = pp_command
     c["pp_family"] = pp_family
     c["tlvs"] = tlvs
-    c["status"] = statuses
+    c["status"] = _attempts(M, og, statuses, code)
     c["header_frame"] = (hf_cap, hf_frame)
     c["toa_kind"] = toa_kind
     if one_by_one:
@@ -490,3 +492,31 @@ def row_header(values: Sequence[int]) -> Any:
         )
     frames = [(values[L.HK_CAP], values[L.HK_FRAME])]
     return HeaderSeen("ok", ver, h, None, (), length, frames, 1)
+
+
+def _attempts(M: np.ndarray, og: np.ndarray, statuses: np.ndarray, code: Any) -> np.ndarray:
+    """"absent" becomes unanswered / refused / half-open for connection attempts
+    (``pcapip.flows.attempts``; ``_compact_tcp`` applies the same rule to one flow)."""
+    absent = statuses == code("absent")
+    if not absent.any():
+        return statuses
+    nc = M[:, L.F_NCLOSES]
+    c0 = (nc > 0) & (M[:, L.C0_SIDE] == og)
+    c1 = (nc > 1) & (M[:, L.C1_SIDE] == og)
+    e0 = (nc > 0) & (M[:, L.C0_SIDE] != og)
+    e1 = (nc > 1) & (M[:, L.C1_SIDE] != og)
+    k = attempt_status(
+        M[:, L.F_SYN_SEQ] >= 0,
+        M[:, L.F_SYNACK] != 0,
+        M[:, L.F_HS],
+        (M[:, L.F_PAY0] != 0) | (M[:, L.F_PAY1] != 0),
+        e0 | e1,
+        c0 | c1,
+        (c0 & (M[:, L.C0_RST] != 0)) | (c1 & (M[:, L.C1_RST] != 0)),
+    )
+    k = np.where(absent, k, 0)
+    for i, name in enumerate(ATTEMPT_STATUSES, 1):
+        sel = k == i
+        if sel.any():
+            statuses[sel] = code(name)
+    return statuses

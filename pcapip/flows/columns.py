@@ -34,7 +34,10 @@ class Column:
 
 TRANSPORTS = ("tcp", "udp")
 METHODS = ("toa", "ppv1", "ppv2", "none", "unknown")
-STATUSES = ("ok", "malformed", "incomplete", "absent", "mid-stream")
+#: connection attempts that never completed (pcapip.flows.attempts): Zeek's S0, REJ and a
+#: SYN_RECV the client never completed
+ATTEMPT_STATUSES = ("unanswered", "refused", "half-open")
+STATUSES = ("ok", "malformed", "incomplete", "absent", "mid-stream", *ATTEMPT_STATUSES)
 
 _EGRESS = "the proxy's egress address: the connection's source as the origin sees it"
 _ORIGIN = "the origin (the side that answered the SYN)"

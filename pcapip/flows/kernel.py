@@ -93,6 +93,7 @@ from .layout import (
     TA_SET,
     TD_SET,
     TS_SET,
+    XBASE,
     fingerprint,
 )
 from .state import BY_SYN, BY_SYNACK, BY_TOA, HS_DONE, HS_FAILED, HS_NONE, HS_PENDING
@@ -100,7 +101,7 @@ from .state import BY_SYN, BY_SYNACK, BY_TOA, HS_DONE, HS_FAILED, HS_NONE, HS_PE
 # numba caches machine code per source file and does not see that the layout's field numbers
 # (frozen into that code as constants) live in another module: this number ties the two, so a
 # layout change must come with an edit here, which invalidates the cache (a test checks it).
-BUILT_FOR_LAYOUT = 3398496533
+BUILT_FOR_LAYOUT = 2924137225
 if fingerprint() != BUILT_FOR_LAYOUT:
     raise ImportError(
         "pcapip.flows.kernel is out of date with pcapip.flows.layout: set BUILT_FOR_LAYOUT to "
@@ -112,7 +113,7 @@ CT_FREE_TOP = 0  # entries left on the free-row stack
 CT_DEFER = 1  # packets handed over in this call
 CT_ENDED = 2  # rows ended in this call (port reuse)
 CT_SETTLED = 3  # rows whose header question this call settled
-CT_EVENTS = 4  # rows closed (or fully closed) in this call: eviction candidates
+CT_EVENTS = 4  # rows closed, fully closed or become attempts in this call: eviction candidates
 CT_SERIAL = 5  # last flow serial number given out
 CT_CLOSES = 6  # flows closed so far (close order)
 CT_OPEN = 7  # open rows
@@ -136,7 +137,7 @@ _K3 = 0x0CC9E2D5
     "void(i8[::1], i8, i8[::1], i8[::1], i8[::1], i8[::1], i8[::1], u2[::1], u2[::1], "
     "i8[::1], i8[::1], i8[::1], i8[::1], u2[::1], u4[::1], u4[::1], u1[::1], i4[::1], "
     "i4[::1], i8[::1], i8[::1], i4[::1], i4[::1], i4[::1], u1[::1], i8, "
-    "i8[:, ::1], u1[:, ::1], i8[::1], i8[::1], i8[::1], i8, b1[::1], i8[::1], "
+    "i8[:, ::1], i8[:, ::1], u1[:, ::1], i8[::1], i8[::1], i8[::1], i8, b1[::1], i8[::1], "
     "i8[::1], i8[::1], i8[::1], i8[::1], i8[::1], i8[::1], i8[::1], i8[::1], i8[::1])"
 )
 def track_tcp(
@@ -167,6 +168,7 @@ def track_tcp(
     data,
     capture,
     S,
+    X,
     P,
     H,
     free,
@@ -278,7 +280,7 @@ def track_tcp(
             top = ct[CT_FREE_TOP] - 1
             s = free[top]
             ct[CT_FREE_TOP] = top
-            S[s, :] = tmpl
+            S[s, :] = tmpl  # (row s of X is a zero row: rows are freed with X cleared)
             S[s, K_HASH] = h
             S[s, K_AHI] = ahi
             S[s, K_ALO] = alo
@@ -391,13 +393,13 @@ def track_tcp(
                 else:
                     # a TOA naming another client than the flow's current one needs a finding
                     cur = -1
-                    if S[s, TA_SET] != 0:
-                        cur = TA_SET
-                    elif S[s, TS_SET] != 0:
-                        cur = TS_SET
-                    elif S[s, TD_SET] != 0:
-                        cur = TD_SET
-                    if cur >= 0 and (S[s, cur + T_IP] != t_ip or S[s, cur + T_PORT] != t_port):
+                    if X[s, TA_SET - XBASE] != 0:
+                        cur = TA_SET - XBASE
+                    elif X[s, TS_SET - XBASE] != 0:
+                        cur = TS_SET - XBASE
+                    elif X[s, TD_SET - XBASE] != 0:
+                        cur = TD_SET - XBASE
+                    if cur >= 0 and (X[s, cur + T_IP] != t_ip or X[s, cur + T_PORT] != t_port):
                         hand = True
                     else:
                         toa_ok = True
@@ -530,6 +532,7 @@ def track_tcp(
             continue
 
         # ---- apply
+        attempt = False  # the flow became a connection attempt: schedule its attempt timeout
         S[s, F_PACKETS] += 1
         S[s, F_BYTES] += olen[i]
         if tns < S[s, F_START]:
@@ -544,6 +547,7 @@ def track_tcp(
                 S[s, F_EGRESS_BY] = BY_SYN
                 if hs == HS_NONE:
                     S[s, F_HS] = HS_PENDING
+                    attempt = True
         elif syn:
             if S[s, F_SYNACK] == 0:
                 S[s, F_SYNACK] = 1
@@ -554,6 +558,7 @@ def track_tcp(
                     S[s, F_ISN0 + 1 - side] = (ack[i] - 1) & _M32
                     if hs == HS_NONE:
                         S[s, F_HS] = HS_PENDING
+                        attempt = True
         elif is_hs:
             S[s, F_HS] = HS_DONE if (ackf and not rst) else HS_FAILED
             S[s, F_HS_FRAME] = fr
@@ -565,22 +570,22 @@ def track_tcp(
                 S[s, F_EGRESS_BY] = BY_TOA
             g = -1
             if pure_syn:
-                if S[s, TS_SET] == 0:
-                    g = TS_SET
+                if X[s, TS_SET - XBASE] == 0:
+                    g = TS_SET - XBASE
             elif is_hs:
-                g = TA_SET
+                g = TA_SET - XBASE
                 S[s, F_HS_TOA] = 1
-            elif S[s, TD_SET] == 0:
-                g = TD_SET
+            elif X[s, TD_SET - XBASE] == 0:
+                g = TD_SET - XBASE
             if g >= 0:
-                S[s, g] = 1
-                S[s, g + T_IP] = t_ip
-                S[s, g + T_PORT] = t_port
-                S[s, g + T_KIND] = t_kind
-                S[s, g + T_LEN] = 8
-                S[s, g + T_VAR] = t_var
-                S[s, g + T_FRAME] = fr
-                S[s, g + T_CAP] = capture
+                X[s, g] = 1
+                X[s, g + T_IP] = t_ip
+                X[s, g + T_PORT] = t_port
+                X[s, g + T_KIND] = t_kind
+                X[s, g + T_LEN] = 8
+                X[s, g + T_VAR] = t_var
+                X[s, g + T_FRAME] = fr
+                X[s, g + T_CAP] = capture
         if pl > 0:
             if S[s, F_PAY0 + side] == 0:
                 S[s, F_PAY0 + side] = 1
@@ -598,15 +603,15 @@ def track_tcp(
             if hv != 0:
                 S[s, F_SETTLED] = 1
                 S[s, F_HEADER] = HDR_ROW
-                S[s, HK_VER] = hv
-                S[s, HK_FAM] = h_fam
-                S[s, HK_SRC] = h_src
-                S[s, HK_DST] = h_dst
-                S[s, HK_SPORT] = h_sp
-                S[s, HK_DPORT] = h_dp
-                S[s, HK_LEN] = h_len
-                S[s, HK_FRAME] = fr
-                S[s, HK_CAP] = capture
+                X[s, HK_VER - XBASE] = hv
+                X[s, HK_FAM - XBASE] = h_fam
+                X[s, HK_SRC - XBASE] = h_src
+                X[s, HK_DST - XBASE] = h_dst
+                X[s, HK_SPORT - XBASE] = h_sp
+                X[s, HK_DPORT - XBASE] = h_dp
+                X[s, HK_LEN - XBASE] = h_len
+                X[s, HK_FRAME - XBASE] = fr
+                X[s, HK_CAP - XBASE] = capture
                 n = ct[CT_SETTLED]
                 out_settled[n] = s
                 ct[CT_SETTLED] = n + 1
@@ -650,9 +655,16 @@ def track_tcp(
                 n = ct[CT_EVENTS]
                 out_events[n] = s
                 ct[CT_EVENTS] = n + 1
+        elif attempt:
+            # (a FIN/RST in the same packet schedules the flow above: one event per packet)
+            n = ct[CT_EVENTS]
+            out_events[n] = s
+            ct[CT_EVENTS] = n + 1
 
 
-@kernel("i8(i8[::1], i8, i8[:, ::1], i8[::1], i8[::1], i8[::1], i8[::1], i8, i8, i8, i8[::1])")
+@kernel(
+    "i8(i8[::1], i8, i8[:, ::1], i8[::1], i8[::1], i8[::1], i8[::1], i8, i8, i8, i8, i8[::1])"
+)
 def expire(
     ev,
     nev,
@@ -664,12 +676,15 @@ def expire(
     now,
     linger,
     evict_after,
+    attempt,
     out,
 ):
-    """Schedule flows ``ev[:nev]`` (closed, or fully closed, since the last call) and return
-    how many flows are due: closed in both directions (or reset) and quiet for ``linger``
-    ns, or half-closed and quiet for ``evict_after`` ns, as of capture time ``now``;
-    their rows are listed in ``out`` and marked ended.
+    """Schedule flows ``ev[:nev]`` (closed, fully closed, or become a connection attempt
+    since the last call) and return how many flows are due: closed in both directions (or
+    reset) and quiet for ``linger`` ns, half-closed and quiet for ``evict_after`` ns, or a
+    connection attempt (``pcapip.flows.attempts.deadline``: SYN or SYN-ACK seen, handshake
+    not completed, no payload, not closed) quiet for ``attempt`` ns, as of capture time
+    ``now``; their rows are listed in ``out`` and marked ended.
 
     A binary heap of (deadline, row, serial) ordered by deadline: a deadline is computed
     when scheduled and never later than the flow's real one (a flow's last packet only
@@ -711,8 +726,18 @@ def expire(
                     hser[q] = lser
                 if S[s, F_STATE] != ST_OPEN or S[s, F_SERIAL] != ser:
                     continue  # ended already (or the row holds another flow now)
-                fm = S[s, F_FIN_MASK]
-                real = S[s, F_END] + (linger if ((fm & 4) != 0 or fm == 3) else evict_after)
+                if S[s, F_CLOSED] != 0:
+                    fm = S[s, F_FIN_MASK]
+                    real = S[s, F_END] + (linger if ((fm & 4) != 0 or fm == 3) else evict_after)
+                elif (
+                    S[s, F_HS] != HS_DONE
+                    and (S[s, F_SYN_SEQ] >= 0 or S[s, F_SYNACK] != 0)
+                    and S[s, F_PAY0] == 0
+                    and S[s, F_PAY0 + 1] == 0
+                ):
+                    real = S[s, F_END] + attempt
+                else:
+                    continue  # an attempt that became a connection: no deadline
                 if real < now:
                     S[s, F_STATE] = ST_ENDED
                     out[nout] = s
@@ -724,10 +749,20 @@ def expire(
         count = nev if phase == 0 else rs
         for e in range(count):
             s = ev[e] if phase == 0 else out[out.shape[0] - 1 - e]
-            if S[s, F_STATE] != ST_OPEN or S[s, F_CLOSED] == 0:
+            if S[s, F_STATE] != ST_OPEN:
                 continue
-            fm = S[s, F_FIN_MASK]
-            d = S[s, F_END] + (linger if ((fm & 4) != 0 or fm == 3) else evict_after)
+            if S[s, F_CLOSED] != 0:
+                fm = S[s, F_FIN_MASK]
+                d = S[s, F_END] + (linger if ((fm & 4) != 0 or fm == 3) else evict_after)
+            elif (
+                S[s, F_HS] != HS_DONE
+                and (S[s, F_SYN_SEQ] >= 0 or S[s, F_SYNACK] != 0)
+                and S[s, F_PAY0] == 0
+                and S[s, F_PAY0 + 1] == 0
+            ):
+                d = S[s, F_END] + attempt
+            else:
+                continue
             ser = S[s, F_SERIAL]
             # push: append and sift up
             q = size

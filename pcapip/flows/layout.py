@@ -90,6 +90,10 @@ F_SETTLED = _f("settled")
 F_NO_HEADER = _f("no_header")
 F_TRUNCATED = _f("truncated")
 ROW_END = len(_names)
+# --- from here on the fields live in a second table, X (row s of X belongs to row s of S,
+# field f at column f - XBASE): a SYN flood's attempts never write them, so X's pages for
+# those rows are never touched and cost no memory (see pcapip.flows.tracker._grow)
+XBASE = len(_names)
 # --- TOA options the kernel read itself (clean IPv4 client variants), per handshake phase;
 # only meaningful while F_EXTRA is 0 (afterwards the TcpFlow object holds them)
 TS_SET = _f("toa_syn_set")
@@ -132,7 +136,8 @@ HK_FRAME = _f("hdr_frame")
 HK_CAP = _f("hdr_capture")
 HDR_DICT, HDR_ROW = 1, 2  # F_HEADER: HeaderSeen held by the tracker / read by the kernel
 
-NFIELDS = len(_names)
+NFIELDS = len(_names)  # fields of a flow: S holds the first XBASE, X the rest
+NXFIELDS = NFIELDS - XBASE
 FIELD_NAMES: tuple[str, ...] = tuple(_names)
 PAYLOAD_KEEP = 16  # first payload bytes kept per side (enough to recognise "HTTP/1.x 400")
 
@@ -140,7 +145,8 @@ ST_FREE, ST_OPEN, ST_ENDED = 0, 1, 2
 
 
 def template() -> np.ndarray:
-    """A fresh flow row: every "unknown" field at -1, everything else 0."""
+    """A fresh flow row (all NFIELDS): every "unknown" field at -1, everything else 0 (the
+    fields of X are all 0: a fresh row of X is a zero row)."""
     t = np.zeros(NFIELDS, dtype=np.int64)
     for f in (F_EGRESS, F_SYN_SEQ, F_ISN0, F_ISN1, F_HS_FRAME, F_MARK):
         t[f] = -1
@@ -152,7 +158,7 @@ def fingerprint() -> int:
     """A checksum of everything the compiled loop bakes in as constants (see kernel.py)."""
     from pcapip.flows import state
 
-    consts = (PAYLOAD_KEEP, ST_FREE, ST_OPEN, ST_ENDED, HDR_DICT, HDR_ROW)
+    consts = (PAYLOAD_KEEP, ST_FREE, ST_OPEN, ST_ENDED, HDR_DICT, HDR_ROW, XBASE)
     consts += (state.HS_NONE, state.HS_PENDING, state.HS_DONE, state.HS_FAILED)
     consts += (state.BY_SYN, state.BY_SYNACK, state.BY_TOA)
     return zlib.crc32((",".join(FIELD_NAMES) + repr(consts)).encode())

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from pcapip.flows import headers as hdr
+from pcapip.flows.attempts import ATTEMPT_STATUSES, attempt_status
 from pcapip.flows.findings import Finding
 from pcapip.flows.state import HS_DONE, FlowBase, HeaderSeen, TcpFlow, UdpFlow
 
@@ -144,6 +145,24 @@ def _header_notes(notes: _Notes, hs: HeaderSeen, capture: int) -> None:
     notes.note(code, message, frame, cap)
 
 
+def _attempt(fl: TcpFlow, eg: int) -> str | None:
+    """unanswered / refused / half-open for a connection attempt (``pcapip.flows.attempts``;
+    ``columnar._attempts`` applies the same rule to many flows)."""
+    mine = [c for c in fl.closes[:2] if c[0] == 1 - eg]
+    k = int(
+        attempt_status(
+            fl.syn_seq is not None,
+            fl.synack_seen,
+            fl.hs,
+            fl.pay_seen[0] or fl.pay_seen[1],
+            len(mine) < len(fl.closes[:2]),
+            bool(mine),
+            any(c[1] == "rst" for c in mine),
+        )
+    )
+    return ATTEMPT_STATUSES[k - 1] if k else None
+
+
 def _compact_tcp(fl: TcpFlow) -> FlowRow:
     notes = _Notes(fl)
     eg, e_ip, e_port, o_ip, o_port = _endpoints(fl)
@@ -227,6 +246,8 @@ def _compact_tcp(fl: TcpFlow) -> FlowRow:
             )
         elif not fl.start_seen:
             method, status = "unknown", "mid-stream"
+        else:
+            status = _attempt(fl, eg) or status
     if not fl.start_seen:
         notes.note(
             "flow.mid_stream",

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from pcapip.errors import CaptureWarning
+from pcapip.flows.attempts import FloodSummary, flood_summary
 from pcapip.flows.columnar import RowBlock
 from pcapip.flows.columns import COLUMNS, METHODS, STATUSES, of_kind
 from pcapip.flows.findings import CATALOGUE, ORDER, Finding, Level
@@ -131,6 +132,8 @@ class FlowTable:
         # TOA kinds that carried clients, and whether --toa-kind asked for kinds
         self.toa_kinds: list[ToaKindSeen] = []
         self.toa_asked = False
+        # connection attempts that never completed (SYN flood?): counts and top sources
+        self.flood = FloodSummary()
 
     def __len__(self) -> int:
         return len(self.rows)
@@ -242,35 +245,63 @@ def missing_client(toa_port: Any, pp_port: Any, hs_done: Any, spoke: Any) -> Any
     return (toa_port & (hs_done | spoke)) | (pp_port & spoke)
 
 
+_SLICE = 1 << 20  # rows read at a time where a whole column is not needed
+
+
+def _member(values: np.ndarray, sorted_set: np.ndarray) -> np.ndarray:
+    """``np.isin(values, sorted_set)`` for sorted distinct ``sorted_set``, a slice at a time
+    (np.isin sorts a concatenation of both: several copies of a ten-million-row column)."""
+    out = np.zeros(values.size, dtype=bool)
+    if sorted_set.size == 0:
+        return out
+    last = sorted_set.size - 1
+    for lo in range(0, values.size, _SLICE):
+        v = values[lo : lo + _SLICE]
+        at = np.minimum(np.searchsorted(sorted_set, v), last)
+        out[lo : lo + v.size] = sorted_set[at] == v
+    return out
+
+
 def _cross_flow(p: PackedRows, vocab: Vocab, trusted: Sequence[Any] | None) -> _Extra:
     c = p.cols
     code = vocab.code
     out = _Extra()
-    o_ip, o_port = c["origin_ip"], c["origin_port"]
     # one number per (transport, origin address, origin port); address codes may be negative
-    key = o_ip * (1 << 18) + o_port * 2 + (c["transport"] == code("udp"))
+    # (built a slice of rows at a time: a flood's ten million rows hold no column copies)
+    n = len(p)
+    key = np.empty(n, dtype=np.int64)
+    ok = np.empty(n, dtype=bool)  # carried a client address
+    udp, good = code("udp"), code("ok")
+    for lo in range(0, n, _SLICE):
+        hi = min(n, lo + _SLICE)
+        k = c.slice("origin_ip", lo, hi) * (1 << 18)
+        k += c.slice("origin_port", lo, hi) * 2
+        k += c.slice("transport", lo, hi) == udp
+        key[lo:hi] = k
+        ok[lo:hi] = (c.slice("client_ip", lo, hi) != NO_IP) & (c.slice("status", lo, hi) == good)
     # origin ports where some flow carried a client address, by TOA or by a PROXY header
     method = c["method"]
-    ok = (c["client_ip"] != NO_IP) & (c["status"] == code("ok"))
     is_toa = method == code("toa")
     with_toa = distinct(key[ok & is_toa])
     with_pp = distinct(key[ok & ~is_toa])
+    del ok, is_toa
     if with_toa.size or with_pp.size:
         rows = np.flatnonzero(
             (method == code("none"))
             & missing_client(
-                np.isin(key, with_toa), np.isin(key, with_pp), c["hs_done"], c["spoke"]
+                _member(key, with_toa), _member(key, with_pp), c["hs_done"], c["spoke"]
             )
         )
-        ips = vocab.ip_decode(o_ip[rows])
+        ips = vocab.ip_decode(c["origin_ip"][rows])
         msgs = [
             f"no TOA or PROXY header, while other flows to {ip}:{port} carry one"
-            for ip, port in zip(ips, o_port[rows].tolist(), strict=True)
+            for ip, port in zip(ips, c["origin_port"][rows].tolist(), strict=True)
         ]
         out.add(rows, "client.missing", msgs, c["first_frame"][rows], c["capture"][rows])
     # a PROXY header whose source is the connection's own source: the proxy's health check
-    pp = np.isin(c["method"], [code("ppv1"), code("ppv2")])
-    cand = np.flatnonzero(pp & (c["client_port"] != NULL) & (c["client_port"] == c["egress_port"]))
+    cand = np.flatnonzero(np.isin(method, [code("ppv1"), code("ppv2")]))
+    cp, ep = c["client_port"][cand], c["egress_port"][cand]
+    cand = cand[(cp != NULL) & (cp == ep)]
     if cand.size:
         c_ip, e_ip = c["client_ip"][cand], c["egress_ip"][cand]
         same = (c_ip >= 0) & (c_ip == e_ip)
@@ -290,7 +321,7 @@ def _cross_flow(p: PackedRows, vocab: Vocab, trusted: Sequence[Any] | None) -> _
     toa = c["toa_carried"]
     nr = c["no_room_cap"] != NULL
     if nr.any():
-        rows = np.flatnonzero(nr & (toa | np.isin(key, distinct(key[toa]))))
+        rows = np.flatnonzero(nr & (toa | _member(key, distinct(key[toa]))))
         msg = "the handshake ACK has no TOA and its options leave fewer than 8 free bytes"
         out.add(
             rows, "toa.no_room", [msg] * rows.size, c["no_room_frame"][rows], c["no_room_cap"][rows]
@@ -471,13 +502,15 @@ def build_table(
     said = announcers(c["egress_ip"], c["carries_client"], vocab)
     kinds = toa_kinds_seen(c["toa_kind"], registry)
     out["announcers"] = len(said)
+    flood = flood_summary(c, n, vocab.codes, vocab)
+    out["attempts"], out["attempt_sources"] = flood.attempts, flood.sources
     store = _permuted(p, order, consume)
     del order
     store = _put(store, "findings_col", _findings_column(n, fnd, vocab))
     for k in list(fnd):
         store = _put(store, f"F_{k}", fnd.pop(k))
     table = FlowTable(PackedRows(store), vocab, out, captures)
-    table.announcers, table.toa_kinds = said, kinds
+    table.announcers, table.toa_kinds, table.flood = said, kinds, flood
     table.trusted_checked = trusted is not None
     return table
 

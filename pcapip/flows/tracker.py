@@ -2,8 +2,10 @@
 
 ``FlowTracker`` is fed decoded batches in capture order and ends every flow
 it holds when a connection is over (closed and quiet for ``linger`` seconds
-of capture time, half-closed for ``evict_after``, a UDP flow idle for
-``udp_timeout``), when a SYN reuses its 4-tuple, when ``max_flows`` would be
+of capture time, half-closed for ``evict_after``, a connection attempt that
+never completed its handshake for ``attempt_timeout`` (``pcapip.flows.attempts``:
+what keeps a SYN flood's memory to the attempts of the last few seconds), a UDP
+flow idle for ``udp_timeout``), when a SYN reuses its 4-tuple, when ``max_flows`` would be
 exceeded, or at :meth:`FlowTracker.finish`. Ended flows become rows, packed
 into numpy columns (``pcapip.flows.packed``) and moved to temporary files
 once more than SPILL_BYTES of them have gathered; memory holds the
@@ -38,6 +40,7 @@ from __future__ import annotations
 
 import heapq
 import ipaddress
+import mmap
 from collections import deque
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -56,13 +59,14 @@ from pcapip.decode.columns import (
     Packets,
 )
 from pcapip.flows import layout as L
+from pcapip.flows.attempts import ATTEMPT_TIMEOUT, is_attempt
 from pcapip.flows.columnar import compact_plain, row_header
 from pcapip.flows.machine import Machine, PacketColumns
 from pcapip.flows.oddities import Undecoded
 from pcapip.flows.packed import DiskStore, PackedRows, Vocab, spill
 from pcapip.flows.rows import FlowRow, compact
 from pcapip.flows.rows import preview as _preview
-from pcapip.flows.state import BY_FIRST, FlowBase, TcpFlow, ToaSeen, UdpFlow
+from pcapip.flows.state import BY_FIRST, HS_PENDING, FlowBase, TcpFlow, ToaSeen, UdpFlow
 
 UNUSABLE = ST_UNKNOWN_LINK | ST_NOT_IP | ST_FRAGMENT | ST_NOT_TCP_UDP | ST_BAD_HEADER
 NS = 1_000_000_000
@@ -77,6 +81,9 @@ PACK_ROWS = 8192
 # packed rows of ended flows held in memory before they move to temporary files: a capture's
 # memory is its open connections plus at most this (bench/README.md)
 SPILL_BYTES = 2 << 20
+# ended flows of the compiled table turned into rows at once at most (the end of a capture
+# may end half a million attempts together: a copy of their table rows is made per block)
+COMPACT_MAX = 16_384
 
 _MASK64 = (1 << 64) - 1
 
@@ -101,6 +108,17 @@ def _done(fin_mask: int) -> bool:
     return bool(fin_mask & 4) or fin_mask == 3
 
 
+def _deadline(fl: TcpFlow, t: FlowTracker) -> int | None:
+    """Capture time after which ``fl`` is over unless a packet comes (None: not before the
+    end); the compiled table's twin is ``kernel.expire``."""
+    if fl.closed:
+        return fl.end_ns + (t.linger_ns if _done(fl.fin_mask) else t.evict_ns)
+    paid = fl.pay_seen[0] or fl.pay_seen[1]
+    if is_attempt(fl.closed, fl.hs, fl.syn_seq is not None, fl.synack_seen, paid):
+        return fl.end_ns + t.attempt_ns
+    return None
+
+
 class FlowTracker:
     """Feeds on decoded batches; ends flows as connections end; rows come out.
 
@@ -108,6 +126,10 @@ class FlowTracker:
       "reference" (see the module docstring); ``backend``: for the fast mode,
       "auto" (compiled when worth it), "compiled" or "pure" (the compiled
       loop's Python twin, for tests).
+    * ``attempt_timeout``: seconds of capture time after which a connection
+      attempt that never completed its handshake (SYN or SYN-ACK only, no
+      payload, not closed) ends, quiet since its last packet
+      (``pcapip.flows.attempts``).
     * ``max_flows``: at most this many flows open at once. When a batch
       leaves more, the oldest end early: closed connections first (they only
       wait out ``linger`` and lose nothing), then the oldest open ones, which
@@ -134,6 +156,7 @@ class FlowTracker:
         udp_timeout: float = 60.0,
         evict_after: float = 120.0,
         linger: float = 2.0,
+        attempt_timeout: float = ATTEMPT_TIMEOUT,
         stream_limit: int = 65_600,
         max_flows: int | None = None,
         on_settled: OnSettled | None = None,
@@ -153,6 +176,7 @@ class FlowTracker:
         self.udp_timeout_ns = int(udp_timeout * NS)
         self.evict_ns = int(evict_after * NS)
         self.linger_ns = int(linger * NS)
+        self.attempt_ns = int(attempt_timeout * NS)
         self.stream_limit = stream_limit
         self.max_flows = max_flows
         self.on_settled = on_settled
@@ -270,6 +294,8 @@ class FlowTracker:
             self._end_udp(fl)
         self._flush(force=True)
         self._settled = []
+        if isinstance(self._tcp, _TcpRows):
+            self._tcp.release()
 
     def finish(self) -> list[FlowRow]:
         """End every open flow; returns the rows of all ended flows not taken yet."""
@@ -549,6 +575,13 @@ def _canonical(p: Packets, rows: np.ndarray) -> tuple[np.ndarray, ...]:
     )
 
 
+def _mapped(rows: int, width: int, dtype: Any) -> tuple[mmap.mmap, np.ndarray]:
+    """A zeroed ``rows`` x ``width`` table in anonymous memory (pages become resident
+    when first written) and its mapping."""
+    m = mmap.mmap(-1, max(1, rows * width * np.dtype(dtype).itemsize), flags=mmap.MAP_PRIVATE)
+    return m, np.frombuffer(m, dtype=dtype).reshape(rows, width)
+
+
 # ---------------------------------------------------------------------- one object per flow
 class _TcpObjects:
     """TCP flows as TcpFlow objects, every packet through the machine."""
@@ -585,10 +618,12 @@ class _TcpObjects:
             ):
                 self._end(fl)
                 fl = self._new(key, sides[j], c.frame[j], c.ts[j], capture)
-            was = fl.settled
+            was, was_hs = fl.settled, fl.hs
             tcp(fl, p, c, j, sides[j])
             if fl.settled and not was:
                 settled.append(fl)
+            if fl.hs == HS_PENDING and was_hs != HS_PENDING and not fl.closed:
+                self._schedule(fl)
         t.per_packet += len(keys)
 
     def _new(self, key: tuple, side: int, frame: int, ts: int, capture: int) -> TcpFlow:
@@ -600,9 +635,12 @@ class _TcpObjects:
     def _closed(self, fl: TcpFlow) -> None:
         if fl.serial not in self.closing:
             self.closing[fl.serial] = fl
-        t = self.t
-        d = fl.end_ns + (t.linger_ns if _done(fl.fin_mask) else t.evict_ns)
-        heapq.heappush(self.heap, (d, fl.serial, fl))
+        self._schedule(fl)
+
+    def _schedule(self, fl: TcpFlow) -> None:
+        d = _deadline(fl, self.t)
+        if d is not None:
+            heapq.heappush(self.heap, (d, fl.serial, fl))
 
     def _end(self, fl: TcpFlow) -> None:
         if self.flows.get(fl.key) is fl:
@@ -618,7 +656,9 @@ class _TcpObjects:
             _, _, fl = heapq.heappop(h)
             if self.flows.get(fl.key) is not fl:
                 continue
-            real = fl.end_ns + (t.linger_ns if _done(fl.fin_mask) else t.evict_ns)
+            real = _deadline(fl, t)
+            if real is None:
+                continue
             if real < now:
                 self._end(fl)
             else:
@@ -691,14 +731,18 @@ class _TcpRows:
         self._reindex = K.reindex.get(backend)
         self._settle_gc = self.compiled
         cap = 1024
-        self.S = np.zeros((cap, L.NFIELDS), dtype=np.int64)
-        self.P = np.zeros((cap, 2 * L.PAYLOAD_KEEP), dtype=np.uint8)
+        # the flow table and the first payload bytes, grown by remapping (see _grow)
+        self._maps: dict[str, mmap.mmap] = {}
+        self._maps["S"], self.S = _mapped(cap, L.XBASE, np.int64)
+        # the fields a flow writes only for a TOA option or a PROXY header (layout.XBASE)
+        self._maps["X"], self.X = _mapped(cap, L.NXFIELDS, np.int64)
+        self._maps["P"], self.P = _mapped(cap, 2 * L.PAYLOAD_KEEP, np.uint8)
         self.H = np.zeros(4096, dtype=np.int64)
         self.free = np.arange(cap - 1, -1, -1, dtype=np.int64)
         self.ct = np.zeros(K.N_COUNTERS, dtype=np.int64)
         self.ct[K.CT_FREE_TOP] = cap
         self.ct[K.CT_SERIAL] = t._serial  # serials go on from the flows numbered so far
-        self.tmpl = L.template()
+        self.tmpl = np.ascontiguousarray(L.template()[: L.XBASE])
         self.extra: dict[int, TcpFlow] = {}
         self.headers: dict[int, Any] = {}  # row -> HeaderSeen read from its first segment
         self.stamp = 0
@@ -752,7 +796,6 @@ class _TcpRows:
         S = self.S
         ct = self.ct
         rows = np.empty(len(flows), dtype=np.int64)
-        closed = []
         for q, fl in enumerate(flows):
             top = int(ct[self.K.CT_FREE_TOP]) - 1
             s = int(self.free[top])
@@ -765,12 +808,11 @@ class _TcpRows:
             self.store(s, fl)
             if fl.closed:
                 S[s, L.F_CLOSE_ORDER] = order.get(fl.serial, 0) + 1
-                closed.append(s)
         ct[self.K.CT_CLOSES] = len(order) + 1
         ct[self.K.CT_OPEN] += len(flows)
         self._reindex(self.H, S, rows, rows.size)
-        if closed:
-            self.events.append(np.asarray(closed, dtype=np.int64))
+        # every flow with a deadline (closed ones, attempts) is scheduled: expire skips the rest
+        self.events.append(rows.copy())
 
     # ------------------------------------------------------------------ capacity
     def _reserve(self, n: int) -> None:
@@ -779,11 +821,9 @@ class _TcpRows:
         if ct[K.CT_FREE_TOP] < n:
             old = self.S.shape[0]
             new = max(2 * old, old + n - int(ct[K.CT_FREE_TOP]) + 1024)
-            S = np.zeros((new, L.NFIELDS), dtype=np.int64)
-            S[:old] = self.S
-            P = np.zeros((new, 2 * L.PAYLOAD_KEEP), dtype=np.uint8)
-            P[:old] = self.P
-            self.S, self.P = S, P
+            self._grow("S", new)
+            self._grow("X", new)
+            self._grow("P", new)
             top = int(ct[K.CT_FREE_TOP])
             free = np.empty(new, dtype=np.int64)
             free[:top] = self.free[:top]
@@ -799,6 +839,28 @@ class _TcpRows:
             self.H = np.zeros(size, dtype=np.int64)
             rows = np.flatnonzero(self.S[:, L.F_STATE] == L.ST_OPEN)
             self._reindex(self.H, self.S, rows, rows.size)
+
+    def _grow(self, name: str, rows: int) -> None:
+        """Give table ``name`` (S or P) ``rows`` rows, the new ones zero.
+
+        The mapping is extended in place (``mremap``): no copy of the rows in use, and
+        the new rows cost memory only once written. A SYN flood's table holds half a
+        million open attempts; a copy made to grow it would double the peak. If the
+        table is still referenced elsewhere (or the platform cannot remap), it is copied.
+        """
+        a = getattr(self, name)
+        old, width, dtype = a.shape[0], a.shape[1], a.dtype
+        setattr(self, name, None)
+        del a
+        m = self._maps[name]
+        try:
+            m.resize(rows * width * dtype.itemsize)
+        except (BufferError, OSError, SystemError, ValueError):
+            m2, b = _mapped(rows, width, dtype)
+            b[:old] = np.frombuffer(m, dtype=dtype)[: old * width].reshape(old, width)
+            del b
+            self._maps[name] = m = m2
+        setattr(self, name, np.frombuffer(m, dtype=dtype).reshape(rows, width))
 
     def _buffers(self, n: int) -> tuple[np.ndarray, ...]:
         if self._out.shape[0] < 8 * n:
@@ -870,6 +932,7 @@ class _TcpRows:
                 data,
                 t.capture,
                 self.S,
+                self.X,
                 self.P,
                 self.H,
                 self.free,
@@ -980,6 +1043,7 @@ class _TcpRows:
         """Apply one handed-over packet with the Python rules, on the flow built from its row."""
         fl = self.load(s)
         was_settled, was_closed, was_done = fl.settled, fl.closed, _done(fl.fin_mask)
+        was_hs = fl.hs
         machine.tcp(fl, p, c, j, side)
         self.store(s, fl)
         if fl.settled and not was_settled:
@@ -990,11 +1054,13 @@ class _TcpRows:
                 self.ct[K.CT_CLOSES] += 1
                 self.S[s, L.F_CLOSE_ORDER] = self.ct[K.CT_CLOSES]
             self.events.append(np.array([s], dtype=np.int64))
+        elif fl.hs == HS_PENDING and was_hs != HS_PENDING and not fl.closed:
+            self.events.append(np.array([s], dtype=np.int64))  # an attempt: its timeout
 
     # ------------------------------------------------------------------ row <-> TcpFlow
     def load(self, s: int) -> TcpFlow:
         """The TcpFlow of row ``s``: its Python object brought up to date, or a new one."""
-        r = self.S[s].tolist()
+        r = self.S[s].tolist() + self.X[s].tolist()  # all NFIELDS, numbered as in layout
         fl = self.extra.get(s)
         if fl is None:
             key = (
@@ -1164,7 +1230,9 @@ class _TcpRows:
         else:
             self.extra.pop(s, None)
             S[s, L.F_EXTRA] = 0
-            S[s, L.TS_SET] = S[s, L.TA_SET] = S[s, L.TD_SET] = 0
+            X, xb = self.X, L.XBASE
+            if X[s, L.TS_SET - xb] or X[s, L.TA_SET - xb] or X[s, L.TD_SET - xb]:
+                X[s, L.TS_SET - xb] = X[s, L.TA_SET - xb] = X[s, L.TD_SET - xb] = 0
 
     # ------------------------------------------------------------------ ending
     def evict(self, now: int) -> None:
@@ -1194,6 +1262,7 @@ class _TcpRows:
             now,
             t.linger_ns,
             t.evict_ns,
+            t.attempt_ns,
             out,
         )
         if k:
@@ -1231,6 +1300,18 @@ class _TcpRows:
     def end_all(self) -> None:
         self._end_rows(np.flatnonzero(self.S[:, L.F_STATE] == L.ST_OPEN))
 
+    def release(self) -> None:
+        """Give the memory of the table's rows back once every row is free (after end_all):
+        the pages read as zeros again (every row ST_FREE, as the free stack says), so the
+        table build that follows does not sit on top of a flood's half million rows."""
+        if self.ct[self.K.CT_OPEN] or self.npending or self.ended or self.extra:
+            return
+        for m in self._maps.values():
+            try:
+                m.madvise(mmap.MADV_DONTNEED)
+            except (AttributeError, OSError, ValueError):  # not on this platform: keep them
+                return
+
     def still_open(self, item: tuple[int, int]) -> TcpFlow | None:
         s, serial = item
         if self.S[s, L.F_STATE] != L.ST_OPEN or self.S[s, L.F_SERIAL] != serial:
@@ -1261,13 +1342,14 @@ class _TcpRows:
         py = S[rows, L.F_EXTRA] != 0
         plain = rows[~py]
         finish = t._machine.finish_tcp
-        if plain.size:
+        for lo in range(0, plain.size, COMPACT_MAX):
+            part = plain[lo : lo + COMPACT_MAX]
             block = PackedRows.pack(
-                compact_plain(S, self.P, plain, self.headers, t.vocab), t.vocab
+                compact_plain(S, self.X, self.P, part, self.headers, t.vocab), t.vocab
             )
             t._keep(block)
             if cb is not None:
-                for s, r in zip(plain.tolist(), block.to_rows(t.vocab), strict=True):
+                for s, r in zip(part.tolist(), block.to_rows(t.vocab), strict=True):
                     fl = self.load(s)
                     finish(fl)
                     cb(fl, r)
@@ -1288,6 +1370,14 @@ class _TcpRows:
             for s in plain[S[plain, L.F_HEADER] == L.HDR_DICT].tolist():
                 del self.headers[s]
         S[rows, L.F_STATE] = L.ST_FREE
+        # a free row of X is a zero row (the loop does not reset it for a new flow); rows
+        # never written are only read here, which leaves their pages untouched
+        X = self.X
+        for lo in range(0, rows.size, COMPACT_MAX):  # (a gathered copy per block)
+            part = rows[lo : lo + COMPACT_MAX]
+            used = part[X[part].any(axis=1)]
+            if used.size:
+                X[used] = 0
         top = int(self.ct[self.K.CT_FREE_TOP])
         self.free[top : top + rows.size] = rows
         self.ct[self.K.CT_FREE_TOP] = top + rows.size

@@ -14,6 +14,7 @@ from rich.padding import Padding
 from rich.table import Table
 from rich.text import Text
 
+from pcapip.flows.attempts import flood_line
 from pcapip.flows.findings import CATALOGUE, ORDER, Level
 from pcapip.flows.oddities import spoofing_line, undecoded_line
 from pcapip.report.filters import worst_rank
@@ -28,6 +29,9 @@ _STATUS_STYLE = {
     "incomplete": "yellow",
     "absent": "dim",
     "mid-stream": "dim",
+    "unanswered": "yellow",
+    "refused": "yellow",
+    "half-open": "yellow",
 }
 #: each method (``pcapip.flows.columns.METHODS``, in its order) as the summary says it
 _METHOD_LABEL = {
@@ -82,6 +86,9 @@ def _capture_notes(a: Analysis) -> list[Text]:
     line = undecoded_line(a.stats, t.undecoded)
     if line:
         out.append(Text(line, style="yellow" if a.stats.get("packets_blind") else "dim"))
+    flood = flood_line(t.flood)
+    if flood:
+        out.append(Text(flood, style="yellow"))
     if not t.trusted_checked:
         note = spoofing_line(t.announcers)
         if note:

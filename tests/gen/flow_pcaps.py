@@ -620,6 +620,44 @@ def capture_end_capture() -> Capture:
     return cap
 
 
+def attempts_capture() -> Capture:
+    """Connection attempts that never complete, each ended by the 5 s attempt timeout
+    (capture time) with a status that says how far it got, beside a slow handshake that
+    does complete and an ordinary connection that keeps the capture's clock going."""
+    cap = Capture(
+        "flow-attempts.pcap",
+        "attempts that never complete: unanswered, half-open, refused; a slow handshake",
+    )
+    orig = (ORIGIN, 8080)
+    tick = Conn(cap, (PROXY2, 43600), orig).handshake()
+    _x(cap, (PROXY2, 43600), orig, "none", "absent")
+    a = Conn(cap, (PROXY1, 43601), orig)  # SYN, retransmitted 1 s and 3 s later: unanswered
+    b = Conn(cap, (PROXY1, 43602), orig)  # SYN-ACK (retransmitted), never acknowledged
+    c = Conn(cap, (PROXY1, 43603), orig)  # the origin resets the SYN
+    d = Conn(cap, (PROXY1, 43604), orig)  # a slow handshake: the ACK 4 s later, a request
+    for conn in (a, c):
+        conn._e(conn.isn_e, 0, SYN)
+    b.handshake(ack=False)
+    c._o(0, c.isn_e + 1, RST | ACK)
+    d.handshake(ack=False)
+    for sec in range(1, 9):
+        cap.t += 1.0
+        tick.send(b"x")
+        if sec in (1, 3):
+            a._e(a.isn_e, 0, SYN)
+        if sec == 1:
+            b._o(b.isn_o, b.isn_e + 1, SYN | ACK)
+        if sec == 4:
+            d._e(d.se, d.so, ACK)
+            d.send(v1("100.64.12.4", ORIGIN, 12004, 8080) + HTTP_GET).reply(HTTP_OK).close()
+    tick.close()
+    _x(cap, (PROXY1, 43601), orig, "none", "unanswered")
+    _x(cap, (PROXY1, 43602), orig, "none", "half-open")
+    _x(cap, (PROXY1, 43603), orig, "none", "refused")
+    _x(cap, (PROXY1, 43604), orig, "ppv1", "ok", ("100.64.12.4", 12004))
+    return cap
+
+
 TRUSTED = f"{PROXY1}/31"
 
 
@@ -631,6 +669,7 @@ def all_captures() -> list[Capture]:
         udp_capture(),
         spoof_capture(),
         capture_end_capture(),
+        attempts_capture(),
     ]
 
 
