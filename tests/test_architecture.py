@@ -137,12 +137,6 @@ def test_nothing_imports_a_top_level_tui() -> None:
 
 # ---------------------------------------------------------------------- import circles
 
-#: Circles known and owned elsewhere, each to be removed with the work that ends it.
-#: Issue 12: flows/columnar.py <-> flows/packed.py is the flood helper's to untie; the
-#: coordinator removes this exception when that work is merged.
-KNOWN_CIRCLES: set[frozenset[str]] = {
-    frozenset({"pcapip.flows.columnar", "pcapip.flows.packed"}),
-}
 
 
 def _module(path: Path) -> str:
@@ -261,7 +255,7 @@ def test_graph_reads_lazy_imports_and_skips_type_checking() -> None:
 
 
 def test_no_import_circles() -> None:
-    found = [c for c in circles(import_graph()) if frozenset(c) not in KNOWN_CIRCLES]
+    found = circles(import_graph())
     assert not found, "import circles among pcapip modules:\n" + "\n".join(
         " <-> ".join(sorted(c)) for c in found
     )

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 if TYPE_CHECKING:
-    from pcapip.flows.columnar import RowBlock
+    from pcapip.flows.rowblock import RowBlock
     from pcapip.flows.rows import FlowRow
 
 NULL = np.iinfo(np.int64).min  # a missing integer
@@ -373,7 +373,7 @@ class PackedRows:
 
     @classmethod
     def from_rows(cls, rows: Sequence[FlowRow], vocab: Vocab) -> PackedRows:
-        from pcapip.flows.columnar import RowBlock
+        from pcapip.flows.rowblock import RowBlock
 
         return cls.pack(RowBlock.from_rows(rows), vocab)
 
@@ -410,7 +410,7 @@ class PackedRows:
 
     @classmethod
     def empty(cls) -> PackedRows:
-        from pcapip.flows.columnar import RowBlock
+        from pcapip.flows.rowblock import RowBlock
 
         return cls.pack(RowBlock(), Vocab())
 
@@ -433,7 +433,7 @@ class PackedRows:
 
     def unpack(self, vocab: Vocab) -> RowBlock:
         """The rows back as a RowBlock of Python values."""
-        from pcapip.flows.columnar import RowBlock
+        from pcapip.flows.rowblock import RowBlock
 
         c = self.cols
         out: dict[str, list[Any]] = {}
@@ -482,7 +482,7 @@ def pack_all(
 ) -> list[PackedRows]:
     """Pack whatever is not packed yet; row lists (or any iterable of rows) ``chunk`` rows
     at a time, so a long list is never held twice."""
-    from pcapip.flows.columnar import RowBlock
+    from pcapip.flows.rowblock import RowBlock
 
     out: list[PackedRows] = []
     for part in parts:

@@ -19,7 +19,6 @@ import numpy as np
 
 from pcapip.errors import CaptureWarning
 from pcapip.flows.attempts import FloodSummary, flood_summary
-from pcapip.flows.columnar import RowBlock
 from pcapip.flows.columns import COLUMNS, METHODS, STATUSES, of_kind
 from pcapip.flows.findings import CATALOGUE, ORDER, Finding, Level
 from pcapip.flows.oddities import ToaKindSeen, announcers, toa_kinds_seen
@@ -34,6 +33,7 @@ from pcapip.flows.packed import (
     ints_out,
     pack_all,
 )
+from pcapip.flows.rowblock import RowBlock
 from pcapip.flows.rows import FlowRow
 
 if TYPE_CHECKING:
