@@ -118,7 +118,8 @@ CT_SERIAL = 5  # last flow serial number given out
 CT_CLOSES = 6  # flows closed so far (close order)
 CT_OPEN = 7  # open rows
 CT_HEADERS = 8  # first segments left to Python to parse (the packet itself is applied)
-N_COUNTERS = 9
+CT_ATTEMPT_NS = 9  # (set by the caller) the attempt timeout: a later packet starts a new flow
+N_COUNTERS = 10
 
 _M32 = 0xFFFFFFFF
 _SIGN = -0x8000000000000000  # flips the sign bit: unsigned order as signed order
@@ -265,10 +266,21 @@ def track_tcp(
         sq = seq[i]
         # ---- a new flow, or a SYN reusing the 4-tuple of a closed / different connection
         create = s < 0
-        if (
-            not create
-            and pure_syn
-            and (S[s, F_CLOSED] != 0 or (S[s, F_SYN_SEQ] >= 0 and sq != S[s, F_SYN_SEQ]))
+        if not create and (
+            (
+                pure_syn
+                and (S[s, F_CLOSED] != 0 or (S[s, F_SYN_SEQ] >= 0 and sq != S[s, F_SYN_SEQ]))
+            )
+            or (
+                # an attempt quiet past its timeout is over, whenever eviction runs: the
+                # packet starts a new flow (so batch boundaries never change the rows)
+                S[s, F_CLOSED] == 0
+                and S[s, F_HS] != HS_DONE
+                and (S[s, F_SYN_SEQ] >= 0 or S[s, F_SYNACK] != 0)
+                and S[s, F_PAY0] == 0
+                and S[s, F_PAY0 + 1] == 0
+                and S[s, F_END] + ct[CT_ATTEMPT_NS] < tns
+            )
         ):
             S[s, F_STATE] = ST_ENDED
             n = ct[CT_ENDED]

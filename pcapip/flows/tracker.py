@@ -119,6 +119,16 @@ def _deadline(fl: TcpFlow, t: FlowTracker) -> int | None:
     return None
 
 
+def _attempt_over(fl: TcpFlow, t: FlowTracker, ts: int) -> bool:
+    """An attempt quiet past its timeout is over whenever eviction runs (the compiled
+    twin is in ``kernel.track_tcp``): a later packet starts a new flow."""
+    if fl.closed:
+        return False
+    paid = fl.pay_seen[0] or fl.pay_seen[1]
+    attempt = is_attempt(fl.closed, fl.hs, fl.syn_seq is not None, fl.synack_seen, paid)
+    return attempt and fl.end_ns + t.attempt_ns < ts
+
+
 class FlowTracker:
     """Feeds on decoded batches; ends flows as connections end; rows come out.
 
@@ -613,9 +623,10 @@ class _TcpObjects:
             fl = flows.get(key)
             if fl is None:
                 fl = self._new(key, sides[j], c.frame[j], c.ts[j], capture)
-            elif (f & TH_SYN and not f & TH_ACK) and (
-                fl.closed or (fl.syn_seq is not None and c.seq[j] != fl.syn_seq)
-            ):
+            elif (
+                (f & TH_SYN and not f & TH_ACK)
+                and (fl.closed or (fl.syn_seq is not None and c.seq[j] != fl.syn_seq))
+            ) or _attempt_over(fl, t, c.ts[j]):
                 self._end(fl)
                 fl = self._new(key, sides[j], c.frame[j], c.ts[j], capture)
             was, was_hs = fl.settled, fl.hs
@@ -742,6 +753,7 @@ class _TcpRows:
         self.ct = np.zeros(K.N_COUNTERS, dtype=np.int64)
         self.ct[K.CT_FREE_TOP] = cap
         self.ct[K.CT_SERIAL] = t._serial  # serials go on from the flows numbered so far
+        self.ct[K.CT_ATTEMPT_NS] = t.attempt_ns
         self.tmpl = np.ascontiguousarray(L.template()[: L.XBASE])
         self.extra: dict[int, TcpFlow] = {}
         self.headers: dict[int, Any] = {}  # row -> HeaderSeen read from its first segment
