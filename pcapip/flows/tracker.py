@@ -121,12 +121,12 @@ def _deadline(fl: TcpFlow, t: FlowTracker) -> int | None:
 
 def _attempt_over(fl: TcpFlow, t: FlowTracker, ts: int) -> bool:
     """An attempt quiet past its timeout is over whenever eviction runs (the compiled
-    twin is in ``kernel.track_tcp``): a later packet starts a new flow."""
+    twin is in ``kernel.track_tcp``): a later packet starts a new flow. An open flow's
+    only deadline is an attempt's (see :func:`_deadline`)."""
     if fl.closed:
         return False
-    paid = fl.pay_seen[0] or fl.pay_seen[1]
-    attempt = is_attempt(fl.closed, fl.hs, fl.syn_seq is not None, fl.synack_seen, paid)
-    return attempt and fl.end_ns + t.attempt_ns < ts
+    due = _deadline(fl, t)
+    return due is not None and due < ts
 
 
 class FlowTracker:
