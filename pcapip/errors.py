@@ -37,12 +37,17 @@ class CaptureError(PcapipError):
         super().__init__(str(self))
 
     def __str__(self) -> str:
-        where = [self.path]
-        if self.frame is not None:
-            where.append(f"packet {self.frame}")
-        if self.offset is not None:
-            where.append(f"byte offset {self.offset}")
-        return f"{': '.join([', '.join(where), self.message])}"
+        return located(self.path, self.frame, self.offset, self.message)
+
+
+def located(file: str, packet: int | None, offset: int | None, message: str) -> str:
+    """``FILE, packet N, byte offset X: message``: how damage and warnings name a place."""
+    where = [file]
+    if packet is not None:
+        where.append(f"packet {packet}")
+    if offset is not None:
+        where.append(f"byte offset {offset}")
+    return f"{', '.join(where)}: {message}"
 
 
 @dataclass(slots=True)
@@ -63,15 +68,10 @@ class CaptureWarning:
     kind: str = ""
 
     def __str__(self) -> str:
-        where = [self.file]
-        if self.packet is not None:
-            where.append(f"packet {self.packet}")
-        if self.offset is not None:
-            where.append(f"byte offset {self.offset}")
         tail = ""
         if self.more:
             tail = f" (and {self.more} more packet{'s' if self.more > 1 else ''} like it)"
-        return f"{', '.join(where)}: {self.message}{tail}"
+        return located(self.file, self.packet, self.offset, self.message) + tail
 
 
 class UsageError(PcapipError):
