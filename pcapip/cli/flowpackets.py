@@ -112,14 +112,23 @@ class _Picker:
 
 def first_packets(
     capture: str, flow: pd.DataFrame, toa_kinds: Collection[int]
-) -> tuple[list[tuple[int, str]], list[str]]:
-    """(packet number, role) of the flow's handshake and first data segments, in packet
-    order, and the roles no packet had (the origin never answered, ...); ``flow`` is the
-    flow's one row of ``Analysis.flows``."""
+) -> tuple[list[tuple[int, str, bytes, int]], list[str]]:
+    """(packet number, role, frame bytes, link type) of the flow's handshake and first data
+    segments, in packet order, and the roles no packet had (the origin never answered,
+    ...); ``flow`` is the flow's one row of ``Analysis.flows``. The bytes are kept as the
+    walk meets them, so the capture is not read once more to print them."""
     pick = _Picker(flow["transport"].astype(str).iloc[0] == "tcp")
-    for _batch, p, m in flow_packets(capture, flow, toa_kinds):
+    frames: dict[int, tuple[bytes, int]] = {}
+    for batch, p, m in flow_packets(capture, flow, toa_kinds):
         for i, from_egress in zip(m["i"].tolist(), m["from_egress"].tolist(), strict=True):
-            pick.offer(int(p.frame[i]), from_egress, int(p.tcp_flags[i]), int(p.pay_len[i]))
+            n = int(p.frame[i])
+            before = len(pick.found)
+            pick.offer(n, from_egress, int(p.tcp_flags[i]), int(p.pay_len[i]))
+            if len(pick.found) > before:
+                frames[n] = (batch.frame_bytes(i), int(p.linktype[i]))
             if pick.done:
-                return pick.result()
-    return pick.result()
+                break
+        if pick.done:
+            break
+    found, missing = pick.result()
+    return [(n, role, *frames[n]) for n, role in found], missing

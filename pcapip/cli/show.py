@@ -205,12 +205,10 @@ def command(capture: str, flow: int | None, packet: int | None, toa_kinds: tuple
         picked, missing = first_packets(capture, a.flows[a.flows["flow"] == flow], registry.kinds)
         if missing:
             click.echo(f"Not in the capture: {', '.join(missing)}.")
-        frames = read_frames(capture, {n for n, _ in picked})
-        for n, label in picked:
-            if n in frames:
-                click.echo("")
-                click.echo(f"[{label}]")
-                click.echo(render_packet(n, *frames[n], registry))
+        for n, label, data, linktype in picked:
+            click.echo("")
+            click.echo(f"[{label}]")
+            click.echo(render_packet(n, data, linktype, registry))
     for err in a.errors:
         click.echo(f"pcapip: error: {err}", err=True)
     return 2 if a.errors else 0
