@@ -37,7 +37,7 @@ TOA_FIELDS: tuple[FieldReg, ...] = (
     FieldReg("toa.vip", "VIP address", "ipv4", also=("Destination (VIP) address",)),
     FieldReg("toa.vip6", "VIP address", "ipv6"),
     FieldReg("toa.vip_port", "VIP port", "uint16", "dec", also=("Destination (VIP) port",)),
-    FieldReg("toa.vpc_id", "VPC id", "uint32", "dec_hex"),  # 24 bits in alibaba-vpc-ipv6
+    FieldReg("toa.vpc_id", "VPC id", "uint32", "dec_hex", also=("VPC id (24 bits)",)),
     FieldReg("toa.pad", "Padding", "bytes"),
     FieldReg("toa.data", "Data", "bytes"),  # a body no variant's layout reads
 )

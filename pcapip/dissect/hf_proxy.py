@@ -11,7 +11,7 @@ from __future__ import annotations
 from pcapip.dissect.fields import FieldReg as R
 
 COMMANDS: dict[int, str] = {0: "LOCAL", 1: "PROXY"}
-FAMILIES: dict[int, str] = {0: "AF_UNSPEC", 1: "AF_INET", 2: "AF_INET6", 3: "AF_UNIX"}
+FAMILY_LABELS: dict[int, str] = {0: "AF_UNSPEC", 1: "AF_INET", 2: "AF_INET6", 3: "AF_UNIX"}
 TRANSPORTS: dict[int, str] = {0: "UNSPEC", 1: "STREAM", 2: "DGRAM"}
 #: the seven valid family/transport bytes (section 2.2)
 FAMILY_PROTOCOLS: dict[int, str] = {
@@ -45,7 +45,7 @@ PROXY_FIELDS: tuple[R, ...] = (
     R("proxy.v2.cmd", "Command", "uint8", mask=0x0F, strings=COMMANDS),
     R("proxy.v2.addr_family_protocol", "Address Family Protocol", "uint8",
       strings=FAMILY_PROTOCOLS),
-    R("proxy.v2.addr_family", "Address Family", "uint8", mask=0xF0, strings=FAMILIES),
+    R("proxy.v2.addr_family", "Address Family", "uint8", mask=0xF0, strings=FAMILY_LABELS),
     R("proxy.v2.protocol", "Protocol", "uint8", mask=0x0F, strings=TRANSPORTS),
     R("proxy.v2.length", "Length", "uint16"),
     R("proxy.v2.src.unix", "Source Address", "string"),
