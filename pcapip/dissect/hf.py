@@ -49,11 +49,20 @@ ALL_FIELDS: tuple[FieldReg, ...] = (*LINK_FIELDS, *IP_FIELDS, *TRANSPORT_FIELDS,
                                     *TCP_OPTION_FIELDS, TOA_PROTO, *TOA_FIELDS,
                                     *PROXY_FIELDS, *TLV_FIELDS)
 
+
+
+def index(fields: tuple[FieldReg, ...]) -> dict[str, FieldReg]:
+    """Filter name -> registration; a name registered twice is an error (at import)."""
+    out: dict[str, FieldReg] = {}
+    for f in fields:
+        if f.abbrev in out:
+            raise RuntimeError(f"field {f.abbrev} is registered twice")
+        out[f.abbrev] = f
+    return out
+
+
 #: filter name -> registration
-HF: dict[str, FieldReg] = {f.abbrev: f for f in ALL_FIELDS}
-if len(HF) != len(ALL_FIELDS):
-    _twice = sorted({f.abbrev for f in ALL_FIELDS if sum(g.abbrev == f.abbrev for g in ALL_FIELDS) > 1})
-    raise RuntimeError(f"field names registered twice: {', '.join(_twice)}")
+HF: dict[str, FieldReg] = index(ALL_FIELDS)
 
 
 def _label(reg: FieldReg, alt: str) -> str:
