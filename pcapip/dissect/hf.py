@@ -86,17 +86,18 @@ def item(name: str, shown: object, offset: int, length: int, value: Any = None, 
     """The tree item ``Label: shown`` of a registered field; ``bits`` (the field's raw bits)
     puts the bitfield picture of its registered mask first (``0100 .... = Version: 4``)."""
     reg = HF[name]
-    text = f"{_label(reg, alt)}: {shown}"
+    text = f"{_label(reg, alt) if alt else reg.label}: {shown}"
     if bits is not None:
         text = f"{bit_picture(reg.mask, bits)} = {text}"
-    return Field(name, text, offset, length, value, generated=generated)
+    return Field(name, text, offset, length, value, [], [], generated)
 
 
 def subtree(name: str, offset: int, length: int, value: Any = None, *, more: str = "",
          alt: str = "", generated: bool = False) -> Field:
     """A subtree (or an item that words its own value) of a registered field: its label,
     then ``more`` (``Data`` + `` (12 bytes)``), as ``proto_item_append_text`` does."""
-    return Field(name, _label(HF[name], alt) + more, offset, length, value, generated=generated)
+    label = _label(HF[name], alt) if alt else HF[name].label
+    return Field(name, label + more, offset, length, value, [], [], generated)
 
 
 def vals(name: str, value: int, default: str) -> str:
