@@ -23,7 +23,8 @@ from pcapip.dissect.fields import Field, FieldReg
 from pcapip.dissect.hf_layers import IP_FIELDS, LINK_FIELDS, TCP_OPTION_FIELDS, TRANSPORT_FIELDS
 from pcapip.dissect.hf_proxy import PROXY_FIELDS, TLV_FIELDS
 
-__all__ = ["HF", "TOA_FIELDS", "FieldReg", "holds", "item", "subtree", "vals"]
+__all__ = ["ALL_FIELDS", "HF", "TOA_FIELDS", "TOA_PROTO", "FieldReg", "bit_picture", "holds",
+           "index", "item", "subtree", "vals"]
 
 #: The TOA option's fields, in the order the plugin declares them.
 TOA_FIELDS: tuple[FieldReg, ...] = (
@@ -48,7 +49,6 @@ TOA_PROTO = FieldReg("toa", "TCP Option - TOA", "protocol", also=("TCP Option - 
 ALL_FIELDS: tuple[FieldReg, ...] = (*LINK_FIELDS, *IP_FIELDS, *TRANSPORT_FIELDS,
                                     *TCP_OPTION_FIELDS, TOA_PROTO, *TOA_FIELDS,
                                     *PROXY_FIELDS, *TLV_FIELDS)
-
 
 
 def index(fields: tuple[FieldReg, ...]) -> dict[str, FieldReg]:
