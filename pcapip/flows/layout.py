@@ -92,7 +92,7 @@ F_TRUNCATED = _f("truncated")
 ROW_END = len(_names)
 # --- from here on the fields live in a second table, X (row s of X belongs to row s of S,
 # field f at column f - XBASE): a SYN flood's attempts never write them, so X's pages for
-# those rows are never touched and cost no memory (see pcapip.flows.tracker._grow)
+# those rows are never touched and cost no memory (see pcapip.flows.tcptable.TcpTable._grow)
 XBASE = len(_names)
 # --- TOA options the kernel read itself (clean IPv4 client variants), per handshake phase;
 # only meaningful while F_EXTRA is 0 (afterwards the TcpFlow object holds them)
