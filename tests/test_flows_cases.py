@@ -35,7 +35,7 @@ OK = gen.HTTP_OK
 BATCHES = [1, 2, 3, 7, 64, 65536]
 
 
-def _run(path: Path, batch: int, way: str) -> Analysis:
+def _run(path: Path, batch: int, way: str = "normal") -> Analysis:
     return analysis([path], way, batch_size=batch)
 
 
