@@ -224,6 +224,59 @@ def test_compiled_loop_matches_the_table_layout() -> None:
     assert L.fingerprint() == K.BUILT_FOR_LAYOUT
 
 
+def test_every_flow_fact_is_declared_once() -> None:
+    """Each TcpFlow attribute is a field the layout declares (its row <-> object copy is
+    generated from that), has a rule of its own in rowflow, or is Python-only state: a new
+    attribute that is none of these fails here instead of being silently dropped."""
+    from pcapip.flows import rowflow
+    from pcapip.flows.state import FlowBase, TcpFlow
+
+    slots = set(FlowBase.__slots__) | set(TcpFlow.__slots__)
+    declared = {attr for _, attr, _, _ in L.ATTRS}
+    assert not declared & set(rowflow.RULES) and not declared & set(rowflow.PYTHON_ONLY)
+    assert declared | set(rowflow.RULES) | set(rowflow.PYTHON_ONLY) == slots
+
+
+@settings(max_examples=40, deadline=None)
+@given(seed=st.integers(0, 2**32 - 1))
+def test_a_flow_round_trips_through_its_row(seed: int) -> None:
+    """store then load gives back every declared fact, the closes and the first payloads."""
+    from pcapip.flows import rowflow
+    from pcapip.flows.state import TcpFlow
+
+    rng = random.Random(seed)
+    tracker = FlowTracker()
+    tab = tracker._tcp
+    tab._reserve(1)
+    s = 0
+    key = (6, rng.getrandbits(64), rng.getrandbits(64), 1, rng.getrandbits(64), 5, 2)
+    tab.S[s, L.K_AHI : L.K_BPORT + 1] = np.array(key[1:], dtype=np.uint64).view(np.int64)
+    fl = TcpFlow(key, 0, 0, 0, 0, 0)
+    for _, attr, item, kind in L.ATTRS:
+        v = {L.INT: rng.randrange(1 << 40), L.BOOL: rng.random() < 0.5}.get(kind)
+        if kind == L.OPT:
+            v = None if rng.random() < 0.3 else rng.randrange(1 << 40)
+        if item is None:
+            setattr(fl, attr, v)
+        else:
+            getattr(fl, attr)[item] = v
+    fl.closes = [(rng.randrange(2), rng.choice(["fin", "rst"]), 7, 1, True, False)][
+        : rng.randrange(2)
+    ]
+    fl.pay_seen = [True, rng.random() < 0.5]
+    fl.first_pay = [(3, 0, b"GET /"), (4, 0, b"HTTP/1.1 200") if fl.pay_seen[1] else None]
+    fl.serial = 9
+    tab.S[s, L.F_SERIAL] = 9
+    rowflow.store(tab, s, fl)
+    # nothing Python-only but ``truncated``, which rowflow also counts as Python state
+    assert (s in tab.extra) == fl.truncated
+    tab.extra.pop(s, None)  # the row alone holds the flow now
+    back = rowflow.load(tab, s)
+    assert back is not fl and back.key == fl.key and back.serial == 9
+    for attr in {a for _, a, _, _ in L.ATTRS} | {"closes", "first_pay"}:
+        assert getattr(back, attr) == getattr(fl, attr), attr
+
+
 @pytest.mark.parametrize("way", ["compiled", "pure"])
 @pytest.mark.parametrize(
     "name", ["haproxy-ipv6.pcap", "flow-proxy-misc.pcap", "dissect-toa-edge.pcap"]
