@@ -90,6 +90,13 @@ class Schedule:
             tab.ended.append(out[:k].copy())
 
 
+def expire(t: FlowTracker, now: int) -> None:
+    """End the flows that are over as of capture time ``now``: TCP flows by the table's
+    schedule, UDP flows idle for ``udp_timeout``."""
+    t._tcp.due.expire(t._tcp, now, t)
+    t._udp.expire(now)
+
+
 def end_rows(tab: TcpTable, rows: np.ndarray) -> None:
     """End the table's flows ``rows`` now."""
     if rows.size:

@@ -178,9 +178,7 @@ class FlowTracker:
             self.per_packet += rows.size
         if ntcp:
             self._tcp.feed(p, idx[is_tcp] if ntcp < idx.size else idx)
-        now = int(p.ts_ns[idx].max())
-        self._tcp.due.expire(self._tcp, now, self)
-        self._udp.expire(now)
+        ending.expire(self, int(p.ts_ns[idx].max()))
         if self.max_flows is not None:
             ending.enforce_cap(self)
         self._flush()
