@@ -119,7 +119,8 @@ CT_CLOSES = 6  # flows closed so far (close order)
 CT_OPEN = 7  # open rows
 CT_HEADERS = 8  # first segments left to Python to parse (the packet itself is applied)
 CT_ATTEMPT_NS = 9  # (set by the caller) the attempt timeout: a later packet starts a new flow
-N_COUNTERS = 10
+CT_EVERY_PACKET = 10  # (set by the caller; a test switch) non-zero: hand over every packet
+N_COUNTERS = 11
 
 _M32 = 0xFFFFFFFF
 _SIGN = -0x8000000000000000  # flips the sign bit: unsigned order as signed order
@@ -534,7 +535,7 @@ def track_tcp(
                 if nb == 0x50 or nb == 0x0D:
                     hv = 0
             header = hv == 0
-        if hand:
+        if hand or ct[CT_EVERY_PACKET] != 0:
             S[s, F_MARK] = stamp
             n = ct[CT_DEFER]
             out_k[n] = k
