@@ -23,10 +23,13 @@ import time
 from collections.abc import Iterable, Iterator
 from typing import IO, Any
 
+import numpy as np
+
 from pcapip.errors import PcapipError
 from pcapip.flows.columns import COLUMNS, of_kind
-from pcapip.flows.packed import NULL
+from pcapip.flows.packed import NO_IP, NULL
 from pcapip.flows.table import FlowTable
+from pcapip.report import cells
 from pcapip.report.formats import FORMATS
 
 __all__ = ["FORMATS", "stdout_console", "write_analysis", "write_csv", "write_jsonl", "write_tsv"]
@@ -82,19 +85,9 @@ def _rows(table: FlowTable, rows: Any = None) -> Iterator[list[Any]]:
         yield from (list(r) for r in rows)
 
 
-def _stamps(ns: list[int | None]) -> list[str | None]:
-    """ISO 8601 UTC text with nanoseconds for a column of integer nanoseconds."""
-    if not ns or None in ns:
-        stamp = _Stamp()
-        return [stamp(v) for v in ns]
-    import numpy as np
-
-    text = np.datetime_as_string(np.asarray(ns, dtype=np.int64).astype("datetime64[ns]"), unit="ns")
-    return [t + "Z" for t in text.tolist()]
-
-
 _QUOTE_IF = (",", '"', "\n", "\r")
-_CHUNK = 8192  # rows encoded at a time
+_CHUNK = 8192  # rows built at a time as Python values (TSV)
+_LINES = 1 << 16  # rows built at a time as text (CSV, JSON Lines)
 
 
 def _cell(v: Any) -> str:
@@ -107,92 +100,174 @@ def _cell(v: Any) -> str:
     return s
 
 
-_NONE = type(None)
+def _json(v: Any) -> str:
+    return json.dumps(v, ensure_ascii=False)
 
 
-def _cells(values: list[Any]) -> list[str]:
-    types = set(map(type, values))
-    if types == {int}:
-        return list(map(str, values))
-    if types <= {int, _NONE}:
-        return ["" if v is None else str(v) for v in values]
-    if types <= {str, _NONE}:
-        if _NONE in types:
-            values = ["" if v is None else v for v in values]
-        distinct = set(values)
-        joined = "".join(distinct)
-        if not any(ch in joined for ch in _QUOTE_IF):  # nothing to quote in the whole column
-            return values
-    else:
-        distinct = set(values)
-    enc = {v: _cell(v) for v in distinct}
-    return [enc[v] for v in values]
+class _Spelling:
+    """How one text format spells a cell: ``text`` a text value (quoted as the format
+    quotes), ``quote`` what surrounds times and addresses, ``null`` a missing value;
+    ``lead`` what comes before each column's cell on a line, ``end`` what ends a line."""
+
+    def __init__(
+        self, text: Any, quote: str, null: str, sep: str, lead: list[str], end: str
+    ) -> None:
+        self.text, self.quote, self.null = text, quote, null
+        self.sep, self.lead, self.end = sep, lead, end
 
 
-class _Cells:
-    """CSV cells straight from a table's stored columns: each text of the vocabulary is
-    quoted once, numbers are formatted without going through None checks."""
+_CSV = _Spelling(_cell, "", "", ",", [""] * len(COLUMNS), "\n")
+_JSONL = _Spelling(
+    _json,
+    '"',
+    "null",
+    "",
+    [("{" if k == 0 else ", ") + _json(c) + ": " for k, c in enumerate(COLUMNS)],
+    "}\n",
+)
 
-    def __init__(self, table: FlowTable) -> None:
-        self.table = table
-        self.vocab = table.vocab
-        self._enc: list[str] = []
 
-    def _encoded(self) -> list[str]:
-        texts = self.vocab.texts
-        if len(self._enc) != len(texts) + 1:
-            self._enc = [_cell(t) for t in texts] + [""]  # code -1: missing
-        return self._enc
+class _Lines:
+    """The lines of a table's rows in one text format, a slice of rows at a time, built
+    column by column (``pcapip.report.cells``): each distinct text spelled once, numbers,
+    times and addresses by array operations."""
 
-    def __call__(self, name: str, lo: int, hi: int) -> list[str]:
-        kind, values = self.table.raw(name, lo, hi)
+    def __init__(self, table: FlowTable, rows: Any, sp: _Spelling) -> None:
+        self.table, self.rows, self.sp = table, rows, sp
+        self.n = len(table) if rows is None else len(rows)
+        self.texts = cells.texts([sp.text(t) for t in table.vocab.texts])
+        self._tables: dict[str, Any] = {}
+
+    def raw(self, name: str, a: int, b: int) -> tuple[str, np.ndarray]:
+        if self.rows is None:
+            return self.table.raw(name, a, b)
+        sel = self.rows[a:b]
+        lo = int(sel[0])
+        kind, values = self.table.raw(name, lo, int(sel[-1]) + 1)
+        return kind, values[sel - lo]
+
+    def assigned(self, name: str, a: int, b: int) -> list[Any]:
+        get = self.table.columns.slice
+        if self.rows is None:
+            return get(name, a, b)
+        sel = self.rows[a:b]
+        lo = int(sel[0])
+        got = get(name, lo, int(sel[-1]) + 1)
+        return [got[i] for i in (sel - lo).tolist()]
+
+    def __iter__(self) -> Iterator[bytes]:
+        """The lines of a slice of rows at a time, as UTF-8."""
+        sp = self.sp
+        for a in range(0, self.n, _LINES):
+            b = min(self.n, a + _LINES)
+            parts: list[Any] = []
+            for lead, c in zip(sp.lead, COLUMNS, strict=True):
+                if lead:
+                    parts.append(lead)
+                got = self.column(c, a, b)
+                parts.append(got[0] if len(got) == 1 else cells.joined(got))
+            yield cells.lines(parts, sp.sep, sp.null, sp.end)
+
+    def column(self, name: str, a: int, b: int) -> list[Any]:
+        """Rows ``a:b`` of one column as string arrays to put end to end: the first null
+        where the cell is missing, the others then empty."""
+        sp = self.sp
+        if name in self.table.columns.assigned:  # a caller's list: any Python values
+            values = self.assigned(name, a, b)
+            if name in _TIME_COLUMNS:
+                stamp = _Stamp()
+                values = [stamp(v) for v in values]
+            return [cells.spelled(values, lambda v: sp.null if v is None else sp.text(v))]
+        kind, values = self.raw(name, a, b)
         if kind == "text":
-            enc = self._encoded()
-            return [enc[c] for c in values.tolist()]
+            return [cells.take(self.texts, np.maximum(values, 0), values < 0)]
         if kind == "ip":
-            return _cells(self.vocab.ip_decode(values))
-        if values.size and (values == NULL).any():
-            return ["" if v == NULL else str(v) for v in values.tolist()]
-        return list(map(str, values.tolist()))
+            return self.addresses(values)
+        null = values == NULL
+        if name in _TIME_COLUMNS:
+            return self.stamps(np.where(null, 0, values), null)
+        return [cells.numbers(values, null if null.any() else None)]
+
+    def _table(self, key: str, make: Any) -> Any:
+        got = self._tables.get(key)
+        if got is None:
+            got = self._tables[key] = make()
+        return got
+
+    def stamps(self, ns: np.ndarray, null: np.ndarray) -> list[Any]:
+        """ISO 8601 UTC with nanoseconds, as ``np.datetime_as_string`` spells them."""
+        q = self.sp.quote
+        sec = ns // 1_000_000_000
+        frac = ns - sec * 1_000_000_000
+        secs, inv = np.unique(sec, return_inverse=True)
+        text = np.datetime_as_string(secs.astype("datetime64[s]"), unit="s")
+        high = self._table("frac4", lambda: cells.decimals(10_000, 4))
+        low = self._table("frac5", lambda: cells.decimals(100_000, 5, after="Z" + q))
+        return [
+            cells.take(cells.texts([q + t + "." for t in text.tolist()]), inv, null),
+            cells.take(high, np.where(null, 10_000, frac // 100_000)),
+            cells.take(low, np.where(null, 100_000, frac % 100_000)),
+        ]
+
+    def addresses(self, codes: np.ndarray) -> list[Any]:
+        """IPv4 values in dotted text, address texts from the vocabulary, missing ones."""
+        q = self.sp.quote
+        v4 = codes >= 0
+        if not v4.any() and not (codes < NO_IP).any():
+            return [cells.nothing(codes.size)]
+        # the upper and the lower two bytes, each from a table of their 65536 texts
+        high = self._table("ip_hi", lambda: self._halves(q, "."))
+        low = self._table("ip_lo", lambda: self._halves("", q))
+        parts = [
+            cells.take(high, np.where(v4, codes >> 16, 0), ~v4),
+            cells.take(low, np.where(v4, codes & 0xFFFF, 65536)),
+        ]
+        named = codes < NO_IP
+        if not named.any():
+            return parts
+        texts = cells.take(self.texts, np.maximum(-2 - codes, 0), ~named)
+        return [cells.either(v4, cells.joined(parts), texts)]
+
+    def _halves(self, before: str, after: str) -> Any:
+        """'a.b' for each 16-bit a*256+b, between ``before`` and ``after``."""
+        octet = cells.decimals(256, 0)
+        k = np.arange(65536)
+        return cells.and_empty(
+            cells.joined(
+                [before, cells.take(octet, k >> 8), ".", cells.take(octet, k & 255), after]
+            )
+        )
 
 
 def write_csv(table: FlowTable, fh: IO[str], rows: Any = None) -> None:
     """The documented schema as CSV: a header line, empty cells for missing values.
 
-    Written a slice of rows at a time: the text of a whole table never exists at once.
-
-    Cells are encoded column by column (each distinct text once) rather than
-    row by row through ``csv.writer``; the bytes are the same as the csv
-    module's minimal quoting (a test checks it). ``rows``: only these table rows
-    (sorted 0-based positions, as ``Analysis.filter`` selects them).
+    Written a slice of rows at a time, column by column: the text of a whole table
+    never exists at once. The bytes are those of the csv module's minimal quoting
+    (a test checks it). ``rows``: only these table rows (sorted 0-based positions,
+    as ``Analysis.filter`` selects them).
     """
-    cols = table.columns
     fh.write(",".join(COLUMNS) + "\n")
-    n, part = _picker(table, rows)
-    cells = _Cells(table)
-    for a in range(0, n, _CHUNK):  # in slices, so the text never exists whole in memory
-        b = min(n, a + _CHUNK)
-        data = [
-            _stamps(part(cols.slice, c, a, b))
-            if c in _TIME_COLUMNS
-            else _cells(part(cols.slice, c, a, b))
-            if c in cols.assigned
-            else part(cells, c, a, b)
-            for c in COLUMNS
-        ]
-        text = "\n".join(map(",".join, zip(*data, strict=True)))
-        del data  # (before the next slice is built: two slices are never alive at once)
-        fh.write(text)
-        fh.write("\n")
-        del text
+    _put(fh, _Lines(table, rows, _CSV))
 
 
 def write_jsonl(table: FlowTable, fh: IO[str], rows: Any = None) -> None:
-    """The documented schema as JSON Lines: one object per flow, null for missing values."""
-    dumps = json.dumps
-    for r in _rows(table, rows):
-        fh.write(dumps(dict(zip(COLUMNS, r, strict=True)), ensure_ascii=False))
-        fh.write("\n")
+    """The documented schema as JSON Lines: one object per flow, null for missing values
+    (the text ``json.dumps`` gives each row's dict, built column by column as for CSV)."""
+    _put(fh, _Lines(table, rows, _JSONL))
+
+
+def _put(fh: IO[str], lines: Iterable[bytes]) -> None:
+    """UTF-8 lines into a text file: straight into its bytes when it has them."""
+    raw = getattr(fh, "buffer", None)
+    if raw is not None and (getattr(fh, "encoding", "") or "").lower().replace("-", "") == "utf8":
+        fh.flush()
+        for data in lines:
+            raw.write(data)
+        raw.flush()
+        return
+    for data in lines:
+        fh.write(data.decode("utf-8"))
 
 
 _TSV_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
