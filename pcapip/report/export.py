@@ -87,7 +87,7 @@ def _rows(table: FlowTable, rows: Any = None) -> Iterator[list[Any]]:
 
 _QUOTE_IF = (",", '"', "\n", "\r")
 _CHUNK = 8192  # rows built at a time as Python values (TSV)
-_LINES = 1 << 16  # rows built at a time as text (CSV, JSON Lines)
+_LINES = 1 << 14  # rows built at a time as text (CSV, JSON Lines): a slice fits the caches
 
 
 def _cell(v: Any) -> str:
@@ -109,34 +109,42 @@ class _Spelling:
     quotes), ``quote`` what surrounds times and addresses, ``null`` a missing value;
     ``lead`` what comes before each column's cell on a line, ``end`` what ends a line."""
 
-    def __init__(
-        self, text: Any, quote: str, null: str, sep: str, lead: list[str], end: str
-    ) -> None:
-        self.text, self.quote, self.null = text, quote, null
-        self.sep, self.lead, self.end = sep, lead, end
+    def __init__(self, text: Any, quote: str, null: str, lead: list[str], end: str) -> None:
+        self.text, self.quote, self.null, self.lead, self.end = text, quote, null, lead, end
 
 
-_CSV = _Spelling(_cell, "", "", ",", [""] * len(COLUMNS), "\n")
+_CSV = _Spelling(_cell, "", "", ["", *[","] * (len(COLUMNS) - 1)], "\n")
 _JSONL = _Spelling(
     _json,
     '"',
     "null",
-    "",
     [("{" if k == 0 else ", ") + _json(c) + ": " for k, c in enumerate(COLUMNS)],
     "}\n",
 )
 
 
+def _halves() -> tuple[np.ndarray, np.ndarray]:
+    """'a.b' for each 16-bit a*256+b, as 8 bytes (uint64) and a length."""
+    words = [f"{k >> 8}.{k & 255}".encode() for k in range(65536)]
+    return (
+        np.frombuffer(np.array(words, dtype="S8").tobytes(), dtype=np.uint64),
+        np.fromiter(map(len, words), dtype=np.intp, count=65536),
+    )
+
+
+_HALVES: list[tuple[np.ndarray, np.ndarray]] = []
+
+
 class _Lines:
     """The lines of a table's rows in one text format, a slice of rows at a time, built
     column by column (``pcapip.report.cells``): each distinct text spelled once, numbers,
-    times and addresses by array operations."""
+    times and addresses by array arithmetic."""
 
     def __init__(self, table: FlowTable, rows: Any, sp: _Spelling) -> None:
         self.table, self.rows, self.sp = table, rows, sp
         self.n = len(table) if rows is None else len(rows)
-        self.texts = cells.texts([sp.text(t) for t in table.vocab.texts])
-        self._tables: dict[str, Any] = {}
+        words = [sp.text(t).encode() for t in table.vocab.texts]
+        self.texts = cells.table([*words, sp.null.encode()])  # code -1: the last
 
     def raw(self, name: str, a: int, b: int) -> tuple[str, np.ndarray]:
         if self.rows is None:
@@ -160,17 +168,15 @@ class _Lines:
         sp = self.sp
         for a in range(0, self.n, _LINES):
             b = min(self.n, a + _LINES)
-            parts: list[Any] = []
+            pieces: list[cells.Piece] = []
             for lead, c in zip(sp.lead, COLUMNS, strict=True):
-                if lead:
-                    parts.append(lead)
-                got = self.column(c, a, b)
-                parts.append(got[0] if len(got) == 1 else cells.joined(got))
-            yield cells.lines(parts, sp.sep, sp.null, sp.end)
+                pieces.append(cells.const(lead))
+                pieces.extend(self.column(c, a, b))
+            pieces.append(cells.const(sp.end))
+            yield cells.lines(pieces, b - a)
 
-    def column(self, name: str, a: int, b: int) -> list[Any]:
-        """Rows ``a:b`` of one column as string arrays to put end to end: the first null
-        where the cell is missing, the others then empty."""
+    def column(self, name: str, a: int, b: int) -> list[cells.Piece]:
+        """Rows ``a:b`` of one column as pieces."""
         sp = self.sp
         if name in self.table.columns.assigned:  # a caller's list: any Python values
             values = self.assigned(name, a, b)
@@ -180,63 +186,55 @@ class _Lines:
             return [cells.spelled(values, lambda v: sp.null if v is None else sp.text(v))]
         kind, values = self.raw(name, a, b)
         if kind == "text":
-            return [cells.take(self.texts, np.maximum(values, 0), values < 0)]
+            return [cells.gather(self.texts, np.where(values < 0, len(self.texts) - 1, values))]
         if kind == "ip":
             return self.addresses(values)
         null = values == NULL
+        have = ~null
         if name in _TIME_COLUMNS:
-            return self.stamps(np.where(null, 0, values), null)
-        return [cells.numbers(values, null if null.any() else None)]
+            out = self.stamps(np.where(null, 0, values), have)
+        else:
+            out = [p.only(have) for p in cells.digits(np.where(null, 0, values))]
+        return out + self.missing(null)
 
-    def _table(self, key: str, make: Any) -> Any:
-        got = self._tables.get(key)
-        if got is None:
-            got = self._tables[key] = make()
-        return got
+    def missing(self, null: np.ndarray) -> list[cells.Piece]:
+        if not self.sp.null or not null.any():
+            return []
+        return [cells.const(self.sp.null).only(null)]
 
-    def stamps(self, ns: np.ndarray, null: np.ndarray) -> list[Any]:
+    def stamps(self, ns: np.ndarray, have: np.ndarray) -> list[cells.Piece]:
         """ISO 8601 UTC with nanoseconds, as ``np.datetime_as_string`` spells them."""
         q = self.sp.quote
         sec = ns // 1_000_000_000
-        frac = ns - sec * 1_000_000_000
         secs, inv = np.unique(sec, return_inverse=True)
         text = np.datetime_as_string(secs.astype("datetime64[s]"), unit="s")
-        high = self._table("frac4", lambda: cells.decimals(10_000, 4))
-        low = self._table("frac5", lambda: cells.decimals(100_000, 5, after="Z" + q))
-        return [
-            cells.take(cells.texts([q + t + "." for t in text.tolist()]), inv, null),
-            cells.take(high, np.where(null, 10_000, frac // 100_000)),
-            cells.take(low, np.where(null, 100_000, frac % 100_000)),
-        ]
+        prefix = cells.gather(cells.table([(q + t + ".").encode() for t in text.tolist()]), inv)
+        frac = cells.digits(ns - sec * 1_000_000_000, width=9)
+        return [p.only(have) for p in (prefix, *frac, cells.const("Z" + q))]
 
-    def addresses(self, codes: np.ndarray) -> list[Any]:
+    def addresses(self, codes: np.ndarray) -> list[cells.Piece]:
         """IPv4 values in dotted text, address texts from the vocabulary, missing ones."""
         q = self.sp.quote
         v4 = codes >= 0
-        if not v4.any() and not (codes < NO_IP).any():
-            return [cells.nothing(codes.size)]
-        # the upper and the lower two bytes, each from a table of their 65536 texts
-        high = self._table("ip_hi", lambda: self._halves(q, "."))
-        low = self._table("ip_lo", lambda: self._halves("", q))
-        parts = [
-            cells.take(high, np.where(v4, codes >> 16, 0), ~v4),
-            cells.take(low, np.where(v4, codes & 0xFFFF, 65536)),
-        ]
+        out: list[cells.Piece] = []
+        if v4.any():
+            if not _HALVES:
+                _HALVES.append(_halves())
+            words, lens = _HALVES[0]
+            hi = np.where(v4, codes >> 16, 0)
+            lo = np.where(v4, codes & 0xFFFF, 0)
+            out += [
+                cells.const(q),
+                cells.Piece(words[hi].view(np.uint8).reshape(-1, 8), lens[hi]),
+                cells.const("."),
+                cells.Piece(words[lo].view(np.uint8).reshape(-1, 8), lens[lo]),
+                cells.const(q),
+            ]
+            out = [p.only(v4) for p in out]
         named = codes < NO_IP
-        if not named.any():
-            return parts
-        texts = cells.take(self.texts, np.maximum(-2 - codes, 0), ~named)
-        return [cells.either(v4, cells.joined(parts), texts)]
-
-    def _halves(self, before: str, after: str) -> Any:
-        """'a.b' for each 16-bit a*256+b, between ``before`` and ``after``."""
-        octet = cells.decimals(256, 0)
-        k = np.arange(65536)
-        return cells.and_empty(
-            cells.joined(
-                [before, cells.take(octet, k >> 8), ".", cells.take(octet, k & 255), after]
-            )
-        )
+        if named.any():
+            out.append(cells.gather(self.texts, np.where(named, -2 - codes, 0)).only(named))
+        return out + self.missing(codes == NO_IP)
 
 
 def write_csv(table: FlowTable, fh: IO[str], rows: Any = None) -> None:
