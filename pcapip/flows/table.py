@@ -403,7 +403,7 @@ def _findings_column(n: int, fnd: dict[str, np.ndarray], vocab: Vocab) -> Iterat
     slice of flows at a time."""
     empty = vocab.code("")
     if fnd["code"].size == 0:
-        for lo in range(0, n, SLICE):
+        for lo in range(0, max(n, 1), SLICE):  # (an empty table: one empty slice)
             yield np.full(min(n, lo + SLICE) - lo, empty, dtype=np.int32)
         return
     present = distinct(fnd["code"]).tolist()
