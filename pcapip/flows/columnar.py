@@ -69,8 +69,17 @@ def compact_plain(
     these states, each row's findings in the same order. The address columns
     are address codes of ``vocab`` (``pcapip.flows.packed``), ready to pack.
     """
-    M = np.concatenate((S[rows], X[rows]), axis=1)  # every field, numbered as in layout
+    # the flow table's fields for every row; its second part (a TOA option's or a PROXY
+    # header's fields) only for the rows that have one (``whole``): a flood has none
+    M = S[rows]
     n = len(rows)
+    x = L.XBASE
+    sets = X[rows[:, None], [L.TS_SET - x, L.TA_SET - x, L.TD_SET - x]]
+
+    def whole(sub: np.ndarray) -> np.ndarray:
+        """Every field of rows ``sub``, numbered as in layout."""
+        return np.concatenate((M[sub], X[rows[sub]]), axis=1)
+
     a_port = M[:, L.K_APORT]
     b_port = M[:, L.K_BPORT]
     egress = M[:, L.F_EGRESS]
@@ -90,9 +99,7 @@ def compact_plain(
 
     kind = M[:, L.F_HEADER]
     has_hdr = kind != 0
-    ts_set = M[:, L.TS_SET] != 0
-    ta_set = M[:, L.TA_SET] != 0
-    td_set = M[:, L.TD_SET] != 0
+    ts_set, ta_set, td_set = (sets[:, k] != 0 for k in range(3))
     has_toa = ts_set | ta_set | td_set
     # the TOA a receiving module most likely uses: handshake ACK, else SYN, else data
     g = np.where(ta_set, L.TA_SET, np.where(ts_set, L.TS_SET, L.TD_SET))
@@ -169,7 +176,7 @@ def compact_plain(
     toa_late_note: dict[int, tuple[str, str, int, int]] = {}
     if toa_rows.size:
         gt = g[toa_rows]
-        Mt = M[toa_rows]
+        Mt = whole(toa_rows)
         pt = np.arange(toa_rows.size)
         t_ip = Mt[pt, gt + L.T_IP]
         t_port = Mt[pt, gt + L.T_PORT]
@@ -189,8 +196,7 @@ def compact_plain(
         toa_kind[toa_rows] = Mt[pt, gt + L.T_KIND] * 256 + Mt[pt, gt + L.T_LEN]
         # handshake completed without TOA in its ACK: TOA only in the SYN, or only later
         late = np.flatnonzero(has_toa & ~ta_set & hs_done)
-        for r in late.tolist():
-            row = M[r]
+        for r, row in zip(late.tolist(), whole(late), strict=True):
             hsf, hsc = int(row[L.F_HS_FRAME]), int(row[L.F_HS_CAPTURE])
             if ts_set[r]:
                 extra = " and in data segments" if td_set[r] else ""
@@ -214,7 +220,7 @@ def compact_plain(
     hdr_rows = np.flatnonzero(has_hdr)
     hdr_notes: dict[int, list[tuple[str, str, int | None, int]]] = {}
     if hdr_rows.size:
-        Mh = M[hdr_rows]
+        Mh = whole(hdr_rows)
         # what the origin did first: an HTTP 400 reply, or a close without a reply
         o_h = og[hdr_rows]
         ph = np.arange(hdr_rows.size)
