@@ -159,3 +159,20 @@ def test_write_analysis_writes_flows_from_the_table_of_an_analysis(
     assert (tmp_path / "t.parquet").stat().st_size > 0
     with pytest.raises(ValueError):
         write_analysis(a, "xml")
+
+
+def test_cells_spell_numbers_as_python_does() -> None:
+    """The byte-matrix digits against str() and f"{:09d}", across group boundaries, with
+    signs, and a line of several pieces."""
+    from pcapip.report import cells
+
+    values = np.array(
+        [0, 7, -7, 999, 1000, -1000, 65535, 10**9 - 1, 2**62, -(2**62), 123456789012345678]
+    )
+    got = cells.lines([*cells.digits(values), cells.const("\n")], values.size)
+    assert got.decode() == "".join(f"{v}\n" for v in values.tolist())
+    frac = np.array([0, 5, 999_999_999, 10_000])
+    pieces = [*cells.digits(frac, width=9), cells.const(",")]
+    pieces += [cells.spelled(["a", None, 1, True], lambda v: repr(v)), cells.const("\n")]
+    got = cells.lines(pieces, 4).decode()
+    assert got == "000000000,'a'\n000000005,None\n999999999,1\n000010000,True\n"
