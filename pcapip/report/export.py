@@ -2,8 +2,10 @@
 
 ``pcapip analyze --format csv`` is the fast path of the product: building
 pandas frames (and importing pandas) would cost more than analysing a
-million-packet capture, so the per-flow exports are written here with the
-standard library. ``Analysis.to_csv``/``to_jsonl`` use the same writers, so the
+million-packet capture, so the per-flow exports are written here with numpy:
+CSV and JSON Lines a slice of rows at a time, column by column, as byte matrices
+(``pcapip.report.cells``: no Python string per cell); TSV row by row.
+``Analysis.to_csv``/``to_jsonl`` use the same writers, so the
 CLI and the Python API produce identical files. This module never imports
 ``analysis`` (which imports it): ``write_analysis`` is handed an Analysis. A file that cannot be written
 is one PcapipError line, and a closed standard output (``| head``) is a
