@@ -12,13 +12,14 @@ import io
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from pcapip.flows.run import read_captures
 from pcapip.flows.table import COLUMNS, FlowTable
 from pcapip.report import export
 from pcapip.report.analysis import Analysis
-from pcapip.report.export import write_analysis, write_csv
+from pcapip.report.export import write_analysis, write_csv, write_jsonl
 
 PCAPS = Path(__file__).resolve().parent / "pcaps"
 
@@ -69,7 +70,7 @@ def test_csv_quotes_what_needs_quoting(monkeypatch: pytest.MonkeyPatch) -> None:
     t.columns["start"][0] = 0  # the epoch
     expect = _csv_module(t)
     for chunk in (1, 3, 10_000):  # the writer works in slices of rows
-        monkeypatch.setattr(export, "_CHUNK", chunk)
+        monkeypatch.setattr(export, "_LINES", chunk)
         buf = io.StringIO()
         write_csv(t, buf)
         assert buf.getvalue() == expect
@@ -79,6 +80,55 @@ def test_csv_quotes_what_needs_quoting(monkeypatch: pytest.MonkeyPatch) -> None:
     buf = io.StringIO()
     write_csv(t, buf)
     assert list(csv.reader(io.StringIO(buf.getvalue())))[1][COLUMNS.index("tlvs")] == "cr\rhere"
+
+
+def _json_module(table: FlowTable, rows: list[int] | None = None) -> str:
+    cols = table.columns
+    picked = range(len(table)) if rows is None else rows
+    out = []
+    for k in picked:
+        row = {}
+        for c in COLUMNS:
+            v = cols[c][k]
+            if c in ("start", "end") and v is not None:
+                v = np.datetime_as_string(np.int64(v).astype("datetime64[ns]"), unit="ns") + "Z"
+            row[c] = v
+        out.append(json.dumps(row, ensure_ascii=False) + "\n")
+    return "".join(out)
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["haproxy-v2-crc-uid.pcap", "flow-proxy-misc.pcap", "haproxy-ipv6.pcap", "flow-attempts.pcap"],
+)
+def test_jsonl_bytes_match_the_json_module(name: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every line is json.dumps of the row's dict, whatever the slice size, for the whole
+    table and for a selection of its rows."""
+    table, _ = read_captures([PCAPS / name])
+    expect = _json_module(table)
+    for chunk in (1, 7, 10_000):
+        monkeypatch.setattr(export, "_LINES", chunk)
+        buf = io.StringIO()
+        write_jsonl(table, buf)
+        assert buf.getvalue() == expect
+    some = np.arange(len(table))[::3]
+    buf = io.StringIO()
+    write_jsonl(table, buf, rows=some)
+    assert buf.getvalue() == _json_module(table, some.tolist())
+
+
+def test_jsonl_spells_awkward_values_as_json_does() -> None:
+    table, _ = read_captures([PCAPS / "flow-proxy-misc.pcap"])
+    t = copy.deepcopy(table)
+    n = len(t)
+    awkward = ["a,b", 'say "hi"', "line\nbreak", "", "tab\there", "ünïcode", "back\\slash"]
+    t.columns["tlvs"] = [awkward[k % len(awkward)] for k in range(n)]
+    t.columns["client_port"] = [None if k % 2 else k for k in range(n)]
+    t.columns["start"][0] = 0  # the epoch
+    buf = io.StringIO()
+    write_jsonl(t, buf)
+    assert buf.getvalue() == _json_module(t)
+    assert [json.loads(x)["tlvs"] for x in buf.getvalue().splitlines()] == t.columns["tlvs"]
 
 
 def test_empty_table_is_a_header_line() -> None:
@@ -109,3 +159,20 @@ def test_write_analysis_writes_flows_from_the_table_of_an_analysis(
     assert (tmp_path / "t.parquet").stat().st_size > 0
     with pytest.raises(ValueError):
         write_analysis(a, "xml")
+
+
+def test_cells_spell_numbers_as_python_does() -> None:
+    """The byte-matrix digits against str() and f"{:09d}", across group boundaries, with
+    signs, and a line of several pieces."""
+    from pcapip.report import cells
+
+    values = np.array(
+        [0, 7, -7, 999, 1000, -1000, 65535, 10**9 - 1, 2**62, -(2**62), 123456789012345678]
+    )
+    got = cells.lines([*cells.digits(values), cells.const("\n")], values.size)
+    assert got.decode() == "".join(f"{v}\n" for v in values.tolist())
+    frac = np.array([0, 5, 999_999_999, 10_000])
+    pieces = [*cells.digits(frac, width=9), cells.const(",")]
+    pieces += [cells.spelled(["a", None, 1, True], lambda v: repr(v)), cells.const("\n")]
+    got = cells.lines(pieces, 4).decode()
+    assert got == "000000000,'a'\n000000005,None\n999999999,1\n000010000,True\n"

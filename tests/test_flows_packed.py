@@ -139,12 +139,34 @@ def test_a_table_from_spilled_rows_is_the_same_table(
     # the writers read a table on disk a slice at a time
     t = spilled[0]
     for chunk in (1, 7):
-        monkeypatch.setattr(export, "_CHUNK", chunk)
+        monkeypatch.setattr(export, "_LINES", chunk)
         assert _dump(t) == expect[0]
     # a pickled or copied table carries its rows, not the temporary files
     for other in (pickle.loads(pickle.dumps(spilled[0])), copy.deepcopy(spilled[0])):
         assert not other.rows.cols.on_disk
         assert _dump(other) == expect[0]
+
+
+@pytest.mark.parametrize("spill", [True, False])
+@pytest.mark.parametrize("size", [1, 3, 30])
+def test_the_table_is_built_a_slice_at_a_time(
+    size: int, spill: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Ordering, moving, counting and comparing flows a few rows at a time (buckets of
+    rows by key range, as for a flood of millions) gives the table built at once."""
+    from pcapip.flows import reorder, table
+
+    paths = [PCAPS / n for n in CAPTURES]
+    expect = _dump(read_captures(paths, trusted="10.0.0.0/8")[0])
+    if spill:
+        monkeypatch.setattr(tracker_mod, "SPILL_BYTES", 0)
+        monkeypatch.setattr(tracker_mod, "PACK_ROWS", 4)
+    monkeypatch.setattr(reorder, "SLICE", size)
+    monkeypatch.setattr(table, "SLICE", size)
+    monkeypatch.setattr(reorder, "_SAMPLE", 2)
+    t = read_captures(paths, trusted="10.0.0.0/8")[0]
+    assert len(t) > 3 * size and t.rows.cols.on_disk == spill
+    assert _dump(t) == expect
 
 
 def _feed_all(limit: int | None) -> list:

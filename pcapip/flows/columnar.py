@@ -24,11 +24,13 @@ import numpy as np
 
 from pcapip.flows import headers as _hdr
 from pcapip.flows import layout as L
-from pcapip.flows.attempts import ATTEMPT_STATUSES, attempt_status
+from pcapip.flows.attempts import attempt_status
+from pcapip.flows.columns import METHODS, STATUSES
 from pcapip.flows.packed import NO_IP, NULL, Vocab
 from pcapip.flows.rowblock import RowBlock
 from pcapip.flows.rows import _header_notes
 from pcapip.flows.state import HS_DONE
+from pcapip.flows.verdict import NO_HEADER, header_status, verdict
 
 
 def _http_400(P: np.ndarray, rows: np.ndarray, side: np.ndarray, length: np.ndarray) -> np.ndarray:
@@ -67,8 +69,17 @@ def compact_plain(
     these states, each row's findings in the same order. The address columns
     are address codes of ``vocab`` (``pcapip.flows.packed``), ready to pack.
     """
-    M = np.concatenate((S[rows], X[rows]), axis=1)  # every field, numbered as in layout
+    # the flow table's fields for every row; its second part (a TOA option's or a PROXY
+    # header's fields) only for the rows that have one (``whole``): a flood has none
+    M = S[rows]
     n = len(rows)
+    x = L.XBASE
+    sets = X[rows[:, None], [L.TS_SET - x, L.TA_SET - x, L.TD_SET - x]]
+
+    def whole(sub: np.ndarray) -> np.ndarray:
+        """Every field of rows ``sub``, numbered as in layout."""
+        return np.concatenate((M[sub], X[rows[sub]]), axis=1)
+
     a_port = M[:, L.K_APORT]
     b_port = M[:, L.K_BPORT]
     egress = M[:, L.F_EGRESS]
@@ -88,9 +99,7 @@ def compact_plain(
 
     kind = M[:, L.F_HEADER]
     has_hdr = kind != 0
-    ts_set = M[:, L.TS_SET] != 0
-    ta_set = M[:, L.TA_SET] != 0
-    td_set = M[:, L.TD_SET] != 0
+    ts_set, ta_set, td_set = (sets[:, k] != 0 for k in range(3))
     has_toa = ts_set | ta_set | td_set
     # the TOA a receiving module most likely uses: handshake ACK, else SYN, else data
     g = np.where(ta_set, L.TA_SET, np.where(ts_set, L.TS_SET, L.TD_SET))
@@ -144,12 +153,9 @@ def compact_plain(
     def text_code(text: str | None) -> int:
         return -1 if text is None else code(text)
 
-    methods = np.where(
-        has_toa, code("toa"), np.where(start_seen, code("none"), code("unknown"))
-    ).astype(np.int32)
-    statuses = np.where(
-        has_toa, code("ok"), np.where(start_seen, code("absent"), code("mid-stream"))
-    ).astype(np.int32)
+    # what a PROXY header says for the verdict (pcapip.flows.verdict)
+    hdr_status = np.full(n, NO_HEADER, dtype=np.int64)
+    hdr_version = np.zeros(n, dtype=np.int64)
     client_ip = np.full(n, NO_IP, dtype=np.int64)
     client_port = np.full(n, NULL, dtype=np.int64)
     proxy_ip = np.full(n, NO_IP, dtype=np.int64)
@@ -170,7 +176,7 @@ def compact_plain(
     toa_late_note: dict[int, tuple[str, str, int, int]] = {}
     if toa_rows.size:
         gt = g[toa_rows]
-        Mt = M[toa_rows]
+        Mt = whole(toa_rows)
         pt = np.arange(toa_rows.size)
         t_ip = Mt[pt, gt + L.T_IP]
         t_port = Mt[pt, gt + L.T_PORT]
@@ -190,8 +196,7 @@ def compact_plain(
         toa_kind[toa_rows] = Mt[pt, gt + L.T_KIND] * 256 + Mt[pt, gt + L.T_LEN]
         # handshake completed without TOA in its ACK: TOA only in the SYN, or only later
         late = np.flatnonzero(has_toa & ~ta_set & hs_done)
-        for r in late.tolist():
-            row = M[r]
+        for r, row in zip(late.tolist(), whole(late), strict=True):
             hsf, hsc = int(row[L.F_HS_FRAME]), int(row[L.F_HS_CAPTURE])
             if ts_set[r]:
                 extra = " and in data segments" if td_set[r] else ""
@@ -215,7 +220,7 @@ def compact_plain(
     hdr_rows = np.flatnonzero(has_hdr)
     hdr_notes: dict[int, list[tuple[str, str, int | None, int]]] = {}
     if hdr_rows.size:
-        Mh = M[hdr_rows]
+        Mh = whole(hdr_rows)
         # what the origin did first: an HTTP 400 reply, or a close without a reply
         o_h = og[hdr_rows]
         ph = np.arange(hdr_rows.size)
@@ -232,8 +237,8 @@ def compact_plain(
             rs = hdr_rows[simple]
             Ms = Mh[simple]
             v1 = Ms[:, L.HK_VER] == 1
-            methods[rs] = np.where(v1, code("ppv1"), code("ppv2"))
-            statuses[rs] = code("ok")
+            hdr_version[rs] = Ms[:, L.HK_VER]
+            hdr_status[rs] = header_status("ok")
             pp_command[rs] = code("PROXY")
             pp_family[rs] = np.where(v1, code("TCP4"), code("INET"))
             client_ip[rs] = Ms[:, L.HK_SRC]
@@ -256,8 +261,8 @@ def compact_plain(
             h = hs.header
             state = hs.state
             if others[q]:  # (else the columns are set above; only the origin's reaction left)
-                methods[r] = code(f"ppv{hs.version or 1}")
-                statuses[r] = code({"ok": "ok", "malformed": "malformed"}.get(state, "incomplete"))
+                hdr_version[r] = hs.version or 1
+                hdr_status[r] = header_status(state)
                 c_ip, c_port, p_ip, p_port = _hdr.client_fields(hs)
                 if h is not None:
                     pp_command[r], pp_family[r] = text_code(h.command), text_code(h.family)
@@ -369,7 +374,9 @@ def compact_plain(
     ):
         add(r, ("flow.mid_stream", "no SYN or SYN-ACK captured for this connection", fr, cap))
 
-    c["method"] = methods
+    no = np.zeros(n, dtype=bool)
+    m, st = verdict(hdr_status, hdr_version, has_toa, no, no, start_seen, _attempts(M, og))
+    c["method"] = np.array([code(x) for x in METHODS], dtype=np.int32)[m]
     c["client_ip"] = client_ip
     c["client_port"] = client_port
     c["proxy_ip"] = proxy_ip
@@ -377,7 +384,7 @@ def compact_plain(
     c["pp_command"] = pp_command
     c["pp_family"] = pp_family
     c["tlvs"] = tlvs
-    c["status"] = _attempts(M, og, statuses, code)
+    c["status"] = np.array([code(x) for x in STATUSES], dtype=np.int32)[st]
     c["header_frame"] = (hf_cap, hf_frame)
     c["toa_kind"] = toa_kind
     if one_by_one:
@@ -442,18 +449,15 @@ def row_header(values: Sequence[int]) -> Any:
     return HeaderSeen("ok", ver, h, None, (), length, frames, 1)
 
 
-def _attempts(M: np.ndarray, og: np.ndarray, statuses: np.ndarray, code: Any) -> np.ndarray:
-    """"absent" becomes unanswered / refused / half-open for connection attempts
-    (``pcapip.flows.attempts``; ``_compact_tcp`` applies the same rule to one flow)."""
-    absent = statuses == code("absent")
-    if not absent.any():
-        return statuses
+def _attempts(M: np.ndarray, og: np.ndarray) -> np.ndarray:
+    """What became of each flow as a connection attempt (``attempts.attempt_status``:
+    0, or 1 + index in ATTEMPT_STATUSES; ``rows._attempt`` asks the same of one flow)."""
     nc = M[:, L.F_NCLOSES]
     c0 = (nc > 0) & (M[:, L.C0_SIDE] == og)
     c1 = (nc > 1) & (M[:, L.C1_SIDE] == og)
     e0 = (nc > 0) & (M[:, L.C0_SIDE] != og)
     e1 = (nc > 1) & (M[:, L.C1_SIDE] != og)
-    k = attempt_status(
+    return attempt_status(
         M[:, L.F_SYN_SEQ] >= 0,
         M[:, L.F_SYNACK] != 0,
         M[:, L.F_HS],
@@ -462,9 +466,3 @@ def _attempts(M: np.ndarray, og: np.ndarray, statuses: np.ndarray, code: Any) ->
         c0 | c1,
         (c0 & (M[:, L.C0_RST] != 0)) | (c1 & (M[:, L.C1_RST] != 0)),
     )
-    k = np.where(absent, k, 0)
-    for i, name in enumerate(ATTEMPT_STATUSES, 1):
-        sel = k == i
-        if sel.any():
-            statuses[sel] = code(name)
-    return statuses

@@ -15,9 +15,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from pcapip.flows import headers as hdr
-from pcapip.flows.attempts import ATTEMPT_STATUSES, attempt_status
+from pcapip.flows.attempts import attempt_status
+from pcapip.flows.columns import METHODS, STATUSES
 from pcapip.flows.findings import Finding
 from pcapip.flows.state import HS_DONE, FlowBase, HeaderSeen, TcpFlow, UdpFlow
+from pcapip.flows.verdict import NO_HEADER, header_status, verdict
 
 _V4_MAPPED = 0xFFFF_0000_0000
 _HTTP_400 = re.compile(rb"HTTP/[0-9]\.[0-9] 400[ \r\n]")
@@ -145,11 +147,11 @@ def _header_notes(notes: _Notes, hs: HeaderSeen, capture: int) -> None:
     notes.note(code, message, frame, cap)
 
 
-def _attempt(fl: TcpFlow, eg: int) -> str | None:
-    """unanswered / refused / half-open for a connection attempt (``pcapip.flows.attempts``;
-    ``columnar._attempts`` applies the same rule to many flows)."""
+def _attempt(fl: TcpFlow, eg: int) -> int:
+    """0, or 1 + the index in ATTEMPT_STATUSES of what became of a connection attempt
+    (``pcapip.flows.attempts``; ``columnar`` asks the same of many flows)."""
     mine = [c for c in fl.closes[:2] if c[0] == 1 - eg]
-    k = int(
+    return int(
         attempt_status(
             fl.syn_seq is not None,
             fl.synack_seen,
@@ -160,7 +162,22 @@ def _attempt(fl: TcpFlow, eg: int) -> str | None:
             any(c[1] == "rst" for c in mine),
         )
     )
-    return ATTEMPT_STATUSES[k - 1] if k else None
+
+
+def _verdict(fl: TcpFlow, eg: int) -> tuple[str, str]:
+    """(method, status) of one flow, by the rules of ``pcapip.flows.verdict``."""
+    hs = fl.header
+    cut = fl.gap or (fl.truncated and not fl.no_header and bool(fl.pay_seen[eg]))
+    m, st = verdict(
+        NO_HEADER if hs is None else header_status(hs.state),
+        0 if hs is None else hs.version or 1,
+        fl.toa is not None,
+        fl.toa_bad,
+        cut,
+        fl.start_seen,
+        _attempt(fl, eg),
+    )
+    return METHODS[int(m)], STATUSES[int(st)]
 
 
 def _compact_tcp(fl: TcpFlow) -> FlowRow:
@@ -170,11 +187,9 @@ def _compact_tcp(fl: TcpFlow) -> FlowRow:
     toa = fl.toa
     h = hs.header if hs is not None else None
     c_ip = c_port = p_ip = p_port = None
-    method, status = "none", "absent"
+    method, status = _verdict(fl, eg)
     header_frame = None
     if hs is not None:
-        method = f"ppv{hs.version or 1}"
-        status = {"ok": "ok", "malformed": "malformed"}.get(hs.state, "incomplete")
         c_ip, c_port, p_ip, p_port = hdr.client_fields(hs)
         header_frame = hs.frames[0] if hs.frames else None
         _header_notes(notes, hs, fl.capture)
@@ -188,8 +203,6 @@ def _compact_tcp(fl: TcpFlow) -> FlowRow:
             )
     if toa is not None:
         if hs is None or (hs.state != "ok" and c_ip is None):
-            if hs is None:
-                method, status = "toa", "ok"
             c_ip, c_port = toa.client_ip, toa.client_port
             header_frame = (toa.capture, toa.frame)
         elif c_ip is not None and (toa.client_ip, toa.client_port) != (c_ip, c_port):
@@ -218,8 +231,6 @@ def _compact_tcp(fl: TcpFlow) -> FlowRow:
                     fl.toa_data.frame,
                     fl.toa_data.capture,
                 )
-    elif hs is None and fl.toa_bad:
-        method, status = "toa", "malformed"
     if hs is not None and fl.stacked is not None:
         st = fl.stacked
         sh = st.header
@@ -230,24 +241,18 @@ def _compact_tcp(fl: TcpFlow) -> FlowRow:
         )
         cap, frame = st.frames[0] if st.frames else (fl.capture, None)
         notes.note("proxy.stacked", f"a second header follows the first: {what}", frame, cap)
-    if status == "absent":
+    if hs is None and toa is None and not fl.toa_bad:
         if fl.gap:
-            status = "incomplete"
             notes.note(
                 "capture.gap",
                 "the first bytes of the stream are missing from the capture",
                 None,
                 fl.capture,
             )
-        elif fl.truncated and not fl.no_header and fl.pay_seen[eg]:
-            status = "incomplete"
+        elif status == "incomplete":
             notes.note(
                 "capture.truncated", "the snap length cut the first payload bytes", None, fl.capture
             )
-        elif not fl.start_seen:
-            method, status = "unknown", "mid-stream"
-        else:
-            status = _attempt(fl, eg) or status
     if not fl.start_seen:
         notes.note(
             "flow.mid_stream",

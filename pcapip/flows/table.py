@@ -2,15 +2,14 @@
 
 A missing client address only means something next to flows that have one
 (same origin port), and a TOA with no room left only matters on a port that
-uses TOA; so these findings wait until every flow of every capture is known.
-The rows stay packed (``pcapip.flows.packed``) in the table too: exports read
+uses TOA; so these findings (``pcapip.flows.crossflow``) wait until every flow
+of every capture is known. The rows stay packed (``pcapip.flows.packed``) in the table too: exports read
 them a slice at a time, and Python lists are built only for the columns a
 caller asks for.
 """
 
 from __future__ import annotations
 
-import ipaddress
 from collections.abc import Iterable, Iterator, MutableMapping, Sequence
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
@@ -20,10 +19,11 @@ import numpy as np
 from pcapip.errors import CaptureWarning
 from pcapip.flows.attempts import FloodSummary, flood_summary
 from pcapip.flows.columns import COLUMNS, METHODS, STATUSES, of_kind
+from pcapip.flows.crossflow import Cols, Extra, cross_flow
+from pcapip.flows.crossflow import missing_client as missing_client  # (pcapip.live.output)
 from pcapip.flows.findings import CATALOGUE, ORDER, Finding, Level
 from pcapip.flows.oddities import ToaKindSeen, announcers, toa_kinds_seen
 from pcapip.flows.packed import (
-    NO_IP,
     NULL,
     DiskStore,
     MemStore,
@@ -33,6 +33,7 @@ from pcapip.flows.packed import (
     ints_out,
     pack_all,
 )
+from pcapip.flows.reorder import SLICE, Moved
 from pcapip.flows.rowblock import RowBlock
 from pcapip.flows.rows import FlowRow
 
@@ -192,168 +193,17 @@ class FlowTable:
         return max((CATALOGUE[texts[c]].level for c in codes), default=None)
 
 
-def _in(nets: Sequence[Any], ip: str) -> bool:
-    try:
-        a = ipaddress.ip_address(ip)
-    except ValueError:
-        return False
-    return any(a.version == n.version and a in n for n in nets)
-
-
-def _same_ip(a: str | None, b: str | None) -> bool:
-    """Whether two address texts name the same address (IPv6 text has many spellings)."""
-    if a is None or b is None:
-        return False
-    if a == b:
-        return True
-    try:
-        return ipaddress.ip_address(a) == ipaddress.ip_address(b)
-    except ValueError:
-        return False
-
-
-class _Extra:
-    """Findings that compare flows, gathered as (rows, code, messages, frames, captures)."""
-
-    def __init__(self) -> None:
-        self.parts: list[tuple[np.ndarray, str, list[str], np.ndarray, np.ndarray]] = []
-
-    def add(
-        self, rows: np.ndarray, code: str, msgs: list[str], frames: np.ndarray, caps: np.ndarray
-    ) -> None:
-        if rows.size:
-            self.parts.append((rows, code, msgs, frames, caps))
-
-
-def _where_read(c: dict[str, np.ndarray], rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(frames, captures) where each row's client address was read, else its first packet."""
-    hcap = c["header_frame_cap"][rows]
-    have = hcap != NULL
-    frames = np.where(have, c["header_frame_frame"][rows], c["first_frame"][rows])
-    caps = np.where(have, hcap, c["capture"][rows])
-    return frames, caps
-
-
-def missing_client(toa_port: Any, pp_port: Any, hs_done: Any, spoke: Any) -> Any:
-    """Whether a flow that carried no client address is missing one (scalars or arrays).
-
-    On a port where other flows carry TOA the handshake ACK (or the first data) decides:
-    that is where the option would have been. On a port where they carry a PROXY header
-    only the first data does: a connection whose capture ended before it sent anything
-    may still have been about to send its header.
-    """
-    return (toa_port & (hs_done | spoke)) | (pp_port & spoke)
-
-
-_SLICE = 1 << 20  # rows read at a time where a whole column is not needed
-
-
-def _member(values: np.ndarray, sorted_set: np.ndarray) -> np.ndarray:
-    """``np.isin(values, sorted_set)`` for sorted distinct ``sorted_set``, a slice at a time
-    (np.isin sorts a concatenation of both: several copies of a ten-million-row column)."""
-    out = np.zeros(values.size, dtype=bool)
-    if sorted_set.size == 0:
-        return out
-    last = sorted_set.size - 1
-    for lo in range(0, values.size, _SLICE):
-        v = values[lo : lo + _SLICE]
-        at = np.minimum(np.searchsorted(sorted_set, v), last)
-        out[lo : lo + v.size] = sorted_set[at] == v
-    return out
-
-
-def _cross_flow(p: PackedRows, vocab: Vocab, trusted: Sequence[Any] | None) -> _Extra:
-    c = p.cols
-    code = vocab.code
-    out = _Extra()
-    # one number per (transport, origin address, origin port); address codes may be negative
-    # (built a slice of rows at a time: a flood's ten million rows hold no column copies)
-    n = len(p)
-    key = np.empty(n, dtype=np.int64)
-    ok = np.empty(n, dtype=bool)  # carried a client address
-    udp, good = code("udp"), code("ok")
-    for lo in range(0, n, _SLICE):
-        hi = min(n, lo + _SLICE)
-        k = c.slice("origin_ip", lo, hi) * (1 << 18)
-        k += c.slice("origin_port", lo, hi) * 2
-        k += c.slice("transport", lo, hi) == udp
-        key[lo:hi] = k
-        ok[lo:hi] = (c.slice("client_ip", lo, hi) != NO_IP) & (c.slice("status", lo, hi) == good)
-    # origin ports where some flow carried a client address, by TOA or by a PROXY header
-    method = c["method"]
-    is_toa = method == code("toa")
-    with_toa = distinct(key[ok & is_toa])
-    with_pp = distinct(key[ok & ~is_toa])
-    del ok, is_toa
-    if with_toa.size or with_pp.size:
-        rows = np.flatnonzero(
-            (method == code("none"))
-            & missing_client(
-                _member(key, with_toa), _member(key, with_pp), c["hs_done"], c["spoke"]
-            )
-        )
-        ips = vocab.ip_decode(c["origin_ip"][rows])
-        msgs = [
-            f"no TOA or PROXY header, while other flows to {ip}:{port} carry one"
-            for ip, port in zip(ips, c["origin_port"][rows].tolist(), strict=True)
-        ]
-        out.add(rows, "client.missing", msgs, c["first_frame"][rows], c["capture"][rows])
-    # a PROXY header whose source is the connection's own source: the proxy's health check
-    cand = np.flatnonzero(np.isin(method, [code("ppv1"), code("ppv2")]))
-    cp, ep = c["client_port"][cand], c["egress_port"][cand]
-    cand = cand[(cp != NULL) & (cp == ep)]
-    if cand.size:
-        c_ip, e_ip = c["client_ip"][cand], c["egress_ip"][cand]
-        same = (c_ip >= 0) & (c_ip == e_ip)
-        texts = (c_ip < NO_IP) | (e_ip < NO_IP)  # a text on either side: compare as addresses
-        if texts.any():
-            ct, et = vocab.ip_decode(c_ip[texts]), vocab.ip_decode(e_ip[texts])
-            same[texts] = [_same_ip(a, b) for a, b in zip(ct, et, strict=True)]
-        rows = cand[same]
-        ips = vocab.ip_decode(c["client_ip"][rows])
-        msgs = [
-            f"the header's source {ip}:{port} is this connection's own source: "
-            "a check by the proxy, not a client"
-            for ip, port in zip(ips, c["client_port"][rows].tolist(), strict=True)
-        ]
-        out.add(rows, "proxy.self_addressed", msgs, *_where_read(c, rows))
-    # a full handshake ACK without TOA, on a flow or a port that uses TOA
-    toa = c["toa_carried"]
-    nr = c["no_room_cap"] != NULL
-    if nr.any():
-        rows = np.flatnonzero(nr & (toa | _member(key, distinct(key[toa]))))
-        msg = "the handshake ACK has no TOA and its options leave fewer than 8 free bytes"
-        out.add(
-            rows, "toa.no_room", [msg] * rows.size, c["no_room_frame"][rows], c["no_room_cap"][rows]
-        )
-    if trusted is not None:
-        rows = np.flatnonzero(c["carries_client"])
-        e = c["egress_ip"][rows]
-        uniq, inv = np.unique(e, return_inverse=True)
-        bad_ip = np.asarray([not _in(trusted, ip) for ip in vocab.ip_decode(uniq)], dtype=bool)
-        rows = rows[bad_ip[inv]] if uniq.size else rows
-        e_txt = vocab.ip_decode(c["egress_ip"][rows])
-        c_txt = vocab.ip_decode(c["client_ip"][rows])
-        msgs = [
-            f"{ip} is not in --trusted; its connection"
-            + (f" claims client {who}" if who else " carries a client header")
-            for ip, who in zip(e_txt, c_txt, strict=True)
-        ]
-        out.add(rows, "client.untrusted", msgs, *_where_read(c, rows))
-    return out
-
-
-def _findings(p: PackedRows, vocab: Vocab, pos: np.ndarray, extra: _Extra) -> dict[str, np.ndarray]:
+def _findings(p: PackedRows, vocab: Vocab, flow_id: Any, extra: Extra) -> dict[str, np.ndarray]:
     """Every finding, per flow in order of its packet (ties: the order they were noted):
     the rows' own first, then the cross-flow ones, code by code."""
     f = p.cols
-    flow = [pos[f["f_row"]]]
+    flow = [flow_id(f["f_row"])]
     codes = [f["f_code"]]
     msgs = [f["f_msg"]]
     frames = [f["f_frame"]]
     caps = [f["f_cap"]]
     for rows, code, texts, fr, cp in extra.parts:
-        flow.append(pos[rows])
+        flow.append(flow_id(rows))
         codes.append(np.full(rows.size, vocab.code(code), dtype=np.int32))
         msgs.append(vocab.encode(texts))
         frames.append(fr.astype(np.int64))
@@ -370,100 +220,111 @@ def _findings(p: PackedRows, vocab: Vocab, pos: np.ndarray, extra: _Extra) -> di
     return {k: v[order] for k, v in out.items()}
 
 
-def _findings_column(n: int, fnd: dict[str, np.ndarray], vocab: Vocab) -> np.ndarray:
-    """Each flow's distinct codes, in catalogue order, ``;``-joined (vocabulary codes)."""
-    col = np.full(n, vocab.code(""), dtype=np.int32)
+def _findings_column(n: int, fnd: dict[str, np.ndarray], vocab: Vocab) -> Iterator[np.ndarray]:
+    """Each flow's distinct codes, in catalogue order, ``;``-joined (vocabulary codes), a
+    slice of flows at a time."""
+    empty = vocab.code("")
     if fnd["code"].size == 0:
-        return col
+        for lo in range(0, max(n, 1), SLICE):  # (an empty table: one empty slice)
+            yield np.full(min(n, lo + SLICE) - lo, empty, dtype=np.int32)
+        return
     present = distinct(fnd["code"]).tolist()
     texts = vocab.texts
     by_code = sorted(present, key=lambda k: ORDER[texts[k]])
     bit = np.zeros(max(present) + 1, dtype=np.int64)
     for rank, k in enumerate(by_code):
         bit[k] = 1 << rank
-    mask = np.zeros(n, dtype=np.int64)
-    np.bitwise_or.at(mask, fnd["flow"] - 1, bit[fnd["code"]])
+    # per flow with findings: the bit mask of its codes
+    flows, first = np.unique(fnd["flow"], return_index=True)
+    mask = np.bitwise_or.reduceat(bit[fnd["code"]], first)
     uniq, inv = np.unique(mask, return_inverse=True)
-    names = [
-        vocab.code(";".join(texts[k] for r, k in enumerate(by_code) if m >> r & 1))
-        for m in uniq.tolist()
-    ]
-    return np.asarray(names, dtype=np.int32)[inv]
+    names = np.asarray(
+        [
+            vocab.code(";".join(texts[k] for r, k in enumerate(by_code) if m >> r & 1))
+            for m in uniq.tolist()
+        ],
+        dtype=np.int32,
+    )[inv]
+    for lo in range(0, n, SLICE):
+        hi = min(n, lo + SLICE)
+        col = np.full(hi - lo, empty, dtype=np.int32)
+        a, b = np.searchsorted(flows, [lo + 1, hi + 1])
+        col[flows[a:b] - 1 - lo] = names[a:b]
+        yield col
 
 
 def _put(store: MemStore | DiskStore, name: str, values: np.ndarray) -> MemStore | DiskStore:
-    """Add a column; returns the store, which is a MemStore from now on if the temporary
-    file could not be written (no space left): the table is then held in memory."""
+    """Add (to) a column; returns the store, which is a MemStore from now on if the
+    temporary file could not be written (no space left): the table is then held in memory."""
     if isinstance(store, DiskStore):
         try:
             store.append(name, values)
             return store
         except OSError:
             store = store.to_memory()
-    store[name] = values
+    store[name] = np.concatenate((store[name], values)) if name in store else values
     return store
 
 
-def _permuted(p: PackedRows, order: np.ndarray, consume: bool) -> MemStore | DiskStore:
-    """The rows' columns in ``order``, without the findings (the table keeps its own), in
-    memory or on disk as ``p``'s are. With ``consume``, ``p``'s in-memory columns are
-    dropped as soon as they are copied, so the rows are never held twice."""
-    src = p.cols
-    out: MemStore | DiskStore = DiskStore() if src.on_disk else MemStore()
-    lens = src["hf_len"]
-    starts = np.zeros(lens.size, dtype=np.int64)
-    np.cumsum(lens[:-1], out=starts[1:])
-    lens_o = lens[order].astype(np.int64)
-    out_start = np.cumsum(lens_o) - lens_o
-    idx = np.arange(int(lens_o.sum()), dtype=np.int64) + np.repeat(
-        starts[order] - out_start, lens_o
-    )
-    del lens, starts, lens_o, out_start
-    for name in list(src):
-        if name.startswith("f_"):
-            continue
-        values = src[name]
-        if consume and isinstance(src, MemStore):
-            del src[name]
-        moved = values[idx if name in ("hf_cap", "hf_frame") else order]
-        del values
-        out = _put(out, name, moved)
-    if isinstance(src, DiskStore) and consume:
-        src.close()
-    return out
+def _moved(p: PackedRows, wanted: np.ndarray) -> tuple[MemStore | DiskStore, Any]:
+    """The rows' columns in order of their first packet (``pcapip.flows.reorder``), and the
+    flow id of each of ``wanted`` rows; in memory if the temporary files fail."""
+    try:
+        m = Moved(p.cols, len(p), wanted)
+        return m.run(), m.flow_ids
+    except OSError:
+        m = Moved(MemStore(p.cols.to_memory(close=False)), len(p), wanted)
+        return m.run(), m.flow_ids
 
 
 def _counts(p: PackedRows, vocab: Vocab, fnd: dict[str, np.ndarray]) -> dict[str, int]:
-    c = p.cols
     codes = vocab.codes
+    tcp_code = codes.get("tcp", -2)
+    out = dict.fromkeys(
+        ["flows_tcp", "flows_udp", "syn_recv_sock_toa", "syn_recv_sock_no_toa", "toa_in_syn"]
+        + ["flows_with_toa"],
+        0,
+    )
+    per: dict[str, np.ndarray] = {}
+    for lo in range(0, len(p), SLICE):
+        c = lambda name, lo=lo: p.cols.slice(name, lo, lo + SLICE)  # noqa: E731
+        tcp = c("transport") == tcp_code
+        done = c("hs_done") & tcp
+        hs_toa = c("hs_toa")
+        out["flows_tcp"] += int(np.count_nonzero(tcp))
+        out["flows_udp"] += int(np.count_nonzero(c("transport") == codes.get("udp", -2)))
+        out["syn_recv_sock_toa"] += int(np.count_nonzero(done & hs_toa))
+        out["syn_recv_sock_no_toa"] += int(np.count_nonzero(done & ~hs_toa))
+        out["toa_in_syn"] += int(np.count_nonzero(c("toa_in_syn")))
+        out["flows_with_toa"] += int(np.count_nonzero(c("toa_carried")))
+        for col in ("method", "status"):
+            v = c(col)
+            k = np.bincount(v[v >= 0], minlength=len(vocab.texts))
+            per[col] = k if col not in per else per[col] + k
+    levels = {"info": 0, "warning": 0, "error": 0}
+    if fnd["code"].size:
+        found = np.bincount(fnd["code"])
+        for k in np.flatnonzero(found).tolist():
+            levels[CATALOGUE[vocab.texts[k]].level.label] += int(found[k])
+    for label, k in levels.items():
+        out[f"findings_{label}"] = k
 
     def count(col: str, text: str) -> int:
         k = codes.get(text)
-        return 0 if k is None else int(np.count_nonzero(c[col] == k))
+        return 0 if k is None or col not in per or k >= per[col].size else int(per[col][k])
 
-    tcp = c["transport"] == codes.get("tcp", -2)
-    done = c["hs_done"] & tcp
-    out = {
-        "flows": len(p),
-        "flows_tcp": int(np.count_nonzero(tcp)),
-        "flows_udp": count("transport", "udp"),
-        "syn_recv_sock_toa": int(np.count_nonzero(done & c["hs_toa"])),
-        "syn_recv_sock_no_toa": int(np.count_nonzero(done & ~c["hs_toa"])),
-        "toa_in_syn": int(np.count_nonzero(c["toa_in_syn"])),
-        "flows_with_toa": int(np.count_nonzero(c["toa_carried"])),
-    }
-    levels = {"info": 0, "warning": 0, "error": 0}
-    if fnd["code"].size:
-        per = np.bincount(fnd["code"])
-        for k in np.flatnonzero(per).tolist():
-            levels[CATALOGUE[vocab.texts[k]].level.label] += int(per[k])
-    for label, k in levels.items():
-        out[f"findings_{label}"] = k
     for m in METHODS:
         out[f"method_{m}"] = count("method", m)
     for st in STATUSES:
         out[f"status_{st}"] = count("status", st)
-    return out
+    return {"flows": len(p), **out}
+
+
+def _gathered(p: PackedRows, test: str, names: Sequence[str]) -> list[np.ndarray]:
+    """Columns ``names`` of the rows whose ``test`` column is true (or not NULL)."""
+    c = Cols(p.cols, len(p))
+    rows = c.where(lambda r: r(test) != NULL if r(test).dtype == np.int64 else r(test))
+    return [c.at(name, rows) for name in names]
 
 
 def build_table(
@@ -478,7 +339,10 @@ def build_table(
 ) -> FlowTable:
     """Number the flows in order of their first packet, add the findings that compare
     flows, and count. Packed ``rows`` need the ``vocab`` they were packed with; they are
-    left as they were unless ``consume`` (then their columns move into the table)."""
+    left as they were unless ``consume`` (then their store is closed once moved).
+
+    Every pass over the rows reads a slice at a time (``pcapip.flows.reorder``): after
+    the capture is read, a table's memory does not grow with its length."""
     if isinstance(rows, PackedRows):
         if vocab is None:
             raise ValueError("packed rows need their vocabulary")
@@ -490,23 +354,23 @@ def build_table(
         consume = True
     n = len(p)
     c = p.cols
-    order = np.lexsort((c["first_frame"], c["capture"])) if n else np.zeros(0, dtype=np.int64)
-    pos = np.empty(n, dtype=np.int64)
-    pos[order] = np.arange(1, n + 1)
-    # computed on the rows as they came (flow ids from ``pos``)
-    extra = _cross_flow(p, vocab, trusted)
-    fnd = _findings(p, vocab, pos, extra)
-    del extra, pos
+    # computed on the rows as they came (flow ids from where the rows move to)
+    extra = cross_flow(p, vocab, trusted)
+    wanted = distinct(np.concatenate([c["f_row"], *(x[0] for x in extra.parts)]))
+    store, flow_id = _moved(p, wanted)
+    fnd = _findings(p, vocab, flow_id, extra)
+    del extra, wanted
     out: dict[str, int] = dict(stats or {})
     out.update(_counts(p, vocab, fnd))
-    said = announcers(c["egress_ip"], c["carries_client"], vocab)
-    kinds = toa_kinds_seen(c["toa_kind"], registry)
+    said = announcers(*_gathered(p, "carries_client", ["egress_ip", "carries_client"]), vocab)
+    kinds = toa_kinds_seen(*_gathered(p, "toa_kind", ["toa_kind"]), registry)
     out["announcers"] = len(said)
     flood = flood_summary(c, n, vocab.codes, vocab)
     out["attempts"], out["attempt_sources"] = flood.attempts, flood.sources
-    store = _permuted(p, order, consume)
-    del order
-    store = _put(store, "findings_col", _findings_column(n, fnd, vocab))
+    if consume and isinstance(c, DiskStore):
+        c.close()
+    for col in _findings_column(n, fnd, vocab):
+        store = _put(store, "findings_col", col)
     for k in list(fnd):
         store = _put(store, f"F_{k}", fnd.pop(k))
     table = FlowTable(PackedRows(store), vocab, out, captures)
