@@ -159,8 +159,8 @@ def test_the_table_is_built_a_slice_at_a_time(
     paths = [PCAPS / n for n in CAPTURES]
     expect = _dump(read_captures(paths, trusted="10.0.0.0/8")[0])
     if spill:
-        monkeypatch.setattr(tracker_mod, "SPILL_BYTES", 0)
-        monkeypatch.setattr(tracker_mod, "PACK_ROWS", 4)
+        monkeypatch.setattr(holding, "SPILL_BYTES", 0)
+        monkeypatch.setattr(holding, "PACK_ROWS", 4)
     monkeypatch.setattr(reorder, "SLICE", size)
     monkeypatch.setattr(table, "SLICE", size)
     monkeypatch.setattr(reorder, "_SAMPLE", 2)
