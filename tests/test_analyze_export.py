@@ -19,7 +19,8 @@ from pcapip.flows.run import read_captures
 from pcapip.flows.table import COLUMNS, FlowTable
 from pcapip.report import export
 from pcapip.report.analysis import Analysis
-from pcapip.report.export import write_analysis, write_csv, write_jsonl
+from pcapip.report.export import write_csv, write_jsonl
+from pcapip.report.write import write_analysis
 
 PCAPS = Path(__file__).resolve().parent / "pcaps"
 

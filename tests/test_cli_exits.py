@@ -193,10 +193,10 @@ def test_tsv_has_the_csv_cells_tab_separated(tmp_path: Path, by: str) -> None:
 
 
 def test_tsv_escapes_tab_newline_and_backslash() -> None:
-    from pcapip.report.export import _tsv_lines
+    from pcapip.report.export import tsv_lines
 
     buf = io.StringIO()
-    _tsv_lines([["a\tb", "c\nd", "e\\f", "g\rh", None, 7]], buf)
+    tsv_lines([["a\tb", "c\nd", "e\\f", "g\rh", None, 7]], buf)
     assert buf.getvalue() == "a\\tb\tc\\nd\te\\\\f\tg\\rh\t\t7\n"
 
 

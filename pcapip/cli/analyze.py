@@ -147,7 +147,7 @@ def command(
         check_filter(filter_expr or "")
     progress = _Progress(enabled=not no_progress and sys.stderr.isatty())
     from pcapip import analyze
-    from pcapip.report.export import write_analysis
+    from pcapip.report.write import write_analysis
 
     # one path for every format: the Analysis builds no frame (and imports no pandas)
     # until one is asked for, and the per-flow CSV / JSON are written from its table

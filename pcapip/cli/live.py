@@ -56,7 +56,7 @@ def _write_summary(
 ) -> None:
     """The final summary: to -o, else after the live view on stdout (table), else on stderr:
     a csv/json stream on stdout stays one schema that loads as a whole."""
-    from pcapip.report.export import write_analysis
+    from pcapip.report.write import write_analysis
 
     if output is not None:
         write_analysis(a, summary_fmt, output, by=by, max_rows=max_rows)
@@ -245,7 +245,7 @@ def command(
     note = None
     if fmt == "table":
         from pcapip.live.output import RichSink
-        from pcapip.report.export import stdout_console
+        from pcapip.report.write import stdout_console
 
         console = stdout_console()
         sink: Any = RichSink(console)

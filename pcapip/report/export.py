@@ -5,36 +5,26 @@ pandas frames (and importing pandas) would cost more than analysing a
 million-packet capture, so the per-flow exports are written here with numpy:
 CSV and JSON Lines a slice of rows at a time, column by column, as byte matrices
 (``pcapip.report.cells``: no Python string per cell); TSV row by row.
-``Analysis.to_csv``/``to_jsonl`` use the same writers, so the
-CLI and the Python API produce identical files. This module never imports
-``analysis`` (which imports it): ``write_analysis`` is handed an Analysis. A file that cannot be written
-is one PcapipError line, and a closed standard output (``| head``) is a
-BrokenPipeError for every format, the table included (``pcapip.cli.main``
-exits 0 on it).
+``Analysis.to_csv``/``to_jsonl`` and ``pcapip.report.write`` (what ``pcapip analyze``
+writes) use the same writers, so the CLI and the Python API produce identical files.
+This module knows the flow table only: ``analysis`` imports it, never the reverse.
 """
 
 from __future__ import annotations
 
-import contextlib
-import csv
-import io
 import json
-import os
-import sys
 import time
 from collections.abc import Iterable, Iterator
 from typing import IO, Any
 
 import numpy as np
 
-from pcapip.errors import PcapipError
 from pcapip.flows.columns import COLUMNS, of_kind
 from pcapip.flows.packed import NO_IP, NULL
 from pcapip.flows.table import FlowTable
 from pcapip.report import cells
-from pcapip.report.formats import FORMATS
 
-__all__ = ["FORMATS", "stdout_console", "write_analysis", "write_csv", "write_jsonl", "write_tsv"]
+__all__ = ["tsv_lines", "write_csv", "write_jsonl", "write_tsv"]
 
 _TIME_COLUMNS = of_kind("time")
 
@@ -273,7 +263,7 @@ def _put(fh: IO[str], lines: Iterable[bytes]) -> None:
 _TSV_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
 
 
-def _tsv_lines(rows: Iterable[Iterable[Any]], fh: IO[str]) -> None:
+def tsv_lines(rows: Iterable[Iterable[Any]], fh: IO[str]) -> None:
     """Tab-separated lines; a missing value is an empty cell (see pcapip.report.formats)."""
     for r in rows:
         fh.write("\t".join("" if v is None else str(v).translate(_TSV_ESCAPES) for v in r))
@@ -283,116 +273,5 @@ def _tsv_lines(rows: Iterable[Iterable[Any]], fh: IO[str]) -> None:
 def write_tsv(table: FlowTable, fh: IO[str], rows: Any = None) -> None:
     """The documented schema as TSV: the CSV's header and cells, tab-separated and escaped;
     ``rows`` as for write_csv."""
-    _tsv_lines([COLUMNS], fh)
-    _tsv_lines(_rows(table, rows), fh)
-
-
-def _csv_to_tsv(text: str, fh: IO[str]) -> None:
-    """A summary frame's CSV (``--by egress|client``) as TSV, cell for cell."""
-    _tsv_lines(csv.reader(io.StringIO(text)), fh)
-
-
-def stdout_console(**kwargs: Any) -> Any:
-    """A Rich Console on standard output for which a reader closing the pipe (``| head``)
-    raises BrokenPipeError instead of Rich's ``SystemExit(1)``: 1 means findings."""
-    from rich.console import Console
-
-    class PipeConsole(Console):
-        def on_broken_pipe(self) -> None:
-            self.quiet = True
-            raise BrokenPipeError
-
-    return PipeConsole(**kwargs)
-
-
-@contextlib.contextmanager
-def _writing(output: str | os.PathLike[str]) -> Iterator[None]:
-    """An output file that cannot be written is one line (exit 2), never a traceback."""
-    try:
-        yield
-    except OSError as exc:
-        raise PcapipError(f"cannot write {os.fspath(output)}: {exc.strerror or exc}") from None
-
-
-def write_analysis(
-    result: Any,
-    fmt: str,
-    output: str | os.PathLike[str] | None = None,
-    *,
-    by: str = "flow",
-    max_rows: int = 500,
-    explain: bool = False,
-) -> None:
-    """Write an analysis as ``pcapip analyze`` writes it (``pcapip live`` writes its summary
-    the same way).
-
-    ``result`` is an Analysis (``pcapip.analyze``); the per-flow CSV / TSV / JSON Lines are
-    written from its table (its ``selection`` only), so they need neither pandas nor the
-    frames. ``fmt`` is one of FORMATS; ``output`` None or "-" means standard output. A
-    file that cannot be written raises PcapipError (one line).
-    """
-    if fmt not in FORMATS:
-        raise ValueError(f"format must be one of {', '.join(FORMATS)}, not {fmt!r}")
-    if output is None or output == "-":
-        _write(result, fmt, None, by, max_rows, explain)
-        return
-    with _writing(output):
-        _write(result, fmt, output, by, max_rows, explain)
-
-
-def _write(
-    result: Any,
-    fmt: str,
-    output: str | os.PathLike[str] | None,
-    by: str,
-    max_rows: int,
-    explain: bool,
-) -> None:
-    if fmt in ("csv", "tsv", "json") and by == "flow":
-        write = {"csv": write_csv, "tsv": write_tsv, "json": write_jsonl}[fmt]
-        if output is None:
-            write(result.table, sys.stdout, result.selection)
-            sys.stdout.flush()
-        else:
-            with open(output, "w", encoding="utf-8", newline="") as fh:
-                write(result.table, fh, result.selection)
-        return
-    if fmt == "table":
-        _write_table(result, output, by, max_rows, explain)
-    elif fmt == "parquet":
-        if output is None:
-            buf = io.BytesIO()
-            result.to_parquet(buf, by=by)
-            sys.stdout.buffer.write(buf.getvalue())
-            sys.stdout.buffer.flush()
-        else:
-            result.to_parquet(output, by=by)
-    else:
-        text = result.to_jsonl(by=by) if fmt == "json" else result.to_csv(by=by)
-        with contextlib.ExitStack() as stack:
-            fh = sys.stdout
-            if output is not None:
-                fh = stack.enter_context(open(output, "w", encoding="utf-8", newline=""))
-            if fmt == "tsv":
-                _csv_to_tsv(text or "", fh)
-            else:
-                fh.write(text or "")
-            fh.flush()
-
-
-def _write_table(
-    result: Any, output: str | os.PathLike[str] | None, by: str, max_rows: int, explain: bool
-) -> None:
-    from rich.console import Console
-
-    from pcapip.report.render import print_report
-
-    if output is None:
-        # a pipe has no width: a wide fixed layout, unless COLUMNS says how wide the reader is
-        wide = sys.stdout.isatty() or os.environ.get("COLUMNS")
-        console = stdout_console() if wide else stdout_console(width=160)
-        print_report(result, console, by=by, max_rows=max_rows, explain=explain)
-    else:
-        with open(output, "w", encoding="utf-8") as fh:
-            console = Console(file=fh, width=200, no_color=True)
-            print_report(result, console, by=by, max_rows=max_rows, explain=explain)
+    tsv_lines([COLUMNS], fh)
+    tsv_lines(_rows(table, rows), fh)
