@@ -120,16 +120,26 @@ class FlowModel:
 
     # -------------------------------------------------------------- rows in
     def append(self, chunk: pd.DataFrame) -> None:
-        """Add provisional rows (already normalized)."""
+        """Add provisional rows (already normalized); a row whose first packet is a row's
+        already shown (a preview of the flow) takes that row's place."""
         if chunk.empty:
             return
-        hay = filters.haystack_for(chunk)
+        if not self.df.empty:
+            frames = chunk["_frame"].to_numpy(dtype="float64", na_value=np.nan)
+            known = self.df["_frame"].to_numpy(dtype="float64", na_value=np.nan)
+            again = np.isin(frames, known)
+            if again.any():
+                at = pd.Index(known).get_indexer(frames[again])
+                self.df.iloc[at] = chunk[again].to_numpy(dtype=object)
+                self._hay = None
+                chunk = chunk[~again]
+        hay = filters.haystack_for(chunk) if self._hay is not None or self.df.empty else None
         if self.df.empty:
             self.df = chunk.reset_index(drop=True)
-            self._hay = hay.reset_index(drop=True)
         else:
             self.df = pd.concat([self.df, chunk], ignore_index=True)
-            old = self._hay if self._hay is not None else filters.haystack_for(self.df.iloc[:0])
+        if hay is not None:
+            old = self._hay if self._hay is not None else hay.iloc[:0]
             self._hay = pd.concat([old, hay], ignore_index=True)
         self._changed()
 
