@@ -30,7 +30,7 @@ from textual.widgets import DataTable, Footer, Input, Static, TabbedContent, Tab
 from pcapip.report import filters
 from pcapip.tui.detail import FlowDetail, build_detail, findings_for
 from pcapip.tui.export import default_path, write_view
-from pcapip.tui.model import GROUPINGS, FlowModel
+from pcapip.tui.model import GROUPINGS, FlowModel, empty_frame
 from pcapip.tui.screens import ExportScreen, HelpScreen, SortScreen
 from pcapip.tui.stream import CaptureLoader, LoadResult, LoadStopped, Progress, final_frame
 from pcapip.tui.views import FLOW_COLUMNS, FlowsView, GroupsView
@@ -324,8 +324,12 @@ class PcapipApp(App[int]):
         self.analysis = res.analysis
         self.errors = [str(e) for e in res.errors]
         self.warnings = [str(w) for w in getattr(res, "warnings", [])]
-        frame = final_frame(res.analysis)
-        self._with_cursor_kept(lambda: self.model.replace(frame, final=True))
+        def final() -> None:
+            # the provisional rows go before the final ones are built: never both in memory
+            self.model.replace(empty_frame(), final=False)
+            self.model.replace(final_frame(res.analysis), final=True)
+
+        self._with_cursor_kept(final)
         self.loaded = True
         self.progress.done = True
         self._refresh_status()

@@ -22,10 +22,8 @@ import pandas as pd
 
 from pcapip.flows.tracker import FlowTracker
 from pcapip.tui.frames import FrameIndex
-from pcapip.tui.model import normalize
+from pcapip.tui.model import frame_of, normalize
 
-#: bytes read per chunk by the capture reader (as ``analyze`` reads)
-CHUNK = 32 * 1024 * 1024
 #: frames per batch; smaller than ``analyze``'s so the first rows show within a blink
 FIRST_BATCH = 8192
 BATCH = 65536
@@ -83,7 +81,7 @@ def rows_frame(block: Any) -> pd.DataFrame:
     data["findings"] = [
         ";".join(sorted(c, key=lambda x: ORDER.get(x, len(ORDER)))) if c else "" for c in codes
     ]
-    return normalize(pd.DataFrame(data), frames=cols["first_frame"])
+    return frame_of(data, cols["first_frame"])
 
 
 #: the row fields shown under their own name
@@ -242,7 +240,6 @@ class CaptureLoader:
             trusted=self.trusted,
             toa_kinds=self.toa_kinds,
             batch_size=FIRST_BATCH,
-            chunk_size=CHUNK,
             on_open=on_open,
             on_batch=on_batch,
         )
