@@ -30,13 +30,14 @@ from textual.widgets import DataTable, Footer, Input, Static, TabbedContent, Tab
 
 from pcapip.report import filters
 from pcapip.tui.export import default_path, write_view
-from pcapip.tui.model import GROUPINGS, FlowModel, empty_frame
+from pcapip.tui.model import GROUPINGS, empty_frame
 from pcapip.tui.screens import ExportScreen, HelpScreen, SortScreen
 from pcapip.tui.stream import final_frame
-from pcapip.tui.views import FLOW_COLUMNS, FlowsView, GroupsView
+from pcapip.tui.views import FLOW_COLUMNS
 from pcapip.tui.widgets.detail_tabs import DetailTabs
 from pcapip.tui.widgets.filter import FilterInput
 from pcapip.tui.widgets.findings import FindingChosen, FlowFindingsPane, SummaryData, SummaryPane
+from pcapip.tui.widgets.flows_table import FlowsTable
 from pcapip.tui.widgets.packet_pane import PacketPane
 from pcapip.tui.widgets.reader import CaptureReader
 from pcapip.tui.widgets.status import StatusData, StatusLine, place_of
@@ -118,11 +119,6 @@ class PcapipApp(App[int]):
         self.capture = capture
         self.trusted = trusted
         self.toa_kinds = toa_kinds
-        self.model = FlowModel()
-        self.flows_view = FlowsView(self.model)
-        self.grouping = "flows"
-        self.groups_view: GroupsView | None = None
-        self._drilled_from: tuple[str, str] | None = None  # (grouping, filter) before Enter
         self.live_note: str | None = None
         self.export_stem: str | None = None  # default export file name stem
         self.sub_title = title or (os.path.basename(capture) if capture else "")
@@ -138,7 +134,7 @@ class PcapipApp(App[int]):
         yield StatusLine("", id="status")
         with Horizontal(id="main"):
             with Vertical(id="left"):
-                yield VirtualTable(self.flows_view, id="flows")
+                yield FlowsTable(id="flows")
                 with DetailTabs(id="detail", initial="tab-packet"):
                     with TabPane("Packet", id="tab-packet"):
                         yield PacketPane(id="packet")
@@ -158,6 +154,10 @@ class PcapipApp(App[int]):
         return self.query_one("#packet", PacketPane)
 
     @property
+    def table(self) -> FlowsTable:
+        return self.query_one("#flows", FlowsTable)
+
+    @property
     def reader(self) -> CaptureReader:
         return self.query_one("#reader", CaptureReader)
 
@@ -173,11 +173,15 @@ class PcapipApp(App[int]):
     errors = property(lambda self: self.reader.errors)
     warnings = property(lambda self: self.reader.warnings)
     detail = property(lambda self: self.details.detail)
+    # ... and what the table knows
+    model = property(lambda self: self.table.model)
+    flows_view = property(lambda self: self.table.flows_view)
+    grouping = property(lambda self: self.table.grouping)
 
     def on_mount(self) -> None:
         self.details.reader = self.reader
         self.watch(self.reader, "progress", lambda _: self._refresh_status(), init=False)
-        table = self.query_one("#flows", VirtualTable)
+        table = self.table
         # Enter opens at once, in the table's turn: the keys typed before it have moved the
         # cursor, and a key typed right after it ("Enter t") finds the focus in the detail
         table.opener = self._open
@@ -252,15 +256,7 @@ class PcapipApp(App[int]):
         self._schedule_detail(0)
 
     def _with_cursor_kept(self, change: Any) -> None:
-        """Apply a model change and keep the cursor on the same flow when it is still shown."""
-        table = self.query_one("#flows", VirtualTable)
-        rec = self.current_record() if self.grouping == "flows" else None
-        change()
-        if self.grouping != "flows":
-            self._set_grouping(self.grouping)
-            return
-        row = self.model.find(rec) if rec is not None else None
-        table.reload(cursor=row)
+        self.table.change(change)
 
     # ---------------------------------------------------------------- status, summary
     def _refresh_status(self) -> None:
@@ -269,7 +265,7 @@ class PcapipApp(App[int]):
             shown=len(m.view),
             total=len(m.df),
             grouping=self.grouping,
-            groups=len(self.groups_view.frame) if self.groups_view else 0,
+            groups=self.table.groups,
             filter_text=m.filter_text,
             sort=(m.sort_key, m.sort_desc),
             live_note=self.live_note,
@@ -292,11 +288,7 @@ class PcapipApp(App[int]):
 
     # ---------------------------------------------------------------- selection → detail
     def current_record(self) -> dict[str, Any] | None:
-        if self.grouping != "flows" or not len(self.model.view):
-            return None
-        table = self.query_one("#flows", VirtualTable)
-        row = min(table.cursor, len(self.model.view) - 1)
-        return self.model.record(self.model.position(row))
+        return self.table.current_record()
 
     @on(VirtualTable.Highlighted, "#flows")
     def _highlighted(self, event: VirtualTable.Highlighted) -> None:
@@ -305,8 +297,12 @@ class PcapipApp(App[int]):
 
     def _open(self, row: int) -> None:
         """Enter on a row: a group shows its flows, a flow its packet tree."""
-        if self.grouping != "flows" and self.groups_view is not None:
-            self._drill(self.groups_view.key(row))
+        groups = self.table.groups_view
+        if self.grouping != "flows" and groups is not None:
+            text = self.table.drill(groups.key(row))
+            self.query_one("#filter", Input).value = text
+            self.apply_filter(text)
+            self._show_place()
             return
         self._switch_tab("packet", focus=True)
 
@@ -339,7 +335,7 @@ class PcapipApp(App[int]):
             self._set_grouping("flows")
         self.query_one("#filter", Input).value = text
         if self.apply_filter(text):
-            self.query_one("#flows", VirtualTable).focus()
+            self.table.focus()
 
     # ---------------------------------------------------------------- filter
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
@@ -358,12 +354,12 @@ class PcapipApp(App[int]):
     @on(Input.Submitted, "#filter")
     def _filter_submitted(self, event: Input.Submitted) -> None:
         if self.apply_filter(event.value):
-            self._drilled_from = None
-            self.query_one("#flows", VirtualTable).focus()
+            self.table.drilled_from = None
+            self.table.focus()
 
     def apply_filter(self, text: str) -> bool:
         try:
-            self._with_cursor_kept(lambda: self.model.set_filter(text))
+            self.table.filter(text)
         except filters.FilterError as exc:
             self.notify(str(exc), title="Filter", severity="error", timeout=6)
             return False
@@ -376,25 +372,24 @@ class PcapipApp(App[int]):
         """Where Esc goes from here: "table" (from the filter or the detail), "flows" (from
         the groups), "groups" (from a drilled-down group), or nowhere."""
         focused = self.focused
-        table = self.query_one("#flows", VirtualTable)
-        if focused is not table:
+        if focused is not self.table:
             return "table"
         if self.grouping != "flows":
             return "flows"
-        if self._drilled_from is not None:
+        if self.table.drilled_from is not None:
             return "groups"
         return None
 
     def action_escape(self) -> None:
         target = self._back_target()
-        table = self.query_one("#flows", VirtualTable)
+        table = self.table
         if target == "table":
             table.focus()
         elif target == "flows":
             self._set_grouping("flows")
-        elif target == "groups" and self._drilled_from is not None:
-            grouping, text = self._drilled_from
-            self._drilled_from = None
+        elif target == "groups" and table.drilled_from is not None:
+            grouping, text = table.drilled_from
+            table.drilled_from = None
             self.query_one("#filter", Input).value = text
             self.apply_filter(text)
             self._set_grouping(grouping)
@@ -406,28 +401,8 @@ class PcapipApp(App[int]):
         self._set_grouping(GROUPINGS[(i + 1) % len(GROUPINGS)])
 
     def _set_grouping(self, by: str) -> None:
-        self.grouping = by
-        table = self.query_one("#flows", VirtualTable)
-        if by == "flows":
-            self.groups_view = None
-            table.set_source(self.flows_view, cursor=0)
-        else:
-            self.groups_view = GroupsView(self.model, by)
-            table.set_source(self.groups_view, cursor=min(table.cursor, 0))
+        self.table.group_by(by)
         self._refresh_status()
-        self._show_place()
-
-    def _drill(self, key: str) -> None:
-        field = "egress_ip" if self.grouping == "egress" else "client_ip"
-        value = "none" if key == "(none)" else key
-        base = self.model.filter_text
-        self._drilled_from = (self.grouping, base)
-        text = f"({base}) and {field}=={value}" if base else f"{field}=={value}"
-        self.grouping = "flows"
-        self.groups_view = None
-        self.query_one("#flows", VirtualTable).set_source(self.flows_view, cursor=0)
-        self.query_one("#filter", Input).value = text
-        self.apply_filter(text)
         self._show_place()
 
     def action_sort(self) -> None:
@@ -447,8 +422,7 @@ class PcapipApp(App[int]):
             self._sort(self.model.sort_key or "flow", not self.model.sort_desc)
 
     def _sort(self, key: str | None, desc: bool) -> None:
-        key = {"pp": "pp_command"}.get(key or "", key)
-        self._with_cursor_kept(lambda: self.model.set_sort(key, desc))
+        self.table.sort(key, desc)
         self._refresh_status()
 
     # ---------------------------------------------------------------- tabs, packets
@@ -512,5 +486,6 @@ class PcapipApp(App[int]):
         """Write the current view (flows in the ``analyze`` CSV schema, or the groups)."""
         groups = None
         if self.grouping != "flows":
-            groups = self.groups_view.frame if self.groups_view is not None else pd.DataFrame()
+            view = self.table.groups_view
+            groups = view.frame if view is not None else pd.DataFrame()
         return write_view(path, analysis=self.analysis, model=self.model, groups=groups)
