@@ -78,14 +78,15 @@ def _int_array(values: Sequence[int | None]) -> pd.arrays.IntegerArray:
     return pd.arrays.IntegerArray(data, miss)
 
 
-def frame_of(columns: dict[str, Sequence[Any]], frames: Sequence[int]) -> pd.DataFrame:
-    """Rows given as one list per schema column (times in ns, missing values None; no
-    ``flow`` column yet) as a model frame: what :func:`normalize` makes, without going
-    through pandas' conversions (the loader hands over thousands of rows at a time)."""
-    n = len(frames)
+def frame_of(columns: dict[str, Sequence[Any]], frames: Sequence[int] | None = None) -> pd.DataFrame:
+    """Rows given as one list per schema column (times in ns, missing values None) as a
+    model frame: what :func:`normalize` makes, without going through pandas' conversions.
+    Provisional rows have no ``flow`` column and give their first packets as ``frames``;
+    final rows have flow numbers and no ``frames``."""
+    n = len(frames) if frames is not None else len(columns["flow"])
     out: dict[str, Any] = {}
     for c in SCHEMA:
-        if c == "flow":
+        if c == "flow" and c not in columns:
             out[c] = pd.arrays.IntegerArray(np.zeros(n, np.int64), np.ones(n, dtype=bool))
         elif c in _INT_NULLABLE:
             out[c] = _int_array(columns[c])
@@ -94,8 +95,13 @@ def frame_of(columns: dict[str, Sequence[Any]], frames: Sequence[int]) -> pd.Dat
         else:
             out[c] = pd.Series(np.array(columns[c], dtype=object), dtype=object)
     res = pd.DataFrame(out)
-    res["_frame"] = pd.arrays.IntegerArray(np.asarray(frames, np.int64), np.zeros(n, dtype=bool))
-    res["_order"] = np.asarray(frames, np.int64)
+    if frames is None:
+        res["_frame"] = pd.arrays.IntegerArray(np.zeros(n, np.int64), np.ones(n, dtype=bool))
+        res["_order"] = np.asarray(columns["flow"], np.int64)
+    else:
+        known = np.zeros(n, dtype=bool)
+        res["_frame"] = pd.arrays.IntegerArray(np.asarray(frames, np.int64), known)
+        res["_order"] = np.asarray(frames, np.int64)
     return res
 
 
