@@ -167,14 +167,14 @@ class FlowModel:
                 self.df.iloc[at] = chunk[again].to_numpy(dtype=object)
                 self._hay = None
                 chunk = chunk[~again]
-        hay = filters.haystack_for(chunk) if self._hay is not None or self.df.empty else None
+        # (the text search's haystack is built when a filter first needs it, for every row)
+        hay = filters.haystack_for(chunk) if self._hay is not None else None
         if self.df.empty:
             self.df = chunk.reset_index(drop=True)
         else:
             self.df = pd.concat([self.df, chunk], ignore_index=True)
-        if hay is not None:
-            old = self._hay if self._hay is not None else hay.iloc[:0]
-            self._hay = pd.concat([old, hay], ignore_index=True)
+        if hay is not None and self._hay is not None:
+            self._hay = pd.concat([self._hay, hay], ignore_index=True)
         self._changed()
 
     def replace(self, df: pd.DataFrame, *, final: bool) -> None:
