@@ -26,7 +26,7 @@ from textual.app import App, ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.widget import Widget
-from textual.widgets import DataTable, Footer, Input, Static, TabbedContent, TabPane
+from textual.widgets import DataTable, Footer, Input, Static, TabPane
 
 from pcapip.report import filters
 from pcapip.tui.export import default_path, write_view
@@ -43,14 +43,6 @@ from pcapip.tui.widgets.reader import CaptureReader
 from pcapip.tui.widgets.status import StatusData, StatusLine, place_of
 from pcapip.tui.widgets.table import VirtualTable
 from pcapip.tui.widgets.timeline import TimelineTable
-
-#: the widget each detail tab puts the focus on when the focus was in the detail pane
-TAB_FOCUS = {
-    "packet": "#tree",
-    "timeline": "#timeline",
-    "findings": "#flow-findings",
-    "summary": ".summary-findings",
-}
 
 
 # ------------------------------------------------------------------------------ the app
@@ -430,19 +422,7 @@ class PcapipApp(App[int]):
         self._switch_tab(name, focus=self._in_detail(self.focused))
 
     def _switch_tab(self, name: str, *, focus: bool) -> None:
-        """Show a detail tab; with ``focus``, its main widget takes the focus.
-
-        The focus leaves the old tab first: a focused widget in a tab being hidden would
-        hand the focus to its neighbour in the same tab, which switches the tab back.
-        """
-        if focus or self._in_detail(self.focused):
-            self.screen.set_focus(None)
-        self.query_one("#detail", TabbedContent).active = f"tab-{name}"
-        if focus:
-            # now, not after a refresh: a key typed right after this one must find the
-            # focus where this one put it
-            target = self.query_one(f"#tab-{name} {TAB_FOCUS[name]}")
-            self.screen.set_focus(target, scroll_visible=False)
+        self.details.show_tab(name, focus=focus, release=focus or self._in_detail(self.focused))
 
     def action_packet(self, delta: int) -> None:
         self.packet_pane.step(delta)

@@ -37,6 +37,15 @@ _SAME = (
 )
 
 
+#: the widget each tab puts the focus on when the focus was in the detail pane
+TAB_FOCUS = {
+    "packet": "#tree",
+    "timeline": "#timeline",
+    "findings": "#flow-findings",
+    "summary": ".summary-findings",
+}
+
+
 def same_flow(a: dict[str, Any], b: dict[str, Any]) -> bool:
     return all(a.get(k) == b.get(k) for k in _SAME)
 
@@ -69,6 +78,22 @@ class DetailTabs(TabbedContent):
         pane = event.tab_pane
         if pane.id is not None and focused is not None and pane in focused.ancestors:
             self.active = pane.id
+
+    def show_tab(self, name: str, *, focus: bool, release: bool) -> None:
+        """Show tab ``name``; with ``focus``, its main widget takes the focus.
+
+        With ``release`` (the focus is in the detail pane) the focus leaves the old tab
+        first: a focused widget in a tab being hidden would hand the focus to its
+        neighbour in the same tab, which switches the tab back.
+        """
+        if release:
+            self.screen.set_focus(None)
+        self.active = f"tab-{name}"
+        if focus:
+            # now, not after a refresh: a key typed right after this one must find the
+            # focus where this one put it
+            target = self.query_one(f"#tab-{name} {TAB_FOCUS[name]}")
+            self.screen.set_focus(target, scroll_visible=False)
 
     # ------------------------------------------------------------ which flow
     def follow(self, rec: dict[str, Any] | None, delay: float = 0.0) -> None:

@@ -78,6 +78,7 @@ class CaptureReader(Widget):
         self.apply_cost = 0.0
         self._pending: list[pd.DataFrame] = []
         self._timer: Any = None
+        self._handed = False  # rows were handed over already
 
     @property
     def loading(self) -> bool:
@@ -88,6 +89,7 @@ class CaptureReader(Widget):
         is False: the live feed showed them already)."""
         self.loader = CaptureLoader(path, trusted=self.trusted, toa_kinds=self.toa_kinds)
         self.loaded = False
+        self._handed = False
         self._load(self.loader, provisional)
 
     @work(thread=True, exclusive=True, group="load")
@@ -116,7 +118,9 @@ class CaptureReader(Widget):
             return
         self._pending.append(msg.rows)
         if self._timer is None:
-            delay = 0.01 if not self.progress.flows else max(0.2, 4 * self.apply_cost)
+            # the first rows at once; then coarse steps (each one re-sorts and re-counts
+            # every row), never more than a fifth of the UI thread's time
+            delay = max(0.5, 4 * self.apply_cost) if self._handed else 0.01
             self._timer = self.set_timer(delay, self._hand_over)
 
     def _hand_over(self) -> None:
@@ -125,6 +129,7 @@ class CaptureReader(Widget):
         if self.loaded or not chunks:
             return
         rows = chunks[0] if len(chunks) == 1 else pd.concat(chunks, ignore_index=True)
+        self._handed = True
         self.post_message(self.Rows(rows))
 
     def on_capture_reader_done(self, msg: Done) -> None:
