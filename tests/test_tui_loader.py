@@ -169,3 +169,35 @@ def test_ended_flows_show_while_reading(tmp_path: Path) -> None:
     middle = [n for n, frames in calls if FIRST_BATCH < frames < 400_000]
     assert sum(middle) > len(res.analysis) // 4
     assert len(calls) < 100
+
+
+@pytest.mark.parametrize("path", CAPTURES, ids=[p.name for p in CAPTURES])
+def test_final_frame_from_the_table_is_normalized_analysis_flows(path: Path) -> None:
+    """The final rows read from the flow table's columns are exactly the pandas route's
+    (``normalize(Analysis.flows)``): same values, same dtypes, same hidden columns."""
+    from pcapip.tui.stream import final_frame
+
+    a = pcapip.analyze(str(path))
+    pd.testing.assert_frame_equal(final_frame(a), normalize(a.flows))
+
+
+def test_a_preview_row_is_replaced_by_its_ended_row(tmp_path: Path) -> None:
+    """A flow shown early (its client known in the first batch) and again when it ends is
+    one row of the model, holding the ended row."""
+    from pcapip.tui.model import FlowModel
+
+    path = tmp_path / "long.pcap"
+    _generator().generate(path, 400_000, seed=5)
+    seen: list[pd.DataFrame] = []
+    res = CaptureLoader(str(path)).run(on_rows=seen.append, interval=0.0)
+    model = FlowModel()
+    for rows in seen:
+        model.append(rows)
+    frames = model.df["_frame"].to_numpy()
+    assert len(set(frames)) == len(frames)  # one row per flow
+    again = set(seen[0]["_frame"]) & {f for rows in seen[1:] for f in rows["_frame"]}
+    assert again, "no preview was followed by its ended row (the test shows nothing)"
+    final = normalize(res.analysis.flows).set_index("start")
+    for _, r in model.df[model.df["_frame"].isin(again)].iterrows():
+        f = final.loc[r["start"]]
+        assert (r["packets"], r["bytes"], r["status"]) == (f["packets"], f["bytes"], f["status"])

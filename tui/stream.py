@@ -109,21 +109,37 @@ class _ShowingTracker(FlowTracker):
     """``analyze``'s tracker, whose ended rows the loader shows as they come.
 
     :meth:`shown` takes the packed rows of the flows ended since its last call and keeps
-    them for the table; :meth:`take_blocks` (what the table build asks for) gives them
-    back ahead of the rest, so the final table is exactly ``analyze``'s.
+    them for the table, in a temporary file (as the tracker itself keeps ended rows past a
+    few MiB; in memory if the file cannot be written); :meth:`take_blocks` (what the table
+    build asks for) gives them back ahead of the rest, so the final table is exactly
+    ``analyze``'s.
     """
 
     def __init__(self, **kwargs: Any) -> None:
+        from pcapip.flows.packed import DiskStore, PackedRows
+
         super().__init__(**kwargs)
-        self._shown: list[Any] = []  # PackedRows
+        self._shown_rows = PackedRows(DiskStore())
+        self._shown_kept: list[Any] = []  # PackedRows the spool could not take
 
     def shown(self) -> list[Any]:
+        from pcapip.flows.packed import spill
+
         new = super().take_blocks()
-        self._shown.extend(new)
+        for block in new:
+            if self._shown_kept:
+                self._shown_kept.append(block)
+                continue
+            try:
+                spill(self._shown_rows.cols, block)
+            except OSError:
+                self._shown_kept.append(block)
         return new
 
     def take_blocks(self) -> list[Any]:
-        out, self._shown = [*self._shown, *super().take_blocks()], []
+        out = [self._shown_rows] if len(self._shown_rows) else []
+        out += [*self._shown_kept, *super().take_blocks()]
+        self._shown_kept = []
         return out
 
 
