@@ -38,13 +38,20 @@ def test_final_rows_are_analyze_rows(path: Path) -> None:
     pd.testing.assert_frame_equal(res.analysis.findings, want.findings)
     assert res.analysis.stats == want.stats
     assert [str(e) for e in res.errors] == [str(e) for e in want.errors]
-    # every flow was shown once before the end, with the same endpoints
+    # the flows shown before the end (those that ended while the capture was read) are
+    # final rows already: each once, the same in every column but the flow number and the
+    # findings that compare flows (added at the end)
     prov = pd.concat(seen, ignore_index=True) if seen else normalize(want.flows.iloc[:0])
     key = ["transport", "egress_ip", "egress_port", "origin_ip", "origin_port", "start"]
+    same = ["end", "method", "client_ip", "client_port", "proxy_ip", "status", "packets", "bytes"]
     final = normalize(want.flows)
-    assert sorted(map(tuple, prov[key].astype(str).values.tolist())) == sorted(
-        map(tuple, final[key].astype(str).values.tolist())
-    )
+    final_by_key = {tuple(map(str, r[key])): r for _, r in final.iterrows()}
+    seen_keys = [tuple(map(str, r[key])) for _, r in prov.iterrows()]
+    assert len(set(seen_keys)) == len(seen_keys)
+    for k, (_, r) in zip(seen_keys, prov.iterrows(), strict=True):
+        f = final_by_key[k]
+        assert [str(r[c]) for c in same] == [str(f[c]) for c in same], k
+        assert set(filter(None, r["findings"].split(";"))) <= set(f["findings"].split(";"))
 
 
 def _dpkt_frames(path: Path) -> list[bytes]:
@@ -145,5 +152,52 @@ def test_first_rows_come_before_the_end(tmp_path: Path) -> None:
     assert total > 100
     rows, frames = calls[0]
     assert rows > 0 and frames <= FIRST_BATCH, "the first rows waited for more than one batch"
-    assert sum(n for n, _ in calls) == total
+    assert sum(n for n, _ in calls) <= total
     assert loader.index.count == 6 * FIRST_BATCH
+
+
+def test_ended_flows_show_while_reading(tmp_path: Path) -> None:
+    """Flows that end (2 s of capture time after their FIN) are handed over while the
+    capture is still being read, in coarse steps, not one call per flow."""
+    path = tmp_path / "long.pcap"
+    _generator().generate(path, 400_000, seed=5)  # ~4.4 s of capture time
+    calls: list[tuple[int, int]] = []
+    loader = CaptureLoader(str(path))
+    res = loader.run(
+        on_rows=lambda df: calls.append((len(df), loader.progress.frames)), interval=0.0
+    )
+    middle = [n for n, frames in calls if FIRST_BATCH < frames < 400_000]
+    assert sum(middle) > len(res.analysis) // 4
+    assert len(calls) < 100
+
+
+@pytest.mark.parametrize("path", CAPTURES, ids=[p.name for p in CAPTURES])
+def test_final_frame_from_the_table_is_normalized_analysis_flows(path: Path) -> None:
+    """The final rows read from the flow table's columns are exactly the pandas route's
+    (``normalize(Analysis.flows)``): same values, same dtypes, same hidden columns."""
+    from pcapip.tui.stream import final_frame
+
+    a = pcapip.analyze(str(path))
+    pd.testing.assert_frame_equal(final_frame(a), normalize(a.flows))
+
+
+def test_a_preview_row_is_replaced_by_its_ended_row(tmp_path: Path) -> None:
+    """A flow shown early (its client known in the first batch) and again when it ends is
+    one row of the model, holding the ended row."""
+    from pcapip.tui.model import FlowModel
+
+    path = tmp_path / "long.pcap"
+    _generator().generate(path, 400_000, seed=5)
+    seen: list[pd.DataFrame] = []
+    res = CaptureLoader(str(path)).run(on_rows=seen.append, interval=0.0)
+    model = FlowModel()
+    for rows in seen:
+        model.append(rows)
+    frames = model.df["_frame"].to_numpy()
+    assert len(set(frames)) == len(frames)  # one row per flow
+    again = set(seen[0]["_frame"]) & {f for rows in seen[1:] for f in rows["_frame"]}
+    assert again, "no preview was followed by its ended row (the test shows nothing)"
+    final = normalize(res.analysis.flows).set_index("start")
+    for _, r in model.df[model.df["_frame"].isin(again)].iterrows():
+        f = final.loc[r["start"]]
+        assert (r["packets"], r["bytes"], r["status"]) == (f["packets"], f["bytes"], f["status"])

@@ -6,16 +6,18 @@ model and redraws only what is on screen. The detail of a selected flow is
 gathered by another worker (reading a few frames at known offsets), so
 moving the cursor never waits for the disk.
 
-The app wires widgets together; the widgets own what they show: the packet
-pane its packet cursor, the summary and findings panes their lists, the
-screens (tui.screens) their dialogs.
+The app composes the widgets and binds the keys; the widgets own their state and
+talk in dataclass messages: the capture reader (tui.widgets.reader) the reading,
+its progress and result, the detail tabs the selected flow's detail, the packet
+pane its packet cursor, the filter bar its validity, the summary and findings
+panes their lists, the screens (tui.screens) their dialogs. The app keeps the
+flows model and the table's grouping, which the keys change.
 """
 
 from __future__ import annotations
 
 import os
 import time
-from dataclasses import dataclass, replace
 from typing import Any
 
 import pandas as pd
@@ -23,82 +25,24 @@ from textual import on, work
 from textual.app import App, ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
-from textual.message import Message
 from textual.widget import Widget
-from textual.widgets import DataTable, Footer, Input, Static, TabbedContent, TabPane
+from textual.widgets import DataTable, Footer, Input, Static, TabPane
 
 from pcapip.report import filters
-from pcapip.tui.detail import FlowDetail, build_detail, findings_for
 from pcapip.tui.export import default_path, write_view
-from pcapip.tui.model import GROUPINGS, FlowModel
+from pcapip.tui.model import GROUPINGS, empty_frame
 from pcapip.tui.screens import ExportScreen, HelpScreen, SortScreen
-from pcapip.tui.stream import CaptureLoader, LoadResult, LoadStopped, Progress, final_frame
-from pcapip.tui.views import FLOW_COLUMNS, FlowsView, GroupsView
+from pcapip.tui.stream import final_frame
+from pcapip.tui.views import FLOW_COLUMNS
 from pcapip.tui.widgets.detail_tabs import DetailTabs
-from pcapip.tui.widgets.findings import (
-    FindingChosen,
-    FlowFindingsPane,
-    SummaryData,
-    SummaryPane,
-)
-from pcapip.tui.widgets.packet_pane import PacketPane, PacketShown
-from pcapip.tui.widgets.status import StatusData, place_of, status_text
+from pcapip.tui.widgets.filter import FilterInput
+from pcapip.tui.widgets.findings import FindingChosen, FlowFindingsPane, SummaryData, SummaryPane
+from pcapip.tui.widgets.flows_table import FlowsTable
+from pcapip.tui.widgets.packet_pane import PacketPane
+from pcapip.tui.widgets.reader import CaptureReader
+from pcapip.tui.widgets.status import StatusData, StatusLine, place_of
 from pcapip.tui.widgets.table import VirtualTable
 from pcapip.tui.widgets.timeline import TimelineTable
-
-
-def _same(a: dict[str, Any], b: dict[str, Any]) -> bool:
-    """Same flow, in the same state (a provisional row and its final row differ)."""
-    keys = (
-        "transport",
-        "egress_ip",
-        "egress_port",
-        "origin_ip",
-        "origin_port",
-        "start",
-        "flow",
-        "findings",
-        "status",
-        "packets",
-    )
-    return all(a.get(k) == b.get(k) for k in keys)
-
-
-# ------------------------------------------------------------------------------ messages
-@dataclass
-class RowsReady(Message):
-    rows: pd.DataFrame
-
-
-@dataclass
-class ProgressMsg(Message):
-    progress: Progress
-
-
-@dataclass
-class LoadedMsg(Message):
-    result: LoadResult
-    loader: CaptureLoader
-
-
-@dataclass
-class LoadFailed(Message):
-    text: str
-
-
-@dataclass
-class DetailReady(Message):
-    detail: FlowDetail
-    token: int
-
-
-#: the widget each detail tab puts the focus on when the focus was in the detail pane
-TAB_FOCUS = {
-    "packet": "#tree",
-    "timeline": "#timeline",
-    "findings": "#flow-findings",
-    "summary": ".summary-findings",
-}
 
 
 # ------------------------------------------------------------------------------ the app
@@ -167,38 +111,22 @@ class PcapipApp(App[int]):
         self.capture = capture
         self.trusted = trusted
         self.toa_kinds = toa_kinds
-        self.model = FlowModel()
-        self.flows_view = FlowsView(self.model)
-        self.grouping = "flows"
-        self.groups_view: GroupsView | None = None
-        self._drilled_from: tuple[str, str] | None = None  # (grouping, filter) before Enter
-        self.loader: CaptureLoader | None = None
-        self.analysis: Any = None
-        self.progress = Progress()
-        self.errors: list[str] = []
-        self.warnings: list[str] = []
-        self.loaded = False
         self.live_note: str | None = None
-        self.detail: FlowDetail | None = None
-        self._detail_token = 0
-        self._detail_timer: Any = None
-        self._pending_rows: list[pd.DataFrame] = []
-        self._apply_timer: Any = None
-        self._apply_cost = 0.0
         self.export_stem: str | None = None  # default export file name stem
         self.sub_title = title or (os.path.basename(capture) if capture else "")
 
     # ---------------------------------------------------------------- layout
     def compose(self) -> ComposeResult:
-        yield Input(
+        yield CaptureReader(trusted=self.trusted, toa_kinds=self.toa_kinds, id="reader")
+        yield FilterInput(
             placeholder="/ filter: method==ppv2  client_ip in 203.0.113.0/24  "
             "finding:origin-rejected  text",
             id="filter",
         )
-        yield Static("", id="status")
+        yield StatusLine("", id="status")
         with Horizontal(id="main"):
             with Vertical(id="left"):
-                yield VirtualTable(self.flows_view, id="flows")
+                yield FlowsTable(id="flows")
                 with DetailTabs(id="detail", initial="tab-packet"):
                     with TabPane("Packet", id="tab-packet"):
                         yield PacketPane(id="packet")
@@ -217,8 +145,35 @@ class PcapipApp(App[int]):
     def packet_pane(self) -> PacketPane:
         return self.query_one("#packet", PacketPane)
 
+    @property
+    def table(self) -> FlowsTable:
+        return self.query_one("#flows", FlowsTable)
+
+    @property
+    def reader(self) -> CaptureReader:
+        return self.query_one("#reader", CaptureReader)
+
+    @property
+    def details(self) -> DetailTabs:
+        return self.query_one("#detail", DetailTabs)
+
+    # what the reader and the detail tabs know, as the app's own (tests and tui.live read them)
+    loaded = property(lambda self: self.reader.loaded)
+    analysis = property(lambda self: self.reader.analysis)
+    loader = property(lambda self: self.reader.loader)
+    progress = property(lambda self: self.reader.progress)
+    errors = property(lambda self: self.reader.errors)
+    warnings = property(lambda self: self.reader.warnings)
+    detail = property(lambda self: self.details.detail)
+    # ... and what the table knows
+    model = property(lambda self: self.table.model)
+    flows_view = property(lambda self: self.table.flows_view)
+    grouping = property(lambda self: self.table.grouping)
+
     def on_mount(self) -> None:
-        table = self.query_one("#flows", VirtualTable)
+        self.details.reader = self.reader
+        self.watch(self.reader, "progress", lambda _: self._refresh_status(), init=False)
+        table = self.table
         # Enter opens at once, in the table's turn: the keys typed before it have moved the
         # cursor, and a key typed right after it ("Enter t") finds the focus in the detail
         table.opener = self._open
@@ -259,75 +214,29 @@ class PcapipApp(App[int]):
 
     # ---------------------------------------------------------------- loading
     def start_loader(self, path: str, *, provisional: bool) -> None:
-        """Read ``path`` in a worker; provisional rows show as they come (unless the live
-        feed already showed them)."""
-        self.loader = CaptureLoader(path, trusted=self.trusted, toa_kinds=self.toa_kinds)
-        self.loaded = False
-        self._load(self.loader, provisional)
+        """Read ``path``; provisional rows show as they come (unless the live feed already
+        showed them)."""
+        self.reader.start(path, provisional=provisional)
 
-    @work(thread=True, exclusive=True, group="load")
-    def _load(self, loader: CaptureLoader, provisional: bool) -> None:
-        on_rows = (lambda df: self.post_message(RowsReady(df))) if provisional else None
-        try:
-            result = loader.run(
-                on_rows=on_rows, on_progress=lambda p: self.post_message(ProgressMsg(replace(p)))
-            )
-        except LoadStopped:
-            return
-        except Exception as exc:  # noqa: BLE001 (shown in the UI, which stays usable)
-            self.post_message(LoadFailed(f"{type(exc).__name__}: {exc}"))
-            return
-        self.post_message(LoadedMsg(result, loader))
-
-    def on_load_failed(self, msg: LoadFailed) -> None:
-        self.errors = [f"analysis failed: {msg.text}"]
+    def on_capture_reader_failed(self, msg: CaptureReader.Failed) -> None:
         self._refresh_status()
         self.notify(msg.text, title="Analysis failed", severity="error", timeout=15)
 
-    def on_unmount(self) -> None:
-        # quitting while a large capture is read must not wait for the rest of it
-        if self.loader is not None:
-            self.loader.stop()
-        for timer in (self._detail_timer, self._apply_timer):
-            if timer is not None:
-                timer.stop()
-
-    def on_rows_ready(self, msg: RowsReady) -> None:
-        """Rows are folded in batches: the UI thread spends at most a fifth of its time on
-        them however fast the reader produces them, so keys stay responsive."""
-        if self.loaded:
-            return
-        self._pending_rows.append(msg.rows)
-        if self._apply_timer is None:
-            delay = 0.01 if not len(self.model.df) else max(0.2, 4 * self._apply_cost)
-            self._apply_timer = self.set_timer(delay, self._apply_rows)
-
-    def _apply_rows(self) -> None:
-        self._apply_timer = None
-        if self.loaded or not self._pending_rows:
-            self._pending_rows = []
-            return
+    def on_capture_reader_rows(self, msg: CaptureReader.Rows) -> None:
         t0 = time.perf_counter()
-        chunks, self._pending_rows = self._pending_rows, []
-        rows = chunks[0] if len(chunks) == 1 else pd.concat(chunks, ignore_index=True)
-        self._with_cursor_kept(lambda: self.model.append(rows))
+        self._with_cursor_kept(lambda: self.model.append(msg.rows))
         self._refresh_status()
         self._refresh_summary()
-        self._apply_cost = time.perf_counter() - t0
+        self.reader.apply_cost = time.perf_counter() - t0
 
-    def on_progress_msg(self, msg: ProgressMsg) -> None:
-        self.progress = msg.progress
-        self._refresh_status()
+    def on_capture_reader_loaded(self, msg: CaptureReader.Loaded) -> None:
+        def final() -> None:
+            # the provisional rows go before the final ones are built: never both in memory
+            self.model.replace(empty_frame(), final=False)
+            self.model.replace(final_frame(msg.result.analysis), final=True)
 
-    def on_loaded_msg(self, msg: LoadedMsg) -> None:
-        res = msg.result
-        self.analysis = res.analysis
-        self.errors = [str(e) for e in res.errors]
-        self.warnings = [str(w) for w in getattr(res, "warnings", [])]
-        frame = final_frame(res.analysis)
-        self._with_cursor_kept(lambda: self.model.replace(frame, final=True))
-        self.loaded = True
-        self.progress.done = True
+        self._with_cursor_kept(final)
+        self.reader.finish()
         self._refresh_status()
         self._refresh_summary()
         if self.errors:
@@ -339,15 +248,7 @@ class PcapipApp(App[int]):
         self._schedule_detail(0)
 
     def _with_cursor_kept(self, change: Any) -> None:
-        """Apply a model change and keep the cursor on the same flow when it is still shown."""
-        table = self.query_one("#flows", VirtualTable)
-        rec = self.current_record() if self.grouping == "flows" else None
-        change()
-        if self.grouping != "flows":
-            self._set_grouping(self.grouping)
-            return
-        row = self.model.find(rec) if rec is not None else None
-        table.reload(cursor=row)
+        self.table.change(change)
 
     # ---------------------------------------------------------------- status, summary
     def _refresh_status(self) -> None:
@@ -356,21 +257,21 @@ class PcapipApp(App[int]):
             shown=len(m.view),
             total=len(m.df),
             grouping=self.grouping,
-            groups=len(self.groups_view.frame) if self.groups_view else 0,
+            groups=self.table.groups,
             filter_text=m.filter_text,
             sort=(m.sort_key, m.sort_desc),
             live_note=self.live_note,
-            loading=not self.loaded and self.loader is not None,
+            loading=self.reader.loading,
             loaded=self.loaded,
             progress=self.progress,
             errors=self.errors,
             warnings=self.warnings,
         )
-        self.query_one("#status", Static).update(status_text(data))
+        self.query_one("#status", StatusLine).data = data
 
     def summary_data(self) -> SummaryData:
-        stats = self.analysis.stats if (self.analysis is not None and self.loaded) else None
-        return SummaryData(self.model.counts(), stats, self.loaded, self.errors, self.warnings)
+        r = self.reader
+        return SummaryData(self.model.counts(), r.summary_stats(), r.loaded, r.errors, r.warnings)
 
     def _refresh_summary(self) -> None:
         data = self.summary_data()
@@ -379,11 +280,7 @@ class PcapipApp(App[int]):
 
     # ---------------------------------------------------------------- selection → detail
     def current_record(self) -> dict[str, Any] | None:
-        if self.grouping != "flows" or not len(self.model.view):
-            return None
-        table = self.query_one("#flows", VirtualTable)
-        row = min(table.cursor, len(self.model.view) - 1)
-        return self.model.record(self.model.position(row))
+        return self.table.current_record()
 
     @on(VirtualTable.Highlighted, "#flows")
     def _highlighted(self, event: VirtualTable.Highlighted) -> None:
@@ -392,8 +289,12 @@ class PcapipApp(App[int]):
 
     def _open(self, row: int) -> None:
         """Enter on a row: a group shows its flows, a flow its packet tree."""
-        if self.grouping != "flows" and self.groups_view is not None:
-            self._drill(self.groups_view.key(row))
+        groups = self.table.groups_view
+        if self.grouping != "flows" and groups is not None:
+            text = self.table.drill(groups.key(row))
+            self.query_one("#filter", Input).value = text
+            self.apply_filter(text)
+            self._show_place()
             return
         self._switch_tab("packet", focus=True)
 
@@ -406,77 +307,17 @@ class PcapipApp(App[int]):
         self._sort(event.key, desc)
 
     def _schedule_detail(self, delay: float) -> None:
-        if self._detail_timer is not None:
-            self._detail_timer.stop()
-        self._detail_timer = self.set_timer(delay, self._start_detail) if delay else None
-        if not delay:
-            self._start_detail()
-
-    def _start_detail(self) -> None:
-        self._detail_timer = None
-        if not self.query("#flows"):
-            return  # the app is closing
-        rec = self.current_record()
-        if rec is not None and self.detail is not None and _same(rec, self.detail.rec):
-            return  # rows were added or re-sorted around the flow already shown
-        self._detail_token += 1
-        if rec is None:
-            self._show_detail(None)
-            return
-        if self.loader is None or (self.loader.index.count == 0 and not self.loaded):
-            self._show_detail(
-                FlowDetail(
-                    rec,
-                    findings=findings_for(None, None, rec["findings"]),
-                    note=self._no_bytes_note(),
-                )
+        if self.query("#flows"):  # (not when the app is closing)
+            self.details.note = (
+                "packets show when the capture has been read"
+                if self.live_note is None
+                else "packets show when the capture stops (x, or its --duration/--count)"
             )
-            return
-        self._gather(rec, self._detail_token)
-
-    def _no_bytes_note(self) -> str:
-        return (
-            "packets show when the capture has been read"
-            if self.live_note is None
-            else "packets show when the capture stops (x, or its --duration/--count)"
-        )
-
-    @work(thread=True, exclusive=True, group="detail")
-    def _gather(self, rec: dict[str, Any], token: int) -> None:
-        loader = self.loader
-        assert loader is not None
-        final = self.loaded and rec.get("flow") is not None and self.analysis is not None
-        if final:
-            hf = [n for _, n in self.analysis.header_frames(int(rec["flow"]))]
-            fnd = findings_for(self.analysis, int(rec["flow"]), rec["findings"])
-        else:
-            hf = [n for _, n in loader.header_frames.get(int(rec["_frame"] or 0), [])]
-            fnd = findings_for(None, None, rec["findings"])
-        det = build_detail(
-            rec, loader.index, registry=loader.registry, header_frames=hf, findings=fnd
-        )
-        self.post_message(DetailReady(det, token))
-
-    def on_detail_ready(self, msg: DetailReady) -> None:
-        if msg.token == self._detail_token:
-            self._show_detail(msg.detail)
-
-    def _show_detail(self, det: FlowDetail | None) -> None:
-        self.detail = det
-        self.query_one("#timeline", TimelineTable).show(det)
-        self.query_one("#findings-pane", FlowFindingsPane).show(det)
-        self.packet_pane.show_detail(det, self.loader)
-
-    @on(PacketShown)
-    def _packet_shown(self, msg: PacketShown) -> None:
-        self.query_one("#timeline", TimelineTable).follow(msg.number)
+            self.details.follow(self.current_record(), delay)
 
     @on(DataTable.RowSelected, "#timeline")
     def _timeline_selected(self, event: DataTable.RowSelected) -> None:
-        key = event.row_key.value
-        if key and key.isdigit():
-            self.packet_pane.show_frame(int(key))
-            self._switch_tab("packet", focus=True)
+        self._switch_tab("packet", focus=True)
 
     @on(FindingChosen)
     def _finding_chosen(self, msg: FindingChosen) -> None:
@@ -486,7 +327,7 @@ class PcapipApp(App[int]):
             self._set_grouping("flows")
         self.query_one("#filter", Input).value = text
         if self.apply_filter(text):
-            self.query_one("#flows", VirtualTable).focus()
+            self.table.focus()
 
     # ---------------------------------------------------------------- filter
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
@@ -502,29 +343,15 @@ class PcapipApp(App[int]):
         # focus now, not after a refresh: the keys typed right after "/" belong to the filter
         self.screen.set_focus(self.query_one("#filter", Input))
 
-    @on(Input.Changed, "#filter")
-    def _filter_changed(self, event: Input.Changed) -> None:
-        inp = event.input
-        try:
-            filters.parse(event.value)
-        except filters.FilterError as exc:
-            inp.set_class(True, "-invalid")
-            inp.set_class(False, "-valid")
-            inp.tooltip = str(exc)
-            return
-        inp.set_class(False, "-invalid")
-        inp.set_class(bool(event.value.strip()), "-valid")
-        inp.tooltip = None
-
     @on(Input.Submitted, "#filter")
     def _filter_submitted(self, event: Input.Submitted) -> None:
         if self.apply_filter(event.value):
-            self._drilled_from = None
-            self.query_one("#flows", VirtualTable).focus()
+            self.table.drilled_from = None
+            self.table.focus()
 
     def apply_filter(self, text: str) -> bool:
         try:
-            self._with_cursor_kept(lambda: self.model.set_filter(text))
+            self.table.filter(text)
         except filters.FilterError as exc:
             self.notify(str(exc), title="Filter", severity="error", timeout=6)
             return False
@@ -537,25 +364,24 @@ class PcapipApp(App[int]):
         """Where Esc goes from here: "table" (from the filter or the detail), "flows" (from
         the groups), "groups" (from a drilled-down group), or nowhere."""
         focused = self.focused
-        table = self.query_one("#flows", VirtualTable)
-        if focused is not table:
+        if focused is not self.table:
             return "table"
         if self.grouping != "flows":
             return "flows"
-        if self._drilled_from is not None:
+        if self.table.drilled_from is not None:
             return "groups"
         return None
 
     def action_escape(self) -> None:
         target = self._back_target()
-        table = self.query_one("#flows", VirtualTable)
+        table = self.table
         if target == "table":
             table.focus()
         elif target == "flows":
             self._set_grouping("flows")
-        elif target == "groups" and self._drilled_from is not None:
-            grouping, text = self._drilled_from
-            self._drilled_from = None
+        elif target == "groups" and table.drilled_from is not None:
+            grouping, text = table.drilled_from
+            table.drilled_from = None
             self.query_one("#filter", Input).value = text
             self.apply_filter(text)
             self._set_grouping(grouping)
@@ -567,28 +393,8 @@ class PcapipApp(App[int]):
         self._set_grouping(GROUPINGS[(i + 1) % len(GROUPINGS)])
 
     def _set_grouping(self, by: str) -> None:
-        self.grouping = by
-        table = self.query_one("#flows", VirtualTable)
-        if by == "flows":
-            self.groups_view = None
-            table.set_source(self.flows_view, cursor=0)
-        else:
-            self.groups_view = GroupsView(self.model, by)
-            table.set_source(self.groups_view, cursor=min(table.cursor, 0))
+        self.table.group_by(by)
         self._refresh_status()
-        self._show_place()
-
-    def _drill(self, key: str) -> None:
-        field = "egress_ip" if self.grouping == "egress" else "client_ip"
-        value = "none" if key == "(none)" else key
-        base = self.model.filter_text
-        self._drilled_from = (self.grouping, base)
-        text = f"({base}) and {field}=={value}" if base else f"{field}=={value}"
-        self.grouping = "flows"
-        self.groups_view = None
-        self.query_one("#flows", VirtualTable).set_source(self.flows_view, cursor=0)
-        self.query_one("#filter", Input).value = text
-        self.apply_filter(text)
         self._show_place()
 
     def action_sort(self) -> None:
@@ -608,8 +414,7 @@ class PcapipApp(App[int]):
             self._sort(self.model.sort_key or "flow", not self.model.sort_desc)
 
     def _sort(self, key: str | None, desc: bool) -> None:
-        key = {"pp": "pp_command"}.get(key or "", key)
-        self._with_cursor_kept(lambda: self.model.set_sort(key, desc))
+        self.table.sort(key, desc)
         self._refresh_status()
 
     # ---------------------------------------------------------------- tabs, packets
@@ -617,19 +422,7 @@ class PcapipApp(App[int]):
         self._switch_tab(name, focus=self._in_detail(self.focused))
 
     def _switch_tab(self, name: str, *, focus: bool) -> None:
-        """Show a detail tab; with ``focus``, its main widget takes the focus.
-
-        The focus leaves the old tab first: a focused widget in a tab being hidden would
-        hand the focus to its neighbour in the same tab, which switches the tab back.
-        """
-        if focus or self._in_detail(self.focused):
-            self.screen.set_focus(None)
-        self.query_one("#detail", TabbedContent).active = f"tab-{name}"
-        if focus:
-            # now, not after a refresh: a key typed right after this one must find the
-            # focus where this one put it
-            target = self.query_one(f"#tab-{name} {TAB_FOCUS[name]}")
-            self.screen.set_focus(target, scroll_visible=False)
+        self.details.show_tab(name, focus=focus, release=focus or self._in_detail(self.focused))
 
     def action_packet(self, delta: int) -> None:
         self.packet_pane.step(delta)
@@ -673,5 +466,6 @@ class PcapipApp(App[int]):
         """Write the current view (flows in the ``analyze`` CSV schema, or the groups)."""
         groups = None
         if self.grouping != "flows":
-            groups = self.groups_view.frame if self.groups_view is not None else pd.DataFrame()
+            view = self.table.groups_view
+            groups = view.frame if view is not None else pd.DataFrame()
         return write_view(path, analysis=self.analysis, model=self.model, groups=groups)

@@ -5,8 +5,9 @@ its packets. Reading a multi-GB capture again from the start for every flow
 the user selects would take seconds each time, so while the loader reads the
 capture it keeps, per frame, where its record starts in the file, its
 lengths, link type, time and a hash of its (symmetric) 5-tuple: 34 bytes a
-frame (its number is its position). A flow's packets are then one vectorised
-lookup, and its bytes a few ``pread`` calls. Compressed captures cannot be
+frame (its number is its position), written to a temporary file as it comes. A
+flow's packets are then a vectorised scan of that file's hash column, and its
+bytes a few ``pread`` calls. Compressed captures cannot be
 read at an offset: for them the wanted frames are fetched with one
 sequential pass.
 """
@@ -31,14 +32,6 @@ _V4_MAPPED = 0xFFFF_0000_0000
 _PCAPNG_DATA_AT = {6: 28, 2: 28, 3: 12}
 
 
-def _mix(x: np.ndarray) -> np.ndarray:
-    x = x ^ (x >> np.uint64(31))
-    x = x * _K1
-    x = x ^ (x >> np.uint64(29))
-    x = x * _K2
-    return x ^ (x >> np.uint64(32))
-
-
 def flow_hash(
     proto: np.ndarray,
     a_hi: np.ndarray,
@@ -48,17 +41,23 @@ def flow_hash(
     b_lo: np.ndarray,
     b_port: np.ndarray,
 ) -> np.ndarray:
-    """A 64-bit key of a packet's 5-tuple that is the same in both directions."""
+    """A 64-bit key of a packet's 5-tuple that is the same in both directions.
+
+    Built from the sum and the xor of the two ends (symmetric, and together they almost
+    pin the pair down) in a few vectorised passes: it runs over every frame while the
+    capture is read. It only picks candidates: the detail checks each frame's decoded
+    addresses, so a collision costs a frame read, never a wrong packet.
+    """
+    u = np.uint64
     with np.errstate(over="ignore"):
-        ha = _mix(
-            a_hi.astype(np.uint64) * _K3 ^ _mix(a_lo.astype(np.uint64)) ^ a_port.astype(np.uint64)
-        )
-        hb = _mix(
-            b_hi.astype(np.uint64) * _K3 ^ _mix(b_lo.astype(np.uint64)) ^ b_port.astype(np.uint64)
-        )
-        lo = np.minimum(ha, hb)
-        hi = np.maximum(ha, hb)
-        return _mix(lo * _K1 + hi) ^ proto.astype(np.uint64)
+        lo_a, lo_b = a_lo.astype(u, copy=False), b_lo.astype(u, copy=False)
+        pa, pb = a_port.astype(u), b_port.astype(u)
+        ports = ((pa + pb) << u(16)) ^ (pa ^ pb)
+        h = (lo_a + lo_b) * _K1
+        h ^= lo_a ^ lo_b
+        h ^= (a_hi.astype(u, copy=False) ^ b_hi) * _K3
+        h ^= (ports | (proto.astype(u) << u(40))) * _K2
+        return h ^ (h >> u(29))
 
 
 def ip_halves(text: str) -> tuple[int, int]:
@@ -98,16 +97,36 @@ class Frame:
     origlen: int
 
 
+#: the index's columns: name -> dtype (34 bytes a frame)
+_COLUMNS = {
+    "file_offset": np.int64,
+    "caplen": np.uint32,
+    "origlen": np.uint32,
+    "linktype": np.uint16,
+    "ts_ns": np.int64,
+    "key": np.uint64,
+}
+#: frames of a column read at a time when scanning it
+_SCAN = 1 << 20
+
+
 class FrameIndex:
-    """Where every frame of one capture file is, filled batch by batch by the loader."""
+    """Where every frame of one capture file is, filled batch by batch by the loader.
+
+    The columns go to an unnamed temporary file as they come (``pcapip``'s row spool,
+    :class:`pcapip.flows.packed.DiskStore`), so a capture's length costs disk, not the
+    UI's memory: 5M frames are 170 MB of index. Queries read the columns back a slice
+    at a time.
+    """
 
     def __init__(self, path: str, *, fmt: str = "pcap", seekable: bool = True) -> None:
+        from pcapip.flows.packed import DiskStore
+
         self.path = path
         self.format = fmt  # "pcap" | "pcapng": how to find a record's data from its offset
         self.seekable = seekable
-        self._lock = threading.Lock()
-        self._parts: list[dict[str, np.ndarray]] = []
-        self._cols: dict[str, np.ndarray] | None = None
+        self._lock = threading.Lock()  # the store is one file: one reader or writer at a time
+        self._store = DiskStore()
         self.first_frame = 1
         self.count = 0
 
@@ -119,11 +138,11 @@ class FrameIndex:
                 f"frames must be indexed in order: got {batch.first_frame}, next is {self.count + 1}"
             )
         part = {
-            "file_offset": np.asarray(batch.file_offset, dtype=np.int64),
-            "caplen": np.asarray(batch.caplen, dtype=np.uint32),
-            "origlen": np.asarray(batch.origlen, dtype=np.uint32),
-            "linktype": np.asarray(batch.linktype, dtype=np.uint16),
-            "ts_ns": np.asarray(batch.ts_ns, dtype=np.int64),
+            "file_offset": batch.file_offset,
+            "caplen": batch.caplen,
+            "origlen": batch.origlen,
+            "linktype": batch.linktype,
+            "ts_ns": batch.ts_ns,
             "key": flow_hash(
                 packets.proto,
                 packets.src_hi,
@@ -135,35 +154,24 @@ class FrameIndex:
             ),
         }
         with self._lock:
-            self._parts.append(part)
-            self._cols = None
+            for name, dtype in _COLUMNS.items():
+                self._store.append(name, np.asarray(part[name], dtype=dtype))
             self.count += len(batch)
 
-    def _columns(self) -> dict[str, np.ndarray]:
+    def _slice(self, name: str, lo: int, hi: int) -> np.ndarray:
         with self._lock:
-            if self._cols is None:
-                if not self._parts:
-                    self._cols = {
-                        k: np.zeros(0, dtype=d)
-                        for k, d in (
-                            ("file_offset", np.int64),
-                            ("caplen", np.uint32),
-                            ("origlen", np.uint32),
-                            ("linktype", np.uint16),
-                            ("ts_ns", np.int64),
-                            ("key", np.uint64),
-                        )
-                    }
-                else:
-                    self._cols = {
-                        k: np.concatenate([p[k] for p in self._parts]) for k in self._parts[0]
-                    }
-                    self._parts = [self._cols]
-            return self._cols
+            if name not in self._store:
+                return np.zeros(0, dtype=_COLUMNS[name])
+            return self._store.slice(name, lo, hi)
 
-    @property
-    def nbytes(self) -> int:
-        return sum(a.nbytes for a in self._columns().values())
+    def _take(self, name: str, idx: np.ndarray) -> np.ndarray:
+        """Items ``idx`` (sorted, in range) of a column: one read when they are close."""
+        if not idx.size:
+            return np.zeros(0, dtype=_COLUMNS[name])
+        lo, hi = int(idx[0]), int(idx[-1]) + 1
+        if hi - lo <= max(4096, 64 * idx.size):
+            return self._slice(name, lo, hi)[idx - lo]
+        return np.concatenate([self._slice(name, i, i + 1) for i in idx.tolist()])
 
     # ------------------------------------------------------------------ queries
     def flow_frames(
@@ -178,37 +186,36 @@ class FrameIndex:
     ) -> np.ndarray:
         """Numbers of the frames whose 5-tuple hash matches, within [start, end] (candidates:
         the caller checks the decoded addresses, a hash can collide)."""
-        c = self._columns()
         key = np.uint64(tuple_hash(transport, ip_a, port_a, ip_b, port_b))
-        m = (c["key"] == key) & (c["ts_ns"] >= start_ns) & (c["ts_ns"] <= end_ns)
-        return np.nonzero(m)[0].astype(np.int64) + 1  # frames are numbered from 1, in order
+        hits = []
+        for lo in range(0, self.count, _SCAN):
+            cand = np.flatnonzero(self._slice("key", lo, lo + _SCAN) == key) + lo
+            if cand.size:
+                ts = self._take("ts_ns", cand)
+                hits.append(cand[(ts >= start_ns) & (ts <= end_ns)])
+        found = np.concatenate(hits) if hits else np.zeros(0, dtype=np.int64)
+        return found.astype(np.int64) + 1  # frames are numbered from 1, in order
 
     def frames(self, numbers: Iterable[int]) -> dict[int, Frame]:
         """The frames with these 1-based numbers (those that exist)."""
-        wanted = sorted({int(n) for n in numbers})
+        wanted = sorted({int(n) for n in numbers if 0 < int(n) <= self.count})
         if not wanted:
             return {}
         if not self.seekable:
             return self._scan(wanted)
-        c = self._columns()
-        count = len(c["file_offset"])
+        idx = np.array(wanted, dtype=np.int64) - 1
+        c = {name: self._take(name, idx).tolist() for name in _COLUMNS if name != "key"}
         out: dict[int, Frame] = {}
         with open(self.path, "rb") as fh:
             fd = fh.fileno()
-            for n in wanted:
-                i = n - 1
-                if not 0 <= i < count:
-                    continue
-                off = int(c["file_offset"][i])
-                cap = int(c["caplen"][i])
+            for k, n in enumerate(wanted):
+                off = c["file_offset"][k]
                 head = os.pread(fd, 4, off)
                 data_at = self._data_at(head)
                 if data_at is None:
                     continue
-                data = os.pread(fd, cap, off + data_at)
-                out[n] = Frame(
-                    n, data, int(c["linktype"][i]), int(c["ts_ns"][i]), int(c["origlen"][i])
-                )
+                data = os.pread(fd, c["caplen"][k], off + data_at)
+                out[n] = Frame(n, data, c["linktype"][k], c["ts_ns"][k], c["origlen"][k])
         return out
 
     def _data_at(self, head: bytes) -> int | None:

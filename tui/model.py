@@ -71,6 +71,40 @@ def normalize(df: pd.DataFrame, *, frames: Sequence[int | None] | None = None) -
     return res
 
 
+def _int_array(values: Sequence[int | None]) -> pd.arrays.IntegerArray:
+    obj = np.array(values, dtype=object)
+    miss = np.equal(obj, None)
+    data = np.where(miss, 0, obj).astype(np.int64) if miss.any() else obj.astype(np.int64)
+    return pd.arrays.IntegerArray(data, miss)
+
+
+def frame_of(columns: dict[str, Sequence[Any]], frames: Sequence[int] | None = None) -> pd.DataFrame:
+    """Rows given as one list per schema column (times in ns, missing values None) as a
+    model frame: what :func:`normalize` makes, without going through pandas' conversions.
+    Provisional rows have no ``flow`` column and give their first packets as ``frames``;
+    final rows have flow numbers and no ``frames``."""
+    n = len(frames) if frames is not None else len(columns["flow"])
+    out: dict[str, Any] = {}
+    for c in SCHEMA:
+        if c == "flow" and c not in columns:
+            out[c] = pd.arrays.IntegerArray(np.zeros(n, np.int64), np.ones(n, dtype=bool))
+        elif c in _INT_NULLABLE:
+            out[c] = _int_array(columns[c])
+        elif c in _INT:
+            out[c] = np.asarray(columns[c], dtype=np.int64)
+        else:
+            out[c] = pd.Series(np.array(columns[c], dtype=object), dtype=object)
+    res = pd.DataFrame(out)
+    if frames is None:
+        res["_frame"] = pd.arrays.IntegerArray(np.zeros(n, np.int64), np.ones(n, dtype=bool))
+        res["_order"] = np.asarray(columns["flow"], np.int64)
+    else:
+        known = np.zeros(n, dtype=bool)
+        res["_frame"] = pd.arrays.IntegerArray(np.asarray(frames, np.int64), known)
+        res["_order"] = np.asarray(frames, np.int64)
+    return res
+
+
 # ------------------------------------------------------------------------------ display text
 def hostport(ip: Any, port: Any) -> str:
     if ip is None or (isinstance(ip, float) and ip != ip):
@@ -120,17 +154,27 @@ class FlowModel:
 
     # -------------------------------------------------------------- rows in
     def append(self, chunk: pd.DataFrame) -> None:
-        """Add provisional rows (already normalized)."""
+        """Add provisional rows (already normalized); a row whose first packet is a row's
+        already shown (a preview of the flow) takes that row's place."""
         if chunk.empty:
             return
-        hay = filters.haystack_for(chunk)
+        if not self.df.empty:
+            frames = chunk["_frame"].to_numpy(dtype="float64", na_value=np.nan)
+            known = self.df["_frame"].to_numpy(dtype="float64", na_value=np.nan)
+            again = np.isin(frames, known)
+            if again.any():
+                at = pd.Index(known).get_indexer(frames[again])
+                self.df.iloc[at] = chunk[again].to_numpy(dtype=object)
+                self._hay = None
+                chunk = chunk[~again]
+        # (the text search's haystack is built when a filter first needs it, for every row)
+        hay = filters.haystack_for(chunk) if self._hay is not None else None
         if self.df.empty:
             self.df = chunk.reset_index(drop=True)
-            self._hay = hay.reset_index(drop=True)
         else:
             self.df = pd.concat([self.df, chunk], ignore_index=True)
-            old = self._hay if self._hay is not None else filters.haystack_for(self.df.iloc[:0])
-            self._hay = pd.concat([old, hay], ignore_index=True)
+        if hay is not None and self._hay is not None:
+            self._hay = pd.concat([self._hay, hay], ignore_index=True)
         self._changed()
 
     def replace(self, df: pd.DataFrame, *, final: bool) -> None:

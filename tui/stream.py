@@ -2,10 +2,10 @@
 
 ``pcapip.analyze`` returns only when the whole capture is read; on a
 multi-GB file that is many seconds of an empty screen. This loader runs
-``analyze``'s own read loop (:func:`pcapip.flows.run.read_captures`) with the
-tracker that live capture uses, which reports each flow as soon as its client
-question is answered; after every batch it hands those provisional rows to
-the UI and indexes the frames for the detail pane. The table at the end is
+``analyze``'s own read loop (:func:`pcapip.flows.run.read_captures`) with
+``analyze``'s tracker; a few times a second it hands the rows of the flows ended
+so far to the UI (provisional rows: their own findings, not yet those that
+compare flows), and it indexes the frames for the detail pane. The table at the end is
 built by that loop, so the final rows, warnings and errors are ``analyze``'s.
 """
 
@@ -20,11 +20,10 @@ from typing import Any
 
 import pandas as pd
 
+from pcapip.flows.tracker import FlowTracker
 from pcapip.tui.frames import FrameIndex
-from pcapip.tui.model import normalize
+from pcapip.tui.model import SCHEMA, frame_of
 
-#: bytes read per chunk by the capture reader (as ``analyze`` reads)
-CHUNK = 32 * 1024 * 1024
 #: frames per batch; smaller than ``analyze``'s so the first rows show within a blink
 FIRST_BATCH = 8192
 BATCH = 65536
@@ -65,35 +64,83 @@ class LoadResult:
     warnings: list[str] = field(default_factory=list)
 
 
-def rows_frame(rows: Sequence[Any], codes: Sequence[Sequence[str]]) -> pd.DataFrame:
-    """Provisional rows (flow-stage rows, findings judged so far) as a model frame."""
+def rows_frame(block: Any) -> pd.DataFrame:
+    """Provisional rows (a RowBlock of ended flows: their own findings, no flow number yet)
+    as a model frame, built column by column (no object per row)."""
     from pcapip.flows.findings import ORDER
 
-    data = {
-        "flow": [None] * len(rows),
-        "transport": [r.transport for r in rows],
-        "start": [r.start_ns for r in rows],
-        "end": [r.end_ns for r in rows],
-        "egress_ip": [r.egress_ip for r in rows],
-        "egress_port": [r.egress_port for r in rows],
-        "origin_ip": [r.origin_ip for r in rows],
-        "origin_port": [r.origin_port for r in rows],
-        "method": [r.method for r in rows],
-        "client_ip": [r.client_ip for r in rows],
-        "client_port": [r.client_port for r in rows],
-        "proxy_ip": [r.proxy_ip for r in rows],
-        "proxy_port": [r.proxy_port for r in rows],
-        "pp_command": [r.pp_command for r in rows],
-        "pp_family": [r.pp_family for r in rows],
-        "tlvs": [r.tlvs for r in rows],
-        "packets": [r.packets for r in rows],
-        "bytes": [r.bytes for r in rows],
-        "status": [r.status for r in rows],
-        "findings": [
-            ";".join(sorted(set(c), key=lambda x: ORDER.get(x, len(ORDER)))) for c in codes
-        ],
-    }
-    return normalize(pd.DataFrame(data), frames=[r.first_frame for r in rows])
+    cols = block.cols
+    n = len(block)
+    codes: list[list[str]] = [[] for _ in range(n)]
+    for row, code in zip(block.f_row, block.f_code, strict=True):
+        if code not in codes[row]:
+            codes[row].append(code)
+    data = {c: cols[c] for c in _PLAIN}
+    data["start"] = cols["start_ns"]
+    data["end"] = cols["end_ns"]
+    data["findings"] = [
+        ";".join(sorted(c, key=lambda x: ORDER.get(x, len(ORDER)))) if c else "" for c in codes
+    ]
+    return frame_of(data, cols["first_frame"])
+
+
+#: the row fields shown under their own name
+_PLAIN = (
+    "transport",
+    "egress_ip",
+    "egress_port",
+    "origin_ip",
+    "origin_port",
+    "method",
+    "client_ip",
+    "client_port",
+    "proxy_ip",
+    "proxy_port",
+    "pp_command",
+    "pp_family",
+    "tlvs",
+    "packets",
+    "bytes",
+    "status",
+)
+
+
+class _ShowingTracker(FlowTracker):
+    """``analyze``'s tracker, whose ended rows the loader shows as they come.
+
+    :meth:`shown` takes the packed rows of the flows ended since its last call and keeps
+    them for the table, in a temporary file (as the tracker itself keeps ended rows past a
+    few MiB; in memory if the file cannot be written); :meth:`take_blocks` (what the table
+    build asks for) gives them back ahead of the rest, so the final table is exactly
+    ``analyze``'s.
+    """
+
+    def __init__(self, **kwargs: Any) -> None:
+        from pcapip.flows.packed import DiskStore, PackedRows
+
+        super().__init__(**kwargs)
+        self._shown_rows = PackedRows(DiskStore())
+        self._shown_kept: list[Any] = []  # PackedRows the spool could not take
+
+    def shown(self) -> list[Any]:
+        from pcapip.flows.packed import spill
+
+        new = super().take_blocks()
+        for block in new:
+            if self._shown_kept:
+                self._shown_kept.append(block)
+                continue
+            try:
+                spill(self._shown_rows.cols, block)
+            except OSError:
+                self._shown_kept.append(block)
+        return new
+
+    def take_blocks(self) -> list[Any]:
+        out = [self._shown_rows] if len(self._shown_rows) else []
+        out += [*self._shown_kept, *super().take_blocks()]
+        self._shown_kept = []
+        return out
 
 
 class CaptureLoader:
@@ -107,12 +154,10 @@ class CaptureLoader:
         toa_kinds: Sequence[str | int] | None = None,
     ) -> None:
         from pcapip.flows.run import registry_for
-        from pcapip.flows.trusted import parse_trusted
 
         self.path = os.fspath(path)
         self.trusted = trusted
         self.toa_kinds = toa_kinds
-        self.nets = parse_trusted(trusted)
         self.registry = registry_for(toa_kinds)
         self.index = FrameIndex(self.path)
         self.progress = Progress()
@@ -133,49 +178,58 @@ class CaptureLoader:
     ) -> LoadResult:
         """Read the capture; ``on_rows``/``on_progress`` are called at most every ``interval`` s.
 
-        Raises LoadStopped when :meth:`stop` was called before the end.
+        ``on_rows`` gets the rows of the flows ended since its last call, and after the
+        first batch the flows whose client is known by then (a later call may give one of
+        these again, ended: the same first frame). A flow open at the end of the capture
+        and not in the first batch shows with the final rows only. Raises
+        LoadStopped when :meth:`stop` was called before the end.
         """
         from pcapip.errors import CaptureError
+        from pcapip.flows.packed import PackedRows
+        from pcapip.flows.rowblock import RowBlock
         from pcapip.flows.run import read_captures
-        from pcapip.live.output import CrossFlow
-        from pcapip.live.tracking import LiveTracker
         from pcapip.report.analysis import Analysis
 
         t0 = time.monotonic()
-        # no cap on open flows: a file is analysed whole, exactly as analyze does; the rows
-        # of ended flows stay in the tracker (packed, on disk past a few MiB) for the table
-        tracker = LiveTracker(registry=self.registry, max_flows=1 << 62)
-        cross = CrossFlow(self.nets)
+        previews: list[Any] = []  # FlowRow
+
+        def settled(flow: Any) -> None:
+            previews.append(tracker.preview(flow))
+
+        # the flows of the first batch show as soon as their client is known (a preview
+        # costs a trip through the per-packet rules); after it, rows show as flows end
+        tracker = _ShowingTracker(registry=self.registry, on_settled=settled)
         try:
             total: int | None = os.path.getsize(self.path)
         except OSError:
             total = None
         prog = self.progress
-        pending: list[Any] = []
-        pending_codes: list[list[str]] = []
         last = 0.0
         sources: list[Any] = []
 
         def flush(force: bool = False) -> None:
-            nonlocal last, pending, pending_codes
+            nonlocal last
             now = time.monotonic()
             if not force and now - last < interval:
                 return
             last = now
-            if pending and on_rows is not None:
-                on_rows(rows_frame(pending, pending_codes))
-            pending, pending_codes = [], []
+            new = tracker.shown()
+            if (new or previews) and on_rows is not None:
+                blocks = [PackedRows.concat(new).unpack(tracker.vocab)] if new else []
+                if previews:
+                    blocks.append(RowBlock.from_rows(previews))
+                for block in blocks:
+                    for first, hf in zip(
+                        block.cols["first_frame"], block.cols["header_frames"], strict=True
+                    ):
+                        if hf:
+                            self.header_frames[first] = hf
+                    on_rows(rows_frame(block))
+            previews.clear()
+            prog.flows += sum(len(b) for b in new)
             prog.seconds = now - t0
             if on_progress is not None:
                 on_progress(prog)
-
-        def take() -> None:
-            for r in tracker.take_reports():
-                pending.append(r)
-                pending_codes.append(cross.codes(r))
-                if r.header_frames:
-                    self.header_frames[r.first_frame] = list(r.header_frames)
-                prog.flows += 1
 
         def on_open(ci: int, src: Any) -> None:
             sources.append(src)
@@ -185,23 +239,23 @@ class CaptureLoader:
 
         def on_batch(ci: int, src: Any, batch: Any, pk: Any) -> None:
             self.index.add(batch, pk)
-            take()
             prog.frames = src.frames_read
             if len(batch) and not src.compressed:
                 prog.bytes_done = int(batch.file_offset[-1]) + int(batch.caplen[-1])
             flush(force=prog.frames <= FIRST_BATCH)
             src.batch_size = BATCH  # after a quick first batch, analyze's batch size
+            tracker.on_settled = None
             if self._stop.is_set():
                 raise LoadStopped(self.path)
 
-        # the one read loop (analyze's), with the frame index and the rows as it goes
+        # the one read loop (analyze's, with analyze's tracker), with the frame index and
+        # the rows as flows end
         table, errors = read_captures(
             [self.path],
             tracker=tracker,
             trusted=self.trusted,
             toa_kinds=self.toa_kinds,
             batch_size=FIRST_BATCH,
-            chunk_size=CHUNK,
             on_open=on_open,
             on_batch=on_batch,
         )
@@ -209,9 +263,9 @@ class CaptureLoader:
             raise LoadStopped(self.path)
         if errors:
             prog.error = str(errors[0])
-        take()
-        flush(force=True)
+        self.header_frames = {}  # the final rows have theirs in the table
         analysis = Analysis(table, [e for e in errors if isinstance(e, CaptureError)])
+        prog.flows = len(table)
         prog.done = True
         prog.seconds = time.monotonic() - t0
         if on_progress is not None:
@@ -237,5 +291,8 @@ def capture_warnings(analysis: Any, source: list[str]) -> list[str]:
 
 
 def final_frame(analysis: Any) -> pd.DataFrame:
-    """The Analysis' flows as a model frame."""
-    return normalize(analysis.flows)
+    """The Analysis' flows as a model frame, read from its table column by column (the
+    same rows as ``normalize(analysis.flows)``, without building that frame first)."""
+    table = analysis.table
+    n = len(table)
+    return frame_of({c: table.column(c, 0, n) for c in SCHEMA})

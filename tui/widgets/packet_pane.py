@@ -195,8 +195,14 @@ class PacketPane(Vertical):
     def _scroll_hex_to(self, offset: int) -> None:
         sc = self.query_one("#hex-scroll", VerticalScroll)
         line = offset // 16
-        if not (sc.scroll_y <= line < sc.scroll_y + sc.size.height):
-            sc.scroll_to(y=max(0, line - 1), animate=False)
+
+        def scroll() -> None:
+            if not (sc.scroll_y <= line < sc.scroll_y + sc.size.height):
+                sc.scroll_to(y=max(0, line - 1), animate=False)
+
+        # after the refresh that lays out the bytes just shown: before it, the scroll view
+        # does not know its new height yet and a scroll down would stop at the top
+        sc.call_after_refresh(scroll)
 
 
 def flow_line(rec: dict[str, Any]) -> str:

@@ -5,7 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from rich.text import Text
+from textual.reactive import reactive
 from textual.widget import Widget
+from textual.widgets import Static
 
 from pcapip.tui.stream import Progress
 
@@ -85,3 +87,13 @@ def place_of(widget: Widget | None, grouping: str = "flows") -> str:
         if name in PLACES:
             return PLACES[name]
     return type(widget).__name__
+
+
+class StatusLine(Static):
+    """The status line: shows ``data`` whenever it is set."""
+
+    data: reactive[StatusData | None] = reactive(None, always_update=True)
+
+    def watch_data(self, data: StatusData | None) -> None:
+        if data is not None:
+            self.update(status_text(data))
