@@ -8,7 +8,12 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from pcapip.cli.options import fail_on_option, toa_kind_option, trusted_option
+from pcapip.cli.options import (
+    attempt_timeout_option,
+    fail_on_option,
+    toa_kind_option,
+    trusted_option,
+)
 from pcapip.cli.output import FORMATS, check_analysis_output, check_input
 from pcapip.errors import UsageError
 
@@ -108,6 +113,7 @@ class _Progress:
 )
 @trusted_option
 @toa_kind_option
+@attempt_timeout_option
 @fail_on_option
 @click.option("--no-progress", is_flag=True, help="Never show a progress bar.")
 @click.option(
@@ -127,6 +133,7 @@ def command(
     output: str | None,
     trusted: tuple[str, ...],
     toa_kinds: tuple[str, ...],
+    attempt_timeout: float | None,
     fail_on: str | None,
     no_progress: bool,
     max_rows: int,
@@ -156,6 +163,7 @@ def command(
             list(captures),
             trusted=list(trusted) or None,
             toa_kinds=list(toa_kinds) or None,
+            attempt_timeout=attempt_timeout,
             progress=progress,
         )
     finally:

@@ -7,7 +7,12 @@ from typing import Any
 
 import click
 
-from pcapip.cli.options import fail_on_option, toa_kind_option, trusted_option
+from pcapip.cli.options import (
+    attempt_timeout_option,
+    fail_on_option,
+    toa_kind_option,
+    trusted_option,
+)
 from pcapip.cli.output import (
     check_analysis_output,
     check_max_rows,
@@ -108,6 +113,7 @@ def _write_summary(
 )
 @trusted_option
 @toa_kind_option
+@attempt_timeout_option
 @click.option(
     "--format",
     "fmt",
@@ -190,6 +196,7 @@ def command(
     write: str | None,
     trusted: tuple[str, ...],
     toa_kinds: tuple[str, ...],
+    attempt_timeout: float | None,
     fmt: str | None,
     output: str | None,
     by: str,
@@ -235,6 +242,7 @@ def command(
         trusted=list(trusted) or None,
         toa_kinds=list(toa_kinds) or None,
         max_flows=max_flows,
+        attempt_timeout=attempt_timeout,
         tool=tool,
         snaplen=snaplen,
         buffer_mib=buffer_mib,

@@ -20,6 +20,19 @@ toa_kind_option = click.option(
     help="TOA option kind: N restricts decoding to the listed kinds, +N adds one. Repeatable.",
 )
 
+#: the default is pcapip.flows.attempts.ATTEMPT_TIMEOUT (a test holds the help to it; importing
+#: that module here would load numpy for every ``pcapip --help``)
+attempt_timeout_option = click.option(
+    "--attempt-timeout",
+    "attempt_timeout",
+    type=click.FloatRange(min=0, min_open=True),
+    default=None,
+    metavar="SECONDS",
+    help="Capture-time seconds of quiet after which a connection attempt that never completed "
+    "its handshake (a SYN unanswered, a SYN-ACK unacknowledged) ends as a row; it keeps a "
+    "SYN flood's memory to the attempts of that window. Default: 5.",
+)
+
 fail_on_option = click.option(
     "--fail-on",
     type=click.Choice(["info", "warning", "error"]),

@@ -58,6 +58,15 @@ def registry_for(toa_kinds: Sequence[str | int] | None) -> Any:
         raise UsageError(f"--toa-kind: {exc}") from None
 
 
+def timeouts(attempt_timeout: float | None) -> dict[str, float]:
+    """FlowTracker keywords for ``--attempt-timeout`` (None: the tracker's default)."""
+    if attempt_timeout is None:
+        return {}
+    if not attempt_timeout > 0:
+        raise UsageError(f"--attempt-timeout must be more than 0 seconds, not {attempt_timeout}")
+    return {"attempt_timeout": float(attempt_timeout)}
+
+
 def _size(path: str) -> int | None:
     if path == "-":
         return None
@@ -76,6 +85,7 @@ def read_captures(
     *,
     toa_kinds: Sequence[str | int] | None = None,
     trusted: str | Sequence[str] | None = None,
+    attempt_timeout: float | None = None,
     tracker: FlowTracker | None = None,
     batch_size: int = 65536,
     chunk_size: int = CHUNK,
@@ -86,7 +96,8 @@ def read_captures(
     """Read every capture in order (as one continuous recording) and build the flow table.
 
     ``captures``: file names (``"-"`` is stdin) or :class:`Batches`. ``tracker``: the
-    tracker to feed (default: a FlowTracker for ``toa_kinds``).
+    tracker to feed (default: a FlowTracker for ``toa_kinds`` and ``attempt_timeout``, the
+    seconds of capture time after which an incomplete handshake ends; None: 5).
     ``on_open(index, source)`` is called when a file is opened, ``on_batch`` after each
     batch went through the tracker, ``progress`` as in :data:`Progress`.
 
@@ -98,7 +109,7 @@ def read_captures(
     """
     nets = parse_trusted(trusted)
     if tracker is None:
-        tracker = FlowTracker(registry=registry_for(toa_kinds))
+        tracker = FlowTracker(registry=registry_for(toa_kinds), **timeouts(attempt_timeout))
     names = [os.fspath(c) if _is_file(c) else c.name for c in captures]  # type: ignore[union-attr,arg-type]
     reader = _Reader(tracker, on_batch)
     # flows hold no reference cycles; the cyclic collector would only rescan

@@ -51,6 +51,7 @@ class LiveOptions:
     trusted: list[str] | None = None
     toa_kinds: list[str] | None = None
     max_flows: int = 100_000
+    attempt_timeout: float | None = None
     tool: str = "auto"
     snaplen: int | None = None
     buffer_mib: int | None = 32
@@ -186,6 +187,7 @@ class LiveSession:
 
     # ------------------------------------------------------------------ run
     def run(self) -> LiveResult:
+        from pcapip.flows.run import timeouts
         from pcapip.live.tracking import LiveTracker
         from pcapip.report.analysis import Analysis
 
@@ -197,7 +199,11 @@ class LiveSession:
                 f"{tool.name} writes pcap: {self.opts.write} will hold a pcap capture "
                 "(tshark and pcapip read it by its content, not its name)"
             )
-        tracker = LiveTracker(registry=self.registry, max_flows=self.opts.max_flows)
+        tracker = LiveTracker(
+            registry=self.registry,
+            max_flows=self.opts.max_flows,
+            **timeouts(self.opts.attempt_timeout),
+        )
         cross = CrossFlow(self.nets)
         cap = Capturer(
             tool,
