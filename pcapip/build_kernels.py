@@ -8,7 +8,8 @@ result with numba's small C runtime into an ordinary CPython extension.
 
 Next to each kernel ``NAME`` the module exports ``NAME__fp()``, the
 fingerprint of the source the code was compiled from
-(``accel.kernel_fingerprint``); at run time a kernel whose fingerprint no
+(``accel.kernel_fingerprint``: the kernel's file and the constants it and
+the ``@kernel_helper`` functions it calls name); at run time a kernel whose fingerprint no
 longer matches falls back to the JIT, so an edited kernel never runs stale
 code. Rebuild after changing a kernel::
 
@@ -165,7 +166,8 @@ def build(output_dir: str | os.PathLike[str] | None = None) -> BuildResult:
             cc.verbose = False
             for k in found:
                 assert k.signature is not None
-                cc.export(k.__name__, k.signature)(k.py_func)
+                # (helpers the kernel calls are compiled into it: accel.compile_target)
+                cc.export(k.__name__, k.signature)(accel.compile_target(k.py_func))
                 cc.export(k.__name__ + accel.FINGERPRINT_SUFFIX, "i8()")(
                     _constant(fingerprints[k.__name__])
                 )
