@@ -874,11 +874,11 @@ class _TcpRows:
             self._maps[name] = m = m2
         setattr(self, name, np.frombuffer(m, dtype=dtype).reshape(rows, width))
 
-    def _buffers(self, n: int) -> tuple[np.ndarray, ...]:
+    def _buffers(self, n: int) -> np.ndarray:
+        """The loop's out matrix (rows kernel.OUT_*), room for ``n`` packets."""
         if self._out.shape[0] < 8 * n:
             self._out = np.zeros(max(8 * n, 8 * 4096), dtype=np.int64)
-        m = self._out.shape[0] // 8
-        return tuple(self._out[k * m : (k + 1) * m] for k in range(8))
+        return self._out.reshape(self.K.N_OUT, -1)
 
     # ------------------------------------------------------------------ packets
     def feed(self, p: Packets, rows: np.ndarray) -> None:
@@ -928,38 +928,26 @@ class _TcpRows:
         while True:
             m = todo.size
             self._reserve(m)
-            out_k, out_slot, out_first, out_ended, out_settled, out_events, out_hk, out_hslot = (
-                self._buffers(m)
-            )
+            out = self._buffers(m)
+            out_k, out_slot, out_first, out_ended, out_settled, out_events, out_hk, out_hslot = out
             self.stamp += 1
             ct[K.CT_DEFER] = ct[K.CT_ENDED] = ct[K.CT_SETTLED] = ct[K.CT_EVENTS] = 0
             ct[K.CT_HEADERS] = 0
             self._track(
                 todo if self.compiled else todo.tolist(),
-                m,
                 pidx,
-                *kcols,
+                (*kcols, *pcols, data),
                 sides,
-                *pcols,
-                data,
-                t.capture,
                 self.S,
                 self.X,
                 self.P,
                 self.H,
                 self.free,
                 self.tmpl,
+                (mask, var),
+                t.capture,
                 self.stamp,
-                mask,
-                var,
-                out_k,
-                out_slot,
-                out_first,
-                out_ended,
-                out_settled,
-                out_events,
-                out_hk,
-                out_hslot,
+                out,
                 ct,
             )
             if self._settle_gc:
