@@ -173,7 +173,6 @@ _V1SEP = (46, 46, 46, 32, 46, 46, 46, 32, 32, 13)
 _K1 = 0x19E3779B
 _K2 = 0x1B873593
 _K3 = 0x0CC9E2D5
-_NO_HEADER = (0, 0, 0, 0, 0, 0, 0)  # what read_header returns for no clean header
 
 
 @kernel_helper
@@ -292,7 +291,8 @@ def new_flow(S, free, tmpl, ct, h, key, side, fr, tns, capture):
     top = ct[CT_FREE_TOP] - 1
     s = free[top]
     ct[CT_FREE_TOP] = top
-    S[s, :] = tmpl
+    for z in range(tmpl.shape[0]):  # (a slice assignment would need numba's allocator)
+        S[s, z] = tmpl[z]
     ahi, alo, ap, bhi, blo, bp = key
     S[s, K_HASH] = h
     S[s, K_AHI] = ahi
@@ -506,18 +506,16 @@ def read_header(data, pb, pn):
     decided by this segment alone: data follows it and cannot start a second one (else
     Python reassembles, as Machine._direct does). (version (0: none), family, source,
     destination, source port, destination port, length)."""
+    hv = fam = src = dst = sp = dp = hlen = 0
     if data[pb] == 0x50:
-        hdr = read_v1(data, pb, pn)
+        hv, fam, src, dst, sp, dp, hlen = read_v1(data, pb, pn)
     elif pn >= 16:
-        hdr = read_v2(data, pb, pn)
-    else:
-        hdr = _NO_HEADER
-    hlen = hdr[6]
-    if hdr[0] != 0:
+        hv, fam, src, dst, sp, dp, hlen = read_v2(data, pb, pn)
+    if hv != 0:
         nb = data[pb + hlen] if hlen < pn else 0x50
         if nb == 0x50 or nb == 0x0D:
-            hdr = _NO_HEADER
-    return hdr
+            hv = 0
+    return hv, fam, src, dst, sp, dp, hlen
 
 
 @kernel_helper
@@ -710,17 +708,18 @@ def track_tcp(todo, pidx, pk, kside, S, X, P, H, free, tmpl, toa, capture, stamp
         ol = optlen[i]
         ocap = max(min(caplen[i] - optoff[i], ol), 0)
         hand = every or (is_hs and ol > 0 and ocap < ol)
-        tv = (0, -1, 0, 0)  # a clean TOA: (kind, variant, port, IPv4)
+        t_kind = t_port = t_ip = 0  # a clean TOA option the loop reads itself
+        t_var = -1
         if not hand and (optf[i] & 1) != 0:
             hand = S[s, F_EXTRA] != 0 or (e1 >= 0 and side != e1) or ocap < ol
             if not hand:
                 o = foff[i] + optoff[i]
                 at = lone_toa_option(data, o, ocap, toa_mask)
                 if at >= 0:
-                    tv = toa_client(data, o + at, toa_var)
+                    t_kind, t_var, t_port, t_ip = toa_client(data, o + at, toa_var)
                 # a TOA naming another client than the flow's current one needs a finding
-                hand = tv[1] < 0 or toa_differs(X, s, tv[3], tv[2])
-        toa_ok = tv[1] >= 0 and not hand
+                hand = t_var < 0 or toa_differs(X, s, t_ip, t_port)
+        toa_ok = t_var >= 0 and not hand
         e2 = side if (toa_ok and e1 < 0) else e1
         pl = paylen[i]
         pb = foff[i] + payoff[i]
@@ -729,10 +728,10 @@ def track_tcp(todo, pidx, pk, kside, S, X, P, H, free, tmpl, toa, capture, stamp
             start = sq + (1 if syn else 0)
             ok, header = first_segment(S, s, side, e2, isn_s, start, data, pb, paycap[i] == pl)
             hand = not ok
-        hdr = _NO_HEADER
+        hv = h_fam = h_src = h_dst = h_sp = h_dp = h_len = 0  # a clean PROXY header
         if header:
-            hdr = read_header(data, pb, paycap[i])
-            header = hdr[0] == 0
+            hv, h_fam, h_src, h_dst, h_sp, h_dp, h_len = read_header(data, pb, paycap[i])
+            header = hv == 0
         if hand:
             S[s, F_MARK] = stamp
             hand_over(out, ct, k, s, 1)
@@ -748,11 +747,12 @@ def track_tcp(todo, pidx, pk, kside, S, X, P, H, free, tmpl, toa, capture, stamp
         elif is_hs:
             end_handshake(S, s, (f & 16) != 0 and (f & 4) == 0, fr, capture, ol)
         if toa_ok:
-            apply_toa(S, X, s, side, pure_syn, is_hs, tv, fr, capture)
+            apply_toa(S, X, s, side, pure_syn, is_hs, (t_kind, t_var, t_port, t_ip), fr, capture)
         if pl > 0:
             keep_first_payload(S, P, s, side, data, pb, paycap[i], fr, capture)
             eg = S[s, F_EGRESS]
-            if hdr[0] != 0:
+            if hv != 0:
+                hdr = (hv, h_fam, h_src, h_dst, h_sp, h_dp, h_len)
                 settle_header(S, X, s, hdr, fr, capture)
                 push(out, ct, CT_SETTLED, OUT_SETTLED, s)
             elif header:

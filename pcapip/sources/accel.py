@@ -38,8 +38,10 @@ A kernel may call small helper functions marked ``@kernel_helper`` (written
 once, in the kernel's own file, as plain Python): the pure path calls them as
 they are, and numba compiles the kernel against a copy of its globals in which
 each helper is ``numba.njit(inline="always")`` of itself (:func:`compile_target`),
-so the machine code is the same loop written out in one piece. A kernel's
-fingerprint covers the constants its helpers name too. Helpers must live in
+so the machine code is the same loop written out in one piece. Such a kernel
+compiles without numba's reference counting (NRT), which would otherwise
+count every array handed to a helper, per call; it must not allocate. A
+kernel's fingerprint covers the constants its helpers name too. Helpers must live in
 the file of the kernels that call them: numba's on-disk cache notices an edit
 to that file only.
 
@@ -565,7 +567,12 @@ class Kernel:
         if self._jit is None:
             import numba
 
-            self._jit = numba.njit(cache=True, nogil=True)(compile_target(self.py_func))
+            target = compile_target(self.py_func)
+            # a kernel that calls helpers runs without numba's reference counting (NRT): each
+            # array passed to an inlined helper would otherwise cost an atomic increment and
+            # decrement per call (~15% of the flow loop); such a kernel must not allocate
+            nrt = target is self.py_func
+            self._jit = numba.njit(cache=True, nogil=True, _nrt=nrt)(target)
         return self._jit
 
     def aot(self) -> Callable[..., Any] | None:
