@@ -398,6 +398,25 @@ def toa_differs(X, s, ip, port):
 
 
 @kernel_helper
+def toa_rule(S, X, s, side, egress, data, o, ocap, ol, toa):
+    """The options (``ocap`` of ``ol`` bytes captured, at ``o``) of a packet whose option
+    walk found a TOA kind: its clean TOA as toa_client gives it, or a variant of -1 when
+    Python must apply the packet: the flow has Python state, the packet is not from the
+    egress, the options are cut or not one clean TOA, or it names another client than the
+    flow's current one (that needs a finding)."""
+    toa_mask, toa_var = toa
+    kind = port = ip = 0
+    var = -1
+    if S[s, F_EXTRA] == 0 and (egress < 0 or side == egress) and ocap >= ol:
+        at = lone_toa_option(data, o, ocap, toa_mask)
+        if at >= 0:
+            kind, var, port, ip = toa_client(data, o + at, toa_var)
+        if var >= 0 and toa_differs(X, s, ip, port):
+            var = -1
+    return kind, var, port, ip
+
+
+@kernel_helper
 def first_segment(S, s, side, egress, isn_s, start, data, pb, whole):
     """The first payload of a flow whose header question is open, on the egress side: (can
     the loop apply it, must it read a PROXY header from it). Only one in-order, ``whole``
@@ -615,7 +634,18 @@ def keep_first_payload(S, P, s, side, data, pb, pn, fr, capture):
 
 
 @kernel_helper
-def settle_header(S, X, s, hdr, fr, capture):
+def settle_without_header(S, s, side, out, ct):
+    """A payload from the egress (or before one is known) on a flow whose header question
+    is open, and that the loop applied: no PROXY header starts this stream."""
+    eg = S[s, F_EGRESS]
+    if S[s, F_SETTLED] == 0 and (eg < 0 or eg == side):
+        S[s, F_SETTLED] = 1
+        S[s, F_NO_HEADER] = 1
+        push(out, ct, CT_SETTLED, OUT_SETTLED, s)
+
+
+@kernel_helper
+def settle_header(S, X, s, hdr, fr, capture, out, ct):
     """Settle the flow's header question with the clean header ``hdr`` (see read_header)."""
     hv, fam, src, dst, sp, dp, hlen = hdr
     S[s, F_SETTLED] = 1
@@ -629,6 +659,7 @@ def settle_header(S, X, s, hdr, fr, capture):
     X[s, HK_LEN - XBASE] = hlen
     X[s, HK_FRAME - XBASE] = fr
     X[s, HK_CAP - XBASE] = capture
+    push(out, ct, CT_SETTLED, OUT_SETTLED, s)
 
 
 @kernel_helper
@@ -671,14 +702,12 @@ def track_tcp(todo, pidx, pk, kside, S, X, P, H, free, tmpl, toa, capture, stamp
     smaller (address, port) end). ``toa`` is (TOA-kind mask, kind -> variant the loop reads
     or -1); ``out`` (rows OUT_*) receives what Python must do next, ``ct`` the counts.
 
-    A first segment that may start a PROXY header, on a flow without Python
-    state, is applied like any other packet except for the header question:
-    it is listed in OUT_HK/OUT_HSLOT for Python to parse, and the flow's later
-    packets in this call are handed over (they may depend on the answer).
+    A first segment that may start a PROXY header, on a flow without Python state, is
+    applied except for the header question: it is listed in OUT_HK/OUT_HSLOT for Python
+    to parse, and the flow's later packets in this call are handed over.
     """
     (src_hi, src_lo, dst_hi, dst_lo, sport, dport, frame, ts, olen, flags, seq, ack, optf,
      optoff, optlen, caplen, foff, payoff, paylen, paycap, data) = pk  # fmt: skip
-    toa_mask, toa_var = toa
     every = ct[CT_EVERY_PACKET] != 0
     for t in range(len(todo)):
         k = todo[t]
@@ -693,9 +722,7 @@ def track_tcp(todo, pidx, pk, kside, S, X, P, H, free, tmpl, toa, capture, stamp
         f = flags[i]
         syn = (f & 2) != 0
         pure_syn = syn and (f & 16) == 0
-        fr = frame[i]
-        tns = ts[i]
-        sq = seq[i]
+        fr, tns, sq = frame[i], ts[i], seq[i]
         if s >= 0 and starts_anew(S, s, pure_syn, sq, tns, ct[CT_ATTEMPT_NS]):
             end_flow(S, s, out, ct)
             s = -1
@@ -711,15 +738,10 @@ def track_tcp(todo, pidx, pk, kside, S, X, P, H, free, tmpl, toa, capture, stamp
         t_kind = t_port = t_ip = 0  # a clean TOA option the loop reads itself
         t_var = -1
         if not hand and (optf[i] & 1) != 0:
-            hand = S[s, F_EXTRA] != 0 or (e1 >= 0 and side != e1) or ocap < ol
-            if not hand:
-                o = foff[i] + optoff[i]
-                at = lone_toa_option(data, o, ocap, toa_mask)
-                if at >= 0:
-                    t_kind, t_var, t_port, t_ip = toa_client(data, o + at, toa_var)
-                # a TOA naming another client than the flow's current one needs a finding
-                hand = t_var < 0 or toa_differs(X, s, t_ip, t_port)
-        toa_ok = t_var >= 0 and not hand
+            o = foff[i] + optoff[i]
+            t_kind, t_var, t_port, t_ip = toa_rule(S, X, s, side, e1, data, o, ocap, ol, toa)
+            hand = t_var < 0
+        toa_ok = t_var >= 0
         e2 = side if (toa_ok and e1 < 0) else e1
         pl = paylen[i]
         pb = foff[i] + payoff[i]
@@ -750,18 +772,14 @@ def track_tcp(todo, pidx, pk, kside, S, X, P, H, free, tmpl, toa, capture, stamp
             apply_toa(S, X, s, side, pure_syn, is_hs, (t_kind, t_var, t_port, t_ip), fr, capture)
         if pl > 0:
             keep_first_payload(S, P, s, side, data, pb, paycap[i], fr, capture)
-            eg = S[s, F_EGRESS]
             if hv != 0:
                 hdr = (hv, h_fam, h_src, h_dst, h_sp, h_dp, h_len)
-                settle_header(S, X, s, hdr, fr, capture)
-                push(out, ct, CT_SETTLED, OUT_SETTLED, s)
+                settle_header(S, X, s, hdr, fr, capture, out, ct)
             elif header:
                 S[s, F_MARK] = stamp
                 ask_header(out, ct, k, s)
-            elif S[s, F_SETTLED] == 0 and (eg < 0 or eg == side):
-                S[s, F_SETTLED] = 1
-                S[s, F_NO_HEADER] = 1
-                push(out, ct, CT_SETTLED, OUT_SETTLED, s)
+            else:
+                settle_without_header(S, s, side, out, ct)
         if (f & 5) != 0:  # FIN or RST (one event per packet: it schedules any attempt too)
             apply_close(S, s, side, (f & 4) != 0, fr, capture, out, ct)
         elif attempt:
