@@ -291,8 +291,9 @@ def new_flow(S, free, tmpl, ct, h, key, side, fr, tns, capture):
     top = ct[CT_FREE_TOP] - 1
     s = free[top]
     ct[CT_FREE_TOP] = top
+    row = S[s]
     for z in range(tmpl.shape[0]):  # (a slice assignment would need numba's allocator)
-        S[s, z] = tmpl[z]
+        row[z] = tmpl[z]
     ahi, alo, ap, bhi, blo, bp = key
     S[s, K_HASH] = h
     S[s, K_AHI] = ahi
