@@ -29,7 +29,6 @@ def analyze(
     trusted: str | Sequence[str] | None = None,
     toa_kinds: Sequence[str | int] | None = None,
     raise_on_damage: bool = False,
-    mode: str = "fast",
     progress: Callable[[int, int, int, int | None], None] | None = None,
 ) -> Analysis:
     """Map every flow's egress address to its real client.
@@ -40,8 +39,7 @@ def analyze(
     else is flagged ``client.untrusted``. ``toa_kinds``: like ``--toa-kind``
     ("N" restricts decoding to the listed kinds, "+N" adds a kind). A damaged
     capture is analysed up to the damage and the error is kept in
-    ``Analysis.errors`` (or raised with ``raise_on_damage=True``). ``mode``:
-    "fast" or "reference" (every packet through the per-packet rules);
+    ``Analysis.errors`` (or raised with ``raise_on_damage=True``).
     ``progress(capture index, frames, bytes read, total bytes or None)``.
 
     The one entry point: ``pcapip analyze`` calls it too. Building it imports
@@ -57,7 +55,7 @@ def analyze(
     if not paths:
         raise UsageError("no capture given")
     table, errors = read_captures(
-        paths, toa_kinds=toa_kinds, trusted=trusted, mode=mode, progress=progress
+        paths, toa_kinds=toa_kinds, trusted=trusted, progress=progress
     )
     if errors and raise_on_damage:
         raise errors[0]

@@ -15,6 +15,7 @@ from pathlib import Path
 import pandas as pd
 import peers
 import pytest
+from flowpaths import flow_path
 from peers import Header, Origin
 
 from pcapip import analyze
@@ -31,8 +32,9 @@ def _na(v):
     return None if v is None or pd.isna(v) else v
 
 
-def check_against_log(pcap: Path, records: list[dict], mode: str = "fast") -> None:
-    a = analyze(pcap, mode=mode)
+def check_against_log(pcap: Path, records: list[dict], way: str = "normal") -> None:
+    with flow_path(way):
+        a = analyze(pcap)
     assert not a.errors
     f = a.flows
     assert records, "no logged connection to compare with"
@@ -69,10 +71,10 @@ def check_against_log(pcap: Path, records: list[dict], mode: str = "fast") -> No
 
 
 @pytest.mark.parametrize("truth_path", TRUTHS, ids=lambda p: p.name.removesuffix(".truth.json"))
-@pytest.mark.parametrize("mode", ["fast", "reference"])
-def test_recorded_capture_against_haproxy_log(truth_path: Path, mode: str) -> None:
+@pytest.mark.parametrize("way", ["normal", "rules"])
+def test_recorded_capture_against_haproxy_log(truth_path: Path, way: str) -> None:
     truth = json.loads(truth_path.read_text())
-    check_against_log(PCAPS / truth["capture"], truth["haproxy_records"], mode)
+    check_against_log(PCAPS / truth["capture"], truth["haproxy_records"], way)
 
 
 def test_recorded_health_checks() -> None:

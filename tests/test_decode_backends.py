@@ -179,6 +179,33 @@ def test_small_captures_do_not_import_numba():
         assert _run(code, {"PCAPIP_PURE_PYTHON": ""}) == "11 ['compiled'] False"
 
 
+def test_small_analysis_runs_the_flow_loops_twin_without_numba():
+    """The flow stage follows the same rule: without the ahead-of-time kernels a small
+    capture's TCP flows go through the loop's pure twin (numba never imported); with them
+    the loop runs compiled; PCAPIP_PURE_PYTHON keeps the twin; the check switch hands
+    every packet to the per-packet rules without changing which code runs."""
+    code = (
+        "import sys\n"
+        "from pcapip.flows.run import read_captures\n"
+        "from pcapip.flows.tracker import FlowTracker\n"
+        "t = FlowTracker()\n"
+        f"table, _ = read_captures([{str(PCAPS / 'multi-section.pcapng')!r}], tracker=t)\n"
+        "s = table.stats\n"
+        "print(s['packets_tcp'], t.compiled, 'numba' in sys.modules,"
+        " t.per_packet == s['packets_tcp'] + s['packets_udp'])\n"
+    )
+    jit = {"PCAPIP_PURE_PYTHON": "", "PCAPIP_NO_AOT": "1", "PCAPIP_CHECK_RULES": ""}
+    n = _run(code, jit).split()[0]
+    assert int(n) > 0
+    assert _run(code, jit) == f"{n} False False False"
+    assert _run(code, {**jit, "PCAPIP_CHECK_RULES": "1"}) == f"{n} False False True"
+    flows_aot = "import pcapip.flows.kernel\nfrom pcapip.sources import accel\nprint(accel.aot_current())"
+    if _run(flows_aot, {}) == "True":
+        aot = {"PCAPIP_PURE_PYTHON": "", "PCAPIP_CHECK_RULES": ""}
+        assert _run(code, aot) == f"{n} True False False"
+        assert _run(code, {**aot, "PCAPIP_PURE_PYTHON": "1"}) == f"{n} False False False"
+
+
 @needs_both
 def test_large_captures_switch_to_the_compiled_path(tmp_path: Path):
     """Without the ahead-of-time kernels, the source estimates the frame count from a

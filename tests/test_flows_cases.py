@@ -4,10 +4,11 @@ Each connection here is built to exercise one rule the compiled loop applies
 itself or must hand over: a 4-tuple reused inside one batch, retransmitted
 SYNs (same and new ISN), resets during the handshake, packets after the
 close, headers that one segment does or does not decide, TOA options that
-disagree or come from the wrong side. Every capture is analysed by the
-reference path and by the fast path (compiled and its Python twin) at
-several batch sizes, and must give the same flows; the ground truth of the
-construction is checked on top.
+disagree or come from the wrong side. Every capture is analysed with every
+packet handed to the per-packet rules (the test switch ``PCAPIP_CHECK_RULES``)
+and the normal way (compiled and its Python twin) at several batch sizes,
+and must give the same flows; the ground truth of the construction is
+checked on top.
 """
 
 from __future__ import annotations
@@ -17,12 +18,12 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from flowpaths import analysis
 from gen import flow_pcaps as gen
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from pcapip.flows import tracker as tracker_mod
-from pcapip.flows.run import read_captures
+from pcapip.flows import ending
 from pcapip.report.analysis import Analysis
 
 HERE = Path(__file__).resolve().parent
@@ -34,17 +35,18 @@ OK = gen.HTTP_OK
 BATCHES = [1, 2, 3, 7, 64, 65536]
 
 
-def _run(path: Path, batch: int, **kw) -> Analysis:
-    return Analysis(*read_captures([path], batch_size=batch, **kw))
+def _run(path: Path, batch: int, way: str = "normal") -> Analysis:
+    return analysis([path], way, batch_size=batch)
 
 
 def _check_paths(path: Path) -> Analysis:
-    """Reference and both fast backends agree at every batch size; returns the reference."""
+    """Every packet through the rules, and both backends of the normal path, agree at every
+    batch size; returns the first."""
     out = None
     for batch in BATCHES:
-        ref = _run(path, batch, mode="reference")
+        ref = _run(path, batch, "rules")
         for backend in ("compiled", "pure"):
-            fast = _run(path, batch, mode="fast", backend=backend)
+            fast = _run(path, batch, backend)
             pd.testing.assert_frame_equal(fast.flows, ref.flows)
             pd.testing.assert_frame_equal(fast.findings, ref.findings)
             assert fast.stats == ref.stats
@@ -316,11 +318,11 @@ def test_toa_cases_the_loop_hands_over(tmp_path: Path) -> None:
 def test_compacting_in_many_blocks(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Ended flows become rows in blocks; block boundaries change nothing."""
     path = HERE / "pcaps" / "flow-proxy-misc.pcap"
-    ref = _run(path, 65536, mode="reference")
-    monkeypatch.setattr(tracker_mod, "COMPACT_ROWS", 1)
+    ref = _run(path, 65536, "rules")
+    monkeypatch.setattr(ending, "COMPACT_ROWS", 1)
     for backend in ("compiled", "pure"):
         for batch in (1, 5, 65536):
-            fast = _run(path, batch, backend=backend)
+            fast = _run(path, batch, backend)
             assert fast.to_csv() == ref.to_csv()
             pd.testing.assert_frame_equal(fast.findings, ref.findings)
 
@@ -377,8 +379,8 @@ def test_first_segments_the_loop_reads_itself(tmp_path_factory, headers, seed) -
     path = tmp_path_factory.mktemp("fz") / "fuzz.pcap"
     gen.write_pcap(path, cap.frames)
     for batch in (1, 65536):
-        ref = _run(path, batch, mode="reference")
+        ref = _run(path, batch, "rules")
         for backend in ("compiled", "pure"):
-            fast = _run(path, batch, backend=backend)
+            fast = _run(path, batch, backend)
             pd.testing.assert_frame_equal(fast.flows, ref.flows)
             pd.testing.assert_frame_equal(fast.findings, ref.findings)

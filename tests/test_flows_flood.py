@@ -17,13 +17,14 @@ from collections import defaultdict
 from pathlib import Path
 
 import pytest
+from flowpaths import analysis, flow_path
 
 from pcapip.decode import decode
 from pcapip.flows.attempts import ATTEMPT_TIMEOUT, flood_line
 from pcapip.flows.run import read_captures
 from pcapip.flows.tracker import FlowTracker
 from pcapip.report.analysis import Analysis
-from pcapip.sources import open_capture
+from pcapip.sources import accel, open_capture
 
 REPO = Path(__file__).resolve().parents[1]
 SYNS, RATE = 6000, 400.0  # 15 s of capture time, three attempt timeouts
@@ -98,10 +99,10 @@ def _tshark_view(path: Path) -> dict[tuple[str, int], str]:
 
 
 @pytest.mark.skipif(shutil.which("tshark") is None, reason="needs tshark")
-@pytest.mark.parametrize("mode", ["fast", "reference"])
-def test_flood_rows_and_statuses_against_tshark(flood, mode: str) -> None:
+@pytest.mark.parametrize("way", ["normal", "rules"])
+def test_flood_rows_and_statuses_against_tshark(flood, way: str) -> None:
     path, info = flood
-    a = Analysis(*read_captures([path], mode=mode, batch_size=512))
+    a = analysis([path], way, batch_size=512)
     view = _tshark_view(path)
     c = a.table.columns
     ours = {
@@ -131,22 +132,21 @@ def test_flood_rows_and_statuses_against_tshark(flood, mode: str) -> None:
     assert line is not None and f"{f.attempts} connection attempts" in line
 
 
-@pytest.mark.parametrize(
-    "mode,backend", [("fast", "compiled"), ("fast", "pure"), ("reference", None)]
-)
-def test_open_flows_stay_within_the_attempt_window(flood, mode: str, backend) -> None:
+@pytest.mark.parametrize("way", ["compiled", "pure", "rules"])
+def test_open_flows_stay_within_the_attempt_window(flood, way: str) -> None:
     """Fed 256 packets at a time, the tracker never holds more attempts than arrive in one
     attempt timeout (plus a batch); without the timeout it would hold the whole flood."""
     path, info = flood
 
     def peak(**kw) -> tuple[int, int]:
-        t = FlowTracker(mode=mode, backend=backend, **kw)
-        most = 0
-        with open_capture(path, batch_size=256) as src:
-            for batch in src:
-                t.feed(decode(batch))
-                most = max(most, t.open_flows)
-        return most, len(t.finish())
+        with flow_path(way):
+            t = FlowTracker(**kw)
+            most = 0
+            with open_capture(path, batch_size=256) as src:
+                for batch in src:
+                    t.feed(decode(batch))
+                    most = max(most, t.open_flows)
+            return most, len(t.finish())
 
     most, rows = peak()
     window = RATE * ATTEMPT_TIMEOUT
@@ -193,7 +193,9 @@ def test_tracker_fed_again_after_its_table_was_released(flood) -> None:
     """After the last flow ends the table's memory is given back (madvise): a tracker fed
     again afterwards (a live capture's next round) gives the same rows."""
     path, info = flood
-    t = FlowTracker(backend="compiled")
+    with flow_path("compiled"):
+        t = FlowTracker()
+    assert t.compiled or accel.pure_forced()
 
     def once() -> list:
         with open_capture(path, batch_size=4096) as src:

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from flowpaths import flow_path
 from gen import flow_pcaps as gen
 
 from pcapip import analyze
@@ -39,12 +40,13 @@ def _na(v):
     return None if v is None or pd.isna(v) else v
 
 
-@pytest.mark.parametrize("mode", ["fast", "reference"])
+@pytest.mark.parametrize("way", ["normal", "rules"])
 @pytest.mark.parametrize("name", NAMES)
-def test_generated_capture(written: Path, name: str, mode: str) -> None:
+def test_generated_capture(written: Path, name: str, way: str) -> None:
     cap = gen.SCENARIOS[name]
     trusted = gen.TRUSTED if name == "flow-spoof.pcap" else None
-    a = analyze(written / name, mode=mode, trusted=trusted)
+    with flow_path(way):
+        a = analyze(written / name, trusted=trusted)
     assert not a.errors
     f = a.flows
     assert len(f) == len(cap.expect), f[["egress_ip", "egress_port", "method", "status"]]
@@ -106,7 +108,9 @@ def test_untrusted_header_never_reported_without_flag(written: Path) -> None:
 
 
 def test_reference_and_fast_paths_agree(written: Path) -> None:
+    """The normal path against every packet through the per-packet rules."""
     for name in NAMES:
-        a = analyze(written / name, mode="fast").flows
-        b = analyze(written / name, mode="reference").flows
+        a = analyze(written / name).flows
+        with flow_path("rules"):
+            b = analyze(written / name).flows
         pd.testing.assert_frame_equal(a, b)

@@ -9,7 +9,7 @@
 - A v2 header cut short inside a whole UDP datagram is malformed, not
   incomplete: a datagram cannot continue.
 
-Every capture runs through the reference path and both fast backends.
+Every capture runs with every packet through the per-packet rules and both backends.
 """
 
 from __future__ import annotations
@@ -28,11 +28,11 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from flowpaths import analysis
 from gen import flow_pcaps as gen
 from tools import require_tool
 
 from pcapip.dissect import ParseState, parse_proxy
-from pcapip.flows.run import read_captures
 from pcapip.report.analysis import Analysis
 
 HERE = Path(__file__).resolve().parent
@@ -45,12 +45,12 @@ OK = gen.HTTP_OK
 
 
 def _analyze(path: Path) -> Analysis:
-    """The reference path, checked against both fast backends at two batch sizes."""
+    """Every packet through the rules, checked against both backends at two batch sizes."""
     ref = None
     for batch in (1, 65536):
-        r = Analysis(*read_captures([path], batch_size=batch, mode="reference"))
+        r = analysis([path], "rules", batch_size=batch)
         for backend in ("compiled", "pure"):
-            f = Analysis(*read_captures([path], batch_size=batch, mode="fast", backend=backend))
+            f = analysis([path], backend, batch_size=batch)
             pd.testing.assert_frame_equal(f.flows, r.flows)
             pd.testing.assert_frame_equal(f.findings, r.findings)
         ref = r

@@ -16,10 +16,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from flowpaths import flow_path, tracked
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pcapip.flows import tracker as tracker_mod
+from pcapip.flows import holding
 from pcapip.flows.findings import CATALOGUE
 from pcapip.flows.packed import NO_IP, DiskStore, PackedRows, Vocab
 from pcapip.flows.run import read_captures
@@ -55,11 +56,12 @@ def _reference_rows(name: str) -> list:
     from pcapip.decode import decode
     from pcapip.sources import open_capture
 
-    t = FlowTracker(mode="reference")
-    with open_capture(PCAPS / name) as src:
-        for batch in src:
-            t.feed(decode(batch))
-    return t.finish()
+    with flow_path("rules"):  # every packet through the rules: rows of Python flows too
+        t = FlowTracker()
+        with open_capture(PCAPS / name) as src:
+            for batch in src:
+                t.feed(decode(batch))
+        return t.finish()
 
 
 @pytest.mark.parametrize("name", CAPTURES)
@@ -117,20 +119,23 @@ def test_address_halves_match_their_text(los: list[int], data: st.DataObject) ->
     assert got == [ip_text(h, low) for h, low in zip(his, los, strict=True)]
 
 
-@pytest.mark.parametrize("mode", ["fast", "reference"])
+@pytest.mark.parametrize("way", ["normal", "rules"])
 def test_a_table_from_spilled_rows_is_the_same_table(
-    mode: str, monkeypatch: pytest.MonkeyPatch
+    way: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    def read(paths, **kw):
+        return tracked(paths, way, **kw)[:2]
+
     paths = [PCAPS / n for n in CAPTURES]
-    expect = [_dump(read_captures([p], mode=mode, trusted="10.77.2.0/29")[0]) for p in paths]
-    together = _dump(read_captures(paths, mode=mode, trusted="10.0.0.0/8")[0])
+    expect = [_dump(read([p], trusted="10.77.2.0/29")[0]) for p in paths]
+    together = _dump(read(paths, trusted="10.0.0.0/8")[0])
     # every packed block goes to disk as soon as it is made
-    monkeypatch.setattr(tracker_mod, "SPILL_BYTES", 0)
-    monkeypatch.setattr(tracker_mod, "PACK_ROWS", 2)
-    spilled = [read_captures([p], mode=mode, trusted="10.77.2.0/29")[0] for p in paths]
+    monkeypatch.setattr(holding, "SPILL_BYTES", 0)
+    monkeypatch.setattr(holding, "PACK_ROWS", 2)
+    spilled = [read([p], trusted="10.77.2.0/29")[0] for p in paths]
     assert all(t.rows.cols.on_disk for t in spilled if len(t) > 1)
     assert [_dump(t) for t in spilled] == expect
-    assert _dump(read_captures(paths, mode=mode, trusted="10.0.0.0/8")[0]) == together
+    assert _dump(read(paths, trusted="10.0.0.0/8")[0]) == together
     # the writers read a table on disk a slice at a time
     t = spilled[0]
     for chunk in (1, 7):
@@ -146,13 +151,14 @@ def _feed_all(limit: int | None) -> list:
     from pcapip.decode import decode
     from pcapip.sources import open_capture
 
-    t = FlowTracker(mode="reference", linger=0.0)
-    for name in CAPTURES:
-        with open_capture(PCAPS / name, batch_size=64) as src:
-            for batch in src:
-                t.feed(decode(batch), 0)
-                if limit is not None:
-                    assert t.held_bytes <= limit
+    with flow_path("rules"):
+        t = FlowTracker(linger=0.0)
+        for name in CAPTURES:
+            with open_capture(PCAPS / name, batch_size=64) as src:
+                for batch in src:
+                    t.feed(decode(batch), 0)
+                    if limit is not None:
+                        assert t.held_bytes <= limit
     t.end_all()
     if limit is not None:
         assert t.rows_on_disk > 50
@@ -165,8 +171,8 @@ def test_memory_holds_at_most_the_spill_threshold(monkeypatch: pytest.MonkeyPatc
     """However many flows end, the packed rows kept in memory stay under SPILL_BYTES."""
     expect = _feed_all(None)
     assert len(expect) > 50
-    monkeypatch.setattr(tracker_mod, "SPILL_BYTES", 4096)
-    monkeypatch.setattr(tracker_mod, "PACK_ROWS", 16)
+    monkeypatch.setattr(holding, "SPILL_BYTES", 4096)
+    monkeypatch.setattr(holding, "PACK_ROWS", 16)
     assert _feed_all(4096) == expect
 
 
@@ -186,10 +192,10 @@ def test_columns_slices_and_levels(name: str) -> None:
     ] == len(table.findings)
 
 
-@pytest.mark.parametrize("mode", ["fast", "reference"])
+@pytest.mark.parametrize("way", ["normal", "rules"])
 @pytest.mark.parametrize("share", [0.0, 0.01, 0.3, 0.7, 0.99])
 def test_a_full_disk_keeps_the_rows_in_memory(
-    share: float, mode: str, monkeypatch: pytest.MonkeyPatch
+    share: float, way: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Temporary files that stop taking writes (no space left) cost memory, never rows:
     the disk fills after ``share`` of the writes the run makes with room to spare."""
@@ -197,10 +203,13 @@ def test_a_full_disk_keeps_the_rows_in_memory(
 
     from pcapip.flows.packed import DiskStore
 
+    def read(paths, **kw):
+        return tracked(paths, way, **kw)[:2]
+
     paths = [PCAPS / n for n in CAPTURES]
-    expect = _dump(read_captures(paths, mode=mode, trusted="10.0.0.0/8")[0])
-    monkeypatch.setattr(tracker_mod, "SPILL_BYTES", 0)
-    monkeypatch.setattr(tracker_mod, "PACK_ROWS", 4)
+    expect = _dump(read(paths, trusted="10.0.0.0/8")[0])
+    monkeypatch.setattr(holding, "SPILL_BYTES", 0)
+    monkeypatch.setattr(holding, "PACK_ROWS", 4)
     real = DiskStore.append
     calls = [0]
     room = [None]
@@ -212,10 +221,10 @@ def test_a_full_disk_keeps_the_rows_in_memory(
         real(self, name, values)
 
     monkeypatch.setattr(DiskStore, "append", append)
-    assert _dump(read_captures(paths, mode=mode, trusted="10.0.0.0/8")[0]) == expect
+    assert _dump(read(paths, trusted="10.0.0.0/8")[0]) == expect
     total, calls[0] = calls[0], 0
     assert total > 100
     room[0] = int(total * share)
-    table = read_captures(paths, mode=mode, trusted="10.0.0.0/8")[0]
+    table = read(paths, trusted="10.0.0.0/8")[0]
     assert calls[0] == room[0]  # the disk did fill up
     assert _dump(table) == expect

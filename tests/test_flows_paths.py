@@ -1,9 +1,11 @@
-"""The fast flow path against the per-packet reference path.
+"""The flow path against itself with every packet handed to the per-packet rules.
 
-The fast path sends only selected packets through the state machine and sums
-the rest per flow with numpy; the reference path sends every packet through.
-Both must give identical flows and findings, also when flows span batch
-boundaries (tiny batches) and on shuffled, retransmitted, port-reusing traffic.
+The compiled loop applies the common packets itself and hands only unusual
+ones to the state machine (``pcapip.flows.machine``); with the test switch
+``PCAPIP_CHECK_RULES=1`` it hands every packet over. Both, and the loop's
+pure-Python twin, must give identical flows and findings, also when flows
+span batch boundaries (tiny batches) and on shuffled, retransmitted,
+port-reusing traffic.
 """
 
 from __future__ import annotations
@@ -14,12 +16,12 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from flowpaths import analysis, flow_path, tracked
 from gen import flow_pcaps as gen
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from pcapip.decode import decode
-from pcapip.flows.run import read_captures
 from pcapip.flows.table import finish_table
 from pcapip.flows.tracker import FlowTracker
 from pcapip.report.analysis import Analysis
@@ -32,10 +34,9 @@ PUBLIC = PCAPS / "public"  # captures vendored from other projects (tests/pcaps/
 
 
 
-def _both(path: Path, batch_size: int, backend: str = "compiled") -> tuple[Analysis, Analysis]:
-    fast = Analysis(*read_captures([path], mode="fast", batch_size=batch_size, backend=backend))
-    ref = Analysis(*read_captures([path], mode="reference", batch_size=batch_size))
-    return fast, ref
+def _both(path: Path, batch_size: int, way: str = "compiled") -> tuple[Analysis, Analysis]:
+    """The path run ``way``, and run with every packet through the rules."""
+    return analysis([path], way, batch_size=batch_size), analysis([path], "rules", batch_size=batch_size)
 
 
 def _same(fast: Analysis, ref: Analysis) -> None:
@@ -51,7 +52,7 @@ CAPTURES = sorted(str(p.relative_to(PCAPS)) for d in (PCAPS, PUBLIC) for p in d.
 @pytest.mark.parametrize("batch_size", [1, 3, 64, 65536])
 @pytest.mark.parametrize("name", CAPTURES)
 def test_fast_equals_reference(name: str, batch_size: int) -> None:
-    """The compiled loop (numba) against the per-packet machine."""
+    """The compiled loop (numba) against every packet through the per-packet machine."""
     _same(*_both(PCAPS / name, batch_size))
 
 
@@ -59,7 +60,7 @@ def test_fast_equals_reference(name: str, batch_size: int) -> None:
 @pytest.mark.parametrize("name", CAPTURES)
 def test_pure_twin_equals_reference(name: str, batch_size: int) -> None:
     """The compiled loop's Python twin (what runs without numba) gives the same flows."""
-    _same(*_both(PCAPS / name, batch_size, backend="pure"))
+    _same(*_both(PCAPS / name, batch_size, way="pure"))
 
 
 def test_fast_path_skips_bulk_packets(tmp_path: Path) -> None:
@@ -67,15 +68,17 @@ def test_fast_path_skips_bulk_packets(tmp_path: Path) -> None:
     bench = _load_bench()
     path = tmp_path / "bulk.pcap"
     bench(path, 4000, 200)
-    tracker = FlowTracker(backend="compiled")
-    with open_capture(path) as src:
-        for batch in src:
-            tracker.feed(decode(batch), 0)
-    table = finish_table(tracker, [str(path)])
+    with flow_path("compiled"):
+        tracker = FlowTracker()
+        with open_capture(path) as src:
+            for batch in src:
+                tracker.feed(decode(batch), 0)
+        table = finish_table(tracker, [str(path)])
     assert tracker.compiled
     assert table.stats["packets"] == 4000
     assert tracker.per_packet < 0.1 * table.stats["packets"]
-    ref, _ = read_captures([path], mode="reference")
+    ref, _, checked = tracked([path], "rules")
+    assert checked.per_packet == table.stats["packets"]  # (tracked checks it too)
     assert ref.columns == table.columns
 
 
@@ -163,7 +166,7 @@ def test_random_traffic_fast_equals_reference(
     path = tmp_path_factory.mktemp("rnd") / "r.pcap"
     gen.write_pcap(path, _conn_frames(rng, n))
     _same(*_both(path, batch))
-    _same(*_both(path, batch, backend="pure"))
+    _same(*_both(path, batch, way="pure"))
 
 
 @pytest.mark.parametrize(
@@ -178,4 +181,4 @@ def test_random_traffic_fast_equals_reference(
 def test_public_captures_fast_equals_reference(name: str) -> None:
     path = PUBLIC / name
     _same(*_both(path, 2))
-    _same(*_both(path, 2, backend="pure"))
+    _same(*_both(path, 2, way="pure"))

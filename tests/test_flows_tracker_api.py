@@ -1,9 +1,9 @@
 """The tracker's public API: callbacks, previews, draining, the flow cap, the eviction schedule.
 
 Live capture and the terminal UI drive the flow stage batch by batch through
-this API; these tests hold every way of keeping flows (per-packet objects,
-the compiled table, its Python twin, and the move from the first to the
-second mid-capture) to the same answers.
+this API; these tests hold every way of running the one flow path (every
+packet through the per-packet rules, the compiled loop, its Python twin, and
+the switch from the twin to compiled code mid-capture) to the same answers.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from flowpaths import analysis, flow_path
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -21,22 +22,18 @@ from pcapip.decode import decode
 from pcapip.flows import kernel as K
 from pcapip.flows import layout as L
 from pcapip.flows.attempts import is_attempt
+from pcapip.flows.ending import FLOW_LIMIT
 from pcapip.flows.findings import CATALOGUE, ORDER, Level
 from pcapip.flows.rows import preview
-from pcapip.flows.run import read_captures
 from pcapip.flows.state import HS_DONE, HS_NONE, HS_PENDING
 from pcapip.flows.table import finish_table
-from pcapip.flows.tracker import FLOW_LIMIT, FlowTracker, row_hash
+from pcapip.flows.tcptable import row_hash
+from pcapip.flows.tracker import FlowTracker
 from pcapip.report.analysis import Analysis
 from pcapip.sources import accel, open_capture
 
 PCAPS = Path(__file__).resolve().parent / "pcaps"
-KINDS = [
-    {"mode": "reference"},
-    {"mode": "fast", "backend": "compiled"},
-    {"mode": "fast", "backend": "pure"},
-]
-IDS = ["reference", "compiled", "pure"]
+KINDS = ["rules", "compiled", "pure"]  # tests/flowpaths.py
 CAPTURES = [
     "haproxy-v1.pcap",
     "haproxy-v2-crc-uid.pcap",
@@ -52,11 +49,13 @@ CAPTURES = [
 class Recorder:
     """Everything the callbacks report, with the feed number it came after."""
 
-    def __init__(self, **kw) -> None:
+    def __init__(self, way: str = "normal", **kw) -> None:
         self.feed_no = 0
         self.settled: dict[int, tuple[int, object]] = {}
         self.ended: dict[int, object] = {}
-        self.tracker = FlowTracker(on_settled=self.on_settled, on_ended=self.on_ended, **kw)
+        self.way = way
+        with flow_path(way):
+            self.tracker = FlowTracker(on_settled=self.on_settled, on_ended=self.on_ended, **kw)
 
     def on_settled(self, flow) -> None:
         assert flow.serial not in self.settled, "settled twice"
@@ -73,11 +72,15 @@ class Recorder:
         self.ended[flow.serial] = row
 
     def run(self, path: Path, batch_size: int = 1) -> Analysis:
-        with open_capture(path, batch_size=batch_size) as src:
+        with flow_path(self.way), open_capture(path, batch_size=batch_size) as src:
             for batch in src:
                 self.feed_no += 1
                 self.tracker.feed(decode(batch), 0)
         table = finish_table(self.tracker, [str(path)])
+        if self.way == "rules":
+            assert self.tracker.per_packet == table.stats["packets_tcp"] + table.stats[
+                "packets_udp"
+            ]
         return Analysis(table)
 
 
@@ -90,8 +93,8 @@ def _in_table_order(rec: Recorder) -> list:
 def test_callbacks_agree_across_backends(name: str) -> None:
     runs = []
     ref = analyze(PCAPS / name)
-    for kw in KINDS:
-        rec = Recorder(**kw)
+    for way in KINDS:
+        rec = Recorder(way)
         a = rec.run(PCAPS / name)
         assert a.to_csv() == ref.to_csv()
         # every flow ends exactly once, with the row the table numbers
@@ -119,12 +122,12 @@ def test_callbacks_agree_across_backends(name: str) -> None:
     assert runs[0] == runs[1] == runs[2]
 
 
-@pytest.mark.parametrize("kw", KINDS, ids=IDS)
-def test_header_flows_settle_while_open(kw) -> None:
+@pytest.mark.parametrize("way", KINDS)
+def test_header_flows_settle_while_open(way: str) -> None:
     """haproxy-v1: every connection carries a header and goes on after it, so each is
     reported settled while open: not before its header packet, and (HAProxy sends the
     header in a segment of its own) once the next data shows no second header follows."""
-    rec = Recorder(**kw)
+    rec = Recorder(way)
     a = rec.run(PCAPS / "haproxy-v1.pcap", batch_size=1)
     ordered = _in_table_order(rec)
     settled_at = {row.first_frame: feed for feed, row in rec.settled.values()}
@@ -134,9 +137,9 @@ def test_header_flows_settle_while_open(kw) -> None:
         assert settled_at[ordered[fid - 1].first_frame] > frames[0][1]
 
 
-@pytest.mark.parametrize("kw", KINDS, ids=IDS)
-def test_udp_settles_at_its_first_datagram_with_payload(kw) -> None:
-    rec = Recorder(**kw)
+@pytest.mark.parametrize("way", KINDS)
+def test_udp_settles_at_its_first_datagram_with_payload(way: str) -> None:
+    rec = Recorder(way)
     a = rec.run(PCAPS / "flow-udp.pcap", batch_size=1)
     udp = [r for r in rec.ended.values() if r.transport == "udp"]
     assert udp and len(udp) == a.stats["flows_udp"]
@@ -149,14 +152,15 @@ def test_udp_settles_at_its_first_datagram_with_payload(kw) -> None:
             assert settled[r.first_frame] == r.first_frame
 
 
-@pytest.mark.parametrize("kw", KINDS, ids=IDS)
-def test_take_ended_drains(kw) -> None:
-    tracker = FlowTracker(**kw)
-    rows = []
-    with open_capture(PCAPS / "haproxy-health-checks.pcap", batch_size=4) as src:
-        for batch in src:
-            tracker.feed(decode(batch), 0)
-            rows += tracker.take_ended()
+@pytest.mark.parametrize("way", KINDS)
+def test_take_ended_drains(way: str) -> None:
+    with flow_path(way):
+        tracker = FlowTracker()
+        rows = []
+        with open_capture(PCAPS / "haproxy-health-checks.pcap", batch_size=4) as src:
+            for batch in src:
+                tracker.feed(decode(batch), 0)
+                rows += tracker.take_ended()
     assert tracker.take_ended() == []
     rows += tracker.finish()
     assert tracker.take_ended() == [] and tracker.open_flows == 0
@@ -164,13 +168,13 @@ def test_take_ended_drains(kw) -> None:
     assert len(rows) == len(ref) and len({(r.capture, r.first_frame) for r in rows}) == len(rows)
 
 
-@pytest.mark.parametrize("kw", KINDS, ids=IDS)
-def test_flow_cap_inside_the_tracker(kw) -> None:
+@pytest.mark.parametrize("way", KINDS)
+def test_flow_cap_inside_the_tracker(way: str) -> None:
     """19 connections that never close: with room for 2, the 17 oldest are cut while open."""
     assert CATALOGUE[FLOW_LIMIT].level is Level.WARNING and FLOW_LIMIT in ORDER
     path = PCAPS / "dissect-toa-edge.pcap"
     ref = analyze(path)
-    rec = Recorder(max_flows=2, **kw)
+    rec = Recorder(way, max_flows=2)
     a = rec.run(path)
     assert rec.tracker.limit_hits == len(ref) - 2
     cut = sorted(f.flow for f in a.table.findings if f.code == FLOW_LIMIT)
@@ -179,9 +183,11 @@ def test_flow_cap_inside_the_tracker(kw) -> None:
         assert a.table.columns[col] == ref.table.columns[col]
 
 
-def test_moving_to_the_compiled_table_mid_capture(monkeypatch: pytest.MonkeyPatch) -> None:
-    """``auto`` starts per packet while numba is not loaded and moves its open flows to the
-    compiled table once it is: the result is the reference's."""
+def test_switching_to_compiled_code_mid_capture(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Without current ahead-of-time kernels the table starts on the loop's pure twin and
+    swaps in the compiled functions once numba is loaded (same arrays, no flows moved): the
+    result is that of every packet through the rules."""
+    accel.numba_importable()
     for name in (
         "flow-proxy-misc.pcap",
         "flow-proxy-split.pcap",
@@ -189,17 +195,21 @@ def test_moving_to_the_compiled_table_mid_capture(monkeypatch: pytest.MonkeyPatc
         "public/ndpi-haproxy.pcap",
     ):
         path = PCAPS / name
-        ref = Analysis(*read_captures([path], mode="reference", batch_size=3))
+        ref = analysis([path], "rules", batch_size=3)
         for switch_at in (1, 2, 4):
             loaded = {"on": False}
             monkeypatch.setattr(accel, "compiled_cheap", lambda loaded=loaded: loaded["on"])
             tracker = FlowTracker()
+            assert not tracker.compiled
+            switched = False
             with open_capture(path, batch_size=3) as src:
                 for k, batch in enumerate(src):
                     loaded["on"] = k >= switch_at
-                    tracker.feed(decode(batch, backend="pure"), 0)
-                    if tracker._tcp is not None:
-                        assert tracker.compiled == (k >= switch_at)
+                    p = decode(batch, backend="pure")
+                    tracker.feed(p, 0)
+                    if (p.proto == 6).any():  # (the table chooses at a TCP batch)
+                        switched = switched or k >= switch_at
+                        assert tracker.compiled == switched or accel.pure_forced()
             got = Analysis(finish_table(tracker, [str(path)]))
             monkeypatch.undo()
             assert got.to_csv() == ref.to_csv()
@@ -214,17 +224,71 @@ def test_compiled_loop_matches_the_table_layout() -> None:
     assert L.fingerprint() == K.BUILT_FOR_LAYOUT
 
 
-@pytest.mark.parametrize("backend", ["compiled", "pure"])
+def test_every_flow_fact_is_declared_once() -> None:
+    """Each TcpFlow attribute is a field the layout declares (its row <-> object copy is
+    generated from that), has a rule of its own in rowflow, or is Python-only state: a new
+    attribute that is none of these fails here instead of being silently dropped."""
+    from pcapip.flows import rowflow
+    from pcapip.flows.state import FlowBase, TcpFlow
+
+    slots = set(FlowBase.__slots__) | set(TcpFlow.__slots__)
+    declared = {attr for _, attr, _, _ in L.ATTRS}
+    assert not declared & set(rowflow.RULES) and not declared & set(rowflow.PYTHON_ONLY)
+    assert declared | set(rowflow.RULES) | set(rowflow.PYTHON_ONLY) == slots
+
+
+@settings(max_examples=40, deadline=None)
+@given(seed=st.integers(0, 2**32 - 1))
+def test_a_flow_round_trips_through_its_row(seed: int) -> None:
+    """store then load gives back every declared fact, the closes and the first payloads."""
+    from pcapip.flows import rowflow
+    from pcapip.flows.state import TcpFlow
+
+    rng = random.Random(seed)
+    tracker = FlowTracker()
+    tab = tracker._tcp
+    tab._reserve(1)
+    s = 0
+    key = (6, rng.getrandbits(64), rng.getrandbits(64), 1, rng.getrandbits(64), 5, 2)
+    tab.S[s, L.K_AHI : L.K_BPORT + 1] = np.array(key[1:], dtype=np.uint64).view(np.int64)
+    fl = TcpFlow(key, 0, 0, 0, 0, 0)
+    for _, attr, item, kind in L.ATTRS:
+        v = {L.INT: rng.randrange(1 << 40), L.BOOL: rng.random() < 0.5}.get(kind)
+        if kind == L.OPT:
+            v = None if rng.random() < 0.3 else rng.randrange(1 << 40)
+        if item is None:
+            setattr(fl, attr, v)
+        else:
+            getattr(fl, attr)[item] = v
+    fl.closes = [(rng.randrange(2), rng.choice(["fin", "rst"]), 7, 1, True, False)][
+        : rng.randrange(2)
+    ]
+    fl.pay_seen = [True, rng.random() < 0.5]
+    fl.first_pay = [(3, 0, b"GET /"), (4, 0, b"HTTP/1.1 200") if fl.pay_seen[1] else None]
+    fl.serial = 9
+    tab.S[s, L.F_SERIAL] = 9
+    rowflow.store(tab, s, fl)
+    # nothing Python-only but ``truncated``, which rowflow also counts as Python state
+    assert (s in tab.extra) == fl.truncated
+    tab.extra.pop(s, None)  # the row alone holds the flow now
+    back = rowflow.load(tab, s)
+    assert back is not fl and back.key == fl.key and back.serial == 9
+    for attr in {a for _, a, _, _ in L.ATTRS} | {"closes", "first_pay"}:
+        assert getattr(back, attr) == getattr(fl, attr), attr
+
+
+@pytest.mark.parametrize("way", ["compiled", "pure"])
 @pytest.mark.parametrize(
     "name", ["haproxy-ipv6.pcap", "flow-proxy-misc.pcap", "dissect-toa-edge.pcap"]
 )
-def test_loop_hashes_keys_as_python_does(backend: str, name: str) -> None:
-    """The loop's flow-key hash (compiled: wrapping int64 arithmetic) equals the Python one,
-    which is what flows moved from the per-packet store are indexed by."""
-    tracker = FlowTracker(backend=backend, linger=1e9, evict_after=1e9)
-    with open_capture(PCAPS / name) as src:
-        for batch in src:
-            tracker.feed(decode(batch), 0)
+def test_loop_hashes_keys_as_python_does(way: str, name: str) -> None:
+    """The loop's flow-key hash (compiled: int64 arithmetic that must not overflow) equals
+    Python's, on either backend: a table switched mid-capture keeps its index."""
+    with flow_path(way):
+        tracker = FlowTracker(linger=1e9, evict_after=1e9)
+        with open_capture(PCAPS / name) as src:
+            for batch in src:
+                tracker.feed(decode(batch), 0)
     S = tracker._tcp.S
     rows = np.flatnonzero(S[:, L.F_STATE] == L.ST_OPEN)
     assert rows.size

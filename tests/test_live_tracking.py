@@ -14,6 +14,7 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
+from flowpaths import flow_path
 
 from pcapip import analyze
 from pcapip.decode import decode
@@ -144,7 +145,7 @@ def test_ended_rows_spill_to_the_packed_store_without_loss(monkeypatch) -> None:
     """Live keeps ended flows' rows in the tracker's one row store (as analyze does): moved to
     temporary files as soon as any gather here, the summary is still analyze's, and the
     findings counted as flows end are those of the rows the tracker ends them with."""
-    from pcapip.flows import tracker as tracker_mod
+    from pcapip.flows import holding
     from pcapip.flows.packed import DiskStore
     from pcapip.flows.tracker import FlowTracker
 
@@ -155,8 +156,8 @@ def test_ended_rows_spill_to_the_packed_store_without_loss(monkeypatch) -> None:
             super().__init__()
             stores.append(self)
 
-    monkeypatch.setattr(tracker_mod, "SPILL_BYTES", 0)
-    monkeypatch.setattr(tracker_mod, "DiskStore", Counted)
+    monkeypatch.setattr(holding, "SPILL_BYTES", 0)
+    monkeypatch.setattr(holding, "DiskStore", Counted)
     path = PCAPS / "haproxy-health-checks.pcap"
     ended: Counter[str] = Counter()
     tracker = LiveTracker(max_flows=1)
@@ -207,19 +208,22 @@ NUMBERED += [PCAPS / "flow-udp.pcap", PCAPS / "flow-proxy-misc.pcap", PCAPS / "t
 
 @pytest.mark.parametrize("path", NUMBERED, ids=lambda p: p.name)
 @pytest.mark.parametrize(
-    ("batch_size", "kw"), [(5, {}), (4096, {}), (7, {"mode": "reference"}), (64, {"backend": "pure"})]
+    ("batch_size", "way"), [(5, "normal"), (4096, "normal"), (7, "rules"), (64, "pure")]
 )
-def test_reports_carry_the_flow_number_analyze_gives(path: Path, batch_size: int, kw) -> None:
+def test_reports_carry_the_flow_number_analyze_gives(path: Path, batch_size: int, way) -> None:
     """A rolling line's flow number is the one the final summary gives the flow and, unless
     the cap cut flows in two, the one ``analyze`` (and ``show --flow``) gives it in the
-    recording; even with TCP and UDP mixed in one batch, whichever store holds TCP flows."""
-    tracker = LiveTracker(max_flows=3, **kw)
+    recording; even with TCP and UDP mixed in one batch, however the loop runs."""
     numbered = []
+    with flow_path(way):
+        tracker = LiveTracker(max_flows=3)
 
-    def on_batch(ci: int, src, batch, pk) -> None:
-        numbered.extend(tracker.take_numbered())
+        def on_batch(ci: int, src, batch, pk) -> None:
+            numbered.extend(tracker.take_numbered())
 
-    table, _ = read_captures([path], tracker=tracker, batch_size=batch_size, on_batch=on_batch)
+        table, _ = read_captures(
+            [path], tracker=tracker, batch_size=batch_size, on_batch=on_batch
+        )
     numbered += tracker.take_numbered()
 
     def flows_of(f) -> dict[int, tuple]:

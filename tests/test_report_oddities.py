@@ -335,9 +335,12 @@ def test_toa_counters_only_where_toa_is_in_play():
 def test_toa_kinds_agree_between_the_compiled_and_the_per_packet_paths(name: str):
     """The TOA kind column is filled by two implementations (flow-table columns and the
     per-packet rules): they must tell the same story."""
+    from flowpaths import flow_path
+
     from pcapip import analyze
 
-    fast = analyze(PCAPS / name, mode="fast")
-    ref = analyze(PCAPS / name, mode="reference")
+    fast = analyze(PCAPS / name)
+    with flow_path("rules"):  # every packet through the per-packet rules
+        ref = analyze(PCAPS / name)
     assert fast.toa_kinds == ref.toa_kinds
     assert sum(t.flows for t in fast.toa_kinds) == fast.stats["flows_with_toa"] > 0

@@ -107,7 +107,7 @@ class CaptureLoader:
         toa_kinds: Sequence[str | int] | None = None,
     ) -> None:
         from pcapip.flows.run import registry_for
-        from pcapip.flows.tracker import parse_trusted
+        from pcapip.flows.trusted import parse_trusted
 
         self.path = os.fspath(path)
         self.trusted = trusted

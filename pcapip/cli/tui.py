@@ -25,7 +25,7 @@ def command(capture: str, trusted: tuple[str, ...], toa_kinds: tuple[str, ...]) 
         )
     check_input(capture, stdin_ok=False)
     from pcapip.flows.run import registry_for
-    from pcapip.flows.tracker import parse_trusted
+    from pcapip.flows.trusted import parse_trusted
     from pcapip.sources import open_capture
 
     # fail here, with pcapip's one-line error, not inside the full-screen app

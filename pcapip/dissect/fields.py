@@ -9,7 +9,7 @@ the whole frame.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from enum import IntEnum
 from typing import Any
@@ -45,6 +45,27 @@ class Severity(IntEnum):
     @property
     def label(self) -> str:
         return ("chat", "note", "warning", "error")[self.value]
+
+
+@dataclass(frozen=True)
+class FieldReg:
+    """One field registration, like an entry of Wireshark's ``hf[]`` (a Lua ``ProtoField``).
+
+    The tables are in ``pcapip.dissect.hf``; a tree item of the field says
+    ``label: value`` (or ``label`` and more, for a subtree), unless the dissector picks one
+    of ``also``, the other wordings it uses for the same field (Wireshark's
+    ``proto_tree_add_*_format``).
+    """
+
+    abbrev: str  # display-filter name
+    label: str  # what the tree item says before the value
+    # a Lua ProtoField type: uint8 uint16 uint24 uint32 uint64 bool ipv4 ipv6 ether bytes string
+    # none (a subtree with no value) protocol (a layer)
+    ftype: str
+    display: str = ""  # integers the plugin declares: "dec" or "dec_hex"
+    strings: Mapping[int, str] | None = None  # value strings (VALS) the tree prints
+    mask: int = 0  # a bitfield's bits within its byte: the tree draws their picture
+    also: tuple[str, ...] = ()
 
 
 @dataclass(slots=True)

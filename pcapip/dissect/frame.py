@@ -14,6 +14,8 @@ import struct
 from pcapip.dissect.addr import ip_value, ipv4_text, ipv6_text, mac_text
 from pcapip.dissect.codes import expert
 from pcapip.dissect.fields import Field
+from pcapip.dissect.hf import HF, item, subtree, vals
+from pcapip.dissect.hf_layers import ETHERTYPES, IPV6_EXTENSIONS, SLL_PKTTYPES
 from pcapip.dissect.proxy import parse_proxy
 from pcapip.dissect.proxy_model import ParseState, ProxyParse
 from pcapip.dissect.tcp_options import dissect_tcp_options
@@ -33,14 +35,6 @@ ETH_IPV4, ETH_IPV6 = 0x0800, 0x86DD
 VLAN_TPIDS = (0x8100, 0x88A8, 0x9100)
 NULL_AF_INET = 2
 NULL_AF_INET6 = (10, 24, 28, 30)  # Linux, NetBSD/OpenBSD, FreeBSD, macOS
-ETHERTYPE_NAMES = {0x0800: "IPv4", 0x86DD: "IPv6", 0x0806: "ARP", 0x8100: "802.1Q",
-                   0x88A8: "802.1ad", 0x88CC: "LLDP"}
-SLL_PKTTYPES = {0: "Unicast to us", 1: "Broadcast", 2: "Multicast", 3: "Unicast to another host",
-                4: "Sent by us"}
-PROTO_NAMES = {6: "TCP", 17: "UDP", 1: "ICMP", 58: "ICMPv6"}
-IPV6_EXT = {0: ("hopopts", "Hop-by-Hop Options"), 43: ("routing", "Routing"),
-            60: ("dstopts", "Destination Options"), 135: ("mipv6", "Mobility"),
-            139: ("hip", "Host Identity Protocol"), 140: ("shim6", "Shim6")}
 
 
 def _u16(b: bytes, o: int) -> int:
@@ -48,7 +42,7 @@ def _u16(b: bytes, o: int) -> int:
 
 
 def _etype_label(t: int) -> str:
-    return f"{ETHERTYPE_NAMES.get(t, 'Unknown')} (0x{t:04x})"
+    return f"{ETHERTYPES.get(t, 'Unknown')} (0x{t:04x})"
 
 
 class _Dissector:
@@ -74,10 +68,9 @@ class _Dissector:
 
     def run(self, linktype: int) -> list[Field]:
         b, n = self.b, self.n
-        frame = Field("frame", f"Frame: {n} bytes captured ({n * 8} bits)", 0, n, n)
-        frame.add(Field("frame.cap_len", f"Capture Length: {n} bytes", 0, 0, n, generated=True))
-        frame.add(Field("frame.linktype", f"Link type: {linktype}", 0, 0, linktype,
-                        generated=True))
+        frame = item("frame", f"{n} bytes captured ({n * 8} bits)", 0, n, n)
+        frame.add(item("frame.cap_len", f"{n} bytes", 0, 0, n, generated=True))
+        frame.add(item("frame.linktype", linktype, 0, 0, linktype, generated=True))
         self.layers.append(frame)
         if linktype == LINKTYPE_ETHERNET:
             self.ethernet()
@@ -101,81 +94,80 @@ class _Dissector:
 
     def ethernet(self) -> None:
         b = self.b
-        node = Field("eth", "Ethernet II", 0, min(14, self.n))
-        self.layers.append(node)
+        eth = subtree("eth", 0, min(14, self.n))
+        self.layers.append(eth)
         self.is_ethernet = True
-        if self.cut(node, 0, 14, "Ethernet header"):
+        if self.cut(eth, 0, 14, "Ethernet header"):
             return
         dst, src, etype = b[0:6], b[6:12], _u16(b, 12)
-        node.label = f"Ethernet II, Src: {mac_text(src)}, Dst: {mac_text(dst)}"
-        node.add(Field("eth.dst", f"Destination: {mac_text(dst)}", 0, 6, mac_text(dst)))
-        node.add(Field("eth.src", f"Source: {mac_text(src)}", 6, 6, mac_text(src)))
+        eth.label += f", Src: {mac_text(src)}, Dst: {mac_text(dst)}"
+        eth.add(item("eth.dst", mac_text(dst), 0, 6, mac_text(dst)))
+        eth.add(item("eth.src", mac_text(src), 6, 6, mac_text(src)))
         if etype < 0x0600:
-            node.add(Field("eth.len", f"Length: {etype}", 12, 2, etype))
-            node.experts.append(expert("frame.not_ip", 14, self.n - 14,
-                                       "IEEE 802.3 frame (length field): not IP"))
+            eth.add(item("eth.len", etype, 12, 2, etype))
+            eth.experts.append(expert("frame.not_ip", 14, self.n - 14,
+                                      "IEEE 802.3 frame (length field): not IP"))
             return
-        node.add(Field("eth.type", f"Type: {_etype_label(etype)}", 12, 2, etype))
+        eth.add(item("eth.type", _etype_label(etype), 12, 2, etype))
         self.ip(14, etype)
 
     def sll(self) -> None:
         b = self.b
-        node = Field("sll", "Linux cooked capture v1", 0, min(16, self.n))
-        self.layers.append(node)
-        if self.cut(node, 0, 16, "Linux cooked (SLL) header"):
+        sll = subtree("sll", 0, min(16, self.n))
+        self.layers.append(sll)
+        if self.cut(sll, 0, 16, "Linux cooked (SLL) header"):
             return
         pkttype, hatype, halen = _u16(b, 0), _u16(b, 2), _u16(b, 4)
-        node.add(Field("sll.pkttype", f"Packet type: {SLL_PKTTYPES.get(pkttype, 'Unknown')} "
-                       f"({pkttype})", 0, 2, pkttype))
-        node.add(Field("sll.hatype", f"Link-layer address type: {hatype}", 2, 2, hatype))
-        node.add(Field("sll.halen", f"Link-layer address length: {halen}", 4, 2, halen))
-        self._sll_addr(node, 6, halen)
+        sll.add(item("sll.pkttype", f"{SLL_PKTTYPES.get(pkttype, 'Unknown')} ({pkttype})", 0, 2,
+                     pkttype))
+        sll.add(item("sll.hatype", hatype, 2, 2, hatype))
+        sll.add(item("sll.halen", halen, 4, 2, halen))
+        self._sll_addr(sll, 6, halen)
         proto = _u16(b, 14)
-        node.add(Field("sll.etype", f"Protocol: {_etype_label(proto)}", 14, 2, proto))
+        sll.add(item("sll.etype", _etype_label(proto), 14, 2, proto))
         self.ip(16, proto)
 
     def sll2(self) -> None:
         b = self.b
-        node = Field("sll", "Linux cooked capture v2", 0, min(20, self.n))
-        self.layers.append(node)
-        if self.cut(node, 0, 20, "Linux cooked v2 (SLL2) header"):
+        sll = subtree("sll", 0, min(20, self.n), alt="Linux cooked capture v2")
+        self.layers.append(sll)
+        if self.cut(sll, 0, 20, "Linux cooked v2 (SLL2) header"):
             return
         proto = _u16(b, 0)
         ifindex = struct.unpack_from("!I", b, 4)[0]
         hatype, pkttype, halen = _u16(b, 8), b[10], b[11]
-        node.add(Field("sll.etype", f"Protocol: {_etype_label(proto)}", 0, 2, proto))
-        node.add(Field("sll.reserved", "Reserved", 2, 2, _u16(b, 2)))
-        node.add(Field("sll.ifindex", f"Interface index: {ifindex}", 4, 4, ifindex))
-        node.add(Field("sll.hatype", f"Link-layer address type: {hatype}", 8, 2, hatype))
-        node.add(Field("sll.pkttype", f"Packet type: {SLL_PKTTYPES.get(pkttype, 'Unknown')} "
-                       f"({pkttype})", 10, 1, pkttype))
-        node.add(Field("sll.halen", f"Link-layer address length: {halen}", 11, 1, halen))
-        self._sll_addr(node, 12, halen)
+        sll.add(item("sll.etype", _etype_label(proto), 0, 2, proto))
+        sll.add(subtree("sll.reserved", 2, 2, _u16(b, 2)))
+        sll.add(item("sll.ifindex", ifindex, 4, 4, ifindex))
+        sll.add(item("sll.hatype", hatype, 8, 2, hatype))
+        sll.add(item("sll.pkttype", f"{SLL_PKTTYPES.get(pkttype, 'Unknown')} ({pkttype})", 10, 1,
+                     pkttype))
+        sll.add(item("sll.halen", halen, 11, 1, halen))
+        self._sll_addr(sll, 12, halen)
         self.ip(20, proto)
 
-    def _sll_addr(self, node: Field, off: int, halen: int) -> None:
+    def _sll_addr(self, sll: Field, off: int, halen: int) -> None:
         raw = self.b[off : off + min(halen, 8)]
         if halen == 6:
-            node.add(Field("sll.src.eth", f"Source: {mac_text(raw)}", off, 6, mac_text(raw)))
+            sll.add(item("sll.src.eth", mac_text(raw), off, 6, mac_text(raw)))
             if halen < 8:
-                node.add(Field("sll.unused", "Unused", off + 6, 2, self.b[off + 6 : off + 8]))
+                sll.add(subtree("sll.unused", off + 6, 2, self.b[off + 6 : off + 8]))
         else:
-            node.add(Field("sll.src.other", f"Source: {raw.hex()}", off, 8,
-                           self.b[off : off + 8]))
+            sll.add(item("sll.src.other", raw.hex(), off, 8, self.b[off : off + 8]))
 
     def null(self, linktype: int) -> None:
         b = self.b
-        node = Field("null", "Null/Loopback", 0, min(4, self.n))
-        self.layers.append(node)
-        if self.cut(node, 0, 4, "loopback header"):
+        null = subtree("null", 0, min(4, self.n))
+        self.layers.append(null)
+        if self.cut(null, 0, 4, "loopback header"):
             return
         le, be = struct.unpack_from("<I", b, 0)[0], struct.unpack_from(">I", b, 0)[0]
         # LOOP is big-endian; DLT_NULL is in the capturing machine's byte order
         fam = be if linktype == LINKTYPE_LOOP or le > 0xFFFF else le
-        node.add(Field("null.family", f"Family: {fam}", 0, 4, fam))
+        null.add(item("null.family", fam, 0, 4, fam))
         etype = ETH_IPV4 if fam == NULL_AF_INET else ETH_IPV6 if fam in NULL_AF_INET6 else 0
         if not etype:
-            node.experts.append(expert("frame.not_ip", 4, self.n - 4,
+            null.experts.append(expert("frame.not_ip", 4, self.n - 4,
                                        f"loopback family {fam} is not IPv4/IPv6"))
             return
         self.ip(4, etype)
@@ -190,8 +182,7 @@ class _Dissector:
                 break
             qinq = etype == 0x88A8
             proto = "ieee8021ad" if qinq else "vlan"
-            tag = Field(proto, "IEEE 802.1ad" if qinq else "802.1Q Virtual LAN", off,
-                        min(4, max(0, self.n - off)))
+            tag = subtree(proto, off, min(4, max(0, self.n - off)))
             self.layers.append(tag)
             if self.cut(tag, off, 4, "VLAN tag"):
                 return None
@@ -199,10 +190,10 @@ class _Dissector:
             prio, dei, vid = tci >> 13, (tci >> 12) & 1, tci & 0x0FFF
             tag.label += f", PRI: {prio}, DEI: {dei}, ID: {vid}"
             size = 1 if qinq else 2  # Wireshark's own field sizes
-            tag.add(Field(f"{proto}.priority", f"Priority: {prio}", off, size, prio))
-            tag.add(Field(f"{proto}.dei", f"DEI: {dei}", off, size, dei))
-            tag.add(Field(f"{proto}.id", f"ID: {vid}", off, 2, vid))
-            tag.add(Field(f"{proto}.etype", f"Type: {_etype_label(etype)}", off + 2, 2, etype))
+            tag.add(item(f"{proto}.priority", prio, off, size, prio))
+            tag.add(item(f"{proto}.dei", dei, off, size, dei))
+            tag.add(item(f"{proto}.id", vid, off, 2, vid))
+            tag.add(item(f"{proto}.etype", _etype_label(etype), off + 2, 2, etype))
             off += 4
         return off, etype
 
@@ -228,76 +219,64 @@ class _Dissector:
             return None
         tail = self.b[end:]
         zeros = tail.count(0) == len(tail)
-        if self.is_ethernet:
-            name = "eth.padding" if zeros else "eth.trailer"
-            label = "Padding" if zeros else "Trailer"
-        else:
-            name, label = "frame.trailer", "Trailer"
-        node = Field(name, f"{label}: {tail.hex()}", end, len(tail), tail)
+        name = "frame.trailer" if not self.is_ethernet else "eth.padding" if zeros else "eth.trailer"
+        trailer = item(name, tail.hex(), end, len(tail), tail)
         if not zeros:
-            node.experts.append(expert("frame.trailer", end, len(tail),
-                                       f"{len(tail)} bytes after the end of the IP datagram "
-                                       "(link padding or capture junk)"))
-        return node
+            trailer.experts.append(expert("frame.trailer", end, len(tail),
+                                          f"{len(tail)} bytes after the end of the IP datagram "
+                                          "(link padding or capture junk)"))
+        return trailer
 
     def ipv4(self, off: int) -> None:
         b = self.b
-        node = Field("ip", "Internet Protocol Version 4", off, min(20, max(0, self.n - off)))
+        node = subtree("ip", off, min(20, max(0, self.n - off)))
         self.layers.append(node)
         if self.cut(node, off, 20, "IPv4 header"):
             return
         vihl = b[off]
         ver, ihl = vihl >> 4, (vihl & 0x0F) * 4
-        node.add(Field("ip.version", f"{ver:04b} .... = Version: {ver}", off, 1, ver))
+        node.add(item("ip.version", ver, off, 1, ver, bits=ver))
         if ver != 4:
             node.experts.append(expert("ip.bad_version", off, 1,
                                        f"IP version {ver} where IPv4 was announced"))
             return
-        node.add(Field("ip.hdr_len", f".... {vihl & 15:04b} = Header Length: {ihl} bytes "
-                       f"({vihl & 15})", off, 1, ihl))
+        node.add(item("ip.hdr_len", f"{ihl} bytes ({vihl & 15})", off, 1, ihl, bits=vihl & 15))
         if ihl < 20:
             node.experts.append(expert("ip.bad_ihl", off, 1,
                                        f"IPv4 header length {ihl} is below 20"))
             return
         tos = b[off + 1]
-        ds = node.add(Field("ip.dsfield", f"Differentiated Services Field: 0x{tos:02x}",
-                            off + 1, 1, tos))
-        ds.add(Field("ip.dsfield.dscp", f"DSCP: {tos >> 2}", off + 1, 1, tos >> 2))
-        ds.add(Field("ip.dsfield.ecn", f"ECN: {tos & 3}", off + 1, 1, tos & 3))
+        ds = node.add(item("ip.dsfield", f"0x{tos:02x}", off + 1, 1, tos))
+        ds.add(item("ip.dsfield.dscp", tos >> 2, off + 1, 1, tos >> 2))
+        ds.add(item("ip.dsfield.ecn", tos & 3, off + 1, 1, tos & 3))
         tot, ident, ff = _u16(b, off + 2), _u16(b, off + 4), _u16(b, off + 6)
         ttl, proto, csum = b[off + 8], b[off + 9], _u16(b, off + 10)
         src, dst = b[off + 12 : off + 16], b[off + 16 : off + 20]
-        node.add(Field("ip.len", f"Total Length: {tot}", off + 2, 2, tot))
-        node.add(Field("ip.id", f"Identification: 0x{ident:04x} ({ident})", off + 4, 2, ident))
+        node.add(item("ip.len", tot, off + 2, 2, tot))
+        node.add(item("ip.id", f"0x{ident:04x} ({ident})", off + 4, 2, ident))
         flags = ff >> 13
-        fl = node.add(Field("ip.flags", f"Flags: 0x{flags:x}", off + 6, 1, flags))
-        fl.add(Field("ip.flags.rb", f"Reserved bit: {bool(flags & 4)}", off + 6, 1,
-                     bool(flags & 4)))
-        fl.add(Field("ip.flags.df", f"Don't fragment: {bool(flags & 2)}", off + 6, 1,
-                     bool(flags & 2)))
-        fl.add(Field("ip.flags.mf", f"More fragments: {bool(flags & 1)}", off + 6, 1,
-                     bool(flags & 1)))
+        fl = node.add(item("ip.flags", f"0x{flags:x}", off + 6, 1, flags))
+        for name, bit in (("ip.flags.rb", 4), ("ip.flags.df", 2), ("ip.flags.mf", 1)):
+            fl.add(item(name, bool(flags & bit), off + 6, 1, bool(flags & bit)))
         frag = ff & 0x1FFF
-        node.add(Field("ip.frag_offset", f"Fragment Offset: {frag} ({frag * 8} bytes)", off + 6, 2,
-                       frag))
-        node.add(Field("ip.ttl", f"Time to Live: {ttl}", off + 8, 1, ttl))
-        node.add(Field("ip.proto", f"Protocol: {PROTO_NAMES.get(proto, 'Unknown')} ({proto})",
-                       off + 9, 1, proto))
-        ck = node.add(Field("ip.checksum", f"Header Checksum: 0x{csum:04x}", off + 10, 2, csum))
-        node.add(Field("ip.src", f"Source Address: {ipv4_text(src)}", off + 12, 4, ip_value(src)))
-        node.add(Field("ip.dst", f"Destination Address: {ipv4_text(dst)}", off + 16, 4,
-                       ip_value(dst)))
-        node.label = f"Internet Protocol Version 4, Src: {ipv4_text(src)}, Dst: {ipv4_text(dst)}"
+        node.add(item("ip.frag_offset", f"{frag} ({frag * 8} bytes)", off + 6, 2, frag))
+        node.add(item("ip.ttl", ttl, off + 8, 1, ttl))
+        node.add(item("ip.proto", f"{vals('ip.proto', proto, 'Unknown')} ({proto})", off + 9, 1,
+                      proto))
+        ck = node.add(item("ip.checksum", f"0x{csum:04x}", off + 10, 2, csum))
+        node.add(item("ip.src", ipv4_text(src), off + 12, 4, ip_value(src)))
+        node.add(item("ip.dst", ipv4_text(dst), off + 16, 4, ip_value(dst)))
+        node.label += f", Src: {ipv4_text(src)}, Dst: {ipv4_text(dst)}"
         node.length = min(ihl, self.n - off)
         if self.cut(node, off, ihl, "IPv4 header with options"):
             return
         if ihl > 20:
-            node.add(Field("ip.options", f"Options: ({ihl - 20} bytes)", off + 20, ihl - 20,
-                           b[off + 20 : off + ihl]))
+            node.add(item("ip.options", f"({ihl - 20} bytes)", off + 20, ihl - 20,
+                          b[off + 20 : off + ihl]))
         calc = _checksum(b[off : off + 10] + b"\0\0" + b[off + 12 : off + ihl])
         good = calc == csum
-        ck.add(Field("ip.checksum.status", f"Header checksum status: {'Good' if good else 'Bad'}",
-                     off + 10, 2, "good" if good else "bad", generated=True))
+        ck.add(item("ip.checksum.status", "Good" if good else "Bad", off + 10, 2,
+                    "good" if good else "bad", generated=True))
         if not good:
             ck.experts.append(expert("ip.checksum_bad", off + 10, 2,
                                      f"IPv4 header checksum 0x{csum:04x}, computed 0x{calc:04x}"))
@@ -325,31 +304,27 @@ class _Dissector:
 
     def ipv6(self, off: int) -> None:
         b = self.b
-        node = Field("ipv6", "Internet Protocol Version 6", off, min(40, max(0, self.n - off)))
+        node = subtree("ipv6", off, min(40, max(0, self.n - off)))
         self.layers.append(node)
         if self.cut(node, off, 40, "IPv6 header"):
             return
         first = struct.unpack_from("!I", b, off)[0]
         ver, tclass, flow = first >> 28, (first >> 20) & 0xFF, first & 0xFFFFF
-        node.add(Field("ipv6.version", f"{ver:04b} .... = Version: {ver}", off, 1, ver))
+        node.add(item("ipv6.version", ver, off, 1, ver, bits=ver))
         if ver != 6:
             node.experts.append(expert("ip.bad_version", off, 1,
                                        f"IP version {ver} where IPv6 was announced"))
             return
         plen, nxt, hlim = _u16(b, off + 4), b[off + 6], b[off + 7]
         src, dst = b[off + 8 : off + 24], b[off + 24 : off + 40]
-        node.add(Field("ipv6.tclass", f"Traffic Class: 0x{tclass:02x}", off, 4, tclass))
-        node.add(Field("ipv6.flow", f"Flow Label: 0x{flow:05x}", off + 1, 3, flow))
-        node.add(Field("ipv6.plen", f"Payload Length: {plen}", off + 4, 2, plen))
-        node.add(Field("ipv6.nxt", f"Next Header: {PROTO_NAMES.get(nxt, nxt)} ({nxt})", off + 6,
-                       1, nxt))
-        node.add(Field("ipv6.hlim", f"Hop Limit: {hlim}", off + 7, 1, hlim))
-        node.add(Field("ipv6.src", f"Source Address: {ipv6_text(src)}", off + 8, 16,
-                       ip_value(src)))
-        node.add(Field("ipv6.dst", f"Destination Address: {ipv6_text(dst)}", off + 24, 16,
-                       ip_value(dst)))
-        node.label = (f"Internet Protocol Version 6, Src: {ipv6_text(src)}, "
-                      f"Dst: {ipv6_text(dst)}")
+        node.add(item("ipv6.tclass", f"0x{tclass:02x}", off, 4, tclass))
+        node.add(item("ipv6.flow", f"0x{flow:05x}", off + 1, 3, flow))
+        node.add(item("ipv6.plen", plen, off + 4, 2, plen))
+        node.add(item("ipv6.nxt", f"{vals('ipv6.nxt', nxt, str(nxt))} ({nxt})", off + 6, 1, nxt))
+        node.add(item("ipv6.hlim", hlim, off + 7, 1, hlim))
+        node.add(item("ipv6.src", ipv6_text(src), off + 8, 16, ip_value(src)))
+        node.add(item("ipv6.dst", ipv6_text(dst), off + 24, 16, ip_value(dst)))
+        node.label += f", Src: {ipv6_text(src)}, Dst: {ipv6_text(dst)}"
         end = off + 40 + plen
         trailer = self._trailer(end)
         if end > self.n:
@@ -358,18 +333,16 @@ class _Dissector:
                                        "bytes captured"))
         cur = off + 40
         for _ in range(16):
-            if nxt in IPV6_EXT or nxt == 51:
-                short, label = IPV6_EXT.get(nxt, ("ah", "Authentication Header"))
+            if nxt in IPV6_EXTENSIONS:
+                short, label = IPV6_EXTENSIONS[nxt]
                 if cur + 2 > self.n:
                     node.experts.append(expert("ip.ext_truncated", cur, max(0, self.n - cur),
                                                f"{label} header cut by the capture"))
                     break
                 hl = (b[cur + 1] + 2) * 4 if nxt == 51 else (b[cur + 1] + 1) * 8
-                ext = node.add(Field(f"ipv6.{short}", f"IPv6 {label}", cur,
-                                     min(hl, self.n - cur)))
-                ext.add(Field(f"ipv6.{short}.nxt", f"Next Header: {b[cur]}", cur, 1, b[cur]))
-                ext.add(Field(f"ipv6.{short}.len", f"Length: {b[cur + 1]}", cur + 1, 1,
-                              b[cur + 1]))
+                ext = node.add(subtree(f"ipv6.{short}", cur, min(hl, self.n - cur)))
+                ext.add(item(f"ipv6.{short}.nxt", b[cur], cur, 1, b[cur]))
+                ext.add(item(f"ipv6.{short}.len", b[cur + 1], cur + 1, 1, b[cur + 1]))
                 if cur + hl > self.n:
                     ext.experts.append(expert("ip.ext_truncated", cur, self.n - cur,
                                               f"{label} header of {hl} bytes cut by the capture"))
@@ -378,15 +351,13 @@ class _Dissector:
                 cur += hl
                 continue
             if nxt == 44:
-                ext = node.add(Field("ipv6.fragment", "IPv6 Fragment", cur,
-                                     max(0, min(8, self.n - cur))))
+                ext = node.add(subtree("ipv6.fragment", cur, max(0, min(8, self.n - cur))))
                 if self.cut(ext, cur, 8, "IPv6 fragment header"):
                     break
                 fo = _u16(b, cur + 2)
-                ext.add(Field("ipv6.fragment.nxt", f"Next Header: {b[cur]}", cur, 1, b[cur]))
-                ext.add(Field("ipv6.fragment.offset", f"Offset: {fo >> 3}", cur + 2, 2, fo >> 3))
-                ext.add(Field("ipv6.fragment.more", f"More Fragments: {bool(fo & 1)}", cur + 2, 2,
-                              bool(fo & 1)))
+                ext.add(item("ipv6.fragment.nxt", b[cur], cur, 1, b[cur]))
+                ext.add(item("ipv6.fragment.offset", fo >> 3, cur + 2, 2, fo >> 3))
+                ext.add(item("ipv6.fragment.more", bool(fo & 1), cur + 2, 2, bool(fo & 1)))
                 nxt = b[cur]
                 cur += 8
                 if fo >> 3:
@@ -412,7 +383,7 @@ class _Dissector:
     def tcp(self, off: int, end: int, ipver: int) -> None:
         b = self.b
         have = max(0, end - off)
-        node = Field("tcp", "Transmission Control Protocol", off, min(20, have))
+        node = subtree("tcp", off, min(20, have))
         self.layers.append(node)
 
         def room(rel: int, size: int) -> bool:
@@ -421,39 +392,34 @@ class _Dissector:
         # a header cut by the snap length is still shown as far as it goes
         if room(0, 4):
             sp, dp = _u16(b, off), _u16(b, off + 2)
-            node.add(Field("tcp.srcport", f"Source Port: {sp}", off, 2, sp))
-            node.add(Field("tcp.dstport", f"Destination Port: {dp}", off + 2, 2, dp))
-            node.label = f"Transmission Control Protocol, Src Port: {sp}, Dst Port: {dp}"
+            node.add(item("tcp.srcport", sp, off, 2, sp))
+            node.add(item("tcp.dstport", dp, off + 2, 2, dp))
+            node.label = HF["tcp"].label + f", Src Port: {sp}, Dst Port: {dp}"
         if room(4, 4):
             seq = struct.unpack_from("!I", b, off + 4)[0]
-            node.add(Field("tcp.seq_raw", f"Sequence Number (raw): {seq}", off + 4, 4, seq))
+            node.add(item("tcp.seq_raw", seq, off + 4, 4, seq))
         if room(8, 4):
             ack = struct.unpack_from("!I", b, off + 8)[0]
-            node.add(Field("tcp.ack_raw", f"Acknowledgment number (raw): {ack}", off + 8, 4, ack))
+            node.add(item("tcp.ack_raw", ack, off + 8, 4, ack))
         if room(12, 1):
             doff = b[off + 12] >> 4
-            node.add(Field("tcp.hdr_len", f"{doff:04b} .... = Header Length: {doff * 4} bytes "
-                           f"({doff})", off + 12, 1, doff * 4))
+            node.add(item("tcp.hdr_len", f"{doff * 4} bytes ({doff})", off + 12, 1, doff * 4,
+                          bits=doff))
         if room(12, 2):
             flags = _u16(b, off + 12) & 0x0FFF
-            fl = node.add(Field("tcp.flags", f"Flags: 0x{flags:03x} ({_flag_str(flags)})",
-                                off + 12, 2, flags))
-            fl.add(Field("tcp.flags.res", f"Reserved: {flags >> 9}", off + 12, 1, flags >> 9))
-            for bit, name, label in ((0x100, "ae", "Accurate ECN"), (0x80, "cwr", "CWR"),
-                                     (0x40, "ece", "ECN-Echo"), (0x20, "urg", "Urgent"),
-                                     (0x10, "ack", "Acknowledgment"), (0x08, "push", "Push"),
-                                     (0x04, "reset", "Reset"), (0x02, "syn", "Syn"),
-                                     (0x01, "fin", "Fin")):
+            fl = node.add(item("tcp.flags", f"0x{flags:03x} ({_flag_str(flags)})", off + 12, 2,
+                               flags))
+            fl.add(item("tcp.flags.res", flags >> 9, off + 12, 1, flags >> 9))
+            for bit, name in ((0x100, "ae"), (0x80, "cwr"), (0x40, "ece"), (0x20, "urg"),
+                              (0x10, "ack"), (0x08, "push"), (0x04, "reset"), (0x02, "syn"),
+                              (0x01, "fin")):
                 at = off + 12 if bit == 0x100 else off + 13
-                fl.add(Field(f"tcp.flags.{name}", f"{label}: {bool(flags & bit)}", at, 1,
-                             bool(flags & bit)))
-        for rel, name, label in ((14, "tcp.window_size_value", "Window"),
-                                 (16, "tcp.checksum", "Checksum"),
-                                 (18, "tcp.urgent_pointer", "Urgent Pointer")):
+                fl.add(item(f"tcp.flags.{name}", bool(flags & bit), at, 1, bool(flags & bit)))
+        for rel, name in ((14, "tcp.window_size_value"), (16, "tcp.checksum"),
+                          (18, "tcp.urgent_pointer")):
             if room(rel, 2):
                 v = _u16(b, off + rel)
-                shown = f"0x{v:04x}" if rel == 16 else str(v)
-                node.add(Field(name, f"{label}: {shown}", off + rel, 2, v))
+                node.add(item(name, f"0x{v:04x}" if rel == 16 else v, off + rel, 2, v))
         if have < 20:
             node.experts.append(expert("frame.truncated", off, have,
                                        f"TCP header needs 20 bytes, {have} present"))
@@ -478,30 +444,28 @@ class _Dissector:
             node.add(res.tree)
         pay = off + hlen
         plen = max(0, end - pay)
-        node.label = (f"Transmission Control Protocol, Src Port: {sp}, Dst Port: {dp}, "
+        node.label = (HF["tcp"].label + f", Src Port: {sp}, Dst Port: {dp}, "
                       f"Seq: {seq}, Ack: {ack}, Len: {plen}")
         if plen:
-            node.add(Field("tcp.payload", f"TCP payload ({plen} bytes)", pay, plen, b[pay:end]))
+            node.add(subtree("tcp.payload", pay, plen, b[pay:end], more=f" ({plen} bytes)"))
             self.proxy(pay, end, udp=False)
 
     def udp(self, off: int, end: int) -> None:
         b = self.b
         have = max(0, end - off)
-        node = Field("udp", "User Datagram Protocol", off, min(8, have))
+        node = subtree("udp", off, min(8, have))
         self.layers.append(node)
-        for rel, name, label in ((0, "udp.srcport", "Source Port"),
-                                 (2, "udp.dstport", "Destination Port"),
-                                 (4, "udp.length", "Length"), (6, "udp.checksum", "Checksum")):
+        for rel, name in ((0, "udp.srcport"), (2, "udp.dstport"), (4, "udp.length"),
+                          (6, "udp.checksum")):
             if rel + 2 <= have:
                 v = _u16(b, off + rel)
-                node.add(Field(name, f"{label}: {f'0x{v:04x}' if rel == 6 else v}", off + rel, 2,
-                               v))
+                node.add(item(name, f"0x{v:04x}" if rel == 6 else v, off + rel, 2, v))
         if have < 8:
             node.experts.append(expert("frame.truncated", off, have,
                                        f"UDP header needs 8 bytes, {have} present"))
             return
         sp, dp, ulen, _csum = struct.unpack_from("!HHHH", b, off)
-        node.label = f"User Datagram Protocol, Src Port: {sp}, Dst Port: {dp}"
+        node.label += f", Src Port: {sp}, Dst Port: {dp}"
         pay_end = end
         if ulen < 8:
             node.experts.append(expert("udp.bad_length", off + 4, 2,
@@ -517,8 +481,8 @@ class _Dissector:
             pay_end = off + ulen
         pay = off + 8
         if pay_end > pay:
-            node.add(Field("udp.payload", f"UDP payload ({pay_end - pay} bytes)", pay,
-                           pay_end - pay, b[pay:pay_end]))
+            node.add(subtree("udp.payload", pay, pay_end - pay, b[pay:pay_end],
+                            more=f" ({pay_end - pay} bytes)"))
             self.proxy(pay, pay_end, udp=True)
 
     def proxy(self, pay: int, end: int, *, udp: bool) -> None:
@@ -571,11 +535,11 @@ def _transport_check(pp: ProxyParse, udp: bool) -> None:
 
 
 def _data(b: bytes, start: int, end: int) -> Field:
-    node = Field("data", f"Data ({end - start} bytes)", start, end - start)
-    node.add(Field("data.data", f"Data: {b[start:end][:32].hex()}"
-                   + ("..." if end - start > 32 else ""), start, end - start, b[start:end]))
-    node.add(Field("data.len", f"Length: {end - start}", start, 0, end - start, generated=True))
-    return node
+    data = subtree("data", start, end - start, more=f" ({end - start} bytes)")
+    data.add(item("data.data", b[start:end][:32].hex() + ("..." if end - start > 32 else ""),
+                  start, end - start, b[start:end]))
+    data.add(item("data.len", end - start, start, 0, end - start, generated=True))
+    return data
 
 
 def _flag_str(flags: int) -> str:
@@ -606,7 +570,7 @@ def dissect_frame(frame: bytes, linktype: int, *, registry: ToaRegistry = DEFAUL
     try:
         return d.run(int(linktype))
     except Exception as exc:  # a dissector bug must not take `pcapip show` down
-        layers = d.layers or [Field("frame", f"Frame: {len(frame)} bytes", 0, len(frame))]
+        layers = d.layers or [item("frame", f"{len(frame)} bytes", 0, len(frame))]
         layers[-1].experts.append(expert("dissect.internal_error", 0, len(frame),
                                          f"frame dissector failed: {type(exc).__name__}: {exc}"))
         return layers

@@ -9,7 +9,7 @@ that can no longer become one is NOT_PROXY.
 from __future__ import annotations
 
 from pcapip.dissect.codes import expert
-from pcapip.dissect.fields import Field
+from pcapip.dissect.hf import subtree
 from pcapip.dissect.proxy_model import ParseState, ProxyParse
 from pcapip.dissect.proxy_v1 import MAGIC as V1_MAGIC
 from pcapip.dissect.proxy_v1 import MIN_LINE, parse_v1
@@ -59,8 +59,8 @@ def _short(n: int, need: int, base: int, final: bool, what: str,
     """Too few bytes to decide; ``shown`` (a long enough v2 signature start) gets a tree."""
     tree = None
     if shown is not None:
-        tree = Field("proxy", "PROXY Protocol", base, n)
-        tree.add(Field("proxy.v2.magic", f"Magic (partial): {shown.hex()}", base, n, shown))
+        tree = subtree("proxy", base, n)
+        tree.add(subtree("proxy.v2.magic", base, n, shown, more=f" (partial): {shown.hex()}"))
     if final:
         e = expert("proxy.truncated", base, n, f"data ends after {n} bytes of a {what}")
         state, need = ParseState.MALFORMED, 0

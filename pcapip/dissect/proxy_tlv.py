@@ -13,6 +13,8 @@ from typing import Any
 
 from pcapip.dissect.codes import expert
 from pcapip.dissect.fields import Expert, Field, escape_text
+from pcapip.dissect.hf import HF, item, subtree
+from pcapip.dissect.hf_proxy import TLV_TYPES
 from pcapip.dissect.proxy_model import ProxyTlv
 
 PP2_TYPE_ALPN = 0x01
@@ -30,26 +32,19 @@ SSL_FIXED = 5  # client(1) + verify(4)
 
 PP2_CLIENT_SSL, PP2_CLIENT_CERT_CONN, PP2_CLIENT_CERT_SESS = 0x01, 0x02, 0x04
 
-TLV_NAMES = {
-    PP2_TYPE_ALPN: ("alpn", "ALPN"),
-    PP2_TYPE_AUTHORITY: ("authority", "Authority"),
-    PP2_TYPE_CRC32C: ("crc32c", "CRC32C"),
-    PP2_TYPE_NOOP: ("noop", "NOOP"),
-    PP2_TYPE_UNIQUE_ID: ("unique_id", "Unique ID"),
-    PP2_TYPE_SSL: ("ssl", "SSL"),
-    PP2_TYPE_NETNS: ("netns", "Network namespace"),
-}
+# registered types: (name, label); the label is the value string of proxy.v2.tlv.type
+TLV_NAMES = {t: (name, TLV_TYPES[t]) for t, name in (
+    (PP2_TYPE_ALPN, "alpn"), (PP2_TYPE_AUTHORITY, "authority"), (PP2_TYPE_CRC32C, "crc32c"),
+    (PP2_TYPE_NOOP, "noop"), (PP2_TYPE_UNIQUE_ID, "unique_id"), (PP2_TYPE_SSL, "ssl"),
+    (PP2_TYPE_NETNS, "netns"))}
 
-# SSL sub-TLVs: (name, label, is_text)
+# SSL sub-TLVs: (name, label, is_text), the label and type from the field registered as
+# proxy.v2.tlv.<name>
 SSL_SUBTYPES: dict[int, tuple[str, str, bool]] = {
-    0x21: ("ssl.version", "SSL version", True),
-    0x22: ("ssl.cn", "Client certificate CN", True),
-    0x23: ("ssl.cipher", "Cipher", True),
-    0x24: ("ssl.sig_alg", "Certificate signature algorithm", True),
-    0x25: ("ssl.key_alg", "Certificate key algorithm", True),
-    0x26: ("ssl.group", "Key exchange group", True),
-    0x27: ("ssl.sig_scheme", "Signature scheme", True),
-    0x28: ("ssl.client_cert", "Client certificate (DER)", False),
+    st: (name, HF[f"proxy.v2.tlv.{name}"].label, HF[f"proxy.v2.tlv.{name}"].ftype == "string")
+    for st, name in ((0x21, "ssl.version"), (0x22, "ssl.cn"), (0x23, "ssl.cipher"),
+                     (0x24, "ssl.sig_alg"), (0x25, "ssl.key_alg"), (0x26, "ssl.group"),
+                     (0x27, "ssl.sig_scheme"), (0x28, "ssl.client_cert"))
 }
 
 
@@ -91,24 +86,24 @@ class TlvParser:
         i = start
         while i < end:
             if end - i < 3:
-                node = parent.add(Field("proxy.v2.unknown", f"Stray bytes: {hdr[i:end].hex()}",
-                                        base + i, end - i, hdr[i:end]))
+                node = parent.add(item("proxy.v2.unknown", hdr[i:end].hex(), base + i, end - i,
+                                       hdr[i:end], alt="Stray bytes"))
                 self._err(node, "proxy.v2.tlv.stray_bytes", i, end - i,
                           f"{end - i} byte(s) at the end of the header are too short for a "
                           "TLV (3-byte type+length)")
                 break
             t = hdr[i]
             ln = (hdr[i + 1] << 8) | hdr[i + 2]
-            node = parent.add(Field("proxy.v2.tlv", "", base + i, min(3 + ln, end - i)))
-            node.add(Field("proxy.v2.tlv.type", f"Type: {self._type_label(t)} (0x{t:02x})",
-                           base + i, 1, t))
-            node.add(Field("proxy.v2.tlv.length", f"Length: {ln}", base + i + 1, 2, ln))
+            node = parent.add(subtree("proxy.v2.tlv", base + i, min(3 + ln, end - i)))
+            node.add(item("proxy.v2.tlv.type", f"{self._type_label(t)} (0x{t:02x})", base + i, 1,
+                          t))
+            node.add(item("proxy.v2.tlv.length", ln, base + i + 1, 2, ln))
             if i + 3 + ln > end:
                 avail = hdr[i + 3 : end]
                 if avail:
-                    node.add(Field("proxy.v2.tlv.value", f"Value (truncated): {_shown(avail)}",
-                                   base + i + 3, len(avail), avail))
-                node.label = f"TLV: {self._type_label(t)} (length {ln}, overruns the header)"
+                    node.add(subtree("proxy.v2.tlv.value", base + i + 3, len(avail), avail,
+                                     more=f" (truncated): {_shown(avail)}"))
+                node.label += f": {self._type_label(t)} (length {ln}, overruns the header)"
                 self._err(node, "proxy.v2.tlv.overrun", i, end - i,
                           f"TLV type 0x{t:02x} length {ln} needs {3 + ln} bytes but only "
                           f"{end - i} remain in the header")
@@ -130,11 +125,7 @@ class TlvParser:
         return "unknown"
 
     def _type_label(self, t: int) -> str:
-        if t in TLV_NAMES:
-            return TLV_NAMES[t][1]
-        return {PP2_TYPE_AWS: "AWS", PP2_TYPE_AZURE: "Azure", PP2_TYPE_GCP: "GCP"}.get(
-            t, self._type_name(t).capitalize()
-        )
+        return TLV_TYPES.get(t) or self._type_name(t).capitalize()
 
     def _decode(self, t: int, v: bytes, i: int, ln: int, node: Field) -> ProxyTlv:
         base = self.base
@@ -147,26 +138,25 @@ class TlvParser:
             value = self._text(node, v, at, TLV_NAMES[t][1])
             fname = {PP2_TYPE_ALPN: "alpn", PP2_TYPE_AUTHORITY: "authority",
                      PP2_TYPE_NETNS: "netns"}[t]
-            node.add(Field(f"proxy.v2.tlv.{fname}", f"{TLV_NAMES[t][1]}: {_shown(value)}", at, ln,
-                           value))
+            node.add(item(f"proxy.v2.tlv.{fname}", _shown(value), at, ln, value))
             label_value = _shown(value)
         elif t == PP2_TYPE_CRC32C:
             if ln != 4:
                 self._err(node, "proxy.v2.tlv.crc32c_length", i, 3 + ln,
                           f"CRC32C TLV length is {ln}, must be 4")
-                node.add(Field("proxy.v2.tlv.value", f"Value: {v.hex()}", at, ln, v))
+                node.add(item("proxy.v2.tlv.value", v.hex(), at, ln, v))
             else:
                 value = struct.unpack("!I", v)[0]
-                node.add(Field("proxy.v2.tlv.crc32c", f"CRC32C: 0x{value:08x}", at, 4, value))
+                node.add(item("proxy.v2.tlv.crc32c", f"0x{value:08x}", at, 4, value))
                 self.crc_tlvs.append((i + 3, value))
                 label_value = f"0x{value:08x}"
         elif t == PP2_TYPE_NOOP:
-            node.add(Field("proxy.v2.tlv.noop", f"NOOP ({ln} bytes)", at, ln, v))
+            node.add(subtree("proxy.v2.tlv.noop", at, ln, v, more=f" ({ln} bytes)"))
         elif t == PP2_TYPE_UNIQUE_ID:
             if ln > UNIQUE_ID_MAX:
                 self._err(node, "proxy.v2.tlv.unique_id_too_long", i, 3 + ln,
                           f"UNIQUE_ID is {ln} bytes, the maximum is {UNIQUE_ID_MAX}")
-            node.add(Field("proxy.v2.tlv.unique_id", f"Unique ID: {_shown(v)}", at, ln, v))
+            node.add(item("proxy.v2.tlv.unique_id", _shown(v), at, ln, v))
             label_value = _shown(v)
         elif t == PP2_TYPE_SSL:
             value, children = self._ssl(v, i, ln, node)
@@ -180,7 +170,7 @@ class TlvParser:
             name, value, label_value = self._gcp(v, i, ln, node)
         else:
             fname = {"custom": "custom", "experimental": "experimental"}.get(name, "value")
-            node.add(Field(f"proxy.v2.tlv.{fname}", f"Value: {_shown(v)}", at, ln, v))
+            node.add(item(f"proxy.v2.tlv.{fname}", _shown(v), at, ln, v))
             label_value = _shown(v)
             if t >= 0xF8:
                 self._err(node, "proxy.v2.tlv.future_type", i, 1,
@@ -189,7 +179,7 @@ class TlvParser:
                 hint = " (an SSL sub-TLV type outside an SSL TLV)" if 0x21 <= t <= 0x28 else ""
                 self._err(node, "proxy.v2.tlv.unknown_type", i, 1,
                           f"TLV type 0x{t:02x} is not registered{hint}")
-        node.label = f"TLV: {self._type_label(t)}" + (f": {label_value}" if label_value else "")
+        node.label += f": {self._type_label(t)}" + (f": {label_value}" if label_value else "")
         return ProxyTlv(t, name, value, base + i, 3 + ln, children)
 
     def _ssl(self, v: bytes, i: int, ln: int, node: Field) -> tuple[Any, list[ProxyTlv]]:
@@ -199,22 +189,20 @@ class TlvParser:
             self._err(node, "proxy.v2.tlv.ssl_too_short", i, 3 + ln,
                       f"SSL TLV is {ln} bytes, shorter than its 5-byte client+verify part")
             if v:
-                node.add(Field("proxy.v2.tlv.value", f"Value: {v.hex()}", at, ln, v))
+                node.add(item("proxy.v2.tlv.value", v.hex(), at, ln, v))
             return v, []
         client = v[0]
         verify = struct.unpack_from("!I", v, 1)[0]
-        cf = node.add(Field("proxy.v2.tlv.ssl.client", f"Client: 0x{client:02x}", at, 1, client))
-        for bit, fname, what in ((PP2_CLIENT_SSL, "ssl", "Client connected over SSL/TLS"),
-                                 (PP2_CLIENT_CERT_CONN, "cert_conn", "Certificate on this connection"),
-                                 (PP2_CLIENT_CERT_SESS, "cert_sess", "Certificate in this session")):
+        cf = node.add(item("proxy.v2.tlv.ssl.client", f"0x{client:02x}", at, 1, client))
+        for bit, fname in ((PP2_CLIENT_SSL, "ssl"), (PP2_CLIENT_CERT_CONN, "cert_conn"),
+                           (PP2_CLIENT_CERT_SESS, "cert_sess")):
             on = bool(client & bit)
-            cf.add(Field(f"proxy.v2.tlv.ssl.client.{fname}", f"{what}: {on}", at, 1, on))
+            cf.add(item(f"proxy.v2.tlv.ssl.client.{fname}", on, at, 1, on))
         if client & ~0x07:
             self._err(cf, "proxy.v2.tlv.ssl_client_bits", i + 3, 1,
                       f"SSL client field 0x{client:02x} sets undefined bits 0x{client & ~0x07:02x}")
-        node.add(Field("proxy.v2.tlv.ssl.verify",
-                       f"Verify: {verify}" + (" (certificate verified)" if verify == 0 else
-                                              " (not verified)"), at + 1, 4, verify))
+        node.add(item("proxy.v2.tlv.ssl.verify", f"{verify}" + (" (certificate verified)"
+                      if verify == 0 else " (not verified)"), at + 1, 4, verify))
         value = {"client": client, "verify": verify, "ssl": bool(client & PP2_CLIENT_SSL),
                  "cert_conn": bool(client & PP2_CLIENT_CERT_CONN),
                  "cert_sess": bool(client & PP2_CLIENT_CERT_SESS)}
@@ -223,8 +211,8 @@ class TlvParser:
         hdr = self.hdr
         while j < end:
             if end - j < 3:
-                sub = node.add(Field("proxy.v2.unknown", f"Orphan bytes: {hdr[j:end].hex()}",
-                                     base + j, end - j, hdr[j:end]))
+                sub = node.add(item("proxy.v2.unknown", hdr[j:end].hex(), base + j, end - j,
+                                    hdr[j:end], alt="Orphan bytes"))
                 self._err(sub, "proxy.v2.tlv.ssl_orphan", j, end - j,
                           f"{end - j} byte(s) at the end of the SSL TLV are too short for a "
                           "sub-TLV header")
@@ -232,11 +220,12 @@ class TlvParser:
             st = hdr[j]
             sl = (hdr[j + 1] << 8) | hdr[j + 2]
             known = SSL_SUBTYPES.get(st)
-            sname, slabel, is_text = known or ("ssl.unknown", f"Unknown sub-TLV 0x{st:02x}", False)
-            sub = node.add(Field("proxy.v2.tlv", f"SSL sub-TLV: {slabel}", base + j,
-                                 min(3 + sl, end - j)))
-            sub.add(Field("proxy.v2.tlv.type", f"Type: {slabel} (0x{st:02x})", base + j, 1, st))
-            sub.add(Field("proxy.v2.tlv.length", f"Length: {sl}", base + j + 1, 2, sl))
+            unknown = HF["proxy.v2.tlv.value"].also[0]  # "Unknown sub-TLV"
+            sname, slabel, is_text = known or ("ssl.unknown", f"{unknown} 0x{st:02x}", False)
+            sub = node.add(subtree("proxy.v2.tlv", base + j, min(3 + sl, end - j),
+                                   alt="SSL sub-TLV", more=f": {slabel}"))
+            sub.add(item("proxy.v2.tlv.type", f"{slabel} (0x{st:02x})", base + j, 1, st))
+            sub.add(item("proxy.v2.tlv.length", sl, base + j + 1, 2, sl))
             if j + 3 + sl > end:
                 self._err(sub, "proxy.v2.tlv.ssl_sub_overrun", j, end - j,
                           f"SSL sub-TLV 0x{st:02x} length {sl} runs past the end of the SSL TLV "
@@ -245,8 +234,11 @@ class TlvParser:
             sv: Any = hdr[j + 3 : j + 3 + sl]
             if is_text:
                 sv = self._text(sub, sv, base + j + 3, slabel)
-            fname = "proxy.v2.tlv." + sname if known else "proxy.v2.tlv.value"
-            sub.add(Field(fname, f"{slabel}: {_shown(sv)}", base + j + 3, sl, sv))
+            if known:
+                sub.add(item("proxy.v2.tlv." + sname, _shown(sv), base + j + 3, sl, sv))
+            else:
+                sub.add(subtree("proxy.v2.tlv.value", base + j + 3, sl, sv, alt=unknown,
+                                more=f" 0x{st:02x}: {_shown(sv)}"))
             if known:
                 sub.label += f": {_shown(sv)}" if is_text else f" ({sl} bytes)"
             else:
@@ -268,44 +260,39 @@ class TlvParser:
             self._vendor_bad(node, i, ln, "AWS TLV 0xEA is empty (needs a subtype byte)")
             return "custom", v, ""
         sub = v[0]
-        node.add(Field("proxy.v2.tlv.aws.subtype", f"AWS subtype: 0x{sub:02x}", at, 1, sub))
+        node.add(item("proxy.v2.tlv.aws.subtype", f"0x{sub:02x}", at, 1, sub))
         if sub == 0x01:
             vid = self._text(node, v[1:], at + 1, "AWS VPC endpoint id")
-            node.add(Field("proxy.v2.tlv.aws.vpce_id", f"VPC endpoint id: {_shown(vid)}", at + 1,
-                           ln - 1, vid))
+            node.add(item("proxy.v2.tlv.aws.vpce_id", _shown(vid), at + 1, ln - 1, vid))
             return "aws.vpce_id", vid, _shown(vid)
-        node.add(Field("proxy.v2.tlv.custom", f"Value: {_shown(v[1:])}", at + 1, ln - 1, v[1:]))
+        node.add(item("proxy.v2.tlv.custom", _shown(v[1:]), at + 1, ln - 1, v[1:]))
         return "custom", v, f"subtype 0x{sub:02x}"
 
     def _azure(self, v: bytes, i: int, ln: int, node: Field) -> tuple[str, Any, str]:
         at = self.base + i + 3
         if ln == 5 and v[0] == 0x01:
-            node.add(Field("proxy.v2.tlv.azure.subtype", "Azure subtype: 0x01", at, 1, 1))
+            node.add(item("proxy.v2.tlv.azure.subtype", "0x01", at, 1, 1))
             link = struct.unpack_from("<I", v, 1)[0]
-            node.add(Field("proxy.v2.tlv.azure.link_id", f"Private Link id: {link}", at + 1, 4,
-                           link))
+            node.add(item("proxy.v2.tlv.azure.link_id", link, at + 1, 4, link))
             return "azure.link_id", link, str(link)
         if ln >= 1:
-            node.add(Field("proxy.v2.tlv.azure.subtype", f"Azure subtype: 0x{v[0]:02x}", at, 1,
-                           v[0]))
+            node.add(item("proxy.v2.tlv.azure.subtype", f"0x{v[0]:02x}", at, 1, v[0]))
         if ln >= 1 and v[0] != 0x01:
-            node.add(Field("proxy.v2.tlv.custom", f"Value: {_shown(v[1:])}", at + 1, ln - 1,
-                           v[1:]))
+            node.add(item("proxy.v2.tlv.custom", _shown(v[1:]), at + 1, ln - 1, v[1:]))
             return "custom", v, f"subtype 0x{v[0]:02x}"
         self._vendor_bad(node, i, ln, f"Azure TLV 0xEE subtype 0x01 needs 5 bytes "
                          f"(subtype + 32-bit link id), this one has {ln}")
         if ln > 1:
-            node.add(Field("proxy.v2.tlv.custom", f"Value: {_shown(v[1:])}", at + 1, ln - 1,
-                           v[1:]))
+            node.add(item("proxy.v2.tlv.custom", _shown(v[1:]), at + 1, ln - 1, v[1:]))
         return "custom", v, ""
 
     def _gcp(self, v: bytes, i: int, ln: int, node: Field) -> tuple[str, Any, str]:
         at = self.base + i + 3
         if ln == 8:
             psc = struct.unpack("!Q", v)[0]
-            node.add(Field("proxy.v2.tlv.gcp.psc_id", f"PSC connection id: {psc}", at, 8, psc))
+            node.add(item("proxy.v2.tlv.gcp.psc_id", psc, at, 8, psc))
             return "gcp.psc_id", psc, str(psc)
         self._vendor_bad(node, i, ln, f"TLV 0xE0 is {ln} bytes; Google Cloud's PSC connection "
                          "id is 8 (read as a custom TLV)")
-        node.add(Field("proxy.v2.tlv.custom", f"Value: {_shown(v)}", at, ln, v))
+        node.add(item("proxy.v2.tlv.custom", _shown(v), at, ln, v))
         return "custom", v, _shown(v)

@@ -13,6 +13,7 @@ import socket
 from pcapip.dissect.addr import ip_value, ipv6_text
 from pcapip.dissect.codes import expert
 from pcapip.dissect.fields import Expert, Field, escape_text
+from pcapip.dissect.hf import HF, item, subtree
 from pcapip.dissect.proxy_model import ParseState, ProxyHeader, ProxyParse
 
 MAGIC = b"PROXY"
@@ -192,9 +193,9 @@ def parse_v1(data: bytes, base: int, final: bool) -> ProxyParse:
     complete = end != -1
     stop = end if complete else (min(n, cr if cr != -1 else n, lf if lf != -1 else n))
     line = data[:stop].decode("latin-1")
-    root = Field("proxy", "PROXY Protocol", base, (end + 2) if complete else stop)
-    root.add(Field("proxy.version", "Version: 1", base, 0, 1, generated=True))
-    root.add(Field("proxy.v1.magic", "PROXY v1 magic", base, 5))
+    root = subtree("proxy", base, (end + 2) if complete else stop)
+    root.add(item("proxy.version", 1, base, 0, 1, generated=True))
+    root.add(subtree("proxy.v1.magic", base, 5))
     header = ProxyHeader(version=1, command="PROXY", family="", transport="STREAM")
     experts: list[Expert] = []
     try:
@@ -251,22 +252,21 @@ def _parse_line(line: str, base: int, root: Field, h: ProxyHeader, experts: list
     if proto not in PROTOCOLS:
         raise _fail("proxy.v1.bad_protocol", base + poff, len(proto),
                     f"protocol {proto!r} is not TCP4, TCP6 or UNKNOWN")
-    root.add(Field("proxy.v1.proto", f"Protocol: {proto}", base + poff, len(proto), proto))
+    root.add(item("proxy.v1.proto", proto, base + poff, len(proto), proto))
     h.family = proto
     if proto == "UNKNOWN":
         h.transport = "UNSPEC"
         rest_off = poff + len(proto)
         rest = line[rest_off:]
         if rest:
-            root.add(Field("proxy.v1.unknown", f"Unknown data: {escape_text(rest)}", base + rest_off,
-                           len(rest), rest))
+            root.add(item("proxy.v1.unknown", escape_text(rest), base + rest_off, len(rest), rest))
         if not partial:
             experts.append(expert("proxy.v1.unknown", base + poff, len(proto)))
         return
     v6 = proto == "TCP6"
-    labels = ("Source Address", "Destination Address", "Source Port", "Destination Port")
     afield = "ipv6" if v6 else "ipv4"
     names = (f"proxy.src.{afield}", f"proxy.dst.{afield}", "proxy.srcport", "proxy.dstport")
+    labels = tuple(HF[name].label for name in names)
     values: list[object] = []
     for k in range(4):
         idx = k + 1
@@ -297,13 +297,13 @@ def _parse_line(line: str, base: int, root: Field, h: ProxyHeader, experts: list
             raw = socket.inet_pton(socket.AF_INET6 if v6 else socket.AF_INET, tok)
             value = ip_value(raw)
             text = str(value) if not v6 else ipv6_text(raw)
-            root.add(Field(names[k], f"{labels[k]}: {text}", base + off, len(tok), value))
+            root.add(item(names[k], text, base + off, len(tok), value))
             values.append(text)
         else:
             port = _check_port(tok, base + off, what, is_last)
             if is_last:
                 return
-            root.add(Field(names[k], f"{labels[k]}: {port}", base + off, len(tok), port))
+            root.add(item(names[k], port, base + off, len(tok), port))
             values.append(port)
         if k == 0:
             h.src_addr = values[0]  # type: ignore[assignment]

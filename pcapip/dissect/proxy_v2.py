@@ -15,25 +15,16 @@ import google_crc32c
 from pcapip.dissect.addr import ip_value, ipv4_text, ipv6_text
 from pcapip.dissect.codes import expert
 from pcapip.dissect.fields import Expert, Field, Severity
+from pcapip.dissect.hf import item, subtree, vals
+from pcapip.dissect.hf_proxy import COMMANDS, FAMILY_PROTOCOLS, TRANSPORTS
 from pcapip.dissect.proxy_model import ParseState, ProxyHeader, ProxyParse
 from pcapip.dissect.proxy_tlv import TlvParser
 
 SIGNATURE = b"\r\n\r\n\x00\r\nQUIT\n"
 FIXED = 16
 FAMILIES = {0: "UNSPEC", 1: "INET", 2: "INET6", 3: "UNIX"}
-TRANSPORTS = {0: "UNSPEC", 1: "STREAM", 2: "DGRAM"}
-FAMILY_LABELS = {0: "AF_UNSPEC", 1: "AF_INET", 2: "AF_INET6", 3: "AF_UNIX"}
 ADDR_SIZES = {0: 0, 1: 12, 2: 36, 3: 216}
-VALID_FAM = {
-    0x00: "UNSPEC",
-    0x11: "TCP over IPv4",
-    0x12: "UDP over IPv4",
-    0x21: "TCP over IPv6",
-    0x22: "UDP over IPv6",
-    0x31: "UNIX stream",
-    0x32: "UNIX datagram",
-}
-COMMANDS = {0: "LOCAL", 1: "PROXY"}
+VALID_FAM = FAMILY_PROTOCOLS  # the seven valid family/transport bytes (hf_proxy's value strings)
 UNIX_LEN = 108
 
 
@@ -46,20 +37,19 @@ def parse_v2(data: bytes, base: int, final: bool) -> ProxyParse:
     """Parse ``data`` that starts with the 12-byte signature and has at least 13 bytes."""
     n = len(data)
     experts: list[Expert] = []
-    root = Field("proxy", "PROXY Protocol", base, min(n, FIXED))
-    root.add(Field("proxy.v2.magic", f"Magic: {SIGNATURE.hex()}", base, 12, SIGNATURE))
+    root = subtree("proxy", base, min(n, FIXED))
+    root.add(item("proxy.v2.magic", SIGNATURE.hex(), base, 12, SIGNATURE))
     vc = data[12]
     ver, cmd = vc >> 4, vc & 0x0F
-    root.add(Field("proxy.v2.version", f"{ver:04b} .... = Version: {ver}", base + 12, 1, ver))
+    root.add(item("proxy.v2.version", ver, base + 12, 1, ver, bits=ver))
     if ver != 2:
         _add_err(root, experts, expert("proxy.v2.bad_version", base + 12, 1,
                                        f"version nibble is {ver}; after the v2 signature it must "
                                        "be 2"))
         return ProxyParse(ParseState.MALFORMED, tree=root, experts=experts)
     cmd_name = COMMANDS.get(cmd, f"unassigned ({cmd})")
-    root.add(Field("proxy.v2.cmd", f".... {cmd:04b} = Command: {cmd_name} ({cmd})", base + 12, 1,
-                   cmd))
-    root.add(Field("proxy.version", "Version: 2", base + 12, 1, 2, generated=True))
+    root.add(item("proxy.v2.cmd", f"{cmd_name} ({cmd})", base + 12, 1, cmd, bits=cmd))
+    root.add(item("proxy.version", 2, base + 12, 1, 2, generated=True))
     if cmd not in COMMANDS:
         _add_err(root, experts, expert("proxy.v2.bad_command", base + 12, 1,
                                        f"command {cmd} is neither LOCAL (0) nor PROXY (1): "
@@ -69,15 +59,14 @@ def parse_v2(data: bytes, base: int, final: bool) -> ProxyParse:
     if n >= 14:
         fam = data[13]
         hi, lo = fam >> 4, fam & 0x0F
-        ff = root.add(Field("proxy.v2.addr_family_protocol",
-                            f"Address Family Protocol: {VALID_FAM.get(fam, 'invalid')} (0x{fam:02x})",
-                            base + 13, 1, fam))
-        ff.add(Field("proxy.v2.addr_family",
-                     f"{hi:04b} .... = Address Family: {FAMILY_LABELS.get(hi, 'invalid')} (0x{hi:x})",
-                     base + 13, 1, hi))
-        ff.add(Field("proxy.v2.protocol",
-                     f".... {lo:04b} = Protocol: {TRANSPORTS.get(lo, 'invalid')} (0x{lo:x})",
-                     base + 13, 1, lo))
+        ff = root.add(item("proxy.v2.addr_family_protocol",
+                           f"{vals('proxy.v2.addr_family_protocol', fam, 'invalid')} (0x{fam:02x})",
+                           base + 13, 1, fam))
+        ff.add(item("proxy.v2.addr_family",
+                    f"{vals('proxy.v2.addr_family', hi, 'invalid')} (0x{hi:x})", base + 13, 1,
+                    hi, bits=hi))
+        ff.add(item("proxy.v2.protocol", f"{vals('proxy.v2.protocol', lo, 'invalid')} (0x{lo:x})",
+                    base + 13, 1, lo, bits=lo))
         if hi not in FAMILIES:
             _add_err(ff, experts, expert("proxy.v2.bad_family", base + 13, 1,
                                          f"address family {hi} is not UNSPEC, INET, INET6 or UNIX"))
@@ -96,7 +85,7 @@ def parse_v2(data: bytes, base: int, final: bool) -> ProxyParse:
         return _early(root, experts, header, n, FIXED - n, base, final, None)
     ln = struct.unpack_from("!H", data, 14)[0]
     total = FIXED + ln
-    root.add(Field("proxy.v2.length", f"Length: {ln}", base + 14, 2, ln))
+    root.add(item("proxy.v2.length", ln, base + 14, 2, ln))
     header.length = total
     if n < total:
         return _early(root, experts, header, n, total - n, base, final, total)
@@ -106,8 +95,8 @@ def parse_v2(data: bytes, base: int, final: bool) -> ProxyParse:
     tlv_start = FIXED
     if not fam_ok:
         if ln:
-            root.add(Field("proxy.v2.unknown", f"Unparsed ({ln} bytes)", base + FIXED, ln,
-                           hdr[FIXED:]))
+            root.add(subtree("proxy.v2.unknown", base + FIXED, ln, hdr[FIXED:],
+                             more=f" ({ln} bytes)"))
         tlv_start = total  # nothing parseable behind an invalid family byte
     elif ln < size:
         if cmd == 1:
@@ -119,8 +108,8 @@ def parse_v2(data: bytes, base: int, final: bool) -> ProxyParse:
                                            f"LOCAL header of length {ln} is shorter than the "
                                            f"{size}-byte address block of {VALID_FAM[data[13]]}"))
         if ln:
-            root.add(Field("proxy.v2.unknown", f"Unparsed ({ln} bytes)", base + FIXED, ln,
-                           hdr[FIXED:]))
+            root.add(subtree("proxy.v2.unknown", base + FIXED, ln, hdr[FIXED:],
+                             more=f" ({ln} bytes)"))
         tlv_start = total
     else:
         _addresses(hdr, hi, base, root, header, experts)
@@ -172,33 +161,28 @@ def _addresses(hdr: bytes, hi: int, base: int, root: Field, h: ProxyHeader,
         src, dst = hdr[a : a + 4], hdr[a + 4 : a + 8]
         sp, dp = struct.unpack_from("!HH", hdr, a + 8)
         h.src_addr, h.dst_addr = ipv4_text(src), ipv4_text(dst)
-        root.add(Field("proxy.src.ipv4", f"Source Address: {h.src_addr}", base + a, 4,
-                       ip_value(src)))
-        root.add(Field("proxy.dst.ipv4", f"Destination Address: {h.dst_addr}", base + a + 4, 4,
-                       ip_value(dst)))
-        root.add(Field("proxy.srcport", f"Source Port: {sp}", base + a + 8, 2, sp))
-        root.add(Field("proxy.dstport", f"Destination Port: {dp}", base + a + 10, 2, dp))
+        root.add(item("proxy.src.ipv4", h.src_addr, base + a, 4, ip_value(src)))
+        root.add(item("proxy.dst.ipv4", h.dst_addr, base + a + 4, 4, ip_value(dst)))
+        root.add(item("proxy.srcport", sp, base + a + 8, 2, sp))
+        root.add(item("proxy.dstport", dp, base + a + 10, 2, dp))
         h.src_port, h.dst_port = sp, dp
     elif hi == 2:
         src, dst = hdr[a : a + 16], hdr[a + 16 : a + 32]
         sp, dp = struct.unpack_from("!HH", hdr, a + 32)
         h.src_addr, h.dst_addr = ipv6_text(src), ipv6_text(dst)
-        root.add(Field("proxy.src.ipv6", f"Source Address: {h.src_addr}", base + a, 16,
-                       ip_value(src)))
-        root.add(Field("proxy.dst.ipv6", f"Destination Address: {h.dst_addr}", base + a + 16, 16,
-                       ip_value(dst)))
-        root.add(Field("proxy.srcport", f"Source Port: {sp}", base + a + 32, 2, sp))
-        root.add(Field("proxy.dstport", f"Destination Port: {dp}", base + a + 34, 2, dp))
+        root.add(item("proxy.src.ipv6", h.src_addr, base + a, 16, ip_value(src)))
+        root.add(item("proxy.dst.ipv6", h.dst_addr, base + a + 16, 16, ip_value(dst)))
+        root.add(item("proxy.srcport", sp, base + a + 32, 2, sp))
+        root.add(item("proxy.dstport", dp, base + a + 34, 2, dp))
         h.src_port, h.dst_port = sp, dp
     elif hi == 3:
         paths = []
-        for k, (fname, what) in enumerate((("proxy.v2.src.unix", "Source Address"),
-                                           ("proxy.v2.dst.unix", "Destination Address"))):
+        for k, fname in enumerate(("proxy.v2.src.unix", "proxy.v2.dst.unix")):
             off = a + k * UNIX_LEN
             raw = hdr[off : off + UNIX_LEN]
             path = _unix_path(raw, base + off, root, experts)
             paths.append(path)
-            root.add(Field(fname, f"{what}: {path}", base + off, UNIX_LEN, path))
+            root.add(item(fname, path, base + off, UNIX_LEN, path))
         h.src_addr, h.dst_addr = paths
     # family 0 (UNSPEC): no address block
 
@@ -231,10 +215,10 @@ def _check_crc(hdr: bytes, tlvp: TlvParser, base: int, root: Field, h: ProxyHead
     h.crc32c = "ok" if ok else "bad"
     crc_node = next(f for f in root.walk() if f.name == "proxy.v2.tlv.crc32c"
                     and f.offset == base + voff)
-    crc_node.add(Field("proxy.v2.tlv.crc32c.status", f"CRC32C status: {'Good' if ok else 'Bad'}",
-                       base + voff, 4, h.crc32c, generated=True))
-    crc_node.add(Field("proxy.v2.tlv.crc32c.computed", f"Computed CRC32C: 0x{computed:08x}",
-                       base + voff, 4, computed, generated=True))
+    crc_node.add(item("proxy.v2.tlv.crc32c.status", "Good" if ok else "Bad", base + voff, 4,
+                      h.crc32c, generated=True))
+    crc_node.add(item("proxy.v2.tlv.crc32c.computed", f"0x{computed:08x}", base + voff, 4,
+                      computed, generated=True))
     if not ok:
         _add_err(crc_node, experts,
                  expert("proxy.v2.tlv.crc32c_mismatch", base + voff, 4,

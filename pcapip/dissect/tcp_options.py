@@ -16,7 +16,8 @@ from dataclasses import dataclass, field
 from pcapip.dissect.addr import ip_value, ipv4_text, ipv6_text, is_v4_mapped
 from pcapip.dissect.codes import expert
 from pcapip.dissect.fields import Expert, Field, Severity
-from pcapip.dissect.hf import HF
+from pcapip.dissect.hf import HF, item, subtree
+from pcapip.dissect.hf_layers import EXPERIMENT_IDS, TCP_OPTIONS
 from pcapip.dissect.toa_registry import (
     DEFAULT_REGISTRY,
     EXPERIMENTAL_KINDS,
@@ -34,53 +35,17 @@ from pcapip.dissect.toa_registry import (
 )
 
 EOL, NOP = 0, 1
-# Registered RFC 6994 experiment ids (IANA "TCP/UDP Experimental Option Experiment Identifiers";
-# the names Wireshark 4.0 gives them). SMC-R's id is 32 bits as IANA lists it (Wireshark reads
-# its first 16 bits, 0xE2D4). A 253/254 option with any id, listed or not, is not a TOA unless
-# its length is a TOA variant's (ToaRegistry.claims); the list only names it.
-KNOWN_EXIDS16 = {
-    0x00AC: "TCP ACK Rate Request",
-    0x0348: "Host ID",
-    0x0A0D: "Autonomous System Compensation",
-    0x0CA0: "Capability Option",
-    0x0ED0: "Extended Data Offset",
-    0x454E: "Encryption Negotiation (TCP-ENO)",
-    0x5323: "Service Number",
-    0x75EC: "Timestamp Interval",
-    0xACC0: "Accurate ECN - Order 0",
-    0xACC1: "Accurate ECN - Order 1",
-    0xACCE: "Accurate ECN",
-    0xF989: "TCP Fast Open (RFC 7413)",
-    0xF990: "Low Latency",
-}
-KNOWN_EXIDS32 = {0xE2D4C3D9: "SMC-R (RFC 7609)"}
+# Registered RFC 6994 experiment ids: the value strings of tcp.options.experimental.exid
+# (pcapip.dissect.hf_layers), 16-bit and 32-bit. A 253/254 option with any id, listed or not,
+# is not a TOA unless its length is a TOA variant's (ToaRegistry.claims); the list only names it.
+KNOWN_EXIDS16 = {k: v for k, v in EXPERIMENT_IDS.items() if k <= 0xFFFF}
+KNOWN_EXIDS32 = {k: v for k, v in EXPERIMENT_IDS.items() if k > 0xFFFF}
 # AccECN option counters (24-bit each) in the order each experiment id sends them
 _ACCECN_ORDER = {
     0xACC0: ("ee0b", "eceb", "ee1b"),
     0xACC1: ("ee1b", "eceb", "ee0b"),
 }
-_ACCECN_LABEL = {
-    "ee0b": "Accurate ECN Echo ECT(0) Byte Counter",
-    "eceb": "Accurate ECN Echo CE Byte Counter",
-    "ee1b": "Accurate ECN Echo ECT(1) Byte Counter",
-}
-
-_OPTION_NAMES: dict[int, tuple[str, str]] = {
-    0: ("eol", "End of Option List (EOL)"),
-    1: ("nop", "No-Operation (NOP)"),
-    2: ("mss", "Maximum segment size"),
-    3: ("wscale", "Window scale"),
-    4: ("sack_perm", "SACK permitted"),
-    5: ("sack", "SACK"),
-    8: ("timestamp", "Timestamps"),
-    19: ("md5", "TCP MD5 signature"),
-    28: ("user_to", "User Timeout"),
-    29: ("ao", "TCP AO"),
-    30: ("mptcp", "Multipath TCP"),
-    34: ("tfo", "TCP Fast Open"),
-    253: ("experimental", "RFC3692-style Experiment 1"),
-    254: ("experimental", "RFC3692-style Experiment 2"),
-}
+_OPTION_NAMES = TCP_OPTIONS  # kind -> (name under tcp.options., label): the registrations'
 
 
 @dataclass
@@ -141,11 +106,11 @@ def _exid_of(body: bytes) -> tuple[int | None, str | None]:
 
 def _hf(name: str, value: int | str | bytes, offset: int, length: int | None = None,
         shown: str = "", *, generated: bool = False) -> Field:
-    """A field labelled from its registration (``pcapip.dissect.hf``): ``Label: value``
-    (bytes as hex, spanning their own length unless told)."""
+    """A registered field's item ``Label: value`` (bytes as hex, spanning their own length
+    unless told)."""
     text = shown or (value.hex() if isinstance(value, bytes) else str(value))
     size = len(value) if length is None and isinstance(value, bytes) else length or 0
-    return Field(name, f"{HF[name].label}: {text}", offset, size, value, generated=generated)
+    return item(name, text, offset, size, value, generated=generated)
 
 
 class _Body:
@@ -154,12 +119,12 @@ class _Body:
     def __init__(self, opt: ToaOption, node: Field, body: bytes, at: int) -> None:
         self.opt, self.node, self.body, self.at = opt, node, body, at  # at: abs offset of body
 
-    def port(self, rel: int, name: str, what: str = "") -> int:
+    def port(self, rel: int, name: str, alt: str = "") -> int:
         v = struct.unpack_from("!H", self.body, rel)[0]
-        self.node.add(Field(name, f"{what or HF[name].label}: {v}", self.at + rel, 2, v))
+        self.node.add(item(name, v, self.at + rel, 2, v, alt=alt))
         return v
 
-    def addr(self, rel: int, size: int, name: str, what: str = "") -> str:
+    def addr(self, rel: int, size: int, name: str, alt: str = "") -> str:
         # IPv6 forms get their own field (toa.addr6, toa.vip6), as in Wireshark (ip.addr vs
         # ipv6.addr), so a display filter compares like with like.
         if size == 16:
@@ -167,17 +132,15 @@ class _Body:
         raw = self.body[rel : rel + size]
         text = _ip_text(raw)
         shown = text if not is_v4_mapped(raw) else f"{text} (IPv4-mapped: {ipv4_text(raw[12:])})"
-        what = what or HF[name].label
-        self.node.add(Field(name, f"{what}: {shown}", self.at + rel, size, ip_value(raw)))
+        self.node.add(item(name, shown, self.at + rel, size, ip_value(raw), alt=alt))
         return text
 
     def raw(self, rel: int, size: int, name: str) -> None:
         self.node.add(_hf(name, self.body[rel : rel + size], self.at + rel, size))
 
-    def num(self, rel: int, size: int, name: str, what: str = "") -> int:
+    def num(self, rel: int, size: int, name: str, alt: str = "") -> int:
         v = int.from_bytes(self.body[rel : rel + size], "big")
-        what = what or HF[name].label
-        self.node.add(Field(name, f"{what}: {v} (0x{v:0{size * 2}x})", self.at + rel, size, v))
+        self.node.add(item(name, f"{v} (0x{v:0{size * 2}x})", self.at + rel, size, v, alt=alt))
         return v
 
 
@@ -194,8 +157,8 @@ def decode_body(opt: ToaOption, node: Field, body: bytes, at: int) -> None:
         opt.client_port = b.port(0, "toa.port")
         opt.client_ip = b.addr(2, 4, "toa.addr")
         b.raw(6, 2, "toa.pad")
-        opt.vip_port = b.port(8, "toa.vip_port", "Destination (VIP) port")
-        opt.vip_ip = b.addr(10, 4, "toa.vip", "Destination (VIP) address")
+        opt.vip_port = b.port(8, "toa.vip_port", alt="Destination (VIP) port")
+        opt.vip_ip = b.addr(10, 4, "toa.vip", alt="Destination (VIP) address")
     elif lay == L_VIP_V4:
         opt.vip_port = b.port(0, "toa.vip_port")
         opt.vip_ip = b.addr(2, 4, "toa.vip")
@@ -209,7 +172,7 @@ def decode_body(opt: ToaOption, node: Field, body: bytes, at: int) -> None:
     elif lay == L_VPC_V6:
         opt.client_port = b.port(0, "toa.port")
         opt.client_ip = b.addr(2, 16, "toa.addr")
-        opt.vpc_id = b.num(18, 3, "toa.vpc_id", "VPC id (24 bits)")
+        opt.vpc_id = b.num(18, 3, "toa.vpc_id", alt="VPC id (24 bits)")
         opt.vip_ip = b.addr(21, 16, "toa.vip")
         b.raw(37, 1, "toa.pad")
     elif lay in (L_VER_V4, L_VER_V6):
@@ -229,15 +192,16 @@ def decode_body(opt: ToaOption, node: Field, body: bytes, at: int) -> None:
 
 
 def _toa_label(opt: ToaOption) -> str:
+    toa = HF["toa"].label
     if opt.variant is None:
-        return f"TCP Option - TOA? (kind {opt.kind}, length {opt.length}): unknown layout"
+        return f"{toa}? (kind {opt.kind}, length {opt.length}): unknown layout"
     who = ""
     if opt.client_ip is not None:
         who = opt.client_ip if opt.client_port is None else _hostport(opt.client_ip, opt.client_port)
         who = f": client {who}"
     elif opt.vip_ip is not None:
         who = f": VIP {_hostport(opt.vip_ip, opt.vip_port)}"
-    return f"TCP Option - TOA {opt.variant.name} (kind {opt.kind}){who}"
+    return f"{toa} {opt.variant.name} (kind {opt.kind}){who}"
 
 
 def _hostport(ip: str, port: int | None) -> str:
@@ -249,56 +213,55 @@ def _hostport(ip: str, port: int | None) -> str:
 def _std_option(data: bytes, i: int, kind: int, length: int, base: int) -> Field:
     """Field subtree for an option that is not a TOA (Wireshark's names)."""
     short, label = _OPTION_NAMES.get(kind, ("unknown", "Unknown"))
-    node = Field(f"tcp.options.{short}", f"TCP Option - {label}", base + i, length)
-    node.add(Field("tcp.option_kind", f"Kind: {label} ({kind})", base + i, 1, kind))
+    node = subtree(f"tcp.options.{short}", base + i, length, alt=_kind_alt(kind))
+    node.add(item("tcp.option_kind", f"{label} ({kind})", base + i, 1, kind))
     if kind in (EOL, NOP):
         return node
-    node.add(Field("tcp.option_len", f"Length: {length}", base + i + 1, 1, length))
+    node.add(item("tcp.option_len", length, base + i + 1, 1, length))
     body = data[i + 2 : i + length]
     at = base + i + 2
     if kind == 2 and len(body) == 2:
         v = int.from_bytes(body, "big")
         node.label += f": {v} bytes"
-        node.add(Field("tcp.options.mss_val", f"MSS Value: {v}", at, 2, v))
+        node.add(item("tcp.options.mss_val", v, at, 2, v))
     elif kind == 3 and len(body) == 1:
         node.label += f": {body[0]} (multiply by {1 << min(body[0], 14)})"
-        node.add(Field("tcp.options.wscale.shift", f"Shift count: {body[0]}", at, 1, body[0]))
+        node.add(item("tcp.options.wscale.shift", body[0], at, 1, body[0]))
         mult = 1 << min(body[0], 14)
-        node.add(
-            Field("tcp.options.wscale.multiplier", f"Multiplier: {mult}", at, 1, mult,
-                  generated=True)
-        )
+        node.add(item("tcp.options.wscale.multiplier", mult, at, 1, mult, generated=True))
     elif kind == 5 and len(body) % 8 == 0:
         for j in range(0, len(body), 8):
             le, re = struct.unpack_from("!II", body, j)
-            node.add(Field("tcp.options.sack_le", f"TCP SACK Left Edge: {le}", at + j, 4, le))
-            node.add(Field("tcp.options.sack_re", f"TCP SACK Right Edge: {re}", at + j + 4, 4, re))
+            node.add(item("tcp.options.sack_le", le, at + j, 4, le))
+            node.add(item("tcp.options.sack_re", re, at + j + 4, 4, re))
     elif kind == 8 and len(body) == 8:
         tsval, tsecr = struct.unpack("!II", body)
         node.label += f": TSval {tsval}, TSecr {tsecr}"
-        node.add(Field("tcp.options.timestamp.tsval", f"Timestamp value: {tsval}", at, 4, tsval))
-        node.add(
-            Field("tcp.options.timestamp.tsecr", f"Timestamp echo reply: {tsecr}", at + 4, 4, tsecr)
-        )
+        node.add(item("tcp.options.timestamp.tsval", tsval, at, 4, tsval))
+        node.add(item("tcp.options.timestamp.tsecr", tsecr, at + 4, 4, tsecr))
     elif kind == KIND_UTO and len(body) == 2:
         raw = int.from_bytes(body, "big")
         g, val = bool(raw >> 15), raw & 0x7FFF
-        node.add(
-            Field("tcp.options.user_to_granularity",
-                  f"Granularity: {'minutes' if g else 'seconds'}", at, 2, g)
-        )
-        node.add(Field("tcp.options.user_to_val", f"User Timeout: {val}", at, 2, val))
+        node.add(item("tcp.options.user_to_granularity", "minutes" if g else "seconds", at, 2, g))
+        node.add(item("tcp.options.user_to_val", val, at, 2, val))
     elif kind in EXPERIMENTAL_KINDS and len(body) >= 2:
         _experiment(node, body, at)
     elif kind == 34:
-        if body:
-            node.add(Field("tcp.options.tfo.cookie", f"Fast Open Cookie: {body.hex()}", at,
-                           len(body), body))
-        else:
-            node.add(Field("tcp.options.tfo.request", "Fast Open Cookie Request", at, 0, True))
+        node.add(_tfo(body, at))
     elif body:
-        node.add(Field("tcp.options.unknown.payload", f"Payload: {body.hex()}", at, len(body), body))
+        node.add(item("tcp.options.unknown.payload", body.hex(), at, len(body), body))
     return node
+
+
+def _kind_alt(kind: int) -> str:
+    """A 253/254 node's wording until its experiment id names it (``_experiment``)."""
+    return f"TCP Option - {_OPTION_NAMES[kind][1]}" if kind in EXPERIMENTAL_KINDS else ""
+
+
+def _tfo(cookie: bytes, at: int) -> Field:
+    if cookie:
+        return item("tcp.options.tfo.cookie", cookie.hex(), at, len(cookie), cookie)
+    return subtree("tcp.options.tfo.request", at, 0, True)
 
 
 def _experiment(node: Field, body: bytes, at: int) -> None:
@@ -307,27 +270,20 @@ def _experiment(node: Field, body: bytes, at: int) -> None:
     size = 4 if exid is not None and exid > 0xFFFF else 2
     if exid is None:
         exid = int.from_bytes(body[:2], "big")
-    node.label = f"TCP Option - Experimental: {what or 'Unknown'}"
+    node.label = f"{HF[node.name].label}: {what or 'Unknown'}"
     shown = f"0x{exid:0{size * 2}x}" + (f" ({what})" if what else "")
-    node.add(Field("tcp.options.experimental.exid", f"Experiment Identifier: {shown}", at, size,
-                   exid))
+    node.add(item("tcp.options.experimental.exid", shown, at, size, exid))
     rest, rat = body[size:], at + size
     order = _ACCECN_ORDER.get(exid)
     if exid == 0xF989:
-        node.label = "TCP Option - TCP Fast Open"
-        if rest:
-            node.add(Field("tcp.options.tfo.cookie", f"Fast Open Cookie: {rest.hex()}",
-                           rat, len(rest), rest))
-        else:
-            node.add(Field("tcp.options.tfo.request", "Fast Open Cookie Request", rat, 0, True))
+        node.label = HF["tcp.options.tfo"].label
+        node.add(_tfo(rest, rat))
     elif order is not None and len(rest) % 3 == 0 and len(rest) <= 9:
         for j, name in enumerate(order[: len(rest) // 3]):
             v = int.from_bytes(rest[3 * j : 3 * j + 3], "big")
-            node.add(Field(f"tcp.options.acc_ecn.{name}", f"{_ACCECN_LABEL[name]}: {v}",
-                           rat + 3 * j, 3, v))
+            node.add(item(f"tcp.options.acc_ecn.{name}", v, rat + 3 * j, 3, v))
     elif rest:
-        node.add(Field("tcp.options.experimental.data", f"Data: {rest.hex()}", rat,
-                       len(rest), rest))
+        node.add(item("tcp.options.experimental.data", rest.hex(), rat, len(rest), rest))
 
 
 def _classify(
@@ -343,7 +299,7 @@ def _classify(
     if kind in EXPERIMENTAL_KINDS:
         exid, exp_name = _exid_of(body)
     opt = ToaOption(kind, length, base + i, variant)
-    node = Field("toa", "", base + i, length)
+    node = subtree("toa", base + i, length)
     node.experts = opt.experts  # one list: the tree shows exactly the option's experts
     opt.tree = node
     node.add(_hf("toa.kind", kind, base + i, 1))
@@ -420,6 +376,17 @@ def _address_notes(opt: ToaOption, data: bytes, i: int, base: int, ip_version: i
         )
 
 
+def _broken(data: bytes, i: int, kind: int, length: int | None, base: int, why: str) -> Field:
+    """The node of an option the walk cannot step over: its kind, its length if any."""
+    name = f"tcp.options.{_OPTION_NAMES.get(kind, ('unknown', ''))[0]}"
+    node = subtree(name, base + i, len(data) - i, data[i:], alt="TCP Option - kind",
+                   more=f" {kind}{why}")
+    node.add(item("tcp.option_kind", kind, base + i, 1, kind))
+    if length is not None:
+        node.add(item("tcp.option_len", length, base + i + 1, 1, length))
+    return node
+
+
 def _scan_for_toa(data: bytes, start: int, registry: ToaRegistry) -> list[int]:
     """Offsets after ``start`` where a TOA (kind + an exact variant length) would fit."""
     found = []
@@ -460,8 +427,8 @@ def dissect_tcp_options(
     except Exception as exc:  # a dissector bug must not take the analysis down
         e = expert("dissect.internal_error", base_offset, len(data),
                    f"TCP option dissector failed: {type(exc).__name__}: {exc}")
-        root = Field("tcp.options", f"Options: ({len(data)} bytes)", base_offset, len(data), data,
-                     experts=[e])
+        root = item("tcp.options", f"({len(data)} bytes)", base_offset, len(data), data)
+        root.experts.append(e)
         return ToaResult([], None, None, None, None, [e], root)
 
 
@@ -469,7 +436,7 @@ def _dissect(data: bytes, base: int, registry: ToaRegistry, ip_version: int | No
              wire_length: int | None, build_tree: bool) -> ToaResult:
     n = len(data)
     wire = n if wire_length is None else max(n, wire_length)
-    root = Field("tcp.options", f"Options: ({n} bytes)", base, n, data)
+    root = item("tcp.options", f"({n} bytes)", base, n, data)
     toas: list[ToaOption] = []
     walk_experts: list[Expert] = []
     phase = "walk"  # "walk" -> "after_eol" (lenient continuation) ; a break ends the loop
@@ -485,7 +452,7 @@ def _dissect(data: bytes, base: int, registry: ToaRegistry, ip_version: int | No
                 rest = data[i + 1 :]
                 if rest and rest.count(0) == len(rest):
                     if build_tree:
-                        root.add(Field("tcp.options.padding", f"Padding: {len(rest)} bytes",
+                        root.add(item("tcp.options.padding", f"{len(rest)} bytes",
                                        base + i + 1, len(rest), rest))
                     break
                 if rest:
@@ -518,11 +485,7 @@ def _dissect(data: bytes, base: int, registry: ToaRegistry, ip_version: int | No
         if reason is not None and wire > n and (length is None or i + length <= wire):
             # the option is complete on the wire; the capture just ends inside it
             span = n - i
-            cut = Field(f"tcp.options.{_OPTION_NAMES.get(kind, ('unknown', ''))[0]}",
-                        f"TCP Option - kind {kind} (cut by the capture)", base + i, span, data[i:])
-            cut.add(Field("tcp.option_kind", f"Kind: {kind}", base + i, 1, kind))
-            if length is not None:
-                cut.add(Field("tcp.option_len", f"Length: {length}", base + i + 1, 1, length))
+            cut = _broken(data, i, kind, length, base, " (cut by the capture)")
             e = expert("frame.truncated", base + i, span,
                        f"option kind {kind} continues past the {n} captured option bytes "
                        f"(the header has {wire})")
@@ -537,11 +500,7 @@ def _dissect(data: bytes, base: int, registry: ToaRegistry, ip_version: int | No
             break
         if reason is not None:
             span = n - i
-            bad = Field(f"tcp.options.{_OPTION_NAMES.get(kind, ('unknown', ''))[0]}",
-                        f"TCP Option - kind {kind}, broken", base + i, span, data[i:])
-            bad.add(Field("tcp.option_kind", f"Kind: {kind}", base + i, 1, kind))
-            if length is not None:
-                bad.add(Field("tcp.option_len", f"Length: {length}", base + i + 1, 1, length))
+            bad = _broken(data, i, kind, length, base, ", broken")
             where = "the receiving walk aborts here" if phase == "walk" else "(after EOL)"
             e = expert("toa.walk_broken", base + i, span, f"{reason}: {where}")
             bad.experts.append(e)

@@ -8,6 +8,11 @@ contiguous row makes that round trip one ``tolist()`` and one assignment.
 
 Unknown values are -1 (an ISN, a frame number, the egress side); booleans
 are 0/1; 64-bit address halves are stored as their int64 bit patterns.
+
+Each field is declared once, here, with how it maps onto ``TcpFlow``
+(:data:`ATTRS`): ``pcapip.flows.rowflow`` generates the row <-> TcpFlow code
+from it, so a new fact is one line here plus its rule (in the kernel and the
+machine). The kernel reads the field numbers as plain int constants.
 """
 
 from __future__ import annotations
@@ -17,10 +22,18 @@ import zlib
 import numpy as np
 
 _names: list[str] = []
+_attrs: list[tuple[int, str, int | None, str]] = []
+
+# how a field holds a TcpFlow attribute: as is; -1 for None; 0/1 for False/True
+INT, OPT, BOOL = "int", "optional", "bool"
 
 
-def _f(name: str) -> int:
+def _f(name: str, kind: str | None = None, attr: str | None = None, item: int | None = None) -> int:
+    """Declare field ``name``; returns its column. With ``kind``, the field holds TcpFlow
+    attribute ``attr`` (default: ``name``), or item ``item`` of that attribute's pair."""
     _names.append(name)
+    if kind is not None:
+        _attrs.append((len(_names) - 1, attr or name, item, kind))
     return len(_names) - 1
 
 
@@ -40,27 +53,28 @@ F_BUFFERING = _f("buffering")  # 1: a stream start is being reassembled (Python 
 F_CLOSE_ORDER = _f("close_order")  # order in which flows were first closed (for the flow cap)
 F_HEADER = _f("header")  # a PROXY header read from the first segment: HDR_DICT / HDR_ROW
 # --- the facts the rules read and write; ROW_FIRST..ROW_END is what a TcpFlow round-trips
-F_CAPTURE = _f("capture")
+# (fields without a kind have a rule of their own in pcapip.flows.rowflow)
+F_CAPTURE = _f("capture", INT)
 ROW_FIRST = F_CAPTURE
-F_FIRST_FRAME = _f("first_frame")
-F_START = _f("start_ns")
-F_END = _f("end_ns")
-F_FIRST_SIDE = _f("first_side")
-F_PACKETS = _f("packets")
-F_BYTES = _f("bytes")
-F_EGRESS = _f("egress")
-F_EGRESS_BY = _f("egress_by")
-F_SYN_SEQ = _f("syn_seq")
-F_SYNACK = _f("synack_seen")
-F_ISN0 = _f("isn0")
-F_ISN1 = _f("isn1")
-F_HS = _f("hs")
-F_HS_FRAME = _f("hs_frame")
-F_HS_CAPTURE = _f("hs_capture")
-F_HS_OPT_LEN = _f("hs_opt_len")
-F_HS_TOA = _f("hs_toa")
-F_CLOSED = _f("closed")
-F_FIN_MASK = _f("fin_mask")
+F_FIRST_FRAME = _f("first_frame", INT)
+F_START = _f("start_ns", INT)
+F_END = _f("end_ns", INT)
+F_FIRST_SIDE = _f("first_side", INT)
+F_PACKETS = _f("packets", INT)
+F_BYTES = _f("bytes", INT)
+F_EGRESS = _f("egress", OPT)
+F_EGRESS_BY = _f("egress_by", INT)
+F_SYN_SEQ = _f("syn_seq", OPT)
+F_SYNACK = _f("synack_seen", BOOL)
+F_ISN0 = _f("isn0", OPT, "isn", 0)
+F_ISN1 = _f("isn1", OPT, "isn", 1)
+F_HS = _f("hs", INT)
+F_HS_FRAME = _f("hs_frame", OPT)
+F_HS_CAPTURE = _f("hs_capture", INT)
+F_HS_OPT_LEN = _f("hs_opt_len", INT)
+F_HS_TOA = _f("hs_toa", BOOL)
+F_CLOSED = _f("closed", BOOL)
+F_FIN_MASK = _f("fin_mask", INT)
 F_NCLOSES = _f("ncloses")
 # first two FIN/RST: side, rst (0/1), frame, capture, side 0 had payload, side 1 had payload
 C0_SIDE = _f("c0_side")
@@ -76,8 +90,8 @@ C1_CAP = _f("c1_capture")
 C1_P0 = _f("c1_pay0")
 C1_P1 = _f("c1_pay1")
 CLOSE_WIDTH = C1_SIDE - C0_SIDE
-F_PAY0 = _f("pay_seen0")
-F_PAY1 = _f("pay_seen1")
+F_PAY0 = _f("pay_seen0", BOOL, "pay_seen", 0)
+F_PAY1 = _f("pay_seen1", BOOL, "pay_seen", 1)
 # first payload of each side: frame, capture, bytes kept (the bytes are in the payload matrix)
 FP0_FRAME = _f("fp0_frame")
 FP0_CAP = _f("fp0_capture")
@@ -86,13 +100,13 @@ FP1_FRAME = _f("fp1_frame")
 FP1_CAP = _f("fp1_capture")
 FP1_LEN = _f("fp1_len")
 FP_WIDTH = FP1_FRAME - FP0_FRAME
-F_SETTLED = _f("settled")
-F_NO_HEADER = _f("no_header")
-F_TRUNCATED = _f("truncated")
+F_SETTLED = _f("settled", BOOL)
+F_NO_HEADER = _f("no_header", BOOL)
+F_TRUNCATED = _f("truncated", BOOL)
 ROW_END = len(_names)
 # --- from here on the fields live in a second table, X (row s of X belongs to row s of S,
 # field f at column f - XBASE): a SYN flood's attempts never write them, so X's pages for
-# those rows are never touched and cost no memory (see pcapip.flows.tracker._grow)
+# those rows are never touched and cost no memory (see pcapip.flows.tcptable.TcpTable._grow)
 XBASE = len(_names)
 # --- TOA options the kernel read itself (clean IPv4 client variants), per handshake phase;
 # only meaningful while F_EXTRA is 0 (afterwards the TcpFlow object holds them)
@@ -139,6 +153,8 @@ HDR_DICT, HDR_ROW = 1, 2  # F_HEADER: HeaderSeen held by the tracker / read by t
 NFIELDS = len(_names)  # fields of a flow: S holds the first XBASE, X the rest
 NXFIELDS = NFIELDS - XBASE
 FIELD_NAMES: tuple[str, ...] = tuple(_names)
+# (field, TcpFlow attribute, item of its pair or None, INT/OPT/BOOL), in field order
+ATTRS: tuple[tuple[int, str, int | None, str], ...] = tuple(_attrs)
 PAYLOAD_KEEP = 16  # first payload bytes kept per side (enough to recognise "HTTP/1.x 400")
 
 ST_FREE, ST_OPEN, ST_ENDED = 0, 1, 2
@@ -148,7 +164,7 @@ def template() -> np.ndarray:
     """A fresh flow row (all NFIELDS): every "unknown" field at -1, everything else 0 (the
     fields of X are all 0: a fresh row of X is a zero row)."""
     t = np.zeros(NFIELDS, dtype=np.int64)
-    for f in (F_EGRESS, F_SYN_SEQ, F_ISN0, F_ISN1, F_HS_FRAME, F_MARK):
+    for f in (F_MARK, *(f for f, _, _, kind in ATTRS if kind == OPT)):
         t[f] = -1
     t[F_STATE] = ST_OPEN
     return t

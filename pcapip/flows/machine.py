@@ -1,11 +1,11 @@
 """The per-packet state machine: what one packet changes in its flow.
 
-This is the definition of the flow stage's behaviour. The reference mode
-runs every packet through it; the compiled fast path (``pcapip.flows.kernel``)
-handles the common packets itself and hands this machine the packets whose
-handling needs Python (a PROXY header to parse, a TOA option it cannot read
-cleanly, a stream start to reassemble, a UDP datagram, anything odd), so
-both modes share these rules and the tests compare them on every capture.
+This is the definition of the flow stage's behaviour. The compiled loop
+(``pcapip.flows.kernel``) handles the common packets itself and hands this
+machine the packets whose handling needs Python (a PROXY header to parse, a
+TOA option it cannot read cleanly, a stream start to reassemble, a UDP
+datagram, anything odd). With ``PCAPIP_CHECK_RULES=1`` (a test switch) the
+loop hands it every packet, and the tests compare both runs on every capture.
 
 The machine never looks a flow up or creates one: the caller owns the flow
 table and passes the flow a packet belongs to.
@@ -13,7 +13,6 @@ table and passes the flow a packet belongs to.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -92,18 +91,11 @@ class PacketColumns:
 
 
 class Machine:
-    """The rules, with the settings they need; ``closed(flow)`` is called after every
-    FIN or RST so the owner can schedule the flow's end."""
+    """The rules, with the settings they need."""
 
-    def __init__(
-        self,
-        registry: Any,
-        stream_limit: int,
-        closed: Callable[[TcpFlow], None] | None = None,
-    ) -> None:
+    def __init__(self, registry: Any, stream_limit: int) -> None:
         self.registry = registry
         self.stream_limit = stream_limit
-        self.closed = closed
         self.capture = 0
 
     # ------------------------------------------------------------------ TCP
@@ -186,8 +178,6 @@ class Machine:
                 )
             fl.fin_mask |= 4 if f & TH_RST else 1 << side
             fl.closed = True
-            if self.closed is not None:
-                self.closed(fl)
 
     def _toa(
         self, fl: TcpFlow, p: Packets, c: PacketColumns, j, side, frame, capture, phase

@@ -15,7 +15,8 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from pcapip.errors import CaptureError, CaptureWarning, UsageError
 from pcapip.flows.table import FlowTable, finish_table
-from pcapip.flows.tracker import FlowTracker, parse_trusted
+from pcapip.flows.tracker import FlowTracker
+from pcapip.flows.trusted import parse_trusted
 
 if TYPE_CHECKING:
     from pcapip.decode import Packets
@@ -75,8 +76,6 @@ def read_captures(
     *,
     toa_kinds: Sequence[str | int] | None = None,
     trusted: str | Sequence[str] | None = None,
-    mode: str = "fast",
-    backend: str | None = None,
     tracker: FlowTracker | None = None,
     batch_size: int = 65536,
     chunk_size: int = CHUNK,
@@ -87,7 +86,7 @@ def read_captures(
     """Read every capture in order (as one continuous recording) and build the flow table.
 
     ``captures``: file names (``"-"`` is stdin) or :class:`Batches`. ``tracker``: the
-    tracker to feed (default: a FlowTracker for ``toa_kinds``, ``mode``, ``backend``).
+    tracker to feed (default: a FlowTracker for ``toa_kinds``).
     ``on_open(index, source)`` is called when a file is opened, ``on_batch`` after each
     batch went through the tracker, ``progress`` as in :data:`Progress`.
 
@@ -99,7 +98,7 @@ def read_captures(
     """
     nets = parse_trusted(trusted)
     if tracker is None:
-        tracker = FlowTracker(registry=registry_for(toa_kinds), mode=mode, backend=backend)
+        tracker = FlowTracker(registry=registry_for(toa_kinds))
     names = [os.fspath(c) if _is_file(c) else c.name for c in captures]  # type: ignore[union-attr,arg-type]
     reader = _Reader(tracker, on_batch)
     # flows hold no reference cycles; the cyclic collector would only rescan

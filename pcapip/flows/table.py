@@ -533,7 +533,7 @@ def finish_table(
     ``toa_asked``: ``--toa-kind`` was given (the report then shows the TOA
     counters even when no TOA was seen).
     """
-    from pcapip.flows.tracker import parse_trusted
+    from pcapip.flows.trusted import parse_trusted
 
     if isinstance(trusted, str) or (
         trusted is not None and any(isinstance(t, str) for t in trusted)

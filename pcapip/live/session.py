@@ -161,7 +161,7 @@ class LiveSession:
         capture_name: str | None = None,
     ) -> None:
         from pcapip.flows.run import registry_for
-        from pcapip.flows.tracker import parse_trusted
+        from pcapip.flows.trusted import parse_trusted
 
         if opts.duration is not None and opts.duration <= 0:
             raise UsageError("--duration must be more than 0 seconds")

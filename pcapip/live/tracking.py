@@ -32,9 +32,10 @@ from typing import Any
 import numpy as np
 
 from pcapip.decode import Packets
+from pcapip.flows.ending import FLOW_LIMIT
 from pcapip.flows.rows import FlowRow
 from pcapip.flows.state import FlowBase
-from pcapip.flows.tracker import FLOW_LIMIT, FlowTracker
+from pcapip.flows.tracker import FlowTracker
 
 __all__ = ["FLOW_LIMIT", "LiveTracker"]
 

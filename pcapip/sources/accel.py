@@ -50,7 +50,10 @@ Arguments may be tuples of arrays (``Tuple((u1[::1], i8[::1]))`` or
 arguments instead of one per column, without copying any column.
 
 ``PCAPIP_PURE_PYTHON=1`` forces the pure path everywhere (tests compare the
-paths column by column).
+paths column by column). ``PCAPIP_CHECK_RULES=1`` is a test switch, not a
+production mode: the compiled flow loop hands every TCP packet to the
+per-packet rules (``pcapip.flows.machine``), so tests can compare what it
+applies itself with what the rules do.
 """
 
 from __future__ import annotations
@@ -66,6 +69,7 @@ from collections.abc import Callable
 from typing import Any, overload
 
 PURE_ENV = "PCAPIP_PURE_PYTHON"
+CHECK_RULES_ENV = "PCAPIP_CHECK_RULES"
 NO_AOT_ENV = "PCAPIP_NO_AOT"
 AOT_MODULE = "pcapip._kernels"
 FINGERPRINT_SUFFIX = "__fp"
@@ -88,6 +92,12 @@ def _env_on(name: str) -> bool:
 def pure_forced() -> bool:
     """True when the environment asks for the pure-Python path."""
     return _env_on(PURE_ENV)
+
+
+def rules_checked() -> bool:
+    """True when the environment asks the flow loop to hand every packet to the per-packet
+    rules (a test switch: see the module docstring)."""
+    return _env_on(CHECK_RULES_ENV)
 
 
 def aot_disabled() -> bool:

@@ -23,7 +23,7 @@ import ipaddress
 from dataclasses import dataclass
 
 from pcapip.dissect import Field, ToaOption, ToaRegistry, ToaVariant, dissect_tcp_options
-from pcapip.dissect.hf import HF, TOA_FIELDS, FieldReg
+from pcapip.dissect.hf import HF, TOA_FIELDS, FieldReg, holds
 
 # Structural fields every TOA subtree has (the dissector's names).
 KIND, LEN, VARIANT, DATA = "toa.kind", "toa.len", "toa.variant", "toa.data"
@@ -82,24 +82,6 @@ def _tree(opt: ToaOption) -> Field:
     return opt.tree
 
 
-def _ftype(f: Field) -> str:
-    """The Wireshark field type of a drawn field's value."""
-    v = f.value
-    if isinstance(v, ipaddress.IPv4Address):
-        return "ipv4"
-    if isinstance(v, ipaddress.IPv6Address):
-        return "ipv6"
-    if isinstance(v, bool) or v is None:
-        raise RuntimeError(f"field {f.name} has no value type a Wireshark field can hold")
-    if isinstance(v, int):
-        return f"uint{8 * f.length}"
-    if isinstance(v, bytes):
-        return "bytes"
-    if isinstance(v, str):
-        return "string"
-    raise RuntimeError(f"field {f.name} has a value of type {type(v).__name__}")
-
-
 def _unmapped(value: object) -> str:
     return str(value)  # as carried: pcapip's text of a mapped address is ::ffff:a.b.c.d too
 
@@ -155,13 +137,6 @@ def _unknown_length_tree(registry: ToaRegistry) -> Field | None:
     return None
 
 
-def _holds(registered: str, drawn: str) -> bool:
-    """A registered type holds a drawn value: the same type, or a wide enough integer."""
-    if registered.startswith("uint") and drawn.startswith("uint"):
-        return int(drawn[4:]) <= int(registered[4:])
-    return registered == drawn
-
-
 def plugin_fields(registry: ToaRegistry) -> list[WsField]:
     """The TOA field registrations (``pcapip.dissect.hf``) the plugin declares, checked
     against the trees pcapip's dissector draws for every variant of ``registry``: each
@@ -176,9 +151,9 @@ def plugin_fields(registry: ToaRegistry) -> list[WsField]:
             reg = HF.get(f.name)
             if reg is None:
                 raise RuntimeError(f"field {f.name} is not registered in pcapip.dissect.hf")
-            if not _holds(reg.ftype, _ftype(f)):
+            if not holds(reg, f.value):
                 raise RuntimeError(f"field {f.name} is registered as {reg.ftype}, "
-                                   f"drawn as {_ftype(f)}")
+                                   f"drawn with {f.value!r}")
     for required in (KIND, LEN, VARIANT, DATA):
         if required not in HF:
             raise RuntimeError(f"pcapip.dissect.hf has no {required} field")

@@ -39,12 +39,8 @@ from string import Template
 
 from pcapip import __version__
 from pcapip.dissect import CODES, DEFAULT_REGISTRY, Severity, ToaRegistry
-from pcapip.dissect.tcp_options import (
-    EXPERIMENTAL_KINDS,
-    KIND_UTO,
-    KNOWN_EXIDS16,
-    KNOWN_EXIDS32,
-)
+from pcapip.dissect.hf import HF
+from pcapip.dissect.tcp_options import EXPERIMENTAL_KINDS, KIND_UTO
 from pcapip.wireshark.layout import (
     DATA,
     KIND,
@@ -151,6 +147,10 @@ def _filters_text(fields: list[WsField]) -> str:
     return "\n--            ".join(lines)
 
 
+#: RFC 6994 experiment ids and names: the value strings of their field registration
+_EXIDS = sorted((HF["tcp.options.experimental.exid"].strings or {}).items())
+
+
 def render_plugin(registry: ToaRegistry = DEFAULT_REGISTRY) -> str:
     """The complete Lua plugin for ``registry``'s kinds and variants."""
     layouts = variant_layouts(registry)
@@ -180,8 +180,8 @@ def render_plugin(registry: ToaRegistry = DEFAULT_REGISTRY) -> str:
         lengths=lengths,
         experts=expert_rows,
         experimental=_int_set(EXPERIMENTAL_KINDS),
-        exids16=", ".join(f"[0x{k:04X}] = {lua_str(v)}" for k, v in sorted(KNOWN_EXIDS16.items())),
-        exids32=", ".join(f"[0x{k:08X}] = {lua_str(v)}" for k, v in sorted(KNOWN_EXIDS32.items())),
+        exids16=", ".join(f"[0x{k:04X}] = {lua_str(v)}" for k, v in _EXIDS if k <= 0xFFFF),
+        exids32=", ".join(f"[0x{k:08X}] = {lua_str(v)}" for k, v in _EXIDS if k > 0xFFFF),
         not_toa=not_toa,
         f_kind=lua_str(KIND),
         f_len=lua_str(LEN),
