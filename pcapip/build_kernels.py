@@ -8,7 +8,8 @@ result with numba's small C runtime into an ordinary CPython extension.
 
 Next to each kernel ``NAME`` the module exports ``NAME__fp()``, the
 fingerprint of the source the code was compiled from
-(``accel.kernel_fingerprint``); at run time a kernel whose fingerprint no
+(``accel.kernel_fingerprint``: the kernel's file and the constants it and
+the ``@kernel_helper`` functions it calls name); at run time a kernel whose fingerprint no
 longer matches falls back to the JIT, so an edited kernel never runs stale
 code. Rebuild after changing a kernel::
 
@@ -23,6 +24,7 @@ Python headers.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
 import importlib.metadata
 import importlib.util
@@ -35,7 +37,7 @@ import tempfile
 import time
 import types
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -143,6 +145,36 @@ def _numba_pin() -> str:
     return pins[0] if pins else "numba"
 
 
+@contextlib.contextmanager
+def _inlining_keeps_ssa() -> Iterator[None]:
+    """numba's inliner switches SSA off in the flags of the function it inlines into
+    (``InlineWorker.run_untyped_passes`` sets ``enable_ssa = False`` for the callee and
+    leaves it so), and pycc compiles every exported function with one shared Flags
+    object: each kernel built after one that calls a ``@kernel_helper`` would be typed
+    without SSA (and a kernel whose variables change type fails). Restore the flag once
+    the callee is done, so every kernel compiles as the JIT compiles it."""
+    try:
+        from numba.core.inline_closurecall import InlineWorker
+    except Exception:  # another numba: nothing to restore
+        yield
+        return
+    original = InlineWorker.run_untyped_passes
+
+    def run_untyped_passes(self: Any, func: Any, enable_ssa: bool = False) -> Any:
+        flags = self.flags
+        before = flags.enable_ssa
+        try:
+            return original(self, func, enable_ssa)
+        finally:
+            flags.enable_ssa = before
+
+    InlineWorker.run_untyped_passes = run_untyped_passes
+    try:
+        yield
+    finally:
+        InlineWorker.run_untyped_passes = original
+
+
 def build(output_dir: str | os.PathLike[str] | None = None) -> BuildResult:
     """Compile every kernel into ``<output_dir>/_kernels<EXT_SUFFIX>`` and check the result."""
     t0 = time.perf_counter()
@@ -163,14 +195,19 @@ def build(output_dir: str | os.PathLike[str] | None = None) -> BuildResult:
             cc = CC(MODULE_BASENAME, source_module=accel.__name__)
             cc.output_dir = str(tmp)
             cc.verbose = False
+            # kernels allocate nothing: without numba's reference counting, an array handed to
+            # an inlined @kernel_helper costs nothing per call (see accel.Kernel.jit)
+            cc.use_nrt = False
             for k in found:
                 assert k.signature is not None
-                cc.export(k.__name__, k.signature)(k.py_func)
+                # (helpers the kernel calls are compiled into it: accel.compile_target)
+                cc.export(k.__name__, k.signature)(accel.compile_target(k.py_func))
                 cc.export(k.__name__ + accel.FINGERPRINT_SUFFIX, "i8()")(
                     _constant(fingerprints[k.__name__])
                 )
             try:
-                cc.compile()
+                with _inlining_keeps_ssa():
+                    cc.compile()
             except Exception as exc:
                 hint = (
                     ""  # numba's own errors (typing a kernel) say what is wrong

@@ -290,7 +290,8 @@ def decode_with(f, status_dt):
         for name, dt in decoder.OUTPUT_COLUMNS
     }
     size = np.array([len(frame)], dtype=np.int64)
-    f(data, one, size, size, np.ones(1, dtype=np.int32), decoder.toa_mask({200}), 1, *cols.values())
+    frames = (one, size, size, np.ones(1, dtype=np.int32))
+    f(data, frames, decoder.toa_mask({200}), 1, tuple(cols.values()))
     return {name: col.tolist() for name, col in cols.items()}
 before = counts(decode_frames)
 out["decode_valid"] = decode_with(d, np.uint16)
@@ -370,6 +371,29 @@ def test_checker_parses_the_declared_signatures() -> None:
             accel.parse_signature(bad)
 
 
+def test_checker_reads_tuples_of_arrays() -> None:
+    """A struct of arrays (a tuple argument) is checked element by element: one wrong column
+    sends the call to the JIT instead of letting machine code read the wrong memory."""
+    import numpy as np
+
+    sig = "i8(Tuple((u1[::1], i8[:, ::1])), UniTuple(i4[::1], 2), i8)"
+    ret, args = accel.parse_signature(sig)
+    assert ret == "i8"
+    assert args == [[("u1", 1, "C"), ("i8", 2, "C")], [("i4", 1, "C")] * 2, ("i8", 0, "")]
+    for bad in ("i8(Tuple(u1[::1]))", "i8(Tuple(()))", "i8(UniTuple(i8, x))", "i8(Tuple((str,)))"):
+        with pytest.raises(ValueError):
+            accel.parse_signature(bad)
+    matches = accel._arg_checker(sig)
+    cols = (np.zeros(4, np.uint8), np.zeros((2, 3), np.int64))
+    pair = (np.zeros(2, np.int32), np.zeros(2, np.int32))
+    assert matches((cols, pair, 7))
+    assert not matches(((cols[0], cols[1].astype(np.int32)), pair, 7))  # wrong dtype inside
+    assert not matches(((cols[0], np.asfortranarray(cols[1])), pair, 7))  # not C-contiguous
+    assert not matches((cols[:1], pair, 7))  # too short
+    assert not matches((list(cols), pair, 7))  # a list is not a tuple
+    assert not matches((cols, pair, 2**63))  # scalar out of range
+
+
 # ---------------------------------------------------------------- staleness
 def test_a_changed_fingerprint_means_the_jit(fresh_aot, monkeypatch: pytest.MonkeyPatch) -> None:
     require_built()
@@ -428,6 +452,123 @@ def test_fingerprint_follows_module_attributes_and_source(tmp_path: Path) -> Non
     source.write_text("def f(a):\n    return cfg.LIMIT + a  # edited\n")
     assert fp() != changed
     assert accel.fingerprint_text(f, "i4(i4)") != fp()
+
+
+_HELPERS_SRC = """
+from pcapip.sources.accel import kernel_helper
+
+LIMIT = 5
+SCALE = 3
+UNUSED = 1
+
+
+@kernel_helper
+def scaled(a):
+    return a * SCALE
+
+
+@kernel_helper
+def clipped(a):
+    return min(scaled(a), LIMIT * 10)
+
+
+def kern(xs, out):
+    for i in range(xs.shape[0]):
+        out[i] = clipped(xs[i])
+    return xs.shape[0]
+"""
+
+
+def _load_module(path: Path, name: str) -> types.ModuleType:
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(name, path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_helpers_run_as_plain_python_and_compiled_inlined(tmp_path: Path) -> None:
+    import numpy as np
+
+    path = tmp_path / "kern_helpers.py"
+    path.write_text(_HELPERS_SRC)
+    mod = _load_module(path, "kern_helpers")
+    assert accel.is_helper(mod.scaled) and accel.is_helper(mod.clipped)
+    assert not accel.is_helper(mod.kern)
+    assert mod.clipped(4) == 12 and mod.clipped(40) == 50  # the decorator changed nothing
+    assert accel.compile_target(mod.scaled) is mod.scaled  # calls no helper: itself
+    target = accel.compile_target(mod.kern)
+    assert target is not mod.kern and target.__code__ is mod.kern.__code__
+    assert mod.kern.__globals__["clipped"] is mod.clipped  # the module is left alone
+    inner = target.__globals__["clipped"]
+    assert inner is not mod.clipped and inner.py_func.__globals__["scaled"] is not mod.scaled
+
+    import numba
+
+    xs = np.arange(30, dtype=np.int64)
+    pure, compiled = np.zeros(30, np.int64), np.zeros(30, np.int64)
+    mod.kern(xs, pure)
+    numba.njit(_nrt=False)(target)(xs, compiled)
+    assert pure.tolist() == [min(3 * x, 50) for x in range(30)]
+    assert compiled.tolist() == pure.tolist()
+
+
+def test_fingerprint_follows_the_helpers_a_kernel_calls(tmp_path: Path) -> None:
+    path = tmp_path / "kern_helpers_fp.py"
+    path.write_text(_HELPERS_SRC)
+    mod = _load_module(path, "kern_helpers_fp")
+    # SCALE is named only by scaled, a helper of the helper the kernel calls
+    assert "SCALE" not in mod.kern.__code__.co_names + mod.clipped.__code__.co_names
+
+    def fp() -> str:
+        accel.reset_aot()  # also forgets cached source bytes
+        return accel.fingerprint_text(mod.kern, "i8(i8[::1], i8[::1])")
+
+    base = fp()
+    mod.UNUSED = 2
+    assert fp() == base
+    mod.SCALE = 4
+    assert fp() != base
+    mod.SCALE = 3
+    assert fp() == base
+    mod.LIMIT = 6
+    assert fp() != base
+    mod.LIMIT = 5
+    path.write_text(_HELPERS_SRC.replace("return a * SCALE", "return a * SCALE  # edited"))
+    assert fp() != base
+
+
+def test_a_helper_from_another_file_is_refused(tmp_path: Path) -> None:
+    """numba's cache watches a kernel's own file: a helper elsewhere could go stale unseen."""
+    (tmp_path / "far_helpers.py").write_text(_HELPERS_SRC)
+    far = _load_module(tmp_path / "far_helpers.py", "far_helpers")
+    (tmp_path / "near_kern.py").write_text(
+        "def kern(xs, out):\n    out[0] = clipped(xs[0])\n    return 1\n"
+    )
+    near = _load_module(tmp_path / "near_kern.py", "near_kern")
+    near.clipped = far.clipped
+    with pytest.raises(TypeError, match="beside its caller"):
+        accel.compile_target(near.kern)
+
+
+def test_a_changed_helper_constant_means_the_jit(
+    fresh_aot, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Editing what only a helper uses invalidates the ahead-of-time code of its kernel."""
+    require_built()
+    from pcapip.decode import kernel as dk
+
+    k = dk.decode_frames
+    assert "MAX_VLAN_TAGS" not in k.py_func.__code__.co_names  # only vlan_tags names it
+    assert "MAX_VLAN_TAGS" in dk.vlan_tags.__code__.co_names
+    assert k.compiled() is k.aot() is not None
+    fp = accel.kernel_fingerprint(k)
+    monkeypatch.setattr(dk, "MAX_VLAN_TAGS", 2)
+    assert accel.kernel_fingerprint(k) != fp
+    accel.reset_aot()
+    assert k.compiled() is k.jit()
 
 
 def test_no_aot_switch_keeps_the_module_out(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -11,7 +11,7 @@ from pcapip.sources import accel
 from pcapip.sources.batch import FrameBatch
 
 from .columns import Packets
-from .kernel import decode_frames
+from .kernel import COLUMNS, decode_frames
 
 DEFAULT_TOA_KINDS: frozenset[int] = frozenset({200, 254, 253, 201, 250, 252, 249, 28})
 
@@ -22,32 +22,9 @@ COMPILE_MIN_PACKETS = 50_000
 # Once numba is loaded (the source decided the capture is large), batches this large compile.
 COMPILED_LOADED_MIN = 128
 
-# (name, dtype) of every column the kernel fills, in kernel argument order
-OUTPUT_COLUMNS: tuple[tuple[str, type], ...] = (
-    ("status", np.uint16),
-    ("ipver", np.uint8),
-    ("proto", np.uint8),
-    ("ttl", np.uint8),
-    ("src_hi", np.uint64),
-    ("src_lo", np.uint64),
-    ("dst_hi", np.uint64),
-    ("dst_lo", np.uint64),
-    ("ip_off", np.int32),
-    ("l4_off", np.int32),
-    ("sport", np.uint16),
-    ("dport", np.uint16),
-    ("tcp_flags", np.uint16),
-    ("seq", np.uint32),
-    ("ack", np.uint32),
-    ("win", np.uint16),
-    ("tcp_hlen", np.uint8),
-    ("opt_off", np.int32),
-    ("opt_len", np.int32),
-    ("opt_flags", np.uint8),
-    ("pay_off", np.int32),
-    ("pay_len", np.int32),
-    ("pay_cap", np.int32),
-    ("ethertype", np.uint16),
+# (name, dtype) of every column the kernel fills, in the order of its ``cols`` tuple
+OUTPUT_COLUMNS: tuple[tuple[str, np.dtype], ...] = tuple(
+    (name, np.dtype(code)) for name, code in COLUMNS
 )
 
 
@@ -112,21 +89,14 @@ def decode(
     mask_np, mask_list = _toa_masks(frozenset(toa_kinds))
     chosen = _backend(backend, n)
     if chosen == accel.BACKEND_COMPILED:
-        outs = [np.empty(n, dtype=dt) for _, dt in OUTPUT_COLUMNS]
-        decode_frames.run(chosen, data, offset, caplen, origlen, linktype, mask_np, n, *outs)
+        outs = tuple(np.empty(n, dtype=dt) for _, dt in OUTPUT_COLUMNS)
+        frames = (offset, caplen, origlen, linktype)
+        decode_frames.run(chosen, data, frames, mask_np, n, outs)
         cols = dict(zip((name for name, _ in OUTPUT_COLUMNS), outs, strict=True))
     else:
-        lists: list[list[int]] = [[0] * n for _ in OUTPUT_COLUMNS]
-        decode_frames.py_func(
-            memoryview(data),
-            offset.tolist(),
-            caplen.tolist(),
-            origlen.tolist(),
-            linktype.tolist(),
-            mask_list,
-            n,
-            *lists,
-        )
+        lists = tuple([0] * n for _ in OUTPUT_COLUMNS)
+        frame_lists = (offset.tolist(), caplen.tolist(), origlen.tolist(), linktype.tolist())
+        decode_frames.py_func(memoryview(data), frame_lists, mask_list, n, lists)
         cols = {
             name: np.array(values, dtype=dt)
             for (name, dt), values in zip(OUTPUT_COLUMNS, lists, strict=True)
@@ -171,9 +141,9 @@ def warm_compiled() -> float:
         buf, 0, 0, False, 0, i32[0], i64[0], i64[1], i64[2], i64[3], i64[0], 0, 1 << 20, 1,
         i64[0], i64[1], i64[2], i64[3], i32[1], i32[2], i64[0],
     )  # fmt: skip
-    outs = [np.empty(1, dtype=dt) for _, dt in OUTPUT_COLUMNS]
+    outs = tuple(np.empty(1, dtype=dt) for _, dt in OUTPUT_COLUMNS)
     mask = _toa_masks(DEFAULT_TOA_KINDS)[0]
     one = np.zeros(1, dtype=np.int64)
-    decode_frames.compiled()(buf, one, one, one, np.ones(1, dtype=np.int32), mask, 0, *outs)
+    decode_frames.compiled()(buf, (one, one, one, np.ones(1, dtype=np.int32)), mask, 0, outs)
     accel.settle()
     return time.perf_counter() - t0

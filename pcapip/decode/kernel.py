@@ -3,10 +3,10 @@
 One loop, written as plain Python over an indexable byte buffer and output
 sequences, so that it runs unchanged in CPython (the fallback, and the fast
 choice for small captures) and compiles under numba for large ones (see
-``pcapip.sources.accel``). Byte composition is spelled out inline because a
-compiled kernel can only call compiled functions, and uses multiplications
-rather than shifts on bytes (numba types ``uint8 << int`` as uint64, which
-mixed with int64 turns into float64).
+``pcapip.sources.accel``). Each layer is a ``@kernel_helper`` that numba
+inlines into the loop. Bytes are combined with multiplications rather than
+shifts (numba types ``uint8 << int`` as uint64, which mixed with int64 turns
+into float64).
 
 Integer care: everything is computed in (at most 64-bit) non-negative ints;
 the one place that can exceed 2**63 (an IPv6 address half) wraps to the same
@@ -15,7 +15,7 @@ bit pattern in numba as the Python int has, and both land in uint64 columns.
 
 from __future__ import annotations
 
-from pcapip.sources.accel import kernel
+from pcapip.sources.accel import kernel, kernel_helper
 
 from .columns import (
     OPT_AFTER_EOL,
@@ -41,414 +41,419 @@ MAX_EXT_HEADERS = 16
 MAX_WIRE = 1 << 30
 
 
-@kernel(
-    "i8(u1[::1], i8[::1], i8[::1], i8[::1], i4[::1], b1[::1], i8, u2[::1], u1[::1], u1[::1], "
-    "u1[::1], u8[::1], u8[::1], u8[::1], u8[::1], i4[::1], i4[::1], u2[::1], u2[::1], "
-    "u2[::1], u4[::1], u4[::1], u2[::1], u1[::1], i4[::1], i4[::1], u1[::1], i4[::1], "
-    "i4[::1], i4[::1], u2[::1])"
+# the columns decode_frames fills, in the order of its ``cols`` tuple: (name, element type)
+COLUMNS: tuple[tuple[str, str], ...] = (
+    ("status", "u2"),
+    ("ipver", "u1"),
+    ("proto", "u1"),
+    ("ttl", "u1"),
+    ("src_hi", "u8"),
+    ("src_lo", "u8"),
+    ("dst_hi", "u8"),
+    ("dst_lo", "u8"),
+    ("ip_off", "i4"),
+    ("l4_off", "i4"),
+    ("sport", "u2"),
+    ("dport", "u2"),
+    ("tcp_flags", "u2"),
+    ("seq", "u4"),
+    ("ack", "u4"),
+    ("win", "u2"),
+    ("tcp_hlen", "u1"),
+    ("opt_off", "i4"),
+    ("opt_len", "i4"),
+    ("opt_flags", "u1"),
+    ("pay_off", "i4"),
+    ("pay_len", "i4"),
+    ("pay_cap", "i4"),
+    ("ethertype", "u2"),
 )
-def decode_frames(
-    data,
-    foff,
-    caplen,
-    origlen,
-    linktype,
-    toa_mask,
-    n,
-    status,
-    ipver,
-    proto,
-    ttl,
-    src_hi,
-    src_lo,
-    dst_hi,
-    dst_lo,
-    ip_off,
-    l4_off,
-    sport,
-    dport,
-    tcp_flags,
-    seq,
-    ack,
-    win,
-    tcp_hlen,
-    opt_off,
-    opt_len,
-    opt_flags,
-    pay_off,
-    pay_len,
-    pay_cap,
-    ethertype,
-):
-    """Decode frames 0..n-1 into the output columns (all offsets relative to the frame)."""
+# frames: (offset in data, captured length, length on the wire, link type) per frame
+_FRAMES = "Tuple((i8[::1], i8[::1], i8[::1], i4[::1]))"
+_COLS = "Tuple((" + ", ".join(f"{t}[::1]" for _, t in COLUMNS) + "))"
+
+
+@kernel_helper
+def be16(data, q):
+    """The big-endian 16-bit number at ``data[q]``."""
+    return (data[q] * 256) | data[q + 1]
+
+
+@kernel_helper
+def be32(data, q):
+    """The big-endian 32-bit number at ``data[q]``."""
+    return (data[q] * 16777216) | (data[q + 1] * 65536) | (data[q + 2] * 256) | data[q + 3]
+
+
+@kernel_helper
+def link_header(data, b, cap, lt):
+    """The link-layer header of link type ``lt`` of the frame at ``b``:
+    (status, ethertype of what follows, offset of what follows)."""
+    st = 0
+    et = 0
+    p = 0
+    if lt == 1:  # Ethernet
+        if cap < 14:
+            st = ST_TRUNCATED
+        else:
+            et = be16(data, b + 12)
+            p = 14
+    elif lt == 113:  # Linux SLL: protocol type at 14
+        if cap < 16:
+            st = ST_TRUNCATED
+        else:
+            et = be16(data, b + 14)
+            p = 16
+    elif lt == 276:  # Linux SLL2: protocol type at 0, 20-byte header
+        if cap < 20:
+            st = ST_TRUNCATED
+        else:
+            et = be16(data, b)
+            p = 20
+    elif lt == 101 or lt == 12 or lt == 14 or lt == 228 or lt == 229:  # raw IP
+        if cap < 1:
+            st = ST_TRUNCATED
+        else:
+            v = data[b] // 16
+            if v == 4 and lt != 229:
+                et = ETH_IPV4
+            elif v == 6 and lt != 228:
+                et = ETH_IPV6
+            else:
+                st = ST_BAD_HEADER
+    elif lt == 0 or lt == 108:  # BSD null / OpenBSD loop: address family, either byte order
+        if cap < 4:
+            st = ST_TRUNCATED
+        else:
+            fam = (data[b + 3] * 16777216) | (data[b + 2] * 65536) | (data[b + 1] * 256) | data[b]
+            if fam > 0xFFFF:
+                fam = be32(data, b)
+            p = 4
+            if fam == 2:
+                et = ETH_IPV4
+            elif fam == 24 or fam == 28 or fam == 30:
+                et = ETH_IPV6
+            else:
+                st = ST_NOT_IP
+    else:
+        st = ST_UNKNOWN_LINK
+    return st, et, p
+
+
+@kernel_helper
+def vlan_tags(data, b, cap, st, et, p):
+    """Skip 802.1Q / 802.1ad / legacy QinQ tags: (status, inner ethertype, its offset);
+    the status says ST_NOT_IP unless IPv4 or IPv6 follows."""
+    tags = 0
+    while st == 0 and (et == 0x8100 or et == 0x88A8 or et == 0x9100 or et == 0x9200):
+        if cap < p + 4 or tags >= MAX_VLAN_TAGS:
+            st = ST_TRUNCATED if cap < p + 4 else ST_BAD_HEADER
+            break
+        et = be16(data, b + p + 2)
+        p += 4
+        tags += 1
+    if st == 0 and et != ETH_IPV4 and et != ETH_IPV6:
+        st = ST_NOT_IP
+    return st, et, p
+
+
+@kernel_helper
+def ipv4_header(data, b, p, cap, wire):
+    """The IPv4 header at ``p``: (status, protocol, TTL, source, destination (both
+    IPv4-mapped), offset of the transport header, end of the IP packet)."""
+    st = 0
+    pr = 0
+    hop = 0
+    slo = 0
+    dlo = 0
+    l4 = 0
+    ipend = 0
+    q = b + p
+    if cap - p < 20:
+        st = ST_TRUNCATED
+    else:
+        vihl = data[q]
+        ihl = (vihl & 15) * 4
+        tot = be16(data, q + 2)
+        frag = be16(data, q + 6) & 0x3FFF
+        hop = data[q + 8]
+        pr = data[q + 9]
+        slo = IPV4_MAPPED | be32(data, q + 12)
+        dlo = IPV4_MAPPED | be32(data, q + 16)
+        if tot == 0:  # segmentation offload: the length was never filled in
+            tot = wire - p
+        if (vihl // 16) != 4 or ihl < 20 or tot < ihl:
+            st = ST_BAD_HEADER
+        elif frag != 0:
+            st = ST_FRAGMENT
+        elif cap - p < ihl:
+            st = ST_TRUNCATED
+        else:
+            l4 = p + ihl
+            ipend = p + tot
+    return st, pr, hop, slo, dlo, l4, ipend
+
+
+@kernel_helper
+def ipv6_header(data, b, p, cap, wire):
+    """The IPv6 header at ``p``: (status, next header, hop limit, source and destination
+    as high and low halves, offset of what follows, end of the IP packet)."""
+    st = 0
+    pr = 0
+    hop = 0
+    shi = 0
+    slo = 0
+    dhi = 0
+    dlo = 0
+    l4 = 0
+    ipend = 0
+    q = b + p
+    if cap - p < 40:
+        st = ST_TRUNCATED
+    else:
+        plen = be16(data, q + 4)
+        pr = data[q + 6]
+        hop = data[q + 7]
+        shi = (be32(data, q + 8) << 32) | be32(data, q + 12)
+        slo = (be32(data, q + 16) << 32) | be32(data, q + 20)
+        dhi = (be32(data, q + 24) << 32) | be32(data, q + 28)
+        dlo = (be32(data, q + 32) << 32) | be32(data, q + 36)
+        if (data[q] // 16) != 6:
+            st = ST_BAD_HEADER
+        else:
+            l4 = p + 40
+            # plen 0: jumbogram or segmentation offload, the frame length decides
+            ipend = l4 + plen if plen else max(wire, l4)
+    return st, pr, hop, shi, slo, dhi, dlo, l4, ipend
+
+
+@kernel_helper
+def ext_headers(data, b, cap, ver, pr, l4, ipend):
+    """Skip IPv6 extension headers and AH (both families): (status, protocol of the
+    transport header, its offset)."""
+    st = 0
+    nhdr = 0
+    while True:
+        if pr == 0 or pr == 43 or pr == 60:  # hop-by-hop, routing, destination options
+            if ver != 6:
+                break
+            if cap < l4 + 2:
+                st = ST_TRUNCATED
+                break
+            nxt = data[b + l4]
+            l4 += (data[b + l4 + 1] + 1) * 8
+            pr = nxt
+        elif pr == 51:  # authentication header
+            if cap < l4 + 2:
+                st = ST_TRUNCATED
+                break
+            nxt = data[b + l4]
+            l4 += (data[b + l4 + 1] + 2) * 4
+            pr = nxt
+        elif pr == 44 and ver == 6:  # fragment header
+            if cap < l4 + 8:
+                st = ST_TRUNCATED
+                break
+            nxt = data[b + l4]
+            fo = be16(data, b + l4 + 2)
+            l4 += 8
+            pr = nxt
+            if (fo & 0xFFF9) != 0:  # offset or more-fragments: a real fragment
+                st = ST_FRAGMENT
+        else:
+            break
+        nhdr += 1
+        if st == 0 and (nhdr > MAX_EXT_HEADERS or l4 > ipend):
+            st = ST_BAD_HEADER
+        if st != 0:
+            break
+    return st, pr, l4
+
+
+@kernel_helper
+def option_walk(data, b, oo, oend, po, toa_mask):
+    """Walk the TCP options from ``oo`` to ``oend`` (captured) of a header ending at
+    ``po``, as a receiving kernel does: the OPT_* bits of what it finds."""
+    of = 0
+    j = oo
+    while j < oend:
+        k = data[b + j]
+        if k == 0:  # EOL: the walk ends; anything non-zero after it is hidden
+            of |= behind_eol(data, b, j + 1, oend, toa_mask)
+            break
+        if k == 1:
+            j += 1
+            continue
+        if toa_mask[k]:
+            of |= OPT_TOA_CANDIDATE
+        if k == 2:
+            of |= OPT_MSS
+        elif k == 4 or k == 5:
+            of |= OPT_SACK
+        elif k == 8:
+            of |= OPT_TIMESTAMP
+        if j + 1 >= oend:
+            if oend == po:  # kind in the last header byte, no room for a length
+                of |= OPT_WALK_BROKEN
+            break
+        ln = data[b + j + 1]
+        if ln < 2 or j + ln > po:
+            of |= OPT_WALK_BROKEN
+            break
+        j += ln
+    return of
+
+
+@kernel_helper
+def behind_eol(data, b, m0, oend, toa_mask):
+    """The option bytes after an EOL (from ``m0``): OPT_AFTER_EOL if any is non-zero,
+    OPT_TOA_CANDIDATE if a lenient walk finds a TOA kind there."""
+    of = 0
+    m = m0
+    while m < oend:
+        if data[b + m] != 0:
+            of |= OPT_AFTER_EOL
+            break
+        m += 1
+    m = m0
+    while m < oend:
+        k2 = data[b + m]
+        if k2 == 0 or k2 == 1:
+            m += 1
+            continue
+        if toa_mask[k2]:
+            of |= OPT_TOA_CANDIDATE
+        if m + 1 >= oend:
+            break
+        l2 = data[b + m + 1]
+        if l2 < 2:
+            break
+        m += l2
+    return of
+
+
+@kernel_helper
+def tcp_header(data, b, l4, cap, ipend, toa_mask):
+    """The TCP header at ``l4``: (status, ports, flags, seq, ack, window, header length,
+    options offset, length and OPT_* bits, payload offset, length and captured bytes)."""
+    st = 0
+    sp = 0
+    dp = 0
+    fl = 0
+    sq = 0
+    ak = 0
+    wn = 0
+    thl = 0
+    oo = 0
+    ol = 0
+    of = 0
+    po = 0
+    pl = 0
+    pc = 0
+    q = b + l4
+    if cap - l4 >= 4:
+        sp = be16(data, q)
+        dp = be16(data, q + 2)
+    if cap - l4 < 20:
+        st = ST_TRUNCATED
+    else:
+        sq = be32(data, q + 4)
+        ak = be32(data, q + 8)
+        doff = data[q + 12] // 16
+        fl = ((data[q + 12] & 1) * 256) | data[q + 13]
+        wn = be16(data, q + 14)
+        thl = doff * 4
+        if doff < 5 or l4 + thl > ipend:
+            st = ST_BAD_HEADER
+        else:
+            oo = l4 + 20
+            ol = thl - 20
+            po = l4 + thl
+            pl = ipend - po
+            of = option_walk(data, b, oo, min(po, cap), po, toa_mask)
+            if cap < po:
+                st = ST_TRUNCATED
+            else:
+                pc = min(cap - po, pl)
+                if pc < pl:
+                    st = ST_PAYLOAD_CUT
+    return st, sp, dp, fl, sq, ak, wn, thl, oo, ol, of, po, pl, pc
+
+
+@kernel_helper
+def udp_header(data, b, l4, cap, ipend):
+    """The UDP header at ``l4``: (status, ports, payload offset, length, captured bytes)."""
+    st = 0
+    sp = 0
+    dp = 0
+    po = 0
+    pl = 0
+    pc = 0
+    q = b + l4
+    if cap - l4 >= 4:
+        sp = be16(data, q)
+        dp = be16(data, q + 2)
+    if cap - l4 < 8:
+        st = ST_TRUNCATED
+    else:
+        ulen = be16(data, q + 4)
+        po = l4 + 8
+        room = ipend - po
+        if room < 0:
+            st = ST_BAD_HEADER
+            room = 0
+        if ulen == 0:  # jumbogram: the IP length decides
+            pl = room
+        elif ulen < 8 or ulen - 8 > room:
+            st = ST_BAD_HEADER
+            pl = room
+        else:
+            pl = ulen - 8
+        pc = max(min(cap - po, pl), 0)
+        if pc < pl and st == 0:
+            st = ST_PAYLOAD_CUT
+    return st, sp, dp, po, pl, pc
+
+
+@kernel(f"i8(u1[::1], {_FRAMES}, b1[::1], i8, {_COLS})")
+def decode_frames(data, frames, toa_mask, n, cols):
+    """Decode frames 0..n-1 into the columns ``cols`` (the order of ``COLUMNS``; all
+    offsets relative to the frame)."""
+    foff, caplen, origlen, linktype = frames
+    (status, ipver, proto, ttl, src_hi, src_lo, dst_hi, dst_lo, ip_off, l4_off, sport, dport,
+     tcp_flags, seq, ack, win, tcp_hlen, opt_off, opt_len, opt_flags, pay_off, pay_len,
+     pay_cap, ethertype) = cols  # fmt: skip
     for i in range(n):
         b = foff[i]
         cap = caplen[i]
-        wire = origlen[i]
-        if wire > MAX_WIRE:  # absurd record length: keep every derived length in int32
-            wire = MAX_WIRE
-        lt = linktype[i]
-        st = 0
-        ver = 0
-        pr = 0
-        hop = 0
-        shi = 0
-        slo = 0
-        dhi = 0
-        dlo = 0
+        wire = min(origlen[i], MAX_WIRE)  # an absurd record length: keep lengths in int32
+        st, et, p = link_header(data, b, cap, linktype[i])
+        st, et, p = vlan_tags(data, b, cap, st, et, p)
+        ver = pr = hop = shi = slo = dhi = dlo = l4 = ipend = 0
         ipo = -1
-        l4o = -1
-        sp = 0
-        dp = 0
-        fl = 0
-        sq = 0
-        ak = 0
-        wn = 0
-        thl = 0
-        oo = 0
-        ol = 0
-        of = 0
-        po = 0
-        pl = 0
-        pc = 0
-
-        # ---------------- link layer -> ethertype ``et`` of the header at ``p``
-        et = 0
-        p = 0
-        if lt == 1:  # Ethernet
-            if cap < 14:
-                st = ST_TRUNCATED
-            else:
-                et = (data[b + 12] * 256) | data[b + 13]
-                p = 14
-        elif lt == 113:  # Linux SLL: protocol type at 14
-            if cap < 16:
-                st = ST_TRUNCATED
-            else:
-                et = (data[b + 14] * 256) | data[b + 15]
-                p = 16
-        elif lt == 276:  # Linux SLL2: protocol type at 0, 20-byte header
-            if cap < 20:
-                st = ST_TRUNCATED
-            else:
-                et = (data[b] * 256) | data[b + 1]
-                p = 20
-        elif lt == 101 or lt == 12 or lt == 14 or lt == 228 or lt == 229:  # raw IP
-            if cap < 1:
-                st = ST_TRUNCATED
-            else:
-                v = data[b] // 16
-                if v == 4 and lt != 229:
-                    et = ETH_IPV4
-                elif v == 6 and lt != 228:
-                    et = ETH_IPV6
-                else:
-                    st = ST_BAD_HEADER
-        elif lt == 0 or lt == 108:  # BSD null / OpenBSD loop: address family, either byte order
-            if cap < 4:
-                st = ST_TRUNCATED
-            else:
-                fam = (
-                    (data[b + 3] * 16777216) | (data[b + 2] * 65536) | (data[b + 1] * 256) | data[b]
-                )
-                if fam > 0xFFFF:
-                    fam = (
-                        (data[b] * 16777216)
-                        | (data[b + 1] * 65536)
-                        | (data[b + 2] * 256)
-                        | data[b + 3]
-                    )
-                p = 4
-                if fam == 2:
-                    et = ETH_IPV4
-                elif fam == 24 or fam == 28 or fam == 30:
-                    et = ETH_IPV6
-                else:
-                    st = ST_NOT_IP
-        else:
-            st = ST_UNKNOWN_LINK
-
-        # 802.1Q / 802.1ad / legacy QinQ tags
-        tags = 0
-        while st == 0 and (et == 0x8100 or et == 0x88A8 or et == 0x9100 or et == 0x9200):
-            if cap < p + 4 or tags >= MAX_VLAN_TAGS:
-                st = ST_TRUNCATED if cap < p + 4 else ST_BAD_HEADER
-                break
-            et = (data[b + p + 2] * 256) | data[b + p + 3]
-            p += 4
-            tags += 1
-        if st == 0 and et != ETH_IPV4 and et != ETH_IPV6:
-            st = ST_NOT_IP
-
-        # ---------------- network layer
-        l4 = 0
-        ipend = 0
         if st == 0:
             ipo = p
-            q = b + p
             if et == ETH_IPV4:
                 ver = 4
-                if cap - p < 20:
-                    st = ST_TRUNCATED
-                else:
-                    vihl = data[q]
-                    ihl = (vihl & 15) * 4
-                    tot = (data[q + 2] * 256) | data[q + 3]
-                    frag = ((data[q + 6] * 256) | data[q + 7]) & 0x3FFF
-                    hop = data[q + 8]
-                    pr = data[q + 9]
-                    slo = IPV4_MAPPED | (
-                        (data[q + 12] * 16777216)
-                        | (data[q + 13] * 65536)
-                        | (data[q + 14] * 256)
-                        | data[q + 15]
-                    )
-                    dlo = IPV4_MAPPED | (
-                        (data[q + 16] * 16777216)
-                        | (data[q + 17] * 65536)
-                        | (data[q + 18] * 256)
-                        | data[q + 19]
-                    )
-                    if tot == 0:  # segmentation offload: the length was never filled in
-                        tot = wire - p
-                    if (vihl // 16) != 4 or ihl < 20 or tot < ihl:
-                        st = ST_BAD_HEADER
-                    elif frag != 0:
-                        st = ST_FRAGMENT
-                    elif cap - p < ihl:
-                        st = ST_TRUNCATED
-                    else:
-                        l4 = p + ihl
-                        ipend = p + tot
+                st, pr, hop, slo, dlo, l4, ipend = ipv4_header(data, b, p, cap, wire)
             else:
                 ver = 6
-                if cap - p < 40:
-                    st = ST_TRUNCATED
-                else:
-                    plen = (data[q + 4] * 256) | data[q + 5]
-                    pr = data[q + 6]
-                    hop = data[q + 7]
-                    shi = (
-                        (
-                            (data[q + 8] * 16777216)
-                            | (data[q + 9] * 65536)
-                            | (data[q + 10] * 256)
-                            | data[q + 11]
-                        )
-                        << 32
-                    ) | (
-                        (data[q + 12] * 16777216)
-                        | (data[q + 13] * 65536)
-                        | (data[q + 14] * 256)
-                        | data[q + 15]
-                    )
-                    slo = (
-                        (
-                            (data[q + 16] * 16777216)
-                            | (data[q + 17] * 65536)
-                            | (data[q + 18] * 256)
-                            | data[q + 19]
-                        )
-                        << 32
-                    ) | (
-                        (data[q + 20] * 16777216)
-                        | (data[q + 21] * 65536)
-                        | (data[q + 22] * 256)
-                        | data[q + 23]
-                    )
-                    dhi = (
-                        (
-                            (data[q + 24] * 16777216)
-                            | (data[q + 25] * 65536)
-                            | (data[q + 26] * 256)
-                            | data[q + 27]
-                        )
-                        << 32
-                    ) | (
-                        (data[q + 28] * 16777216)
-                        | (data[q + 29] * 65536)
-                        | (data[q + 30] * 256)
-                        | data[q + 31]
-                    )
-                    dlo = (
-                        (
-                            (data[q + 32] * 16777216)
-                            | (data[q + 33] * 65536)
-                            | (data[q + 34] * 256)
-                            | data[q + 35]
-                        )
-                        << 32
-                    ) | (
-                        (data[q + 36] * 16777216)
-                        | (data[q + 37] * 65536)
-                        | (data[q + 38] * 256)
-                        | data[q + 39]
-                    )
-                    if (data[q] // 16) != 6:
-                        st = ST_BAD_HEADER
-                    else:
-                        l4 = p + 40
-                        # plen 0: jumbogram or segmentation offload, the frame length decides
-                        ipend = l4 + plen if plen else max(wire, l4)
-            # extension headers (IPv6) and AH (both families)
-            nhdr = 0
-            while st == 0:
-                if pr == 0 or pr == 43 or pr == 60:  # hop-by-hop, routing, destination options
-                    if ver != 6:
-                        break
-                    if cap < l4 + 2:
-                        st = ST_TRUNCATED
-                        break
-                    nxt = data[b + l4]
-                    l4 += (data[b + l4 + 1] + 1) * 8
-                    pr = nxt
-                elif pr == 51:  # authentication header
-                    if cap < l4 + 2:
-                        st = ST_TRUNCATED
-                        break
-                    nxt = data[b + l4]
-                    l4 += (data[b + l4 + 1] + 2) * 4
-                    pr = nxt
-                elif pr == 44 and ver == 6:  # fragment header
-                    if cap < l4 + 8:
-                        st = ST_TRUNCATED
-                        break
-                    nxt = data[b + l4]
-                    fo = (data[b + l4 + 2] * 256) | data[b + l4 + 3]
-                    l4 += 8
-                    pr = nxt
-                    if (fo & 0xFFF9) != 0:  # offset or more-fragments: a real fragment
-                        st = ST_FRAGMENT
-                else:
-                    break
-                nhdr += 1
-                if st == 0 and (nhdr > MAX_EXT_HEADERS or l4 > ipend):
-                    st = ST_BAD_HEADER
-
-        # ---------------- transport layer
+                st, pr, hop, shi, slo, dhi, dlo, l4, ipend = ipv6_header(data, b, p, cap, wire)
+            if st == 0:
+                st, pr, l4 = ext_headers(data, b, cap, ver, pr, l4, ipend)
+        l4o = -1
+        sp = dp = fl = sq = ak = wn = thl = oo = ol = of = po = pl = pc = 0
         if st == 0:
-            avail = cap - l4
-            q = b + l4
             if pr == 6:
                 l4o = l4
-                if avail >= 4:
-                    sp = (data[q] * 256) | data[q + 1]
-                    dp = (data[q + 2] * 256) | data[q + 3]
-                if avail < 20:
-                    st = ST_TRUNCATED
-                else:
-                    sq = (
-                        (data[q + 4] * 16777216)
-                        | (data[q + 5] * 65536)
-                        | (data[q + 6] * 256)
-                        | data[q + 7]
-                    )
-                    ak = (
-                        (data[q + 8] * 16777216)
-                        | (data[q + 9] * 65536)
-                        | (data[q + 10] * 256)
-                        | data[q + 11]
-                    )
-                    doff = data[q + 12] // 16
-                    fl = ((data[q + 12] & 1) * 256) | data[q + 13]
-                    wn = (data[q + 14] * 256) | data[q + 15]
-                    thl = doff * 4
-                    if doff < 5 or l4 + thl > ipend:
-                        st = ST_BAD_HEADER
-                    else:
-                        oo = l4 + 20
-                        ol = thl - 20
-                        po = l4 + thl
-                        pl = ipend - po
-                        oend = po
-                        if cap < oend:
-                            oend = cap
-                        # option walk, as a receiving kernel does it
-                        j = oo
-                        while j < oend:
-                            k = data[b + j]
-                            if k == 0:  # EOL: the walk ends; anything non-zero after it is hidden
-                                m = j + 1
-                                while m < oend:
-                                    if data[b + m] != 0:
-                                        of |= OPT_AFTER_EOL
-                                        break
-                                    m += 1
-                                # look for TOA kinds behind the EOL with a lenient walk
-                                m = j + 1
-                                while m < oend:
-                                    k2 = data[b + m]
-                                    if k2 == 0 or k2 == 1:
-                                        m += 1
-                                        continue
-                                    if toa_mask[k2]:
-                                        of |= OPT_TOA_CANDIDATE
-                                    if m + 1 >= oend:
-                                        break
-                                    l2 = data[b + m + 1]
-                                    if l2 < 2:
-                                        break
-                                    m += l2
-                                break
-                            if k == 1:
-                                j += 1
-                                continue
-                            if toa_mask[k]:
-                                of |= OPT_TOA_CANDIDATE
-                            if k == 2:
-                                of |= OPT_MSS
-                            elif k == 4 or k == 5:
-                                of |= OPT_SACK
-                            elif k == 8:
-                                of |= OPT_TIMESTAMP
-                            if j + 1 >= oend:
-                                if oend == po:  # kind in the last header byte, no room for a length
-                                    of |= OPT_WALK_BROKEN
-                                break
-                            ln = data[b + j + 1]
-                            if ln < 2 or j + ln > po:
-                                of |= OPT_WALK_BROKEN
-                                break
-                            j += ln
-                        if cap < po:
-                            st = ST_TRUNCATED
-                        else:
-                            pc = cap - po
-                            if pc > pl:
-                                pc = pl
-                            if pc < pl:
-                                st = ST_PAYLOAD_CUT
+                st, sp, dp, fl, sq, ak, wn, thl, oo, ol, of, po, pl, pc = tcp_header(
+                    data, b, l4, cap, ipend, toa_mask
+                )
             elif pr == 17:
                 l4o = l4
-                if avail >= 4:
-                    sp = (data[q] * 256) | data[q + 1]
-                    dp = (data[q + 2] * 256) | data[q + 3]
-                if avail < 8:
-                    st = ST_TRUNCATED
-                else:
-                    ulen = (data[q + 4] * 256) | data[q + 5]
-                    po = l4 + 8
-                    room = ipend - po
-                    if room < 0:
-                        st = ST_BAD_HEADER
-                        room = 0
-                    if ulen == 0:  # jumbogram: the IP length decides
-                        pl = room
-                    elif ulen < 8 or ulen - 8 > room:
-                        st = ST_BAD_HEADER
-                        pl = room
-                    else:
-                        pl = ulen - 8
-                    pc = cap - po
-                    if pc > pl:
-                        pc = pl
-                    if pc < 0:
-                        pc = 0
-                    if pc < pl and st == 0:
-                        st = ST_PAYLOAD_CUT
+                st, sp, dp, po, pl, pc = udp_header(data, b, l4, cap, ipend)
             else:
                 st = ST_NOT_TCP_UDP
-
         status[i] = st
         ipver[i] = ver
         proto[i] = pr

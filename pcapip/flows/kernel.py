@@ -19,7 +19,7 @@ every integer is int64.
 
 from __future__ import annotations
 
-from pcapip.sources.accel import kernel
+from pcapip.sources.accel import kernel, kernel_helper
 
 from .layout import (
     C0_CAP,
@@ -119,8 +119,48 @@ CT_CLOSES = 6  # flows closed so far (close order)
 CT_OPEN = 7  # open rows
 CT_HEADERS = 8  # first segments left to Python to parse (the packet itself is applied)
 CT_ATTEMPT_NS = 9  # (set by the caller) the attempt timeout: a later packet starts a new flow
-CT_EVERY_PACKET = 10  # (set by the caller; a test switch) non-zero: hand over every packet
+# (set by the caller; a test switch) non-zero: hand over every packet the loop would apply
+# itself, once its flow is found or created, so the Python rules apply them all
+CT_EVERY_PACKET = 10
 N_COUNTERS = 11
+
+# rows of the ``out`` matrix, each filled from column 0 on and counted in ``ct``
+OUT_K = 0  # packets handed over (their index in todo's numbering), counted in CT_DEFER
+OUT_SLOT = 1  # their rows
+OUT_FIRST = 2  # 1: the first of its flow in this call (for the Python rules), 0: a later one
+OUT_ENDED = 3  # rows ended (CT_ENDED)
+OUT_SETTLED = 4  # rows whose header question was settled (CT_SETTLED)
+OUT_EVENTS = 5  # rows to schedule for eviction (CT_EVENTS)
+OUT_HK = 6  # first segments whose header Python reads (CT_HEADERS)
+OUT_HSLOT = 7  # their rows
+N_OUT = 8
+
+# the packet columns track_tcp reads, in the order of its ``pk`` tuple (the four address
+# halves as int64 views of the uint64 columns), then the batch's bytes
+PACKET_COLUMNS: tuple[tuple[str, str], ...] = (
+    ("src_hi", "i8"),
+    ("src_lo", "i8"),
+    ("dst_hi", "i8"),
+    ("dst_lo", "i8"),
+    ("sport", "u2"),
+    ("dport", "u2"),
+    ("frame", "i8"),
+    ("ts_ns", "i8"),
+    ("origlen", "i8"),
+    ("tcp_flags", "u2"),
+    ("seq", "u4"),
+    ("ack", "u4"),
+    ("opt_flags", "u1"),
+    ("opt_off", "i4"),
+    ("opt_len", "i4"),
+    ("caplen", "i8"),
+    ("frame_off", "i8"),
+    ("pay_off", "i4"),
+    ("pay_len", "i4"),
+    ("pay_cap", "i4"),
+    ("data", "u1"),
+)
+_PK = "Tuple((" + ", ".join(f"{t}[::1]" for _, t in PACKET_COLUMNS) + "))"
 
 _M32 = 0xFFFFFFFF
 _SIGN = -0x8000000000000000  # flips the sign bit: unsigned order as signed order
@@ -135,544 +175,616 @@ _K2 = 0x1B873593
 _K3 = 0x0CC9E2D5
 
 
-@kernel(
-    "void(i8[::1], i8, i8[::1], i8[::1], i8[::1], i8[::1], i8[::1], u2[::1], u2[::1], "
-    "i8[::1], i8[::1], i8[::1], i8[::1], u2[::1], u4[::1], u4[::1], u1[::1], i4[::1], "
-    "i4[::1], i8[::1], i8[::1], i4[::1], i4[::1], i4[::1], u1[::1], i8, "
-    "i8[:, ::1], i8[:, ::1], u1[:, ::1], i8[::1], i8[::1], i8[::1], i8, b1[::1], i8[::1], "
-    "i8[::1], i8[::1], i8[::1], i8[::1], i8[::1], i8[::1], i8[::1], i8[::1], i8[::1])"
-)
-def track_tcp(
-    todo,
-    ntodo,
-    pidx,
-    src_hi,
-    src_lo,
-    dst_hi,
-    dst_lo,
-    sport,
-    dport,
-    kside,
-    frame,
-    ts,
-    olen,
-    flags,
-    seq,
-    ack,
-    optf,
-    optoff,
-    optlen,
-    caplen,
-    foff,
-    payoff,
-    paylen,
-    paycap,
-    data,
-    capture,
-    S,
-    X,
-    P,
-    H,
-    free,
-    tmpl,
-    stamp,
-    toa_mask,
-    toa_var,
-    out_k,
-    out_slot,
-    out_first,
-    out_ended,
-    out_settled,
-    out_events,
-    out_hk,
-    out_hslot,
-    ct,
-):
-    """Apply packets ``todo[:ntodo]`` to the flow table: ``pidx[k]`` is the batch row of
-    packet ``k``; addresses are the int64 bit patterns of the uint64 halves. ``kside[k]``
-    receives the side that sent packet ``k`` (0: the smaller (address, port) end).
+@kernel_helper
+def push(out, ct, c, r, v):
+    """Append ``v`` to row ``r`` of the out matrix, whose length is ``ct[c]``."""
+    n = ct[c]
+    out[r, n] = v
+    ct[c] = n + 1
 
-    A first segment that may start a PROXY header, on a flow without Python
-    state, is applied like any other packet except for the header question:
-    it is listed in ``out_hk``/``out_hslot`` for Python to parse, and the
-    flow's later packets in this call are handed over (they may depend on
-    the answer).
-    """
+
+@kernel_helper
+def hand_over(out, ct, k, s, first):
+    """List packet ``k`` of flow row ``s`` for Python (``first``: 1 if it is the flow's first
+    packet handed over in this call)."""
+    n = ct[CT_DEFER]
+    out[OUT_K, n] = k
+    out[OUT_SLOT, n] = s
+    out[OUT_FIRST, n] = first
+    ct[CT_DEFER] = n + 1
+
+
+@kernel_helper
+def ask_header(out, ct, k, s):
+    """List packet ``k``, the first segment of flow row ``s``, for Python to read its header."""
+    n = ct[CT_HEADERS]
+    out[OUT_HK, n] = k
+    out[OUT_HSLOT, n] = s
+    ct[CT_HEADERS] = n + 1
+
+
+@kernel_helper
+def flow_key(sh, sl, dh, dl, sp, dp):
+    """The flow key (A high, low, port, B high, low, port), endpoint A the smaller
+    (address, port) compared unsigned, and the side that sent (0: A)."""
+    xs = sh ^ _SIGN
+    xd = dh ^ _SIGN
+    if xs != xd:
+        src_first = xs < xd
+    else:
+        xs = sl ^ _SIGN
+        xd = dl ^ _SIGN
+        src_first = xs < xd if xs != xd else sp <= dp
+    if src_first:
+        return (sh, sl, sp, dh, dl, dp), 0
+    return (dh, dl, dp, sh, sl, sp), 1
+
+
+@kernel_helper
+def key_hash(key):
+    """The same hash as pcapip.flows.tracker.row_hash; no product can overflow int64 (signed
+    overflow is undefined behaviour for the compiler, and Python's ints do not wrap)."""
+    ahi, alo, ap, bhi, blo, bp = key
+    fa = (ahi ^ (ahi >> 32) ^ alo ^ (alo >> 32)) & _M32
+    fb = (bhi ^ (bhi >> 32) ^ blo ^ (blo >> 32)) & _M32
+    h = fa * _K1 + fb * _K2 + (ap + bp * 65536) * _K3
+    return h ^ (h >> 29)
+
+
+@kernel_helper
+def find_flow(S, H, h, key):
+    """(the row holding ``key`` or -1, its position in the index ``H`` or the free
+    position where it goes)."""
+    ahi, alo, ap, bhi, blo, bp = key
     hmask = H.shape[0] - 1
-    for t in range(ntodo):
+    pos = h & hmask
+    s = -1
+    while True:
+        v = H[pos]
+        if v == 0:
+            break
+        c = v - 1
+        if (
+            S[c, K_HASH] == h
+            and S[c, K_AHI] == ahi
+            and S[c, K_ALO] == alo
+            and S[c, K_APORT] == ap
+            and S[c, K_BHI] == bhi
+            and S[c, K_BLO] == blo
+            and S[c, K_BPORT] == bp
+        ):
+            s = c
+            break
+        pos = (pos + 1) & hmask
+    return s, pos
+
+
+@kernel_helper
+def starts_anew(S, s, pure_syn, sq, tns, attempt_ns):
+    """True when the packet starts a new connection on flow ``s``'s 4-tuple: a SYN on a
+    closed flow or with another sequence number, or any packet after an attempt quiet past
+    its timeout (over whenever eviction runs, so batch boundaries never change the rows)."""
+    if pure_syn and (S[s, F_CLOSED] != 0 or (S[s, F_SYN_SEQ] >= 0 and sq != S[s, F_SYN_SEQ])):
+        return True
+    return (
+        S[s, F_CLOSED] == 0
+        and S[s, F_HS] != HS_DONE
+        and (S[s, F_SYN_SEQ] >= 0 or S[s, F_SYNACK] != 0)
+        and S[s, F_PAY0] == 0
+        and S[s, F_PAY0 + 1] == 0
+        and S[s, F_END] + attempt_ns < tns
+    )
+
+
+@kernel_helper
+def end_flow(S, s, out, ct):
+    """End flow ``s`` (its row stays in the index until Python has read it)."""
+    S[s, F_STATE] = ST_ENDED
+    push(out, ct, CT_ENDED, OUT_ENDED, s)
+    ct[CT_OPEN] -= 1
+
+
+@kernel_helper
+def new_flow(S, free, tmpl, ct, h, key, side, fr, tns, capture):
+    """Start a flow with key ``key`` in a free row (row s of X is a zero row: rows are
+    freed with X cleared); the caller puts it in the index."""
+    top = ct[CT_FREE_TOP] - 1
+    s = free[top]
+    ct[CT_FREE_TOP] = top
+    row = S[s]
+    for z in range(tmpl.shape[0]):  # (a slice assignment would need numba's allocator)
+        row[z] = tmpl[z]
+    ahi, alo, ap, bhi, blo, bp = key
+    S[s, K_HASH] = h
+    S[s, K_AHI] = ahi
+    S[s, K_ALO] = alo
+    S[s, K_APORT] = ap
+    S[s, K_BHI] = bhi
+    S[s, K_BLO] = blo
+    S[s, K_BPORT] = bp
+    ser = ct[CT_SERIAL] + 1
+    ct[CT_SERIAL] = ser
+    S[s, F_SERIAL] = ser
+    S[s, F_CAPTURE] = capture
+    S[s, F_FIRST_FRAME] = fr
+    S[s, F_START] = tns
+    S[s, F_END] = tns
+    S[s, F_FIRST_SIDE] = side
+    ct[CT_OPEN] += 1
+    return s
+
+
+@kernel_helper
+def syn_effect(S, s, side, pure_syn, syn, sq):
+    """What the SYN / SYN-ACK rules will make of the packet, before anything changes:
+    (the egress side after them, this side's ISN after them, is it the handshake's ACK)."""
+    egress = S[s, F_EGRESS]
+    e1 = egress
+    isn_s = S[s, F_ISN0 + side]
+    is_hs = False
+    if pure_syn:
+        if S[s, F_SYN_SEQ] < 0:
+            e1 = side
+            isn_s = sq
+    elif syn:
+        if S[s, F_SYNACK] == 0:
+            isn_s = sq
+            if S[s, F_SYN_SEQ] < 0:
+                e1 = 1 - side
+    elif S[s, F_HS] == HS_PENDING and side == egress:
+        is_hs = True
+    return e1, isn_s, is_hs
+
+
+@kernel_helper
+def lone_toa_option(data, o, ocap, toa_mask):
+    """Where the one TOA-kind option of the ``ocap`` option bytes at ``o`` starts, or -1:
+    none, several, or a walk that is not clean (cut, bad length, bytes after EOL)."""
+    j = 0
+    found = -1
+    while j < ocap:
+        kd = data[o + j]
+        if kd == 0:
+            for z in range(j + 1, ocap):
+                if data[o + z] != 0:
+                    return -1
+            break
+        if kd == 1:
+            j += 1
+            continue
+        if j + 1 >= ocap:
+            return -1
+        ln = data[o + j + 1]
+        if ln < 2 or j + ln > ocap:
+            return -1
+        if toa_mask[kd]:
+            if found >= 0:
+                return -1
+            found = j
+        j += ln
+    return found
+
+
+@kernel_helper
+def toa_client(data, b, toa_var):
+    """The client of the TOA option at ``b``: (kind, variant, port, IPv4). The variant is -1
+    unless it is a port+IPv4 client variant (pcapip.flows.fastparse.toa) with a port and an
+    address, and not an experiment-id option (RFC 6994) that only looks like one."""
+    kind = data[b] * 1
+    var = -1
+    if data[b + 1] == 8:
+        var = toa_var[kind]
+    port = data[b + 2] * 256 + data[b + 3]
+    ip = data[b + 4] * 16777216 + data[b + 5] * 65536 + data[b + 6] * 256 + data[b + 7]
+    if var < 0 or port == 0 or ip == 0:
+        var = -1
+    elif kind == 253 or kind == 254:
+        exid = data[b + 2] * 16777216 + data[b + 3] * 65536 + data[b + 4] * 256 + data[b + 5]
+        if port == 0xF989 or exid == 0xE2D4C3D9:
+            var = -1
+    return kind, var, port, ip
+
+
+@kernel_helper
+def toa_differs(X, s, ip, port):
+    """True when flow ``s`` holds a TOA client other than (ip, port): that needs a finding."""
+    cur = -1
+    if X[s, TA_SET - XBASE] != 0:
+        cur = TA_SET - XBASE
+    elif X[s, TS_SET - XBASE] != 0:
+        cur = TS_SET - XBASE
+    elif X[s, TD_SET - XBASE] != 0:
+        cur = TD_SET - XBASE
+    return cur >= 0 and (X[s, cur + T_IP] != ip or X[s, cur + T_PORT] != port)
+
+
+@kernel_helper
+def toa_rule(S, X, s, side, egress, data, o, ocap, ol, toa):
+    """The options (``ocap`` of ``ol`` bytes captured, at ``o``) of a packet whose option
+    walk found a TOA kind: its clean TOA as toa_client gives it, or a variant of -1 when
+    Python must apply the packet: the flow has Python state, the packet is not from the
+    egress, the options are cut or not one clean TOA, or it names another client than the
+    flow's current one (that needs a finding)."""
+    toa_mask, toa_var = toa
+    kind = port = ip = 0
+    var = -1
+    if S[s, F_EXTRA] == 0 and (egress < 0 or side == egress) and ocap >= ol:
+        at = lone_toa_option(data, o, ocap, toa_mask)
+        if at >= 0:
+            kind, var, port, ip = toa_client(data, o + at, toa_var)
+        if var >= 0 and toa_differs(X, s, ip, port):
+            var = -1
+    return kind, var, port, ip
+
+
+@kernel_helper
+def first_segment(S, s, side, egress, isn_s, start, data, pb, whole):
+    """The first payload of a flow whose header question is open, on the egress side: (can
+    the loop apply it, must it read a PROXY header from it). Only one in-order, ``whole``
+    segment starting at sequence number ``start`` settles here: one that cannot begin a
+    PROXY header (pcapip.flows.headers.parse rules it out by its first byte), or that may,
+    on a flow without Python state; any other is parsed by Python."""
+    ok = S[s, F_BUFFERING] == 0 and egress == side and isn_s >= 0 and whole
+    header = False
+    if ok:
+        if ((start - isn_s - 1) & _M32) != 0:
+            ok = False
+        else:
+            b0 = data[pb]
+            if b0 == 0x50 or b0 == 0x0D:
+                header = S[s, F_EXTRA] == 0 and S[s, F_HEADER] == 0
+                ok = header
+    return ok, header
+
+
+@kernel_helper
+def read_v1(data, pb, pn):
+    """A clean "PROXY TCP4 a.b.c.d e.f.g.h sport dport\\r\\n" in the ``pn`` bytes at ``pb``:
+    (1, 0, source, destination, ports, length), or a version of 0."""
+    src = 0
+    dst = 0
+    sp = 0
+    dp = 0
+    q = 11
+    good = pn >= 11
+    for z in range(1, 11):
+        if good and data[pb + z] != _V1HEAD[z]:
+            good = False
+    for part in range(10):  # ten numbers, each followed by its separator
+        if not good:
+            break
+        maxd = 3 if part < 8 else 5
+        c0 = data[pb + q] if q < pn else 0
+        if c0 < 48 or c0 > 57:
+            good = False
+            break
+        val = c0 - 48
+        q += 1
+        nd = 1
+        while c0 != 48 and nd < maxd and q < pn:  # no leading zeros
+            cd = data[pb + q]
+            if cd < 48 or cd > 57:
+                break
+            val = val * 10 + cd - 48
+            q += 1
+            nd += 1
+        if val > (255 if part < 8 else 65535) or q >= pn or data[pb + q] != _V1SEP[part]:
+            good = False
+            break
+        q += 1
+        if part < 4:
+            src = src * 256 + val
+        elif part < 8:
+            dst = dst * 256 + val
+        elif part == 8:
+            sp = val
+        else:
+            dp = val
+    hv = 0
+    hlen = 0
+    if good and q < pn and data[pb + q] == 10:
+        hv = 1
+        hlen = q + 1
+    return hv, 0, src, dst, sp, dp, hlen
+
+
+@kernel_helper
+def read_v2(data, pb, pn):
+    """A clean v2 header in the ``pn`` (>= 16) bytes at ``pb``: the signature, then PROXY
+    INET (12 address bytes) or LOCAL, no TLVs: (2, family, source, destination, ports,
+    length), or a version of 0."""
+    sig = True
+    for z in range(12):
+        if data[pb + z] != _V2SIG[z]:
+            sig = False
+            break
+    vc = data[pb + 12]
+    fam = data[pb + 13] * 1
+    ln = data[pb + 14] * 256 + data[pb + 15]
+    hv = 0
+    hlen = 0
+    src = 0
+    dst = 0
+    sp = 0
+    dp = 0
+    if sig and vc == 0x20 and fam == 0 and ln == 0:
+        hv = 2
+        hlen = 16
+    elif sig and vc == 0x21 and (fam == 0x11 or fam == 0x12) and ln == 12 and pn >= 28:
+        hv = 2
+        hlen = 28
+        src = data[pb + 16] * 16777216 + data[pb + 17] * 65536 + data[pb + 18] * 256 + data[pb + 19]
+        dst = data[pb + 20] * 16777216 + data[pb + 21] * 65536 + data[pb + 22] * 256 + data[pb + 23]
+        sp = data[pb + 24] * 256 + data[pb + 25]
+        dp = data[pb + 26] * 256 + data[pb + 27]
+    return hv, fam, src, dst, sp, dp, hlen
+
+
+@kernel_helper
+def read_header(data, pb, pn):
+    """A clean PROXY header at the start of the ``pn`` captured payload bytes at ``pb``,
+    decided by this segment alone: data follows it and cannot start a second one (else
+    Python reassembles, as Machine._direct does). (version (0: none), family, source,
+    destination, source port, destination port, length)."""
+    hv = fam = src = dst = sp = dp = hlen = 0
+    if data[pb] == 0x50:
+        hv, fam, src, dst, sp, dp, hlen = read_v1(data, pb, pn)
+    elif pn >= 16:
+        hv, fam, src, dst, sp, dp, hlen = read_v2(data, pb, pn)
+    if hv != 0:
+        nb = data[pb + hlen] if hlen < pn else 0x50
+        if nb == 0x50 or nb == 0x0D:
+            hv = 0
+    return hv, fam, src, dst, sp, dp, hlen
+
+
+@kernel_helper
+def count_packet(S, s, size, tns):
+    S[s, F_PACKETS] += 1
+    S[s, F_BYTES] += size
+    if tns < S[s, F_START]:
+        S[s, F_START] = tns
+    if tns > S[s, F_END]:
+        S[s, F_END] = tns
+
+
+@kernel_helper
+def apply_syn(S, s, side, sq):
+    """The first SYN: its sender is the egress; True when the flow became an attempt."""
+    if S[s, F_SYN_SEQ] >= 0:
+        return False
+    S[s, F_SYN_SEQ] = sq
+    S[s, F_ISN0 + side] = sq
+    S[s, F_EGRESS] = side
+    S[s, F_EGRESS_BY] = BY_SYN
+    if S[s, F_HS] != HS_NONE:
+        return False
+    S[s, F_HS] = HS_PENDING
+    return True
+
+
+@kernel_helper
+def apply_synack(S, s, side, sq, ak):
+    """The first SYN-ACK; without a SYN seen, its receiver is the egress: True when the
+    flow became an attempt."""
+    if S[s, F_SYNACK] != 0:
+        return False
+    S[s, F_SYNACK] = 1
+    S[s, F_ISN0 + side] = sq
+    if S[s, F_SYN_SEQ] >= 0:
+        return False
+    S[s, F_EGRESS] = 1 - side
+    S[s, F_EGRESS_BY] = BY_SYNACK
+    S[s, F_ISN0 + 1 - side] = (ak - 1) & _M32
+    if S[s, F_HS] != HS_NONE:
+        return False
+    S[s, F_HS] = HS_PENDING
+    return True
+
+
+@kernel_helper
+def end_handshake(S, s, done, fr, capture, ol):
+    """The egress's answer to the SYN-ACK: the handshake done (an ACK) or failed."""
+    S[s, F_HS] = HS_DONE if done else HS_FAILED
+    S[s, F_HS_FRAME] = fr
+    S[s, F_HS_CAPTURE] = capture
+    S[s, F_HS_OPT_LEN] = ol
+
+
+@kernel_helper
+def apply_toa(S, X, s, side, pure_syn, is_hs, toa, fr, capture):
+    """Keep a clean TOA (kind, variant, port, IPv4) in the flow's SYN, handshake-ACK or
+    data slot (the first of each); without an egress yet, its sender is the egress."""
+    if S[s, F_EGRESS] < 0:
+        S[s, F_EGRESS] = side
+        S[s, F_EGRESS_BY] = BY_TOA
+    g = -1
+    if pure_syn:
+        if X[s, TS_SET - XBASE] == 0:
+            g = TS_SET - XBASE
+    elif is_hs:
+        g = TA_SET - XBASE
+        S[s, F_HS_TOA] = 1
+    elif X[s, TD_SET - XBASE] == 0:
+        g = TD_SET - XBASE
+    if g >= 0:
+        kind, var, port, ip = toa
+        X[s, g] = 1
+        X[s, g + T_IP] = ip
+        X[s, g + T_PORT] = port
+        X[s, g + T_KIND] = kind
+        X[s, g + T_LEN] = 8
+        X[s, g + T_VAR] = var
+        X[s, g + T_FRAME] = fr
+        X[s, g + T_CAP] = capture
+
+
+@kernel_helper
+def keep_first_payload(S, P, s, side, data, pb, pn, fr, capture):
+    """Keep where side ``side``'s first payload is and its first PAYLOAD_KEEP bytes."""
+    if S[s, F_PAY0 + side] != 0:
+        return
+    S[s, F_PAY0 + side] = 1
+    fp = FP0_FRAME + side * FP_WIDTH
+    S[s, fp] = fr
+    S[s, fp + (FP0_CAP - FP0_FRAME)] = capture
+    keep = min(pn, PAYLOAD_KEEP)
+    S[s, fp + (FP0_LEN - FP0_FRAME)] = keep
+    for z in range(keep):
+        P[s, side * PAYLOAD_KEEP + z] = data[pb + z]
+
+
+@kernel_helper
+def settle_without_header(S, s, side, out, ct):
+    """A payload from the egress (or before one is known) on a flow whose header question
+    is open, and that the loop applied: no PROXY header starts this stream."""
+    eg = S[s, F_EGRESS]
+    if S[s, F_SETTLED] == 0 and (eg < 0 or eg == side):
+        S[s, F_SETTLED] = 1
+        S[s, F_NO_HEADER] = 1
+        push(out, ct, CT_SETTLED, OUT_SETTLED, s)
+
+
+@kernel_helper
+def settle_header(S, X, s, hdr, fr, capture, out, ct):
+    """Settle the flow's header question with the clean header ``hdr`` (see read_header)."""
+    hv, fam, src, dst, sp, dp, hlen = hdr
+    S[s, F_SETTLED] = 1
+    S[s, F_HEADER] = HDR_ROW
+    X[s, HK_VER - XBASE] = hv
+    X[s, HK_FAM - XBASE] = fam
+    X[s, HK_SRC - XBASE] = src
+    X[s, HK_DST - XBASE] = dst
+    X[s, HK_SPORT - XBASE] = sp
+    X[s, HK_DPORT - XBASE] = dp
+    X[s, HK_LEN - XBASE] = hlen
+    X[s, HK_FRAME - XBASE] = fr
+    X[s, HK_CAP - XBASE] = capture
+    push(out, ct, CT_SETTLED, OUT_SETTLED, s)
+
+
+@kernel_helper
+def apply_close(S, s, side, rst, fr, capture, out, ct):
+    """A FIN or RST: note the first two, close the flow; its first close, and the one that
+    closes it fully, schedule it for eviction."""
+    nc = S[s, F_NCLOSES]
+    if nc < 2:
+        cb = C0_SIDE + nc * CLOSE_WIDTH
+        S[s, cb] = side
+        S[s, cb + (C0_RST - C0_SIDE)] = 1 if rst else 0
+        S[s, cb + (C0_FRAME - C0_SIDE)] = fr
+        S[s, cb + (C0_CAP - C0_SIDE)] = capture
+        S[s, cb + (C0_P0 - C0_SIDE)] = S[s, F_PAY0]
+        S[s, cb + (C0_P1 - C0_SIDE)] = S[s, F_PAY0 + 1]
+        S[s, F_NCLOSES] = nc + 1
+    fm = S[s, F_FIN_MASK]
+    was_done = (fm & 4) != 0 or fm == 3
+    fm = fm | (4 if rst else (1 if side == 0 else 2))
+    S[s, F_FIN_MASK] = fm
+    now_done = (fm & 4) != 0 or fm == 3
+    if S[s, F_CLOSED] == 0:
+        S[s, F_CLOSED] = 1
+        co = ct[CT_CLOSES] + 1
+        ct[CT_CLOSES] = co
+        S[s, F_CLOSE_ORDER] = co
+        push(out, ct, CT_EVENTS, OUT_EVENTS, s)
+    elif now_done and not was_done:
+        push(out, ct, CT_EVENTS, OUT_EVENTS, s)
+
+
+@kernel(
+    f"void(i8[::1], i8[::1], {_PK}, i8[::1], i8[:, ::1], i8[:, ::1], u1[:, ::1], i8[::1], "
+    "i8[::1], i8[::1], Tuple((b1[::1], i8[::1])), i8, i8, i8[:, ::1], i8[::1])"
+)
+def track_tcp(todo, pidx, pk, kside, S, X, P, H, free, tmpl, toa, capture, stamp, out, ct):
+    """Apply packets ``todo`` to the flow table (S, X, P, hash index H, free-row stack
+    ``free``, new-row template ``tmpl``): ``pidx[k]`` is the batch row of packet ``k`` in
+    the columns ``pk`` (PACKET_COLUMNS); ``kside[k]`` receives the side that sent it (0: the
+    smaller (address, port) end). ``toa`` is (TOA-kind mask, kind -> variant the loop reads
+    or -1); ``out`` (rows OUT_*) receives what Python must do next, ``ct`` the counts.
+
+    A first segment that may start a PROXY header, on a flow without Python state, is
+    applied except for the header question: it is listed in OUT_HK/OUT_HSLOT for Python
+    to parse, and the flow's later packets in this call are handed over.
+    """
+    (src_hi, src_lo, dst_hi, dst_lo, sport, dport, frame, ts, olen, flags, seq, ack, optf,
+     optoff, optlen, caplen, foff, payoff, paylen, paycap, data) = pk  # fmt: skip
+    every = ct[CT_EVERY_PACKET] != 0
+    for t in range(len(todo)):
         k = todo[t]
         i = pidx[k]
-        # ---- the flow key: endpoint A is the smaller (address, port), compared unsigned
-        sh = src_hi[i]
-        sl = src_lo[i]
-        dh = dst_hi[i]
-        dl = dst_lo[i]
-        sp = sport[i] + 0
-        dp = dport[i] + 0
-        xs = sh ^ _SIGN
-        xd = dh ^ _SIGN
-        if xs != xd:
-            src_first = xs < xd
-        else:
-            xs = sl ^ _SIGN
-            xd = dl ^ _SIGN
-            src_first = xs < xd if xs != xd else sp <= dp
-        if src_first:
-            ahi, alo, ap, bhi, blo, bp, side = sh, sl, sp, dh, dl, dp, 0
-        else:
-            ahi, alo, ap, bhi, blo, bp, side = dh, dl, dp, sh, sl, sp, 1
+        key, side = flow_key(src_hi[i], src_lo[i], dst_hi[i], dst_lo[i], sport[i] + 0, dport[i] + 0)
         kside[k] = side
-        # the same hash as pcapip.flows.tracker.row_hash; no product can overflow int64 (signed
-        # overflow is undefined behaviour for the compiler, and Python's ints do not wrap)
-        fa = (ahi ^ (ahi >> 32) ^ alo ^ (alo >> 32)) & _M32
-        fb = (bhi ^ (bhi >> 32) ^ blo ^ (blo >> 32)) & _M32
-        h = fa * _K1 + fb * _K2 + (ap + bp * 65536) * _K3
-        h = h ^ (h >> 29)
-        # ---- find the flow
-        pos = h & hmask
-        s = -1
-        while True:
-            v = H[pos]
-            if v == 0:
-                break
-            c = v - 1
-            if (
-                S[c, K_HASH] == h
-                and S[c, K_AHI] == ahi
-                and S[c, K_ALO] == alo
-                and S[c, K_APORT] == ap
-                and S[c, K_BHI] == bhi
-                and S[c, K_BLO] == blo
-                and S[c, K_BPORT] == bp
-            ):
-                s = c
-                break
-            pos = (pos + 1) & hmask
+        h = key_hash(key)
+        s, pos = find_flow(S, H, h, key)
         if s >= 0 and S[s, F_MARK] == stamp:
-            # an earlier packet of this flow was handed over: so are all later ones
-            n = ct[CT_DEFER]
-            out_k[n] = k
-            out_slot[n] = s
-            out_first[n] = 0
-            ct[CT_DEFER] = n + 1
+            hand_over(out, ct, k, s, 0)  # an earlier packet of this flow was handed over
             continue
         f = flags[i]
         syn = (f & 2) != 0
-        ackf = (f & 16) != 0
-        rst = (f & 4) != 0
-        fin = (f & 1) != 0
-        pure_syn = syn and not ackf
-        fr = frame[i]
-        tns = ts[i]
-        sq = seq[i]
-        # ---- a new flow, or a SYN reusing the 4-tuple of a closed / different connection
-        create = s < 0
-        if not create and (
-            (
-                pure_syn
-                and (S[s, F_CLOSED] != 0 or (S[s, F_SYN_SEQ] >= 0 and sq != S[s, F_SYN_SEQ]))
-            )
-            or (
-                # an attempt quiet past its timeout is over, whenever eviction runs: the
-                # packet starts a new flow (so batch boundaries never change the rows)
-                S[s, F_CLOSED] == 0
-                and S[s, F_HS] != HS_DONE
-                and (S[s, F_SYN_SEQ] >= 0 or S[s, F_SYNACK] != 0)
-                and S[s, F_PAY0] == 0
-                and S[s, F_PAY0 + 1] == 0
-                and S[s, F_END] + ct[CT_ATTEMPT_NS] < tns
-            )
-        ):
-            S[s, F_STATE] = ST_ENDED
-            n = ct[CT_ENDED]
-            out_ended[n] = s
-            ct[CT_ENDED] = n + 1
-            ct[CT_OPEN] -= 1
-            create = True
-        if create:
-            top = ct[CT_FREE_TOP] - 1
-            s = free[top]
-            ct[CT_FREE_TOP] = top
-            S[s, :] = tmpl  # (row s of X is a zero row: rows are freed with X cleared)
-            S[s, K_HASH] = h
-            S[s, K_AHI] = ahi
-            S[s, K_ALO] = alo
-            S[s, K_APORT] = ap
-            S[s, K_BHI] = bhi
-            S[s, K_BLO] = blo
-            S[s, K_BPORT] = bp
-            ser = ct[CT_SERIAL] + 1
-            ct[CT_SERIAL] = ser
-            S[s, F_SERIAL] = ser
-            S[s, F_CAPTURE] = capture
-            S[s, F_FIRST_FRAME] = fr
-            S[s, F_START] = tns
-            S[s, F_END] = tns
-            S[s, F_FIRST_SIDE] = side
+        pure_syn = syn and (f & 16) == 0
+        fr, tns, sq = frame[i], ts[i], seq[i]
+        if s >= 0 and starts_anew(S, s, pure_syn, sq, tns, ct[CT_ATTEMPT_NS]):
+            end_flow(S, s, out, ct)
+            s = -1
+        if s < 0:
+            s = new_flow(S, free, tmpl, ct, h, key, side, fr, tns, capture)
             H[pos] = s + 1
-            ct[CT_OPEN] += 1
 
         # ---- can this packet be applied here? (decided before anything changes)
-        egress = S[s, F_EGRESS]
-        hs = S[s, F_HS]
-        syn_seq = S[s, F_SYN_SEQ]
-        e1 = egress  # egress side after the SYN / SYN-ACK rules
-        isn_s = S[s, F_ISN0 + side]  # this side's ISN after them
-        is_hs = False
-        if pure_syn:
-            if syn_seq < 0:
-                e1 = side
-                isn_s = sq
-        elif syn:
-            if S[s, F_SYNACK] == 0:
-                isn_s = sq
-                if syn_seq < 0:
-                    e1 = 1 - side
-        elif hs == HS_PENDING and side == egress:
-            is_hs = True
+        e1, isn_s, is_hs = syn_effect(S, s, side, pure_syn, syn, sq)
         ol = optlen[i]
-        ocap = caplen[i] - optoff[i]
-        if ocap > ol:
-            ocap = ol
-        if ocap < 0:
-            ocap = 0
-        hand = is_hs and ol > 0 and ocap < ol
-        toa_ok = False
-        t_ip = 0
-        t_port = 0
-        t_kind = 0
+        ocap = max(min(caplen[i] - optoff[i], ol), 0)
+        hand = every or (is_hs and ol > 0 and ocap < ol)
+        t_kind = t_port = t_ip = 0  # a clean TOA option the loop reads itself
         t_var = -1
         if not hand and (optf[i] & 1) != 0:
-            if S[s, F_EXTRA] != 0 or (e1 >= 0 and side != e1) or ocap < ol:
-                hand = True
-            else:
-                # the one clean shape read here: a complete option walk with exactly one
-                # TOA-kind option, a port+IPv4 client variant (pcapip.flows.fastparse.toa)
-                o = foff[i] + optoff[i]
-                j = 0
-                found = -1
-                clean = True
-                while j < ocap:
-                    kd = data[o + j]
-                    if kd == 0:
-                        for z in range(j + 1, ocap):
-                            if data[o + z] != 0:
-                                clean = False
-                                break
-                        break
-                    if kd == 1:
-                        j += 1
-                        continue
-                    if j + 1 >= ocap:
-                        clean = False
-                        break
-                    ln = data[o + j + 1]
-                    if ln < 2 or j + ln > ocap:
-                        clean = False
-                        break
-                    if toa_mask[kd]:
-                        if found >= 0:
-                            clean = False
-                            break
-                        found = j
-                    j += ln
-                if clean and found >= 0:
-                    b = o + found
-                    t_kind = data[b] * 1
-                    if data[b + 1] == 8:
-                        t_var = toa_var[t_kind]
-                    t_port = data[b + 2] * 256 + data[b + 3]
-                    t_ip = (
-                        data[b + 4] * 16777216
-                        + data[b + 5] * 65536
-                        + data[b + 6] * 256
-                        + data[b + 7]
-                    )
-                    if t_var < 0 or t_port == 0 or t_ip == 0:
-                        clean = False
-                    elif t_kind == 253 or t_kind == 254:
-                        exid = (
-                            data[b + 2] * 16777216
-                            + data[b + 3] * 65536
-                            + data[b + 4] * 256
-                            + data[b + 5]
-                        )
-                        if t_port == 0xF989 or exid == 0xE2D4C3D9:
-                            clean = False
-                else:
-                    clean = False
-                if not clean:
-                    hand = True
-                else:
-                    # a TOA naming another client than the flow's current one needs a finding
-                    cur = -1
-                    if X[s, TA_SET - XBASE] != 0:
-                        cur = TA_SET - XBASE
-                    elif X[s, TS_SET - XBASE] != 0:
-                        cur = TS_SET - XBASE
-                    elif X[s, TD_SET - XBASE] != 0:
-                        cur = TD_SET - XBASE
-                    if cur >= 0 and (X[s, cur + T_IP] != t_ip or X[s, cur + T_PORT] != t_port):
-                        hand = True
-                    else:
-                        toa_ok = True
-        e2 = e1
-        if toa_ok and e2 < 0:
-            e2 = side
+            o = foff[i] + optoff[i]
+            t_kind, t_var, t_port, t_ip = toa_rule(S, X, s, side, e1, data, o, ocap, ol, toa)
+            hand = t_var < 0
+        toa_ok = t_var >= 0
+        e2 = side if (toa_ok and e1 < 0) else e1
         pl = paylen[i]
+        pb = foff[i] + payoff[i]
         header = False
-        hv = 0
-        h_fam = 0
-        h_src = 0
-        h_dst = 0
-        h_sp = 0
-        h_dp = 0
-        h_len = 0
         if not hand and pl > 0 and S[s, F_SETTLED] == 0 and (e2 < 0 or e2 == side):
-            # the only stream starts settled here: one in-order segment that cannot begin a
-            # PROXY header (pcapip.flows.headers.parse rules it out by its first byte), or
-            # that holds a clean header (the shapes of pcapip.flows.fastparse.proxy) followed
-            # by data that cannot start another; any other first segment on a flow without
-            # Python state is parsed by Python, on the segment alone when that decides
-            ok = S[s, F_BUFFERING] == 0 and e2 == side and isn_s >= 0 and paycap[i] == pl
-            if ok:
-                synlen = 1 if syn else 0
-                if ((sq + synlen - isn_s - 1) & _M32) != 0:
-                    ok = False
-                else:
-                    b0 = data[foff[i] + payoff[i]]
-                    if b0 == 0x50 or b0 == 0x0D:
-                        header = S[s, F_EXTRA] == 0 and S[s, F_HEADER] == 0
-                        ok = header
+            start = sq + (1 if syn else 0)
+            ok, header = first_segment(S, s, side, e2, isn_s, start, data, pb, paycap[i] == pl)
             hand = not ok
+        hv = h_fam = h_src = h_dst = h_sp = h_dp = h_len = 0  # a clean PROXY header
         if header:
-            pb = foff[i] + payoff[i]
-            pn = paycap[i]
-            if data[pb] == 0x50:
-                # v1: "PROXY TCP4 " then ten numbers, each followed by its separator
-                q = 11
-                good = pn >= 11
-                for z in range(1, 11):
-                    if good and data[pb + z] != _V1HEAD[z]:
-                        good = False
-                for part in range(10):
-                    if not good:
-                        break
-                    maxd = 3 if part < 8 else 5
-                    c0 = data[pb + q] if q < pn else 0
-                    if c0 < 48 or c0 > 57:
-                        good = False
-                        break
-                    val = c0 - 48
-                    q += 1
-                    nd = 1
-                    while c0 != 48 and nd < maxd and q < pn:  # no leading zeros
-                        cd = data[pb + q]
-                        if cd < 48 or cd > 57:
-                            break
-                        val = val * 10 + cd - 48
-                        q += 1
-                        nd += 1
-                    if (
-                        val > (255 if part < 8 else 65535)
-                        or q >= pn
-                        or data[pb + q] != _V1SEP[part]
-                    ):
-                        good = False
-                        break
-                    q += 1
-                    if part < 4:
-                        h_src = h_src * 256 + val
-                    elif part < 8:
-                        h_dst = h_dst * 256 + val
-                    elif part == 8:
-                        h_sp = val
-                    else:
-                        h_dp = val
-                if good and q < pn and data[pb + q] == 10:
-                    hv = 1
-                    h_len = q + 1
-            elif pn >= 16:
-                # v2: the signature, then PROXY INET (12 address bytes) or LOCAL, no TLVs
-                sig = True
-                for z in range(12):
-                    if data[pb + z] != _V2SIG[z]:
-                        sig = False
-                        break
-                vc = data[pb + 12]
-                h_fam = data[pb + 13] * 1
-                ln = data[pb + 14] * 256 + data[pb + 15]
-                if sig and vc == 0x20 and h_fam == 0 and ln == 0:
-                    hv = 2
-                    h_len = 16
-                elif (
-                    sig
-                    and vc == 0x21
-                    and (h_fam == 0x11 or h_fam == 0x12)
-                    and ln == 12
-                    and pn >= 28
-                ):
-                    hv = 2
-                    h_len = 28
-                    h_src = (
-                        data[pb + 16] * 16777216
-                        + data[pb + 17] * 65536
-                        + data[pb + 18] * 256
-                        + data[pb + 19]
-                    )
-                    h_dst = (
-                        data[pb + 20] * 16777216
-                        + data[pb + 21] * 65536
-                        + data[pb + 22] * 256
-                        + data[pb + 23]
-                    )
-                    h_sp = data[pb + 24] * 256 + data[pb + 25]
-                    h_dp = data[pb + 26] * 256 + data[pb + 27]
-            if hv != 0:
-                # decided by this segment alone: data follows the header and cannot start
-                # a second one (else Python reassembles, as Machine._direct does)
-                nb = data[pb + h_len] if h_len < pn else 0x50
-                if nb == 0x50 or nb == 0x0D:
-                    hv = 0
+            hv, h_fam, h_src, h_dst, h_sp, h_dp, h_len = read_header(data, pb, paycap[i])
             header = hv == 0
-        if hand or ct[CT_EVERY_PACKET] != 0:
+        if hand:
             S[s, F_MARK] = stamp
-            n = ct[CT_DEFER]
-            out_k[n] = k
-            out_slot[n] = s
-            out_first[n] = 1
-            ct[CT_DEFER] = n + 1
+            hand_over(out, ct, k, s, 1)
             continue
 
         # ---- apply
+        count_packet(S, s, olen[i], tns)
         attempt = False  # the flow became a connection attempt: schedule its attempt timeout
-        S[s, F_PACKETS] += 1
-        S[s, F_BYTES] += olen[i]
-        if tns < S[s, F_START]:
-            S[s, F_START] = tns
-        if tns > S[s, F_END]:
-            S[s, F_END] = tns
         if pure_syn:
-            if syn_seq < 0:
-                S[s, F_SYN_SEQ] = sq
-                S[s, F_ISN0 + side] = sq
-                S[s, F_EGRESS] = side
-                S[s, F_EGRESS_BY] = BY_SYN
-                if hs == HS_NONE:
-                    S[s, F_HS] = HS_PENDING
-                    attempt = True
+            attempt = apply_syn(S, s, side, sq)
         elif syn:
-            if S[s, F_SYNACK] == 0:
-                S[s, F_SYNACK] = 1
-                S[s, F_ISN0 + side] = sq
-                if syn_seq < 0:
-                    S[s, F_EGRESS] = 1 - side
-                    S[s, F_EGRESS_BY] = BY_SYNACK
-                    S[s, F_ISN0 + 1 - side] = (ack[i] - 1) & _M32
-                    if hs == HS_NONE:
-                        S[s, F_HS] = HS_PENDING
-                        attempt = True
+            attempt = apply_synack(S, s, side, sq, ack[i])
         elif is_hs:
-            S[s, F_HS] = HS_DONE if (ackf and not rst) else HS_FAILED
-            S[s, F_HS_FRAME] = fr
-            S[s, F_HS_CAPTURE] = capture
-            S[s, F_HS_OPT_LEN] = ol
+            end_handshake(S, s, (f & 16) != 0 and (f & 4) == 0, fr, capture, ol)
         if toa_ok:
-            if S[s, F_EGRESS] < 0:
-                S[s, F_EGRESS] = side
-                S[s, F_EGRESS_BY] = BY_TOA
-            g = -1
-            if pure_syn:
-                if X[s, TS_SET - XBASE] == 0:
-                    g = TS_SET - XBASE
-            elif is_hs:
-                g = TA_SET - XBASE
-                S[s, F_HS_TOA] = 1
-            elif X[s, TD_SET - XBASE] == 0:
-                g = TD_SET - XBASE
-            if g >= 0:
-                X[s, g] = 1
-                X[s, g + T_IP] = t_ip
-                X[s, g + T_PORT] = t_port
-                X[s, g + T_KIND] = t_kind
-                X[s, g + T_LEN] = 8
-                X[s, g + T_VAR] = t_var
-                X[s, g + T_FRAME] = fr
-                X[s, g + T_CAP] = capture
+            apply_toa(S, X, s, side, pure_syn, is_hs, (t_kind, t_var, t_port, t_ip), fr, capture)
         if pl > 0:
-            if S[s, F_PAY0 + side] == 0:
-                S[s, F_PAY0 + side] = 1
-                fp = FP0_FRAME + side * FP_WIDTH
-                S[s, fp] = fr
-                S[s, fp + (FP0_CAP - FP0_FRAME)] = capture
-                keep = paycap[i]
-                if keep > PAYLOAD_KEEP:
-                    keep = PAYLOAD_KEEP
-                S[s, fp + (FP0_LEN - FP0_FRAME)] = keep
-                src = foff[i] + payoff[i]
-                for z in range(keep):
-                    P[s, side * PAYLOAD_KEEP + z] = data[src + z]
-            eg = S[s, F_EGRESS]
+            keep_first_payload(S, P, s, side, data, pb, paycap[i], fr, capture)
             if hv != 0:
-                S[s, F_SETTLED] = 1
-                S[s, F_HEADER] = HDR_ROW
-                X[s, HK_VER - XBASE] = hv
-                X[s, HK_FAM - XBASE] = h_fam
-                X[s, HK_SRC - XBASE] = h_src
-                X[s, HK_DST - XBASE] = h_dst
-                X[s, HK_SPORT - XBASE] = h_sp
-                X[s, HK_DPORT - XBASE] = h_dp
-                X[s, HK_LEN - XBASE] = h_len
-                X[s, HK_FRAME - XBASE] = fr
-                X[s, HK_CAP - XBASE] = capture
-                n = ct[CT_SETTLED]
-                out_settled[n] = s
-                ct[CT_SETTLED] = n + 1
+                hdr = (hv, h_fam, h_src, h_dst, h_sp, h_dp, h_len)
+                settle_header(S, X, s, hdr, fr, capture, out, ct)
             elif header:
                 S[s, F_MARK] = stamp
-                n = ct[CT_HEADERS]
-                out_hk[n] = k
-                out_hslot[n] = s
-                ct[CT_HEADERS] = n + 1
-            elif S[s, F_SETTLED] == 0 and (eg < 0 or eg == side):
-                S[s, F_SETTLED] = 1
-                S[s, F_NO_HEADER] = 1
-                n = ct[CT_SETTLED]
-                out_settled[n] = s
-                ct[CT_SETTLED] = n + 1
-        if fin or rst:
-            nc = S[s, F_NCLOSES]
-            if nc < 2:
-                cb = C0_SIDE + nc * CLOSE_WIDTH
-                S[s, cb] = side
-                S[s, cb + (C0_RST - C0_SIDE)] = 1 if rst else 0
-                S[s, cb + (C0_FRAME - C0_SIDE)] = fr
-                S[s, cb + (C0_CAP - C0_SIDE)] = capture
-                S[s, cb + (C0_P0 - C0_SIDE)] = S[s, F_PAY0]
-                S[s, cb + (C0_P1 - C0_SIDE)] = S[s, F_PAY0 + 1]
-                S[s, F_NCLOSES] = nc + 1
-            fm = S[s, F_FIN_MASK]
-            was_done = (fm & 4) != 0 or fm == 3
-            fm = fm | (4 if rst else (1 if side == 0 else 2))
-            S[s, F_FIN_MASK] = fm
-            now_done = (fm & 4) != 0 or fm == 3
-            if S[s, F_CLOSED] == 0:
-                S[s, F_CLOSED] = 1
-                co = ct[CT_CLOSES] + 1
-                ct[CT_CLOSES] = co
-                S[s, F_CLOSE_ORDER] = co
-                n = ct[CT_EVENTS]
-                out_events[n] = s
-                ct[CT_EVENTS] = n + 1
-            elif now_done and not was_done:
-                n = ct[CT_EVENTS]
-                out_events[n] = s
-                ct[CT_EVENTS] = n + 1
+                ask_header(out, ct, k, s)
+            else:
+                settle_without_header(S, s, side, out, ct)
+        if (f & 5) != 0:  # FIN or RST (one event per packet: it schedules any attempt too)
+            apply_close(S, s, side, (f & 4) != 0, fr, capture, out, ct)
         elif attempt:
-            # (a FIN/RST in the same packet schedules the flow above: one event per packet)
-            n = ct[CT_EVENTS]
-            out_events[n] = s
-            ct[CT_EVENTS] = n + 1
+            push(out, ct, CT_EVENTS, OUT_EVENTS, s)
 
 
 @kernel(

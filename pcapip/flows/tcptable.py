@@ -199,11 +199,11 @@ class TcpTable:
             except (AttributeError, OSError, ValueError):  # not on this platform: keep them
                 return
 
-    def _buffers(self, n: int) -> tuple[np.ndarray, ...]:
+    def _buffers(self, n: int) -> np.ndarray:
+        """The loop's out matrix (rows kernel.OUT_*), room for ``n`` packets."""
         if self._out.shape[0] < 8 * n:
             self._out = np.zeros(max(8 * n, 8 * 4096), dtype=np.int64)
-        m = self._out.shape[0] // 8
-        return tuple(self._out[k * m : (k + 1) * m] for k in range(8))
+        return self._out.reshape(self.K.N_OUT, -1)
 
     # ------------------------------------------------------------------ packets
     def feed(self, p: Packets, rows: np.ndarray) -> None:
@@ -220,7 +220,8 @@ class TcpTable:
             todo = self._round(p, rows, todo, args)
 
     def _packet_args(self, p: Packets, rows: np.ndarray) -> tuple[Any, ...]:
-        """The loop's packet arguments from ``pidx`` to ``data``, as lists for the twin."""
+        """The loop's packet arguments ``pidx``, ``pk`` (kernel.PACKET_COLUMNS) and ``kside``,
+        as lists for the twin."""
         kcols: tuple[Any, ...] = (
             p.src_hi.view(np.int64),
             p.src_lo.view(np.int64),
@@ -246,10 +247,10 @@ class TcpTable:
             p.pay_cap,
         )
         if self.compiled:
-            return (rows, *kcols, self._side, *pcols, p.data)
+            return (rows, (*kcols, *pcols, p.data), self._side)
         kcols = tuple(c.tolist() for c in kcols)
         pcols = tuple(c.tolist() for c in pcols)
-        return (rows.tolist(), *kcols, self._side, *pcols, memoryview(p.data))
+        return (rows.tolist(), (*kcols, *pcols, memoryview(p.data)), self._side)
 
     def _round(
         self, p: Packets, rows: np.ndarray, todo: np.ndarray, args: tuple[Any, ...]
@@ -259,27 +260,25 @@ class TcpTable:
         ct = self.ct
         m = todo.size
         self._reserve(m)
-        outs = self._buffers(m)
-        out_k, out_slot, out_first, out_ended, out_settled, out_events, out_hk, out_hslot = outs
+        out = self._buffers(m)
+        out_k, out_slot, out_first, out_ended, out_settled, out_events, out_hk, out_hslot = out
         self.stamp += 1
         ct[K.CT_DEFER] = ct[K.CT_ENDED] = ct[K.CT_SETTLED] = ct[K.CT_EVENTS] = 0
         ct[K.CT_HEADERS] = 0
         compiled = self.compiled
         self._track(
             todo if compiled else todo.tolist(),
-            m,
             *args,
-            self.t.capture,
             self.S,
             self.X,
             self.P,
             self.H,
             self.free,
             self.tmpl,
+            (self.toa_mask, self.toa_var) if compiled else (self.toa_mask_l, self.toa_var_l),
+            self.t.capture,
             self.stamp,
-            self.toa_mask if compiled else self.toa_mask_l,
-            self.toa_var if compiled else self.toa_var_l,
-            *outs,
+            out,
             ct,
         )
         if self._settle_gc:

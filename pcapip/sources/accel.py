@@ -29,10 +29,25 @@ wrong dtype is read as raw memory (a segfault, or silently wrong results).
 Each one is therefore wrapped in a check built once from the declared
 signature (parsed here, without numba): arrays must be ndarrays of the
 declared dtype and dimension, C-contiguous, aligned and writeable; scalars
-Python or numpy integers (or bools) in range. Any other call goes to the JIT,
-which handles it correctly, and is counted in ``Kernel.aot_fallbacks``. The
-check costs ~0.2 µs per argument (~10 µs for the flow loop's 43), paid once
-per batch.
+Python or numpy integers (or bools) in range; tuples of the declared length,
+element by element. Any other call goes to the JIT, which handles it
+correctly, and is counted in ``Kernel.aot_fallbacks``. The check costs
+~0.2 µs per array (~10 µs for the flow loop's), paid once per batch.
+
+A kernel may call small helper functions marked ``@kernel_helper`` (written
+once, in the kernel's own file, as plain Python): the pure path calls them as
+they are, and numba compiles the kernel against a copy of its globals in which
+each helper is ``numba.njit(inline="always")`` of itself (:func:`compile_target`),
+so the machine code is the same loop written out in one piece. Such a kernel
+compiles without numba's reference counting (NRT), which would otherwise
+count every array handed to a helper, per call; it must not allocate. A
+kernel's fingerprint covers the constants its helpers name too. Helpers must live in
+the file of the kernels that call them: numba's on-disk cache notices an edit
+to that file only.
+
+Arguments may be tuples of arrays (``Tuple((u1[::1], i8[::1]))`` or
+``UniTuple(i8[::1], 4)``): a struct of arrays, so a kernel takes a few
+arguments instead of one per column, without copying any column.
 
 ``PCAPIP_PURE_PYTHON=1`` forces the pure path everywhere (tests compare the
 paths column by column). ``PCAPIP_CHECK_RULES=1`` is a test switch, not a
@@ -199,6 +214,64 @@ def settle() -> None:
         gc.freeze()
 
 
+# ---------------------------------------------------------------------- helpers
+HELPER_MARK = "__pcapip_kernel_helper__"
+_helper_jits: dict[Any, Any] = {}
+
+
+def kernel_helper(func: Callable[..., Any]) -> Callable[..., Any]:
+    """Decorator: a small function kernels (and other helpers) may call.
+
+    The function itself is returned unchanged, so the pure path calls it as
+    plain Python; compiled kernels call ``numba.njit(inline="always")`` of
+    it instead (see :func:`compile_target`).
+    """
+    setattr(func, HELPER_MARK, True)
+    return func
+
+
+def is_helper(value: Any) -> bool:
+    """True for a function marked with ``@kernel_helper``."""
+    return isinstance(value, types.FunctionType) and getattr(value, HELPER_MARK, False) is True
+
+
+def compile_target(func: Callable[..., Any]) -> Callable[..., Any]:
+    """``func`` as numba must see it: the same code over a copy of its globals in which
+    every helper it names is replaced by ``numba.njit(inline="always")`` of the helper's
+    own compile target. ``func`` itself when it names no helper.
+
+    Imports numba when there is a helper to compile; a helper defined in another file
+    than ``func`` is refused (numba's cache would not notice when it changes).
+    """
+    glob = func.__globals__
+    called = {n: glob[n] for n in _code_names(func.__code__) if n in glob and is_helper(glob[n])}
+    if not called:
+        return func
+    import numba
+
+    where = func.__code__.co_filename
+    new_glob = dict(glob)
+    for name, helper in called.items():
+        if helper.__code__.co_filename != where:
+            raise TypeError(
+                f"kernel helper {helper.__qualname__} is defined in {helper.__code__.co_filename}, "
+                f"not beside its caller {func.__qualname__} in {where}: numba's cache watches "
+                "the caller's file only"
+            )
+        jitted = _helper_jits.get(helper)
+        if jitted is None:
+            jitted = numba.njit(inline="always")(compile_target(helper))
+            _helper_jits[helper] = jitted
+        new_glob[name] = jitted
+    clone = types.FunctionType(
+        func.__code__, new_glob, func.__name__, func.__defaults__, func.__closure__
+    )
+    clone.__qualname__ = func.__qualname__
+    clone.__doc__ = func.__doc__
+    clone.__module__ = func.__module__
+    return clone
+
+
 # ---------------------------------------------------------------------- fingerprints
 _PLAIN = (bool, int, float, complex, str, bytes, type(None))
 _source_cache: dict[str, bytes] = {}
@@ -239,33 +312,52 @@ def _describe(value: Any, names: set[str], depth: int = 0) -> str:
     return f"{kind.__module__}.{kind.__qualname__}:{module}.{name}"
 
 
-def fingerprint_text(func: Callable[..., Any], signature: str) -> str:
-    """What decides whether machine code compiled from ``func`` is current, as text.
-
-    The bytes of the file that defines ``func``, the declared signature, and
-    the value of every global its code names (recursively through nested
-    code objects; for a module, the values of its attributes the code names).
-    Names the code uses only as attributes or locals are harmless extras.
-    """
-    code = func.__code__
-    path = code.co_filename
+def _file_digest(path: str) -> str:
     source = _source_cache.get(path)
     if source is None:
         with open(path, "rb") as fh:
             source = fh.read()
         _source_cache[path] = source
-    names = _code_names(code)
+    return hashlib.blake2b(source, digest_size=16).hexdigest()
+
+
+def _global_parts(func: Callable[..., Any], prefix: str, seen: set[Any]) -> list[str]:
+    """``name=value`` of every global ``func``'s code names; a helper's own globals follow
+    it, prefixed with its name (each helper once)."""
+    names = _code_names(func.__code__)
     glob = func.__globals__
+    parts = []
+    for name in sorted(names):
+        if name in glob:
+            value = glob[name]
+            if is_helper(value):
+                path = value.__code__.co_filename
+                parts.append(f"{prefix}{name}=helper:{value.__qualname__}@{_file_digest(path)}")
+                if value not in seen:
+                    seen.add(value)
+                    parts.extend(_global_parts(value, f"{prefix}{name}.", seen))
+            else:
+                parts.append(f"{prefix}{name}={_describe(value, names)}")
+        elif hasattr(builtins, name):
+            parts.append(f"{prefix}{name}=builtin")
+    return parts
+
+
+def fingerprint_text(func: Callable[..., Any], signature: str) -> str:
+    """What decides whether machine code compiled from ``func`` is current, as text.
+
+    The bytes of the file that defines ``func``, the declared signature, and
+    the value of every global its code names (recursively through nested
+    code objects; for a module, the values of its attributes the code names;
+    for a ``@kernel_helper``, its file and the globals it names in turn).
+    Names the code uses only as attributes or locals are harmless extras.
+    """
     parts = [
-        f"file:{hashlib.blake2b(source, digest_size=16).hexdigest()}",
+        f"file:{_file_digest(func.__code__.co_filename)}",
         f"function:{func.__name__}",
         f"signature:{signature}",
     ]
-    for name in sorted(names):
-        if name in glob:
-            parts.append(f"{name}={_describe(glob[name], names)}")
-        elif hasattr(builtins, name):
-            parts.append(f"{name}=builtin")
+    parts.extend(_global_parts(func, "", set()))
     return "\n".join(parts)
 
 
@@ -339,14 +431,50 @@ def _split_top(text: str) -> list[str]:
     return out
 
 
-def parse_signature(signature: str) -> tuple[str, list[tuple[str, int, str]]]:
+ArgSpec = tuple[str, int, str] | list[Any]  # a list: a tuple argument, one spec per element
+
+
+def _parse_arg(raw: str, signature: str) -> ArgSpec:
+    """One argument's spec (see :func:`parse_signature`)."""
+    raw = raw.strip()
+    if raw.startswith("Tuple(") and raw.endswith(")"):
+        inner = raw[len("Tuple(") : -1].strip()
+        if not (inner.startswith("(") and inner.endswith(")")):
+            raise ValueError(f"signature {signature!r}: write Tuple((A, B, ...)), not {raw!r}")
+        items = [x for x in _split_top(inner[1:-1]) if x]
+        if not items:
+            raise ValueError(f"signature {signature!r}: empty tuple {raw!r}")
+        return [_parse_arg(x, signature) for x in items]
+    if raw.startswith("UniTuple(") and raw.endswith(")"):
+        parts = _split_top(raw[len("UniTuple(") : -1])
+        if len(parts) != 2 or not parts[1].isdigit() or int(parts[1]) < 1:
+            raise ValueError(f"signature {signature!r}: write UniTuple(TYPE, COUNT), not {raw!r}")
+        return [_parse_arg(parts[0], signature)] * int(parts[1])
+    base, _, dims = raw.partition("[")
+    base = base.strip()
+    base = _ALIASES.get(base, base)
+    if base not in _DTYPES:
+        raise ValueError(f"signature {signature!r}: unsupported argument type {raw!r}")
+    if not dims:
+        return (base, 0, "")
+    axes = [a.strip() for a in dims.rstrip().removesuffix("]").split(",")]
+    if not axes or any(a not in (":", "::1") for a in axes):
+        raise ValueError(f"signature {signature!r}: unsupported array spec {raw!r}")
+    contiguous = axes[-1] == "::1" and all(a == ":" for a in axes[:-1])
+    if not contiguous and any(a == "::1" for a in axes):
+        raise ValueError(f"signature {signature!r}: only C-contiguous or strided arrays")
+    return (base, len(axes), "C" if contiguous else "A")
+
+
+def parse_signature(signature: str) -> tuple[str, list[ArgSpec]]:
     """Split a numba signature string into its return type and argument specs.
 
     Each argument becomes ``(type, ndim, layout)``: ``("i8", 0, "")`` for a
     scalar, ``("u1", 1, "C")`` for ``u1[::1]``, ``("i8", 2, "C")`` for
-    ``i8[:, ::1]``, layout ``"A"`` for strided arrays (``f8[:]``). Only
-    integer, float and bool element types are understood; anything else
-    raises ValueError (the builder refuses such a kernel).
+    ``i8[:, ::1]``, layout ``"A"`` for strided arrays (``f8[:]``); a tuple
+    (``Tuple((A, B))``, ``UniTuple(A, 3)``) becomes the list of its elements'
+    specs. Only integer, float and bool element types are understood;
+    anything else raises ValueError (the builder refuses such a kernel).
     """
     sig = signature.strip()
     if not sig.endswith(")"):
@@ -364,69 +492,52 @@ def parse_signature(signature: str) -> tuple[str, list[tuple[str, int, str]]]:
     ret = sig[:open_at].strip() if open_at > 0 else ""
     if not ret:
         raise ValueError(f"signature {signature!r}: no return type")
-    args: list[tuple[str, int, str]] = []
-    for raw in _split_top(sig[open_at + 1 : -1]):
-        base, _, dims = raw.partition("[")
-        base = base.strip()
-        base = _ALIASES.get(base, base)
-        if base not in _DTYPES:
-            raise ValueError(f"signature {signature!r}: unsupported argument type {raw!r}")
-        if not dims:
-            args.append((base, 0, ""))
-            continue
-        axes = [a.strip() for a in dims.rstrip().removesuffix("]").split(",")]
-        if not axes or any(a not in (":", "::1") for a in axes):
-            raise ValueError(f"signature {signature!r}: unsupported array spec {raw!r}")
-        contiguous = axes[-1] == "::1" and all(a == ":" for a in axes[:-1])
-        if not contiguous and any(a == "::1" for a in axes):
-            raise ValueError(f"signature {signature!r}: only C-contiguous or strided arrays")
-        args.append((base, len(axes), "C" if contiguous else "A"))
-    return ret, args
+    return ret, [_parse_arg(raw, signature) for raw in _split_top(sig[open_at + 1 : -1])]
+
+
+def _value_checker(spec: ArgSpec) -> Callable[[Any], bool]:
+    """A function telling whether one argument matches ``spec`` exactly."""
+    import numpy as np
+
+    if isinstance(spec, list):
+        items = [_value_checker(x) for x in spec]
+        count = len(items)
+
+        def tuple_ok(a: Any) -> bool:
+            if type(a) is not tuple or len(a) != count:
+                return False
+            return all(ok(v) for v, ok in zip(a, items, strict=True))
+
+        return tuple_ok
+    base, ndim, layout = spec
+    if ndim:
+        dtype = np.dtype(_DTYPES[base])
+        contiguous = layout == "C"
+        ndarray = np.ndarray
+
+        def array_ok(a: Any) -> bool:
+            if type(a) is not ndarray and not isinstance(a, ndarray):
+                return False
+            if a.ndim != ndim or (a.dtype is not dtype and a.dtype != dtype):
+                return False
+            flags = a.flags
+            return bool(flags.carray if contiguous else (flags.aligned and flags.writeable))
+
+        return array_ok
+    integer = np.integer
+    if base == "b1":  # bools and integers mean the same to the kernel
+        np_bool = np.bool_
+        return lambda a: isinstance(a, bool | int | np_bool | integer)
+    if base in _INT_RANGES:  # an integer scalar within the declared width
+        lo, hi = _INT_RANGES[base]
+        return lambda a: isinstance(a, int | integer) and lo <= a < hi
+    return lambda a: isinstance(a, float | int | integer) and not isinstance(a, bool)
 
 
 def _arg_checker(signature: str) -> Callable[[tuple[Any, ...]], bool]:
     """A function telling whether an argument tuple matches ``signature`` exactly."""
-    import numpy as np
-
     _, specs = parse_signature(signature)
-    ndarray = np.ndarray
-    integer = np.integer
-    np_bool = np.bool_
-    checks: list[tuple[Any, ...]] = []
-    for base, ndim, layout in specs:
-        if ndim:
-            checks.append((ndim, np.dtype(_DTYPES[base]), layout == "C"))
-        elif base == "b1":
-            checks.append((0, None, None))
-        elif base in _INT_RANGES:
-            checks.append((-1, *_INT_RANGES[base]))
-        else:
-            checks.append((-2, None, None))
-    count = len(checks)
-
-    def matches(args: tuple[Any, ...]) -> bool:
-        if len(args) != count:
-            return False
-        for a, (ndim, x, y) in zip(args, checks, strict=True):
-            if ndim > 0:
-                if type(a) is not ndarray and not isinstance(a, ndarray):
-                    return False
-                if a.ndim != ndim or (a.dtype is not x and a.dtype != x):
-                    return False
-                flags = a.flags
-                if not (flags.carray if y else (flags.aligned and flags.writeable)):
-                    return False
-            elif ndim == -1:  # integer scalar, within the declared width
-                if not isinstance(a, int | integer) or not x <= a < y:
-                    return False
-            elif ndim == 0:  # boolean scalar: bools and integers mean the same to the kernel
-                if not isinstance(a, bool | int | np_bool | integer):
-                    return False
-            elif not isinstance(a, float | int | integer) or isinstance(a, bool):
-                return False
-        return True
-
-    return matches
+    return _value_checker(specs)
 
 
 # ---------------------------------------------------------------------- kernels
@@ -466,7 +577,12 @@ class Kernel:
         if self._jit is None:
             import numba
 
-            self._jit = numba.njit(cache=True, nogil=True)(self.py_func)
+            target = compile_target(self.py_func)
+            # a kernel that calls helpers runs without numba's reference counting (NRT): each
+            # array passed to an inlined helper would otherwise cost an atomic increment and
+            # decrement per call (~15% of the flow loop); such a kernel must not allocate
+            nrt = target is self.py_func
+            self._jit = numba.njit(cache=True, nogil=True, _nrt=nrt)(target)
         return self._jit
 
     def aot(self) -> Callable[..., Any] | None:
