@@ -13,6 +13,8 @@ import json
 from collections.abc import Iterator
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parent.parent
 
 # stage -> rank; a module may import pcapip modules of its own rank or lower.
@@ -158,10 +160,11 @@ def _walk_run_time(tree: ast.AST) -> Iterator[ast.AST]:
         yield from _walk_run_time(child)
 
 
-def import_graph() -> dict[str, set[str]]:
+def import_graph(*, type_hints: bool = False) -> dict[str, set[str]]:
     """pcapip module -> the pcapip modules it imports: at module level or inside a function
     (a lazy import still needs the other module, and a circle of lazy imports is a circle
-    in the design), not under ``if TYPE_CHECKING:``. ``from pcapip.x import y`` is an edge
+    in the design), under ``if TYPE_CHECKING:`` only with ``type_hints`` (a module that
+    names another's class in its annotations depends on it too, in the reader's mind). ``from pcapip.x import y`` is an edge
     to module ``pcapip.x.y`` when that is a module, else to ``pcapip.x``. The parent
     packages Python imports on the way (``pcapip``, ``pcapip.x``) are not edges: every
     module would otherwise be in a circle through ``pcapip/__init__.py``'s lazy
@@ -172,7 +175,8 @@ def import_graph() -> dict[str, set[str]]:
         is_pkg = path.name == "__init__.py"
         pkg = mod if is_pkg else mod.rpartition(".")[0]
         out: set[str] = set()
-        for node in _walk_run_time(ast.parse(path.read_text())):
+        tree = ast.parse(path.read_text())
+        for node in ast.walk(tree) if type_hints else _walk_run_time(tree):
             if isinstance(node, ast.Import):
                 targets = [a.name for a in node.names]
             elif isinstance(node, ast.ImportFrom):
@@ -252,10 +256,15 @@ def test_graph_reads_lazy_imports_and_skips_type_checking() -> None:
     assert "pcapip.flows.table" in g["pcapip.report.export"]  # module level
     assert "pcapip.report.analysis" not in g["pcapip.report.render"]  # TYPE_CHECKING only
     assert "pcapip.report.export" in g["pcapip.report.analysis"]  # lazy, inside to_csv
+    typed = import_graph(type_hints=True)
+    assert "pcapip.report.analysis" in typed["pcapip.report.render"]
 
 
-def test_no_import_circles() -> None:
-    found = circles(import_graph())
+@pytest.mark.parametrize("type_hints", [False, True], ids=["run-time", "with-type-hints"])
+def test_no_import_circles(type_hints: bool) -> None:
+    """No circle, not even one closed only by an ``if TYPE_CHECKING:`` import: a module
+    that needs another's type to be read is above it, as one that calls it is."""
+    found = circles(import_graph(type_hints=type_hints))
     assert not found, "import circles among pcapip modules:\n" + "\n".join(
         " <-> ".join(sorted(c)) for c in found
     )

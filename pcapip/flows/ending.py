@@ -16,6 +16,7 @@ Python state through their TcpFlow.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -24,12 +25,16 @@ from pcapip.flows import layout as L
 from pcapip.flows.columnar import compact_plain
 from pcapip.flows.packed import PackedRows
 from pcapip.flows.rowflow import load, store
-from pcapip.flows.rows import compact
-from pcapip.flows.state import UdpFlow
+from pcapip.flows.rows import FlowRow, compact
+from pcapip.flows.state import FlowBase, TcpFlow, UdpFlow
 
 if TYPE_CHECKING:
+    from pcapip.flows.holding import Held
     from pcapip.flows.tcptable import TcpTable
-    from pcapip.flows.tracker import FlowTracker, OnEnded
+    from pcapip.flows.udp import UdpFlows
+
+OnEnded = Callable[[FlowBase, FlowRow], None]
+Finish = Callable[[TcpFlow], None]  # the rules' last word on a flow (Machine.finish_tcp)
 
 FLOW_LIMIT = "capture.flow_limit"
 # ended flows of the compiled table turned into rows together (unless reported one by one)
@@ -37,64 +42,6 @@ COMPACT_ROWS = 8192
 # ended flows of the compiled table turned into rows at once at most (the end of a capture
 # may end half a million attempts together: a copy of their table rows is made per block)
 COMPACT_MAX = 16_384
-
-
-def done(fin_mask: int) -> bool:
-    """Closed in both directions, or reset: only late retransmissions can follow."""
-    return bool(fin_mask & 4) or fin_mask == 3
-
-
-class Schedule:
-    """The TCP table's deadlines: a heap of (deadline, row, serial) that ``kernel.expire``
-    keeps, and the rows to (re)schedule (closed, fully closed, become an attempt)."""
-
-    def __init__(self) -> None:
-        self.hd = np.zeros(1024, dtype=np.int64)
-        self.hslot = np.zeros(1024, dtype=np.int64)
-        self.hser = np.zeros(1024, dtype=np.int64)
-        self.hn = np.zeros(1, dtype=np.int64)
-        self.events: list[np.ndarray] = []
-
-    def expire(self, tab: TcpTable, now: int, t: FlowTracker) -> None:
-        """End the table's flows that are over as of capture time ``now``."""
-        ev = np.concatenate(self.events) if self.events else np.zeros(0, dtype=np.int64)
-        self.events = []
-        n = int(self.hn[0])
-        if n == 0 and ev.size == 0:
-            return
-        need = n + ev.size
-        if need > self.hd.shape[0]:
-            size = max(need, 2 * self.hd.shape[0])
-            for name in ("hd", "hslot", "hser"):
-                a = getattr(self, name)
-                b = np.zeros(size, dtype=np.int64)
-                b[:n] = a[:n]
-                setattr(self, name, b)
-        out = np.empty(need, dtype=np.int64)
-        k = tab.expire_fn(
-            ev,
-            ev.size,
-            tab.S,
-            self.hd,
-            self.hslot,
-            self.hser,
-            self.hn,
-            now,
-            t.linger_ns,
-            t.evict_ns,
-            t.attempt_ns,
-            out,
-        )
-        if k:
-            tab.ct[tab.K.CT_OPEN] -= k
-            tab.ended.append(out[:k].copy())
-
-
-def expire(t: FlowTracker, now: int) -> None:
-    """End the flows that are over as of capture time ``now``: TCP flows by the table's
-    schedule, UDP flows idle for ``udp_timeout``."""
-    t._tcp.due.expire(t._tcp, now, t)
-    t._udp.expire(now)
 
 
 def end_rows(tab: TcpTable, rows: np.ndarray) -> None:
@@ -109,14 +56,13 @@ def end_all(tab: TcpTable) -> None:
     end_rows(tab, np.flatnonzero(tab.S[:, L.F_STATE] == L.ST_OPEN))
 
 
-def enforce_cap(t: FlowTracker) -> None:
+def enforce_cap(tab: TcpTable, udp: UdpFlows, max_flows: int) -> int:
     """End flows until at most ``max_flows`` are open: closed TCP flows first, in the order
-    they closed, then the oldest open flows of either transport (they get FLOW_LIMIT)."""
-    assert t.max_flows is not None
-    over = t.open_flows - t.max_flows
+    they closed, then the oldest open flows of either transport (they get FLOW_LIMIT).
+    Returns how many open flows were cut short that way."""
+    over = tab.open_count() + udp.open_count() - max_flows
     if over <= 0:
-        return
-    tab = t._tcp
+        return 0
     S = tab.S
     rows = np.flatnonzero((S[:, L.F_STATE] == L.ST_OPEN) & (S[:, L.F_CLOSED] != 0))
     if rows.size > over:
@@ -124,36 +70,42 @@ def enforce_cap(t: FlowTracker) -> None:
     end_rows(tab, rows)
     over -= int(rows.size)
     if over <= 0:
-        return
+        return 0
     rows = np.flatnonzero(S[:, L.F_STATE] == L.ST_OPEN)
     rows = rows[np.argsort(S[rows, L.F_SERIAL], kind="stable")[:over]]
     oldest: list[tuple[int, int, Any]] = list(
         zip(S[rows, L.F_START].tolist(), [0] * rows.size, rows.tolist(), strict=True)
     )
-    oldest += t._udp.oldest_open(over)
+    oldest += udp.oldest_open(over)
     oldest.sort(key=lambda x: (x[0], x[1]))
-    note = (
-        f"tracking ended early: more than {t.max_flows} flows were open at once (--max-flows)"
-    )
-    for _, _, handle in oldest[:over]:
-        t.limit_hits += 1
+    note = f"tracking ended early: more than {max_flows} flows were open at once (--max-flows)"
+    cut = oldest[:over]
+    for _, _, handle in cut:
         if isinstance(handle, UdpFlow):
             handle.note(FLOW_LIMIT, note, None, handle.capture)
-            t._udp.end(handle)
+            udp.end(handle)
         else:
             fl = load(tab, handle)
             fl.note(FLOW_LIMIT, note, None, fl.capture)
             store(tab, handle, fl)
             end_rows(tab, np.array([handle], dtype=np.int64))
+    return len(cut)
 
 
-def flush(tab: TcpTable, t: FlowTracker, cb: OnEnded | None, force: bool) -> None:
+def flush(
+    tab: TcpTable,
+    finish: Finish,
+    held: Held,
+    settled: list[Any],
+    cb: OnEnded | None,
+    force: bool,
+) -> None:
     """Take the flows ended in this feed out of the index; turn ended flows into rows
     (and free their table rows) now when asked to or when rows are reported as flows
     end, else once enough have gathered: a block of thousands of rows costs about what
     a block of tens does."""
     if tab.settled:
-        t._settled.extend(tab.settled)
+        settled.extend(tab.settled)
         tab.settled = []
     if tab.ended:
         rows = np.concatenate(tab.ended) if len(tab.ended) > 1 else tab.ended[0]
@@ -167,22 +119,23 @@ def flush(tab: TcpTable, t: FlowTracker, cb: OnEnded | None, force: bool) -> Non
     tab.pending = []
     tab.npending = 0
     py = tab.S[rows, L.F_EXTRA] != 0
-    _rows_plain(tab, t, rows[~py], cb)
+    _rows_plain(tab, finish, held, rows[~py], cb)
     if py.any():
-        _rows_python(tab, t, rows[py], cb)
+        _rows_python(tab, finish, held, rows[py], cb)
     _free(tab, rows)
 
 
-def _rows_plain(tab: TcpTable, t: FlowTracker, plain: np.ndarray, cb: OnEnded | None) -> None:
+def _rows_plain(
+    tab: TcpTable, finish: Finish, held: Held, plain: np.ndarray, cb: OnEnded | None
+) -> None:
     """Rows of ended flows without Python state, built column by column from the table."""
-    finish = t._machine.finish_tcp
-    vocab = t.held.vocab
+    vocab = held.vocab
     for lo in range(0, plain.size, COMPACT_MAX):
         part = plain[lo : lo + COMPACT_MAX]
         block = PackedRows.pack(
             compact_plain(tab.S, tab.X, tab.P, part, tab.headers, vocab), vocab
         )
-        t.held.keep(block)
+        held.keep(block)
         if cb is not None:
             for s, r in zip(part.tolist(), block.to_rows(vocab), strict=True):
                 fl = load(tab, s)
@@ -193,9 +146,10 @@ def _rows_plain(tab: TcpTable, t: FlowTracker, plain: np.ndarray, cb: OnEnded | 
             del tab.headers[s]
 
 
-def _rows_python(tab: TcpTable, t: FlowTracker, rows: np.ndarray, cb: OnEnded | None) -> None:
+def _rows_python(
+    tab: TcpTable, finish: Finish, held: Held, rows: np.ndarray, cb: OnEnded | None
+) -> None:
     """Rows of ended flows with Python state, each through its TcpFlow."""
-    finish = t._machine.finish_tcp
     out = []
     flows = []
     for s in rows.tolist():
@@ -204,7 +158,7 @@ def _rows_python(tab: TcpTable, t: FlowTracker, rows: np.ndarray, cb: OnEnded | 
         out.append(compact(fl))
         flows.append(fl)
         del tab.extra[s]
-    t.held.keep(out)
+    held.keep(out)
     if cb is not None:
         for fl, r in zip(flows, out, strict=True):
             cb(fl, r)

@@ -16,7 +16,7 @@ attribute is Python-only state (:data:`PYTHON_ONLY`).
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -24,8 +24,17 @@ from pcapip.flows import layout as L
 from pcapip.flows.columnar import row_header
 from pcapip.flows.state import TcpFlow, ToaSeen
 
-if TYPE_CHECKING:
-    from pcapip.flows.tcptable import TcpTable
+
+class TcpTable(Protocol):
+    """What the copy reads and writes of the TCP table (``pcapip.flows.tcptable``, which
+    imports this module): its three arrays and the Python-only state beside them."""
+
+    S: np.ndarray  # the fields every flow writes (layout.XBASE of them)
+    X: np.ndarray  # the fields only a flow with a TOA option or a PROXY header writes
+    P: np.ndarray  # first payload bytes, PAYLOAD_KEEP per side
+    extra: dict[int, TcpFlow]  # row -> the TcpFlow of a flow with Python-only state
+    headers: dict[int, Any]  # row -> HeaderSeen read from its first segment
+    var_names: list[str | None]  # TOA variant names, by the loop's variant index
 
 _MASK64 = (1 << 64) - 1
 # TcpFlow attributes with a rule of their own here

@@ -22,21 +22,18 @@ switch) makes the loop hand every packet to the rules.
 from __future__ import annotations
 
 import mmap
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
 from pcapip.decode.columns import TH_SYN, Packets
 from pcapip.decode.decoder import COMPILE_MIN_PACKETS
 from pcapip.flows import layout as L
-from pcapip.flows.ending import Schedule, done
-from pcapip.flows.machine import PacketColumns
+from pcapip.flows.deadlines import Schedule, done
+from pcapip.flows.machine import Machine, PacketColumns
 from pcapip.flows.rowflow import load, store
 from pcapip.flows.state import HS_PENDING, TcpFlow
 from pcapip.sources import accel
-
-if TYPE_CHECKING:
-    from pcapip.flows.tracker import FlowTracker
 
 
 def row_hash(a_hi: int, a_lo: int, a_port: int, b_hi: int, b_lo: int, b_port: int) -> int:
@@ -62,10 +59,12 @@ class TcpTable:
     """The open TCP flows as rows of S (what every flow writes), X (what only a flow with a
     TOA option or a PROXY header writes) and P (first payload bytes), plus the hash index H."""
 
-    def __init__(self, t: FlowTracker) -> None:
+    def __init__(self, machine: Machine, registry: Any, attempt_ns: int) -> None:
         from pcapip.flows import kernel as K
 
-        self.t = t
+        self.machine = machine  # the per-packet rules, for the packets handed over
+        self.capture = 0  # the capture the packets being fed come from
+        self.per_packet = 0  # packets the rules applied (a cost counter, not a result)
         self.K = K
         cap = 1024
         # the flow table and the first payload bytes, grown by remapping (see _grow)
@@ -77,7 +76,7 @@ class TcpTable:
         self.free = np.arange(cap - 1, -1, -1, dtype=np.int64)
         self.ct = np.zeros(K.N_COUNTERS, dtype=np.int64)
         self.ct[K.CT_FREE_TOP] = cap
-        self.ct[K.CT_ATTEMPT_NS] = t.attempt_ns
+        self.ct[K.CT_ATTEMPT_NS] = attempt_ns
         self.ct[K.CT_EVERY_PACKET] = accel.rules_checked()
         self.tmpl = np.ascontiguousarray(L.template()[: L.XBASE])
         self.extra: dict[int, TcpFlow] = {}
@@ -90,7 +89,7 @@ class TcpTable:
         self.due = Schedule()  # when closed flows and attempts are over
         self._out = np.zeros(0, dtype=np.int64)
         self._side = np.zeros(0, dtype=np.int64)
-        self._toa_variants(t.registry)
+        self._toa_variants(registry)
         self._pure_only = accel.pure_forced()
         self._use(accel.BACKEND_PURE)
         self._choose(0)
@@ -131,6 +130,13 @@ class TcpTable:
         backend = accel.choose(None, want_compiled=True)
         if backend == accel.BACKEND_COMPILED:
             self._use(backend)
+
+    def expire(self, now: int, linger_ns: int, evict_ns: int, attempt_ns: int) -> None:
+        """End the flows whose deadline (see ``pcapip.flows.deadlines``) is before ``now``."""
+        rows = self.due.expire(self.expire_fn, self.S, now, linger_ns, evict_ns, attempt_ns)
+        if rows.size:
+            self.ct[self.K.CT_OPEN] -= rows.size
+            self.ended.append(rows)
 
     def open_count(self) -> int:
         return int(self.ct[self.K.CT_OPEN])
@@ -206,10 +212,11 @@ class TcpTable:
         return self._out.reshape(self.K.N_OUT, -1)
 
     # ------------------------------------------------------------------ packets
-    def feed(self, p: Packets, rows: np.ndarray) -> None:
-        """Apply TCP packets ``rows`` of ``p`` in capture order: the loop applies what it
-        can; the first packet of a flow it hands over goes to the rules, and the flow's
-        later ones back through the loop, until none is left."""
+    def feed(self, p: Packets, rows: np.ndarray, capture: int) -> None:
+        """Apply TCP packets ``rows`` of ``p`` (from capture number ``capture``) in capture
+        order: the loop applies what it can; the first packet of a flow it hands over goes
+        to the rules, and the flow's later ones back through the loop, until none is left."""
+        self.capture = capture
         if not self.compiled:
             self._choose(rows.size)
         if self._side.shape[0] < rows.size:
@@ -276,7 +283,7 @@ class TcpTable:
             self.free,
             self.tmpl,
             (self.toa_mask, self.toa_var) if compiled else (self.toa_mask_l, self.toa_var_l),
-            self.t.capture,
+            self.capture,
             self.stamp,
             out,
             ct,
@@ -308,7 +315,7 @@ class TcpTable:
             sides = self._side
             for j, (s, k) in enumerate(zip(dslot[first].tolist(), fk.tolist(), strict=True)):
                 self._python(p, c, j, s, int(sides[k]))
-            self.t.per_packet += fk.size
+            self.per_packet += fk.size
         return dk[~first]
 
     def _headers(self, p: Packets, rows: np.ndarray, hk: np.ndarray, hslot: np.ndarray) -> None:
@@ -323,7 +330,7 @@ class TcpTable:
 
         c = PacketColumns(p, rows[hk])
         S = self.S
-        capture = self.t.capture
+        capture = self.capture
         for j, s in enumerate(hslot.tolist()):
             data = c.payload(j, c.pcap[j])
             r = hdr.parse(data)
@@ -345,13 +352,13 @@ class TcpTable:
                 continue
             S[s, L.F_SETTLED] = 1
             self.settled.append((s, int(S[s, L.F_SERIAL])))
-        self.t.per_packet += hk.size
+        self.per_packet += hk.size
 
     def _stream(self, c: PacketColumns, j: int, s: int, side: int) -> None:
         """Start reassembling the stream of row ``s`` with its first segment (packet ``j``)."""
         fl = load(self, s)
         f = c.flags[j]
-        self.t._machine._stream(
+        self.machine._stream(
             fl,
             c,
             j,
@@ -361,7 +368,7 @@ class TcpTable:
             c.frame[j],
             c.plen[j],
             c.pcap[j],
-            self.t.capture,
+            self.capture,
         )
         store(self, s, fl)
         if fl.settled:
@@ -372,7 +379,7 @@ class TcpTable:
         fl = load(self, s)
         was_settled, was_closed, was_done = fl.settled, fl.closed, done(fl.fin_mask)
         was_hs = fl.hs
-        self.t._machine.tcp(fl, p, c, j, side)
+        self.machine.tcp(fl, p, c, j, side)
         store(self, s, fl)
         if fl.settled and not was_settled:
             self.settled.append((s, fl.serial))

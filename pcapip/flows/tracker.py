@@ -44,6 +44,7 @@ from pcapip.decode.columns import (
 )
 from pcapip.flows import ending
 from pcapip.flows.attempts import ATTEMPT_TIMEOUT
+from pcapip.flows.ending import OnEnded
 from pcapip.flows.holding import Held
 from pcapip.flows.machine import Machine
 from pcapip.flows.oddities import Undecoded
@@ -58,7 +59,6 @@ UNUSABLE = ST_UNKNOWN_LINK | ST_NOT_IP | ST_FRAGMENT | ST_NOT_TCP_UDP | ST_BAD_H
 NS = 1_000_000_000
 
 OnSettled = Callable[[FlowBase], None]
-OnEnded = Callable[[FlowBase, FlowRow], None]
 
 
 class FlowTracker:
@@ -124,10 +124,10 @@ class FlowTracker:
             "packets_truncated": 0,
         }
         self.undecoded = Undecoded()  # why frames gave no TCP/UDP packet, per capture
-        self.per_packet = 0  # packets the Python rules applied (a cost counter, not a result)
         self.limit_hits = 0  # flows ended early by max_flows while still open
+        self._udp_packets = 0
         self._machine = Machine(self.registry, stream_limit)
-        self._tcp = TcpTable(self)
+        self._tcp = TcpTable(self._machine, self.registry, self.attempt_ns)
         self._udp = UdpFlows(self._machine, int(udp_timeout * NS))
         self.held = Held()  # rows of ended flows, until taken
         self._settled: list[Any] = []  # flows (or table rows) settled during this feed
@@ -154,6 +154,12 @@ class FlowTracker:
         return self.held.rows_on_disk
 
     @property
+    def per_packet(self) -> int:
+        """Packets the Python rules applied (a cost counter, not a result): the TCP packets
+        the loop handed over, and every UDP datagram."""
+        return self._tcp.per_packet + self._udp_packets
+
+    @property
     def compiled(self) -> bool:
         """True when the TCP table's loop runs compiled code now (see ``tcptable``)."""
         return self._tcp.compiled
@@ -175,12 +181,14 @@ class FlowTracker:
         if ntcp < idx.size:
             rows = idx[~is_tcp]
             self._udp.feed(p, rows, capture, self._tcp.next_serial, self._settled)
-            self.per_packet += rows.size
+            self._udp_packets += rows.size
         if ntcp:
-            self._tcp.feed(p, idx[is_tcp] if ntcp < idx.size else idx)
-        ending.expire(self, int(p.ts_ns[idx].max()))
+            self._tcp.feed(p, idx[is_tcp] if ntcp < idx.size else idx, capture)
+        now = int(p.ts_ns[idx].max())
+        self._tcp.expire(now, self.linger_ns, self.evict_ns, self.attempt_ns)
+        self._udp.expire(now)
         if self.max_flows is not None:
-            ending.enforce_cap(self)
+            self.limit_hits += ending.enforce_cap(self._tcp, self._udp, self.max_flows)
         self._flush()
         self._fire_settled()
 
@@ -246,7 +254,7 @@ class FlowTracker:
     def _flush(self, force: bool = False) -> None:
         """Turn the flows ended in this feed into rows (and report them)."""
         cb = self.on_ended
-        ending.flush(self._tcp, self, cb, force)
+        ending.flush(self._tcp, self._machine.finish_tcp, self.held, self._settled, cb, force)
         if self._udp.ending:
             flows, self._udp.ending = self._udp.ending, []
             rows = [compact(fl) for fl in flows]
