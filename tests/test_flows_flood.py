@@ -189,6 +189,46 @@ def test_distinct_and_top_sources_against_a_counter() -> None:
         assert [n for _, n in top] == best
 
 
+def test_sources_dealt_into_buckets_count_as_one() -> None:
+    """The summary's sources dealt into hash buckets (temporary files, read back in
+    chunks) give the distinct count and top sources of one sorted array, and Counter's."""
+    import random
+    from collections import Counter
+
+    import numpy as np
+
+    from pcapip.flows import attempts
+
+    rng = random.Random(11)
+    values = [rng.randrange(1 << 32) for _ in range(3000)] + [-7, -7, -3]
+    values += [5] * 9 + [6] * 9 + [1 << 31] * 4 + [rng.randrange(50) for _ in range(400)]
+    rng.shuffle(values)
+    name = lambda keys: [str(int(x)) for x in keys]  # noqa: E731
+    alone = np.array(rng.sample(range(10, 1 << 20), 2000) + [3, 3], dtype=np.int64)  # one repeat
+    for k in (2, 5):  # then the values seen once fill the top, smallest first
+        b = attempts._Buckets(k)
+        b.add(alone)
+        got = attempts._merged([attempts._tally(*kc) for kc in b.counted()], name)
+        b.close()
+        assert got == attempts._distinct_top(np.sort(alone), name)
+        assert got[0] == 2001 and got[1][0] == ("3", 2) and len(got[1]) == attempts.TOP_SOURCES
+    v = np.array(values, dtype=np.int64)
+    one = attempts._distinct_top(np.sort(v), name)
+    for k in (1, 2, 5):
+        b = attempts._Buckets(k)
+        try:
+            for lo in range(0, v.size, 700):
+                b.add(v[lo : lo + 700])
+            got = attempts._merged([attempts._tally(*kc) for kc in b.counted()], name)
+        finally:
+            b.close()
+        assert got == one, k
+    counts = Counter(values)
+    assert one[0] == len(counts)
+    best = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))[: attempts.TOP_SOURCES]
+    assert one[1] == [(str(k), n) for k, n in best]
+
+
 def test_tracker_fed_again_after_its_table_was_released(flood) -> None:
     """After the last flow ends the table's memory is given back (madvise): a tracker fed
     again afterwards (a live capture's next round) gives the same rows."""

@@ -85,6 +85,45 @@ def test_rows_survive_packing(name: str) -> None:
     store.close()
 
 
+@given(
+    st.lists(
+        st.tuples(st.integers(1, 9), st.booleans(), st.integers(-3, 3)), min_size=1, max_size=8
+    ),
+    st.integers(0, 80),
+    st.integers(0, 80),
+)
+@settings(max_examples=100, deadline=None)
+def test_constant_segments_read_back_like_written_ones(
+    parts: list[tuple[int, bool, int]], lo: int, hi: int
+) -> None:
+    """A segment of one repeated value is kept as that value, not written: every slice of
+    a column mixing such segments with written ones, of each dtype, reads what was appended;
+    rewinding forgets both kinds."""
+    rng = np.random.default_rng(len(parts))
+    cols: dict[str, list[np.ndarray]] = {"i8": [], "b": [], "u1": []}
+    store = DiskStore()
+    try:
+        for k, (size, same, v) in enumerate(parts):
+            for name, dt in (("i8", np.int64), ("b", bool), ("u1", np.uint8)):
+                vals = np.full(size, abs(v), dtype=dt) if same else rng.integers(0, 3, size).astype(dt)
+                if name == "i8" and same:
+                    vals = np.full(size, v, dtype=dt)
+                store.append(name, vals)
+                cols[name].append(vals)
+            if k == 0:
+                mark = store.mark()
+        for name, got in cols.items():
+            want = np.concatenate(got)
+            assert store.slice(name, lo, hi).tolist() == want[lo:hi].tolist()
+            assert store.slice(name, lo, hi).dtype == want.dtype
+            assert store[name].tolist() == want.tolist()
+        store.rewind(mark)
+        store.append("i8", np.array([5, 6]))
+        assert store["i8"].tolist() == [*cols["i8"][0].tolist(), 5, 6]
+    finally:
+        store.close()
+
+
 _V4 = st.tuples(*[st.integers(0, 255)] * 4).map(lambda t: ".".join(map(str, t)))
 _V6 = st.integers(0, 2**128 - 1).map(lambda v: str(ipaddress.IPv6Address(v)))
 # texts a header may carry that are not an address's usual spelling: kept as they are

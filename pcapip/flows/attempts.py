@@ -27,6 +27,8 @@ sources that sent most (:func:`flood_summary`); the report says it in one line
 
 from __future__ import annotations
 
+import tempfile
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -90,77 +92,151 @@ def flood_summary(cols: Any, n: int, codes: dict[str, int], vocab: Any) -> Flood
     """Count the attempt rows of a table's ``n`` packed rows (``cols``: a MemStore or
     DiskStore; status codes of ``vocab``) and their sources and targets.
 
-    Read SLICE rows at a time: what stays is the source address of each attempt (8
-    bytes) and one byte per attempt while they are counted, not a column of the table.
+    Read SLICE rows at a time. The attempts' source addresses are dealt by a hash into
+    about ``n / SLICE`` buckets (temporary files when more than one), each counted on its
+    own: what stays in memory is one bucket's distinct sources, whatever the flood's length.
     """
     out = FloodSummary()
     want = [codes[s] for s in ATTEMPT_STATUSES if s in codes]
     if not want or n == 0:
         return out
     per = dict.fromkeys(ATTEMPT_STATUSES, 0)
-    srcs: list[np.ndarray] = []
+    buckets = _Buckets(-(-n // SLICE))
     targets: list[tuple[np.ndarray, np.ndarray]] = []
-    for lo in range(0, n, SLICE):
-        status = cols.slice("status", lo, lo + SLICE)
-        mask = np.isin(status, want)
-        if not mask.any():
-            continue
-        for s in ATTEMPT_STATUSES:
-            per[s] += int(np.count_nonzero(status[mask] == codes.get(s, -2)))
-        srcs.append(cols.slice("egress_ip", lo, lo + SLICE)[mask])
-        # (address code, port) as one int64: IPv4 codes are below 2**32, IPv6 small negatives
-        tgt = cols.slice("origin_ip", lo, lo + SLICE)[mask] * 65536
-        tgt += cols.slice("origin_port", lo, lo + SLICE)[mask]
-        tgt.sort()
-        targets.append(_runs(tgt))
-    out.by_status = {s: k for s, k in per.items() if k}
-    out.attempts = sum(per.values())
-    if not out.attempts:
-        return out
-    src = np.concatenate(srcs) if len(srcs) > 1 else srcs[0]
-    del srcs
-    src.sort()
-    out.sources, out.top = _distinct_top(src, lambda v: [str(x) for x in vocab.ip_decode(v)])
-    del src
+    try:
+        for lo in range(0, n, SLICE):
+            status = cols.slice("status", lo, lo + SLICE)
+            mask = np.isin(status, want)
+            if not mask.any():
+                continue
+            for s in ATTEMPT_STATUSES:
+                per[s] += int(np.count_nonzero(status[mask] == codes.get(s, -2)))
+            buckets.add(cols.slice("egress_ip", lo, lo + SLICE)[mask])
+            # (address code, port) as one int64: IPv4 codes are below 2**32, IPv6 small negatives
+            tgt = cols.slice("origin_ip", lo, lo + SLICE)[mask] * 65536
+            tgt += cols.slice("origin_port", lo, lo + SLICE)[mask]
+            tgt.sort()
+            targets.append(_runs(tgt))
+        out.by_status = {s: k for s, k in per.items() if k}
+        out.attempts = sum(per.values())
+        if not out.attempts:
+            return out
+        name = lambda v: [str(x) for x in vocab.ip_decode(v)]  # noqa: E731
+        out.sources, out.top = _merged([_tally(*kc) for kc in buckets.counted()], name)
+    finally:
+        buckets.close()
     tk = np.concatenate([t[0] for t in targets])
     tc = np.concatenate([t[1] for t in targets])
     order = np.argsort(tk, kind="stable")
     tk, tc = tk[order], tc[order]
     starts = np.flatnonzero(np.concatenate(([True], tk[1:] != tk[:-1])))
 
-    def name(keys: np.ndarray) -> list[str]:
+    def hostports(keys: np.ndarray) -> list[str]:
         ips = vocab.ip_decode(keys // 65536)
         ports = (keys % 65536).tolist()
         return [_hostport(str(ip), p) for ip, p in zip(ips, ports, strict=True)]
 
-    out.targets = _top(tk[starts], np.add.reduceat(tc, starts), name)
+    out.targets = _top(tk[starts], np.add.reduceat(tc, starts), hostports)
     return out
 
 
-def _distinct_top(v: np.ndarray, name: Any) -> tuple[int, list[tuple[str, int]]]:
-    """Distinct values of sorted ``v`` and the TOP_SOURCES most frequent, without a
-    count per distinct value: in a spoofed flood nearly every source is distinct, so
-    only the repeated values are counted."""
-    if v.size == 0:
+class _Buckets:
+    """Values dealt by a hash into ``k`` buckets: in memory when ``k`` is 1, else one
+    temporary file each; :meth:`counted` gives each bucket's distinct values and counts."""
+
+    def __init__(self, k: int) -> None:
+        self.k = max(1, k)
+        self.mem: list[np.ndarray] = []
+        self.files: list[Any] = []
+
+    def add(self, v: np.ndarray) -> None:
+        if self.k == 1:
+            self.mem.append(v)
+            return
+        if not self.files:
+            self.files = [tempfile.TemporaryFile(prefix="pcapip-src-") for _ in range(self.k)]  # noqa: SIM115
+        h = (v.astype(np.uint64) * np.uint64(0x9E3779B97F4A7C15)) >> np.uint64(40)
+        which = (h % np.uint64(self.k)).astype(np.intp)
+        idx = np.argsort(which, kind="stable")
+        cuts = np.searchsorted(which[idx], np.arange(self.k + 1))
+        for b in range(self.k):
+            if cuts[b] < cuts[b + 1]:
+                self.files[b].write(v[idx[cuts[b] : cuts[b + 1]]].astype(np.int64).tobytes())
+
+    def counted(self) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        if self.k == 1:
+            if self.mem:
+                yield _counts(np.concatenate(self.mem))
+            return
+        for fh in self.files:
+            fh.seek(0)
+            parts = []
+            while chunk := fh.read(SLICE * 8):
+                parts.append(_counts(np.frombuffer(chunk, dtype=np.int64)))
+            if parts:
+                yield _summed(parts)
+
+    def close(self) -> None:
+        for fh in self.files:
+            fh.close()
+        self.files, self.mem = [], []
+
+
+def _counts(v: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Distinct values of ``v`` (sorted) and how often each occurs."""
+    return _runs(np.sort(v))
+
+
+def _summed(parts: list[tuple[np.ndarray, np.ndarray]]) -> tuple[np.ndarray, np.ndarray]:
+    if len(parts) == 1:
+        return parts[0]
+    keys = np.concatenate([p[0] for p in parts])
+    counts = np.concatenate([p[1] for p in parts])
+    order = np.argsort(keys, kind="stable")
+    keys, counts = keys[order], counts[order]
+    starts = np.flatnonzero(np.concatenate(([True], keys[1:] != keys[:-1])))
+    return keys[starts], np.add.reduceat(counts, starts)
+
+
+def _tally(keys: np.ndarray, counts: np.ndarray) -> tuple[int, np.ndarray, np.ndarray, np.ndarray]:
+    """One bucket's distinct count, its TOP_SOURCES most repeated values (most first, the
+    smaller value first among equals) with their counts, and its smallest values (each as
+    often as it occurs, up to 3 * TOP_SOURCES): enough to merge buckets exactly."""
+    rep = counts > 1
+    k, c = keys[rep], counts[rep]
+    pick = np.argsort(-c, kind="stable")[:TOP_SOURCES]
+    m = 3 * TOP_SOURCES
+    low = np.repeat(keys[:m], np.minimum(counts[:m], m))[:m]
+    return keys.size, k[pick], c[pick], low
+
+
+def _merged(tallies: list[Any], name: Any) -> tuple[int, list[tuple[str, int]]]:
+    """Distinct values over all buckets and the TOP_SOURCES most frequent: the repeated
+    ones first, then values seen once, smallest first (buckets hold disjoint values)."""
+    if not tallies:
         return 0, []
-    same = v[1:] == v[:-1]
-    distinct = int(v.size - np.count_nonzero(same))
-    rep = v[1:][same]  # each repeated value, once per repetition
-    del same
-    if rep.size:
-        keys, counts = _runs(rep)
-        top = _top(keys, counts + 1, name)
-    else:
-        top = []
+    distinct = sum(t[0] for t in tallies)
+    keys = np.concatenate([t[1] for t in tallies])
+    counts = np.concatenate([t[2] for t in tallies])
+    order = np.argsort(keys, kind="stable")
+    top = _top(keys[order], counts[order], name) if keys.size else []
     if len(top) < TOP_SOURCES:  # then values seen once, in order
+        low = np.sort(np.concatenate([t[3] for t in tallies]))
         seen = {k for k, _ in top}
-        for k in name(v[: TOP_SOURCES * 2 + len(top)]):
+        for k in name(low[: TOP_SOURCES * 2 + len(top)]):
             if len(top) >= TOP_SOURCES:
                 break
             if k not in seen:
                 seen.add(k)
                 top.append((k, 1))
     return distinct, top
+
+
+def _distinct_top(v: np.ndarray, name: Any) -> tuple[int, list[tuple[str, int]]]:
+    """Distinct values of sorted ``v`` and the TOP_SOURCES most frequent (one bucket)."""
+    if v.size == 0:
+        return 0, []
+    return _merged([_tally(*_runs(v))], name)
 
 
 def _runs(sorted_values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -193,7 +193,9 @@ class DiskStore:
     disk (in the page cache while there is room) instead of in the process.
 
     Each append writes a segment at the end of the file; a column is its segments in
-    order (the tracker appends one per spill, the table one per column).
+    order (the tracker appends one per spill, the table one per column). A segment whose
+    values are all the same (a flood's empty TOA and PROXY columns) is kept as that one
+    value, not written.
     """
 
     on_disk = True
@@ -201,20 +203,26 @@ class DiskStore:
     def __init__(self) -> None:
         self._file: Any = None
         self._end = 0
-        self._segs: dict[str, list[tuple[int, int]]] = {}  # name -> [(file offset, items)]
+        # name -> [(file offset, items, the one value of a constant segment or None)]
+        self._segs: dict[str, list[tuple[int, int, Any]]] = {}
         self._dtypes: dict[str, np.dtype] = {}
         self._sizes: dict[str, int] = {}
 
     def append(self, name: str, values: np.ndarray) -> None:
-        if self._file is None:
-            self._file = tempfile.TemporaryFile(prefix="pcapip-rows-", buffering=0)  # noqa: SIM115
         dt = self._dtypes.setdefault(name, values.dtype)
-        data = np.ascontiguousarray(values, dtype=dt).tobytes()
-        self._file.seek(self._end)
-        self._file.write(data)
-        self._segs.setdefault(name, []).append((self._end, int(values.size)))
-        self._end += len(data)
-        self._sizes[name] = self._sizes.get(name, 0) + int(values.size)
+        arr = np.ascontiguousarray(values, dtype=dt)
+        if arr.size > 1 and dt.kind in "biu" and arr.min() == arr.max():
+            seg: tuple[int, int, Any] = (-1, int(arr.size), arr[0])
+        else:
+            if self._file is None:
+                self._file = tempfile.TemporaryFile(prefix="pcapip-rows-", buffering=0)  # noqa: SIM115
+            data = arr.tobytes()
+            self._file.seek(self._end)
+            self._file.write(data)
+            seg = (self._end, int(arr.size), None)
+            self._end += len(data)
+        self._segs.setdefault(name, []).append(seg)
+        self._sizes[name] = self._sizes.get(name, 0) + int(arr.size)
 
     def __contains__(self, name: object) -> bool:
         return name in self._segs
@@ -237,9 +245,11 @@ class DiskStore:
             return out
         view = memoryview(out).cast("B")
         at = 0  # first item of the current segment
-        for off, count in self._segs[name]:
+        for off, count, same in self._segs[name]:
             a, b = max(lo, at), min(hi, at + count)
-            if a < b:
+            if a < b and same is not None:
+                out[a - lo : b - lo] = same
+            elif a < b:
                 self._read(
                     off + (a - at) * dt.itemsize,
                     view[(a - lo) * dt.itemsize :][: (b - a) * dt.itemsize],

@@ -22,6 +22,7 @@ _DIGITS3 = np.frombuffer(
     b"".join(f"{k:03d}".encode() + b"\0" for k in range(1000)), dtype=np.uint32
 ).copy()
 _POW10 = [10**k for k in range(1, 19)]
+_PADDED_MAX = 1 << 24  # bytes of a padded text table; above, gather sorts the codes
 
 
 class Piece:
@@ -33,21 +34,6 @@ class Piece:
 
     def __init__(self, mat: np.ndarray, used: Any, right: bool = False) -> None:
         self.mat, self.used, self.right = mat, used, right
-
-    def keep(self, out: np.ndarray) -> None:
-        """Write which bytes count into ``out`` ((rows, width) bool)."""
-        used = self.used
-        w = self.mat.shape[1]
-        if not isinstance(used, int) and used.size and used.min() == used.max():
-            used = int(used[0])
-        if isinstance(used, int):  # the same on every row: two fills
-            cut = w - used if self.right else used
-            out[:, :cut] = not self.right
-            out[:, cut:] = self.right
-        elif self.right:
-            np.greater_equal(np.arange(w), (w - used)[:, None], out=out)
-        else:
-            np.less(np.arange(w), used[:, None], out=out)
 
     def only(self, rows: np.ndarray) -> Piece:
         """The same bytes on ``rows`` (a bool mask), nothing on the other rows."""
@@ -94,20 +80,42 @@ def digits(values: np.ndarray, width: int = 0) -> list[Piece]:
     return out
 
 
-def table(texts: Sequence[bytes]) -> np.ndarray:
+class Words:
+    """Encoded texts, for :func:`gather`: also as one padded matrix when that is small,
+    so a slice's codes index it directly (no sort of the codes)."""
+
+    __slots__ = ("objs", "lens", "mat")
+
+    def __init__(self, texts: Sequence[bytes]) -> None:
+        self.objs = np.empty(len(texts), dtype=object)
+        self.objs[:] = list(texts)
+        self.lens = np.fromiter(map(len, texts), dtype=np.intp, count=len(texts))
+        w = max(int(self.lens.max()), 1) if len(texts) else 1
+        self.mat = None
+        if len(texts) * w <= _PADDED_MAX:
+            self.mat = np.frombuffer(self.objs.astype(f"S{w}").tobytes(), dtype=np.uint8)
+            self.mat = self.mat.reshape(len(texts), w)
+
+    def __len__(self) -> int:
+        return self.objs.size
+
+
+def table(texts: Sequence[bytes]) -> Words:
     """Encoded texts, for :func:`gather`."""
-    out = np.empty(len(texts), dtype=object)
-    out[:] = list(texts)
-    return out
+    return Words(texts)
 
 
-def gather(tab: np.ndarray, codes: np.ndarray) -> Piece:
+def gather(tab: Words, codes: np.ndarray) -> Piece:
     """The encoded texts of ``codes`` (indices into :func:`table`'s texts)."""
     if codes.size == 0:
         return Piece(np.zeros((0, 1), dtype=np.uint8), 0)
+    if tab.mat is not None:
+        lens = tab.lens[codes]
+        w = max(int(lens.max()), 1)
+        return Piece(tab.mat[:, :w][codes], lens)
     u, inv = np.unique(codes, return_inverse=True)
-    words = tab[u]
-    lens = np.fromiter(map(len, words), dtype=np.intp, count=u.size)
+    words = tab.objs[u]
+    lens = tab.lens[u]
     w = max(int(lens.max()), 1)
     mat = np.frombuffer(words.astype(f"S{w}").tobytes(), dtype=np.uint8).reshape(u.size, w)
     return Piece(mat[inv], lens[inv])
@@ -135,15 +143,30 @@ def spelled(items: Sequence[Any], spell: Callable[[Any], str]) -> Piece:
 
 def lines(pieces: Sequence[Piece], n: int) -> bytes:
     """The ``n`` rows' pieces side by side, only the counted bytes: the text (UTF-8) of
-    ``n`` lines (the pieces say where each ends)."""
+    ``n`` lines (the pieces say where each ends).
+
+    Which bytes count is one comparison over the whole matrix: each byte's place in its
+    piece against its piece's count on that row (the counts repeated across the piece's
+    width), flipped where a piece counts from the right; not one strided fill per piece."""
     pieces = [p for p in pieces if not p.empty()]
-    width = sum(p.mat.shape[1] for p in pieces)
+    widths = [p.mat.shape[1] for p in pieces]
+    width = sum(widths)
+    small = np.uint8 if max(widths, default=0) < 256 else np.int32
     mat = np.empty((n, width), dtype=np.uint8)
-    keep = np.empty((n, width), dtype=bool)
+    count = np.empty((n, len(pieces)), dtype=small)
+    place = np.empty(width, dtype=small)
+    flip = np.zeros(width, dtype=bool)
     at = 0
-    for p in pieces:
-        w = p.mat.shape[1]
+    for k, p in enumerate(pieces):
+        w = widths[k]
         mat[:, at : at + w] = p.mat
-        p.keep(keep[:, at : at + w])
+        place[at : at + w] = np.arange(w)
+        if p.right:  # the last ``used`` bytes: place >= w - used, i.e. not place < w - used
+            flip[at : at + w] = True
+            count[:, k] = w - p.used
+        else:
+            count[:, k] = p.used
         at += w
+    keep = place < np.repeat(count, widths, axis=1)
+    keep ^= flip
     return np.compress(keep.ravel(), mat.ravel()).tobytes()
