@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import socket
 
-from pcapip.dissect.addr import ip_value, ipv6_text
+from pcapip.dissect.addr import ip_value, ipv4_text, ipv6_text
 from pcapip.dissect.codes import expert
 from pcapip.dissect.fields import Expert, Field, escape_text
 from pcapip.dissect.hf import HF, item, subtree
@@ -162,8 +162,9 @@ def _split_fields(line: str, start: int) -> list[tuple[str, int]]:
     return out
 
 
-def parse_v1(data: bytes, base: int, final: bool) -> ProxyParse:
-    """Parse ``data`` that starts with ``PROXY``."""
+def parse_v1(data: bytes, base: int, final: bool, tree: bool = True) -> ProxyParse:
+    """Parse ``data`` that starts with ``PROXY``; ``tree=False`` draws no field tree (the
+    same rules, header, experts and length)."""
     n = len(data)
     window = data[:MAX_LINE]
     cr, lf = window.find(b"\r"), window.find(b"\n")
@@ -193,9 +194,11 @@ def parse_v1(data: bytes, base: int, final: bool) -> ProxyParse:
     complete = end != -1
     stop = end if complete else (min(n, cr if cr != -1 else n, lf if lf != -1 else n))
     line = data[:stop].decode("latin-1")
-    root = subtree("proxy", base, (end + 2) if complete else stop)
-    root.add(item("proxy.version", 1, base, 0, 1, generated=True))
-    root.add(subtree("proxy.v1.magic", base, 5))
+    root = None
+    if tree:
+        root = subtree("proxy", base, (end + 2) if complete else stop)
+        root.add(item("proxy.version", 1, base, 0, 1, generated=True))
+        root.add(subtree("proxy.v1.magic", base, 5))
     header = ProxyHeader(version=1, command="PROXY", family="", transport="STREAM")
     experts: list[Expert] = []
     try:
@@ -210,20 +213,23 @@ def parse_v1(data: bytes, base: int, final: bool) -> ProxyParse:
         else:
             e = expert("proxy.incomplete", base, n,
                        f"v1 header incomplete after {n} bytes: need at least {need} more")
-            root.experts.extend([e, *experts])
+            if root is not None:
+                root.experts.extend([e, *experts])
             return ProxyParse(ParseState.NEED_MORE, need=need, tree=root, experts=[e, *experts])
     length = end + 2 if complete else 0
     header.length = length
     if problem is not None:
         experts.insert(0, problem)
-        root.experts.extend(experts)
+        if root is not None:
+            root.experts.extend(experts)
         return ProxyParse(ParseState.MALFORMED, header=header if header.family else None,
                           tree=root, experts=experts, length=length)
-    root.experts.extend(experts)
+    if root is not None:
+        root.experts.extend(experts)
     return ProxyParse(ParseState.OK, header=header, length=length, tree=root, experts=experts)
 
 
-def _parse_line(line: str, base: int, root: Field, h: ProxyHeader, experts: list[Expert],
+def _parse_line(line: str, base: int, root: Field | None, h: ProxyHeader, experts: list[Expert],
                 *, partial: bool) -> None:
     """Validate the line (without CRLF) and fill tree and header; raise _Reject on a rule break."""
     if len(line) <= 5:
@@ -252,13 +258,14 @@ def _parse_line(line: str, base: int, root: Field, h: ProxyHeader, experts: list
     if proto not in PROTOCOLS:
         raise _fail("proxy.v1.bad_protocol", base + poff, len(proto),
                     f"protocol {proto!r} is not TCP4, TCP6 or UNKNOWN")
-    root.add(item("proxy.v1.proto", proto, base + poff, len(proto), proto))
+    if root is not None:
+        root.add(item("proxy.v1.proto", proto, base + poff, len(proto), proto))
     h.family = proto
     if proto == "UNKNOWN":
         h.transport = "UNSPEC"
         rest_off = poff + len(proto)
         rest = line[rest_off:]
-        if rest:
+        if rest and root is not None:
             root.add(item("proxy.v1.unknown", escape_text(rest), base + rest_off, len(rest), rest))
         if not partial:
             experts.append(expert("proxy.v1.unknown", base + poff, len(proto)))
@@ -295,15 +302,16 @@ def _parse_line(line: str, base: int, root: Field, h: ProxyHeader, experts: list
             if is_last:
                 return
             raw = socket.inet_pton(socket.AF_INET6 if v6 else socket.AF_INET, tok)
-            value = ip_value(raw)
-            text = str(value) if not v6 else ipv6_text(raw)
-            root.add(item(names[k], text, base + off, len(tok), value))
+            text = ipv6_text(raw) if v6 else ipv4_text(raw)
+            if root is not None:
+                root.add(item(names[k], text, base + off, len(tok), ip_value(raw)))
             values.append(text)
         else:
             port = _check_port(tok, base + off, what, is_last)
             if is_last:
                 return
-            root.add(item(names[k], port, base + off, len(tok), port))
+            if root is not None:
+                root.add(item(names[k], port, base + off, len(tok), port))
             values.append(port)
         if k == 0:
             h.src_addr = values[0]  # type: ignore[assignment]
