@@ -2,7 +2,7 @@
 does not read itself, so the per-packet Python rules parse every one of them.
 
 ``python bench/gen_headers.py OUT.pcap SHAPE [CONNECTIONS]`` (default 20,000 connections,
-10 packets each, 64 interleaved at a time). SHAPE is one of:
+10 or 11 packets each, 64 interleaved at a time). SHAPE is one of:
 
 * ``v2-inet6``: a PROXY v2 INET6 header without TLVs (the compiled loop reads v2 INET only)
 * ``v2-tlv``: a PROXY v2 INET header with ALPN, authority, unique id and CRC32C TLVs,
@@ -10,6 +10,9 @@ does not read itself, so the per-packet Python rules parse every one of them.
   Python's, each TOA is parsed by the rules too)
 * ``v1-tcp6``: a PROXY v1 TCP6 line
 * ``toa-ipv6``: a kind-254 length-20 IPv6 TOA (dpvs-ipv6) in the SYN and the handshake ACK
+* ``v1-split``: a clean PROXY v1 TCP4 line split over two segments (the loop reads a header
+  from one segment only) and a clean kind-254 IPv4 TOA on every client packet: the shapes
+  the loop reads, made the rules' by the split
 
 It measures what parsing headers in Python costs (``bench/README.md``, "Headers the
 compiled loop hands over"). Frames come from the test generator's ``tcp_segment``.
@@ -29,7 +32,7 @@ from flow_pcaps import ACK, FIN, PSH, SYN, TS_OPT, tcp_segment, tlv, v1, v2  # n
 ORIGIN = "198.51.100.20"
 PORT = 80
 T0 = 1_700_000_000.0
-SHAPES = ("v2-inet6", "v2-tlv", "v1-tcp6", "toa-ipv6")
+SHAPES = ("v2-inet6", "v2-tlv", "v1-tcp6", "toa-ipv6", "v1-split")
 V2_SIG = b"\r\n\r\n\x00\r\nQUIT\n"
 REQUEST = b"GET / HTTP/1.1\r\nHost: bench.example\r\n\r\n"
 RESPONSE = b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n"
@@ -71,13 +74,20 @@ def connection(shape: str, i: int) -> list[tuple[int, int, bytes, bytes]]:
         header = v1(v6, "2001:db8::20", cport, 443)
     elif shape == "toa-ipv6":
         syn_toa = ack_toa = _toa254(v6, cport)
+    elif shape == "v1-split":
+        header = v1(v4, "10.0.0.2", cport, 443)
+        syn_toa = ack_toa = every_toa = _toa254(v4, cport)
     else:
         raise SystemExit(f"unknown shape {shape!r}: one of {', '.join(SHAPES)}")
+    first = [(0, PSH | ACK, TS_OPT + every_toa, header + REQUEST)]
+    if shape == "v1-split":
+        first = [(0, ACK, TS_OPT + every_toa, header[:20]),
+                 (0, PSH | ACK, TS_OPT + every_toa, header[20:] + REQUEST)]
     return [
         (0, SYN, SYN_OPTS + syn_toa, b""),
         (1, SYN | ACK, SYN_OPTS, b""),
         (0, ACK, TS_OPT + ack_toa, b""),
-        (0, PSH | ACK, TS_OPT + every_toa, header + REQUEST),
+        *first,
         (1, ACK, TS_OPT, b""),
         (1, PSH | ACK, TS_OPT, RESPONSE),
         (0, ACK, TS_OPT + every_toa, b""),

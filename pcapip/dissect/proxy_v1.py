@@ -22,6 +22,19 @@ MIN_LINE = 15  # "PROXY UNKNOWN\r\n"
 PROTOCOLS = ("TCP4", "TCP6", "UNKNOWN")
 _HEX = frozenset("0123456789abcdefABCDEF")
 _DIGITS = frozenset("0123456789")
+# per family: the filter names of the four fields and the words that name them in messages
+_FIELDS = {
+    v6: (names, tuple(HF[n].label.lower() for n in names))
+    for v6, names in (
+        (False, ("proxy.src.ipv4", "proxy.dst.ipv4", "proxy.srcport", "proxy.dstport")),
+        (True, ("proxy.src.ipv6", "proxy.dst.ipv6", "proxy.srcport", "proxy.dstport")),
+    )
+}
+
+
+def _decimal(s: str) -> bool:
+    """Only the ASCII digits 0-9 (``str.isdigit`` also takes ``²`` and other digits)."""
+    return s.isascii() and s.isdigit()
 
 
 class _Reject(Exception):
@@ -44,7 +57,7 @@ def _check_port(tok: str, off: int, what: str, partial: bool) -> int | None:
         if partial:
             return None
         raise _fail("proxy.v1.bad_port", off, 1, f"{what} is empty")
-    if not set(tok) <= _DIGITS:
+    if not _decimal(tok):
         raise _fail("proxy.v1.bad_port", off, len(tok), f"{what} {tok!r} is not a decimal number")
     if len(tok) > 1 and tok[0] == "0":
         raise _fail("proxy.v1.port_leading_zero", off, len(tok),
@@ -63,22 +76,23 @@ def _check_ipv4(tok: str, off: int, what: str, partial: bool) -> None:
         raise _fail("proxy.v1.bad_ipv4", off, len(tok),
                     f"{what} {tok!r} has more than four numbers")
     pos = off
+    last = len(parts) - 1
     for k, p in enumerate(parts):
-        last = k == len(parts) - 1
-        if p == "":
-            if partial and last:
+        n = len(p)
+        if n == 0:
+            if partial and k == last:
                 break
             raise _fail("proxy.v1.bad_ipv4", pos, 1, f"{what} {tok!r} has an empty number")
-        if not set(p) <= _DIGITS:
-            raise _fail("proxy.v1.bad_ipv4", pos, len(p),
+        if not (p.isascii() and p.isdigit()):  # as _decimal, inline: four per address
+            raise _fail("proxy.v1.bad_ipv4", pos, n,
                         f"{what} {tok!r}: {p!r} is not a decimal number")
-        if len(p) > 1 and p[0] == "0":
-            raise _fail("proxy.v1.ipv4_leading_zero", pos, len(p),
+        if n > 1 and p[0] == "0":
+            raise _fail("proxy.v1.ipv4_leading_zero", pos, n,
                         f"{what} {tok!r}: {p!r} has a leading zero (octal ambiguity)")
-        if len(p) > 3 or int(p) > 255:
-            raise _fail("proxy.v1.ipv4_octet_range", pos, len(p),
+        if n > 3 or int(p) > 255:
+            raise _fail("proxy.v1.ipv4_octet_range", pos, n,
                         f"{what} {tok!r}: {p} is above 255")
-        pos += len(p) + 1
+        pos += n + 1
     if not partial and len(parts) != 4:
         raise _fail("proxy.v1.bad_ipv4", off, len(tok),
                     f"{what} {tok!r} does not have exactly four numbers")
@@ -271,9 +285,7 @@ def _parse_line(line: str, base: int, root: Field | None, h: ProxyHeader, expert
             experts.append(expert("proxy.v1.unknown", base + poff, len(proto)))
         return
     v6 = proto == "TCP6"
-    afield = "ipv6" if v6 else "ipv4"
-    names = (f"proxy.src.{afield}", f"proxy.dst.{afield}", "proxy.srcport", "proxy.dstport")
-    labels = tuple(HF[name].label for name in names)
+    names, words = _FIELDS[v6]
     values: list[object] = []
     for k in range(4):
         idx = k + 1
@@ -281,15 +293,15 @@ def _parse_line(line: str, base: int, root: Field | None, h: ProxyHeader, expert
             if partial:
                 return
             raise _fail("proxy.v1.missing_field", base + len(line), 1,
-                        f"line ends before the {labels[k].lower()}")
+                        f"line ends before the {words[k]}")
         tok, off = fields[idx]
         is_last = partial and idx == len(fields) - 1
         if tok == "" and not is_last:
             raise _fail("proxy.v1.bad_separator", base + off, 1,
-                        f"more than one space before the {labels[k].lower()}"
+                        f"more than one space before the {words[k]}"
                         if idx < len(fields) - 1 else
-                        f"line ends with a space where the {labels[k].lower()} should be")
-        what = labels[k].lower()
+                        f"line ends with a space where the {words[k]} should be")
+        what = words[k]
         if k < 2:
             if v6:
                 dotted = _check_ipv6(tok, base + off, what, is_last)
