@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import socket
 
-from pcapip.dissect.addr import ip_value, ipv6_text
+from pcapip.dissect.addr import ip_value, ipv4_text, ipv6_text
 from pcapip.dissect.codes import expert
 from pcapip.dissect.fields import Expert, Field, escape_text
 from pcapip.dissect.hf import HF, item, subtree
@@ -22,6 +22,19 @@ MIN_LINE = 15  # "PROXY UNKNOWN\r\n"
 PROTOCOLS = ("TCP4", "TCP6", "UNKNOWN")
 _HEX = frozenset("0123456789abcdefABCDEF")
 _DIGITS = frozenset("0123456789")
+# per family: the filter names of the four fields and the words that name them in messages
+_FIELDS = {
+    v6: (names, tuple(HF[n].label.lower() for n in names))
+    for v6, names in (
+        (False, ("proxy.src.ipv4", "proxy.dst.ipv4", "proxy.srcport", "proxy.dstport")),
+        (True, ("proxy.src.ipv6", "proxy.dst.ipv6", "proxy.srcport", "proxy.dstport")),
+    )
+}
+
+
+def _decimal(s: str) -> bool:
+    """Only the ASCII digits 0-9 (``str.isdigit`` also takes ``²`` and other digits)."""
+    return s.isascii() and s.isdigit()
 
 
 class _Reject(Exception):
@@ -44,7 +57,7 @@ def _check_port(tok: str, off: int, what: str, partial: bool) -> int | None:
         if partial:
             return None
         raise _fail("proxy.v1.bad_port", off, 1, f"{what} is empty")
-    if not set(tok) <= _DIGITS:
+    if not _decimal(tok):
         raise _fail("proxy.v1.bad_port", off, len(tok), f"{what} {tok!r} is not a decimal number")
     if len(tok) > 1 and tok[0] == "0":
         raise _fail("proxy.v1.port_leading_zero", off, len(tok),
@@ -63,22 +76,23 @@ def _check_ipv4(tok: str, off: int, what: str, partial: bool) -> None:
         raise _fail("proxy.v1.bad_ipv4", off, len(tok),
                     f"{what} {tok!r} has more than four numbers")
     pos = off
+    last = len(parts) - 1
     for k, p in enumerate(parts):
-        last = k == len(parts) - 1
-        if p == "":
-            if partial and last:
+        n = len(p)
+        if n == 0:
+            if partial and k == last:
                 break
             raise _fail("proxy.v1.bad_ipv4", pos, 1, f"{what} {tok!r} has an empty number")
-        if not set(p) <= _DIGITS:
-            raise _fail("proxy.v1.bad_ipv4", pos, len(p),
+        if not (p.isascii() and p.isdigit()):  # as _decimal, inline: four per address
+            raise _fail("proxy.v1.bad_ipv4", pos, n,
                         f"{what} {tok!r}: {p!r} is not a decimal number")
-        if len(p) > 1 and p[0] == "0":
-            raise _fail("proxy.v1.ipv4_leading_zero", pos, len(p),
+        if n > 1 and p[0] == "0":
+            raise _fail("proxy.v1.ipv4_leading_zero", pos, n,
                         f"{what} {tok!r}: {p!r} has a leading zero (octal ambiguity)")
-        if len(p) > 3 or int(p) > 255:
-            raise _fail("proxy.v1.ipv4_octet_range", pos, len(p),
+        if n > 3 or int(p) > 255:
+            raise _fail("proxy.v1.ipv4_octet_range", pos, n,
                         f"{what} {tok!r}: {p} is above 255")
-        pos += len(p) + 1
+        pos += n + 1
     if not partial and len(parts) != 4:
         raise _fail("proxy.v1.bad_ipv4", off, len(tok),
                     f"{what} {tok!r} does not have exactly four numbers")
@@ -162,8 +176,9 @@ def _split_fields(line: str, start: int) -> list[tuple[str, int]]:
     return out
 
 
-def parse_v1(data: bytes, base: int, final: bool) -> ProxyParse:
-    """Parse ``data`` that starts with ``PROXY``."""
+def parse_v1(data: bytes, base: int, final: bool, tree: bool = True) -> ProxyParse:
+    """Parse ``data`` that starts with ``PROXY``; ``tree=False`` draws no field tree (the
+    same rules, header, experts and length)."""
     n = len(data)
     window = data[:MAX_LINE]
     cr, lf = window.find(b"\r"), window.find(b"\n")
@@ -193,9 +208,11 @@ def parse_v1(data: bytes, base: int, final: bool) -> ProxyParse:
     complete = end != -1
     stop = end if complete else (min(n, cr if cr != -1 else n, lf if lf != -1 else n))
     line = data[:stop].decode("latin-1")
-    root = subtree("proxy", base, (end + 2) if complete else stop)
-    root.add(item("proxy.version", 1, base, 0, 1, generated=True))
-    root.add(subtree("proxy.v1.magic", base, 5))
+    root = None
+    if tree:
+        root = subtree("proxy", base, (end + 2) if complete else stop)
+        root.add(item("proxy.version", 1, base, 0, 1, generated=True))
+        root.add(subtree("proxy.v1.magic", base, 5))
     header = ProxyHeader(version=1, command="PROXY", family="", transport="STREAM")
     experts: list[Expert] = []
     try:
@@ -210,20 +227,23 @@ def parse_v1(data: bytes, base: int, final: bool) -> ProxyParse:
         else:
             e = expert("proxy.incomplete", base, n,
                        f"v1 header incomplete after {n} bytes: need at least {need} more")
-            root.experts.extend([e, *experts])
+            if root is not None:
+                root.experts.extend([e, *experts])
             return ProxyParse(ParseState.NEED_MORE, need=need, tree=root, experts=[e, *experts])
     length = end + 2 if complete else 0
     header.length = length
     if problem is not None:
         experts.insert(0, problem)
-        root.experts.extend(experts)
+        if root is not None:
+            root.experts.extend(experts)
         return ProxyParse(ParseState.MALFORMED, header=header if header.family else None,
                           tree=root, experts=experts, length=length)
-    root.experts.extend(experts)
+    if root is not None:
+        root.experts.extend(experts)
     return ProxyParse(ParseState.OK, header=header, length=length, tree=root, experts=experts)
 
 
-def _parse_line(line: str, base: int, root: Field, h: ProxyHeader, experts: list[Expert],
+def _parse_line(line: str, base: int, root: Field | None, h: ProxyHeader, experts: list[Expert],
                 *, partial: bool) -> None:
     """Validate the line (without CRLF) and fill tree and header; raise _Reject on a rule break."""
     if len(line) <= 5:
@@ -252,21 +272,20 @@ def _parse_line(line: str, base: int, root: Field, h: ProxyHeader, experts: list
     if proto not in PROTOCOLS:
         raise _fail("proxy.v1.bad_protocol", base + poff, len(proto),
                     f"protocol {proto!r} is not TCP4, TCP6 or UNKNOWN")
-    root.add(item("proxy.v1.proto", proto, base + poff, len(proto), proto))
+    if root is not None:
+        root.add(item("proxy.v1.proto", proto, base + poff, len(proto), proto))
     h.family = proto
     if proto == "UNKNOWN":
         h.transport = "UNSPEC"
         rest_off = poff + len(proto)
         rest = line[rest_off:]
-        if rest:
+        if rest and root is not None:
             root.add(item("proxy.v1.unknown", escape_text(rest), base + rest_off, len(rest), rest))
         if not partial:
             experts.append(expert("proxy.v1.unknown", base + poff, len(proto)))
         return
     v6 = proto == "TCP6"
-    afield = "ipv6" if v6 else "ipv4"
-    names = (f"proxy.src.{afield}", f"proxy.dst.{afield}", "proxy.srcport", "proxy.dstport")
-    labels = tuple(HF[name].label for name in names)
+    names, words = _FIELDS[v6]
     values: list[object] = []
     for k in range(4):
         idx = k + 1
@@ -274,15 +293,15 @@ def _parse_line(line: str, base: int, root: Field, h: ProxyHeader, experts: list
             if partial:
                 return
             raise _fail("proxy.v1.missing_field", base + len(line), 1,
-                        f"line ends before the {labels[k].lower()}")
+                        f"line ends before the {words[k]}")
         tok, off = fields[idx]
         is_last = partial and idx == len(fields) - 1
         if tok == "" and not is_last:
             raise _fail("proxy.v1.bad_separator", base + off, 1,
-                        f"more than one space before the {labels[k].lower()}"
+                        f"more than one space before the {words[k]}"
                         if idx < len(fields) - 1 else
-                        f"line ends with a space where the {labels[k].lower()} should be")
-        what = labels[k].lower()
+                        f"line ends with a space where the {words[k]} should be")
+        what = words[k]
         if k < 2:
             if v6:
                 dotted = _check_ipv6(tok, base + off, what, is_last)
@@ -295,15 +314,16 @@ def _parse_line(line: str, base: int, root: Field, h: ProxyHeader, experts: list
             if is_last:
                 return
             raw = socket.inet_pton(socket.AF_INET6 if v6 else socket.AF_INET, tok)
-            value = ip_value(raw)
-            text = str(value) if not v6 else ipv6_text(raw)
-            root.add(item(names[k], text, base + off, len(tok), value))
+            text = ipv6_text(raw) if v6 else ipv4_text(raw)
+            if root is not None:
+                root.add(item(names[k], text, base + off, len(tok), ip_value(raw)))
             values.append(text)
         else:
             port = _check_port(tok, base + off, what, is_last)
             if is_last:
                 return
-            root.add(item(names[k], port, base + off, len(tok), port))
+            if root is not None:
+                root.add(item(names[k], port, base + off, len(tok), port))
             values.append(port)
         if k == 0:
             h.src_addr = values[0]  # type: ignore[assignment]

@@ -28,28 +28,35 @@ VALID_FAM = FAMILY_PROTOCOLS  # the seven valid family/transport bytes (hf_proxy
 UNIX_LEN = 108
 
 
-def _add_err(node: Field, experts: list[Expert], e: Expert) -> None:
-    node.experts.append(e)
+def _add_err(node: Field | None, experts: list[Expert], e: Expert) -> None:
+    if node is not None:
+        node.experts.append(e)
     experts.append(e)
 
 
-def parse_v2(data: bytes, base: int, final: bool) -> ProxyParse:
-    """Parse ``data`` that starts with the 12-byte signature and has at least 13 bytes."""
+def parse_v2(data: bytes, base: int, final: bool, tree: bool = True) -> ProxyParse:
+    """Parse ``data`` that starts with the 12-byte signature and has at least 13 bytes.
+
+    ``tree=False`` draws no field tree (``root`` stays None): the same rules and the same
+    header, experts and length, for the flow stage, which keeps nothing else.
+    """
     n = len(data)
     experts: list[Expert] = []
-    root = subtree("proxy", base, min(n, FIXED))
-    root.add(item("proxy.v2.magic", SIGNATURE.hex(), base, 12, SIGNATURE))
+    root = subtree("proxy", base, min(n, FIXED)) if tree else None
     vc = data[12]
     ver, cmd = vc >> 4, vc & 0x0F
-    root.add(item("proxy.v2.version", ver, base + 12, 1, ver, bits=ver))
+    if root is not None:
+        root.add(item("proxy.v2.magic", SIGNATURE.hex(), base, 12, SIGNATURE))
+        root.add(item("proxy.v2.version", ver, base + 12, 1, ver, bits=ver))
     if ver != 2:
         _add_err(root, experts, expert("proxy.v2.bad_version", base + 12, 1,
                                        f"version nibble is {ver}; after the v2 signature it must "
                                        "be 2"))
         return ProxyParse(ParseState.MALFORMED, tree=root, experts=experts)
-    cmd_name = COMMANDS.get(cmd, f"unassigned ({cmd})")
-    root.add(item("proxy.v2.cmd", f"{cmd_name} ({cmd})", base + 12, 1, cmd, bits=cmd))
-    root.add(item("proxy.version", 2, base + 12, 1, 2, generated=True))
+    if root is not None:
+        cmd_name = COMMANDS.get(cmd, f"unassigned ({cmd})")
+        root.add(item("proxy.v2.cmd", f"{cmd_name} ({cmd})", base + 12, 1, cmd, bits=cmd))
+        root.add(item("proxy.version", 2, base + 12, 1, 2, generated=True))
     if cmd not in COMMANDS:
         _add_err(root, experts, expert("proxy.v2.bad_command", base + 12, 1,
                                        f"command {cmd} is neither LOCAL (0) nor PROXY (1): "
@@ -59,14 +66,17 @@ def parse_v2(data: bytes, base: int, final: bool) -> ProxyParse:
     if n >= 14:
         fam = data[13]
         hi, lo = fam >> 4, fam & 0x0F
-        ff = root.add(item("proxy.v2.addr_family_protocol",
-                           f"{vals('proxy.v2.addr_family_protocol', fam, 'invalid')} (0x{fam:02x})",
-                           base + 13, 1, fam))
-        ff.add(item("proxy.v2.addr_family",
-                    f"{vals('proxy.v2.addr_family', hi, 'invalid')} (0x{hi:x})", base + 13, 1,
-                    hi, bits=hi))
-        ff.add(item("proxy.v2.protocol", f"{vals('proxy.v2.protocol', lo, 'invalid')} (0x{lo:x})",
-                    base + 13, 1, lo, bits=lo))
+        ff = None
+        if root is not None:
+            ff = root.add(item("proxy.v2.addr_family_protocol",
+                               f"{vals('proxy.v2.addr_family_protocol', fam, 'invalid')} "
+                               f"(0x{fam:02x})", base + 13, 1, fam))
+            ff.add(item("proxy.v2.addr_family",
+                        f"{vals('proxy.v2.addr_family', hi, 'invalid')} (0x{hi:x})", base + 13,
+                        1, hi, bits=hi))
+            ff.add(item("proxy.v2.protocol",
+                        f"{vals('proxy.v2.protocol', lo, 'invalid')} (0x{lo:x})", base + 13, 1,
+                        lo, bits=lo))
         if hi not in FAMILIES:
             _add_err(ff, experts, expert("proxy.v2.bad_family", base + 13, 1,
                                          f"address family {hi} is not UNSPEC, INET, INET6 or UNIX"))
@@ -85,16 +95,18 @@ def parse_v2(data: bytes, base: int, final: bool) -> ProxyParse:
         return _early(root, experts, header, n, FIXED - n, base, final, None)
     ln = struct.unpack_from("!H", data, 14)[0]
     total = FIXED + ln
-    root.add(item("proxy.v2.length", ln, base + 14, 2, ln))
+    if root is not None:
+        root.add(item("proxy.v2.length", ln, base + 14, 2, ln))
     header.length = total
     if n < total:
         return _early(root, experts, header, n, total - n, base, final, total)
-    root.length = total
+    if root is not None:
+        root.length = total
     hdr = data[:total]
     size = ADDR_SIZES.get(hi, 0) if fam_ok else 0
     tlv_start = FIXED
     if not fam_ok:
-        if ln:
+        if ln and root is not None:
             root.add(subtree("proxy.v2.unknown", base + FIXED, ln, hdr[FIXED:],
                              more=f" ({ln} bytes)"))
         tlv_start = total  # nothing parseable behind an invalid family byte
@@ -107,7 +119,7 @@ def parse_v2(data: bytes, base: int, final: bool) -> ProxyParse:
             _add_err(root, experts, expert("proxy.v2.local_short_addr", base + 14, 2,
                                            f"LOCAL header of length {ln} is shorter than the "
                                            f"{size}-byte address block of {VALID_FAM[data[13]]}"))
-        if ln:
+        if ln and root is not None:
             root.add(subtree("proxy.v2.unknown", base + FIXED, ln, hdr[FIXED:],
                              more=f" ({ln} bytes)"))
         tlv_start = total
@@ -115,9 +127,13 @@ def parse_v2(data: bytes, base: int, final: bool) -> ProxyParse:
         _addresses(hdr, hi, base, root, header, experts)
         tlv_start = FIXED + size
     tlvp = TlvParser(hdr, base)
-    header.tlvs = tlvp.parse(tlv_start, total, root)
-    experts.extend(tlvp.experts)
-    _check_crc(hdr, tlvp, base, root, header, experts)
+    if tlv_start < total:
+        # TLVs are decoded into their nodes (the CRC32C check points at its TLV's node):
+        # without a tree, into a node dropped afterwards
+        at = root if root is not None else subtree("proxy", base, total)
+        header.tlvs = tlvp.parse(tlv_start, total, at)
+        experts.extend(tlvp.experts)
+        _check_crc(hdr, tlvp, base, at, header, experts)
     if cmd == 0:
         experts.append(expert("proxy.v2.local", base + 12, 1))
     elif cmd == 1 and fam_ok and hi == 0:
@@ -133,8 +149,8 @@ def parse_v2(data: bytes, base: int, final: bool) -> ProxyParse:
                       length=total, tree=root, experts=experts)
 
 
-def _early(root: Field, experts: list[Expert], header: ProxyHeader, n: int, need: int, base: int,
-           final: bool, total: int | None) -> ProxyParse:
+def _early(root: Field | None, experts: list[Expert], header: ProxyHeader, n: int, need: int,
+           base: int, final: bool, total: int | None) -> ProxyParse:
     """Not all of the header is here yet: an error already visible decides, else NEED_MORE."""
     length = total or 0
     if any(e.severity >= Severity.ERROR for e in experts):
@@ -149,32 +165,37 @@ def _early(root: Field, experts: list[Expert], header: ProxyHeader, n: int, need
                           length=length)
     e = expert("proxy.incomplete", base, n,
                f"v2 header incomplete after {n} bytes: need {need} more")
-    root.experts.append(e)
+    if root is not None:
+        root.experts.append(e)
     return ProxyParse(ParseState.NEED_MORE, need=need, tree=root, experts=[e, *experts],
                       length=length)
 
 
-def _addresses(hdr: bytes, hi: int, base: int, root: Field, h: ProxyHeader,
+def _addresses(hdr: bytes, hi: int, base: int, root: Field | None, h: ProxyHeader,
                experts: list[Expert]) -> None:
     a = FIXED
     if hi == 1:
         src, dst = hdr[a : a + 4], hdr[a + 4 : a + 8]
         sp, dp = struct.unpack_from("!HH", hdr, a + 8)
         h.src_addr, h.dst_addr = ipv4_text(src), ipv4_text(dst)
+        h.src_port, h.dst_port = sp, dp
+        if root is None:
+            return
         root.add(item("proxy.src.ipv4", h.src_addr, base + a, 4, ip_value(src)))
         root.add(item("proxy.dst.ipv4", h.dst_addr, base + a + 4, 4, ip_value(dst)))
         root.add(item("proxy.srcport", sp, base + a + 8, 2, sp))
         root.add(item("proxy.dstport", dp, base + a + 10, 2, dp))
-        h.src_port, h.dst_port = sp, dp
     elif hi == 2:
         src, dst = hdr[a : a + 16], hdr[a + 16 : a + 32]
         sp, dp = struct.unpack_from("!HH", hdr, a + 32)
         h.src_addr, h.dst_addr = ipv6_text(src), ipv6_text(dst)
+        h.src_port, h.dst_port = sp, dp
+        if root is None:
+            return
         root.add(item("proxy.src.ipv6", h.src_addr, base + a, 16, ip_value(src)))
         root.add(item("proxy.dst.ipv6", h.dst_addr, base + a + 16, 16, ip_value(dst)))
         root.add(item("proxy.srcport", sp, base + a + 32, 2, sp))
         root.add(item("proxy.dstport", dp, base + a + 34, 2, dp))
-        h.src_port, h.dst_port = sp, dp
     elif hi == 3:
         paths = []
         for k, fname in enumerate(("proxy.v2.src.unix", "proxy.v2.dst.unix")):
@@ -182,12 +203,13 @@ def _addresses(hdr: bytes, hi: int, base: int, root: Field, h: ProxyHeader,
             raw = hdr[off : off + UNIX_LEN]
             path = _unix_path(raw, base + off, root, experts)
             paths.append(path)
-            root.add(item(fname, path, base + off, UNIX_LEN, path))
+            if root is not None:
+                root.add(item(fname, path, base + off, UNIX_LEN, path))
         h.src_addr, h.dst_addr = paths
     # family 0 (UNSPEC): no address block
 
 
-def _unix_path(raw: bytes, at: int, root: Field, experts: list[Expert]) -> str:
+def _unix_path(raw: bytes, at: int, root: Field | None, experts: list[Expert]) -> str:
     """A NUL-padded sun_path; a leading NUL is a Linux abstract name, shown as '@name'."""
     if raw[:1] == b"\0" and any(raw[1:]):
         return "@" + raw[1:].rstrip(b"\0").decode("utf-8", "backslashreplace")

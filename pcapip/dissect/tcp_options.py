@@ -48,7 +48,7 @@ _ACCECN_ORDER = {
 _OPTION_NAMES = TCP_OPTIONS  # kind -> (name under tcp.options., label): the registrations'
 
 
-@dataclass
+@dataclass(slots=True)
 class ToaOption:
     """One option whose kind is a TOA kind, decoded by its (kind, length) variant."""
 
@@ -66,7 +66,7 @@ class ToaOption:
     tree: Field | None = None
 
 
-@dataclass
+@dataclass(slots=True)
 class ToaResult:
     """What the option bytes say about the client, and what a receiver would take."""
 
@@ -114,14 +114,16 @@ def _hf(name: str, value: int | str | bytes, offset: int, length: int | None = N
 
 
 class _Body:
-    """Decodes one variant's body into ToaOption fields and tree children."""
+    """Decodes one variant's body into ToaOption fields and tree children (none when
+    ``node`` is None: the no-tree walk)."""
 
-    def __init__(self, opt: ToaOption, node: Field, body: bytes, at: int) -> None:
+    def __init__(self, opt: ToaOption, node: Field | None, body: bytes, at: int) -> None:
         self.opt, self.node, self.body, self.at = opt, node, body, at  # at: abs offset of body
 
     def port(self, rel: int, name: str, alt: str = "") -> int:
         v = struct.unpack_from("!H", self.body, rel)[0]
-        self.node.add(item(name, v, self.at + rel, 2, v, alt=alt))
+        if self.node is not None:
+            self.node.add(item(name, v, self.at + rel, 2, v, alt=alt))
         return v
 
     def addr(self, rel: int, size: int, name: str, alt: str = "") -> str:
@@ -131,21 +133,27 @@ class _Body:
             name += "6"
         raw = self.body[rel : rel + size]
         text = _ip_text(raw)
-        shown = text if not is_v4_mapped(raw) else f"{text} (IPv4-mapped: {ipv4_text(raw[12:])})"
-        self.node.add(item(name, shown, self.at + rel, size, ip_value(raw), alt=alt))
+        if self.node is not None:
+            shown = text if not is_v4_mapped(raw) else \
+                f"{text} (IPv4-mapped: {ipv4_text(raw[12:])})"
+            self.node.add(item(name, shown, self.at + rel, size, ip_value(raw), alt=alt))
         return text
 
     def raw(self, rel: int, size: int, name: str) -> None:
-        self.node.add(_hf(name, self.body[rel : rel + size], self.at + rel, size))
+        if self.node is not None:
+            self.node.add(_hf(name, self.body[rel : rel + size], self.at + rel, size))
 
     def num(self, rel: int, size: int, name: str, alt: str = "") -> int:
         v = int.from_bytes(self.body[rel : rel + size], "big")
-        self.node.add(item(name, f"{v} (0x{v:0{size * 2}x})", self.at + rel, size, v, alt=alt))
+        if self.node is not None:
+            self.node.add(item(name, f"{v} (0x{v:0{size * 2}x})", self.at + rel, size, v,
+                               alt=alt))
         return v
 
 
-def decode_body(opt: ToaOption, node: Field, body: bytes, at: int) -> None:
-    """Fill ``opt`` (client, VIP, VPC id) and ``node`` from a body whose length matches its variant."""
+def decode_body(opt: ToaOption, node: Field | None, body: bytes, at: int) -> None:
+    """Fill ``opt`` (client, VIP, VPC id) and ``node`` (unless None) from a body whose length
+    matches its variant."""
     v = opt.variant
     assert v is not None
     b = _Body(opt, node, body, at)
@@ -177,7 +185,8 @@ def decode_body(opt: ToaOption, node: Field, body: bytes, at: int) -> None:
         b.raw(37, 1, "toa.pad")
     elif lay in (L_VER_V4, L_VER_V6):
         ver = body[0]
-        node.add(_hf("toa.version", ver, at, 1))
+        if node is not None:
+            node.add(_hf("toa.version", ver, at, 1))
         opt.client_ip = b.addr(1, 4 if lay == L_VER_V4 else 16, "toa.addr")
         if (ver == 1) != (lay == L_VER_V4):
             opt.experts.append(
@@ -288,9 +297,10 @@ def _experiment(node: Field, body: bytes, at: int) -> None:
 
 def _classify(
     data: bytes, i: int, kind: int, length: int, base: int, registry: ToaRegistry,
-    ip_version: int | None,
+    ip_version: int | None, draw: bool = True,
 ) -> ToaOption | None:
-    """Decode a complete option of a TOA kind; None when it is a known non-TOA use of the kind."""
+    """Decode a complete option of a TOA kind; None when it is a known non-TOA use of the kind.
+    ``draw=False``: no subtree (``opt.tree`` stays None), the same values and experts."""
     if not registry.claims(kind, length):
         return None  # an RFC 6994 experiment or User Timeout, not an address
     body = data[i + 2 : i + length]
@@ -299,11 +309,13 @@ def _classify(
     if kind in EXPERIMENTAL_KINDS:
         exid, exp_name = _exid_of(body)
     opt = ToaOption(kind, length, base + i, variant)
-    node = subtree("toa", base + i, length)
-    node.experts = opt.experts  # one list: the tree shows exactly the option's experts
-    opt.tree = node
-    node.add(_hf("toa.kind", kind, base + i, 1))
-    node.add(_hf("toa.len", length, base + i + 1, 1))
+    node = None
+    if draw:
+        node = subtree("toa", base + i, length)
+        node.experts = opt.experts  # one list: the tree shows exactly the option's experts
+        opt.tree = node
+        node.add(_hf("toa.kind", kind, base + i, 1))
+        node.add(_hf("toa.len", length, base + i + 1, 1))
     if variant is None:
         known = registry.lengths(kind)
         if kind in EXPERIMENTAL_KINDS:
@@ -319,14 +331,14 @@ def _classify(
                        f"TOA kind {kind} with length {length}: no known variant has it "
                        f"(known lengths: {', '.join(map(str, known))})")
             )
-        if body:
-            node.add(_hf("toa.data", body, base + i + 2))
-        node.label = _toa_label(opt)
+        if node is not None:
+            if body:
+                node.add(_hf("toa.data", body, base + i + 2))
+            node.label = _toa_label(opt)
         return opt
-    node.add(
-        _hf("toa.variant", variant.name, base + i, length, f"{variant.name} ({variant.vendors})",
-            generated=True)
-    )
+    if node is not None:
+        node.add(_hf("toa.variant", variant.name, base + i, length,
+                     f"{variant.name} ({variant.vendors})", generated=True))
     decode_body(opt, node, body, base + i + 2)
     if exid is not None:
         alt = ""
@@ -339,8 +351,13 @@ def _classify(
                    "a receiving TOA module would take it as the client")
         )
     _address_notes(opt, data, i, base, ip_version)
-    node.label = _toa_label(opt)
+    if node is not None:
+        node.label = _toa_label(opt)
     return opt
+
+
+_VER_LAYOUTS = frozenset((L_VER_V4, L_VER_V6))  # a version byte before the address
+_V6_LAYOUTS = frozenset((L_PORT_V6, L_VPC_V6, L_VER_V6))  # an IPv6 client address
 
 
 def _address_notes(opt: ToaOption, data: bytes, i: int, base: int, ip_version: int | None) -> None:
@@ -349,8 +366,8 @@ def _address_notes(opt: ToaOption, data: bytes, i: int, base: int, ip_version: i
     if opt.client_ip is None:
         return
     # where the client address bytes sit, to point the experts at them
-    rel = {L_VER_V4: 3, L_VER_V6: 3}.get(v.layout, 4)
-    size = 16 if v.layout in (L_PORT_V6, L_VPC_V6, L_VER_V6) else 4
+    rel = 3 if v.layout in _VER_LAYOUTS else 4
+    size = 16 if v.layout in _V6_LAYOUTS else 4
     raw = data[i + rel : i + rel + size]
     family = 6 if size == 16 else 4
     if is_v4_mapped(raw):
@@ -416,10 +433,11 @@ def dissect_tcp_options(
     tree); ``ip_version`` (4/6), when known, lets cross-family TOAs be noted;
     ``wire_length``, when larger than the bytes given, says the capture cut
     the options short, so an option running past the captured bytes is
-    "not captured" rather than a walk error. ``build_tree=False`` leaves the
-    nodes of ordinary options (MSS, SACK, NOP ...) out of the tree, for callers
-    that need only the TOA values and experts (about half the cost). Never
-    raises on any input.
+    "not captured" rather than a walk error. ``build_tree=False`` draws no option
+    nodes (the tree is the bare ``tcp.options`` item and the nodes of a broken walk),
+    for callers that need only the TOA values and experts, as the flow stage does:
+    the same walk, values and experts at a fraction of the cost. Never raises on any
+    input.
     """
     data = bytes(options)
     try:
@@ -442,6 +460,7 @@ def _dissect(data: bytes, base: int, registry: ToaRegistry, ip_version: int | No
     phase = "walk"  # "walk" -> "after_eol" (lenient continuation) ; a break ends the loop
     i = 0
     eol_at = -1
+    kinds = registry.kinds
     while i < n:
         kind = data[i]
         if kind == EOL:
@@ -517,7 +536,7 @@ def _dissect(data: bytes, base: int, registry: ToaRegistry, ip_version: int | No
                 toas.append(t)
             for j in _scan_for_toa(data, i + 1, registry):
                 ln = data[j + 1]
-                t = _classify(data, j, data[j], ln, base, registry, ip_version)
+                t = _classify(data, j, data[j], ln, base, registry, ip_version, build_tree)
                 if t is None:
                     continue
                 t.reached = False
@@ -525,23 +544,23 @@ def _dissect(data: bytes, base: int, registry: ToaRegistry, ip_version: int | No
                 t.experts.append(expert(code, base + j, ln,
                                         f"TOA kind {data[j]} at option offset {j} lies after "
                                         f"the broken option at offset {i}: receivers never see it"))
-                assert t.tree is not None
-                t.tree.generated = True
-                bad.add(t.tree)
+                if t.tree is not None:
+                    t.tree.generated = True
+                    bad.add(t.tree)
                 toas.append(t)
             break
         assert length is not None
         t = None
-        if kind in registry.kinds:
-            t = _classify(data, i, kind, length, base, registry, ip_version)
+        if kind in kinds:
+            t = _classify(data, i, kind, length, base, registry, ip_version, build_tree)
         if t is not None:
-            assert t.tree is not None
             if phase == "after_eol":
                 t.reached = False
                 t.experts.append(expert("toa.after_eol", base + i, length,
                                         f"TOA kind {kind} at option offset {i} follows EOL at "
                                         f"offset {eol_at}: receivers stop at EOL and never see it"))
-            root.add(t.tree)
+            if t.tree is not None:
+                root.add(t.tree)
             toas.append(t)
         elif build_tree:
             root.add(_std_option(data, i, kind, length, base))

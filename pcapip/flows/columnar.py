@@ -421,7 +421,7 @@ class _Collect:
 
 def row_header(values: Sequence[int]) -> Any:
     """The HeaderSeen of a header the kernel read (a flow-table row with F_HEADER == HDR_ROW),
-    as ``pcapip.flows.headers.seen_direct`` makes it from ``fastparse.proxy``'s parse."""
+    as ``pcapip.flows.headers.seen_direct`` makes it from the dissector's parse."""
     from pcapip.dissect.proxy_model import ProxyHeader
     from pcapip.flows.state import HeaderSeen
 

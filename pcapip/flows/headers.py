@@ -7,11 +7,8 @@ thousand PROXY connections does not hold a hundred thousand trees.
 
 from __future__ import annotations
 
-import inspect
-from functools import cache
 from typing import Any
 
-from pcapip.flows import fastparse
 from pcapip.flows.state import HeaderSeen
 
 V2_SIG = b"\r\n\r\n\x00\r\nQUIT\n"
@@ -40,33 +37,18 @@ class _NotProxy:
 NOT_PROXY = _NotProxy()
 
 
-@cache
-def _accepts_final() -> bool:
-    from pcapip.dissect import parse_proxy
-
-    try:
-        return "final" in inspect.signature(parse_proxy).parameters
-    except (TypeError, ValueError):
-        return False
-
-
 def parse(data: bytes, *, base: int = 0, final: bool = False) -> Any:
     """parse_proxy, skipping the call when the first byte cannot start a header.
 
     ``final`` says no more bytes will come (a UDP datagram): a header that
-    needs more is then reported by the dissector as truncated when it supports
-    that, else left as NEED_MORE for the caller to judge.
+    needs more is then malformed (``proxy.truncated``). No field tree is drawn:
+    the flow keeps only the typed header, its rule and its length.
     """
     if not data or data[0] not in (0x50, 0x0D):
         return NOT_PROXY
-    quick = fastparse.proxy(data)
-    if quick is not None:
-        return quick
     from pcapip.dissect import parse_proxy
 
-    if final and _accepts_final():
-        return parse_proxy(data, base_offset=base, final=True)
-    return parse_proxy(data, base_offset=base)
+    return parse_proxy(data, base_offset=base, final=final, tree=False)
 
 
 def version_of(data: bytes) -> int:

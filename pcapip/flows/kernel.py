@@ -368,8 +368,10 @@ def lone_toa_option(data, o, ocap, toa_mask):
 @kernel_helper
 def toa_client(data, b, toa_var):
     """The client of the TOA option at ``b``: (kind, variant, port, IPv4). The variant is -1
-    unless it is a port+IPv4 client variant (pcapip.flows.fastparse.toa) with a port and an
-    address, and not an experiment-id option (RFC 6994) that only looks like one."""
+    unless it is a port+IPv4 client variant with a port and an address, and not an
+    experiment-id option (RFC 6994) that only looks like one: what ``pcapip.dissect.
+    tcp_options`` reads as a clean client (``tests/test_flows_kernel_reads.py`` holds the
+    two together)."""
     kind = data[b] * 1
     var = -1
     if data[b + 1] == 8:

@@ -138,7 +138,7 @@ _f("toa_data_capture")
 # offsets inside one TOA group
 T_IP, T_PORT, T_KIND, T_LEN, T_VAR, T_FRAME, T_CAP = 1, 2, 3, 4, 5, 6, 7
 # --- a clean PROXY header the kernel read itself from the first segment (F_HEADER == 2):
-# v1 TCP4 or v2 INET PROXY / LOCAL without TLVs (pcapip.flows.fastparse.proxy's shapes)
+# v1 TCP4 or v2 INET PROXY / LOCAL without TLVs (the dissector, pcapip.dissect.proxy, has the say)
 HK_VER = _f("hdr_version")
 HK_FAM = _f("hdr_family")  # v2: the family/transport byte (0x00 LOCAL, 0x11, 0x12); v1: 0
 HK_SRC = _f("hdr_src")  # IPv4 as an integer

@@ -18,7 +18,6 @@ from typing import Any
 import numpy as np
 
 from pcapip.decode.columns import OPT_TOA_CANDIDATE, TH_ACK, TH_FIN, TH_RST, TH_SYN, Packets
-from pcapip.flows import fastparse
 from pcapip.flows import headers as hdr
 from pcapip.flows.reassembly import StreamStart, seq_offset
 from pcapip.flows.state import (
@@ -182,22 +181,24 @@ class Machine:
     def _toa(
         self, fl: TcpFlow, p: Packets, c: PacketColumns, j, side, frame, capture, phase
     ) -> None:
+        from pcapip.dissect import dissect_tcp_options
+
         raw = c.options(j)
         optlen = c.optlen[j]
-        quick = fastparse.toa(raw, self.registry)
+        i = c.rows[j]
+        res = dissect_tcp_options(
+            raw,
+            base_offset=int(p.opt_off[i]),
+            registry=self.registry,
+            ip_version=int(p.ipver[i]) or None,
+            build_tree=False,
+        )
         if fl.egress is not None and side != fl.egress:
-            if quick is not None:
-                kind = quick[2]
-            else:
-                from pcapip.dissect import dissect_tcp_options
-
-                opts = dissect_tcp_options(raw, registry=self.registry).options
-                if not opts:
-                    return  # e.g. the standard User Timeout option (kind 28, length 4)
-                kind = opts[0].kind
+            if not res.options:
+                return  # e.g. the standard User Timeout option (kind 28, length 4)
             fl.note(
                 "toa.from_origin",
-                f"a TOA-kind option (kind {kind}) sent by the origin side",
+                f"a TOA-kind option (kind {res.options[0].kind}) sent by the origin side",
                 frame,
                 capture,
             )
@@ -205,33 +206,21 @@ class Machine:
         if len(raw) < optlen:
             fl.truncated = True
             fl.note("capture.truncated", "TCP options cut by the snap length", frame, capture)
-        if quick is not None:
-            seen = ToaSeen(quick[0], quick[1], quick[2], quick[3], quick[4], frame, capture)
-        else:
-            from pcapip.dissect import dissect_tcp_options
-
-            i = c.rows[j]
-            res = dissect_tcp_options(
-                raw,
-                base_offset=int(p.opt_off[i]),
-                registry=self.registry,
-                ip_version=int(p.ipver[i]) or None,
-            )
-            for code, message in hdr.toa_problems(res):
-                fl.toa_bad = fl.toa_bad or code == "toa.malformed"
-                fl.note(code, message, frame, capture)
-            if res.client_ip is None:
-                return
-            opt = next((o for o in res.options if o.reached and o.client_ip == res.client_ip), None)
-            seen = ToaSeen(
-                res.client_ip,
-                res.client_port,
-                opt.kind if opt else 0,
-                opt.length if opt else 0,
-                opt.variant.name if opt is not None and opt.variant is not None else None,
-                frame,
-                capture,
-            )
+        for code, message in hdr.toa_problems(res):
+            fl.toa_bad = fl.toa_bad or code == "toa.malformed"
+            fl.note(code, message, frame, capture)
+        if res.client_ip is None:
+            return
+        opt = next((o for o in res.options if o.reached and o.client_ip == res.client_ip), None)
+        seen = ToaSeen(
+            res.client_ip,
+            res.client_port,
+            opt.kind if opt else 0,
+            opt.length if opt else 0,
+            opt.variant.name if opt is not None and opt.variant is not None else None,
+            frame,
+            capture,
+        )
         if fl.egress is None:
             fl.egress, fl.egress_by = side, BY_TOA
         prev = fl.toa
