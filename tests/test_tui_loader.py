@@ -38,20 +38,28 @@ def test_final_rows_are_analyze_rows(path: Path) -> None:
     pd.testing.assert_frame_equal(res.analysis.findings, want.findings)
     assert res.analysis.stats == want.stats
     assert [str(e) for e in res.errors] == [str(e) for e in want.errors]
-    # the flows shown before the end (those that ended while the capture was read) are
-    # final rows already: each once, the same in every column but the flow number and the
-    # findings that compare flows (added at the end)
+    # the rows shown before the end: a flow's preview once its client is known, its final
+    # row once it ends (at most those two). Both name the client the final row names; a
+    # preview has seen no more packets than the flow, and an ended flow's row is the final
+    # row but for the flow number and the findings that compare flows (added at the end)
     prov = pd.concat(seen, ignore_index=True) if seen else normalize(want.flows.iloc[:0])
     key = ["transport", "egress_ip", "egress_port", "origin_ip", "origin_port", "start"]
-    same = ["end", "method", "client_ip", "client_port", "proxy_ip", "status", "packets", "bytes"]
+    client = ["method", "client_ip", "client_port", "proxy_ip"]
     final = normalize(want.flows)
     final_by_key = {tuple(map(str, r[key])): r for _, r in final.iterrows()}
-    seen_keys = [tuple(map(str, r[key])) for _, r in prov.iterrows()]
-    assert len(set(seen_keys)) == len(seen_keys)
-    for k, (_, r) in zip(seen_keys, prov.iterrows(), strict=True):
+    shown: dict[tuple, list] = {}
+    for _, r in prov.iterrows():
+        shown.setdefault(tuple(map(str, r[key])), []).append(r)
+    for k, rows in shown.items():
         f = final_by_key[k]
-        assert [str(r[c]) for c in same] == [str(f[c]) for c in same], k
-        assert set(filter(None, r["findings"].split(";"))) <= set(f["findings"].split(";"))
+        assert len(rows) <= 2, k
+        for r in rows:
+            assert [str(r[c]) for c in client] == [str(f[c]) for c in client], k
+            assert int(r["packets"]) <= int(f["packets"]) and r["end"] <= f["end"], k
+            assert set(filter(None, r["findings"].split(";"))) <= set(f["findings"].split(";"))
+        if len(rows) == 2:  # the second is the flow's ended row
+            same = ["end", "status", "packets", "bytes"]
+            assert [str(rows[1][c]) for c in same] == [str(f[c]) for c in same], k
 
 
 def _dpkt_frames(path: Path) -> list[bytes]:
@@ -179,6 +187,28 @@ def test_final_frame_from_the_table_is_normalized_analysis_flows(path: Path) -> 
 
     a = pcapip.analyze(str(path))
     pd.testing.assert_frame_equal(final_frame(a), normalize(a.flows))
+
+
+def test_previews_and_ended_rows_gathered_together_make_one_row_each(tmp_path: Path) -> None:
+    """The reader hands the UI several chunks at once (one concatenated frame), so a
+    flow's preview and its ended row may arrive together: the model keeps one row per
+    flow, the later (ended) one, and the table ends with exactly analyze's flows."""
+    from pcapip.tui.model import FlowModel
+
+    path = tmp_path / "long.pcap"
+    _generator().generate(path, 400_000, seed=5)
+    seen: list[pd.DataFrame] = []
+    res = CaptureLoader(str(path)).run(on_rows=seen.append, interval=0.0)
+    both = pd.concat(seen, ignore_index=True)
+    assert both["_frame"].duplicated().any(), "no flow was shown twice (the test shows nothing)"
+    model = FlowModel()
+    model.append(both)
+    frames = model.df["_frame"].to_numpy()
+    assert len(set(frames)) == len(frames)
+    last = both.drop_duplicates("_frame", keep="last").set_index("_frame")
+    got = model.df.set_index("_frame")
+    assert (got.loc[last.index, "packets"] == last["packets"]).all()
+    assert len(model.df) <= len(res.analysis.table)
 
 
 def test_a_preview_row_is_replaced_by_its_ended_row(tmp_path: Path) -> None:

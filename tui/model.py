@@ -155,9 +155,11 @@ class FlowModel:
     # -------------------------------------------------------------- rows in
     def append(self, chunk: pd.DataFrame) -> None:
         """Add provisional rows (already normalized); a row whose first packet is a row's
-        already shown (a preview of the flow) takes that row's place."""
+        already shown (a preview of the flow) takes that row's place. Chunks gathered
+        together may hold a flow's preview and its ended row: the later one stays."""
         if chunk.empty:
             return
+        chunk = chunk[~chunk["_frame"].duplicated(keep="last").to_numpy()]
         if not self.df.empty:
             frames = chunk["_frame"].to_numpy(dtype="float64", na_value=np.nan)
             known = self.df["_frame"].to_numpy(dtype="float64", na_value=np.nan)

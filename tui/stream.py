@@ -178,27 +178,21 @@ class CaptureLoader:
     ) -> LoadResult:
         """Read the capture; ``on_rows``/``on_progress`` are called at most every ``interval`` s.
 
-        ``on_rows`` gets the rows of the flows ended since its last call, and after the
-        first batch the flows whose client is known by then (a later call may give one of
-        these again, ended: the same first frame). A flow open at the end of the capture
-        and not in the first batch shows with the final rows only. Raises
-        LoadStopped when :meth:`stop` was called before the end.
+        ``on_rows`` gets the rows of the flows ended since its last call and the previews
+        of the flows whose client became known since then (a later call gives such a flow
+        again, ended: the same first frame). Raises LoadStopped when :meth:`stop` was
+        called before the end.
         """
         from pcapip.errors import CaptureError
         from pcapip.flows.packed import PackedRows
-        from pcapip.flows.rowblock import RowBlock
         from pcapip.flows.run import read_captures
         from pcapip.report.analysis import Analysis
 
         t0 = time.monotonic()
-        previews: list[Any] = []  # FlowRow
-
-        def settled(flow: Any) -> None:
-            previews.append(tracker.preview(flow))
-
-        # the flows of the first batch show as soon as their client is known (a preview
-        # costs a trip through the per-packet rules); after it, rows show as flows end
-        tracker = _ShowingTracker(registry=self.registry, on_settled=settled)
+        # a flow shows as soon as its client is known (a preview built column by column
+        # from the flow table), and again when it ends
+        tracker = _ShowingTracker(registry=self.registry)
+        tracker.keep_settled = True
         try:
             total: int | None = os.path.getsize(self.path)
         except OSError:
@@ -214,18 +208,16 @@ class CaptureLoader:
                 return
             last = now
             new = tracker.shown()
+            previews = tracker.settled_previews()
             if (new or previews) and on_rows is not None:
-                blocks = [PackedRows.concat(new).unpack(tracker.vocab)] if new else []
-                if previews:
-                    blocks.append(RowBlock.from_rows(previews))
-                for block in blocks:
-                    for first, hf in zip(
-                        block.cols["first_frame"], block.cols["header_frames"], strict=True
-                    ):
-                        if hf:
-                            self.header_frames[first] = hf
-                    on_rows(rows_frame(block))
-            previews.clear()
+                # ended rows first, then the previews of flows still open: one call
+                block = PackedRows.concat([*new, *previews]).unpack(tracker.vocab)
+                for first, hf in zip(
+                    block.cols["first_frame"], block.cols["header_frames"], strict=True
+                ):
+                    if hf:
+                        self.header_frames[first] = hf
+                on_rows(rows_frame(block))
             prog.flows += sum(len(b) for b in new)
             prog.seconds = now - t0
             if on_progress is not None:
@@ -244,7 +236,6 @@ class CaptureLoader:
                 prog.bytes_done = int(batch.file_offset[-1]) + int(batch.caplen[-1])
             flush(force=prog.frames <= FIRST_BATCH)
             src.batch_size = BATCH  # after a quick first batch, analyze's batch size
-            tracker.on_settled = None
             if self._stop.is_set():
                 raise LoadStopped(self.path)
 

@@ -29,9 +29,12 @@ import numpy as np
 from pcapip.decode.columns import TH_SYN, Packets
 from pcapip.decode.decoder import COMPILE_MIN_PACKETS
 from pcapip.flows import layout as L
+from pcapip.flows.columnar import compact_plain
 from pcapip.flows.deadlines import Schedule, done
 from pcapip.flows.machine import Machine, PacketColumns
+from pcapip.flows.packed import PackedRows, Vocab
 from pcapip.flows.rowflow import load, store
+from pcapip.flows.rows import preview
 from pcapip.flows.state import HS_PENDING, TcpFlow
 from pcapip.sources import accel
 
@@ -391,6 +394,24 @@ class TcpTable:
             self.due.events.append(np.array([s], dtype=np.int64))
         elif fl.hs == HS_PENDING and was_hs != HS_PENDING and not fl.closed:
             self.due.events.append(np.array([s], dtype=np.int64))  # an attempt: its timeout
+
+    def previews(self, items: list[tuple[int, int]], vocab: Vocab) -> list[PackedRows]:
+        """The rows the flows (row, serial) ``items`` still open would get if they ended now:
+        plain rows column by column (``columnar.compact_plain``), the others through their
+        TcpFlow (``rows.preview``). Nothing in the table changes."""
+        if not items:
+            return []
+        s, serial = np.array(items, dtype=np.int64).T
+        s = s[(self.S[s, L.F_STATE] == L.ST_OPEN) & (self.S[s, L.F_SERIAL] == serial)]
+        py = self.S[s, L.F_EXTRA] != 0
+        out = []
+        if (~py).any():
+            block = compact_plain(self.S, self.X, self.P, s[~py], self.headers, vocab)
+            out.append(PackedRows.pack(block, vocab))
+        if py.any():
+            rows = [preview(load(self, r)) for r in s[py].tolist()]
+            out.append(PackedRows.from_rows(rows, vocab))
+        return out
 
     def still_open(self, item: tuple[int, int]) -> TcpFlow | None:
         """The flow of (row, serial) if it is still open."""

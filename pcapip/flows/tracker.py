@@ -131,6 +131,9 @@ class FlowTracker:
         self._udp = UdpFlows(self._machine, int(udp_timeout * NS))
         self.held = Held()  # rows of ended flows, until taken
         self._settled: list[Any] = []  # flows (or table rows) settled during this feed
+        #: keep the flows settled while open for :meth:`settled_previews` (the TUI's loader)
+        self.keep_settled = False
+        self._kept: list[Any] = []
 
     # ------------------------------------------------------------------ public
     @property
@@ -246,6 +249,20 @@ class FlowTracker:
         self._flush(force=True)
         return self.held.take_blocks()
 
+    def settled_previews(self) -> list[PackedRows]:
+        """Preview rows (codes of ``vocab``) of the flows whose client question was answered
+        since the last call and that are still open, kept while ``keep_settled`` is set:
+        what a reader shows before the flows end. The table's plain rows are built column
+        by column, not through a flow object each; a flow's final row (the same first
+        frame) later replaces its preview."""
+        items, self._kept = self._kept, []
+        tcp = [i for i in items if not isinstance(i, UdpFlow)]
+        out = self._tcp.previews(tcp, self.vocab)
+        udp = [_preview(f) for f in items if isinstance(f, UdpFlow) and self._udp.still_open(f)]
+        if udp:
+            out.append(PackedRows.from_rows(udp, self.vocab))
+        return out
+
     def next_serial(self) -> int:
         """A new flow serial number (TCP and UDP flows share one sequence)."""
         return self._tcp.next_serial()
@@ -267,6 +284,8 @@ class FlowTracker:
         if not self._settled:
             return
         items, self._settled = self._settled, []
+        if self.keep_settled:
+            self._kept.extend(items)
         cb = self.on_settled
         if cb is None:
             return
