@@ -159,7 +159,8 @@ class FlowModel:
         together may hold a flow's preview and its ended row: the later one stays."""
         if chunk.empty:
             return
-        chunk = chunk[~chunk["_frame"].duplicated(keep="last").to_numpy()]
+        framed = chunk["_frame"].notna()  # (live rows may have no frame number yet)
+        chunk = chunk[~(framed & chunk["_frame"].duplicated(keep="last")).to_numpy()]
         if not self.df.empty:
             frames = chunk["_frame"].to_numpy(dtype="float64", na_value=np.nan)
             known = self.df["_frame"].to_numpy(dtype="float64", na_value=np.nan)
