@@ -273,13 +273,18 @@ def test_health_checks_carry_local_or_self_addressed_headers(observed: Observed)
 
 
 def test_nginx_parsed_the_same_client(observed: Observed) -> None:
-    by_egress = {(ip(o.remote_ip), o.remote_port): o for o in observed.result.origin_records()}
+    # one egress address and port may carry connections to several origin ports at once:
+    # the origin's own port is part of the key
+    by_egress = {
+        (ip(o.remote_ip), o.remote_port, o.server_port): o
+        for o in observed.result.origin_records()
+    }
     checked = 0
     for rec in observed.result.records:
         rt = peers.ROUTES[rec.route]
         if rt.origin is Origin.HTTP:
             continue
-        o = by_egress[(ip(rec.egress_ip), rec.egress_port)]
+        o = by_egress[(ip(rec.egress_ip), rec.egress_port, rec.server_port)]
         assert (ip(o.proxy_ip), o.proxy_port) == (ip(rec.client_ip), rec.client_port)
         checked += 1
     assert checked > 0
