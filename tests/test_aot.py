@@ -19,11 +19,11 @@ from pathlib import Path
 
 import pytest
 
+from pcapip.build_kernels import KERNEL_MODULES
 from pcapip.sources import accel
 
 ROOT = Path(__file__).resolve().parent.parent
 PCAPS = ROOT / "tests" / "pcaps"
-KERNEL_MODULES = ("pcapip.sources.walk", "pcapip.decode.kernel", "pcapip.flows.kernel")
 ALL_KERNELS = {
     "walk_pcap",
     "walk_pcapng",
