@@ -16,7 +16,7 @@ bit pattern in numba as the Python int has, and both land in uint64 columns.
 from __future__ import annotations
 
 from pcapip.sources.accel import kernel, kernel_helper
-from pcapip.sources.kernel_bytes import be16, be32
+from pcapip.sources.kernel_bytes import be16, be32, le32
 
 from .columns import (
     OPT_AFTER_EOL,
@@ -114,7 +114,7 @@ def link_header(data, b, cap, lt):
         if cap < 4:
             st = ST_TRUNCATED
         else:
-            fam = (data[b + 3] * 16777216) | (data[b + 2] * 65536) | (data[b + 1] * 256) | data[b]
+            fam = le32(data, b)
             if fam > 0xFFFF:
                 fam = be32(data, b)
             p = 4

@@ -23,3 +23,21 @@ def be16(data, q):
 def be32(data, q):
     """The big-endian 32-bit number at ``data[q]``."""
     return (data[q] * 16777216) | (data[q + 1] * 65536) | (data[q + 2] * 256) | data[q + 3]
+
+
+@kernel_helper
+def le32(data, q):
+    """The little-endian 32-bit number at ``data[q]``."""
+    return (data[q + 3] * 16777216) | (data[q + 2] * 65536) | (data[q + 1] * 256) | data[q]
+
+
+@kernel_helper
+def u16(data, q, big):
+    """The 16-bit number at ``data[q]``, big-endian if ``big`` (a capture file's byte order)."""
+    return be16(data, q) if big else (data[q + 1] * 256) | data[q]
+
+
+@kernel_helper
+def u32(data, q, big):
+    """The 32-bit number at ``data[q]``, big-endian if ``big`` (a capture file's byte order)."""
+    return be32(data, q) if big else le32(data, q)
