@@ -6,6 +6,7 @@ from __future__ import annotations
 from pcapip.sources.accel import kernel_helper
 from pcapip.sources.kernel_bytes import M32
 
+from .kernel_keys import store_key
 from .kernel_out import (
     CT_CLOSES,
     CT_ENDED,
@@ -48,13 +49,6 @@ from .layout import (
     F_STATE,
     F_SYN_SEQ,
     F_SYNACK,
-    K_AHI,
-    K_ALO,
-    K_APORT,
-    K_BHI,
-    K_BLO,
-    K_BPORT,
-    K_HASH,
     ST_ENDED,
 )
 from .state import BY_SYN, BY_SYNACK, HS_DONE, HS_FAILED, HS_NONE, HS_PENDING
@@ -70,14 +64,7 @@ def new_flow(S, free, tmpl, ct, h, key, side, fr, tns, capture):
     row = S[s]
     for z in range(tmpl.shape[0]):  # (a slice assignment would need numba's allocator)
         row[z] = tmpl[z]
-    ahi, alo, ap, bhi, blo, bp = key
-    S[s, K_HASH] = h
-    S[s, K_AHI] = ahi
-    S[s, K_ALO] = alo
-    S[s, K_APORT] = ap
-    S[s, K_BHI] = bhi
-    S[s, K_BLO] = blo
-    S[s, K_BPORT] = bp
+    store_key(S, s, h, key)
     ser = ct[CT_SERIAL] + 1
     ct[CT_SERIAL] = ser
     S[s, F_SERIAL] = ser

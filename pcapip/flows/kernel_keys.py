@@ -48,6 +48,19 @@ def key_hash(key):
 
 
 @kernel_helper
+def store_key(S, s, h, key):
+    """Write the key ``key`` and its hash ``h`` into row ``s`` (what find_flow compares)."""
+    ahi, alo, ap, bhi, blo, bp = key
+    S[s, K_HASH] = h
+    S[s, K_AHI] = ahi
+    S[s, K_ALO] = alo
+    S[s, K_APORT] = ap
+    S[s, K_BHI] = bhi
+    S[s, K_BLO] = blo
+    S[s, K_BPORT] = bp
+
+
+@kernel_helper
 def find_flow(S, H, h, key):
     """(the row holding ``key`` or -1, its position in the index ``H`` or the free
     position where it goes)."""
