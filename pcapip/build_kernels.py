@@ -8,10 +8,10 @@ result with numba's small C runtime into an ordinary CPython extension.
 
 Next to each kernel ``NAME`` the module exports ``NAME__fp()``, the
 fingerprint of the source the code was compiled from
-(``accel.kernel_fingerprint``: the kernel's file and the constants it and
-the ``@kernel_helper`` functions it calls name); at run time a kernel whose fingerprint no
-longer matches falls back to the JIT, so an edited kernel never runs stale
-code. Rebuild after changing a kernel::
+(``accel.kernel_fingerprint``: the kernel's file and the constants it names,
+and the files and constants of the ``@kernel_helper`` functions it calls, wherever
+they live); at run time a kernel whose fingerprint no longer matches falls back to
+the JIT, so an edited kernel never runs stale code. Rebuild after changing a kernel::
 
     python -m pcapip.build_kernels [--output-dir DIR]
 
@@ -44,8 +44,15 @@ from typing import Any
 
 from pcapip.sources import accel
 
-# the modules whose kernels are built; every @kernel they define must declare a signature
-KERNEL_MODULES = ("pcapip.sources.walk", "pcapip.decode.kernel", "pcapip.flows.kernel")
+# the modules whose kernels are built (one a line); every @kernel they define must declare a
+# signature
+KERNEL_MODULES = (
+    "pcapip.sources.walk",
+    "pcapip.decode.kernel",
+    "pcapip.flows.kernel",
+    "pcapip.flows.kernel_keys",
+    "pcapip.flows.kernel_expire",
+)
 MODULE_BASENAME = accel.AOT_MODULE.rpartition(".")[2]
 
 

@@ -19,11 +19,11 @@ from pathlib import Path
 
 import pytest
 
+from pcapip.build_kernels import KERNEL_MODULES
 from pcapip.sources import accel
 
 ROOT = Path(__file__).resolve().parent.parent
 PCAPS = ROOT / "tests" / "pcaps"
-KERNEL_MODULES = ("pcapip.sources.walk", "pcapip.decode.kernel", "pcapip.flows.kernel")
 ALL_KERNELS = {
     "walk_pcap",
     "walk_pcapng",
@@ -383,7 +383,7 @@ def test_checker_reads_tuples_of_arrays() -> None:
     for bad in ("i8(Tuple(u1[::1]))", "i8(Tuple(()))", "i8(UniTuple(i8, x))", "i8(Tuple((str,)))"):
         with pytest.raises(ValueError):
             accel.parse_signature(bad)
-    matches = accel._arg_checker(sig)
+    matches = accel.arg_checker(sig)
     cols = (np.zeros(4, np.uint8), np.zeros((2, 3), np.int64))
     pair = (np.zeros(2, np.int32), np.zeros(2, np.int32))
     assert matches((cols, pair, 7))
@@ -540,8 +540,10 @@ def test_fingerprint_follows_the_helpers_a_kernel_calls(tmp_path: Path) -> None:
     assert fp() != base
 
 
-def test_a_helper_from_another_file_is_refused(tmp_path: Path) -> None:
-    """numba's cache watches a kernel's own file: a helper elsewhere could go stale unseen."""
+def test_a_helper_from_another_file_is_inlined(tmp_path: Path) -> None:
+    """A kernel may call helpers of any module; the fingerprint follows their file."""
+    import numpy as np
+
     (tmp_path / "far_helpers.py").write_text(_HELPERS_SRC)
     far = _load_module(tmp_path / "far_helpers.py", "far_helpers")
     (tmp_path / "near_kern.py").write_text(
@@ -549,8 +551,81 @@ def test_a_helper_from_another_file_is_refused(tmp_path: Path) -> None:
     )
     near = _load_module(tmp_path / "near_kern.py", "near_kern")
     near.clipped = far.clipped
-    with pytest.raises(TypeError, match="beside its caller"):
-        accel.compile_target(near.kern)
+    import numba
+
+    out = np.zeros(1, np.int64)
+    numba.njit(_nrt=False)(accel.compile_target(near.kern))(np.array([7], np.int64), out)
+    assert out[0] == far.clipped(7) == 21
+
+    def fp() -> str:
+        accel.reset_aot()  # also forgets cached source bytes
+        return accel.fingerprint_text(near.kern, "i8(i8[::1], i8[::1])")
+
+    base = fp()
+    (tmp_path / "far_helpers.py").write_text(_HELPERS_SRC.replace("a * SCALE", "a * SCALE + 0"))
+    assert fp() != base
+
+
+# a package whose kernel calls a helper in another file, which names a constant of a third
+_STALE_PKG = {
+    "__init__.py": "",
+    "consts.py": "STEP = 1\n",
+    "helpers.py": (
+        "from pcapip.sources.accel import kernel_helper\n\nfrom .consts import STEP\n\n\n"
+        "@kernel_helper\ndef bump(x):\n    return x + STEP\n"
+    ),
+    "kern.py": (
+        "from pcapip.sources.accel import kernel\n\nfrom .helpers import bump\n\n\n"
+        '@kernel("i8(i8)")\ndef kern(x):\n    return bump(x) * 2\n\n\n'
+        "def plain(x):\n    return bump(x) * 2\n"
+    ),
+}
+# run in a fresh process: the kernel through pcapip's JIT, and the same code through numba's
+# own cache=True (the control: numba watches kern.py only)
+_STALE_RUN = """
+import json, numba
+from pcapip.sources import accel
+from stalepkg import kern as m
+d = m.kern.jit()
+plain = numba.njit(cache=True, _nrt=False)(accel.compile_target(m.plain))
+print(json.dumps({"got": d(5), "hits": sum(d.stats.cache_hits.values()),
+                  "misses": sum(d.stats.cache_misses.values()), "plain": plain(5)}))
+"""
+
+
+def test_the_jit_cache_follows_helpers_and_constants_in_other_files(tmp_path: Path) -> None:
+    """Edits to a helper's file, or to a constant a helper imports, reach the JIT on the
+    next run instead of numba's cached machine code of the kernel (whose file is unchanged);
+    an unchanged kernel still loads from the cache."""
+    pkg = tmp_path / "stalepkg"
+    pkg.mkdir()
+    for name, text in _STALE_PKG.items():
+        (pkg / name).write_text(text)
+    env = _env(PCAPIP_NO_AOT="1", NUMBA_CACHE_DIR=str(tmp_path / "numba-cache"))
+    env["PYTHONPATH"] = os.pathsep.join([str(tmp_path), str(ROOT)])
+
+    def run() -> dict:
+        proc = subprocess.run(
+            [sys.executable, "-c", _STALE_RUN], env=env, capture_output=True, text=True,
+            timeout=300,
+        )
+        assert proc.returncode == 0, proc.stderr
+        return json.loads(proc.stdout)
+
+    first = run()
+    assert (first["got"], first["misses"], first["hits"]) == (12, 1, 0)
+    again = run()
+    assert (again["got"], again["hits"], again["misses"]) == (12, 1, 0)  # loaded, not compiled
+
+    (pkg / "consts.py").write_text("STEP = 3\n")  # neither the kernel's nor the helper's file
+    edited = run()
+    assert (edited["got"], edited["misses"]) == (16, 1)
+    assert edited["plain"] == 12, "control: numba's own cache=True no longer goes stale here"
+    assert run()["hits"] == 1
+
+    helpers = (pkg / "helpers.py").read_text().replace("x + STEP", "x + STEP * 10")
+    (pkg / "helpers.py").write_text(helpers)
+    assert (run()["got"]) == (5 + 30) * 2
 
 
 def test_a_changed_helper_constant_means_the_jit(

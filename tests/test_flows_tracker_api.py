@@ -219,9 +219,21 @@ def test_switching_to_compiled_code_mid_capture(monkeypatch: pytest.MonkeyPatch)
             ]
 
 
-def test_compiled_loop_matches_the_table_layout() -> None:
-    """The loop's constants come from the layout; numba's cache would not notice a change."""
-    assert L.fingerprint() == K.BUILT_FOR_LAYOUT
+def test_compiled_loop_follows_the_table_layout(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The loop's field numbers come from the layout, frozen into machine code: a change to
+    one the loop or a helper in another module names changes the fingerprint that keys
+    both the ahead-of-time module and numba's JIT cache."""
+    from pcapip.flows import kernel_flow
+    from pcapip.sources import accel
+
+    base = accel.kernel_fingerprint(K.track_tcp)
+    assert "F_PACKETS" not in K.track_tcp.py_func.__code__.co_names  # a helper's only
+    monkeypatch.setattr(kernel_flow, "F_PACKETS", L.F_PACKETS + 1)
+    assert accel.kernel_fingerprint(K.track_tcp) != base
+    monkeypatch.undo()
+    assert accel.kernel_fingerprint(K.track_tcp) == base
+    monkeypatch.setattr(K, "F_MARK", L.F_MARK + 1)
+    assert accel.kernel_fingerprint(K.track_tcp) != base
 
 
 def test_every_flow_fact_is_declared_once() -> None:

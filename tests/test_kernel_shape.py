@@ -8,6 +8,7 @@ flow loop's outputs as one matrix.
 from __future__ import annotations
 
 import ast
+import importlib
 import inspect
 import textwrap
 
@@ -15,12 +16,15 @@ import pytest
 
 from pcapip.decode import kernel as decode_kernel
 from pcapip.flows import kernel as K
-from pcapip.sources import accel
+from pcapip.sources import accel, kernel_bytes
+from pcapip.sources.accel_helpers import called_helpers
 
 MAX_LINES = 80  # lines of code in one function, docstring not counted
 MAX_KERNEL_ARGS = 15
 MAX_HELPER_ARGS = 10
+MAX_FILE_LINES = 500
 SHAPED = (decode_kernel.decode_frames, K.track_tcp)
+FLOW_PARTS = ("keys", "flow", "toa", "proxy", "out", "expire")
 
 
 def _code_lines(func) -> int:
@@ -51,19 +55,38 @@ def test_kernels_are_short_and_take_few_arguments(kern) -> None:
     assert len(called) >= 4, called
 
 
-@pytest.mark.parametrize("module", [decode_kernel, K], ids=lambda m: m.__name__)
-def test_helpers_are_short_and_live_beside_their_kernels(module) -> None:
-    helpers = _helpers(module)
-    assert len(helpers) >= 10
-    for h in helpers:
+KERNEL_MODULES = [
+    decode_kernel,
+    K,
+    *(importlib.import_module(f"pcapip.flows.kernel_{n}") for n in FLOW_PARTS),
+    kernel_bytes,
+]
+
+
+@pytest.mark.parametrize("module", KERNEL_MODULES, ids=lambda m: m.__name__)
+def test_helpers_are_short(module) -> None:
+    for h in _helpers(module):
+        if h.__module__ != module.__name__:
+            continue  # imported: checked in its own module
         assert _code_lines(h) <= MAX_LINES, f"{h.__name__}: {_code_lines(h)} lines"
         assert h.__code__.co_argcount <= MAX_HELPER_ARGS, h.__name__
         assert h.__doc__ or _code_lines(h) <= 10, f"{h.__name__} says nothing about its job"
-        assert h.__code__.co_filename == module.__file__
-    # the compile targets resolve (numba is imported here): no helper from another file
-    for kern in SHAPED:
-        if kern.py_func.__module__ == module.__name__:
-            assert accel.compile_target(kern.py_func) is not kern.py_func
+
+
+@pytest.mark.parametrize("kern", SHAPED, ids=lambda k: k.__name__)
+def test_kernels_inline_helpers_from_their_modules(kern) -> None:
+    """The compile target resolves (numba is imported here), helpers from other files too."""
+    target = accel.compile_target(kern.py_func)
+    assert target is not kern.py_func
+    if kern is K.track_tcp:  # the flow loop calls helpers of several files
+        files = {h.__code__.co_filename for h in called_helpers(kern.py_func).values()}
+        assert len(files) >= 4, files
+
+
+def test_kernel_files_stay_small() -> None:
+    for module in KERNEL_MODULES:
+        with open(module.__file__, encoding="utf-8") as fh:
+            assert sum(1 for _ in fh) <= MAX_FILE_LINES, module.__name__
 
 
 def test_packet_columns_are_declared_once() -> None:

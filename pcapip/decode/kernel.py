@@ -4,9 +4,9 @@ One loop, written as plain Python over an indexable byte buffer and output
 sequences, so that it runs unchanged in CPython (the fallback, and the fast
 choice for small captures) and compiles under numba for large ones (see
 ``pcapip.sources.accel``). Each layer is a ``@kernel_helper`` that numba
-inlines into the loop. Bytes are combined with multiplications rather than
-shifts (numba types ``uint8 << int`` as uint64, which mixed with int64 turns
-into float64).
+inlines into the loop. Bytes are read with ``pcapip.sources.kernel_bytes``
+(multiplications rather than shifts: numba types ``uint8 << int`` as uint64,
+which mixed with int64 turns into float64).
 
 Integer care: everything is computed in (at most 64-bit) non-negative ints;
 the one place that can exceed 2**63 (an IPv6 address half) wraps to the same
@@ -16,6 +16,7 @@ bit pattern in numba as the Python int has, and both land in uint64 columns.
 from __future__ import annotations
 
 from pcapip.sources.accel import kernel, kernel_helper
+from pcapip.sources.kernel_bytes import be16, be32, le32
 
 from .columns import (
     OPT_AFTER_EOL,
@@ -97,18 +98,6 @@ _COLS = "Tuple((" + ", ".join(f"{t}[::1]" for _, t in COLUMNS) + "))"
 
 
 @kernel_helper
-def be16(data, q):
-    """The big-endian 16-bit number at ``data[q]``."""
-    return (data[q] * 256) | data[q + 1]
-
-
-@kernel_helper
-def be32(data, q):
-    """The big-endian 32-bit number at ``data[q]``."""
-    return (data[q] * 16777216) | (data[q + 1] * 65536) | (data[q + 2] * 256) | data[q + 3]
-
-
-@kernel_helper
 def link_header(data, b, cap, lt):
     """The link-layer header of link type ``lt`` of the frame at ``b``:
     (status, ethertype of what follows, offset of what follows)."""
@@ -148,7 +137,7 @@ def link_header(data, b, cap, lt):
         if cap < 4:
             st = ST_TRUNCATED
         else:
-            fam = (data[b + 3] * 16777216) | (data[b + 2] * 65536) | (data[b + 1] * 256) | data[b]
+            fam = le32(data, b)
             if fam > 0xFFFF:
                 fam = be32(data, b)
             p = 4
@@ -353,12 +342,19 @@ def behind_eol(data, b, m0, oend, toa_mask):
 
 
 @kernel_helper
+def l4_ports(data, q, room):
+    """The source and destination ports a TCP or UDP header at ``q`` starts with, when its
+    ``room`` captured bytes hold them (else 0, 0)."""
+    if room < 4:
+        return 0, 0
+    return be16(data, q), be16(data, q + 2)
+
+
+@kernel_helper
 def tcp_header(data, b, l4, cap, ipend, toa_mask):
     """The TCP header at ``l4``: (status, ports, flags, seq, ack, window, header length,
     options offset, length and OPT_* bits, payload offset, length and captured bytes)."""
     st = 0
-    sp = 0
-    dp = 0
     fl = 0
     sq = 0
     ak = 0
@@ -371,9 +367,7 @@ def tcp_header(data, b, l4, cap, ipend, toa_mask):
     pl = 0
     pc = 0
     q = b + l4
-    if cap - l4 >= 4:
-        sp = be16(data, q)
-        dp = be16(data, q + 2)
+    sp, dp = l4_ports(data, q, cap - l4)
     if cap - l4 < 20:
         st = ST_TRUNCATED
     else:
@@ -404,15 +398,11 @@ def tcp_header(data, b, l4, cap, ipend, toa_mask):
 def udp_header(data, b, l4, cap, ipend):
     """The UDP header at ``l4``: (status, ports, payload offset, length, captured bytes)."""
     st = 0
-    sp = 0
-    dp = 0
     po = 0
     pl = 0
     pc = 0
     q = b + l4
-    if cap - l4 >= 4:
-        sp = be16(data, q)
-        dp = be16(data, q + 2)
+    sp, dp = l4_ports(data, q, cap - l4)
     if cap - l4 < 8:
         st = ST_TRUNCATED
     else:

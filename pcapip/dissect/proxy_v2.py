@@ -26,6 +26,11 @@ FAMILIES = {0: "UNSPEC", 1: "INET", 2: "INET6", 3: "UNIX"}
 ADDR_SIZES = {0: 0, 1: 12, 2: 36, 3: 216}
 VALID_FAM = FAMILY_PROTOCOLS  # the seven valid family/transport bytes (hf_proxy's value strings)
 UNIX_LEN = 108
+# INET and INET6: address size, its text form, and the fields of source and destination
+_INET = {
+    1: (4, ipv4_text, ("proxy.src.ipv4", "proxy.dst.ipv4")),
+    2: (16, ipv6_text, ("proxy.src.ipv6", "proxy.dst.ipv6")),
+}
 
 
 def _add_err(node: Field | None, experts: list[Expert], e: Expert) -> None:
@@ -174,28 +179,18 @@ def _early(root: Field | None, experts: list[Expert], header: ProxyHeader, n: in
 def _addresses(hdr: bytes, hi: int, base: int, root: Field | None, h: ProxyHeader,
                experts: list[Expert]) -> None:
     a = FIXED
-    if hi == 1:
-        src, dst = hdr[a : a + 4], hdr[a + 4 : a + 8]
-        sp, dp = struct.unpack_from("!HH", hdr, a + 8)
-        h.src_addr, h.dst_addr = ipv4_text(src), ipv4_text(dst)
+    if hi == 1 or hi == 2:
+        size, text, (f_src, f_dst) = _INET[hi]
+        src, dst = hdr[a : a + size], hdr[a + size : a + 2 * size]
+        sp, dp = struct.unpack_from("!HH", hdr, a + 2 * size)
+        h.src_addr, h.dst_addr = text(src), text(dst)
         h.src_port, h.dst_port = sp, dp
         if root is None:
             return
-        root.add(item("proxy.src.ipv4", h.src_addr, base + a, 4, ip_value(src)))
-        root.add(item("proxy.dst.ipv4", h.dst_addr, base + a + 4, 4, ip_value(dst)))
-        root.add(item("proxy.srcport", sp, base + a + 8, 2, sp))
-        root.add(item("proxy.dstport", dp, base + a + 10, 2, dp))
-    elif hi == 2:
-        src, dst = hdr[a : a + 16], hdr[a + 16 : a + 32]
-        sp, dp = struct.unpack_from("!HH", hdr, a + 32)
-        h.src_addr, h.dst_addr = ipv6_text(src), ipv6_text(dst)
-        h.src_port, h.dst_port = sp, dp
-        if root is None:
-            return
-        root.add(item("proxy.src.ipv6", h.src_addr, base + a, 16, ip_value(src)))
-        root.add(item("proxy.dst.ipv6", h.dst_addr, base + a + 16, 16, ip_value(dst)))
-        root.add(item("proxy.srcport", sp, base + a + 32, 2, sp))
-        root.add(item("proxy.dstport", dp, base + a + 34, 2, dp))
+        root.add(item(f_src, h.src_addr, base + a, size, ip_value(src)))
+        root.add(item(f_dst, h.dst_addr, base + a + size, size, ip_value(dst)))
+        root.add(item("proxy.srcport", sp, base + a + 2 * size, 2, sp))
+        root.add(item("proxy.dstport", dp, base + a + 2 * size + 2, 2, dp))
     elif hi == 3:
         paths = []
         for k, fname in enumerate(("proxy.v2.src.unix", "proxy.v2.dst.unix")):

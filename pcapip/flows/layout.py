@@ -12,12 +12,11 @@ are 0/1; 64-bit address halves are stored as their int64 bit patterns.
 Each field is declared once, here, with how it maps onto ``TcpFlow``
 (:data:`ATTRS`): ``pcapip.flows.rowflow`` generates the row <-> TcpFlow code
 from it, so a new fact is one line here plus its rule (in the kernel and the
-machine). The kernel reads the field numbers as plain int constants.
+machine). The kernel reads the field numbers as plain int constants (numba
+freezes them in; the kernels' fingerprint covers their values).
 """
 
 from __future__ import annotations
-
-import zlib
 
 import numpy as np
 
@@ -170,12 +169,3 @@ def template() -> np.ndarray:
     t[F_STATE] = ST_OPEN
     return t
 
-
-def fingerprint() -> int:
-    """A checksum of everything the compiled loop bakes in as constants (see kernel.py)."""
-    from pcapip.flows import state
-
-    consts = (PAYLOAD_KEEP, ST_FREE, ST_OPEN, ST_ENDED, HDR_DICT, HDR_ROW, XBASE)
-    consts += (state.HS_NONE, state.HS_PENDING, state.HS_DONE, state.HS_FAILED)
-    consts += (state.BY_SYN, state.BY_SYNACK, state.BY_TOA)
-    return zlib.crc32((",".join(FIELD_NAMES) + repr(consts)).encode())

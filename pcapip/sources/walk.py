@@ -6,11 +6,10 @@ under numba (see ``accel``). They only read and validate record framing; the
 per-format headers (pcap file header, pcapng SHB/IDB) are parsed in Python by
 the readers, which hand the kernels what they need as plain numbers/arrays.
 
-Byte composition is spelled out inline (no helper calls) because a compiled
-kernel can only call other compiled functions, while the pure twin must not
-import numba. Bytes are combined with multiplications, not shifts: numba
-types ``uint8 << int`` as uint64, and uint64 meeting int64 becomes float64.
-Every integer stays below 2**63 so CPython and numba agree.
+Numbers are read in the file's byte order with ``kernel_bytes.u16``/``u32``
+(helpers numba inlines; multiplications, not shifts: numba types
+``uint8 << int`` as uint64, and uint64 meeting int64 becomes float64). Every
+integer stays below 2**63 so CPython and numba agree.
 
 Each walk returns ``(records, next_position, status, detail)``.
 """
@@ -18,6 +17,7 @@ Each walk returns ``(records, next_position, status, detail)``.
 from __future__ import annotations
 
 from .accel import kernel
+from .kernel_bytes import u16, u32
 
 # walk status codes
 WALK_FULL = 0  # max_records frames produced; call again from next_position
@@ -74,50 +74,10 @@ def walk_pcap(
         if end - pos < hdr_len:
             status = WALK_NEED_MORE
             break
-        if big:
-            sec = (
-                (buf[pos] * 16777216) | (buf[pos + 1] * 65536) | (buf[pos + 2] * 256) | buf[pos + 3]
-            )
-            frac = (
-                (buf[pos + 4] * 16777216)
-                | (buf[pos + 5] * 65536)
-                | (buf[pos + 6] * 256)
-                | buf[pos + 7]
-            )
-            caplen = (
-                (buf[pos + 8] * 16777216)
-                | (buf[pos + 9] * 65536)
-                | (buf[pos + 10] * 256)
-                | buf[pos + 11]
-            )
-            origlen = (
-                (buf[pos + 12] * 16777216)
-                | (buf[pos + 13] * 65536)
-                | (buf[pos + 14] * 256)
-                | buf[pos + 15]
-            )
-        else:
-            sec = (
-                (buf[pos + 3] * 16777216) | (buf[pos + 2] * 65536) | (buf[pos + 1] * 256) | buf[pos]
-            )
-            frac = (
-                (buf[pos + 7] * 16777216)
-                | (buf[pos + 6] * 65536)
-                | (buf[pos + 5] * 256)
-                | buf[pos + 4]
-            )
-            caplen = (
-                (buf[pos + 11] * 16777216)
-                | (buf[pos + 10] * 65536)
-                | (buf[pos + 9] * 256)
-                | buf[pos + 8]
-            )
-            origlen = (
-                (buf[pos + 15] * 16777216)
-                | (buf[pos + 14] * 65536)
-                | (buf[pos + 13] * 256)
-                | buf[pos + 12]
-            )
+        sec = u32(buf, pos, big)
+        frac = u32(buf, pos + 4, big)
+        caplen = u32(buf, pos + 8, big)
+        origlen = u32(buf, pos + 12, big)
         if caplen > max_caplen:
             status = WALK_BAD_CAPLEN
             detail = caplen
@@ -180,26 +140,8 @@ def walk_pcapng(
         if end - pos < 8:
             status = WALK_NEED_MORE
             break
-        if big:
-            btype = (
-                (buf[pos] * 16777216) | (buf[pos + 1] * 65536) | (buf[pos + 2] * 256) | buf[pos + 3]
-            )
-            blen = (
-                (buf[pos + 4] * 16777216)
-                | (buf[pos + 5] * 65536)
-                | (buf[pos + 6] * 256)
-                | buf[pos + 7]
-            )
-        else:
-            btype = (
-                (buf[pos + 3] * 16777216) | (buf[pos + 2] * 65536) | (buf[pos + 1] * 256) | buf[pos]
-            )
-            blen = (
-                (buf[pos + 7] * 16777216)
-                | (buf[pos + 6] * 65536)
-                | (buf[pos + 5] * 256)
-                | buf[pos + 4]
-            )
+        btype = u32(buf, pos, big)
+        blen = u32(buf, pos + 4, big)
         if btype == BT_SHB:
             status = WALK_CONTROL
             break
@@ -211,10 +153,7 @@ def walk_pcapng(
             status = WALK_NEED_MORE
             break
         t = pos + blen - 4
-        if big:
-            trailer = (buf[t] * 16777216) | (buf[t + 1] * 65536) | (buf[t + 2] * 256) | buf[t + 3]
-        else:
-            trailer = (buf[t + 3] * 16777216) | (buf[t + 2] * 65536) | (buf[t + 1] * 256) | buf[t]
+        trailer = u32(buf, t, big)
         if trailer != blen:
             status = WALK_BAD_TRAILER
             detail = trailer
@@ -230,16 +169,9 @@ def walk_pcapng(
                 break
             q = pos + 8
             if btype == BT_EPB:
-                if big:
-                    iface = (
-                        (buf[q] * 16777216) | (buf[q + 1] * 65536) | (buf[q + 2] * 256) | buf[q + 3]
-                    )
-                else:
-                    iface = (
-                        (buf[q + 3] * 16777216) | (buf[q + 2] * 65536) | (buf[q + 1] * 256) | buf[q]
-                    )
+                iface = u32(buf, q, big)
             elif btype == BT_PB:
-                iface = ((buf[q] * 256) | buf[q + 1]) if big else ((buf[q + 1] * 256) | buf[q])
+                iface = u16(buf, q, big)
             else:
                 iface = 0
             if iface >= n_if:
@@ -247,14 +179,7 @@ def walk_pcapng(
                 detail = iface
                 break
             if btype == BT_SPB:
-                if big:
-                    origlen = (
-                        (buf[q] * 16777216) | (buf[q + 1] * 65536) | (buf[q + 2] * 256) | buf[q + 3]
-                    )
-                else:
-                    origlen = (
-                        (buf[q + 3] * 16777216) | (buf[q + 2] * 65536) | (buf[q + 1] * 256) | buf[q]
-                    )
+                origlen = u32(buf, q, big)
                 caplen = blen - 16
                 if origlen < caplen:
                     caplen = origlen
@@ -264,56 +189,10 @@ def walk_pcapng(
                 ns = 0
                 data = pos + 12
             else:
-                if big:
-                    hi = (
-                        (buf[q + 4] * 16777216)
-                        | (buf[q + 5] * 65536)
-                        | (buf[q + 6] * 256)
-                        | buf[q + 7]
-                    )
-                    lo = (
-                        (buf[q + 8] * 16777216)
-                        | (buf[q + 9] * 65536)
-                        | (buf[q + 10] * 256)
-                        | buf[q + 11]
-                    )
-                    caplen = (
-                        (buf[q + 12] * 16777216)
-                        | (buf[q + 13] * 65536)
-                        | (buf[q + 14] * 256)
-                        | buf[q + 15]
-                    )
-                    origlen = (
-                        (buf[q + 16] * 16777216)
-                        | (buf[q + 17] * 65536)
-                        | (buf[q + 18] * 256)
-                        | buf[q + 19]
-                    )
-                else:
-                    hi = (
-                        (buf[q + 7] * 16777216)
-                        | (buf[q + 6] * 65536)
-                        | (buf[q + 5] * 256)
-                        | buf[q + 4]
-                    )
-                    lo = (
-                        (buf[q + 11] * 16777216)
-                        | (buf[q + 10] * 65536)
-                        | (buf[q + 9] * 256)
-                        | buf[q + 8]
-                    )
-                    caplen = (
-                        (buf[q + 15] * 16777216)
-                        | (buf[q + 14] * 65536)
-                        | (buf[q + 13] * 256)
-                        | buf[q + 12]
-                    )
-                    origlen = (
-                        (buf[q + 19] * 16777216)
-                        | (buf[q + 18] * 65536)
-                        | (buf[q + 17] * 256)
-                        | buf[q + 16]
-                    )
+                hi = u32(buf, q + 4, big)
+                lo = u32(buf, q + 8, big)
+                caplen = u32(buf, q + 12, big)
+                origlen = u32(buf, q + 16, big)
                 if caplen > blen - 32:
                     status = WALK_BAD_PKT_LEN
                     detail = caplen
