@@ -175,7 +175,7 @@ def inner_eth(pkt: Packet, fwd: bool, tags: tuple[tuple[str, int], ...] = ()) ->
 def vxlan(vni: int, port: int = T.VXLAN_PORT, tags=(), vlan: int | None = None) -> Wrap:
     def w(pkt: Packet, fwd: bool) -> Packet:
         return (under(fwd, vlan=vlan) / UDP(sport=49152 + vni % 4096, dport=port, chksum=0)
-                / VXLAN(vni=vni) / inner_eth(pkt, fwd, tags))
+                / VXLAN(vni=vni, flags=0x08, NextProtocol=0) / inner_eth(pkt, fwd, tags))
     return w
 
 
@@ -422,14 +422,18 @@ def nested_capture() -> Capture:
     return cap
 
 
-def _syn(n: int) -> Packet:
-    """A SYN with a TOA: what a hostile frame would smuggle to the origin."""
+def _syn(n: int, toa: bool = True) -> Packet:
+    """A SYN from egress port 40100+n, with a TOA naming client 200+n: what a hostile frame
+    would smuggle to the origin."""
+    opts = [(200, toa200(*_c(200 + n)))] if toa else []
     return IP(src=EGRESS4, dst=ORIGIN4, ttl=64, id=n) / TCP(
-        sport=40100 + n, dport=80, seq=1000, flags=SYN, options=[(200, toa200(*_c(200 + n)))])
+        sport=40100 + n, dport=80, seq=1000, flags=SYN, options=opts)
 
 
 def hostile_capture() -> Capture:
-    """Frames no decoder may open whole: loops past MAX_TUNNEL_DEPTH, cut and lying headers."""
+    """Frames no decoder may open whole: loops past MAX_TUNNEL_DEPTH, cut and lying headers.
+    One row is expected: a GENEVE option lying about its own length inside an option area
+    whose length is right (options are skipped by the header's length, as the issue says)."""
     cap = Capture("tunnel-hostile.pcap", "crafted loops deeper than the depth limit, tunnel "
                   "headers cut by the snap length, a GENEVE option length past the packet, MPLS "
                   "without bottom of stack")
@@ -445,7 +449,8 @@ def hostile_capture() -> Capture:
     deep = Ether(src=MAC_E, dst=MAC_O) / _syn(3)  # VXLAN in VXLAN, 8 deep
     for k in range(8):
         deep = (Ether(src=MAC_A, dst=MAC_B) / IP(src=f"10.7.{k}.1", dst=f"10.7.{k}.2", id=k)
-                / UDP(sport=49152 + k, dport=T.VXLAN_PORT, chksum=0) / VXLAN(vni=100 + k) / deep)
+                / UDP(sport=49152 + k, dport=T.VXLAN_PORT, chksum=0)
+                / VXLAN(vni=100 + k, flags=0x08, NextProtocol=0) / deep)
     cap.raw(deep)
     deep = _syn(4)  # GRE in GRE, 6 deep, keyed
     for k in range(6):
@@ -455,8 +460,9 @@ def hostile_capture() -> Capture:
     ip = IP(src=UNDER_A, dst=UNDER_B, ttl=64, id=7)
     under_len = 14 + 20
     cut = [
-        (eth / ip / UDP(sport=49152, dport=T.VXLAN_PORT, chksum=0) / VXLAN(vni=5001)
-         / Ether(src=MAC_E, dst=MAC_O) / _syn(5), under_len + 8 + 4),
+        (eth / ip / UDP(sport=49152, dport=T.VXLAN_PORT, chksum=0)
+         / VXLAN(vni=5001, flags=0x08, NextProtocol=0) / Ether(src=MAC_E, dst=MAC_O) / _syn(5),
+         under_len + 8 + 4),
         (eth / ip / UDP(sport=50000, dport=T.GENEVE_PORT, chksum=0)
          / GENEVE(vni=7, proto=0x0800, options=[GeneveOptions(classid=0x0108, type=1,
                                                               data=bytes(8))]) / _syn(6),
@@ -480,13 +486,16 @@ def hostile_capture() -> Capture:
     cap.raw(eth / ip / UDP(sport=50000, dport=T.GENEVE_PORT, chksum=0) / long_opts)
     bad_opt = GENEVE(vni=7, proto=0x0800, optionlen=2) / Raw(b"\x01\x08\x01\x1f" + bytes(4))
     cap.raw(eth / ip / UDP(sport=50001, dport=T.GENEVE_PORT, chksum=0) / bad_opt / _syn(12))
+    cap.expect.append({"tunnel": label(T.TUN_GENEVE, 7), "egress": f"{EGRESS4}:40112",
+                       "origin": _hp(O4), "client": _hp(_c(212)), "method": "toa"})
     # MPLS labels without bottom of stack to the end of the frame
     stack = Ether(src=MAC_A, dst=MAC_B, type=0x8847)
     for k in range(12):
         stack = stack / MPLS(label=100 + k, s=0, ttl=64)
     cap.raw(stack)
     # PPPoE whose payload length runs past the frame
-    cap.raw(eth / PPPoE(code=0, sessionid=0x15, len=1400) / PPP(proto=0x21) / _syn(13))
+    # (no TOA in it: whether a decoder trusts the captured bytes or the length is its choice)
+    cap.raw(eth / PPPoE(code=0, sessionid=0x15, len=1400) / PPP(proto=0x21) / _syn(13, toa=False))
     return cap
 
 
