@@ -11,11 +11,14 @@ random damage never raising.
 from __future__ import annotations
 
 import json
+import os
 import random
 
 import pytest
 from gen import tunnel_pcaps as gen
 from gen.dissect_compare import PCAPS, read_frames_lt
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from pcapip.decode import tunnels as T
 from pcapip.dissect import Field, dissect_frame
@@ -229,3 +232,62 @@ def test_expect_files_are_json_lists_of_rows():
     for name in CAPS:
         rows = json.loads((PCAPS / name.replace(".pcap", ".expect.json")).read_text())
         assert all(set(r) == {"tunnel", "egress", "origin", "client", "method"} for r in rows)
+
+
+# --- random layer stacks (hypothesis) --------------------------------------------------------
+
+#: (name, builder(identity) -> Wrap, tunnel label of that identity) of the wrappers a random
+#: stack draws from; each opens one encapsulation
+WRAPPERS = [
+    ("vxlan", lambda i: gen.vxlan(i), lambda i: T.tunnel_label(T.TUN_VXLAN, i)),
+    ("geneve-l2", lambda i: gen.geneve(i, l2=True), lambda i: T.tunnel_label(T.TUN_GENEVE, i)),
+    ("geneve-l3", lambda i: gen.geneve(i, [(0x0108, 1, bytes(4 * (i % 3)))]),
+     lambda i: T.tunnel_label(T.TUN_GENEVE, i)),
+    ("gre-key", lambda i: gen.gre(i, csum=bool(i & 1), seq=i),
+     lambda i: T.tunnel_label(T.TUN_GRE, T.GRE_KEY_PRESENT | i)),
+    ("gre-eth", lambda i: gen.gre(l2=True), lambda i: T.tunnel_label(T.TUN_GRE, 0)),
+    ("erspan2", lambda i: gen.erspan2(i & 0x3FF), lambda i: T.tunnel_label(T.TUN_ERSPAN2,
+                                                                            i & 0x3FF)),
+    ("erspan3", lambda i: gen.erspan3(i & 0x3FF, platform=bool(i & 1)),
+     lambda i: T.tunnel_label(T.TUN_ERSPAN3, i & 0x3FF)),
+    ("ipip4", lambda i: gen.ipin(), None),  # label by the inner packet's family
+    ("ipip6", lambda i: gen.ipin(six=True), None),
+]
+STACKS = st.lists(st.tuples(st.integers(0, len(WRAPPERS) - 1), st.integers(1, 1 << 20)),
+                  min_size=1, max_size=T.MAX_TUNNEL_DEPTH + 2)
+
+
+def _stacked(stack, six: bool):
+    """One TOA SYN-ACK-ACK frame wrapped by ``stack`` (innermost first) and the tunnel label the
+    innermost wrapper gives it."""
+    conn = gen.Conn((gen.EGRESS6 if six else gen.EGRESS4, 40001),
+                    (gen.ORIGIN6 if six else gen.ORIGIN4, 80), "toa", ("203.0.113.9", 50009))
+    _, pkt = conn.packets(ident=0x100)[2]
+    wrap = None
+    for k, ident in stack:
+        w = WRAPPERS[k][1](ident)
+        wrap = w if wrap is None else gen.nest(w, wrap)
+    name, _, lab = WRAPPERS[stack[0][0]]
+    if lab is None:
+        kinds = {(False, False): T.TUN_4IN4, (False, True): T.TUN_6IN4,
+                 (True, False): T.TUN_4IN6, (True, True): T.TUN_6IN6}
+        label = T.tunnel_label(kinds[(name == "ipip6", six)], 0)
+    else:
+        label = lab(stack[0][1])
+    return bytes(wrap(pkt, True)), label
+
+
+@settings(max_examples=int(os.environ.get("PCAPIP_FUZZ_EXAMPLES", "300")), deadline=None)
+@given(stack=STACKS, six=st.booleans(), cut=st.floats(0, 1))
+def test_random_stacks_open_to_the_limit_and_never_raise(stack, six, cut):
+    frame, label = _stacked(stack, six)
+    layers = dissect_frame(frame, 1)
+    codes = _codes(layers)
+    assert "dissect.internal_error" not in codes
+    if len(stack) <= T.MAX_TUNNEL_DEPTH:
+        assert "frame.tunnel_depth" not in codes
+        assert {(t, c) for t, _, c, _ in clients_in(layers)} == {(label, "203.0.113.9:50009")}
+    else:
+        assert "frame.tunnel_depth" in codes and "tcp" not in [x.name for x in layers]
+    short = dissect_frame(frame[: int(len(frame) * cut)], 1)
+    assert "dissect.internal_error" not in _codes(short)
