@@ -248,7 +248,7 @@ WRAPPERS = [
     ("gre-eth", lambda i: gen.gre(l2=True), lambda i: T.tunnel_label(T.TUN_GRE, 0)),
     ("erspan2", lambda i: gen.erspan2(i & 0x3FF), lambda i: T.tunnel_label(T.TUN_ERSPAN2,
                                                                             i & 0x3FF)),
-    ("erspan3", lambda i: gen.erspan3(i & 0x3FF, platform=bool(i & 1)),
+    ("erspan3", lambda i: gen.erspan3(i & 0x3FF, platform=(0, 3, 5)[i % 3]),
      lambda i: T.tunnel_label(T.TUN_ERSPAN3, i & 0x3FF)),
     ("ipip4", lambda i: gen.ipin(), None),  # label by the inner packet's family
     ("ipip6", lambda i: gen.ipin(six=True), None),

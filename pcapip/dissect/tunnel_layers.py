@@ -316,10 +316,14 @@ def _platform(d: Host, node: Field, h: bytes, at: int) -> None:
     """The platform-specific sub-header (``h``: its 8 bytes, zero-padded where cut)."""
     w, w2 = _u32(h, 0), _u32(h, 4)
     _put(d, node, "erspan.platid", w >> 26, at, 4, w >> 26)
-    if w >> 26 == 3:  # the sub-header Wireshark details: port index + upper timestamp
+    if w >> 26 == 3:  # port index + the upper 32 bits of the timestamp
         _put(d, node, "erspan.pid3.rsvd1", (w >> 14) & 0xFFF, at, 4, (w >> 14) & 0xFFF)
         _put(d, node, "erspan.pid3.port_index", w & 0x3FFF, at, 4, w & 0x3FFF)
         _put(d, node, "erspan.pid3.timestamp", w2, at + 4, 4, w2)
+    elif w >> 26 in (5, 6):  # switch id, port index, timestamp in seconds
+        _put(d, node, "erspan.pid5.switchid", (w >> 16) & 0x3FF, at, 4, (w >> 16) & 0x3FF)
+        _put(d, node, "erspan.pid5.port_index", w & 0xFFFF, at, 4, w & 0xFFFF)
+        _put(d, node, "erspan.pid5.timestamp", w2, at + 4, 4, w2)
 
 
 # --- MPLS and PPPoE ------------------------------------------------------------------------

@@ -211,15 +211,22 @@ def erspan2(session: int, seq: int = 1) -> Wrap:
     return w
 
 
-def erspan3(session: int, platform: bool) -> Wrap:
-    """ERSPAN type III (GRE 0x22EB); ``platform``: the O bit and the 8-byte platform sub-header."""
+#: ERSPAN III platform-specific sub-headers: platform id -> (26-bit info, 32-bit info):
+#: 3 port index 42 + upper timestamp; 5 (Nexus-style) switch id 0x15, port 0x0102, seconds
+PLATFORMS = {3: (0x2A, 0x0BADCAFE), 5: ((0x15 << 16) | 0x0102, 1_700_000_000)}
+
+
+def erspan3(session: int, platform: int = 0) -> Wrap:
+    """ERSPAN type III (GRE 0x22EB); ``platform``: an id of PLATFORMS for the O bit and the
+    8-byte platform sub-header (0: none)."""
     def w(pkt: Packet, fwd: bool) -> Packet:
         g = GRE(proto=0x22EB, seqnum_present=1, sequence_number=9)
         e3 = ERSPAN_III(vlan=20, session_id=session, timestamp=0x01020304, sgt_other=77,
-                        hw=5, d=int(not fwd), gra=1, o=int(platform))
+                        hw=5, d=int(not fwd), gra=1, o=int(bool(platform)))
         out = under(True) / g / e3
         if platform:
-            out = out / ERSPAN_PlatformSpecific(platf_id=3, info1=0x2A, info2=0x0BADCAFE)
+            info1, info2 = PLATFORMS[platform]
+            out = out / ERSPAN_PlatformSpecific(platf_id=platform, info1=info1, info2=info2)
         return out / inner_eth(pkt, fwd)
     return w
 
@@ -348,12 +355,13 @@ def gre_capture() -> Capture:
 
 def erspan_capture() -> Capture:
     cap = Capture("tunnel-erspan.pcap", "ERSPAN type II (sessions 7 and 8: two tenants) and "
-                  "type III (session 9 without, 10 with the platform sub-header)")
+                  "type III (session 9 without, 10 and 11 with platform sub-headers 3 and 5)")
     tenants(cap, erspan2(7), label(T.TUN_ERSPAN2, 7), erspan2(8), label(T.TUN_ERSPAN2, 8), 41)
-    cap.conn(erspan3(9, platform=False), label(T.TUN_ERSPAN3, 9),
-             Conn((EGRESS4, 40002), O4PP, "ppv2", _c(43)))
-    cap.conn(erspan3(10, platform=True), label(T.TUN_ERSPAN3, 10),
+    cap.conn(erspan3(9), label(T.TUN_ERSPAN3, 9), Conn((EGRESS4, 40002), O4PP, "ppv2", _c(43)))
+    cap.conn(erspan3(10, platform=3), label(T.TUN_ERSPAN3, 10),
              Conn((EGRESS4, 40003), O4PP, "ppv1", _c(44)))
+    cap.conn(erspan3(11, platform=5), label(T.TUN_ERSPAN3, 11),
+             Conn((EGRESS4, 40004), O4, "toa", _c(45)))
     return cap
 
 
