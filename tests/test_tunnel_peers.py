@@ -1,0 +1,273 @@
+"""pcapip analyze on real kernel tunnels, against HAProxy's log and tshark.
+
+tests/tunnel_lab.py has the Linux kernel carry HAProxy's PROXY v1/v2 connections
+to nginx through a tunnel (VXLAN here; GENEVE, GRE, ERSPAN, IP-in-IP, MPLS where
+the kernel has them) in two tenants with the same inner addresses and the same
+inner ports, and captures the underlay.  Ground truth is HAProxy's log (which
+real client each egress connection carried, per tenant) and, as an independent
+decoder of the capture, tshark.  pcapip must map every logged connection to its
+client with the tenant's ``tunnel`` column, and keep the two tenants' identical
+inner connections apart.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import peers
+import pytest
+import tunnel_lab
+from peers import Header
+from tunnel_lab import TunnelKind, TunnelResult
+
+pytestmark = pytest.mark.system
+
+ROUTES = ("v1", "v2", "v2-crc-uid", "noheader")
+CONNECTIONS = 3
+LINUX_VXLAN_PORT = 8472
+
+
+@dataclass(frozen=True)
+class Case:
+    """One lab run: tunnel kind, UDP port (None: the kind's default), inner family."""
+
+    kind: str
+    port: int | None = None
+    family: peers.Family = 4
+
+    @property
+    def id(self) -> str:
+        return f"{self.kind}{'-' + str(self.port) if self.port else ''}-inner{self.family}"
+
+    @property
+    def tk(self) -> TunnelKind:
+        return tunnel_lab.KINDS[self.kind]
+
+    @property
+    def vxlan_port(self) -> int | None:
+        """The port pcapip must be told about (``--vxlan-port``), None for the default."""
+        return self.port if self.tk.device == "vxlan" and self.port != self.tk.port else None
+
+
+CASES = [
+    Case("vxlan"),
+    Case("vxlan", port=LINUX_VXLAN_PORT),
+    Case("vxlan6", family=6),
+    *(Case(k) for k in ("geneve", "gre", "gretap", "ip6gre", "ip6gretap", "erspan2", "erspan3")),
+    Case("ipip"),
+    Case("sit", family=6),
+    Case("ip6tnl", family=4),
+    Case("ip6tnl", family=6),
+    Case("mpls"),
+]
+
+#: tshark's field for a tenant's identity, per ``ip link`` device type (None: no identity)
+TSHARK_IDENT = {
+    "vxlan": "vxlan.vni",
+    "geneve": "geneve.vni",
+    "gre": "gre.key",
+    "gretap": "gre.key",
+    "ip6gre": "gre.key",
+    "ip6gretap": "gre.key",
+    "erspan": "erspan.spanid",
+    "mpls": "mpls.label",
+}
+
+_RUNS: dict[Case, TunnelResult] = {}
+
+
+def _run_case(case: Case, tmp_path_factory: pytest.TempPathFactory) -> TunnelResult:
+    """One lab run per case, shared by the tests of the case (skips where the kernel
+    cannot make the tunnel, quoting ``ip``'s error)."""
+    peers.require_peers("tshark")
+    reason = tunnel_lab.kernel_lacks(case.tk)
+    if reason:
+        pytest.skip(f"this kernel cannot make a {case.tk.device} tunnel: {reason}")
+    if case not in _RUNS:
+        d = tmp_path_factory.mktemp(case.id)
+        res = tunnel_lab.run_tunnel_scenario(
+            case.tk, ROUTES, d / f"{case.id}.pcap", port=case.port, connections=CONNECTIONS,
+            client_family=case.family, origin_family=case.family,
+        )
+        truth = {"kind": case.kind, "port": res.port, "tenants": [t.to_json() for t in res.tenants]}
+        (d / "truth.json").write_text(json.dumps(truth, indent=1))
+        _RUNS[case] = res
+    return _RUNS[case]
+
+
+@pytest.fixture(params=CASES, ids=lambda c: c.id)
+def run(request, tmp_path_factory) -> tuple[Case, TunnelResult]:
+    case = request.param
+    return case, _run_case(case, tmp_path_factory)
+
+
+# --------------------------------------------------------------------------
+# tshark: the independent decoder
+
+TSHARK_FIELDS = [
+    "ip.src", "ipv6.src", "tcp.srcport", "tcp.dstport",
+    "proxy.v1.proto", "proxy.v2.cmd", "proxy.src.ipv4", "proxy.src.ipv6", "proxy.srcport",
+]
+
+
+@dataclass
+class InnerFlow:
+    """One inner connection as tshark decodes it from the underlay capture."""
+
+    packets: int = 0
+    header_src: tuple[str, int] | None = None
+
+
+def tshark_inner(res: TunnelResult, family: peers.Family) -> dict[tuple, InnerFlow]:
+    """Inner connections keyed by (tenant identity, egress ip, egress port, server port),
+    from every TCP frame tshark finds inside the tunnel; asserts each is encapsulated."""
+    ident_field = TSHARK_IDENT.get(res.kind.device)
+    fields = [*TSHARK_FIELDS, *([ident_field] if ident_field else [])]
+    argv = ["tshark", "-r", str(res.pcap), "-o", "tcp.try_heuristic_first:TRUE", "-Y", "tcp"]
+    if res.kind.device == "vxlan" and res.port != tunnel_lab.KINDS["vxlan"].port:
+        argv += ["-d", f"udp.port=={res.port},vxlan"]
+    argv += ["-T", "fields", "-E", "occurrence=a", "-E", "aggregator=,"]
+    for f in fields:
+        argv += ["-e", f]
+    out = subprocess.run(argv, capture_output=True, text=True, timeout=120, check=True).stdout
+    server_ports = {r.server_port for _, r in res.records}
+    flows: dict[tuple, InnerFlow] = {}
+    for line in out.splitlines():
+        row = dict(zip(fields, line.split("\t"), strict=True))
+        ips = [a for k in ("ip.src", "ipv6.src") for a in row[k].split(",") if a]
+        encapsulated = len(ips) >= 2 or (res.kind.device == "mpls" and row.get("mpls.label"))
+        assert encapsulated, f"TCP outside the tunnel in {res.pcap}: {row}"
+        v = "ip" if family == 4 else "ipv6"
+        src = row[f"{v}.src"].split(",")[-1]
+        ident = row[ident_field].split(",")[-1] if ident_field else "0"
+        sport, dport = int(row["tcp.srcport"]), int(row["tcp.dstport"])
+        if dport not in server_ports:
+            continue
+        flow = flows.setdefault((int(ident, 0), src, sport, dport), InnerFlow())
+        flow.packets += 1
+        if row["proxy.v1.proto"] or row["proxy.v2.cmd"]:
+            host = row["proxy.src.ipv4"] or row["proxy.src.ipv6"]
+            assert flow.header_src is None, f"two PROXY headers in {src}:{sport} ({res.pcap})"
+            flow.header_src = (host, int(row["proxy.srcport"]))
+    return flows
+
+
+def logged(res: TunnelResult) -> dict[tuple, tuple[str, int] | None]:
+    """HAProxy's log per tenant: inner connection key -> real client (None: no header sent)."""
+    out = {}
+    for t, r in res.records:
+        key = (t.ident, r.egress_ip, r.egress_port, r.server_port)
+        assert key not in out, f"tenant {t.name} logged {key} twice"
+        header = peers.route(r.route).header is not Header.NONE
+        out[key] = (r.client_ip, r.client_port) if header else None
+    return out
+
+
+def test_lab_tunnel_carries_what_haproxy_logged(run) -> None:
+    """The lab itself: the underlay holds every logged connection inside the tunnel, in
+    its tenant, with the logged client in its PROXY header, as tshark reads it."""
+    case, res = run
+    tenants = res.tenants
+    assert len(tenants) == len(case.tk.ids)
+    for t in tenants:
+        assert not [c.error for c in t.clients if c.error], t.clients
+        assert len(t.records) == CONNECTIONS * len(ROUTES), t.records
+        assert {r.client_ip for r in t.records} == {t.client_ips[case.family]}
+    if len(tenants) > 1:
+        # the tenants' inner connections are identical: only the tunnel separates them
+        inner = [{(r.egress_ip, r.egress_port, r.server_port) for r in t.records} for t in tenants]
+        assert all(s == inner[0] for s in inner)
+    flows = tshark_inner(res, case.family)
+    want = logged(res)
+    assert {k[0] for k in flows} == {t.ident for t in tenants}
+    assert set(flows) == set(want)
+    for key, client in want.items():
+        assert flows[key].header_src == client, key
+
+
+# --------------------------------------------------------------------------
+# pcapip
+
+
+def analyze_rows(pcap: Path, vxlan_port: int | None) -> list[dict]:
+    argv = [sys.executable, "-m", "pcapip", "analyze", "--format", "json", "--no-progress"]
+    argv += ["--vxlan-port", str(vxlan_port)] if vxlan_port else []
+    proc = subprocess.run([*argv, str(pcap)], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, f"{argv} {pcap}: exit {proc.returncode}: {proc.stderr[-2000:]}"
+    assert "Traceback" not in proc.stderr, proc.stderr
+    return [json.loads(line) for line in proc.stdout.splitlines() if line.strip()]
+
+
+def test_analyze_maps_every_tunnelled_connection_to_its_client(run) -> None:
+    """Every connection HAProxy logged, in every tenant: one row with the tenant's
+    ``tunnel``, the logged egress and origin, and the logged client."""
+    case, res = run
+    rows = [r for r in analyze_rows(res.pcap, case.vxlan_port) if r["transport"] == "tcp"]
+    assert not [r for r in rows if not r.get("tunnel")], "TCP rows outside the tunnel"
+    for t, rec in res.records:
+        m = [
+            r for r in rows
+            if r["tunnel"] == t.label
+            and (r["egress_ip"], r["egress_port"]) == (rec.egress_ip, rec.egress_port)
+            and (r["origin_ip"], r["origin_port"]) == (rec.server_ip, rec.server_port)
+        ]
+        where = f"tenant {t.name} ({t.label}) egress {rec.egress_ip}:{rec.egress_port}"
+        assert len(m) == 1, f"{where}: {len(m)} rows in {res.pcap}"
+        row = m[0]
+        header = peers.route(rec.route).header
+        if header is Header.NONE:
+            assert row["method"] == "none" and row["client_ip"] in (None, ""), (where, row)
+            continue
+        assert row["method"] == ("ppv1" if header is Header.V1 else "ppv2"), (where, row)
+        assert (row["client_ip"], row["client_port"]) == (rec.client_ip, rec.client_port), where
+        assert (row["proxy_ip"], row["proxy_port"]) == (rec.frontend_ip, rec.frontend_port)
+        assert row["status"] == "ok", (where, row)
+        if header is Header.V2_CRC_UID:
+            tlvs = dict(x.split("=", 1) for x in row["tlvs"].split(";"))
+            assert tlvs["crc32c"] == "ok" and tlvs["unique_id"] == rec.unique_id, (where, row)
+
+
+def test_analyze_keeps_tenants_apart(run) -> None:
+    """The same inner connection in two tenants is two rows, each with its own client."""
+    case, res = run
+    if len(res.tenants) < 2:
+        pytest.skip(f"{case.tk.device} carries no tenant identity: one tenant only")
+    rows = [r for r in analyze_rows(res.pcap, case.vxlan_port) if r["transport"] == "tcp"]
+    by_inner: dict[tuple, list[dict]] = {}
+    for r in rows:
+        by_inner.setdefault((r["egress_ip"], r["egress_port"], r["origin_port"]), []).append(r)
+    labels = sorted(t.label for t in res.tenants)
+    for _, rec in res.records:
+        same = by_inner.get((rec.egress_ip, rec.egress_port, rec.server_port), [])
+        assert sorted(r["tunnel"] for r in same) == labels, (rec, same)
+        if peers.route(rec.route).header is Header.NONE:
+            continue
+        clients = {r["tunnel"]: r["client_ip"] for r in same}
+        assert clients == {u.label: u.client_ips[case.family] for u in res.tenants}, same
+
+
+def test_analyze_agrees_with_tshark(run) -> None:
+    """pcapip's tunnelled connections and clients are tshark's, no more and no fewer."""
+    case, res = run
+    rows = [r for r in analyze_rows(res.pcap, case.vxlan_port) if r["transport"] == "tcp"]
+    ident_of = {t.label: t.ident for t in res.tenants}
+    server_ports = {r.server_port for _, r in res.records}
+    ours = {
+        (ident_of.get(r["tunnel"], r["tunnel"]), r["egress_ip"], r["egress_port"], r["origin_port"]):
+        (r["client_ip"], r["client_port"]) if r["client_ip"] else None
+        for r in rows if r["origin_port"] in server_ports
+    }
+    theirs = {k: f.header_src for k, f in tshark_inner(res, case.family).items()}
+    assert ours == theirs
+
+
+def test_linux_port_without_vxlan_port_opens_nothing(tmp_path_factory) -> None:
+    """Without ``--vxlan-port`` the 8472 underlay stays UDP: no tunnel, no client."""
+    res = _run_case(Case("vxlan", port=LINUX_VXLAN_PORT), tmp_path_factory)
+    rows = analyze_rows(res.pcap, None)
+    assert not [r for r in rows if r.get("tunnel") or r["client_ip"]], rows[:5]
+    assert not [r for r in rows if r["transport"] == "tcp"]
