@@ -2,7 +2,8 @@
 
 tests/tunnel_lab.py has the Linux kernel carry HAProxy's PROXY v1/v2 connections
 to nginx through a tunnel (VXLAN here; GENEVE, GRE, ERSPAN, IP-in-IP, MPLS where
-the kernel has them) in two tenants with the same inner addresses and the same
+the kernel has them, and GENEVE, GRE and ERSPAN II/III from Open vSwitch's userspace
+datapath, which needs no kernel module) in two tenants with the same inner addresses and the same
 inner ports, and captures the underlay.  Ground truth is HAProxy's log (which
 real client each egress connection carried, per tenant) and, as an independent
 decoder of the capture, tshark.  pcapip must map every logged connection to its
@@ -22,6 +23,7 @@ import peers
 import pytest
 import tunnel_lab
 from peers import Header
+from tools import require_tool
 from tunnel_lab import TunnelKind, TunnelResult
 
 pytestmark = pytest.mark.system
@@ -63,6 +65,14 @@ CASES = [
     Case("ip6tnl", family=4),
     Case("ip6tnl", family=6),
     Case("mpls"),
+    # Open vSwitch's userspace datapath sends what this kernel cannot
+    Case("ovs-geneve"),
+    Case("ovs-geneve6", family=6),
+    Case("ovs-gre"),
+    Case("ovs-ip6gre"),
+    Case("ovs-erspan2"),
+    Case("ovs-erspan3"),
+    Case("ovs-ip6erspan2"),
 ]
 
 #: tshark's field for a tenant's identity, per ``ip link`` device type (None: no identity)
@@ -74,6 +84,7 @@ TSHARK_IDENT = {
     "ip6gre": "gre.key",
     "ip6gretap": "gre.key",
     "erspan": "erspan.spanid",
+    "ip6erspan": "erspan.spanid",
     "mpls": "mpls.label",
 }
 
@@ -84,9 +95,13 @@ def _run_case(case: Case, tmp_path_factory: pytest.TempPathFactory) -> TunnelRes
     """One lab run per case, shared by the tests of the case (skips where the kernel
     cannot make the tunnel, quoting ``ip``'s error)."""
     peers.require_peers("tshark")
+    if case.tk.via == "ovs":  # installed by scripts/setup.sh --system: CI must have them
+        for tool in tunnel_lab.OVS_TOOLS:
+            require_tool(tool)
     reason = tunnel_lab.kernel_lacks(case.tk)
     if reason:
-        pytest.skip(f"this kernel cannot make a {case.tk.device} tunnel: {reason}")
+        via = "Open vSwitch" if case.tk.via == "ovs" else "this kernel"
+        pytest.skip(f"{via} cannot make a {case.tk.device} tunnel: {reason}")
     if case not in _RUNS:
         d = tmp_path_factory.mktemp(case.id)
         res = tunnel_lab.run_tunnel_scenario(
@@ -122,37 +137,59 @@ class InnerFlow:
     header_src: tuple[str, int] | None = None
 
 
-def tshark_inner(res: TunnelResult, family: peers.Family) -> dict[tuple, InnerFlow]:
-    """Inner connections keyed by (tenant identity, egress ip, egress port, server port),
-    from every TCP frame tshark finds inside the tunnel; asserts each is encapsulated."""
-    ident_field = TSHARK_IDENT.get(res.kind.device)
-    fields = [*TSHARK_FIELDS, *([ident_field] if ident_field else [])]
-    argv = ["tshark", "-r", str(res.pcap), "-o", "tcp.try_heuristic_first:TRUE", "-Y", "tcp"]
+def _tshark(res: TunnelResult, pcap: Path, fields: list[str], *args: str) -> list[dict]:
+    """tshark's ``fields`` of every TCP frame in ``pcap`` (all occurrences, comma-joined)."""
+    argv = ["tshark", "-r", str(pcap), "-o", "tcp.try_heuristic_first:TRUE", *args]
     if res.kind.device == "vxlan" and res.port != tunnel_lab.KINDS["vxlan"].port:
         argv += ["-d", f"udp.port=={res.port},vxlan"]
-    argv += ["-T", "fields", "-E", "occurrence=a", "-E", "aggregator=,"]
+    argv += ["-Y", "tcp", "-T", "fields", "-E", "occurrence=a", "-E", "aggregator=,"]
     for f in fields:
         argv += ["-e", f]
     out = subprocess.run(argv, capture_output=True, text=True, timeout=120, check=True).stdout
+    return [dict(zip(fields, line.split("\t"), strict=True)) for line in out.splitlines()]
+
+
+def _tenant_capture(res: TunnelResult, ident_field: str, ident: int) -> Path:
+    """The frames of one tenant, as tshark selects them by its identity field: tshark's
+    TCP conversations ignore the tunnel, so identical inner connections of two tenants
+    would be one conversation to it."""
+    out = res.pcap.with_name(f"{res.pcap.stem}-tenant-{ident}.pcap")
+    argv = ["tshark", "-r", str(res.pcap), "-F", "pcap", "-w", str(out)]
+    if res.kind.device == "vxlan" and res.port != tunnel_lab.KINDS["vxlan"].port:
+        argv += ["-d", f"udp.port=={res.port},vxlan"]
+    subprocess.run([*argv, "-Y", f"{ident_field} == {ident}"], capture_output=True,
+                   timeout=120, check=True)
+    return out
+
+
+def tshark_inner(res: TunnelResult, family: peers.Family) -> dict[tuple, InnerFlow]:
+    """Inner connections keyed by (tenant identity, egress ip, egress port, server port),
+    as tshark decodes them; asserts every TCP frame is inside the tunnel of a tenant."""
+    ident_field = TSHARK_IDENT.get(res.kind.device)
+    idents = {t.ident for t in res.tenants}
+    fields = ["ip.src", "ipv6.src", "mpls.label", *([ident_field] if ident_field else [])]
+    for row in _tshark(res, res.pcap, fields):
+        ips = [a for k in ("ip.src", "ipv6.src") for a in row[k].split(",") if a]
+        encapsulated = len(ips) >= 2 or (res.kind.device == "mpls" and row["mpls.label"])
+        assert encapsulated, f"TCP outside the tunnel in {res.pcap}: {row}"
+        if ident_field:
+            assert int(row[ident_field].split(",")[-1], 0) in idents, (res.pcap, row)
     server_ports = {r.server_port for _, r in res.records}
     flows: dict[tuple, InnerFlow] = {}
-    for line in out.splitlines():
-        row = dict(zip(fields, line.split("\t"), strict=True))
-        ips = [a for k in ("ip.src", "ipv6.src") for a in row[k].split(",") if a]
-        encapsulated = len(ips) >= 2 or (res.kind.device == "mpls" and row.get("mpls.label"))
-        assert encapsulated, f"TCP outside the tunnel in {res.pcap}: {row}"
-        v = "ip" if family == 4 else "ipv6"
-        src = row[f"{v}.src"].split(",")[-1]
-        ident = row[ident_field].split(",")[-1] if ident_field else "0"
-        sport, dport = int(row["tcp.srcport"]), int(row["tcp.dstport"])
-        if dport not in server_ports:
-            continue
-        flow = flows.setdefault((int(ident, 0), src, sport, dport), InnerFlow())
-        flow.packets += 1
-        if row["proxy.v1.proto"] or row["proxy.v2.cmd"]:
-            host = row["proxy.src.ipv4"] or row["proxy.src.ipv6"]
-            assert flow.header_src is None, f"two PROXY headers in {src}:{sport} ({res.pcap})"
-            flow.header_src = (host, int(row["proxy.srcport"]))
+    for ident in sorted(idents):
+        pcap = _tenant_capture(res, ident_field, ident) if ident_field else res.pcap
+        for row in _tshark(res, pcap, TSHARK_FIELDS):
+            v = "ip" if family == 4 else "ipv6"
+            src = row[f"{v}.src"].split(",")[-1]
+            sport, dport = int(row["tcp.srcport"]), int(row["tcp.dstport"])
+            if dport not in server_ports:
+                continue
+            flow = flows.setdefault((ident, src, sport, dport), InnerFlow())
+            flow.packets += 1
+            if row["proxy.v1.proto"] or row["proxy.v2.cmd"]:
+                host = row["proxy.src.ipv4"] or row["proxy.src.ipv6"]
+                assert flow.header_src is None, f"two PROXY headers: {src}:{sport} ({pcap})"
+                flow.header_src = (host, int(row["proxy.srcport"]))
     return flows
 
 

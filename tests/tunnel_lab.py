@@ -83,7 +83,8 @@ class TunnelKind:
     ids: tuple[int, ...]
     label: str
     port: int | None = None  # UDP destination port of UDP tunnels
-    extra: tuple[str, ...] = ()
+    extra: tuple[str, ...] = ()  # more ``ip link`` arguments, or OVS ``options:`` (key=value)
+    via: str = "kernel"  # "kernel", or "ovs": Open vSwitch's userspace datapath sends it
 
     def link_args(self, ident: int, local: str, remote: str, dev: str | None, port: int | None):
         """``type <device> ...`` for ``ip link add``."""
@@ -103,8 +104,8 @@ class TunnelKind:
         return self.label.format(id=ident, inner=inner_family)
 
 
-def _kind(name, device, underlay, inner, ids, label, port=None, extra=()):
-    return TunnelKind(name, device, underlay, inner, ids, label, port, tuple(extra))
+def _kind(name, device, underlay, inner, ids, label, port=None, extra=(), via="kernel"):
+    return TunnelKind(name, device, underlay, inner, ids, label, port, tuple(extra), via)
 
 
 KINDS: dict[str, TunnelKind] = {
@@ -127,6 +128,18 @@ KINDS: dict[str, TunnelKind] = {
         _kind("ip6tnl", "ip6tnl", 6, (4, 6), (0,), "{inner}in6", extra=("mode", "any")),
         # one label both ways: a connection keeps one identity in either direction
         _kind("mpls", "mpls", 4, (4,), (1001,), "mpls:{id}"),
+        # Open vSwitch's userspace datapath (no kernel module) for what this kernel lacks;
+        # its "gre" is GRE carrying Ethernet (0x6558), like the kernel's gretap
+        _kind("ovs-geneve", "geneve", 4, (4, 6), (7001, 7002), "geneve:{id}", 6081, via="ovs"),
+        _kind("ovs-geneve6", "geneve", 6, (4, 6), (7001, 7002), "geneve:{id}", 6081, via="ovs"),
+        _kind("ovs-gre", "gre", 4, (4, 6), (42, 43), "gre:key={id}", via="ovs"),
+        _kind("ovs-ip6gre", "ip6gre", 6, (4, 6), (42, 43), "gre:key={id}", via="ovs"),
+        _kind("ovs-erspan2", "erspan", 4, (4, 6), (101, 102), "erspan2:session={id}",
+              extra=("erspan_ver=1", "erspan_idx=123"), via="ovs"),
+        _kind("ovs-erspan3", "erspan", 4, (4, 6), (101, 102), "erspan3:session={id}",
+              extra=("erspan_ver=2", "erspan_dir=1", "erspan_hwid=7"), via="ovs"),
+        _kind("ovs-ip6erspan2", "ip6erspan", 6, (4, 6), (101, 102), "erspan2:session={id}",
+              extra=("erspan_ver=1", "erspan_idx=123"), via="ovs"),
     )
 }
 
@@ -143,6 +156,8 @@ def kernel_lacks(k: TunnelKind | str) -> str | None:
     attempted (a test must not load kernel modules).
     """
     tk = kind(k)
+    if tk.via == "ovs":
+        return ovs_lacks()
     ns = f"{NS_PREFIX}{os.getpid()}-{secrets.token_hex(3)}-probe"
     _run(["ip", "netns", "add", ns])
     try:
@@ -164,15 +179,76 @@ def _addr(ns: str, ifname: str, family: Family, address: str, prefix: int) -> No
     extra = ["nodad"] if family == 6 else []
     _run(["ip", "-n", ns, "addr", "add", f"{address}/{prefix}", "dev", ifname, *extra])
 
+# --------------------------------------------------------------------------
+# Open vSwitch, userspace datapath: tunnels without kernel tunnel devices
+
+OVS_TOOLS = ("ovsdb-tool", "ovsdb-server", "ovs-vswitchd", "ovs-vsctl", "ethtool")
+OVS_SCHEMA = Path("/usr/share/openvswitch/vswitch.ovsschema")
+#: inner MTU: OVS's userspace datapath does not fragment, the underlay veth has 1500
+OVS_INNER_MTU = 1400
+
+
+def ovs_lacks() -> str | None:
+    """Why Open vSwitch cannot send tunnels here, or None when it can."""
+    missing = [t for t in OVS_TOOLS if shutil.which(t) is None]
+    if missing:
+        return f"Open vSwitch tools missing: {', '.join(missing)} (Debian: openvswitch-switch, ethtool)"
+    if not OVS_SCHEMA.exists():
+        return f"Open vSwitch schema missing: {OVS_SCHEMA}"
+    if not Path("/dev/net/tun").exists():
+        return "/dev/net/tun missing: OVS's userspace bridges need tap devices"
+    return None
+
+
+class OVSwitch:
+    """ovsdb-server and ovs-vswitchd of our own in one namespace (datapath_type=netdev).
+
+    Their sockets, database and logs live in ``root``; they are spawned through the
+    :class:`Topology`, so they stop with it.
+    """
+
+    def __init__(self, topo: Topology, node: str, root: Path) -> None:
+        self.topo, self.node, self.root = topo, node, root
+        self.db = root / "db.sock"
+
+    def start(self, timeout: float = 10.0) -> None:
+        r = self.root
+        r.mkdir(parents=True, exist_ok=True)
+        _run(["ovsdb-tool", "create", str(r / "conf.db"), str(OVS_SCHEMA)])
+        env = ["env", f"OVS_RUNDIR={r}", f"OVS_LOGDIR={r}", f"OVS_DBDIR={r}"]
+        common = ["--no-chdir", "-vconsole:off"]
+        log = r / "ovsdb.log"
+        proc = self.topo.spawn(self.node, [*env, "ovsdb-server", str(r / "conf.db"),
+                                           f"--remote=punix:{self.db}", f"--unixctl={r}/ovsdb.ctl",
+                                           f"--log-file={log}", *common], log=r / "ovsdb.out")
+        peers._wait_for(self.db.exists, timeout, "ovsdb-server", proc, log)
+        self.vsctl("--no-wait", "init")
+        log = r / "vswitchd.log"
+        proc = self.topo.spawn(self.node, [*env, "ovs-vswitchd", f"unix:{self.db}",
+                                           f"--unixctl={r}/vswitchd.ctl", f"--log-file={log}",
+                                           *common], log=r / "vswitchd.out")
+        peers._wait_for((r / "vswitchd.ctl").exists, timeout, "ovs-vswitchd", proc, log)
+
+    def vsctl(self, *args: str) -> None:
+        _run(["ovs-vsctl", f"--db=unix:{self.db}", "--timeout=10", *args], timeout=15)
+
+    def bridge(self, name: str, *ports: str) -> None:
+        """A userspace bridge (MAC learning) with ``ports`` (AF_PACKET on veths)."""
+        cmd = ["add-br", name, "--", "set", "bridge", name, "datapath_type=netdev"]
+        for port in ports:
+            cmd += ["--", "add-port", name, port]
+        self.vsctl(*cmd)
+
 
 class Underlay(Topology):
     """The two underlay namespaces and the veth between them (the capture point)."""
 
-    def __init__(self, token: str, family: Family, workdir: Path) -> None:
+    def __init__(self, token: str, family: Family, workdir: Path, *, ovs: bool = False) -> None:
         super().__init__(workdir)
         self.token = token
         self.family = family
         self.namespaces = {n: f"{NS_PREFIX}{token}-{n}" for n in UNDERLAY_IF}
+        self.ovs = {n: OVSwitch(self, n, workdir / f"ovs-{n}") for n in UNDERLAY_IF} if ovs else {}
 
     def _build(self) -> None:
         ns = self.namespaces
@@ -181,10 +257,18 @@ class Underlay(Topology):
         _run(["ip", "link", "add", "ul0", "netns", ns["uproxy"], "type", "veth"]
              + ["peer", "name", "ul1", "netns", ns["uorigin"]])
         for i, node in enumerate(UNDERLAY_IF):
-            for fam in (4, 6):
-                _addr(ns[node], UNDERLAY_IF[node], fam, UNDERLAY[fam][i], UNDERLAY[fam][2])
             _run(["ip", "-n", ns[node], "link", "set", UNDERLAY_IF[node], "up"])
             _run(["ip", "-n", ns[node], "link", "set", "lo", "up"])
+            # with OVS the underlay address is its bridge's (a tap), for its tunnel routes;
+            # the veth is only a port, so the kernel never answers the tunnel's packets
+            ifname = UNDERLAY_IF[node]
+            if self.ovs:
+                self.ovs[node].start()
+                self.ovs[node].bridge("br-ul", ifname)
+                ifname = "br-ul"
+                _run(["ip", "-n", ns[node], "link", "set", ifname, "up"])
+            for fam in (4, 6):
+                _addr(ns[node], ifname, fam, UNDERLAY[fam][i], UNDERLAY[fam][2])
 
 
 class Tenant(Topology):
@@ -210,7 +294,9 @@ class Tenant(Topology):
         for fam, addrs in ((4, IPV4), (6, IPV6)):
             _addr(ns["client"], CLIENT_IF, fam, self.client_ips[fam], addrs.prefix)
             _addr(ns["proxy"], PROXY_FRONT_IF, fam, addrs.proxy_front, addrs.prefix)
-        if self.lab.kind.device == "mpls":
+        if self.lab.kind.via == "ovs":
+            self._build_ovs()
+        elif self.lab.kind.device == "mpls":
             self._build_mpls()
         else:
             self._build_tunnel()
@@ -236,6 +322,32 @@ class Tenant(Topology):
             args = tk.link_args(self.ident, local, remote, UNDERLAY_IF[ul_node], self.lab.port)
             _run(["ip", "-n", ul[ul_node], "link", "add", ifname,
                   "netns", self.namespaces[node], *args])
+        self._inner_addresses()
+
+    def _build_ovs(self) -> None:
+        """A veth from each tenant end into the underlay namespace, bridged by OVS to a
+        tunnel port with the tenant's key."""
+        tk, ul, port = self.lab.kind, self.lab.underlay, f"t{self.name}"
+        a, b, _ = UNDERLAY[tk.underlay]
+        for ul_node, node, ifname, remote in (
+            ("uproxy", "proxy", PROXY_BACK_IF, b),
+            ("uorigin", "origin", ORIGIN_IF, a),
+        ):
+            ns = self.namespaces[node]
+            _run(["ip", "link", "add", ifname, "netns", ns, "mtu", str(OVS_INNER_MTU),
+                  "type", "veth", "peer", "name", port, "netns", ul.namespaces[ul_node]])
+            _run(["ip", "-n", ul.namespaces[ul_node], "link", "set", port, "up"])
+            # OVS reads the veth with AF_PACKET: checksums left to offload would stay unset
+            proc = self.run(node, ["ethtool", "-K", ifname, "tx", "off"])
+            if proc.returncode:
+                raise peers.PeerError(f"ethtool -K {ifname} tx off: {proc.stderr.strip()}")
+            tun = f"tun-{self.name}"
+            options = [f"options:remote_ip={remote}", f"options:key={self.ident}"]
+            options += [f"options:{o}" for o in tk.extra]
+            sw = ul.ovs[ul_node]
+            sw.bridge(f"br-{self.name}", port)
+            sw.vsctl("add-port", f"br-{self.name}", tun, "--", "set", "interface", tun,
+                     f"type={tk.device}", *options)
         self._inner_addresses()
 
     def _build_mpls(self) -> None:
@@ -273,7 +385,8 @@ class TunnelLab:
         self.token = f"{os.getpid()}-{secrets.token_hex(3)}"
         self._own_workdir = workdir is None
         self.workdir = Path(workdir or tempfile.mkdtemp(prefix="pcapip-tunnels-"))
-        self.underlay = Underlay(self.token, self.kind.underlay, self.workdir / "underlay")
+        self.underlay = Underlay(self.token, self.kind.underlay, self.workdir / "underlay",
+                                 ovs=self.kind.via == "ovs")
         self.tenants = [
             Tenant(self, name, i, ident, self.workdir / f"tenant-{name}")
             for i, (name, ident) in enumerate(zip("ab", self.kind.ids, strict=False))
