@@ -30,11 +30,31 @@ from .columns import (
     ST_NOT_TCP_UDP,
     ST_PAYLOAD_CUT,
     ST_TRUNCATED,
+    ST_TUNNEL_DEEP,
     ST_UNKNOWN_LINK,
+)
+from .tunnels import (
+    GRE_KEY_PRESENT,
+    MAX_MPLS_LABELS,
+    MAX_TUNNEL_DEPTH,
+    MPLS_LABELS_KEPT,
+    TUN_4IN4,
+    TUN_4IN6,
+    TUN_6IN4,
+    TUN_6IN6,
+    TUN_ERSPAN2,
+    TUN_ERSPAN3,
+    TUN_GRE,
+    TUN_MPLS,
+    TUN_PPPOE,
+    TUN_VXLAN,
 )
 
 ETH_IPV4 = 0x0800
 ETH_IPV6 = 0x86DD
+ETH_MPLS = 0x8847
+ETH_PPPOE = 0x8864
+ETH_BRIDGED = 0x6558  # transparent Ethernet bridging: an Ethernet frame follows
 IPV4_MAPPED = 0xFFFF00000000
 MAX_VLAN_TAGS = 8
 MAX_EXT_HEADERS = 16
@@ -67,6 +87,9 @@ COLUMNS: tuple[tuple[str, str], ...] = (
     ("pay_len", "i4"),
     ("pay_cap", "i4"),
     ("ethertype", "u2"),
+    ("tun_kind", "u1"),
+    ("tun_id", "u8"),
+    ("tun_seen", "u2"),
 )
 # frames: (offset in data, captured length, length on the wire, link type) per frame
 _FRAMES = "Tuple((i8[::1], i8[::1], i8[::1], i4[::1]))"
@@ -142,8 +165,7 @@ def link_header(data, b, cap, lt):
 
 @kernel_helper
 def vlan_tags(data, b, cap, st, et, p):
-    """Skip 802.1Q / 802.1ad / legacy QinQ tags: (status, inner ethertype, its offset);
-    the status says ST_NOT_IP unless IPv4 or IPv6 follows."""
+    """Skip 802.1Q / 802.1ad / legacy QinQ tags: (status, inner ethertype, its offset)."""
     tags = 0
     while st == 0 and (et == 0x8100 or et == 0x88A8 or et == 0x9100 or et == 0x9200):
         if cap < p + 4 or tags >= MAX_VLAN_TAGS:
@@ -152,8 +174,6 @@ def vlan_tags(data, b, cap, st, et, p):
         et = be16(data, b + p + 2)
         p += 4
         tags += 1
-    if st == 0 and et != ETH_IPV4 and et != ETH_IPV6:
-        st = ST_NOT_IP
     return st, et, p
 
 
@@ -415,32 +435,247 @@ def udp_header(data, b, l4, cap, ipend):
     return st, sp, dp, po, pl, pc
 
 
-@kernel(f"i8(u1[::1], {_FRAMES}, b1[::1], i8, {_COLS})")
-def decode_frames(data, frames, toa_mask, n, cols):
+@kernel_helper
+def inner_ethernet(data, b, p, cap):
+    """The Ethernet header a tunnel carries at ``p``: (status, its ethertype, offset after it)."""
+    if cap - p < 14:
+        return ST_TRUNCATED, 0, p
+    return 0, be16(data, b + p + 12), p + 14
+
+
+@kernel_helper
+def by_version(data, b, p, cap):
+    """An IP packet whose version nibble says which (MPLS, ERSPAN III): (status, ethertype)."""
+    if cap - p < 1:
+        return ST_TRUNCATED, 0
+    v = data[b + p] // 16
+    if v == 4:
+        return 0, ETH_IPV4
+    if v == 6:
+        return 0, ETH_IPV6
+    return ST_BAD_HEADER, 0
+
+
+@kernel_helper
+def mpls_stack(data, b, p, cap):
+    """The MPLS label stack at ``p`` and what its bottom carries: (status, ethertype,
+    offset, identity: the first MPLS_LABELS_KEPT labels and the label count)."""
+    n = 0
+    ident = 0
+    while True:
+        if cap - p < 4:
+            return ST_TRUNCATED, 0, p, 0
+        w = be32(data, b + p)
+        if n < MPLS_LABELS_KEPT:
+            ident |= (w // 4096) << (40 - 20 * n)
+        n += 1
+        p += 4
+        if w & 0x100:  # bottom of stack
+            break
+        if n >= MAX_MPLS_LABELS:
+            return ST_BAD_HEADER, 0, p, 0
+    ident |= min(n, 7) << 60
+    if cap - p < 1:
+        return ST_TRUNCATED, 0, p, ident
+    v = data[b + p] // 16
+    if v == 4:
+        return 0, ETH_IPV4, p, ident
+    if v == 6:
+        return 0, ETH_IPV6, p, ident
+    if v == 0:  # pseudowire control word, then the Ethernet frame
+        p += 4
+    st, et, p = inner_ethernet(data, b, p, cap)
+    return st, et, p, ident
+
+
+@kernel_helper
+def pppoe_session(data, b, p, cap):
+    """The PPPoE session header and PPP protocol at ``p``: (status, ethertype, offset,
+    session ID); a PPP protocol other than IPv4/IPv6 (LCP, IPCP) is not IP."""
+    if cap - p < 8:
+        return ST_TRUNCATED, ETH_PPPOE, p, 0
+    if data[b + p] != 0x11:
+        return ST_BAD_HEADER, ETH_PPPOE, p, 0
+    sid = be16(data, b + p + 2)
+    ppp = be16(data, b + p + 6)
+    if ppp == 0x21:
+        return 0, ETH_IPV4, p + 8, sid
+    if ppp == 0x57:
+        return 0, ETH_IPV6, p + 8, sid
+    return ST_NOT_IP, ETH_PPPOE, p + 8, sid
+
+
+@kernel_helper
+def erspan(data, b, q, cap, proto):
+    """The ERSPAN type II (0x88BE) or III (0x22EB) header at ``q``: (status, opened,
+    ethertype, offset, kind, session ID)."""
+    if proto == 0x88BE:
+        if cap - q < 8:
+            return ST_TRUNCATED, 1, 0, q, TUN_ERSPAN2, 0
+        sid = be16(data, b + q + 2) & 0x3FF
+        st, et, p = inner_ethernet(data, b, q + 8, cap)
+        return st, 1, et, p, TUN_ERSPAN2, sid
+    if cap - q < 12:
+        return ST_TRUNCATED, 1, 0, q, TUN_ERSPAN3, 0
+    sid = be16(data, b + q + 2) & 0x3FF
+    word = be16(data, b + q + 10)
+    p = q + 12 + (word & 1) * 8  # O bit: the platform-specific sub-header follows
+    ft = (word // 1024) & 0x1F
+    if ft == 0:
+        st, et, p = inner_ethernet(data, b, p, cap)
+    elif ft == 2:
+        st, et = by_version(data, b, p, cap)
+    else:
+        return 0, 0, 0, q, 0, 0  # another frame type: not opened
+    return st, 1, et, p, TUN_ERSPAN3, sid
+
+
+@kernel_helper
+def gre_header(data, b, p, cap):
+    """The GRE header at ``p`` and the ERSPAN header it may carry: (status, opened,
+    ethertype, offset, kind, identity). Version 1 (PPTP) and source routing are not opened."""
+    if cap - p < 4:
+        return ST_TRUNCATED, 1, 0, p, TUN_GRE, 0
+    fv = be16(data, b + p)
+    proto = be16(data, b + p + 2)
+    if (fv & 7) != 0 or (fv & 0x4000) != 0:
+        return 0, 0, 0, p, 0, 0
+    q = p + 4 + ((fv // 32768) & 1) * 4
+    key = 0
+    if fv & 0x2000:
+        if cap - q < 4:
+            return ST_TRUNCATED, 1, 0, p, TUN_GRE, 0
+        key = GRE_KEY_PRESENT | be32(data, b + q)
+        q += 4
+    q += ((fv // 4096) & 1) * 4
+    if cap < q:
+        return ST_TRUNCATED, 1, 0, p, TUN_GRE, key
+    if proto in (ETH_IPV4, ETH_IPV6, ETH_MPLS):
+        return 0, 1, proto, q, TUN_GRE, key
+    if proto == ETH_BRIDGED:
+        st, et, q = inner_ethernet(data, b, q, cap)
+        return st, 1, et, q, TUN_GRE, key
+    if (proto == 0x88BE and (fv & 0x1000) != 0) or proto == 0x22EB:
+        return erspan(data, b, q, cap, proto)
+    return 0, 0, 0, p, 0, 0
+
+
+@kernel_helper
+def udp_tunnel(data, b, kind, po, pl, cap):
+    """The VXLAN or GENEVE header at ``po`` (payload of ``pl`` bytes): (status, opened,
+    ethertype, offset, identity: the VNI)."""
+    if cap - po < 8:
+        return ST_TRUNCATED, 1, 0, po, 0
+    vni = be32(data, b + po + 4) // 256
+    if kind == TUN_VXLAN:
+        st, et, p = inner_ethernet(data, b, po + 8, cap)
+        return st, 1, et, p, vni
+    if data[b + po] // 64 != 0:  # a GENEVE version pcapip does not know
+        return 0, 0, 0, po, 0
+    q = po + 8 + (data[b + po] & 0x3F) * 4
+    proto = be16(data, b + po + 2)
+    if q > po + pl:
+        return ST_BAD_HEADER, 1, 0, po, vni
+    if proto == ETH_BRIDGED:
+        st, et, p = inner_ethernet(data, b, q, cap)
+        return st, 1, et, p, vni
+    if proto in (ETH_IPV4, ETH_IPV6):
+        return 0, 1, proto, q, vni
+    return ST_NOT_IP, 1, proto, q, vni
+
+
+@kernel_helper
+def ip_in_ip(ver, pr):
+    """The encapsulation of IP protocol 4 or 41 inside an IP packet of version ``ver``:
+    (kind, ethertype of the inner packet)."""
+    if ver == 4:
+        return (TUN_4IN4, ETH_IPV4) if pr == 4 else (TUN_6IN4, ETH_IPV6)
+    return (TUN_4IN6, ETH_IPV4) if pr == 4 else (TUN_6IN6, ETH_IPV6)
+
+
+@kernel(f"i8(u1[::1], {_FRAMES}, b1[::1], u1[::1], i8, {_COLS})")
+def decode_frames(data, frames, toa_mask, udp_tunnels, n, cols):
     """Decode frames 0..n-1 into the columns ``cols`` (the order of ``COLUMNS``; all
-    offsets relative to the frame)."""
+    offsets relative to the frame), opening encapsulations (``udp_tunnels``: the TUN_*
+    kind opened at each UDP destination port, 0 for none)."""
     foff, caplen, origlen, linktype = frames
     (status, ipver, proto, ttl, src_hi, src_lo, dst_hi, dst_lo, ip_off, l4_off, sport, dport,
      tcp_flags, seq, ack, win, tcp_hlen, opt_off, opt_len, opt_flags, pay_off, pay_len,
-     pay_cap, ethertype) = cols  # fmt: skip
+     pay_cap, ethertype, tun_kind, tun_id, tun_seen) = cols  # fmt: skip
     for i in range(n):
         b = foff[i]
         cap = caplen[i]
         wire = min(origlen[i], MAX_WIRE)  # an absurd record length: keep lengths in int32
         st, et, p = link_header(data, b, cap, linktype[i])
-        st, et, p = vlan_tags(data, b, cap, st, et, p)
         ver = pr = hop = shi = slo = dhi = dlo = l4 = ipend = 0
         ipo = -1
-        if st == 0:
+        tk = tid = named = seen = depth = 0
+        lim = wire  # end of what the current layer's carrier holds
+        while st == 0:
+            st, et, p = vlan_tags(data, b, cap, st, et, p)
+            if st != 0:
+                break
+            if et in (ETH_MPLS, ETH_PPPOE):
+                if depth >= MAX_TUNNEL_DEPTH:
+                    st = ST_TUNNEL_DEEP
+                    break
+                if et == ETH_MPLS:
+                    k = TUN_MPLS
+                    st, et, p, ident = mpls_stack(data, b, p, cap)
+                else:
+                    k = TUN_PPPOE
+                    st, et, p, ident = pppoe_session(data, b, p, cap)
+                tk, tid, named = k, ident, 1
+                seen |= 1 << k
+                depth += 1
+                continue
+            if et != ETH_IPV4 and et != ETH_IPV6:
+                st = ST_NOT_IP
+                break
             ipo = p
             if et == ETH_IPV4:
                 ver = 4
-                st, pr, hop, slo, dlo, l4, ipend = ipv4_header(data, b, p, cap, wire)
+                shi = dhi = 0
+                st, pr, hop, slo, dlo, l4, ipend = ipv4_header(data, b, p, cap, lim)
             else:
                 ver = 6
-                st, pr, hop, shi, slo, dhi, dlo, l4, ipend = ipv6_header(data, b, p, cap, wire)
+                st, pr, hop, shi, slo, dhi, dlo, l4, ipend = ipv6_header(data, b, p, cap, lim)
             if st == 0:
                 st, pr, l4 = ext_headers(data, b, cap, ver, pr, l4, ipend)
+            if st == 0 and depth > 0 and ipend > lim:
+                st = ST_BAD_HEADER  # the inner packet claims more than its carrier holds
+            if st != 0:
+                break
+            k = ident = opened = q = 0
+            inner_end = ipend
+            if pr == 4 or pr == 41:
+                k, et = ip_in_ip(ver, pr)
+                opened = 1
+                q = l4
+            elif pr == 47:
+                st, opened, et, q, k, ident = gre_header(data, b, l4, cap)
+            elif pr == 17 and cap - l4 >= 4 and udp_tunnels[be16(data, b + l4 + 2)] != 0:
+                ust, _, _, upo, upl, _ = udp_header(data, b, l4, cap, ipend)
+                if ust == 0 or ust == ST_PAYLOAD_CUT:
+                    st, opened, et, q, ident = udp_tunnel(
+                        data, b, udp_tunnels[be16(data, b + l4 + 2)], upo, upl, cap
+                    )
+                    k = udp_tunnels[be16(data, b + l4 + 2)]
+                    inner_end = upo + upl
+            if opened == 0:
+                break
+            if depth >= MAX_TUNNEL_DEPTH:
+                st = ST_TUNNEL_DEEP
+                break
+            # the tenant: the innermost layer with an identity, else the innermost layer
+            if (k != TUN_GRE or ident != 0) and k < TUN_4IN4:
+                tk, tid, named = k, ident, 1
+            elif named == 0:
+                tk, tid = k, ident
+            seen |= 1 << k
+            depth += 1
+            lim = inner_end
+            p = q
         l4o = -1
         sp = dp = fl = sq = ak = wn = thl = oo = ol = of = po = pl = pc = 0
         if st == 0:
@@ -478,4 +713,7 @@ def decode_frames(data, frames, toa_mask, n, cols):
         pay_len[i] = pl
         pay_cap[i] = pc
         ethertype[i] = et
+        tun_kind[i] = tk
+        tun_id[i] = tid
+        tun_seen[i] = seen
     return n

@@ -11,7 +11,10 @@ the flow key and shows in the ``tunnel`` column (:func:`tunnel_label`).
 Identity packing (one uint64 per packet, ``tun_id``): VXLAN/GENEVE VNI; GRE key
 with bit 32 set when a key is present; ERSPAN session ID; PPPoE session ID; MPLS
 up to the first three labels of the stack, 20 bits each, with the label count
-(capped at 15) in bits 60-63; 0 for IP-in-IP, which has no identity.
+(capped at 7) in bits 60-62; 0 for IP-in-IP, which has no identity.
+
+Nested encapsulations: the column names the innermost one that identifies a tenant
+(VNI, key, session, labels), or, when none does, the innermost one.
 """
 
 from __future__ import annotations
@@ -38,6 +41,8 @@ GENEVE_PORT = 6081
 MAX_TUNNEL_DEPTH = 4
 GRE_KEY_PRESENT = 1 << 32
 MPLS_LABELS_KEPT = 3
+# a label stack longer than this is refused as a crafted loop
+MAX_MPLS_LABELS = 16
 
 
 @dataclass(frozen=True, slots=True)
