@@ -14,8 +14,10 @@ inner connections apart.
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -236,15 +238,22 @@ def analyze_rows(pcap: Path, vxlan_port: int | None) -> list[dict]:
     proc = subprocess.run([*argv, str(pcap)], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, f"{argv} {pcap}: exit {proc.returncode}: {proc.stderr[-2000:]}"
     assert "Traceback" not in proc.stderr, proc.stderr
-    return [json.loads(line) for line in proc.stdout.splitlines() if line.strip()]
+    rows = [json.loads(line) for line in proc.stdout.splitlines() if line.strip()]
+    assert rows, f"no rows from {pcap}"
+    assert all("tunnel" in r for r in rows), f"no tunnel column in pcapip's JSON: {rows[0]}"
+    return rows
+
+
+def tcp_rows(case: Case, res: TunnelResult) -> list[dict]:
+    return [r for r in analyze_rows(res.pcap, case.vxlan_port) if r["transport"] == "tcp"]
 
 
 def test_analyze_maps_every_tunnelled_connection_to_its_client(run) -> None:
     """Every connection HAProxy logged, in every tenant: one row with the tenant's
     ``tunnel``, the logged egress and origin, and the logged client."""
     case, res = run
-    rows = [r for r in analyze_rows(res.pcap, case.vxlan_port) if r["transport"] == "tcp"]
-    assert not [r for r in rows if not r.get("tunnel")], "TCP rows outside the tunnel"
+    rows = tcp_rows(case, res)
+    assert not [r for r in rows if not r["tunnel"]], "TCP rows outside the tunnel"
     for t, rec in res.records:
         m = [
             r for r in rows
@@ -273,7 +282,7 @@ def test_analyze_keeps_tenants_apart(run) -> None:
     case, res = run
     if len(res.tenants) < 2:
         pytest.skip(f"{case.tk.device} carries no tenant identity: one tenant only")
-    rows = [r for r in analyze_rows(res.pcap, case.vxlan_port) if r["transport"] == "tcp"]
+    rows = tcp_rows(case, res)
     by_inner: dict[tuple, list[dict]] = {}
     for r in rows:
         by_inner.setdefault((r["egress_ip"], r["egress_port"], r["origin_port"]), []).append(r)
@@ -290,7 +299,7 @@ def test_analyze_keeps_tenants_apart(run) -> None:
 def test_analyze_agrees_with_tshark(run) -> None:
     """pcapip's tunnelled connections and clients are tshark's, no more and no fewer."""
     case, res = run
-    rows = [r for r in analyze_rows(res.pcap, case.vxlan_port) if r["transport"] == "tcp"]
+    rows = tcp_rows(case, res)
     ident_of = {t.label: t.ident for t in res.tenants}
     server_ports = {r.server_port for _, r in res.records}
     ours = {
@@ -300,6 +309,50 @@ def test_analyze_agrees_with_tshark(run) -> None:
     }
     theirs = {k: f.header_src for k, f in tshark_inner(res, case.family).items()}
     assert ours == theirs
+
+
+def test_lab_left_nothing_behind(run) -> None:
+    _, res = run
+    assert not set(res.namespaces) & set(peers.list_namespaces())
+    assert not [p for p in res.pids if peers._pid_alive(p)]
+    assert not _processes_mentioning(str(res.workdir), str(res.pcap))
+
+
+def _processes_mentioning(*needles: str) -> list[int]:
+    """Pids whose command line names one of ``needles`` (our work directory, our pcap)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        if any(n in cmdline for n in needles):
+            found.append(int(entry.name))
+    return found
+
+
+@pytest.mark.parametrize("name", ["vxlan", "ovs-geneve"])
+def test_lab_is_torn_down_when_the_test_fails(name: str, tmp_path: Path) -> None:
+    """Tenants, underlay, OVS daemons and whatever ran inside: gone after an exception."""
+    peers.require_peers()
+    reason = tunnel_lab.kernel_lacks(name)
+    if reason:
+        pytest.skip(reason)
+    marker = tmp_path / "sleeper"
+    workdir = tmp_path / "wd"
+    with pytest.raises(RuntimeError, match="boom"), tunnel_lab.TunnelLab(name, workdir=workdir) as lab:
+        names = lab.namespaces
+        assert set(names) <= set(peers.list_namespaces())
+        sleeper = [sys.executable, "-c", "import time; time.sleep(300)", str(marker)]
+        proc = lab.tenants[-1].spawn("origin", sleeper, log=tmp_path / "s.log")
+        time.sleep(0.1)
+        assert proc.poll() is None
+        raise RuntimeError("boom")
+    assert proc.poll() is not None
+    assert not set(names) & set(peers.list_namespaces())
+    assert not _processes_mentioning(str(marker), str(workdir))
 
 
 def test_linux_port_without_vxlan_port_opens_nothing(tmp_path_factory) -> None:

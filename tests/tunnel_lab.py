@@ -454,6 +454,7 @@ class TunnelResult:
     tenants: list[TenantResult]
     namespaces: list[str]
     pids: list[int]
+    workdir: Path
 
     @property
     def records(self) -> list[tuple[TenantResult, HAProxyRecord]]:
@@ -512,4 +513,6 @@ def run_tunnel_scenario(
         ]
         namespaces = lab.namespaces
         pids = [p for t in lab.tenants for p in t.pids] + lab.underlay.pids
-    return TunnelResult(Path(pcap), tk, port or tk.port or 0, results, namespaces, pids)
+        used_workdir = lab.workdir
+    return TunnelResult(Path(pcap), tk, port or tk.port or 0, results, namespaces, pids,
+                        used_workdir)
