@@ -64,12 +64,11 @@ UNDERLAY_IF = {"uproxy": "ul0", "uorigin": "ul1"}
 UNDERLAY = {4: ("10.99.0.1", "10.99.0.2", 24), 6: ("fd99::1", "fd99::2", 64)}
 #: HAProxy's first egress port in every tenant (see :func:`peers.haproxy_config`)
 SOURCE_PORT_BASE = 40000
-MPLS_LABEL_BASE = 1000
 
 
 @dataclass(frozen=True)
 class TunnelKind:
-    """One kernel tunnel: the ``ip link`` type and how its tenants are told apart.
+    """One tunnel: the ``ip link`` (or OVS) type and how its tenants are told apart.
 
     ``ids`` are the tenants' identities (VNI, GRE key, ERSPAN session; one tenant
     for kinds without an identity); ``label`` is the ``tunnel`` column's text as
@@ -86,7 +85,9 @@ class TunnelKind:
     extra: tuple[str, ...] = ()  # more ``ip link`` arguments, or OVS ``options:`` (key=value)
     via: str = "kernel"  # "kernel", or "ovs": Open vSwitch's userspace datapath sends it
 
-    def link_args(self, ident: int, local: str, remote: str, dev: str | None, port: int | None):
+    def link_args(
+        self, ident: int, local: str, remote: str, dev: str | None, port: int | None
+    ) -> list[str]:
         """``type <device> ...`` for ``ip link add``."""
         if self.device == "vxlan":
             args = ["id", ident, "local", local, "remote", remote, "dstport", port or self.port]
@@ -160,16 +161,22 @@ def kernel_lacks(k: TunnelKind | str) -> str | None:
         return ovs_lacks()
     ns = f"{NS_PREFIX}{os.getpid()}-{secrets.token_hex(3)}-probe"
     _run(["ip", "netns", "add", ns])
+    local, remote, _ = UNDERLAY[tk.underlay]
+    if tk.device == "mpls":  # mpls_router (labels, a sysctl table) and mpls_iptunnel (encap)
+        label = str(tk.ids[0])
+        steps = [["ip", "netns", "exec", ns, "sysctl", "-qw", "net.mpls.platform_labels=4096"],
+                 ["ip", "-n", ns, "-f", "mpls", "route", "add", label, "dev", "lo"],
+                 ["ip", "-n", ns, "route", "add", "192.0.2.0/24", "encap", "mpls", label,
+                  "dev", "lo"]]
+    else:
+        steps = [["ip", "-n", ns, "link", "add", "t0",
+                  *tk.link_args(tk.ids[0], local, remote, None, None)]]
     try:
-        if tk.device == "mpls":
-            argv = ["ip", "-n", ns, "-f", "mpls", "route", "add", str(tk.ids[0]), "dev", "lo"]
-        else:
-            local, remote, _ = UNDERLAY[tk.underlay]
-            argv = ["ip", "-n", ns, "link", "add", "t0"]
-            argv += tk.link_args(tk.ids[0], local, remote, None, None)
-        proc = subprocess.run(argv, capture_output=True, text=True, timeout=10)
-        if proc.returncode != 0:
-            return f"`{' '.join(argv[3:])}`: {proc.stderr.strip() or proc.returncode}"
+        for argv in steps:
+            proc = subprocess.run(argv, capture_output=True, text=True, timeout=10)
+            if proc.returncode != 0:
+                shown = " ".join(argv).replace(f" -n {ns}", "").replace(f"netns exec {ns} ", "")
+                return f"`{shown}`: {proc.stderr.strip() or proc.returncode}"
         return None
     finally:
         peers._kill_namespace(ns)
