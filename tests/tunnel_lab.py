@@ -175,7 +175,7 @@ def kernel_lacks(k: TunnelKind | str) -> str | None:
         for argv in steps:
             proc = subprocess.run(argv, capture_output=True, text=True, timeout=10)
             if proc.returncode != 0:
-                shown = " ".join(argv).replace(f" -n {ns}", "").replace(f"netns exec {ns} ", "")
+                shown = " ".join(argv).replace(f" -n {ns}", "").replace(f"ip netns exec {ns} ", "")
                 return f"`{shown}`: {proc.stderr.strip() or proc.returncode}"
         return None
     finally:
