@@ -19,12 +19,13 @@ import subprocess
 import sys
 import time
 from dataclasses import dataclass
+from ipaddress import ip_address
 from pathlib import Path
 
 import peers
 import pytest
 import tunnel_lab
-from peers import Header
+from peers import Header, Origin
 from tools import require_tool
 from tunnel_lab import TunnelKind, TunnelResult
 
@@ -228,6 +229,27 @@ def test_lab_tunnel_carries_what_haproxy_logged(run) -> None:
         assert flows[key].header_src == client, key
 
 
+def test_lab_each_origin_saw_its_own_tenant(run) -> None:
+    """nginx behind each tunnel end parsed its own tenant's clients, none of the other's:
+    the tenants share addresses, not traffic."""
+    _, res = run
+    checked = 0
+    for t in res.tenants:
+        by_egress = {
+            (ip_address(o.remote_ip), o.remote_port, o.server_port): o
+            for o in map(peers.parse_origin_line, t.origin_log) if o is not None
+        }
+        for rec in t.records:
+            rt = peers.route(rec.route)
+            if rt.header is Header.NONE or rt.origin is not Origin.HTTP_PP:
+                continue
+            o = by_egress[(ip_address(rec.egress_ip), rec.egress_port, rec.server_port)]
+            got = (ip_address(o.proxy_ip), o.proxy_port)
+            assert got == (ip_address(rec.client_ip), rec.client_port), (t.name, rec, o)
+            checked += 1
+    assert checked >= len(res.tenants) * CONNECTIONS
+
+
 # --------------------------------------------------------------------------
 # pcapip
 
@@ -244,8 +266,15 @@ def analyze_rows(pcap: Path, vxlan_port: int | None) -> list[dict]:
     return rows
 
 
+_ROWS: dict[tuple[Path, int | None], list[dict]] = {}
+
+
 def tcp_rows(case: Case, res: TunnelResult) -> list[dict]:
-    return [r for r in analyze_rows(res.pcap, case.vxlan_port) if r["transport"] == "tcp"]
+    """pcapip's TCP rows for the case's capture (one run shared by the case's tests)."""
+    key = (res.pcap, case.vxlan_port)
+    if key not in _ROWS:
+        _ROWS[key] = analyze_rows(*key)
+    return [r for r in _ROWS[key] if r["transport"] == "tcp"]
 
 
 def test_analyze_maps_every_tunnelled_connection_to_its_client(run) -> None:
