@@ -80,6 +80,7 @@ from .layout import (
     K_BLO,
     K_BPORT,
     K_HASH,
+    K_TUN,
     PAYLOAD_KEEP,
     ST_ENDED,
     ST_OPEN,
@@ -101,7 +102,7 @@ from .state import BY_SYN, BY_SYNACK, BY_TOA, HS_DONE, HS_FAILED, HS_NONE, HS_PE
 # numba caches machine code per source file and does not see that the layout's field numbers
 # (frozen into that code as constants) live in another module: this number ties the two, so a
 # layout change must come with an edit here, which invalidates the cache (a test checks it).
-BUILT_FOR_LAYOUT = 2924137225
+BUILT_FOR_LAYOUT = 1849916041
 if fingerprint() != BUILT_FOR_LAYOUT:
     raise ImportError(
         "pcapip.flows.kernel is out of date with pcapip.flows.layout: set BUILT_FOR_LAYOUT to "
@@ -136,7 +137,8 @@ OUT_HSLOT = 7  # their rows
 N_OUT = 8
 
 # the packet columns track_tcp reads, in the order of its ``pk`` tuple (the four address
-# halves as int64 views of the uint64 columns), then the batch's bytes
+# halves as int64 views of the uint64 columns; ``tunnel`` is the flows' tunnel key,
+# pcapip.flows.tunnels), then the batch's bytes
 PACKET_COLUMNS: tuple[tuple[str, str], ...] = (
     ("src_hi", "i8"),
     ("src_lo", "i8"),
@@ -144,6 +146,7 @@ PACKET_COLUMNS: tuple[tuple[str, str], ...] = (
     ("dst_lo", "i8"),
     ("sport", "u2"),
     ("dport", "u2"),
+    ("tunnel", "i8"),
     ("frame", "i8"),
     ("ts_ns", "i8"),
     ("origlen", "i8"),
@@ -204,8 +207,8 @@ def ask_header(out, ct, k, s):
 
 
 @kernel_helper
-def flow_key(sh, sl, dh, dl, sp, dp):
-    """The flow key (A high, low, port, B high, low, port), endpoint A the smaller
+def flow_key(sh, sl, dh, dl, sp, dp, tun):
+    """The flow key (A high, low, port, B high, low, port, tunnel), endpoint A the smaller
     (address, port) compared unsigned, and the side that sent (0: A)."""
     xs = sh ^ _SIGN
     xd = dh ^ _SIGN
@@ -216,16 +219,16 @@ def flow_key(sh, sl, dh, dl, sp, dp):
         xd = dl ^ _SIGN
         src_first = xs < xd if xs != xd else sp <= dp
     if src_first:
-        return (sh, sl, sp, dh, dl, dp), 0
-    return (dh, dl, dp, sh, sl, sp), 1
+        return (sh, sl, sp, dh, dl, dp, tun), 0
+    return (dh, dl, dp, sh, sl, sp, tun), 1
 
 
 @kernel_helper
 def key_hash(key):
     """The same hash as pcapip.flows.tracker.row_hash; no product can overflow int64 (signed
     overflow is undefined behaviour for the compiler, and Python's ints do not wrap)."""
-    ahi, alo, ap, bhi, blo, bp = key
-    fa = (ahi ^ (ahi >> 32) ^ alo ^ (alo >> 32)) & _M32
+    ahi, alo, ap, bhi, blo, bp, tun = key
+    fa = (ahi ^ (ahi >> 32) ^ alo ^ (alo >> 32) ^ tun) & _M32
     fb = (bhi ^ (bhi >> 32) ^ blo ^ (blo >> 32)) & _M32
     h = fa * _K1 + fb * _K2 + (ap + bp * 65536) * _K3
     return h ^ (h >> 29)
@@ -235,7 +238,7 @@ def key_hash(key):
 def find_flow(S, H, h, key):
     """(the row holding ``key`` or -1, its position in the index ``H`` or the free
     position where it goes)."""
-    ahi, alo, ap, bhi, blo, bp = key
+    ahi, alo, ap, bhi, blo, bp, tun = key
     hmask = H.shape[0] - 1
     pos = h & hmask
     s = -1
@@ -252,6 +255,7 @@ def find_flow(S, H, h, key):
             and S[c, K_BHI] == bhi
             and S[c, K_BLO] == blo
             and S[c, K_BPORT] == bp
+            and S[c, K_TUN] == tun
         ):
             s = c
             break
@@ -294,7 +298,7 @@ def new_flow(S, free, tmpl, ct, h, key, side, fr, tns, capture):
     row = S[s]
     for z in range(tmpl.shape[0]):  # (a slice assignment would need numba's allocator)
         row[z] = tmpl[z]
-    ahi, alo, ap, bhi, blo, bp = key
+    ahi, alo, ap, bhi, blo, bp, tun = key
     S[s, K_HASH] = h
     S[s, K_AHI] = ahi
     S[s, K_ALO] = alo
@@ -302,6 +306,7 @@ def new_flow(S, free, tmpl, ct, h, key, side, fr, tns, capture):
     S[s, K_BHI] = bhi
     S[s, K_BLO] = blo
     S[s, K_BPORT] = bp
+    S[s, K_TUN] = tun
     ser = ct[CT_SERIAL] + 1
     ct[CT_SERIAL] = ser
     S[s, F_SERIAL] = ser
@@ -709,13 +714,15 @@ def track_tcp(todo, pidx, pk, kside, S, X, P, H, free, tmpl, toa, capture, stamp
     applied except for the header question: it is listed in OUT_HK/OUT_HSLOT for Python
     to parse, and the flow's later packets in this call are handed over.
     """
-    (src_hi, src_lo, dst_hi, dst_lo, sport, dport, frame, ts, olen, flags, seq, ack, optf,
-     optoff, optlen, caplen, foff, payoff, paylen, paycap, data) = pk  # fmt: skip
+    (src_hi, src_lo, dst_hi, dst_lo, sport, dport, tunnel, frame, ts, olen, flags, seq, ack,
+     optf, optoff, optlen, caplen, foff, payoff, paylen, paycap, data) = pk  # fmt: skip
     every = ct[CT_EVERY_PACKET] != 0
     for t in range(len(todo)):
         k = todo[t]
         i = pidx[k]
-        key, side = flow_key(src_hi[i], src_lo[i], dst_hi[i], dst_lo[i], sport[i] + 0, dport[i] + 0)
+        key, side = flow_key(
+            src_hi[i], src_lo[i], dst_hi[i], dst_lo[i], sport[i] + 0, dport[i] + 0, tunnel[i]
+        )
         kside[k] = side
         h = key_hash(key)
         s, pos = find_flow(S, H, h, key)

@@ -45,6 +45,7 @@ K_APORT = _f("a_port")
 K_BHI = _f("b_hi")
 K_BLO = _f("b_lo")
 K_BPORT = _f("b_port")
+K_TUN = _f("tunnel")  # the tunnel the flow was found in: 1 + its label's Vocab code, 0: none
 F_SERIAL = _f("serial")
 F_STATE = _f("state")  # ST_FREE / ST_OPEN / ST_ENDED
 F_MARK = _f("mark")  # stamp of the kernel call that handed this flow's packets to Python

@@ -123,7 +123,8 @@ def load(tab: TcpTable, s: int) -> TcpFlow:
 def _new(tab: TcpTable, r: list) -> TcpFlow:
     """A TcpFlow for a row without one: its key, serial and the TOA options the loop read."""
     a = (r[L.K_AHI] & _MASK64, r[L.K_ALO] & _MASK64, r[L.K_APORT])
-    key = (6, *a, r[L.K_BHI] & _MASK64, r[L.K_BLO] & _MASK64, r[L.K_BPORT])
+    b = (r[L.K_BHI] & _MASK64, r[L.K_BLO] & _MASK64, r[L.K_BPORT])
+    key = (6, *a, *b, tab.tunnels.label(r[L.K_TUN]))
     fl = TcpFlow(key, 0, 0, 0, 0, 0)
     fl.serial = r[L.F_SERIAL]
     for base, attr in _TOAS:

@@ -82,7 +82,7 @@ class FlowBase:
         egress: int | None = None,
         egress_by: int = BY_NONE,
     ) -> None:
-        self.key = key  # proto, a_hi, a_lo, a_port, b_hi, b_lo, b_port
+        self.key = key  # proto, a_hi, a_lo, a_port, b_hi, b_lo, b_port, tunnel (its text)
         self.capture = capture  # capture index of the first packet
         self.first_frame = first_frame
         self.start_ns = start_ns

@@ -1,0 +1,68 @@
+"""The tunnel a packet was found in, as the flow key holds it.
+
+Two tenants may use the same inner addresses and ports (two VXLAN VNIs, two GRE
+keys): they are two connections with two clients, so the flow key carries the
+tunnel. The key holds a small number per distinct tunnel: 1 + the code of its
+``tunnel`` text (``pcapip.decode.tunnels.tunnel_label``) in the tracker's
+vocabulary, 0 for none; rows are coded in that vocabulary too, so a flow's
+``tunnel`` column is that code again.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+
+import numpy as np
+
+from pcapip.decode.columns import Packets
+from pcapip.decode.tunnels import ENCAPSULATIONS, tunnel_label, udp_tunnel_ports
+from pcapip.flows.packed import Vocab
+
+
+class TunnelCodes:
+    """Each packet's tunnel key, and packets counted per encapsulation opened."""
+
+    __slots__ = ("vocab", "ports", "_known", "_zeros", "packets")
+
+    def __init__(self, vocab: Vocab, vxlan_ports: tuple[int, ...] = ()) -> None:
+        self.vocab = vocab
+        #: UDP destination port -> the tunnel the decoder opens there (``--vxlan-port`` adds)
+        self.ports = udp_tunnel_ports(vxlan_ports)
+        self._known: dict[tuple[int, int], int] = {}
+        self._zeros = np.zeros(0, dtype=np.int64)
+        self.packets: Counter[str] = Counter()  # encapsulation name -> packets inside one
+
+    def of(self, p: Packets) -> np.ndarray:
+        """int64 tunnel keys of every packet of ``p`` (read-only: may be shared)."""
+        n = len(p)
+        kinds = p.tun_kind
+        if not kinds.any():
+            if self._zeros.size < n:
+                self._zeros = np.zeros(max(n, 65536), dtype=np.int64)
+                self._zeros.flags.writeable = False
+            return self._zeros[:n]
+        self._count(p.tun_seen)
+        out = np.zeros(n, dtype=np.int64)
+        rows = np.flatnonzero(kinds)
+        pairs = np.stack((kinds[rows].astype(np.uint64), p.tun_id[rows]), axis=1)
+        uniq, inverse = np.unique(pairs, axis=0, return_inverse=True)
+        codes = np.array([self.code(int(k), int(i)) for k, i in uniq.tolist()], dtype=np.int64)
+        out[rows] = codes[inverse.reshape(-1)]
+        return out
+
+    def code(self, kind: int, ident: int) -> int:
+        """The key of one tunnel (kind and identity as ``pcapip.decode.tunnels`` packs them)."""
+        c = self._known.get((kind, ident))
+        if c is None:
+            c = self._known[(kind, ident)] = 1 + self.vocab.code(tunnel_label(kind, ident))
+        return c
+
+    def label(self, key: int) -> str:
+        """The ``tunnel`` text of a key (empty for 0)."""
+        return self.vocab.texts[key - 1] if key > 0 else ""
+
+    def _count(self, seen: np.ndarray) -> None:
+        for e in ENCAPSULATIONS:
+            k = int(np.count_nonzero(seen & (1 << e.code)))
+            if k:
+                self.packets[e.name] += k
