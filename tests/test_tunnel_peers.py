@@ -22,12 +22,16 @@ from dataclasses import dataclass
 from ipaddress import ip_address
 from pathlib import Path
 
+import pandas as pd
 import peers
 import pytest
 import tunnel_lab
+from flowpaths import flow_path
 from peers import Header, Origin
 from tools import require_tool
 from tunnel_lab import TunnelKind, TunnelResult
+
+from pcapip import analyze
 
 pytestmark = pytest.mark.system
 
@@ -289,7 +293,26 @@ def test_analyze_maps_every_tunnelled_connection_to_its_client(run) -> None:
     """Every connection HAProxy logged, in every tenant: one row with the tenant's
     ``tunnel``, the logged egress and origin, and the logged client."""
     case, res = run
-    rows = tcp_rows(case, res)
+    check_rows_against_log(tcp_rows(case, res), res)
+
+
+@pytest.mark.parametrize("way", ["rules", "pure"])
+def test_flow_paths_map_tunnelled_connections_alike(run, way: str) -> None:
+    """The per-packet rules and the pure-Python loop (the API, not the CLI) against the
+    same log: the tunnel is part of the flow key on every path."""
+    case, res = run
+    with flow_path(way):
+        a = analyze(res.pcap, vxlan_ports=(case.vxlan_port,) if case.vxlan_port else ())
+    assert not a.errors
+    rows = [
+        {k: (None if not isinstance(v, str) and pd.isna(v) else v) for k, v in r.items()}
+        for r in a.flows.to_dict("records")
+        if r["transport"] == "tcp"
+    ]
+    check_rows_against_log(rows, res)
+
+
+def check_rows_against_log(rows: list[dict], res: TunnelResult) -> None:
     assert not [r for r in rows if not r["tunnel"]], "TCP rows outside the tunnel"
     for t, rec in res.records:
         m = [
