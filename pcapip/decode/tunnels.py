@@ -93,6 +93,13 @@ def tunnel_label(kind: int, ident: int) -> str:
     return name
 
 
+def encapsulations_table() -> str:
+    """The README's table of encapsulations opened (``tests/test_readme.py`` holds it)."""
+    lines = ["| `tunnel` | encapsulation: what names the tenant |", "|---|---|"]
+    lines += [f"| `{e.name}` | {e.doc} |" for e in ENCAPSULATIONS]
+    return "\n".join(lines) + "\n"
+
+
 def udp_tunnel_ports(vxlan_ports: tuple[int, ...] = ()) -> dict[int, int]:
     """UDP destination port -> encapsulation opened there: the defaults plus
     ``vxlan_ports`` (VXLAN on other ports, e.g. Linux's 8472)."""
