@@ -87,6 +87,8 @@ def tunnel_label(kind: int, ident: int) -> str:
         return f"pppoe:0x{ident:x}"
     if kind == TUN_MPLS:
         count = ident >> 60
+        if count == 0:  # the key of every MPLS connection (pcapip.flows.tunnels)
+            return name
         labels = [(ident >> (40 - 20 * k)) & 0xFFFFF for k in range(min(count, MPLS_LABELS_KEPT))]
         more = "/+" if count > MPLS_LABELS_KEPT else ""
         return "mpls:" + "/".join(str(x) for x in labels) + more

@@ -67,10 +67,11 @@ from .kernel_proxy import (
     settle_without_header,
 )
 from .kernel_toa import apply_toa, toa_rule
-from .layout import F_MARK, F_SETTLED
+from .layout import F_MARK, F_SETTLED, F_TUN_TEXT
 
 # the packet columns track_tcp reads, in the order of its ``pk`` tuple (the four address
-# halves as int64 views of the uint64 columns), then the batch's bytes
+# halves as int64 views of the uint64 columns; the tunnel's key and its column's text as
+# pcapip.flows.tunnels codes them), then the batch's bytes
 PACKET_COLUMNS: tuple[tuple[str, str], ...] = (
     ("src_hi", "i8"),
     ("src_lo", "i8"),
@@ -79,6 +80,7 @@ PACKET_COLUMNS: tuple[tuple[str, str], ...] = (
     ("sport", "u2"),
     ("dport", "u2"),
     ("tunnel", "i8"),
+    ("tunnel_text", "i8"),
     ("frame", "i8"),
     ("ts_ns", "i8"),
     ("origlen", "i8"),
@@ -139,8 +141,8 @@ def track_tcp(todo, pidx, pk, kside, S, X, P, H, free, tmpl, toa, capture, stamp
     applied except for the header question: it is listed in OUT_HK/OUT_HSLOT for Python
     to parse, and the flow's later packets in this call are handed over.
     """
-    (src_hi, src_lo, dst_hi, dst_lo, sport, dport, tunnel, frame, ts, olen, flags, seq, ack,
-     optf, optoff, optlen, caplen, foff, payoff, paylen, paycap, data) = pk  # fmt: skip
+    (src_hi, src_lo, dst_hi, dst_lo, sport, dport, tunnel, tunnel_text, frame, ts, olen, flags,
+     seq, ack, optf, optoff, optlen, caplen, foff, payoff, paylen, paycap, data) = pk  # fmt: skip
     every = ct[CT_EVERY_PACKET] != 0
     for t in range(len(todo)):
         k = todo[t]
@@ -163,6 +165,7 @@ def track_tcp(todo, pidx, pk, kside, S, X, P, H, free, tmpl, toa, capture, stamp
             s = -1
         if s < 0:
             s = new_flow(S, free, tmpl, ct, h, key, side, fr, tns, capture)
+            S[s, F_TUN_TEXT] = tunnel_text[i]
             H[pos] = s + 1
 
         # ---- can this packet be applied here? (decided before anything changes)

@@ -127,6 +127,7 @@ def _new(tab: TcpTable, r: list) -> TcpFlow:
     key = (6, *a, *b, tab.tunnels.label(r[L.K_TUN]))
     fl = TcpFlow(key, 0, 0, 0, 0, 0)
     fl.serial = r[L.F_SERIAL]
+    fl.tunnel = tab.tunnels.label(r[L.F_TUN_TEXT])
     for base, attr in _TOAS:
         if r[base]:
             ip = r[base + L.T_IP]

@@ -397,7 +397,7 @@ def _row(
         status,
         notes.findings,
         frames,
-        tunnel=fl.key[7],
+        tunnel=fl.tunnel,
         **facts,
     )
 

@@ -221,9 +221,12 @@ class TcpTable:
         return self._out.reshape(self.K.N_OUT, -1)
 
     # ------------------------------------------------------------------ packets
-    def feed(self, p: Packets, rows: np.ndarray, tun: np.ndarray, capture: int) -> None:
-        """Apply TCP packets ``rows`` of ``p`` (tunnel keys ``tun``, per packet of ``p``; from
-        capture number ``capture``) in capture order: the loop applies what it can; the first packet of a flow it hands over goes
+    def feed(
+        self, p: Packets, rows: np.ndarray, tun: tuple[np.ndarray, np.ndarray], capture: int
+    ) -> None:
+        """Apply TCP packets ``rows`` of ``p`` (``tun``: tunnel keys and texts per packet of
+        ``p``, see ``pcapip.flows.tunnels``; from capture number ``capture``) in capture
+        order: the loop applies what it can; the first packet of a flow it hands over goes
         to the rules, and the flow's later ones back through the loop, until none is left."""
         self.capture = capture
         if not self.compiled:
@@ -235,7 +238,9 @@ class TcpTable:
         while todo.size:
             todo = self._round(p, rows, todo, args)
 
-    def _packet_args(self, p: Packets, rows: np.ndarray, tun: np.ndarray) -> tuple[Any, ...]:
+    def _packet_args(
+        self, p: Packets, rows: np.ndarray, tun: tuple[np.ndarray, np.ndarray]
+    ) -> tuple[Any, ...]:
         """The loop's packet arguments ``pidx``, ``pk`` (kernel.PACKET_COLUMNS) and ``kside``,
         as lists for the twin."""
         kcols: tuple[Any, ...] = (
@@ -245,7 +250,7 @@ class TcpTable:
             p.dst_lo.view(np.int64),
             p.sport,
             p.dport,
-            tun,
+            *tun,
         )
         pcols: tuple[Any, ...] = (
             p.frame,

@@ -1,11 +1,15 @@
-"""The tunnel a packet was found in, as the flow key holds it.
+"""The tunnel a packet was found in, as the flow key holds it and the row shows it.
 
 Two tenants may use the same inner addresses and ports (two VXLAN VNIs, two GRE
 keys): they are two connections with two clients, so the flow key carries the
-tunnel. The key holds a small number per distinct tunnel: 1 + the code of its
-``tunnel`` text (``pcapip.decode.tunnels.tunnel_label``) in the tracker's
-vocabulary, 0 for none; rows are coded in that vocabulary too, so a flow's
-``tunnel`` column is that code again.
+tunnel. Each tunnel is a small number: 1 + the code of its ``tunnel`` text
+(``pcapip.decode.tunnels.tunnel_label``) in the tracker's vocabulary, 0 for none;
+rows are coded in that vocabulary too, so a flow's ``tunnel`` column is that code again.
+
+MPLS labels name no tenant: a label is chosen by the next router, hop by hop and
+direction by direction, so the two directions of one connection carry different
+stacks. An MPLS connection's key holds ``mpls`` alone and its column the labels of
+its first packet; every other tunnel's key and column are the same.
 """
 
 from __future__ import annotations
@@ -15,7 +19,7 @@ from collections import Counter
 import numpy as np
 
 from pcapip.decode.columns import Packets
-from pcapip.decode.tunnels import ENCAPSULATIONS, tunnel_label, udp_tunnel_ports
+from pcapip.decode.tunnels import ENCAPSULATIONS, TUN_MPLS, tunnel_label, udp_tunnel_ports
 from pcapip.flows.packed import Vocab
 
 
@@ -32,23 +36,29 @@ class TunnelCodes:
         self._zeros = np.zeros(0, dtype=np.int64)
         self.packets: Counter[str] = Counter()  # encapsulation name -> packets inside one
 
-    def of(self, p: Packets) -> np.ndarray:
-        """int64 tunnel keys of every packet of ``p`` (read-only: may be shared)."""
+    def of(self, p: Packets) -> tuple[np.ndarray, np.ndarray]:
+        """int64 tunnel keys and ``tunnel`` texts of every packet of ``p`` (read-only: may
+        be shared, and the same array when no packet is in MPLS)."""
         n = len(p)
         kinds = p.tun_kind
         if not kinds.any():
             if self._zeros.size < n:
                 self._zeros = np.zeros(max(n, 65536), dtype=np.int64)
                 self._zeros.flags.writeable = False
-            return self._zeros[:n]
+            return self._zeros[:n], self._zeros[:n]
         self._count(p.tun_seen)
-        out = np.zeros(n, dtype=np.int64)
+        texts = np.zeros(n, dtype=np.int64)
         rows = np.flatnonzero(kinds)
         pairs = np.stack((kinds[rows].astype(np.uint64), p.tun_id[rows]), axis=1)
         uniq, inverse = np.unique(pairs, axis=0, return_inverse=True)
         codes = np.array([self.code(int(k), int(i)) for k, i in uniq.tolist()], dtype=np.int64)
-        out[rows] = codes[inverse.reshape(-1)]
-        return out
+        texts[rows] = codes[inverse.reshape(-1)]
+        mpls = kinds == TUN_MPLS
+        if not mpls.any():
+            return texts, texts
+        keys = texts.copy()
+        keys[mpls] = self.code(TUN_MPLS, 0)
+        return keys, texts
 
     def code(self, kind: int, ident: int) -> int:
         """The key of one tunnel (kind and identity as ``pcapip.decode.tunnels`` packs them)."""

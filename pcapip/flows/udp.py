@@ -35,14 +35,15 @@ class UdpFlows:
         self,
         p: Packets,
         rows: np.ndarray,
-        tun: np.ndarray,
+        tun: tuple[np.ndarray, np.ndarray],
         capture: int,
         next_serial: Callable[[], int],
         settled: list,
     ) -> None:
-        """Apply datagrams ``rows`` of ``p`` (tunnel keys ``tun``, per packet of ``p``); flows
-        settled by them are appended to ``settled``."""
-        keys, sides = _keys(p, rows, tun, self.tunnels.label)
+        """Apply datagrams ``rows`` of ``p`` (``tun``: tunnel keys and texts per packet of
+        ``p``); flows settled by them are appended to ``settled``."""
+        keys, sides = _keys(p, rows, tun[0], self.tunnels.label)
+        texts = tun[1][rows].tolist()
         c = PacketColumns(p, rows)
         udp = self.machine.udp
         flows = self.flows
@@ -59,6 +60,7 @@ class UdpFlows:
                     key, capture, c.frame[j], ts, ts, side, egress=side, egress_by=BY_FIRST
                 )
                 fl.serial = next_serial()
+                fl.tunnel = self.tunnels.label(texts[j])
                 flows[key] = fl
                 self._order.append(fl)
             was = fl.settled

@@ -421,7 +421,8 @@ def nested_capture() -> Capture:
              Conn(E4, O4, "toa", _c(91)))
     cap.conn(nest(gre(78), vxlan(7002)), label(T.TUN_VXLAN, 7002),
              Conn((EGRESS4, 40002), O4PP, "ppv2", _c(92)))
-    cap.conn(nest(geneve(12), ipin()), label(T.TUN_4IN4),
+    # the innermost layer that names a tenant: GENEVE's VNI, not the IP-in-IP inside it
+    cap.conn(nest(geneve(12), ipin()), label(T.TUN_GENEVE, 12),
              Conn((EGRESS4, 40003), O4PP, "ppv1", _c(93)))
     cap.conn(mpls_in_gre([5005], 79), label(T.TUN_MPLS, mpls_ident([5005])),
              Conn((EGRESS4, 40004), O4, "toa", _c(94)))
