@@ -95,6 +95,27 @@ def tunnel_label(kind: int, ident: int) -> str:
     return name
 
 
+#: Wireshark's display-filter field of each identity (tshark's names)
+_WIRESHARK_FIELDS = {
+    "vxlan": "vxlan.vni", "geneve": "geneve.vni", "gre": "gre.key", "erspan2": "erspan.spanid",
+    "erspan3": "erspan.spanid", "pppoe": "pppoe.session_id",
+}  # fmt: skip
+
+
+def tunnel_display_filter(text: str) -> str:
+    """The Wireshark display filter of a ``tunnel`` text, e.g. ``vxlan.vni==5001``; MPLS
+    and IP-in-IP give the protocol alone (labels differ per direction; no identity)."""
+    if not text:
+        return ""
+    name, _, ident = text.partition(":")
+    field = _WIRESHARK_FIELDS.get(name)
+    if field is None or not ident or name == "mpls":
+        return {"ipip": "ip.proto==4", "6in4": "ip.proto==41", "4in6": "ipv6.nxt==4",
+                "6in6": "ipv6.nxt==41"}.get(name, name)  # fmt: skip
+    value = ident.rpartition("=")[2]
+    return f"{field}=={value}"
+
+
 def encapsulations_table() -> str:
     """The README's table of encapsulations opened (``tests/test_readme.py`` holds it)."""
     lines = ["| `tunnel` | encapsulation: what names the tenant |", "|---|---|"]
