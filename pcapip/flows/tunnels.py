@@ -37,14 +37,14 @@ class TunnelCodes:
         self.packets: Counter[str] = Counter()  # encapsulation name -> packets inside one
 
     def of(self, p: Packets) -> tuple[np.ndarray, np.ndarray]:
-        """int64 tunnel keys and ``tunnel`` texts of every packet of ``p`` (read-only: may
-        be shared, and the same array when no packet is in MPLS)."""
+        """int64 tunnel keys and ``tunnel`` texts of every packet of ``p`` (not to be written:
+        shared between batches, and one array for both when no packet is in MPLS; not
+        flagged read-only, which the compiled loop's signature would refuse)."""
         n = len(p)
         kinds = p.tun_kind
         if not kinds.any():
             if self._zeros.size < n:
                 self._zeros = np.zeros(max(n, 65536), dtype=np.int64)
-                self._zeros.flags.writeable = False
             return self._zeros[:n], self._zeros[:n]
         self._count(p.tun_seen)
         texts = np.zeros(n, dtype=np.int64)
