@@ -48,11 +48,13 @@ class TunnelCodes:
             return self._zeros[:n], self._zeros[:n]
         self._count(p.tun_seen)
         texts = np.zeros(n, dtype=np.int64)
-        rows = np.flatnonzero(kinds)
-        pairs = np.stack((kinds[rows].astype(np.uint64), p.tun_id[rows]), axis=1)
-        uniq, inverse = np.unique(pairs, axis=0, return_inverse=True)
-        codes = np.array([self.code(int(k), int(i)) for k, i in uniq.tolist()], dtype=np.int64)
-        texts[rows] = codes[inverse.reshape(-1)]
+        for kind in np.flatnonzero(np.bincount(kinds)).tolist():  # the kinds present
+            if kind == 0:
+                continue
+            rows = np.flatnonzero(kinds == kind)
+            uniq, inverse = np.unique(p.tun_id[rows], return_inverse=True)  # (1-D: fast)
+            codes = np.array([self.code(kind, i) for i in uniq.tolist()], dtype=np.int64)
+            texts[rows] = codes[inverse]
         mpls = kinds == TUN_MPLS
         if not mpls.any():
             return texts, texts
