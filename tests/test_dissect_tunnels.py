@@ -37,9 +37,11 @@ def _one(layer: Field, name: str):
 
 
 def tunnel_of(layers: list[Field]) -> str:
-    """The innermost encapsulation and its identity, read from the tree, as the ``tunnel``
-    column writes it (an independent reading of what the decode packs)."""
+    """The tenant's encapsulation and its identity (the innermost one that has an identity,
+    else the innermost), read from the tree, as the ``tunnel`` column writes it (an
+    independent reading of what the decode packs)."""
     kind, ident, labels, prev = T.TUN_NONE, 0, [], ""
+    last, named = (T.TUN_NONE, 0), None
     for x in layers:
         if x.name == "vxlan":
             kind, ident = T.TUN_VXLAN, _one(x, "vxlan.vni")
@@ -62,7 +64,12 @@ def tunnel_of(layers: list[Field]) -> str:
                            ("ipv6", "ip"): T.TUN_4IN6, ("ipv6", "ipv6"): T.TUN_6IN6}[
                                (prev, x.name)], 0
         prev = x.name
-    return T.tunnel_label(kind, ident)
+        # the tenant: the innermost layer with an identity, else the innermost layer
+        if kind != T.TUN_NONE and (kind, ident) != last:
+            last = (kind, ident)
+            if kind < T.TUN_4IN4 and (kind != T.TUN_GRE or ident):
+                named = last
+    return T.tunnel_label(*(named or last))
 
 
 def _hp(addr, port) -> str:

@@ -19,12 +19,6 @@ from pcapip.sources.accel import kernel, kernel_helper
 from pcapip.sources.kernel_bytes import be16, be32, le32
 
 from .columns import (
-    OPT_AFTER_EOL,
-    OPT_MSS,
-    OPT_SACK,
-    OPT_TIMESTAMP,
-    OPT_TOA_CANDIDATE,
-    OPT_WALK_BROKEN,
     ST_BAD_HEADER,
     ST_FRAGMENT,
     ST_NOT_IP,
@@ -34,28 +28,20 @@ from .columns import (
     ST_TUNNEL_DEEP,
     ST_UNKNOWN_LINK,
 )
-from .tunnels import (
-    GRE_KEY_PRESENT,
-    MAX_MPLS_LABELS,
-    MAX_TUNNEL_DEPTH,
-    MPLS_LABELS_KEPT,
-    TUN_4IN4,
-    TUN_4IN6,
-    TUN_6IN4,
-    TUN_6IN6,
-    TUN_ERSPAN2,
-    TUN_ERSPAN3,
-    TUN_GRE,
-    TUN_MPLS,
-    TUN_PPPOE,
-    TUN_VXLAN,
+from .kernel_l4 import tcp_header, udp_header
+from .kernel_tunnels import (
+    ETH_IPV4,
+    ETH_IPV6,
+    ETH_MPLS,
+    ETH_PPPOE,
+    gre_header,
+    ip_in_ip,
+    mpls_stack,
+    pppoe_session,
+    udp_tunnel,
 )
+from .tunnels import MAX_TUNNEL_DEPTH, TUN_4IN4, TUN_GRE, TUN_MPLS, TUN_PPPOE
 
-ETH_IPV4 = 0x0800
-ETH_IPV6 = 0x86DD
-ETH_MPLS = 0x8847
-ETH_PPPOE = 0x8864
-ETH_BRIDGED = 0x6558  # transparent Ethernet bridging: an Ethernet frame follows
 IPV4_MAPPED = 0xFFFF00000000
 MAX_VLAN_TAGS = 8
 MAX_EXT_HEADERS = 16
@@ -280,307 +266,89 @@ def ext_headers(data, b, cap, ver, pr, l4, ipend):
 
 
 @kernel_helper
-def option_walk(data, b, oo, oend, po, toa_mask):
-    """Walk the TCP options from ``oo`` to ``oend`` (captured) of a header ending at
-    ``po``, as a receiving kernel does: the OPT_* bits of what it finds."""
-    of = 0
-    j = oo
-    while j < oend:
-        k = data[b + j]
-        if k == 0:  # EOL: the walk ends; anything non-zero after it is hidden
-            of |= behind_eol(data, b, j + 1, oend, toa_mask)
-            break
-        if k == 1:
-            j += 1
-            continue
-        if toa_mask[k]:
-            of |= OPT_TOA_CANDIDATE
-        if k == 2:
-            of |= OPT_MSS
-        elif k == 4 or k == 5:
-            of |= OPT_SACK
-        elif k == 8:
-            of |= OPT_TIMESTAMP
-        if j + 1 >= oend:
-            if oend == po:  # kind in the last header byte, no room for a length
-                of |= OPT_WALK_BROKEN
-            break
-        ln = data[b + j + 1]
-        if ln < 2 or j + ln > po:
-            of |= OPT_WALK_BROKEN
-            break
-        j += ln
-    return of
+def tunnel_layer(data, b, cap, ver, pr, l4, ipend, udp_tunnels):
+    """The encapsulation an IP packet with transport ``pr`` at ``l4`` carries, if pcapip
+    opens it: (status, opened, ethertype inside, its offset, kind, identity, end of what
+    the layer holds)."""
+    if pr == 4 or pr == 41:
+        k, et = ip_in_ip(ver, pr)
+        return 0, 1, et, l4, k, 0, ipend
+    if pr == 47:
+        st, opened, et, q, k, ident = gre_header(data, b, l4, cap)
+        return st, opened, et, q, k, ident, ipend
+    if pr == 17 and cap - l4 >= 4:
+        k = udp_tunnels[be16(data, b + l4 + 2)]
+        if k != 0:
+            ust, _, _, upo, upl, _ = udp_header(data, b, l4, cap, ipend)
+            if ust == 0 or ust == ST_PAYLOAD_CUT:
+                st, opened, et, q, ident = udp_tunnel(data, b, k, upo, upl, cap)
+                return st, opened, et, q, k, ident, upo + upl
+    return 0, 0, 0, 0, 0, 0, ipend
 
 
 @kernel_helper
-def behind_eol(data, b, m0, oend, toa_mask):
-    """The option bytes after an EOL (from ``m0``): OPT_AFTER_EOL if any is non-zero,
-    OPT_TOA_CANDIDATE if a lenient walk finds a TOA kind there."""
-    of = 0
-    m = m0
-    while m < oend:
-        if data[b + m] != 0:
-            of |= OPT_AFTER_EOL
+def network_layers(data, b, cap, wire, st, et, p, udp_tunnels):
+    """From the link layer's payload to the innermost IP packet, opening VLAN tags and
+    encapsulations (at most MAX_TUNNEL_DEPTH): (status, ethertype, IP version, protocol,
+    hop limit, addresses as halves, IP offset, transport offset, end of the IP packet,
+    the tenant's tunnel kind and identity, every kind opened as bits)."""
+    ver = pr = hop = shi = slo = dhi = dlo = l4 = ipend = 0
+    ipo = -1
+    tk = tid = named = seen = depth = 0
+    lim = wire  # end of what the current layer's carrier holds
+    while st == 0:
+        st, et, p = vlan_tags(data, b, cap, st, et, p)
+        if st != 0:
             break
-        m += 1
-    m = m0
-    while m < oend:
-        k2 = data[b + m]
-        if k2 == 0 or k2 == 1:
-            m += 1
-            continue
-        if toa_mask[k2]:
-            of |= OPT_TOA_CANDIDATE
-        if m + 1 >= oend:
-            break
-        l2 = data[b + m + 1]
-        if l2 < 2:
-            break
-        m += l2
-    return of
-
-
-@kernel_helper
-def l4_ports(data, q, room):
-    """The source and destination ports a TCP or UDP header at ``q`` starts with, when its
-    ``room`` captured bytes hold them (else 0, 0)."""
-    if room < 4:
-        return 0, 0
-    return be16(data, q), be16(data, q + 2)
-
-
-@kernel_helper
-def tcp_header(data, b, l4, cap, ipend, toa_mask):
-    """The TCP header at ``l4``: (status, ports, flags, seq, ack, window, header length,
-    options offset, length and OPT_* bits, payload offset, length and captured bytes)."""
-    st = 0
-    fl = 0
-    sq = 0
-    ak = 0
-    wn = 0
-    thl = 0
-    oo = 0
-    ol = 0
-    of = 0
-    po = 0
-    pl = 0
-    pc = 0
-    q = b + l4
-    sp, dp = l4_ports(data, q, cap - l4)
-    if cap - l4 < 20:
-        st = ST_TRUNCATED
-    else:
-        sq = be32(data, q + 4)
-        ak = be32(data, q + 8)
-        doff = data[q + 12] // 16
-        fl = ((data[q + 12] & 1) * 256) | data[q + 13]
-        wn = be16(data, q + 14)
-        thl = doff * 4
-        if doff < 5 or l4 + thl > ipend:
-            st = ST_BAD_HEADER
-        else:
-            oo = l4 + 20
-            ol = thl - 20
-            po = l4 + thl
-            pl = ipend - po
-            of = option_walk(data, b, oo, min(po, cap), po, toa_mask)
-            if cap < po:
-                st = ST_TRUNCATED
+        if et in (ETH_MPLS, ETH_PPPOE):
+            if depth >= MAX_TUNNEL_DEPTH:
+                st = ST_TUNNEL_DEEP
+                break
+            if et == ETH_MPLS:
+                k = TUN_MPLS
+                st, et, p, ident = mpls_stack(data, b, p, cap)
             else:
-                pc = min(cap - po, pl)
-                if pc < pl:
-                    st = ST_PAYLOAD_CUT
-    return st, sp, dp, fl, sq, ak, wn, thl, oo, ol, of, po, pl, pc
-
-
-@kernel_helper
-def udp_header(data, b, l4, cap, ipend):
-    """The UDP header at ``l4``: (status, ports, payload offset, length, captured bytes)."""
-    st = 0
-    po = 0
-    pl = 0
-    pc = 0
-    q = b + l4
-    sp, dp = l4_ports(data, q, cap - l4)
-    if cap - l4 < 8:
-        st = ST_TRUNCATED
-    else:
-        ulen = be16(data, q + 4)
-        po = l4 + 8
-        room = ipend - po
-        if room < 0:
-            st = ST_BAD_HEADER
-            room = 0
-        if ulen == 0:  # jumbogram: the IP length decides
-            pl = room
-        elif ulen < 8 or ulen - 8 > room:
-            st = ST_BAD_HEADER
-            pl = room
-        else:
-            pl = ulen - 8
-        pc = max(min(cap - po, pl), 0)
-        if pc < pl and st == 0:
-            st = ST_PAYLOAD_CUT
-    return st, sp, dp, po, pl, pc
-
-
-@kernel_helper
-def inner_ethernet(data, b, p, cap):
-    """The Ethernet header a tunnel carries at ``p``: (status, its ethertype, offset after it)."""
-    if cap - p < 14:
-        return ST_TRUNCATED, 0, p
-    return 0, be16(data, b + p + 12), p + 14
-
-
-@kernel_helper
-def by_version(data, b, p, cap):
-    """An IP packet whose version nibble says which (MPLS, ERSPAN III): (status, ethertype)."""
-    if cap - p < 1:
-        return ST_TRUNCATED, 0
-    v = data[b + p] // 16
-    if v == 4:
-        return 0, ETH_IPV4
-    if v == 6:
-        return 0, ETH_IPV6
-    return ST_BAD_HEADER, 0
-
-
-@kernel_helper
-def mpls_stack(data, b, p, cap):
-    """The MPLS label stack at ``p`` and what its bottom carries: (status, ethertype,
-    offset, identity: the first MPLS_LABELS_KEPT labels and the label count)."""
-    n = 0
-    ident = 0
-    while True:
-        if cap - p < 4:
-            return ST_TRUNCATED, 0, p, 0
-        w = be32(data, b + p)
-        if n < MPLS_LABELS_KEPT:
-            ident |= (w // 4096) << (40 - 20 * n)
-        n += 1
-        p += 4
-        if w & 0x100:  # bottom of stack
+                k = TUN_PPPOE
+                st, et, p, ident = pppoe_session(data, b, p, cap)
+            tk, tid, named = k, ident, 1
+            seen |= 1 << k
+            depth += 1
+            continue
+        if et != ETH_IPV4 and et != ETH_IPV6:
+            st = ST_NOT_IP
             break
-        if n >= MAX_MPLS_LABELS:
-            return ST_BAD_HEADER, 0, p, 0
-    ident |= min(n, 7) << 60
-    if cap - p < 1:
-        return ST_TRUNCATED, 0, p, ident
-    v = data[b + p] // 16
-    if v == 4:
-        return 0, ETH_IPV4, p, ident
-    if v == 6:
-        return 0, ETH_IPV6, p, ident
-    if v == 0:  # pseudowire control word, then the Ethernet frame
-        p += 4
-    st, et, p = inner_ethernet(data, b, p, cap)
-    return st, et, p, ident
-
-
-@kernel_helper
-def pppoe_session(data, b, p, cap):
-    """The PPPoE session header and PPP protocol at ``p``: (status, ethertype, offset,
-    session ID); a PPP protocol other than IPv4/IPv6 (LCP, IPCP) is not IP."""
-    if cap - p < 8:
-        return ST_TRUNCATED, ETH_PPPOE, p, 0
-    if data[b + p] != 0x11:
-        return ST_BAD_HEADER, ETH_PPPOE, p, 0
-    sid = be16(data, b + p + 2)
-    ppp = be16(data, b + p + 6)
-    if ppp == 0x21:
-        return 0, ETH_IPV4, p + 8, sid
-    if ppp == 0x57:
-        return 0, ETH_IPV6, p + 8, sid
-    return ST_NOT_IP, ETH_PPPOE, p + 8, sid
-
-
-@kernel_helper
-def erspan(data, b, q, cap, proto):
-    """The ERSPAN type II (0x88BE) or III (0x22EB) header at ``q``: (status, opened,
-    ethertype, offset, kind, session ID)."""
-    if proto == 0x88BE:
-        if cap - q < 8:
-            return ST_TRUNCATED, 1, 0, q, TUN_ERSPAN2, 0
-        sid = be16(data, b + q + 2) & 0x3FF
-        st, et, p = inner_ethernet(data, b, q + 8, cap)
-        return st, 1, et, p, TUN_ERSPAN2, sid
-    if cap - q < 12:
-        return ST_TRUNCATED, 1, 0, q, TUN_ERSPAN3, 0
-    sid = be16(data, b + q + 2) & 0x3FF
-    word = be16(data, b + q + 10)
-    p = q + 12 + (word & 1) * 8  # O bit: the platform-specific sub-header follows
-    ft = (word // 1024) & 0x1F
-    if ft == 0:
-        st, et, p = inner_ethernet(data, b, p, cap)
-    elif ft == 2:
-        st, et = by_version(data, b, p, cap)
-    else:
-        return 0, 0, 0, q, 0, 0  # another frame type: not opened
-    return st, 1, et, p, TUN_ERSPAN3, sid
-
-
-@kernel_helper
-def gre_header(data, b, p, cap):
-    """The GRE header at ``p`` and the ERSPAN header it may carry: (status, opened,
-    ethertype, offset, kind, identity). Version 1 (PPTP) and source routing are not opened."""
-    if cap - p < 4:
-        return ST_TRUNCATED, 1, 0, p, TUN_GRE, 0
-    fv = be16(data, b + p)
-    proto = be16(data, b + p + 2)
-    if (fv & 7) != 0 or (fv & 0x4000) != 0:
-        return 0, 0, 0, p, 0, 0
-    q = p + 4 + ((fv // 32768) & 1) * 4
-    key = 0
-    if fv & 0x2000:
-        if cap - q < 4:
-            return ST_TRUNCATED, 1, 0, p, TUN_GRE, 0
-        key = GRE_KEY_PRESENT | be32(data, b + q)
-        q += 4
-    q += ((fv // 4096) & 1) * 4
-    if cap < q:
-        return ST_TRUNCATED, 1, 0, p, TUN_GRE, key
-    if proto in (ETH_IPV4, ETH_IPV6, ETH_MPLS):
-        return 0, 1, proto, q, TUN_GRE, key
-    if proto == ETH_BRIDGED:
-        st, et, q = inner_ethernet(data, b, q, cap)
-        return st, 1, et, q, TUN_GRE, key
-    if (proto == 0x88BE and (fv & 0x1000) != 0) or proto == 0x22EB:
-        return erspan(data, b, q, cap, proto)
-    return 0, 0, 0, p, 0, 0
-
-
-@kernel_helper
-def udp_tunnel(data, b, kind, po, pl, cap):
-    """The VXLAN or GENEVE header at ``po`` (payload of ``pl`` bytes): (status, opened,
-    ethertype, offset, identity: the VNI)."""
-    if cap - po < 8:
-        return ST_TRUNCATED, 1, 0, po, 0
-    vni = be32(data, b + po + 4) // 256
-    if kind == TUN_VXLAN:
-        st, et, p = inner_ethernet(data, b, po + 8, cap)
-        return st, 1, et, p, vni
-    if data[b + po] // 64 != 0:  # a GENEVE version pcapip does not know
-        return 0, 0, 0, po, 0
-    q = po + 8 + (data[b + po] & 0x3F) * 4
-    proto = be16(data, b + po + 2)
-    if q > po + pl:
-        return ST_BAD_HEADER, 1, 0, po, vni
-    if proto == ETH_BRIDGED:
-        st, et, p = inner_ethernet(data, b, q, cap)
-        return st, 1, et, p, vni
-    if proto in (ETH_IPV4, ETH_IPV6):
-        return 0, 1, proto, q, vni
-    return ST_NOT_IP, 1, proto, q, vni
-
-
-@kernel_helper
-def ip_in_ip(ver, pr):
-    """The encapsulation of IP protocol 4 or 41 inside an IP packet of version ``ver``:
-    (kind, ethertype of the inner packet)."""
-    if ver == 4:
-        return (TUN_4IN4, ETH_IPV4) if pr == 4 else (TUN_6IN4, ETH_IPV6)
-    return (TUN_4IN6, ETH_IPV4) if pr == 4 else (TUN_6IN6, ETH_IPV6)
+        ipo = p
+        if et == ETH_IPV4:
+            ver = 4
+            shi = dhi = 0
+            st, pr, hop, slo, dlo, l4, ipend = ipv4_header(data, b, p, cap, lim)
+        else:
+            ver = 6
+            st, pr, hop, shi, slo, dhi, dlo, l4, ipend = ipv6_header(data, b, p, cap, lim)
+        if st == 0:
+            st, pr, l4 = ext_headers(data, b, cap, ver, pr, l4, ipend)
+        if st == 0 and depth > 0 and ipend > lim:
+            st = ST_BAD_HEADER  # the inner packet claims more than its carrier holds
+        if st != 0:
+            break
+        st, opened, et, q, k, ident, inner_end = tunnel_layer(
+            data, b, cap, ver, pr, l4, ipend, udp_tunnels
+        )
+        if opened == 0:
+            break
+        if depth >= MAX_TUNNEL_DEPTH:
+            st = ST_TUNNEL_DEEP
+            break
+        # the tenant: the innermost layer with an identity, else the innermost layer
+        if (k != TUN_GRE or ident != 0) and k < TUN_4IN4:
+            tk, tid, named = k, ident, 1
+        elif named == 0:
+            tk, tid = k, ident
+        seen |= 1 << k
+        depth += 1
+        lim = inner_end
+        p = q
+    return st, et, ver, pr, hop, shi, slo, dhi, dlo, ipo, l4, ipend, tk, tid, seen
 
 
 @kernel(f"i8(u1[::1], {_FRAMES}, b1[::1], u1[::1], i8, {_COLS})")
@@ -597,75 +365,9 @@ def decode_frames(data, frames, toa_mask, udp_tunnels, n, cols):
         cap = caplen[i]
         wire = min(origlen[i], MAX_WIRE)  # an absurd record length: keep lengths in int32
         st, et, p = link_header(data, b, cap, linktype[i])
-        ver = pr = hop = shi = slo = dhi = dlo = l4 = ipend = 0
-        ipo = -1
-        tk = tid = named = seen = depth = 0
-        lim = wire  # end of what the current layer's carrier holds
-        while st == 0:
-            st, et, p = vlan_tags(data, b, cap, st, et, p)
-            if st != 0:
-                break
-            if et in (ETH_MPLS, ETH_PPPOE):
-                if depth >= MAX_TUNNEL_DEPTH:
-                    st = ST_TUNNEL_DEEP
-                    break
-                if et == ETH_MPLS:
-                    k = TUN_MPLS
-                    st, et, p, ident = mpls_stack(data, b, p, cap)
-                else:
-                    k = TUN_PPPOE
-                    st, et, p, ident = pppoe_session(data, b, p, cap)
-                tk, tid, named = k, ident, 1
-                seen |= 1 << k
-                depth += 1
-                continue
-            if et != ETH_IPV4 and et != ETH_IPV6:
-                st = ST_NOT_IP
-                break
-            ipo = p
-            if et == ETH_IPV4:
-                ver = 4
-                shi = dhi = 0
-                st, pr, hop, slo, dlo, l4, ipend = ipv4_header(data, b, p, cap, lim)
-            else:
-                ver = 6
-                st, pr, hop, shi, slo, dhi, dlo, l4, ipend = ipv6_header(data, b, p, cap, lim)
-            if st == 0:
-                st, pr, l4 = ext_headers(data, b, cap, ver, pr, l4, ipend)
-            if st == 0 and depth > 0 and ipend > lim:
-                st = ST_BAD_HEADER  # the inner packet claims more than its carrier holds
-            if st != 0:
-                break
-            k = ident = opened = q = 0
-            inner_end = ipend
-            if pr == 4 or pr == 41:
-                k, et = ip_in_ip(ver, pr)
-                opened = 1
-                q = l4
-            elif pr == 47:
-                st, opened, et, q, k, ident = gre_header(data, b, l4, cap)
-            elif pr == 17 and cap - l4 >= 4 and udp_tunnels[be16(data, b + l4 + 2)] != 0:
-                ust, _, _, upo, upl, _ = udp_header(data, b, l4, cap, ipend)
-                if ust == 0 or ust == ST_PAYLOAD_CUT:
-                    st, opened, et, q, ident = udp_tunnel(
-                        data, b, udp_tunnels[be16(data, b + l4 + 2)], upo, upl, cap
-                    )
-                    k = udp_tunnels[be16(data, b + l4 + 2)]
-                    inner_end = upo + upl
-            if opened == 0:
-                break
-            if depth >= MAX_TUNNEL_DEPTH:
-                st = ST_TUNNEL_DEEP
-                break
-            # the tenant: the innermost layer with an identity, else the innermost layer
-            if (k != TUN_GRE or ident != 0) and k < TUN_4IN4:
-                tk, tid, named = k, ident, 1
-            elif named == 0:
-                tk, tid = k, ident
-            seen |= 1 << k
-            depth += 1
-            lim = inner_end
-            p = q
+        st, et, ver, pr, hop, shi, slo, dhi, dlo, ipo, l4, ipend, tk, tid, seen = network_layers(
+            data, b, cap, wire, st, et, p, udp_tunnels
+        )
         l4o = -1
         sp = dp = fl = sq = ak = wn = thl = oo = ol = of = po = pl = pc = 0
         if st == 0:

@@ -21,9 +21,11 @@ _K3 = 0x0CC9E2D5
 
 
 @kernel_helper
-def flow_key(sh, sl, dh, dl, sp, dp, tun):
-    """The flow key (A high, low, port, B high, low, port, tunnel), endpoint A the smaller
-    (address, port) compared unsigned, and the side that sent (0: A)."""
+def flow_key(src_hi, src_lo, dst_hi, dst_lo, sport, dport, tunnel, i):
+    """Packet ``i``'s flow key (A high, low, port, B high, low, port, tunnel), endpoint A
+    the smaller (address, port) compared unsigned, and the side that sent (0: A)."""
+    sh, sl, dh, dl = src_hi[i], src_lo[i], dst_hi[i], dst_lo[i]
+    sp, dp, tun = sport[i] + 0, dport[i] + 0, tunnel[i]  # (+ 0: ports as int64)
     xs = sh ^ _SIGN
     xd = dh ^ _SIGN
     if xs != xd:

@@ -38,7 +38,9 @@ class TcpTable(Protocol):
 
 _MASK64 = (1 << 64) - 1
 # TcpFlow attributes with a rule of their own here
-RULES = ("key", "serial", "closes", "first_pay", "header", "toa_syn", "toa_ack", "toa_data")
+RULES = (
+    "key", "serial", "closes", "first_pay", "header", "toa_syn", "toa_ack", "toa_data", "tunnel",
+)  # fmt: skip
 # TcpFlow attributes the table does not hold: a flow with any of them set keeps its object
 PYTHON_ONLY = (
     "findings",
