@@ -57,6 +57,8 @@ def test_kernels_are_short_and_take_few_arguments(kern) -> None:
 
 KERNEL_MODULES = [
     decode_kernel,
+    importlib.import_module("pcapip.decode.kernel_tunnels"),
+    importlib.import_module("pcapip.decode.kernel_l4"),
     K,
     *(importlib.import_module(f"pcapip.flows.kernel_{n}") for n in FLOW_PARTS),
     kernel_bytes,

@@ -164,7 +164,7 @@ def track_tcp(todo, pidx, pk, kside, S, X, P, H, free, tmpl, toa, capture, stamp
             end_flow(S, s, out, ct)
             s = -1
         if s < 0:
-            s = new_flow(S, free, tmpl, ct, h, key, side, fr, tns, capture, tunnel_text[i])
+            s = new_flow(S, free, tmpl, ct, h, key, side, (fr, tns, capture, tunnel_text[i]))
             H[pos] = s + 1
 
         # ---- can this packet be applied here? (decided before anything changes)

@@ -56,10 +56,11 @@ from .state import BY_SYN, BY_SYNACK, HS_DONE, HS_FAILED, HS_NONE, HS_PENDING
 
 
 @kernel_helper
-def new_flow(S, free, tmpl, ct, h, key, side, fr, tns, capture, tunnel_text):
+def new_flow(S, free, tmpl, ct, h, key, side, first):
     """Start a flow with key ``key`` in a free row (row s of X is a zero row: rows are
-    freed with X cleared; ``tunnel_text``: its tunnel column, flows/tunnels.py); the
-    caller puts it in the index."""
+    freed with X cleared); ``first``: its first packet's frame, time, capture and tunnel
+    column (flows/tunnels.py). The caller puts it in the index."""
+    fr, tns, capture, tunnel_text = first
     top = ct[CT_FREE_TOP] - 1
     s = free[top]
     ct[CT_FREE_TOP] = top
