@@ -8,7 +8,6 @@ textual) is imported only when that subcommand runs.
 from __future__ import annotations
 
 import importlib
-import importlib.util
 import os
 import sys
 
@@ -40,6 +39,8 @@ class LazyGroup(click.Group):
     """Resolves subcommands from SUBCOMMANDS on first use."""
 
     def list_commands(self, ctx: click.Context) -> list[str]:
+        import importlib.util  # only --help lists the commands
+
         return [n for n, (mod, _, _) in SUBCOMMANDS.items() if importlib.util.find_spec(mod)]
 
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
