@@ -67,7 +67,9 @@ def tops(report: dict) -> set[str]:
 
 
 @pytest.mark.parametrize(
-    ("fmt", "capture"), [("csv", TOA), ("tsv", TOA), ("json", PROXY), ("csv", PROXY)]
+    ("fmt", "capture"),
+    [("csv", TOA), ("tsv", TOA), ("json", PROXY), ("csv", PROXY)],
+    ids=["csv-toa", "tsv-toa", "json-proxy", "csv-proxy"],
 )
 def test_exports_load_none_of_the_heavy_packages(fmt: str, capture: Path) -> None:
     out, report = run("analyze", "--format", fmt, str(capture))
