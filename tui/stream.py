@@ -18,11 +18,11 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-import pandas as pd
+import numpy as np
 
 from pcapip.flows.tracker import FlowTracker
 from pcapip.tui.frames import FrameIndex
-from pcapip.tui.model import SCHEMA, frame_of
+from pcapip.tui.rows import Rows
 
 #: frames per batch; smaller than ``analyze``'s so the first rows show within a blink
 FIRST_BATCH = 8192
@@ -62,47 +62,6 @@ class LoadResult:
     #: one line each, "FILE, packet N, byte offset X: message" (oddities that did not stop
     #: the reading: unsupported link types, damaged lengths, pcapng block notes)
     warnings: list[str] = field(default_factory=list)
-
-
-def rows_frame(block: Any) -> pd.DataFrame:
-    """Provisional rows (a RowBlock of ended flows: their own findings, no flow number yet)
-    as a model frame, built column by column (no object per row)."""
-    from pcapip.flows.findings import ORDER
-
-    cols = block.cols
-    n = len(block)
-    codes: list[list[str]] = [[] for _ in range(n)]
-    for row, code in zip(block.f_row, block.f_code, strict=True):
-        if code not in codes[row]:
-            codes[row].append(code)
-    data = {c: cols[c] for c in _PLAIN}
-    data["start"] = cols["start_ns"]
-    data["end"] = cols["end_ns"]
-    data["findings"] = [
-        ";".join(sorted(c, key=lambda x: ORDER.get(x, len(ORDER)))) if c else "" for c in codes
-    ]
-    return frame_of(data, cols["first_frame"])
-
-
-#: the row fields shown under their own name
-_PLAIN = (
-    "transport",
-    "egress_ip",
-    "egress_port",
-    "origin_ip",
-    "origin_port",
-    "method",
-    "client_ip",
-    "client_port",
-    "proxy_ip",
-    "proxy_port",
-    "pp_command",
-    "pp_family",
-    "tlvs",
-    "packets",
-    "bytes",
-    "status",
-)
 
 
 class _ShowingTracker(FlowTracker):
@@ -169,9 +128,19 @@ class CaptureLoader:
         """Ask :meth:`run` to stop after the batch it is on (it then raises LoadStopped)."""
         self._stop.set()
 
+    def _keep_header_frames(self, block: Any) -> None:
+        """The packets that carried the client address of provisional rows that have them."""
+        has = np.flatnonzero(block.cols["hf_len"])
+        if not len(has):
+            return
+        firsts = block.cols["first_frame"]
+        frames = block.header_frames()
+        for k in has.tolist():
+            self.header_frames[int(firsts[k])] = frames[k]
+
     def run(
         self,
-        on_rows: Callable[[pd.DataFrame], None] | None = None,
+        on_rows: Callable[[Rows], None] | None = None,
         on_progress: Callable[[Progress], None] | None = None,
         *,
         interval: float = 0.25,
@@ -211,13 +180,10 @@ class CaptureLoader:
             previews = tracker.settled_previews()
             if (new or previews) and on_rows is not None:
                 # ended rows first, then the previews of flows still open: one call
-                block = PackedRows.concat([*new, *previews]).unpack(tracker.vocab)
-                for first, hf in zip(
-                    block.cols["first_frame"], block.cols["header_frames"], strict=True
-                ):
-                    if hf:
-                        self.header_frames[first] = hf
-                on_rows(rows_frame(block))
+                block = PackedRows.concat([*new, *previews])
+                rows = Rows.of_packed(block, tracker.vocab)
+                self._keep_header_frames(block)
+                on_rows(rows)
             prog.flows += sum(len(b) for b in new)
             prog.seconds = now - t0
             if on_progress is not None:
@@ -281,9 +247,6 @@ def capture_warnings(analysis: Any, source: list[str]) -> list[str]:
     return out
 
 
-def final_frame(analysis: Any) -> pd.DataFrame:
-    """The Analysis' flows as a model frame, read from its table column by column (the
-    same rows as ``normalize(analysis.flows)``, without building that frame first)."""
-    table = analysis.table
-    n = len(table)
-    return frame_of({c: table.column(c, 0, n) for c in SCHEMA})
+def final_rows(analysis: Any) -> Rows:
+    """The Analysis' flows as model rows, read from its table's packed columns."""
+    return Rows.of_table(analysis.table)

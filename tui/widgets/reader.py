@@ -13,12 +13,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
-import pandas as pd
 from textual import work
 from textual.message import Message
 from textual.reactive import reactive
 from textual.widget import Widget
 
+from pcapip.tui.rows import Rows
 from pcapip.tui.stream import CaptureLoader, LoadResult, LoadStopped, Progress
 
 
@@ -32,9 +32,9 @@ class CaptureReader(Widget):
 
     @dataclass
     class Rows(Message):
-        """Provisional rows to show (normalized model rows)."""
+        """Provisional rows to show (packed model rows)."""
 
-        rows: pd.DataFrame
+        rows: Rows
 
     @dataclass
     class Loaded(Message):
@@ -53,7 +53,7 @@ class CaptureReader(Widget):
 
     @dataclass
     class RowsIn(Message):
-        rows: pd.DataFrame
+        rows: Rows
 
     @dataclass
     class Done(Message):
@@ -76,7 +76,7 @@ class CaptureReader(Widget):
         self.warnings: list[str] = []
         #: seconds the parent took to fold in the last batch: the next waits 4x as long
         self.apply_cost = 0.0
-        self._pending: list[pd.DataFrame] = []
+        self._pending: list[Rows] = []
         self._timer: Any = None
         self._handed = False  # rows were handed over already
 
@@ -128,7 +128,7 @@ class CaptureReader(Widget):
         chunks, self._pending = self._pending, []
         if self.loaded or not chunks:
             return
-        rows = chunks[0] if len(chunks) == 1 else pd.concat(chunks, ignore_index=True)
+        rows = Rows.concat(chunks)
         self._handed = True
         self.post_message(self.Rows(rows))
 
