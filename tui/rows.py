@@ -183,7 +183,14 @@ class Rows:
     def texts_of(self, col: str) -> tuple[np.ndarray, list[Any]]:
         """(per-row index into the distinct values, those values decoded): each distinct
         text or address turned into text once."""
-        uniq, inv = np.unique(self.cols[col], return_inverse=True)
+        v = self.cols[col]
+        if col in TEXTS and len(v):
+            # vocabulary codes are small: a count per code instead of a sort
+            seen = np.bincount(v + 1, minlength=len(self.vocab.texts) + 1) > 0
+            lut = np.cumsum(seen) - 1
+            uniq = np.flatnonzero(seen) - 1
+            return lut[v + 1], Rows({col: uniq}, self.vocab).column(col)
+        uniq, inv = np.unique(v, return_inverse=True)
         return inv.reshape(-1), Rows({col: uniq}, self.vocab).column(col)
 
     def frame(self) -> pd.DataFrame:

@@ -27,6 +27,8 @@ from pcapip.tui.rows import Rows
 #: frames per batch; smaller than ``analyze``'s so the first rows show within a blink
 FIRST_BATCH = 8192
 BATCH = 65536
+#: rows are handed over every ROWS_EVERY progress intervals (and after the first batch)
+ROWS_EVERY = 4
 
 
 @dataclass
@@ -145,7 +147,8 @@ class CaptureLoader:
         *,
         interval: float = 0.25,
     ) -> LoadResult:
-        """Read the capture; ``on_rows``/``on_progress`` are called at most every ``interval`` s.
+        """Read the capture; ``on_progress`` is called at most every ``interval`` s,
+        ``on_rows`` every ``ROWS_EVERY * interval`` s (both after the first batch).
 
         ``on_rows`` gets the rows of the flows ended since its last call and the previews
         of the flows whose client became known since then (a later call gives such a flow
@@ -159,32 +162,38 @@ class CaptureLoader:
 
         t0 = time.monotonic()
         # a flow shows as soon as its client is known (a preview built column by column
-        # from the flow table), and again when it ends
-        tracker = _ShowingTracker(registry=self.registry)
-        tracker.keep_settled = True
+        # from the flow table), and again when it ends; without on_rows, analyze's tracker
+        tracker = (_ShowingTracker if on_rows is not None else FlowTracker)(
+            registry=self.registry
+        )
+        tracker.keep_settled = on_rows is not None
         try:
             total: int | None = os.path.getsize(self.path)
         except OSError:
             total = None
         prog = self.progress
-        last = 0.0
+        last = last_rows = 0.0
         sources: list[Any] = []
 
         def flush(force: bool = False) -> None:
-            nonlocal last
+            nonlocal last, last_rows
             now = time.monotonic()
             if not force and now - last < interval:
                 return
             last = now
-            new = tracker.shown()
-            previews = tracker.settled_previews()
-            if (new or previews) and on_rows is not None:
-                # ended rows first, then the previews of flows still open: one call
-                block = PackedRows.concat([*new, *previews])
-                rows = Rows.of_packed(block, tracker.vocab)
-                self._keep_header_frames(block)
-                on_rows(rows)
-            prog.flows += sum(len(b) for b in new)
+            # rows less often than progress: each call turns the flows ended (and settled)
+            # since the last into rows, at a cost per call; the UI folds rows in at most
+            # every half second anyway
+            if on_rows is not None and (force or now - last_rows >= ROWS_EVERY * interval):
+                last_rows = now
+                new = tracker.shown()
+                previews = tracker.settled_previews()
+                if new or previews:
+                    # ended rows first, then the previews of flows still open: one call
+                    block = PackedRows.concat([*new, *previews])
+                    self._keep_header_frames(block)
+                    on_rows(Rows.of_packed(block, tracker.vocab))
+                prog.flows += sum(len(b) for b in new)
             prog.seconds = now - t0
             if on_progress is not None:
                 on_progress(prog)

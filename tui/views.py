@@ -13,7 +13,7 @@ import numpy as np
 from rich.style import Style
 
 from pcapip.flows.columns import BY_NAME
-from pcapip.flows.packed import NULL
+from pcapip.flows.packed import NO_IP, NULL
 from pcapip.tui.model import FlowModel, clock, hostport
 from pcapip.tui.rows import Rows
 from pcapip.tui.widgets.table import Column
@@ -83,9 +83,17 @@ def _pair_width(rows: Rows, ip: str, port: str) -> int:
     """Widest address:port cell (IPv6 in brackets, "-" for no address)."""
     if not len(rows):
         return 6
-    inv, texts = rows.texts_of(ip)
-    lens = np.array([1 if t is None else len(t) + (2 if ":" in t else 0) for t in texts])
-    return int((lens[inv] + np.where(rows.cols[port] == NULL, 0, 6)).max())
+    v = rows.cols[ip]
+    lens = np.ones(len(v), np.int64)  # "-"
+    v4 = v >= 0
+    if v4.any():  # dotted IPv4: its octets' digits and three dots, without the text
+        octets = [(v[v4] >> sh) & 255 for sh in (24, 16, 8, 0)]
+        lens[v4] = 7 + sum((o >= 10).astype(np.int64) + (o >= 100) for o in octets)
+    other = v < NO_IP
+    if other.any():
+        inv, texts = rows.take(other).texts_of(ip)
+        lens[other] = np.array([len(t) + (2 if ":" in t else 0) for t in texts])[inv]
+    return int((lens + np.where(rows.cols[port] == NULL, 0, 6)).max())
 
 
 def _text_width(rows: Rows, col: str, floor: int) -> int:
