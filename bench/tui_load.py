@@ -31,6 +31,11 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 
 
+def _maxrss() -> float:
+    """This process' peak RSS so far, MB."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
 def child(path: str, size: tuple[int, int]) -> None:
     """Run the App headless until the capture is loaded; print the times as JSON."""
     import asyncio
@@ -46,11 +51,14 @@ def child(path: str, size: tuple[int, int]) -> None:
             # whole screen, which would take the reader's time (the GIL) as no user does
             table = app.query_one("#flows")
             first = None
+            out["rss_started_mb"] = _maxrss()
             while not app.loaded:
                 if first is None and table.row_count and table.visible_text()[1].strip():
                     first = time.monotonic() - T0
+                    out["rss_first_mb"] = _maxrss()
                 await asyncio.sleep(0.01 if first is None else 0.05)
             out["loaded_s"] = time.monotonic() - T0
+            out["rss_loaded_mb"] = _maxrss()
             out["first_rows_s"] = first if first is not None else out["loaded_s"]
             out["rows"] = table.row_count
             out["reader_s"] = app.progress.seconds
@@ -65,7 +73,7 @@ def child(path: str, size: tuple[int, int]) -> None:
             out["detail_s"] = time.monotonic() - T0
 
     asyncio.run(drive())
-    out["maxrss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    out["maxrss_mb"] = _maxrss()
     print(json.dumps(out))
 
 
