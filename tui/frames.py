@@ -107,7 +107,7 @@ _COLUMNS = {
     "key": np.uint64,
 }
 #: frames of a column read at a time when scanning it
-_SCAN = 1 << 20
+_SCAN = 1 << 18
 #: frames gathered before they are written (a few MB: one write a column, not one a batch)
 _WRITE = 1 << 17
 

@@ -163,7 +163,8 @@ class FlowModel:
                 for c, v in mine.items():
                     v[at[again]] = chunk.cols[c][again]
                 chunk = chunk.take(~again)
-            self.rows = Rows.concat([self.rows, chunk])
+            for c in mine:  # a column at a time: never two copies of every column at once
+                mine[c] = np.concatenate([mine[c], chunk.cols[c]])
         else:
             self.rows = chunk
         self._changed()
@@ -172,7 +173,9 @@ class FlowModel:
         if not isinstance(rows, Rows):
             rows = Rows.of_frame(rows)
         self.replaced += 1
-        self.rows = rows.recoded(type(rows.vocab)())
+        # the rows themselves, not a copy (the final rows are the flow table's columns):
+        # later appends add texts to their vocabulary and write only rows they add
+        self.rows = rows
         self.final = final
         self._changed()
 

@@ -63,7 +63,7 @@ class Rows:
         n = len(table)
         cols = {c: table.raw(c, 0, n)[1] for c in SCHEMA}
         cols["_frame"] = np.full(n, NULL, np.int64)
-        cols["_order"] = cols["flow"]
+        cols["_order"] = cols["flow"].copy()  # (its own array: rows are written per column)
         return cls(cols, table.vocab)
 
     @classmethod
@@ -92,7 +92,7 @@ class Rows:
             findings[row] = vocab.code(";".join(sorted(have, key=lambda x: ORDER.get(x, len(ORDER)))))
         cols["findings"] = findings
         cols["_frame"] = np.asarray(pc["first_frame"])
-        cols["_order"] = cols["_frame"]
+        cols["_order"] = cols["_frame"].copy()
         return cls(cols, vocab)
 
     @classmethod
