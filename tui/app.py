@@ -283,7 +283,8 @@ class PcapipApp(App[int]):
 
     @on(VirtualTable.Highlighted, "#flows")
     def _highlighted(self, event: VirtualTable.Highlighted) -> None:
-        if self.grouping == "flows":
+        # the table from the message, not a query: it may arrive while the app closes
+        if getattr(event.table, "grouping", None) == "flows":
             self._schedule_detail(0.08)
 
     def _open(self, row: int) -> None:

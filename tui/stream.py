@@ -27,8 +27,9 @@ from pcapip.tui.rows import Rows
 #: frames per batch; smaller than ``analyze``'s so the first rows show within a blink
 FIRST_BATCH = 8192
 BATCH = 65536
-#: rows are handed over every ROWS_EVERY progress intervals (and after the first batch)
-ROWS_EVERY = 4
+#: rows are handed over every ROWS_EVERY progress intervals (and after the first batch);
+#: the progress interval is half a second: each update redraws the status line
+ROWS_EVERY = 2
 
 
 @dataclass
@@ -145,10 +146,10 @@ class CaptureLoader:
         on_rows: Callable[[Rows], None] | None = None,
         on_progress: Callable[[Progress], None] | None = None,
         *,
-        interval: float = 0.25,
+        interval: float = 0.5,
     ) -> LoadResult:
         """Read the capture; ``on_progress`` is called at most every ``interval`` s,
-        ``on_rows`` every ``ROWS_EVERY * interval`` s (both after the first batch).
+        ``on_rows`` every ``ROWS_EVERY * interval`` s once it had rows (both after the first batch).
 
         ``on_rows`` gets the rows of the flows ended since its last call and the previews
         of the flows whose client became known since then (a later call gives such a flow
@@ -173,18 +174,20 @@ class CaptureLoader:
             total = None
         prog = self.progress
         last = last_rows = 0.0
+        handed = False  # no rows handed over yet: every progress step tries
         sources: list[Any] = []
 
         def flush(force: bool = False) -> None:
-            nonlocal last, last_rows
+            nonlocal last, last_rows, handed
             now = time.monotonic()
-            if not force and now - last < interval:
-                return
+            if not force and now - last < (interval if handed else interval / 2):
+                return  # (until rows were shown, twice as often)
             last = now
             # rows less often than progress: each call turns the flows ended (and settled)
             # since the last into rows, at a cost per call; the UI folds rows in at most
             # every half second anyway
-            if on_rows is not None and (force or now - last_rows >= ROWS_EVERY * interval):
+            due = not handed or now - last_rows >= ROWS_EVERY * interval
+            if on_rows is not None and (force or due):
                 last_rows = now
                 new = tracker.shown()
                 previews = tracker.settled_previews()
@@ -193,6 +196,7 @@ class CaptureLoader:
                     block = PackedRows.concat([*new, *previews])
                     self._keep_header_frames(block)
                     on_rows(Rows.of_packed(block, tracker.vocab))
+                    handed = True
                 prog.flows += sum(len(b) for b in new)
             prog.seconds = now - t0
             if on_progress is not None:
