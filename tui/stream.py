@@ -99,8 +99,12 @@ class _ShowingTracker(FlowTracker):
         return new
 
     def take_blocks(self) -> list[Any]:
+        from pcapip.flows.packed import DiskStore, PackedRows
+
         out = [self._shown_rows] if len(self._shown_rows) else []
         out += [*self._shown_kept, *super().take_blocks()]
+        # taken means forgotten, as the tracker's own rows: a second call gives none twice
+        self._shown_rows = PackedRows(DiskStore())
         self._shown_kept = []
         return out
 
