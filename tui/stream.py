@@ -27,6 +27,8 @@ from pcapip.tui.rows import Rows
 #: frames per batch; smaller than ``analyze``'s so the first rows show within a blink
 FIRST_BATCH = 8192
 BATCH = 65536
+#: seconds the reader waits at most for the first rows to be drawn
+FIRST_DRAW_WAIT = 0.3
 #: rows are handed over every ROWS_EVERY progress intervals (and after the first batch);
 #: the progress interval is half a second: each update redraws the status line
 ROWS_EVERY = 2
@@ -130,6 +132,9 @@ class CaptureLoader:
         #: header packets of provisional rows, by first frame (final rows use the Analysis)
         self.header_frames: dict[int, list[tuple[int, int]]] = {}
         self._stop = threading.Event()
+        #: set by a UI once the first rows are on screen; the reader waits for it (a moment
+        #: at most) after handing them over, so the first screen does not share the GIL
+        self.first_drawn: threading.Event | None = None
 
     def stop(self) -> None:
         """Ask :meth:`run` to stop after the batch it is on (it then raises LoadStopped)."""
@@ -200,6 +205,8 @@ class CaptureLoader:
                     block = PackedRows.concat([*new, *previews])
                     self._keep_header_frames(block)
                     on_rows(Rows.of_packed(block, tracker.vocab))
+                    if not handed and self.first_drawn is not None:
+                        self.first_drawn.wait(FIRST_DRAW_WAIT)
                     handed = True
                 prog.flows += sum(len(b) for b in new)
             prog.seconds = now - t0

@@ -9,6 +9,7 @@ responsive however fast the reader goes), the result, a failure.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import Any
@@ -88,6 +89,7 @@ class CaptureReader(Widget):
         """Read ``path``; provisional rows are posted as they come (unless ``provisional``
         is False: the live feed showed them already)."""
         self.loader = CaptureLoader(path, trusted=self.trusted, toa_kinds=self.toa_kinds)
+        self.loader.first_drawn = threading.Event() if provisional else None
         self.loaded = False
         self._handed = False
         self._load(self.loader, provisional)
@@ -131,6 +133,10 @@ class CaptureReader(Widget):
         rows = Rows.concat(chunks)
         self._handed = True
         self.post_message(self.Rows(rows))
+        loader = self.loader
+        if loader is not None and loader.first_drawn is not None:
+            # (after the parent folded them in and the screen was drawn)
+            self.call_after_refresh(loader.first_drawn.set)
 
     def on_capture_reader_done(self, msg: Done) -> None:
         msg.stop()
