@@ -139,3 +139,72 @@ asyncio.run(go())
     flows = pcapip.analyze(str(path)).flows
     assert out[0] == f"False {len(flows)}"
     assert out[1] == f"True {(flows['method'] == 'ppv2').sum()}"
+
+
+def _address_key(text: object) -> tuple[int, int]:
+    """IPv4 before IPv6 (each by value), then text that is no address, then none."""
+    if text is None or text is pd.NA or (isinstance(text, float) and text != text):
+        return 3, 0
+    try:
+        a = ipaddress.ip_address(str(text))
+    except ValueError:
+        return 2, 0
+    return (0 if a.version == 4 else 1), int(a)
+
+
+@pytest.mark.parametrize("name", ["dissect-proxy-v2", "flow-proxy-misc", "haproxy-ipv6"])
+def test_sorting_and_counts_on_packed_rows_match_analyze_frame(name: str) -> None:
+    """Sorting by an address (IPv4, IPv6, a unix socket path, none) and the summary's
+    counts, computed on the packed columns, are what Python computes from analyze's frame."""
+    from pcapip.tui.model import FlowModel
+    from pcapip.tui.stream import final_rows
+
+    a = pcapip.analyze(str(REPO / "tests" / "pcaps" / f"{name}.pcap"))
+    flows = a.flows.astype(object).where(a.flows.notna(), None)
+    model = FlowModel()
+    model.replace(final_rows(a), final=True)
+    for col, port in (("client", "client_port"), ("egress", "egress_port")):
+        model.set_sort(col, False)
+        want = sorted(
+            flows.itertuples(index=False),
+            key=lambda r, c=f"{col}_ip", p=port: (
+                _address_key(getattr(r, c)),
+                -1 if getattr(r, p) is None else getattr(r, p),
+                r.flow,
+            ),
+        )
+        assert model.flows_shown().tolist() == [r.flow for r in want], col
+    counts = model.counts()
+    for col, key in (("method", "methods"), ("status", "statuses")):
+        assert counts[key] == {k: int(v) for k, v in flows[col].dropna().value_counts().items()}
+    codes: dict[str, int] = {}
+    for v in flows["findings"].dropna():
+        for c in filter(None, v.split(";")):
+            codes[c] = codes.get(c, 0) + 1
+    assert counts["codes"] == codes
+
+
+def test_ipv6_addresses_a_float_cannot_tell_apart_sort_apart() -> None:
+    """2001:db8::1 and ::2 are the same float64: the sort ranks IPv6 addresses exactly."""
+    from pcapip.tui.model import FlowModel, normalize
+
+    df = pd.DataFrame(
+        {
+            "flow": [1, 2, 3, 4, 5],
+            "client_ip": ["2001:db8::2", "2001:db8::1", "10.0.0.1", None, "2001:db8::1:0"],
+            "client_port": [1, 9, 5, None, 2],
+            "start": [0] * 5,
+            "end": [0] * 5,
+            "packets": [1] * 5,
+            "bytes": [1] * 5,
+        }
+    )
+    assert float(int(ipaddress.ip_address("2001:db8::1"))) == float(
+        int(ipaddress.ip_address("2001:db8::2"))
+    )
+    model = FlowModel()
+    model.replace(normalize(df), final=True)
+    model.set_sort("client", False)
+    assert model.flows_shown().tolist() == [3, 2, 1, 5, 4]
+    model.set_sort("client", True)
+    assert model.flows_shown().tolist() == [4, 5, 1, 2, 3]

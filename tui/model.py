@@ -94,6 +94,15 @@ def _ip_rank(text: Any) -> float:
     return float(int(a)) + (0.0 if a.version == 4 else 2.0**33)
 
 
+def _ip_exact(text: str) -> tuple[int, int]:
+    """Exact sort key of address text: (0, IPv4), (1, IPv6) or (2, 0) for what is none."""
+    try:
+        a = ipaddress.ip_address(text)
+    except ValueError:
+        return 2, 0
+    return (0 if a.version == 4 else 1), int(a)
+
+
 def _ip_key(values: pd.Series) -> np.ndarray:
     """Numeric sort key of IP text (IPv4 before IPv6, missing last), parsed once per value."""
     import pandas as pd
@@ -271,10 +280,15 @@ class FlowModel:
         out = v.astype("float64")  # IPv4: the address itself
         out[v == NO_IP] = 2.0**131
         other = v < NO_IP
-        if other.any():
+        if other.any():  # IPv6 (and odd text): ranked after every IPv4 address, exactly
             uniq, inv = np.unique(v[other], return_inverse=True)
             texts = self.vocab.texts
-            out[other] = np.array([_ip_rank(texts[-2 - k]) for k in uniq.tolist()])[inv]
+            keys = [_ip_exact(texts[-2 - k]) for k in uniq.tolist()]
+            rank = np.empty(len(keys))
+            rank[sorted(range(len(keys)), key=keys.__getitem__)] = np.arange(len(keys))
+            table = np.array([float(k[1]) if k[0] == 0 else 2.0**33 + r if k[0] == 1 else 2.0**130
+                              for k, r in zip(keys, rank.tolist(), strict=True)])
+            out[other] = table[inv.reshape(-1)]
         return out
 
     def severity(self) -> np.ndarray:
