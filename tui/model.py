@@ -85,15 +85,6 @@ def clock(ns: int) -> str:
     return datetime.fromtimestamp(sec, UTC).strftime("%H:%M:%S") + f".{frac // 1000:06d}"
 
 
-def _ip_rank(text: Any) -> float:
-    """Sort key of one address text: IPv4 before IPv6, what is no address last."""
-    try:
-        a = ipaddress.ip_address(str(text))
-    except ValueError:
-        return 2.0**130
-    return float(int(a)) + (0.0 if a.version == 4 else 2.0**33)
-
-
 def _ip_exact(text: str) -> tuple[int, int]:
     """Exact sort key of address text: (0, IPv4), (1, IPv6) or (2, 0) for what is none."""
     try:
@@ -108,8 +99,11 @@ def _ip_key(values: pd.Series) -> np.ndarray:
     import pandas as pd
 
     codes, uniques = pd.factorize(values.astype(object), use_na_sentinel=True)
-    table = np.array([*(_ip_rank(u) for u in uniques), 2.0**131], dtype="float64")
-    return table[codes]
+    keys = [_ip_exact(str(u)) for u in uniques]
+    rank = np.empty(len(keys) + 1)
+    rank[sorted(range(len(keys)), key=keys.__getitem__)] = np.arange(len(keys))
+    rank[-1] = len(keys)  # missing last (code -1)
+    return rank[codes]
 
 
 def _number_key(v: np.ndarray, missing: float) -> np.ndarray:
