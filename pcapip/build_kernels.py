@@ -45,7 +45,12 @@ from typing import Any
 from pcapip.sources import accel
 
 # the modules whose kernels are built; every @kernel they define must declare a signature
-KERNEL_MODULES = ("pcapip.sources.walk", "pcapip.decode.kernel", "pcapip.flows.kernel")
+KERNEL_MODULES = (
+    "pcapip.sources.walk",
+    "pcapip.decode.kernel",
+    "pcapip.flows.kernel",
+    "pcapip.report.textkernel",
+)
 MODULE_BASENAME = accel.AOT_MODULE.rpartition(".")[2]
 
 

@@ -23,7 +23,12 @@ from pcapip.sources import accel
 
 ROOT = Path(__file__).resolve().parent.parent
 PCAPS = ROOT / "tests" / "pcaps"
-KERNEL_MODULES = ("pcapip.sources.walk", "pcapip.decode.kernel", "pcapip.flows.kernel")
+KERNEL_MODULES = (
+    "pcapip.sources.walk",
+    "pcapip.decode.kernel",
+    "pcapip.flows.kernel",
+    "pcapip.report.textkernel",
+)
 ALL_KERNELS = {
     "walk_pcap",
     "walk_pcapng",
@@ -32,6 +37,7 @@ ALL_KERNELS = {
     "expire",
     "unindex",
     "reindex",
+    "text_lines",
 }
 CAPTURES = [
     "troubleshooting.pcap",
