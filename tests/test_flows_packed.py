@@ -186,13 +186,15 @@ def test_a_table_from_spilled_rows_is_the_same_table(
         assert _dump(other) == expect[0]
 
 
+@pytest.mark.parametrize("max_runs", [2, 512])
 @pytest.mark.parametrize("spill", [True, False])
 @pytest.mark.parametrize("size", [1, 3, 30])
 def test_the_table_is_built_a_slice_at_a_time(
-    size: int, spill: bool, monkeypatch: pytest.MonkeyPatch
+    size: int, spill: bool, max_runs: int, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Ordering, moving, counting and comparing flows a few rows at a time (buckets of
-    rows by key range, as for a flood of millions) gives the table built at once."""
+    rows by key range, each a span of every sorted run, as for a flood of millions; with
+    too many runs, each slice sorted first) gives the table built at once."""
     from pcapip.flows import reorder, table
 
     paths = [PCAPS / n for n in CAPTURES]
@@ -203,6 +205,8 @@ def test_the_table_is_built_a_slice_at_a_time(
     monkeypatch.setattr(reorder, "SLICE", size)
     monkeypatch.setattr(table, "SLICE", size)
     monkeypatch.setattr(reorder, "_SAMPLE", 2)
+    monkeypatch.setattr(reorder, "MAX_RUNS", max_runs)
+    monkeypatch.setattr(reorder, "_HF_STEP", 2)
     t = read_captures(paths, trusted="10.0.0.0/8")[0]
     assert len(t) > 3 * size and t.rows.cols.on_disk == spill
     assert _dump(t) == expect

@@ -11,6 +11,7 @@ addresses as their integer value.
 
 from __future__ import annotations
 
+import bisect
 import itertools
 import socket
 import tempfile
@@ -205,6 +206,7 @@ class DiskStore:
         self._end = 0
         # name -> [(file offset, items, the one value of a constant segment or None)]
         self._segs: dict[str, list[tuple[int, int, Any]]] = {}
+        self._firsts: dict[str, list[int]] = {}  # name -> each segment's first item
         self._dtypes: dict[str, np.dtype] = {}
         self._sizes: dict[str, int] = {}
 
@@ -222,6 +224,7 @@ class DiskStore:
             seg = (self._end, int(arr.size), None)
             self._end += len(data)
         self._segs.setdefault(name, []).append(seg)
+        self._firsts.setdefault(name, []).append(self._sizes.get(name, 0))
         self._sizes[name] = self._sizes.get(name, 0) + int(arr.size)
 
     def __contains__(self, name: object) -> bool:
@@ -244,8 +247,10 @@ class DiskStore:
         if out.size == 0:
             return out
         view = memoryview(out).cast("B")
-        at = 0  # first item of the current segment
-        for off, count, same in self._segs[name]:
+        firsts = self._firsts[name]
+        first = bisect.bisect_right(firsts, lo) - 1  # (a column has thousands of segments)
+        at = firsts[first]  # first item of the current segment
+        for off, count, same in itertools.islice(self._segs[name], first, None):
             a, b = max(lo, at), min(hi, at + count)
             if a < b and same is not None:
                 out[a - lo : b - lo] = same
@@ -282,8 +287,10 @@ class DiskStore:
         for n in list(self._segs):
             if n in counts:
                 del self._segs[n][counts[n] :]
+                del self._firsts[n][counts[n] :]
             else:
                 del self._segs[n]
+                del self._firsts[n]
                 self._dtypes.pop(n, None)
 
     @property
@@ -295,6 +302,7 @@ class DiskStore:
             self._file.close()
             self._file = None
         self._segs.clear()
+        self._firsts.clear()
         self._sizes.clear()
 
     def to_memory(self, close: bool = True) -> MemStore:
