@@ -106,7 +106,8 @@ class Moved:
             assert found is not None
         out = _Writer(src, n, wanted)
         for spans in _buckets(src, n, *found):
-            out.bucket(spans)
+            if spans:
+                out.bucket(spans)
         if src is not self.src and isinstance(src, DiskStore):
             src.close()
         if order is None:
