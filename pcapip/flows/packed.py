@@ -183,6 +183,9 @@ class MemStore(dict[str, np.ndarray]):
     def size(self, name: str) -> int:
         return int(self[name].size) if name in self else 0
 
+    def constant(self, name: str) -> Any:
+        return None  # (in memory, reading a column costs no more than knowing it)
+
     @property
     def nbytes(self) -> int:
         return sum(a.nbytes for a in self.values())
@@ -218,17 +221,28 @@ class DiskStore:
         else:
             if self._file is None:
                 self._file = tempfile.TemporaryFile(prefix="pcapip-rows-", buffering=0)  # noqa: SIM115
-            data = arr.tobytes()
+            data = memoryview(arr).cast("B")  # (written as it is: no copy)
             self._file.seek(self._end)
-            self._file.write(data)
+            done = 0
+            while done < data.nbytes:
+                done += self._file.write(data[done:])
             seg = (self._end, int(arr.size), None)
-            self._end += len(data)
+            self._end += data.nbytes
         self._segs.setdefault(name, []).append(seg)
         self._firsts.setdefault(name, []).append(self._sizes.get(name, 0))
         self._sizes[name] = self._sizes.get(name, 0) + int(arr.size)
 
     def __contains__(self, name: object) -> bool:
         return name in self._segs
+
+    def constant(self, name: str) -> Any:
+        """The one value of a column whose every segment holds only that value (a flood's
+        empty TOA and PROXY columns), else None."""
+        segs = self._segs.get(name)
+        if not segs or segs[0][2] is None:
+            return None
+        first = segs[0][2]
+        return first if all(s[2] is not None and s[2] == first for s in segs) else None
 
     def __iter__(self) -> Iterator[str]:
         return iter(self._segs)

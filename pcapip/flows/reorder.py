@@ -166,8 +166,13 @@ class _Writer:
             self.ids[hit[ok]] = self.done + 1 + np.flatnonzero(ok)
         self.done += rows.size
         for name in self.names:
-            if name not in _FLAT:
+            if name in _FLAT:
+                continue
+            same = self.src.constant(name)
+            if same is None:
                 self._put(name, self._read(name, spans)[at])
+            else:  # (the same value in every row: nothing to read or move)
+                self._put(name, np.full(at.size, same, dtype=same.dtype))
         lens = self._read("hf_len", spans)
         starts = np.zeros(lens.size, dtype=np.int64)
         np.cumsum(lens[:-1], out=starts[1:])
