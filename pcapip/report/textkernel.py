@@ -69,9 +69,9 @@ def put_time(out, at, ns):
     """``YYYY-MM-DDTHH:MM:SS.nnnnnnnnnZ`` (the proleptic Gregorian calendar, as numpy's
     ``datetime_as_string``; days to a date by Howard Hinnant's civil_from_days)."""
     sec = ns // 1_000_000_000
-    frac = ns - sec * 1_000_000_000
+    frac = ns % 1_000_000_000  # (floor division and modulo: before 1970 too)
     days = sec // 86400
-    tod = sec - days * 86400
+    tod = sec % 86400
     z = days + 719468
     era = z // 146097
     doe = z - era * 146097
