@@ -3,8 +3,8 @@
 ``pcapip analyze --format csv`` is the fast path of the product: building
 pandas frames (and importing pandas) would cost more than analysing a
 million-packet capture, so the per-flow exports are written here from the packed
-columns: CSV and JSON Lines a block of rows at a time by one compiled loop
-(``pcapip.report.textkernel``: no Python string per cell); TSV row by row.
+columns: CSV, TSV and JSON Lines a block of rows at a time by one compiled loop
+(``pcapip.report.textkernel``: no Python string per cell).
 ``Analysis.to_csv``/``to_jsonl`` and ``pcapip.report.write`` (what ``pcapip analyze``
 writes) use the same writers, so the CLI and the Python API produce identical files.
 This module knows the flow table only: ``analysis`` imports it, never the reverse.
@@ -47,39 +47,7 @@ class _Stamp:
         return f"{self.prefix}.{frac:09d}Z"
 
 
-def _picker(table: FlowTable, rows: Any) -> tuple[int, Any]:
-    """(row count, slice(get, name, a, b)): rows ``a:b`` of the table, or of the chosen
-    ``rows`` (sorted 0-based positions) when given, each through ``get(name, lo, hi)``."""
-    if rows is None:
-        return len(table), lambda get, c, a, b: get(c, a, b)
-
-    def pick(get: Any, c: str, a: int, b: int) -> list[Any]:
-        sel = rows[a:b]
-        lo = int(sel[0])
-        got = get(c, lo, int(sel[-1]) + 1)
-        return [got[i] for i in (sel - lo).tolist()]
-
-    return len(rows), pick
-
-
-def _rows(table: FlowTable, rows: Any = None) -> Iterator[list[Any]]:
-    """Rows as lists of Python values (times as ISO text), built a slice at a time."""
-    get = table.columns.slice
-    stamp = _Stamp()
-    n, part = _picker(table, rows)
-    for a in range(0, n, _CHUNK):
-        b = min(n, a + _CHUNK)
-        data = [
-            [stamp(v) for v in part(get, c, a, b)] if c in _TIME_COLUMNS else part(get, c, a, b)
-            for c in COLUMNS
-        ]
-        rows = zip(*data, strict=True)
-        del data
-        yield from (list(r) for r in rows)
-
-
 _QUOTE_IF = (",", '"', "\n", "\r")
-_CHUNK = 8192  # rows built at a time as Python values (TSV)
 _LINES = 1 << 15  # rows written at a time as text (CSV, JSON Lines)
 # rows worth loading numba's JIT for (with current ahead-of-time kernels: always compiled)
 _COMPILE_ROWS = 50_000
@@ -285,8 +253,15 @@ def tsv_lines(rows: Iterable[Iterable[Any]], fh: IO[str]) -> None:
         fh.write("\n")
 
 
+def _tsv(v: Any) -> str:
+    return str(v).translate(_TSV_ESCAPES)
+
+
+_TSV = _Spelling(_tsv, "", "", ["", *["\t"] * (len(COLUMNS) - 1)], "\n")
+
+
 def write_tsv(table: FlowTable, fh: IO[str], rows: Any = None) -> None:
-    """The documented schema as TSV: the CSV's header and cells, tab-separated and escaped;
-    ``rows`` as for write_csv."""
+    """The documented schema as TSV: the CSV's header and cells, tab-separated and escaped
+    (as :func:`tsv_lines` writes any rows); ``rows`` as for write_csv."""
     tsv_lines([COLUMNS], fh)
-    tsv_lines(_rows(table, rows), fh)
+    _put(fh, _Lines(table, rows, _TSV))
