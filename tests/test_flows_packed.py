@@ -293,3 +293,35 @@ def test_a_full_disk_keeps_the_rows_in_memory(
     table = read(paths, trusted="10.0.0.0/8")[0]
     assert calls[0] == room[0]  # the disk did fill up
     assert _dump(table) == expect
+
+
+def test_disk_store_segments_read_back_whatever_their_values() -> None:
+    """Constant segments (kept as one value), segments of close values (written narrower,
+    as distances from their smallest), of extreme and of missing values, read back whole
+    and in any slice exactly as appended."""
+    rng = np.random.default_rng(1)
+    store = DiskStore()
+    expect = {}
+    for name, dt in [("i8", np.int64), ("i4", np.int32), ("b", np.bool_)]:
+        parts = []
+        for k in range(50):
+            n = int(rng.integers(0, 40))
+            info = np.iinfo(np.int64 if dt is np.bool_ else dt)
+            v = [
+                np.full(n, 7),
+                rng.integers(-300, 300, n),
+                rng.integers(0, 70_000, n) + info.min + 5,
+                rng.integers(info.min, info.max, n, dtype=info.dtype),
+                np.where(rng.random(n) < 0.3, info.min, rng.integers(0, 5, n)),
+            ][k % 5]
+            v = (rng.random(n) < 0.5) if dt is np.bool_ else v.astype(dt)
+            store.append(name, v)
+            parts.append(v)
+        expect[name] = np.concatenate(parts)
+    for name, whole in expect.items():
+        assert np.array_equal(store[name], whole) and store[name].dtype == whole.dtype
+        for _ in range(200):
+            lo, hi = sorted(rng.integers(0, whole.size + 3, 2).tolist())
+            assert np.array_equal(store.slice(name, lo, hi), whole[lo:hi]), (name, lo, hi)
+    assert store.constant("i8") is None
+    store.close()

@@ -191,6 +191,22 @@ class MemStore(dict[str, np.ndarray]):
         return sum(a.nbytes for a in self.values())
 
 
+# a segment: (file offset, items, the one value of a constant segment or None, and for
+# a segment written narrower than its column (smallest value, stored dtype) or None)
+Seg = tuple[int, int, Any, Any]
+
+
+def _narrow(span: int, dt: np.dtype) -> np.dtype | None:
+    """The smallest unsigned dtype narrower than ``dt`` that holds 0..``span``, or None."""
+    for cand in (np.uint8, np.uint16, np.uint32):
+        d = np.dtype(cand)
+        if d.itemsize >= dt.itemsize:
+            return None
+        if span < 1 << (8 * d.itemsize):
+            return d
+    return None
+
+
 class DiskStore:
     """Packed columns in one unnamed temporary file, read back a column or a slice at a
     time: what a capture with millions of connections holds for its table stays on
@@ -199,7 +215,8 @@ class DiskStore:
     Each append writes a segment at the end of the file; a column is its segments in
     order (the tracker appends one per spill, the table one per column). A segment whose
     values are all the same (a flood's empty TOA and PROXY columns) is kept as that one
-    value, not written.
+    value, not written; one whose values lie close together (a block's frame numbers,
+    times, ports) is written as their distance from the smallest, in 1, 2 or 4 bytes.
     """
 
     on_disk = True
@@ -207,8 +224,7 @@ class DiskStore:
     def __init__(self) -> None:
         self._file: Any = None
         self._end = 0
-        # name -> [(file offset, items, the one value of a constant segment or None)]
-        self._segs: dict[str, list[tuple[int, int, Any]]] = {}
+        self._segs: dict[str, list[Seg]] = {}
         self._firsts: dict[str, list[int]] = {}  # name -> each segment's first item
         self._dtypes: dict[str, np.dtype] = {}
         self._sizes: dict[str, int] = {}
@@ -216,21 +232,31 @@ class DiskStore:
     def append(self, name: str, values: np.ndarray) -> None:
         dt = self._dtypes.setdefault(name, values.dtype)
         arr = np.ascontiguousarray(values, dtype=dt)
-        if arr.size > 1 and dt.kind in "biu" and arr.min() == arr.max():
-            seg: tuple[int, int, Any] = (-1, int(arr.size), arr[0])
+        low = high = None
+        if arr.size and dt.kind in "biu":
+            low, high = arr.min(), arr.max()
+        if arr.size > 1 and low == high:
+            seg: Seg = (-1, int(arr.size), arr[0], None)
         else:
-            if self._file is None:
-                self._file = tempfile.TemporaryFile(prefix="pcapip-rows-", buffering=0)  # noqa: SIM115
-            data = memoryview(arr).cast("B")  # (written as it is: no copy)
-            self._file.seek(self._end)
-            done = 0
-            while done < data.nbytes:
-                done += self._file.write(data[done:])
-            seg = (self._end, int(arr.size), None)
-            self._end += data.nbytes
+            narrow = None
+            if low is not None and dt.kind in "iu":
+                narrow = _narrow(int(high) - int(low), dt)
+            if narrow is not None:  # (the values less the smallest, in 1, 2 or 4 bytes)
+                arr = np.subtract(arr, low, dtype=narrow, casting="unsafe")
+            seg = (self._end, int(arr.size), None, None if narrow is None else (low, narrow))
+            self._write(memoryview(arr).cast("B"))  # (written as it is: no copy)
         self._segs.setdefault(name, []).append(seg)
         self._firsts.setdefault(name, []).append(self._sizes.get(name, 0))
         self._sizes[name] = self._sizes.get(name, 0) + int(arr.size)
+
+    def _write(self, data: memoryview) -> None:
+        if self._file is None:
+            self._file = tempfile.TemporaryFile(prefix="pcapip-rows-", buffering=0)  # noqa: SIM115
+        self._file.seek(self._end)
+        done = 0
+        while done < data.nbytes:
+            done += self._file.write(data[done:])
+        self._end += data.nbytes
 
     def __contains__(self, name: object) -> bool:
         return name in self._segs
@@ -264,10 +290,14 @@ class DiskStore:
         firsts = self._firsts[name]
         first = bisect.bisect_right(firsts, lo) - 1  # (a column has thousands of segments)
         at = firsts[first]  # first item of the current segment
-        for off, count, same in itertools.islice(self._segs[name], first, None):
+        for off, count, same, packed in itertools.islice(self._segs[name], first, None):
             a, b = max(lo, at), min(hi, at + count)
             if a < b and same is not None:
                 out[a - lo : b - lo] = same
+            elif a < b and packed is not None:
+                part = np.empty(b - a, dtype=packed[1])
+                self._read(off + (a - at) * part.itemsize, memoryview(part).cast("B"))
+                np.add(part, packed[0], out=out[a - lo : b - lo], dtype=dt, casting="unsafe")
             elif a < b:
                 self._read(
                     off + (a - at) * dt.itemsize,
