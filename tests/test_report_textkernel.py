@@ -37,26 +37,31 @@ def _values(rng: np.random.Generator, n: int) -> np.ndarray:
         dtype=np.int64,
     )
     times = rng.integers(-200 * 365 * day, 290 * 365 * day, n, dtype=np.int64)
+    times[n // 2 :] = np.sort(times[n // 2 :]) // 10**9  # (runs of rows in one second)
     times[: edges.size] = edges
     ips = rng.integers(0, 2**32, n, dtype=np.int64)
     ips[:5] = [0, 2**32 - 1, NO_IP, -2, -2 - 3]  # missing, words 0 and 3
     words = rng.integers(-1, len(WORDS) - 1, n, dtype=np.int64)
-    for col in (ints, times):
+    later = times + rng.integers(0, 2 * 10**9, n)  # (another time, often in the same second)
+    later[: edges.size] = edges[::-1]
+    for col in (ints, times, later):
         col[rng.random(n) < 0.1] = NULL
-    return np.stack([ints, times, ips, words])
+    return np.stack([ints, times, ips, words, later])
 
 
 def _expected(vals: np.ndarray, quote: str, null: str) -> bytes:
     texts = [w.decode() for w in WORDS]
     out = []
-    for i in range(vals.shape[1]):
-        i_, t, ip, w = (int(x) for x in vals[:, i])
-        cells = [null if i_ == NULL else str(i_)]
+
+    def stamp(t: int) -> str:
         if t == NULL:
-            cells.append(null)
-        else:
-            s = np.datetime_as_string(np.datetime64(t // 10**9, "s"), unit="s")
-            cells.append(f"{quote}{s}.{t % 10**9:09d}Z{quote}")
+            return null
+        s = np.datetime_as_string(np.datetime64(t // 10**9, "s"), unit="s")
+        return f"{quote}{s}.{t % 10**9:09d}Z{quote}"
+
+    for i in range(vals.shape[1]):
+        i_, t, ip, w, t2 = (int(x) for x in vals[:, i])
+        cells = [null if i_ == NULL else str(i_), stamp(t)]
         if ip == NO_IP:
             cells.append(null)
         elif ip < NO_IP:
@@ -64,14 +69,15 @@ def _expected(vals: np.ndarray, quote: str, null: str) -> bytes:
         else:
             cells.append(f"{quote}{ipaddress.IPv4Address(ip)}{quote}")
         cells.append(texts[w] if w >= 0 else null)
+        cells.append(stamp(t2))
         out.append("<" + "|".join(cells) + ">\n")
     return "".join(out).encode()
 
 
 def _run(backend: str, vals: np.ndarray, quote: str, null: str) -> bytes:
-    kinds = np.array([T.K_INT, T.K_TIME, T.K_IP, T.K_WORD], dtype=np.int64)
+    kinds = np.array([T.K_INT, T.K_TIME, T.K_IP, T.K_WORD, T.K_TIME], dtype=np.int64)
     words = _word_table([*WORDS[:-1], null.encode()])
-    seps = _word_table([b"<", b"|", b"|", b"|", b">\n"])
+    seps = _word_table([b"<", b"|", b"|", b"|", b"|", b">\n"])
     q = np.frombuffer(quote.encode(), dtype=np.uint8).copy()
     out = np.zeros(vals.shape[1] * 200, dtype=np.uint8)
     k = T.text_lines.run(backend, np.ascontiguousarray(vals), kinds, words, seps, q, out)

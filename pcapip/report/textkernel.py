@@ -65,11 +65,9 @@ def put_int(out, at, v):
 
 
 @kernel_helper
-def put_time(out, at, ns):
-    """``YYYY-MM-DDTHH:MM:SS.nnnnnnnnnZ`` (the proleptic Gregorian calendar, as numpy's
-    ``datetime_as_string``; days to a date by Howard Hinnant's civil_from_days)."""
-    sec = ns // 1_000_000_000
-    frac = ns % 1_000_000_000  # (floor division and modulo: before 1970 too)
+def put_second(out, at, sec):
+    """``YYYY-MM-DDTHH:MM:SS`` of seconds since the epoch (the proleptic Gregorian calendar,
+    as numpy's ``datetime_as_string``; days to a date by Howard Hinnant's civil_from_days)."""
     days = sec // 86400
     tod = sec % 86400
     z = days + 719468
@@ -91,11 +89,26 @@ def put_time(out, at, ns):
     out[at] = 58
     at = put_fixed(out, at + 1, tod // 60 % 60, 2)
     out[at] = 58
-    at = put_fixed(out, at + 1, tod % 60, 2)
-    out[at] = 46
-    at = put_fixed(out, at + 1, frac, 9)
+    return put_fixed(out, at + 1, tod % 60, 2)
+
+
+@kernel_helper
+def put_time(out, at, ns, memo):
+    """``YYYY-MM-DDTHH:MM:SS.nnnnnnnnnZ`` of nanoseconds since the epoch. ``memo`` (second,
+    where its text starts in ``out``; -1: none yet) saves spelling one second again: the
+    start and end of a flow, and flows in a row, mostly share theirs. The new memo."""
+    sec = ns // 1_000_000_000  # (floor division and modulo: before 1970 too)
+    last, where = memo
+    if where >= 0 and sec == last:
+        for k in range(19):
+            out[at + k] = out[where + k]
+    else:
+        put_second(out, at, sec)
+        last, where = sec, at
+    out[at + 19] = 46
+    at = put_fixed(out, at + 20, ns % 1_000_000_000, 9)
     out[at] = 90
-    return at + 1
+    return at + 1, (last, where)
 
 
 @kernel_helper
@@ -119,7 +132,8 @@ def put_word(out, at, words, w):
 
 @kernel_helper
 def put_cell(out, at, kind, v, words, quote):
-    """One cell: ``v`` read as ``kind`` says; a missing value is the table's last word."""
+    """One cell other than a time: ``v`` read as ``kind`` says; a missing value is the
+    table's last word."""
     null = words[1].size - 2
     q = quote.size
     if kind == K_WORD:
@@ -134,10 +148,6 @@ def put_cell(out, at, kind, v, words, quote):
         return put_bytes(out, at, quote, 0, q)
     if v == NULL:
         return put_word(out, at, words, null)
-    if kind == K_TIME:
-        at = put_bytes(out, at, quote, 0, q)
-        at = put_time(out, at, v)
-        return put_bytes(out, at, quote, 0, q)
     return put_int(out, at, v)
 
 
@@ -150,9 +160,18 @@ def text_lines(vals, kinds, words, seps, quote, out):
     sep, sep_at = seps
     ncols = kinds.size
     at = 0
+    memo = (NULL, -1)  # (the last second spelled, where)
     for i in range(vals.shape[1]):
         for c in range(ncols):
             at = put_bytes(out, at, sep, sep_at[c], sep_at[c + 1])
-            at = put_cell(out, at, kinds[c], vals[c, i], words, quote)
+            v = vals[c, i]
+            if kinds[c] == K_TIME and v != NULL:
+                at = put_bytes(out, at, quote, 0, quote.size)
+                at, memo = put_time(out, at, v, memo)
+                at = put_bytes(out, at, quote, 0, quote.size)
+            elif kinds[c] == K_TIME:
+                at = put_word(out, at, words, words[1].size - 2)
+            else:
+                at = put_cell(out, at, kinds[c], v, words, quote)
         at = put_bytes(out, at, sep, sep_at[ncols], sep_at[ncols + 1])
     return at
