@@ -1,6 +1,6 @@
 """The CSV writer against Python's csv module, and the shared writer of analyze and live.
 
-``write_csv`` encodes cells column by column for speed; the csv module
+``write_csv`` writes a block of rows at a time with one compiled loop; the csv module
 (minimal quoting) is the independent reference for the bytes it must write.
 """
 
@@ -162,18 +162,13 @@ def test_write_analysis_writes_flows_from_the_table_of_an_analysis(
         write_analysis(a, "xml")
 
 
-def test_cells_spell_numbers_as_python_does() -> None:
-    """The byte-matrix digits against str() and f"{:09d}", across group boundaries, with
-    signs, and a line of several pieces."""
-    from pcapip.report import cells
+def test_a_callers_values_are_spelled_once_each_by_type() -> None:
+    """A caller's column (any Python values) becomes words for the text loop: 1, 1.0 and
+    True spell differently, each distinct value once, unhashable ones each on their own."""
+    from pcapip.report.export import _spelled
 
-    values = np.array(
-        [0, 7, -7, 999, 1000, -1000, 65535, 10**9 - 1, 2**62, -(2**62), 123456789012345678]
-    )
-    got = cells.lines([*cells.digits(values), cells.const("\n")], values.size)
-    assert got.decode() == "".join(f"{v}\n" for v in values.tolist())
-    frac = np.array([0, 5, 999_999_999, 10_000])
-    pieces = [*cells.digits(frac, width=9), cells.const(",")]
-    pieces += [cells.spelled(["a", None, 1, True], lambda v: repr(v)), cells.const("\n")]
-    got = cells.lines(pieces, 4).decode()
-    assert got == "000000000,'a'\n000000005,None\n999999999,1\n000010000,True\n"
+    words, codes = _spelled(["a", None, 1, True, 1.0, 1, [2], [2]], repr)
+    assert [words[c] for c in codes.tolist()] == [
+        repr(v).encode() for v in ["a", None, 1, True, 1.0, 1, [2], [2]]
+    ]
+    assert len(words) == 7

@@ -32,6 +32,7 @@ ALL_KERNELS = {
     "expire",
     "unindex",
     "reindex",
+    "text_lines",
 }
 CAPTURES = [
     "troubleshooting.pcap",

@@ -186,13 +186,15 @@ def test_a_table_from_spilled_rows_is_the_same_table(
         assert _dump(other) == expect[0]
 
 
+@pytest.mark.parametrize("max_runs", [2, 512])
 @pytest.mark.parametrize("spill", [True, False])
 @pytest.mark.parametrize("size", [1, 3, 30])
 def test_the_table_is_built_a_slice_at_a_time(
-    size: int, spill: bool, monkeypatch: pytest.MonkeyPatch
+    size: int, spill: bool, max_runs: int, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Ordering, moving, counting and comparing flows a few rows at a time (buckets of
-    rows by key range, as for a flood of millions) gives the table built at once."""
+    rows by key range, each a span of every sorted run, as for a flood of millions; with
+    too many runs, each slice sorted first) gives the table built at once."""
     from pcapip.flows import reorder, table
 
     paths = [PCAPS / n for n in CAPTURES]
@@ -203,6 +205,8 @@ def test_the_table_is_built_a_slice_at_a_time(
     monkeypatch.setattr(reorder, "SLICE", size)
     monkeypatch.setattr(table, "SLICE", size)
     monkeypatch.setattr(reorder, "_SAMPLE", 2)
+    monkeypatch.setattr(reorder, "MAX_RUNS", max_runs)
+    monkeypatch.setattr(reorder, "_HF_STEP", 2)
     t = read_captures(paths, trusted="10.0.0.0/8")[0]
     assert len(t) > 3 * size and t.rows.cols.on_disk == spill
     assert _dump(t) == expect
@@ -289,3 +293,35 @@ def test_a_full_disk_keeps_the_rows_in_memory(
     table = read(paths, trusted="10.0.0.0/8")[0]
     assert calls[0] == room[0]  # the disk did fill up
     assert _dump(table) == expect
+
+
+def test_disk_store_segments_read_back_whatever_their_values() -> None:
+    """Constant segments (kept as one value), segments of close values (written narrower,
+    as distances from their smallest), of extreme and of missing values, read back whole
+    and in any slice exactly as appended."""
+    rng = np.random.default_rng(1)
+    store = DiskStore()
+    expect = {}
+    for name, dt in [("i8", np.int64), ("i4", np.int32), ("b", np.bool_)]:
+        parts = []
+        for k in range(50):
+            n = int(rng.integers(0, 40))
+            info = np.iinfo(np.int64 if dt is np.bool_ else dt)
+            v = [
+                np.full(n, 7),
+                rng.integers(-300, 300, n),
+                rng.integers(0, 70_000, n) + info.min + 5,
+                rng.integers(info.min, info.max, n, dtype=info.dtype),
+                np.where(rng.random(n) < 0.3, info.min, rng.integers(0, 5, n)),
+            ][k % 5]
+            v = (rng.random(n) < 0.5) if dt is np.bool_ else v.astype(dt)
+            store.append(name, v)
+            parts.append(v)
+        expect[name] = np.concatenate(parts)
+    for name, whole in expect.items():
+        assert np.array_equal(store[name], whole) and store[name].dtype == whole.dtype
+        for _ in range(200):
+            lo, hi = sorted(rng.integers(0, whole.size + 3, 2).tolist())
+            assert np.array_equal(store.slice(name, lo, hi), whole[lo:hi]), (name, lo, hi)
+    assert store.constant("i8") is None
+    store.close()

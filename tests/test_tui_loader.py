@@ -33,7 +33,7 @@ def test_final_rows_are_analyze_rows(path: Path) -> None:
     kw = {"trusted": "192.0.2.10/31"} if path.name == "flow-spoof.pcap" else {}
     want = pcapip.analyze(str(path), **kw)
     seen: list[pd.DataFrame] = []
-    res = CaptureLoader(str(path), **kw).run(on_rows=seen.append)
+    res = CaptureLoader(str(path), **kw).run(on_rows=lambda rows: seen.append(rows.frame()))
     pd.testing.assert_frame_equal(res.analysis.flows, want.flows)
     pd.testing.assert_frame_equal(res.analysis.findings, want.findings)
     assert res.analysis.stats == want.stats
@@ -180,13 +180,25 @@ def test_ended_flows_show_while_reading(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("path", CAPTURES, ids=[p.name for p in CAPTURES])
-def test_final_frame_from_the_table_is_normalized_analysis_flows(path: Path) -> None:
-    """The final rows read from the flow table's columns are exactly the pandas route's
-    (``normalize(Analysis.flows)``): same values, same dtypes, same hidden columns."""
-    from pcapip.tui.stream import final_frame
+def test_final_rows_from_the_table_are_normalized_analysis_flows(path: Path) -> None:
+    """The final rows read from the flow table's packed columns are exactly the pandas
+    route's (``normalize(Analysis.flows)``): same values, same dtypes, same hidden columns,
+    and so are they once the model has recoded them into its own vocabulary."""
+    from pcapip.tui.model import FlowModel
+    from pcapip.tui.stream import final_rows
 
     a = pcapip.analyze(str(path))
-    pd.testing.assert_frame_equal(final_frame(a), normalize(a.flows))
+    want = normalize(a.flows)
+    pd.testing.assert_frame_equal(final_rows(a).frame(), want)
+    model = FlowModel()
+    model.replace(final_rows(a), final=True)
+    pd.testing.assert_frame_equal(model.df, want)
+    # what the table draws: each cell of each row is the frame's value
+    for pos in range(0, len(want), max(1, len(want) // 50)):
+        rec = model.record(pos)
+        for c in want.columns[:-1]:
+            v = want[c].iat[pos]
+            assert rec[c] == (None if v is pd.NA or v is None else v), (c, pos)
 
 
 def test_previews_and_ended_rows_gathered_together_make_one_row_each(tmp_path: Path) -> None:
@@ -197,12 +209,14 @@ def test_previews_and_ended_rows_gathered_together_make_one_row_each(tmp_path: P
 
     path = tmp_path / "long.pcap"
     _generator().generate(path, 400_000, seed=5)
-    seen: list[pd.DataFrame] = []
+    from pcapip.tui.rows import Rows
+
+    seen: list[Rows] = []
     res = CaptureLoader(str(path)).run(on_rows=seen.append, interval=0.0)
-    both = pd.concat(seen, ignore_index=True)
-    assert both["_frame"].duplicated().any(), "no flow was shown twice (the test shows nothing)"
     model = FlowModel()
-    model.append(both)
+    model.append(Rows.concat(seen))  # as the reader gathers them
+    both = Rows.concat(seen).frame()
+    assert both["_frame"].duplicated().any(), "no flow was shown twice (the test shows nothing)"
     frames = model.df["_frame"].to_numpy()
     assert len(set(frames)) == len(frames)
     last = both.drop_duplicates("_frame", keep="last").set_index("_frame")
@@ -218,11 +232,12 @@ def test_a_preview_row_is_replaced_by_its_ended_row(tmp_path: Path) -> None:
 
     path = tmp_path / "long.pcap"
     _generator().generate(path, 400_000, seed=5)
-    seen: list[pd.DataFrame] = []
-    res = CaptureLoader(str(path)).run(on_rows=seen.append, interval=0.0)
+    chunks = []
+    res = CaptureLoader(str(path)).run(on_rows=chunks.append, interval=0.0)
     model = FlowModel()
-    for rows in seen:
+    for rows in chunks:
         model.append(rows)
+    seen = [rows.frame() for rows in chunks]
     frames = model.df["_frame"].to_numpy()
     assert len(set(frames)) == len(frames)  # one row per flow
     again = set(seen[0]["_frame"]) & {f for rows in seen[1:] for f in rows["_frame"]}

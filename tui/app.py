@@ -20,7 +20,6 @@ import os
 import time
 from typing import Any
 
-import pandas as pd
 from textual import on, work
 from textual.app import App, ComposeResult
 from textual.binding import Binding
@@ -28,11 +27,11 @@ from textual.containers import Horizontal, Vertical
 from textual.widget import Widget
 from textual.widgets import DataTable, Footer, Input, Static, TabPane
 
-from pcapip.report import filters
 from pcapip.tui.export import default_path, write_view
-from pcapip.tui.model import GROUPINGS, empty_frame
+from pcapip.tui.model import GROUPINGS
+from pcapip.tui.rows import Rows
 from pcapip.tui.screens import ExportScreen, HelpScreen, SortScreen
-from pcapip.tui.stream import final_frame
+from pcapip.tui.stream import final_rows
 from pcapip.tui.views import FLOW_COLUMNS
 from pcapip.tui.widgets.detail_tabs import DetailTabs
 from pcapip.tui.widgets.filter import FilterInput
@@ -232,8 +231,8 @@ class PcapipApp(App[int]):
     def on_capture_reader_loaded(self, msg: CaptureReader.Loaded) -> None:
         def final() -> None:
             # the provisional rows go before the final ones are built: never both in memory
-            self.model.replace(empty_frame(), final=False)
-            self.model.replace(final_frame(msg.result.analysis), final=True)
+            self.model.replace(Rows.empty(), final=False)
+            self.model.replace(final_rows(msg.result.analysis), final=True)
 
         self._with_cursor_kept(final)
         self.reader.finish()
@@ -255,7 +254,7 @@ class PcapipApp(App[int]):
         m = self.model
         data = StatusData(
             shown=len(m.view),
-            total=len(m.df),
+            total=m.total,
             grouping=self.grouping,
             groups=self.table.groups,
             filter_text=m.filter_text,
@@ -284,7 +283,8 @@ class PcapipApp(App[int]):
 
     @on(VirtualTable.Highlighted, "#flows")
     def _highlighted(self, event: VirtualTable.Highlighted) -> None:
-        if self.grouping == "flows":
+        # the table from the message, not a query: it may arrive while the app closes
+        if getattr(event.table, "grouping", None) == "flows":
             self._schedule_detail(0.08)
 
     def _open(self, row: int) -> None:
@@ -350,6 +350,8 @@ class PcapipApp(App[int]):
             self.table.focus()
 
     def apply_filter(self, text: str) -> bool:
+        from pcapip.report import filters
+
         try:
             self.table.filter(text)
         except filters.FilterError as exc:
@@ -467,5 +469,5 @@ class PcapipApp(App[int]):
         groups = None
         if self.grouping != "flows":
             view = self.table.groups_view
-            groups = view.frame if view is not None else pd.DataFrame()
+            groups = view.frame if view is not None else self.model.groups("egress").iloc[:0]
         return write_view(path, analysis=self.analysis, model=self.model, groups=groups)

@@ -14,7 +14,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-import pandas as pd
 
 from pcapip.tui.frames import Frame, FrameIndex, ip_halves
 
@@ -243,13 +242,12 @@ def findings_for(analysis: Any, flow: int | None, codes: str | None) -> list[Fin
     from pcapip.flows.findings import CATALOGUE
 
     if analysis is not None and flow is not None:
-        f = analysis.findings
-        sub = f[f["flow"] == flow]
-        out = []
-        for r in sub.itertuples(index=False):
-            pkt = None if pd.isna(r.packet) else int(r.packet)
-            out.append(FindingView(str(r.severity), str(r.code), pkt, str(r.message)))
-        return out
+        # the table's findings (the rows of Analysis.findings), without building that frame
+        return [
+            FindingView(CATALOGUE[f.code].level.label, f.code, f.frame, f.message)
+            for f in analysis.table.findings
+            if f.flow == flow
+        ]
     out = []
     for c in (codes or "").split(";"):
         if c:

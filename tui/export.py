@@ -5,9 +5,10 @@ from __future__ import annotations
 import csv
 import io
 import os
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import pandas as pd
+if TYPE_CHECKING:
+    import pandas as pd
 
 
 def write_view(path: str, *, analysis: Any, model: Any, groups: pd.DataFrame | None) -> int:
@@ -18,7 +19,7 @@ def write_view(path: str, *, analysis: Any, model: Any, groups: pd.DataFrame | N
         return len(groups)
     rows = list(csv.reader(io.StringIO(analysis.to_csv())))
     header, body = rows[0], rows[1:]
-    flows = model.df["flow"].to_numpy(dtype="int64", na_value=0)[model.view]
+    flows = model.flows_shown()
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
     w.writerow(header)

@@ -107,7 +107,9 @@ _COLUMNS = {
     "key": np.uint64,
 }
 #: frames of a column read at a time when scanning it
-_SCAN = 1 << 20
+_SCAN = 1 << 18
+#: frames gathered before they are written (a few MB: one write a column, not one a batch)
+_WRITE = 1 << 17
 
 
 class FrameIndex:
@@ -129,6 +131,8 @@ class FrameIndex:
         self._store = DiskStore()
         self.first_frame = 1
         self.count = 0
+        self._pending: list[dict[str, np.ndarray]] = []  # batches not written yet
+        self._pending_n = 0
 
     # ------------------------------------------------------------------ building
     def add(self, batch: Any, packets: Any) -> None:
@@ -154,12 +158,23 @@ class FrameIndex:
             ),
         }
         with self._lock:
-            for name, dtype in _COLUMNS.items():
-                self._store.append(name, np.asarray(part[name], dtype=dtype))
+            self._pending.append({n: np.asarray(part[n], dtype=t) for n, t in _COLUMNS.items()})
+            self._pending_n += len(batch)
             self.count += len(batch)
+            if self._pending_n >= _WRITE:
+                self._write()
+
+    def _write(self) -> None:
+        """Write the frames gathered so far (with the lock held): one write a column."""
+        parts, self._pending, self._pending_n = self._pending, [], 0
+        for name in _COLUMNS:
+            cols = [p[name] for p in parts]
+            self._store.append(name, cols[0] if len(cols) == 1 else np.concatenate(cols))
 
     def _slice(self, name: str, lo: int, hi: int) -> np.ndarray:
         with self._lock:
+            if self._pending:
+                self._write()
             if name not in self._store:
                 return np.zeros(0, dtype=_COLUMNS[name])
             return self._store.slice(name, lo, hi)

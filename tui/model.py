@@ -1,44 +1,41 @@
 """The rows behind the flows table: all flows, the filtered and sorted view, the groupings.
 
 The table widget draws only the lines on screen and asks this model for
-them, so a capture with a million flows costs one pandas frame and a few
-numpy index arrays, never a widget per row. Rows arrive in chunks while the
-capture is still being read (provisional rows: no flow number yet, ordered
-by their first packet) and are replaced by the final analysis at the end.
+them, so a capture with a million flows costs packed numpy columns
+(:class:`~pcapip.tui.rows.Rows`) and a few index arrays, never a widget or
+an object per row. Rows arrive in chunks while the capture is still being
+read (provisional rows: no flow number yet, ordered by their first packet)
+and are replaced by the final analysis at the end. Pandas is imported only
+when the user asks for what is written on frames: a filter, the groupings.
 """
 
 from __future__ import annotations
 
 import ipaddress
+import socket
 from collections.abc import Sequence
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pandas as pd
 
-from pcapip.flows.columns import COLUMNS, of_kind
-from pcapip.report import filters
+from pcapip.flows.packed import NO_IP, NULL
+from pcapip.tui.rows import HIDDEN, IPS, SCHEMA, TEXTS, Rows
 
-#: The ``analyze`` schema, in its column order.
-SCHEMA: tuple[str, ...] = COLUMNS
-# a provisional row has no flow number yet: it is missing like a port
-_INT_NULLABLE = ("flow", *of_kind("port"))
-_INT = tuple(c for c in of_kind("int", "time") if c not in _INT_NULLABLE)
-_TEXT = tuple(c for c in SCHEMA if c not in _INT_NULLABLE and c not in _INT)
-#: hidden columns: ``_frame`` first packet number (known for provisional rows), ``_order``
-#: the natural order (flow number when final, first packet while loading)
-HIDDEN = ("_frame", "_order")
+if TYPE_CHECKING:
+    import pandas as pd
+
+__all__ = ["GROUPINGS", "HIDDEN", "SCHEMA", "FlowModel", "Rows", "clock", "hostport", "normalize"]
 
 GROUPINGS = ("flows", "egress", "client")
 
 
-def empty_frame() -> pd.DataFrame:
-    return normalize(pd.DataFrame({c: [] for c in SCHEMA}))
-
-
 def normalize(df: pd.DataFrame, *, frames: Sequence[int | None] | None = None) -> pd.DataFrame:
     """One representation for provisional and final rows (object text, Int64 ports, ns times)."""
+    import pandas as pd
+
+    from pcapip.tui.rows import INT_NULLABLE
+
     out: dict[str, Any] = {}
     n = len(df)
     for c in SCHEMA:
@@ -51,9 +48,9 @@ def normalize(df: pd.DataFrame, *, frames: Sequence[int | None] | None = None) -
                 out[c] = col.astype("datetime64[ns]").astype("int64").to_numpy()
             else:
                 out[c] = pd.to_numeric(col).fillna(0).astype("int64").to_numpy()
-        elif c in _INT_NULLABLE:
+        elif c in INT_NULLABLE:
             out[c] = pd.array(pd.to_numeric(col.astype(object), errors="coerce"), dtype="Int64")
-        elif c in _INT:
+        elif c not in IPS and c not in TEXTS:
             out[c] = pd.to_numeric(col).fillna(0).astype("int64").to_numpy()
         else:
             obj = col.astype(object).to_numpy(dtype=object)
@@ -71,47 +68,13 @@ def normalize(df: pd.DataFrame, *, frames: Sequence[int | None] | None = None) -
     return res
 
 
-def _int_array(values: Sequence[int | None]) -> pd.arrays.IntegerArray:
-    obj = np.array(values, dtype=object)
-    miss = np.equal(obj, None)
-    data = np.where(miss, 0, obj).astype(np.int64) if miss.any() else obj.astype(np.int64)
-    return pd.arrays.IntegerArray(data, miss)
-
-
-def frame_of(columns: dict[str, Sequence[Any]], frames: Sequence[int] | None = None) -> pd.DataFrame:
-    """Rows given as one list per schema column (times in ns, missing values None) as a
-    model frame: what :func:`normalize` makes, without going through pandas' conversions.
-    Provisional rows have no ``flow`` column and give their first packets as ``frames``;
-    final rows have flow numbers and no ``frames``."""
-    n = len(frames) if frames is not None else len(columns["flow"])
-    out: dict[str, Any] = {}
-    for c in SCHEMA:
-        if c == "flow" and c not in columns:
-            out[c] = pd.arrays.IntegerArray(np.zeros(n, np.int64), np.ones(n, dtype=bool))
-        elif c in _INT_NULLABLE:
-            out[c] = _int_array(columns[c])
-        elif c in _INT:
-            out[c] = np.asarray(columns[c], dtype=np.int64)
-        else:
-            out[c] = pd.Series(np.array(columns[c], dtype=object), dtype=object)
-    res = pd.DataFrame(out)
-    if frames is None:
-        res["_frame"] = pd.arrays.IntegerArray(np.zeros(n, np.int64), np.ones(n, dtype=bool))
-        res["_order"] = np.asarray(columns["flow"], np.int64)
-    else:
-        known = np.zeros(n, dtype=bool)
-        res["_frame"] = pd.arrays.IntegerArray(np.asarray(frames, np.int64), known)
-        res["_order"] = np.asarray(frames, np.int64)
-    return res
-
-
 # ------------------------------------------------------------------------------ display text
 def hostport(ip: Any, port: Any) -> str:
     if ip is None or (isinstance(ip, float) and ip != ip):
         return "-"
     ip = str(ip)
     host = f"[{ip}]" if ":" in ip else ip
-    if port is None or port is pd.NA or (isinstance(port, float) and port != port):
+    if port is None or type(port).__name__ == "NAType" or (isinstance(port, float) and port != port):
         return host
     return f"{host}:{int(port)}"
 
@@ -122,85 +85,125 @@ def clock(ns: int) -> str:
     return datetime.fromtimestamp(sec, UTC).strftime("%H:%M:%S") + f".{frac // 1000:06d}"
 
 
+def _ip_exact(text: str) -> tuple[int, int]:
+    """Exact sort key of address text: (0, IPv4), (1, IPv6) or (2, 0) for what is none."""
+    try:
+        a = ipaddress.ip_address(text)
+    except ValueError:
+        return 2, 0
+    return (0 if a.version == 4 else 1), int(a)
+
+
 def _ip_key(values: pd.Series) -> np.ndarray:
     """Numeric sort key of IP text (IPv4 before IPv6, missing last), parsed once per value."""
+    import pandas as pd
+
     codes, uniques = pd.factorize(values.astype(object), use_na_sentinel=True)
-    keys = []
-    for u in uniques:
-        try:
-            a = ipaddress.ip_address(str(u))
-            keys.append(float(int(a)) + (0.0 if a.version == 4 else 2.0**33))
-        except ValueError:
-            keys.append(2.0**130)
-    table = np.array([*keys, 2.0**131], dtype="float64")
-    return table[codes]
+    keys = [_ip_exact(str(u)) for u in uniques]
+    rank = np.empty(len(keys) + 1)
+    rank[sorted(range(len(keys)), key=keys.__getitem__)] = np.arange(len(keys))
+    rank[-1] = len(keys)  # missing last (code -1)
+    return rank[codes]
+
+
+def _number_key(v: np.ndarray, missing: float) -> np.ndarray:
+    out = v.astype("float64")
+    out[v == NULL] = missing
+    return out
 
 
 class FlowModel:
-    """All flows (``df``), the current filter/sort (``view``), and the per-IP groupings."""
+    """All flows (``rows``), the current filter/sort (``view``), and the per-IP groupings."""
 
     def __init__(self) -> None:
-        self.df: pd.DataFrame = empty_frame()
+        self.rows = Rows.empty()
         self.final = False
         self.filter_text = ""
-        self._pred = filters.parse("")
+        self._pred: Any = None  # None: no filter (every row)
         self.sort_key: str | None = None
         self.sort_desc = False
         self.view: np.ndarray = np.zeros(0, dtype=np.int64)
+        self._df: pd.DataFrame | None = None
         self._hay: pd.Series | None = None
         self._arrays: dict[str, np.ndarray] = {}
         self.version = 0  # bumps whenever the view changes (widgets compare it)
         self.replaced = 0  # bumps when rows are replaced (not merely appended)
 
+    @property
+    def vocab(self) -> Any:
+        return self.rows.vocab
+
+    @property
+    def total(self) -> int:
+        """Rows held (shown or filtered out)."""
+        return len(self.rows)
+
+    @property
+    def df(self) -> pd.DataFrame:
+        """Every row as a pandas frame (built when first asked for after a change)."""
+        if self._df is None:
+            self._df = self.rows.frame()
+        return self._df
+
     # -------------------------------------------------------------- rows in
-    def append(self, chunk: pd.DataFrame) -> None:
-        """Add provisional rows (already normalized); a row whose first packet is a row's
-        already shown (a preview of the flow) takes that row's place. Chunks gathered
-        together may hold a flow's preview and its ended row: the later one stays."""
-        if chunk.empty:
+    def append(self, chunk: Rows | pd.DataFrame) -> None:
+        """Add provisional rows; a row whose first packet is a row's already shown (a
+        preview of the flow) takes that row's place. Chunks gathered together may hold a
+        flow's preview and its ended row: the later one stays."""
+        if not isinstance(chunk, Rows):
+            chunk = Rows.of_frame(chunk)  # (live rows come as a normalized frame)
+        if not len(chunk):
             return
-        framed = chunk["_frame"].notna()  # (live rows may have no frame number yet)
-        chunk = chunk[~(framed & chunk["_frame"].duplicated(keep="last")).to_numpy()]
-        if not self.df.empty:
-            frames = chunk["_frame"].to_numpy(dtype="float64", na_value=np.nan)
-            known = self.df["_frame"].to_numpy(dtype="float64", na_value=np.nan)
-            again = np.isin(frames, known)
+        chunk = chunk.recoded(self.vocab).last_per_frame()
+        if self.total:
+            mine = self.rows.cols
+            known = mine["_frame"]
+            frames = chunk.cols["_frame"]
+            sorter = np.argsort(known, kind="stable")
+            at = sorter[np.minimum(np.searchsorted(known, frames, sorter=sorter), len(known) - 1)]
+            again = (frames != NULL) & (known[at] == frames)
             if again.any():
-                at = pd.Index(known).get_indexer(frames[again])
-                self.df.iloc[at] = chunk[again].to_numpy(dtype=object)
-                self._hay = None
-                chunk = chunk[~again]
-        # (the text search's haystack is built when a filter first needs it, for every row)
-        hay = filters.haystack_for(chunk) if self._hay is not None else None
-        if self.df.empty:
-            self.df = chunk.reset_index(drop=True)
+                for c, v in mine.items():
+                    v[at[again]] = chunk.cols[c][again]
+                chunk = chunk.take(~again)
+            for c in mine:  # a column at a time: never two copies of every column at once
+                mine[c] = np.concatenate([mine[c], chunk.cols[c]])
         else:
-            self.df = pd.concat([self.df, chunk], ignore_index=True)
-        if hay is not None and self._hay is not None:
-            self._hay = pd.concat([self._hay, hay], ignore_index=True)
+            self.rows = chunk
         self._changed()
 
-    def replace(self, df: pd.DataFrame, *, final: bool) -> None:
+    def replace(self, rows: Rows | pd.DataFrame, *, final: bool) -> None:
+        if not isinstance(rows, Rows):
+            rows = Rows.of_frame(rows)
         self.replaced += 1
-        self.df = df.reset_index(drop=True)
-        self._hay = None
+        # the rows themselves, not a copy (the final rows are the flow table's columns):
+        # later appends add texts to their vocabulary and write only rows they add
+        self.rows = rows
         self.final = final
         self._changed()
 
     def _changed(self) -> None:
         self._arrays = {}
+        self._df = None
+        self._hay = None
         self.version += 1
         self.refresh()
 
     # -------------------------------------------------------------- view
     def haystack(self) -> pd.Series:
-        if self._hay is None or len(self._hay) != len(self.df):
+        if self._hay is None or len(self._hay) != self.total:
+            from pcapip.report import filters
+
             self._hay = filters.haystack_for(self.df)
         return self._hay
 
     def set_filter(self, text: str) -> None:
         """Compile and apply; raises FilterError (the view is unchanged then)."""
-        pred = filters.parse(text)
+        pred = None
+        if text.strip():
+            from pcapip.report import filters
+
+            pred = filters.parse(text)
         mask = self._mask(pred)
         self._pred = pred
         self.filter_text = text.strip()
@@ -211,9 +214,11 @@ class FlowModel:
         self.sort_desc = desc
         self.refresh()
 
-    def _mask(self, pred: filters.Predicate) -> np.ndarray:
-        if self.df.empty:
-            return np.zeros(0, dtype=bool)
+    def _mask(self, pred: Any) -> np.ndarray:
+        if pred is None or not self.total:
+            return np.ones(self.total, dtype=bool)
+        from pcapip.report import filters
+
         return np.asarray(pred(self.df, filters.Context(self.haystack)), dtype=bool)
 
     def refresh(self) -> None:
@@ -225,20 +230,17 @@ class FlowModel:
         self.version += 1
 
     def _order(self) -> np.ndarray:
-        df = self.df
-        n = len(df)
+        n = self.total
         if n == 0:
             return np.zeros(0, dtype=np.int64)
-        natural = df["_order"].to_numpy(dtype=np.int64)
+        natural = self.rows.cols["_order"]
         if self.sort_key is None:
-            primary = natural.astype("float64")
-            secondary = None
-        else:
-            primary, secondary = self.sort_keys(self.sort_key)
-            if self.sort_desc:
-                primary = -primary
-                if secondary is not None:
-                    secondary = -secondary
+            return np.argsort(natural, kind="stable").astype(np.int64)
+        primary, secondary = self.sort_keys(self.sort_key)
+        if self.sort_desc:
+            primary = -primary
+            if secondary is not None:
+                secondary = -secondary
         keys = [natural]  # last tie-breaker
         if secondary is not None:
             keys.append(secondary)
@@ -247,7 +249,7 @@ class FlowModel:
 
     def sort_keys(self, key: str) -> tuple[np.ndarray, np.ndarray | None]:
         """(primary, secondary) float keys for a display column (IP sorts numerically)."""
-        df = self.df
+        c = self.rows.cols
         pairs = {
             "egress": ("egress_ip", "egress_port"),
             "origin": ("origin_ip", "origin_port"),
@@ -256,17 +258,32 @@ class FlowModel:
         }
         if key in pairs:
             ip, port = pairs[key]
-            p = pd.to_numeric(df[port], errors="coerce").astype("float64").fillna(-1).to_numpy()
-            return _ip_key(df[ip]), p
-        if key in ("flow", "packets", "bytes", "start", "end", "_order"):
-            col = df[key]
-            return pd.to_numeric(col, errors="coerce").astype("float64").fillna(
-                np.inf
-            ).to_numpy(), None
+            return self._ip_sort(ip), _number_key(c[port], -1.0)
         if key == "sev":
             return self.severity().astype("float64") * -1.0, None
-        codes, uniques = pd.factorize(df[key].astype(object).fillna(""), sort=True)
-        return codes.astype("float64"), None
+        if key in TEXTS:
+            inv, texts = self.rows.texts_of(key)
+            order = sorted(range(len(texts)), key=lambda k: texts[k] or "")
+            rank = np.empty(len(texts), dtype="float64")
+            rank[order] = np.arange(len(texts))
+            return rank[inv], None
+        return _number_key(c[key], np.inf), None
+
+    def _ip_sort(self, col: str) -> np.ndarray:
+        v = self.rows.cols[col]
+        out = v.astype("float64")  # IPv4: the address itself
+        out[v == NO_IP] = 2.0**131
+        other = v < NO_IP
+        if other.any():  # IPv6 (and odd text): ranked after every IPv4 address, exactly
+            uniq, inv = np.unique(v[other], return_inverse=True)
+            texts = self.vocab.texts
+            keys = [_ip_exact(texts[-2 - k]) for k in uniq.tolist()]
+            rank = np.empty(len(keys))
+            rank[sorted(range(len(keys)), key=keys.__getitem__)] = np.arange(len(keys))
+            table = np.array([float(k[1]) if k[0] == 0 else 2.0**33 + r if k[0] == 1 else 2.0**130
+                              for k, r in zip(keys, rank.tolist(), strict=True)])
+            out[other] = table[inv.reshape(-1)]
+        return out
 
     def severity(self) -> np.ndarray:
         """Worst finding level per row: -1 none, 0 info, 1 warning, 2 error."""
@@ -279,20 +296,15 @@ class FlowModel:
                 levels = [int(CATALOGUE[c].level) for c in str(v).split(";") if c in CATALOGUE]
                 return max(levels, default=0)
 
-            codes, uniques = pd.factorize(self.df["findings"].astype(object), use_na_sentinel=True)
-            table = np.array([*(worst(u) for u in uniques), -1], dtype=np.int8)
-            self._arrays["sev"] = table[codes] if len(codes) else np.zeros(0, dtype=np.int8)
+            inv, texts = self.rows.texts_of("findings")
+            table = np.array([worst(t) for t in texts], dtype=np.int8)
+            self._arrays["sev"] = table[inv] if len(inv) else np.zeros(0, dtype=np.int8)
         return self._arrays["sev"]
 
     # -------------------------------------------------------------- reading rows
-    def array(self, col: str) -> np.ndarray:
-        """A column as a numpy object array (cached until the rows change)."""
-        a = self._arrays.get(col)
-        if a is None:
-            s = self.df[col]
-            a = s.astype(object).where(s.notna(), None).to_numpy(dtype=object)
-            self._arrays[col] = a
-        return a
+    def value(self, col: str, pos: int) -> Any:
+        """The row at position ``pos``'s value of ``col`` (None for missing)."""
+        return self.rows.value(col, pos)
 
     def __len__(self) -> int:
         return len(self.view)
@@ -301,25 +313,41 @@ class FlowModel:
         return int(self.view[view_row])
 
     def record(self, pos: int) -> dict[str, Any]:
-        """Row at frame position ``pos`` as a plain dict (None for missing values)."""
-        return {c: self.array(c)[pos] for c in (*SCHEMA, "_frame")}
+        """Row at position ``pos`` as a plain dict (None for missing values)."""
+        return {c: self.rows.value(c, pos) for c in (*SCHEMA, "_frame")}
+
+    def _code(self, col: str, value: Any) -> int | None:
+        """``value``'s code in column ``col`` (None: no row can hold it)."""
+        if value is None:
+            return NO_IP if col in IPS else -1 if col in TEXTS else NULL
+        if col in IPS:
+            try:
+                packed = socket.inet_aton(str(value))
+                if socket.inet_ntoa(packed) == str(value):
+                    return int.from_bytes(packed, "big")
+            except OSError:
+                pass
+            k = self.vocab.codes.get(str(value))
+            return None if k is None else -2 - k
+        if col in TEXTS:
+            return self.vocab.codes.get(str(value))
+        return int(value)
 
     def find(self, rec: dict[str, Any]) -> int | None:
         """View row of the flow matching ``rec``'s 5-tuple and start, if it is in the view."""
         if not len(self.view):
             return None
-        df = self.df
-        m = (
-            (df["egress_ip"] == rec["egress_ip"]).to_numpy(dtype=bool)
-            & (df["origin_ip"] == rec["origin_ip"]).to_numpy(dtype=bool)
-            & (df["egress_port"] == rec["egress_port"]).fillna(False).to_numpy(dtype=bool)
-            & (df["origin_port"] == rec["origin_port"]).fillna(False).to_numpy(dtype=bool)
-            & (df["transport"] == rec["transport"]).to_numpy(dtype=bool)
-        )
+        c = self.rows.cols
+        m = np.ones(self.total, dtype=bool)
+        for col in ("egress_ip", "origin_ip", "egress_port", "origin_port", "transport"):
+            code = self._code(col, rec[col])
+            if code is None:
+                return None
+            m &= c[col] == code
         cands = np.nonzero(m)[0]
         if not len(cands):
             return None
-        starts = df["start"].to_numpy()[cands]
+        starts = c["start"][cands]
         best = int(cands[np.argmin(np.abs(starts - int(rec["start"])))])
         hits = np.nonzero(self.view == best)[0]
         return int(hits[0]) if len(hits) else None
@@ -327,13 +355,19 @@ class FlowModel:
     def find_flow(self, flow: int) -> int | None:
         if not len(self.view):
             return None
-        flows = self.df["flow"].to_numpy(dtype="float64", na_value=np.nan)
-        hits = np.nonzero(flows[self.view] == flow)[0]
+        hits = np.nonzero(self.rows.cols["flow"][self.view] == flow)[0]
         return int(hits[0]) if len(hits) else None
+
+    def flows_shown(self) -> np.ndarray:
+        """The flow numbers of the view's rows, in view order (0 for provisional rows)."""
+        f = self.rows.cols["flow"][self.view]
+        return np.where(f == NULL, 0, f)
 
     # -------------------------------------------------------------- groups
     def groups(self, by: str) -> pd.DataFrame:
         """Per egress or client IP over the current view: flows, the other side, methods, trouble."""
+        import pandas as pd
+
         key = "egress_ip" if by == "egress" else "client_ip"
         other = "client_ip" if by == "egress" else "egress_ip"
         cols = ["key", "flows", "others", "methods", "ok", "problems", "findings"]
@@ -377,19 +411,20 @@ class FlowModel:
     # -------------------------------------------------------------- counters
     def counts(self) -> dict[str, Any]:
         """Counts by method, status and finding code over all rows (for the summary pane)."""
-        df = self.df
-        methods = df["method"].value_counts().to_dict() if len(df) else {}
-        statuses = df["status"].value_counts().to_dict() if len(df) else {}
+
+        def tally(col: str) -> dict[str, int]:
+            inv, texts = self.rows.texts_of(col)
+            n = np.bincount(inv, minlength=len(texts)) if len(inv) else []
+            return {str(t): int(k) for t, k in zip(texts, n, strict=False) if t is not None}
+
         codes: dict[str, int] = {}
-        if len(df):
-            vc = df["findings"].dropna().value_counts()
-            for v, n in vc.items():
-                for c in str(v).split(";"):
-                    if c:
-                        codes[c] = codes.get(c, 0) + int(n)
+        for v, n in tally("findings").items():
+            for c in v.split(";"):
+                if c:
+                    codes[c] = codes.get(c, 0) + n
         return {
-            "flows": len(df),
-            "methods": {str(k): int(v) for k, v in methods.items()},
-            "statuses": {str(k): int(v) for k, v in statuses.items()},
+            "flows": self.total,
+            "methods": tally("method"),
+            "statuses": tally("status"),
             "codes": codes,
         }

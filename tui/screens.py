@@ -14,9 +14,12 @@ from textual.screen import ModalScreen
 from textual.widgets import Input, Label, OptionList, Static
 from textual.widgets.option_list import Option
 
-from pcapip.report import filters
 
-HELP = (
+def help_text() -> str:
+    """The help screen's text (built when shown: the filter module brings pandas)."""
+    from pcapip.report import filters
+
+    return (
     """\
 [b]pcapip tui[/b] — which flows lost their real client, and why.
 
@@ -64,7 +67,7 @@ class HelpScreen(ModalScreen[None]):
 
     def compose(self) -> ComposeResult:
         with VerticalScroll(id="help"):
-            yield Static(HELP, markup=True)
+            yield Static(help_text(), markup=True)
 
     def action_dismiss(self) -> None:
         self.dismiss(None)

@@ -18,15 +18,20 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-import pandas as pd
+import numpy as np
 
 from pcapip.flows.tracker import FlowTracker
 from pcapip.tui.frames import FrameIndex
-from pcapip.tui.model import SCHEMA, frame_of
+from pcapip.tui.rows import Rows
 
 #: frames per batch; smaller than ``analyze``'s so the first rows show within a blink
 FIRST_BATCH = 8192
 BATCH = 65536
+#: seconds the reader waits at most for the first rows to be drawn
+FIRST_DRAW_WAIT = 0.3
+#: rows are handed over every ROWS_EVERY progress intervals (and after the first batch);
+#: the progress interval is half a second: each update redraws the status line
+ROWS_EVERY = 2
 
 
 @dataclass
@@ -64,47 +69,6 @@ class LoadResult:
     warnings: list[str] = field(default_factory=list)
 
 
-def rows_frame(block: Any) -> pd.DataFrame:
-    """Provisional rows (a RowBlock of ended flows: their own findings, no flow number yet)
-    as a model frame, built column by column (no object per row)."""
-    from pcapip.flows.findings import ORDER
-
-    cols = block.cols
-    n = len(block)
-    codes: list[list[str]] = [[] for _ in range(n)]
-    for row, code in zip(block.f_row, block.f_code, strict=True):
-        if code not in codes[row]:
-            codes[row].append(code)
-    data = {c: cols[c] for c in _PLAIN}
-    data["start"] = cols["start_ns"]
-    data["end"] = cols["end_ns"]
-    data["findings"] = [
-        ";".join(sorted(c, key=lambda x: ORDER.get(x, len(ORDER)))) if c else "" for c in codes
-    ]
-    return frame_of(data, cols["first_frame"])
-
-
-#: the row fields shown under their own name
-_PLAIN = (
-    "transport",
-    "egress_ip",
-    "egress_port",
-    "origin_ip",
-    "origin_port",
-    "method",
-    "client_ip",
-    "client_port",
-    "proxy_ip",
-    "proxy_port",
-    "pp_command",
-    "pp_family",
-    "tlvs",
-    "packets",
-    "bytes",
-    "status",
-)
-
-
 class _ShowingTracker(FlowTracker):
     """``analyze``'s tracker, whose ended rows the loader shows as they come.
 
@@ -137,8 +101,12 @@ class _ShowingTracker(FlowTracker):
         return new
 
     def take_blocks(self) -> list[Any]:
+        from pcapip.flows.packed import DiskStore, PackedRows
+
         out = [self._shown_rows] if len(self._shown_rows) else []
         out += [*self._shown_kept, *super().take_blocks()]
+        # taken means forgotten, as the tracker's own rows: a second call gives none twice
+        self._shown_rows = PackedRows(DiskStore())
         self._shown_kept = []
         return out
 
@@ -164,19 +132,33 @@ class CaptureLoader:
         #: header packets of provisional rows, by first frame (final rows use the Analysis)
         self.header_frames: dict[int, list[tuple[int, int]]] = {}
         self._stop = threading.Event()
+        #: set by a UI once the first rows are on screen; the reader waits for it (a moment
+        #: at most) after handing them over, so the first screen does not share the GIL
+        self.first_drawn: threading.Event | None = None
 
     def stop(self) -> None:
         """Ask :meth:`run` to stop after the batch it is on (it then raises LoadStopped)."""
         self._stop.set()
 
+    def _keep_header_frames(self, block: Any) -> None:
+        """The packets that carried the client address of provisional rows that have them."""
+        has = np.flatnonzero(block.cols["hf_len"])
+        if not len(has):
+            return
+        firsts = block.cols["first_frame"]
+        frames = block.header_frames()
+        for k in has.tolist():
+            self.header_frames[int(firsts[k])] = frames[k]
+
     def run(
         self,
-        on_rows: Callable[[pd.DataFrame], None] | None = None,
+        on_rows: Callable[[Rows], None] | None = None,
         on_progress: Callable[[Progress], None] | None = None,
         *,
-        interval: float = 0.25,
+        interval: float = 0.5,
     ) -> LoadResult:
-        """Read the capture; ``on_rows``/``on_progress`` are called at most every ``interval`` s.
+        """Read the capture; ``on_progress`` is called at most every ``interval`` s,
+        ``on_rows`` every ``ROWS_EVERY * interval`` s once it had rows (both after the first batch).
 
         ``on_rows`` gets the rows of the flows ended since its last call and the previews
         of the flows whose client became known since then (a later call gives such a flow
@@ -190,35 +172,43 @@ class CaptureLoader:
 
         t0 = time.monotonic()
         # a flow shows as soon as its client is known (a preview built column by column
-        # from the flow table), and again when it ends
-        tracker = _ShowingTracker(registry=self.registry)
-        tracker.keep_settled = True
+        # from the flow table), and again when it ends; without on_rows, analyze's tracker
+        tracker = (_ShowingTracker if on_rows is not None else FlowTracker)(
+            registry=self.registry
+        )
+        tracker.keep_settled = on_rows is not None
         try:
             total: int | None = os.path.getsize(self.path)
         except OSError:
             total = None
         prog = self.progress
-        last = 0.0
+        last = last_rows = 0.0
+        handed = False  # no rows handed over yet: every progress step tries
         sources: list[Any] = []
 
         def flush(force: bool = False) -> None:
-            nonlocal last
+            nonlocal last, last_rows, handed
             now = time.monotonic()
-            if not force and now - last < interval:
-                return
+            if not force and now - last < (interval if handed else interval / 2):
+                return  # (until rows were shown, twice as often)
             last = now
-            new = tracker.shown()
-            previews = tracker.settled_previews()
-            if (new or previews) and on_rows is not None:
-                # ended rows first, then the previews of flows still open: one call
-                block = PackedRows.concat([*new, *previews]).unpack(tracker.vocab)
-                for first, hf in zip(
-                    block.cols["first_frame"], block.cols["header_frames"], strict=True
-                ):
-                    if hf:
-                        self.header_frames[first] = hf
-                on_rows(rows_frame(block))
-            prog.flows += sum(len(b) for b in new)
+            # rows less often than progress: each call turns the flows ended (and settled)
+            # since the last into rows, at a cost per call; the UI folds rows in at most
+            # every half second anyway
+            due = not handed or now - last_rows >= ROWS_EVERY * interval
+            if on_rows is not None and (force or due):
+                last_rows = now
+                new = tracker.shown()
+                previews = tracker.settled_previews()
+                if new or previews:
+                    # ended rows first, then the previews of flows still open: one call
+                    block = PackedRows.concat([*new, *previews])
+                    self._keep_header_frames(block)
+                    on_rows(Rows.of_packed(block, tracker.vocab))
+                    if not handed and self.first_drawn is not None:
+                        self.first_drawn.wait(FIRST_DRAW_WAIT)
+                    handed = True
+                prog.flows += sum(len(b) for b in new)
             prog.seconds = now - t0
             if on_progress is not None:
                 on_progress(prog)
@@ -281,9 +271,6 @@ def capture_warnings(analysis: Any, source: list[str]) -> list[str]:
     return out
 
 
-def final_frame(analysis: Any) -> pd.DataFrame:
-    """The Analysis' flows as a model frame, read from its table column by column (the
-    same rows as ``normalize(analysis.flows)``, without building that frame first)."""
-    table = analysis.table
-    n = len(table)
-    return frame_of({c: table.column(c, 0, n) for c in SCHEMA})
+def final_rows(analysis: Any) -> Rows:
+    """The Analysis' flows as model rows, read from its table's packed columns."""
+    return Rows.of_table(analysis.table)

@@ -7,13 +7,19 @@ data change with vectorised string lengths.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 import numpy as np
-import pandas as pd
 from rich.style import Style
 
 from pcapip.flows.columns import BY_NAME
+from pcapip.flows.packed import NO_IP, NULL
 from pcapip.tui.model import FlowModel, clock, hostport
+from pcapip.tui.rows import Rows
 from pcapip.tui.widgets.table import Column
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 STATUS_STYLE: dict[str, Style] = {
     "ok": Style(color="green"),
@@ -73,37 +79,59 @@ def _len_max(s: pd.Series, floor: int) -> int:
     return max(floor, int(s.astype(str).str.len().max()))
 
 
-def _pair_width(df: pd.DataFrame, ip: str, port: str) -> int:
-    if df.empty:
+def _pair_width(rows: Rows, ip: str, port: str) -> int:
+    """Widest address:port cell (IPv6 in brackets, "-" for no address)."""
+    if not len(rows):
         return 6
-    ipl = df[ip].astype(object).fillna("-").astype(str)
-    extra = np.where(ipl.str.contains(":"), 2, 0)
-    w = (ipl.str.len() + extra + np.where(df[port].isna(), 0, 6)).max()
-    return int(w)
+    v = rows.cols[ip]
+    lens = np.ones(len(v), np.int64)  # "-"
+    v4 = v >= 0
+    if v4.any():  # dotted IPv4: its octets' digits and three dots, without the text
+        octets = [(v[v4] >> sh) & 255 for sh in (24, 16, 8, 0)]
+        lens[v4] = 7 + sum((o >= 10).astype(np.int64) + (o >= 100) for o in octets)
+    other = v < NO_IP
+    if other.any():
+        inv, texts = rows.take(other).texts_of(ip)
+        lens[other] = np.array([len(t) + (2 if ":" in t else 0) for t in texts])[inv]
+    return int((lens + np.where(rows.cols[port] == NULL, 0, 6)).max())
+
+
+def _text_width(rows: Rows, col: str, floor: int) -> int:
+    """Longest text of ``col`` among ``rows`` (missing values count as nothing)."""
+    _, texts = rows.texts_of(col)
+    return max([floor, *(len(t) for t in texts if t is not None)])
+
+
+def _int_width(rows: Rows, col: str, floor: int) -> int:
+    v = rows.cols[col]
+    if not len(v):
+        return floor
+    return max(floor, len(str(int(v.max()))), len(str(int(v.min()))))
 
 
 def _count(v: object) -> str:
     return "" if v is None or int(v) < 0 else str(v)
 
 
-def _measure(df: pd.DataFrame) -> dict[str, int]:
-    """Widest cell per column among these rows (vectorised string lengths)."""
+def _measure(rows: Rows) -> dict[str, int]:
+    """Widest cell per column among these rows (each distinct text measured once)."""
+    _, findings = rows.texts_of("findings")
     return {
         # room for "Severity"/"warning" only when some flow has a finding
-        "sev": 8 if len(df) and df["findings"].fillna("").astype(bool).any() else 1,
+        "sev": 8 if any(findings) else 1,
         "flow": 4,
-        "egress": _pair_width(df, "egress_ip", "egress_port"),
-        "client": _pair_width(df, "client_ip", "client_port"),
-        "origin": _pair_width(df, "origin_ip", "origin_port"),
-        "proxy": _pair_width(df, "proxy_ip", "proxy_port"),
+        "egress": _pair_width(rows, "egress_ip", "egress_port"),
+        "client": _pair_width(rows, "client_ip", "client_port"),
+        "origin": _pair_width(rows, "origin_ip", "origin_port"),
+        "proxy": _pair_width(rows, "proxy_ip", "proxy_port"),
         "method": 7,
         "status": 10,
-        "findings": _len_max(df["findings"].dropna(), 8) if len(df) else 8,
+        "findings": _text_width(rows, "findings", 8),
         "start": 15,
-        "packets": max(4, _len_max(df["packets"], 4)),
-        "bytes": max(5, _len_max(df["bytes"], 5)),
+        "packets": _int_width(rows, "packets", 4),
+        "bytes": _int_width(rows, "bytes", 5),
         "pp": 13,
-        "tlvs": _len_max(df["tlvs"].dropna(), 4) if len(df) else 4,
+        "tlvs": _text_width(rows, "tlvs", 4),
         "transport": 3,
     }
 
@@ -142,7 +170,7 @@ class FlowsView:
     @property
     def generation(self) -> tuple[int, int]:
         """Changes whenever the column widths may change (the table caches its layout)."""
-        return self.model.replaced, len(self.model.df)
+        return self.model.replaced, self.model.total
 
     def columns(self, width: int | None = None) -> list[Column]:
         """Widths from the data, fitted to ``width``: the columns up to Findings show whole
@@ -150,11 +178,11 @@ class FlowsView:
         m = self.model
         if self._replaced != m.replaced:
             self._replaced, self._measured, self._widths = m.replaced, 0, {}
-        if self._measured < len(m.df) or not self._widths:
-            new = _measure(m.df.iloc[self._measured :])
+        if self._measured < m.total or not self._widths:
+            new = _measure(m.rows.take(slice(self._measured, None)))
             self._widths = {k: max(v, self._widths.get(k, 0)) for k, v in new.items()}
-            self._widths["flow"] = max(4, len(str(len(m.df))))
-            self._measured = len(m.df)
+            self._widths["flow"] = max(4, len(str(m.total)))
+            self._measured = m.total
         # a column is at least as wide as its title (severity has "!" for narrow)
         widths = {
             k: max(min(self._widths[k], _MAX_WIDTH.get(k, 99)), 1 if k == "sev" else len(t))
@@ -177,37 +205,40 @@ class FlowsView:
     def cells(self, row: int) -> list[tuple[str, Style | None]]:
         m = self.model
         pos = m.position(row)
-        a = m.array
+
+        def a(col: str) -> Any:
+            return m.value(col, pos)
+
         sev = int(m.severity()[pos])
         word, letter, mstyle = SEVERITY_MARK.get(sev, ("", "", None))
         mark = word if self._sev_wide else letter
-        flow = a("flow")[pos]
-        status = a("status")[pos] or ""
-        pp = "/".join(str(x) for x in (a("pp_command")[pos], a("pp_family")[pos]) if x)
+        flow = a("flow")
+        status = a("status") or ""
+        pp = "/".join(str(x) for x in (a("pp_command"), a("pp_family")) if x)
         return [
             (mark, mstyle),
             ("…" if flow is None else str(flow), None),
-            (hostport(a("egress_ip")[pos], a("egress_port")[pos]), None),
-            (hostport(a("client_ip")[pos], a("client_port")[pos]), None),
-            (a("method")[pos] or "", None),
+            (hostport(a("egress_ip"), a("egress_port")), None),
+            (hostport(a("client_ip"), a("client_port")), None),
+            (a("method") or "", None),
             (status, STATUS_STYLE.get(status)),
-            (a("findings")[pos] or "", None),
-            (hostport(a("origin_ip")[pos], a("origin_port")[pos]), None),
-            (clock(a("start")[pos]), None),
-            (_count(a("packets")[pos]), None),
-            (_count(a("bytes")[pos]), None),
+            (a("findings") or "", None),
+            (hostport(a("origin_ip"), a("origin_port")), None),
+            (clock(a("start")), None),
+            (_count(a("packets")), None),
+            (_count(a("bytes")), None),
             (
-                hostport(a("proxy_ip")[pos], a("proxy_port")[pos]) if a("proxy_ip")[pos] else "",
+                hostport(a("proxy_ip"), a("proxy_port")) if a("proxy_ip") else "",
                 None,
             ),
             (pp, None),
-            (a("tlvs")[pos] or "", None),
-            (a("transport")[pos] or "", None),
+            (a("tlvs") or "", None),
+            (a("transport") or "", None),
         ]
 
     def row_style(self, row: int) -> Style | None:
         pos = self.model.position(row)
-        status = self.model.array("status")[pos]
+        status = self.model.value("status", pos)
         if status in ("malformed",):
             return Style(color="red")
         if status == "mid-stream":

@@ -118,11 +118,19 @@ def flush(
     rows = np.concatenate(tab.pending) if len(tab.pending) > 1 else tab.pending[0]
     tab.pending = []
     tab.npending = 0
+    if cb is None:  # in the table's order: the table then mostly keeps them as they are
+        rows = rows[np.argsort(_first_packet(tab.S, rows), kind="stable")]
     py = tab.S[rows, L.F_EXTRA] != 0
     _rows_plain(tab, finish, held, rows[~py], cb)
     if py.any():
         _rows_python(tab, finish, held, rows[py], cb)
     _free(tab, rows)
+
+
+def _first_packet(S: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    """(capture, first frame) of table rows ``rows`` as one int64, the table's order
+    (``pcapip.flows.reorder.sort_key``)."""
+    return S[rows, L.F_CAPTURE] * (1 << 40) + S[rows, L.F_FIRST_FRAME]
 
 
 def _rows_plain(

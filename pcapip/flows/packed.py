@@ -13,11 +13,12 @@ from __future__ import annotations
 
 import itertools
 import socket
-import tempfile
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
+from pcapip.flows.store import DiskStore, MemStore
 
 if TYPE_CHECKING:
     from pcapip.flows.rowblock import RowBlock
@@ -169,144 +170,6 @@ def ints_out(values: np.ndarray) -> list[int | None]:
     if values.size and (values == NULL).any():
         return [None if v == NULL else v for v in out]
     return out
-
-
-class MemStore(dict[str, np.ndarray]):
-    """Packed columns in memory: name -> array."""
-
-    on_disk = False
-
-    def slice(self, name: str, lo: int, hi: int) -> np.ndarray:
-        return self[name][lo:hi]
-
-    def size(self, name: str) -> int:
-        return int(self[name].size) if name in self else 0
-
-    @property
-    def nbytes(self) -> int:
-        return sum(a.nbytes for a in self.values())
-
-
-class DiskStore:
-    """Packed columns in one unnamed temporary file, read back a column or a slice at a
-    time: what a capture with millions of connections holds for its table stays on
-    disk (in the page cache while there is room) instead of in the process.
-
-    Each append writes a segment at the end of the file; a column is its segments in
-    order (the tracker appends one per spill, the table one per column). A segment whose
-    values are all the same (a flood's empty TOA and PROXY columns) is kept as that one
-    value, not written.
-    """
-
-    on_disk = True
-
-    def __init__(self) -> None:
-        self._file: Any = None
-        self._end = 0
-        # name -> [(file offset, items, the one value of a constant segment or None)]
-        self._segs: dict[str, list[tuple[int, int, Any]]] = {}
-        self._dtypes: dict[str, np.dtype] = {}
-        self._sizes: dict[str, int] = {}
-
-    def append(self, name: str, values: np.ndarray) -> None:
-        dt = self._dtypes.setdefault(name, values.dtype)
-        arr = np.ascontiguousarray(values, dtype=dt)
-        if arr.size > 1 and dt.kind in "biu" and arr.min() == arr.max():
-            seg: tuple[int, int, Any] = (-1, int(arr.size), arr[0])
-        else:
-            if self._file is None:
-                self._file = tempfile.TemporaryFile(prefix="pcapip-rows-", buffering=0)  # noqa: SIM115
-            data = arr.tobytes()
-            self._file.seek(self._end)
-            self._file.write(data)
-            seg = (self._end, int(arr.size), None)
-            self._end += len(data)
-        self._segs.setdefault(name, []).append(seg)
-        self._sizes[name] = self._sizes.get(name, 0) + int(arr.size)
-
-    def __contains__(self, name: object) -> bool:
-        return name in self._segs
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self._segs)
-
-    def keys(self) -> list[str]:
-        return list(self._segs)
-
-    def __getitem__(self, name: str) -> np.ndarray:
-        return self.slice(name, 0, self._sizes[name])
-
-    def slice(self, name: str, lo: int, hi: int) -> np.ndarray:
-        dt = self._dtypes[name]
-        lo = max(0, lo)
-        hi = min(hi, self._sizes[name])
-        out = np.empty(max(0, hi - lo), dtype=dt)
-        if out.size == 0:
-            return out
-        view = memoryview(out).cast("B")
-        at = 0  # first item of the current segment
-        for off, count, same in self._segs[name]:
-            a, b = max(lo, at), min(hi, at + count)
-            if a < b and same is not None:
-                out[a - lo : b - lo] = same
-            elif a < b:
-                self._read(
-                    off + (a - at) * dt.itemsize,
-                    view[(a - lo) * dt.itemsize :][: (b - a) * dt.itemsize],
-                )
-            at += count
-            if at >= hi:
-                break
-        return out
-
-    def _read(self, offset: int, into: memoryview) -> None:
-        fh = self._file
-        fh.seek(offset)
-        got = 0
-        while got < into.nbytes:
-            k = fh.readinto(into[got:])
-            if not k:
-                raise OSError("pcapip row spool: short read")
-            got += k
-
-    def size(self, name: str) -> int:
-        return self._sizes.get(name, 0)
-
-    def mark(self) -> tuple[int, dict[str, int], dict[str, int]]:
-        """Where the store is now, for :meth:`rewind`."""
-        return self._end, {n: len(s) for n, s in self._segs.items()}, dict(self._sizes)
-
-    def rewind(self, mark: tuple[int, dict[str, int], dict[str, int]]) -> None:
-        """Forget every segment appended since ``mark`` (their bytes are overwritten later)."""
-        self._end, counts, self._sizes = mark[0], mark[1], dict(mark[2])
-        for n in list(self._segs):
-            if n in counts:
-                del self._segs[n][counts[n] :]
-            else:
-                del self._segs[n]
-                self._dtypes.pop(n, None)
-
-    @property
-    def nbytes(self) -> int:
-        return 0  # (on disk)
-
-    def close(self) -> None:
-        if self._file is not None:
-            self._file.close()
-            self._file = None
-        self._segs.clear()
-        self._sizes.clear()
-
-    def to_memory(self, close: bool = True) -> MemStore:
-        """Every column read back into memory (the file closed, unless ``close`` is False)."""
-        mem = MemStore({n: self[n] for n in self})
-        if close:
-            self.close()
-        return mem
-
-    def __reduce__(self) -> tuple[Any, tuple[dict[str, np.ndarray]]]:
-        # a copy or a pickle holds the columns themselves (temporary files do not travel)
-        return (MemStore, (self.to_memory(close=False),))
 
 
 Store = MemStore | DiskStore

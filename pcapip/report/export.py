@@ -2,9 +2,9 @@
 
 ``pcapip analyze --format csv`` is the fast path of the product: building
 pandas frames (and importing pandas) would cost more than analysing a
-million-packet capture, so the per-flow exports are written here with numpy:
-CSV and JSON Lines a slice of rows at a time, column by column, as byte matrices
-(``pcapip.report.cells``: no Python string per cell); TSV row by row.
+million-packet capture, so the per-flow exports are written here from the packed
+columns: CSV, TSV and JSON Lines a block of rows at a time by one compiled loop
+(``pcapip.report.textkernel``: no Python string per cell).
 ``Analysis.to_csv``/``to_jsonl`` and ``pcapip.report.write`` (what ``pcapip analyze``
 writes) use the same writers, so the CLI and the Python API produce identical files.
 This module knows the flow table only: ``analysis`` imports it, never the reverse.
@@ -20,9 +20,10 @@ from typing import IO, Any
 import numpy as np
 
 from pcapip.flows.columns import COLUMNS, of_kind
-from pcapip.flows.packed import NO_IP, NULL
+from pcapip.flows.packed import NO_IP
 from pcapip.flows.table import FlowTable
-from pcapip.report import cells
+from pcapip.report import textkernel
+from pcapip.sources import accel
 
 __all__ = ["tsv_lines", "write_csv", "write_jsonl", "write_tsv"]
 
@@ -46,40 +47,11 @@ class _Stamp:
         return f"{self.prefix}.{frac:09d}Z"
 
 
-def _picker(table: FlowTable, rows: Any) -> tuple[int, Any]:
-    """(row count, slice(get, name, a, b)): rows ``a:b`` of the table, or of the chosen
-    ``rows`` (sorted 0-based positions) when given, each through ``get(name, lo, hi)``."""
-    if rows is None:
-        return len(table), lambda get, c, a, b: get(c, a, b)
-
-    def pick(get: Any, c: str, a: int, b: int) -> list[Any]:
-        sel = rows[a:b]
-        lo = int(sel[0])
-        got = get(c, lo, int(sel[-1]) + 1)
-        return [got[i] for i in (sel - lo).tolist()]
-
-    return len(rows), pick
-
-
-def _rows(table: FlowTable, rows: Any = None) -> Iterator[list[Any]]:
-    """Rows as lists of Python values (times as ISO text), built a slice at a time."""
-    get = table.columns.slice
-    stamp = _Stamp()
-    n, part = _picker(table, rows)
-    for a in range(0, n, _CHUNK):
-        b = min(n, a + _CHUNK)
-        data = [
-            [stamp(v) for v in part(get, c, a, b)] if c in _TIME_COLUMNS else part(get, c, a, b)
-            for c in COLUMNS
-        ]
-        rows = zip(*data, strict=True)
-        del data
-        yield from (list(r) for r in rows)
-
-
 _QUOTE_IF = (",", '"', "\n", "\r")
-_CHUNK = 8192  # rows built at a time as Python values (TSV)
-_LINES = 1 << 14  # rows built at a time as text (CSV, JSON Lines): a slice fits the caches
+_LINES = 1 << 15  # rows written at a time as text (CSV, JSON Lines)
+# rows worth loading numba's JIT for (with current ahead-of-time kernels: always compiled);
+# the loop's pure twin writes ~6,000 rows a second
+_COMPILE_ROWS = 2_000
 
 
 def _cell(v: Any) -> str:
@@ -115,28 +87,25 @@ _JSONL = _Spelling(
 )
 
 
-def _halves() -> tuple[np.ndarray, np.ndarray]:
-    """'a.b' for each 16-bit a*256+b, as 8 bytes (uint64) and a length."""
-    words = [f"{k >> 8}.{k & 255}".encode() for k in range(65536)]
-    return (
-        np.frombuffer(np.array(words, dtype="S8").tobytes(), dtype=np.uint64),
-        np.fromiter(map(len, words), dtype=np.intp, count=65536),
-    )
-
-
-_HALVES: list[tuple[np.ndarray, np.ndarray]] = []
-
-
 class _Lines:
-    """The lines of a table's rows in one text format, a slice of rows at a time, built
-    column by column (``pcapip.report.cells``): each distinct text spelled once, numbers,
-    times and addresses by array arithmetic."""
+    """The lines of a table's rows in one text format, a block of rows at a time, written
+    by one compiled loop (``pcapip.report.textkernel``): every text spelled once in
+    Python, numbers, times and addresses by the loop."""
 
     def __init__(self, table: FlowTable, rows: Any, sp: _Spelling) -> None:
         self.table, self.rows, self.sp = table, rows, sp
         self.n = len(table) if rows is None else len(rows)
-        words = [sp.text(t).encode() for t in table.vocab.texts]
-        self.texts = cells.table([*words, sp.null.encode()])  # code -1: the last
+        # the vocabulary spelled for this format; the last word: a missing value
+        self.words = [*(sp.text(t).encode() for t in table.vocab.texts), sp.null.encode()]
+        self.base = _word_table(self.words)
+        seps = [s.encode() for s in (*sp.lead, sp.end)]
+        self.seps = _word_table(seps)
+        self.sep_bytes = sum(map(len, seps))
+        self.quote = np.frombuffer(sp.quote.encode(), dtype=np.uint8).copy()
+        self.backend = accel.choose(
+            None, want_compiled=accel.compiled_cheap() or self.n >= _COMPILE_ROWS
+        )
+        self.buf = np.empty(0, dtype=np.uint8)
 
     def raw(self, name: str, a: int, b: int) -> tuple[str, np.ndarray]:
         if self.rows is None:
@@ -155,78 +124,93 @@ class _Lines:
         got = get(name, lo, int(sel[-1]) + 1)
         return [got[i] for i in (sel - lo).tolist()]
 
-    def __iter__(self) -> Iterator[bytes]:
-        """The lines of a slice of rows at a time, as UTF-8."""
-        sp = self.sp
+    def __iter__(self) -> Iterator[bytes | memoryview]:
+        """The lines of a block of rows at a time, as UTF-8 (a view of a buffer that the
+        next block overwrites)."""
         for a in range(0, self.n, _LINES):
-            b = min(self.n, a + _LINES)
-            pieces: list[cells.Piece] = []
-            for lead, c in zip(sp.lead, COLUMNS, strict=True):
-                pieces.append(cells.const(lead))
-                pieces.extend(self.column(c, a, b))
-            pieces.append(cells.const(sp.end))
-            yield cells.lines(pieces, b - a)
+            yield self.block(a, min(self.n, a + _LINES))
 
-    def column(self, name: str, a: int, b: int) -> list[cells.Piece]:
-        """Rows ``a:b`` of one column as pieces."""
+    def block(self, a: int, b: int) -> memoryview:
+        vals = np.empty((len(COLUMNS), b - a), dtype=np.int64)
+        kinds = np.empty(len(COLUMNS), dtype=np.int64)
+        extra: list[bytes] = []  # words of a caller's columns, after the vocabulary's
+        width = self.sep_bytes
+        for c, name in enumerate(COLUMNS):
+            kinds[c], w = self.column(name, a, b, vals[c], extra)
+            width += w
+        words = self.base if not extra else _word_table(self.words[:-1] + extra + self.words[-1:])
+        need = width * (b - a)
+        if self.buf.size < need:
+            self.buf = np.empty(need, dtype=np.uint8)
+        k = textkernel.text_lines.run(self.backend, vals, kinds, words, self.seps, self.quote, self.buf)
+        return memoryview(self.buf)[:k]
+
+    def column(
+        self, name: str, a: int, b: int, into: np.ndarray, extra: list[bytes]
+    ) -> tuple[int, int]:
+        """Rows ``a:b`` of one column into ``into`` (int64); (its kind for the loop, the most
+        bytes one of its cells takes)."""
         sp = self.sp
+        null = len(self.words[-1])
+        lens = self.base[1]
         if name in self.table.columns.assigned:  # a caller's list: any Python values
             values = self.assigned(name, a, b)
             if name in _TIME_COLUMNS:
                 stamp = _Stamp()
                 values = [stamp(v) for v in values]
-            return [cells.spelled(values, lambda v: sp.null if v is None else sp.text(v))]
+            first = len(self.words) - 1 + len(extra)
+            spelled = _spelled(values, lambda v: sp.null if v is None else sp.text(v))
+            into[:] = spelled[1] + first
+            extra.extend(spelled[0])
+            return textkernel.K_WORD, max(map(len, spelled[0]), default=0)
         kind, values = self.raw(name, a, b)
+        into[:] = values
+        quoted = 2 * len(sp.quote)
         if kind == "text":
-            return [cells.gather(self.texts, np.where(values < 0, len(self.texts) - 1, values))]
+            used = values[values >= 0]
+            return textkernel.K_WORD, max(null, _longest(lens, used))
         if kind == "ip":
-            return self.addresses(values)
-        null = values == NULL
-        have = ~null
+            used = -2 - values[values < NO_IP]
+            return textkernel.K_IP, max(null, 15 + quoted, _longest(lens, used))
         if name in _TIME_COLUMNS:
-            out = self.stamps(np.where(null, 0, values), have)
-        else:
-            out = [p.only(have) for p in cells.digits(np.where(null, 0, values))]
-        return out + self.missing(null)
+            return textkernel.K_TIME, max(null, 30 + quoted)
+        return textkernel.K_INT, max(null, 20)
 
-    def missing(self, null: np.ndarray) -> list[cells.Piece]:
-        if not self.sp.null or not null.any():
-            return []
-        return [cells.const(self.sp.null).only(null)]
 
-    def stamps(self, ns: np.ndarray, have: np.ndarray) -> list[cells.Piece]:
-        """ISO 8601 UTC with nanoseconds, as ``np.datetime_as_string`` spells them."""
-        q = self.sp.quote
-        sec = ns // 1_000_000_000
-        secs, inv = np.unique(sec, return_inverse=True)
-        text = np.datetime_as_string(secs.astype("datetime64[s]"), unit="s")
-        prefix = cells.gather(cells.table([(q + t + ".").encode() for t in text.tolist()]), inv)
-        frac = cells.digits(ns - sec * 1_000_000_000, width=9)
-        return [p.only(have) for p in (prefix, *frac, cells.const("Z" + q))]
+def _word_table(words: list[bytes]) -> tuple[np.ndarray, np.ndarray]:
+    """Words as the loop reads them: (their bytes end to end, where each starts and, last,
+    where the last ends)."""
+    at = np.zeros(len(words) + 1, dtype=np.int64)
+    np.cumsum(np.fromiter(map(len, words), dtype=np.int64, count=len(words)), out=at[1:])
+    return np.frombuffer(b"".join(words), dtype=np.uint8).copy(), at
 
-    def addresses(self, codes: np.ndarray) -> list[cells.Piece]:
-        """IPv4 values in dotted text, address texts from the vocabulary, missing ones."""
-        q = self.sp.quote
-        v4 = codes >= 0
-        out: list[cells.Piece] = []
-        if v4.any():
-            if not _HALVES:
-                _HALVES.append(_halves())
-            words, lens = _HALVES[0]
-            hi = np.where(v4, codes >> 16, 0)
-            lo = np.where(v4, codes & 0xFFFF, 0)
-            out += [
-                cells.const(q),
-                cells.Piece(words[hi].view(np.uint8).reshape(-1, 8), lens[hi]),
-                cells.const("."),
-                cells.Piece(words[lo].view(np.uint8).reshape(-1, 8), lens[lo]),
-                cells.const(q),
-            ]
-            out = [p.only(v4) for p in out]
-        named = codes < NO_IP
-        if named.any():
-            out.append(cells.gather(self.texts, np.where(named, -2 - codes, 0)).only(named))
-        return out + self.missing(codes == NO_IP)
+
+def _longest(starts: np.ndarray, codes: np.ndarray) -> int:
+    """The most bytes among the words ``codes`` of a word table's offsets ``starts``."""
+    if codes.size == 0:
+        return 0
+    return int((starts[codes + 1] - starts[codes]).max())
+
+
+def _spelled(items: list[Any], spell: Any) -> tuple[list[bytes], np.ndarray]:
+    """Any Python values as (distinct words, each value's word), each distinct value
+    spelled once by ``spell``."""
+    known: dict[Any, int] = {}
+    words: list[bytes] = []
+    codes = np.empty(len(items), dtype=np.int64)
+    for k, v in enumerate(items):
+        try:
+            key: Any = (type(v), v)  # (1, 1.0 and True spell differently)
+            c = known.get(key)
+        except TypeError:  # unhashable: spelled on its own
+            key, c = None, None
+        if c is None:
+            c = len(words)
+            words.append(spell(v).encode())
+            if key is not None:
+                known[key] = c
+        codes[k] = c
+    return words, codes
 
 
 def write_csv(table: FlowTable, fh: IO[str], rows: Any = None) -> None:
@@ -247,7 +231,7 @@ def write_jsonl(table: FlowTable, fh: IO[str], rows: Any = None) -> None:
     _put(fh, _Lines(table, rows, _JSONL))
 
 
-def _put(fh: IO[str], lines: Iterable[bytes]) -> None:
+def _put(fh: IO[str], lines: Iterable[bytes | memoryview]) -> None:
     """UTF-8 lines into a text file: straight into its bytes when it has them."""
     raw = getattr(fh, "buffer", None)
     if raw is not None and (getattr(fh, "encoding", "") or "").lower().replace("-", "") == "utf8":
@@ -257,7 +241,7 @@ def _put(fh: IO[str], lines: Iterable[bytes]) -> None:
         raw.flush()
         return
     for data in lines:
-        fh.write(data.decode("utf-8"))
+        fh.write(bytes(data).decode("utf-8"))
 
 
 _TSV_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
@@ -270,8 +254,15 @@ def tsv_lines(rows: Iterable[Iterable[Any]], fh: IO[str]) -> None:
         fh.write("\n")
 
 
+def _tsv(v: Any) -> str:
+    return str(v).translate(_TSV_ESCAPES)
+
+
+_TSV = _Spelling(_tsv, "", "", ["", *["\t"] * (len(COLUMNS) - 1)], "\n")
+
+
 def write_tsv(table: FlowTable, fh: IO[str], rows: Any = None) -> None:
-    """The documented schema as TSV: the CSV's header and cells, tab-separated and escaped;
-    ``rows`` as for write_csv."""
+    """The documented schema as TSV: the CSV's header and cells, tab-separated and escaped
+    (as :func:`tsv_lines` writes any rows); ``rows`` as for write_csv."""
     tsv_lines([COLUMNS], fh)
-    tsv_lines(_rows(table, rows), fh)
+    _put(fh, _Lines(table, rows, _TSV))

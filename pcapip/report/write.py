@@ -10,7 +10,6 @@ every format, the table included (``pcapip.cli.main`` exits 0 on it).
 from __future__ import annotations
 
 import contextlib
-import csv
 import io
 import os
 import sys
@@ -26,6 +25,8 @@ __all__ = ["stdout_console", "write_analysis"]
 
 def _csv_to_tsv(text: str, fh: IO[str]) -> None:
     """A summary frame's CSV (``--by egress|client``) as TSV, cell for cell."""
+    import csv  # only these summaries read CSV back
+
     tsv_lines(csv.reader(io.StringIO(text)), fh)
 
 

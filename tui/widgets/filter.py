@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from textual.widgets import Input
 
-from pcapip.report import filters
-
 
 class FilterInput(Input):
     """Marks its text valid or invalid as it is typed (the reason as a tooltip); the app
     applies it on Enter."""
 
     def on_input_changed(self, event: Input.Changed) -> None:
+        from pcapip.report import filters  # (pandas: only once a filter is typed)
+
         try:
             filters.parse(event.value)
         except filters.FilterError as exc:

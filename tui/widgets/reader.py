@@ -9,16 +9,17 @@ responsive however fast the reader goes), the result, a failure.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
-import pandas as pd
 from textual import work
 from textual.message import Message
 from textual.reactive import reactive
 from textual.widget import Widget
 
+from pcapip.tui.rows import Rows
 from pcapip.tui.stream import CaptureLoader, LoadResult, LoadStopped, Progress
 
 
@@ -32,9 +33,9 @@ class CaptureReader(Widget):
 
     @dataclass
     class Rows(Message):
-        """Provisional rows to show (normalized model rows)."""
+        """Provisional rows to show (packed model rows)."""
 
-        rows: pd.DataFrame
+        rows: Rows
 
     @dataclass
     class Loaded(Message):
@@ -53,7 +54,7 @@ class CaptureReader(Widget):
 
     @dataclass
     class RowsIn(Message):
-        rows: pd.DataFrame
+        rows: Rows
 
     @dataclass
     class Done(Message):
@@ -76,7 +77,7 @@ class CaptureReader(Widget):
         self.warnings: list[str] = []
         #: seconds the parent took to fold in the last batch: the next waits 4x as long
         self.apply_cost = 0.0
-        self._pending: list[pd.DataFrame] = []
+        self._pending: list[Rows] = []
         self._timer: Any = None
         self._handed = False  # rows were handed over already
 
@@ -88,6 +89,7 @@ class CaptureReader(Widget):
         """Read ``path``; provisional rows are posted as they come (unless ``provisional``
         is False: the live feed showed them already)."""
         self.loader = CaptureLoader(path, trusted=self.trusted, toa_kinds=self.toa_kinds)
+        self.loader.first_drawn = threading.Event() if provisional else None
         self.loaded = False
         self._handed = False
         self._load(self.loader, provisional)
@@ -128,9 +130,13 @@ class CaptureReader(Widget):
         chunks, self._pending = self._pending, []
         if self.loaded or not chunks:
             return
-        rows = chunks[0] if len(chunks) == 1 else pd.concat(chunks, ignore_index=True)
+        rows = Rows.concat(chunks)
         self._handed = True
         self.post_message(self.Rows(rows))
+        loader = self.loader
+        if loader is not None and loader.first_drawn is not None:
+            # (after the parent folded them in and the screen was drawn)
+            self.call_after_refresh(loader.first_drawn.set)
 
     def on_capture_reader_done(self, msg: Done) -> None:
         msg.stop()

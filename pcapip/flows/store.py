@@ -1,0 +1,203 @@
+"""Packed columns, in memory (:class:`MemStore`) or in one unnamed temporary file
+(:class:`DiskStore`): where the rows of ended flows and the flow table are kept
+(``pcapip.flows.packed``), read back a column or a slice of rows at a time.
+"""
+
+from __future__ import annotations
+
+import bisect
+import itertools
+import tempfile
+from collections.abc import Iterator
+from typing import Any
+
+import numpy as np
+
+
+class MemStore(dict[str, np.ndarray]):
+    """Packed columns in memory: name -> array."""
+
+    on_disk = False
+
+    def slice(self, name: str, lo: int, hi: int) -> np.ndarray:
+        return self[name][lo:hi]
+
+    def size(self, name: str) -> int:
+        return int(self[name].size) if name in self else 0
+
+    def constant(self, name: str) -> Any:
+        return None  # (in memory, reading a column costs no more than knowing it)
+
+    @property
+    def nbytes(self) -> int:
+        return sum(a.nbytes for a in self.values())
+
+
+# a segment: (file offset, items, the one value of a constant segment or None, and for
+# a segment written narrower than its column (smallest value, stored dtype) or None)
+Seg = tuple[int, int, Any, Any]
+
+
+def _narrow(span: int, dt: np.dtype) -> np.dtype | None:
+    """The smallest unsigned dtype narrower than ``dt`` that holds 0..``span``, or None."""
+    for cand in (np.uint8, np.uint16, np.uint32):
+        d = np.dtype(cand)
+        if d.itemsize >= dt.itemsize:
+            return None
+        if span < 1 << (8 * d.itemsize):
+            return d
+    return None
+
+
+class DiskStore:
+    """Packed columns in one unnamed temporary file, read back a column or a slice at a
+    time: what a capture with millions of connections holds for its table stays on
+    disk (in the page cache while there is room) instead of in the process.
+
+    Each append writes a segment at the end of the file; a column is its segments in
+    order (the tracker appends one per spill, the table one per column). A segment whose
+    values are all the same (a flood's empty TOA and PROXY columns) is kept as that one
+    value, not written; one whose values lie close together (a block's frame numbers,
+    times, ports) is written as their distance from the smallest, in 1, 2 or 4 bytes.
+    """
+
+    on_disk = True
+
+    def __init__(self) -> None:
+        self._file: Any = None
+        self._end = 0
+        self._segs: dict[str, list[Seg]] = {}
+        self._firsts: dict[str, list[int]] = {}  # name -> each segment's first item
+        self._dtypes: dict[str, np.dtype] = {}
+        self._sizes: dict[str, int] = {}
+
+    def append(self, name: str, values: np.ndarray) -> None:
+        dt = self._dtypes.setdefault(name, values.dtype)
+        arr = np.ascontiguousarray(values, dtype=dt)
+        low = high = None
+        if arr.size and dt.kind in "biu":
+            low, high = arr.min(), arr.max()
+        if arr.size > 1 and low == high:
+            seg: Seg = (-1, int(arr.size), arr[0], None)
+        else:
+            narrow = None
+            if low is not None and dt.kind in "iu":
+                narrow = _narrow(int(high) - int(low), dt)
+            if narrow is not None:  # (the values less the smallest, in 1, 2 or 4 bytes)
+                arr = np.subtract(arr, low, dtype=narrow, casting="unsafe")
+            seg = (self._end, int(arr.size), None, None if narrow is None else (low, narrow))
+            self._write(memoryview(arr).cast("B"))  # (written as it is: no copy)
+        self._segs.setdefault(name, []).append(seg)
+        self._firsts.setdefault(name, []).append(self._sizes.get(name, 0))
+        self._sizes[name] = self._sizes.get(name, 0) + int(arr.size)
+
+    def _write(self, data: memoryview) -> None:
+        if self._file is None:
+            self._file = tempfile.TemporaryFile(prefix="pcapip-rows-", buffering=0)  # noqa: SIM115
+        self._file.seek(self._end)
+        done = 0
+        while done < data.nbytes:
+            done += self._file.write(data[done:])
+        self._end += data.nbytes
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._segs
+
+    def constant(self, name: str) -> Any:
+        """The one value of a column whose every segment holds only that value (a flood's
+        empty TOA and PROXY columns), else None."""
+        segs = self._segs.get(name)
+        if not segs or segs[0][2] is None:
+            return None
+        first = segs[0][2]
+        return first if all(s[2] is not None and s[2] == first for s in segs) else None
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._segs)
+
+    def keys(self) -> list[str]:
+        return list(self._segs)
+
+    def __getitem__(self, name: str) -> np.ndarray:
+        return self.slice(name, 0, self._sizes[name])
+
+    def slice(self, name: str, lo: int, hi: int) -> np.ndarray:
+        dt = self._dtypes[name]
+        lo = max(0, lo)
+        hi = min(hi, self._sizes[name])
+        out = np.empty(max(0, hi - lo), dtype=dt)
+        if out.size == 0:
+            return out
+        view = memoryview(out).cast("B")
+        firsts = self._firsts[name]
+        first = bisect.bisect_right(firsts, lo) - 1  # (a column has thousands of segments)
+        at = firsts[first]  # first item of the current segment
+        for off, count, same, packed in itertools.islice(self._segs[name], first, None):
+            a, b = max(lo, at), min(hi, at + count)
+            if a < b and same is not None:
+                out[a - lo : b - lo] = same
+            elif a < b and packed is not None:
+                part = np.empty(b - a, dtype=packed[1])
+                self._read(off + (a - at) * part.itemsize, memoryview(part).cast("B"))
+                np.add(part, packed[0], out=out[a - lo : b - lo], dtype=dt, casting="unsafe")
+            elif a < b:
+                self._read(
+                    off + (a - at) * dt.itemsize,
+                    view[(a - lo) * dt.itemsize :][: (b - a) * dt.itemsize],
+                )
+            at += count
+            if at >= hi:
+                break
+        return out
+
+    def _read(self, offset: int, into: memoryview) -> None:
+        fh = self._file
+        fh.seek(offset)
+        got = 0
+        while got < into.nbytes:
+            k = fh.readinto(into[got:])
+            if not k:
+                raise OSError("pcapip row spool: short read")
+            got += k
+
+    def size(self, name: str) -> int:
+        return self._sizes.get(name, 0)
+
+    def mark(self) -> tuple[int, dict[str, int], dict[str, int]]:
+        """Where the store is now, for :meth:`rewind`."""
+        return self._end, {n: len(s) for n, s in self._segs.items()}, dict(self._sizes)
+
+    def rewind(self, mark: tuple[int, dict[str, int], dict[str, int]]) -> None:
+        """Forget every segment appended since ``mark`` (their bytes are overwritten later)."""
+        self._end, counts, self._sizes = mark[0], mark[1], dict(mark[2])
+        for n in list(self._segs):
+            if n in counts:
+                del self._segs[n][counts[n] :]
+                del self._firsts[n][counts[n] :]
+            else:
+                del self._segs[n]
+                del self._firsts[n]
+                self._dtypes.pop(n, None)
+
+    @property
+    def nbytes(self) -> int:
+        return 0  # (on disk)
+
+    def close(self) -> None:
+        if self._file is not None:
+            self._file.close()
+            self._file = None
+        self._segs.clear()
+        self._firsts.clear()
+        self._sizes.clear()
+
+    def to_memory(self, close: bool = True) -> MemStore:
+        """Every column read back into memory (the file closed, unless ``close`` is False)."""
+        mem = MemStore({n: self[n] for n in self})
+        if close:
+            self.close()
+        return mem
+
+    def __reduce__(self) -> tuple[Any, tuple[dict[str, np.ndarray]]]:
+        # a copy or a pickle holds the columns themselves (temporary files do not travel)
+        return (MemStore, (self.to_memory(close=False),))
