@@ -18,8 +18,8 @@ import pytest
 from tools import require_tool
 
 from pcapip import analyze
-from pcapip.cli.flowpackets import tenant
 from pcapip.cli.show import flow_display_filter
+from pcapip.decode.tunnels import tenant
 from pcapip.flows.table import COLUMNS
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -19,16 +19,12 @@ _PROTO = {"tcp": 6, "udp": 17}
 _KEY = ["proto", "src", "sport", "dst", "dport", "tenant"]
 
 
-def tenant(tunnel: str) -> str:
-    """The part of a ``tunnel`` text that names the tenant, as the flow key holds it: all of
-    it, except MPLS labels (chosen per hop and direction, see pcapip.flows.tunnels)."""
-    return "mpls" if tunnel.startswith("mpls") else tunnel
-
-
 def flow_keys(flows: pd.DataFrame) -> pd.DataFrame:
     """Per flow row (``Analysis.flows`` columns): its key in both directions, whether that
     direction is from the egress, and the flow's first and last packet time."""
     import pandas as pd
+
+    from pcapip.decode.tunnels import tenant
 
     f = pd.DataFrame({
         "flow": flows["flow"].astype("int64"),
@@ -54,13 +50,13 @@ def flow_packets(
     a frame of ``i`` (index in the batch), ``flow`` and ``from_egress`` per packet, in
     packet order). A packet belongs to a flow when its transport, addresses and ports match
     in either direction within the flow's time span (so a later connection reusing the
-    ports is kept apart) in the flow's tenant's tunnel, and its transport header decoded whole (the packets the flow
-    stage counts). Damage ends the walk quietly: analyze reports it."""
+    ports is kept apart) in the flow's tenant's tunnel, and its transport header decoded
+    whole (the packets the flow stage counts). Damage ends the walk quietly: analyze reports it."""
     import numpy as np
     import pandas as pd
 
     from pcapip.decode import ST_NO_L4, decode, ips_to_str
-    from pcapip.decode.tunnels import tunnel_label
+    from pcapip.decode.tunnels import tenant, tunnel_label
     from pcapip.errors import CaptureError
     from pcapip.sources import open_capture
 

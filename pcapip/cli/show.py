@@ -6,10 +6,10 @@ from typing import Any
 
 import click
 
-from pcapip.cli.flowpackets import first_packets, tenant
+from pcapip.cli.flowpackets import first_packets
 from pcapip.cli.options import vxlan_port_option
 from pcapip.cli.output import check_input
-from pcapip.decode.tunnels import tunnel_display_filter
+from pcapip.decode.tunnels import tenant, tunnel_display_filter
 from pcapip.errors import CaptureError, UsageError
 
 

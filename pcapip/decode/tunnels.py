@@ -123,6 +123,12 @@ def encapsulations_table() -> str:
     return "\n".join(lines) + "\n"
 
 
+def tenant(text: str) -> str:
+    """The part of a ``tunnel`` text that names the tenant, as flow keys hold it: all of it,
+    except MPLS labels (chosen by each router per direction: ``pcapip.flows.tunnels``)."""
+    return "mpls" if text.startswith("mpls") else text
+
+
 def udp_tunnel_ports(vxlan_ports: tuple[int, ...] = ()) -> dict[int, int]:
     """UDP destination port -> encapsulation opened there: the defaults plus
     ``vxlan_ports`` (VXLAN on other ports, e.g. Linux's 8472)."""
