@@ -246,3 +246,30 @@ def test_a_preview_row_is_replaced_by_its_ended_row(tmp_path: Path) -> None:
     for _, r in model.df[model.df["_frame"].isin(again)].iterrows():
         f = final.loc[r["start"]]
         assert (r["packets"], r["bytes"], r["status"]) == (f["packets"], f["bytes"], f["status"])
+
+
+def test_the_detail_keeps_to_the_flows_tenant() -> None:
+    """Two VXLAN tenants send the same inner connection: each flow's timeline holds the
+    frames tshark selects with the flow's display filter (its VNI), not the other's."""
+    require_tool("tshark")
+    from pcapip.cli.show import flow_display_filter
+    from pcapip.dissect import DEFAULT_REGISTRY
+    from pcapip.tui.detail import build_detail
+
+    path = PCAPS / "tunnel-vxlan.pcap"
+    loader = CaptureLoader(str(path))
+    a = loader.run().analysis
+    flows = normalize(a.flows)
+    seen = []
+    for r in flows.to_dict("records"):
+        det = build_detail(r, loader.index, registry=DEFAULT_REGISTRY, header_frames=[],
+                           findings=[])
+        out = subprocess.run(
+            ["tshark", "-r", str(path), "-Y", flow_display_filter(a, int(r["flow"])),
+             "-T", "fields", "-e", "frame.number"],
+            capture_output=True, text=True, check=True, timeout=60,
+        )  # fmt: skip
+        frames = [e.frame for e in det.timeline]
+        assert frames == [int(x) for x in out.stdout.split()], r["tunnel"]
+        seen.append(frames)
+    assert len(seen) == 5 and not set(seen[0]) & set(seen[1])  # flows 1 and 2: two tenants
