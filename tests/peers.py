@@ -986,3 +986,19 @@ def run_scenario(
         client_family=client_family,
         origin_family=origin_family,
     )
+
+
+def processes_mentioning(*needles: str) -> list[int]:
+    """Pids whose command line names one of ``needles`` (a test's work directory, its pcap):
+    what a test checks it left nothing running."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        if any(n in cmdline for n in needles):
+            found.append(int(entry.name))
+    return found

@@ -14,7 +14,6 @@ inner connections apart.
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 import time
@@ -375,22 +374,8 @@ def test_lab_left_nothing_behind(run) -> None:
     _, res = run
     assert not set(res.namespaces) & set(peers.list_namespaces())
     assert not [p for p in res.pids if peers._pid_alive(p)]
-    assert not _processes_mentioning(str(res.workdir), str(res.pcap))
+    assert not peers.processes_mentioning(str(res.workdir), str(res.pcap))
 
-
-def _processes_mentioning(*needles: str) -> list[int]:
-    """Pids whose command line names one of ``needles`` (our work directory, our pcap)."""
-    found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit() or int(entry.name) == os.getpid():
-            continue
-        try:
-            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-        except OSError:
-            continue
-        if any(n in cmdline for n in needles):
-            found.append(int(entry.name))
-    return found
 
 
 @pytest.mark.parametrize("name", ["vxlan", "ovs-geneve"])
@@ -412,7 +397,7 @@ def test_lab_is_torn_down_when_the_test_fails(name: str, tmp_path: Path) -> None
         raise RuntimeError("boom")
     assert proc.poll() is not None
     assert not set(names) & set(peers.list_namespaces())
-    assert not _processes_mentioning(str(marker), str(workdir))
+    assert not peers.processes_mentioning(str(marker), str(workdir))
 
 
 def test_linux_port_without_vxlan_port_opens_nothing(tmp_path_factory) -> None:

@@ -13,6 +13,7 @@ and a chain of encapsulations deeper than ``MAX_TUNNEL_DEPTH`` stops with one.
 from __future__ import annotations
 
 import struct
+from collections.abc import Callable
 from typing import Protocol
 
 from pcapip.decode.tunnels import MAX_TUNNEL_DEPTH, TUN_GENEVE, TUN_VXLAN
@@ -249,10 +250,10 @@ def gre(d: Host, off: int, end: int) -> None:
         _inner(d, at, proto)
 
 
-def erspan2(d: Host, off: int) -> None:
-    h = _head(d, off, 8)
-    node = _layer(d, "erspan", off, 8, more=" Type II")
-    w0, w1, w2 = _u16(h, 0), _u16(h, 2), _u32(h, 4)
+def _erspan_words(d: Host, node: Field, off: int, h: bytes, mode: str) -> Callable[..., None]:
+    """The first 4 bytes both ERSPAN types share (``mode``: type II's ``erspan.encap``,
+    type III's ``erspan.bso`` in the same 2 bits); returns the node's field writer."""
+    w0, w1 = _u16(h, 0), _u16(h, 2)
 
     def bits(name: str, at: int, size: int, value: int) -> None:
         _put(d, node, name, value, at, size, value)
@@ -260,9 +261,17 @@ def erspan2(d: Host, off: int) -> None:
     bits("erspan.version", off, 2, w0 >> 12)
     bits("erspan.vlan", off, 2, w0 & 0x0FFF)
     bits("erspan.cos", off + 2, 2, w1 >> 13)
-    bits("erspan.encap", off + 2, 2, (w1 >> 11) & 3)
+    bits(mode, off + 2, 2, (w1 >> 11) & 3)
     bits("erspan.truncated", off + 2, 2, (w1 >> 10) & 1)
     bits("erspan.spanid", off + 2, 2, w1 & 0x03FF)
+    return bits
+
+
+def erspan2(d: Host, off: int) -> None:
+    h = _head(d, off, 8)
+    node = _layer(d, "erspan", off, 8, more=" Type II")
+    w1, w2 = _u16(h, 2), _u32(h, 4)
+    bits = _erspan_words(d, node, off, h, "erspan.encap")
     bits("erspan.reserved", off + 4, 4, w2 >> 20)
     bits("erspan.index", off + 4, 4, w2 & 0xFFFFF)
     if d.cut(node, off, 8, "ERSPAN type II header"):
@@ -275,17 +284,8 @@ def erspan3(d: Host, off: int) -> None:
     """ERSPAN type III: 12 bytes, then the 8-byte platform sub-header when the O bit is set."""
     h = _head(d, off, 20)
     node = _layer(d, "erspan", off, 12, more=" Type III")
-    w0, w1, w5 = _u16(h, 0), _u16(h, 2), _u16(h, 10)
-
-    def bits(name: str, at: int, size: int, value: int) -> None:
-        _put(d, node, name, value, at, size, value)
-
-    bits("erspan.version", off, 2, w0 >> 12)
-    bits("erspan.vlan", off, 2, w0 & 0x0FFF)
-    bits("erspan.cos", off + 2, 2, w1 >> 13)
-    bits("erspan.bso", off + 2, 2, (w1 >> 11) & 3)
-    bits("erspan.truncated", off + 2, 2, (w1 >> 10) & 1)
-    bits("erspan.spanid", off + 2, 2, w1 & 0x03FF)
+    w1, w5 = _u16(h, 2), _u16(h, 10)
+    bits = _erspan_words(d, node, off, h, "erspan.bso")
     bits("erspan.timestamp", off + 4, 4, _u32(h, 4))
     bits("erspan.sgt", off + 8, 2, _u16(h, 8))
     bits("erspan.p", off + 10, 2, w5 >> 15)
