@@ -265,8 +265,8 @@ STACKS = st.lists(st.tuples(st.integers(0, len(WRAPPERS) - 1), st.integers(1, 1 
 
 
 def _stacked(stack, six: bool):
-    """One TOA SYN-ACK-ACK frame wrapped by ``stack`` (innermost first) and the tunnel label the
-    innermost wrapper gives it."""
+    """One TOA SYN-ACK-ACK frame wrapped by ``stack`` (innermost first) and the tunnel label
+    the column gives it (the tenant rule of ``pcapip.decode.tunnels``)."""
     conn = gen.Conn((gen.EGRESS6 if six else gen.EGRESS4, 40001),
                     (gen.ORIGIN6 if six else gen.ORIGIN4, 80), "toa", ("203.0.113.9", 50009))
     _, pkt = conn.packets(ident=0x100)[2]
@@ -274,13 +274,19 @@ def _stacked(stack, six: bool):
     for k, ident in stack:
         w = WRAPPERS[k][1](ident)
         wrap = w if wrap is None else gen.nest(w, wrap)
-    name, _, lab = WRAPPERS[stack[0][0]]
-    if lab is None:
-        kinds = {(False, False): T.TUN_4IN4, (False, True): T.TUN_6IN4,
-                 (True, False): T.TUN_4IN6, (True, True): T.TUN_6IN6}
-        label = T.tunnel_label(kinds[(name == "ipip6", six)], 0)
-    else:
-        label = lab(stack[0][1])
+    kinds = {(False, False): T.TUN_4IN4, (False, True): T.TUN_6IN4,
+             (True, False): T.TUN_4IN6, (True, True): T.TUN_6IN6}
+    labels, inner_six = [], six  # innermost first
+    for k, ident in stack:
+        name, _, lab = WRAPPERS[k]
+        if lab is None:
+            labels.append(T.tunnel_label(kinds[(name == "ipip6", inner_six)], 0))
+            inner_six = name == "ipip6"
+        else:
+            labels.append(lab(ident))
+            inner_six = False
+    # the tenant: the innermost layer with an identity ("kind:identity"), else the innermost
+    label = next((x for x in labels if ":" in x), labels[0])
     return bytes(wrap(pkt, True)), label
 
 
