@@ -30,6 +30,7 @@ def analyze(
     toa_kinds: Sequence[str | int] | None = None,
     raise_on_damage: bool = False,
     attempt_timeout: float | None = None,
+    vxlan_ports: Sequence[int] = (),
     progress: Callable[[int, int, int, int | None], None] | None = None,
 ) -> Analysis:
     """Map every flow's egress address to its real client.
@@ -42,6 +43,7 @@ def analyze(
     capture is analysed up to the damage and the error is kept in
     ``Analysis.errors`` (or raised with ``raise_on_damage=True``). ``attempt_timeout``:
     seconds of capture time after which a handshake that never completed ends (None: 5).
+    ``vxlan_ports``: UDP ports that carry VXLAN besides 4789 (like ``--vxlan-port``).
     ``progress(capture index, frames, bytes read, total bytes or None)``.
 
     The one entry point: ``pcapip analyze`` calls it too. Building it imports
@@ -61,6 +63,7 @@ def analyze(
         toa_kinds=toa_kinds,
         trusted=trusted,
         attempt_timeout=attempt_timeout,
+        vxlan_ports=vxlan_ports,
         progress=progress,
     )
     if errors and raise_on_damage:

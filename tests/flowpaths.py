@@ -53,7 +53,8 @@ def tracked(
     """``read_captures(paths, **kw)`` run ``way``: (table, errors, tracker). Checks that the
     way ran as named: in ``rules`` every TCP and UDP packet went through the rules."""
     with flow_path(way):
-        tracker = FlowTracker(registry=registry_for(toa_kinds))
+        ports = kw.pop("vxlan_ports", ())
+        tracker = FlowTracker(registry=registry_for(toa_kinds), vxlan_ports=ports)
         table, errors = read_captures(list(paths), tracker=tracker, toa_kinds=toa_kinds, **kw)
     s = table.stats
     if way == "rules":

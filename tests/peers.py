@@ -719,7 +719,20 @@ class HAProxy:
         stop_process(self.proc, sig=signal.SIGUSR1, grace=grace)
 
 
-def haproxy_config(routes: Sequence[Route], origin_family: Family) -> str:
+#: Egress ports per route when :func:`haproxy_config` is given a ``source_port_base``.
+SOURCE_PORTS_PER_ROUTE = 100
+
+
+def haproxy_config(
+    routes: Sequence[Route], origin_family: Family, *, source_port_base: int | None = None
+) -> str:
+    """HAProxy's configuration for ``routes``.
+
+    ``source_port_base`` pins the egress ports: route ``i`` connects from ports
+    ``base + 100*i`` upwards, handed out in order, so two proxies driven alike
+    open byte-identical connections (two tenants of one tunnel sharing inner
+    addresses must then be told apart by the tunnel alone).
+    """
     front4, front6 = IPV4.proxy_front, IPV6.proxy_front
     origin = addresses(origin_family).origin
     out = [
@@ -735,7 +748,7 @@ def haproxy_config(routes: Sequence[Route], origin_family: Family) -> str:
         "    timeout server 10s",
         "    timeout check 2s",
     ]
-    for r in routes:
+    for i, r in enumerate(routes):
         out += [
             f"frontend {r.frontend}",
             f"    bind {hostport(front4, r.port)}",
@@ -753,6 +766,10 @@ def haproxy_config(routes: Sequence[Route], origin_family: Family) -> str:
             server += " send-proxy-v2 proxy-v2-options crc32c,unique-id"
         if r.health_check:
             server += " check check-send-proxy inter 200ms fall 3 rise 1"
+        if source_port_base is not None:
+            low = source_port_base + SOURCE_PORTS_PER_ROUTE * i
+            egress = addresses(origin_family).proxy_back
+            server += f" source {hostport(egress, low)}-{low + SOURCE_PORTS_PER_ROUTE - 1}"
         out += [f"backend {r.backend}", server]
     return "\n".join(out) + "\n"
 
@@ -763,17 +780,20 @@ def start_haproxy(
     *,
     origin_family: Family = 4,
     timeout: float = 10.0,
+    source_port_base: int | None = None,
 ) -> HAProxy:
     """Start HAProxy (foreground, ``-db``) in the proxy namespace serving ``routes``.
 
     Frontends listen on both the IPv4 and the IPv6 front address; servers
-    are reached over ``origin_family``.  Returns once all frontends listen.
+    are reached over ``origin_family`` (from pinned egress ports with
+    ``source_port_base``, see :func:`haproxy_config`).  Returns once all
+    frontends listen.
     """
     rs = tuple(route(r) for r in routes)
     root = topo.workdir / f"haproxy-{secrets.token_hex(2)}"
     root.mkdir(parents=True)
     cfg = root / "haproxy.cfg"
-    cfg.write_text(haproxy_config(rs, origin_family))
+    cfg.write_text(haproxy_config(rs, origin_family, source_port_base=source_port_base))
     check = topo.run("proxy", ["haproxy", "-c", "-f", str(cfg)], timeout=10)
     if check.returncode != 0:
         raise PeerError(f"haproxy rejected {cfg}: {check.stdout}{check.stderr}")
@@ -966,3 +986,19 @@ def run_scenario(
         client_family=client_family,
         origin_family=origin_family,
     )
+
+
+def processes_mentioning(*needles: str) -> list[int]:
+    """Pids whose command line names one of ``needles`` (a test's work directory, its pcap):
+    what a test checks it left nothing running."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        if any(n in cmdline for n in needles):
+            found.append(int(entry.name))
+    return found

@@ -292,7 +292,7 @@ def decode_with(f, status_dt):
     }
     size = np.array([len(frame)], dtype=np.int64)
     frames = (one, size, size, np.ones(1, dtype=np.int32))
-    f(data, frames, decoder.toa_mask({200}), 1, tuple(cols.values()))
+    f(data, frames, decoder.toa_mask({200}), decoder.tunnel_table(), 1, tuple(cols.values()))
     return {name: col.tolist() for name, col in cols.items()}
 before = counts(decode_frames)
 out["decode_valid"] = decode_with(d, np.uint16)

@@ -19,6 +19,7 @@ from tools import require_tool
 
 from pcapip import analyze
 from pcapip.cli.show import flow_display_filter
+from pcapip.decode.tunnels import tenant
 from pcapip.flows.table import COLUMNS
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -134,6 +135,8 @@ def _flows_for_filter_test() -> list[tuple[str, int]]:
         "flow-udp.pcap",
         "haproxy-health-checks.pcap",
         "flow-proxy-misc.pcap",
+        *(f"tunnel-{t}.pcap" for t in ("vxlan", "gre", "erspan", "geneve", "pppoe", "mpls",
+                                        "ipip", "vlan", "nested")),
     ):
         out += [(name, r["flow"]) for r in rows(PCAPS / name)]
     return out
@@ -148,7 +151,10 @@ def test_display_filter_selects_exactly_the_flows_packets_in_tshark(name: str, f
     assert ("ipv6.addr==" in f) == (":" in row["egress_ip"])
     assert f"{row['transport']}.port=={row['egress_port']}" in f
     key = ("transport", "egress_ip", "egress_port", "origin_ip", "origin_port")
-    reused = sum(all(r[k] == row[k] for k in key) for r in all_rows) > 1
+    reused = sum(
+        all(r[k] == row[k] for k in key) and tenant(r["tunnel"]) == tenant(row["tunnel"])
+        for r in all_rows
+    ) > 1
     assert ("frame.time_epoch" in f) == reused  # the time span only where ports were reused
     assert len(tshark_frames(cap, f)) == row["packets"], f
 

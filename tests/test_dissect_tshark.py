@@ -6,7 +6,12 @@ the same value; TCP option kinds and lengths must match tshark's walk; PROXY
 fields must match wherever tshark decodes a header (with heuristics first, as
 the PROXY heuristic needs). Known Wireshark limitations are asserted as such:
 it nests TLVs that follow an SSL TLV inside it, so its TLV list is only a
-prefix of ours, and it knows no TOA.
+prefix of ours, and it knows no TOA. Tunnels (tests/pcaps/tunnel-*.pcap) are compared
+layer by layer: a name that repeats (the outer and the inner ``ip.src``) is matched by
+position, every encapsulation layer must start where tshark's does, and Wireshark's
+different views of tunnels are asserted as such (it opens encapsulations at any depth,
+its ERSPAN layer covers the mirrored frame, it draws no layer for a header the capture
+cut before its first field).
 """
 
 from __future__ import annotations
@@ -26,6 +31,7 @@ from gen.dissect_compare import (
 )
 from tools import require_tool
 
+from pcapip.decode.tunnels import MAX_TUNNEL_DEPTH, udp_tunnel_ports
 from pcapip.dissect import ParseState, dissect_frame, parse_proxy
 
 pytestmark = pytest.mark.system
@@ -47,6 +53,30 @@ SAME_NAMES = [
     "udp.srcport", "udp.dstport", "udp.length", "udp.checksum",
     "ieee8021ad.priority", "ieee8021ad.dei", "ieee8021ad.id", "vlan.dei",
 ]
+# The encapsulations' fields (pcapip.dissect.hf_layers.TUNNEL_FIELDS), compared the same way.
+# Not here: geneve.reserved and geneve.option.type.critical, which Wireshark hides.
+TUNNEL_NAMES = [
+    "vxlan.flags", "vxlan.flag_g", "vxlan.flag_i", "vxlan.flag_d", "vxlan.flag_a",
+    "vxlan.flags_reserved", "vxlan.gbp", "vxlan.vni", "vxlan.reserved8",
+    "geneve.version", "geneve.option.length", "geneve.flags", "geneve.flags.oam",
+    "geneve.flags.critical", "geneve.proto_type", "geneve.vni", "geneve.options",
+    "geneve.option", "geneve.option.class", "geneve.option.type", "geneve.option.unknown.data",
+    "gre.flags_and_version", "gre.flags.checksum", "gre.flags.routing", "gre.flags.key",
+    "gre.flags.sequence_number", "gre.flags.strict_source_route", "gre.flags.recursion_control",
+    "gre.flags.reserved", "gre.flags.version", "gre.proto", "gre.checksum", "gre.offset",
+    "gre.key", "gre.sequence_number",
+    "erspan.version", "erspan.vlan", "erspan.cos", "erspan.encap", "erspan.bso",
+    "erspan.truncated", "erspan.spanid", "erspan.reserved", "erspan.index", "erspan.timestamp",
+    "erspan.sgt", "erspan.p", "erspan.ft", "erspan.hw", "erspan.direction", "erspan.gra",
+    "erspan.o", "erspan.platid", "erspan.pid3.rsvd1", "erspan.pid3.port_index",
+    "erspan.pid3.timestamp", "erspan.pid5.switchid", "erspan.pid5.port_index",
+    "erspan.pid5.timestamp",
+    "mpls.label", "mpls.exp", "mpls.bottom", "mpls.ttl", "pweth.cw.sequence_number",
+    "pppoe.version", "pppoe.type", "pppoe.code", "pppoe.session_id", "pppoe.payload_length",
+    "ppp.protocol",
+]
+# Encapsulation layers: each must start (and, but for ERSPAN, end) where tshark's does.
+TUNNEL_LAYERS = ["vxlan", "geneve", "gre", "mpls", "pwethcw", "pppoes", "ppp", "erspan"]
 # Compared by position and length only: Wireshark shows SACK edges relative to the ISN.
 POSITION_ONLY = ["tcp.options.sack_le", "tcp.options.sack_re"]
 PROXY_NAMES = [
@@ -57,6 +87,7 @@ PROXY_NAMES = [
 ]
 
 CAPTURES = [p for p in all_captures() if read_frames(p)[1]]
+TUNNEL_CAPTURES = [p for p in CAPTURES if p.name.startswith("tunnel-")]
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -87,10 +118,11 @@ def test_layers_and_options_match_tshark(path):
         where = f"{path.name} frame {i + 1}"
         layers = dissect_frame(frame, linktype)
         mine = flatten(layers)
-        theirs = packets[i]
+        theirs = _within_depth(layers, packets[i])
         # fields tshark found in IP-reassembled data carry offsets into that data, not the frame
         ip_reassembled = "ip.fragments" in theirs or "ipv6.fragments" in theirs
-        for name in SAME_NAMES:
+        _compare_tunnel_layers(layers, theirs, where)
+        for name in SAME_NAMES + TUNNEL_NAMES:
             if ip_reassembled and name.startswith(("tcp.", "udp.")):
                 continue
             if name in theirs:
@@ -120,6 +152,87 @@ def test_layers_and_options_match_tshark(path):
                     _compare(name, mine.get(name, []), theirs[name], where)
             compared += 1
     assert compared > 0 or linktype not in (0, 1, 101, 108, 113, 228, 229, 276)
+
+
+def _within_depth(layers, theirs):
+    """tshark's fields of a frame, less those past where pcapip stopped opening encapsulations:
+    Wireshark opens them at any depth, pcapip stops after MAX_TUNNEL_DEPTH (a crafted loop)."""
+    stops = [e.offset for layer in layers for e in layer.all_experts()
+             if e.code == "frame.tunnel_depth"]
+    if not stops:
+        return theirs
+    return {k: [t for t in v if int(t.get("pos", 0)) < stops[0]] for k, v in theirs.items()}
+
+
+def _compare_tunnel_layers(layers, theirs, where):
+    for name in TUNNEL_LAYERS:
+        # a header the capture cut before its first field: pcapip keeps its layer with the
+        # truncation expert, Wireshark draws none (only "[Packet size limited ...]")
+        ours = [x for x in layers if x.name == name
+                and (x.children or not any(e.code == "frame.truncated" for e in x.experts))]
+        got = sorted((x.offset, x.length) for x in ours)
+        want = sorted((int(t["pos"]), int(t["size"])) for t in theirs.get(name, []))
+        if name == "erspan":  # Wireshark's ERSPAN layer runs on over the mirrored frame
+            got, want = [o for o, _ in got], [o for o, _ in want]
+        assert got == want, (where, name, got, want)
+
+
+def test_every_tunnel_field_is_compared_somewhere():
+    """Each name of TUNNEL_NAMES and TUNNEL_LAYERS occurs in tshark's reading of some tunnel
+    capture (else its comparison above would be vacuous)."""
+    seen = {name for p in TUNNEL_CAPTURES for pkt in pdml_packets(p) for name in pkt}
+    assert set(TUNNEL_NAMES + TUNNEL_LAYERS) - seen == set()
+    assert {p.name for p in TUNNEL_CAPTURES} >= {"tunnel-vxlan.pcap", "tunnel-geneve.pcap",
+                                                 "tunnel-gre.pcap", "tunnel-erspan.pcap",
+                                                 "tunnel-mpls.pcap", "tunnel-pppoe.pcap",
+                                                 "tunnel-ipip.pcap", "tunnel-hostile.pcap"}
+
+
+def test_vxlan_on_another_port_matches_tshark_decode_as():
+    """--vxlan-port's port map (udp_tunnel_ports) against tshark's ``-d udp.port==8472,vxlan``."""
+    from gen.dissect_compare import PCAPS
+
+    path = PCAPS / "tunnel-vxlan-8472.pcap"
+    packets = pdml_packets(path, ("-d", "udp.port==8472,vxlan"))
+    ports = udp_tunnel_ports((8472,))
+    pairs = aligned(path)
+    assert pairs and all("vxlan.vni" in pkt for pkt in packets)
+    for i, lt, frame in pairs:
+        layers = dissect_frame(frame, lt, udp_ports=ports)
+        mine, theirs = flatten(layers), packets[i]
+        _compare_tunnel_layers(layers, theirs, f"frame {i + 1}")
+        for name in SAME_NAMES + TUNNEL_NAMES:
+            if name in theirs:
+                _compare(name, mine.get(name, []), theirs[name], f"frame {i + 1}")
+
+
+def test_wireshark_opens_a_loop_past_our_depth_limit():
+    """A known different view: Wireshark opens all 10 IPv4-in-IPv4 layers of the crafted loop,
+    pcapip stops after MAX_TUNNEL_DEPTH encapsulations, with an expert, and agrees before."""
+    from gen.dissect_compare import PCAPS
+
+    path = PCAPS / "tunnel-hostile.pcap"
+    theirs = pdml_packets(path)[0]
+    layers = dissect_frame(aligned(path)[0][2], 1)
+    assert len(theirs["ip"]) == 11 and "tcp" in theirs
+    assert [x.name for x in layers].count("ip") == MAX_TUNNEL_DEPTH + 1
+    assert "tcp" not in [x.name for x in layers]
+    depth = [e for x in layers for e in x.experts if e.code == "frame.tunnel_depth"]
+    assert len(depth) == 1 and depth[0].offset == 14 + 20 * (MAX_TUNNEL_DEPTH + 1)
+
+
+def test_wireshark_merges_two_tenants_into_one_tcp_stream():
+    """Why the tunnel identity belongs to the flow key: tshark's TCP conversations ignore the
+    VNI, so the two tenants' connections (same inner 4-tuple) are one stream to it."""
+    from gen.dissect_compare import PCAPS
+
+    out = run_tshark(["-r", str(PCAPS / "tunnel-vxlan.pcap"), "-Y", "tcp.flags.syn==1 && "
+                      "tcp.flags.ack==0", "-T", "fields", "-e", "vxlan.vni", "-e", "tcp.stream"])
+    rows = [line.split("\t") for line in out.splitlines()]
+    by_stream: dict[str, set[str]] = {}
+    for vni, stream in rows:
+        by_stream.setdefault(stream, set()).add(vni)
+    assert by_stream["0"] == {"5001", "5002"}
 
 
 PROXY_FIELDS = ["frame.number", "_ws.malformed", "proxy.v1.proto", "proxy.v2.cmd",

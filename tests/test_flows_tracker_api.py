@@ -261,8 +261,11 @@ def test_a_flow_round_trips_through_its_row(seed: int) -> None:
     tab = tracker._tcp
     tab._reserve(1)
     s = 0
+    tun = tracker.tunnels.code(1, rng.randrange(1 << 24)) if rng.random() < 0.5 else 0
     key = (6, rng.getrandbits(64), rng.getrandbits(64), 1, rng.getrandbits(64), 5, 2)
     tab.S[s, L.K_AHI : L.K_BPORT + 1] = np.array(key[1:], dtype=np.uint64).view(np.int64)
+    tab.S[s, L.K_TUN] = tun
+    key = (*key, tracker.tunnels.label(tun))
     fl = TcpFlow(key, 0, 0, 0, 0, 0)
     for _, attr, item, kind in L.ATTRS:
         v = {L.INT: rng.randrange(1 << 40), L.BOOL: rng.random() < 0.5}.get(kind)
@@ -305,7 +308,7 @@ def test_loop_hashes_keys_as_python_does(way: str, name: str) -> None:
     rows = np.flatnonzero(S[:, L.F_STATE] == L.ST_OPEN)
     assert rows.size
     for r in S[rows].tolist():
-        assert r[L.K_HASH] == row_hash(*r[L.K_AHI : L.K_BPORT + 1])
+        assert r[L.K_HASH] == row_hash(*r[L.K_AHI : L.K_TUN + 1])
 
 
 # ---------------------------------------------------------------------- eviction schedule

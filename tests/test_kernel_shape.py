@@ -57,6 +57,8 @@ def test_kernels_are_short_and_take_few_arguments(kern) -> None:
 
 KERNEL_MODULES = [
     decode_kernel,
+    importlib.import_module("pcapip.decode.kernel_tunnels"),
+    importlib.import_module("pcapip.decode.kernel_l4"),
     K,
     *(importlib.import_module(f"pcapip.flows.kernel_{n}") for n in FLOW_PARTS),
     kernel_bytes,
@@ -90,11 +92,13 @@ def test_kernel_files_stay_small() -> None:
 
 
 def test_packet_columns_are_declared_once() -> None:
-    """The flow loop's packet tuple follows PACKET_COLUMNS, which names Packets fields."""
+    """The flow loop's packet tuple follows PACKET_COLUMNS, which names Packets fields (and
+    the tunnel columns the tracker computes, pcapip.flows.tunnels)."""
     from pcapip.decode.columns import Packets
 
     names = [n for n, _ in K.PACKET_COLUMNS]
-    assert names[-1] == "data" and set(names) <= set(Packets.__dataclass_fields__)
+    assert names[-1] == "data"
+    assert set(names) <= set(Packets.__dataclass_fields__) | set(K.COMPUTED_COLUMNS)
     sig = accel.parse_signature(K.track_tcp.signature or "")[1]
     pk = sig[K.track_tcp.py_func.__code__.co_varnames.index("pk")]
     assert [spec[0] for spec in pk] == [t for _, t in K.PACKET_COLUMNS]

@@ -153,9 +153,11 @@ def test_ctrl_c_prints_summary_and_keeps_capture(topo: peers.Topology, tmp_path:
 GRE_SEND = r"""
 import socket, sys
 n = int(sys.argv[1])
-s = socket.socket(socket.AF_INET, socket.SOCK_RAW, 47)  # GRE, which pcapip does not open yet
+s = socket.socket(socket.AF_INET, socket.SOCK_RAW, 47)  # GRE version 1 (PPTP): not opened
 for i in range(n):
-    s.sendto(b"\x00\x00\x08\x00" + b"not-an-ip-packet-%d" % i, ("127.0.0.1", 0))
+    ppp = b"\xff\x03\x00\x21" + b"not-an-ip-packet-%d" % i
+    s.sendto(b"\x30\x01\x88\x0b" + len(ppp).to_bytes(2, "big") + b"\x00\x07"
+             + i.to_bytes(4, "big") + ppp, ("127.0.0.1", 0))
 """
 
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import ipaddress
 import json
-import os
 import subprocess
 import sys
 import time
@@ -293,22 +292,8 @@ def test_nginx_parsed_the_same_client(observed: Observed) -> None:
 def test_scenario_left_nothing_behind(observed: Observed) -> None:
     res = observed.result
     assert not set(res.namespaces) & set(peers.list_namespaces())
-    assert not _processes_mentioning(str(res.workdir), str(res.pcap))
+    assert not peers.processes_mentioning(str(res.workdir), str(res.pcap))
 
-
-def _processes_mentioning(*needles: str) -> list[int]:
-    """Pids whose command line names one of ``needles`` (our configs, our pcap)."""
-    found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit() or int(entry.name) == os.getpid():
-            continue
-        try:
-            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-        except OSError:
-            continue
-        if any(n in cmdline for n in needles):
-            found.append(int(entry.name))
-    return found
 
 
 def test_topology_is_torn_down_when_the_test_fails(can_run, tmp_path) -> None:
@@ -323,7 +308,7 @@ def test_topology_is_torn_down_when_the_test_fails(can_run, tmp_path) -> None:
         raise RuntimeError("boom")
     assert proc.poll() is not None
     assert not set(names) & set(peers.list_namespaces())
-    assert not _processes_mentioning(str(marker))
+    assert not peers.processes_mentioning(str(marker))
 
 
 def test_topology_only_reaches_its_own_namespaces(can_run, tmp_path) -> None:

@@ -1,11 +1,12 @@
-"""The README stays true: its output schema is the declared columns, its findings table
-matches the catalogue, its test command is CI's."""
+"""The README stays true: its output schema is the declared columns, its tunnels table the
+declared encapsulations, its findings table matches the catalogue, its test command is CI's."""
 
 from __future__ import annotations
 
 import re
 from pathlib import Path
 
+from pcapip.decode.tunnels import encapsulations_table
 from pcapip.flows.columns import SCHEMA, schema_table
 from pcapip.flows.findings import CATALOGUE
 
@@ -25,6 +26,12 @@ def test_output_schema_table_is_the_declared_columns() -> None:
     listed = re.findall(r"`([a-z_]+)`", "".join(line.split(" | ")[0] for line in
                                                  table.splitlines()[2:]))
     assert listed == [c.name for c in SCHEMA]
+
+
+def test_tunnels_table_is_the_declared_encapsulations() -> None:
+    table = "".join(f"{line}\n" for line in _section("Tunnels and mirrors").splitlines()
+                    if line.startswith("|"))
+    assert table == encapsulations_table()
 
 
 def test_every_vocabulary_word_is_in_its_columns_doc() -> None:

@@ -4,6 +4,7 @@ spoofing, the TOA kinds in use. Real processes for the CLI (stderr lines, exit c
 
 from __future__ import annotations
 
+import json
 import os
 import pty
 import shutil
@@ -46,10 +47,11 @@ def lines(text: str, prefix: str) -> list[str]:
     return [ln for ln in text.splitlines() if ln.startswith(prefix)]
 
 
-def tshark_count(path: Path, display_filter: str) -> tuple[int, int | None]:
-    """(frames matching, number of the first) as tshark sees them."""
+def tshark_count(path: Path, display_filter: str, *opts: str) -> tuple[int, int | None]:
+    """(frames matching, number of the first) as tshark sees them (``opts``: e.g. ``-d``)."""
     out = subprocess.run(
-        ["tshark", "-r", str(path), "-Y", display_filter, "-T", "fields", "-e", "frame.number"],
+        ["tshark", "-r", str(path), *opts, "-Y", display_filter, "-T", "fields", "-e",
+         "frame.number"],
         capture_output=True,
         text=True,
         check=True,
@@ -158,8 +160,8 @@ def test_unsupported_link_type_is_an_input_error():
 
 
 @needs_tshark
-def test_gre_only_capture_is_an_input_error(tmp_path: Path):
-    path = gen.gre_only(tmp_path / "gre.pcap")
+def test_unopened_gre_only_capture_is_an_input_error(tmp_path: Path):
+    path = gen.pptp_only(tmp_path / "pptp.pcap")
     n, first = tshark_count(path, "gre")
     assert n == 5
     proc = run("analyze", path, "--format", "csv")
@@ -172,7 +174,7 @@ def test_gre_only_capture_is_an_input_error(tmp_path: Path):
 
 @needs_tshark
 def test_tunnel_among_flows_is_a_warning_with_tsharks_count(tmp_path: Path):
-    path = gen.tcp_and_gre(tmp_path / "mixed.pcap")
+    path = gen.tcp_and_gre(tmp_path / "mixed.pcap", gen.pptp_gre)
     n, first = tshark_count(path, "gre")
     total, _ = tshark_count(path, "frame")
     proc = run("analyze", path, "--format", "csv")
@@ -188,15 +190,33 @@ def test_tunnel_among_flows_is_a_warning_with_tsharks_count(tmp_path: Path):
 
 
 @needs_tshark
-def test_vxlan_is_named_as_a_tunnel(tmp_path: Path):
-    path = gen.vxlan_only(tmp_path / "vxlan.pcap")
-    n, first = tshark_count(path, "vxlan")
+def test_vxlan_on_linux_port_is_named_and_opened_on_request(tmp_path: Path):
+    path = gen.vxlan_only(tmp_path / "vxlan.pcap", port=8472)
+    n, first = tshark_count(path, "udp.port == 8472")
     proc = run("analyze", path, "--format", "csv")
     assert proc.returncode == 0  # the outer UDP flow is analysed
     assert lines(proc.stderr, "pcapip: warning: ") == [
         f"pcapip: warning: {path}, packet {first}: {n} of {n} packets not analysed: "
-        "VXLAN (UDP port 4789, not opened)"
+        "VXLAN (Linux) (UDP port 8472, not opened: --vxlan-port 8472 opens it)"
     ]
+    opened = run("analyze", path, "--format", "json", "--vxlan-port", "8472")
+    assert opened.returncode == 0 and lines(opened.stderr, "pcapip: warning: ") == []
+    inner = tshark_count(path, "tcp", "-d", "udp.port==8472,vxlan")[0]
+    [row] = [json.loads(x) for x in opened.stdout.splitlines()]
+    assert (row["egress_ip"], row["tunnel"], row["packets"]) == ("192.0.2.10", "vxlan:42", inner)
+
+
+@needs_tshark
+@pytest.mark.parametrize("make", ["gre_only", "vxlan_only"])
+def test_gre_and_vxlan_connections_are_opened(tmp_path: Path, make: str):
+    """The connection inside is analysed, as many packets as tshark finds TCP inside."""
+    path = getattr(gen, make)(tmp_path / "t.pcap")
+    inner, _ = tshark_count(path, "tcp")
+    proc = run("analyze", path, "--format", "json")
+    assert proc.returncode == 0 and lines(proc.stderr, "pcapip: warning: ") == []
+    [row] = [json.loads(x) for x in proc.stdout.splitlines()]
+    assert row["tunnel"] == ("gre" if make == "gre_only" else "vxlan:42")
+    assert (row["egress_ip"], row["origin_port"], row["packets"]) == ("192.0.2.10", 80, inner)
 
 
 @needs_tshark
@@ -320,7 +340,7 @@ def test_fail_on_info_no_longer_trips_on_every_toa_flow():
     proc = run("analyze", TOA252, "--format", "csv", "--fail-on", "info")
     assert proc.returncode == 0, proc.stdout
     rows = proc.stdout.splitlines()
-    assert len(rows) == 2 and rows[1].endswith(",ok,")  # one TOA flow, no findings
+    assert len(rows) == 2 and rows[1].endswith(",ok,,")  # one TOA flow, no findings, no tunnel
 
 
 def test_toa_counters_only_where_toa_is_in_play():

@@ -246,3 +246,55 @@ def test_a_preview_row_is_replaced_by_its_ended_row(tmp_path: Path) -> None:
     for _, r in model.df[model.df["_frame"].isin(again)].iterrows():
         f = final.loc[r["start"]]
         assert (r["packets"], r["bytes"], r["status"]) == (f["packets"], f["bytes"], f["status"])
+
+
+def _interleaved_tenants(path: Path) -> Path:
+    """Two VXLAN tenants (VNIs 1 and 2) open the same inner connection at the same time,
+    each with its own client in a TOA option; their packets interleave."""
+    from scapy.all import IP, TCP, UDP, Ether, wrpcap
+    from scapy.layers.vxlan import VXLAN
+
+    e, o = "192.0.2.10", "198.51.100.20"
+    pkts = []
+    for step, (src, dst, sp, dp, flags, seq, ack) in enumerate([
+        (e, o, 40001, 80, "S", 100, 0), (o, e, 80, 40001, "SA", 500, 101),
+        (e, o, 40001, 80, "A", 101, 501),
+    ]):  # fmt: skip
+        for vni in (1, 2):
+            opts = [(200, bytes([0x13, 0x88 + vni]) + bytes([203, 0, 113, vni]))]
+            inner = IP(src=src, dst=dst) / TCP(sport=sp, dport=dp, flags=flags, seq=seq, ack=ack,
+                                               options=opts if flags == "A" else [])
+            p = Ether() / IP(src="10.9.0.1", dst="10.9.0.2") / UDP(dport=4789) / VXLAN(vni=vni)
+            p = p / Ether() / inner
+            p.time = 1_700_000_000 + step * 0.01 + vni * 0.001
+            pkts.append(p)
+    wrpcap(str(path), pkts)
+    return path
+
+
+def test_the_detail_keeps_to_the_flows_tenant(tmp_path: Path) -> None:
+    """Two VXLAN tenants send the same inner connection at once: each flow's timeline holds
+    the frames tshark selects with the flow's display filter (its VNI), not the other's."""
+    require_tool("tshark")
+    pytest.importorskip("scapy")
+    from pcapip.cli.show import flow_display_filter
+    from pcapip.dissect import DEFAULT_REGISTRY
+    from pcapip.tui.detail import build_detail
+
+    path = _interleaved_tenants(tmp_path / "tenants.pcap")
+    loader = CaptureLoader(str(path))
+    a = loader.run().analysis
+    flows = normalize(a.flows)
+    seen = []
+    for r in flows.to_dict("records"):
+        det = build_detail(r, loader.index, registry=DEFAULT_REGISTRY, header_frames=[],
+                           findings=[])
+        out = subprocess.run(
+            ["tshark", "-r", str(path), "-Y", flow_display_filter(a, int(r["flow"])),
+             "-T", "fields", "-e", "frame.number"],
+            capture_output=True, text=True, check=True, timeout=60,
+        )  # fmt: skip
+        frames = [e.frame for e in det.timeline]
+        assert frames == [int(x) for x in out.stdout.split()], r["tunnel"]
+        seen.append(frames)
+    assert sorted(map(sorted, seen)) == [[1, 3, 5], [2, 4, 6]]  # two tenants, interleaved

@@ -323,11 +323,11 @@ def test_capture_warnings_reach_the_status_summary_and_a_notification() -> None:
 
 
 def test_engine_warnings_reach_the_tui(tmp_path) -> None:
-    """A warning the engine raises (packets of a tunnel it does not open yet) shows in the
-    TUI exactly as analyze says it, once."""
+    """A warning the engine raises (packets of a tunnel it does not open: PPTP's GRE) shows
+    in the TUI exactly as analyze says it, once."""
     from gen import oddity_pcaps
 
-    path = oddity_pcaps.tcp_and_gre(tmp_path / "mixed.pcap")
+    path = oddity_pcaps.tcp_and_gre(tmp_path / "mixed.pcap", oddity_pcaps.pptp_gre)
     want = [str(w) for w in pcapip.analyze(str(path)).warnings]
     assert len(want) == 1 and "GRE" in want[0]
 

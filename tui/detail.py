@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from pcapip.decode.tunnels import tenant, tunnel_label
 from pcapip.tui.frames import Frame, FrameIndex, ip_halves
 
 #: packets shown in a flow's timeline (a long download has millions)
@@ -167,6 +168,7 @@ def build_detail(
     orig = (*ip_halves(or_ip), int(or_port))
     proto = 6 if transport == "tcp" else 17
     hset = set(header_frames)
+    its_tenant = tenant(rec.get("tunnel") or "")
     segs: list[tuple[int, bytes]] = []
     if tl_frames:
         pk = _decode_frames(tl_frames, registry.kinds)
@@ -176,6 +178,8 @@ def build_detail(
             dst = (int(pk.dst_hi[i]), int(pk.dst_lo[i]), int(pk.dport[i]))
             if int(pk.proto[i]) != proto or {src, dst} != {eg, orig}:
                 continue  # a hash collision, not this flow
+            if tenant(tunnel_label(int(pk.tun_kind[i]), int(pk.tun_id[i]))) != its_tenant:
+                continue  # the same inner connection in another tenant's tunnel
             d = "→" if src == eg else "←"
             flags = int(pk.tcp_flags[i])
             seq = ack = None

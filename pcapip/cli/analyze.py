@@ -13,6 +13,7 @@ from pcapip.cli.options import (
     fail_on_option,
     toa_kind_option,
     trusted_option,
+    vxlan_port_option,
 )
 from pcapip.cli.output import FORMATS, check_analysis_output, check_input
 from pcapip.errors import UsageError
@@ -114,6 +115,7 @@ class _Progress:
 @trusted_option
 @toa_kind_option
 @attempt_timeout_option
+@vxlan_port_option
 @fail_on_option
 @click.option("--no-progress", is_flag=True, help="Never show a progress bar.")
 @click.option(
@@ -134,6 +136,7 @@ def command(
     trusted: tuple[str, ...],
     toa_kinds: tuple[str, ...],
     attempt_timeout: float | None,
+    vxlan_ports: tuple[int, ...],
     fail_on: str | None,
     no_progress: bool,
     max_rows: int,
@@ -164,6 +167,7 @@ def command(
             trusted=list(trusted) or None,
             toa_kinds=list(toa_kinds) or None,
             attempt_timeout=attempt_timeout,
+            vxlan_ports=vxlan_ports,
             progress=progress,
         )
     finally:

@@ -17,7 +17,7 @@ import click
 
 from pcapip.cli.analyze import check_filter
 from pcapip.cli.flowpackets import flow_packets
-from pcapip.cli.options import toa_kind_option, trusted_option
+from pcapip.cli.options import toa_kind_option, trusted_option, vxlan_port_option
 from pcapip.cli.output import check_input, check_output
 from pcapip.errors import UsageError
 
@@ -36,6 +36,7 @@ if TYPE_CHECKING:
               metavar="OUT", help="Capture to write: pcap, or pcapng when OUT ends in .pcapng.")
 @trusted_option
 @toa_kind_option
+@vxlan_port_option
 def command(
     capture: str,
     flows: tuple[int, ...],
@@ -44,6 +45,7 @@ def command(
     out: str,
     trusted: tuple[str, ...],
     toa_kinds: tuple[str, ...],
+    vxlan_ports: tuple[int, ...],
 ) -> int:
     """Write the packets of the chosen flows (--flow N…, --filter EXPR, --problems; given
     together, flows meeting all of them) to OUT, byte for byte with their timestamps and
@@ -61,7 +63,12 @@ def command(
     from pcapip import analyze
     from pcapip.report.filters import FilterError
 
-    a = analyze([capture], trusted=list(trusted) or None, toa_kinds=list(toa_kinds) or None)
+    a = analyze(
+        [capture],
+        trusted=list(trusted) or None,
+        toa_kinds=list(toa_kinds) or None,
+        vxlan_ports=vxlan_ports,
+    )
     for err in a.errors:
         click.echo(f"pcapip: error: {err}", err=True)
     bad = sorted(n for n in flows if not 1 <= n <= len(a))
@@ -73,7 +80,7 @@ def command(
         raise UsageError(f"--filter: {exc}") from None
     if flows:
         chosen = chosen[chosen["flow"].isin(flows)]
-    written = write_flows(capture, chosen, out)
+    written = write_flows(capture, chosen, out, vxlan_ports)
     click.echo(
         f"{out}: {written} packets of {len(chosen)} flow(s)"
         + (f" ({', '.join(map(str, chosen['flow'].head(10)))}{' …' if len(chosen) > 10 else ''})"
@@ -83,13 +90,17 @@ def command(
     return 2 if a.errors else 0
 
 
-def write_flows(capture: str, chosen: pd.DataFrame, out: str) -> int:
+def write_flows(
+    capture: str, chosen: pd.DataFrame, out: str, vxlan_ports: tuple[int, ...] = ()
+) -> int:
     """Copy the packets of the ``chosen`` flow rows from ``capture`` to ``out`` as they are
     read (memory stays one batch); returns how many. A pcap holds one link type: for
     several, OUT must be pcapng (the half-written pcap is removed)."""
     writer = (_PcapngWriter if out.lower().endswith(".pcapng") else _PcapWriter)(out)
     try:
-        for batch, p, m in flow_packets(capture, chosen):
+        from pcapip.decode.tunnels import udp_tunnel_ports
+
+        for batch, p, m in flow_packets(capture, chosen, tunnel_ports=udp_tunnel_ports(vxlan_ports)):
             for i in m["i"].tolist():
                 writer.add(int(p.ts_ns[i]), int(p.origlen[i]), int(p.linktype[i]),
                            batch.frame_bytes(i))

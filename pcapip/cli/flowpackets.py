@@ -8,7 +8,7 @@ handshake and the first data segment in each direction instead.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterator
+from collections.abc import Collection, Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -16,7 +16,7 @@ if TYPE_CHECKING:
 
 _SYN, _ACK = 0x02, 0x10
 _PROTO = {"tcp": 6, "udp": 17}
-_KEY = ["proto", "src", "sport", "dst", "dport"]
+_KEY = ["proto", "src", "sport", "dst", "dport", "tenant"]
 
 
 def flow_keys(flows: pd.DataFrame) -> pd.DataFrame:
@@ -24,12 +24,15 @@ def flow_keys(flows: pd.DataFrame) -> pd.DataFrame:
     direction is from the egress, and the flow's first and last packet time."""
     import pandas as pd
 
+    from pcapip.decode.tunnels import tenant
+
     f = pd.DataFrame({
         "flow": flows["flow"].astype("int64"),
         "proto": flows["transport"].astype(str).map(_PROTO).astype("int64"),
         "a": flows["egress_ip"].astype(str), "ap": flows["egress_port"].astype("int64"),
         "b": flows["origin_ip"].astype(str), "bp": flows["origin_port"].astype("int64"),
         "start": flows["start"].astype("int64"), "end": flows["end"].astype("int64"),
+        "tenant": flows["tunnel"].astype(object).fillna("").astype(str).map(tenant),
     })
     fwd = f.rename(columns={"a": "src", "ap": "sport", "b": "dst", "bp": "dport"})
     rev = f.rename(columns={"b": "src", "bp": "sport", "a": "dst", "ap": "dport"})
@@ -38,18 +41,22 @@ def flow_keys(flows: pd.DataFrame) -> pd.DataFrame:
 
 
 def flow_packets(
-    capture: str, flows: pd.DataFrame, toa_kinds: Collection[int] = ()
+    capture: str,
+    flows: pd.DataFrame,
+    toa_kinds: Collection[int] = (),
+    tunnel_ports: Mapping[int, int] | None = None,
 ) -> Iterator[tuple[Any, Any, pd.DataFrame]]:
     """The packets of the given flows, a batch at a time: (FrameBatch, its decoded Packets,
     a frame of ``i`` (index in the batch), ``flow`` and ``from_egress`` per packet, in
     packet order). A packet belongs to a flow when its transport, addresses and ports match
     in either direction within the flow's time span (so a later connection reusing the
-    ports is kept apart) and its transport header decoded whole (the packets the flow
-    stage counts). Damage ends the walk quietly: analyze reports it."""
+    ports is kept apart) in the flow's tenant's tunnel, and its transport header decoded
+    whole (the packets the flow stage counts). Damage ends the walk quietly: analyze reports it."""
     import numpy as np
     import pandas as pd
 
     from pcapip.decode import ST_NO_L4, decode, ips_to_str
+    from pcapip.decode.tunnels import tenant, tunnel_label
     from pcapip.errors import CaptureError
     from pcapip.sources import open_capture
 
@@ -59,7 +66,7 @@ def flow_packets(
     with open_capture(capture) as src:
         try:
             for batch in src:
-                p = decode(batch, toa_kinds=toa_kinds)
+                p = decode(batch, toa_kinds=toa_kinds, tunnel_ports=tunnel_ports)
                 ok = ((p.status & ST_NO_L4) == 0) & np.isin(p.proto, list(_PROTO.values()))
                 idx = np.flatnonzero(ok)
                 if len(idx) == 0:
@@ -70,6 +77,8 @@ def flow_packets(
                     "sport": p.sport[idx].astype("int64"),
                     "dst": ips_to_str(p.dst_hi[idx], p.dst_lo[idx]),
                     "dport": p.dport[idx].astype("int64"), "ts": p.ts_ns[idx],
+                    "tenant": [tenant(tunnel_label(k, t)) for k, t in zip(
+                        p.tun_kind[idx].tolist(), p.tun_id[idx].tolist(), strict=True)],
                 })
                 m = pk.merge(want, on=_KEY, how="inner")
                 m = m[(m["ts"] >= m["start"]) & (m["ts"] <= m["end"])]
@@ -111,7 +120,10 @@ class _Picker:
 
 
 def first_packets(
-    capture: str, flow: pd.DataFrame, toa_kinds: Collection[int]
+    capture: str,
+    flow: pd.DataFrame,
+    toa_kinds: Collection[int],
+    tunnel_ports: Mapping[int, int] | None = None,
 ) -> tuple[list[tuple[int, str, bytes, int]], list[str]]:
     """(packet number, role, frame bytes, link type) of the flow's handshake and first data
     segments, in packet order, and the roles no packet had (the origin never answered,
@@ -119,7 +131,7 @@ def first_packets(
     walk meets them, so the capture is not read once more to print them."""
     pick = _Picker(flow["transport"].astype(str).iloc[0] == "tcp")
     frames: dict[int, tuple[bytes, int]] = {}
-    for batch, p, m in flow_packets(capture, flow, toa_kinds):
+    for batch, p, m in flow_packets(capture, flow, toa_kinds, tunnel_ports):
         for i, from_egress in zip(m["i"].tolist(), m["from_egress"].tolist(), strict=True):
             n = int(p.frame[i])
             before = len(pick.found)

@@ -12,6 +12,7 @@ from pcapip.cli.options import (
     fail_on_option,
     toa_kind_option,
     trusted_option,
+    vxlan_port_option,
 )
 from pcapip.cli.output import (
     check_analysis_output,
@@ -114,6 +115,7 @@ def _write_summary(
 @trusted_option
 @toa_kind_option
 @attempt_timeout_option
+@vxlan_port_option
 @click.option(
     "--format",
     "fmt",
@@ -197,6 +199,7 @@ def command(
     trusted: tuple[str, ...],
     toa_kinds: tuple[str, ...],
     attempt_timeout: float | None,
+    vxlan_ports: tuple[int, ...],
     fmt: str | None,
     output: str | None,
     by: str,
@@ -243,6 +246,7 @@ def command(
         toa_kinds=list(toa_kinds) or None,
         max_flows=max_flows,
         attempt_timeout=attempt_timeout,
+        vxlan_ports=vxlan_ports,
         tool=tool,
         snaplen=snaplen,
         buffer_mib=buffer_mib,

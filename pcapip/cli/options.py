@@ -33,6 +33,15 @@ attempt_timeout_option = click.option(
     "SYN flood's memory to the attempts of that window. Default: 5.",
 )
 
+vxlan_port_option = click.option(
+    "--vxlan-port",
+    "vxlan_ports",
+    multiple=True,
+    type=click.IntRange(1, 65535),
+    metavar="PORT",
+    help="UDP port that carries VXLAN besides 4789 (Linux's default is 8472). Repeatable.",
+)
+
 fail_on_option = click.option(
     "--fail-on",
     type=click.Choice(["info", "warning", "error"]),

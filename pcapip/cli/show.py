@@ -7,7 +7,9 @@ from typing import Any
 import click
 
 from pcapip.cli.flowpackets import first_packets
+from pcapip.cli.options import vxlan_port_option
 from pcapip.cli.output import check_input
+from pcapip.decode.tunnels import tenant, tunnel_display_filter
 from pcapip.errors import CaptureError, UsageError
 
 
@@ -49,11 +51,19 @@ def _payload_span(tree: list) -> tuple[int, int] | None:
 
 
 def render_packet(
-    number: int, frame: bytes, linktype: int, registry, *, proxy_offset: int | None = None
+    number: int,
+    frame: bytes,
+    linktype: int,
+    registry,
+    *,
+    proxy_offset: int | None = None,
+    udp_ports: dict[int, int] | None = None,
 ) -> str:
     from pcapip.dissect import dissect_frame, hexdump
 
-    layers = dissect_frame(frame, linktype, registry=registry, proxy_offset=proxy_offset)
+    layers = dissect_frame(
+        frame, linktype, registry=registry, proxy_offset=proxy_offset, udp_ports=udp_ports
+    )
     parts = [f"Packet {number}"]
     parts.extend(layer.render() for layer in layers)
     parts.append("")
@@ -102,6 +112,9 @@ def display_filter(row: dict[str, Any], *, with_time: bool = False) -> str:
         f"{ip}.addr=={row['egress_ip']} && {ip}.addr=={row['origin_ip']} && "
         f"{l4}.port=={row['egress_port']} && {l4}.port=={row['origin_port']}"
     )
+    tunnel = tunnel_display_filter(row.get("tunnel") or "")
+    if tunnel:
+        text += f" && {tunnel}"
     if with_time:
         text += f" && frame.time_epoch>={_epoch(row['start'])}"
         text += f" && frame.time_epoch<={_epoch(row['end'])}"
@@ -119,6 +132,7 @@ def flow_display_filter(a: Any, flow: int) -> str:
     t = a.table
     key = ("transport", "egress_ip", "egress_port", "origin_ip", "origin_port")
     cols = [t.column(c, 0, len(t)) for c in key]
+    cols.append([tenant(x or "") for x in t.column("tunnel", 0, len(t))])
     tuples = list(zip(*cols, strict=True))
     row = _flow_row(a, flow)
     return display_filter(row, with_time=tuples.count(tuples[flow - 1]) > 1)
@@ -145,6 +159,7 @@ def _print_flow_head(a: Any, flow: int, row: dict[str, Any]) -> None:
         f"Flow {flow}: {row['transport']} {_hostport(row['egress_ip'], row['egress_port'])} -> "
         f"{_hostport(row['origin_ip'], row['origin_port'])}  method={row['method']} "
         f"status={row['status']}  packets={row['packets']}"
+        + (f"  tunnel={row['tunnel']}" if row.get("tunnel") else "")
     )
     if row["client_ip"] is not None:
         click.echo(f"Client: {_hostport(row['client_ip'], row['client_port'])}")
@@ -166,7 +181,14 @@ def _print_flow_head(a: Any, flow: int, row: dict[str, Any]) -> None:
     metavar="N",
     help="TOA option kind (N restricts, +N adds). Repeatable.",
 )
-def command(capture: str, flow: int | None, packet: int | None, toa_kinds: tuple[str, ...]) -> int:
+@vxlan_port_option
+def command(
+    capture: str,
+    flow: int | None,
+    packet: int | None,
+    toa_kinds: tuple[str, ...],
+    vxlan_ports: tuple[int, ...],
+) -> int:
     """Print the Wireshark-style tree and hex dump of a packet, or of the packets that
     carried a flow's client address (TOA segments, PROXY header segments)."""
     from pcapip.flows.run import registry_for
@@ -176,7 +198,10 @@ def command(capture: str, flow: int | None, packet: int | None, toa_kinds: tuple
     check_input(capture)
     if capture == "-" and flow is not None:
         raise UsageError("--flow needs a capture file (it is read twice), not standard input")
+    from pcapip.decode.tunnels import udp_tunnel_ports
+
     registry = registry_for(list(toa_kinds) or None)
+    ports = udp_tunnel_ports(vxlan_ports)
     if packet is not None:
         if packet < 1:
             raise UsageError("--packet numbers start at 1")
@@ -184,37 +209,40 @@ def command(capture: str, flow: int | None, packet: int | None, toa_kinds: tuple
         if packet not in frames:
             raise UsageError(f"{capture}: has no packet {packet}")
         data, linktype = frames[packet]
-        click.echo(render_packet(packet, data, linktype, registry))
+        click.echo(render_packet(packet, data, linktype, registry, udp_ports=ports))
         return 0
 
     from pcapip import analyze
 
-    a = analyze([capture], toa_kinds=list(toa_kinds) or None)
+    a = analyze([capture], toa_kinds=list(toa_kinds) or None, vxlan_ports=vxlan_ports)
     if flow is None or flow < 1 or flow > len(a.table):
         raise UsageError(f"{capture}: has no flow {flow} (flows are 1..{len(a.table)})")
     row = _flow_row(a, flow)
     _print_flow_head(a, flow, row)
     numbers = [n for _, n in a.header_frames(flow)]
     if numbers:
-        _print_header_packets(capture, row, numbers, registry)
+        _print_header_packets(capture, row, numbers, registry, ports)
     else:
         click.echo(
             "No packet of this flow carried a TOA option or a PROXY header; what the origin "
             "received instead:"
         )
-        picked, missing = first_packets(capture, a.flows[a.flows["flow"] == flow], registry.kinds)
+        one = a.flows[a.flows["flow"] == flow]
+        picked, missing = first_packets(capture, one, registry.kinds, ports)
         if missing:
             click.echo(f"Not in the capture: {', '.join(missing)}.")
         for n, label, data, linktype in picked:
             click.echo("")
             click.echo(f"[{label}]")
-            click.echo(render_packet(n, data, linktype, registry))
+            click.echo(render_packet(n, data, linktype, registry, udp_ports=ports))
     for err in a.errors:
         click.echo(f"pcapip: error: {err}", err=True)
     return 2 if a.errors else 0
 
 
-def _print_header_packets(capture: str, row: dict[str, Any], numbers: list[int], registry) -> None:
+def _print_header_packets(
+    capture: str, row: dict[str, Any], numbers: list[int], registry, ports: dict[int, int]
+) -> None:
     """The packets that carried the client address, and a PROXY header split over several
     segments reassembled."""
     frames = read_frames(capture, set(numbers))
@@ -222,7 +250,7 @@ def _print_header_packets(capture: str, row: dict[str, Any], numbers: list[int],
         if n in frames:
             data, linktype = frames[n]
             click.echo("")
-            click.echo(render_packet(n, data, linktype, registry))
+            click.echo(render_packet(n, data, linktype, registry, udp_ports=ports))
     proxy_frames = [n for n in numbers if n in frames]
     if row["method"] in ("ppv1", "ppv2") and len(proxy_frames) > 1:
         stream = _reassembled(frames, proxy_frames)

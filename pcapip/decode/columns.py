@@ -19,8 +19,12 @@ ST_TRUNCATED = 1 << 3  # captured bytes end before the headers (or payload) do: 
 ST_NOT_TCP_UDP = 1 << 4  # IP decoded, transport is neither TCP nor UDP (ICMP, ...)
 ST_BAD_HEADER = 1 << 5  # impossible header field (IHL < 5, TCP data offset < 5, ...)
 ST_PAYLOAD_CUT = 1 << 6  # headers complete but payload cut by the snap length
+ST_TUNNEL_DEEP = 1 << 7  # encapsulations nested deeper than MAX_TUNNEL_DEPTH (a crafted loop)
 # any of these bits: the TCP/UDP header was not decoded (PAYLOAD_CUT alone still has it)
-ST_NO_L4 = ST_UNKNOWN_LINK | ST_NOT_IP | ST_FRAGMENT | ST_TRUNCATED | ST_NOT_TCP_UDP | ST_BAD_HEADER
+ST_NO_L4 = (
+    ST_UNKNOWN_LINK | ST_NOT_IP | ST_FRAGMENT | ST_TRUNCATED | ST_NOT_TCP_UDP | ST_BAD_HEADER
+    | ST_TUNNEL_DEEP
+)
 # names used in status counts and reports, one per bit
 STATUS_NAMES: dict[int, str] = {
     ST_UNKNOWN_LINK: "unknown_link",
@@ -30,6 +34,7 @@ STATUS_NAMES: dict[int, str] = {
     ST_NOT_TCP_UDP: "not_tcp_udp",
     ST_BAD_HEADER: "bad_header",
     ST_PAYLOAD_CUT: "payload_cut",
+    ST_TUNNEL_DEEP: "tunnel_too_deep",
 }
 
 # --- TCP option-walk bits (opt_flags), computed by the decoder for every TCP segment.
@@ -92,6 +97,10 @@ class Packets:
     pay_cap: np.ndarray  # int32, payload bytes actually captured (<= pay_len)
     # link layer
     ethertype: np.ndarray  # uint16, network protocol after any VLAN tags (0: none or unknown)
+    # encapsulation (decode/tunnels.py): the tunnel the connection was found in
+    tun_kind: np.ndarray  # uint8, TUN_* of the tunnel that names the tenant (0: none)
+    tun_id: np.ndarray  # uint64, its identity (VNI, GRE key, session, MPLS labels)
+    tun_seen: np.ndarray  # uint16, bit 1 << TUN_* for every encapsulation opened
 
     def __len__(self) -> int:
         return int(self.frame.shape[0])

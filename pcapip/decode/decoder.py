@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Collection, Mapping
 from functools import lru_cache
 
 import numpy as np
@@ -12,6 +12,7 @@ from pcapip.sources.batch import FrameBatch
 
 from .columns import Packets
 from .kernel import COLUMNS, decode_frames
+from .tunnels import udp_tunnel_ports
 
 DEFAULT_TOA_KINDS: frozenset[int] = frozenset({200, 254, 253, 201, 250, 252, 249, 28})
 
@@ -43,6 +44,22 @@ def toa_mask(kinds: Collection[int]) -> np.ndarray:
     return _toa_masks(frozenset(kinds))[0]
 
 
+@lru_cache(maxsize=32)
+def _tunnel_tables(ports: frozenset[tuple[int, int]]) -> tuple[np.ndarray, list[int]]:
+    table = np.zeros(65536, dtype=np.uint8)
+    for port, kind in ports:
+        if not 0 < port < 65536:
+            raise ValueError(f"UDP tunnel port must be 1-65535, got {port!r}")
+        table[port] = kind
+    return table, table.tolist()
+
+
+def tunnel_table(ports: Mapping[int, int] | None = None) -> np.ndarray:
+    """The 65536-entry table the decoder uses to open UDP tunnels: TUN_* per destination
+    port (default :func:`~pcapip.decode.tunnels.udp_tunnel_ports`)."""
+    return _tunnel_tables(frozenset((ports or udp_tunnel_ports()).items()))[0]
+
+
 def _backend(requested: str | None, n: int) -> str:
     want = (
         n >= COMPILE_MIN_PACKETS
@@ -66,13 +83,15 @@ def decode(
     batch: FrameBatch,
     *,
     toa_kinds: Collection[int] = DEFAULT_TOA_KINDS,
+    tunnel_ports: Mapping[int, int] | None = None,
     backend: str | None = None,
 ) -> Packets:
     """Decode every frame of the batch into columns (one row per frame, none dropped).
 
     Frames that cannot be decoded to TCP/UDP keep their row with ST_* bits
     saying why. ``toa_kinds`` sets which TCP option kinds raise
-    ``OPT_TOA_CANDIDATE``; ``backend`` ("auto", "pure", "compiled") picks the
+    ``OPT_TOA_CANDIDATE``; ``tunnel_ports`` maps UDP destination ports to the tunnel
+    opened there (default: VXLAN 4789, GENEVE 6081); ``backend`` ("auto", "pure", "compiled") picks the
     loop implementation (auto: compiled when the ahead-of-time kernels are
     built, else for large batches or once numba is loaded, pure otherwise;
     ``PCAPIP_PURE_PYTHON=1`` forces pure).
@@ -87,16 +106,17 @@ def decode(
     linktype = np.ascontiguousarray(batch.linktype, dtype=np.int32)
     _check_bounds(batch)
     mask_np, mask_list = _toa_masks(frozenset(toa_kinds))
+    tun_np, tun_list = _tunnel_tables(frozenset((tunnel_ports or udp_tunnel_ports()).items()))
     chosen = _backend(backend, n)
     if chosen == accel.BACKEND_COMPILED:
         outs = tuple(np.empty(n, dtype=dt) for _, dt in OUTPUT_COLUMNS)
         frames = (offset, caplen, origlen, linktype)
-        decode_frames.run(chosen, data, frames, mask_np, n, outs)
+        decode_frames.run(chosen, data, frames, mask_np, tun_np, n, outs)
         cols = dict(zip((name for name, _ in OUTPUT_COLUMNS), outs, strict=True))
     else:
         lists = tuple([0] * n for _ in OUTPUT_COLUMNS)
         frame_lists = (offset.tolist(), caplen.tolist(), origlen.tolist(), linktype.tolist())
-        decode_frames.py_func(memoryview(data), frame_lists, mask_list, n, lists)
+        decode_frames.py_func(memoryview(data), frame_lists, mask_list, tun_list, n, lists)
         cols = {
             name: np.array(values, dtype=dt)
             for (name, dt), values in zip(OUTPUT_COLUMNS, lists, strict=True)
@@ -144,6 +164,7 @@ def warm_compiled() -> float:
     outs = tuple(np.empty(1, dtype=dt) for _, dt in OUTPUT_COLUMNS)
     mask = _toa_masks(DEFAULT_TOA_KINDS)[0]
     one = np.zeros(1, dtype=np.int64)
-    decode_frames.compiled()(buf, (one, one, one, np.ones(1, dtype=np.int32)), mask, 0, outs)
+    frames = (one, one, one, np.ones(1, dtype=np.int32))
+    decode_frames.compiled()(buf, frames, mask, tunnel_table(), 0, outs)
     accel.settle()
     return time.perf_counter() - t0

@@ -19,23 +19,29 @@ from pcapip.sources.accel import kernel, kernel_helper
 from pcapip.sources.kernel_bytes import be16, be32, le32
 
 from .columns import (
-    OPT_AFTER_EOL,
-    OPT_MSS,
-    OPT_SACK,
-    OPT_TIMESTAMP,
-    OPT_TOA_CANDIDATE,
-    OPT_WALK_BROKEN,
     ST_BAD_HEADER,
     ST_FRAGMENT,
     ST_NOT_IP,
     ST_NOT_TCP_UDP,
     ST_PAYLOAD_CUT,
     ST_TRUNCATED,
+    ST_TUNNEL_DEEP,
     ST_UNKNOWN_LINK,
 )
+from .kernel_l4 import tcp_header, udp_header
+from .kernel_tunnels import (
+    ETH_IPV4,
+    ETH_IPV6,
+    ETH_MPLS,
+    ETH_PPPOE,
+    gre_header,
+    ip_in_ip,
+    mpls_stack,
+    pppoe_session,
+    udp_tunnel,
+)
+from .tunnels import MAX_TUNNEL_DEPTH, TUN_4IN4, TUN_GRE, TUN_MPLS, TUN_PPPOE
 
-ETH_IPV4 = 0x0800
-ETH_IPV6 = 0x86DD
 IPV4_MAPPED = 0xFFFF00000000
 MAX_VLAN_TAGS = 8
 MAX_EXT_HEADERS = 16
@@ -68,6 +74,9 @@ COLUMNS: tuple[tuple[str, str], ...] = (
     ("pay_len", "i4"),
     ("pay_cap", "i4"),
     ("ethertype", "u2"),
+    ("tun_kind", "u1"),
+    ("tun_id", "u8"),
+    ("tun_seen", "u2"),
 )
 # frames: (offset in data, captured length, length on the wire, link type) per frame
 _FRAMES = "Tuple((i8[::1], i8[::1], i8[::1], i4[::1]))"
@@ -131,8 +140,7 @@ def link_header(data, b, cap, lt):
 
 @kernel_helper
 def vlan_tags(data, b, cap, st, et, p):
-    """Skip 802.1Q / 802.1ad / legacy QinQ tags: (status, inner ethertype, its offset);
-    the status says ST_NOT_IP unless IPv4 or IPv6 follows."""
+    """Skip 802.1Q / 802.1ad / legacy QinQ tags: (status, inner ethertype, its offset)."""
     tags = 0
     while st == 0 and (et == 0x8100 or et == 0x88A8 or et == 0x9100 or et == 0x9200):
         if cap < p + 4 or tags >= MAX_VLAN_TAGS:
@@ -141,8 +149,6 @@ def vlan_tags(data, b, cap, st, et, p):
         et = be16(data, b + p + 2)
         p += 4
         tags += 1
-    if st == 0 and et != ETH_IPV4 and et != ETH_IPV6:
-        st = ST_NOT_IP
     return st, et, p
 
 
@@ -260,177 +266,108 @@ def ext_headers(data, b, cap, ver, pr, l4, ipend):
 
 
 @kernel_helper
-def option_walk(data, b, oo, oend, po, toa_mask):
-    """Walk the TCP options from ``oo`` to ``oend`` (captured) of a header ending at
-    ``po``, as a receiving kernel does: the OPT_* bits of what it finds."""
-    of = 0
-    j = oo
-    while j < oend:
-        k = data[b + j]
-        if k == 0:  # EOL: the walk ends; anything non-zero after it is hidden
-            of |= behind_eol(data, b, j + 1, oend, toa_mask)
-            break
-        if k == 1:
-            j += 1
-            continue
-        if toa_mask[k]:
-            of |= OPT_TOA_CANDIDATE
-        if k == 2:
-            of |= OPT_MSS
-        elif k == 4 or k == 5:
-            of |= OPT_SACK
-        elif k == 8:
-            of |= OPT_TIMESTAMP
-        if j + 1 >= oend:
-            if oend == po:  # kind in the last header byte, no room for a length
-                of |= OPT_WALK_BROKEN
-            break
-        ln = data[b + j + 1]
-        if ln < 2 or j + ln > po:
-            of |= OPT_WALK_BROKEN
-            break
-        j += ln
-    return of
+def tunnel_layer(data, b, cap, ver, pr, l4, ipend, udp_tunnels):
+    """The encapsulation an IP packet with transport ``pr`` at ``l4`` carries, if pcapip
+    opens it: (status, opened, ethertype inside, its offset, kind, identity, end of what
+    the layer holds)."""
+    if pr == 4 or pr == 41:
+        k, et = ip_in_ip(ver, pr)
+        return 0, 1, et, l4, k, 0, ipend
+    if pr == 47:
+        st, opened, et, q, k, ident = gre_header(data, b, l4, cap)
+        return st, opened, et, q, k, ident, ipend
+    if pr == 17 and cap - l4 >= 4:
+        k = udp_tunnels[be16(data, b + l4 + 2)]
+        if k != 0:
+            ust, _, _, upo, upl, _ = udp_header(data, b, l4, cap, ipend)
+            if ust == 0 or ust == ST_PAYLOAD_CUT:
+                st, opened, et, q, ident = udp_tunnel(data, b, k, upo, upl, cap)
+                return st, opened, et, q, k, ident, upo + upl
+    return 0, 0, 0, 0, 0, 0, ipend
 
 
 @kernel_helper
-def behind_eol(data, b, m0, oend, toa_mask):
-    """The option bytes after an EOL (from ``m0``): OPT_AFTER_EOL if any is non-zero,
-    OPT_TOA_CANDIDATE if a lenient walk finds a TOA kind there."""
-    of = 0
-    m = m0
-    while m < oend:
-        if data[b + m] != 0:
-            of |= OPT_AFTER_EOL
+def network_layers(data, b, cap, wire, st, et, p, udp_tunnels):
+    """From the link layer's payload to the innermost IP packet, opening VLAN tags and
+    encapsulations (at most MAX_TUNNEL_DEPTH): (status, ethertype, IP version, protocol,
+    hop limit, addresses as halves, IP offset, transport offset, end of the IP packet,
+    the tenant's tunnel kind and identity, every kind opened as bits)."""
+    ver = pr = hop = shi = slo = dhi = dlo = l4 = ipend = 0
+    ipo = -1
+    tk = tid = named = seen = depth = 0
+    lim = wire  # end of what the current layer's carrier holds
+    while st == 0:
+        st, et, p = vlan_tags(data, b, cap, st, et, p)
+        if st != 0:
             break
-        m += 1
-    m = m0
-    while m < oend:
-        k2 = data[b + m]
-        if k2 == 0 or k2 == 1:
-            m += 1
-            continue
-        if toa_mask[k2]:
-            of |= OPT_TOA_CANDIDATE
-        if m + 1 >= oend:
-            break
-        l2 = data[b + m + 1]
-        if l2 < 2:
-            break
-        m += l2
-    return of
-
-
-@kernel_helper
-def l4_ports(data, q, room):
-    """The source and destination ports a TCP or UDP header at ``q`` starts with, when its
-    ``room`` captured bytes hold them (else 0, 0)."""
-    if room < 4:
-        return 0, 0
-    return be16(data, q), be16(data, q + 2)
-
-
-@kernel_helper
-def tcp_header(data, b, l4, cap, ipend, toa_mask):
-    """The TCP header at ``l4``: (status, ports, flags, seq, ack, window, header length,
-    options offset, length and OPT_* bits, payload offset, length and captured bytes)."""
-    st = 0
-    fl = 0
-    sq = 0
-    ak = 0
-    wn = 0
-    thl = 0
-    oo = 0
-    ol = 0
-    of = 0
-    po = 0
-    pl = 0
-    pc = 0
-    q = b + l4
-    sp, dp = l4_ports(data, q, cap - l4)
-    if cap - l4 < 20:
-        st = ST_TRUNCATED
-    else:
-        sq = be32(data, q + 4)
-        ak = be32(data, q + 8)
-        doff = data[q + 12] // 16
-        fl = ((data[q + 12] & 1) * 256) | data[q + 13]
-        wn = be16(data, q + 14)
-        thl = doff * 4
-        if doff < 5 or l4 + thl > ipend:
-            st = ST_BAD_HEADER
-        else:
-            oo = l4 + 20
-            ol = thl - 20
-            po = l4 + thl
-            pl = ipend - po
-            of = option_walk(data, b, oo, min(po, cap), po, toa_mask)
-            if cap < po:
-                st = ST_TRUNCATED
+        if et in (ETH_MPLS, ETH_PPPOE):
+            if depth >= MAX_TUNNEL_DEPTH:
+                st = ST_TUNNEL_DEEP
+                break
+            if et == ETH_MPLS:
+                k = TUN_MPLS
+                st, et, p, ident = mpls_stack(data, b, p, cap)
             else:
-                pc = min(cap - po, pl)
-                if pc < pl:
-                    st = ST_PAYLOAD_CUT
-    return st, sp, dp, fl, sq, ak, wn, thl, oo, ol, of, po, pl, pc
-
-
-@kernel_helper
-def udp_header(data, b, l4, cap, ipend):
-    """The UDP header at ``l4``: (status, ports, payload offset, length, captured bytes)."""
-    st = 0
-    po = 0
-    pl = 0
-    pc = 0
-    q = b + l4
-    sp, dp = l4_ports(data, q, cap - l4)
-    if cap - l4 < 8:
-        st = ST_TRUNCATED
-    else:
-        ulen = be16(data, q + 4)
-        po = l4 + 8
-        room = ipend - po
-        if room < 0:
-            st = ST_BAD_HEADER
-            room = 0
-        if ulen == 0:  # jumbogram: the IP length decides
-            pl = room
-        elif ulen < 8 or ulen - 8 > room:
-            st = ST_BAD_HEADER
-            pl = room
+                k = TUN_PPPOE
+                st, et, p, ident = pppoe_session(data, b, p, cap)
+            tk, tid, named = k, ident, 1
+            seen |= 1 << k
+            depth += 1
+            continue
+        if et != ETH_IPV4 and et != ETH_IPV6:
+            st = ST_NOT_IP
+            break
+        ipo = p
+        if et == ETH_IPV4:
+            ver = 4
+            shi = dhi = 0
+            st, pr, hop, slo, dlo, l4, ipend = ipv4_header(data, b, p, cap, lim)
         else:
-            pl = ulen - 8
-        pc = max(min(cap - po, pl), 0)
-        if pc < pl and st == 0:
-            st = ST_PAYLOAD_CUT
-    return st, sp, dp, po, pl, pc
+            ver = 6
+            st, pr, hop, shi, slo, dhi, dlo, l4, ipend = ipv6_header(data, b, p, cap, lim)
+        if st == 0:
+            st, pr, l4 = ext_headers(data, b, cap, ver, pr, l4, ipend)
+        if st == 0 and depth > 0 and ipend > lim:
+            st = ST_BAD_HEADER  # the inner packet claims more than its carrier holds
+        if st != 0:
+            break
+        st, opened, et, q, k, ident, inner_end = tunnel_layer(
+            data, b, cap, ver, pr, l4, ipend, udp_tunnels
+        )
+        if opened == 0:
+            break
+        if depth >= MAX_TUNNEL_DEPTH:
+            st = ST_TUNNEL_DEEP
+            break
+        # the tenant: the innermost layer with an identity, else the innermost layer
+        if (k != TUN_GRE or ident != 0) and k < TUN_4IN4:
+            tk, tid, named = k, ident, 1
+        elif named == 0:
+            tk, tid = k, ident
+        seen |= 1 << k
+        depth += 1
+        lim = inner_end
+        p = q
+    return st, et, ver, pr, hop, shi, slo, dhi, dlo, ipo, l4, ipend, tk, tid, seen
 
 
-@kernel(f"i8(u1[::1], {_FRAMES}, b1[::1], i8, {_COLS})")
-def decode_frames(data, frames, toa_mask, n, cols):
+@kernel(f"i8(u1[::1], {_FRAMES}, b1[::1], u1[::1], i8, {_COLS})")
+def decode_frames(data, frames, toa_mask, udp_tunnels, n, cols):
     """Decode frames 0..n-1 into the columns ``cols`` (the order of ``COLUMNS``; all
-    offsets relative to the frame)."""
+    offsets relative to the frame), opening encapsulations (``udp_tunnels``: the TUN_*
+    kind opened at each UDP destination port, 0 for none)."""
     foff, caplen, origlen, linktype = frames
     (status, ipver, proto, ttl, src_hi, src_lo, dst_hi, dst_lo, ip_off, l4_off, sport, dport,
      tcp_flags, seq, ack, win, tcp_hlen, opt_off, opt_len, opt_flags, pay_off, pay_len,
-     pay_cap, ethertype) = cols  # fmt: skip
+     pay_cap, ethertype, tun_kind, tun_id, tun_seen) = cols  # fmt: skip
     for i in range(n):
         b = foff[i]
         cap = caplen[i]
         wire = min(origlen[i], MAX_WIRE)  # an absurd record length: keep lengths in int32
         st, et, p = link_header(data, b, cap, linktype[i])
-        st, et, p = vlan_tags(data, b, cap, st, et, p)
-        ver = pr = hop = shi = slo = dhi = dlo = l4 = ipend = 0
-        ipo = -1
-        if st == 0:
-            ipo = p
-            if et == ETH_IPV4:
-                ver = 4
-                st, pr, hop, slo, dlo, l4, ipend = ipv4_header(data, b, p, cap, wire)
-            else:
-                ver = 6
-                st, pr, hop, shi, slo, dhi, dlo, l4, ipend = ipv6_header(data, b, p, cap, wire)
-            if st == 0:
-                st, pr, l4 = ext_headers(data, b, cap, ver, pr, l4, ipend)
+        st, et, ver, pr, hop, shi, slo, dhi, dlo, ipo, l4, ipend, tk, tid, seen = network_layers(
+            data, b, cap, wire, st, et, p, udp_tunnels
+        )
         l4o = -1
         sp = dp = fl = sq = ak = wn = thl = oo = ol = of = po = pl = pc = 0
         if st == 0:
@@ -468,4 +405,7 @@ def decode_frames(data, frames, toa_mask, n, cols):
         pay_len[i] = pl
         pay_cap[i] = pc
         ethertype[i] = et
+        tun_kind[i] = tk
+        tun_id[i] = tid
+        tun_seen[i] = seen
     return n

@@ -11,10 +11,12 @@ from .columns import (
     ST_NOT_IP,
     ST_NOT_TCP_UDP,
     ST_TRUNCATED,
+    ST_TUNNEL_DEEP,
     ST_UNKNOWN_LINK,
     STATUS_NAMES,
     Packets,
 )
+from .tunnels import MAX_TUNNEL_DEPTH
 
 
 def status_counts(packets: Packets) -> dict[str, int]:
@@ -50,6 +52,7 @@ R_FRAGMENT = 3
 R_TRUNCATED = 4
 R_BAD_HEADER = 5
 R_UDP_TUNNEL = 6  # value: the UDP destination port (decoded, but its content is a tunnel)
+R_TUNNEL_DEEP = 7  # encapsulations nested deeper than the decoder opens
 
 ETHERTYPE_NAMES: dict[int, str] = {
     0x0806: "ARP",
@@ -92,8 +95,11 @@ IP_PROTO_NAMES: dict[int, str] = {
     136: "UDP-Lite",
     137: "MPLS-in-IP",
 }
-# encapsulations: the flows pcapip is asked about may be inside, unseen
-TUNNEL_ETHERTYPES = frozenset({0x8847, 0x8848, 0x8863, 0x8864, 0x88E5, 0x88E7})
+# encapsulations the decoder does not open (or could not): the flows pcapip is asked about
+# may be inside, unseen. (MPLS 0x8847 and PPPoE sessions 0x8864 are opened: what is left of
+# them is not IP, e.g. PPP's LCP; IP protocols 4, 41 and 47 left are GRE versions or
+# layouts the decoder does not open.)
+TUNNEL_ETHERTYPES = frozenset({0x8848, 0x8863, 0x88E5, 0x88E7})
 TUNNEL_IP_PROTOS = frozenset({4, 41, 47, 50, 97, 115, 137})
 TUNNEL_UDP_PORTS: dict[int, str] = {
     4789: "VXLAN",
@@ -124,6 +130,7 @@ def undecoded_reasons(p: Packets, rows: np.ndarray) -> list[tuple[int, int, int,
         (ST_FRAGMENT, R_FRAGMENT),
         (ST_NOT_IP, R_NOT_IP),
         (ST_UNKNOWN_LINK, R_LINK),
+        (ST_TUNNEL_DEEP, R_TUNNEL_DEEP),
     ):  # last wins: the earliest layer that stopped the frame
         reason[(st & bit) != 0] = r
     value = np.where(reason == R_LINK, p.linktype[rows], value)
@@ -186,7 +193,11 @@ def reason_label(reason: int, value: int) -> str:
             return f"{name} tunnel (IP protocol {value}, not opened)"
         return name or f"IP protocol {value}"
     if reason == R_UDP_TUNNEL:
-        return f"{TUNNEL_UDP_PORTS.get(value, 'tunnel')} (UDP port {value}, not opened)"
+        name = TUNNEL_UDP_PORTS.get(value, "tunnel")
+        hint = f": --vxlan-port {value} opens it" if value == 8472 else ""
+        return f"{name} (UDP port {value}, not opened{hint})"
+    if reason == R_TUNNEL_DEEP:
+        return f"encapsulations nested deeper than {MAX_TUNNEL_DEPTH} layers, not opened"
     return {
         R_FRAGMENT: "IP fragments",
         R_TRUNCATED: "headers cut by the snap length",

@@ -150,6 +150,9 @@ CODES: dict[str, CodeInfo] = {
     "frame.trailer": CodeInfo(_N, "bytes after the end of the IP datagram"),
     "frame.unknown_link": CodeInfo(_N, "link type not dissected"),
     "frame.not_ip": CodeInfo(_N, "link payload is not IPv4 or IPv6"),
+    "frame.tunnel_depth": CodeInfo(
+        _W, "encapsulations nested deeper than the depth limit: the inner ones are not opened"
+    ),
     "ip.bad_version": CodeInfo(_E, "IP version field does not match the link-layer type"),
     "ip.bad_ihl": CodeInfo(_E, "IPv4 header length below 20 bytes"),
     "ip.bad_total_length": CodeInfo(_E, "IP length field smaller than the IP header"),

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import struct
 
+from pcapip.decode.tunnels import udp_tunnel_ports
+from pcapip.dissect import tunnel_layers as tun
 from pcapip.dissect.addr import ip_value, ipv4_text, ipv6_text, mac_text
 from pcapip.dissect.codes import expert
 from pcapip.dissect.fields import Field
@@ -20,6 +22,7 @@ from pcapip.dissect.proxy import parse_proxy
 from pcapip.dissect.proxy_model import ParseState, ProxyParse
 from pcapip.dissect.tcp_options import dissect_tcp_options
 from pcapip.dissect.toa_registry import DEFAULT_REGISTRY, ToaRegistry
+from pcapip.dissect.tunnel_layers import internet_checksum as _checksum
 
 LINKTYPE_NULL = 0
 LINKTYPE_ETHERNET = 1
@@ -46,13 +49,16 @@ def _etype_label(t: int) -> str:
 
 
 class _Dissector:
-    def __init__(self, frame: bytes, registry: ToaRegistry, proxy_offset: int | None) -> None:
+    def __init__(self, frame: bytes, registry: ToaRegistry, proxy_offset: int | None,
+                 udp_ports: dict[int, int]) -> None:
         self.b = frame
         self.n = len(frame)
         self.registry = registry
         self.proxy_offset = proxy_offset
+        self.udp_ports = udp_ports  # UDP destination port -> encapsulation (VXLAN, GENEVE)
         self.layers: list[Field] = []
         self.is_ethernet = False
+        self.depth = 0  # encapsulations opened (tunnel_layers.enter)
 
     def cut(self, node: Field, off: int, need: int, what: str) -> bool:
         """True (and an expert on ``node``) when fewer than ``need`` bytes remain at ``off``."""
@@ -92,24 +98,25 @@ class _Dissector:
                                         f"link type {linktype} is not dissected"))
         return self.layers
 
-    def ethernet(self) -> None:
+    def ethernet(self, off: int = 0) -> None:
+        """Ethernet II at ``off``: the frame's own, or the inner one of an L2 tunnel."""
         b = self.b
-        eth = subtree("eth", 0, min(14, self.n))
+        eth = subtree("eth", off, min(14, max(0, self.n - off)))
         self.layers.append(eth)
-        self.is_ethernet = True
-        if self.cut(eth, 0, 14, "Ethernet header"):
+        self.is_ethernet = self.is_ethernet or off == 0
+        if self.cut(eth, off, 14, "Ethernet header"):
             return
-        dst, src, etype = b[0:6], b[6:12], _u16(b, 12)
+        dst, src, etype = b[off : off + 6], b[off + 6 : off + 12], _u16(b, off + 12)
         eth.label += f", Src: {mac_text(src)}, Dst: {mac_text(dst)}"
-        eth.add(item("eth.dst", mac_text(dst), 0, 6, mac_text(dst)))
-        eth.add(item("eth.src", mac_text(src), 6, 6, mac_text(src)))
+        eth.add(item("eth.dst", mac_text(dst), off, 6, mac_text(dst)))
+        eth.add(item("eth.src", mac_text(src), off + 6, 6, mac_text(src)))
         if etype < 0x0600:
-            eth.add(item("eth.len", etype, 12, 2, etype))
-            eth.experts.append(expert("frame.not_ip", 14, self.n - 14,
+            eth.add(item("eth.len", etype, off + 12, 2, etype))
+            eth.experts.append(expert("frame.not_ip", off + 14, self.n - off - 14,
                                       "IEEE 802.3 frame (length field): not IP"))
             return
-        eth.add(item("eth.type", _etype_label(etype), 12, 2, etype))
-        self.ip(14, etype)
+        eth.add(item("eth.type", _etype_label(etype), off + 12, 2, etype))
+        self.ip(off + 14, etype)
 
     def sll(self) -> None:
         b = self.b
@@ -207,6 +214,10 @@ class _Dissector:
             self.ipv4(off)
         elif etype == ETH_IPV6:
             self.ipv6(off)
+        elif etype == tun.ETH_MPLS and not raw:
+            tun.mpls(self, off)
+        elif etype == tun.ETH_PPPOE and not raw:
+            tun.pppoe(self, off)
         else:
             last = self.layers[-1]
             what = f"ethertype 0x{etype:04x}" if not raw else "raw packet version"
@@ -214,8 +225,9 @@ class _Dissector:
                                        f"{what} is not IPv4/IPv6"))
 
     def _trailer(self, end: int) -> Field | None:
-        """Bytes between the end of the IP datagram and the end of the frame."""
-        if end >= self.n:
+        """Bytes between the end of the IP datagram and the end of the frame (the outermost
+        datagram's: an inner one ends where its tunnel's payload does)."""
+        if end >= self.n or self.depth:
             return None
         tail = self.b[end:]
         zeros = tail.count(0) == len(tail)
@@ -379,6 +391,10 @@ class _Dissector:
             self.tcp(off, end, ipver)
         elif proto == 17:
             self.udp(off, end)
+        elif proto in (4, 41):
+            tun.ip_in_ip(self, off, proto)
+        elif proto == 47:
+            tun.gre(self, off, end)
 
     def tcp(self, off: int, end: int, ipver: int) -> None:
         b = self.b
@@ -483,7 +499,10 @@ class _Dissector:
         if pay_end > pay:
             node.add(subtree("udp.payload", pay, pay_end - pay, b[pay:pay_end],
                             more=f" ({pay_end - pay} bytes)"))
-            self.proxy(pay, pay_end, udp=True)
+            if dp in self.udp_ports:
+                tun.udp_tunnel(self, pay, pay_end, self.udp_ports[dp])
+            else:
+                self.proxy(pay, pay_end, udp=True)
 
     def proxy(self, pay: int, end: int, *, udp: bool) -> None:
         start = pay
@@ -548,25 +567,20 @@ def _flag_str(flags: int) -> str:
     return ", ".join(n for bit, n in names if flags & bit) or "none"
 
 
-def _checksum(data: bytes) -> int:
-    if len(data) % 2:
-        data += b"\0"
-    s = sum(struct.unpack(f"!{len(data) // 2}H", data))
-    while s >> 16:
-        s = (s & 0xFFFF) + (s >> 16)
-    return ~s & 0xFFFF
-
-
 def dissect_frame(frame: bytes, linktype: int, *, registry: ToaRegistry = DEFAULT_REGISTRY,
-                  proxy_offset: int | None = None) -> list[Field]:
-    """Wireshark-style layers of one frame; never raises.
+                  proxy_offset: int | None = None,
+                  udp_ports: dict[int, int] | None = None) -> list[Field]:
+    """Wireshark-style layers of one frame, tunnels opened; never raises.
 
     ``proxy_offset``: where in the L4 payload a PROXY header starts (the flow
     stage knows it for a header that follows earlier stream bytes); without
-    it, a header is looked for at the start of the payload.
+    it, a header is looked for at the start of the payload. ``udp_ports``: UDP
+    destination port -> encapsulation opened there (default
+    :func:`pcapip.decode.tunnels.udp_tunnel_ports`: VXLAN 4789, GENEVE 6081).
     """
     frame = bytes(frame)
-    d = _Dissector(frame, registry, proxy_offset)
+    ports = udp_tunnel_ports() if udp_ports is None else udp_ports
+    d = _Dissector(frame, registry, proxy_offset, ports)
     try:
         return d.run(int(linktype))
     except Exception as exc:  # a dissector bug must not take `pcapip show` down

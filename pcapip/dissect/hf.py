@@ -20,7 +20,13 @@ import re
 from typing import Any
 
 from pcapip.dissect.fields import Field, FieldReg
-from pcapip.dissect.hf_layers import IP_FIELDS, LINK_FIELDS, TCP_OPTION_FIELDS, TRANSPORT_FIELDS
+from pcapip.dissect.hf_layers import (
+    IP_FIELDS,
+    LINK_FIELDS,
+    TCP_OPTION_FIELDS,
+    TRANSPORT_FIELDS,
+    TUNNEL_FIELDS,
+)
 from pcapip.dissect.hf_proxy import PROXY_FIELDS, TLV_FIELDS
 
 __all__ = ["ALL_FIELDS", "HF", "TOA_FIELDS", "TOA_PROTO", "FieldReg", "bit_picture", "holds",
@@ -46,7 +52,7 @@ TOA_FIELDS: tuple[FieldReg, ...] = (
 #: The TOA option's own subtree (the plugin declares it as its ``Proto``).
 TOA_PROTO = FieldReg("toa", "TCP Option - TOA", "protocol", also=("TCP Option - TOA?",))
 
-ALL_FIELDS: tuple[FieldReg, ...] = (*LINK_FIELDS, *IP_FIELDS, *TRANSPORT_FIELDS,
+ALL_FIELDS: tuple[FieldReg, ...] = (*LINK_FIELDS, *IP_FIELDS, *TUNNEL_FIELDS, *TRANSPORT_FIELDS,
                                     *TCP_OPTION_FIELDS, TOA_PROTO, *TOA_FIELDS,
                                     *PROXY_FIELDS, *TLV_FIELDS)
 

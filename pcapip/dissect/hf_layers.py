@@ -1,4 +1,5 @@
-"""Field registrations of the layers ``pcapip show`` draws: frame, link, IP, TCP, UDP, TCP options.
+"""Field registrations of the layers ``pcapip show`` draws: frame, link, IP, tunnels, TCP, UDP,
+TCP options.
 
 Filter names, labels and types are Wireshark's where Wireshark has the field
 (``tests/test_dissect_hf.py`` checks the types against ``tshark -G fields``); the value
@@ -10,10 +11,16 @@ from __future__ import annotations
 from pcapip.dissect.fields import FieldReg as R
 
 ETHERTYPES: dict[int, str] = {0x0800: "IPv4", 0x86DD: "IPv6", 0x0806: "ARP", 0x8100: "802.1Q",
-                              0x88A8: "802.1ad", 0x88CC: "LLDP"}
+                              0x88A8: "802.1ad", 0x88CC: "LLDP",
+                              0x8847: "MPLS label switched packet", 0x8864: "PPPoE Session",
+                              0x6558: "Transparent Ethernet bridging", 0x88BE: "ERSPAN",
+                              0x22EB: "ERSPAN III"}
 SLL_PKTTYPES: dict[int, str] = {0: "Unicast to us", 1: "Broadcast", 2: "Multicast",
                                 3: "Unicast to another host", 4: "Sent by us"}
-IP_PROTOCOLS: dict[int, str] = {6: "TCP", 17: "UDP", 1: "ICMP", 58: "ICMPv6"}
+IP_PROTOCOLS: dict[int, str] = {6: "TCP", 17: "UDP", 1: "ICMP", 58: "ICMPv6", 4: "IPIP", 41: "IPv6",
+                                47: "Generic Routing Encapsulation"}
+PPP_PROTOCOLS: dict[int, str] = {0x0021: "Internet Protocol version 4",
+                                 0x0057: "Internet Protocol version 6"}
 #: TCP option kind -> (filter name under tcp.options., what Wireshark calls it)
 TCP_OPTIONS: dict[int, tuple[str, str]] = {
     0: ("eol", "End of Option List (EOL)"),
@@ -204,4 +211,90 @@ TCP_OPTION_FIELDS: tuple[R, ...] = (
     R("tcp.options.acc_ecn.ee0b", "Accurate ECN Echo ECT(0) Byte Counter", "uint24"),
     R("tcp.options.acc_ecn.eceb", "Accurate ECN Echo CE Byte Counter", "uint24"),
     R("tcp.options.acc_ecn.ee1b", "Accurate ECN Echo ECT(1) Byte Counter", "uint24"),
+)
+
+#: The encapsulations (issue 13): VXLAN, GENEVE, GRE, ERSPAN II/III, MPLS (+ PW control word),
+#: PPPoE session + PPP. Names and types are Wireshark 4.0's; bitfields wider than a byte are
+#: drawn without a bit picture.
+TUNNEL_FIELDS: tuple[R, ...] = (
+    R("vxlan", "Virtual eXtensible Local Area Network", "protocol"),
+    R("vxlan.flags", "Flags", "uint16"),
+    R("vxlan.flag_g", "GBP Extension", "bool"),
+    R("vxlan.flag_i", "VXLAN Network ID (VNI)", "bool"),
+    R("vxlan.flag_d", "Don't Learn", "bool"),
+    R("vxlan.flag_a", "Policy Applied", "bool"),
+    R("vxlan.flags_reserved", "Reserved(R)", "uint16"),
+    R("vxlan.gbp", "Group Policy ID", "uint16"),
+    R("vxlan.vni", "VXLAN Network Identifier (VNI)", "uint24"),
+    R("vxlan.reserved8", "Reserved", "uint8"),
+    R("geneve", "Generic Network Virtualization Encapsulation", "protocol"),
+    R("geneve.version", "Version", "uint8"),
+    R("geneve.option.length", "Length", "uint8"),  # bytes: the header's and each option's
+    R("geneve.flags", "Flags", "uint8"),
+    R("geneve.flags.oam", "Operations, Administration and Management Frame", "bool"),
+    R("geneve.flags.critical", "Critical Options Present", "bool"),
+    R("geneve.proto_type", "Protocol Type", "uint16", strings=ETHERTYPES),
+    R("geneve.vni", "Virtual Network Identifier (VNI)", "uint24"),
+    R("geneve.reserved", "Reserved", "uint8"),
+    R("geneve.options", "Options", "bytes"),
+    R("geneve.option", "Option", "bytes"),
+    R("geneve.option.class", "Class", "uint16"),
+    R("geneve.option.type", "Type", "uint8"),
+    R("geneve.option.type.critical", "Critical Option", "bool"),
+    R("geneve.option.unknown.data", "Unknown Option Data", "bytes"),
+    R("gre", "Generic Routing Encapsulation", "protocol"),
+    R("gre.flags_and_version", "Flags and Version", "uint16"),
+    R("gre.flags.checksum", "Checksum Bit", "bool"),
+    R("gre.flags.routing", "Routing Bit", "bool"),
+    R("gre.flags.key", "Key Bit", "bool"),
+    R("gre.flags.sequence_number", "Sequence Number Bit", "bool"),
+    R("gre.flags.strict_source_route", "Strict Source Route Bit", "bool"),
+    R("gre.flags.recursion_control", "Recursion control", "uint16"),
+    R("gre.flags.reserved", "Flags (Reserved)", "uint16"),
+    R("gre.flags.version", "Version", "uint16"),
+    R("gre.proto", "Protocol Type", "uint16", strings=ETHERTYPES),
+    R("gre.checksum", "Checksum", "uint16"),
+    R("gre.offset", "Offset", "uint16"),
+    R("gre.key", "Key", "uint32"),
+    R("gre.sequence_number", "Sequence Number", "uint32"),
+    R("erspan", "Encapsulated Remote Switch Packet ANalysis", "protocol"),
+    R("erspan.version", "Version", "uint16"),
+    R("erspan.vlan", "Vlan", "uint16"),
+    R("erspan.cos", "COS", "uint16"),
+    R("erspan.encap", "Encap", "uint16"),
+    R("erspan.bso", "Bad/Short/Oversized", "uint16"),
+    R("erspan.truncated", "Truncated", "uint16"),
+    R("erspan.spanid", "SpanID", "uint16"),
+    R("erspan.reserved", "Reserved", "uint32"),
+    R("erspan.index", "Index", "uint32"),
+    R("erspan.timestamp", "Timestamp", "uint32"),
+    R("erspan.sgt", "Security Group Tag", "uint16"),
+    R("erspan.p", "Has Ethernet PDU", "uint16"),
+    R("erspan.ft", "Frame Type", "uint16"),
+    R("erspan.hw", "Hardware ID", "uint16"),
+    R("erspan.direction", "Direction", "bool"),
+    R("erspan.gra", "Timestamp granularity", "uint16"),
+    R("erspan.o", "Optional Sub headers", "uint16"),
+    R("erspan.platid", "Platform ID", "uint32"),
+    R("erspan.pid3.rsvd1", "Reserved", "uint32"),
+    R("erspan.pid3.port_index", "Port ID/Index", "uint32"),
+    R("erspan.pid3.timestamp", "Upper 32-bit Timestamp", "uint32"),
+    R("erspan.pid5.switchid", "Switch ID", "uint32"),
+    R("erspan.pid5.port_index", "Port ID/Index", "uint32"),
+    R("erspan.pid5.timestamp", "Timestamp (seconds)", "uint32"),
+    R("mpls", "MultiProtocol Label Switching Header", "protocol"),
+    R("mpls.label", "MPLS Label", "uint32"),
+    R("mpls.exp", "MPLS Experimental Bits", "uint32"),
+    R("mpls.bottom", "MPLS Bottom Of Label Stack", "uint32"),
+    R("mpls.ttl", "MPLS TTL", "uint32"),
+    R("pwethcw", "PW Ethernet Control Word", "protocol"),
+    R("pweth.cw.sequence_number", "Sequence Number", "uint16"),
+    R("pppoes", "PPP-over-Ethernet Session", "protocol"),
+    R("pppoe.version", "Version", "uint8", mask=0xF0),
+    R("pppoe.type", "Type", "uint8", mask=0x0F),
+    R("pppoe.code", "Code", "uint8"),
+    R("pppoe.session_id", "Session ID", "uint16"),
+    R("pppoe.payload_length", "Payload Length", "uint16"),
+    R("ppp", "Point-to-Point Protocol", "protocol"),
+    R("ppp.protocol", "Protocol", "uint16", strings=PPP_PROTOCOLS),
 )

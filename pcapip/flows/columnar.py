@@ -384,6 +384,9 @@ def compact_plain(
     c["pp_command"] = pp_command
     c["pp_family"] = pp_family
     c["tlvs"] = tlvs
+    # a tunnel's text is 1 + its code in this vocabulary (flows/tunnels.py)
+    tun = M[:, L.F_TUN_TEXT]
+    c["tunnel"] = np.where(tun > 0, tun - 1, vocab.code("")).astype(np.int32)
     c["status"] = np.array([code(x) for x in STATUSES], dtype=np.int32)[st]
     c["header_frame"] = (hf_cap, hf_frame)
     c["toa_kind"] = toa_kind

@@ -82,6 +82,13 @@ SCHEMA: tuple[Column, ...] = (
     Column("bytes", "int", _COUNTS, title="Bytes"),
     Column("status", "category", ", ".join(f"`{s}`" for s in STATUSES), STATUSES, title="Status"),
     Column("findings", "codes", "`;`-joined finding codes (catalogue below)", title="Findings"),
+    Column(
+        "tunnel",
+        "category",
+        "the tunnel the connection was found in, e.g. `vxlan:5001`, `geneve:7`, `gre:key=42`, "
+        "`erspan2:session=7`, `mpls:1001/2002`, `pppoe:0x11`, `ipip`; empty for none",
+        title="Tunnel",
+    ),
 )
 
 #: The column names, in output order.

@@ -70,7 +70,10 @@ from .kernel_toa import apply_toa, toa_rule
 from .layout import F_MARK, F_SETTLED
 
 # the packet columns track_tcp reads, in the order of its ``pk`` tuple (the four address
-# halves as int64 views of the uint64 columns), then the batch's bytes
+# halves as int64 views of the uint64 columns; the tunnel's key and its column's text as
+# pcapip.flows.tunnels codes them), then the batch's bytes
+#: the PACKET_COLUMNS the tracker computes per packet rather than the decoder
+COMPUTED_COLUMNS = ("tunnel", "tunnel_text")
 PACKET_COLUMNS: tuple[tuple[str, str], ...] = (
     ("src_hi", "i8"),
     ("src_lo", "i8"),
@@ -78,6 +81,8 @@ PACKET_COLUMNS: tuple[tuple[str, str], ...] = (
     ("dst_lo", "i8"),
     ("sport", "u2"),
     ("dport", "u2"),
+    ("tunnel", "i8"),
+    ("tunnel_text", "i8"),
     ("frame", "i8"),
     ("ts_ns", "i8"),
     ("origlen", "i8"),
@@ -138,13 +143,13 @@ def track_tcp(todo, pidx, pk, kside, S, X, P, H, free, tmpl, toa, capture, stamp
     applied except for the header question: it is listed in OUT_HK/OUT_HSLOT for Python
     to parse, and the flow's later packets in this call are handed over.
     """
-    (src_hi, src_lo, dst_hi, dst_lo, sport, dport, frame, ts, olen, flags, seq, ack, optf,
-     optoff, optlen, caplen, foff, payoff, paylen, paycap, data) = pk  # fmt: skip
+    (src_hi, src_lo, dst_hi, dst_lo, sport, dport, tunnel, tunnel_text, frame, ts, olen, flags,
+     seq, ack, optf, optoff, optlen, caplen, foff, payoff, paylen, paycap, data) = pk  # fmt: skip
     every = ct[CT_EVERY_PACKET] != 0
     for t in range(len(todo)):
         k = todo[t]
         i = pidx[k]
-        key, side = flow_key(src_hi[i], src_lo[i], dst_hi[i], dst_lo[i], sport[i] + 0, dport[i] + 0)
+        key, side = flow_key(src_hi, src_lo, dst_hi, dst_lo, sport, dport, tunnel, i)
         kside[k] = side
         h = key_hash(key)
         s, pos = find_flow(S, H, h, key)
@@ -159,7 +164,7 @@ def track_tcp(todo, pidx, pk, kside, S, X, P, H, free, tmpl, toa, capture, stamp
             end_flow(S, s, out, ct)
             s = -1
         if s < 0:
-            s = new_flow(S, free, tmpl, ct, h, key, side, fr, tns, capture)
+            s = new_flow(S, free, tmpl, ct, h, key, side, (fr, tns, capture, tunnel_text[i]))
             H[pos] = s + 1
 
         # ---- can this packet be applied here? (decided before anything changes)

@@ -49,15 +49,18 @@ from .layout import (
     F_STATE,
     F_SYN_SEQ,
     F_SYNACK,
+    F_TUN_TEXT,
     ST_ENDED,
 )
 from .state import BY_SYN, BY_SYNACK, HS_DONE, HS_FAILED, HS_NONE, HS_PENDING
 
 
 @kernel_helper
-def new_flow(S, free, tmpl, ct, h, key, side, fr, tns, capture):
+def new_flow(S, free, tmpl, ct, h, key, side, first):
     """Start a flow with key ``key`` in a free row (row s of X is a zero row: rows are
-    freed with X cleared); the caller puts it in the index."""
+    freed with X cleared); ``first``: its first packet's frame, time, capture and tunnel
+    column (flows/tunnels.py). The caller puts it in the index."""
+    fr, tns, capture, tunnel_text = first
     top = ct[CT_FREE_TOP] - 1
     s = free[top]
     ct[CT_FREE_TOP] = top
@@ -73,6 +76,7 @@ def new_flow(S, free, tmpl, ct, h, key, side, fr, tns, capture):
     S[s, F_START] = tns
     S[s, F_END] = tns
     S[s, F_FIRST_SIDE] = side
+    S[s, F_TUN_TEXT] = tunnel_text
     ct[CT_OPEN] += 1
     return s
 

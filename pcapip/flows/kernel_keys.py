@@ -1,7 +1,8 @@
 """The flow table's hash index: flow keys, their hash, lookup, and index upkeep.
 
 A flow's key is its two endpoints in a fixed order (the smaller address and
-port first), so both directions find one row; the index ``H`` is open
+port first), so both directions find one row, and the tunnel it was found in
+(``pcapip.flows.tunnels``: two tenants are two connections); the index ``H`` is open
 addressing with linear probing over row numbers plus one (0: empty).
 """
 
@@ -10,7 +11,7 @@ from __future__ import annotations
 from pcapip.sources.accel import kernel, kernel_helper
 from pcapip.sources.kernel_bytes import M32
 
-from .layout import K_AHI, K_ALO, K_APORT, K_BHI, K_BLO, K_BPORT, K_HASH
+from .layout import K_AHI, K_ALO, K_APORT, K_BHI, K_BLO, K_BPORT, K_HASH, K_TUN
 
 _SIGN = -0x8000000000000000  # flips the sign bit: unsigned order as signed order
 # flow-key hash multipliers: below 2**29, so three 32-bit parts times them sum below 2**63
@@ -20,9 +21,11 @@ _K3 = 0x0CC9E2D5
 
 
 @kernel_helper
-def flow_key(sh, sl, dh, dl, sp, dp):
-    """The flow key (A high, low, port, B high, low, port), endpoint A the smaller
-    (address, port) compared unsigned, and the side that sent (0: A)."""
+def flow_key(src_hi, src_lo, dst_hi, dst_lo, sport, dport, tunnel, i):
+    """Packet ``i``'s flow key (A high, low, port, B high, low, port, tunnel), endpoint A
+    the smaller (address, port) compared unsigned, and the side that sent (0: A)."""
+    sh, sl, dh, dl = src_hi[i], src_lo[i], dst_hi[i], dst_lo[i]
+    sp, dp, tun = sport[i] + 0, dport[i] + 0, tunnel[i]  # (+ 0: ports as int64)
     xs = sh ^ _SIGN
     xd = dh ^ _SIGN
     if xs != xd:
@@ -32,16 +35,16 @@ def flow_key(sh, sl, dh, dl, sp, dp):
         xd = dl ^ _SIGN
         src_first = xs < xd if xs != xd else sp <= dp
     if src_first:
-        return (sh, sl, sp, dh, dl, dp), 0
-    return (dh, dl, dp, sh, sl, sp), 1
+        return (sh, sl, sp, dh, dl, dp, tun), 0
+    return (dh, dl, dp, sh, sl, sp, tun), 1
 
 
 @kernel_helper
 def key_hash(key):
     """The same hash as pcapip.flows.tracker.row_hash; no product can overflow int64 (signed
     overflow is undefined behaviour for the compiler, and Python's ints do not wrap)."""
-    ahi, alo, ap, bhi, blo, bp = key
-    fa = (ahi ^ (ahi >> 32) ^ alo ^ (alo >> 32)) & M32
+    ahi, alo, ap, bhi, blo, bp, tun = key
+    fa = (ahi ^ (ahi >> 32) ^ alo ^ (alo >> 32) ^ tun) & M32
     fb = (bhi ^ (bhi >> 32) ^ blo ^ (blo >> 32)) & M32
     h = fa * _K1 + fb * _K2 + (ap + bp * 65536) * _K3
     return h ^ (h >> 29)
@@ -50,7 +53,7 @@ def key_hash(key):
 @kernel_helper
 def store_key(S, s, h, key):
     """Write the key ``key`` and its hash ``h`` into row ``s`` (what find_flow compares)."""
-    ahi, alo, ap, bhi, blo, bp = key
+    ahi, alo, ap, bhi, blo, bp, tun = key
     S[s, K_HASH] = h
     S[s, K_AHI] = ahi
     S[s, K_ALO] = alo
@@ -58,13 +61,14 @@ def store_key(S, s, h, key):
     S[s, K_BHI] = bhi
     S[s, K_BLO] = blo
     S[s, K_BPORT] = bp
+    S[s, K_TUN] = tun
 
 
 @kernel_helper
 def find_flow(S, H, h, key):
     """(the row holding ``key`` or -1, its position in the index ``H`` or the free
     position where it goes)."""
-    ahi, alo, ap, bhi, blo, bp = key
+    ahi, alo, ap, bhi, blo, bp, tun = key
     hmask = H.shape[0] - 1
     pos = h & hmask
     s = -1
@@ -81,6 +85,7 @@ def find_flow(S, H, h, key):
             and S[c, K_BHI] == bhi
             and S[c, K_BLO] == blo
             and S[c, K_BPORT] == bp
+            and S[c, K_TUN] == tun
         ):
             s = c
             break

@@ -41,7 +41,7 @@ INT_COLS = (
     "toa_kind",
 )
 IP_COLS = ("egress_ip", "origin_ip", "client_ip", "proxy_ip")
-TEXT_COLS = ("transport", "method", "pp_command", "pp_family", "tlvs", "status")
+TEXT_COLS = ("transport", "method", "pp_command", "pp_family", "tlvs", "status", "tunnel")
 BOOL_COLS = ("spoke", "carries_client", "toa_carried", "hs_done", "hs_toa", "toa_in_syn")
 PAIR_COLS = ("no_room", "header_frame")  # (capture, frame) or None
 

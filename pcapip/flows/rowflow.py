@@ -38,7 +38,9 @@ class TcpTable(Protocol):
 
 _MASK64 = (1 << 64) - 1
 # TcpFlow attributes with a rule of their own here
-RULES = ("key", "serial", "closes", "first_pay", "header", "toa_syn", "toa_ack", "toa_data")
+RULES = (
+    "key", "serial", "closes", "first_pay", "header", "toa_syn", "toa_ack", "toa_data", "tunnel",
+)  # fmt: skip
 # TcpFlow attributes the table does not hold: a flow with any of them set keeps its object
 PYTHON_ONLY = (
     "findings",
@@ -123,9 +125,11 @@ def load(tab: TcpTable, s: int) -> TcpFlow:
 def _new(tab: TcpTable, r: list) -> TcpFlow:
     """A TcpFlow for a row without one: its key, serial and the TOA options the loop read."""
     a = (r[L.K_AHI] & _MASK64, r[L.K_ALO] & _MASK64, r[L.K_APORT])
-    key = (6, *a, r[L.K_BHI] & _MASK64, r[L.K_BLO] & _MASK64, r[L.K_BPORT])
+    b = (r[L.K_BHI] & _MASK64, r[L.K_BLO] & _MASK64, r[L.K_BPORT])
+    key = (6, *a, *b, tab.tunnels.label(r[L.K_TUN]))
     fl = TcpFlow(key, 0, 0, 0, 0, 0)
     fl.serial = r[L.F_SERIAL]
+    fl.tunnel = tab.tunnels.label(r[L.F_TUN_TEXT])
     for base, attr in _TOAS:
         if r[base]:
             ip = r[base + L.T_IP]

@@ -78,11 +78,12 @@ class FlowRow:
     toa_in_syn: bool = False
     header_frame: tuple[int, int] | None = None  # where the client address was read
     toa_kind: int | None = None  # kind * 256 + length of the TOA option the client came from
+    tunnel: str = ""  # the tunnel the connection was found in (pcapip.decode.tunnels)
 
 
 def _endpoints(fl: FlowBase) -> tuple[int, str, int, str, int]:
     """(egress side, egress ip, egress port, origin ip, origin port)."""
-    _, a_hi, a_lo, a_port, b_hi, b_lo, b_port = fl.key
+    _, a_hi, a_lo, a_port, b_hi, b_lo, b_port, _ = fl.key
     eg = fl.egress
     if eg is None:
         # no handshake and no header: the lower port is most likely the service
@@ -396,6 +397,7 @@ def _row(
         status,
         notes.findings,
         frames,
+        tunnel=fl.tunnel,
         **facts,
     )
 

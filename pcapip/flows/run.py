@@ -86,6 +86,7 @@ def read_captures(
     toa_kinds: Sequence[str | int] | None = None,
     trusted: str | Sequence[str] | None = None,
     attempt_timeout: float | None = None,
+    vxlan_ports: Sequence[int] = (),
     tracker: FlowTracker | None = None,
     batch_size: int = 65536,
     chunk_size: int = CHUNK,
@@ -97,7 +98,8 @@ def read_captures(
 
     ``captures``: file names (``"-"`` is stdin) or :class:`Batches`. ``tracker``: the
     tracker to feed (default: a FlowTracker for ``toa_kinds`` and ``attempt_timeout``, the
-    seconds of capture time after which an incomplete handshake ends; None: 5).
+    seconds of capture time after which an incomplete handshake ends; None: 5;
+    ``vxlan_ports``: UDP ports carrying VXLAN besides 4789).
     ``on_open(index, source)`` is called when a file is opened, ``on_batch`` after each
     batch went through the tracker, ``progress`` as in :data:`Progress`.
 
@@ -109,7 +111,11 @@ def read_captures(
     """
     nets = parse_trusted(trusted)
     if tracker is None:
-        tracker = FlowTracker(registry=registry_for(toa_kinds), **timeouts(attempt_timeout))
+        tracker = FlowTracker(
+            registry=registry_for(toa_kinds),
+            vxlan_ports=vxlan_ports,
+            **timeouts(attempt_timeout),
+        )
     names = [os.fspath(c) if _is_file(c) else c.name for c in captures]  # type: ignore[union-attr,arg-type]
     reader = _Reader(tracker, on_batch)
     # flows hold no reference cycles; the cyclic collector would only rescan
@@ -146,9 +152,10 @@ class _Reader:
         from pcapip.decode import decode
 
         kinds = self.tracker.registry.kinds
+        ports = self.tracker.tunnels.ports
         try:
             for batch in src:
-                pk = decode(batch, toa_kinds=kinds)
+                pk = decode(batch, toa_kinds=kinds, tunnel_ports=ports)
                 self.tracker.feed(pk, ci)
                 if self.on_batch is not None:
                     self.on_batch(ci, src, batch, pk)

@@ -69,6 +69,7 @@ class FlowBase:
         "seen_codes",
         "serial",
         "settled",
+        "tunnel",
     )
 
     def __init__(
@@ -82,7 +83,7 @@ class FlowBase:
         egress: int | None = None,
         egress_by: int = BY_NONE,
     ) -> None:
-        self.key = key  # proto, a_hi, a_lo, a_port, b_hi, b_lo, b_port
+        self.key = key  # proto, a_hi, a_lo, a_port, b_hi, b_lo, b_port, the tenant's tunnel
         self.capture = capture  # capture index of the first packet
         self.first_frame = first_frame
         self.start_ns = start_ns
@@ -98,6 +99,7 @@ class FlowBase:
         # the client question is answered (TCP: header decoded or ruled out; UDP: first
         # datagram with payload seen); what the tracker's on_settled reports
         self.settled = False
+        self.tunnel = ""  # the tunnel column: the tunnel of the first packet (flows/tunnels.py)
         self._start()
 
     def _start(self) -> None:

@@ -421,6 +421,8 @@ def finish_table(
     table.stats["captures"] = len(captures)
     undecoded = tracker.undecoded
     table.stats["packets_blind"] = undecoded.blind_packets()
+    for name, n in tracker.tunnels.packets.items():  # packets inside each encapsulation
+        table.stats[f"packets_in_{name}"] = n
     table.undecoded = undecoded.totals()
     # an unsupported link type is in the undecoded summary already, with its count
     table.warnings = [w for w in warnings if w.kind != "linktype_unsupported"]

@@ -36,16 +36,19 @@ from pcapip.flows.packed import PackedRows, Vocab
 from pcapip.flows.rowflow import load, store
 from pcapip.flows.rows import preview
 from pcapip.flows.state import HS_PENDING, TcpFlow
+from pcapip.flows.tunnels import TunnelCodes
 from pcapip.sources import accel
 
 
-def row_hash(a_hi: int, a_lo: int, a_port: int, b_hi: int, b_lo: int, b_port: int) -> int:
+def row_hash(
+    a_hi: int, a_lo: int, a_port: int, b_hi: int, b_lo: int, b_port: int, tunnel: int = 0
+) -> int:
     """The compiled table's hash of a flow key (addresses as int64 bit patterns), as
     ``pcapip.flows.kernel.track_tcp`` computes it."""
     from pcapip.flows import kernel as K
 
     m = K._M32
-    fa = (a_hi ^ (a_hi >> 32) ^ a_lo ^ (a_lo >> 32)) & m
+    fa = (a_hi ^ (a_hi >> 32) ^ a_lo ^ (a_lo >> 32) ^ tunnel) & m
     fb = (b_hi ^ (b_hi >> 32) ^ b_lo ^ (b_lo >> 32)) & m
     h = fa * K._K1 + fb * K._K2 + (a_port + b_port * 65536) * K._K3
     return h ^ (h >> 29)
@@ -62,10 +65,13 @@ class TcpTable:
     """The open TCP flows as rows of S (what every flow writes), X (what only a flow with a
     TOA option or a PROXY header writes) and P (first payload bytes), plus the hash index H."""
 
-    def __init__(self, machine: Machine, registry: Any, attempt_ns: int) -> None:
+    def __init__(
+        self, machine: Machine, registry: Any, attempt_ns: int, tunnels: TunnelCodes
+    ) -> None:
         from pcapip.flows import kernel as K
 
         self.machine = machine  # the per-packet rules, for the packets handed over
+        self.tunnels = tunnels  # the flows' tunnel keys (K_TUN) and their texts
         self.capture = 0  # the capture the packets being fed come from
         self.per_packet = 0  # packets the rules applied (a cost counter, not a result)
         self.K = K
@@ -215,8 +221,11 @@ class TcpTable:
         return self._out.reshape(self.K.N_OUT, -1)
 
     # ------------------------------------------------------------------ packets
-    def feed(self, p: Packets, rows: np.ndarray, capture: int) -> None:
-        """Apply TCP packets ``rows`` of ``p`` (from capture number ``capture``) in capture
+    def feed(
+        self, p: Packets, rows: np.ndarray, tun: tuple[np.ndarray, np.ndarray], capture: int
+    ) -> None:
+        """Apply TCP packets ``rows`` of ``p`` (``tun``: tunnel keys and texts per packet of
+        ``p``, see ``pcapip.flows.tunnels``; from capture number ``capture``) in capture
         order: the loop applies what it can; the first packet of a flow it hands over goes
         to the rules, and the flow's later ones back through the loop, until none is left."""
         self.capture = capture
@@ -224,12 +233,14 @@ class TcpTable:
             self._choose(rows.size)
         if self._side.shape[0] < rows.size:
             self._side = np.zeros(max(rows.size, 4096), dtype=np.int64)
-        args = self._packet_args(p, rows)
+        args = self._packet_args(p, rows, tun)
         todo = np.arange(rows.size, dtype=np.int64)
         while todo.size:
             todo = self._round(p, rows, todo, args)
 
-    def _packet_args(self, p: Packets, rows: np.ndarray) -> tuple[Any, ...]:
+    def _packet_args(
+        self, p: Packets, rows: np.ndarray, tun: tuple[np.ndarray, np.ndarray]
+    ) -> tuple[Any, ...]:
         """The loop's packet arguments ``pidx``, ``pk`` (kernel.PACKET_COLUMNS) and ``kside``,
         as lists for the twin."""
         kcols: tuple[Any, ...] = (
@@ -239,6 +250,7 @@ class TcpTable:
             p.dst_lo.view(np.int64),
             p.sport,
             p.dport,
+            *tun,
         )
         pcols: tuple[Any, ...] = (
             p.frame,

@@ -27,7 +27,7 @@ builds the same table ``pcapip analyze`` builds.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -53,6 +53,7 @@ from pcapip.flows.rows import FlowRow, compact
 from pcapip.flows.rows import preview as _preview
 from pcapip.flows.state import FlowBase, UdpFlow
 from pcapip.flows.tcptable import TcpTable
+from pcapip.flows.tunnels import TunnelCodes
 from pcapip.flows.udp import UdpFlows
 
 UNUSABLE = ST_UNKNOWN_LINK | ST_NOT_IP | ST_FRAGMENT | ST_NOT_TCP_UDP | ST_BAD_HEADER
@@ -73,6 +74,7 @@ class FlowTracker:
       leaves more, the oldest end early: closed connections first (they only
       wait out ``linger`` and lose nothing), then the oldest open ones, which
       get the finding ``capture.flow_limit``.
+    * ``vxlan_ports``: UDP ports that carry VXLAN besides 4789 (``--vxlan-port``).
     * ``on_settled(flow)``: called once per flow whose client question is
       answered while it is open (TCP: PROXY header decoded or ruled out;
       UDP: first datagram with payload), after the :meth:`feed` in which that
@@ -96,6 +98,7 @@ class FlowTracker:
         attempt_timeout: float = ATTEMPT_TIMEOUT,
         stream_limit: int = 65_600,
         max_flows: int | None = None,
+        vxlan_ports: Sequence[int] = (),
         on_settled: OnSettled | None = None,
         on_ended: OnEnded | None = None,
     ) -> None:
@@ -127,9 +130,11 @@ class FlowTracker:
         self.limit_hits = 0  # flows ended early by max_flows while still open
         self._udp_packets = 0
         self._machine = Machine(self.registry, stream_limit)
-        self._tcp = TcpTable(self._machine, self.registry, self.attempt_ns)
-        self._udp = UdpFlows(self._machine, int(udp_timeout * NS))
         self.held = Held()  # rows of ended flows, until taken
+        #: each packet's tunnel as flow keys hold it; packets per encapsulation
+        self.tunnels = TunnelCodes(self.held.vocab, tuple(vxlan_ports))
+        self._tcp = TcpTable(self._machine, self.registry, self.attempt_ns, self.tunnels)
+        self._udp = UdpFlows(self._machine, int(udp_timeout * NS), self.tunnels)
         self._settled: list[Any] = []  # flows (or table rows) settled during this feed
         #: keep the flows settled while open for :meth:`settled_previews` (the TUI's loader)
         self.keep_settled = False
@@ -181,12 +186,13 @@ class FlowTracker:
         if idx.size == 0:
             return
         ntcp = int(np.count_nonzero(is_tcp))
+        tun = self.tunnels.of(p)
         if ntcp < idx.size:
             rows = idx[~is_tcp]
-            self._udp.feed(p, rows, capture, self._tcp.next_serial, self._settled)
+            self._udp.feed(p, rows, tun, capture, self._tcp.next_serial, self._settled)
             self._udp_packets += rows.size
         if ntcp:
-            self._tcp.feed(p, idx[is_tcp] if ntcp < idx.size else idx, capture)
+            self._tcp.feed(p, idx[is_tcp] if ntcp < idx.size else idx, tun, capture)
         now = int(p.ts_ns[idx].max())
         self._tcp.expire(now, self.linger_ns, self.evict_ns, self.attempt_ns)
         self._udp.expire(now)

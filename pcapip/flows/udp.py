@@ -14,13 +14,15 @@ import numpy as np
 from pcapip.decode.columns import Packets
 from pcapip.flows.machine import Machine, PacketColumns
 from pcapip.flows.state import BY_FIRST, UdpFlow
+from pcapip.flows.tunnels import TunnelCodes
 
 
 class UdpFlows:
     """The open UDP flows, in the order they started."""
 
-    def __init__(self, machine: Machine, timeout_ns: int) -> None:
+    def __init__(self, machine: Machine, timeout_ns: int, tunnels: TunnelCodes) -> None:
         self.machine = machine
+        self.tunnels = tunnels
         self.timeout_ns = timeout_ns
         self.flows: dict[tuple, UdpFlow] = {}
         self._order: deque[UdpFlow] = deque()
@@ -33,12 +35,15 @@ class UdpFlows:
         self,
         p: Packets,
         rows: np.ndarray,
+        tun: tuple[np.ndarray, np.ndarray],
         capture: int,
         next_serial: Callable[[], int],
         settled: list,
     ) -> None:
-        """Apply datagrams ``rows`` of ``p``; flows settled by them are appended to ``settled``."""
-        keys, sides = _keys(p, rows)
+        """Apply datagrams ``rows`` of ``p`` (``tun``: tunnel keys and texts per packet of
+        ``p``); flows settled by them are appended to ``settled``."""
+        keys, sides = _keys(p, rows, tun[0], self.tunnels.label)
+        texts = tun[1][rows].tolist()
         c = PacketColumns(p, rows)
         udp = self.machine.udp
         flows = self.flows
@@ -55,6 +60,7 @@ class UdpFlows:
                     key, capture, c.frame[j], ts, ts, side, egress=side, egress_by=BY_FIRST
                 )
                 fl.serial = next_serial()
+                fl.tunnel = self.tunnels.label(texts[j])
                 flows[key] = fl
                 self._order.append(fl)
             was = fl.settled
@@ -98,12 +104,15 @@ class UdpFlows:
         return self.flows.get(fl.key) is fl
 
 
-def _keys(p: Packets, rows: np.ndarray) -> tuple[list[tuple], list[int]]:
-    """Flow keys as tuples (proto, a_hi, a_lo, a_port, b_hi, b_lo, b_port) and the sending side
-    (0: the smaller (address, port) end, A)."""
+def _keys(
+    p: Packets, rows: np.ndarray, tun: np.ndarray, label: Callable[[int], str]
+) -> tuple[list[tuple], list[int]]:
+    """Flow keys as tuples (proto, a_hi, a_lo, a_port, b_hi, b_lo, b_port, tunnel text) and
+    the sending side (0: the smaller (address, port) end, A)."""
     k = _canonical(p, rows)
     pr = p.proto[rows].tolist()
-    keys = list(zip(pr, *(c.tolist() for c in k[:6]), strict=True))
+    tunnels = [label(t) for t in tun[rows].tolist()]
+    keys = list(zip(pr, *(c.tolist() for c in k[:6]), tunnels, strict=True))
     return keys, k[6].tolist()
 
 

@@ -52,6 +52,7 @@ class LiveOptions:
     toa_kinds: list[str] | None = None
     max_flows: int = 100_000
     attempt_timeout: float | None = None
+    vxlan_ports: tuple[int, ...] = ()
     tool: str = "auto"
     snaplen: int | None = None
     buffer_mib: int | None = 32
@@ -202,6 +203,7 @@ class LiveSession:
         tracker = LiveTracker(
             registry=self.registry,
             max_flows=self.opts.max_flows,
+            vxlan_ports=self.opts.vxlan_ports,
             **timeouts(self.opts.attempt_timeout),
         )
         cross = CrossFlow(self.nets)

@@ -86,6 +86,9 @@ def _capture_notes(a: Analysis) -> list[Text]:
     line = undecoded_line(a.stats, t.undecoded)
     if line:
         out.append(Text(line, style="yellow" if a.stats.get("packets_blind") else "dim"))
+    tunnels = tunnels_line(a.stats)
+    if tunnels:
+        out.append(Text(tunnels))
     flood = flood_line(t.flood)
     if flood:
         out.append(Text(flood, style="yellow"))
@@ -96,6 +99,15 @@ def _capture_notes(a: Analysis) -> list[Text]:
     if t.toa_kinds:
         out.append(Text("TOA kinds seen: " + "; ".join(str(k) for k in t.toa_kinds)))
     return out
+
+
+def tunnels_line(stats: dict[str, int]) -> str:
+    """Packets per encapsulation opened, e.g. ``Tunnels opened: vxlan 1200 packets, gre 40``."""
+    from pcapip.decode.tunnels import ENCAPSULATIONS
+
+    seen = [(e.name, stats.get(f"packets_in_{e.name}", 0)) for e in ENCAPSULATIONS]
+    parts = [f"{name} {n}" for name, n in seen if n]
+    return "Tunnels opened (packets inside): " + ", ".join(parts) if parts else ""
 
 
 def _toa_in_play(a: Analysis) -> bool:
@@ -183,8 +195,8 @@ _WRAP = ("findings", "tlvs", "methods", "egress_ips")
 #: group keys and findings are never dropped.
 _DROP_FIRST: dict[str, tuple[str, ...]] = {
     "flow": (
-        "proto", "proxy dst", "cmd", "packets", "tlvs", "start", "status", "method", "origin",
-        "client",
+        "proto", "proxy dst", "cmd", "packets", "tlvs", "start", "status", "tunnel", "method",
+        "origin", "client",
     ),
     "egress": ("first_seen", "last_seen", "clients", "methods"),
     "client": ("first_seen", "last_seen", "egress_count", "egress_ips"),
@@ -207,8 +219,9 @@ def frame_table(
     else:
         t = Table(title=title, title_justify="left")
     cols = list(df.columns)
-    if "tlvs" in cols and not df["tlvs"].fillna("").astype(str).str.len().any():
-        cols.remove("tlvs")
+    for c in ("tlvs", "tunnel"):  # shown only when a flow has one
+        if c in cols and not df[c].fillna("").astype(str).str.len().any():
+            cols.remove(c)
     shown = df if max_rows <= 0 else df.head(max_rows)
     for c in cols:
         # Addresses, times and numbers are read whole or not at all: only the free-text
@@ -343,6 +356,7 @@ def _flows_for_display(f: pd.DataFrame) -> pd.DataFrame:
             "start": f["start"],
             "egress": _joined(f["egress_ip"], f["egress_port"]),
             "origin": _joined(f["origin_ip"], f["origin_port"]),
+            "tunnel": f["tunnel"],
             "method": f["method"],
             "client": _joined(f["client_ip"], f["client_port"]),
             "proxy dst": _joined(f["proxy_ip"], f["proxy_port"]),

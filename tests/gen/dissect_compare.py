@@ -140,9 +140,12 @@ def run_tshark(args: list[str]) -> str:
 
 
 @functools.cache
-def pdml_packets(path: Path) -> list[dict[str, list[dict[str, str]]]]:
-    """tshark's PDML, one dict per packet: field name -> list of field attributes."""
-    xml = run_tshark(["-r", str(path), "-o", "tcp.try_heuristic_first:TRUE", "-T", "pdml"])
+def pdml_packets(path: Path, extra: tuple[str, ...] = ()) -> list[dict[str, list[dict[str, str]]]]:
+    """tshark's PDML, one dict per packet: field name -> list of field attributes (a name
+    that repeats, e.g. the outer and inner ``ip.src`` of a tunnel, lists each in frame
+    order). ``extra``: more tshark options (``-d udp.port==8472,vxlan``)."""
+    xml = run_tshark(["-r", str(path), "-o", "tcp.try_heuristic_first:TRUE", *extra, "-T",
+                      "pdml"])
     packets = []
     if not xml.strip():
         return packets

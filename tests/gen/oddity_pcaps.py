@@ -1,5 +1,5 @@
-"""Captures for the "say every oddity" tests: tunnels pcapip does not open yet, non-TCP/UDP
-noise, and records whose captured length exceeds the wire length.
+"""Captures for the "say every oddity" tests: tunnels pcapip opens and does not open,
+non-TCP/UDP noise, and records whose captured length exceeds the wire length.
 
 Frames are packed byte by byte with ``struct`` (deterministic); the tests write them to a
 temporary directory, so nothing here is checked in as a binary.
@@ -37,9 +37,20 @@ def gre(frame: bytes, outer_src: str = "10.9.0.1", outer_dst: str = "10.9.0.2") 
     return ETH_HDR + b"\x08\x00" + _ip4(outer_src, outer_dst, 47, b"\x00\x00\x08\x00" + inner)
 
 
-def vxlan(frame: bytes, outer_src: str = "10.9.0.1", outer_dst: str = "10.9.0.2") -> bytes:
-    """An Ethernet frame inside VXLAN (UDP port 4789, VNI 42)."""
-    return udp_datagram(outer_src, outer_dst, 49152, 4789, b"\x08\x00\x00\x00\x00\x00\x2a\x00" + frame)
+def pptp_gre(frame: bytes, outer_src: str = "10.9.0.1", outer_dst: str = "10.9.0.2") -> bytes:
+    """An Ethernet frame's IPv4 packet in PPP inside enhanced GRE (version 1, PPTP): a GRE
+    pcapip does not open."""
+    ppp = b"\xff\x03\x00\x21" + frame[14:]
+    hdr = struct.pack("!HHHHI", 0x3001, 0x880B, len(ppp), 7, 1)
+    return ETH_HDR + b"\x08\x00" + _ip4(outer_src, outer_dst, 47, hdr + ppp)
+
+
+def vxlan(
+    frame: bytes, outer_src: str = "10.9.0.1", outer_dst: str = "10.9.0.2", port: int = 4789
+) -> bytes:
+    """An Ethernet frame inside VXLAN (UDP port ``port``, VNI 42)."""
+    head = b"\x08\x00\x00\x00\x00\x00\x2a\x00"
+    return udp_datagram(outer_src, outer_dst, 49152, port, head + frame)
 
 
 def arp(n: int) -> bytes:
@@ -71,14 +82,19 @@ def gre_only(path: Path) -> Path:
     return write(path, [gre(f) for f in handshake("192.0.2.10", "198.51.100.20", 40001, 80)])
 
 
-def vxlan_only(path: Path) -> Path:
-    return write(path, [vxlan(f) for f in handshake("192.0.2.10", "198.51.100.20", 40001, 80)])
+def pptp_only(path: Path) -> Path:
+    return write(path, [pptp_gre(f) for f in handshake("192.0.2.10", "198.51.100.20", 40001, 80)])
 
 
-def tcp_and_gre(path: Path) -> Path:
-    """Two plain connections, one connection in GRE: 10 TCP packets, 5 GRE packets."""
+def vxlan_only(path: Path, port: int = 4789) -> Path:
     frames = handshake("192.0.2.10", "198.51.100.20", 40001, 80)
-    frames += [gre(f) for f in handshake("192.0.2.11", "198.51.100.20", 40002, 80)]
+    return write(path, [vxlan(f, port=port) for f in frames])
+
+
+def tcp_and_gre(path: Path, wrap=gre) -> Path:
+    """Two plain connections, one connection in GRE (``wrap``): 10 TCP packets, 5 GRE packets."""
+    frames = handshake("192.0.2.10", "198.51.100.20", 40001, 80)
+    frames += [wrap(f) for f in handshake("192.0.2.11", "198.51.100.20", 40002, 80)]
     frames += handshake("192.0.2.12", "198.51.100.20", 40003, 80)
     return write(path, frames)
 
