@@ -261,7 +261,7 @@ def test_a_flow_round_trips_through_its_row(seed: int) -> None:
     tab = tracker._tcp
     tab._reserve(1)
     s = 0
-    tun = tracker.tunnels.code(1, rng.randrange(1 << 24)) if rng.random() < 0.5 else 0
+    tun = tracker.tunnels.codes(1, rng.randrange(1 << 24))[0] if rng.random() < 0.5 else 0
     key = (6, rng.getrandbits(64), rng.getrandbits(64), 1, rng.getrandbits(64), 5, 2)
     tab.S[s, L.K_AHI : L.K_BPORT + 1] = np.array(key[1:], dtype=np.uint64).view(np.int64)
     tab.S[s, L.K_TUN] = tun

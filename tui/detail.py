@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from pcapip.decode.tunnels import tenant, tunnel_label
+from pcapip.decode.tunnels import tenant, tenants
 from pcapip.tui.frames import Frame, FrameIndex, ip_halves
 
 #: packets shown in a flow's timeline (a long download has millions)
@@ -172,13 +172,14 @@ def build_detail(
     segs: list[tuple[int, bytes]] = []
     if tl_frames:
         pk = _decode_frames(tl_frames, registry.kinds)
+        theirs = tenants(pk.tun_kind.tolist(), pk.tun_id.tolist())
         isn: dict[str, int] = {}
         for i, fr in enumerate(tl_frames):
             src = (int(pk.src_hi[i]), int(pk.src_lo[i]), int(pk.sport[i]))
             dst = (int(pk.dst_hi[i]), int(pk.dst_lo[i]), int(pk.dport[i]))
             if int(pk.proto[i]) != proto or {src, dst} != {eg, orig}:
                 continue  # a hash collision, not this flow
-            if tenant(tunnel_label(int(pk.tun_kind[i]), int(pk.tun_id[i]))) != its_tenant:
+            if theirs[i] != its_tenant:
                 continue  # the same inner connection in another tenant's tunnel
             d = "→" if src == eg else "←"
             flags = int(pk.tcp_flags[i])

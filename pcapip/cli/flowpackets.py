@@ -56,7 +56,7 @@ def flow_packets(
     import pandas as pd
 
     from pcapip.decode import ST_NO_L4, decode, ips_to_str
-    from pcapip.decode.tunnels import tenant, tunnel_label
+    from pcapip.decode.tunnels import tenants
     from pcapip.errors import CaptureError
     from pcapip.sources import open_capture
 
@@ -77,8 +77,7 @@ def flow_packets(
                     "sport": p.sport[idx].astype("int64"),
                     "dst": ips_to_str(p.dst_hi[idx], p.dst_lo[idx]),
                     "dport": p.dport[idx].astype("int64"), "ts": p.ts_ns[idx],
-                    "tenant": [tenant(tunnel_label(k, t)) for k, t in zip(
-                        p.tun_kind[idx].tolist(), p.tun_id[idx].tolist(), strict=True)],
+                    "tenant": tenants(p.tun_kind[idx].tolist(), p.tun_id[idx].tolist()),
                 })
                 m = pk.merge(want, on=_KEY, how="inner")
                 m = m[(m["ts"] >= m["start"]) & (m["ts"] <= m["end"])]

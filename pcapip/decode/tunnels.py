@@ -19,6 +19,7 @@ Nested encapsulations: the column names the innermost one that identifies a tena
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 TUN_NONE = 0
@@ -87,8 +88,6 @@ def tunnel_label(kind: int, ident: int) -> str:
         return f"pppoe:0x{ident:x}"
     if kind == TUN_MPLS:
         count = ident >> 60
-        if count == 0:  # the key of every MPLS connection (pcapip.flows.tunnels)
-            return name
         labels = [(ident >> (40 - 20 * k)) & 0xFFFFF for k in range(min(count, MPLS_LABELS_KEPT))]
         more = "/+" if count > MPLS_LABELS_KEPT else ""
         return "mpls:" + "/".join(str(x) for x in labels) + more
@@ -127,6 +126,21 @@ def tenant(text: str) -> str:
     """The part of a ``tunnel`` text that names the tenant, as flow keys hold it: all of it,
     except MPLS labels (chosen by each router per direction: ``pcapip.flows.tunnels``)."""
     return "mpls" if text.startswith("mpls") else text
+
+
+def tenants(kinds: Sequence[int], idents: Sequence[int]) -> list[str]:
+    """:func:`tenant` of each packet's tunnel (the ``tun_kind`` and ``tun_id`` columns),
+    each distinct tunnel spelled once: empty texts at once when no packet has one."""
+    if not any(kinds):
+        return [""] * len(kinds)
+    spelled: dict[tuple[int, int], str] = {}
+    out = []
+    for pair in zip(kinds, idents, strict=True):
+        text = spelled.get(pair)
+        if text is None:
+            text = spelled[pair] = tenant(tunnel_label(*pair))
+        out.append(text)
+    return out
 
 
 def udp_tunnel_ports(vxlan_ports: tuple[int, ...] = ()) -> dict[int, int]:

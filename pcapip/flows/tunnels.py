@@ -8,8 +8,9 @@ rows are coded in that vocabulary too, so a flow's ``tunnel`` column is that cod
 
 MPLS labels name no tenant: a label is chosen by the next router, hop by hop and
 direction by direction, so the two directions of one connection carry different
-stacks. An MPLS connection's key holds ``mpls`` alone and its column the labels of
-its first packet; every other tunnel's key and column are the same.
+stacks. A key is the tunnel's tenant (``pcapip.decode.tunnels.tenant``: ``mpls`` alone
+for an MPLS connection), the column the labels of its first packet; for every other
+tunnel the two are the same.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from collections import Counter
 import numpy as np
 
 from pcapip.decode.columns import Packets
-from pcapip.decode.tunnels import ENCAPSULATIONS, TUN_MPLS, tunnel_label, udp_tunnel_ports
+from pcapip.decode.tunnels import ENCAPSULATIONS, tenant, tunnel_label, udp_tunnel_ports
 from pcapip.flows.packed import Vocab
 
 
@@ -32,14 +33,14 @@ class TunnelCodes:
         self.vocab = vocab
         #: UDP destination port -> the tunnel the decoder opens there (``--vxlan-port`` adds)
         self.ports = udp_tunnel_ports(vxlan_ports)
-        self._known: dict[tuple[int, int], int] = {}
+        self._known: dict[tuple[int, int], tuple[int, int]] = {}
         self._zeros = np.zeros(0, dtype=np.int64)
         self.packets: Counter[str] = Counter()  # encapsulation name -> packets inside one
 
     def of(self, p: Packets) -> tuple[np.ndarray, np.ndarray]:
-        """int64 tunnel keys and ``tunnel`` texts of every packet of ``p`` (not to be written:
-        shared between batches, and one array for both when no packet is in MPLS; not
-        flagged read-only, which the compiled loop's signature would refuse)."""
+        """int64 tunnel keys and ``tunnel`` texts of every packet of ``p`` (without tunnels,
+        one zero array shared between batches: not to be written, and not flagged read-only,
+        which the compiled loop's signature would refuse)."""
         n = len(p)
         kinds = p.tun_kind
         if not kinds.any():
@@ -47,26 +48,26 @@ class TunnelCodes:
                 self._zeros = np.zeros(max(n, 65536), dtype=np.int64)
             return self._zeros[:n], self._zeros[:n]
         self._count(p.tun_seen)
+        keys = np.zeros(n, dtype=np.int64)
         texts = np.zeros(n, dtype=np.int64)
         for kind in np.flatnonzero(np.bincount(kinds)).tolist():  # the kinds present
             if kind == 0:
                 continue
             rows = np.flatnonzero(kinds == kind)
             uniq, inverse = np.unique(p.tun_id[rows], return_inverse=True)  # (1-D: fast)
-            codes = np.array([self.code(kind, i) for i in uniq.tolist()], dtype=np.int64)
-            texts[rows] = codes[inverse]
-        mpls = kinds == TUN_MPLS
-        if not mpls.any():
-            return texts, texts
-        keys = texts.copy()
-        keys[mpls] = self.code(TUN_MPLS, 0)
+            both = np.array([self.codes(kind, i) for i in uniq.tolist()], dtype=np.int64)
+            keys[rows] = both[inverse, 0]
+            texts[rows] = both[inverse, 1]
         return keys, texts
 
-    def code(self, kind: int, ident: int) -> int:
-        """The key of one tunnel (kind and identity as ``pcapip.decode.tunnels`` packs them)."""
+    def codes(self, kind: int, ident: int) -> tuple[int, int]:
+        """(key, text) of one tunnel (kind and identity as ``pcapip.decode.tunnels`` packs
+        them): 1 + the vocabulary code of its tenant, and of its ``tunnel`` text."""
         c = self._known.get((kind, ident))
         if c is None:
-            c = self._known[(kind, ident)] = 1 + self.vocab.code(tunnel_label(kind, ident))
+            text = tunnel_label(kind, ident)
+            c = (1 + self.vocab.code(tenant(text)), 1 + self.vocab.code(text))
+            self._known[(kind, ident)] = c
         return c
 
     def label(self, key: int) -> str:
