@@ -53,6 +53,22 @@ class Undecoded:
             else:
                 seen[0] += count
 
+    def add_counts(self, other: Undecoded) -> None:
+        """Add another tracker's counts (a recording read in parts: one per capture)."""
+        for cap, n in other.packets.items():
+            self.packets[cap] = self.packets.get(cap, 0) + n
+        for cap, n in other.decoded.items():
+            self.decoded[cap] = self.decoded.get(cap, 0) + n
+        for cap, theirs in other.reasons.items():
+            mine = self.reasons.setdefault(cap, {})
+            for key, (count, first) in theirs.items():
+                seen = mine.get(key)
+                if seen is None:
+                    mine[key] = [count, first]
+                else:
+                    seen[0] += count
+                    seen[1] = min(seen[1], first)
+
     def totals(self) -> dict[str, int]:
         """Label -> frames that gave no TCP/UDP packet, over every capture, most frequent
         first (UDP tunnels are decoded packets: they are in :meth:`warnings` only)."""

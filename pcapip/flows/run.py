@@ -67,6 +67,20 @@ def timeouts(attempt_timeout: float | None) -> dict[str, float]:
     return {"attempt_timeout": float(attempt_timeout)}
 
 
+def new_tracker(
+    toa_kinds: Sequence[str | int] | None = None,
+    attempt_timeout: float | None = None,
+    vxlan_ports: Sequence[int] = (),
+) -> FlowTracker:
+    """A tracker for ``pcapip analyze``'s options (``--toa-kind``, ``--attempt-timeout``,
+    ``--vxlan-port``)."""
+    return FlowTracker(
+        registry=registry_for(toa_kinds),
+        vxlan_ports=vxlan_ports,
+        **timeouts(attempt_timeout),
+    )
+
+
 def _size(path: str) -> int | None:
     if path == "-":
         return None
@@ -111,13 +125,9 @@ def read_captures(
     """
     nets = parse_trusted(trusted)
     if tracker is None:
-        tracker = FlowTracker(
-            registry=registry_for(toa_kinds),
-            vxlan_ports=vxlan_ports,
-            **timeouts(attempt_timeout),
-        )
+        tracker = new_tracker(toa_kinds, attempt_timeout, vxlan_ports)
     names = [os.fspath(c) if _is_file(c) else c.name for c in captures]  # type: ignore[union-attr,arg-type]
-    reader = _Reader(tracker, on_batch)
+    reader = Reader(tracker, on_batch)
     # flows hold no reference cycles; the cyclic collector would only rescan
     # millions of live flow objects again and again (a third of the run time)
     gc_was = gc.isenabled()
@@ -138,7 +148,7 @@ def read_captures(
     return table, reader.errors + tracker.undecoded.undecodable(names)
 
 
-class _Reader:
+class Reader:
     """Batches through the decoder into the tracker; the damage and warnings met on the way."""
 
     def __init__(self, tracker: FlowTracker, on_batch: OnBatch | None) -> None:

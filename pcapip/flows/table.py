@@ -11,6 +11,7 @@ caller asks for.
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, MutableMapping, Sequence
+from dataclasses import dataclass
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
@@ -22,7 +23,7 @@ from pcapip.flows.columns import COLUMNS, METHODS, STATUSES, of_kind
 from pcapip.flows.crossflow import Cols, Extra, cross_flow
 from pcapip.flows.crossflow import missing_client as missing_client  # (pcapip.live.output)
 from pcapip.flows.findings import CATALOGUE, ORDER, Finding, Level
-from pcapip.flows.oddities import ToaKindSeen, announcers, toa_kinds_seen
+from pcapip.flows.oddities import ToaKindSeen, Undecoded, announcers, toa_kinds_seen
 from pcapip.flows.packed import (
     NULL,
     DiskStore,
@@ -379,6 +380,28 @@ def build_table(
     return table
 
 
+@dataclass
+class Counted:
+    """What trackers counted beside their rows: packets by kind, the frames that gave no
+    TCP/UDP packet (per capture), packets inside each encapsulation. A recording read in
+    parts adds its parts' counts (:meth:`add`)."""
+
+    stats: dict[str, int]
+    undecoded: Undecoded
+    tunnels: dict[str, int]
+
+    @classmethod
+    def of(cls, tracker: FlowTracker) -> Counted:
+        return cls(dict(tracker.stats), tracker.undecoded, dict(tracker.tunnels.packets))
+
+    def add(self, other: Counted) -> None:
+        for name, n in other.stats.items():
+            self.stats[name] = self.stats.get(name, 0) + n
+        self.undecoded.add_counts(other.undecoded)
+        for name, n in other.tunnels.items():
+            self.tunnels[name] = self.tunnels.get(name, 0) + n
+
+
 def finish_table(
     tracker: FlowTracker,
     captures: Sequence[str],
@@ -397,31 +420,57 @@ def finish_table(
     ``toa_asked``: ``--toa-kind`` was given (the report then shows the TOA
     counters even when no TOA was seen).
     """
-    from pcapip.flows.trusted import parse_trusted
-
-    if isinstance(trusted, str) or (
-        trusted is not None and any(isinstance(t, str) for t in trusted)
-    ):
-        trusted = parse_trusted(trusted)
     tracker.end_all()
     vocab = tracker.vocab
     parts = tracker.take_blocks()
     parts.extend(pack_all([earlier], vocab))
     block = PackedRows.concat(parts)
     del parts
+    return table_of(
+        block,
+        vocab,
+        Counted.of(tracker),
+        captures,
+        trusted,
+        registry=tracker.registry,
+        warnings=warnings,
+        toa_asked=toa_asked,
+    )
+
+
+def table_of(
+    block: PackedRows,
+    vocab: Vocab,
+    counted: Counted,
+    captures: Sequence[str],
+    trusted: str | Sequence[Any] | None = None,
+    *,
+    registry: Any = None,
+    warnings: Iterable[CaptureWarning] = (),
+    toa_asked: bool = False,
+) -> FlowTable:
+    """The flow table of every row of a recording (``block``, consumed) and what its
+    trackers counted: :func:`finish_table`'s second half, shared with a recording read in
+    parts (``pcapip.flows.parts``)."""
+    from pcapip.flows.trusted import parse_trusted
+
+    if isinstance(trusted, str) or (
+        trusted is not None and any(isinstance(t, str) for t in trusted)
+    ):
+        trusted = parse_trusted(trusted)
     table = build_table(
         block,
         trusted=trusted,
-        stats=tracker.stats,
+        stats=counted.stats,
         captures=list(captures),
         vocab=vocab,
         consume=True,
-        registry=tracker.registry,
+        registry=registry,
     )
     table.stats["captures"] = len(captures)
-    undecoded = tracker.undecoded
+    undecoded = counted.undecoded
     table.stats["packets_blind"] = undecoded.blind_packets()
-    for name, n in tracker.tunnels.packets.items():  # packets inside each encapsulation
+    for name, n in counted.tunnels.items():  # packets inside each encapsulation
         table.stats[f"packets_in_{name}"] = n
     table.undecoded = undecoded.totals()
     # an unsupported link type is in the undecoded summary already, with its count

@@ -115,6 +115,7 @@ class FlowTracker:
         self.on_settled = on_settled
         self.on_ended = on_ended
         self.capture = 0
+        self.now: int | None = None  # capture time (ns) of the last expiry: a batch's latest
         self.linktypes: set[int] = set()
         self.stats: dict[str, int] = {
             "packets": 0,
@@ -193,13 +194,18 @@ class FlowTracker:
             self._udp_packets += rows.size
         if ntcp:
             self._tcp.feed(p, idx[is_tcp] if ntcp < idx.size else idx, tun, capture)
-        now = int(p.ts_ns[idx].max())
-        self._tcp.expire(now, self.linger_ns, self.evict_ns, self.attempt_ns)
-        self._udp.expire(now)
+        self.advance(int(p.ts_ns[idx].max()))
         if self.max_flows is not None:
             self.limit_hits += ending.enforce_cap(self._tcp, self._udp, self.max_flows)
         self._flush()
         self._fire_settled()
+
+    def advance(self, now: int) -> None:
+        """End the flows that are over as of capture time ``now`` (ns): what every batch does
+        after its packets; a recording read in parts replays it at the end of the last part."""
+        self.now = now
+        self._tcp.expire(now, self.linger_ns, self.evict_ns, self.attempt_ns)
+        self._udp.expire(now)
 
     def _usable(self, p: Packets, capture: int) -> tuple[np.ndarray, np.ndarray]:
         """Count the batch's packets by kind; the rows of its TCP/UDP packets, and which

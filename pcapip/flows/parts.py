@@ -1,0 +1,353 @@
+"""A recording read in parts (one task per capture file), with exactly the result of one read.
+
+``pcapip analyze a.pcap b.pcap …`` reads the files in order as one recording: a connection
+rotated from one file into the next is one flow. A cluster reads each file on its own
+(:func:`read_part`), from an empty tracker, and the parts are joined here:
+
+* A flow's row depends only on its own packets (its connection's two endpoints) and on
+  the capture clock at the recording's end: timeouts are decided per packet, so batch
+  boundaries never change a row (``kernel_flow.starts_anew``), and the findings that
+  compare flows wait for the whole table (``table.build_table``).
+* So the rows of a part are final unless their connection was still open when an earlier
+  part ended. Those connections (:attr:`Part.open_groups`, keyed by both endpoints, see
+  :func:`groups_of_packets`) are *replayed*: every packet of theirs in every file is taken
+  out (:func:`take_packets`, a second task per file that holds one) and fed, in recording
+  order, to one fresh tracker (:func:`replay`), whose clock then runs to the recording's
+  end; their rows from the parts are dropped.
+* :func:`join` recodes each part's texts into one vocabulary, adds the counters and
+  builds the table as :func:`pcapip.flows.table.finish_table` does: flow numbers, output
+  and findings are byte for byte those of one read.
+
+A group key is a hash; two connections sharing one are replayed together, which changes
+nothing (replaying a connection gives its row), so collisions cost time, never rows.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import gc
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from pcapip.decode.tunnels import udp_tunnel_ports
+from pcapip.errors import CaptureError, CaptureWarning
+from pcapip.flows.packed import IP_COLS, NO_IP, TEXT_COLS, PackedRows, Vocab
+from pcapip.flows.run import Reader, new_tracker, registry_for
+from pcapip.flows.store import MemStore
+from pcapip.flows.table import Counted, FlowTable, table_of
+
+_M1 = np.uint64(0x9E3779B97F4A7C15)
+_M2 = np.uint64(0xBF58476D1CE4E5B9)
+_M3 = np.uint64(0x94D049BB133111EB)
+_V4_MAPPED = 0xFFFF_0000_0000
+_PROTO = {"tcp": 6, "udp": 17}
+# packed columns with entries per header frame or per finding, not per row
+_FLAT = frozenset({"hf_cap", "hf_frame", "f_row", "f_code", "f_msg", "f_frame", "f_cap"})
+
+
+@dataclass(frozen=True)
+class PartOptions:
+    """What every part's tracker is made with (``pcapip analyze``'s options)."""
+
+    toa_kinds: tuple[str, ...] = ()
+    attempt_timeout: float | None = None
+    vxlan_ports: tuple[int, ...] = ()
+    batch_size: int = 65536
+    chunk_size: int = 4 * 1024 * 1024
+
+
+@dataclass
+class Part:
+    """One capture file read on its own: its rows, and what the join needs to know."""
+
+    index: int  # the file's place in the recording (its rows' ``capture``)
+    name: str
+    rows: PackedRows  # every flow seen, those still open at the end ended as at a capture end
+    texts: list[str]  # the vocabulary the rows are coded in
+    groups: np.ndarray  # uint64 connection key of each row
+    open_groups: np.ndarray  # those of the flows still open at the end
+    counted: Counted
+    warnings: list[CaptureWarning] = field(default_factory=list)
+    errors: list[CaptureError] = field(default_factory=list)
+    now: int | None = None  # the tracker's last clock (None: no TCP/UDP packet)
+    frames: int = 0
+    bytes_read: int = 0
+
+
+def _mix(h: np.ndarray) -> np.ndarray:
+    """splitmix64's finaliser: every input bit moves every output bit."""
+    h = (h ^ (h >> np.uint64(30))) * _M2
+    h = (h ^ (h >> np.uint64(27))) * _M3
+    return h ^ (h >> np.uint64(31))
+
+
+def _group(
+    a: tuple[np.ndarray, np.ndarray, np.ndarray],
+    b: tuple[np.ndarray, np.ndarray, np.ndarray],
+    proto: np.ndarray,
+) -> np.ndarray:
+    """One key per connection whichever side sent the packet: (hi, lo, port) of each end."""
+    with np.errstate(over="ignore"):
+        ha = _mix(_mix(a[0] ^ _M1) ^ a[1]) + a[2].astype(np.uint64) * _M1
+        hb = _mix(_mix(b[0] ^ _M1) ^ b[1]) + b[2].astype(np.uint64) * _M1
+        lo, hi = np.minimum(ha, hb), np.maximum(ha, hb)
+        return _mix(_mix(lo) + hi * _M3 + proto.astype(np.uint64))
+
+
+def groups_of_packets(p: Any) -> np.ndarray:
+    """Each decoded packet's connection key (frames without TCP/UDP get a key too: they
+    are fed wherever they go and the tracker skips them)."""
+    return _group((p.src_hi, p.src_lo, p.sport), (p.dst_hi, p.dst_lo, p.dport), p.proto)
+
+
+def _halves(codes: np.ndarray, vocab: Vocab) -> tuple[np.ndarray, np.ndarray]:
+    """(hi, lo) address halves of address codes, IPv4 mapped as the decoder stores it."""
+    import ipaddress
+
+    hi = np.zeros(codes.size, dtype=np.uint64)
+    lo = (codes.astype(np.uint64) | np.uint64(_V4_MAPPED)) if codes.size else hi.copy()
+    for k in np.flatnonzero(codes < 0).tolist():
+        c = int(codes[k])
+        value = 0 if c == NO_IP else int(ipaddress.ip_address(vocab.texts[-2 - c]))
+        hi[k], lo[k] = np.uint64(value >> 64), np.uint64(value & (2**64 - 1))
+    return hi, lo
+
+
+def groups_of_rows(rows: PackedRows, vocab: Vocab) -> np.ndarray:
+    """Each row's connection key, as :func:`groups_of_packets` gives its packets."""
+    c = rows.cols
+    proto = np.array([_PROTO.get(t or "", 0) for t in vocab.decode(np.arange(len(vocab.texts)))] + [0])
+    eh, el = _halves(c["egress_ip"], vocab)
+    oh, ol = _halves(c["origin_ip"], vocab)
+    return _group(
+        (eh, el, c["egress_port"].astype(np.uint64)),
+        (oh, ol, c["origin_port"].astype(np.uint64)),
+        proto[c["transport"]],
+    )
+
+
+def read_part(path: str, index: int, options: PartOptions) -> Part:
+    """Read one capture file as part ``index`` of a recording, from an empty tracker."""
+    tracker = new_tracker(options.toa_kinds, options.attempt_timeout, options.vxlan_ports)
+    reader = Reader(tracker, None)
+    seen = [0, 0]
+
+    def progress(_ci: int, frames: int, done: int, _total: int | None) -> None:
+        seen[0], seen[1] = frames, done
+
+    gc_was = gc.isenabled()
+    gc.disable()
+    try:
+        reader.file(index, path, (options.batch_size, options.chunk_size), None, progress)
+        ended = tracker.take_blocks()
+        tracker.end_all()
+        still = PackedRows.concat(tracker.take_blocks())
+    finally:
+        if gc_was:
+            gc.enable()
+    vocab = tracker.vocab
+    rows = _in_memory(PackedRows.concat([*ended, still]))
+    groups = groups_of_rows(rows, vocab)
+    return Part(
+        index,
+        path,
+        rows,
+        list(vocab.texts),
+        groups,
+        groups[groups.size - len(still) :],
+        Counted.of(tracker),
+        reader.warnings,
+        reader.errors,  # (captures none of whose packets decode: the join asks the sums)
+        tracker.now,
+        seen[0],
+        seen[1],
+    )
+
+
+def _in_memory(p: PackedRows) -> PackedRows:
+    cols = p.cols
+    return p if isinstance(cols, MemStore) else PackedRows(cols.to_memory())
+
+
+def take_packets(path: str, index: int, groups: np.ndarray, options: PartOptions) -> Any:
+    """The decoded packets of one file whose connection is in ``groups``, copied out of
+    their batches (None when there are none)."""
+    from pcapip.decode import decode
+    from pcapip.sources import open_capture
+
+    kinds = registry_for(options.toa_kinds).kinds
+    ports = udp_tunnel_ports(options.vxlan_ports)
+    taken = []
+    try:
+        with open_capture(path, batch_size=options.batch_size, chunk_size=options.chunk_size) as src:
+            for batch in src:
+                pk = decode(batch, toa_kinds=kinds, tunnel_ports=ports)
+                keep = np.flatnonzero(np.isin(groups_of_packets(pk), groups))
+                if keep.size:
+                    taken.append(subset(pk, keep))
+    except CaptureError:
+        pass  # the damage was reported by read_part; what came before it is taken
+    return concat_packets(taken) if taken else None
+
+
+def subset(p: Any, rows: np.ndarray) -> Any:
+    """Rows ``rows`` of decoded packets, their frames copied into a buffer of their own."""
+    caplen = p.caplen[rows]
+    off = np.zeros(rows.size + 1, dtype=np.int64)
+    np.cumsum(caplen, out=off[1:])
+    data = np.empty(int(off[-1]), dtype=np.uint8)
+    for k, (a, n) in enumerate(zip(p.frame_off[rows].tolist(), caplen.tolist(), strict=True)):
+        data[off[k] : off[k] + n] = p.data[a : a + n]
+    cols = {f.name: getattr(p, f.name)[rows] for f in dataclasses.fields(p)}
+    cols["data"], cols["frame_off"] = data, off[:-1]
+    return type(p)(**cols)
+
+
+def concat_packets(parts: Sequence[Any]) -> Any:
+    """Decoded packets of several batches as one."""
+    if len(parts) == 1:
+        return parts[0]
+    base = np.cumsum([0] + [int(p.data.size) for p in parts[:-1]])
+    cols: dict[str, np.ndarray] = {}
+    for f in dataclasses.fields(parts[0]):
+        n = f.name
+        if n == "frame_off":
+            cols[n] = np.concatenate([p.frame_off + b for p, b in zip(parts, base, strict=True)])
+        else:
+            cols[n] = np.concatenate([getattr(p, n) for p in parts])
+    return type(parts[0])(**cols)
+
+
+def replay(
+    taken: Sequence[tuple[int, Any]], now: int | None, options: PartOptions
+) -> tuple[PackedRows, Vocab]:
+    """The rows of the connections whose packets are ``taken`` ((part index, packets) in
+    recording order), as one read gives them: fed to one tracker whose clock then runs to
+    ``now``, the recording's last."""
+    tracker = new_tracker(options.toa_kinds, options.attempt_timeout, options.vxlan_ports)
+    for index, pk in taken:
+        for lo in range(0, len(pk), options.batch_size):
+            tracker.feed(subset(pk, np.arange(lo, min(lo + options.batch_size, len(pk)))), index)
+    if now is not None:
+        tracker.advance(now)
+    tracker.end_all()
+    return PackedRows.concat(tracker.take_blocks()), tracker.vocab
+
+
+def replayed_groups(parts: Sequence[Part]) -> np.ndarray:
+    """The connections to replay: those open when a part other than the last ended."""
+    keys = [p.open_groups for p in parts[:-1]]
+    return np.unique(np.concatenate(keys)) if keys else np.zeros(0, dtype=np.uint64)
+
+
+def _recode(rows: PackedRows, texts: list[str], vocab: Vocab) -> PackedRows:
+    """``rows`` coded in ``texts`` → codes of ``vocab`` (texts added as needed)."""
+    if not texts:
+        return rows
+    m = np.array([vocab.code(t) for t in texts], dtype=np.int64)
+    c = rows.cols
+    out = MemStore(c)
+    for n in (*TEXT_COLS, "f_code", "f_msg"):
+        v = c[n]
+        out[n] = np.where(v >= 0, m[np.maximum(v, 0)], v).astype(v.dtype)
+    for n in IP_COLS:
+        v = c[n]
+        text = v < NO_IP
+        out[n] = np.where(text, -2 - m[np.where(text, -2 - v, 0)], v)
+    return PackedRows(out)
+
+
+def _keep(rows: PackedRows, keep: np.ndarray) -> PackedRows:
+    """Rows where ``keep`` (bool per row), with their per-row lists and findings."""
+    if keep.all():
+        return rows
+    c = rows.cols
+    out = MemStore()
+    for n in c:
+        if n not in _FLAT:
+            out[n] = c[n][keep]
+    hf_len = c["hf_len"].astype(np.int64)
+    flat = np.repeat(keep, hf_len)
+    out["hf_cap"], out["hf_frame"] = c["hf_cap"][flat], c["hf_frame"][flat]
+    f_keep = keep[c["f_row"]]
+    new_row = np.cumsum(keep) - 1
+    out["f_row"] = new_row[c["f_row"][f_keep]]
+    for n in ("f_code", "f_msg", "f_frame", "f_cap"):
+        out[n] = c[n][f_keep]
+    return PackedRows(out)
+
+
+def join(
+    parts: Sequence[Part],
+    replayed: tuple[PackedRows, Vocab] | None,
+    replayed_keys: np.ndarray,
+    *,
+    trusted: Any = None,
+    toa_kinds: Sequence[str] = (),
+) -> tuple[FlowTable, list[CaptureError]]:
+    """The table and errors one read of every part's file, in order, would give."""
+    vocab = Vocab()
+    blocks = []
+    counted = Counted({}, _undecoded(), {})
+    warnings: list[CaptureWarning] = []
+    errors: list[CaptureError] = []
+    for part in parts:
+        rows = part.rows
+        if replayed_keys.size and len(rows):
+            rows = _keep(rows, ~np.isin(part.groups, replayed_keys))
+        blocks.append(_recode(rows, part.texts, vocab))
+        counted.add(part.counted)
+        warnings += part.warnings
+        errors += part.errors
+    if replayed is not None:
+        blocks.append(_recode(replayed[0], list(replayed[1].texts), vocab))
+    names = [p.name for p in parts]
+    table = table_of(
+        PackedRows.concat(blocks),
+        vocab,
+        counted,
+        names,
+        trusted,
+        registry=registry_for(toa_kinds),
+        warnings=warnings,
+        toa_asked=bool(toa_kinds),
+    )
+    return table, errors + counted.undecoded.undecodable(names)
+
+
+def _undecoded() -> Any:
+    from pcapip.flows.oddities import Undecoded
+
+    return Undecoded()
+
+
+# map(function, argument tuples) -> results in order: the builtin's shape, or a cluster's
+Mapper = Callable[[Callable[..., Any], list[tuple[Any, ...]]], list[Any]]
+
+
+def _local_map(fn: Callable[..., Any], args: list[tuple[Any, ...]]) -> list[Any]:
+    return [fn(*a) for a in args]
+
+
+def read_recording(
+    paths: Sequence[str],
+    options: PartOptions,
+    *,
+    trusted: Any = None,
+    mapper: Mapper = _local_map,
+) -> tuple[FlowTable, list[CaptureError]]:
+    """Read ``paths`` (one recording, in order) a file per task of ``mapper``, then replay
+    and join: the table and errors of one read (:func:`pcapip.flows.run.read_captures`)."""
+    parts: list[Part] = mapper(read_part, [(p, i, options) for i, p in enumerate(paths)])
+    keys = replayed_groups(parts)
+    replayed = None
+    if keys.size:
+        need = [p for p in parts if np.isin(p.groups, keys).any()]
+        taken = mapper(take_packets, [(p.name, p.index, keys, options) for p in need])
+        order = [(p.index, pk) for p, pk in zip(need, taken, strict=True) if pk is not None]
+        last = next((p.now for p in reversed(parts) if p.now is not None), None)
+        replayed = replay(order, last, options)
+    return join(parts, replayed, keys, trusted=trusted, toa_kinds=options.toa_kinds)
