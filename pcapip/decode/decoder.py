@@ -121,9 +121,8 @@ def decode(
             name: np.array(values, dtype=dt)
             for (name, dt), values in zip(OUTPUT_COLUMNS, lists, strict=True)
         }
-    first = int(batch.first_frame)
     return Packets(
-        frame=np.arange(first, first + n, dtype=np.int64),
+        frame=batch.numbers(),
         ts_ns=np.asarray(batch.ts_ns, dtype=np.int64),
         caplen=caplen,
         origlen=origlen,

@@ -11,7 +11,7 @@ rotated from one file into the next is one flow. A cluster reads each file on it
 * So the rows of a part are final unless their connection was still open when an earlier
   part ended. Those connections (:attr:`Part.open_groups`, keyed by both endpoints, see
   :func:`groups_of_packets`) are *replayed*: every packet of theirs in every file is taken
-  out (:func:`take_packets`, a second task per file that holds one) and fed, in recording
+  out (:func:`take_frames`, a second task per file that holds one) and fed, in recording
   order, to one fresh tracker (:func:`replay`), whose clock then runs to the recording's
   end; their rows from the parts are dropped.
 * :func:`join` recodes each part's texts into one vocabulary, adds the counters and
@@ -24,8 +24,6 @@ nothing (replaying a connection gives its row), so collisions cost time, never r
 
 from __future__ import annotations
 
-import dataclasses
-import gc
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -35,9 +33,10 @@ import numpy as np
 from pcapip.decode.tunnels import udp_tunnel_ports
 from pcapip.errors import CaptureError, CaptureWarning
 from pcapip.flows.packed import IP_COLS, NO_IP, TEXT_COLS, PackedRows, Vocab
-from pcapip.flows.run import Reader, new_tracker, registry_for
+from pcapip.flows.run import new_tracker, read_into, registry_for, replay_into
 from pcapip.flows.store import MemStore
 from pcapip.flows.table import Counted, FlowTable, table_of
+from pcapip.sources.batch import FrameBatch
 
 _M1 = np.uint64(0x9E3779B97F4A7C15)
 _M2 = np.uint64(0xBF58476D1CE4E5B9)
@@ -132,22 +131,15 @@ def groups_of_rows(rows: PackedRows, vocab: Vocab) -> np.ndarray:
 def read_part(path: str, index: int, options: PartOptions) -> Part:
     """Read one capture file as part ``index`` of a recording, from an empty tracker."""
     tracker = new_tracker(options.toa_kinds, options.attempt_timeout, options.vxlan_ports)
-    reader = Reader(tracker, None)
     seen = [0, 0]
 
     def progress(_ci: int, frames: int, done: int, _total: int | None) -> None:
         seen[0], seen[1] = frames, done
 
-    gc_was = gc.isenabled()
-    gc.disable()
-    try:
-        reader.file(index, path, (options.batch_size, options.chunk_size), None, progress)
-        ended = tracker.take_blocks()
-        tracker.end_all()
-        still = PackedRows.concat(tracker.take_blocks())
-    finally:
-        if gc_was:
-            gc.enable()
+    reader = read_into(tracker, index, path, _sizes(options), progress)
+    ended = tracker.take_blocks()
+    tracker.end_all()
+    still = PackedRows.concat(tracker.take_blocks())
     vocab = tracker.vocab
     rows = _in_memory(PackedRows.concat([*ended, still]))
     groups = groups_of_rows(rows, vocab)
@@ -167,14 +159,18 @@ def read_part(path: str, index: int, options: PartOptions) -> Part:
     )
 
 
+def _sizes(options: PartOptions) -> tuple[int, int]:
+    return options.batch_size, options.chunk_size
+
+
 def _in_memory(p: PackedRows) -> PackedRows:
     cols = p.cols
     return p if isinstance(cols, MemStore) else PackedRows(cols.to_memory())
 
 
-def take_packets(path: str, index: int, groups: np.ndarray, options: PartOptions) -> Any:
-    """The decoded packets of one file whose connection is in ``groups``, copied out of
-    their batches (None when there are none)."""
+def take_frames(path: str, groups: np.ndarray, options: PartOptions) -> list[FrameBatch]:
+    """The frames of one file whose connection is in ``groups``, copied out of their
+    batches (decoded only to find their connection)."""
     from pcapip.decode import decode
     from pcapip.sources import open_capture
 
@@ -187,50 +183,20 @@ def take_packets(path: str, index: int, groups: np.ndarray, options: PartOptions
                 pk = decode(batch, toa_kinds=kinds, tunnel_ports=ports)
                 keep = np.flatnonzero(np.isin(groups_of_packets(pk), groups))
                 if keep.size:
-                    taken.append(subset(pk, keep))
+                    taken.append(batch.take(keep))
     except CaptureError:
-        pass  # the damage was reported by read_part; what came before it is taken
-    return concat_packets(taken) if taken else None
-
-
-def subset(p: Any, rows: np.ndarray) -> Any:
-    """Rows ``rows`` of decoded packets, their frames copied into a buffer of their own."""
-    caplen = p.caplen[rows]
-    off = np.zeros(rows.size + 1, dtype=np.int64)
-    np.cumsum(caplen, out=off[1:])
-    data = np.empty(int(off[-1]), dtype=np.uint8)
-    for k, (a, n) in enumerate(zip(p.frame_off[rows].tolist(), caplen.tolist(), strict=True)):
-        data[off[k] : off[k] + n] = p.data[a : a + n]
-    cols = {f.name: getattr(p, f.name)[rows] for f in dataclasses.fields(p)}
-    cols["data"], cols["frame_off"] = data, off[:-1]
-    return type(p)(**cols)
-
-
-def concat_packets(parts: Sequence[Any]) -> Any:
-    """Decoded packets of several batches as one."""
-    if len(parts) == 1:
-        return parts[0]
-    base = np.cumsum([0] + [int(p.data.size) for p in parts[:-1]])
-    cols: dict[str, np.ndarray] = {}
-    for f in dataclasses.fields(parts[0]):
-        n = f.name
-        if n == "frame_off":
-            cols[n] = np.concatenate([p.frame_off + b for p, b in zip(parts, base, strict=True)])
-        else:
-            cols[n] = np.concatenate([getattr(p, n) for p in parts])
-    return type(parts[0])(**cols)
+        pass  # the damage was reported by read_part; the frames before it are taken
+    return taken
 
 
 def replay(
-    taken: Sequence[tuple[int, Any]], now: int | None, options: PartOptions
+    taken: Sequence[tuple[int, FrameBatch]], now: int | None, options: PartOptions
 ) -> tuple[PackedRows, Vocab]:
-    """The rows of the connections whose packets are ``taken`` ((part index, packets) in
+    """The rows of the connections whose frames are ``taken`` ((part index, frames) in
     recording order), as one read gives them: fed to one tracker whose clock then runs to
     ``now``, the recording's last."""
     tracker = new_tracker(options.toa_kinds, options.attempt_timeout, options.vxlan_ports)
-    for index, pk in taken:
-        for lo in range(0, len(pk), options.batch_size):
-            tracker.feed(subset(pk, np.arange(lo, min(lo + options.batch_size, len(pk)))), index)
+    replay_into(tracker, taken)
     if now is not None:
         tracker.advance(now)
     tracker.end_all()
@@ -346,8 +312,8 @@ def read_recording(
     replayed = None
     if keys.size:
         need = [p for p in parts if np.isin(p.groups, keys).any()]
-        taken = mapper(take_packets, [(p.name, p.index, keys, options) for p in need])
-        order = [(p.index, pk) for p, pk in zip(need, taken, strict=True) if pk is not None]
+        taken = mapper(take_frames, [(p.name, keys, options) for p in need])
+        order = [(p.index, b) for p, bs in zip(need, taken, strict=True) for b in bs]
         last = next((p.now for p in reversed(parts) if p.now is not None), None)
         replayed = replay(order, last, options)
     return join(parts, replayed, keys, trusted=trusted, toa_kinds=options.toa_kinds)

@@ -8,6 +8,7 @@ pipe, waiting on a clock and signals) in place of a file name.
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import os
 from collections.abc import Callable, Iterator, Sequence
@@ -128,11 +129,7 @@ def read_captures(
         tracker = new_tracker(toa_kinds, attempt_timeout, vxlan_ports)
     names = [os.fspath(c) if _is_file(c) else c.name for c in captures]  # type: ignore[union-attr,arg-type]
     reader = Reader(tracker, on_batch)
-    # flows hold no reference cycles; the cyclic collector would only rescan
-    # millions of live flow objects again and again (a third of the run time)
-    gc_was = gc.isenabled()
-    gc.disable()
-    try:
+    with collector_off():
         for ci, capture in enumerate(captures):
             if _is_file(capture):
                 reader.file(ci, names[ci], (batch_size, chunk_size), on_open, progress)
@@ -142,10 +139,44 @@ def read_captures(
         table = finish_table(
             tracker, names, nets, warnings=reader.warnings, toa_asked=bool(toa_kinds)
         )
+    return table, reader.errors + tracker.undecoded.undecodable(names)
+
+
+@contextlib.contextmanager
+def collector_off() -> Iterator[None]:
+    """Flows hold no reference cycles; the cyclic collector would only rescan millions of
+    live flow objects again and again (a third of the run time)."""
+    gc_was = gc.isenabled()
+    gc.disable()
+    try:
+        yield
     finally:
         if gc_was:
             gc.enable()
-    return table, reader.errors + tracker.undecoded.undecodable(names)
+
+
+def read_into(
+    tracker: FlowTracker,
+    index: int,
+    path: str,
+    sizes: tuple[int, int],
+    progress: Progress | None = None,
+) -> Reader:
+    """One capture file as capture ``index`` of a recording read in parts
+    (``pcapip.flows.parts``), into ``tracker``, which is not finished."""
+    reader = Reader(tracker, None)
+    with collector_off():
+        reader.file(index, path, sizes, None, progress)
+    return reader
+
+
+def replay_into(tracker: FlowTracker, batches: Sequence[tuple[int, FrameBatch]]) -> None:
+    """Frames taken out of captures ((capture index, batch) in recording order) into
+    ``tracker``: a recording read in parts replays the connections its parts cut."""
+    reader = Reader(tracker, None)
+    with collector_off():
+        for ci, batch in batches:
+            reader.source(ci, [batch])
 
 
 class Reader:

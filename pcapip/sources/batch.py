@@ -28,6 +28,8 @@ class FrameBatch:
     iface: np.ndarray  # int32, interface index (pcapng IDB order; 0 for pcap)
     file_offset: np.ndarray  # int64, byte offset of the frame's record header in the file
     first_frame: int  # 1-based number of the first frame in this batch
+    # frame numbers, when not consecutive (frames taken out of a capture: ``take``)
+    frames: np.ndarray | None = None
 
     def __len__(self) -> int:
         return int(self.offset.shape[0])
@@ -36,3 +38,30 @@ class FrameBatch:
         """Captured bytes of the i-th frame of the batch (0-based index)."""
         o = int(self.offset[i])
         return self.data[o : o + int(self.caplen[i])].tobytes()
+
+    def numbers(self) -> np.ndarray:
+        """Each frame's 1-based number in its capture."""
+        if self.frames is not None:
+            return self.frames
+        return np.arange(self.first_frame, self.first_frame + len(self), dtype=np.int64)
+
+    def take(self, rows: np.ndarray) -> FrameBatch:
+        """Frames ``rows`` (indices, in order) in a buffer of their own, numbers kept."""
+        caplen = self.caplen[rows]
+        off = np.zeros(rows.size + 1, dtype=np.int64)
+        np.cumsum(caplen, out=off[1:])
+        data = np.empty(int(off[-1]), dtype=np.uint8)
+        for k, (a, n) in enumerate(zip(self.offset[rows].tolist(), caplen.tolist(), strict=True)):
+            data[off[k] : off[k] + n] = self.data[a : a + n]
+        return FrameBatch(
+            data,
+            off[:-1],
+            caplen,
+            self.origlen[rows],
+            self.ts_ns[rows],
+            self.linktype[rows],
+            self.iface[rows],
+            self.file_offset[rows],
+            int(self.numbers()[rows[0]]) if rows.size else self.first_frame,
+            self.numbers()[rows],
+        )
