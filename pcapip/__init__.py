@@ -32,13 +32,19 @@ def analyze(
     attempt_timeout: float | None = None,
     vxlan_ports: Sequence[int] = (),
     progress: Callable[[int, int, int, int | None], None] | None = None,
-) -> Analysis:
+    scheduler: str | None = None,
+    workers: int | None = None,
+    group_by_dir: bool = False,
+    cluster_progress: Callable[[Any], None] | None = None,
+    as_dask: bool = False,
+) -> Any:
     """Map every flow's egress address to its real client.
 
     ``path_or_paths``: one capture or several, read in order as one recording
-    (``"-"`` is stdin). ``trusted``: CIDRs (comma-separated text or a list) of
-    the proxies allowed to announce clients; a TOA/PROXY header from anywhere
-    else is flagged ``client.untrusted``. ``toa_kinds``: like ``--toa-kind``
+    (``"-"`` is stdin); URLs (``s3://``, ``gs://``, ``file://``, ``memory://``…) are read
+    through fsspec, and glob patterns expanded (sorted). ``trusted``: CIDRs (comma-separated
+    text or a list) of the proxies allowed to announce clients; a TOA/PROXY header from
+    anywhere else is flagged ``client.untrusted``. ``toa_kinds``: like ``--toa-kind``
     ("N" restricts decoding to the listed kinds, "+N" adds a kind). A damaged
     capture is analysed up to the damage and the error is kept in
     ``Analysis.errors`` (or raised with ``raise_on_damage=True``). ``attempt_timeout``:
@@ -46,29 +52,86 @@ def analyze(
     ``vxlan_ports``: UDP ports that carry VXLAN besides 4789 (like ``--vxlan-port``).
     ``progress(capture index, frames, bytes read, total bytes or None)``.
 
+    On a Dask cluster: ``scheduler`` ("tcp://HOST:PORT", an existing cluster) or
+    ``workers`` (a LocalCluster of that many processes) reads a file per task, with exactly
+    the result of one read (``pcapip.flows.parts``); ``cluster_progress(ClusterProgress)``
+    as files are done. ``group_by_dir``: files of different directories are different
+    vantage points, whose connections are never joined. ``as_dask``: the frames come back
+    as Dask DataFrames.
+
     The one entry point: ``pcapip analyze`` calls it too. Building it imports
     neither pandas nor the frames: they are built on first access.
     """
     from pcapip.errors import UsageError
-    from pcapip.flows.run import read_captures
     from pcapip.report.analysis import Analysis
+    from pcapip.sources.urls import expand
 
     if isinstance(path_or_paths, str | os.PathLike):
         path_or_paths = [path_or_paths]
-    paths = list(path_or_paths)
+    paths = expand([os.fspath(p) for p in path_or_paths])
     if not paths:
         raise UsageError("no capture given")
-    table, errors = read_captures(
-        paths,
-        toa_kinds=toa_kinds,
-        trusted=trusted,
-        attempt_timeout=attempt_timeout,
-        vxlan_ports=vxlan_ports,
-        progress=progress,
-    )
+    chains = [os.path.dirname(p) for p in paths] if group_by_dir else None
+    if scheduler is None and workers is None and chains is None:
+        from pcapip.flows.run import read_captures
+
+        table, errors = read_captures(
+            paths,
+            toa_kinds=toa_kinds,
+            trusted=trusted,
+            attempt_timeout=attempt_timeout,
+            vxlan_ports=vxlan_ports,
+            progress=progress,
+        )
+    else:
+        table, errors = _in_parts(
+            paths, chains, scheduler, workers, cluster_progress,
+            trusted=trusted, toa_kinds=toa_kinds, attempt_timeout=attempt_timeout,
+            vxlan_ports=vxlan_ports,
+        )
     if errors and raise_on_damage:
         raise errors[0]
-    return Analysis(table, errors)
+    a = Analysis(table, errors)
+    a.capture_groups = chains
+    if as_dask:
+        from pcapip.cluster.frames import DaskAnalysis
+
+        return DaskAnalysis(a)
+    return a
+
+
+def _in_parts(
+    paths: list[str],
+    chains: list[str] | None,
+    scheduler: str | None,
+    workers: int | None,
+    cluster_progress: Callable[[Any], None] | None,
+    **opts: Any,
+) -> tuple[Any, list[Any]]:
+    """A recording read a file at a time: on a cluster, or here (``group_by_dir``)."""
+    from pcapip.errors import UsageError
+    from pcapip.flows.parts import PartOptions, read_recording
+    from pcapip.flows.run import registry_for, timeouts
+    from pcapip.flows.trusted import parse_trusted
+
+    if "-" in paths:
+        raise UsageError("standard input ('-') cannot be read in parts")
+    nets = parse_trusted(opts["trusted"])  # bad input fails before any reading
+    registry_for(opts["toa_kinds"])
+    timeouts(opts["attempt_timeout"])
+    options = PartOptions(
+        tuple(str(k) for k in opts["toa_kinds"] or ()),
+        opts["attempt_timeout"],
+        tuple(int(p) for p in opts["vxlan_ports"]),
+    )
+    if scheduler is None and workers is None:
+        return read_recording(paths, options, trusted=nets, chains=chains)
+    from pcapip.cluster import read_on_cluster
+
+    return read_on_cluster(
+        paths, options, scheduler=scheduler, workers=workers, trusted=nets, chains=chains,
+        progress=cluster_progress,
+    )
 
 
 def __getattr__(name: str) -> Any:

@@ -119,6 +119,26 @@ class _Progress:
 @fail_on_option
 @click.option("--no-progress", is_flag=True, help="Never show a progress bar.")
 @click.option(
+    "--scheduler",
+    metavar="ADDRESS",
+    default=None,
+    help="Read the captures on this Dask cluster (tcp://HOST:PORT), a file per task; the "
+    "output is that of one read. Captures may be fsspec URLs (s3://, gs://, file://).",
+)
+@click.option(
+    "--workers",
+    type=int,
+    default=None,
+    metavar="N",
+    help="Read the captures on a Dask cluster of N worker processes started on this machine.",
+)
+@click.option(
+    "--group-by-dir",
+    is_flag=True,
+    help="Captures in different directories are different vantage points: their "
+    "connections are never joined (each directory is its own recording).",
+)
+@click.option(
     "--max-rows",
     type=int,
     default=500,
@@ -139,6 +159,9 @@ def command(
     vxlan_ports: tuple[int, ...],
     fail_on: str | None,
     no_progress: bool,
+    scheduler: str | None,
+    workers: int | None,
+    group_by_dir: bool,
     max_rows: int,
 ) -> int:
     """Map every flow's egress address to its real client (TOA / PROXY protocol).
@@ -155,7 +178,10 @@ def command(
     selecting = bool(filter_expr and filter_expr.strip()) or problems
     if selecting:
         check_filter(filter_expr or "")
-    progress = _Progress(enabled=not no_progress and sys.stderr.isatty())
+    if scheduler is not None and workers is not None:
+        raise UsageError("--scheduler and --workers exclude each other")
+    showing = not no_progress and sys.stderr.isatty()
+    progress = _Progress(enabled=showing)
     from pcapip import analyze
     from pcapip.report.write import write_analysis
 
@@ -169,14 +195,25 @@ def command(
             attempt_timeout=attempt_timeout,
             vxlan_ports=vxlan_ports,
             progress=progress,
+            scheduler=scheduler,
+            workers=workers,
+            group_by_dir=group_by_dir,
+            cluster_progress=_cluster_line if showing else None,
         )
     finally:
         progress.close()
+        if showing and (scheduler or workers):
+            click.echo("", err=True)
     if selecting:
         a = a.filter(filter_expr or "", problems=problems)
     write_analysis(a, fmt, output, by=by, max_rows=max_rows, explain=explain)
     _say_oddities(a.table, fmt)
     return _exit_status(a.worst_level(), a.errors, fail_on)
+
+
+def _cluster_line(p: Any) -> None:
+    """A cluster run's progress, one line rewritten in place (``ClusterProgress.line``)."""
+    click.echo(f"\rpcapip: cluster: {p.line()}\x1b[K", err=True, nl=False)
 
 
 def check_filter(expr: str) -> None:

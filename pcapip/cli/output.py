@@ -75,6 +75,10 @@ def check_input(path: str, *, stdin_ok: bool = True) -> None:
     """Refuse a capture path that cannot be read: missing, a directory, unreadable."""
     if path == "-" and stdin_ok:
         return
+    from pcapip.sources.urls import is_pattern, is_url
+
+    if is_url(path) or is_pattern(path):
+        return  # opened through fsspec / expanded later, each with its own clear error
     if not os.path.exists(path):
         raise UsageError(f"{path}: no such file")
     if os.path.isdir(path):
@@ -127,6 +131,19 @@ def check_analysis_output(fmt: str | None, output: str | None, max_rows: int) ->
     """All the checks of an analysis's output options, before any packet is read;
     returns the format to write."""
     check_max_rows(max_rows)
+    from pcapip.report.dataset import is_dataset_target
+
+    if is_dataset_target(output):
+        assert output is not None
+        if fmt != "parquet":
+            raise UsageError(
+                f"-o {output}: a folder takes --format parquet (a partitioned dataset); "
+                "name a file for the other formats"
+            )
+        parent = os.path.dirname(output.rstrip("/" + os.sep)) or "."
+        if not os.path.isdir(parent):
+            raise UsageError(f"-o {output}: directory {parent} does not exist")
+        return fmt
     check_output(output)
     chosen = pick_format(fmt, output)
     check_format(chosen, output)

@@ -248,13 +248,15 @@ def _keep(rows: PackedRows, keep: np.ndarray) -> PackedRows:
 
 def join(
     parts: Sequence[Part],
-    replayed: tuple[PackedRows, Vocab] | None,
-    replayed_keys: np.ndarray,
+    replayed: Sequence[tuple[PackedRows, Vocab]],
+    cut: dict[int, np.ndarray],
     *,
     trusted: Any = None,
     toa_kinds: Sequence[str] = (),
 ) -> tuple[FlowTable, list[CaptureError]]:
-    """The table and errors one read of every part's file, in order, would give."""
+    """The table and errors one read of every part's file, in order, would give: each
+    part's rows but those of the connections ``cut[part.index]`` (replayed), and the
+    ``replayed`` rows."""
     vocab = Vocab()
     blocks = []
     counted = Counted({}, _undecoded(), {})
@@ -262,14 +264,15 @@ def join(
     errors: list[CaptureError] = []
     for part in parts:
         rows = part.rows
-        if replayed_keys.size and len(rows):
-            rows = _keep(rows, ~np.isin(part.groups, replayed_keys))
+        keys = cut.get(part.index)
+        if keys is not None and keys.size and len(rows):
+            rows = _keep(rows, ~np.isin(part.groups, keys))
         blocks.append(_recode(rows, part.texts, vocab))
         counted.add(part.counted)
         warnings += part.warnings
         errors += part.errors
-    if replayed is not None:
-        blocks.append(_recode(replayed[0], list(replayed[1].texts), vocab))
+    for rows, theirs in replayed:
+        blocks.append(_recode(rows, list(theirs.texts), vocab))
     names = [p.name for p in parts]
     table = table_of(
         PackedRows.concat(blocks),
@@ -304,16 +307,34 @@ def read_recording(
     *,
     trusted: Any = None,
     mapper: Mapper = _local_map,
+    chains: Sequence[str] | None = None,
 ) -> tuple[FlowTable, list[CaptureError]]:
     """Read ``paths`` (one recording, in order) a file per task of ``mapper``, then replay
-    and join: the table and errors of one read (:func:`pcapip.flows.run.read_captures`)."""
+    and join: the table and errors of one read (:func:`pcapip.flows.run.read_captures`).
+
+    ``chains``: one label per path; files of different labels (different vantage points,
+    e.g. ``--group-by-dir``) are different recordings, whose connections are never joined.
+    """
+    labels = list(chains) if chains is not None else [""] * len(paths)
     parts: list[Part] = mapper(read_part, [(p, i, options) for i, p in enumerate(paths)])
-    keys = replayed_groups(parts)
-    replayed = None
-    if keys.size:
-        need = [p for p in parts if np.isin(p.groups, keys).any()]
-        taken = mapper(take_frames, [(p.name, keys, options) for p in need])
-        order = [(p.index, b) for p, bs in zip(need, taken, strict=True) for b in bs]
-        last = next((p.now for p in reversed(parts) if p.now is not None), None)
-        replayed = replay(order, last, options)
-    return join(parts, replayed, keys, trusted=trusted, toa_kinds=options.toa_kinds)
+    cut: dict[int, np.ndarray] = {}
+    for label in dict.fromkeys(labels):
+        mine = [p for p, c in zip(parts, labels, strict=True) if c == label]
+        keys = replayed_groups(mine)
+        if keys.size:
+            cut.update((p.index, keys) for p in mine if np.isin(p.groups, keys).any())
+    need = [p for p in parts if p.index in cut]
+    taken = mapper(take_frames, [(p.name, cut[p.index], options) for p in need])
+    replayed = []
+    for label in dict.fromkeys(labels):
+        mine = [p for p, c in zip(parts, labels, strict=True) if c == label]
+        order = [
+            (p.index, b)
+            for p, bs in zip(need, taken, strict=True)
+            if labels[p.index] == label
+            for b in bs
+        ]
+        if order:
+            last = next((p.now for p in reversed(mine) if p.now is not None), None)
+            replayed.append(replay(order, last, options))
+    return join(parts, replayed, cut, trusted=trusted, toa_kinds=options.toa_kinds)

@@ -111,6 +111,8 @@ class Analysis:
         self.captures: list[str] = list(table.captures)
         #: the table rows (0-based positions) this analysis shows; None: all of them
         self.selection: np.ndarray | None = None
+        #: per capture, the vantage point it belongs to (``group_by_dir``); None: one
+        self.capture_groups: list[str] | None = None
 
     @property
     def announcers(self) -> dict[str, int]:
@@ -153,6 +155,7 @@ class Analysis:
         if problems:
             mask &= problem_mask(self.flows)
         view = Analysis(self.table, self.errors)
+        view.capture_groups = self.capture_groups
         base = np.arange(len(self.table)) if self.selection is None else self.selection
         view.selection = base[mask]
         flows = self.flows[mask].reset_index(drop=True)

@@ -98,7 +98,12 @@ def _write(
     if fmt == "table":
         _write_table(result, output, by, max_rows, explain)
     elif fmt == "parquet":
-        if output is None:
+        from pcapip.report.dataset import is_dataset_target, write_dataset
+
+        if is_dataset_target(output) and by == "flow":
+            assert output is not None
+            write_dataset(result, output)
+        elif output is None:
             buf = io.BytesIO()
             result.to_parquet(buf, by=by)
             sys.stdout.buffer.write(buf.getvalue())

@@ -23,6 +23,7 @@ import sys
 import zlib
 
 from ..errors import CaptureError
+from .urls import is_url, open_url
 
 GZIP_MAGIC = b"\x1f\x8b"
 
@@ -75,6 +76,9 @@ class InputStream:
         self._gz: gzip.GzipFile | None = None
         self._eof = False
 
+        if is_url(path):
+            self._open_url(path)
+            return
         try:
             if path == "-":
                 self._fd = sys.stdin.fileno()
@@ -101,6 +105,17 @@ class InputStream:
         else:
             self.interactive = True
 
+        self._start()
+
+    def _open_url(self, url: str) -> None:
+        """A capture named by URL, read through fsspec (``pcapip.sources.urls``)."""
+        raw, self.size_hint = open_url(url)
+        self._raw = raw  # type: ignore[assignment]
+        self._start()
+
+    def _start(self) -> None:
+        """Read the magic bytes: gzip is recognised by them, and unwrapped."""
+        path = self.path
         try:
             head = _read_exact_prefix(self._raw, 4)
         except OSError as exc:

@@ -1,0 +1,153 @@
+"""``pcapip analyze`` on a Dask cluster: each capture file a task on a worker, the join here.
+
+The tasks are :func:`pcapip.flows.parts.read_part` and ``take_frames``; this module maps
+them over the cluster (in place of the builtin ``map``), reports progress per worker,
+names the worker that could not open a file, and turns a cluster that loses its workers
+into one clear line instead of a hang or a partial table.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from pcapip.cluster.connect import ClusterError, connect
+from pcapip.errors import CaptureError
+from pcapip.flows.parts import Part, PartOptions, read_recording
+from pcapip.flows.table import FlowTable
+
+# seconds the cluster may have no worker at all before the analysis gives up
+NO_WORKER_GRACE = 30.0
+
+
+@dataclass
+class ClusterProgress:
+    """Where a cluster run stands: files read, bytes read, and the same per worker."""
+
+    files: int  # capture files
+    done: int = 0  # files read (first pass)
+    bytes_read: int = 0
+    workers: dict[str, list[int]] = field(default_factory=dict)  # address -> [files, bytes]
+
+    def line(self) -> str:
+        per = "; ".join(
+            f"{w}: {n} file{'s' * (n != 1)} {_size(b)}" for w, (n, b) in sorted(self.workers.items())
+        )
+        return f"{self.done}/{self.files} files, {_size(self.bytes_read)} read ({per})"
+
+
+def _size(n: int) -> str:
+    for unit in ("B", "kB", "MB", "GB", "TB"):
+        if n < 1000 or unit == "TB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1000  # type: ignore[assignment]
+    return f"{n} B"
+
+
+def _on_worker(fn: Callable[..., Any], *args: Any) -> tuple[str, Any]:
+    """Run ``fn`` on the worker; (the worker's address, the result), with the captures it
+    could not open named as that worker's."""
+    from distributed import get_worker
+
+    addr = get_worker().address
+    out = fn(*args)
+    if isinstance(out, Part):
+        out.errors = [_named(e, addr) for e in out.errors]
+    return addr, out
+
+
+def _named(err: CaptureError, addr: str) -> CaptureError:
+    """An error opening a file (no frame read), with the worker that tried."""
+    if err.frame is not None or err.offset is not None:
+        return err
+    return CaptureError(err.path, f"{err.message} (on Dask worker {addr})")
+
+
+class _Mapper:
+    """``map(fn, argument tuples)`` over the cluster: results in order, progress as they
+    come."""
+
+    def __init__(self, client: Any, progress: ClusterProgress, say: Callable[[ClusterProgress], None] | None) -> None:
+        self.client = client
+        self.progress = progress
+        self.say = say
+
+    def __call__(self, fn: Callable[..., Any], args: list[tuple[Any, ...]]) -> list[Any]:
+        if not args:
+            return []
+        futures = [
+            self.client.submit(_on_worker, fn, *a, pure=False, key=f"pcapip-{fn.__name__}-{k}-{time.monotonic_ns()}")
+            for k, a in enumerate(args)
+        ]
+        out: list[Any] = [None] * len(futures)
+        where = {f.key: k for k, f in enumerate(futures)}
+        for fut in self._completed(futures):
+            addr, result = self._result(fut, fn, args[where[fut.key]])
+            out[where[fut.key]] = result
+            if isinstance(result, Part):
+                self._count(addr, result)
+        return out
+
+    def _completed(self, futures: list[Any]) -> Any:
+        """The futures as they finish; ClusterError when the cluster stays without a worker."""
+        from distributed import wait
+
+        pending = set(futures)
+        alone_since: float | None = None
+        while pending:
+            try:
+                done, pending = wait(pending, timeout=1.0, return_when="FIRST_COMPLETED")
+            except TimeoutError:
+                done = set()
+            yield from done
+            if done or self.client.scheduler_info(n_workers=-1).get("workers"):
+                alone_since = None
+            elif alone_since is None:
+                alone_since = time.monotonic()
+            elif time.monotonic() - alone_since > NO_WORKER_GRACE:
+                raise ClusterError(
+                    f"no Dask worker left at {self.client.scheduler.address} for "
+                    f"{NO_WORKER_GRACE:.0f} s: {len(pending)} task(s) not done, nothing written"
+                )
+
+    def _result(self, fut: Any, fn: Callable[..., Any], args: tuple[Any, ...]) -> tuple[str, Any]:
+        try:
+            return fut.result()
+        except Exception as exc:  # noqa: BLE001 - the cluster's reasons, as one line
+            from distributed import KilledWorker
+
+            what = f"{fn.__name__}({args[0]})"
+            if isinstance(exc, KilledWorker):
+                raise ClusterError(f"{what}: the Dask workers running it died ({exc})") from None
+            if isinstance(exc, CaptureError):
+                raise
+            raise ClusterError(f"{what} failed on the cluster: {type(exc).__name__}: {exc}") from None
+
+    def _count(self, addr: str, part: Part) -> None:
+        p = self.progress
+        p.done += 1
+        p.bytes_read += part.bytes_read
+        w = p.workers.setdefault(addr, [0, 0])
+        w[0] += 1
+        w[1] += part.bytes_read
+        if self.say is not None:
+            self.say(p)
+
+
+def read_on_cluster(
+    paths: Sequence[str],
+    options: PartOptions,
+    *,
+    scheduler: str | None = None,
+    workers: int | None = None,
+    trusted: Any = None,
+    chains: Sequence[str] | None = None,
+    progress: Callable[[ClusterProgress], None] | None = None,
+) -> tuple[FlowTable, list[CaptureError]]:
+    """The table and errors of one read of ``paths``, read by the cluster at ``scheduler``
+    or a LocalCluster of ``workers`` processes (``pcapip.flows.parts`` has the how)."""
+    with connect(scheduler, workers) as client:
+        mapper = _Mapper(client, ClusterProgress(len(paths)), progress)
+        return read_recording(paths, options, trusted=trusted, mapper=mapper, chains=chains)
