@@ -8,6 +8,7 @@ damage is at the end (a capture cut off by a full disk) or in the middle.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 
 class PcapipError(Exception):
@@ -38,6 +39,10 @@ class CaptureError(PcapipError):
 
     def __str__(self) -> str:
         return located(self.path, self.frame, self.offset, self.message)
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # pickled whole (a cluster's workers send them back): the keyword fields too
+        return (type(self), (self.path, self.message), {"frame": self.frame, "offset": self.offset})
 
 
 def located(file: str, packet: int | None, offset: int | None, message: str) -> str:

@@ -26,6 +26,7 @@ RANK = {
     "flows": 4,
     "report": 5,
     "live": 6,
+    "cluster": 6,
     "wireshark": 6,
     "cli": 7,
 }

@@ -1,0 +1,151 @@
+"""A recording read in parts (``pcapip.flows.parts``) gives exactly what one read gives.
+
+Captures are split by the tools operators rotate with (``editcap -c``, ``tcpdump -C``),
+down to one packet per file, so connections, their PROXY headers included, are cut
+between files everywhere; the joined output (CSV, JSON, the table report, errors,
+warnings, counters) must be byte for byte that of ``read_captures`` over the same files,
+and the per-flow CSV that of the unsplit capture too.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from pcapip.flows.parts import Part, PartOptions, read_recording
+from pcapip.flows.run import read_captures
+from pcapip.report.analysis import Analysis
+from pcapip.report.write import write_analysis
+
+ROOT = Path(__file__).resolve().parent.parent
+PCAPS = ROOT / "tests" / "pcaps"
+
+
+def _out(table, errors, fmt: str, tmp: Path) -> tuple:
+    path = tmp / f"out.{fmt}"
+    write_analysis(Analysis(table, errors), fmt, path)
+    return (
+        path.read_bytes(),
+        [str(e) for e in errors],
+        [str(w) for w in table.warnings],
+        dict(table.stats),
+    )
+
+
+def _same(paths: list[str], tmp: Path, **kw) -> bytes:
+    """Parts joined == one read, in every format; the CSV."""
+    one = read_captures(paths, **kw)
+    opts = PartOptions(
+        tuple(kw.get("toa_kinds") or ()), kw.get("attempt_timeout"), tuple(kw.get("vxlan_ports", ()))
+    )
+    parts = read_recording(paths, opts, trusted=kw.get("trusted"))
+    for fmt in ("csv", "json", "table"):
+        assert _out(*parts, fmt, tmp) == _out(*one, fmt, tmp), fmt
+    return _out(*one, "csv", tmp)[0]
+
+
+def _split(tool: list[str], src: Path, into: Path) -> list[str]:
+    into.mkdir()
+    subprocess.run([*tool, str(src), str(into / "part.pcap")], check=True, capture_output=True)
+    return sorted(str(p) for p in into.iterdir())
+
+
+@pytest.fixture(scope="module")
+def bench20k(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """20,000 packets of the benchmark's traffic: ~400 connections, PROXY v1/v2 and TOA."""
+    path = tmp_path_factory.mktemp("bench") / "b20k.pcap"
+    subprocess.run(
+        [sys.executable, str(ROOT / "bench" / "gen_capture.py"), "--packets", "20000", str(path)],
+        check=True,
+        capture_output=True,
+    )
+    return path
+
+
+@pytest.mark.system
+@pytest.mark.parametrize("count", [1, 97, 4999])
+def test_editcap_splits_join_to_the_unsplit_capture(bench20k: Path, tmp_path: Path, count: int) -> None:
+    if shutil.which("editcap") is None:
+        pytest.skip("editcap missing")
+    if count == 1:  # every packet its own file: the first 3,000 packets are enough
+        head = tmp_path / "head.pcap"
+        subprocess.run(["editcap", "-r", str(bench20k), str(head), "1-3000"], check=True)
+        src = head
+    else:
+        src = bench20k
+    files = _split(["editcap", "-c", str(count)], src, tmp_path / "split")
+    assert len(files) > 3
+    csv = _same(files, tmp_path)
+    whole = read_captures([str(src)])
+    assert csv == _out(*whole, "csv", tmp_path)[0]
+
+
+@pytest.mark.system
+def test_tcpdump_rotation_joins(bench20k: Path, tmp_path: Path) -> None:
+    if shutil.which("tcpdump") is None:
+        pytest.skip("tcpdump missing")
+    (tmp_path / "rot").mkdir()
+    subprocess.run(
+        ["tcpdump", "-r", str(bench20k), "-w", str(tmp_path / "rot" / "cap"), "-C", "2", "-Z", "root"],
+        check=True,
+        capture_output=True,
+    )
+    files = sorted(str(p) for p in (tmp_path / "rot").iterdir())
+    files.sort(key=lambda p: (len(p), p))  # cap, cap1, cap2, … cap10
+    assert len(files) >= 5
+    assert _same(files, tmp_path) == _out(*read_captures([str(bench20k)]), "csv", tmp_path)[0]
+
+
+SPLIT = ["flow-proxy-split", "flow-attempts", "flow-capture-end", "flow-udp", "flow-toa",
+         "flow-proxy-misc", "nginx-rejects-proxy", "tunnel-vxlan", "haproxy-v2"]
+
+
+@pytest.mark.system
+@pytest.mark.parametrize("name", SPLIT)
+def test_one_packet_per_file(name: str, tmp_path: Path) -> None:
+    """Every boundary cut: headers split between files, attempts timing out in a later
+    file, flows open at the recording's end, UDP, tunnels."""
+    if shutil.which("editcap") is None:
+        pytest.skip("editcap missing")
+    files = _split(["editcap", "-c", "1"], PCAPS / f"{name}.pcap", tmp_path / "one")
+    _same(files, tmp_path)
+
+
+@pytest.mark.system
+def test_a_proxy_header_cut_between_files_is_joined(tmp_path: Path) -> None:
+    """The PROXY header split over two segments, each in its own file: one flow, one client,
+    its header packets in two captures."""
+    files = _split(["editcap", "-c", "1"], PCAPS / "flow-proxy-split.pcap", tmp_path / "one")
+    table, errors = read_recording(files, PartOptions())
+    spans = [{c for c, _ in frames} for frames in table.header_frames.values()]
+    assert any(len(caps) >= 2 for caps in spans), spans
+    single = read_captures([str(PCAPS / "flow-proxy-split.pcap")])[0]
+    assert table.columns["client_ip"] == single.columns["client_ip"]
+    assert table.columns["status"] == single.columns["status"]
+
+
+def test_damage_and_options_carry_over(tmp_path: Path) -> None:
+    """Damaged and undecodable captures among the parts, --trusted, --toa-kind and
+    --attempt-timeout: the same errors, warnings and rows."""
+    names = ["flow-toa.pcap", "bad-truncated-last.pcap", "not-a-capture.pcap",
+             "flow-attempts.pcap", "empty.pcap", "tunnel-gre.pcap", "flow-spoof.pcap"]
+    paths = [str(PCAPS / n) for n in names]
+    _same(paths, tmp_path, trusted="10.0.0.0/8", toa_kinds=["+201"], attempt_timeout=1.5)
+
+
+def test_parts_are_sent_whole(tmp_path: Path) -> None:
+    """A part crosses processes: it pickles with its rows in memory."""
+    import pickle
+
+    from pcapip.flows.parts import read_part
+
+    part = read_part(str(PCAPS / "flow-proxy-misc.pcap"), 3, PartOptions())
+    back = pickle.loads(pickle.dumps(part))
+    assert isinstance(back, Part) and back.index == 3
+    assert len(back.rows) == len(part.rows) > 0
+    assert (back.rows.cols["capture"] == 3).all()
+    assert back.groups.size == len(part.rows)
