@@ -145,7 +145,7 @@ def test_parts_are_sent_whole(tmp_path: Path) -> None:
 
     part = read_part(str(PCAPS / "flow-proxy-misc.pcap"), 3, PartOptions())
     back = pickle.loads(pickle.dumps(part))
-    assert isinstance(back, Part) and back.index == 3
+    assert isinstance(back, Part) and back.number == 3
     assert len(back.rows) == len(part.rows) > 0
     assert (back.rows.cols["capture"] == 3).all()
     assert back.groups.size == len(part.rows)

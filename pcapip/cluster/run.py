@@ -9,7 +9,7 @@ into one clear line instead of a hang or a partial table.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -77,10 +77,11 @@ class _Mapper:
     def __call__(self, fn: Callable[..., Any], args: list[tuple[Any, ...]]) -> list[Any]:
         if not args:
             return []
-        futures = [
-            self.client.submit(_on_worker, fn, *a, pure=False, key=f"pcapip-{fn.__name__}-{k}-{time.monotonic_ns()}")
-            for k, a in enumerate(args)
-        ]
+        stamp = time.monotonic_ns()
+        keys = [f"pcapip-{fn.__name__}-{k}-{stamp}" for k in range(len(args))]
+        futures = self.client.map(
+            _on_worker, [fn] * len(args), *zip(*args, strict=True), key=keys, pure=False
+        )
         out: list[Any] = [None] * len(futures)
         where = {f.key: k for k, f in enumerate(futures)}
         for fut in self._completed(futures):
@@ -90,26 +91,32 @@ class _Mapper:
                 self._count(addr, result)
         return out
 
-    def _completed(self, futures: list[Any]) -> Any:
+    def _completed(self, futures: list[Any]) -> Iterator[Any]:
         """The futures as they finish; ClusterError when the cluster stays without a worker."""
-        from distributed import wait
+        from distributed import as_completed
 
-        pending = set(futures)
+        ready = as_completed(futures)
+        quiet_since = time.monotonic()
         alone_since: float | None = None
-        while pending:
-            try:
-                done, pending = wait(pending, timeout=1.0, return_when="FIRST_COMPLETED")
-            except TimeoutError:
-                done = set()
-            yield from done
-            if done or self.client.scheduler_info(n_workers=-1).get("workers"):
+        while not ready.is_empty():
+            batch = ready.next_batch(block=False)
+            if batch:
+                yield from batch
+                quiet_since, alone_since = time.monotonic(), None
+                continue
+            time.sleep(0.02)
+            if time.monotonic() - quiet_since < 1.0:
+                continue
+            quiet_since = time.monotonic()  # a second without news: are there workers?
+            if self.client.scheduler_info(n_workers=-1).get("workers"):
                 alone_since = None
             elif alone_since is None:
                 alone_since = time.monotonic()
             elif time.monotonic() - alone_since > NO_WORKER_GRACE:
+                left = sum(1 for f in futures if not f.done())
                 raise ClusterError(
                     f"no Dask worker left at {self.client.scheduler.address} for "
-                    f"{NO_WORKER_GRACE:.0f} s: {len(pending)} task(s) not done, nothing written"
+                    f"{NO_WORKER_GRACE:.0f} s: {left} task(s) not done, nothing written"
                 )
 
     def _result(self, fut: Any, fn: Callable[..., Any], args: tuple[Any, ...]) -> tuple[str, Any]:

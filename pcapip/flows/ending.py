@@ -56,6 +56,15 @@ def end_all(tab: TcpTable) -> None:
     end_rows(tab, np.flatnonzero(tab.S[:, L.F_STATE] == L.ST_OPEN))
 
 
+def end_done(tab: TcpTable) -> None:
+    """End the open flows closed in both directions or reset (``deadlines.done``): only
+    their late retransmissions could still change their rows, never the clock."""
+    S = tab.S
+    fin = S[:, L.F_FIN_MASK]
+    done = ((fin & 4) != 0) | (fin == 3)
+    end_rows(tab, np.flatnonzero((S[:, L.F_STATE] == L.ST_OPEN) & done))
+
+
 def enforce_cap(tab: TcpTable, udp: UdpFlows, max_flows: int) -> int:
     """End flows until at most ``max_flows`` are open: closed TCP flows first, in the order
     they closed, then the oldest open flows of either transport (they get FLOW_LIMIT).

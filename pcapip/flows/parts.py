@@ -58,16 +58,49 @@ class PartOptions:
     chunk_size: int = 4 * 1024 * 1024
 
 
+# frames per run of the frame index: the second pass decodes only the runs it needs
+RUN = 4096
+
+
+@dataclass
+class FrameIndex:
+    """Per run of ``RUN`` frames of a file: its first frame number and its connections."""
+
+    firsts: list[int] = field(default_factory=list)
+    groups: list[np.ndarray] = field(default_factory=list)
+
+    def add(self, frames: np.ndarray, groups: np.ndarray) -> None:
+        for lo in range(0, frames.size, RUN):
+            self.firsts.append(int(frames[lo]))
+            self.groups.append(np.unique(groups[lo : lo + RUN]))
+
+    def runs_with(self, keys: np.ndarray) -> list[tuple[int, int]]:
+        """(first, last) frame numbers of the runs holding any of ``keys``, merged."""
+        out: list[tuple[int, int]] = []
+        ends = [*self.firsts[1:], None]
+        for first, end, g in zip(self.firsts, ends, self.groups, strict=True):
+            if not np.isin(g, keys, assume_unique=True).any():
+                continue
+            last = (end - 1) if end is not None else 2**62
+            if out and out[-1][1] == first - 1:
+                out[-1] = (out[-1][0], last)
+            else:
+                out.append((first, last))
+        return out
+
+
 @dataclass
 class Part:
     """One capture file read on its own: its rows, and what the join needs to know."""
 
-    index: int  # the file's place in the recording (its rows' ``capture``)
+    number: int  # the file's place in the recording (its rows' ``capture``)
     name: str
     rows: PackedRows  # every flow seen, those still open at the end ended as at a capture end
     texts: list[str]  # the vocabulary the rows are coded in
     groups: np.ndarray  # uint64 connection key of each row
-    open_groups: np.ndarray  # those of the flows still open at the end
+    open_groups: np.ndarray  # those of the flows still open at the end, not closed
+    done_groups: np.ndarray  # those of the flows closed (or reset) but still lingering
+    runs: FrameIndex  # which connections the file's runs of frames hold
     counted: Counted
     warnings: list[CaptureWarning] = field(default_factory=list)
     errors: list[CaptureError] = field(default_factory=list)
@@ -136,20 +169,30 @@ def read_part(path: str, index: int, options: PartOptions) -> Part:
     def progress(_ci: int, frames: int, done: int, _total: int | None) -> None:
         seen[0], seen[1] = frames, done
 
-    reader = read_into(tracker, index, path, _sizes(options), progress)
+    frames = FrameIndex()
+
+    def on_batch(_ci: int, _src: Any, _batch: Any, pk: Any) -> None:
+        frames.add(pk.frame, groups_of_packets(pk))
+
+    reader = read_into(tracker, index, path, _sizes(options), progress, on_batch)
     ended = tracker.take_blocks()
+    tracker.end_done()
+    done = PackedRows.concat(tracker.take_blocks())
     tracker.end_all()
     still = PackedRows.concat(tracker.take_blocks())
     vocab = tracker.vocab
-    rows = _in_memory(PackedRows.concat([*ended, still]))
+    rows = _in_memory(PackedRows.concat([*ended, done, still]))
     groups = groups_of_rows(rows, vocab)
+    n_still, n_done = len(still), len(done)
     return Part(
         index,
         path,
         rows,
         list(vocab.texts),
         groups,
-        groups[groups.size - len(still) :],
+        groups[groups.size - n_still :],
+        groups[groups.size - n_still - n_done : groups.size - n_still],
+        frames,
         Counted.of(tracker),
         reader.warnings,
         reader.errors,  # (captures none of whose packets decode: the join asks the sums)
@@ -168,22 +211,35 @@ def _in_memory(p: PackedRows) -> PackedRows:
     return p if isinstance(cols, MemStore) else PackedRows(cols.to_memory())
 
 
-def take_frames(path: str, groups: np.ndarray, options: PartOptions) -> list[FrameBatch]:
+def take_frames(
+    path: str, groups: np.ndarray, runs: list[tuple[int, int]], options: PartOptions
+) -> list[FrameBatch]:
     """The frames of one file whose connection is in ``groups``, copied out of their
-    batches (decoded only to find their connection)."""
+    batches; only the frames of ``runs`` ((first, last) frame numbers) are decoded, to
+    find their connection."""
     from pcapip.decode import decode
     from pcapip.sources import open_capture
 
     kinds = registry_for(options.toa_kinds).kinds
     ports = udp_tunnel_ports(options.vxlan_ports)
+    lo = np.array([a for a, _ in runs], dtype=np.int64)
+    hi = np.array([b for _, b in runs], dtype=np.int64)
     taken = []
     try:
         with open_capture(path, batch_size=options.batch_size, chunk_size=options.chunk_size) as src:
             for batch in src:
-                pk = decode(batch, toa_kinds=kinds, tunnel_ports=ports)
+                numbers = batch.numbers()
+                k = np.searchsorted(lo, numbers, side="right") - 1
+                inside = np.flatnonzero((k >= 0) & (numbers <= hi[np.maximum(k, 0)]))
+                if inside.size == 0:
+                    if numbers.size and numbers[0] > hi[-1]:
+                        break
+                    continue
+                part = batch if inside.size == len(batch) else batch.take(inside)
+                pk = decode(part, toa_kinds=kinds, tunnel_ports=ports)
                 keep = np.flatnonzero(np.isin(groups_of_packets(pk), groups))
                 if keep.size:
-                    taken.append(batch.take(keep))
+                    taken.append(part.take(keep))
     except CaptureError:
         pass  # the damage was reported by read_part; the frames before it are taken
     return taken
@@ -204,9 +260,23 @@ def replay(
 
 
 def replayed_groups(parts: Sequence[Part]) -> np.ndarray:
-    """The connections to replay: those open when a part other than the last ended."""
-    keys = [p.open_groups for p in parts[:-1]]
-    return np.unique(np.concatenate(keys)) if keys else np.zeros(0, dtype=np.uint64)
+    """The connections of one recording (its parts, in order) to replay: those open, not
+    closed, when a part other than the last ended, and those closed but lingering then
+    whose connection has packets in a later part."""
+    if len(parts) < 2:
+        return np.zeros(0, dtype=np.uint64)
+    seen = np.concatenate([p.groups for p in parts])
+    where = np.concatenate([np.full(p.groups.size, k) for k, p in enumerate(parts)])
+    order = np.lexsort((where, seen))
+    uniq, first = np.unique(seen[order], return_index=True)
+    last_part = where[order][np.r_[first[1:], seen.size] - 1]
+    keys = []
+    for k, p in enumerate(parts[:-1]):
+        keys.append(p.open_groups)
+        d = p.done_groups
+        if d.size:
+            keys.append(d[last_part[np.searchsorted(uniq, d)] > k])
+    return np.unique(np.concatenate(keys))
 
 
 def _recode(rows: PackedRows, texts: list[str], vocab: Vocab) -> PackedRows:
@@ -255,7 +325,7 @@ def join(
     toa_kinds: Sequence[str] = (),
 ) -> tuple[FlowTable, list[CaptureError]]:
     """The table and errors one read of every part's file, in order, would give: each
-    part's rows but those of the connections ``cut[part.index]`` (replayed), and the
+    part's rows but those of the connections ``cut[part.number]`` (replayed), and the
     ``replayed`` rows."""
     vocab = Vocab()
     blocks = []
@@ -264,7 +334,7 @@ def join(
     errors: list[CaptureError] = []
     for part in parts:
         rows = part.rows
-        keys = cut.get(part.index)
+        keys = cut.get(part.number)
         if keys is not None and keys.size and len(rows):
             rows = _keep(rows, ~np.isin(part.groups, keys))
         blocks.append(_recode(rows, part.texts, vocab))
@@ -322,16 +392,19 @@ def read_recording(
         mine = [p for p, c in zip(parts, labels, strict=True) if c == label]
         keys = replayed_groups(mine)
         if keys.size:
-            cut.update((p.index, keys) for p in mine if np.isin(p.groups, keys).any())
-    need = [p for p in parts if p.index in cut]
-    taken = mapper(take_frames, [(p.name, cut[p.index], options) for p in need])
+            cut.update((p.number, keys) for p in mine if np.isin(p.groups, keys).any())
+    need = [p for p in parts if p.number in cut]
+    taken = mapper(
+        take_frames,
+        [(p.name, cut[p.number], p.runs.runs_with(cut[p.number]), options) for p in need],
+    )
     replayed = []
     for label in dict.fromkeys(labels):
         mine = [p for p, c in zip(parts, labels, strict=True) if c == label]
         order = [
-            (p.index, b)
+            (p.number, b)
             for p, bs in zip(need, taken, strict=True)
-            if labels[p.index] == label
+            if labels[p.number] == label
             for b in bs
         ]
         if order:

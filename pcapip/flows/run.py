@@ -161,10 +161,11 @@ def read_into(
     path: str,
     sizes: tuple[int, int],
     progress: Progress | None = None,
+    on_batch: OnBatch | None = None,
 ) -> Reader:
     """One capture file as capture ``index`` of a recording read in parts
     (``pcapip.flows.parts``), into ``tracker``, which is not finished."""
-    reader = Reader(tracker, None)
+    reader = Reader(tracker, on_batch)
     with collector_off():
         reader.file(index, path, sizes, None, progress)
     return reader

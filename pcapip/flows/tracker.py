@@ -245,6 +245,13 @@ class FlowTracker:
         self._settled = []
         self._tcp.release()
 
+    def end_done(self) -> None:
+        """End the TCP flows closed in both directions or reset, as at the end of a capture
+        (rows wait for take_blocks): a recording read in parts keeps apart the flows whose
+        rows only later packets, not the clock, could change."""
+        ending.end_done(self._tcp)
+        self._flush(force=True)
+
     def finish(self) -> list[FlowRow]:
         """End every open flow; returns the rows of all ended flows not taken yet."""
         self.end_all()
