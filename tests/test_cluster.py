@@ -134,6 +134,7 @@ def test_local_workers_and_file_urls(capture: Path, tmp_path: Path) -> None:
     out = tmp_path / "w.csv"
     r = _pcapip("analyze", "--workers", "2", *urls, "--format", "csv", "-o", str(out))
     assert r.returncode == 0, r.stderr
+    assert r.stderr == "", r.stderr  # no progress off a terminal, no Dask chatter
     assert out.read_bytes() == _single([str(capture)], "csv", tmp_path)
     # a glob over the URLs is the same list, sorted
     r = _pcapip("analyze", "--workers", "2", f"file://{tmp_path}/s/part_*.pcap", "--format",
@@ -206,6 +207,35 @@ def test_a_worker_killed_mid_run(cluster: Cluster, capture: Path, tmp_path: Path
         assert run.returncode == 2 and "Traceback" not in err
         assert len(err.strip().splitlines()) == 1, err
         assert not out.exists() or out.stat().st_size == 0
+
+
+def test_a_cluster_without_workers_is_one_line(tmp_path: Path, capture: Path) -> None:
+    """The only worker dies: Dask would wait for a new one for ever; pcapip gives up after
+    the grace time with one line, exit 2, and writes nothing."""
+    if not DASK.exists():
+        pytest.skip("the dask command is missing")
+    c = Cluster(tmp_path, 1)
+    try:
+        big = tmp_path / "big.pcap"
+        subprocess.run(["mergecap", "-a", "-w", str(big), *[str(capture)] * 4], check=True)
+        files = _split(big, tmp_path / "s", 4001)
+        out = tmp_path / "o.csv"
+        run = subprocess.Popen(
+            [sys.executable, "-m", "pcapip", "analyze", *files, "--scheduler", c.address,
+             "--format", "csv", "-o", str(out)],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            env={**os.environ, "PCAPIP_NO_WORKER_GRACE": "4"},
+        )
+        time.sleep(2.5)
+        assert run.poll() is None
+        os.killpg(c.workers[0].pid, signal.SIGKILL)
+        _, err = run.communicate(timeout=120)
+    finally:
+        c.stop()
+    assert run.returncode == 2, err
+    assert "Traceback" not in err
+    assert "no Dask worker left at tcp://127.0.0.1:" in err and "nothing written" in err
+    assert not out.exists() or out.stat().st_size == 0
 
 
 def test_partitioned_parquet_by_day_hour_and_group(capture: Path, tmp_path: Path) -> None:

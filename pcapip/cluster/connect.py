@@ -41,7 +41,7 @@ def connect(scheduler: str | None, workers: int | None, timeout: float = 10.0) -
                 threads_per_worker=1,
                 processes=True,
                 dashboard_address=None,
-                silence_logs=logging.ERROR,
+                silence_logs=logging.CRITICAL,  # (its shutdown chatter; failures reach us as results)
             )
             stack.callback(cluster.close)
             client = Client(cluster)

@@ -8,6 +8,7 @@ into one clear line instead of a hang or a partial table.
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -18,8 +19,16 @@ from pcapip.errors import CaptureError
 from pcapip.flows.parts import Part, PartOptions, read_recording
 from pcapip.flows.table import FlowTable
 
-# seconds the cluster may have no worker at all before the analysis gives up
+# seconds the cluster may have no worker at all before the analysis gives up (the
+# environment variable PCAPIP_NO_WORKER_GRACE changes it, e.g. for tests)
 NO_WORKER_GRACE = 30.0
+
+
+def _grace() -> float:
+    try:
+        return float(os.environ.get("PCAPIP_NO_WORKER_GRACE", NO_WORKER_GRACE))
+    except ValueError:
+        return NO_WORKER_GRACE
 
 
 @dataclass
@@ -112,11 +121,11 @@ class _Mapper:
                 alone_since = None
             elif alone_since is None:
                 alone_since = time.monotonic()
-            elif time.monotonic() - alone_since > NO_WORKER_GRACE:
+            elif time.monotonic() - alone_since > _grace():
                 left = sum(1 for f in futures if not f.done())
                 raise ClusterError(
                     f"no Dask worker left at {self.client.scheduler.address} for "
-                    f"{NO_WORKER_GRACE:.0f} s: {left} task(s) not done, nothing written"
+                    f"{_grace():.0f} s: {left} task(s) not done, nothing written"
                 )
 
     def _result(self, fut: Any, fn: Callable[..., Any], args: tuple[Any, ...]) -> tuple[str, Any]:
