@@ -117,15 +117,24 @@ def test_scheduler_and_two_workers_give_the_single_process_output(
     cluster: Cluster, capture: Path, tmp_path: Path
 ) -> None:
     whole = _single([str(capture)], "csv", tmp_path)
-    for count in (1999, 7919):
-        files = _split(capture, tmp_path / f"s{count}", count)
+    rotated = tmp_path / "rot"
+    rotated.mkdir()
+    subprocess.run(["tcpdump", "-r", str(capture), "-w", str(rotated / "cap"), "-C", "3",
+                    "-Z", "root"], check=True, capture_output=True)
+    splits = {
+        "tcpdump -C 3": sorted((str(p) for p in rotated.iterdir()), key=lambda p: (len(p), p)),
+        "editcap -c 1999": _split(capture, tmp_path / "s1999", 1999),
+        "editcap -c 7919": _split(capture, tmp_path / "s7919", 7919),
+    }
+    for count, files in splits.items():
+        assert len(files) > 3
         for fmt in ("csv", "json"):
-            out = tmp_path / f"cluster-{count}.{fmt}"
+            out = tmp_path / f"cluster-{count.replace(' ', '')}.{fmt}"
             r = _pcapip("analyze", *files, "--scheduler", cluster.address, "--format", fmt,
                         "-o", str(out))
             assert r.returncode == 0, r.stderr
             assert out.read_bytes() == _single(files, fmt, tmp_path), (count, fmt)
-        assert (tmp_path / f"cluster-{count}.csv").read_bytes() == whole
+        assert (tmp_path / f"cluster-{count.replace(' ', '')}.csv").read_bytes() == whole
 
 
 def test_local_workers_and_file_urls(capture: Path, tmp_path: Path) -> None:
