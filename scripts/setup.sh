@@ -5,7 +5,8 @@
 # building needs gcc, g++ and the Python headers). With --system it first
 # installs those and the system tools the tests drive for real (tshark,
 # tcpdump, haproxy, nginx with its stream module, iproute2, tmux; Open vSwitch and
-# ethtool, whose userspace datapath sends the tunnels a kernel may lack), which
+# ethtool, whose userspace datapath sends the tunnels a kernel may lack; Prometheus, which
+# scrapes pcapip live --metrics in the tests), which
 # needs root or sudo.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -18,7 +19,7 @@ if [ "${1:-}" = "--system" ]; then
     $SUDO apt-get update -qq
     $SUDO apt-get install -y -qq --no-install-recommends \
         tshark tcpdump haproxy nginx libnginx-mod-stream iproute2 tmux hyperfine \
-        openvswitch-switch ethtool \
+        openvswitch-switch ethtool prometheus \
         gcc g++ libc6-dev python3-dev \
         >/dev/null
 fi

@@ -190,6 +190,22 @@ def _write_summary(
     help="List the interfaces the capture tool can open, and exit.",
 )
 @click.option("--tui", is_flag=True, help="Show the capture in the interactive terminal UI.")
+@click.option(
+    "--metrics",
+    metavar="HOST:PORT",
+    default=None,
+    help="Serve Prometheus metrics at http://HOST:PORT/metrics while capturing "
+    "(pcapip_packets_total, pcapip_flows_total{transport,method,status}, "
+    "pcapip_findings_total{code,severity}, pcapip_open_flows, ...).",
+)
+@click.option(
+    "--metrics-egress",
+    type=int,
+    default=0,
+    metavar="N",
+    help="With --metrics: also count flows per egress IP, for the first N addresses seen "
+    "(the rest as egress_ip=\"other\"), so the series stay bounded.",
+)
 def command(
     iface: str | None,
     bpf: str | None,
@@ -211,6 +227,8 @@ def command(
     buffer_mib: int,
     list_ifaces: bool,
     tui: bool,
+    metrics: str | None,
+    metrics_egress: int,
 ) -> int:
     """Capture on IFACE and map every connection's egress address to its real client.
 
@@ -250,7 +268,13 @@ def command(
         tool=tool,
         snaplen=snaplen,
         buffer_mib=buffer_mib,
+        metrics=metrics,
+        metrics_egress=metrics_egress,
     )
+    if metrics is not None:
+        from pcapip.live.metrics import parse_address
+
+        parse_address(metrics)  # a bad address is a usage error before the capture starts
     if tui:
         return _run_tui(opts)
     fmt = stream

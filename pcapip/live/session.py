@@ -57,6 +57,8 @@ class LiveOptions:
     snaplen: int | None = None
     buffer_mib: int | None = 32
     batch_size: int = 65536
+    metrics: str | None = None  # HOST:PORT serving Prometheus metrics (pcapip.live.metrics)
+    metrics_egress: int = 0  # per-egress-address series at most
 
 
 @dataclass
@@ -179,6 +181,11 @@ class LiveSession:
         self.capture_name = capture_name or opts.write or f"live:{opts.iface}"
         self.view: LiveView | None = None
         self.notes: list[str] = []
+        self.metrics: Any = None
+        if opts.metrics:
+            from pcapip.live.metrics import Metrics
+
+            self.metrics = Metrics(opts.metrics, opts.metrics_egress)
 
     def note(self, message: str) -> None:
         self.notes.append(message)
@@ -220,6 +227,9 @@ class LiveSession:
         reason = "ended"
         feed: Feed | None = None
         analysis: Any = None
+        if self.metrics is not None:
+            self.metrics.start()
+            self.note(f"metrics at http://{self.metrics.host}:{self.metrics.port}/metrics")
         try:
             with _Signals() as sigs:
                 fd = cap.start()
@@ -256,12 +266,15 @@ class LiveSession:
                 for w in table.warnings:  # every oddity said, as analyze says it
                     self.note(f"warning: {w}")
                 self._report(tracker.take_numbered(), cross, view)
+                self._measure_end(tracker, cap)
                 analysis = Analysis(table, errors)
         finally:
             cap.close()
             if feed is not None:
                 feed.join(2.0)
             self.sink.end()
+            if self.metrics is not None:
+                self.metrics.stop()
         if feed is not None and feed.write_error:
             self.note(f"error: {feed.write_error}")
         stats = cap.stats()
@@ -293,11 +306,18 @@ class LiveSession:
         rolling output after every batch. (table, errors)."""
         from pcapip.flows.run import read_captures
 
+        metrics = self.metrics
+
         def on_batch(ci: int, src: Any, batch: Any, pk: Any) -> None:
             view.packets += len(batch)
             self._report(tracker.take_numbered(), cross, view)
-            view.findings.update(tracker.take_ended_findings())
+            ended = tracker.take_ended_findings()
+            view.findings.update(ended)
             view.open_flows = tracker.open_flows
+            if metrics is not None:
+                metrics.batch(len(batch), int(batch.origlen.sum()), tracker.open_flows)
+                metrics.findings(ended)
+                metrics.undecoded(tracker.undecoded.totals())
             self.sink.update(view)
 
         return read_captures(
@@ -307,6 +327,17 @@ class LiveSession:
             toa_kinds=self.opts.toa_kinds,
             on_batch=on_batch,
         )
+
+    def _measure_end(self, tracker: Any, cap: Capturer) -> None:
+        """The metrics of what ended with the capture, and the tool's drop count."""
+        if self.metrics is None:
+            return
+        self.metrics.findings(tracker.take_ended_findings())
+        self.metrics.undecoded(tracker.undecoded.totals())
+        self.metrics.batch(0, 0, 0)
+        stats = cap.stats()
+        if stats:
+            self.metrics.dropped(stats[1])
 
     def _wait_ready(self, cap: Capturer, feed: Feed, sigs: _Signals) -> bool:
         """Until the interface is open: dumpcap writes its file header then, tcpdump says
@@ -339,6 +370,8 @@ class LiveSession:
         recs = [record(n, r, cross.codes(r)) for n, r in numbered]
         for rec in recs:
             view.add(rec)
+        if self.metrics is not None:
+            self.metrics.flows(r for _, r in numbered)
         self.sink.flows(recs)
 
 
