@@ -112,6 +112,16 @@ def _write_summary(
     help="Keep the raw capture in FILE (pcapng from dumpcap, pcap from tcpdump), "
     "to re-analyze it later with pcapip analyze or open it in Wireshark.",
 )
+@click.option(
+    "-b",
+    "--ring-buffer",
+    "ring",
+    metavar="KEY:VALUE",
+    multiple=True,
+    help="With -w FILE: a ring buffer of files as dumpcap names them (FILE_00001_<time>.pcap): "
+    "filesize:MB and/or duration:S start a new file, files:N keeps the newest N. "
+    "pcapip analyze 'FILE_*' reads them in order as one recording.",
+)
 @trusted_option
 @toa_kind_option
 @attempt_timeout_option
@@ -132,6 +142,14 @@ def _write_summary(
     default=None,
     help="Write the final summary to FILE (format by its extension, else --format) "
     "instead of stdout (table) or stderr (csv/json).",
+)
+@click.option(
+    "--flows",
+    "flows_file",
+    metavar="FILE",
+    default=None,
+    help="Append the csv/json flow lines to FILE instead of stdout (never truncated; "
+    "SIGHUP reopens it, for logrotate).",
 )
 @click.option(
     "--by",
@@ -212,12 +230,14 @@ def command(
     duration: float | None,
     count: int | None,
     write: str | None,
+    ring: tuple[str, ...],
     trusted: tuple[str, ...],
     toa_kinds: tuple[str, ...],
     attempt_timeout: float | None,
     vxlan_ports: tuple[int, ...],
     fmt: str | None,
     output: str | None,
+    flows_file: str | None,
     by: str,
     max_rows: int,
     max_flows: int,
@@ -248,8 +268,17 @@ def command(
         return 0
     if not iface:
         raise UsageError("pcapip live needs an interface: -i IFACE (pcapip live -D lists them)")
-    stream = fmt or ("table" if sys.stdout.isatty() else "csv")
+    stream = fmt or ("table" if sys.stdout.isatty() and not flows_file else "csv")
+    if flows_file is not None and stream == "table":
+        raise UsageError("--flows takes the csv or json lines: add --format csv or json")
+    if flows_file is not None:
+        check_output(flows_file, "--flows")
     summary_fmt = _check_outputs(fmt, stream, output, write, max_rows)
+    from pcapip.live.ring import RingSpec
+
+    ring_spec = RingSpec.parse(ring)
+    if ring_spec is not None and not write:
+        raise UsageError("-b needs -w FILE: the ring's files are named after it")
     if snaplen is not None and snaplen < 1:
         raise UsageError("--snaplen must be at least 1")
     if buffer_mib < 1:
@@ -270,6 +299,7 @@ def command(
         buffer_mib=buffer_mib,
         metrics=metrics,
         metrics_egress=metrics_egress,
+        ring=ring_spec,
     )
     if metrics is not None:
         from pcapip.live.metrics import parse_address
@@ -290,9 +320,15 @@ def command(
             def note(message: str) -> None:
                 console.print(f"pcapip: {message}", style="yellow", highlight=False, markup=False)
     else:
-        from pcapip.live.output import LineSink
+        from pcapip.live.output import AppendingFile, LineSink
 
-        sink = LineSink(fmt, sys.stdout)
+        target: Any = sys.stdout
+        if flows_file is not None:
+            try:
+                target = AppendingFile(flows_file)
+            except OSError as exc:
+                raise UsageError(f"--flows {flows_file}: {exc.strerror or exc}") from None
+        sink = LineSink(fmt, target)
 
     session = LiveSession(opts, sink, note=note)
     result = session.run()

@@ -177,18 +177,55 @@ class Sink(Protocol):
     def end(self) -> None: ...
 
 
+class AppendingFile:
+    """A flow log (``--flows FILE``): appended to, never truncated, and reopened on SIGHUP,
+    so logrotate can move it away and pcapip carries on in a new file of that name."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self._fh: IO[str] = self._open()
+
+    def _open(self) -> IO[str]:
+        fh = open(self.path, "a", encoding="utf-8", newline="")  # noqa: SIM115 (closed by close)
+        self.needs_header = fh.tell() == 0
+        return fh
+
+    def write(self, text: str) -> int:
+        self.needs_header = False
+        return self._fh.write(text)
+
+    def flush(self) -> None:
+        self._fh.flush()
+
+    def reopen(self) -> None:
+        self._fh.close()
+        self._fh = self._open()
+
+    def close(self) -> None:
+        self._fh.close()
+
+
 class LineSink:
     """CSV (one header first) or JSON Lines, one flushed line per flow, in analyze's columns."""
 
-    def __init__(self, fmt: str, stream: IO[str]) -> None:
+    def __init__(self, fmt: str, stream: IO[str] | AppendingFile) -> None:
         if fmt not in ("csv", "json"):
             raise ValueError(f"line format must be csv or json, not {fmt!r}")
         self.fmt = fmt
         self.stream = stream
 
     def begin(self) -> None:
-        if self.fmt == "csv":
+        if self.fmt == "csv" and getattr(self.stream, "needs_header", True):
             self._write_csv([list(COLUMNS)])
+
+    def reopen(self) -> bool:
+        """SIGHUP: reopen a flow log (a CSV one starts again with its header); False when
+        the lines go to a stream that cannot be reopened."""
+        if not isinstance(self.stream, AppendingFile):
+            return False
+        self.stream.reopen()
+        self.begin()
+        return True
 
     def _write_csv(self, rows: list[list[Any]]) -> None:
         buf = io.StringIO()
@@ -211,6 +248,8 @@ class LineSink:
 
     def end(self) -> None:
         self.stream.flush()
+        if isinstance(self.stream, AppendingFile):
+            self.stream.close()
 
 
 class RichSink:

@@ -57,6 +57,7 @@ class LiveOptions:
     snaplen: int | None = None
     buffer_mib: int | None = 32
     batch_size: int = 65536
+    ring: Any = None  # RingSpec: -w names a ring buffer of files (pcapip.live.ring)
     metrics: str | None = None  # HOST:PORT serving Prometheus metrics (pcapip.live.metrics)
     metrics_egress: int = 0  # per-egress-address series at most
 
@@ -131,15 +132,19 @@ class _Signals:
 
     def __init__(self) -> None:
         self.requested: str | None = None
+        self.hangup = False  # SIGHUP: reopen the flow log (logrotate)
         self._old: dict[int, Any] = {}
 
     def __enter__(self) -> _Signals:
         if threading.current_thread() is threading.main_thread():
-            for sig in (signal.SIGINT, signal.SIGTERM):
+            for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
                 self._old[sig] = signal.signal(sig, self._handle)
         return self
 
     def _handle(self, signum: int, frame: Any) -> None:
+        if signum == signal.SIGHUP:
+            self.hangup = True
+            return
         if self.requested is not None and signum == signal.SIGINT:
             raise KeyboardInterrupt
         self.requested = "interrupted"
@@ -182,6 +187,7 @@ class LiveSession:
         self.view: LiveView | None = None
         self.notes: list[str] = []
         self.metrics: Any = None
+        self.ring: Any = None  # the RingWriter, once capturing into a ring buffer
         if opts.metrics:
             from pcapip.live.metrics import Metrics
 
@@ -234,9 +240,8 @@ class LiveSession:
             with _Signals() as sigs:
                 fd = cap.start()
                 label = f"{tool.name} on {self.opts.iface}"
-                feed = Feed(
-                    fd, label=label, write_path=self.opts.write, batch_size=self.opts.batch_size
-                )
+                plain = None if self.opts.ring is not None else self.opts.write
+                feed = Feed(fd, label=label, write_path=plain, batch_size=self.opts.batch_size)
                 feed.start()
                 if not self._wait_ready(cap, feed, sigs):
                     if sigs.requested:
@@ -307,8 +312,15 @@ class LiveSession:
         from pcapip.flows.run import read_captures
 
         metrics = self.metrics
+        ring = None
+        if self.opts.ring is not None and self.opts.write:
+            from pcapip.live.ring import RingWriter
+
+            ring = self.ring = RingWriter(self.opts.write, self.opts.ring)
 
         def on_batch(ci: int, src: Any, batch: Any, pk: Any) -> None:
+            if ring is not None:
+                ring.write(batch)
             view.packets += len(batch)
             self._report(tracker.take_numbered(), cross, view)
             ended = tracker.take_ended_findings()
@@ -320,13 +332,17 @@ class LiveSession:
                 metrics.undecoded(tracker.undecoded.totals())
             self.sink.update(view)
 
-        return read_captures(
-            [batches],
-            tracker=tracker,
-            trusted=self.opts.trusted,
-            toa_kinds=self.opts.toa_kinds,
-            on_batch=on_batch,
-        )
+        try:
+            return read_captures(
+                [batches],
+                tracker=tracker,
+                trusted=self.opts.trusted,
+                toa_kinds=self.opts.toa_kinds,
+                on_batch=on_batch,
+            )
+        finally:
+            if ring is not None:
+                ring.close()
 
     def _measure_end(self, tracker: Any, cap: Capturer) -> None:
         """The metrics of what ended with the capture, and the tool's drop count."""
@@ -360,7 +376,14 @@ class LiveSession:
             bits.append(f"for {o.duration:g} s")
         if o.count:
             bits.append(f"until {o.count} packet{'s' if o.count != 1 else ''}")
-        if o.write:
+        if o.write and o.ring is not None:
+            r = o.ring
+            keep = f", newest {r.files} kept" if r.files else ""
+            every = " or ".join(
+                x for x in (f"{r.filesize / 1e6:g} MB" if r.filesize else "",
+                            f"{r.duration:g} s" if r.duration else "") if x)
+            bits.append(f"ring buffer {o.write} (a file per {every}{keep})")
+        elif o.write:
             bits.append(f"copy in {o.write}")
         self.note(", ".join(bits) + "; Ctrl-C stops and prints the summary")
 
@@ -422,6 +445,11 @@ class _Batches:
             msg = watch.poll()
             if msg:
                 s.note(msg)
+            if sigs.hangup:
+                sigs.hangup = False
+                reopen = getattr(s.sink, "reopen", None)
+                if reopen is not None and reopen():
+                    s.note("SIGHUP: flow log reopened")
             timeout = TICK
             if deadline is not None and stop_reason is None:
                 timeout = max(0.0, min(TICK, deadline - now))
