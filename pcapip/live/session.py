@@ -288,6 +288,8 @@ class LiveSession:
                 f"{tool.name} reports {stats[1]} packets dropped by the kernel "
                 f"(of {stats[0]} received): analysis covers the packets captured"
             )
+        elif stats:
+            self.note(f"{tool.name}: {stats[0]} packets received, 0 dropped by the kernel")
         if tracker.limit_hits:
             self.note(
                 f"{tracker.limit_hits} flows were ended early: more than "
