@@ -174,3 +174,29 @@ def test_soak_memory_stays_flat(server: int, tmp_path: Path) -> None:
     flows = next(ln for ln in run.stderr.splitlines() if " flows (" in ln)
     print("soak:", flows)
     assert int(flows.split()[0]) > 2000, flows
+
+
+def test_the_systemd_unit_runs(server: int, tmp_path: Path) -> None:
+    """docs/systemd/pcapip-live.service's ExecStart, pointed at loopback and this test's
+    folders, runs and writes its flow log and ring files."""
+    import shlex
+
+    require_tool("dumpcap")
+    unit = (Path(__file__).resolve().parent.parent / "docs" / "systemd" / "pcapip-live.service")
+    line = next(ln for ln in unit.read_text().splitlines() if ln.startswith("ExecStart="))
+    argv = shlex.split(line.removeprefix("ExecStart="))
+    assert argv[0].endswith("/pcapip") and argv[1] == "live"
+    args = argv[2:]
+    swap = {"eth0": "lo", "/var/log/pcapip/flows.json": str(tmp_path / "flows.json"),
+            "/var/lib/pcapip/ring.pcap": str(tmp_path / "ring.pcap"),
+            "tcp port 80 or tcp port 443": f"tcp port {server}",
+            "127.0.0.1:9877": "127.0.0.1:19878"}
+    args = [swap.get(a, a) for a in args]
+    with LiveRun([*args, "--duration", "4"]) as run:
+        run.wait_ready()
+        _requests(server, 3)
+        assert run.wait(timeout=30) == 0, run.stderr
+    flows = (tmp_path / "flows.json").read_text().splitlines()
+    assert len(flows) == 3
+    assert len(list(tmp_path.glob("ring_00001_*.pcap"))) == 1
+    assert "metrics at http://127.0.0.1:19878/metrics" in run.stderr
