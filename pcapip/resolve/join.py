@@ -93,7 +93,7 @@ def _tcp_mask(analysis: Analysis, origin_port: int | None) -> np.ndarray:
     f = analysis.flows
     keep = (f["transport"] == "tcp").to_numpy(dtype=bool)
     if origin_port is not None:
-        keep &= (f["origin_port"] == origin_port).fillna(False).to_numpy(dtype=bool)
+        keep = keep & (f["origin_port"] == origin_port).fillna(False).to_numpy(dtype=bool)
     return keep
 
 
