@@ -15,8 +15,6 @@ Everything runs in namespaces the test makes (tests/peers.py), captured at the o
 from __future__ import annotations
 
 import io
-import json
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -208,6 +206,7 @@ def test_haproxy_default_logs_behind_haproxy(tmp_path: Path) -> None:
             assert all(c.status == 200 for c in clients), clients
             records = front.wait_records(len(clients))
             wait_lines(log, len(clients))
+            nginx_saw = wait_lines(root / "truth.log", 6)  # the v1 and v2 connections
             front.stop()
         text = log.read_text()
     (tmp_path / "haproxy.log").write_text(text)
@@ -227,6 +226,10 @@ def test_haproxy_default_logs_behind_haproxy(tmp_path: Path) -> None:
             rec.egress_ip, rec.egress_port)
         if row.ft == "fe_tcp":
             assert (row.client_ip, row.client_port) == (rec.client_ip, rec.client_port)
+    # and nginx behind the origin HAProxy read the same clients in the passed-on headers
+    tcp = out[out.ft == "fe_tcp"]
+    assert {(line.split()[2], int(line.split()[3])) for line in nginx_saw} == set(
+        zip(tcp.client_ip, tcp.client_port, strict=True))
     # %t names no offset: read as UTC, five hours off, nothing is found, and the note says why
     r = pcapip("resolve", *args, "--format", "csv")
     assert r.returncode == 0
