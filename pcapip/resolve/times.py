@@ -78,13 +78,9 @@ def with_pattern(values: Any, pattern: str, tz: Any) -> np.ndarray:
     import pandas as pd
 
     def parse(s: pd.Series) -> np.ndarray:
-        t = pd.to_datetime(s, format=pattern, errors="coerce")
-        if isinstance(t.dtype, pd.DatetimeTZDtype):
-            return _ns(t.dt.tz_convert("UTC"))
-        if "%z" in pattern:  # several offsets in one column: one value at a time
-            t = pd.to_datetime(s, format=pattern, errors="coerce", utc=True)
-            return _ns(t)
-        return _localized(t, tz)
+        if "%z" in pattern or "%Z" in pattern:  # each value's own offset, maybe several
+            return _ns(pd.to_datetime(s, format=pattern, errors="coerce", utc=True))
+        return _localized(pd.to_datetime(s, format=pattern, errors="coerce"), tz)
 
     return _per_distinct(values, parse)
 
