@@ -45,6 +45,8 @@ PATTERNS: dict[str, str] = {
     "CC": r"\S+",
     "CS": r"\S+",
 }
+#: fields HAProxy leaves out, with their space, when nothing is captured
+OPTIONAL = ("hr", "hs", "hrl", "hsl")
 #: fields that name the time, the most precise first: ``%t`` is the accept date, the
 #: connection's start as the proxy saw it
 TIME_FIELDS = ("t", "tr", "Ts", "T", "Tl")
@@ -85,7 +87,7 @@ def compile_format(written: str) -> tuple[re.Pattern[str], list[str]]:
         pattern = r".*?" if fetch is not None else PATTERNS.get(var, r".*?")
         if "+Q" in flags:
             pattern = r'"[^"]*"|-'
-        optional = var in ("hr", "hs", "hrl", "hsl")  # absent without captures
+        optional = var in OPTIONAL
         if name in names:
             out.append(f"(?:{pattern})")
         else:

@@ -10,6 +10,7 @@ distinct address.
 from __future__ import annotations
 
 import ipaddress
+import re
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -32,7 +33,12 @@ def canonical(addresses: Any) -> np.ndarray:
     return spelled[codes]  # code -1 picks the trailing None
 
 
+_PLAIN4 = re.compile(r"(?:(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)\.){3}(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)")
+
+
 def _spell(text: str) -> str | None:
+    if _PLAIN4.fullmatch(text):  # already as the capture writes it
+        return text
     text = text.strip().strip("[]")
     if not text or text == "-":
         return None

@@ -9,6 +9,7 @@ an address or a readable time is counted and quoted with the lines that did not 
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -17,7 +18,7 @@ import numpy as np
 from pcapip.errors import UsageError
 from pcapip.resolve import haproxy, nginx, tabular
 from pcapip.resolve.api import NAT, time_ns
-from pcapip.resolve.lines import Parsed, by_pattern, read_lines
+from pcapip.resolve.lines import Parsed, by_pattern, read_chunks, read_lines
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -63,25 +64,24 @@ class Log:
 
 def parse(path: str, spec: LogSpec) -> Parsed:
     """The log's records, by kind."""
-    lines = read_lines(path)
     wanted = [spec.ip_field, spec.port_field, spec.time_field, spec.duration_field]
     if spec.kind == "nginx":
         rx, names = nginx.compile_format(spec.format or nginx.COMBINED)
-        return by_pattern(lines, rx, names)
+        return by_pattern(read_chunks(path), rx, names)
     if spec.kind == "haproxy":
-        return _haproxy(lines, spec.format)
+        return _haproxy(read_chunks(path), spec.format)
     if spec.kind == "jsonl":
-        return tabular.jsonl(lines, [w for w in wanted if w])
+        return tabular.jsonl(read_lines(path), [w for w in wanted if w])
     if spec.kind == "csv":
-        return tabular.csv_rows(lines, [w for w in wanted if w])
+        return tabular.csv_rows(read_lines(path), [w for w in wanted if w])
     raise UsageError(f"unknown log kind {spec.kind!r}")
 
 
-def _haproxy(lines: object, fmt: str | None) -> Parsed:
+def _haproxy(lines: Iterable[tuple[int, list[str]]], fmt: str | None) -> Parsed:
     """HAProxy's log: one format given, or its HTTP and TCP defaults tried line by line."""
     if fmt:
         rx, names = haproxy.compile_format(fmt)
-        out = by_pattern(lines, rx, names)  # type: ignore[arg-type]
+        out = by_pattern(lines, rx, names)
     else:
         import re
 
@@ -90,7 +90,7 @@ def _haproxy(lines: object, fmt: str | None) -> Parsed:
         names = names_h + [n for n in names_t if n not in names_h]
         either = re.compile(f"(?:{rx_h.pattern})|(?:{rx_t.pattern})")
         groups = [*names_h, *names_t]
-        raw = by_pattern(lines, either, [f"{i}" for i in range(len(groups))])  # type: ignore[arg-type]
+        raw = by_pattern(lines, either, [f"{i}" for i in range(len(groups))])
         out = Parsed({n: [None] * len(raw) for n in names}, raw.line_numbers, raw.bad, raw.examples)
         for i, g in enumerate(groups):
             col, dest = raw.fields[str(i)], out.fields[g]
@@ -99,6 +99,8 @@ def _haproxy(lines: object, fmt: str | None) -> Parsed:
                     dest[j] = v
     for name in [n for n in out.fields if n == "r" or n.startswith("[")]:
         out.fields[name] = haproxy.unquote(out.fields[name])
+    for name in [n for n in out.fields if n in haproxy.OPTIONAL]:  # left out: no captures
+        out.fields[name] = [v or None for v in out.fields[name]]
     return out
 
 
@@ -150,7 +152,7 @@ def load(path: str, spec: LogSpec) -> Log:
     t = time_ns(pd.Series(raw_time, dtype=object), tz=spec.tz, time_format=spec.time_format)
     ok = t != NAT
     if ip is not None:
-        ok &= np.array([v is not None for v in fields[ip]], dtype=bool)
+        ok &= np.array([bool(v) for v in fields[ip]], dtype=bool)
     for i in np.flatnonzero(~ok):
         why = "no readable time" if t[i] == NAT else "no address"
         parsed.reject(parsed.line_numbers[i], why, f"{raw_time[i]!r}" if t[i] == NAT else "")
@@ -182,4 +184,4 @@ def _coalesce(columns: list[list], n: int) -> list:
         return [None] * n
     if len(columns) == 1:
         return columns[0]
-    return [next((c[i] for c in columns if c[i] is not None), None) for i in range(n)]
+    return [next((c[i] for c in columns if c[i]), None) for i in range(n)]
