@@ -17,6 +17,7 @@ import pandas as pd
 import pytest
 
 import pcapip
+from pcapip.resolve.columns import ADDED_COLUMNS, added_table
 
 ROOT = Path(__file__).resolve().parents[1]
 PCAP = ROOT / "tests" / "pcaps" / "haproxy-v1.pcap"
@@ -115,3 +116,12 @@ def test_empty_log_is_zero_records(tmp_path: Path) -> None:
     r = run("resolve", str(PCAP), "--log", str(empty), "--format", "csv")
     assert r.returncode == 0, r.stderr
     assert "0 records" in r.stderr
+
+
+def test_readme_lists_the_added_columns() -> None:
+    section = (ROOT / "README.md").read_text().split("\n## Who made this request?\n", 1)[1]
+    section = section.split("\n## ", 1)[0]
+    table = "".join(f"{line}\n" for line in section.splitlines() if line.startswith("|"))
+    assert table == added_table()
+    header = next(line for line in section.splitlines() if line.startswith("time_local "))
+    assert header.split()[-len(ADDED_COLUMNS):] == list(ADDED_COLUMNS)  # the pasted run's

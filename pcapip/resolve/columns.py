@@ -29,9 +29,23 @@ ADDED: tuple[Added, ...] = (
     Added("client_port", "port", "the real client's port"),
     Added("method", "category", "how the connection carried its client (the flow's `method`)"),
     Added("flow", "int", "the connection's flow number, as `pcapip show --flow` takes it"),
-    Added("match", "category", ", ".join(f"`{m}`" for m in MATCHES)),
+    Added(
+        "match",
+        "category",
+        "`exact` (the one connection from the logged egress ip:port open at the record's "
+        "time), `by-address` (no port logged: the only connection from that address open "
+        "then), `ambiguous` (several were: no client, never a guess), `none` (no connection, "
+        "e.g. the capture does not cover the time)",
+    ),
     Added("candidates", "int", "connections that could have carried the record (1 when matched)"),
 )
+
+def added_table() -> str:
+    """The README's table of the columns resolve adds (``tests/test_resolve_cli.py``)."""
+    lines = ["| column | meaning |", "|---|---|"]
+    lines += [f"| `{c.name}` | {c.doc} |" for c in ADDED]
+    return "\n".join(lines) + "\n"
+
 
 #: The added column names, in output order.
 ADDED_COLUMNS: tuple[str, ...] = tuple(c.name for c in ADDED)
