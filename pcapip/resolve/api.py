@@ -66,12 +66,15 @@ def window(
 
 
 def ports(col: Any) -> np.ndarray:
-    """Ports as int64, -1 where not logged or not a port."""
+    """Ports as int64, -1 where not logged or not a port (read once per distinct value)."""
     import pandas as pd
 
-    p = pd.to_numeric(pd.Series(col, dtype=object), errors="coerce").to_numpy(dtype=float)
+    codes, uniques = pd.factorize(pd.Series(col, dtype=object), use_na_sentinel=True)
+    p = pd.to_numeric(pd.Series(np.asarray(uniques, dtype=object)), errors="coerce")
+    p = p.to_numpy(dtype=float)
     ok = np.isfinite(p) & (p >= 0) & (p <= 65535) & (p == np.round(p))
-    return np.where(ok, np.nan_to_num(p), -1).astype(np.int64)
+    value = np.append(np.where(ok, np.nan_to_num(p), -1).astype(np.int64), -1)
+    return value[codes]  # code -1 picks the trailing -1
 
 
 def resolve(

@@ -85,7 +85,7 @@ def join(
     )
     by_pair = Connections(dense[: len(f)], start, end, rows)
     pair_key = np.where((r_code >= 0) & with_port, dense[len(f):], -1)
-    found_pair = match(by_pair, pair_key, lo, hi, tolerance_ns)
+    found_pair = match(by_pair, pair_key, lo, hi, tolerance_ns)  # (keys -1: not asked)
     by_addr = Connections(f_code.astype(np.int64), start, end, rows)
     addr_key = np.where((r_code >= 0) & ~with_port, r_code, -1).astype(np.int64)
     found_addr = match(by_addr, addr_key, lo, hi, tolerance_ns)
@@ -104,27 +104,32 @@ def _tcp_mask(analysis: Analysis, origin_port: int | None) -> np.ndarray:
 
 
 def _columns(analysis: Analysis, found: Found, with_port: np.ndarray) -> dict[str, Any]:
+    """The added columns, picked from the matched flows' rows (missing where none)."""
     import pandas as pd
 
     f = analysis.flows
     one = found.row >= 0
-    take = np.where(one, found.row, 0)
-    match_ = np.where(
+    take = found.row[one]
+    codes = np.where(
         one,
-        np.where(with_port, "exact", "by-address"),
-        np.where(found.candidates > 1, "ambiguous", "none"),
+        np.where(with_port, 0, 1),
+        np.where(found.candidates > 1, 2, 3),
     )
 
-    def picked(name: str) -> Any:
-        col = f[name].iloc[take].reset_index(drop=True) if len(f) else pd.Series([None] * len(take))
-        return col.where(pd.Series(one), None) if len(col) else col
+    def picked(name: str, dtype: str) -> Any:
+        values = f[name].to_numpy(dtype=object, na_value=None)[take]
+        out = np.full(len(one), None, dtype=object)
+        out[one] = values
+        return pd.array(out, dtype=dtype)
 
+    method = np.full(len(one), -1, dtype=np.int64)
+    method[one] = f["method"].cat.codes.to_numpy()[take]
     out = {
-        "client_ip": picked("client_ip").astype("string"),
-        "client_port": picked("client_port").astype("UInt16"),
-        "method": picked("method").astype("string"),
-        "flow": picked("flow").astype("Int64"),
-        "match": pd.Categorical(match_, categories=list(MATCHES)),
+        "client_ip": picked("client_ip", "string"),
+        "client_port": picked("client_port", "UInt16"),
+        "method": pd.Categorical.from_codes(method, dtype=f["method"].dtype),
+        "flow": picked("flow", "Int64"),
+        "match": pd.Categorical.from_codes(codes, categories=list(MATCHES)),
         "candidates": found.candidates.astype(np.int64),
     }
     assert tuple(out) == ADDED_COLUMNS

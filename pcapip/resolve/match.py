@@ -50,8 +50,14 @@ def _pack(key: np.ndarray, rank: np.ndarray, span: int) -> np.ndarray:
 
 
 def meeting(conns: Connections, key: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> Found:
-    """For each record (``key``, window ``[lo, hi]``; key -1: no connection has it), the
-    connections whose lifetime meets the window."""
+    """For each record (``key``, window ``[lo, hi]``; key -1: no connection has it, or the
+    record is not asked about), the connections whose lifetime meets the window."""
+    known = np.flatnonzero(key >= 0)
+    if len(known) < len(key):  # a record no connection can have meets none
+        sub = meeting(conns, key[known], lo[known], hi[known])
+        count, row = np.zeros(len(key), np.int64), np.full(len(key), -1, np.int64)
+        count[known], row[known] = sub.candidates, sub.row
+        return Found(count, row)
     n = len(key)
     if n == 0 or len(conns.key) == 0:
         return Found(np.zeros(n, np.int64), np.full(n, -1, np.int64))
@@ -65,15 +71,14 @@ def meeting(conns: Connections, key: np.ndarray, lo: np.ndarray, hi: np.ndarray)
     order = np.argsort(by_start, kind="stable")
     by_start = by_start[order]
     ends_sorted = np.sort(_pack(conns.key, r_end, span))
-    known = key >= 0
-    k = np.where(known, key, 0)
+    k = key
     base = _pack(k, np.zeros(n, np.int64), span)
     started = np.searchsorted(by_start, _pack(k, r_hi, span), "right")
     started_n = started - np.searchsorted(by_start, base, "left")
     ended_n = np.searchsorted(ends_sorted, _pack(k, r_lo, span), "left") - np.searchsorted(
         ends_sorted, base, "left"
     )
-    count = np.where(known, started_n - ended_n, 0).astype(np.int64)
+    count = (started_n - ended_n).astype(np.int64)
     # the latest-ending connection among each key's first i (in start order)
     end_packed = _pack(conns.key[order], r_end[order], span)
     best = np.maximum.accumulate(end_packed)

@@ -106,12 +106,15 @@ def epoch(values: Any) -> np.ndarray:
     """Epoch numbers: seconds (``$msec``, ``%Ts``), or milli-, micro-, nanoseconds by size."""
     import pandas as pd
 
-    x = pd.to_numeric(pd.Series(values, dtype=object), errors="coerce").to_numpy(dtype=float)
-    scale = np.select([x < 1e11, x < 1e14, x < 1e17], [NS, 1e6, 1e3], 1.0)
-    out = np.full(len(x), np.iinfo(np.int64).min, dtype=np.int64)
-    ok = np.isfinite(x) & (x >= 0)
-    out[ok] = np.round(x[ok] * scale[ok]).astype(np.int64)
-    return out
+    def parse(s: pd.Series) -> np.ndarray:
+        x = pd.to_numeric(s, errors="coerce").to_numpy(dtype=float)
+        scale = np.select([x < 1e11, x < 1e14, x < 1e17], [NS, 1e6, 1e3], 1.0)
+        out = np.full(len(x), np.iinfo(np.int64).min, dtype=np.int64)
+        ok = np.isfinite(x) & (x >= 0)
+        out[ok] = np.round(x[ok] * scale[ok]).astype(np.int64)
+        return out
+
+    return _per_distinct(values, parse)
 
 
 def auto(values: Any, tz: Any) -> np.ndarray:
