@@ -32,7 +32,7 @@ HAPROXY_LINES = [
 
 def _parse(rx_names, lines):
     rx, names = rx_names
-    return by_pattern([(1, lines)], rx, names)
+    return by_pattern([(1, "\n".join(lines))], rx, names)
 
 
 def test_combined_is_the_default_and_names_fields_after_variables() -> None:
@@ -82,7 +82,7 @@ def test_format_errors_are_usage_errors() -> None:
 def test_haproxy_default_formats_on_real_lines() -> None:
     http = _parse(haproxy.compile_format("http"), HAPROXY_LINES[:1])
     assert http.bad == 0 and http.fields["r"] == ['"GET /x?a=1 HTTP/1.1"']
-    assert http.fields["ST"] == ["200"] and http.fields["hr"] == [""]
+    assert http.fields["ST"] == ["200"] and http.fields["hr"] == [""]  # no captures
     tcp = _parse(haproxy.compile_format("tcp"), HAPROXY_LINES[1:])
     assert tcp.bad == 0
     assert tcp.fields["ci"] == ["127.0.0.1", "::1"]  # an IPv6 client: up to the last colon
@@ -149,3 +149,22 @@ def test_csv_log_with_usual_names(tmp_path: Path) -> None:
     assert list(got.time) == [_ns("2026-12-06T17:01:05+00:00") + 250_000_000,
                               _ns("2026-12-06T17:01:06+00:00")]
     assert got.parsed.bad == 1 and got.parsed.examples[0][0] == 4
+
+
+def test_blank_crlf_and_bad_lines_keep_their_numbers(tmp_path: Path) -> None:
+    """Blank and whitespace lines are no record and no error; CRLF line ends are read
+    like LF; a line that does not fit is counted with its own number, across chunks."""
+    good = COMBINED_LINES[1]
+    text = "\r\n".join([good, "", "   ", "oops", good, "\t"]) + "\r\n" + good
+    log = tmp_path / "crlf.log"
+    log.write_text(text, newline="")
+    got = load(str(log), LogSpec(kind="nginx"))
+    assert list(got.line_numbers) == [1, 5, 7]
+    assert got.parsed.bad == 1 and got.parsed.examples == [(4, "does not fit the log format", "oops")]
+    from pcapip.resolve.lines import read_chunks
+
+    small = list(read_chunks(str(log), size=40))  # chunks end at line ends, numbers follow
+    assert "".join(t + "\n" for _, t in small).splitlines() == text.replace("\r\n", "\n").splitlines()
+    assert [n for n, _ in small] == sorted(n for n, _ in small)
+    rx, names = nginx.compile_format(nginx.COMBINED)
+    assert list(by_pattern(small, rx, names).line_numbers) == [1, 5, 7]

@@ -27,7 +27,7 @@ _DATE_MS = r"\d\d/[A-Z][a-z]{2}/\d{4}:\d\d:\d\d:\d\d\.\d{3}"
 _DATE_TZ = r"\d\d/[A-Z][a-z]{2}/\d{4}:\d\d:\d\d:\d\d [+-]\d{4}"
 PATTERNS: dict[str, str] = {
     **dict.fromkeys(("ci", "fi", "bi", "si"), r"\S+"),
-    **dict.fromkeys(("hr", "hs", "hrl", "hsl"), r"(?:\{[^}]*\})?"),
+    **dict.fromkeys(("hr", "hs", "hrl", "hsl"), r"(?:\{[^}\n]*\})?"),
     **dict.fromkeys(("cp", "fp", "bp", "sp"), r"\d+|-"),
     **dict.fromkeys(("t", "tr", "trg", "trl"), _DATE_MS),
     **dict.fromkeys(("T", "Tl"), _DATE_TZ),
@@ -51,7 +51,7 @@ OPTIONAL = ("hr", "hs", "hrl", "hsl")
 #: connection's start as the proxy saw it
 TIME_FIELDS = ("t", "tr", "Ts", "T", "Tl")
 _SYSLOG = (
-    r"(?:<\d+>)?(?:\d\s+\S+\s+\S+\s+\S+\s+\S+\s+\S+\s+(?:\[.*?\]|-)\s+"  # RFC 5424
+    r"(?:<\d+>)?(?:\d +\S+ +\S+ +\S+ +\S+ +\S+ +(?:\[.*?\]|-) +"  # RFC 5424
     r"|[A-Z][a-z]{2} [ \d]\d \d\d:\d\d:\d\d \S+ \S+?(?:\[\d+\])?: )?"  # RFC 3164
 )
 _TOKEN = re.compile(r"%(?:\{([^}]*)\})?(?:\[([^\]]*)\]|(\w+))|%%|\\(.)")
@@ -86,14 +86,14 @@ def compile_format(written: str) -> tuple[re.Pattern[str], list[str]]:
         name = f"[{fetch}]" if fetch is not None else var
         pattern = r".*?" if fetch is not None else PATTERNS.get(var, r".*?")
         if "+Q" in flags:
-            pattern = r'"[^"]*"|-'
+            pattern = r'"[^"\n]*"|-'
         optional = var in OPTIONAL
         if name in names:
             out.append(f"(?:{pattern})")
         else:
             names.append(name)
             out.append(f"({pattern})")
-    out.append(_literal(fmt[pos:], optional) + r"\s*$")
+    out.append(_literal(fmt[pos:], optional) + r"[ \t]*$")
     if not names:
         raise UsageError(f"--haproxy-format {written!r}: no %variable in it")
     return re.compile("".join(out)), names

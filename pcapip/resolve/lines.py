@@ -34,10 +34,10 @@ class Parsed:
         return len(self.line_numbers)
 
 
-def read_chunks(path: str, size: int = 1 << 23) -> Iterator[tuple[int, list[str]]]:
-    """(number of the first line, lines without their newlines) of a log file, about
-    ``size`` bytes at a time; ``-`` is stdin, ``.gz`` read through gzip; undecodable bytes
-    become U+FFFD rather than stopping the read."""
+def read_chunks(path: str, size: int = 1 << 23) -> Iterator[tuple[int, str]]:
+    """(number of the first line, whole lines joined by ``\\n``, no final newline) of a log
+    file, about ``size`` bytes at a time; ``-`` is stdin, ``.gz`` read through gzip; CRLF
+    becomes LF; undecodable bytes become U+FFFD rather than stopping the read."""
     import sys
 
     try:
@@ -60,14 +60,11 @@ def read_chunks(path: str, size: int = 1 << 23) -> Iterator[tuple[int, list[str]
             if cut < 0:
                 rest = text
                 continue
-            rest = text[cut + 1:]
-            lines = text[:cut].split("\n")
-            if "\r" in text:
-                lines = [line.rstrip("\r") for line in lines]
-            yield first, lines
-            first += len(lines)
+            rest, text = text[cut + 1:], text[:cut].replace("\r\n", "\n")
+            yield first, text
+            first += text.count("\n") + 1
         if rest:
-            yield first, [rest.rstrip("\r")]
+            yield first, rest.removesuffix("\r")
     except (OSError, EOFError, gzip.BadGzipFile) as exc:
         raise UsageError(f"--log {path}: {exc}") from None
     finally:
@@ -77,26 +74,39 @@ def read_chunks(path: str, size: int = 1 << 23) -> Iterator[tuple[int, list[str]
 
 def read_lines(path: str) -> Iterator[tuple[int, str]]:
     """(line number, text without its newline) of a log file (see :func:`read_chunks`)."""
-    for first, lines in read_chunks(path):
-        yield from enumerate(lines, first)
+    for first, text in read_chunks(path):
+        yield from enumerate(text.split("\n"), first)
 
 
-def by_pattern(
-    chunks: Iterable[tuple[int, list[str]]], rx: re.Pattern[str], names: list[str]
-) -> Parsed:
+def line_pattern(rx: re.Pattern[str]) -> re.Pattern[str]:
+    """``rx`` (anchored ``^…$``, no class that crosses a newline) as one pattern for a chunk
+    of lines: each line gives one tuple of ``rx``'s groups, then the whole line in a last
+    group when it does not fit (empty when it does)."""
+    body = rx.pattern.removeprefix("^").removesuffix("$")
+    return re.compile(f"^(?:{body}|(.*))$", re.M)
+
+
+def by_pattern(chunks: Iterable[tuple[int, str]], rx: re.Pattern[str], names: list[str]) -> Parsed:
     """Each line matched whole by ``rx`` (one group per name), values kept as written (a
-    field the line leaves out is None). Blank lines are no record. The lines of a chunk go
-    through the pattern in one ``map`` (a busy log has millions)."""
-    rows: list[tuple[str | None, ...]] = []
+    field the line leaves out is empty). Blank lines are no record. A chunk of lines goes
+    through one ``findall`` (a busy log has millions of lines)."""
+    whole = line_pattern(rx)
+    rows: list[tuple[str, ...]] = []
     out = Parsed({}, [])
-    for first, lines in chunks:
-        found = list(map(rx.match, lines))
-        rows += [m.groups() for m in found if m is not None]
-        out.line_numbers += [first + i for i, m in enumerate(found) if m is not None]
-        for i in [i for i, m in enumerate(found) if m is None]:
-            if lines[i].strip():
-                out.reject(first + i, "does not fit the log format", lines[i])
-    columns = list(zip(*rows, strict=True)) if rows else [() for _ in names]
+    for first, text in chunks:
+        found = whole.findall(text)
+        # a record: it fit (last group empty) and is not a blank line (every group empty)
+        keep = [i for i, r in enumerate(found) if not r[-1] and any(r)]
+        if len(keep) == len(found):
+            rows += found
+            out.line_numbers += range(first, first + len(found))
+            continue
+        for i, r in enumerate(found):
+            if r[-1].strip():
+                out.reject(first + i, "does not fit the log format", r[-1])
+        rows += [found[i] for i in keep]
+        out.line_numbers += [first + i for i in keep]
+    columns = list(zip(*rows, strict=True))[:-1] if rows else [() for _ in names]
     for name, values in zip(names, columns, strict=True):
         out.fields[name] = list(values)
     return out

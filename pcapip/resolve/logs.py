@@ -95,7 +95,7 @@ def _haproxy(lines: Iterable[tuple[int, list[str]]], fmt: str | None) -> Parsed:
         for i, g in enumerate(groups):
             col, dest = raw.fields[str(i)], out.fields[g]
             for j, v in enumerate(col):
-                if v is not None:
+                if v:
                     dest[j] = v
     for name in [n for n in out.fields if n == "r" or n.startswith("[")]:
         out.fields[name] = haproxy.unquote(out.fields[name])

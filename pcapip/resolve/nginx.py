@@ -85,7 +85,7 @@ def compile_format(written: str) -> tuple[re.Pattern[str], list[str]]:
         out.append(re.escape(fmt[pos:m.start()]))
         name = m.group(1) or m.group(2)
         quoted = fmt[m.start() - 1:m.start()] == '"' and fmt[m.end():m.end() + 1] == '"'
-        pattern = PATTERNS.get(name, r'[^"]*' if quoted else r".*?")
+        pattern = PATTERNS.get(name, r'[^"\n]*' if quoted else r".*?")
         if name in names:
             out.append(f"(?:{pattern})")
         else:
