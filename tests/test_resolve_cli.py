@@ -83,6 +83,22 @@ def test_without_the_port_no_record_gets_a_client(log: Path) -> None:
     assert {(x["match"], x["candidates"], x["client_ip"]) for x in rows} == {("ambiguous", 4, None)}
 
 
+def test_log_from_stdin_and_gzip(log: Path, tmp_path: Path) -> None:
+    import gzip
+
+    want = run("resolve", str(PCAP), "--log", str(log), "--nginx-format", FORMAT,
+               "--format", "csv").stdout
+    gz = tmp_path / "access.log.gz"
+    gz.write_bytes(gzip.compress(log.read_bytes()))
+    assert run("resolve", str(PCAP), "--log", str(gz), "--nginx-format", FORMAT,
+               "--format", "csv").stdout == want
+    piped = subprocess.run([sys.executable, "-m", "pcapip", "resolve", str(PCAP), "--log", "-",
+                            "--nginx-format", FORMAT, "--format", "csv"], input=log.read_text(),
+                           capture_output=True, text=True, cwd=ROOT, timeout=60)
+    assert piped.returncode == 0 and piped.stdout == want
+    _one_error(run("resolve", "-", "--log", "-"), "standard input")
+
+
 def _one_error(r: subprocess.CompletedProcess[str], *needles: str) -> None:
     assert r.returncode == 2, (r.returncode, r.stderr)
     lines = r.stderr.strip().splitlines()
