@@ -157,6 +157,20 @@ def test_time_column_kinds_agree(tmp_path: Path) -> None:
     assert list(wrong["match"]) == ["none", "none"]
 
 
+def test_request_duration_and_time_format(tmp_path: Path) -> None:
+    """A record written when a 3-second request ended, in a strftime pattern of its own:
+    its window reaches back over the request (nginx's $request_time)."""
+    a = _capture(tmp_path, [(T0, 40000, ("203.0.113.1", 1111), ORIGIN, 0.5)])
+    at = pd.Timestamp(T0 + 3.2, unit="s", tz="UTC").strftime("%Y/%m/%d %H.%M.%S")
+    recs = pd.DataFrame({"ip": [EGRESS], "port": ["40000"], "when": [at], "took": ["3.000"]})
+    kw = {"ip": "ip", "port": "port", "time": "when", "time_format": "%Y/%m/%d %H.%M.%S",
+          "tolerance": 0}
+    assert resolve(a, recs, **kw)["match"][0] == "none"
+    out = resolve(a, recs, duration="took", **kw)
+    assert out["match"][0] == "exact" and out["client_port"][0] == 1111
+    assert pcapip.resolve.resolve is resolve  # reachable from the top-level package
+
+
 # --------------------------------------------------------------- the join against brute force
 def _brute(conns: Connections, key, lo, hi) -> tuple[np.ndarray, np.ndarray]:
     count = np.zeros(len(key), np.int64)
