@@ -115,6 +115,7 @@ def test_time_local_offsets_iso8601_msec_and_tz() -> None:
     assert list(times.auto(["06/Dec/2026:12:01:05.000"], times.zone("-05:00"))) == [want]
     bad = times.auto(["06/Dec/2026:12:01:05 +0000", "yesterday"], times.zone(None))
     assert bad[1] == np.iinfo(np.int64).min
+    assert list(times.epoch(["1e30", "-5", "nan", "inf"])) == [np.iinfo(np.int64).min] * 4
     with pytest.raises(UsageError, match="--tz"):
         times.zone("Mars/Olympus")
 

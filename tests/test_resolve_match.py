@@ -204,3 +204,29 @@ def test_join_equals_brute_force(seed: int) -> None:
     retry = count == 0
     assert np.array_equal(widened.candidates, np.where(retry, c2, count))
     assert np.array_equal(widened.row, np.where(retry, r2, row))
+
+
+def test_ipv6_and_mapped_addresses_in_any_spelling() -> None:
+    """Egress addresses as logs write them (exploded IPv6, brackets, IPv4-mapped) match the
+    capture's connections; the expected clients are HAProxy's own log (the truth file)."""
+    import ipaddress
+    import json
+
+    pcaps = Path(__file__).resolve().parent / "pcaps"
+    a = pcapip.analyze(pcaps / "haproxy-ipv6.pcap")
+    truth = json.loads((pcaps / "haproxy-ipv6.truth.json").read_text())["haproxy_records"]
+    f = a.flows
+    rows = []
+    for i, rec in enumerate(truth):
+        mine = f[(f.egress_ip == rec["egress_ip"]) & (f.egress_port == rec["egress_port"])
+                 & (f.origin_port == rec["server_port"])]
+        ip = ipaddress.ip_address(rec["egress_ip"])
+        spelled = ip.exploded if i % 2 else f"[{ip}]"
+        if ip.version == 4:
+            spelled = f"::ffff:{ip}"
+        rows.append((spelled, rec["egress_port"], mine.start.iloc[0].timestamp()))
+    out = resolve(a, _records(rows), ip="ip", port="port", time="t",
+                  origin_port=truth[0]["server_port"])
+    assert set(out["match"]) == {"exact"}
+    got = list(zip(out.client_ip, out.client_port, strict=True))
+    assert got == [(r["client_ip"], r["client_port"]) for r in truth]

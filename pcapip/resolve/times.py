@@ -110,8 +110,9 @@ def epoch(values: Any) -> np.ndarray:
         x = pd.to_numeric(s, errors="coerce").to_numpy(dtype=float)
         scale = np.select([x < 1e11, x < 1e14, x < 1e17], [NS, 1e6, 1e3], 1.0)
         out = np.full(len(x), np.iinfo(np.int64).min, dtype=np.int64)
-        ok = np.isfinite(x) & (x >= 0)
-        out[ok] = np.round(x[ok] * scale[ok]).astype(np.int64)
+        ns = x * scale
+        ok = np.isfinite(ns) & (ns >= 0) & (ns < 2**62)  # an absurd number is no time
+        out[ok] = np.round(ns[ok]).astype(np.int64)
         return out
 
     return _per_distinct(values, parse)
