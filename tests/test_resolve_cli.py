@@ -141,3 +141,29 @@ def test_readme_lists_the_added_columns() -> None:
     assert table == added_table()
     header = next(line for line in section.splitlines() if line.startswith("time_local "))
     assert header.split()[-len(ADDED_COLUMNS):] == list(ADDED_COLUMNS)  # the pasted run's
+
+
+@pytest.mark.parametrize("mode", [[], ["--haproxy"], ["--jsonl"], ["--csv"],
+                                  ["--jsonl", "--ip-field", "a", "--time-field", "t"]])
+def test_garbage_logs_never_crash(mode: list[str], log: Path, tmp_path: Path) -> None:
+    import random
+
+    rng = random.Random(7)
+    good = log.read_text().splitlines()
+    lines = [
+        bytes(rng.randrange(256) for _ in range(rng.randrange(1, 80))) for _ in range(20)
+    ] + [
+        b'{"a": "10.77.2.1", "t": 1e400, "x": [1, {"b": null}]}',
+        b'{"a": ["10.77.2.1"], "t": "2026-13-45T99:99:99Z", "ip": 5, "time": true}',
+        b'{"a": "10.77.2.1", "t": -1}', b"a,t\n10.77.2.1,", b"\x00\xff\xfe",
+        good[0][:30].encode(), good[1].encode(), b"\r", b"\\", b'"unterminated',
+    ]
+    rng.shuffle(lines)
+    bad = tmp_path / "garbage.log"
+    bad.write_bytes(b"\n".join(lines))
+    r = run("resolve", str(PCAP), "--log", str(bad), *mode, "--format", "json")
+    assert r.returncode in (0, 2), r.stderr
+    assert "Traceback" not in r.stderr
+    assert all(line.startswith(("pcapip: ", "Error: ")) for line in r.stderr.splitlines()), r.stderr
+    if r.returncode == 0:
+        assert "unparseable line" in r.stderr

@@ -31,9 +31,9 @@ def time_ns(col: Any, *, tz: str | None = None, time_format: str | None = None) 
     zone = times.zone(tz)
     s = pd.Series(col).reset_index(drop=True)
     if isinstance(s.dtype, pd.DatetimeTZDtype):
-        return s.dt.tz_convert("UTC").dt.as_unit("ns").astype("int64").fillna(NAT).to_numpy()
+        return times.ns_of(s.dt.tz_convert("UTC"))
     if pd.api.types.is_datetime64_dtype(s.dtype):
-        return times._localized(s, zone)
+        return times.localized(s, zone)
     if pd.api.types.is_numeric_dtype(s.dtype) and time_format is None:
         return times.epoch(s)
     values = s.astype(object).where(s.notna(), None)

@@ -58,19 +58,22 @@ def _per_distinct(values: Any, parse: Any) -> np.ndarray:
     return out
 
 
-def _ns(stamps: pd.Series | pd.DatetimeIndex) -> np.ndarray:
+def ns_of(stamps: pd.Series | pd.DatetimeIndex) -> np.ndarray:
     """UTC nanoseconds of tz-aware times; NaT stays as int64's minimum."""
     import pandas as pd
 
-    idx = pd.DatetimeIndex(stamps).as_unit("ns")
-    return idx.asi8.copy()
+    idx = pd.DatetimeIndex(stamps)
+    # a year nanoseconds cannot hold (pandas reads "-1" as year -1) is no time
+    inside = (idx >= pd.Timestamp("1678-01-01", tz=idx.tz)) & (
+        idx <= pd.Timestamp("2261-12-31", tz=idx.tz))
+    return idx.where(inside).as_unit("ns").asi8.copy()
 
 
-def _localized(naive: pd.Series, tz: Any) -> np.ndarray:
+def localized(naive: pd.Series, tz: Any) -> np.ndarray:
     if tz is dt.UTC:
-        return _ns(naive.dt.tz_localize("UTC"))
+        return ns_of(naive.dt.tz_localize("UTC"))
     local = naive.dt.tz_localize(tz, ambiguous="NaT", nonexistent="NaT")
-    return _ns(local.dt.tz_convert("UTC"))
+    return ns_of(local.dt.tz_convert("UTC"))
 
 
 def with_pattern(values: Any, pattern: str, tz: Any) -> np.ndarray:
@@ -79,8 +82,8 @@ def with_pattern(values: Any, pattern: str, tz: Any) -> np.ndarray:
 
     def parse(s: pd.Series) -> np.ndarray:
         if "%z" in pattern or "%Z" in pattern:  # each value's own offset, maybe several
-            return _ns(pd.to_datetime(s, format=pattern, errors="coerce", utc=True))
-        return _localized(pd.to_datetime(s, format=pattern, errors="coerce"), tz)
+            return ns_of(pd.to_datetime(s, format=pattern, errors="coerce", utc=True))
+        return localized(pd.to_datetime(s, format=pattern, errors="coerce"), tz)
 
     return _per_distinct(values, parse)
 
@@ -93,10 +96,10 @@ def iso8601(values: Any, tz: Any) -> np.ndarray:
         out = np.full(len(s), np.iinfo(np.int64).min, dtype=np.int64)
         has = s.str.contains(_OFFSET).to_numpy(dtype=bool)
         if has.any():
-            out[has] = _ns(pd.to_datetime(s[has], format="ISO8601", errors="coerce", utc=True))
+            out[has] = ns_of(pd.to_datetime(s[has], format="ISO8601", errors="coerce", utc=True))
         if (~has).any():
             naive = pd.to_datetime(s[~has], format="ISO8601", errors="coerce")
-            out[~has] = _localized(naive, tz)
+            out[~has] = localized(naive, tz)
         return out
 
     return _per_distinct(values, parse)
