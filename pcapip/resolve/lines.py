@@ -91,22 +91,21 @@ def by_pattern(chunks: Iterable[tuple[int, str]], rx: re.Pattern[str], names: li
     field the line leaves out is empty). Blank lines are no record. A chunk of lines goes
     through one ``findall`` (a busy log has millions of lines)."""
     whole = line_pattern(rx)
-    rows: list[tuple[str, ...]] = []
-    out = Parsed({}, [])
+    out = Parsed({name: [] for name in names}, [])
+    columns = list(out.fields.values())
     for first, text in chunks:
         found = whole.findall(text)
         # a record: it fit (last group empty) and is not a blank line (every group empty)
         keep = [i for i, r in enumerate(found) if not r[-1] and any(r)]
         if len(keep) == len(found):
-            rows += found
             out.line_numbers += range(first, first + len(found))
-            continue
-        for i, r in enumerate(found):
-            if r[-1].strip():
-                out.reject(first + i, "does not fit the log format", r[-1])
-        rows += [found[i] for i in keep]
-        out.line_numbers += [first + i for i in keep]
-    columns = list(zip(*rows, strict=True))[:-1] if rows else [() for _ in names]
-    for name, values in zip(names, columns, strict=True):
-        out.fields[name] = list(values)
+        else:
+            for i, r in enumerate(found):
+                if r[-1].strip():
+                    out.reject(first + i, "does not fit the log format", r[-1])
+            found = [found[i] for i in keep]
+            out.line_numbers += [first + i for i in keep]
+        # the last group (the unfit line) has no column; the chunk's tuples are let go
+        for column, values in zip(columns, zip(*found, strict=True), strict=False):
+            column += values
     return out

@@ -18,7 +18,17 @@ def write_csv(df: pd.DataFrame, out: IO[str]) -> None:
 
     w = csv.writer(out, lineterminator="\n")
     w.writerow(df.columns)
-    w.writerows(zip(*_cells(df), strict=True))
+    for part in _slices(df):
+        w.writerows(zip(*_cells(part), strict=True))
+
+
+#: rows converted to Python values at a time: a million records' cells at once would
+#: cost more memory than the records themselves
+SLICE = 100_000
+
+
+def _slices(df: pd.DataFrame) -> list[pd.DataFrame]:
+    return [df.iloc[i:i + SLICE] for i in range(0, len(df), SLICE)]
 
 
 def _cells(df: pd.DataFrame) -> list[list[Any]]:
@@ -29,11 +39,11 @@ def _cells(df: pd.DataFrame) -> list[list[Any]]:
 def write_jsonl(df: pd.DataFrame, out: IO[str]) -> None:
     """One JSON object per record; null for missing values, numbers for the added counts."""
     cols = list(df.columns)
-    data = _cells(df)
     dumps = json.dumps
-    for row in zip(*data, strict=True):
-        out.write(dumps(dict(zip(cols, map(_plain, row), strict=True)), ensure_ascii=False))
-        out.write("\n")
+    for part in _slices(df):
+        for row in zip(*_cells(part), strict=True):
+            out.write(dumps(dict(zip(cols, map(_plain, row), strict=True)), ensure_ascii=False))
+            out.write("\n")
 
 
 def _plain(v: Any) -> Any:
