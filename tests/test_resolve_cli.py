@@ -120,6 +120,8 @@ def test_errors_are_one_line_and_exit_2(log: Path, tmp_path: Path) -> None:
     _one_error(run("resolve", pcap, "--log", str(log), "--nginx-format", FORMAT, "--ip-field",
                    "addr"), "--ip-field 'addr'", "remote_addr")
     _one_error(run("resolve", str(tmp_path / "missing.pcap"), "--log", str(log)), "missing.pcap")
+    _one_error(run("resolve", pcap, "--log", str(log), "--nginx-format", FORMAT,
+                   "--duration-field", "took"), "--duration-field 'took'")
     js = tmp_path / "a.jsonl"
     js.write_text('{"when": 1, "who": "10.0.0.1"}\n')
     _one_error(run("resolve", pcap, "--log", str(js), "--jsonl"), "no ip field", "who")

@@ -39,6 +39,9 @@ _EXTENSIONS = {".csv": "csv", ".json": "json", ".jsonl": "json", ".ndjson": "jso
 @click.option("--time-format", default=None, metavar="STRFTIME",
               help="How the time field is written (default: ISO 8601, epoch s/ms, or "
               "dd/Mon/yyyy:HH:MM:SS told apart).")
+@click.option("--duration-field", default=None, metavar="NAME",
+              help="Field with the request's seconds, logged at its end (default: nginx's "
+              "request_time when the format has it): the record's window reaches back over it.")
 @click.option("--tz", default=None, metavar="ZONE",
               help="Zone of times written without an offset (UTC, +05:30, Europe/Paris; "
               "default UTC). Offsets in the log always win; captures are UTC.")
@@ -66,6 +69,7 @@ def command(
     no_port: bool,
     time_field: str | None,
     time_format: str | None,
+    duration_field: str | None,
     tz: str | None,
     tolerance: float,
     origin_port: int | None,
@@ -88,7 +92,7 @@ def command(
     check_input(log_path)
     spec = _spec(nginx_format, haproxy_default, haproxy_format, jsonl, csv_log)
     spec.ip_field, spec.port_field, spec.time_field = ip_field, port_field, time_field
-    spec.time_format, spec.tz = time_format, tz
+    spec.time_format, spec.tz, spec.duration_field = time_format, tz, duration_field
     from pcapip.resolve.times import zone
 
     zone(tz)  # a bad --tz is a usage error before any reading
