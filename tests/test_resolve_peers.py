@@ -2,7 +2,7 @@
 resolved with a capture taken at the same time, must name the clients that the peers
 themselves saw (nginx's ``$proxy_protocol_addr``, the front HAProxy's ``%ci:%cp``).
 
-* nginx (``listen … proxy_protocol``, no realip: ``$remote_addr`` is HAProxy's egress)
+* nginx (``listen … proxy_protocol``, no realip: ``$remote_addr`` is HAProxy's egress, IPv4 or IPv6)
   behind HAProxy ``send-proxy`` / ``send-proxy-v2``, running in Asia/Kolkata, writes
   ``$remote_addr $remote_port [$time_local] …``, nginx's predefined ``combined`` (no
   port), a JSON-lines application log, and ``$proxy_protocol_addr`` (the ground truth);
@@ -93,15 +93,17 @@ def wait_lines(path: Path, count: int) -> list[str]:
     return path.read_text().splitlines()
 
 
-def test_nginx_logs_behind_haproxy(tmp_path: Path) -> None:
+@pytest.mark.parametrize("family", [4, 6], ids=["ipv4", "ipv6"])
+def test_nginx_logs_behind_haproxy(tmp_path: Path, family: peers.Family) -> None:
     peers.require_peers()
     pcap = tmp_path / "origin.pcap"
     logs = {"access.log": repr(ACCESS).replace('\\"', '"'), "truth.log": f"'{TRUTH}'",
             "combined.log": "combined", "app.jsonl": f"escape=json {APP}"}
     with peers.Topology(tmp_path / "work") as topo:
-        root = start_nginx(topo, peers.hostport(ORIGIN, 9001), logs, NGINX_TZ)
+        origin = peers.addresses(family).origin
+        root = start_nginx(topo, peers.hostport(origin, 9001), logs, NGINX_TZ)
         with topo.capture(pcap):
-            front = peers.start_haproxy(topo, ["v1", "v2"])
+            front = peers.start_haproxy(topo, ["v1", "v2"], origin_family=family)
             clients = peers.drive_clients(topo, "v1", 8)  # within a second or two: ambiguous
             clients += peers.drive_clients(topo, "v2", 3, pause=1.2)  # one a second or so
             assert all(c.status == 200 for c in clients), clients
