@@ -157,7 +157,9 @@ def load(path: str, spec: LogSpec) -> Log:
         why = "no readable time" if t[i] == NAT else "no address"
         parsed.reject(parsed.line_numbers[i], why, f"{raw_time[i]!r}" if t[i] == NAT else "")
     keep = np.flatnonzero(ok)
-    frame = pd.DataFrame({k: pd.Series(v, dtype=object).take(keep).reset_index(drop=True)
+    every = len(keep) == n
+    frame = pd.DataFrame({k: pd.Series(v, dtype=object) if every else
+                          pd.Series(v, dtype=object).take(keep).reset_index(drop=True)
                           for k, v in fields.items()})
     dur = None
     if duration is not None:
