@@ -169,3 +169,21 @@ def test_garbage_logs_never_crash(mode: list[str], log: Path, tmp_path: Path) ->
     assert all(line.startswith(("pcapip: ", "Error: ")) for line in r.stderr.splitlines()), r.stderr
     if r.returncode == 0:
         assert "unparseable line" in r.stderr
+
+
+def test_same_egress_port_to_two_origins_notes_origin_port(tmp_path: Path) -> None:
+    """One egress ip:port open to two origins at once: ambiguous, and stderr says which
+    option settles it; with it, the record is exact (a capture built for the case)."""
+    from test_resolve_match import EGRESS, ORIGIN, T0, _capture
+
+    _capture(tmp_path, [(T0, 40000, ("203.0.113.1", 1111), ORIGIN, 1.0),
+                        (T0 + 0.2, 40000, ("203.0.113.2", 2222), ("198.51.100.21", 8080), 1.0)])
+    log = tmp_path / "app.jsonl"
+    log.write_text(json.dumps({"ip": EGRESS, "port": 40000, "time": T0 + 0.5}) + "\n")
+    args = ["resolve", str(tmp_path / "resolve.pcap"), "--log", str(log), "--jsonl",
+            "--format", "json"]
+    r = run(*args)
+    assert json.loads(r.stdout)["match"] == "ambiguous"
+    assert "--origin-port" in r.stderr
+    r = run(*args, "--origin-port", "8080")
+    assert json.loads(r.stdout)["client_ip"] == "203.0.113.2" and "note" not in r.stderr

@@ -109,7 +109,7 @@ def command(
     df = resolve_times(a, log.frame, ip=log.used["ip"] or "", port=log.used["port"], t=log.time,
                        duration=log.duration, tolerance=tolerance, origin_port=origin_port)
     _write(df, chosen, output, log, max_rows)
-    _report(log_path, log, df, tz)
+    _report(log_path, log, df, tz, origin_port)
     for err in a.errors:
         click.echo(f"pcapip: error: {err}", err=True)
     return 2 if a.errors else 0
@@ -192,9 +192,9 @@ def _write(df: object, fmt: str, output: str | None, log: Log, max_rows: int) ->
             out.close()
 
 
-def _report(path: str, log: Log, df: object, tz: str | None) -> None:
-    """The summary line, the lines that were no record (the first few quoted), and a note
-    when times without an offset were placed in UTC by default."""
+def _report(path: str, log: Log, df: object, tz: str | None, origin_port: int | None) -> None:
+    """The summary line, the lines that were no record (the first few quoted), and notes:
+    records ambiguous by ip:port (``--origin-port``), times placed in UTC by default."""
     counts = df["match"].value_counts()  # type: ignore[index]
     parts = ", ".join(f"{int(counts.get(m, 0))} {m}" for m in ("exact", "by-address", "ambiguous", "none"))
     bad = log.parsed.bad
@@ -204,6 +204,15 @@ def _report(path: str, log: Log, df: object, tz: str | None) -> None:
         click.echo(f"pcapip: warning: {path}, line {n}: {why}{': ' + text if text else ''}", err=True)
     if bad > len(log.parsed.examples):
         click.echo(f"pcapip: warning: … and {bad - len(log.parsed.examples)} more", err=True)
+    port = log.used.get("port")
+    if port and counts.get("ambiguous", 0) and origin_port is None:
+        from pcapip.resolve.api import ports
+
+        by_pair = (df["match"] == "ambiguous").to_numpy() & (ports(df[port]) >= 0)  # type: ignore[index]
+        if by_pair.any():
+            click.echo(f"pcapip: note: {int(by_pair.sum())} records match one egress ip:port "
+                       "to several connections open at once (to different origins): "
+                       "--origin-port picks the listener that wrote the log", err=True)
     if log.offsetless and tz is None:
         click.echo("pcapip: note: the log's times name no offset: read as UTC (--tz to change)",
                    err=True)
