@@ -187,3 +187,15 @@ def test_same_egress_port_to_two_origins_notes_origin_port(tmp_path: Path) -> No
     assert "--origin-port" in r.stderr
     r = run(*args, "--origin-port", "8080")
     assert json.loads(r.stdout)["client_ip"] == "203.0.113.2" and "note" not in r.stderr
+
+
+def test_python_resolve_log_is_what_the_cli_writes(log: Path) -> None:
+    from pcapip.resolve import LogSpec, resolve_log
+
+    df = resolve_log(pcapip.analyze(PCAP), str(log), LogSpec(kind="nginx", format=FORMAT))
+    cli = run("resolve", str(PCAP), "--log", str(log), "--nginx-format", FORMAT,
+              "--format", "csv").stdout
+    buf = io.StringIO()
+    df.to_csv(buf, index=False, lineterminator="\n")
+    assert buf.getvalue() == cli
+    assert df.attrs["unparseable"] == 1 and df.attrs["examples"][0][0] == 3

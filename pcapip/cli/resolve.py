@@ -104,10 +104,9 @@ def command(
     import pcapip
 
     a = pcapip.analyze(list(captures))
-    from pcapip.resolve.api import resolve_times
+    from pcapip.resolve.logs import resolve_loaded
 
-    df = resolve_times(a, log.frame, ip=log.used["ip"] or "", port=log.used["port"], t=log.time,
-                       duration=log.duration, tolerance=tolerance, origin_port=origin_port)
+    df = resolve_loaded(a, log, tolerance=tolerance, origin_port=origin_port)
     _write(df, chosen, output, log, max_rows)
     _report(log_path, log, df, tz, origin_port)
     for err in a.errors:

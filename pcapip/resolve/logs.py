@@ -23,6 +23,8 @@ from pcapip.resolve.lines import Parsed, by_pattern, read_chunks, read_lines
 if TYPE_CHECKING:
     import pandas as pd
 
+    from pcapip.report.analysis import Analysis
+
 KINDS = ("nginx", "haproxy", "jsonl", "csv")
 #: usual names of the fields, for logs that name their own (JSON Lines, CSV)
 USUAL = {
@@ -187,3 +189,34 @@ def _coalesce(columns: list[list], n: int) -> list:
     if len(columns) == 1:
         return columns[0]
     return [next((c[i] for c in columns if c[i]), None) for i in range(n)]
+
+
+def resolve_log(
+    analysis: Analysis,
+    path: str,
+    spec: LogSpec | None = None,
+    *,
+    tolerance: float = 1.0,
+    origin_port: int | None = None,
+) -> pd.DataFrame:
+    """A log file (``spec``: its kind, format, fields, time zone; default nginx's combined)
+    read and resolved against ``analysis``: what ``pcapip resolve`` writes, as a frame.
+    ``frame.attrs["unparseable"]`` counts the lines that were no record and
+    ``frame.attrs["examples"]`` quotes the first few as (line number, why, text)."""
+    df = resolve_loaded(analysis, load(path, spec or LogSpec()), tolerance=tolerance,
+                        origin_port=origin_port)
+    return df
+
+
+def resolve_loaded(
+    analysis: Analysis, log: Log, *, tolerance: float = 1.0, origin_port: int | None = None
+) -> pd.DataFrame:
+    """A loaded log's records with their clients (:func:`resolve_log` after reading)."""
+    from pcapip.resolve.api import resolve_times
+
+    df = resolve_times(analysis, log.frame, ip=log.used["ip"] or "", port=log.used["port"],
+                       t=log.time, duration=log.duration, tolerance=tolerance,
+                       origin_port=origin_port)
+    df.attrs["unparseable"] = log.parsed.bad
+    df.attrs["examples"] = sorted(log.parsed.examples)
+    return df
