@@ -4,7 +4,8 @@ Reads captures, dissects TOA options and PROXY protocol headers, and maps every
 flow's egress address to the real client address.
 
 ``pcapip.analyze(path)`` returns an :class:`~pcapip.report.analysis.Analysis`
-with pandas frames. The heavy modules (numpy, pandas, the decoder) load on
+with pandas frames; ``pcapip.resolve.resolve(analysis, frame, ip=…, port=…, time=…)``
+gives log records the real client of the connection each came from. The heavy modules (numpy, pandas, the decoder) load on
 first use, so ``import pcapip`` stays cheap for the CLI, and pandas only when
 a frame is asked for.
 """
@@ -20,7 +21,7 @@ __version__ = "0.1.0"
 if TYPE_CHECKING:
     from pcapip.report.analysis import Analysis
 
-__all__ = ["Analysis", "__version__", "analyze"]
+__all__ = ["Analysis", "__version__", "analyze", "resolve"]
 
 
 def analyze(
@@ -139,4 +140,8 @@ def __getattr__(name: str) -> Any:
         from pcapip.report.analysis import Analysis
 
         return Analysis
+    if name == "resolve":  # the package: pcapip.resolve.resolve(analysis, frame, ...)
+        import pcapip.resolve
+
+        return pcapip.resolve
     raise AttributeError(f"module 'pcapip' has no attribute {name!r}")

@@ -25,6 +25,7 @@ RANK = {
     "dissect": 3,
     "flows": 4,
     "report": 5,
+    "resolve": 6,
     "live": 6,
     "cluster": 6,
     "wireshark": 6,

@@ -24,6 +24,11 @@ SUBCOMMANDS: dict[str, tuple[str, str, str]] = {
         "command",
         "Write the packets of chosen flows to a capture (for Wireshark).",
     ),
+    "resolve": (
+        "pcapip.cli.resolve",
+        "command",
+        "Add the real client to every record of an origin's log (nginx, HAProxy, JSON, CSV).",
+    ),
     "show": ("pcapip.cli.show", "command", "Print the field tree and hex dump of a packet or flow."),
     "live": ("pcapip.cli.live", "command", "Analyze a live interface with the same engine."),
     "tui": ("pcapip.cli.tui", "command", "Open the interactive terminal UI on a capture."),

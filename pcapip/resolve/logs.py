@@ -1,0 +1,222 @@
+"""A log file read into records: its own fields, and which of them hold the egress
+address, port, time and request duration.
+
+One reader per kind of log (nginx ``log_format``, HAProxy, JSON Lines, CSV); each gives a
+:class:`~pcapip.resolve.lines.Parsed`. The fields resolve needs are then picked (given,
+or the kind's usual names), the times read (``pcapip.resolve.times``); a record without
+an address or a readable time is counted and quoted with the lines that did not parse.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from pcapip.errors import UsageError
+from pcapip.resolve import haproxy, nginx, tabular
+from pcapip.resolve.api import NAT, time_ns
+from pcapip.resolve.lines import Parsed, by_pattern, read_chunks, read_lines
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from pcapip.report.analysis import Analysis
+
+KINDS = ("nginx", "haproxy", "jsonl", "csv")
+#: usual names of the fields, for logs that name their own (JSON Lines, CSV)
+USUAL = {
+    "ip": ("remote_addr", "ip", "src_ip", "source_ip", "client_ip", "addr", "remote_ip"),
+    "port": ("remote_port", "port", "src_port", "source_port", "client_port"),
+    "time": ("time", "timestamp", "@timestamp", "ts", "msec", "time_iso8601", "time_local"),
+}
+
+
+@dataclass
+class LogSpec:
+    """How to read a log: its kind and format, the fields to use (None: the usual ones),
+    times without an offset in ``tz``, text times in ``time_format`` if given."""
+
+    kind: str = "nginx"
+    format: str | None = None
+    ip_field: str | None = None
+    port_field: str | None = None
+    time_field: str | None = None
+    time_format: str | None = None
+    duration_field: str | None = None
+    tz: str | None = None
+
+
+@dataclass
+class Log:
+    """The records of a log (``frame``: their own fields, as text) with their egress
+    ``ip``, ``port`` (-1: none), time (UTC ns) and duration (s, NaN: unknown); the fields
+    those came from; what did not parse (``parsed.bad``, ``parsed.examples``)."""
+
+    frame: pd.DataFrame
+    line_numbers: np.ndarray
+    time: np.ndarray
+    duration: np.ndarray | None
+    parsed: Parsed
+    used: dict[str, str | None] = field(default_factory=dict)
+    offsetless: bool = False
+
+
+def parse(path: str, spec: LogSpec) -> Parsed:
+    """The log's records, by kind."""
+    wanted = [spec.ip_field, spec.port_field, spec.time_field, spec.duration_field]
+    if spec.kind == "nginx":
+        rx, names = nginx.compile_format(spec.format or nginx.COMBINED)
+        return by_pattern(read_chunks(path), rx, names)
+    if spec.kind == "haproxy":
+        return _haproxy(read_chunks(path), spec.format)
+    if spec.kind == "jsonl":
+        return tabular.jsonl(read_lines(path), [w for w in wanted if w])
+    if spec.kind == "csv":
+        return tabular.csv_rows(read_lines(path), [w for w in wanted if w])
+    raise UsageError(f"unknown log kind {spec.kind!r}")
+
+
+def _haproxy(lines: Iterable[tuple[int, list[str]]], fmt: str | None) -> Parsed:
+    """HAProxy's log: one format given, or its HTTP and TCP defaults tried line by line."""
+    if fmt:
+        rx, names = haproxy.compile_format(fmt)
+        out = by_pattern(lines, rx, names)
+    else:
+        import re
+
+        rx_h, names_h = haproxy.compile_format("http")
+        rx_t, names_t = haproxy.compile_format("tcp")
+        names = names_h + [n for n in names_t if n not in names_h]
+        either = re.compile(f"(?:{rx_h.pattern})|(?:{rx_t.pattern})")
+        groups = [*names_h, *names_t]
+        raw = by_pattern(lines, either, [f"{i}" for i in range(len(groups))])
+        out = Parsed({n: [None] * len(raw) for n in names}, raw.line_numbers, raw.bad, raw.examples)
+        for i, g in enumerate(groups):
+            col, dest = raw.fields[str(i)], out.fields[g]
+            for j, v in enumerate(col):
+                if v:
+                    dest[j] = v
+    for name in [n for n in out.fields if n == "r" or n.startswith("[")]:
+        out.fields[name] = haproxy.unquote(out.fields[name])
+    for name in [n for n in out.fields if n in haproxy.OPTIONAL]:  # left out: no captures
+        out.fields[name] = [v or None for v in out.fields[name]]
+    return out
+
+
+def _pick(given: str | None, fields: dict[str, list], usual: tuple[str, ...], what: str,
+          needed: bool) -> str | None:
+    if given is not None:
+        if given not in fields:
+            raise UsageError(f"--{what}-field {given!r}: the log has {_names(fields)}")
+        return given
+    found = next((u for u in usual if u in fields), None)
+    if found is None and needed:
+        raise UsageError(f"no {what} field found: name it with --{what}-field ({_names(fields)})")
+    return found
+
+
+def _names(fields: dict[str, list]) -> str:
+    return "fields " + ", ".join(fields) if fields else "no records"
+
+
+def usual_fields(kind: str) -> dict[str, tuple[str, ...]]:
+    """Where each kind keeps the egress address, port, time and request duration."""
+    if kind == "nginx":
+        return {"ip": ("remote_addr",), "port": ("remote_port",), "time": nginx.TIME_FIELDS,
+                "duration": ("request_time",)}
+    if kind == "haproxy":
+        return {"ip": ("ci",), "port": ("cp",), "time": haproxy.TIME_FIELDS, "duration": ()}
+    return {**USUAL, "duration": ()}
+
+
+def load(path: str, spec: LogSpec) -> Log:
+    """Read the log, pick its fields, read its times; set aside records without an address
+    or a readable time (counted and quoted with the unparseable lines)."""
+    import pandas as pd
+
+    parsed = parse(path, spec)
+    fields = parsed.fields
+    usual = usual_fields(spec.kind)
+    some = len(parsed) > 0
+    ip = _pick(spec.ip_field, fields, usual["ip"], "ip", some)
+    port = _pick(spec.port_field, fields, usual["port"], "port", False)
+    time_names = [spec.time_field] if spec.time_field else [n for n in usual["time"] if n in fields]
+    if spec.time_field:
+        _pick(spec.time_field, fields, (), "time", True)
+    elif not time_names and some:
+        raise UsageError(f"no time field found: name it with --time-field ({_names(fields)})")
+    duration = _pick(spec.duration_field, fields, usual["duration"], "duration", False)
+    n = len(parsed)
+    raw_time = _coalesce([fields[t] for t in time_names], n)
+    t = time_ns(pd.Series(raw_time, dtype=object), tz=spec.tz, time_format=spec.time_format)
+    ok = t != NAT
+    if ip is not None:
+        ok &= np.array([bool(v) for v in fields[ip]], dtype=bool)
+    for i in np.flatnonzero(~ok):
+        why = "no readable time" if t[i] == NAT else "no address"
+        parsed.reject(parsed.line_numbers[i], why, f"{raw_time[i]!r}" if t[i] == NAT else "")
+    keep = np.flatnonzero(ok)
+    every = len(keep) == n
+    frame = pd.DataFrame({k: pd.Series(v, dtype=object) if every else
+                          pd.Series(v, dtype=object).take(keep).reset_index(drop=True)
+                          for k, v in fields.items()})
+    dur = None
+    if duration is not None:
+        dur = pd.to_numeric(frame[duration], errors="coerce").to_numpy(dtype=float)
+    from pcapip.resolve.times import has_offset
+
+    return Log(
+        frame=frame,
+        line_numbers=np.asarray(parsed.line_numbers, dtype=np.int64)[keep],
+        time=t[keep],
+        duration=dur,
+        parsed=parsed,
+        used={"ip": ip, "port": port, "time": "|".join(time_names) or None, "duration": duration},
+        offsetless=bool(n) and (
+            "%z" not in spec.time_format if spec.time_format else not has_offset(raw_time)
+        ),
+    )
+
+
+def _coalesce(columns: list[list], n: int) -> list:
+    """Per record, the first of ``columns`` that has a value (HAProxy's TCP lines say %t,
+    its HTTP lines %tr)."""
+    if not columns:
+        return [None] * n
+    if len(columns) == 1:
+        return columns[0]
+    return [next((c[i] for c in columns if c[i]), None) for i in range(n)]
+
+
+def resolve_log(
+    analysis: Analysis,
+    path: str,
+    spec: LogSpec | None = None,
+    *,
+    tolerance: float = 1.0,
+    origin_port: int | None = None,
+) -> pd.DataFrame:
+    """A log file (``spec``: its kind, format, fields, time zone; default nginx's combined)
+    read and resolved against ``analysis``: what ``pcapip resolve`` writes, as a frame.
+    ``frame.attrs["unparseable"]`` counts the lines that were no record and
+    ``frame.attrs["examples"]`` quotes the first few as (line number, why, text)."""
+    df = resolve_loaded(analysis, load(path, spec or LogSpec()), tolerance=tolerance,
+                        origin_port=origin_port)
+    return df
+
+
+def resolve_loaded(
+    analysis: Analysis, log: Log, *, tolerance: float = 1.0, origin_port: int | None = None
+) -> pd.DataFrame:
+    """A loaded log's records with their clients (:func:`resolve_log` after reading)."""
+    from pcapip.resolve.api import resolve_times
+
+    df = resolve_times(analysis, log.frame, ip=log.used["ip"] or "", port=log.used["port"],
+                       t=log.time, duration=log.duration, tolerance=tolerance,
+                       origin_port=origin_port)
+    df.attrs["unparseable"] = log.parsed.bad
+    df.attrs["examples"] = sorted(log.parsed.examples)
+    return df

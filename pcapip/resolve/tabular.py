@@ -1,0 +1,119 @@
+"""Logs that name their own fields: JSON Lines (one object a line) and CSV with a header.
+
+Fields keep their names and the order they first appear in; a nested value (a JSON object
+or list) is kept as its JSON text, a field a record lacks is empty. ``a.b`` names a field
+inside a nested object, for ``--ip-field`` and friends.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from collections.abc import Iterable
+from typing import Any
+
+from pcapip.resolve.lines import Parsed
+
+
+def _text(v: Any) -> str | None:
+    if v is None:
+        return None
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, dict | list):
+        return json.dumps(v, ensure_ascii=False, separators=(",", ":"))
+    return str(v)
+
+
+def _flat(obj: dict[str, Any], wanted: Iterable[str]) -> dict[str, Any]:
+    """``obj`` with each dotted name in ``wanted`` looked up inside nested objects."""
+    out = dict(obj)
+    for name in wanted:
+        if name in out or "." not in name:
+            continue
+        cur: Any = obj
+        for part in name.split("."):
+            cur = cur.get(part) if isinstance(cur, dict) else None
+        if cur is not None:
+            out[name] = cur
+    return out
+
+
+def from_dicts(numbered: Iterable[tuple[int, dict[str, Any] | str]], wanted: Iterable[str]) -> Parsed:
+    """Records from (line number, object, or the reason it is none) pairs."""
+    wanted = [w for w in wanted if w]
+    out = Parsed({}, [])
+    rows: list[dict[str, Any]] = []
+    order: dict[str, None] = {}
+    for number, obj in numbered:
+        if isinstance(obj, str):
+            out.reject(number, obj, "")
+            continue
+        flat = _flat(obj, wanted)
+        for k in flat:
+            order.setdefault(k, None)
+        rows.append(flat)
+        out.line_numbers.append(number)
+    for name in order:
+        out.fields[name] = [_text(r.get(name)) for r in rows]
+    return out
+
+
+def jsonl(numbered: Iterable[tuple[int, str]], wanted: Iterable[str]) -> Parsed:
+    """JSON Lines: a line that is no JSON object is counted and quoted, blank lines skipped."""
+    texts: dict[int, str] = {}
+
+    def objects() -> Iterable[tuple[int, dict[str, Any] | str]]:
+        for number, text in numbered:
+            if not text.strip():
+                continue
+            try:
+                obj = json.loads(text)
+            except ValueError as exc:
+                texts[number] = text
+                yield number, f"not JSON ({exc.msg})"
+                continue
+            if not isinstance(obj, dict):
+                texts[number] = text
+                yield number, "not a JSON object"
+                continue
+            yield number, obj
+
+    out = from_dicts(objects(), wanted)
+    out.examples = [(n, why, texts.get(n, "")[:200]) for n, why, _ in out.examples]
+    return out
+
+
+def csv_rows(numbered: Iterable[tuple[int, str]], wanted: Iterable[str]) -> Parsed:
+    """CSV whose first line names the fields; a row with the wrong number of cells is
+    counted and quoted. (A quoted cell spanning lines is not supported: one record a line.)"""
+    it = iter(numbered)
+    header: list[str] | None = None
+    texts: dict[int, str] = {}
+
+    def objects() -> Iterable[tuple[int, dict[str, Any] | str]]:
+        nonlocal header
+        for number, text in it:
+            if not text.strip():
+                continue
+            try:
+                cells = next(csv.reader([text]))
+            except csv.Error as exc:
+                texts[number] = text
+                yield number, f"not CSV ({exc})"
+                continue
+            if header is None:
+                header = cells
+                continue
+            if len(cells) != len(header):
+                texts[number] = text
+                yield number, f"{len(cells)} cells, the header has {len(header)}"
+                continue
+            yield number, {k: (v if v != "" else None) for k, v in zip(header, cells, strict=True)}
+
+    out = from_dicts(objects(), wanted)
+    if header is not None:  # every header field is a column, even one always empty
+        for name in header:
+            out.fields.setdefault(name, [None] * len(out))
+    out.examples = [(n, why, texts.get(n, "")[:200]) for n, why, _ in out.examples]
+    return out

@@ -1,0 +1,171 @@
+"""The log readers of ``pcapip resolve``: nginx ``log_format`` as written in nginx.conf,
+HAProxy's default and custom formats, JSON Lines, CSV, and the times they write.
+
+The lines below are real output: nginx 1.22 and HAProxy 2.6 wrote them (the peers tests
+in test_resolve_peers.py parse whole logs these programs write during the test)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from pcapip.errors import UsageError
+from pcapip.resolve import haproxy, nginx, times
+from pcapip.resolve.lines import by_pattern
+from pcapip.resolve.logs import LogSpec, load
+
+COMBINED_LINES = [
+    '::1 - alice [06/Dec/2026:16:49:33 +0000] "GET /a?q=\\x22x\\x22 HTTP/1.1" 404 153 '
+    '"http://example/" "Mozilla/5.0 (X11; Linux x86_64) \\x22quoted\\x22"',
+    '127.0.0.1 - - [06/Dec/2026:16:49:33 +0000] "GET / HTTP/1.1" 404 153 "-" "curl/7.88.1"',
+]
+HAPROXY_LINES = [
+    '127.0.0.1:42568 [06/Dec/2026:16:43:18.049] fh fh/<NOSRV> 0/-1/-1/-1/0 200 73 - - LR-- '
+    '1/1/0/0/0 0/0 "GET /x?a=1 HTTP/1.1"',
+    "127.0.0.1:51348 [06/Dec/2026:16:43:18.059] ft bt/s 1/0/2 66 -- 1/1/0/0/0 0/0",
+    "::1:55706 [06/Dec/2026:16:49:52.749] ft6 bt6/s 1/0/1 66 -- 1/1/0/0/0 0/0",
+]
+
+
+def _parse(rx_names, lines):
+    rx, names = rx_names
+    return by_pattern([(1, "\n".join(lines))], rx, names)
+
+
+def test_combined_is_the_default_and_names_fields_after_variables() -> None:
+    out = _parse(nginx.compile_format(nginx.COMBINED), COMBINED_LINES)
+    assert out.bad == 0 and len(out) == 2
+    assert list(out.fields) == ["remote_addr", "remote_user", "time_local", "request", "status",
+                                "body_bytes_sent", "http_referer", "http_user_agent"]
+    assert out.fields["remote_addr"] == ["::1", "127.0.0.1"]
+    assert out.fields["remote_user"] == ["alice", "-"]  # kept as written
+    assert out.fields["request"][0] == "GET /a?q=\\x22x\\x22 HTTP/1.1"
+    assert out.fields["http_user_agent"] == ["Mozilla/5.0 (X11; Linux x86_64) \\x22quoted\\x22",
+                                             "curl/7.88.1"]
+
+
+@pytest.mark.parametrize("written", [
+    "log_format main '$remote_addr $remote_port [$time_local] \"$request\" $status';",
+    "'$remote_addr $remote_port [$time_local] ' '\"$request\" $status'",
+    '"$remote_addr $remote_port [$time_local] \\"$request\\" $status"',
+    '$remote_addr $remote_port [$time_local] "$request" $status',
+    "log_format x escape=default '$remote_addr ${remote_port} [$time_local] \"$request\" $status'",
+])
+def test_format_as_written_in_nginx_conf(written: str) -> None:
+    assert nginx.format_text(written).replace("${remote_port}", "$remote_port") == (
+        '$remote_addr $remote_port [$time_local] "$request" $status')
+    line = '10.0.0.1 40000 [06/Dec/2026:22:31:05 +0530] "GET / HTTP/1.1" 200'
+    out = _parse(nginx.compile_format(written), [line, "10.0.0.1 x [bad] \"\" 200"])
+    assert out.fields["remote_port"] == ["40000"] and out.bad == 1
+    assert out.examples == [(2, "does not fit the log format", '10.0.0.1 x [bad] "" 200')]
+
+
+def test_a_variable_twice_is_one_field_and_unknown_ones_take_what_fits() -> None:
+    rx, names = nginx.compile_format("$host:$remote_port $remote_addr/$host $upstream_addr end")
+    assert names == ["host", "remote_port", "remote_addr", "upstream_addr"]
+    m = rx.match("a.example:5 10.0.0.1/a.example 10.1.1.1:80, 10.1.1.2:80 end")
+    assert m and m.groups() == ("a.example", "5", "10.0.0.1", "10.1.1.1:80, 10.1.1.2:80")
+
+
+def test_format_errors_are_usage_errors() -> None:
+    with pytest.raises(UsageError, match="no \\$variable"):
+        nginx.compile_format("just text")
+    with pytest.raises(UsageError, match="after a quoted part"):
+        nginx.compile_format("'$remote_addr' junk")
+    with pytest.raises(UsageError, match="no %variable"):
+        haproxy.compile_format("plain")
+
+
+def test_haproxy_default_formats_on_real_lines() -> None:
+    http = _parse(haproxy.compile_format("http"), HAPROXY_LINES[:1])
+    assert http.bad == 0 and http.fields["r"] == ['"GET /x?a=1 HTTP/1.1"']
+    assert http.fields["ST"] == ["200"] and http.fields["hr"] == [""]  # no captures
+    tcp = _parse(haproxy.compile_format("tcp"), HAPROXY_LINES[1:])
+    assert tcp.bad == 0
+    assert tcp.fields["ci"] == ["127.0.0.1", "::1"]  # an IPv6 client: up to the last colon
+    assert tcp.fields["cp"] == ["51348", "55706"]
+    assert tcp.fields["t"][1] == "06/Dec/2026:16:49:52.749"
+
+
+def test_haproxy_syslog_header_and_custom_format() -> None:
+    line = "<134>Dec  6 16:43:18 lb haproxy[812]: " + HAPROXY_LINES[1]
+    assert _parse(haproxy.compile_format("tcp"), [line]).bad == 0
+    custom = 'log-format "%ci:%cp\\ [%T]\\ %{+Q}[var(txn.user)]\\ %%\\ %ST"'
+    rx, names = haproxy.compile_format(custom)
+    assert names == ["ci", "cp", "T", "[var(txn.user)]", "ST"]
+    m = rx.match('10.0.0.1:5 [06/Dec/2026:16:43:18 +0100] "bob" % 200')
+    assert m and m.groups() == ("10.0.0.1", "5", "06/Dec/2026:16:43:18 +0100", '"bob"', "200")
+
+
+def _ns(text: str) -> int:
+    return int(dt.datetime.fromisoformat(text).timestamp()) * times.NS
+
+
+def test_time_local_offsets_iso8601_msec_and_tz() -> None:
+    want = _ns("2026-12-06T17:01:05+00:00")
+    assert list(times.with_pattern(["06/Dec/2026:22:31:05 +0530", "06/Dec/2026:12:01:05 -0500"],
+                                   times.CLF, times.zone(None))) == [want, want]
+    assert list(times.iso8601(["2026-12-06T22:31:05+05:30", "2026-12-06T17:01:05Z"],
+                              times.zone(None))) == [want, want]
+    assert list(times.iso8601(["2026-12-06T12:01:05"], times.zone("America/New_York"))) == [want]
+    assert list(times.epoch(["1796490065.000", "1796490065000"])) == [1796490065 * times.NS] * 2
+    assert list(times.auto(["06/Dec/2026:12:01:05.000"], times.zone("-05:00"))) == [want]
+    bad = times.auto(["06/Dec/2026:12:01:05 +0000", "yesterday"], times.zone(None))
+    assert bad[1] == np.iinfo(np.int64).min
+    assert list(times.epoch(["1e30", "-5", "nan", "inf"])) == [np.iinfo(np.int64).min] * 4
+    with pytest.raises(UsageError, match="--tz"):
+        times.zone("Mars/Olympus")
+
+
+def test_load_counts_lines_without_a_time_or_address(tmp_path: Path) -> None:
+    log = tmp_path / "app.jsonl"
+    log.write_text('{"ts": 1796490065.5, "ip": "10.0.0.1", "port": 4}\n'
+                   "not json\n\n"
+                   '{"ts": "never", "ip": "10.0.0.1"}\n'
+                   '{"ts": 1796490066, "port": 5}\n'
+                   '[1, 2]\n'
+                   '{"ts": 1796490067, "ip": "10.0.0.2", "extra": {"a": 1}}\n')
+    got = load(str(log), LogSpec(kind="jsonl", ip_field="ip", port_field="port", time_field="ts"))
+    assert list(got.frame["ip"]) == ["10.0.0.1", "10.0.0.2"]
+    assert list(got.line_numbers) == [1, 7]
+    assert list(got.frame["extra"]) == [None, '{"a":1}']
+    assert got.parsed.bad == 4
+    assert sorted(n for n, _, _ in got.parsed.examples) == [2, 4, 5, 6]
+    with pytest.raises(UsageError, match="--ip-field 'addr'"):
+        load(str(log), LogSpec(kind="jsonl", ip_field="addr", time_field="ts"))
+
+
+def test_csv_log_with_usual_names(tmp_path: Path) -> None:
+    log = tmp_path / "app.csv"
+    log.write_text("timestamp,src_ip,src_port,user\n"
+                   "2026-12-06T17:01:05.250Z,10.0.0.1,40000,bob\n"
+                   "2026-12-06T17:01:06Z,10.0.0.1,,\"smith, j\"\n"
+                   "short,row\n")
+    got = load(str(log), LogSpec(kind="csv"))
+    assert got.used == {"ip": "src_ip", "port": "src_port", "time": "timestamp", "duration": None}
+    assert list(got.frame["user"]) == ["bob", "smith, j"]
+    assert list(got.time) == [_ns("2026-12-06T17:01:05+00:00") + 250_000_000,
+                              _ns("2026-12-06T17:01:06+00:00")]
+    assert got.parsed.bad == 1 and got.parsed.examples[0][0] == 4
+
+
+def test_blank_crlf_and_bad_lines_keep_their_numbers(tmp_path: Path) -> None:
+    """Blank and whitespace lines are no record and no error; CRLF line ends are read
+    like LF; a line that does not fit is counted with its own number, across chunks."""
+    good = COMBINED_LINES[1]
+    text = "\r\n".join([good, "", "   ", "oops", good, "\t"]) + "\r\n" + good
+    log = tmp_path / "crlf.log"
+    log.write_text(text, newline="")
+    got = load(str(log), LogSpec(kind="nginx"))
+    assert list(got.line_numbers) == [1, 5, 7]
+    assert got.parsed.bad == 1 and got.parsed.examples == [(4, "does not fit the log format", "oops")]
+    from pcapip.resolve.lines import read_chunks
+
+    small = list(read_chunks(str(log), size=40))  # chunks end at line ends, numbers follow
+    assert "".join(t + "\n" for _, t in small).splitlines() == text.replace("\r\n", "\n").splitlines()
+    assert [n for n, _ in small] == sorted(n for n, _ in small)
+    rx, names = nginx.compile_format(nginx.COMBINED)
+    assert list(by_pattern(small, rx, names).line_numbers) == [1, 5, 7]
