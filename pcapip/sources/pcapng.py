@@ -65,6 +65,11 @@ def _text(value: bytes) -> str:
 
 
 class _Section:
+    # the interface tables the compiled walk reads, as arrays grown by doubling: a section
+    # may declare 100,000 interfaces, and the walk stops at each (rebuilding the arrays
+    # every time made such a capture quadratic)
+    _DTYPES = (np.int32, np.int64, np.int64, np.int64, np.int64, np.int64)
+
     def __init__(self, number: int, big: bool, first_iface: int) -> None:
         self.number = number
         self.big = big
@@ -75,30 +80,33 @@ class _Section:
         self.a: list[int] = []
         self.b: list[int] = []
         self.secoff: list[int] = []
-        self._arrays: tuple[np.ndarray, ...] | None = None
+        self._arrays: list[np.ndarray] | None = None
 
     def add(self, linktype: int, snaplen: int, mode: int, a: int, b: int, secoff: int) -> None:
-        self.lt.append(linktype)
-        self.snap.append(snaplen)
-        self.mode.append(mode)
-        self.a.append(a)
-        self.b.append(b)
-        self.secoff.append(secoff)
-        self._arrays = None
+        row = (linktype, snaplen, mode, a, b, secoff)
+        for column, value in zip((self.lt, self.snap, self.mode, self.a, self.b, self.secoff),
+                                 row, strict=True):
+            column.append(value)
+        arrays = self._arrays
+        if arrays is None:
+            return
+        n = len(self.lt)
+        if n > arrays[0].size:
+            self._arrays = arrays = [np.resize(x, max(16, 2 * x.size)) for x in arrays]
+        for x, value in zip(arrays, row, strict=True):
+            x[n - 1] = value
 
     def tables(self, compiled: bool) -> tuple:
         if not compiled:
             return (self.lt, self.snap, self.mode, self.a, self.b, self.secoff)
+        n = len(self.lt)
         if self._arrays is None:
-            self._arrays = (
-                np.array(self.lt, dtype=np.int32),
-                np.array(self.snap, dtype=np.int64),
-                np.array(self.mode, dtype=np.int64),
-                np.array(self.a, dtype=np.int64),
-                np.array(self.b, dtype=np.int64),
-                np.array(self.secoff, dtype=np.int64),
-            )
-        return self._arrays
+            self._arrays = [
+                np.array(col + [0] * (max(16, n) - n), dtype=dt)
+                for col, dt in zip((self.lt, self.snap, self.mode, self.a, self.b, self.secoff),
+                                   self._DTYPES, strict=True)
+            ]
+        return tuple(x[:n] for x in self._arrays)
 
 
 def ts_conversion(tsresol: int) -> tuple[int, int, int, str]:
