@@ -10,18 +10,14 @@ from __future__ import annotations
 
 import struct
 
-import google_crc32c
-
 from pcapip.dissect.addr import ip_value, ipv4_text, ipv6_text
 from pcapip.dissect.codes import expert
 from pcapip.dissect.fields import Expert, Field, Severity
 from pcapip.dissect.hf import item, subtree, vals
 from pcapip.dissect.hf_proxy import COMMANDS, FAMILY_PROTOCOLS, TRANSPORTS
-from pcapip.dissect.proxy_model import ParseState, ProxyHeader, ProxyParse
+from pcapip.dissect.proxy_model import FIXED, SIGNATURE, ParseState, ProxyHeader, ProxyParse
 from pcapip.dissect.proxy_tlv import TlvParser
 
-SIGNATURE = b"\r\n\r\n\x00\r\nQUIT\n"
-FIXED = 16
 FAMILIES = {0: "UNSPEC", 1: "INET", 2: "INET6", 3: "UNIX"}
 ADDR_SIZES = {0: 0, 1: 12, 2: 36, 3: 216}
 VALID_FAM = FAMILY_PROTOCOLS  # the seven valid family/transport bytes (hf_proxy's value strings)
@@ -225,6 +221,8 @@ def _check_crc(hdr: bytes, tlvp: TlvParser, base: int, root: Field, h: ProxyHead
                experts: list[Expert]) -> None:
     if not tlvp.crc_tlvs:
         return
+    import google_crc32c  # (only a header with a CRC TLV pays its import)
+
     voff, stored = tlvp.crc_tlvs[0]
     zeroed = hdr[:voff] + b"\0\0\0\0" + hdr[voff + 4 :]
     computed = google_crc32c.value(zeroed)
