@@ -147,3 +147,28 @@ print("ok")
 """
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert proc.stdout.strip() == "ok", proc.stderr[-2000:]
+
+
+def test_the_collector_pauses_only_while_analyze_starts_and_reads(capsys) -> None:
+    """``pcapip.cli.collector``: off for the imports and the read loop, then back on, so an
+    in-process caller (and every long-running command) keeps its cyclic collector."""
+    import gc
+
+    from pcapip.cli.collector import collector_off
+    from pcapip.cli.main import main
+
+    assert gc.isenabled()
+    with collector_off():
+        assert not gc.isenabled()
+    assert gc.isenabled()
+    with pytest.raises(SystemExit) as exit_:
+        main(["analyze", "--format", "csv", str(TOA)])
+    assert exit_.value.code == 0 and capsys.readouterr().out.count("\n") > 1
+    assert gc.isenabled()
+    gc.disable()  # and one that was off stays off
+    try:
+        with pytest.raises(SystemExit):
+            main(["analyze", "--format", "csv", str(TOA)])
+        assert not gc.isenabled()
+    finally:
+        gc.enable()

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
+from pcapip.cli.collector import collector_off
 from pcapip.cli.options import (
     attempt_timeout_option,
     fail_on_option,
@@ -156,22 +157,25 @@ def command(
     if selecting:
         check_filter(filter_expr or "")
     progress = _Progress(enabled=not no_progress and sys.stderr.isatty())
-    from pcapip import analyze
-    from pcapip.report.write import write_analysis
+    # the engine's modules load and the read loop runs without the cyclic collector
+    # (pcapip.cli.collector); the writers run with it as before
+    with collector_off():
+        from pcapip import analyze
+        from pcapip.report.write import write_analysis
 
-    # one path for every format: the Analysis builds no frame (and imports no pandas)
-    # until one is asked for, and the per-flow CSV / JSON are written from its table
-    try:
-        a = analyze(
-            list(captures),
-            trusted=list(trusted) or None,
-            toa_kinds=list(toa_kinds) or None,
-            attempt_timeout=attempt_timeout,
-            vxlan_ports=vxlan_ports,
-            progress=progress,
-        )
-    finally:
-        progress.close()
+        # one path for every format: the Analysis builds no frame (and imports no pandas)
+        # until one is asked for, and the per-flow CSV / JSON are written from its table
+        try:
+            a = analyze(
+                list(captures),
+                trusted=list(trusted) or None,
+                toa_kinds=list(toa_kinds) or None,
+                attempt_timeout=attempt_timeout,
+                vxlan_ports=vxlan_ports,
+                progress=progress,
+            )
+        finally:
+            progress.close()
     if selecting:
         a = a.filter(filter_expr or "", problems=problems)
     write_analysis(a, fmt, output, by=by, max_rows=max_rows, explain=explain)
