@@ -8,7 +8,7 @@ can no longer become a valid header is reported as soon as that is certain.
 
 from __future__ import annotations
 
-import socket
+from _socket import AF_INET, AF_INET6, inet_pton  # (not socket: see pcapip.dissect.addr)
 
 from pcapip.dissect.addr import ip_value, ipv4_text, ipv6_text
 from pcapip.dissect.codes import expert
@@ -313,7 +313,7 @@ def _parse_line(line: str, base: int, root: Field | None, h: ProxyHeader, expert
                 _check_ipv4(tok, base + off, what, is_last)
             if is_last:
                 return
-            raw = socket.inet_pton(socket.AF_INET6 if v6 else socket.AF_INET, tok)
+            raw = inet_pton(AF_INET6 if v6 else AF_INET, tok)
             text = ipv6_text(raw) if v6 else ipv4_text(raw)
             if root is not None:
                 root.add(item(names[k], text, base + off, len(tok), ip_value(raw)))
