@@ -276,9 +276,10 @@ def test_one_read_loop() -> None:
     """Captures go through the flow stage in one place (``pcapip.flows.run.read_captures``):
     no front end (analyze, live, the TUI) feeds a tracker, builds the table or turns the
     garbage collector off by itself. Trackers (``flows/tracker.py`` and its subclass in
-    ``live/tracking.py``) feed themselves; ``flows/table.py`` defines finish_table."""
+    ``live/tracking.py``) feed themselves; ``flows/table.py`` defines finish_table;
+    ``cli/collector.py`` pauses the collector while a command starts (no read loop)."""
     own = {"pcapip/flows/run.py", "pcapip/flows/tracker.py", "pcapip/flows/table.py",
-           "pcapip/live/tracking.py"}
+           "pcapip/live/tracking.py", "pcapip/cli/collector.py"}
     bad = []
     for path in sorted([*(ROOT / "pcapip").rglob("*.py"), *(ROOT / "tui").rglob("*.py")]):
         rel = path.relative_to(ROOT).as_posix()

@@ -91,6 +91,37 @@ def test_a_proxy_capture_loads_the_proxy_dissectors() -> None:
     assert "pcapip.dissect.proxy_v1" in report["modules"]
 
 
+def test_each_proxy_parser_loads_only_for_its_header() -> None:
+    """A v1 header loads neither the v2 parser nor google_crc32c; a v2 header loads the v2
+    parser, and google_crc32c only when it carries a CRC32C TLV."""
+    code = r"""
+import sys
+from pcapip.dissect import parse_proxy
+def loaded():
+    return ["pcapip.dissect.proxy_v2" in sys.modules, "google_crc32c" in sys.modules]
+assert parse_proxy(b"PROXY TCP4 192.0.2.1 198.51.100.2 40000 443\r\n").state.name == "OK"
+seen = loaded()
+v2 = b"\r\n\r\n\x00\r\nQUIT\n" + bytes([0x21, 0x11, 0, 12]) + bytes(range(1, 13))
+assert parse_proxy(v2).state.name == "OK"
+seen += loaded()
+parse_proxy(v2[:14] + bytes([0, 19]) + v2[16:] + bytes([0x03, 0, 4, 0, 0, 0, 0]))
+print(*seen, *loaded())
+"""
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert proc.stdout.split() == ["False", "False", "True", "False", "True", "True"], (
+        proc.stdout + proc.stderr[-2000:]
+    )
+
+
+def test_the_aot_currency_check_loads_no_openssl() -> None:
+    """The kernels' fingerprints hash with _blake2, which is hashlib.blake2b without the
+    OpenSSL-backed hashlib import (~3 ms of a 10-packet run)."""
+    _, report = run("analyze", "--format", "csv", str(TOA))
+    if not report["aot"]:
+        pytest.skip("no current ahead-of-time module: the JIT loads what it needs")
+    assert not set(report["modules"]) & {"hashlib", "_hashlib"}
+
+
 def test_openblas_starts_no_threads_unless_asked() -> None:
     _, report = run("analyze", "--format", "csv", str(TOA))
     assert "numpy" in report["modules"]
@@ -116,3 +147,28 @@ print("ok")
 """
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert proc.stdout.strip() == "ok", proc.stderr[-2000:]
+
+
+def test_the_collector_pauses_only_while_analyze_starts_and_reads(capsys) -> None:
+    """``pcapip.cli.collector``: off for the imports and the read loop, then back on, so an
+    in-process caller (and every long-running command) keeps its cyclic collector."""
+    import gc
+
+    from pcapip.cli.collector import collector_off
+    from pcapip.cli.main import main
+
+    assert gc.isenabled()
+    with collector_off():
+        assert not gc.isenabled()
+    assert gc.isenabled()
+    with pytest.raises(SystemExit) as exit_:
+        main(["analyze", "--format", "csv", str(TOA)])
+    assert exit_.value.code == 0 and capsys.readouterr().out.count("\n") > 1
+    assert gc.isenabled()
+    gc.disable()  # and one that was off stays off
+    try:
+        with pytest.raises(SystemExit):
+            main(["analyze", "--format", "csv", str(TOA)])
+        assert not gc.isenabled()
+    finally:
+        gc.enable()

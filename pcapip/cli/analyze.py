@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
+from pcapip.cli.collector import collector_off
 from pcapip.cli.options import (
     attempt_timeout_option,
     fail_on_option,
@@ -182,28 +183,31 @@ def command(
         raise UsageError("--scheduler and --workers exclude each other")
     showing = not no_progress and sys.stderr.isatty()
     progress = _Progress(enabled=showing)
-    from pcapip import analyze
-    from pcapip.report.write import write_analysis
+    # the engine's modules load and the read loop runs without the cyclic collector
+    # (pcapip.cli.collector); the writers run with it as before
+    with collector_off():
+        from pcapip import analyze
+        from pcapip.report.write import write_analysis
 
-    # one path for every format: the Analysis builds no frame (and imports no pandas)
-    # until one is asked for, and the per-flow CSV / JSON are written from its table
-    try:
-        a = analyze(
-            list(captures),
-            trusted=list(trusted) or None,
-            toa_kinds=list(toa_kinds) or None,
-            attempt_timeout=attempt_timeout,
-            vxlan_ports=vxlan_ports,
-            progress=progress,
-            scheduler=scheduler,
-            workers=workers,
-            group_by_dir=group_by_dir,
-            cluster_progress=_cluster_line if showing else None,
-        )
-    finally:
-        progress.close()
-        if showing and (scheduler or workers):
-            click.echo("", err=True)
+        # one path for every format: the Analysis builds no frame (and imports no pandas)
+        # until one is asked for, and the per-flow CSV / JSON are written from its table
+        try:
+            a = analyze(
+                list(captures),
+                trusted=list(trusted) or None,
+                toa_kinds=list(toa_kinds) or None,
+                attempt_timeout=attempt_timeout,
+                vxlan_ports=vxlan_ports,
+                progress=progress,
+                scheduler=scheduler,
+                workers=workers,
+                group_by_dir=group_by_dir,
+                cluster_progress=_cluster_line if showing else None,
+            )
+        finally:
+            progress.close()
+            if showing and (scheduler or workers):
+                click.echo("", err=True)
     if selecting:
         a = a.filter(filter_expr or "", problems=problems)
     write_analysis(a, fmt, output, by=by, max_rows=max_rows, explain=explain)

@@ -14,6 +14,7 @@ import sys
 import click
 
 from pcapip import __version__
+from pcapip.cli.collector import collector_off
 from pcapip.errors import PcapipError
 
 # subcommand name -> (module, attribute, one-line help shown in --help)
@@ -86,7 +87,9 @@ def main(argv: list[str] | None = None) -> None:
     # a value the user chose wins.
     os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
     try:
-        with cli.make_context("pcapip", args) as ctx:
+        with collector_off():  # the subcommand's module loads (see pcapip.cli.collector)
+            ctx = cli.make_context("pcapip", args)
+        with ctx:
             rv = cli.invoke(ctx)
     except click.exceptions.Exit as exc:  # --help, --version
         sys.exit(exc.exit_code)

@@ -24,7 +24,8 @@ if TYPE_CHECKING:  # for type checkers: at run time __getattr__ loads these
     from pcapip.dissect.frame import dissect_frame
     from pcapip.dissect.proxy import parse_proxy
     from pcapip.dissect.proxy_model import ParseState, ProxyHeader, ProxyParse, ProxyTlv
-    from pcapip.dissect.tcp_options import ToaOption, ToaResult, dissect_tcp_options
+    from pcapip.dissect.tcp_options import ToaResult, dissect_tcp_options
+    from pcapip.dissect.toa_option import ToaOption
     from pcapip.dissect.toa_registry import (
         DEFAULT_KINDS,
         DEFAULT_REGISTRY,
@@ -40,7 +41,8 @@ _EXPORTS = {
     "frame": ("dissect_frame",),
     "proxy": ("parse_proxy",),
     "proxy_model": ("ParseState", "ProxyHeader", "ProxyParse", "ProxyTlv"),
-    "tcp_options": ("ToaOption", "ToaResult", "dissect_tcp_options"),
+    "tcp_options": ("ToaResult", "dissect_tcp_options"),
+    "toa_option": ("ToaOption",),
     "toa_registry": ("DEFAULT_KINDS", "DEFAULT_REGISTRY", "KNOWN_VARIANTS", "ToaRegistry", "ToaVariant"),
 }
 _HOME = {name: module for module, names in _EXPORTS.items() for name in names}

@@ -10,10 +10,9 @@ from __future__ import annotations
 
 from pcapip.dissect.codes import expert
 from pcapip.dissect.hf import subtree
-from pcapip.dissect.proxy_model import ParseState, ProxyParse
+from pcapip.dissect.proxy_model import FIXED, SIGNATURE, ParseState, ProxyParse
 from pcapip.dissect.proxy_v1 import MAGIC as V1_MAGIC
 from pcapip.dissect.proxy_v1 import MIN_LINE, parse_v1
-from pcapip.dissect.proxy_v2 import FIXED, SIGNATURE, parse_v2
 
 MAX_HEADER = FIXED + 0xFFFF
 
@@ -48,6 +47,8 @@ def _parse(data: bytes, base: int, final: bool, tree: bool) -> ProxyParse:
         return ProxyParse(ParseState.NEED_MORE, need=MIN_LINE)
     if data[:12] == SIGNATURE[:n]:
         if n >= 13:
+            from pcapip.dissect.proxy_v2 import parse_v2  # (a v1 capture never loads it)
+
             return parse_v2(data, base, final, tree)
         return _short(n, FIXED - n, base, final, "v2 signature",
                       data if n >= 6 and tree else None)

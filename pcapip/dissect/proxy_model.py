@@ -14,6 +14,11 @@ from typing import Any
 
 from pcapip.dissect.fields import Expert, Field, Severity
 
+# how a v2 header starts, and its fixed part (signature, version/command, family, length):
+# here, so detection (pcapip.dissect.proxy) does not load the v2 parser for a v1 header
+SIGNATURE = b"\r\n\r\n\x00\r\nQUIT\n"
+FIXED = 16
+
 
 class ParseState(enum.Enum):
     OK = "ok"

@@ -8,7 +8,7 @@ can no longer become a valid header is reported as soon as that is certain.
 
 from __future__ import annotations
 
-import socket
+from _socket import AF_INET, AF_INET6, inet_pton  # (not socket: see pcapip.dissect.addr)
 
 from pcapip.dissect.addr import ip_value, ipv4_text, ipv6_text
 from pcapip.dissect.codes import expert
@@ -285,8 +285,7 @@ def _parse_line(line: str, base: int, root: Field | None, h: ProxyHeader, expert
             experts.append(expert("proxy.v1.unknown", base + poff, len(proto)))
         return
     v6 = proto == "TCP6"
-    names, words = _FIELDS[v6]
-    values: list[object] = []
+    words = _FIELDS[v6][1]
     for k in range(4):
         idx = k + 1
         if idx >= len(fields):
@@ -301,41 +300,51 @@ def _parse_line(line: str, base: int, root: Field | None, h: ProxyHeader, expert
                         f"more than one space before the {words[k]}"
                         if idx < len(fields) - 1 else
                         f"line ends with a space where the {words[k]} should be")
-        what = words[k]
-        if k < 2:
-            if v6:
-                dotted = _check_ipv6(tok, base + off, what, is_last)
-                if dotted and not is_last:
-                    experts.append(expert("proxy.v1.ipv6_dotted", base + off, len(tok),
-                                          f"{what} {tok!r} ends in dotted IPv4; the spec asks for "
-                                          "hex groups (inet_pton-based receivers accept it)"))
-            else:
-                _check_ipv4(tok, base + off, what, is_last)
-            if is_last:
-                return
-            raw = socket.inet_pton(socket.AF_INET6 if v6 else socket.AF_INET, tok)
-            text = ipv6_text(raw) if v6 else ipv4_text(raw)
-            if root is not None:
-                root.add(item(names[k], text, base + off, len(tok), ip_value(raw)))
-            values.append(text)
-        else:
-            port = _check_port(tok, base + off, what, is_last)
-            if is_last:
-                return
-            if root is not None:
-                root.add(item(names[k], port, base + off, len(tok), port))
-            values.append(port)
+        value = _endpoint_value(k, tok, base + off, root, experts, v6=v6, is_last=is_last)
+        if value is None:
+            return
         if k == 0:
-            h.src_addr = values[0]  # type: ignore[assignment]
+            h.src_addr = value  # type: ignore[assignment]
         elif k == 1:
-            h.dst_addr = values[1]  # type: ignore[assignment]
+            h.dst_addr = value  # type: ignore[assignment]
         elif k == 2:
-            h.src_port = values[2]  # type: ignore[assignment]
+            h.src_port = value  # type: ignore[assignment]
         else:
-            h.dst_port = values[3]  # type: ignore[assignment]
+            h.dst_port = value  # type: ignore[assignment]
     if len(fields) > 5:
         tok, off = fields[5]
         raise _fail("proxy.v1.extra_field", base + off - 1, len(line) - off + 1,
                     f"unexpected {line[off - 1:]!r} after the destination port")
+
+
+def _endpoint_value(k: int, tok: str, at: int, root: Field | None, experts: list[Expert], *,
+                    v6: bool, is_last: bool) -> str | int | None:
+    """Token ``k`` (source address, destination address, source port, destination port)
+    checked and drawn; None when it is the unfinished last token of a partial line (checked
+    as far as it goes). Raises _Reject on a rule break."""
+    names, words = _FIELDS[v6]
+    what = words[k]
+    if k < 2:
+        if v6:
+            dotted = _check_ipv6(tok, at, what, is_last)
+            if dotted and not is_last:
+                experts.append(expert("proxy.v1.ipv6_dotted", at, len(tok),
+                                      f"{what} {tok!r} ends in dotted IPv4; the spec asks for "
+                                      "hex groups (inet_pton-based receivers accept it)"))
+        else:
+            _check_ipv4(tok, at, what, is_last)
+        if is_last:
+            return None
+        raw = inet_pton(AF_INET6 if v6 else AF_INET, tok)
+        text = ipv6_text(raw) if v6 else ipv4_text(raw)
+        if root is not None:
+            root.add(item(names[k], text, at, len(tok), ip_value(raw)))
+        return text
+    port = _check_port(tok, at, what, is_last)
+    if is_last:
+        return None
+    if root is not None:
+        root.add(item(names[k], port, at, len(tok), port))
+    return port
 
 

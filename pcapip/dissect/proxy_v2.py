@@ -10,18 +10,14 @@ from __future__ import annotations
 
 import struct
 
-import google_crc32c
-
 from pcapip.dissect.addr import ip_value, ipv4_text, ipv6_text
 from pcapip.dissect.codes import expert
 from pcapip.dissect.fields import Expert, Field, Severity
 from pcapip.dissect.hf import item, subtree, vals
 from pcapip.dissect.hf_proxy import COMMANDS, FAMILY_PROTOCOLS, TRANSPORTS
-from pcapip.dissect.proxy_model import ParseState, ProxyHeader, ProxyParse
+from pcapip.dissect.proxy_model import FIXED, SIGNATURE, ParseState, ProxyHeader, ProxyParse
 from pcapip.dissect.proxy_tlv import TlvParser
 
-SIGNATURE = b"\r\n\r\n\x00\r\nQUIT\n"
-FIXED = 16
 FAMILIES = {0: "UNSPEC", 1: "INET", 2: "INET6", 3: "UNIX"}
 ADDR_SIZES = {0: 0, 1: 12, 2: 36, 3: 216}
 VALID_FAM = FAMILY_PROTOCOLS  # the seven valid family/transport bytes (hf_proxy's value strings)
@@ -69,30 +65,7 @@ def parse_v2(data: bytes, base: int, final: bool, tree: bool = True) -> ProxyPar
     fam_ok = False
     hi = lo = 0
     if n >= 14:
-        fam = data[13]
-        hi, lo = fam >> 4, fam & 0x0F
-        ff = None
-        if root is not None:
-            ff = root.add(item("proxy.v2.addr_family_protocol",
-                               f"{vals('proxy.v2.addr_family_protocol', fam, 'invalid')} "
-                               f"(0x{fam:02x})", base + 13, 1, fam))
-            ff.add(item("proxy.v2.addr_family",
-                        f"{vals('proxy.v2.addr_family', hi, 'invalid')} (0x{hi:x})", base + 13,
-                        1, hi, bits=hi))
-            ff.add(item("proxy.v2.protocol",
-                        f"{vals('proxy.v2.protocol', lo, 'invalid')} (0x{lo:x})", base + 13, 1,
-                        lo, bits=lo))
-        if hi not in FAMILIES:
-            _add_err(ff, experts, expert("proxy.v2.bad_family", base + 13, 1,
-                                         f"address family {hi} is not UNSPEC, INET, INET6 or UNIX"))
-        if lo not in TRANSPORTS:
-            _add_err(ff, experts, expert("proxy.v2.bad_transport", base + 13, 1,
-                                         f"transport {lo} is not UNSPEC, STREAM or DGRAM"))
-        if hi in FAMILIES and lo in TRANSPORTS and fam not in VALID_FAM:
-            _add_err(ff, experts, expert("proxy.v2.bad_family_protocol", base + 13, 1,
-                                         f"family/transport byte 0x{fam:02x} is not one of 0x00, "
-                                         "0x11, 0x12, 0x21, 0x22, 0x31, 0x32"))
-        fam_ok = fam in VALID_FAM
+        hi, lo, fam_ok = _family_byte(data[13], base, root, experts)
     header = ProxyHeader(version=2, command=COMMANDS.get(cmd, f"0x{cmd:x}"),
                          family=FAMILIES.get(hi, f"0x{hi:x}"),
                          transport=TRANSPORTS.get(lo, f"0x{lo:x}"))
@@ -108,29 +81,7 @@ def parse_v2(data: bytes, base: int, final: bool, tree: bool = True) -> ProxyPar
     if root is not None:
         root.length = total
     hdr = data[:total]
-    size = ADDR_SIZES.get(hi, 0) if fam_ok else 0
-    tlv_start = FIXED
-    if not fam_ok:
-        if ln and root is not None:
-            root.add(subtree("proxy.v2.unknown", base + FIXED, ln, hdr[FIXED:],
-                             more=f" ({ln} bytes)"))
-        tlv_start = total  # nothing parseable behind an invalid family byte
-    elif ln < size:
-        if cmd == 1:
-            _add_err(root, experts, expert("proxy.v2.addr_too_short", base + 14, 2,
-                                           f"length {ln} is smaller than the {size}-byte address "
-                                           f"block of {VALID_FAM[data[13]]}"))
-        else:
-            _add_err(root, experts, expert("proxy.v2.local_short_addr", base + 14, 2,
-                                           f"LOCAL header of length {ln} is shorter than the "
-                                           f"{size}-byte address block of {VALID_FAM[data[13]]}"))
-        if ln and root is not None:
-            root.add(subtree("proxy.v2.unknown", base + FIXED, ln, hdr[FIXED:],
-                             more=f" ({ln} bytes)"))
-        tlv_start = total
-    else:
-        _addresses(hdr, hi, base, root, header, experts)
-        tlv_start = FIXED + size
+    tlv_start = _address_block(hdr, base, root, header, experts, cmd=cmd, fam_ok=fam_ok)
     tlvp = TlvParser(hdr, base)
     if tlv_start < total:
         # TLVs are decoded into their nodes (the CRC32C check points at its TLV's node):
@@ -152,6 +103,64 @@ def parse_v2(data: bytes, base: int, final: bool, tree: bool = True) -> ProxyPar
     bad = any(e.severity >= Severity.ERROR for e in experts)
     return ProxyParse(ParseState.MALFORMED if bad else ParseState.OK, header=header,
                       length=total, tree=root, experts=experts)
+
+
+def _family_byte(fam: int, base: int, root: Field | None,
+                 experts: list[Expert]) -> tuple[int, int, bool]:
+    """Byte 13, the address family and transport: (family, transport, a valid pair)."""
+    hi, lo = fam >> 4, fam & 0x0F
+    ff = None
+    if root is not None:
+        ff = root.add(item("proxy.v2.addr_family_protocol",
+                           f"{vals('proxy.v2.addr_family_protocol', fam, 'invalid')} "
+                           f"(0x{fam:02x})", base + 13, 1, fam))
+        ff.add(item("proxy.v2.addr_family",
+                    f"{vals('proxy.v2.addr_family', hi, 'invalid')} (0x{hi:x})", base + 13,
+                    1, hi, bits=hi))
+        ff.add(item("proxy.v2.protocol",
+                    f"{vals('proxy.v2.protocol', lo, 'invalid')} (0x{lo:x})", base + 13, 1,
+                    lo, bits=lo))
+    if hi not in FAMILIES:
+        _add_err(ff, experts, expert("proxy.v2.bad_family", base + 13, 1,
+                                     f"address family {hi} is not UNSPEC, INET, INET6 or UNIX"))
+    if lo not in TRANSPORTS:
+        _add_err(ff, experts, expert("proxy.v2.bad_transport", base + 13, 1,
+                                     f"transport {lo} is not UNSPEC, STREAM or DGRAM"))
+    if hi in FAMILIES and lo in TRANSPORTS and fam not in VALID_FAM:
+        _add_err(ff, experts, expert("proxy.v2.bad_family_protocol", base + 13, 1,
+                                     f"family/transport byte 0x{fam:02x} is not one of 0x00, "
+                                     "0x11, 0x12, 0x21, 0x22, 0x31, 0x32"))
+    return hi, lo, fam in VALID_FAM
+
+
+def _address_block(hdr: bytes, base: int, root: Field | None, header: ProxyHeader,
+                   experts: list[Expert], *, cmd: int, fam_ok: bool) -> int:
+    """The addresses after the fixed part of a complete header ``hdr``; where its TLVs start
+    (its end when none can: an invalid family, or a block too short for its family)."""
+    total = len(hdr)
+    ln = total - FIXED
+    hi = hdr[13] >> 4
+    size = ADDR_SIZES.get(hi, 0) if fam_ok else 0
+    if not fam_ok:
+        if ln and root is not None:
+            root.add(subtree("proxy.v2.unknown", base + FIXED, ln, hdr[FIXED:],
+                             more=f" ({ln} bytes)"))
+        return total  # nothing parseable behind an invalid family byte
+    if ln < size:
+        if cmd == 1:
+            _add_err(root, experts, expert("proxy.v2.addr_too_short", base + 14, 2,
+                                           f"length {ln} is smaller than the {size}-byte address "
+                                           f"block of {VALID_FAM[hdr[13]]}"))
+        else:
+            _add_err(root, experts, expert("proxy.v2.local_short_addr", base + 14, 2,
+                                           f"LOCAL header of length {ln} is shorter than the "
+                                           f"{size}-byte address block of {VALID_FAM[hdr[13]]}"))
+        if ln and root is not None:
+            root.add(subtree("proxy.v2.unknown", base + FIXED, ln, hdr[FIXED:],
+                             more=f" ({ln} bytes)"))
+        return total
+    _addresses(hdr, hi, base, root, header, experts)
+    return FIXED + size
 
 
 def _early(root: Field | None, experts: list[Expert], header: ProxyHeader, n: int, need: int,
@@ -225,6 +234,8 @@ def _check_crc(hdr: bytes, tlvp: TlvParser, base: int, root: Field, h: ProxyHead
                experts: list[Expert]) -> None:
     if not tlvp.crc_tlvs:
         return
+    import google_crc32c  # (only a header with a CRC TLV pays its import)
+
     voff, stored = tlvp.crc_tlvs[0]
     zeroed = hdr[:voff] + b"\0\0\0\0" + hdr[voff + 4 :]
     computed = google_crc32c.value(zeroed)

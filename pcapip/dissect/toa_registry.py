@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 from pcapip.errors import UsageError
 
-# Layout identifiers: how the body after kind+len is laid out (see tcp_options.decode_body).
+# Layout identifiers: how the body after kind+len is laid out (see toa_option.decode_body).
 L_PORT_V4 = "port+ipv4"  # client port(2) + IPv4(4)
 L_PORT_V6 = "port+ipv6"  # client port(2) + IPv6(16)
 L_V4_DST = "port+ipv4+pad+port+ipv4"  # client port+IPv4, 2 pad, destination port+IPv4

@@ -57,7 +57,7 @@ from typing import Any, overload
 from . import accel_jit
 from .accel_fingerprint import fingerprint, fingerprint_text, forget_sources
 from .accel_helpers import compile_target, is_helper, kernel_helper
-from .accel_signature import arg_checker, parse_signature
+from .accel_signature import arg_checker, argument_specs, parse_signature
 
 __all__ = [  # kernels import their machinery from here; the parts live in accel_*.py
     "Kernel",
@@ -249,7 +249,7 @@ class Kernel:
         self._aot: Any = _UNSET
         self._compiled: Callable[..., Any] | None = None
         if signature is not None:
-            parse_signature(signature)  # a malformed signature fails at import, not mid-run
+            argument_specs(signature)  # a malformed signature fails at import, not mid-run
         _registry.append(self)
 
     def _reset(self) -> None:

@@ -12,21 +12,25 @@ is a digest of exactly that: the ahead-of-time module carries one per kernel
 from __future__ import annotations
 
 import builtins
-import hashlib
 import sys
 import types
 from collections.abc import Callable
 from typing import Any
 
+try:  # hashlib.blake2b is this class; hashlib itself loads OpenSSL (~3 ms of start-up)
+    from _blake2 import blake2b
+except ImportError:  # pragma: no cover - a Python built without it
+    from hashlib import blake2b
+
 from .accel_helpers import code_names, is_helper
 
 _PLAIN = (bool, int, float, complex, str, bytes, type(None))
-_source_cache: dict[str, bytes] = {}
+_digest_cache: dict[str, str] = {}  # file path -> digest of its bytes (helpers share files)
 
 
 def forget_sources() -> None:
-    """Forget the source bytes read so far (a test edits a file and looks again)."""
-    _source_cache.clear()
+    """Forget the files read so far (a test edits a file and looks again)."""
+    _digest_cache.clear()
 
 
 def _describe(value: Any, names: set[str], depth: int = 0) -> str:
@@ -46,7 +50,7 @@ def _describe(value: Any, names: set[str], depth: int = 0) -> str:
     np = sys.modules.get("numpy")
     if np is not None:
         if isinstance(value, np.ndarray):
-            digest = hashlib.blake2b(value.tobytes(), digest_size=16).hexdigest()
+            digest = blake2b(value.tobytes(), digest_size=16).hexdigest()
             return f"ndarray:{value.dtype.str}:{value.shape}:{digest}"
         if isinstance(value, np.generic):
             return f"{type(value).__name__}:{value!r}"
@@ -57,12 +61,13 @@ def _describe(value: Any, names: set[str], depth: int = 0) -> str:
 
 
 def _file_digest(path: str) -> str:
-    source = _source_cache.get(path)
-    if source is None:
+    """The digest of a file's bytes, read once per process (``forget_sources``)."""
+    digest = _digest_cache.get(path)
+    if digest is None:
         with open(path, "rb") as fh:
-            source = fh.read()
-        _source_cache[path] = source
-    return hashlib.blake2b(source, digest_size=16).hexdigest()
+            digest = blake2b(fh.read(), digest_size=16).hexdigest()
+        _digest_cache[path] = digest
+    return digest
 
 
 def _global_parts(func: Callable[..., Any], prefix: str, seen: set[Any]) -> list[str]:
@@ -108,5 +113,5 @@ def fingerprint_text(func: Callable[..., Any], signature: str) -> str:
 def fingerprint(func: Callable[..., Any], signature: str) -> int:
     """A 63-bit number that changes whenever code compiled from ``func`` would."""
     text = fingerprint_text(func, signature)
-    digest = hashlib.blake2b(text.encode(), digest_size=8).digest()
+    digest = blake2b(text.encode(), digest_size=8).digest()
     return int.from_bytes(digest, "little") & 0x7FFF_FFFF_FFFF_FFFF

@@ -177,7 +177,18 @@ def _value_checker(spec: ArgSpec) -> Callable[[Any], bool]:
     return lambda a: isinstance(a, float | int | integer) and not isinstance(a, bool)
 
 
+_specs: dict[str, list[ArgSpec]] = {}
+
+
+def argument_specs(signature: str) -> list[ArgSpec]:
+    """``parse_signature``'s argument specs, parsed once per signature: a kernel's at import
+    (a malformed one fails there) and again for its checker (the specs are not modified)."""
+    specs = _specs.get(signature)
+    if specs is None:
+        specs = _specs[signature] = parse_signature(signature)[1]
+    return specs
+
+
 def arg_checker(signature: str) -> Callable[[tuple[Any, ...]], bool]:
     """A function telling whether an argument tuple matches ``signature`` exactly."""
-    _, specs = parse_signature(signature)
-    return _value_checker(specs)
+    return _value_checker(argument_specs(signature))
