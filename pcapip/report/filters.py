@@ -29,7 +29,9 @@ term means on a frame is :mod:`pcapip.report.filters_terms`.
 
 from __future__ import annotations
 
+import contextlib
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -102,6 +104,8 @@ ALIASES: dict[str, tuple[str, ...]] = {
 
 #: The term for flows with a warning or error finding (``--problems``).
 PROBLEMS = "is:problem"
+# levels of 'not' and '(' a filter may nest (a person writes a handful)
+MAX_DEPTH = 100
 
 # ---------------------------------------------------------------------------------- tokens
 _TOKEN = re.compile(
@@ -147,6 +151,7 @@ class _Parser:
     def __init__(self, text: str) -> None:
         self.text = text
         self.toks = tokenize(text)
+        self.depth = 0
         self.i = 0
 
     def peek(self, k: int = 0) -> Token | None:
@@ -164,6 +169,21 @@ class _Parser:
         if t.kind == "op":
             return t.text in words
         return t.kind == "word" and t.text.lower() in words
+
+    @contextlib.contextmanager
+    def _deeper(self, t: Token) -> Iterator[None]:
+        """One more level of 'not' or '(': at most MAX_DEPTH, so a hostile filter is a
+        clear error, not a RecursionError."""
+        self.depth += 1
+        if self.depth > MAX_DEPTH:
+            raise FilterError(
+                f"the filter nests 'not' and '(' deeper than {MAX_DEPTH} levels "
+                f"(at column {t.pos + 1})"
+            )
+        try:
+            yield
+        finally:
+            self.depth -= 1
 
     def parse(self) -> Predicate:
         if not self.toks:
@@ -202,11 +222,13 @@ class _Parser:
             raise FilterError("the filter ends where a term was expected")
         if self._is(t, "not", "!"):
             self.take()
-            inner = self.parse_unary()
+            with self._deeper(t):
+                inner = self.parse_unary()
             return lambda df, ctx: ~inner(df, ctx)
         if t.kind == "op" and t.text == "(":
             self.take()
-            inner = self.parse_or()
+            with self._deeper(t):
+                inner = self.parse_or()
             close = self.peek()
             if close is None or not (close.kind == "op" and close.text == ")"):
                 raise FilterError(f"missing ')' for the '(' at column {t.pos + 1}")
