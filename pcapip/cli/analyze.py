@@ -12,6 +12,7 @@ from pcapip.cli.collector import collector_off
 from pcapip.cli.options import (
     attempt_timeout_option,
     fail_on_option,
+    force_option,
     toa_kind_option,
     trusted_option,
     vxlan_port_option,
@@ -118,6 +119,7 @@ class _Progress:
 @attempt_timeout_option
 @vxlan_port_option
 @fail_on_option
+@force_option
 @click.option("--no-progress", is_flag=True, help="Never show a progress bar.")
 @click.option(
     "--scheduler",
@@ -159,6 +161,7 @@ def command(
     attempt_timeout: float | None,
     vxlan_ports: tuple[int, ...],
     fail_on: str | None,
+    force: bool,
     no_progress: bool,
     scheduler: str | None,
     workers: int | None,
@@ -175,7 +178,7 @@ def command(
         raise UsageError("standard input ('-') can be read only once")
     for c in captures:
         check_input(c)
-    fmt = check_analysis_output(fmt, output, max_rows)
+    fmt = check_analysis_output(fmt, output, max_rows, force)
     selecting = bool(filter_expr and filter_expr.strip()) or problems
     if selecting:
         check_filter(filter_expr or "")
@@ -210,7 +213,7 @@ def command(
                 click.echo("", err=True)
     if selecting:
         a = a.filter(filter_expr or "", problems=problems)
-    write_analysis(a, fmt, output, by=by, max_rows=max_rows, explain=explain)
+    write_analysis(a, fmt, output, by=by, max_rows=max_rows, explain=explain, force=force)
     _say_oddities(a.table, fmt)
     return _exit_status(a.worst_level(), a.errors, fail_on)
 

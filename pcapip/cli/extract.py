@@ -17,9 +17,10 @@ import click
 
 from pcapip.cli.analyze import check_filter
 from pcapip.cli.flowpackets import flow_packets
-from pcapip.cli.options import toa_kind_option, trusted_option, vxlan_port_option
+from pcapip.cli.options import force_option, toa_kind_option, trusted_option, vxlan_port_option
 from pcapip.cli.output import check_input, check_output
 from pcapip.errors import UsageError
+from pcapip.report.atomic import atomic_path
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -37,6 +38,7 @@ if TYPE_CHECKING:
 @trusted_option
 @toa_kind_option
 @vxlan_port_option
+@force_option
 def command(
     capture: str,
     flows: tuple[int, ...],
@@ -46,6 +48,7 @@ def command(
     trusted: tuple[str, ...],
     toa_kinds: tuple[str, ...],
     vxlan_ports: tuple[int, ...],
+    force: bool,
 ) -> int:
     """Write the packets of the chosen flows (--flow N…, --filter EXPR, --problems; given
     together, flows meeting all of them) to OUT, byte for byte with their timestamps and
@@ -57,7 +60,7 @@ def command(
     check_input(capture, stdin_ok=False)
     if out == "-":
         raise UsageError("-w: give a file (a capture is binary)")
-    check_output(out, "-w")
+    check_output(out, "-w", force)
     if filter_expr:
         check_filter(filter_expr)
     from pcapip import analyze
@@ -80,7 +83,8 @@ def command(
         raise UsageError(f"--filter: {exc}") from None
     if flows:
         chosen = chosen[chosen["flow"].isin(flows)]
-    written = write_flows(capture, chosen, out, vxlan_ports)
+    with atomic_path(out, force=force) as tmp:  # whole or not at all
+        written = write_flows(capture, chosen, tmp, vxlan_ports, pcapng=_is_pcapng(out))
     click.echo(
         f"{out}: {written} packets of {len(chosen)} flow(s)"
         + (f" ({', '.join(map(str, chosen['flow'].head(10)))}{' …' if len(chosen) > 10 else ''})"
@@ -90,13 +94,23 @@ def command(
     return 2 if a.errors else 0
 
 
+def _is_pcapng(out: str) -> bool:
+    return out.lower().endswith(".pcapng")
+
+
 def write_flows(
-    capture: str, chosen: pd.DataFrame, out: str, vxlan_ports: tuple[int, ...] = ()
+    capture: str,
+    chosen: pd.DataFrame,
+    out: str,
+    vxlan_ports: tuple[int, ...] = (),
+    pcapng: bool | None = None,
 ) -> int:
     """Copy the packets of the ``chosen`` flow rows from ``capture`` to ``out`` as they are
     read (memory stays one batch); returns how many. A pcap holds one link type: for
     several, OUT must be pcapng (the half-written pcap is removed)."""
-    writer = (_PcapngWriter if out.lower().endswith(".pcapng") else _PcapWriter)(out)
+    if pcapng is None:
+        pcapng = _is_pcapng(out)
+    writer = (_PcapngWriter if pcapng else _PcapWriter)(out)
     try:
         from pcapip.decode.tunnels import udp_tunnel_ports
 

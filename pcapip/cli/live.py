@@ -10,6 +10,7 @@ import click
 from pcapip.cli.options import (
     attempt_timeout_option,
     fail_on_option,
+    force_option,
     toa_kind_option,
     trusted_option,
     vxlan_port_option,
@@ -40,12 +41,13 @@ def _run_tui(opts: Any) -> int:
 
 
 def _check_outputs(
-    fmt: str | None, stream: str, output: str | None, write: str | None, max_rows: int
+    fmt: str | None, stream: str, output: str | None, write: str | None, max_rows: int,
+    force: bool = False,
 ) -> str:
     """Refuse unwritable -w/-o and bad --max-rows before the capture starts; returns the
     summary's format for -o: its extension's (--format names the stream), else --format."""
     check_max_rows(max_rows)
-    check_output(write, "-w")
+    check_output(write, "-w", force)
     if output == "-" and stream != "table":
         raise UsageError(
             f"-o -: the summary cannot share stdout with the {stream} stream "
@@ -54,18 +56,19 @@ def _check_outputs(
     if not output:
         return "table"
     by_ext = None if output == "-" else extension_format(output)
-    return check_analysis_output(by_ext or fmt, output, max_rows)
+    return check_analysis_output(by_ext or fmt, output, max_rows, force)
 
 
 def _write_summary(
-    a: Any, fmt: str, summary_fmt: str, output: str | None, by: str, max_rows: int
+    a: Any, fmt: str, summary_fmt: str, output: str | None, by: str, max_rows: int,
+    force: bool = False,
 ) -> None:
     """The final summary: to -o, else after the live view on stdout (table), else on stderr:
     a csv/json stream on stdout stays one schema that loads as a whole."""
     from pcapip.report.write import write_analysis
 
     if output is not None:
-        write_analysis(a, summary_fmt, output, by=by, max_rows=max_rows)
+        write_analysis(a, summary_fmt, output, by=by, max_rows=max_rows, force=force)
     elif fmt == "table":
         write_analysis(a, "table", None, by=by, max_rows=max_rows)
     else:
@@ -174,6 +177,7 @@ def _write_summary(
     "capture.flow_limit), so memory stays bounded.",
 )
 @fail_on_option
+@force_option
 @click.option(
     "--tool",
     type=click.Choice(["auto", "dumpcap", "tcpdump"]),
@@ -242,6 +246,7 @@ def command(
     max_rows: int,
     max_flows: int,
     fail_on: str | None,
+    force: bool,
     tool: str,
     snaplen: int | None,
     buffer_mib: int,
@@ -272,8 +277,8 @@ def command(
     if flows_file is not None and stream == "table":
         raise UsageError("--flows takes the csv or json lines: add --format csv or json")
     if flows_file is not None:
-        check_output(flows_file, "--flows")
-    summary_fmt = _check_outputs(fmt, stream, output, write, max_rows)
+        check_output(flows_file, "--flows", force)
+    summary_fmt = _check_outputs(fmt, stream, output, write, max_rows, force)
     from pcapip.live.ring import RingSpec
 
     ring_spec = RingSpec.parse(ring)
@@ -332,7 +337,7 @@ def command(
 
     session = LiveSession(opts, sink, note=note)
     result = session.run()
-    _write_summary(result.analysis, fmt, summary_fmt, output, by, max_rows)
+    _write_summary(result.analysis, fmt, summary_fmt, output, by, max_rows, force)
 
     if result.error is not None:
         raise result.error

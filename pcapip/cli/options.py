@@ -48,3 +48,10 @@ fail_on_option = click.option(
     default=None,
     help="Exit 1 when a finding of this severity or worse exists.",
 )
+
+force_option = click.option(
+    "--force",
+    is_flag=True,
+    help="Write through a symbolic link found where an output file goes (refused by "
+    "default: a link planted there could make pcapip overwrite another file).",
+)

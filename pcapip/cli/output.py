@@ -30,7 +30,7 @@ def to_stdout(path: str | None) -> bool:
     return path is None or path == "-"
 
 
-def check_output(path: str | None, option: str = "-o") -> None:
+def check_output(path: str | None, option: str = "-o", force: bool = False) -> None:
     """Refuse (UsageError, exit 2) an output file that cannot be created or overwritten.
 
     Checks what fails for root too (a missing directory, a directory given as the file,
@@ -39,6 +39,9 @@ def check_output(path: str | None, option: str = "-o") -> None:
     if to_stdout(path):
         return
     assert path is not None
+    from pcapip.report.atomic import refuse_link
+
+    refuse_link(path, option, force)
     what = f"{option} {path}"
     if path.endswith(os.sep) or os.path.isdir(path):
         raise UsageError(f"{what}: is a directory, not a file")
@@ -127,7 +130,9 @@ def check_max_rows(max_rows: int) -> None:
         raise UsageError(f"--max-rows must be 0 (all) or more, not {max_rows}")
 
 
-def check_analysis_output(fmt: str | None, output: str | None, max_rows: int) -> str:
+def check_analysis_output(
+    fmt: str | None, output: str | None, max_rows: int, force: bool = False
+) -> str:
     """All the checks of an analysis's output options, before any packet is read;
     returns the format to write."""
     check_max_rows(max_rows)
@@ -144,7 +149,7 @@ def check_analysis_output(fmt: str | None, output: str | None, max_rows: int) ->
         if not os.path.isdir(parent):
             raise UsageError(f"-o {output}: directory {parent} does not exist")
         return fmt
-    check_output(output)
+    check_output(output, force=force)
     chosen = pick_format(fmt, output)
     check_format(chosen, output)
     return chosen

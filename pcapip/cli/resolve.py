@@ -8,8 +8,10 @@ from typing import TYPE_CHECKING
 
 import click
 
+from pcapip.cli.options import force_option
 from pcapip.cli.output import check_input, check_output, to_stdout
 from pcapip.errors import UsageError
+from pcapip.report.atomic import atomic_path
 from pcapip.resolve.columns import RESOLVE_FORMATS
 
 if TYPE_CHECKING:
@@ -56,6 +58,7 @@ _EXTENSIONS = {".csv": "csv", ".json": "json", ".jsonl": "json", ".ndjson": "jso
 @click.option("-o", "--output", default=None, metavar="FILE", help="Write to FILE, not stdout.")
 @click.option("--max-rows", type=click.IntRange(min=0), default=500, show_default=True,
               help="Rows of the table format to print (0: all).")
+@force_option
 def command(
     captures: tuple[str, ...],
     log_path: str,
@@ -76,6 +79,7 @@ def command(
     fmt: str | None,
     output: str | None,
     max_rows: int,
+    force: bool,
 ) -> int:
     """Add the real client to every record of an origin's log (nginx, HAProxy, JSON Lines,
     CSV), matching its egress ip:port and time to a connection of the capture(s).
@@ -96,7 +100,7 @@ def command(
     from pcapip.resolve.times import zone
 
     zone(tz)  # a bad --tz is a usage error before any reading
-    check_output(output)
+    check_output(output, force=force)
     chosen = _pick_format(fmt, output)
     log = _read_log(log_path, spec)
     if no_port:
@@ -107,7 +111,11 @@ def command(
     from pcapip.resolve.logs import resolve_loaded
 
     df = resolve_loaded(a, log, tolerance=tolerance, origin_port=origin_port)
-    _write(df, chosen, output, log, max_rows)
+    if to_stdout(output):
+        _write(df, chosen, None, log, max_rows)
+    else:
+        with atomic_path(output, force=force) as tmp:  # type: ignore[arg-type]  # whole or not at all
+            _write(df, chosen, tmp, log, max_rows)
     _report(log_path, log, df, tz, origin_port)
     for err in a.errors:
         click.echo(f"pcapip: error: {err}", err=True)

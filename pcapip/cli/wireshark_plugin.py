@@ -7,8 +7,10 @@ from pathlib import Path
 
 import click
 
+from pcapip.cli.options import force_option
 from pcapip.cli.output import check_output
 from pcapip.errors import PcapipError, UsageError
+from pcapip.report.atomic import atomic_path
 
 _HELP = """Write the Wireshark Lua dissector for TOA options (or install it).
 
@@ -53,17 +55,18 @@ Needs a Wireshark whose TCP dissector has the "tcp.option" dissector table
     help="TOA option kinds: N restricts to the listed kinds, +N adds a kind "
     "(repeatable, comma lists accepted).",
 )
-def command(output: str | None, install: bool, toa_kinds: tuple[str, ...]) -> int:
+@force_option
+def command(output: str | None, install: bool, toa_kinds: tuple[str, ...], force: bool) -> int:
     from pcapip.dissect import DEFAULT_REGISTRY, ToaRegistry
     from pcapip.wireshark import PLUGIN_FILENAME, install_dir, install_plugin, render_plugin
 
     if install and output is not None:
         raise UsageError("use either -o/--output or --install, not both")
-    check_output(output)
+    check_output(output, force=force)
     registry = ToaRegistry.from_spec(toa_kinds) if toa_kinds else DEFAULT_REGISTRY
     text = render_plugin(registry)
     if install:
-        path = install_plugin(text, install_dir(), PLUGIN_FILENAME)
+        path = install_plugin(text, install_dir(), PLUGIN_FILENAME, force=force)
         click.echo(f"installed {path}", err=True)
         click.echo("restart Wireshark or use Analyze > Reload Lua Plugins to load it", err=True)
         return 0
@@ -73,7 +76,8 @@ def command(output: str | None, install: bool, toa_kinds: tuple[str, ...]) -> in
         return 0
     target = Path(output)
     try:
-        target.write_text(text, encoding="utf-8")
+        with atomic_path(target, force=force) as tmp:
+            Path(tmp).write_text(text, encoding="utf-8")
     except OSError as exc:
         raise PcapipError(f"cannot write {target}: {exc.strerror or exc}") from None
     return 0

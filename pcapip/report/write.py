@@ -17,6 +17,7 @@ from collections.abc import Iterator
 from typing import IO, Any
 
 from pcapip.errors import PcapipError
+from pcapip.report.atomic import atomic_path
 from pcapip.report.export import tsv_lines, write_csv, write_jsonl, write_tsv
 from pcapip.report.formats import FORMATS
 
@@ -60,6 +61,7 @@ def write_analysis(
     by: str = "flow",
     max_rows: int = 500,
     explain: bool = False,
+    force: bool = False,
 ) -> None:
     """Write an analysis as ``pcapip analyze`` writes it (``pcapip live`` writes its summary
     the same way).
@@ -74,8 +76,14 @@ def write_analysis(
     if output is None or output == "-":
         _write(result, fmt, None, by, max_rows, explain)
         return
+    from pcapip.report.dataset import is_dataset_target
+
     with _writing(output):
-        _write(result, fmt, output, by, max_rows, explain)
+        if fmt == "parquet" and is_dataset_target(output):
+            _write(result, fmt, output, by, max_rows, explain)
+            return
+        with atomic_path(output, force=force) as tmp:  # whole or not at all
+            _write(result, fmt, tmp, by, max_rows, explain)
 
 
 def _write(

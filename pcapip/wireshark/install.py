@@ -58,14 +58,17 @@ def install_dir(tshark: str | None = "tshark") -> Path:
     return default_install_dir()
 
 
-def install_plugin(text: str, directory: Path, filename: str) -> Path:
-    """Write the plugin into ``directory`` (created if needed); the path written."""
+def install_plugin(text: str, directory: Path, filename: str, force: bool = False) -> Path:
+    """Write the plugin into ``directory`` (created if needed); the path written. A link
+    in the plugin's place is refused unless ``force``; Wireshark never loads a half-written
+    plugin (``pcapip.report.atomic``)."""
+    from pcapip.report.atomic import atomic_path
+
     target = directory / filename
     try:
         directory.mkdir(parents=True, exist_ok=True)
-        tmp = target.with_name(target.name + ".tmp")
-        tmp.write_text(text, encoding="utf-8")
-        os.replace(tmp, target)  # Wireshark never loads a half-written plugin
+        with atomic_path(target, force=force) as tmp:
+            Path(tmp).write_text(text, encoding="utf-8")
     except OSError as exc:
         raise PcapipError(
             f"cannot install the Wireshark plugin to {target}: {exc.strerror or exc}"
