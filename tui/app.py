@@ -104,19 +104,26 @@ class PcapipApp(App[int]):
         *,
         trusted: str | list[str] | None = None,
         toa_kinds: list[str] | None = None,
+        vxlan_ports: tuple[int, ...] = (),
         title: str | None = None,
     ) -> None:
         super().__init__()
         self.capture = capture
         self.trusted = trusted
         self.toa_kinds = toa_kinds
+        self.vxlan_ports = tuple(vxlan_ports)
         self.live_note: str | None = None
         self.export_stem: str | None = None  # default export file name stem
         self.sub_title = title or (os.path.basename(capture) if capture else "")
 
     # ---------------------------------------------------------------- layout
     def compose(self) -> ComposeResult:
-        yield CaptureReader(trusted=self.trusted, toa_kinds=self.toa_kinds, id="reader")
+        yield CaptureReader(
+            trusted=self.trusted,
+            toa_kinds=self.toa_kinds,
+            vxlan_ports=self.vxlan_ports,
+            id="reader",
+        )
         yield FilterInput(
             placeholder="/ filter: method==ppv2  client_ip in 203.0.113.0/24  "
             "finding:origin-rejected  text",

@@ -89,14 +89,18 @@ def focus_field(layers: list[Any]) -> Any:
     return None
 
 
-def dissect(frame: Frame, registry: Any, title: str) -> PacketView:
+def dissect(
+    frame: Frame, registry: Any, title: str, udp_ports: dict[int, int] | None = None
+) -> PacketView:
+    """``frame``'s layer tree; ``udp_ports`` the UDP ports whose tunnels are opened
+    (``--vxlan-port``; None: the defaults)."""
     from pcapip.dissect import dissect_frame
 
-    layers = dissect_frame(frame.data, frame.linktype, registry=registry)
+    layers = dissect_frame(frame.data, frame.linktype, registry=registry, udp_ports=udp_ports)
     return PacketView(title, frame.number, frame.data, layers, focus_field(layers))
 
 
-def _decode_frames(frames: list[Frame], kinds: Any) -> Any:
+def _decode_frames(frames: list[Frame], kinds: Any, udp_ports: dict[int, int] | None) -> Any:
     """Decode a handful of frames (not consecutive) with the engine's decoder."""
     from pcapip.decode import decode
     from pcapip.sources import FrameBatch
@@ -115,7 +119,7 @@ def _decode_frames(frames: list[Frame], kinds: Any) -> Any:
         file_offset=np.zeros(len(frames), dtype=np.int64),
         first_frame=1,
     )
-    return decode(batch, toa_kinds=kinds)
+    return decode(batch, toa_kinds=kinds, tunnel_ports=udp_ports)
 
 
 def _reassemble(segments: list[tuple[int, bytes]]) -> bytes:
@@ -149,8 +153,10 @@ def build_detail(
     registry: Any,
     header_frames: list[int],
     findings: list[FindingView],
+    udp_ports: dict[int, int] | None = None,
 ) -> FlowDetail:
-    """The detail of the flow ``rec`` (a model record) from the capture's frame index."""
+    """The detail of the flow ``rec`` (a model record) from the capture's frame index,
+    decoded and dissected with the tunnels the loader opened (``udp_ports``)."""
     det = FlowDetail(rec, findings=findings)
     transport = rec["transport"]
     eg_ip, eg_port = rec["egress_ip"], rec["egress_port"]
@@ -171,7 +177,7 @@ def build_detail(
     its_tenant = tenant(rec.get("tunnel") or "")
     segs: list[tuple[int, bytes]] = []
     if tl_frames:
-        pk = _decode_frames(tl_frames, registry.kinds)
+        pk = _decode_frames(tl_frames, registry.kinds, udp_ports)
         theirs = tenants(pk.tun_kind.tolist(), pk.tun_id.tolist())
         isn: dict[str, int] = {}
         for i, fr in enumerate(tl_frames):
@@ -217,7 +223,8 @@ def build_detail(
     for n in header_frames:
         if n in frames:
             what = "client address" if rec["method"] != "toa" else "TOA option"
-            det.packets.append(dissect(frames[n], registry, f"Frame {n} · carries the {what}"))
+            title = f"Frame {n} · carries the {what}"
+            det.packets.append(dissect(frames[n], registry, title, udp_ports))
     if rec["method"] in ("ppv1", "ppv2") and len(segs) > 1:
         from pcapip.dissect import parse_proxy
 
@@ -237,7 +244,8 @@ def build_detail(
                 )
     if not det.packets and tl_frames:
         first = tl_frames[0]
-        det.packets.append(dissect(first, registry, f"Frame {first.number} · first packet"))
+        title = f"Frame {first.number} · first packet"
+        det.packets.append(dissect(first, registry, title, udp_ports))
         det.note = "no packet of this flow carried a TOA option or a PROXY header"
     return det
 

@@ -120,13 +120,19 @@ class CaptureLoader:
         *,
         trusted: str | Sequence[str] | None = None,
         toa_kinds: Sequence[str | int] | None = None,
+        vxlan_ports: Sequence[int] = (),
     ) -> None:
+        from pcapip.decode.tunnels import udp_tunnel_ports
         from pcapip.flows.run import registry_for
 
         self.path = os.fspath(path)
         self.trusted = trusted
         self.toa_kinds = toa_kinds
+        self.vxlan_ports = tuple(int(p) for p in vxlan_ports)
         self.registry = registry_for(toa_kinds)
+        #: UDP port -> tunnel opened there (``--vxlan-port``): the detail pane decodes and
+        #: dissects frames with the same tunnels as the reader
+        self.udp_ports = udp_tunnel_ports(self.vxlan_ports)
         self.index = FrameIndex(self.path)
         self.progress = Progress()
         #: header packets of provisional rows, by first frame (final rows use the Analysis)
@@ -174,7 +180,7 @@ class CaptureLoader:
         # a flow shows as soon as its client is known (a preview built column by column
         # from the flow table), and again when it ends; without on_rows, analyze's tracker
         tracker = (_ShowingTracker if on_rows is not None else FlowTracker)(
-            registry=self.registry
+            registry=self.registry, vxlan_ports=self.vxlan_ports
         )
         tracker.keep_settled = on_rows is not None
         try:

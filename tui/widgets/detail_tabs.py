@@ -130,7 +130,12 @@ class DetailTabs(TabbedContent):
             hf = [n for _, n in loader.header_frames.get(int(rec["_frame"] or 0), [])]
             fnd = findings_for(None, None, rec["findings"])
         det = build_detail(
-            rec, loader.index, registry=loader.registry, header_frames=hf, findings=fnd
+            rec,
+            loader.index,
+            registry=loader.registry,
+            header_frames=hf,
+            findings=fnd,
+            udp_ports=loader.udp_ports,
         )
         self.post_message(self.Ready(det, token))
 
