@@ -31,7 +31,7 @@ from pcapip.tui.export import default_path, write_view
 from pcapip.tui.model import GROUPINGS
 from pcapip.tui.rows import Rows
 from pcapip.tui.screens import ExportScreen, HelpScreen, SortScreen
-from pcapip.tui.stream import final_rows
+from pcapip.tui.stream import final_rows, trim_heap
 from pcapip.tui.views import FLOW_COLUMNS
 from pcapip.tui.widgets.detail_tabs import DetailTabs
 from pcapip.tui.widgets.filter import FilterInput
@@ -231,6 +231,7 @@ class PcapipApp(App[int]):
     def on_capture_reader_rows(self, msg: CaptureReader.Rows) -> None:
         t0 = time.perf_counter()
         self._with_cursor_kept(lambda: self.model.append(msg.rows))
+        trim_heap()  # the copies the append made
         self._refresh_status()
         self._refresh_summary()
         self.reader.apply_cost = time.perf_counter() - t0
@@ -242,6 +243,7 @@ class PcapipApp(App[int]):
             self.model.replace(final_rows(msg.result.analysis), final=True)
 
         self._with_cursor_kept(final)
+        trim_heap()  # the provisional rows
         self.reader.finish()
         self._refresh_status()
         self._refresh_summary()

@@ -32,6 +32,29 @@ FIRST_DRAW_WAIT = 0.3
 #: rows are handed over every ROWS_EVERY progress intervals (and after the first batch);
 #: the progress interval is half a second: each update redraws the status line
 ROWS_EVERY = 2
+_libc: Any = None
+
+
+def trim_heap() -> None:
+    """Give the heaps' free pages back to the system (glibc's ``malloc_trim``; elsewhere
+    nothing).
+
+    The reader's and the UI's threads each allocate from their own glibc heap, and glibc
+    raises its mmap threshold to the size of each big block freed: after the first
+    hand-over, columns of ~1 MB come from those heaps, and what they leave when freed
+    stays in the process. Called after each hand-over of rows (a few times a load), it
+    costs a walk of the free lists.
+    """
+    global _libc
+    if _libc is None:
+        try:
+            import ctypes
+
+            _libc = ctypes.CDLL(None).malloc_trim
+        except (OSError, AttributeError):
+            _libc = False  # not glibc: its allocator, its policy
+    if _libc:
+        _libc(0)
 
 
 @dataclass
@@ -103,6 +126,7 @@ class _ShowingTracker(FlowTracker):
     def take_blocks(self) -> list[Any]:
         from pcapip.flows.packed import DiskStore, PackedRows
 
+        trim_heap()  # (the table build starts here: what the reading left goes first)
         out = [self._shown_rows] if len(self._shown_rows) else []
         out += [*self._shown_kept, *super().take_blocks()]
         # taken means forgotten, as the tracker's own rows: a second call gives none twice
@@ -211,6 +235,8 @@ class CaptureLoader:
                     block = PackedRows.concat([*new, *previews])
                     self._keep_header_frames(block)
                     on_rows(Rows.of_packed(block, tracker.vocab))
+                    del block
+                    trim_heap()
                     if not handed and self.first_drawn is not None:
                         self.first_drawn.wait(FIRST_DRAW_WAIT)
                     handed = True
@@ -248,6 +274,7 @@ class CaptureLoader:
         )
         if self._stop.is_set():
             raise LoadStopped(self.path)
+        trim_heap()  # what the reading and the table build left
         if errors:
             prog.error = str(errors[0])
         self.header_frames = {}  # the final rows have theirs in the table

@@ -96,4 +96,5 @@ class StatusLine(Static):
 
     def watch_data(self, data: StatusData | None) -> None:
         if data is not None:
-            self.update(status_text(data))
+            # one line whatever it says (CSS): no need to lay the screen out again
+            self.update(status_text(data), layout=False)
