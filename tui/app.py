@@ -1,7 +1,7 @@
 """The pcapip terminal UI: flows table, detail pane, summary, filter bar.
 
 Threads: the capture is read by a worker thread (the loader); it posts
-provisional rows a few times a second, and the UI thread folds them into the
+provisional rows every few seconds, and the UI thread folds them into the
 model and redraws only what is on screen. The detail of a selected flow is
 gathered by another worker (reading a few frames at known offsets), so
 moving the cursor never waits for the disk.
