@@ -137,6 +137,40 @@ class _ShowingTracker(FlowTracker):
         return out
 
 
+class HeaderFrames:
+    """The packets that carried the client address of provisional rows, by the row's first
+    frame: the packed rows' own columns (a few arrays a hand-over), not a list per row."""
+
+    def __init__(self) -> None:
+        # per hand-over: first frames of its rows that have some, their offsets into the
+        # (capture, frame) columns, those columns
+        self._parts: list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = []
+
+    def keep(self, block: Any) -> None:
+        """Keep the header packets of ``block``'s rows (packed rows) that have any."""
+        lens = np.asarray(block.cols["hf_len"])
+        has = np.flatnonzero(lens)
+        if not len(has):
+            return
+        off = np.zeros(lens.size + 1, dtype=np.int64)
+        np.cumsum(lens, out=off[1:])
+        end = int(off[-1])
+        caps = np.asarray(block.cols.slice("hf_cap", 0, end))
+        frames = np.asarray(block.cols.slice("hf_frame", 0, end))
+        firsts = np.asarray(block.cols["first_frame"])[has]
+        self._parts.append((firsts, np.stack([off[has], off[has + 1]]), caps, frames))
+
+    def get(self, first: int, default: Any = None) -> Any:
+        """(capture, frame) pairs of the last row kept whose first frame is ``first``
+        (an ended row after its preview)."""
+        for firsts, spans, caps, frames in reversed(self._parts):
+            hit = np.flatnonzero(firsts == first)
+            if len(hit):
+                a, b = (int(x) for x in spans[:, hit[-1]])
+                return list(zip(caps[a:b].tolist(), frames[a:b].tolist(), strict=True))
+        return default
+
+
 class CaptureLoader:
     """One pass over a capture file: provisional rows, a frame index, the final Analysis."""
 
@@ -162,7 +196,7 @@ class CaptureLoader:
         self.index = FrameIndex(self.path)
         self.progress = Progress()
         #: header packets of provisional rows, by first frame (final rows use the Analysis)
-        self.header_frames: dict[int, list[tuple[int, int]]] = {}
+        self.header_frames = HeaderFrames()
         self._stop = threading.Event()
         #: set by a UI once the first rows are on screen; the reader waits for it (a moment
         #: at most) after handing them over, so the first screen does not share the GIL
@@ -171,16 +205,6 @@ class CaptureLoader:
     def stop(self) -> None:
         """Ask :meth:`run` to stop after the batch it is on (it then raises LoadStopped)."""
         self._stop.set()
-
-    def _keep_header_frames(self, block: Any) -> None:
-        """The packets that carried the client address of provisional rows that have them."""
-        has = np.flatnonzero(block.cols["hf_len"])
-        if not len(has):
-            return
-        firsts = block.cols["first_frame"]
-        frames = block.header_frames()
-        for k in has.tolist():
-            self.header_frames[int(firsts[k])] = frames[k]
 
     def run(
         self,
@@ -235,7 +259,7 @@ class CaptureLoader:
                 if new or previews:
                     # ended rows first, then the previews of flows still open: one call
                     block = PackedRows.concat([*new, *previews])
-                    self._keep_header_frames(block)
+                    self.header_frames.keep(block)
                     on_rows(Rows.of_packed(block, tracker.vocab))
                     del block
                     trim_heap()
@@ -279,7 +303,7 @@ class CaptureLoader:
         trim_heap()  # what the reading and the table build left
         if errors:
             prog.error = str(errors[0])
-        self.header_frames = {}  # the final rows have theirs in the table
+        self.header_frames = HeaderFrames()  # the final rows have theirs in the table
         analysis = Analysis(table, [e for e in errors if isinstance(e, CaptureError)])
         prog.flows = len(table)
         prog.done = True
