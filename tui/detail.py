@@ -10,6 +10,7 @@ missing (no room in the handshake ACK, no header at all) is visible there.
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -20,6 +21,10 @@ from pcapip.tui.frames import Frame, FrameIndex, ip_halves
 
 #: packets shown in a flow's timeline (a long download has millions)
 TIMELINE_MAX = 2000
+#: held while a worker reads the final flow table's packed rows (the detail, the export):
+#: past a few MiB they live in one temporary file read with seek + read, which two
+#: threads must not share at once
+TABLE_READS = threading.Lock()
 
 _FLAG_NAMES = ((2, "SYN"), (16, "ACK"), (1, "FIN"), (4, "RST"), (8, "PSH"), (32, "URG"))
 
@@ -250,6 +255,41 @@ def build_detail(
     return det
 
 
+def header_frames_of(analysis: Any, flow: int) -> list[int]:
+    """Packet numbers that carried final flow ``flow``'s client address, read from the
+    table's packed rows for that flow only (``Analysis.header_frames`` builds, and keeps,
+    the lists of every flow: ~10 MB on the 5M-packet bench file for one detail)."""
+    table = analysis.table
+    if not 0 < flow <= len(table):
+        return []
+    with TABLE_READS:
+        return [n for _, n in table.rows.header_frames(flow - 1, flow)[0]]
+
+
+def _table_findings(table: Any, flow: int) -> list[tuple[str, int | None, str]]:
+    """(code, packet, message) of final flow ``flow``'s findings, in the table's order,
+    read from its packed finding columns (``FlowTable.findings`` builds, and keeps, an
+    object for every finding of the capture)."""
+    from pcapip.flows.packed import ints_out
+
+    with TABLE_READS:
+        return _findings_read(table, flow, ints_out)
+
+
+def _findings_read(table: Any, flow: int, ints_out: Any) -> list[tuple[str, int | None, str]]:
+    """(the reading of :func:`_table_findings`, with the table's file held)"""
+    c = table.rows.cols
+    hit = np.flatnonzero(np.asarray(c["F_flow"]) == flow)
+    if not hit.size:
+        return []
+    lo, hi = int(hit[0]), int(hit[-1]) + 1  # (a flow's findings are together)
+    mine = np.flatnonzero(np.asarray(c.slice("F_flow", lo, hi)) == flow)
+    codes = table.vocab.decode(np.asarray(c.slice("F_code", lo, hi))[mine])
+    msgs = table.vocab.decode(np.asarray(c.slice("F_msg", lo, hi))[mine])
+    frames = ints_out(np.asarray(c.slice("F_frame", lo, hi))[mine])
+    return list(zip(codes, frames, msgs, strict=True))
+
+
 def findings_for(analysis: Any, flow: int | None, codes: str | None) -> list[FindingView]:
     """A flow's findings: from the analysis when final, else the codes known so far."""
     from pcapip.flows.findings import CATALOGUE
@@ -257,9 +297,8 @@ def findings_for(analysis: Any, flow: int | None, codes: str | None) -> list[Fin
     if analysis is not None and flow is not None:
         # the table's findings (the rows of Analysis.findings), without building that frame
         return [
-            FindingView(CATALOGUE[f.code].level.label, f.code, f.frame, f.message)
-            for f in analysis.table.findings
-            if f.flow == flow
+            FindingView(CATALOGUE[code].level.label, code, frame, msg)
+            for code, frame, msg in _table_findings(analysis.table, flow)
         ]
     out = []
     for c in (codes or "").split(";"):
