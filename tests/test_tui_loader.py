@@ -298,3 +298,29 @@ def test_the_detail_keeps_to_the_flows_tenant(tmp_path: Path) -> None:
         assert frames == [int(x) for x in out.stdout.split()], r["tunnel"]
         seen.append(frames)
     assert sorted(map(sorted, seen)) == [[1, 3, 5], [2, 4, 6]]  # two tenants, interleaved
+
+
+def test_detail_reads_one_flows_findings_and_header_packets() -> None:
+    """The detail reads a final flow's findings and header packets from the table's packed
+    columns for that flow only; on every bundled capture they are what the Analysis lists
+    (``FlowTable.findings``, ``Analysis.header_frames``), flow by flow, in order."""
+    from pcapip.flows.findings import CATALOGUE
+    from pcapip.tui.detail import findings_for, header_frames_of
+
+    seen_findings = seen_headers = 0
+    for path in CAPTURES:
+        a = pcapip.analyze(str(path))
+        by_flow: dict[int, list] = {}
+        for f in a.table.findings:
+            by_flow.setdefault(f.flow, []).append(
+                (CATALOGUE[f.code].level.label, f.code, f.frame, f.message)
+            )
+        for flow in range(1, len(a.table) + 1):
+            got = [(v.severity, v.code, v.packet, v.message) for v in findings_for(a, flow, None)]
+            assert got == by_flow.get(flow, []), (path.name, flow)
+            want = [n for _, n in a.header_frames(flow)]
+            assert header_frames_of(a, flow) == want, (path.name, flow)
+            seen_findings += len(got)
+            seen_headers += bool(want)
+        assert header_frames_of(a, len(a.table) + 1) == []
+    assert seen_findings > 100 and seen_headers > 100  # (the comparison compared something)

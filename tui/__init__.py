@@ -30,6 +30,7 @@ def run(
     *,
     trusted: str | Sequence[str] | None = None,
     toa_kinds: Sequence[str] | None = None,
+    vxlan_ports: Sequence[int] = (),
 ) -> int:
     """Run the app on a capture file until the user quits; returns the exit status."""
     from pcapip.tui.app import PcapipApp
@@ -39,6 +40,7 @@ def run(
         capture,
         trusted=list(trusted) if isinstance(trusted, (list, tuple)) else trusted,
         toa_kinds=list(toa_kinds) if toa_kinds else None,
+        vxlan_ports=tuple(vxlan_ports),
     )
     rv = app.run()
     return int(rv or 0)

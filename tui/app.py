@@ -1,7 +1,7 @@
 """The pcapip terminal UI: flows table, detail pane, summary, filter bar.
 
 Threads: the capture is read by a worker thread (the loader); it posts
-provisional rows a few times a second, and the UI thread folds them into the
+provisional rows every few seconds, and the UI thread folds them into the
 model and redraws only what is on screen. The detail of a selected flow is
 gathered by another worker (reading a few frames at known offsets), so
 moving the cursor never waits for the disk.
@@ -31,7 +31,7 @@ from pcapip.tui.export import default_path, write_view
 from pcapip.tui.model import GROUPINGS
 from pcapip.tui.rows import Rows
 from pcapip.tui.screens import ExportScreen, HelpScreen, SortScreen
-from pcapip.tui.stream import final_rows
+from pcapip.tui.stream import final_rows, trim_heap
 from pcapip.tui.views import FLOW_COLUMNS
 from pcapip.tui.widgets.detail_tabs import DetailTabs
 from pcapip.tui.widgets.filter import FilterInput
@@ -104,19 +104,26 @@ class PcapipApp(App[int]):
         *,
         trusted: str | list[str] | None = None,
         toa_kinds: list[str] | None = None,
+        vxlan_ports: tuple[int, ...] = (),
         title: str | None = None,
     ) -> None:
         super().__init__()
         self.capture = capture
         self.trusted = trusted
         self.toa_kinds = toa_kinds
+        self.vxlan_ports = tuple(vxlan_ports)
         self.live_note: str | None = None
         self.export_stem: str | None = None  # default export file name stem
         self.sub_title = title or (os.path.basename(capture) if capture else "")
 
     # ---------------------------------------------------------------- layout
     def compose(self) -> ComposeResult:
-        yield CaptureReader(trusted=self.trusted, toa_kinds=self.toa_kinds, id="reader")
+        yield CaptureReader(
+            trusted=self.trusted,
+            toa_kinds=self.toa_kinds,
+            vxlan_ports=self.vxlan_ports,
+            id="reader",
+        )
         yield FilterInput(
             placeholder="/ filter: method==ppv2  client_ip in 203.0.113.0/24  "
             "finding:origin-rejected  text",
@@ -224,6 +231,7 @@ class PcapipApp(App[int]):
     def on_capture_reader_rows(self, msg: CaptureReader.Rows) -> None:
         t0 = time.perf_counter()
         self._with_cursor_kept(lambda: self.model.append(msg.rows))
+        trim_heap()  # the copies the append made
         self._refresh_status()
         self._refresh_summary()
         self.reader.apply_cost = time.perf_counter() - t0
@@ -235,6 +243,7 @@ class PcapipApp(App[int]):
             self.model.replace(final_rows(msg.result.analysis), final=True)
 
         self._with_cursor_kept(final)
+        trim_heap()  # the provisional rows
         self.reader.finish()
         self._refresh_status()
         self._refresh_summary()

@@ -10,6 +10,7 @@ missing (no room in the handshake ACK, no header at all) is visible there.
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -20,6 +21,10 @@ from pcapip.tui.frames import Frame, FrameIndex, ip_halves
 
 #: packets shown in a flow's timeline (a long download has millions)
 TIMELINE_MAX = 2000
+#: held while a worker reads the final flow table's packed rows (the detail, the export):
+#: past a few MiB they live in one temporary file read with seek + read, which two
+#: threads must not share at once
+TABLE_READS = threading.Lock()
 
 _FLAG_NAMES = ((2, "SYN"), (16, "ACK"), (1, "FIN"), (4, "RST"), (8, "PSH"), (32, "URG"))
 
@@ -89,14 +94,18 @@ def focus_field(layers: list[Any]) -> Any:
     return None
 
 
-def dissect(frame: Frame, registry: Any, title: str) -> PacketView:
+def dissect(
+    frame: Frame, registry: Any, title: str, udp_ports: dict[int, int] | None = None
+) -> PacketView:
+    """``frame``'s layer tree; ``udp_ports`` the UDP ports whose tunnels are opened
+    (``--vxlan-port``; None: the defaults)."""
     from pcapip.dissect import dissect_frame
 
-    layers = dissect_frame(frame.data, frame.linktype, registry=registry)
+    layers = dissect_frame(frame.data, frame.linktype, registry=registry, udp_ports=udp_ports)
     return PacketView(title, frame.number, frame.data, layers, focus_field(layers))
 
 
-def _decode_frames(frames: list[Frame], kinds: Any) -> Any:
+def _decode_frames(frames: list[Frame], kinds: Any, udp_ports: dict[int, int] | None) -> Any:
     """Decode a handful of frames (not consecutive) with the engine's decoder."""
     from pcapip.decode import decode
     from pcapip.sources import FrameBatch
@@ -115,7 +124,7 @@ def _decode_frames(frames: list[Frame], kinds: Any) -> Any:
         file_offset=np.zeros(len(frames), dtype=np.int64),
         first_frame=1,
     )
-    return decode(batch, toa_kinds=kinds)
+    return decode(batch, toa_kinds=kinds, tunnel_ports=udp_ports)
 
 
 def _reassemble(segments: list[tuple[int, bytes]]) -> bytes:
@@ -149,8 +158,10 @@ def build_detail(
     registry: Any,
     header_frames: list[int],
     findings: list[FindingView],
+    udp_ports: dict[int, int] | None = None,
 ) -> FlowDetail:
-    """The detail of the flow ``rec`` (a model record) from the capture's frame index."""
+    """The detail of the flow ``rec`` (a model record) from the capture's frame index,
+    decoded and dissected with the tunnels the loader opened (``udp_ports``)."""
     det = FlowDetail(rec, findings=findings)
     transport = rec["transport"]
     eg_ip, eg_port = rec["egress_ip"], rec["egress_port"]
@@ -171,7 +182,7 @@ def build_detail(
     its_tenant = tenant(rec.get("tunnel") or "")
     segs: list[tuple[int, bytes]] = []
     if tl_frames:
-        pk = _decode_frames(tl_frames, registry.kinds)
+        pk = _decode_frames(tl_frames, registry.kinds, udp_ports)
         theirs = tenants(pk.tun_kind.tolist(), pk.tun_id.tolist())
         isn: dict[str, int] = {}
         for i, fr in enumerate(tl_frames):
@@ -217,7 +228,8 @@ def build_detail(
     for n in header_frames:
         if n in frames:
             what = "client address" if rec["method"] != "toa" else "TOA option"
-            det.packets.append(dissect(frames[n], registry, f"Frame {n} · carries the {what}"))
+            title = f"Frame {n} · carries the {what}"
+            det.packets.append(dissect(frames[n], registry, title, udp_ports))
     if rec["method"] in ("ppv1", "ppv2") and len(segs) > 1:
         from pcapip.dissect import parse_proxy
 
@@ -237,9 +249,45 @@ def build_detail(
                 )
     if not det.packets and tl_frames:
         first = tl_frames[0]
-        det.packets.append(dissect(first, registry, f"Frame {first.number} · first packet"))
+        title = f"Frame {first.number} · first packet"
+        det.packets.append(dissect(first, registry, title, udp_ports))
         det.note = "no packet of this flow carried a TOA option or a PROXY header"
     return det
+
+
+def header_frames_of(analysis: Any, flow: int) -> list[int]:
+    """Packet numbers that carried final flow ``flow``'s client address, read from the
+    table's packed rows for that flow only (``Analysis.header_frames`` builds, and keeps,
+    the lists of every flow: ~10 MB on the 5M-packet bench file for one detail)."""
+    table = analysis.table
+    if not 0 < flow <= len(table):
+        return []
+    with TABLE_READS:
+        return [n for _, n in table.rows.header_frames(flow - 1, flow)[0]]
+
+
+def _table_findings(table: Any, flow: int) -> list[tuple[str, int | None, str]]:
+    """(code, packet, message) of final flow ``flow``'s findings, in the table's order,
+    read from its packed finding columns (``FlowTable.findings`` builds, and keeps, an
+    object for every finding of the capture)."""
+    from pcapip.flows.packed import ints_out
+
+    with TABLE_READS:
+        return _findings_read(table, flow, ints_out)
+
+
+def _findings_read(table: Any, flow: int, ints_out: Any) -> list[tuple[str, int | None, str]]:
+    """(the reading of :func:`_table_findings`, with the table's file held)"""
+    c = table.rows.cols
+    hit = np.flatnonzero(np.asarray(c["F_flow"]) == flow)
+    if not hit.size:
+        return []
+    lo, hi = int(hit[0]), int(hit[-1]) + 1  # (a flow's findings are together)
+    mine = np.flatnonzero(np.asarray(c.slice("F_flow", lo, hi)) == flow)
+    codes = table.vocab.decode(np.asarray(c.slice("F_code", lo, hi))[mine])
+    msgs = table.vocab.decode(np.asarray(c.slice("F_msg", lo, hi))[mine])
+    frames = ints_out(np.asarray(c.slice("F_frame", lo, hi))[mine])
+    return list(zip(codes, frames, msgs, strict=True))
 
 
 def findings_for(analysis: Any, flow: int | None, codes: str | None) -> list[FindingView]:
@@ -249,9 +297,8 @@ def findings_for(analysis: Any, flow: int | None, codes: str | None) -> list[Fin
     if analysis is not None and flow is not None:
         # the table's findings (the rows of Analysis.findings), without building that frame
         return [
-            FindingView(CATALOGUE[f.code].level.label, f.code, f.frame, f.message)
-            for f in analysis.table.findings
-            if f.flow == flow
+            FindingView(CATALOGUE[code].level.label, code, frame, msg)
+            for code, frame, msg in _table_findings(analysis.table, flow)
         ]
     out = []
     for c in (codes or "").split(";"):

@@ -17,7 +17,11 @@ def write_view(path: str, *, analysis: Any, model: Any, groups: pd.DataFrame | N
     if groups is not None:
         groups.to_csv(path, index=False, lineterminator="\n")
         return len(groups)
-    rows = list(csv.reader(io.StringIO(analysis.to_csv())))
+    from pcapip.tui.detail import TABLE_READS
+
+    with TABLE_READS:  # (the detail may read the same table meanwhile)
+        text = analysis.to_csv()
+    rows = list(csv.reader(io.StringIO(text)))
     header, body = rows[0], rows[1:]
     flows = model.flows_shown()
     buf = io.StringIO()

@@ -108,8 +108,10 @@ _COLUMNS = {
 }
 #: frames of a column read at a time when scanning it
 _SCAN = 1 << 18
-#: frames gathered before they are written (a few MB: one write a column, not one a batch)
+#: frames gathered before they are written (4.5 MB: one write a column, not one a batch)
 _WRITE = 1 << 17
+#: the columns a FrameBatch holds as they are
+_FROM_BATCH = ("file_offset", "caplen", "origlen", "linktype", "ts_ns")
 
 
 class FrameIndex:
@@ -131,8 +133,10 @@ class FrameIndex:
         self._store = DiskStore()
         self.first_frame = 1
         self.count = 0
-        self._pending: list[dict[str, np.ndarray]] = []  # batches not written yet
-        self._pending_n = 0
+        # frames not written yet: filled in place batch by batch (no list of small arrays
+        # to join), written and refilled when full
+        self._buf = {name: np.empty(_WRITE, dtype=t) for name, t in _COLUMNS.items()}
+        self._held = 0
 
     # ------------------------------------------------------------------ building
     def add(self, batch: Any, packets: Any) -> None:
@@ -141,39 +145,31 @@ class FrameIndex:
             raise ValueError(
                 f"frames must be indexed in order: got {batch.first_frame}, next is {self.count + 1}"
             )
-        part = {
-            "file_offset": batch.file_offset,
-            "caplen": batch.caplen,
-            "origlen": batch.origlen,
-            "linktype": batch.linktype,
-            "ts_ns": batch.ts_ns,
-            "key": flow_hash(
-                packets.proto,
-                packets.src_hi,
-                packets.src_lo,
-                packets.sport,
-                packets.dst_hi,
-                packets.dst_lo,
-                packets.dport,
-            ),
-        }
+        p = packets
+        part = {name: getattr(batch, name) for name in _FROM_BATCH}
+        part["key"] = flow_hash(p.proto, p.src_hi, p.src_lo, p.sport, p.dst_hi, p.dst_lo, p.dport)
+        n = len(batch)
         with self._lock:
-            self._pending.append({n: np.asarray(part[n], dtype=t) for n, t in _COLUMNS.items()})
-            self._pending_n += len(batch)
-            self.count += len(batch)
-            if self._pending_n >= _WRITE:
-                self._write()
+            done = 0
+            while done < n:  # (a batch may fill the buffer and start the next)
+                k = min(n - done, _WRITE - self._held)
+                for name, buf in self._buf.items():
+                    buf[self._held : self._held + k] = part[name][done : done + k]
+                self._held += k
+                done += k
+                if self._held == _WRITE:
+                    self._write()
+            self.count += n
 
     def _write(self) -> None:
         """Write the frames gathered so far (with the lock held): one write a column."""
-        parts, self._pending, self._pending_n = self._pending, [], 0
-        for name in _COLUMNS:
-            cols = [p[name] for p in parts]
-            self._store.append(name, cols[0] if len(cols) == 1 else np.concatenate(cols))
+        for name, buf in self._buf.items():
+            self._store.append(name, buf[: self._held])
+        self._held = 0
 
     def _slice(self, name: str, lo: int, hi: int) -> np.ndarray:
         with self._lock:
-            if self._pending:
+            if self._held:
                 self._write()
             if name not in self._store:
                 return np.zeros(0, dtype=_COLUMNS[name])

@@ -77,6 +77,8 @@ def live_argv(opts: Any, write: str) -> list[str]:
         argv += ["--trusted", t]
     for k in opts.toa_kinds or ():
         argv += ["--toa-kind", str(k)]
+    for port in getattr(opts, "vxlan_ports", ()):
+        argv += ["--vxlan-port", str(port)]
     if opts.snaplen is not None:
         argv += ["-s", str(opts.snaplen)]
     return argv
@@ -111,7 +113,11 @@ class LiveApp(PcapipApp):
 
     def __init__(self, opts: Any) -> None:
         super().__init__(
-            None, trusted=opts.trusted, toa_kinds=opts.toa_kinds, title=f"live: {opts.iface}"
+            None,
+            trusted=opts.trusted,
+            toa_kinds=opts.toa_kinds,
+            vxlan_ports=tuple(getattr(opts, "vxlan_ports", ())),
+            title=f"live: {opts.iface}",
         )
         self.opts = opts
         self.temp: str | None = None

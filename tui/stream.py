@@ -3,7 +3,7 @@
 ``pcapip.analyze`` returns only when the whole capture is read; on a
 multi-GB file that is many seconds of an empty screen. This loader runs
 ``analyze``'s own read loop (:func:`pcapip.flows.run.read_captures`) with
-``analyze``'s tracker; a few times a second it hands the rows of the flows ended
+``analyze``'s tracker; every 2 seconds it hands the rows of the flows ended
 so far to the UI (provisional rows: their own findings, not yet those that
 compare flows), and it indexes the frames for the detail pane. The table at the end is
 built by that loop, so the final rows, warnings and errors are ``analyze``'s.
@@ -30,8 +30,33 @@ BATCH = 65536
 #: seconds the reader waits at most for the first rows to be drawn
 FIRST_DRAW_WAIT = 0.3
 #: rows are handed over every ROWS_EVERY progress intervals (and after the first batch);
-#: the progress interval is half a second: each update redraws the status line
-ROWS_EVERY = 2
+#: the progress interval is half a second: each update redraws the status line. Every 2 s:
+#: each hand-over builds the previews of every flow open with its client known (again
+#: when it ends) and re-sorts the table, ~0.1 s of the 5M bench file's 2 s less than at 1 s
+ROWS_EVERY = 4
+_libc: Any = None
+
+
+def trim_heap() -> None:
+    """Give the heaps' free pages back to the system (glibc's ``malloc_trim``; elsewhere
+    nothing).
+
+    The reader's and the UI's threads each allocate from their own glibc heap, and glibc
+    raises its mmap threshold to the size of each big block freed: after the first
+    hand-over, columns of ~1 MB come from those heaps, and what they leave when freed
+    stays in the process. Called after each hand-over of rows (a few times a load), it
+    costs a walk of the free lists.
+    """
+    global _libc
+    if _libc is None:
+        try:
+            import ctypes
+
+            _libc = ctypes.CDLL(None).malloc_trim
+        except (OSError, AttributeError):
+            _libc = False  # not glibc: its allocator, its policy
+    if _libc:
+        _libc(0)
 
 
 @dataclass
@@ -103,12 +128,47 @@ class _ShowingTracker(FlowTracker):
     def take_blocks(self) -> list[Any]:
         from pcapip.flows.packed import DiskStore, PackedRows
 
+        trim_heap()  # (the table build starts here: what the reading left goes first)
         out = [self._shown_rows] if len(self._shown_rows) else []
         out += [*self._shown_kept, *super().take_blocks()]
         # taken means forgotten, as the tracker's own rows: a second call gives none twice
         self._shown_rows = PackedRows(DiskStore())
         self._shown_kept = []
         return out
+
+
+class HeaderFrames:
+    """The packets that carried the client address of provisional rows, by the row's first
+    frame: the packed rows' own columns (a few arrays a hand-over), not a list per row."""
+
+    def __init__(self) -> None:
+        # per hand-over: first frames of its rows that have some, their offsets into the
+        # (capture, frame) columns, those columns
+        self._parts: list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = []
+
+    def keep(self, block: Any) -> None:
+        """Keep the header packets of ``block``'s rows (packed rows) that have any."""
+        lens = np.asarray(block.cols["hf_len"])
+        has = np.flatnonzero(lens)
+        if not len(has):
+            return
+        off = np.zeros(lens.size + 1, dtype=np.int64)
+        np.cumsum(lens, out=off[1:])
+        end = int(off[-1])
+        caps = np.asarray(block.cols.slice("hf_cap", 0, end))
+        frames = np.asarray(block.cols.slice("hf_frame", 0, end))
+        firsts = np.asarray(block.cols["first_frame"])[has]
+        self._parts.append((firsts, np.stack([off[has], off[has + 1]]), caps, frames))
+
+    def get(self, first: int, default: Any = None) -> Any:
+        """(capture, frame) pairs of the last row kept whose first frame is ``first``
+        (an ended row after its preview)."""
+        for firsts, spans, caps, frames in reversed(self._parts):
+            hit = np.flatnonzero(firsts == first)
+            if len(hit):
+                a, b = (int(x) for x in spans[:, hit[-1]])
+                return list(zip(caps[a:b].tolist(), frames[a:b].tolist(), strict=True))
+        return default
 
 
 class CaptureLoader:
@@ -120,17 +180,23 @@ class CaptureLoader:
         *,
         trusted: str | Sequence[str] | None = None,
         toa_kinds: Sequence[str | int] | None = None,
+        vxlan_ports: Sequence[int] = (),
     ) -> None:
+        from pcapip.decode.tunnels import udp_tunnel_ports
         from pcapip.flows.run import registry_for
 
         self.path = os.fspath(path)
         self.trusted = trusted
         self.toa_kinds = toa_kinds
+        self.vxlan_ports = tuple(int(p) for p in vxlan_ports)
         self.registry = registry_for(toa_kinds)
+        #: UDP port -> tunnel opened there (``--vxlan-port``): the detail pane decodes and
+        #: dissects frames with the same tunnels as the reader
+        self.udp_ports = udp_tunnel_ports(self.vxlan_ports)
         self.index = FrameIndex(self.path)
         self.progress = Progress()
         #: header packets of provisional rows, by first frame (final rows use the Analysis)
-        self.header_frames: dict[int, list[tuple[int, int]]] = {}
+        self.header_frames = HeaderFrames()
         self._stop = threading.Event()
         #: set by a UI once the first rows are on screen; the reader waits for it (a moment
         #: at most) after handing them over, so the first screen does not share the GIL
@@ -139,16 +205,6 @@ class CaptureLoader:
     def stop(self) -> None:
         """Ask :meth:`run` to stop after the batch it is on (it then raises LoadStopped)."""
         self._stop.set()
-
-    def _keep_header_frames(self, block: Any) -> None:
-        """The packets that carried the client address of provisional rows that have them."""
-        has = np.flatnonzero(block.cols["hf_len"])
-        if not len(has):
-            return
-        firsts = block.cols["first_frame"]
-        frames = block.header_frames()
-        for k in has.tolist():
-            self.header_frames[int(firsts[k])] = frames[k]
 
     def run(
         self,
@@ -174,7 +230,7 @@ class CaptureLoader:
         # a flow shows as soon as its client is known (a preview built column by column
         # from the flow table), and again when it ends; without on_rows, analyze's tracker
         tracker = (_ShowingTracker if on_rows is not None else FlowTracker)(
-            registry=self.registry
+            registry=self.registry, vxlan_ports=self.vxlan_ports
         )
         tracker.keep_settled = on_rows is not None
         try:
@@ -203,8 +259,10 @@ class CaptureLoader:
                 if new or previews:
                     # ended rows first, then the previews of flows still open: one call
                     block = PackedRows.concat([*new, *previews])
-                    self._keep_header_frames(block)
+                    self.header_frames.keep(block)
                     on_rows(Rows.of_packed(block, tracker.vocab))
+                    del block
+                    trim_heap()
                     if not handed and self.first_drawn is not None:
                         self.first_drawn.wait(FIRST_DRAW_WAIT)
                     handed = True
@@ -242,9 +300,10 @@ class CaptureLoader:
         )
         if self._stop.is_set():
             raise LoadStopped(self.path)
+        trim_heap()  # what the reading and the table build left
         if errors:
             prog.error = str(errors[0])
-        self.header_frames = {}  # the final rows have theirs in the table
+        self.header_frames = HeaderFrames()  # the final rows have theirs in the table
         analysis = Analysis(table, [e for e in errors if isinstance(e, CaptureError)])
         prog.flows = len(table)
         prog.done = True

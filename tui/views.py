@@ -91,7 +91,7 @@ def _pair_width(rows: Rows, ip: str, port: str) -> int:
         lens[v4] = 7 + sum((o >= 10).astype(np.int64) + (o >= 100) for o in octets)
     other = v < NO_IP
     if other.any():
-        inv, texts = rows.take(other).texts_of(ip)
+        inv, texts = Rows({ip: v[other]}, rows.vocab).texts_of(ip)  # (that column only)
         lens[other] = np.array([len(t) + (2 if ":" in t else 0) for t in texts])[inv]
     return int((lens + np.where(rows.cols[port] == NULL, 0, 6)).max())
 
@@ -179,7 +179,9 @@ class FlowsView:
         if self._replaced != m.replaced:
             self._replaced, self._measured, self._widths = m.replaced, 0, {}
         if self._measured < m.total or not self._widths:
-            new = _measure(m.rows.take(slice(self._measured, None)))
+            # (all rows as they are: a copy would read every column of the final rows)
+            part = m.rows if not self._measured else m.rows.take(slice(self._measured, None))
+            new = _measure(part)
             self._widths = {k: max(v, self._widths.get(k, 0)) for k, v in new.items()}
             self._widths["flow"] = max(4, len(str(m.total)))
             self._measured = m.total

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from pcapip.cli.options import toa_kind_option, trusted_option
+from pcapip.cli.options import toa_kind_option, trusted_option, vxlan_port_option
 from pcapip.cli.output import check_input
 from pcapip.errors import UsageError
 
@@ -13,7 +13,13 @@ from pcapip.errors import UsageError
 @click.argument("capture", metavar="CAPTURE")
 @trusted_option
 @toa_kind_option
-def command(capture: str, trusted: tuple[str, ...], toa_kinds: tuple[str, ...]) -> int:
+@vxlan_port_option
+def command(
+    capture: str,
+    trusted: tuple[str, ...],
+    toa_kinds: tuple[str, ...],
+    vxlan_ports: tuple[int, ...],
+) -> int:
     """Browse the flows of CAPTURE: which ones lost their real client, and why, down to the bytes.
 
     Flows show while the capture is still being read. Press ? inside for the keys
@@ -36,4 +42,9 @@ def command(capture: str, trusted: tuple[str, ...], toa_kinds: tuple[str, ...]) 
 
     from pcapip.tui import run
 
-    return run(capture, trusted=list(trusted) or None, toa_kinds=list(toa_kinds) or None)
+    return run(
+        capture,
+        trusted=list(trusted) or None,
+        toa_kinds=list(toa_kinds) or None,
+        vxlan_ports=vxlan_ports,
+    )

@@ -16,7 +16,7 @@ from textual.message import Message
 from textual.reactive import reactive
 from textual.widgets import DataTable, TabbedContent, TabPane
 
-from pcapip.tui.detail import FlowDetail, build_detail, findings_for
+from pcapip.tui.detail import FlowDetail, build_detail, findings_for, header_frames_of
 from pcapip.tui.widgets.findings import FlowFindingsPane
 from pcapip.tui.widgets.packet_pane import PacketPane, PacketShown
 from pcapip.tui.widgets.timeline import TimelineTable
@@ -124,13 +124,18 @@ class DetailTabs(TabbedContent):
         reader = self.reader
         loader, analysis = reader.loader, reader.analysis
         if reader.loaded and rec.get("flow") is not None and analysis is not None:
-            hf = [n for _, n in analysis.header_frames(int(rec["flow"]))]
+            hf = header_frames_of(analysis, int(rec["flow"]))
             fnd = findings_for(analysis, int(rec["flow"]), rec["findings"])
         else:
             hf = [n for _, n in loader.header_frames.get(int(rec["_frame"] or 0), [])]
             fnd = findings_for(None, None, rec["findings"])
         det = build_detail(
-            rec, loader.index, registry=loader.registry, header_frames=hf, findings=fnd
+            rec,
+            loader.index,
+            registry=loader.registry,
+            header_frames=hf,
+            findings=fnd,
+            udp_ports=loader.udp_ports,
         )
         self.post_message(self.Ready(det, token))
 

@@ -208,7 +208,26 @@ class SummaryPane(VerticalScroll):
         yield FindingsList(classes="summary-findings")
         yield Static("", classes="summary-text pane-text")
 
+    _data: SummaryData | None = None
+    _on_screen = False
+
     def show(self, d: SummaryData) -> None:
+        """Show ``d``: now when the pane is on screen or the capture is read, else when it
+        comes on screen (while loading, a hidden pane's redraw would only take the
+        reader's time: each one lays the whole screen out again)."""
+        self._data = d
+        if self._on_screen or d.loaded:
+            self._draw(d)
+
+    def on_show(self) -> None:
+        self._on_screen = True
+        if self._data is not None:
+            self._draw(self._data)
+
+    def on_hide(self) -> None:
+        self._on_screen = False
+
+    def _draw(self, d: SummaryData) -> None:
         self.query_one(".summary-head", Static).update(summary_head(d))
         self.query_one(FindingsList).show_counts(d.counts["codes"])
         self.query_one(".summary-text", Static).update(summary_tables(d))

@@ -73,7 +73,7 @@ class PacketPane(Vertical):
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.detail: FlowDetail | None = None
-        self.source: Any = None  # the loader: .index (frames) and .registry (dissectors)
+        self.source: Any = None  # the loader: .index, .registry, .udp_ports
         self.stops: list[int] = []
         self._views: dict[int, PacketView] = {}
         self._generation = 0
@@ -133,7 +133,7 @@ class PacketPane(Vertical):
         src = self.source
         frames = src.index.frames([number])
         if number in frames:
-            view = dissect(frames[number], src.registry, f"Frame {number}")
+            view = dissect(frames[number], src.registry, f"Frame {number}", src.udp_ports)
             self.post_message(PacketRead(view, generation))
 
     def on_packet_read(self, msg: PacketRead) -> None:

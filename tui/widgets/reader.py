@@ -66,11 +66,13 @@ class CaptureReader(Widget):
         *,
         trusted: str | Sequence[str] | None = None,
         toa_kinds: Sequence[str] | None = None,
+        vxlan_ports: Sequence[int] = (),
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
         self.trusted = trusted
         self.toa_kinds = toa_kinds
+        self.vxlan_ports = tuple(vxlan_ports)
         self.loader: CaptureLoader | None = None
         self.analysis: Any = None
         self.errors: list[str] = []
@@ -88,7 +90,9 @@ class CaptureReader(Widget):
     def start(self, path: str, *, provisional: bool) -> None:
         """Read ``path``; provisional rows are posted as they come (unless ``provisional``
         is False: the live feed showed them already)."""
-        self.loader = CaptureLoader(path, trusted=self.trusted, toa_kinds=self.toa_kinds)
+        self.loader = CaptureLoader(
+            path, trusted=self.trusted, toa_kinds=self.toa_kinds, vxlan_ports=self.vxlan_ports
+        )
         self.loader.first_drawn = threading.Event() if provisional else None
         self.loaded = False
         self._handed = False

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from rich.text import Text
 from textual.reactive import reactive
@@ -94,6 +94,11 @@ class StatusLine(Static):
 
     data: reactive[StatusData | None] = reactive(None, always_update=True)
 
-    def watch_data(self, data: StatusData | None) -> None:
-        if data is not None:
-            self.update(status_text(data))
+    def watch_data(self, old: StatusData | None, data: StatusData | None) -> None:
+        if data is None:
+            return
+        # only the reading's progress moved (twice a second while loading): the line alone
+        # is drawn again; when the rows changed too, with the screen's layout, so the new
+        # counts and the rows they count show in the same frame
+        progress_only = old is not None and replace(old, progress=data.progress) == data
+        self.update(status_text(data), layout=not progress_only)
