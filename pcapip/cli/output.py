@@ -44,7 +44,10 @@ def check_output(path: str | None, option: str = "-o", force: bool = False) -> N
     refuse_link(path, option, force)
     what = f"{option} {path}"
     if path.endswith(os.sep) or os.path.isdir(path):
-        raise UsageError(f"{what}: is a directory, not a file")
+        raise UsageError(
+            f"{what}: is a directory, not a file (analyze --format parquet -o DIR/ writes "
+            "a partitioned dataset into a folder)"
+        )
     parent = os.path.dirname(path) or "."
     if not os.path.exists(parent):
         up = parent
@@ -138,13 +141,8 @@ def check_analysis_output(
     check_max_rows(max_rows)
     from pcapip.report.dataset import is_dataset_target
 
-    if is_dataset_target(output):
+    if fmt == "parquet" and is_dataset_target(output):
         assert output is not None
-        if fmt != "parquet":
-            raise UsageError(
-                f"-o {output}: a folder takes --format parquet (a partitioned dataset); "
-                "name a file for the other formats"
-            )
         parent = os.path.dirname(output.rstrip("/" + os.sep)) or "."
         if not os.path.isdir(parent):
             raise UsageError(f"-o {output}: directory {parent} does not exist")

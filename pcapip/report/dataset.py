@@ -14,11 +14,11 @@ NO_GROUP = "all"  # the group of captures not split by vantage point
 
 
 def is_dataset_target(output: str | os.PathLike[str] | None) -> bool:
-    """An output naming a folder (ending in ``/`` or an existing directory)."""
+    """An output naming a folder: ending in ``/`` (an existing directory named without it
+    is refused as an output file, as before)."""
     if output is None:
         return False
-    text = os.fspath(output)
-    return text.endswith(("/", os.sep)) or os.path.isdir(text)
+    return os.fspath(output).endswith(("/", os.sep))
 
 
 def group_label(directory: str) -> str:
