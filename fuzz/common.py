@@ -66,6 +66,12 @@ def frame_seed(linktype: int, frame: bytes) -> bytes:
     return struct.pack("<H", linktype & 0xFFFF) + frame
 
 
+def frame_seeds() -> Iterator[bytes]:
+    """The bundled captures' frames as frame-target inputs."""
+    for lt, frame in frames():
+        yield frame_seed(lt, frame)
+
+
 def write_corpus(folder: Path, seeds: Iterator[bytes]) -> int:
     folder.mkdir(parents=True, exist_ok=True)
     n = 0

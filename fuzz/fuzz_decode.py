@@ -8,7 +8,7 @@ import sys
 import atheris
 
 with atheris.instrument_imports(include=["pcapip", "common"]):
-    from common import decode_both, frame_seed, frames
+    from common import decode_both, frame_seeds
 
     from pcapip.decode import decoder, kernel, kernel_l4, kernel_tunnels  # noqa: F401
 
@@ -17,9 +17,7 @@ def test_one(data: bytes) -> None:
     decode_both(data)
 
 
-def seeds():
-    for lt, frame in frames():
-        yield frame_seed(lt, frame)
+seeds = frame_seeds
 
 
 if __name__ == "__main__":

@@ -9,7 +9,7 @@ import sys
 import atheris
 
 with atheris.instrument_imports(include=["pcapip", "common"]):
-    from common import LINKTYPES, Broken, frame_seed, frames
+    from common import LINKTYPES, Broken, frame_seeds
 
     from pcapip.dissect.frame import dissect_frame
 
@@ -35,9 +35,7 @@ def test_one(data: bytes) -> None:
                 raise Broken(f"field {f.name} at {off}+{n}, outside a {len(frame)}-byte frame")
 
 
-def seeds():
-    for lt, frame in frames():
-        yield frame_seed(lt, frame)
+seeds = frame_seeds
 
 
 if __name__ == "__main__":

@@ -191,19 +191,27 @@ def test_an_unreachable_scheduler_is_one_line(tmp_path: Path) -> None:
     assert "cannot reach the Dask scheduler at tcp://127.0.0.1:9" in r.stderr
 
 
+def _long_run(address: str, capture: Path, tmp_path: Path, copies: int,
+              env: dict[str, str] | None = None) -> tuple[list[str], Path, subprocess.Popen]:
+    """``copies`` of the capture, one after another, split into files and analysed on the
+    cluster at ``address`` in the background: (the files, the output, the process)."""
+    big = tmp_path / "big.pcap"
+    subprocess.run(["mergecap", "-a", "-w", str(big), *[str(capture)] * copies], check=True)
+    files = _split(big, tmp_path / "s", 4001)
+    out = tmp_path / "o.csv"
+    run = subprocess.Popen(
+        [sys.executable, "-m", "pcapip", "analyze", *files, "--scheduler", address,
+         "--format", "csv", "-o", str(out)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+    )
+    return files, out, run
+
+
 def test_a_worker_killed_mid_run(cluster: Cluster, capture: Path, tmp_path: Path) -> None:
     """Kill one of two workers while tasks run: Dask moves its tasks to the other and the
     output is still the single-process one, or the run fails with one line; never a
     partial result."""
-    big = tmp_path / "big.pcap"
-    subprocess.run(["mergecap", "-a", "-w", str(big), *[str(capture)] * 6], check=True)
-    files = _split(big, tmp_path / "s", 4001)
-    out = tmp_path / "o.csv"
-    run = subprocess.Popen(
-        [sys.executable, "-m", "pcapip", "analyze", *files, "--scheduler", cluster.address,
-         "--format", "csv", "-o", str(out)],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-    )
+    files, out, run = _long_run(cluster.address, capture, tmp_path, 6)
     time.sleep(3.0)
     assert run.poll() is None, "the run ended before a worker could be killed"
     victim = cluster.workers[0]
@@ -225,16 +233,8 @@ def test_a_cluster_without_workers_is_one_line(tmp_path: Path, capture: Path) ->
         pytest.skip("the dask command is missing")
     c = Cluster(tmp_path, 1)
     try:
-        big = tmp_path / "big.pcap"
-        subprocess.run(["mergecap", "-a", "-w", str(big), *[str(capture)] * 4], check=True)
-        files = _split(big, tmp_path / "s", 4001)
-        out = tmp_path / "o.csv"
-        run = subprocess.Popen(
-            [sys.executable, "-m", "pcapip", "analyze", *files, "--scheduler", c.address,
-             "--format", "csv", "-o", str(out)],
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-            env={**os.environ, "PCAPIP_NO_WORKER_GRACE": "4"},
-        )
+        _, out, run = _long_run(c.address, capture, tmp_path, 4,
+                                {**os.environ, "PCAPIP_NO_WORKER_GRACE": "4"})
         time.sleep(2.5)
         assert run.poll() is None
         os.killpg(c.workers[0].pid, signal.SIGKILL)
