@@ -27,6 +27,7 @@ from pcapip.flows.packed import PackedRows
 from pcapip.flows.rowflow import load, store
 from pcapip.flows.rows import FlowRow, compact
 from pcapip.flows.state import FlowBase, TcpFlow, UdpFlow
+from pcapip.flows.watermark import NONE, first_packet
 
 if TYPE_CHECKING:
     from pcapip.flows.holding import Held
@@ -42,6 +43,9 @@ COMPACT_ROWS = 8192
 # ended flows of the compiled table turned into rows at once at most (the end of a capture
 # may end half a million attempts together: a copy of their table rows is made per block)
 COMPACT_MAX = 16_384
+# ended rows kept waiting for the flows that began before them at most (then they leave
+# out of order, and the table sorts them: pcapip.flows.reorder)
+WAIT_MAX = 32_768
 
 
 def end_rows(tab: TcpTable, rows: np.ndarray) -> None:
@@ -99,11 +103,15 @@ def flush(
     settled: list[Any],
     cb: OnEnded | None,
     force: bool,
+    floor: int = NONE,
 ) -> None:
     """Take the flows ended in this feed out of the index; turn ended flows into rows
     (and free their table rows) now when asked to or when rows are reported as flows
     end, else once enough have gathered: a block of thousands of rows costs about what
-    a block of tens does."""
+    a block of tens does. Unless forced or reported one by one, rows leave in order of
+    their first packet, after every row that began before them (``pcapip.flows.watermark``;
+    ``floor``: the first packet of the oldest open UDP flow), so the table keeps them as
+    they are; the others wait for a later flush (at most WAIT_MAX of them)."""
     if tab.settled:
         settled.extend(tab.settled)
         tab.settled = []
@@ -113,24 +121,31 @@ def flush(
         tab.unindex_fn(tab.H, tab.S, rows, rows.size)
         tab.pending.append(rows)
         tab.npending += rows.size
-    if not tab.pending or not (force or cb is not None or tab.npending >= COMPACT_ROWS):
+    new = tab.npending - tab.nwaiting
+    if not tab.pending or not (force or cb is not None or new >= COMPACT_ROWS):
         return
     rows = np.concatenate(tab.pending) if len(tab.pending) > 1 else tab.pending[0]
     tab.pending = []
-    tab.npending = 0
-    if cb is None:  # in the table's order: the table then mostly keeps them as they are
-        rows = rows[np.argsort(_first_packet(tab.S, rows), kind="stable")]
+    tab.npending = tab.nwaiting = 0
+    if cb is None:  # in the table's order: the table then keeps them as they are
+        key = first_packet(tab.S, rows)
+        order = np.argsort(key, kind="stable")
+        rows = rows[order]
+        if not force:
+            bound = min(floor, tab.mark.bound(tab.S, rows))
+            cut = int(np.searchsorted(key[order], bound, side="right"))
+            if rows.size - cut <= WAIT_MAX:
+                tab.pending = [rows[cut:]]
+                tab.npending = tab.nwaiting = rows.size - cut
+                rows = rows[:cut]
+                if cut == 0:
+                    return
+    tab.mark.handed_out(tab.S, rows)
     py = tab.S[rows, L.F_EXTRA] != 0
     _rows_plain(tab, finish, held, rows[~py], cb)
     if py.any():
         _rows_python(tab, finish, held, rows[py], cb)
     _free(tab, rows)
-
-
-def _first_packet(S: np.ndarray, rows: np.ndarray) -> np.ndarray:
-    """(capture, first frame) of table rows ``rows`` as one int64, the table's order
-    (``pcapip.flows.reorder.sort_key``)."""
-    return S[rows, L.F_CAPTURE] * (1 << 40) + S[rows, L.F_FIRST_FRAME]
 
 
 def _rows_plain(

@@ -25,6 +25,9 @@ class MemStore(dict[str, np.ndarray]):
     def size(self, name: str) -> int:
         return int(self[name].size) if name in self else 0
 
+    def drop(self, name: str) -> None:
+        del self[name]
+
     def constant(self, name: str) -> Any:
         return None  # (in memory, reading a column costs no more than knowing it)
 
@@ -102,6 +105,11 @@ class DiskStore:
 
     def __contains__(self, name: object) -> bool:
         return name in self._segs
+
+    def drop(self, name: str) -> None:
+        """Forget column ``name`` (its bytes stay in the file until it closes)."""
+        for d in (self._segs, self._firsts, self._dtypes, self._sizes):
+            d.pop(name, None)
 
     def constant(self, name: str) -> Any:
         """The one value of a column whose every segment holds only that value (a flood's
