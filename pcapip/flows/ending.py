@@ -132,15 +132,17 @@ def flush(
         order = np.argsort(key, kind="stable")
         rows = rows[order]
         if not force:
-            bound = min(floor, tab.mark.bound(tab.S, rows))
-            cut = int(np.searchsorted(key[order], bound, side="right"))
+            key = key[order]
+            bound = min(floor, tab.mark.bound(tab.S[rows, L.F_SERIAL]))
+            cut = int(np.searchsorted(key, bound, side="right"))
             if rows.size - cut <= WAIT_MAX:
                 tab.pending = [rows[cut:]]
                 tab.npending = tab.nwaiting = rows.size - cut
                 rows = rows[:cut]
                 if cut == 0:
                     return
-    tab.mark.handed_out(tab.S, rows)
+        del key, order
+    tab.mark.handed_out(tab.S[rows, L.F_SERIAL])
     py = tab.S[rows, L.F_EXTRA] != 0
     _rows_plain(tab, finish, held, rows[~py], cb)
     if py.any():

@@ -310,7 +310,8 @@ class TcpTable:
         if self._settle_gc:
             accel.settle()
             self._settle_gc = False
-        self.mark.created(self.S, self.free[int(ct[K.CT_FREE_TOP]) : top])
+        new = self.free[int(ct[K.CT_FREE_TOP]) : top]
+        self.mark.created(self.S, new, int(ct[K.CT_SERIAL]) - new.size + 1, todo.size == rows.size)
         if ct[K.CT_ENDED]:
             self.ended.append(out_ended[: ct[K.CT_ENDED]].copy())
         if ct[K.CT_SETTLED]:

@@ -35,38 +35,47 @@ class Watermark:
         self.live = np.zeros(64, dtype=np.int64)
         self.low = np.full(64, NONE, dtype=np.int64)
 
-    def _epochs(self, S: np.ndarray, rows: np.ndarray) -> np.ndarray:
-        ep = S[rows, L.F_SERIAL] >> SHIFT
-        top = int(ep.max()) + 1 if ep.size else 0
+    def _fit(self, top: int) -> None:
+        """Room for epochs below ``top``."""
         if top > self.live.size:
             size = max(top, 2 * self.live.size)
             self.live = np.concatenate((self.live, np.zeros(size - self.live.size, np.int64)))
             self.low = np.concatenate((self.low, np.full(size - self.low.size, NONE)))
-        return ep
 
-    def created(self, S: np.ndarray, rows: np.ndarray) -> None:
-        """Count the flows just started in table rows ``rows``."""
-        if rows.size == 0:
+    def created(self, S: np.ndarray, rows: np.ndarray, first: int, in_order: bool) -> None:
+        """Count the flows just started: serial numbers ``first``, ``first`` + 1, ... in
+        table rows ``rows`` (the loop takes rows from the top of the free stack: ``rows``
+        is that stack's slice, last row first). ``in_order``: their first packets come in
+        the order of their serials, so an epoch's smallest is its first flow's."""
+        k = rows.size
+        if k == 0:
             return
-        ep = self._epochs(S, rows)
-        order = np.argsort(ep, kind="stable")
-        ep = ep[order]
+        ser = np.arange(first, first + k, dtype=np.int64)
+        ep = ser >> SHIFT
+        self._fit(int(ep[-1]) + 1)
         starts = np.flatnonzero(np.r_[True, ep[1:] != ep[:-1]])
-        keys = np.minimum.reduceat(first_packet(S, rows[order]), starts)
+        if in_order:  # (only the rows of each epoch's first flow are read)
+            keys = first_packet(S, rows[k - 1 - starts])
+        else:
+            keys = np.minimum.reduceat(first_packet(S, rows[::-1]), starts)
         at = ep[starts]
         self.low[at] = np.minimum(self.low[at], keys)
-        self.live += np.bincount(ep, minlength=self.live.size)
+        self.live[at] += np.diff(np.r_[starts, k])
 
-    def handed_out(self, S: np.ndarray, rows: np.ndarray) -> None:
-        """The flows of table rows ``rows`` left as output rows."""
-        if rows.size:
-            ep = self._epochs(S, rows)
-            self.live -= np.bincount(ep, minlength=self.live.size)
-
-    def bound(self, S: np.ndarray, waiting: np.ndarray) -> int:
-        """No TCP flow not handed out yet, other than those in rows ``waiting``, began
-        before this (capture, frame) key (NONE: there is none)."""
-        ep = self._epochs(S, waiting)
-        left = self.live - np.bincount(ep, minlength=self.live.size)
+    def bound(self, serials: np.ndarray) -> int:
+        """No TCP flow not handed out yet, other than those of ``serials``, began before
+        this (capture, frame) key (NONE: there is none)."""
+        ep = serials >> SHIFT
+        left = self.live.copy()
+        if ep.size:
+            self._fit(int(ep.max()) + 1)
+            left = self.live - np.bincount(ep, minlength=self.live.size)
         some = left > 0
         return int(self.low[some].min()) if some.any() else int(NONE)
+
+    def handed_out(self, serials: np.ndarray) -> None:
+        """The flows of ``serials`` left as output rows."""
+        if serials.size:
+            ep = serials >> SHIFT
+            self._fit(int(ep.max()) + 1)
+            self.live -= np.bincount(ep, minlength=self.live.size)
