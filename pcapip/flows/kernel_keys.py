@@ -3,7 +3,11 @@
 A flow's key is its two endpoints in a fixed order (the smaller address and
 port first), so both directions find one row, and the tunnel it was found in
 (``pcapip.flows.tunnels``: two tenants are two connections); the index ``H`` is open
-addressing with linear probing over row numbers plus one (0: empty).
+addressing with linear probing: an entry is the row number plus one (0: empty) in its
+low 32 bits and the key hash's high bits above them (:func:`entry`), so a probe that
+meets another flow's entry rarely has to read that flow's row: in a SYN flood nearly
+every lookup misses, and reading rows scattered over hundreds of MB cost more than the
+rest of the loop.
 """
 
 from __future__ import annotations
@@ -51,6 +55,12 @@ def key_hash(key):
 
 
 @kernel_helper
+def entry(h, s):
+    """Row ``s``'s entry in the index for key hash ``h``."""
+    return ((h >> 32) << 32) | (s + 1)
+
+
+@kernel_helper
 def store_key(S, s, h, key):
     """Write the key ``key`` and its hash ``h`` into row ``s`` (what find_flow compares)."""
     ahi, alo, ap, bhi, blo, bp, tun = key
@@ -71,14 +81,16 @@ def find_flow(S, H, h, key):
     ahi, alo, ap, bhi, blo, bp, tun = key
     hmask = H.shape[0] - 1
     pos = h & hmask
+    tag = h >> 32
     s = -1
     while True:
         v = H[pos]
         if v == 0:
             break
-        c = v - 1
+        c = (v & M32) - 1
         if (
-            S[c, K_HASH] == h
+            (v >> 32) == tag
+            and S[c, K_HASH] == h
             and S[c, K_AHI] == ahi
             and S[c, K_ALO] == alo
             and S[c, K_APORT] == ap
@@ -102,7 +114,7 @@ def unindex(H, S, rows, n):
     for e in range(n):
         s = rows[e]
         pos = S[s, K_HASH] & hmask
-        while H[pos] != 0 and H[pos] != s + 1:
+        while H[pos] != 0 and (H[pos] & M32) != s + 1:
             pos = (pos + 1) & hmask
         if H[pos] == 0:
             continue
@@ -114,7 +126,7 @@ def unindex(H, S, rows, n):
             v = H[j]
             if v == 0:
                 break
-            home = S[v - 1, K_HASH] & hmask
+            home = S[(v & M32) - 1, K_HASH] & hmask
             # the entry at j may move into the hole unless its home lies in (hole, j]
             stays = (hole < home <= j) if hole <= j else (hole < home or home <= j)
             if not stays:
@@ -129,7 +141,8 @@ def reindex(H, S, rows, n):
     hmask = H.shape[0] - 1
     for e in range(n):
         s = rows[e]
-        pos = S[s, K_HASH] & hmask
+        h = S[s, K_HASH]
+        pos = h & hmask
         while H[pos] != 0:
             pos = (pos + 1) & hmask
-        H[pos] = s + 1
+        H[pos] = entry(h, s)
