@@ -191,15 +191,21 @@ def _rows_python(
 
 def _free(tab: TcpTable, rows: np.ndarray) -> None:
     """Give ended rows back to the free stack."""
-    tab.S[rows, L.F_STATE] = L.ST_FREE
-    # a free row of X is a zero row (the loop does not reset it for a new flow); rows
-    # never written are only read here, which leaves their pages untouched
-    X = tab.X
+    S, X = tab.S, tab.X
+    S[rows, L.F_STATE] = L.ST_FREE
+    # a free row of X is a zero row (the loop does not reset it for a new flow). A row of X
+    # is written only with a TOA group's mark or a header the loop read (F_HEADER HDR_ROW),
+    # and zeroed when those marks go (rowflow.store): only such rows are read and cleared
+    # here, which leaves the pages of rows never written untouched and mostly unread
     for lo in range(0, rows.size, COMPACT_MAX):  # (a gathered copy per block)
         part = rows[lo : lo + COMPACT_MAX]
-        used = part[X[part].any(axis=1)]
+        dirty = (S[part, L.F_HEADER] == L.HDR_ROW) | X[part[:, None], _MARKS].any(axis=1)
+        used = part[dirty]
         if used.size:
             X[used] = 0
     top = int(tab.ct[tab.K.CT_FREE_TOP])
     tab.free[top : top + rows.size] = rows
     tab.ct[tab.K.CT_FREE_TOP] = top + rows.size
+
+
+_MARKS = np.array([L.TS_SET, L.TA_SET, L.TD_SET]) - L.XBASE
