@@ -179,11 +179,8 @@ class TcpTable:
             size = self.H.shape[0]
             while size < need:
                 size *= 2
-            old_h, self.H = self.H, np.zeros(size, dtype=np.int64)
-            # the open rows, from the index rather than a pass over every row of the table
-            rows = (old_h[old_h != 0] & 0xFFFFFFFF) - 1
-            del old_h
-            rows = np.sort(rows[self.S[rows, L.F_STATE] == L.ST_OPEN])
+            self.H = np.zeros(size, dtype=np.int64)
+            rows = np.flatnonzero(self.S[:, L.F_STATE] == L.ST_OPEN)
             self._reindex(self.H, self.S, rows, rows.size)
 
     def _grow(self, name: str, rows: int) -> None:
