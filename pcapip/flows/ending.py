@@ -199,7 +199,10 @@ def _free(tab: TcpTable, rows: np.ndarray) -> None:
     # here, which leaves the pages of rows never written untouched and mostly unread
     for lo in range(0, rows.size, COMPACT_MAX):  # (a gathered copy per block)
         part = rows[lo : lo + COMPACT_MAX]
-        dirty = (S[part, L.F_HEADER] == L.HDR_ROW) | X[part[:, None], _MARKS].any(axis=1)
+        flat, at = X.reshape(-1), part * X.shape[1]
+        dirty = S[part, L.F_HEADER] == L.HDR_ROW
+        for m in _MARKS:
+            dirty |= flat[at + m] != 0
         used = part[dirty]
         if used.size:
             X[used] = 0
@@ -208,4 +211,4 @@ def _free(tab: TcpTable, rows: np.ndarray) -> None:
     tab.ct[tab.K.CT_FREE_TOP] = top + rows.size
 
 
-_MARKS = np.array([L.TS_SET, L.TA_SET, L.TD_SET]) - L.XBASE
+_MARKS = (L.TS_SET - L.XBASE, L.TA_SET - L.XBASE, L.TD_SET - L.XBASE)
