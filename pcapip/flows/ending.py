@@ -58,6 +58,7 @@ def end_rows(tab: TcpTable, rows: np.ndarray) -> None:
 
 def end_all(tab: TcpTable) -> None:
     end_rows(tab, np.flatnonzero(tab.S[:, L.F_STATE] == L.ST_OPEN))
+    tab.due.forget()  # (no flow is open: every deadline is of an ended one)
 
 
 def enforce_cap(tab: TcpTable, udp: UdpFlows, max_flows: int) -> int:
