@@ -27,13 +27,15 @@ def deadline(S, s, linger, evict_after, attempt):
 
 
 @kernel_helper
-def schedule(hp, fq, hn, d, s, ser):
-    """Add (deadline ``d``, row ``s``, serial ``ser``): to the end of the ring queue ``fq``
-    when no earlier than its last entry (attempts arrive in the order they time out), else
-    to the binary heap ``hp``; ``hn``: heap size, queue head, queue length."""
+def schedule(hp, fq, hn, d, s, ser, attempt):
+    """Add (deadline ``d``, row ``s``, serial ``ser``): an ``attempt``'s to the end of the
+    ring queue ``fq`` when no earlier than its last entry (attempts arrive in the order
+    they time out; a closed flow's deadline, seconds or minutes off, would hold the
+    queue's end far ahead), else to the binary heap ``hp``; ``hn``: heap size, queue
+    head, queue length."""
     cap = fq.shape[1]
     head, count = hn[1], hn[2]
-    if count == 0 or d >= fq[0, (head + count - 1) % cap]:
+    if attempt and (count == 0 or d >= fq[0, (head + count - 1) % cap]):
         at = (head + count) % cap
         fq[0, at] = d
         fq[1, at] = s
@@ -101,7 +103,7 @@ def expire(ev, nev, S, hp, fq, hn, now, linger, evict_after, attempt, out):
     ``now``; their rows are listed in ``out`` and marked ended.
 
     Entries (deadline, row, serial) are kept in deadline order by a ring queue (``fq``:
-    those scheduled no earlier than the queue's last, a flood's attempts nearly all) and a
+    attempts scheduled no earlier than the queue's last, a flood's nearly all) and a
     binary heap (``hp``: the others), ``hn`` their sizes (see :func:`schedule`); each must
     have room for its entries and ``nev`` more. A deadline is
     computed when scheduled and never later than the flow's real one (a flow's last packet
@@ -116,7 +118,7 @@ def expire(ev, nev, S, hp, fq, hn, now, linger, evict_after, attempt, out):
         if S[s, F_STATE] == ST_OPEN:
             due, d = deadline(S, s, linger, evict_after, attempt)
             if due:
-                schedule(hp, fq, hn, d, s, S[s, F_SERIAL])
+                schedule(hp, fq, hn, d, s, S[s, F_SERIAL], S[s, F_CLOSED] == 0)
     while True:
         d, s, ser = take_first(hp, fq, hn, now)
         if s < 0:
@@ -137,5 +139,5 @@ def expire(ev, nev, S, hp, fq, hn, now, linger, evict_after, attempt, out):
         s = out[out.shape[0] - 1 - e]
         due, d = deadline(S, s, linger, evict_after, attempt)
         if due:
-            schedule(hp, fq, hn, d, s, S[s, F_SERIAL])
+            schedule(hp, fq, hn, d, s, S[s, F_SERIAL], S[s, F_CLOSED] == 0)
     return nout
