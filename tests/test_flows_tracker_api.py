@@ -341,19 +341,20 @@ def _naive_due(S, closed_rows, now, linger, evict_after, attempt=None) -> set[in
     backend=st.sampled_from(["pure", "compiled"]),
 )
 def test_expire_finds_exactly_the_flows_a_full_scan_finds(seed: int, backend: str) -> None:
-    """The eviction heap against scanning every closed flow each time (what it replaces):
-    flows close, get more packets, become fully closed, are re-scheduled; after every step
-    both agree on which are due."""
+    """The eviction queue and heap against scanning every closed flow each time (what
+    they replace): flows close, get more packets, become fully closed, are re-scheduled;
+    after every step both agree on which are due."""
     rng = random.Random(seed)
     n = 40
     S = np.zeros((n, L.NFIELDS), dtype=np.int64)
     S[:] = L.template()
     S[:, L.F_SERIAL] = np.arange(1, n + 1)
-    hd, hslot, hser = (np.zeros(8 * n, dtype=np.int64) for _ in range(3))
-    hn = np.zeros(1, dtype=np.int64)
+    hp, fq = (np.zeros((3, 8 * n), dtype=np.int64) for _ in range(2))  # (fq: a ring)
+    hn = np.zeros(3, dtype=np.int64)
     expire = K.expire.get(accel.choose(backend, want_compiled=True))
     linger, evict_after, attempt = 20, 500, 60
     now = 0
+    used = 0
     closed: set[int] = set()
     for _ in range(60):
         events = []
@@ -386,10 +387,14 @@ def test_expire_finds_exactly_the_flows_a_full_scan_finds(seed: int, backend: st
                     events.append(s)
         expect = _naive_due(S, closed, now, linger, evict_after, attempt)
         ev = np.asarray(events, dtype=np.int64)
-        out = np.empty(int(hn[0]) + ev.size + 1, dtype=np.int64)
-        k = expire(ev, ev.size, S, hd, hslot, hser, hn, now, linger, evict_after, attempt, out)
+        out = np.empty(int(hn[0] + hn[2]) + ev.size + 1, dtype=np.int64)
+        k = expire(ev, ev.size, S, hp, fq, hn, now, linger, evict_after, attempt, out)
         assert set(out[:k].tolist()) == expect
         assert all(S[s, L.F_STATE] == L.ST_ENDED for s in expect)
-        # the schedule stays a binary heap of deadlines
-        h = hd[: int(hn[0])].tolist()
+        # the schedule stays a binary heap of deadlines and a queue in deadline order
+        h = hp[0, : int(hn[0])].tolist()
         assert all(h[(i - 1) // 2] <= h[i] for i in range(1, len(h)))
+        q = fq[0, (int(hn[1]) + np.arange(int(hn[2]))) % fq.shape[1]].tolist()
+        assert q == sorted(q)
+        used = max(used, int(hn[2]))
+    assert used > 0  # (the queue was used)

@@ -27,6 +27,7 @@ from pcapip.flows.packed import PackedRows
 from pcapip.flows.rowflow import load, store
 from pcapip.flows.rows import FlowRow, compact
 from pcapip.flows.state import FlowBase, TcpFlow, UdpFlow
+from pcapip.flows.watermark import NONE, first_packet
 
 if TYPE_CHECKING:
     from pcapip.flows.holding import Held
@@ -42,6 +43,9 @@ COMPACT_ROWS = 8192
 # ended flows of the compiled table turned into rows at once at most (the end of a capture
 # may end half a million attempts together: a copy of their table rows is made per block)
 COMPACT_MAX = 16_384
+# ended rows kept waiting for the flows that began before them at most (then they leave
+# out of order, and the table sorts them: pcapip.flows.reorder)
+WAIT_MAX = 32_768
 
 
 def end_rows(tab: TcpTable, rows: np.ndarray) -> None:
@@ -54,6 +58,7 @@ def end_rows(tab: TcpTable, rows: np.ndarray) -> None:
 
 def end_all(tab: TcpTable) -> None:
     end_rows(tab, np.flatnonzero(tab.S[:, L.F_STATE] == L.ST_OPEN))
+    tab.due.forget()  # (no flow is open: every deadline is of an ended one)
 
 
 def end_done(tab: TcpTable) -> None:
@@ -108,11 +113,15 @@ def flush(
     settled: list[Any],
     cb: OnEnded | None,
     force: bool,
+    floor: int = NONE,
 ) -> None:
     """Take the flows ended in this feed out of the index; turn ended flows into rows
     (and free their table rows) now when asked to or when rows are reported as flows
     end, else once enough have gathered: a block of thousands of rows costs about what
-    a block of tens does."""
+    a block of tens does. Unless forced or reported one by one, rows leave in order of
+    their first packet, after every row that began before them (``pcapip.flows.watermark``;
+    ``floor``: the first packet of the oldest open UDP flow), so the table keeps them as
+    they are; the others wait for a later flush (at most WAIT_MAX of them)."""
     if tab.settled:
         settled.extend(tab.settled)
         tab.settled = []
@@ -122,24 +131,33 @@ def flush(
         tab.unindex_fn(tab.H, tab.S, rows, rows.size)
         tab.pending.append(rows)
         tab.npending += rows.size
-    if not tab.pending or not (force or cb is not None or tab.npending >= COMPACT_ROWS):
+    new = tab.npending - tab.nwaiting
+    if not tab.pending or not (force or cb is not None or new >= COMPACT_ROWS):
         return
     rows = np.concatenate(tab.pending) if len(tab.pending) > 1 else tab.pending[0]
     tab.pending = []
-    tab.npending = 0
-    if cb is None:  # in the table's order: the table then mostly keeps them as they are
-        rows = rows[np.argsort(_first_packet(tab.S, rows), kind="stable")]
+    tab.npending = tab.nwaiting = 0
+    if cb is None:  # in the table's order: the table then keeps them as they are
+        key = first_packet(tab.S, rows)
+        order = np.argsort(key, kind="stable")
+        rows = rows[order]
+        if not force:
+            key = key[order]
+            bound = min(floor, tab.mark.bound(tab.S[rows, L.F_SERIAL]))
+            cut = int(np.searchsorted(key, bound, side="right"))
+            if rows.size - cut <= WAIT_MAX:
+                tab.pending = [rows[cut:]]
+                tab.npending = tab.nwaiting = rows.size - cut
+                rows = rows[:cut]
+                if cut == 0:
+                    return
+        del key, order
+    tab.mark.handed_out(tab.S[rows, L.F_SERIAL])
     py = tab.S[rows, L.F_EXTRA] != 0
     _rows_plain(tab, finish, held, rows[~py], cb)
     if py.any():
         _rows_python(tab, finish, held, rows[py], cb)
     _free(tab, rows)
-
-
-def _first_packet(S: np.ndarray, rows: np.ndarray) -> np.ndarray:
-    """(capture, first frame) of table rows ``rows`` as one int64, the table's order
-    (``pcapip.flows.reorder.sort_key``)."""
-    return S[rows, L.F_CAPTURE] * (1 << 40) + S[rows, L.F_FIRST_FRAME]
 
 
 def _rows_plain(
@@ -183,15 +201,24 @@ def _rows_python(
 
 def _free(tab: TcpTable, rows: np.ndarray) -> None:
     """Give ended rows back to the free stack."""
-    tab.S[rows, L.F_STATE] = L.ST_FREE
-    # a free row of X is a zero row (the loop does not reset it for a new flow); rows
-    # never written are only read here, which leaves their pages untouched
-    X = tab.X
+    S, X = tab.S, tab.X
+    S[rows, L.F_STATE] = L.ST_FREE
+    # a free row of X is a zero row (the loop does not reset it for a new flow). A row of X
+    # is written only with a TOA group's mark or a header the loop read (F_HEADER HDR_ROW),
+    # and zeroed when those marks go (rowflow.store): only such rows are read and cleared
+    # here, which leaves the pages of rows never written untouched and mostly unread
     for lo in range(0, rows.size, COMPACT_MAX):  # (a gathered copy per block)
         part = rows[lo : lo + COMPACT_MAX]
-        used = part[X[part].any(axis=1)]
+        flat, at = X.reshape(-1), part * X.shape[1]
+        dirty = S[part, L.F_HEADER] == L.HDR_ROW
+        for m in _MARKS:
+            dirty |= flat[at + m] != 0
+        used = part[dirty]
         if used.size:
             X[used] = 0
     top = int(tab.ct[tab.K.CT_FREE_TOP])
     tab.free[top : top + rows.size] = rows
     tab.ct[tab.K.CT_FREE_TOP] = top + rows.size
+
+
+_MARKS = (L.TS_SET - L.XBASE, L.TA_SET - L.XBASE, L.TD_SET - L.XBASE)

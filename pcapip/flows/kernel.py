@@ -39,7 +39,7 @@ from .kernel_flow import (
     starts_anew,
     syn_effect,
 )
-from .kernel_keys import _K1, _K2, _K3, find_flow, flow_key, key_hash, reindex, unindex
+from .kernel_keys import _K1, _K2, _K3, entry, find_flow, flow_key, key_hash, reindex, unindex
 from .kernel_out import (
     CT_ATTEMPT_NS,
     CT_CLOSES,
@@ -165,7 +165,7 @@ def track_tcp(todo, pidx, pk, kside, S, X, P, H, free, tmpl, toa, capture, stamp
             s = -1
         if s < 0:
             s = new_flow(S, free, tmpl, ct, h, key, side, (fr, tns, capture, tunnel_text[i]))
-            H[pos] = s + 1
+            H[pos] = entry(h, s)
 
         # ---- can this packet be applied here? (decided before anything changes)
         e1, isn_s, is_hs = syn_effect(S, s, side, pure_syn, syn, sq)

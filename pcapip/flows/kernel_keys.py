@@ -3,7 +3,12 @@
 A flow's key is its two endpoints in a fixed order (the smaller address and
 port first), so both directions find one row, and the tunnel it was found in
 (``pcapip.flows.tunnels``: two tenants are two connections); the index ``H`` is open
-addressing with linear probing over row numbers plus one (0: empty).
+addressing with linear probing: an entry is the row number plus one (0: empty) in its
+low 32 bits and the key hash's low 31 bits above them (:func:`entry`), so a probe that
+meets another flow's entry rarely has to read that flow's row (in a SYN flood nearly
+every lookup misses, and reading rows scattered over hundreds of MB cost more than the
+rest of the loop), and removing an entry finds where the entries after it belong
+without reading their rows either.
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ _SIGN = -0x8000000000000000  # flips the sign bit: unsigned order as signed orde
 _K1 = 0x19E3779B
 _K2 = 0x1B873593
 _K3 = 0x0CC9E2D5
+_M31 = 0x7FFFFFFF  # the key hash's bits an index entry keeps (an index under 2**31 entries)
 
 
 @kernel_helper
@@ -51,6 +57,13 @@ def key_hash(key):
 
 
 @kernel_helper
+def entry(h, s):
+    """Row ``s``'s entry in the index for key hash ``h`` (below 2**63: an int64 in the
+    pure twin too)."""
+    return ((h & _M31) << 32) | (s + 1)
+
+
+@kernel_helper
 def store_key(S, s, h, key):
     """Write the key ``key`` and its hash ``h`` into row ``s`` (what find_flow compares)."""
     ahi, alo, ap, bhi, blo, bp, tun = key
@@ -71,14 +84,16 @@ def find_flow(S, H, h, key):
     ahi, alo, ap, bhi, blo, bp, tun = key
     hmask = H.shape[0] - 1
     pos = h & hmask
+    tag = h & _M31
     s = -1
     while True:
         v = H[pos]
         if v == 0:
             break
-        c = v - 1
+        c = (v & M32) - 1
         if (
-            S[c, K_HASH] == h
+            (v >> 32) == tag
+            and S[c, K_HASH] == h
             and S[c, K_AHI] == ahi
             and S[c, K_ALO] == alo
             and S[c, K_APORT] == ap
@@ -102,7 +117,7 @@ def unindex(H, S, rows, n):
     for e in range(n):
         s = rows[e]
         pos = S[s, K_HASH] & hmask
-        while H[pos] != 0 and H[pos] != s + 1:
+        while H[pos] != 0 and (H[pos] & M32) != s + 1:
             pos = (pos + 1) & hmask
         if H[pos] == 0:
             continue
@@ -114,7 +129,7 @@ def unindex(H, S, rows, n):
             v = H[j]
             if v == 0:
                 break
-            home = S[v - 1, K_HASH] & hmask
+            home = (v >> 32) & hmask
             # the entry at j may move into the hole unless its home lies in (hole, j]
             stays = (hole < home <= j) if hole <= j else (hole < home or home <= j)
             if not stays:
@@ -129,7 +144,8 @@ def reindex(H, S, rows, n):
     hmask = H.shape[0] - 1
     for e in range(n):
         s = rows[e]
-        pos = S[s, K_HASH] & hmask
+        h = S[s, K_HASH]
+        pos = h & hmask
         while H[pos] != 0:
             pos = (pos + 1) & hmask
-        H[pos] = s + 1
+        H[pos] = entry(h, s)

@@ -163,9 +163,12 @@ def store(tab: TcpTable, s: int, fl: TcpFlow) -> None:
     S = tab.S
     S[s, L.ROW_FIRST : L.ROW_END] = row
     S[s, L.F_BUFFERING] = fl.streams is not None
+    X, xb = tab.X, L.XBASE
     if S[s, L.F_HEADER]:  # the object holds the header from now on
         if S[s, L.F_HEADER] == L.HDR_DICT:
             del tab.headers[s]
+        else:  # (a row of X is dirty only while it says so: see ending._free)
+            X[s, L.HK_VER - xb :] = 0
         S[s, L.F_HEADER] = 0
     if _python_state(fl):
         tab.extra[s] = fl
@@ -173,9 +176,8 @@ def store(tab: TcpTable, s: int, fl: TcpFlow) -> None:
     else:
         tab.extra.pop(s, None)
         S[s, L.F_EXTRA] = 0
-        X, xb = tab.X, L.XBASE
         if X[s, L.TS_SET - xb] or X[s, L.TA_SET - xb] or X[s, L.TD_SET - xb]:
-            X[s, L.TS_SET - xb] = X[s, L.TA_SET - xb] = X[s, L.TD_SET - xb] = 0
+            X[s, : L.HK_VER - xb] = 0  # (every TOA group, not only the marks)
 
 
 def _python_state(fl: TcpFlow) -> bool:

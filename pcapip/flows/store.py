@@ -25,6 +25,9 @@ class MemStore(dict[str, np.ndarray]):
     def size(self, name: str) -> int:
         return int(self[name].size) if name in self else 0
 
+    def drop(self, name: str) -> None:
+        del self[name]
+
     def constant(self, name: str) -> Any:
         return None  # (in memory, reading a column costs no more than knowing it)
 
@@ -34,8 +37,25 @@ class MemStore(dict[str, np.ndarray]):
 
 
 # a segment: (file offset, items, the one value of a constant segment or None, and for
-# a segment written narrower than its column (smallest value, stored dtype) or None)
+# a segment written narrower than its column (smallest value, stored dtype), for a sparse
+# one (its common value, how many others, SPARSE), or None)
 Seg = tuple[int, int, Any, Any]
+SPARSE = "sparse"
+_POS = np.dtype(np.int32)  # a sparse segment's positions of the values that differ
+
+
+def _sparse(arr: np.ndarray, low: Any, width: int) -> tuple[Any, np.ndarray] | None:
+    """(the common value, where the others are) when ``arr`` is one value but for a few
+    (a flood's NULL client ports, its rare refused attempts), written in fewer bytes than
+    ``width`` bytes a value; else None."""
+    for common in (low, arr[0]):
+        differ = arr != common
+        k = int(np.count_nonzero(differ))
+        if k * (_POS.itemsize + arr.itemsize) * 2 < arr.size * width:
+            return common, np.flatnonzero(differ).astype(_POS)
+        if common == arr[0]:
+            break
+    return None
 
 
 def _narrow(span: int, dt: np.dtype) -> np.dtype | None:
@@ -74,15 +94,21 @@ class DiskStore:
     def append(self, name: str, values: np.ndarray) -> None:
         dt = self._dtypes.setdefault(name, values.dtype)
         arr = np.ascontiguousarray(values, dtype=dt)
-        low = high = None
+        low = high = narrow = sparse = None
         if arr.size and dt.kind in "biu":
             low, high = arr.min(), arr.max()
+            if dt.kind != "b":
+                narrow = _narrow(int(high) - int(low), dt)
+            if low != high and arr.size >= 64:
+                sparse = _sparse(arr, low, (narrow or dt).itemsize)
         if arr.size > 1 and low == high:
             seg: Seg = (-1, int(arr.size), arr[0], None)
+        elif sparse is not None:  # (where the others are, then their values)
+            common, where = sparse
+            seg = (self._end, int(arr.size), None, (common, where.size, SPARSE))
+            self._write(memoryview(where).cast("B"))
+            self._write(memoryview(np.ascontiguousarray(arr[where])).cast("B"))
         else:
-            narrow = None
-            if low is not None and dt.kind in "iu":
-                narrow = _narrow(int(high) - int(low), dt)
             if narrow is not None:  # (the values less the smallest, in 1, 2 or 4 bytes)
                 arr = np.subtract(arr, low, dtype=narrow, casting="unsafe")
             seg = (self._end, int(arr.size), None, None if narrow is None else (low, narrow))
@@ -102,6 +128,11 @@ class DiskStore:
 
     def __contains__(self, name: object) -> bool:
         return name in self._segs
+
+    def drop(self, name: str) -> None:
+        """Forget column ``name`` (its bytes stay in the file until it closes)."""
+        for d in (self._segs, self._firsts, self._dtypes, self._sizes):
+            d.pop(name, None)
 
     def constant(self, name: str) -> Any:
         """The one value of a column whose every segment holds only that value (a flood's
@@ -136,6 +167,8 @@ class DiskStore:
             a, b = max(lo, at), min(hi, at + count)
             if a < b and same is not None:
                 out[a - lo : b - lo] = same
+            elif a < b and packed is not None and len(packed) == 3:
+                self._sparse_read(off, packed, a - at, b - at, out[a - lo : b - lo])
             elif a < b and packed is not None:
                 part = np.empty(b - a, dtype=packed[1])
                 self._read(off + (a - at) * part.itemsize, memoryview(part).cast("B"))
@@ -149,6 +182,18 @@ class DiskStore:
             if at >= hi:
                 break
         return out
+
+    def _sparse_read(self, off: int, packed: tuple, a: int, b: int, out: np.ndarray) -> None:
+        """Items ``a:b`` of a sparse segment at ``off`` into ``out``."""
+        common, k = packed[0], packed[1]
+        out[:] = common
+        pos = np.empty(k, dtype=_POS)
+        self._read(off, memoryview(pos).cast("B"))
+        i, j = np.searchsorted(pos, [a, b]).tolist()
+        if i < j:
+            vals = np.empty(j - i, dtype=out.dtype)
+            self._read(off + k * _POS.itemsize + i * vals.itemsize, memoryview(vals).cast("B"))
+            out[pos[i:j] - a] = vals
 
     def _read(self, offset: int, into: memoryview) -> None:
         fh = self._file

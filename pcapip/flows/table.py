@@ -34,7 +34,7 @@ from pcapip.flows.packed import (
     ints_out,
     pack_all,
 )
-from pcapip.flows.reorder import SLICE, Moved
+from pcapip.flows.reorder import SLICE, Moved, in_order
 from pcapip.flows.rowblock import RowBlock
 from pcapip.flows.rows import FlowRow
 
@@ -267,15 +267,22 @@ def _put(store: MemStore | DiskStore, name: str, values: np.ndarray) -> MemStore
     return store
 
 
-def _moved(p: PackedRows, wanted: np.ndarray) -> tuple[MemStore | DiskStore, Any]:
-    """The rows' columns in order of their first packet (``pcapip.flows.reorder``), and the
-    flow id of each of ``wanted`` rows; in memory if the temporary files fail."""
+def _moved(
+    p: PackedRows, wanted: np.ndarray, consume: bool
+) -> tuple[MemStore | DiskStore, Any, bool]:
+    """The rows' columns in order of their first packet (``pcapip.flows.reorder``), the
+    flow id of each of ``wanted`` rows, and whether that is a new store; in memory if the
+    temporary files fail. Rows in that order already are not copied: the store is theirs
+    (or when not ``consume``-d and in memory, a new mapping of the same arrays)."""
+    c = p.cols
+    if (consume or not c.on_disk) and in_order(c, len(p)):
+        return (c if consume else MemStore(c)), lambda rows: rows + 1, False
     try:
-        m = Moved(p.cols, len(p), wanted)
-        return m.run(), m.flow_ids
+        m = Moved(c, len(p), wanted)
+        return m.run(), m.flow_ids, True
     except OSError:
-        m = Moved(MemStore(p.cols.to_memory(close=False)), len(p), wanted)
-        return m.run(), m.flow_ids
+        m = Moved(MemStore(c.to_memory(close=False)), len(p), wanted)
+        return m.run(), m.flow_ids, True
 
 
 def _counts(p: PackedRows, vocab: Vocab, fnd: dict[str, np.ndarray]) -> dict[str, int]:
@@ -358,7 +365,7 @@ def build_table(
     # computed on the rows as they came (flow ids from where the rows move to)
     extra = cross_flow(p, vocab, trusted)
     wanted = distinct(np.concatenate([c["f_row"], *(x[0] for x in extra.parts)]))
-    store, flow_id = _moved(p, wanted)
+    store, flow_id, moved = _moved(p, wanted, consume)
     fnd = _findings(p, vocab, flow_id, extra)
     del extra, wanted
     out: dict[str, int] = dict(stats or {})
@@ -368,7 +375,10 @@ def build_table(
     out["announcers"] = len(said)
     flood = flood_summary(c, n, vocab.codes, vocab)
     out["attempts"], out["attempt_sources"] = flood.attempts, flood.sources
-    if consume and isinstance(c, DiskStore):
+    if not moved:  # (the rows' own store: the per-row findings are the table's F_ now)
+        for name in [m for m in store if m.startswith("f_")]:
+            store.drop(name)
+    elif consume and isinstance(c, DiskStore):
         c.close()
     for col in _findings_column(n, fnd, vocab):
         store = _put(store, "findings_col", col)

@@ -37,6 +37,7 @@ from pcapip.flows.rowflow import load, store
 from pcapip.flows.rows import preview
 from pcapip.flows.state import HS_PENDING, TcpFlow
 from pcapip.flows.tunnels import TunnelCodes
+from pcapip.flows.watermark import Watermark
 from pcapip.sources import accel
 
 
@@ -94,6 +95,8 @@ class TcpTable:
         self.ended: list[np.ndarray] = []  # rows ended in this feed, still in the index
         self.pending: list[np.ndarray] = []  # rows ended, awaiting their output rows
         self.npending = 0
+        self.nwaiting = 0  # of them, rows held back to leave in first-packet order
+        self.mark = Watermark()  # how far ended rows can leave in that order
         self.settled: list[tuple[int, int]] = []
         self.due = Schedule()  # when closed flows and attempts are over
         self._out = np.zeros(0, dtype=np.int64)
@@ -282,6 +285,7 @@ class TcpTable:
         ct = self.ct
         m = todo.size
         self._reserve(m)
+        top = int(ct[K.CT_FREE_TOP])
         out = self._buffers(m)
         out_k, out_slot, out_first, out_ended, out_settled, out_events, out_hk, out_hslot = out
         self.stamp += 1
@@ -306,6 +310,8 @@ class TcpTable:
         if self._settle_gc:
             accel.settle()
             self._settle_gc = False
+        new = self.free[int(ct[K.CT_FREE_TOP]) : top]
+        self.mark.created(self.S, new, int(ct[K.CT_SERIAL]) - new.size + 1, todo.size == rows.size)
         if ct[K.CT_ENDED]:
             self.ended.append(out_ended[: ct[K.CT_ENDED]].copy())
         if ct[K.CT_SETTLED]:

@@ -290,7 +290,8 @@ class FlowTracker:
     def _flush(self, force: bool = False) -> None:
         """Turn the flows ended in this feed into rows (and report them)."""
         cb = self.on_ended
-        ending.flush(self._tcp, self._machine.finish_tcp, self.held, self._settled, cb, force)
+        floor = self._udp.oldest_start()
+        ending.flush(self._tcp, self._machine.finish_tcp, self.held, self._settled, cb, force, floor)
         if self._udp.ending:
             flows, self._udp.ending = self._udp.ending, []
             rows = [compact(fl) for fl in flows]

@@ -15,6 +15,7 @@ from pcapip.decode.columns import Packets
 from pcapip.flows.machine import Machine, PacketColumns
 from pcapip.flows.state import BY_FIRST, UdpFlow
 from pcapip.flows.tunnels import TunnelCodes
+from pcapip.flows.watermark import NONE
 
 
 class UdpFlows:
@@ -90,6 +91,14 @@ class UdpFlows:
                 break
             u.popleft()
             self.end(fl)
+
+    def oldest_start(self) -> int:
+        """(capture, first frame) of the oldest open flow as one int64 (the table's order),
+        or NONE when none is open."""
+        u = self._order
+        while u and self.flows.get(u[0].key) is not u[0]:
+            u.popleft()
+        return u[0].capture * (1 << 40) + u[0].first_frame if u else NONE
 
     def oldest_open(self, limit: int) -> list[tuple[int, int, UdpFlow]]:
         """(start, 1, flow) of the ``limit`` oldest open flows."""
