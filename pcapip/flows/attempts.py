@@ -27,7 +27,6 @@ sources that sent most (:func:`flood_summary`); the report says it in one line
 
 from __future__ import annotations
 
-import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -154,6 +153,8 @@ class _Buckets:
             self.mem.append(v)
             return
         if not self.files:
+            import tempfile  # (only when rows spill to disk: its imports cost start-up)
+
             self.files = [tempfile.TemporaryFile(prefix="pcapip-src-") for _ in range(self.k)]  # noqa: SIM115
         h = (v.astype(np.uint64) * np.uint64(0x9E3779B97F4A7C15)) >> np.uint64(40)
         which = (h % np.uint64(self.k)).astype(np.intp)

@@ -16,7 +16,7 @@ and the table is built from packed blocks only.
 
 from __future__ import annotations
 
-import socket
+import _socket as socket  # (the C module: inet_ntop/aton without socket.py's import cost)
 from collections.abc import Sequence
 from typing import Any
 

@@ -11,8 +11,8 @@ addresses as their integer value.
 
 from __future__ import annotations
 
+import _socket as socket  # (the C module: inet_ntop/aton without socket.py's import cost)
 import itertools
-import socket
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 

@@ -9,8 +9,8 @@ other (``client.missing``, ``client.untrusted``...) are added by
 
 from __future__ import annotations
 
+import _socket as socket  # (the C module: inet_ntop/aton without socket.py's import cost)
 import re
-import socket
 from dataclasses import dataclass, field
 from typing import Any
 

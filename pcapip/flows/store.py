@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import bisect
 import itertools
-import tempfile
 from collections.abc import Iterator
 from typing import Any
 
@@ -119,6 +118,8 @@ class DiskStore:
 
     def _write(self, data: memoryview) -> None:
         if self._file is None:
+            import tempfile  # (only when rows spill to disk: its imports cost start-up)
+
             self._file = tempfile.TemporaryFile(prefix="pcapip-rows-", buffering=0)  # noqa: SIM115
         self._file.seek(self._end)
         done = 0
