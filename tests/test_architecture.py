@@ -25,7 +25,7 @@ RANK = {
     "dissect": 3,
     "flows": 4,
     "report": 5,
-    "resolve": 6,
+    "resolve": 5,  # beside report: Analysis.resolve is its join
     "live": 6,
     "cluster": 6,
     "wireshark": 6,

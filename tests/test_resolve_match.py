@@ -230,3 +230,14 @@ def test_ipv6_and_mapped_addresses_in_any_spelling() -> None:
     assert set(out["match"]) == {"exact"}
     got = list(zip(out.client_ip, out.client_port, strict=True))
     assert got == [(r["client_ip"], r["client_port"]) for r in truth]
+
+
+def test_analysis_resolve_is_the_same_join(tmp_path: Path) -> None:
+    """``Analysis.resolve`` (the issue's spelling) is ``pcapip.resolve.resolve``."""
+    a = _capture(tmp_path, [(T0, 40000, ("203.0.113.1", 1111)),
+                            (T0 + 5, 40000, ("203.0.113.2", 2222))])
+    recs = _records([(EGRESS, 40000, T0 + 5.3), (EGRESS, None, T0 + 0.2)])
+    out = a.resolve(recs, ip="ip", port="port", time="t", tolerance=0)
+    pd.testing.assert_frame_equal(out, resolve(a, recs, ip="ip", port="port", time="t",
+                                               tolerance=0))
+    assert list(out["client_ip"]) == ["203.0.113.2", "203.0.113.1"]

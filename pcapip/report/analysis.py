@@ -235,6 +235,18 @@ class Analysis:
             "origin": lambda: self.origins,
         }[by]()
 
+    def resolve(
+        self, records: pd.DataFrame, *, ip: str, port: str | None = None, time: str, **options: Any
+    ) -> pd.DataFrame:
+        """The log ``records`` (one row per request), each with the real client of the
+        connection it came from: columns ``ip`` (egress address), ``port`` (egress port;
+        None: by address, and only when one connection was open then) and ``time``; the
+        added columns and ``options`` (``tz``, ``time_format``, ``duration``, ``tolerance``,
+        ``origin_port``) are ``pcapip.resolve.resolve``'s. A vectorised interval join."""
+        from pcapip.resolve.api import resolve
+
+        return resolve(self, records, ip=ip, port=port, time=time, **options)
+
     # ------------------------------------------------------------------ exports
     def to_csv(
         self, path_or_buf: str | os.PathLike[str] | IO[str] | None = None, *, by: str = "flow"

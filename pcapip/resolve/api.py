@@ -15,7 +15,9 @@ from pcapip.resolve.join import join
 if TYPE_CHECKING:
     import pandas as pd
 
-    from pcapip.report.analysis import Analysis
+# ``analysis`` arguments are pcapip.report.analysis.Analysis objects (named, not imported:
+# Analysis.resolve calls this module, and a stage's modules never import each other back)
+Analysis = Any
 
 NAT = np.iinfo(np.int64).min
 #: default widening of a record's window when no connection meets it (seconds)

@@ -21,7 +21,8 @@ from pcapip.resolve.match import Connections, Found, match
 if TYPE_CHECKING:
     import pandas as pd
 
-    from pcapip.report.analysis import Analysis
+# an Analysis (pcapip.report.analysis), named, not imported: Analysis.resolve calls us
+Analysis = Any
 
 
 def canonical(addresses: Any) -> np.ndarray:
