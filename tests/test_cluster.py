@@ -236,7 +236,7 @@ def test_a_cluster_without_workers_is_one_line(tmp_path: Path, capture: Path) ->
         _, out, run = _long_run(c.address, capture, tmp_path, 4,
                                 {**os.environ, "PCAPIP_NO_WORKER_GRACE": "4"})
         time.sleep(2.5)
-        assert run.poll() is None
+        assert run.poll() is None, run.communicate()
         os.killpg(c.workers[0].pid, signal.SIGKILL)
         _, err = run.communicate(timeout=120)
     finally:

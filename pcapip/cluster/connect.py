@@ -30,6 +30,12 @@ def connect(scheduler: str | None, workers: int | None, timeout: float = 10.0) -
             "a Dask cluster needs dask.distributed: pip install 'pcapip[cluster]'"
         ) from None
     with contextlib.ExitStack() as stack:
+        # Dask's own log lines (a lost worker's rescheduling, shutdown chatter, a closing
+        # client's threads) are not pcapip's messages: what matters reaches us as results
+        # or as one ClusterError line
+        quiet = logging.getLogger("distributed")
+        stack.callback(quiet.setLevel, quiet.level)
+        quiet.setLevel(logging.CRITICAL + 1)
         if scheduler is not None:
             try:
                 client = Client(scheduler, timeout=f"{timeout}s")

@@ -82,6 +82,7 @@ class _Mapper:
         self.client = client
         self.progress = progress
         self.say = say
+        self._alone_since: float | None = None  # since when the cluster has had no worker
 
     def __call__(self, fn: Callable[..., Any], args: list[tuple[Any, ...]]) -> list[Any]:
         if not args:
@@ -106,40 +107,49 @@ class _Mapper:
 
         ready = as_completed(futures)
         quiet_since = time.monotonic()
-        alone_since: float | None = None
         while not ready.is_empty():
             batch = ready.next_batch(block=False)
             if batch:
                 yield from batch
-                quiet_since, alone_since = time.monotonic(), None
+                quiet_since, self._alone_since = time.monotonic(), None
                 continue
             time.sleep(0.02)
-            if time.monotonic() - quiet_since < 1.0:
-                continue
-            quiet_since = time.monotonic()  # a second without news: are there workers?
-            if self.client.scheduler_info(n_workers=-1).get("workers"):
-                alone_since = None
-            elif alone_since is None:
-                alone_since = time.monotonic()
-            elif time.monotonic() - alone_since > _grace():
-                left = sum(1 for f in futures if not f.done())
-                raise ClusterError(
-                    f"no Dask worker left at {self.client.scheduler.address} for "
-                    f"{_grace():.0f} s: {left} task(s) not done, nothing written"
-                )
+            if time.monotonic() - quiet_since >= 1.0:
+                quiet_since = time.monotonic()  # a second without news: are there workers?
+                self._watch(sum(1 for f in futures if not f.done()))
+
+    def _watch(self, left: int) -> None:
+        """ClusterError once the cluster has had no worker for the grace time."""
+        if self.client.scheduler_info(n_workers=-1).get("workers"):
+            self._alone_since = None
+        elif self._alone_since is None:
+            self._alone_since = time.monotonic()
+        elif time.monotonic() - self._alone_since > _grace():
+            raise ClusterError(
+                f"no Dask worker left at {self.client.scheduler.address} for "
+                f"{_grace():.0f} s: {left} task(s) not done, nothing written"
+            )
 
     def _result(self, fut: Any, fn: Callable[..., Any], args: tuple[Any, ...]) -> tuple[str, Any]:
-        try:
-            return fut.result()
-        except Exception as exc:  # noqa: BLE001 - the cluster's reasons, as one line
-            from distributed import KilledWorker
+        """A finished task's result; its data may have been on a worker that died since, and
+        Dask then runs the task again: waited for under the same watch."""
+        while True:
+            try:
+                return fut.result(timeout=1.0)
+            except TimeoutError:
+                self._watch(1)
+            except Exception as exc:  # noqa: BLE001 - the cluster's reasons, as one line
+                self._fail(exc, fn, args)
 
-            what = f"{fn.__name__}({args[0]})"
-            if isinstance(exc, KilledWorker):
-                raise ClusterError(f"{what}: the Dask workers running it died ({exc})") from None
-            if isinstance(exc, CaptureError):
-                raise
-            raise ClusterError(f"{what} failed on the cluster: {type(exc).__name__}: {exc}") from None
+    def _fail(self, exc: Exception, fn: Callable[..., Any], args: tuple[Any, ...]) -> None:
+        from distributed import KilledWorker
+
+        what = f"{fn.__name__}({args[0]})"
+        if isinstance(exc, KilledWorker):
+            raise ClusterError(f"{what}: the Dask workers running it died ({exc})") from None
+        if isinstance(exc, CaptureError):
+            raise exc
+        raise ClusterError(f"{what} failed on the cluster: {type(exc).__name__}: {exc}") from None
 
     def _count(self, addr: str, part: Part) -> None:
         p = self.progress
