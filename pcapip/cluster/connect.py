@@ -42,6 +42,14 @@ def connect(scheduler: str | None, workers: int | None, timeout: float = 10.0) -
             except (OSError, TimeoutError, ValueError) as exc:
                 raise ClusterError(f"cannot reach the Dask scheduler at {scheduler}: {exc}") from None
         else:
+            # Dask's nanny pins glibc's trim threshold to 64 KiB in its workers, which hands
+            # every large numpy buffer back to the kernel and takes it again: reading a
+            # capture then costs 1.6x the CPU (measured); pcapip's workers keep glibc's own
+            import dask
+
+            stack.enter_context(
+                dask.config.set({"distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": None})
+            )
             cluster = LocalCluster(
                 n_workers=workers,
                 threads_per_worker=1,
