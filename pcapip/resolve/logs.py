@@ -17,13 +17,11 @@ import numpy as np
 
 from pcapip.errors import UsageError
 from pcapip.resolve import haproxy, nginx, tabular
-from pcapip.resolve.api import NAT, time_ns
+from pcapip.resolve.api import NAT, Analysis, time_ns
 from pcapip.resolve.lines import Parsed, by_pattern, read_chunks, read_lines
 
 if TYPE_CHECKING:
     import pandas as pd
-
-    from pcapip.report.analysis import Analysis
 
 KINDS = ("nginx", "haproxy", "jsonl", "csv")
 #: usual names of the fields, for logs that name their own (JSON Lines, CSV)
