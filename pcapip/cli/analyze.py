@@ -184,6 +184,8 @@ def command(
         check_filter(filter_expr or "")
     if scheduler is not None and workers is not None:
         raise UsageError("--scheduler and --workers exclude each other")
+    if scheduler is not None or workers is not None:
+        _quiet_dask()
     showing = not no_progress and sys.stderr.isatty()
     progress = _Progress(enabled=showing)
     # the engine's modules load and the read loop runs without the cyclic collector
@@ -216,6 +218,16 @@ def command(
     write_analysis(a, fmt, output, by=by, max_rows=max_rows, explain=explain, force=force)
     _say_oddities(a.table, fmt)
     return _exit_status(a.worst_level(), a.errors, fail_on)
+
+
+def _quiet_dask() -> None:
+    """The command says what went wrong in one line: Dask's own log records (and the
+    tracebacks its threads log while a lost cluster closes, even after the analysis has
+    ended) are not for this process's stderr."""
+    import logging
+
+    for name in ("distributed", "asyncio"):
+        logging.getLogger(name).setLevel(logging.CRITICAL + 1)
 
 
 def _cluster_line(p: Any) -> None:

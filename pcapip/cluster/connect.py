@@ -33,9 +33,10 @@ def connect(scheduler: str | None, workers: int | None, timeout: float = 10.0) -
         # Dask's own log lines (a lost worker's rescheduling, shutdown chatter, a closing
         # client's threads) are not pcapip's messages: what matters reaches us as results
         # or as one ClusterError line
-        quiet = logging.getLogger("distributed")
-        stack.callback(quiet.setLevel, quiet.level)
-        quiet.setLevel(logging.CRITICAL + 1)
+        for name in ("distributed", "asyncio"):
+            quiet = logging.getLogger(name)
+            stack.callback(quiet.setLevel, quiet.level)
+            quiet.setLevel(logging.CRITICAL + 1)
         if scheduler is not None:
             try:
                 client = Client(scheduler, timeout=f"{timeout}s")

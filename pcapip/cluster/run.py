@@ -107,16 +107,23 @@ class _Mapper:
 
         ready = as_completed(futures)
         quiet_since = time.monotonic()
-        while not ready.is_empty():
-            batch = ready.next_batch(block=False)
-            if batch:
-                yield from batch
-                quiet_since, self._alone_since = time.monotonic(), None
-                continue
-            time.sleep(0.02)
-            if time.monotonic() - quiet_since >= 1.0:
-                quiet_since = time.monotonic()  # a second without news: are there workers?
-                self._watch(sum(1 for f in futures if not f.done()))
+        try:
+            while not ready.is_empty():
+                batch = ready.next_batch(block=False)
+                if batch:
+                    yield from batch
+                    quiet_since, self._alone_since = time.monotonic(), None
+                    continue
+                time.sleep(0.02)
+                if time.monotonic() - quiet_since >= 1.0:
+                    quiet_since = time.monotonic()  # a second without news: any worker?
+                    self._watch(sum(1 for f in futures if not f.done()))
+        except BaseException:
+            # stop tracking and cancel what is left before the client closes: a tracker
+            # still waiting then dies with an exception Dask logs as a traceback
+            ready.clear()
+            self.client.cancel([f for f in futures if not f.done()])
+            raise
 
     def _watch(self, left: int) -> None:
         """ClusterError once the cluster has had no worker for the grace time."""
@@ -137,7 +144,11 @@ class _Mapper:
             try:
                 return fut.result(timeout=1.0)
             except TimeoutError:
-                self._watch(1)
+                try:
+                    self._watch(1)
+                except ClusterError:
+                    self.client.cancel([fut])
+                    raise
             except Exception as exc:  # noqa: BLE001 - the cluster's reasons, as one line
                 self._fail(exc, fn, args)
 
