@@ -41,19 +41,27 @@ def drive(topo: peers.Topology, count: int, rate: float) -> dict:
     return json.loads(r.stdout)
 
 
-def run_pcapip(topo: peers.Topology, tmp: Path, count: int, rate: float, haproxy) -> str:
-    flows = tmp / "flows.json"
-    flows.unlink(missing_ok=True)
-    before = len(haproxy.records())
-    proc = subprocess.Popen(
-        topo.command("origin", [sys.executable, "-m", "pcapip", "live", "-i", peers.ORIGIN_IF,
-                                "--format", "json", "--flows", str(flows), "-B", "64"]),
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, start_new_session=True)
+def capture_during(topo: peers.Topology, argv: list[str], count: int, rate: float,
+                   timeout: float) -> tuple[dict, str]:
+    """Run the capture ``argv`` on the origin while ``count`` connections are driven at
+    ``rate``, then stop it as Ctrl-C does: (what the clients achieved, its stderr)."""
+    proc = subprocess.Popen(topo.command("origin", argv), stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, text=True, start_new_session=True)
     time.sleep(3)
     got = drive(topo, count, rate)
     time.sleep(3)
     os.killpg(proc.pid, signal.SIGINT)
-    _, err = proc.communicate(timeout=300)
+    _, err = proc.communicate(timeout=timeout)
+    return got, err
+
+
+def run_pcapip(topo: peers.Topology, tmp: Path, count: int, rate: float, haproxy) -> str:
+    flows = tmp / "flows.json"
+    flows.unlink(missing_ok=True)
+    before = len(haproxy.records())
+    got, err = capture_during(
+        topo, [sys.executable, "-m", "pcapip", "live", "-i", peers.ORIGIN_IF, "--format", "json",
+               "--flows", str(flows), "-B", "64"], count, rate, 300)
     stats = re.search(r"(\d+) packets received, (\d+) dropped|reports (\d+) packets dropped.*of (\d+)", err)
     records = haproxy.records()[before:]
     rows = {(r["egress_ip"], r["egress_port"], r["client_port"])
@@ -65,16 +73,9 @@ def run_pcapip(topo: peers.Topology, tmp: Path, count: int, rate: float, haproxy
 
 
 def run_tshark(topo: peers.Topology, count: int, rate: float) -> str:
-    proc = subprocess.Popen(
-        topo.command("origin", ["tshark", "-i", peers.ORIGIN_IF, "-B", "64", "-T", "fields",
-                                "-e", "ip.src", "-e", "tcp.srcport", "-e", "tcp.options",
-                                "-e", "proxy.src.ipv4"]),
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, start_new_session=True)
-    time.sleep(3)
-    got = drive(topo, count, rate)
-    time.sleep(3)
-    os.killpg(proc.pid, signal.SIGINT)
-    _, err = proc.communicate(timeout=600)
+    got, err = capture_during(
+        topo, ["tshark", "-i", peers.ORIGIN_IF, "-B", "64", "-T", "fields", "-e", "ip.src",
+               "-e", "tcp.srcport", "-e", "tcp.options", "-e", "proxy.src.ipv4"], count, rate, 600)
     said = " ".join(ln.strip() for ln in err.splitlines() if "captured" in ln or "dropped" in ln)
     return f"tshark: {got['rate']:.0f}/s achieved; {said or 'no stats'}"
 

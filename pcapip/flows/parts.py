@@ -9,8 +9,9 @@ rotated from one file into the next is one flow. A cluster reads each file on it
   boundaries never change a row (``kernel_flow.starts_anew``), and the findings that
   compare flows wait for the whole table (``table.build_table``).
 * So the rows of a part are final unless their connection was still open when an earlier
-  part ended. Those connections (:attr:`Part.open_groups`, keyed by both endpoints, see
-  :func:`groups_of_packets`) are *replayed*: every packet of theirs in every file is taken
+  part ended (:attr:`Part.open_groups`), or closed but lingering then and seen again in a
+  later part (:attr:`Part.done_groups`). Those connections (keyed by both endpoints, see
+  :func:`groups_of_packets`, chosen by :func:`replayed_groups`) are *replayed*: every packet of theirs in every file is taken
   out (:func:`take_frames`, a second task per file that holds one) and fed, in recording
   order, to one fresh tracker (:func:`replay`), whose clock then runs to the recording's
   end; their rows from the parts are dropped.
@@ -32,6 +33,7 @@ import numpy as np
 
 from pcapip.decode.tunnels import udp_tunnel_ports
 from pcapip.errors import CaptureError, CaptureWarning
+from pcapip.flows.oddities import Undecoded
 from pcapip.flows.packed import IP_COLS, NO_IP, TEXT_COLS, PackedRows, Vocab
 from pcapip.flows.run import new_tracker, read_into, registry_for, replay_into
 from pcapip.flows.store import MemStore
@@ -329,7 +331,7 @@ def join(
     ``replayed`` rows."""
     vocab = Vocab()
     blocks = []
-    counted = Counted({}, _undecoded(), {})
+    counted = Counted({}, Undecoded(), {})
     warnings: list[CaptureWarning] = []
     errors: list[CaptureError] = []
     for part in parts:
@@ -355,12 +357,6 @@ def join(
         toa_asked=bool(toa_kinds),
     )
     return table, errors + counted.undecoded.undecodable(names)
-
-
-def _undecoded() -> Any:
-    from pcapip.flows.oddities import Undecoded
-
-    return Undecoded()
 
 
 # map(function, argument tuples) -> results in order: the builtin's shape, or a cluster's

@@ -47,6 +47,7 @@ class FrameBatch:
 
     def take(self, rows: np.ndarray) -> FrameBatch:
         """Frames ``rows`` (indices, in order) in a buffer of their own, numbers kept."""
+        numbers = self.numbers()[rows]
         caplen = self.caplen[rows]
         off = np.zeros(rows.size + 1, dtype=np.int64)
         np.cumsum(caplen, out=off[1:])
@@ -62,6 +63,6 @@ class FrameBatch:
             self.linktype[rows],
             self.iface[rows],
             self.file_offset[rows],
-            int(self.numbers()[rows[0]]) if rows.size else self.first_frame,
-            self.numbers()[rows],
+            int(numbers[0]) if rows.size else self.first_frame,
+            numbers,
         )
