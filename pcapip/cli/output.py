@@ -44,10 +44,9 @@ def check_output(path: str | None, option: str = "-o", force: bool = False) -> N
     refuse_link(path, option, force)
     what = f"{option} {path}"
     if path.endswith(os.sep) or os.path.isdir(path):
-        raise UsageError(
-            f"{what}: is a directory, not a file (analyze --format parquet -o DIR/ writes "
-            "a partitioned dataset into a folder)"
-        )
+        hint = (" (analyze --format parquet -o DIR/ writes a partitioned dataset into a folder)"
+                if option == "-o" else "")
+        raise UsageError(f"{what}: is a directory, not a file{hint}")
     parent = os.path.dirname(path) or "."
     if not os.path.exists(parent):
         up = parent
