@@ -38,6 +38,7 @@ def analyze(
     group_by_dir: bool = False,
     cluster_progress: Callable[[Any], None] | None = None,
     as_dask: bool = False,
+    rules: Any = None,
 ) -> Any:
     """Map every flow's egress address to its real client.
 
@@ -60,6 +61,10 @@ def analyze(
     vantage points, whose connections are never joined. ``as_dask``: the frames come back
     as Dask DataFrames.
 
+    ``rules``: the proxy's forwarding rules (a file in EdgeOne's batch format, like
+    ``--rules``, or a :class:`pcapip.rules.RuleSet`): each flow gets its rule in the ``rule``
+    column, and ``rule.mismatch`` / ``rule.unmatched`` where the wire disagrees.
+
     The one entry point: ``pcapip analyze`` calls it too. Building it imports
     neither pandas nor the frames: they are built on first access.
     """
@@ -73,6 +78,7 @@ def analyze(
     if not paths:
         raise UsageError("no capture given")
     chains = [os.path.dirname(p) for p in paths] if group_by_dir else None
+    ruleset = _ruleset(rules)  # a bad file fails before any reading
     if scheduler is None and workers is None and chains is None:
         from pcapip.flows.run import read_captures
 
@@ -83,12 +89,13 @@ def analyze(
             attempt_timeout=attempt_timeout,
             vxlan_ports=vxlan_ports,
             progress=progress,
+            rules=ruleset,
         )
     else:
         table, errors = _in_parts(
             paths, chains, scheduler, workers, cluster_progress,
             trusted=trusted, toa_kinds=toa_kinds, attempt_timeout=attempt_timeout,
-            vxlan_ports=vxlan_ports,
+            vxlan_ports=vxlan_ports, rules=ruleset,
         )
     if errors and raise_on_damage:
         raise errors[0]
@@ -126,13 +133,22 @@ def _in_parts(
         tuple(int(p) for p in opts["vxlan_ports"]),
     )
     if scheduler is None and workers is None:
-        return read_recording(paths, options, trusted=nets, chains=chains)
+        return read_recording(paths, options, trusted=nets, chains=chains, rules=opts["rules"])
     from pcapip.cluster import read_on_cluster
 
     return read_on_cluster(
         paths, options, scheduler=scheduler, workers=workers, trusted=nets, chains=chains,
-        progress=cluster_progress,
+        progress=cluster_progress, rules=opts["rules"],
     )
+
+
+def _ruleset(rules: Any) -> Any:
+    """``rules`` as a RuleSet: None, a RuleSet, or a rules file's path."""
+    if rules is None:
+        return None
+    from pcapip.rules import RuleSet
+
+    return rules if isinstance(rules, RuleSet) else RuleSet.load(rules)
 
 
 def __getattr__(name: str) -> Any:

@@ -21,6 +21,7 @@ ROOT = Path(__file__).resolve().parent.parent
 RANK = {
     "errors": 0,
     "sources": 1,
+    "rules": 1,  # beside sources: an input read before any capture (--rules)
     "decode": 2,
     "dissect": 3,
     "flows": 4,

@@ -42,7 +42,7 @@ def _same(paths: list[str], tmp: Path, **kw) -> bytes:
     opts = PartOptions(
         tuple(kw.get("toa_kinds") or ()), kw.get("attempt_timeout"), tuple(kw.get("vxlan_ports", ()))
     )
-    parts = read_recording(paths, opts, trusted=kw.get("trusted"))
+    parts = read_recording(paths, opts, trusted=kw.get("trusted"), rules=kw.get("rules"))
     for fmt in ("csv", "json", "table"):
         assert _out(*parts, fmt, tmp) == _out(*one, fmt, tmp), fmt
     return _out(*one, "csv", tmp)[0]
@@ -135,6 +135,22 @@ def test_damage_and_options_carry_over(tmp_path: Path) -> None:
              "flow-attempts.pcap", "empty.pcap", "tunnel-gre.pcap", "flow-spoof.pcap"]
     paths = [str(PCAPS / n) for n in names]
     _same(paths, tmp_path, trusted="10.0.0.0/8", toa_kinds=["+201"], attempt_timeout=1.5)
+
+
+@pytest.mark.system
+def test_rules_judge_the_joined_recording(tmp_path: Path) -> None:
+    """--rules on a recording cut a packet per file: the rule column and rule findings of
+    one read, the PROXY header's destination port read from a header split across files."""
+    from pcapip.rules import RuleSet, parse_rules
+
+    if shutil.which("editcap") is None:
+        pytest.skip("editcap missing")
+    rules = RuleSet(parse_rules("tcp:8001 10.77.2.2 9001 off ppv1\ntcp:80 og:x 8080 off ppv2\n"))
+    files = []
+    for name in ("haproxy-v1", "flow-proxy-split", "haproxy-noheader"):
+        files += _split(["editcap", "-c", "1"], PCAPS / f"{name}.pcap", tmp_path / name)
+    csv = _same(files, tmp_path, rules=rules).decode()
+    assert "rule.mismatch" in csv and "rule.unmatched" in csv and ",1: tcp:8001" in csv
 
 
 def test_parts_are_sent_whole(tmp_path: Path) -> None:

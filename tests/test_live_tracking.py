@@ -9,6 +9,7 @@ HAProxy's logs (tests/pcaps/*.truth.json) check the announced mappings.
 
 from __future__ import annotations
 
+import contextlib
 import json
 from collections import Counter
 from pathlib import Path
@@ -200,6 +201,46 @@ def test_rolling_lines_judge_a_missing_client_as_analyze_does() -> None:
     }
     assert rolling == expected
     assert sorted(p for p, missing in expected.items() if missing) == [45003, 45004]
+
+
+RULES_CAPTURES = ["haproxy-health-checks.pcap", "haproxy-v1.pcap", "haproxy-v2.pcap",
+                  "haproxy-noheader.pcap", "flow-toa.pcap", "flow-udp.pcap", "flow-capture-end.pcap"]
+
+
+def test_rolling_lines_carry_the_rule_and_rule_findings_analyze_gives(tmp_path) -> None:
+    """``live --rules``: each line's rule and rule findings are those of ``analyze --rules``
+    on the same packets (health checks, TOA, UDP, connections cut by the capture's end)."""
+    from pcapip.live.output import CrossFlow
+    from pcapip.rules import RuleSet
+
+    rules = tmp_path / "edge.rules"
+    # some right, some wrong, some ports left out: every verdict is exercised
+    rules.write_text(
+        "tcp:8001 10.77.2.2 9001 off ppv1\ntcp:8008 og:s 9101 off ppv1\n"
+        "tcp:8009 og:s2 9101 off ppv2\ntcp:80-90 og:t 80-90 off toa\n"
+        "tcp:443 og:x 443 off toa\nudp:4000-4100 og:u 4000-4100 off ppv2\n"
+    )
+    paths = [PCAPS / n for n in RULES_CAPTURES]
+    tracker = LiveTracker()
+    with contextlib.ExitStack() as stack:
+        for ci, path in enumerate(paths):
+            src = stack.enter_context(open_capture(path))
+            for batch in src:
+                tracker.feed(decode(batch), ci)
+    rows = sorted(tracker.finish(), key=lambda r: (r.capture, r.first_frame))
+    cross = CrossFlow(None, RuleSet.load(rules))
+    rolling = [cross.line(n, r) for n, r in enumerate(rows, 1)]
+    final = analyze(paths, rules=rules).flows
+    assert len(rolling) == len(final)
+
+    def rule_part(rule: str, findings: str) -> tuple[str, list[str]]:
+        return rule, [c for c in findings.split(";") if c.startswith("rule.")]
+
+    got = [rule_part(rec["rule"], rec["findings"]) for rec in rolling]
+    want = [rule_part(str(r), str(f)) for r, f in zip(final.rule, final.findings, strict=True)]
+    assert got == want
+    verdicts = {c for _, codes in want for c in codes}
+    assert verdicts == {"rule.mismatch", "rule.unmatched"} and any(r for r, _ in want)
 
 
 NUMBERED = [*CAPTURES, PCAPS / "loopback-tcpdump.pcap", PCAPS / "loopback-dumpcap.pcapng"]

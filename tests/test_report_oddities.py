@@ -340,7 +340,7 @@ def test_fail_on_info_no_longer_trips_on_every_toa_flow():
     proc = run("analyze", TOA252, "--format", "csv", "--fail-on", "info")
     assert proc.returncode == 0, proc.stdout
     rows = proc.stdout.splitlines()
-    assert len(rows) == 2 and rows[1].endswith(",ok,,")  # one TOA flow, no findings, no tunnel
+    assert len(rows) == 2 and rows[1].endswith(",ok,,,")  # one TOA flow: no findings, tunnel, rule
 
 
 def test_toa_counters_only_where_toa_is_in_play():

@@ -9,6 +9,7 @@ capture reader), so everything it shows is what ``pcapip analyze`` and
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 
 def require_terminal(what: str) -> None:
@@ -31,8 +32,10 @@ def run(
     trusted: str | Sequence[str] | None = None,
     toa_kinds: Sequence[str] | None = None,
     vxlan_ports: Sequence[int] = (),
+    rules: Any = None,
 ) -> int:
-    """Run the app on a capture file until the user quits; returns the exit status."""
+    """Run the app on a capture file until the user quits; returns the exit status.
+    ``rules``: a :class:`pcapip.rules.RuleSet` (``--rules``) every flow is judged against."""
     from pcapip.tui.app import PcapipApp
 
     require_terminal("pcapip tui")
@@ -41,6 +44,7 @@ def run(
         trusted=list(trusted) if isinstance(trusted, (list, tuple)) else trusted,
         toa_kinds=list(toa_kinds) if toa_kinds else None,
         vxlan_ports=tuple(vxlan_ports),
+        rules=rules,
     )
     rv = app.run()
     return int(rv or 0)

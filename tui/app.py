@@ -106,10 +106,12 @@ class PcapipApp(App[int]):
         toa_kinds: list[str] | None = None,
         vxlan_ports: tuple[int, ...] = (),
         title: str | None = None,
+        rules: Any = None,
     ) -> None:
         super().__init__()
         self.capture = capture
         self.trusted = trusted
+        self.rules = rules  # pcapip.rules.RuleSet (--rules) or None
         self.toa_kinds = toa_kinds
         self.vxlan_ports = tuple(vxlan_ports)
         self.live_note: str | None = None
@@ -122,6 +124,7 @@ class PcapipApp(App[int]):
             trusted=self.trusted,
             toa_kinds=self.toa_kinds,
             vxlan_ports=self.vxlan_ports,
+            rules=self.rules,
             id="reader",
         )
         yield FilterInput(

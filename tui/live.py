@@ -75,6 +75,8 @@ def live_argv(opts: Any, write: str) -> list[str]:
         argv += ["-c", str(opts.count)]
     for t in opts.trusted or ():
         argv += ["--trusted", t]
+    if getattr(opts, "rules", None):
+        argv += ["--rules", opts.rules]
     for k in opts.toa_kinds or ():
         argv += ["--toa-kind", str(k)]
     for port in getattr(opts, "vxlan_ports", ()):
@@ -108,6 +110,15 @@ class LiveEnded(Message):
         self.rc = rc
 
 
+def _ruleset(path: str | None) -> Any:
+    """``--rules`` as the RuleSet the final read of the capture judges flows against."""
+    if path is None:
+        return None
+    from pcapip.rules import RuleSet
+
+    return RuleSet.load(path)
+
+
 class LiveApp(PcapipApp):
     """The flows UI over a running ``pcapip live`` process."""
 
@@ -118,6 +129,7 @@ class LiveApp(PcapipApp):
             toa_kinds=opts.toa_kinds,
             vxlan_ports=tuple(getattr(opts, "vxlan_ports", ())),
             title=f"live: {opts.iface}",
+            rules=_ruleset(getattr(opts, "rules", None)),
         )
         self.opts = opts
         self.temp: str | None = None

@@ -79,6 +79,8 @@ class Rows:
         for c in SCHEMA:
             if c == "flow":
                 cols[c] = np.full(n, NULL, np.int64)
+            elif c == "rule":  # judged (--rules) when the table is built
+                cols[c] = np.full(n, vocab.code(""), np.int64)
             elif c != "findings":
                 cols[c] = np.asarray(pc[_ROW_NAME.get(c, c)])
         per_row: dict[int, list[str]] = {}

@@ -181,12 +181,14 @@ class CaptureLoader:
         trusted: str | Sequence[str] | None = None,
         toa_kinds: Sequence[str | int] | None = None,
         vxlan_ports: Sequence[int] = (),
+        rules: Any = None,
     ) -> None:
         from pcapip.decode.tunnels import udp_tunnel_ports
         from pcapip.flows.run import registry_for
 
         self.path = os.fspath(path)
         self.trusted = trusted
+        self.rules = rules  # pcapip.rules.RuleSet (--rules) or None
         self.toa_kinds = toa_kinds
         self.vxlan_ports = tuple(int(p) for p in vxlan_ports)
         self.registry = registry_for(toa_kinds)
@@ -294,6 +296,7 @@ class CaptureLoader:
             tracker=tracker,
             trusted=self.trusted,
             toa_kinds=self.toa_kinds,
+            rules=self.rules,
             batch_size=FIRST_BATCH,
             on_open=on_open,
             on_batch=on_batch,

@@ -13,6 +13,7 @@ from pcapip.cli.options import (
     attempt_timeout_option,
     fail_on_option,
     force_option,
+    rules_option,
     toa_kind_option,
     trusted_option,
     vxlan_port_option,
@@ -76,11 +77,11 @@ class _Progress:
 @click.argument("captures", nargs=-1, required=True, metavar="CAPTURE [CAPTURE...]")
 @click.option(
     "--by",
-    type=click.Choice(["flow", "egress", "client", "origin"]),
+    type=click.Choice(["flow", "egress", "client", "origin", "rule"]),
     default="flow",
     show_default=True,
-    help="One row per flow, per egress IP, per client IP, or per origin ip:port (listener); "
-    "groups count their problem flows and findings.",
+    help="One row per flow, per egress IP, per client IP, per origin ip:port (listener), or "
+    "per forwarding rule (with --rules); groups count their problem flows and findings.",
 )
 @click.option(
     "--filter",
@@ -115,6 +116,7 @@ class _Progress:
     help="Write to FILE instead of stdout (checked before the capture is read).",
 )
 @trusted_option
+@rules_option
 @toa_kind_option
 @attempt_timeout_option
 @vxlan_port_option
@@ -157,6 +159,7 @@ def command(
     fmt: str | None,
     output: str | None,
     trusted: tuple[str, ...],
+    rules: str | None,
     toa_kinds: tuple[str, ...],
     attempt_timeout: float | None,
     vxlan_ports: tuple[int, ...],
@@ -182,6 +185,8 @@ def command(
     selecting = bool(filter_expr and filter_expr.strip()) or problems
     if selecting:
         check_filter(filter_expr or "")
+    if by == "rule" and rules is None:
+        raise UsageError("--by rule needs the forwarding rules: --rules FILE")
     if scheduler is not None and workers is not None:
         raise UsageError("--scheduler and --workers exclude each other")
     if scheduler is not None or workers is not None:
@@ -200,6 +205,7 @@ def command(
             a = analyze(
                 list(captures),
                 trusted=list(trusted) or None,
+                rules=rules,
                 toa_kinds=list(toa_kinds) or None,
                 attempt_timeout=attempt_timeout,
                 vxlan_ports=vxlan_ports,

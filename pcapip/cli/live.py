@@ -11,6 +11,7 @@ from pcapip.cli.options import (
     attempt_timeout_option,
     fail_on_option,
     force_option,
+    rules_option,
     toa_kind_option,
     trusted_option,
     vxlan_port_option,
@@ -126,6 +127,7 @@ def _write_summary(
     "pcapip analyze 'FILE_*' reads them in order as one recording.",
 )
 @trusted_option
+@rules_option
 @toa_kind_option
 @attempt_timeout_option
 @vxlan_port_option
@@ -156,10 +158,10 @@ def _write_summary(
 )
 @click.option(
     "--by",
-    type=click.Choice(["flow", "egress", "client"]),
+    type=click.Choice(["flow", "egress", "client", "rule"]),
     default="flow",
     show_default=True,
-    help="Final summary: one row per flow, egress IP or client IP.",
+    help="Final summary: one row per flow, egress IP, client IP or forwarding rule (--rules).",
 )
 @click.option(
     "--max-rows",
@@ -236,6 +238,7 @@ def command(
     write: str | None,
     ring: tuple[str, ...],
     trusted: tuple[str, ...],
+    rules: str | None,
     toa_kinds: tuple[str, ...],
     attempt_timeout: float | None,
     vxlan_ports: tuple[int, ...],
@@ -271,6 +274,8 @@ def command(
         for name in list_interfaces(t):
             click.echo(name)
         return 0
+    if by == "rule" and rules is None:
+        raise UsageError("--by rule needs the forwarding rules: --rules FILE")
     if not iface:
         raise UsageError("pcapip live needs an interface: -i IFACE (pcapip live -D lists them)")
     stream = fmt or ("table" if sys.stdout.isatty() and not flows_file else "csv")
@@ -295,6 +300,7 @@ def command(
         count=count,
         write=write,
         trusted=list(trusted) or None,
+        rules=rules,
         toa_kinds=list(toa_kinds) or None,
         max_flows=max_flows,
         attempt_timeout=attempt_timeout,

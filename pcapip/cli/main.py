@@ -30,6 +30,11 @@ SUBCOMMANDS: dict[str, tuple[str, str, str]] = {
         "command",
         "Add the real client to every record of an origin's log (nginx, HAProxy, JSON, CSV).",
     ),
+    "rules": (
+        "pcapip.cli.rules",
+        "command",
+        "Check a proxy's forwarding rules file, and each rule against a capture.",
+    ),
     "show": ("pcapip.cli.show", "command", "Print the field tree and hex dump of a packet or flow."),
     "live": ("pcapip.cli.live", "command", "Analyze a live interface with the same engine."),
     "tui": ("pcapip.cli.tui", "command", "Open the interactive terminal UI on a capture."),
@@ -99,8 +104,9 @@ def main(argv: list[str] | None = None) -> None:
     except click.ClickException as exc:  # usage errors
         exc.show()
         sys.exit(2)
-    except PcapipError as exc:
-        click.echo(f"pcapip: error: {exc}", err=True)
+    except PcapipError as exc:  # one line per problem (a rules file can have several)
+        for line in str(exc).splitlines() or [""]:
+            click.echo(f"pcapip: error: {line}", err=True)
         sys.exit(2)
     except KeyboardInterrupt:
         sys.exit(130)

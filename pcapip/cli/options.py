@@ -55,3 +55,13 @@ force_option = click.option(
     help="Write through a symbolic link found where an output file goes (refused by "
     "default: a link planted there could make pcapip overwrite another file).",
 )
+
+rules_option = click.option(
+    "--rules",
+    "rules",
+    metavar="FILE",
+    default=None,
+    help="The proxy's forwarding rules (EdgeOne batch format: 'tcp:443 198.51.100.20 8443 on "
+    "ppv2' per line): each flow gets its rule (column rule), rule.mismatch where the wire "
+    "disagrees, rule.unmatched where no rule covers it. A bad line is an input error.",
+)

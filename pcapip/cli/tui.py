@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from pcapip.cli.options import toa_kind_option, trusted_option, vxlan_port_option
+from pcapip.cli.options import rules_option, toa_kind_option, trusted_option, vxlan_port_option
 from pcapip.cli.output import check_input
 from pcapip.errors import UsageError
 
@@ -12,11 +12,13 @@ from pcapip.errors import UsageError
 @click.command(name="tui")
 @click.argument("capture", metavar="CAPTURE")
 @trusted_option
+@rules_option
 @toa_kind_option
 @vxlan_port_option
 def command(
     capture: str,
     trusted: tuple[str, ...],
+    rules: str | None,
     toa_kinds: tuple[str, ...],
     vxlan_ports: tuple[int, ...],
 ) -> int:
@@ -37,6 +39,11 @@ def command(
     # fail here, with pcapip's one-line error, not inside the full-screen app
     registry_for(list(toa_kinds) or None)
     parse_trusted(list(trusted) or None)
+    ruleset = None
+    if rules is not None:
+        from pcapip.rules import RuleSet
+
+        ruleset = RuleSet.load(rules)
     with open_capture(capture):
         pass
 
@@ -47,4 +54,5 @@ def command(
         trusted=list(trusted) or None,
         toa_kinds=list(toa_kinds) or None,
         vxlan_ports=vxlan_ports,
+        rules=ruleset,
     )

@@ -182,9 +182,12 @@ def read_on_cluster(
     trusted: Any = None,
     chains: Sequence[str] | None = None,
     progress: Callable[[ClusterProgress], None] | None = None,
+    rules: Any = None,
 ) -> tuple[FlowTable, list[CaptureError]]:
     """The table and errors of one read of ``paths``, read by the cluster at ``scheduler``
     or a LocalCluster of ``workers`` processes (``pcapip.flows.parts`` has the how)."""
     with connect(scheduler, workers) as client:
         mapper = _Mapper(client, ClusterProgress(len(paths)), progress)
-        return read_recording(paths, options, trusted=trusted, mapper=mapper, chains=chains)
+        return read_recording(
+            paths, options, trusted=trusted, mapper=mapper, chains=chains, rules=rules
+        )

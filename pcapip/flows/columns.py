@@ -89,6 +89,12 @@ SCHEMA: tuple[Column, ...] = (
         "`erspan2:session=7`, `mpls:1001/2002`, `pppoe:0x11`, `ipip`; empty for none",
         title="Tunnel",
     ),
+    Column(
+        "rule",
+        "category",
+        "with `--rules`: the forwarding rule covering the flow, as `LINE: TEXT`; empty for none",
+        title="Rule",
+    ),
 )
 
 #: The column names, in output order.

@@ -82,7 +82,7 @@ class Cols:
         return np.concatenate(parts)
 
 
-def _where_read(c: Cols, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def where_read(c: Cols, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(frames, captures) where each row's client address was read, else its first packet."""
     hcap = c.at("header_frame_cap", rows)
     have = hcap != NULL
@@ -167,7 +167,7 @@ def cross_flow(p: PackedRows, vocab: Vocab, trusted: Sequence[Any] | None) -> Ex
             "a check by the proxy, not a client"
             for ip, port in zip(ips, c.at("client_port", rows).tolist(), strict=True)
         ]
-        out.add(rows, "proxy.self_addressed", msgs, *_where_read(c, rows))
+        out.add(rows, "proxy.self_addressed", msgs, *where_read(c, rows))
     # a full handshake ACK without TOA, on a flow or a port that uses TOA
     nr = c.where(lambda r: r("no_room_cap") != NULL)
     if nr.size:
@@ -195,5 +195,5 @@ def cross_flow(p: PackedRows, vocab: Vocab, trusted: Sequence[Any] | None) -> Ex
             + (f" claims client {who}" if who else " carries a client header")
             for ip, who in zip(e_txt, c_txt, strict=True)
         ]
-        out.add(rows, "client.untrusted", msgs, *_where_read(c, rows))
+        out.add(rows, "client.untrusted", msgs, *where_read(c, rows))
     return out

@@ -92,6 +92,29 @@ _ENTRIES: tuple[FindingKind, ...] = (
         "Enable only one mechanism on the path to the origin, or make sure the origin reads the "
         "one set by the proxy closest to the client.",
     ),
+    # --- the proxy's forwarding rules (--rules)
+    FindingKind(
+        "rule.mismatch",
+        _E,
+        "The wire does not pass the client the way the forwarding rule says",
+        "The rule covering this flow's origin port says how the proxy passes the client address "
+        "(toa, ppv1, ppv2 or off), and the flow carried something else: another PROXY version, "
+        "no header or TOA where the rule promises one, a header the rule says is off (the origin "
+        "reads it as data), or a PROXY header whose destination port is not the rule's "
+        "forwarding port for this origin port.",
+        "Make the rule, the proxy and the origin agree: re-export the rules if they are out of "
+        "date, set the rule's pass-client-IP method to what the origin expects, and look for a "
+        "second proxy or a path that bypasses the configured one.",
+    ),
+    FindingKind(
+        "rule.unmatched",
+        _W,
+        "No forwarding rule covers this flow",
+        "No rule of --rules forwards this protocol to this origin port (and, for rules naming an "
+        "IP address, this origin address): traffic that bypasses the configured proxy, or a "
+        "rule missing from the file.",
+        "Add the missing rule, or close the port to everything but the proxy's egress addresses.",
+    ),
     # --- TOA
     FindingKind(
         "toa.malformed",

@@ -325,6 +325,7 @@ def join(
     *,
     trusted: Any = None,
     toa_kinds: Sequence[str] = (),
+    rules: Any = None,
 ) -> tuple[FlowTable, list[CaptureError]]:
     """The table and errors one read of every part's file, in order, would give: each
     part's rows but those of the connections ``cut[part.number]`` (replayed), and the
@@ -355,6 +356,7 @@ def join(
         registry=registry_for(toa_kinds),
         warnings=warnings,
         toa_asked=bool(toa_kinds),
+        rules=rules,
     )
     return table, errors + counted.undecoded.undecodable(names)
 
@@ -374,6 +376,7 @@ def read_recording(
     trusted: Any = None,
     mapper: Mapper = _local_map,
     chains: Sequence[str] | None = None,
+    rules: Any = None,
 ) -> tuple[FlowTable, list[CaptureError]]:
     """Read ``paths`` (one recording, in order) a file per task of ``mapper``, then replay
     and join: the table and errors of one read (:func:`pcapip.flows.run.read_captures`).
@@ -406,4 +409,4 @@ def read_recording(
         if order:
             last = next((p.now for p in reversed(mine) if p.now is not None), None)
             replayed.append(replay(order, last, options))
-    return join(parts, replayed, cut, trusted=trusted, toa_kinds=options.toa_kinds)
+    return join(parts, replayed, cut, trusted=trusted, toa_kinds=options.toa_kinds, rules=rules)

@@ -108,6 +108,7 @@ def read_captures(
     progress: Progress | None = None,
     on_open: Callable[[int, Any], None] | None = None,
     on_batch: OnBatch | None = None,
+    rules: Any = None,
 ) -> tuple[FlowTable, list[CaptureError]]:
     """Read every capture in order (as one continuous recording) and build the flow table.
 
@@ -116,7 +117,8 @@ def read_captures(
     seconds of capture time after which an incomplete handshake ends; None: 5;
     ``vxlan_ports``: UDP ports carrying VXLAN besides 4789).
     ``on_open(index, source)`` is called when a file is opened, ``on_batch`` after each
-    batch went through the tracker, ``progress`` as in :data:`Progress`.
+    batch went through the tracker, ``progress`` as in :data:`Progress`; ``rules``: a
+    :class:`pcapip.rules.RuleSet` every flow is judged against (``--rules``).
 
     A damaged capture stops being read at the damage; what was decoded before
     it stays in the table and the error is returned, not raised, so callers can
@@ -137,7 +139,8 @@ def read_captures(
                 reader.source(ci, capture)
                 reader.warnings.extend(capture.warnings)  # type: ignore[union-attr]
         table = finish_table(
-            tracker, names, nets, warnings=reader.warnings, toa_asked=bool(toa_kinds)
+            tracker, names, nets, warnings=reader.warnings, toa_asked=bool(toa_kinds),
+            rules=rules,
         )
     return table, reader.errors + tracker.undecoded.undecodable(names)
 

@@ -37,6 +37,8 @@ from pcapip.flows.packed import (
 from pcapip.flows.reorder import SLICE, Moved, in_order
 from pcapip.flows.rowblock import RowBlock
 from pcapip.flows.rows import FlowRow
+from pcapip.flows.ruled import rule_column, rule_findings
+from pcapip.rules import RuleSet
 
 if TYPE_CHECKING:
     from pcapip.flows.tracker import FlowTracker
@@ -136,6 +138,8 @@ class FlowTable:
         self.toa_asked = False
         # connection attempts that never completed (SYN flood?): counts and top sources
         self.flood = FloodSummary()
+        # --rules: the forwarding rules the flows were judged against (None: not given)
+        self.rules: RuleSet | None = None
 
     def __len__(self) -> int:
         return len(self.rows)
@@ -151,6 +155,10 @@ class FlowTable:
         store = self.rows.cols
         if name == "findings":
             return "text", store.slice("findings_col", lo, hi)
+        if name == "rule":
+            if "rule_col" in store:
+                return "text", store.slice("rule_col", lo, hi)
+            return "text", np.full(max(0, min(hi, len(self)) - lo), self.vocab.code(""), np.int32)
         values = store.slice(_ROW_NAME.get(name, name), lo, hi)
         return ("ip" if name in _IPS else "text" if name in _TEXTS else "int"), values
 
@@ -344,6 +352,7 @@ def build_table(
     vocab: Vocab | None = None,
     consume: bool = False,
     registry: Any = None,
+    rules: RuleSet | None = None,
 ) -> FlowTable:
     """Number the flows in order of their first packet, add the findings that compare
     flows, and count. Packed ``rows`` need the ``vocab`` they were packed with; they are
@@ -364,6 +373,8 @@ def build_table(
     c = p.cols
     # computed on the rows as they came (flow ids from where the rows move to)
     extra = cross_flow(p, vocab, trusted)
+    if rules is not None:
+        rule_findings(p, vocab, rules, extra)
     wanted = distinct(np.concatenate([c["f_row"], *(x[0] for x in extra.parts)]))
     store, flow_id, moved = _moved(p, wanted, consume)
     fnd = _findings(p, vocab, flow_id, extra)
@@ -384,7 +395,11 @@ def build_table(
         store = _put(store, "findings_col", col)
     for k in list(fnd):
         store = _put(store, f"F_{k}", fnd.pop(k))
+    if rules is not None:
+        for col in rule_column(store, n, vocab, rules):
+            store = _put(store, "rule_col", col)
     table = FlowTable(PackedRows(store), vocab, out, captures)
+    table.rules = rules
     table.announcers, table.toa_kinds, table.flood = said, kinds, flood
     table.trusted_checked = trusted is not None
     return table
@@ -420,6 +435,7 @@ def finish_table(
     earlier: Iterable[FlowRow] = (),
     warnings: Iterable[CaptureWarning] = (),
     toa_asked: bool = False,
+    rules: RuleSet | None = None,
 ) -> FlowTable:
     """End every open flow and build the flow table, as ``pcapip analyze`` does.
 
@@ -428,7 +444,7 @@ def finish_table(
     spec or its parsed networks; ``warnings`` the sources' (``CaptureSource.
     warnings``), to which the tracker's undecoded-packet warnings are added;
     ``toa_asked``: ``--toa-kind`` was given (the report then shows the TOA
-    counters even when no TOA was seen).
+    counters even when no TOA was seen); ``rules``: ``--rules``, each flow judged against.
     """
     tracker.end_all()
     vocab = tracker.vocab
@@ -445,6 +461,7 @@ def finish_table(
         registry=tracker.registry,
         warnings=warnings,
         toa_asked=toa_asked,
+        rules=rules,
     )
 
 
@@ -458,6 +475,7 @@ def table_of(
     registry: Any = None,
     warnings: Iterable[CaptureWarning] = (),
     toa_asked: bool = False,
+    rules: RuleSet | None = None,
 ) -> FlowTable:
     """The flow table of every row of a recording (``block``, consumed) and what its
     trackers counted: :func:`finish_table`'s second half, shared with a recording read in
@@ -476,6 +494,7 @@ def table_of(
         vocab=vocab,
         consume=True,
         registry=registry,
+        rules=rules,
     )
     table.stats["captures"] = len(captures)
     undecoded = counted.undecoded

@@ -45,11 +45,13 @@ class CrossFlow:
 
     ``analyze`` adds ``client.missing`` (no header on a port where others carry
     one) and ``client.untrusted`` (header from outside ``--trusted``) once all
-    flows are known; a rolling line can only judge against earlier flows.
+    flows are known; a rolling line can only judge against earlier flows. The forwarding
+    rules (``--rules``) judge each flow alone: a line has its rule and rule findings.
     """
 
-    def __init__(self, trusted: Sequence[Any] | None) -> None:
+    def __init__(self, trusted: Sequence[Any] | None, rules: Any = None) -> None:
         self.trusted = trusted
+        self.rules = rules  # pcapip.rules.RuleSet or None
         self._with_toa: set[tuple[str, str, int]] = set()  # ports where flows carry TOA
         self._with_pp: set[tuple[str, str, int]] = set()  # ... a PROXY header
         self._trust: dict[str, bool] = {}
@@ -80,12 +82,39 @@ class CrossFlow:
             codes.append("client.untrusted")
         return codes
 
+    def rule(self, r: FlowRow, codes: list[str]) -> str:
+        """The flow's rule label ("" for none, or without ``--rules``); its rule finding, if
+        any, is added to ``codes``."""
+        if self.rules is None:
+            return ""
+        v = self.rules.judge(
+            r.transport, r.origin_ip, r.origin_port, r.method,
+            r.proxy_port if r.method in ("ppv1", "ppv2") and not _checks_itself(r) else None,
+            bool(missing_client(True, False, r.hs_done, r.spoke)),
+            bool(missing_client(False, True, r.hs_done, r.spoke)),
+        )
+        if v.code is not None:
+            codes.append(v.code)
+        return v.rule.label if v.rule is not None else ""
 
-def record(number: int, r: FlowRow, codes: Sequence[str]) -> dict[str, Any]:
+    def line(self, number: int, r: FlowRow) -> dict[str, Any]:
+        """The rolling line of flow ``number``: its record with every finding judged here."""
+        codes = self.codes(r)
+        rule = self.rule(r, codes)
+        return record(number, r, codes, rule)
+
+
+def _checks_itself(r: FlowRow) -> bool:
+    """A proxy's health check whose header names its own connection: its destination port
+    is the origin's, not a forwarding port (``proxy.self_addressed``)."""
+    return r.client_port == r.egress_port and r.client_ip == r.egress_ip
+
+
+def record(number: int, r: FlowRow, codes: Sequence[str], rule: str = "") -> dict[str, Any]:
     """A rolling line as a dict in analyze's COLUMNS order, with its values as analyze's
     JSON has them (None for missing, "" for no TLVs or no findings)."""
     own = {"flow": number, "start": iso_ns(r.start_ns), "end": iso_ns(r.end_ns),
-           "findings": _join(codes)}
+           "findings": _join(codes), "rule": rule}
     return {c: own[c] if c in own else getattr(r, c) for c in COLUMNS}
 
 

@@ -29,7 +29,7 @@ from pcapip.errors import CaptureError, UsageError
 from pcapip.live.capturer import Capturer
 from pcapip.live.errors import CaptureFailed, InterfaceGone, LiveError
 from pcapip.live.feed import Feed
-from pcapip.live.output import CrossFlow, LiveView, Sink, record
+from pcapip.live.output import CrossFlow, LiveView, Sink
 from pcapip.live.tools import CaptureTool, find_tool
 
 TICK = 0.2  # seconds between checks of the clock, signals and the interface when idle
@@ -49,6 +49,7 @@ class LiveOptions:
     count: int | None = None
     write: str | None = None
     trusted: list[str] | None = None
+    rules: str | None = None  # --rules: the forwarding rules file
     toa_kinds: list[str] | None = None
     max_flows: int = 100_000
     attempt_timeout: float | None = None
@@ -182,6 +183,11 @@ class LiveSession:
         self.sink = sink
         self._note = note or _stderr_note
         self.nets = parse_trusted(opts.trusted)
+        self.rules = None
+        if opts.rules is not None:  # a bad file fails before the capture starts
+            from pcapip.rules import RuleSet
+
+            self.rules = RuleSet.load(opts.rules)
         self.registry = registry_for(opts.toa_kinds)
         self.capture_name = capture_name or opts.write or f"live:{opts.iface}"
         self.view: LiveView | None = None
@@ -219,7 +225,7 @@ class LiveSession:
             vxlan_ports=self.opts.vxlan_ports,
             **timeouts(self.opts.attempt_timeout),
         )
-        cross = CrossFlow(self.nets)
+        cross = CrossFlow(self.nets, self.rules)
         cap = Capturer(
             tool,
             self.opts.iface,
@@ -341,6 +347,7 @@ class LiveSession:
                 trusted=self.opts.trusted,
                 toa_kinds=self.opts.toa_kinds,
                 on_batch=on_batch,
+                rules=self.rules,
             )
         finally:
             if ring is not None:
@@ -392,7 +399,7 @@ class LiveSession:
     def _report(self, numbered, cross: CrossFlow, view: LiveView) -> None:
         if not numbered:
             return
-        recs = [record(n, r, cross.codes(r)) for n, r in numbered]
+        recs = [cross.line(n, r) for n, r in numbered]
         for rec in recs:
             view.add(rec)
         if self.metrics is not None:

@@ -17,14 +17,14 @@ import numpy as np
 
 from pcapip.errors import CaptureError, CaptureWarning, UsageError
 from pcapip.flows.columns import SCHEMA, Column
-from pcapip.flows.findings import CATALOGUE, ORDER, Level
+from pcapip.flows.findings import CATALOGUE, Level
 from pcapip.flows.oddities import ToaKindSeen
 from pcapip.flows.table import FlowTable
 
 if TYPE_CHECKING:
     import pandas as pd
 
-BY_CHOICES = ("flow", "egress", "client", "origin")
+BY_CHOICES = ("flow", "egress", "client", "origin", "rule")
 
 #: The grouped frames' columns, declared once (``--by egress|client|origin`` and the API).
 #: ``problems``: flows with a warning or error finding; ``findings``: per code, the number
@@ -192,6 +192,16 @@ class Analysis:
         return _grouped(self.flows, "origin")
 
     @cached_property
+    def rules(self) -> pd.DataFrame:
+        """Per forwarding rule of ``rules=`` (``--rules``): flows by method and mismatched,
+        then the origins no rule covers (``pcapip.report.byrule``)."""
+        from pcapip.report.byrule import by_rule
+
+        if self.table.rules is None:
+            raise UsageError("the by-rule summary needs the forwarding rules (--rules FILE)")
+        return by_rule(self.flows, self.table.rules)
+
+    @cached_property
     def findings(self) -> pd.DataFrame:
         import pandas as pd
         fs = self.table.findings
@@ -233,6 +243,7 @@ class Analysis:
             "egress": lambda: self.egress,
             "client": lambda: self.clients,
             "origin": lambda: self.origins,
+            "rule": lambda: self.rules,
         }[by]()
 
     def resolve(
@@ -297,7 +308,7 @@ def _grouped(f: pd.DataFrame, by: str) -> pd.DataFrame:
     """One row per group of flows ``by`` (GROUP_COLUMNS), most flows first."""
     import pandas as pd
 
-    from pcapip.report.filters import codes_of, problem_mask
+    from pcapip.report.filters_terms import count_codes, problem_mask
 
     cols = list(GROUP_COLUMNS[by])
     keys = list(_GROUP_KEYS[by])
@@ -312,7 +323,7 @@ def _grouped(f: pd.DataFrame, by: str) -> pd.DataFrame:
         "methods": g["method"].agg(_joined_set),
         "egress_ips": g["egress_ip"].agg(_joined_set),
         "problems": g["_problem"].sum().astype(np.int64),
-        "findings": g["findings"].agg(lambda s: _count_codes(s, codes_of)),
+        "findings": g["findings"].agg(count_codes),
         "first_seen": g["start"].min(),
         "last_seen": g["end"].max(),
     }
@@ -322,16 +333,6 @@ def _grouped(f: pd.DataFrame, by: str) -> pd.DataFrame:
             out[k] = out[k].astype(str)
     out = out.sort_values(["flows", *keys], ascending=[False] + [True] * len(keys), kind="stable")
     return out[cols].reset_index(drop=True)
-
-
-def _count_codes(findings: pd.Series, codes_of: Any) -> str:
-    """``code=flows;...`` for a group's findings cells, most severe code first."""
-    n: dict[str, int] = {}
-    for cell, k in findings.astype(object).value_counts(dropna=True).items():
-        for c in codes_of(cell):
-            n[c] = n.get(c, 0) + int(k)
-    order = sorted(n, key=lambda c: (-CATALOGUE[c].level, ORDER[c]) if c in CATALOGUE else (1, 0))
-    return ";".join(f"{c}={n[c]}" for c in order)
 
 
 def _iso(s: pd.Series) -> pd.Series:

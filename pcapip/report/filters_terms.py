@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 from pcapip.flows.columns import BY_NAME, SCHEMA, of_kind
-from pcapip.flows.findings import CATALOGUE, Level
+from pcapip.flows.findings import CATALOGUE, ORDER, Level
 
 # The field classes come from the columns' declared kinds (times are not filter fields).
 IP_FIELDS = of_kind("ip")
@@ -92,6 +92,16 @@ def codes_of(findings: object) -> list[str]:
     if findings is None or (not isinstance(findings, str) and pd.isna(findings)):
         return []
     return [c for c in str(findings).split(";") if c]
+
+
+def count_codes(findings: pd.Series) -> str:
+    """``code=flows;...`` for a group's findings cells, most severe code first."""
+    n: dict[str, int] = {}
+    for cell, k in findings.astype(object).value_counts(dropna=True).items():
+        for c in codes_of(cell):
+            n[c] = n.get(c, 0) + int(k)
+    order = sorted(n, key=lambda c: (-CATALOGUE[c].level, ORDER[c]) if c in CATALOGUE else (1, 0))
+    return ";".join(f"{c}={n[c]}" for c in order)
 
 
 def is_problem(findings: object) -> bool:

@@ -98,7 +98,22 @@ def _capture_notes(a: Analysis) -> list[Text]:
             out.append(Text(note, style="cyan"))
     if t.toa_kinds:
         out.append(Text("TOA kinds seen: " + "; ".join(str(k) for k in t.toa_kinds)))
+    if t.rules is not None:
+        out.append(Text(rules_line(a), style="cyan"))
     return out
+
+
+def rules_line(a: Analysis) -> str:
+    """``--rules``: how many flows the rules cover and how many the wire contradicts."""
+    t = a.table
+    f = a.findings
+    flows = {c: f.loc[f["code"] == c, "flow"].nunique() for c in ("rule.mismatch", "rule.unmatched")}
+    covered = int((a.flows["rule"].astype(object).fillna("") != "").sum())
+    return (
+        f"Forwarding rules {t.rules.path or ''} ({len(t.rules)} rules): {covered} flows covered, "
+        f"{flows['rule.mismatch']} not as the rule says (rule.mismatch), "
+        f"{flows['rule.unmatched']} covered by no rule (rule.unmatched) — --by rule lists them"
+    )
 
 
 def tunnels_line(stats: dict[str, int]) -> str:
@@ -195,12 +210,13 @@ _WRAP = ("findings", "tlvs", "methods", "egress_ips")
 #: group keys and findings are never dropped.
 _DROP_FIRST: dict[str, tuple[str, ...]] = {
     "flow": (
-        "proto", "proxy dst", "cmd", "packets", "tlvs", "start", "status", "tunnel", "method",
+        "proto", "proxy dst", "cmd", "packets", "tlvs", "start", "status", "tunnel", "rule", "method",
         "origin", "client",
     ),
     "egress": ("first_seen", "last_seen", "clients", "methods"),
     "client": ("first_seen", "last_seen", "egress_count", "egress_ips"),
     "origin": ("first_seen", "last_seen", "clients", "egress_count", "methods"),
+    "rule": ("first_seen", "last_seen", "unknown", "rule_method", "toa"),
 }
 
 
@@ -311,6 +327,7 @@ def print_report(
         "egress": "Egress addresses",
         "client": "Clients",
         "origin": "Origins (listeners)",
+        "rule": "Forwarding rules",
     }
     df = a.frame(by)
     title = titles[by]
@@ -325,7 +342,7 @@ def print_report(
         else:
             time_format = "%Y-%m-%d %H:%M:%S.%f"
         df = df.iloc[np.argsort(-worst_rank(df), kind="stable")]  # problems first
-        df = _flows_for_display(df)
+        df = _flows_for_display(df, a.table.rules is not None)
     else:  # one finding, method or address a line: a narrow column, nothing cut
         lists = {"findings": ";", "methods": ",", "egress_ips": ","}
         df = df.assign(**{
@@ -347,9 +364,10 @@ def _joined(ip: pd.Series, port: pd.Series) -> list[str]:
     return out
 
 
-def _flows_for_display(f: pd.DataFrame) -> pd.DataFrame:
-    """The flow table with address:port pairs joined, so it fits a terminal."""
-    return pd.DataFrame(
+def _flows_for_display(f: pd.DataFrame, rules: bool = False) -> pd.DataFrame:
+    """The flow table with address:port pairs joined, so it fits a terminal; the rule's
+    line number with ``--rules``."""
+    out = pd.DataFrame(
         {
             "flow": f["flow"],
             "proto": f["transport"],
@@ -367,3 +385,7 @@ def _flows_for_display(f: pd.DataFrame) -> pd.DataFrame:
             "findings": f["findings"].astype(object).fillna("").str.replace(";", "\n", regex=False),
         }
     )
+    if rules:
+        line = f["rule"].astype(object).fillna("").str.partition(":")[0]
+        out.insert(out.columns.get_loc("method"), "rule", line.to_numpy())
+    return out

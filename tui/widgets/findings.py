@@ -261,6 +261,8 @@ class FlowFindingsPane(VerticalScroll):
         t = Text(flow_line(rec), style="bold")
         client = hostport(rec["client_ip"], rec["client_port"])
         t.append(f"\nmethod {rec['method']} · status {rec['status']} · client {client}", style="")
+        if rec.get("rule"):
+            t.append(f"\nrule {rec['rule']}", style="")
         if det.findings:
             t.append("\nEnter on a finding: show every flow that has it", style="dim")
         else:

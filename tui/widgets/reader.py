@@ -67,10 +67,12 @@ class CaptureReader(Widget):
         trusted: str | Sequence[str] | None = None,
         toa_kinds: Sequence[str] | None = None,
         vxlan_ports: Sequence[int] = (),
+        rules: Any = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
         self.trusted = trusted
+        self.rules = rules  # pcapip.rules.RuleSet (--rules) or None
         self.toa_kinds = toa_kinds
         self.vxlan_ports = tuple(vxlan_ports)
         self.loader: CaptureLoader | None = None
@@ -91,7 +93,8 @@ class CaptureReader(Widget):
         """Read ``path``; provisional rows are posted as they come (unless ``provisional``
         is False: the live feed showed them already)."""
         self.loader = CaptureLoader(
-            path, trusted=self.trusted, toa_kinds=self.toa_kinds, vxlan_ports=self.vxlan_ports
+            path, trusted=self.trusted, toa_kinds=self.toa_kinds, vxlan_ports=self.vxlan_ports,
+            rules=self.rules,
         )
         self.loader.first_drawn = threading.Event() if provisional else None
         self.loaded = False

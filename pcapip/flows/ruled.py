@@ -1,0 +1,99 @@
+"""``--rules`` over the flow table: each flow's forwarding rule and the findings where the
+wire disagrees with it.
+
+``pcapip.rules.RuleSet.judge`` decides for one flow; here the packed rows are read a slice
+at a time and each slice's distinct (protocol, origin, method, PROXY destination port,
+progress) combinations are judged once, so a flood of ten million flows asks a few times.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import numpy as np
+
+from pcapip.flows.crossflow import Cols, Extra, missing_client, where_read
+from pcapip.flows.packed import NULL, DiskStore, MemStore, PackedRows, Vocab
+from pcapip.flows.reorder import SLICE
+from pcapip.rules import RuleSet, Verdict
+
+
+def _verdicts(read: Any, vocab: Vocab, rules: RuleSet) -> tuple[np.ndarray, list[Verdict]]:
+    """Per row of a slice, an index into the slice's distinct verdicts."""
+    hs, spoke = read("hs_done"), read("spoke")
+    method = read("method")
+    pp = vocab.codes.get("ppv1", -2), vocab.codes.get("ppv2", -2)
+    # the header's destination port only matters with a header, and not in a proxy's
+    # health check naming its own connection (proxy.self_addressed: its destination is
+    # the origin, not a forwarding port)
+    own = (read("client_port") == read("egress_port")) & (read("client_ip") == read("egress_ip"))
+    dport = np.where(np.isin(method, pp) & ~own, read("proxy_port"), NULL)
+    keys = np.stack(
+        [
+            read("transport").astype(np.int64),
+            read("origin_ip").astype(np.int64),
+            read("origin_port").astype(np.int64),
+            method.astype(np.int64),
+            dport.astype(np.int64),
+            missing_client(True, False, hs, spoke).astype(np.int64),
+            missing_client(False, True, hs, spoke).astype(np.int64),
+        ],
+        axis=1,
+    )
+    if keys.shape[0] == 0:
+        return np.zeros(0, dtype=np.int64), []
+    uniq, inv = np.unique(keys, axis=0, return_inverse=True)
+    texts = vocab.texts
+    ips = vocab.ip_decode(uniq[:, 1])
+    out = [
+        rules.judge(
+            texts[t],
+            ip,
+            None if port == NULL else port,
+            texts[m],
+            None if dp == NULL else dp,
+            bool(ct),
+            bool(cp),
+        )
+        for (t, _, port, m, dp, ct, cp), ip in zip(uniq.tolist(), ips, strict=True)
+    ]
+    return inv.reshape(-1), out
+
+
+def rule_findings(p: PackedRows, vocab: Vocab, rules: RuleSet, out: Extra) -> None:
+    """Add ``rule.mismatch`` and ``rule.unmatched`` to ``out``, rows in ``p``'s order."""
+    c = Cols(p.cols, len(p))
+    for lo in range(0, len(p), SLICE):
+        hi = min(len(p), lo + SLICE)
+        inv, verdicts = _verdicts(
+            lambda name, lo=lo, hi=hi: p.cols.slice(name, lo, hi), vocab, rules
+        )
+        for code in ("rule.mismatch", "rule.unmatched"):
+            which = np.asarray([v.code == code for v in verdicts], dtype=bool)
+            if not which.any():
+                continue
+            rows = np.flatnonzero(which[inv]) + lo
+            msgs = [verdicts[k].message for k in inv[rows - lo].tolist()]
+            if code == "rule.mismatch":
+                frames, caps = where_read(c, rows)
+            else:
+                frames, caps = c.at("first_frame", rows), c.at("capture", rows)
+            out.add(rows, code, msgs, frames, caps)
+
+
+def rule_column(
+    store: MemStore | DiskStore, n: int, vocab: Vocab, rules: RuleSet
+) -> Iterator[np.ndarray]:
+    """The ``rule`` column (vocabulary codes of each rule's label, "" for none), a slice of
+    rows at a time."""
+    for lo in range(0, n, SLICE):
+        hi = min(n, lo + SLICE)
+        inv, verdicts = _verdicts(
+            lambda name, lo=lo, hi=hi: store.slice(name, lo, hi), vocab, rules
+        )
+        labels = np.asarray(
+            [vocab.code(v.rule.label if v.rule is not None else "") for v in verdicts],
+            dtype=np.int32,
+        )
+        yield labels[inv] if labels.size else np.zeros(hi - lo, dtype=np.int32)
