@@ -18,6 +18,24 @@ from pcapip.flows.packed import NULL, DiskStore, MemStore, PackedRows, Vocab
 from pcapip.flows.reorder import SLICE
 from pcapip.rules import RuleSet, Verdict
 
+_MIX = np.uint64(0x9E3779B97F4A7C15)
+
+
+def _distinct_rows(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The distinct rows of a 2-D int64 array and each row's index among them: one sort of
+    a hash of each row, checked exactly (a collision falls back to comparing whole rows;
+    ``np.unique(axis=0)`` alone sorts structured rows, 30 times slower)."""
+    h = np.zeros(keys.shape[0], dtype=np.uint64)
+    for j in range(keys.shape[1]):
+        h = (h ^ keys[:, j].astype(np.uint64)) * _MIX
+        h ^= h >> np.uint64(29)
+    _, first, inv = np.unique(h, return_index=True, return_inverse=True)
+    inv = inv.reshape(-1)
+    if not (keys == keys[first][inv]).all():
+        uniq, inv = np.unique(keys, axis=0, return_inverse=True)
+        return uniq, inv.reshape(-1)
+    return keys[first], inv
+
 
 def _verdicts(read: Any, vocab: Vocab, rules: RuleSet) -> tuple[np.ndarray, list[Verdict]]:
     """Per row of a slice, an index into the slice's distinct verdicts."""
@@ -43,7 +61,7 @@ def _verdicts(read: Any, vocab: Vocab, rules: RuleSet) -> tuple[np.ndarray, list
     )
     if keys.shape[0] == 0:
         return np.zeros(0, dtype=np.int64), []
-    uniq, inv = np.unique(keys, axis=0, return_inverse=True)
+    uniq, inv = _distinct_rows(keys)
     texts = vocab.texts
     ips = vocab.ip_decode(uniq[:, 1])
     out = [
@@ -58,7 +76,7 @@ def _verdicts(read: Any, vocab: Vocab, rules: RuleSet) -> tuple[np.ndarray, list
         )
         for (t, _, port, m, dp, ct, cp), ip in zip(uniq.tolist(), ips, strict=True)
     ]
-    return inv.reshape(-1), out
+    return inv, out
 
 
 def rule_findings(p: PackedRows, vocab: Vocab, rules: RuleSet, out: Extra) -> None:
