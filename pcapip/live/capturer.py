@@ -20,6 +20,7 @@ import signal
 import subprocess
 import threading
 from collections import deque
+from typing import IO
 
 from pcapip.live.errors import (
     CaptureFailed,
@@ -112,7 +113,13 @@ class Capturer:
 
     def _read_stderr(self) -> None:
         assert self.proc is not None and self.proc.stderr is not None
-        for raw in iter(self.proc.stderr.readline, b""):
+        # the tool's stderr may be closed under this thread by close() when a slow machine
+        # kept it from finishing within wait()'s join: that is the end of the messages
+        with contextlib.suppress(ValueError, OSError):
+            self._read_lines(self.proc.stderr)
+
+    def _read_lines(self, stream: IO[bytes]) -> None:
+        for raw in iter(stream.readline, b""):
             for line in raw.decode("utf-8", "replace").replace("\r", "\n").splitlines():
                 line = line.rstrip()
                 if not line:
