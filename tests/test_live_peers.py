@@ -158,9 +158,31 @@ def tshark_tcp_frames(path: Path) -> int:
     return len(out.stdout.split())
 
 
+#: the lab's frontends as forwarding rules, the v2 one misdescribed as ppv1
+RULES = (
+    "tcp:8001 10.77.2.2 9001 off ppv1\ntcp:8002 10.77.2.2 9001 off ppv1\n"
+    "tcp:8003 10.77.2.2 9001 off ppv2\ntcp:8004 10.77.2.2 9080 off off\n"
+)
+
+
+def check_rules(rows: list[dict], records: list[peers.HAProxyRecord]) -> None:
+    """``--rules``: each logged connection has its frontend's rule; only v2's are flagged."""
+    index = by_egress(rows)
+    lines = {int(line.split()[0].split(":")[1]): n for n, line in enumerate(RULES.splitlines(), 1)}
+    for rec in records:
+        row = index[(_ip(rec.egress_ip), rec.egress_port, rec.server_port)]
+        assert row["rule"].startswith(f"{lines[rec.frontend_port]}: "), row
+        codes = row["findings"].split(";")
+        assert ("rule.mismatch" in codes) == (rec.route == "v2"), row
+        assert "rule.unmatched" not in codes, row
+
+
 def test_live_csv_maps_every_logged_connection(env: Env, tmp_path: Path) -> None:
-    """dumpcap on the origin's veth: rolling CSV while HAProxy works, then the summary."""
+    """dumpcap on the origin's veth: rolling CSV while HAProxy works, then the summary;
+    with --rules, each line judged against the forwarding rules as analyze judges it."""
     pcapng = tmp_path / "live.pcapng"
+    rules = tmp_path / "edge.rules"
+    rules.write_text(RULES)
     args = [
         "-i",
         peers.ORIGIN_IF,
@@ -172,6 +194,8 @@ def test_live_csv_maps_every_logged_connection(env: Env, tmp_path: Path) -> None
         str(pcapng),
         "-o",
         str(tmp_path / "summary.csv"),
+        "--rules",
+        str(rules),
     ]
     with LiveRun(args, prefix=env.topo.command("origin", [])) as run:
         run.wait_ready()
@@ -183,13 +207,15 @@ def test_live_csv_maps_every_logged_connection(env: Env, tmp_path: Path) -> None
     final = read_csv(final_text)
     check_against_log([r for _, r in rolling], records)
     check_against_log(final, records)
+    check_rules([r for _, r in rolling], records)
+    check_rules(final, records)
     # every flow is announced once while capturing, none is left out, and each line has
     # the number the flow has in the summary (and in analyze / show of the -w file)
     assert len(rolling) == len(final)
     by_number = {r["flow"]: r for r in final}
     for _, row in rolling:
         same = by_number[row["flow"]]
-        for k in ("egress_ip", "egress_port", "origin_port", "start", "client_ip", "method"):
+        for k in ("egress_ip", "egress_port", "origin_port", "start", "client_ip", "method", "rule"):
             assert row[k] == same[k], (k, row, same)
     # ... promptly: lines arrive while the capture still runs, not at its end
     assert run.ended_at is not None
@@ -200,7 +226,7 @@ def test_live_csv_maps_every_logged_connection(env: Env, tmp_path: Path) -> None
             assert t < done + 2.0, "a rolling line arrived long after its connection"
     # the -w copy: tshark reads it, and pcapip analyze prints the very same summary
     assert pcapng.read_bytes()[:4] == b"\x0a\x0d\x0d\x0a"
-    assert analyze_text(pcapng, "csv") == final_text
+    assert analyze_text(pcapng, "csv", "--rules", str(rules)) == final_text
     tcp_packets = sum(int(r["packets"]) for r in final if r["transport"] == "tcp")
     assert tshark_tcp_frames(pcapng) == tcp_packets
 

@@ -300,6 +300,37 @@ def test_grouping_counts_and_drill_down() -> None:
     run(go())
 
 
+def test_rules_judge_the_flows_as_analyze_does(tmp_path: Path) -> None:
+    """``pcapip tui --rules``: the rows (rule column, rule findings) are analyze's with the
+    same rules; a flagged flow's findings pane names its rule and the mismatch."""
+    from pcapip.rules import RuleSet
+
+    rules = tmp_path / "edge.rules"
+    rules.write_text("tcp:8002 10.77.2.2 9001 off ppv1\n")
+
+    async def go() -> None:
+        path = PCAPS / "haproxy-v2.pcap"
+        want = pcapip.analyze(str(path), rules=rules)
+        app = PcapipApp(str(path), rules=RuleSet.load(rules))
+        async with app.run_test(size=(120, 40)) as pilot:
+            await wait_loaded(pilot)
+            out = tmp_path / "tui.csv"
+            assert app.export_csv(str(out)) == len(want)
+            assert out.read_text() == want.to_csv()
+            app.apply_filter("finding:rule.mismatch")
+            await settle(pilot)
+            mismatched = want.flows[want.flows.findings.str.contains("rule.mismatch")]
+            assert len(table_lines(app)) == 1 + len(mismatched) >= 2
+            await pilot.press("f")
+            await settle(pilot)
+            head = static_text(app.query_one("#findings"))
+            assert "rule 1: tcp:8002 10.77.2.2 9001 off ppv1" in head
+            text = option_text(app.query_one("#flow-findings"))
+            assert "rule.mismatch" in text and "says ppv1" in text
+
+    run(go())
+
+
 def test_export_writes_the_filtered_view_in_analyze_schema(tmp_path: Path) -> None:
     async def go() -> None:
         path = PCAPS / "flow-proxy-misc.pcap"
