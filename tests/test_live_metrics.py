@@ -79,6 +79,12 @@ def _query(topo: peers.Topology, expr: str) -> list[dict]:
 
 @pytest.mark.system
 @pytest.mark.slow
+def _query_value_lines(summary: Path, code: str) -> int:
+    """Flows of the final summary (JSON lines) with finding ``code``."""
+    rows = [json.loads(line) for line in summary.read_text().splitlines()]
+    return sum(code in (r["findings"] or "").split(";") for r in rows)
+
+
 def test_prometheus_scrapes_what_haproxy_logged_and_nginx_answered(tmp_path: Path) -> None:
     peers.require_peers("dumpcap", "curl")
     if shutil.which("prometheus") is None:
@@ -97,8 +103,14 @@ def test_prometheus_scrapes_what_haproxy_logged_and_nginx_answered(tmp_path: Pat
                               f"--storage.tsdb.path={tmp_path / 'tsdb'}",
                               f"--web.listen-address=127.0.0.1:{PROM_PORT}"],
                    log=tmp_path / "prometheus.log")
+        # --rules with the noheader frontend (8004 -> 9080) left out: the rules forwarding to
+        # 9080 say ppv1/ppv2, so its connections (no header) are flagged rule.mismatch
+        rules = tmp_path / "edge.rules"
+        rules.write_text("tcp:8001 10.77.2.2 9001 off ppv1\ntcp:8002 10.77.2.2 9001 off ppv2\n"
+                         "tcp:8005 og:r 9080 off ppv1\ntcp:8006 og:r 9080 off ppv2\n")
         args = ["-i", peers.ORIGIN_IF, "--duration", "25", "--format", "json",
-                "--metrics", f"127.0.0.1:{METRICS_PORT}", "-o", str(tmp_path / "summary.json")]
+                "--metrics", f"127.0.0.1:{METRICS_PORT}", "-o", str(tmp_path / "summary.json"),
+                "--rules", str(rules)]
         with LiveRun(args, prefix=topo.command("origin", [])) as run:
             run.wait_ready()
             clients = []
@@ -118,7 +130,9 @@ def test_prometheus_scrapes_what_haproxy_logged_and_nginx_answered(tmp_path: Pat
                     topo, "sum by (method) (pcapip_flows_total)")}
                 rej = _query(topo, 'sum(pcapip_findings_total{code="origin.rejected"})')
                 n_rej = int(float(rej[0]["value"][1])) if rej else 0
-                if got == dict(want_methods) and n_rej == rejected:
+                un = _query(topo, 'sum(pcapip_findings_total{code="rule.mismatch"})')
+                n_un = int(float(un[0]["value"][1])) if un else 0
+                if got == dict(want_methods) and n_rej == rejected and n_un == want_methods["none"]:
                     break
                 time.sleep(0.5)
             # (asked while pcapip serves: once its target is gone, Prometheus marks the
@@ -130,6 +144,10 @@ def test_prometheus_scrapes_what_haproxy_logged_and_nginx_answered(tmp_path: Pat
             assert run.wait(timeout=30) == 0, run.stderr
         assert got == dict(want_methods), (got, want_methods, run.stderr)
         assert n_rej == rejected
+        # every connection of the frontend no rule describes, and no other, is flagged
+        assert n_un == want_methods["none"] == PER_ROUTE + 1, run.stderr
+        assert _query_value_lines(tmp_path / "summary.json", "rule.mismatch") == n_un
+        assert _query_value_lines(tmp_path / "summary.json", "rule.unmatched") == 0
         assert sev and sev[0]["metric"]["severity"] == "error"
         assert up and up[0]["value"][1] == "1"
         assert packets and float(packets[0]["value"][1]) > 0

@@ -20,6 +20,7 @@ import queue
 import signal
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -404,6 +405,10 @@ class LiveSession:
             view.add(rec)
         if self.metrics is not None:
             self.metrics.flows(r for _, r in numbered)
+            # --rules judges a flow when its line is written: its rule findings count then
+            ruled = Counter(c for rec in recs for c in rec["findings"].split(";") if c.startswith("rule."))
+            if ruled:
+                self.metrics.findings(ruled)
         self.sink.flows(recs)
 
 
