@@ -183,11 +183,15 @@ def write(out: Path, total: int, rate: float = 100_000.0) -> dict[str, int]:
 
 
 def main() -> None:
-    out = Path(sys.argv[1])
-    total = int(sys.argv[2]) if len(sys.argv) > 2 else 2_000_000
-    rate = float(sys.argv[3]) if len(sys.argv) > 3 else 100_000.0
-    info = write(out, total, rate)
-    print(f"{out}: {info}")
+    import argparse
+
+    ap = argparse.ArgumentParser(description="Write a SYN flood capture (with some real flows).")
+    ap.add_argument("out", type=Path, help="the pcap to write")
+    ap.add_argument("syns", type=int, nargs="?", default=2_000_000, help="SYNs (default 2M)")
+    ap.add_argument("rate", type=float, nargs="?", default=100_000.0, help="SYNs per second")
+    args = ap.parse_args()
+    info = write(args.out, args.syns, args.rate)
+    print(f"{args.out}: {info}")
 
 
 if __name__ == "__main__":
