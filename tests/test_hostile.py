@@ -10,6 +10,7 @@ expressions built to hurt, 10 MB log lines for ``pcapip resolve``.
 
 from __future__ import annotations
 
+import csv
 import gzip
 import struct
 import subprocess
@@ -198,3 +199,37 @@ def test_ten_megabyte_log_lines(tmp_path: Path) -> None:
     assert r.returncode in (0, 2)
     if r.returncode == 0:
         assert "1 " in r.stderr or "unparseable" in r.stderr.lower() or "line 4" in r.stderr
+
+
+def test_a_port_scan_against_2000_wide_rules(tmp_path: Path) -> None:
+    """A SYN to each of 60,000 origin ports, judged against 2,000 rules whose ranges cover
+    26,000 ports: every flow judged (a port scan asks the rules once per port)."""
+    rules = tmp_path / "wide.rules"
+    rules.write_text("tcp:10000-35999 og:a 10000-35999 off ppv2\n"
+                     + "".join(f"tcp:{60000 + i} og:b {i} off toa\n" for i in range(1, 2000)))
+    frames = [(port * 1000, eth_ip4_tcp(40000, port, 0x02, port)) for port in range(1, 60001)]
+    path = tmp_path / "scan.pcap"
+    path.write_bytes(pcap_bytes(frames, linktype=1))
+    r = limited("analyze", str(path), "--rules", str(rules), "--format", "csv", "-o",
+                str(tmp_path / "scan.csv"), seconds=300)
+    assert r.returncode == 0
+    with open(tmp_path / "scan.csv") as fh:
+        rows = list(csv.DictReader(fh))
+    assert len(rows) == 60000
+    covered = sum(1 for row in rows if row["rule"])
+    assert covered == 26000 + 1999  # the range, and ports 1..1999 of the other rules
+
+
+@pytest.mark.parametrize("content", [b"tcp:80 " + b"a" * 10_000_000 + b" 80 off off\n",
+                                     bytes(range(256)) * 40_000, b"\n" * 5_000_000])
+def test_hostile_rules_files(content: bytes, tmp_path: Path) -> None:
+    """A 10 MB rule line, 10 MB of binary, five million empty lines: one clear answer."""
+    rules = tmp_path / "hostile.rules"
+    rules.write_bytes(content)
+    r = limited("analyze", str(PCAPS / "haproxy-v1.pcap"), "--rules", str(rules), "--format",
+                "csv", seconds=120)
+    if content.startswith(b"\n"):
+        assert r.returncode == 0  # no rule at all: every flow unmatched
+        assert r.stdout.count("rule.unmatched") == 4
+    else:
+        assert r.returncode == 2 and r.stdout == ""

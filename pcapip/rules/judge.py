@@ -40,7 +40,12 @@ class RuleSet:
     def __init__(self, rules: Sequence[Rule], path: str = "") -> None:
         self.rules = list(rules)
         self.path = path
+        # (protocol, origin port) -> the rules forwarding there, in file order: at most one
+        # entry per forwarding port (a file uses each once), so a port scan asks in O(1)
         self._covering: dict[tuple[str, int], list[Rule]] = {}
+        for r in self.rules:
+            for port in dict.fromkeys(r.origin_ports):
+                self._covering.setdefault((r.transport, port), []).append(r)
         self._verdicts: dict[tuple, Verdict] = {}
 
     @classmethod
@@ -53,12 +58,7 @@ class RuleSet:
 
     def covering(self, transport: str, port: int) -> list[Rule]:
         """The rules of this protocol that forward to origin port ``port``, in file order."""
-        key = (transport, port)
-        got = self._covering.get(key)
-        if got is None:
-            got = [r for r in self.rules if r.transport == transport and r.covers_port(port)]
-            self._covering[key] = got
-        return got
+        return self._covering.get((transport, port), [])
 
     def candidates(self, transport: str, ip: str | None, port: int) -> list[Rule]:
         """Rules naming this origin address (IP literal) first; else those by port alone."""
