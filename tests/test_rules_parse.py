@@ -139,3 +139,11 @@ def test_a_file_that_cannot_be_read(tmp_path) -> None:
     bad.write_bytes(b"tcp:80 a.example 80 off off\n# caf\xe9\n")
     with pytest.raises(RulesError, match=r"line 2: not UTF-8 text"):
         RuleSet.load(bad)
+
+
+def test_line_numbers_count_newlines_only() -> None:
+    """A form feed or a line separator inside a line does not start a new line (an editor
+    shows one); CRLF files number as LF files."""
+    ((n, msg),) = _problems("tcp:1 a.example 1 off off\r\ntcp:2 a.example\x0c 2 off\u2028 x y\r\n")
+    assert n == 2 and "found 6" in msg
+    assert [r.line for r in parse_rules("# c\r\n\r\ntcp:1 a.example 1 off off\r\n")] == [3]

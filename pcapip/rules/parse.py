@@ -172,7 +172,9 @@ def parse_rules(text: str, path: str = "<rules>") -> list[Rule]:
     rules: list[Rule] = []
     problems: list[tuple[int, str]] = []
     used: dict[tuple[str, int], int] = {}
-    for n, raw in enumerate(text.splitlines(), 1):
+    # lines as an editor numbers them: split at newlines only (str.splitlines also splits
+    # at form feeds, \x1c-\x1e, U+2028..., which would put problems on lines nobody sees)
+    for n, raw in enumerate(text.split("\n"), 1):
         if not raw.strip() or raw.lstrip().startswith("#"):
             continue
         try:
