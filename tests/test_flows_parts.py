@@ -14,9 +14,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
-from pcapip.flows.parts import Part, PartOptions, read_recording
+from pcapip.flows.parts import Part, PartOptions, read_part, read_recording, take_frames
 from pcapip.flows.run import read_captures
 from pcapip.report.analysis import Analysis
 from pcapip.report.write import write_analysis
@@ -165,3 +166,42 @@ def test_parts_are_sent_whole(tmp_path: Path) -> None:
     assert len(back.rows) == len(part.rows) > 0
     assert (back.rows.cols["capture"] == 3).all()
     assert back.groups.size == len(part.rows)
+
+
+def test_a_second_read_of_a_pcap_starts_at_its_first_run(bench20k: Path, tmp_path: Path) -> None:
+    """``skip_to``: a classic pcap read from a record's offset gives the frames a whole read
+    gives from there (numbers, bytes, offsets); pcapng and gzip are read from the start."""
+    import gzip as gz
+
+    from pcapip.sources import open_capture
+
+    with open_capture(str(bench20k), batch_size=1000) as src:
+        whole = list(src)
+    at = whole[7]
+    frame, offset = at.first_frame + 3, int(at.file_offset[3])
+    with open_capture(str(bench20k), batch_size=1000) as src:
+        assert src.skip_to(offset, frame)
+        part = list(src)
+    assert part[0].first_frame == frame
+    tail = [(b.numbers().tolist(), b.file_offset.tolist()) for b in part]
+    assert sum(len(b) for b in part) == sum(len(b) for b in whole) - (frame - 1)
+    assert tail[0][0][0] == frame and tail[0][1][0] == offset
+    assert part[0].frame_bytes(0) == at.frame_bytes(3)
+    assert part[-1].frame_bytes(len(part[-1]) - 1) == whole[-1].frame_bytes(len(whole[-1]) - 1)
+    squeezed = tmp_path / "b20k.pcap.gz"
+    squeezed.write_bytes(gz.compress(bench20k.read_bytes(), compresslevel=1))
+    for other in (squeezed, PCAPS / "loopback-dumpcap.pcapng"):
+        with open_capture(str(other)) as src:
+            assert not src.skip_to(100, 2)
+            assert next(iter(src)).first_frame == 1
+    # the second pass of a recording: frames taken from the first run on == from the start
+    part = read_part(str(bench20k), 0, PartOptions())
+    keys = np.asarray([k for k in part.open_groups if part.runs.runs_with(np.asarray([k]))[0][0] > 1])
+    runs = part.runs.runs_with(keys)
+    assert keys.size and runs[0][0] > 1
+    starts = [part.runs.start_of(a) for a, _ in runs]
+    seek = take_frames(str(bench20k), keys, runs, PartOptions(), starts)
+    full = take_frames(str(bench20k), keys, runs, PartOptions())
+    assert sum(len(b) for b in seek) > 0
+    assert [b.numbers().tolist() for b in seek] == [b.numbers().tolist() for b in full]
+    assert [bytes(b.data) for b in seek] == [bytes(b.data) for b in full]

@@ -25,6 +25,7 @@ nothing (replaying a connection gives its row), so collisions cost time, never r
 
 from __future__ import annotations
 
+import bisect
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -66,15 +67,22 @@ RUN = 4096
 
 @dataclass
 class FrameIndex:
-    """Per run of ``RUN`` frames of a file: its first frame number and its connections."""
+    """Per run of ``RUN`` frames of a file: its first frame number, the byte offset of that
+    frame's record (where a second read of a pcap file can start) and its connections."""
 
     firsts: list[int] = field(default_factory=list)
     groups: list[np.ndarray] = field(default_factory=list)
+    offsets: list[int] = field(default_factory=list)
 
-    def add(self, frames: np.ndarray, groups: np.ndarray) -> None:
+    def add(self, frames: np.ndarray, groups: np.ndarray, offsets: np.ndarray) -> None:
         for lo in range(0, frames.size, RUN):
             self.firsts.append(int(frames[lo]))
             self.groups.append(np.unique(groups[lo : lo + RUN]))
+            self.offsets.append(int(offsets[lo]))
+
+    def start_of(self, frame: int) -> tuple[int, int]:
+        """(byte offset, frame number) of the run that begins at ``frame``."""
+        return self.offsets[bisect.bisect_left(self.firsts, frame)], frame
 
     def runs_with(self, keys: np.ndarray) -> list[tuple[int, int]]:
         """(first, last) frame numbers of the runs holding any of ``keys``, merged."""
@@ -173,8 +181,8 @@ def read_part(path: str, index: int, options: PartOptions) -> Part:
 
     frames = FrameIndex()
 
-    def on_batch(_ci: int, _src: Any, _batch: Any, pk: Any) -> None:
-        frames.add(pk.frame, groups_of_packets(pk))
+    def on_batch(_ci: int, _src: Any, batch: Any, pk: Any) -> None:
+        frames.add(pk.frame, groups_of_packets(pk), batch.file_offset[pk.frame - batch.first_frame])
 
     reader = read_into(tracker, index, path, _sizes(options), progress, on_batch)
     ended = tracker.take_blocks()
@@ -214,13 +222,43 @@ def _in_memory(p: PackedRows) -> PackedRows:
 
 
 def take_frames(
-    path: str, groups: np.ndarray, runs: list[tuple[int, int]], options: PartOptions
+    path: str,
+    groups: np.ndarray,
+    runs: list[tuple[int, int]],
+    options: PartOptions,
+    starts: list[tuple[int, int]] | None = None,
 ) -> list[FrameBatch]:
     """The frames of one file whose connection is in ``groups``, copied out of their
     batches; only the frames of ``runs`` ((first, last) frame numbers) are decoded, to
-    find their connection."""
-    from pcapip.decode import decode
+    find their connection. ``starts``: per run, (byte offset, frame number) of its first
+    frame: a classic pcap file is then read run by run, the bytes between runs skipped
+    (connections still open at a file's end have their runs at its start and its end);
+    any other file is read through once."""
     from pcapip.sources import open_capture
+
+    def opened() -> Any:
+        return open_capture(path, batch_size=options.batch_size, chunk_size=options.chunk_size)
+
+    taken: list[FrameBatch] = []
+    try:
+        with opened() as src:
+            if not starts or not src.skip_to(*starts[0]):
+                return _take(src, groups, runs, options)
+            taken += _take(src, groups, runs[:1], options)
+        for run, start in zip(runs[1:], starts[1:], strict=True):
+            with opened() as src:
+                src.skip_to(*start)
+                taken += _take(src, groups, [run], options)
+    except CaptureError:
+        pass  # the damage was reported by read_part; the frames before it are taken
+    return taken
+
+
+def _take(
+    src: Any, groups: np.ndarray, runs: list[tuple[int, int]], options: PartOptions
+) -> list[FrameBatch]:
+    """:func:`take_frames` over one open source, to the end of the last of ``runs``."""
+    from pcapip.decode import decode
 
     kinds = registry_for(options.toa_kinds).kinds
     ports = udp_tunnel_ports(options.vxlan_ports)
@@ -228,22 +266,23 @@ def take_frames(
     hi = np.array([b for _, b in runs], dtype=np.int64)
     taken = []
     try:
-        with open_capture(path, batch_size=options.batch_size, chunk_size=options.chunk_size) as src:
-            for batch in src:
-                numbers = batch.numbers()
-                k = np.searchsorted(lo, numbers, side="right") - 1
-                inside = np.flatnonzero((k >= 0) & (numbers <= hi[np.maximum(k, 0)]))
-                if inside.size == 0:
-                    if numbers.size and numbers[0] > hi[-1]:
-                        break
-                    continue
-                part = batch if inside.size == len(batch) else batch.take(inside)
-                pk = decode(part, toa_kinds=kinds, tunnel_ports=ports)
-                keep = np.flatnonzero(np.isin(groups_of_packets(pk), groups))
-                if keep.size:
-                    taken.append(part.take(keep))
+        for batch in src:
+            numbers = batch.numbers()
+            k = np.searchsorted(lo, numbers, side="right") - 1
+            inside = np.flatnonzero((k >= 0) & (numbers <= hi[np.maximum(k, 0)]))
+            if inside.size == 0:
+                if numbers.size and numbers[0] > hi[-1]:
+                    break
+                continue
+            part = batch if inside.size == len(batch) else batch.take(inside)
+            pk = decode(part, toa_kinds=kinds, tunnel_ports=ports)
+            keep = np.flatnonzero(np.isin(groups_of_packets(pk), groups))
+            if keep.size:
+                taken.append(part.take(keep))
+            if numbers.size and numbers[-1] >= hi[-1]:
+                break
     except CaptureError:
-        pass  # the damage was reported by read_part; the frames before it are taken
+        pass  # the frames before the damage are taken
     return taken
 
 
@@ -393,9 +432,13 @@ def read_recording(
         if keys.size:
             cut.update((p.number, keys) for p in mine if np.isin(p.groups, keys).any())
     need = [p for p in parts if p.number in cut]
+    runs = [p.runs.runs_with(cut[p.number]) for p in need]
     taken = mapper(
         take_frames,
-        [(p.name, cut[p.number], p.runs.runs_with(cut[p.number]), options) for p in need],
+        [
+            (p.name, cut[p.number], r, options, [p.runs.start_of(a) for a, _ in r])
+            for p, r in zip(need, runs, strict=True)
+        ],
     )
     replayed = []
     for label in dict.fromkeys(labels):

@@ -195,6 +195,19 @@ class CaptureSource:
                 )
         return out
 
+    def skip_to(self, offset: int, frame: int) -> bool:
+        """Before iterating a classic pcap file: start at the record header at byte
+        ``offset``, frame number ``frame`` (both as an earlier read gave them), without
+        reading what comes before. False (nothing skipped) for pcapng, whose blocks before
+        the point may change how frames read, for compressed input and for pipes."""
+        if self._iter is not None or not isinstance(self._fmt, PcapFormat) or frame < 1:
+            return False
+        if offset < self._base + self._pos or not self._stream.seek(offset):
+            return False
+        self._base, self._pos, self._filled = offset, 0, 0
+        self.frames_read = frame - 1
+        return True
+
     def __iter__(self) -> Iterator[FrameBatch]:
         if self._iter is None:
             self._iter = self._batches()

@@ -139,6 +139,18 @@ class InputStream:
     def fileno(self) -> int:
         return self._fd
 
+    def seek(self, offset: int) -> bool:
+        """Go to byte ``offset`` of a regular, uncompressed file; False (nothing moved) for
+        any other input, which can only be read through."""
+        if self._gz is not None or self.interactive or self._fd < 0 or not self.size_hint:
+            return False
+        try:
+            self._raw.seek(offset)
+        except (OSError, ValueError):
+            return False
+        self._eof = False
+        return True
+
     def readinto(self, view: memoryview) -> int:
         """Fill ``view`` (as far as this kind of input allows); 0 means end of input.
 
