@@ -169,3 +169,36 @@ def test_blank_crlf_and_bad_lines_keep_their_numbers(tmp_path: Path) -> None:
     assert [n for n, _ in small] == sorted(n for n, _ in small)
     rx, names = nginx.compile_format(nginx.COMBINED)
     assert list(by_pattern(small, rx, names).line_numbers) == [1, 5, 7]
+
+
+def test_by_pattern_agrees_with_each_line_matched_alone() -> None:
+    """Differential: a chunk read at once (whole chunks of records taken without a loop over
+    their lines) gives what matching every line alone with the format gives: the same
+    records, numbers and fields; unfit lines counted; blank lines, whitespace lines and
+    lines whose every field is empty no record."""
+    import random
+
+    rx, names = nginx.compile_format('[$a] $b "$c"')  # every field may be empty
+    shapes = ['[x] y "z"', '[] y ""', '[]  ""', "", "   ", "junk", '[a,b] 1 "q r"', '[x]  "z"']
+    rng = random.Random(15)
+    for trial in range(200):
+        pool = shapes if trial % 2 else shapes[:1] + shapes[6:]  # some chunks all records
+        lines = [rng.choice(pool) for _ in range(rng.randint(1, 30))]
+        chunks, first = [], 1
+        for size in (rng.randint(1, 10) for _ in range(len(lines))):
+            part = lines[first - 1:first - 1 + size]
+            if part:
+                chunks.append((first, "\n".join(part)))
+            first += len(part)
+        got = by_pattern(chunks, rx, names)
+        want_numbers, want_fields, bad = [], {n: [] for n in names}, 0
+        for number, line in enumerate(lines, 1):
+            m = rx.match(line)
+            if m is None:
+                bad += bool(line.strip())
+            elif any(m.groups()):
+                want_numbers.append(number)
+                for n, v in zip(names, m.groups(), strict=True):
+                    want_fields[n].append(v)
+        assert got.line_numbers == want_numbers, lines
+        assert got.fields == want_fields and got.bad == bad, lines

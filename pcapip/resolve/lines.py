@@ -86,6 +86,13 @@ def line_pattern(rx: re.Pattern[str]) -> re.Pattern[str]:
     return re.compile(f"^(?:{body}|(.*))$", re.M)
 
 
+def _all_records(cells: list[tuple[str, ...]]) -> bool:
+    """Whether every line of a chunk is a record, told from its columns without a loop
+    over the lines: none is unfit (the last column is all empty) and some group is never
+    empty (so no line is blank)."""
+    return not any(cells[-1]) and any("" not in c for c in cells[:-1])
+
+
 def by_pattern(chunks: Iterable[tuple[int, str]], rx: re.Pattern[str], names: list[str]) -> Parsed:
     """Each line matched whole by ``rx`` (one group per name), values kept as written (a
     field the line leaves out is empty). Blank lines are no record. A chunk of lines goes
@@ -95,17 +102,18 @@ def by_pattern(chunks: Iterable[tuple[int, str]], rx: re.Pattern[str], names: li
     columns = list(out.fields.values())
     for first, text in chunks:
         found = whole.findall(text)
-        # a record: it fit (last group empty) and is not a blank line (every group empty)
-        keep = [i for i, r in enumerate(found) if not r[-1] and any(r)]
-        if len(keep) == len(found):
+        cells = list(zip(*found, strict=True))  # a tuple per group, the last one the unfit lines
+        if found and _all_records(cells):
             out.line_numbers += range(first, first + len(found))
         else:
+            # a record: it fit (last group empty) and is not a blank line (every group empty)
+            keep = [i for i, r in enumerate(found) if not r[-1] and any(r)]
             for i, r in enumerate(found):
                 if r[-1].strip():
                     out.reject(first + i, "does not fit the log format", r[-1])
-            found = [found[i] for i in keep]
+            cells = list(zip(*(found[i] for i in keep), strict=True)) if len(keep) < len(found) else cells
             out.line_numbers += [first + i for i in keep]
         # the last group (the unfit line) has no column; the chunk's tuples are let go
-        for column, values in zip(columns, zip(*found, strict=True), strict=False):
+        for column, values in zip(columns, cells, strict=False):
             column += values
     return out
