@@ -252,3 +252,24 @@ def test_csv_writer_writes_what_the_csv_module_writes(seed: int) -> None:
             r.writerows(frame.astype(object).where(frame.notna(), None).itertuples(index=False))
             expected = ref.getvalue()
         assert got.getvalue() == expected
+
+
+def test_troubleshooting_access_log_is_what_its_script_writes(tmp_path: Path) -> None:
+    """tests/pcaps/troubleshooting.access.log (the notebook's) is derived, not hand-written:
+    its generator, run on the committed capture and ground truth, writes the same bytes."""
+    import shutil
+
+    if shutil.which("tshark") is None:
+        pytest.skip("tshark is not installed")
+    pcaps = ROOT / "tests" / "pcaps"
+    for name in ("troubleshooting.pcap", "troubleshooting.ground-truth.json"):
+        shutil.copy(pcaps / name, tmp_path / name)
+    sys.path.insert(0, str(ROOT / "tests" / "gen"))
+    try:
+        import troubleshooting_log
+    finally:
+        sys.path.remove(str(ROOT / "tests" / "gen"))
+    written = troubleshooting_log.write(tmp_path)
+    assert written.read_bytes() == (pcaps / "troubleshooting.access.log").read_bytes()
+    assert len(written.read_text().splitlines()) == len(
+        json.loads((pcaps / "troubleshooting.ground-truth.json").read_text())["origin_log"])
