@@ -202,3 +202,33 @@ def test_by_pattern_agrees_with_each_line_matched_alone() -> None:
                     want_fields[n].append(v)
         assert got.line_numbers == want_numbers, lines
         assert got.fields == want_fields and got.bad == bad, lines
+
+
+@pytest.mark.parametrize("kind, fmt", [
+    ("nginx", None),
+    ("haproxy", None),
+    ("haproxy", '%ci:%cp [%t] %ft %b/%s %{+Q}r'),
+])
+def test_records_frame_is_the_fields_kept(kind: str, fmt: str | None, tmp_path: Path) -> None:
+    """The records' frame, made from the block of rows the pattern gave, holds exactly the
+    fields as lists would (HAProxy's unquoted request and empty captures included), for the
+    records kept: a line that does not fit and a record without a time are left out."""
+    import pandas as pd
+
+    lines = COMBINED_LINES if kind == "nginx" else HAPROXY_LINES
+    if fmt:
+        lines = ['127.0.0.1:42568 [06/Dec/2026:16:43:18.049] fh be/s "GET /x HTTP/1.1"',
+                 '10.0.0.1:1 [31/Dec/2026:23:59:59.999] fh be/s "POST /y, z HTTP/1.0"']
+    broken = lines[0].replace("06/Dec/2026", "06/Xyz/2026")  # fits the pattern, no time
+    if kind == "nginx":
+        broken = lines[0].replace("06/Dec/2026:16:49:33", "99/Dec/2026:16:49:33")
+    text = "\n".join([lines[0], "not a record", broken, *lines[1:]]) + "\n"
+    path = tmp_path / "x.log"
+    path.write_text(text)
+    got = load(str(path), LogSpec(kind=kind, format=fmt))
+    fields = got.parsed.fields
+    keep = [got.parsed.line_numbers.index(n) for n in got.line_numbers]
+    want = pd.DataFrame({k: pd.Series(list(fields[k]), dtype=object).take(keep).reset_index(drop=True)
+                         for k in fields})
+    pd.testing.assert_frame_equal(got.frame, want, check_exact=True)
+    assert len(got.frame) == len(lines) and got.parsed.bad == 2

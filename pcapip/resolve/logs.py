@@ -19,7 +19,7 @@ from pcapip.errors import UsageError
 from pcapip.flows.run import collector_off
 from pcapip.resolve import haproxy, nginx, tabular
 from pcapip.resolve.api import NAT, Analysis, time_ns
-from pcapip.resolve.lines import Parsed, by_pattern, read_chunks, read_lines
+from pcapip.resolve.lines import Columns, Parsed, by_pattern, read_chunks, read_lines
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -162,9 +162,12 @@ def load(path: str, spec: LogSpec) -> Log:
         parsed.reject(parsed.line_numbers[i], why, f"{raw_time[i]!r}" if t[i] == NAT else "")
     keep = np.flatnonzero(ok)
     every = len(keep) == n
-    frame = pd.DataFrame({k: pd.Series(v, dtype=object) if every else
-                          pd.Series(v, dtype=object).take(keep).reset_index(drop=True)
-                          for k, v in fields.items()})
+    if isinstance(fields, Columns):  # read by a pattern: the block is the frame
+        frame = fields.frame(None if every else keep)
+    else:
+        frame = pd.DataFrame({k: pd.Series(v, dtype=object) if every else
+                              pd.Series(v, dtype=object).take(keep).reset_index(drop=True)
+                              for k, v in fields.items()})
     dur = None
     if duration is not None:
         dur = pd.to_numeric(frame[duration], errors="coerce").to_numpy(dtype=float)
