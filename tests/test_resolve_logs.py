@@ -232,3 +232,18 @@ def test_records_frame_is_the_fields_kept(kind: str, fmt: str | None, tmp_path: 
                          for k in fields})
     pd.testing.assert_frame_equal(got.frame, want, check_exact=True)
     assert len(got.frame) == len(lines) and got.parsed.bad == 2
+
+
+def test_repeated_values_share_one_string_and_read_the_same() -> None:
+    """A field that repeats keeps one string per distinct value (memory: a million records'
+    times and statuses), a field that does not is left alone, and one that stops repeating
+    is given up: the values read are those of each line matched alone, in every case."""
+    rx, names = nginx.compile_format('[$a] $b "$c"')
+    lines = [f'[GET] {i} "{"same" if i < 1000 else i}"' for i in range(3000)]
+    chunks = [(1 + k, "\n".join(lines[k:k + 500])) for k in range(0, 3000, 500)]
+    got = by_pattern(chunks, rx, names)
+    want = [rx.match(line).groups() for line in lines]
+    assert got.fields == {n: [w[i] for w in want] for i, n in enumerate(names)}
+    assert len({id(v) for v in got.fields["a"]}) == 1  # one "GET" for 3,000 records
+    assert len({id(v) for v in got.fields["c"][:1000]}) == 1
+    assert len({id(v) for v in got.fields["b"]}) == 3000
