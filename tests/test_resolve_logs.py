@@ -247,3 +247,36 @@ def test_repeated_values_share_one_string_and_read_the_same() -> None:
     assert len({id(v) for v in got.fields["a"]}) == 1  # one "GET" for 3,000 records
     assert len({id(v) for v in got.fields["c"][:1000]}) == 1
     assert len({id(v) for v in got.fields["b"]}) == 3000
+
+
+def test_json_lines_fields_as_every_record_names_them(tmp_path: Path) -> None:
+    """Differential: JSON Lines read into columns as they come give, for records whose
+    fields differ (met late, missing, nested, null, numbers, bad lines between), what
+    collecting every object first and naming the fields in first-seen order gives."""
+    import json
+    import random
+
+    from pcapip.resolve import tabular
+
+    rng = random.Random(16)
+    objects = []
+    for i in range(400):
+        keys = rng.sample(["ip", "port", "time", "ua", "extra", "n"], rng.randint(0, 6))
+        obj = {k: rng.choice([None, 7, 2.5, True, "x", {"a": i}, [1, "b"]]) for k in keys}
+        if rng.random() < 0.3:
+            obj["req"] = {"id": i, "path": f"/{i}"}
+        objects.append(obj)
+    lines = [json.dumps(o) if i % 37 else "not json" for i, o in enumerate(objects)]
+    got = tabular.jsonl(enumerate(lines, 1), ["req.id"])
+    kept = [(i + 1, o) for i, o in enumerate(objects) if i % 37]
+    order: dict[str, None] = {}
+    flats = []
+    for _, o in kept:
+        flat = dict(o)
+        if isinstance(o.get("req"), dict):
+            flat["req.id"] = o["req"]["id"]
+        order.update(dict.fromkeys(flat))
+        flats.append(flat)
+    assert list(got.fields) == list(order)
+    assert got.fields == {k: [tabular._text(f.get(k)) for f in flats] for k in order}
+    assert got.line_numbers == [n for n, _ in kept] and got.bad == len(objects) - len(kept)
