@@ -274,6 +274,12 @@ def test_notebooks_on_a_fresh_recording(tmp_path: Path) -> None:
             raise
         # the recorder refuses a capture with kernel drops or a reused egress port; once more
         gen.record(tmp_path)
+    sys.path.insert(0, str(ROOT / "tests" / "gen"))
+    try:
+        import troubleshooting_log
+    finally:
+        sys.path.remove(str(ROOT / "tests" / "gen"))
+    troubleshooting_log.write(tmp_path)  # nginx's log with the new recording's times
     envs = {
         "00-your-capture.ipynb": {
             "PCAPIP_CAPTURE": str(tmp_path / "troubleshooting.pcap"),

@@ -169,3 +169,114 @@ def test_blank_crlf_and_bad_lines_keep_their_numbers(tmp_path: Path) -> None:
     assert [n for n, _ in small] == sorted(n for n, _ in small)
     rx, names = nginx.compile_format(nginx.COMBINED)
     assert list(by_pattern(small, rx, names).line_numbers) == [1, 5, 7]
+
+
+def test_by_pattern_agrees_with_each_line_matched_alone() -> None:
+    """Differential: a chunk read at once (whole chunks of records taken without a loop over
+    their lines) gives what matching every line alone with the format gives: the same
+    records, numbers and fields; unfit lines counted; blank lines, whitespace lines and
+    lines whose every field is empty no record."""
+    import random
+
+    rx, names = nginx.compile_format('[$a] $b "$c"')  # every field may be empty
+    shapes = ['[x] y "z"', '[] y ""', '[]  ""', "", "   ", "junk", '[a,b] 1 "q r"', '[x]  "z"']
+    rng = random.Random(15)
+    for trial in range(200):
+        pool = shapes if trial % 2 else shapes[:1] + shapes[6:]  # some chunks all records
+        lines = [rng.choice(pool) for _ in range(rng.randint(1, 30))]
+        chunks, first = [], 1
+        for size in (rng.randint(1, 10) for _ in range(len(lines))):
+            part = lines[first - 1:first - 1 + size]
+            if part:
+                chunks.append((first, "\n".join(part)))
+            first += len(part)
+        got = by_pattern(chunks, rx, names)
+        want_numbers, want_fields, bad = [], {n: [] for n in names}, 0
+        for number, line in enumerate(lines, 1):
+            m = rx.match(line)
+            if m is None:
+                bad += bool(line.strip())
+            elif any(m.groups()):
+                want_numbers.append(number)
+                for n, v in zip(names, m.groups(), strict=True):
+                    want_fields[n].append(v)
+        assert got.line_numbers == want_numbers, lines
+        assert got.fields == want_fields and got.bad == bad, lines
+
+
+@pytest.mark.parametrize("kind, fmt", [
+    ("nginx", None),
+    ("haproxy", None),
+    ("haproxy", '%ci:%cp [%t] %ft %b/%s %{+Q}r'),
+])
+def test_records_frame_is_the_fields_kept(kind: str, fmt: str | None, tmp_path: Path) -> None:
+    """The records' frame, made from the block of rows the pattern gave, holds exactly the
+    fields as lists would (HAProxy's unquoted request and empty captures included), for the
+    records kept: a line that does not fit and a record without a time are left out."""
+    import pandas as pd
+
+    lines = COMBINED_LINES if kind == "nginx" else HAPROXY_LINES
+    if fmt:
+        lines = ['127.0.0.1:42568 [06/Dec/2026:16:43:18.049] fh be/s "GET /x HTTP/1.1"',
+                 '10.0.0.1:1 [31/Dec/2026:23:59:59.999] fh be/s "POST /y, z HTTP/1.0"']
+    broken = lines[0].replace("06/Dec/2026", "06/Xyz/2026")  # fits the pattern, no time
+    if kind == "nginx":
+        broken = lines[0].replace("06/Dec/2026:16:49:33", "99/Dec/2026:16:49:33")
+    text = "\n".join([lines[0], "not a record", broken, *lines[1:]]) + "\n"
+    path = tmp_path / "x.log"
+    path.write_text(text)
+    got = load(str(path), LogSpec(kind=kind, format=fmt))
+    fields = got.parsed.fields
+    keep = [got.parsed.line_numbers.index(n) for n in got.line_numbers]
+    want = pd.DataFrame({k: pd.Series(list(fields[k]), dtype=object).take(keep).reset_index(drop=True)
+                         for k in fields})
+    pd.testing.assert_frame_equal(got.frame, want, check_exact=True)
+    assert len(got.frame) == len(lines) and got.parsed.bad == 2
+
+
+def test_repeated_values_share_one_string_and_read_the_same() -> None:
+    """A field that repeats keeps one string per distinct value (memory: a million records'
+    times and statuses), a field that does not is left alone, and one that stops repeating
+    is given up: the values read are those of each line matched alone, in every case."""
+    rx, names = nginx.compile_format('[$a] $b "$c"')
+    lines = [f'[GET] {i} "{"same" if i < 1000 else i}"' for i in range(3000)]
+    chunks = [(1 + k, "\n".join(lines[k:k + 500])) for k in range(0, 3000, 500)]
+    got = by_pattern(chunks, rx, names)
+    want = [rx.match(line).groups() for line in lines]
+    assert got.fields == {n: [w[i] for w in want] for i, n in enumerate(names)}
+    assert len({id(v) for v in got.fields["a"]}) == 1  # one "GET" for 3,000 records
+    assert len({id(v) for v in got.fields["c"][:1000]}) == 1
+    assert len({id(v) for v in got.fields["b"]}) == 3000
+
+
+def test_json_lines_fields_as_every_record_names_them(tmp_path: Path) -> None:
+    """Differential: JSON Lines read into columns as they come give, for records whose
+    fields differ (met late, missing, nested, null, numbers, bad lines between), what
+    collecting every object first and naming the fields in first-seen order gives."""
+    import json
+    import random
+
+    from pcapip.resolve import tabular
+
+    rng = random.Random(16)
+    objects = []
+    for i in range(400):
+        keys = rng.sample(["ip", "port", "time", "ua", "extra", "n"], rng.randint(0, 6))
+        obj = {k: rng.choice([None, 7, 2.5, True, "x", {"a": i}, [1, "b"]]) for k in keys}
+        if rng.random() < 0.3:
+            obj["req"] = {"id": i, "path": f"/{i}"}
+        objects.append(obj)
+    lines = [json.dumps(o) if i % 37 else "not json" for i, o in enumerate(objects)]
+    got = tabular.jsonl(enumerate(lines, 1), ["req.id"])
+    kept = [(i + 1, o) for i, o in enumerate(objects) if i % 37]
+    order: dict[str, None] = {}
+    flats = []
+    for _, o in kept:
+        flat = dict(o)
+        if isinstance(o.get("req"), dict):
+            flat["req.id"] = o["req"]["id"]
+        order.update(dict.fromkeys(flat))
+        flats.append(flat)
+    assert list(got.fields) == list(order)
+    assert got.fields == {k: [tabular._text(f.get(k)) for f in flats] for k in order}
+    assert got.line_numbers == [n for n, _ in kept] and got.bad == len(objects) - len(kept)

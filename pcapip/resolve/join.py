@@ -27,11 +27,17 @@ Analysis = Any
 
 def canonical(addresses: Any) -> np.ndarray:
     """Addresses in the capture's spelling (object array, None where there is none)."""
+    codes, spelled = _spelled(addresses)
+    return spelled[codes]  # code -1 picks the trailing None
+
+
+def _spelled(addresses: Any) -> tuple[np.ndarray, np.ndarray]:
+    """Each address's code into its distinct values in the capture's spelling (those
+    followed by None, which code -1 picks)."""
     import pandas as pd
 
     codes, uniques = pd.factorize(pd.Series(addresses, dtype=object), use_na_sentinel=True)
-    spelled = np.array([_spell(str(u)) for u in uniques] + [None], dtype=object)
-    return spelled[codes]  # code -1 picks the trailing None
+    return codes, np.array([_spell(str(u)) for u in uniques] + [None], dtype=object)
 
 
 _PLAIN4 = re.compile(r"(?:(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)\.){3}(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)")
@@ -72,10 +78,10 @@ def join(
 
     mask = _tcp_mask(analysis, origin_port)
     f = analysis.flows[mask]
-    rec_ip = canonical(ip)
+    rec_codes, rec_spelled = _spelled(ip)  # a log repeats its addresses: each read once
     f_ip = canonical(f["egress_ip"].astype(object).to_numpy())
-    codes, _ = pd.factorize(pd.Series(np.concatenate([f_ip, rec_ip]), dtype=object))
-    f_code, r_code = codes[: len(f)], codes[len(f):]
+    codes, _ = pd.factorize(pd.Series(np.concatenate([f_ip, rec_spelled]), dtype=object))
+    f_code, r_code = codes[: len(f)], codes[len(f):][rec_codes]  # -1 picks None's -1
     f_port = f["egress_port"].fillna(-1).astype("int64").to_numpy()
     start, end, rows = _ns(f["start"]), _ns(f["end"]), np.flatnonzero(mask)
     port = np.asarray(port, dtype=np.int64)
@@ -110,21 +116,20 @@ def _columns(analysis: Analysis, found: Found, with_port: np.ndarray) -> dict[st
 
     f = analysis.flows
     one = found.row >= 0
-    take = found.row[one]
     codes = np.where(
         one,
         np.where(with_port, 0, 1),
         np.where(found.candidates > 1, 2, 3),
     )
 
+    at = np.where(one, found.row, -1)
+
     def picked(name: str, dtype: str) -> Any:
-        values = f[name].to_numpy(dtype=object, na_value=None)[take]
-        out = np.full(len(one), None, dtype=object)
-        out[one] = values
-        return pd.array(out, dtype=dtype)
+        # a take from the flows' own column (-1: missing), no Python object per record
+        return pd.array(f[name].array, dtype=dtype).take(at, allow_fill=True)
 
     method = np.full(len(one), -1, dtype=np.int64)
-    method[one] = f["method"].cat.codes.to_numpy()[take]
+    method[one] = f["method"].cat.codes.to_numpy()[found.row[one]]
     out = {
         "client_ip": picked("client_ip", "string"),
         "client_port": picked("client_port", "UInt16"),

@@ -40,22 +40,30 @@ def _flat(obj: dict[str, Any], wanted: Iterable[str]) -> dict[str, Any]:
 
 
 def from_dicts(numbered: Iterable[tuple[int, dict[str, Any] | str]], wanted: Iterable[str]) -> Parsed:
-    """Records from (line number, object, or the reason it is none) pairs."""
+    """Records from (line number, object, or the reason it is none) pairs. The columns grow
+    record by record (a field first met late is None before), so no record's object is kept:
+    a million parsed JSON objects held to the end cost more than their values."""
     wanted = [w for w in wanted if w]
     out = Parsed({}, [])
-    rows: list[dict[str, Any]] = []
-    order: dict[str, None] = {}
+    columns: dict[str, list[str | None]] = {}
+    n = 0
     for number, obj in numbered:
         if isinstance(obj, str):
             out.reject(number, obj, "")
             continue
         flat = _flat(obj, wanted)
-        for k in flat:
-            order.setdefault(k, None)
-        rows.append(flat)
+        for k, v in flat.items():
+            col = columns.get(k)
+            if col is None:
+                col = columns[k] = [None] * n
+            col.append(_text(v))
+        n += 1
+        if len(flat) < len(columns):  # fields this record lacks
+            for col in columns.values():
+                if len(col) < n:
+                    col.append(None)
         out.line_numbers.append(number)
-    for name in order:
-        out.fields[name] = [_text(r.get(name)) for r in rows]
+    out.fields = columns
     return out
 
 

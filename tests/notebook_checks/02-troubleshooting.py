@@ -61,3 +61,47 @@ assert announced == real
 
 # 8. the diagnosis
 assert (verdict.diagnosis == verdict.problem).all(), verdict[verdict.diagnosis != verdict.problem]
+
+# 9. which client made this request: nginx's log resolved against the capture
+log_lines = truth["origin_log"]
+assert len(access) == len(log_lines) and access.attrs["unparseable"] == 0
+assert (access.match == "exact").all() and (access.candidates == 1).all()
+# each record's flow is the connection from the egress address:port nginx logged
+by_flow = f.set_index("flow").loc[access.flow.astype(int)]
+assert (by_flow.egress_ip.astype(str).to_numpy() == access.remote_addr.to_numpy()).all()
+assert (by_flow.egress_port.astype(int).to_numpy() == access.remote_port.astype(int).to_numpy()).all()
+# ... and its client is the one the header announced (the peers' record), which nginx itself
+# read where it listens with proxy_protocol ($proxy_protocol_addr:port, port 9001)
+named = access[access.client_ip.notna()]
+announced_by = expected.loc[list(zip(named.remote_addr, named.remote_port.astype(int), strict=True))]
+assert (announced_by.announced_ip.to_numpy() == named.client_ip.to_numpy()).all()
+assert (announced_by.announced_port.astype(int).to_numpy() == named.client_port.astype(int).to_numpy()).all()
+nginx_read = {(r[2], r[3]): (r[4], r[5]) for r in (line.split("\t") for line in log_lines)}
+with_pp = named[named.server_port == "9001"]
+assert all(nginx_read[(r.remote_addr, r.remote_port)] == (r.client_ip, str(r.client_port))
+           for r in with_pp.itertuples()) and len(with_pp) > 40
+# no client: exactly lb2's connections whose checksum is bad (HAProxy's and the relay's logs)
+unnamed = {(r.remote_addr, int(r.remote_port)) for r in access[access.client_ip.isna()].itertuples()}
+assert unnamed == recorded(expected.crc32c == "bad")
+# the 400s' users are the admin clients who really connected
+assert set(access.loc[access.status == "400", "client_ip"]) == set(
+    expected.loc[expected.reply_status == 400, "client_ip"])
+# without the port: never a wrong client, and the candidates are the connections from that
+# address open in the record's second (widened by the default 1 s when none), counted here
+assert no_port.match.isin(["by-address", "ambiguous"]).all()
+given = no_port.client_ip.notna()
+assert (no_port.client_ip[given] == access.client_ip[given]).all() and given.any()
+assert no_port.loc[no_port.match == "ambiguous", "client_ip"].isna().all()
+logged_at = pd.to_datetime(access.time_local, format="%d/%b/%Y:%H:%M:%S %z").dt.tz_convert("UTC")
+
+
+def open_then(ip, lo, hi):
+    g = f[f.egress_ip.astype(str) == ip]
+    return int(((g.start <= hi) & (g.end >= lo)).sum())
+
+
+second = pd.Timedelta("1s")
+counted = [open_then(ip, t, t + second) or open_then(ip, t - second, t + 2 * second)
+           for ip, t in zip(access.remote_addr, logged_at, strict=True)]
+assert no_port.candidates.tolist() == counted
+assert ((no_port.match == "by-address") == (no_port.candidates == 1)).all()
