@@ -25,9 +25,13 @@ cut before its IP packet ends (dpkt and scapy keep what is there without a word)
 fragments; IP-in-IP, GRE, and UDP to a tunnel port (pcapip opens them, the ``tunnels``
 target checks them); MPLS and PPPoE (dpkt guesses IP behind labels from a nibble); a UDP
 length other than what the IP packet holds (dpkt's UDP payload is the rest of the IP packet,
-scapy's the UDP length); IPv6 ESP, mobility or unknown extension headers; loopback families
-other than the BSD ones (scapy binds the host's AF_INET6, 10 on Linux); 802.3 frames; and
-anything either library fails on. IP and TCP checksums are read by nobody.
+scapy's the UDP length); IPv6 ESP, mobility or unknown extension headers; for scapy, a
+routing header of odd length (it reads type-0 addresses, 16 bytes each, and leaves the last
+8 bytes to TCP); more than 16 extension headers (pcapip's limit); VLAN stacks dpkt stops in
+(a third tag, or a second that is not 802.1Q); loopback families other than the BSD ones
+(scapy binds the host's AF_INET6, 10 on Linux); 802.3 frames; and anything either library
+fails on (dpkt 1.9.8 raises AttributeError on an IPv6 packet whose first extension header
+is a fragment header and whose last is not). IP and TCP checksums are read by nobody.
 """
 
 from __future__ import annotations
