@@ -16,7 +16,7 @@ TARGETS = [
     "capture", "stdin", "decode", "roundtrip", "toa", "proxy", "tunnels", "show", "filter",
     "resolve",
 ]  # fmt: skip
-SECONDS = 4  # each: 10 targets, about 55 s in all with start-up
+SECONDS = 4  # each: 10 targets, about 70 s in all with start-up
 
 pytest.importorskip("atheris")
 
