@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Run one fuzz target for a while: fuzz/run.sh TARGET SECONDS [libFuzzer flags...]
-#   TARGET: capture decode toa proxy tunnels show filter resolve (fuzz/fuzz_TARGET.py)
+#   TARGET: capture stdin decode roundtrip toa proxy tunnels show filter resolve
+#   (fuzz/fuzz_TARGET.py)
 # The corpus grows in fuzz/corpus/TARGET/ (seeded from the target's seeds() on first use,
 # not committed); crashes are written to fuzz/crashes/TARGET/ (crash-*: add each to
 # tests/pcaps/fuzz/ with a test, see fuzz/README.md).

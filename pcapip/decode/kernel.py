@@ -331,11 +331,12 @@ def network_layers(data, b, cap, wire, st, et, p, udp_tunnels):
             st = ST_BAD_HEADER  # the inner packet claims more than its carrier holds
         if st != 0:
             break
-        st, opened, et, q, k, ident, inner_end = tunnel_layer(
+        st, opened, inner_et, q, k, ident, inner_end = tunnel_layer(
             data, b, cap, ver, pr, l4, ipend, udp_tunnels
         )
         if opened == 0:
-            break
+            break  # the row describes this IP packet: ``et`` stays its ethertype
+        et = inner_et
         if depth >= MAX_TUNNEL_DEPTH:
             st = ST_TUNNEL_DEEP
             break

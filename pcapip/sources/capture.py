@@ -258,7 +258,7 @@ class CaptureSource:
             try:
                 new = self._fmt.start(self._buf, self._pos, self._filled, eof)
             except Damage as d:
-                raise self._stream_or(d.message, d.pos) from None
+                raise self._stream_or(d.message, d.pos, d.cut) from None
             if new >= 0:
                 self._pos = new
                 return
@@ -266,7 +266,7 @@ class CaptureSource:
                 try:
                     self._fmt.start(self._buf, self._pos, self._filled, True)
                 except Damage as d:
-                    raise self._stream_or(d.message, d.pos) from None
+                    raise self._stream_or(d.message, d.pos, d.cut) from None
                 raise self._error("truncated file header", self._pos)
 
     def _control(self) -> int:
@@ -281,9 +281,11 @@ class CaptureSource:
                 warnings[k] = (message, self._base + pos)
         return new
 
-    def _stream_or(self, message: str, pos: int) -> CaptureError:
-        """Prefer the decompression error over its symptom (a truncated record)."""
-        if self._stream.error:
+    def _stream_or(self, message: str, pos: int, cut: bool = True) -> CaptureError:
+        """Prefer the decompression error over its symptom (a truncated record), not over
+        damage in the bytes before it (else a read that met the decompression error first,
+        a file read in big steps, would report other damage than a pipe read in small ones)."""
+        if self._stream.error and cut:
             return self._error(self._stream.error, self._filled)
         return self._error(message, pos)
 
@@ -345,7 +347,7 @@ class CaptureSource:
                     try:
                         new = self._control()
                     except Damage as d:
-                        raise self._stream_or(d.message, d.pos) from None
+                        raise self._stream_or(d.message, d.pos, d.cut) from None
                     if new >= 0:
                         self._pos = new
                         continue

@@ -16,10 +16,13 @@ class Damage(Exception):
     number and the absolute byte offset.
     """
 
-    def __init__(self, message: str, pos: int) -> None:
+    def __init__(self, message: str, pos: int, *, cut: bool = False) -> None:
         super().__init__(message)
         self.message = message
         self.pos = pos
+        # the bytes end inside what is read at ``pos``: a symptom that a decompression error
+        # explains, unlike damage in bytes that are there (a bad magic, a bad length)
+        self.cut = cut
 
 
 @dataclass(slots=True)

@@ -51,7 +51,9 @@ class PcapFormat:
         if end - pos < FILE_HEADER_LEN:
             if eof:
                 raise Damage(
-                    f"truncated pcap file header: {end - pos} of {FILE_HEADER_LEN} bytes", pos
+                    f"truncated pcap file header: {end - pos} of {FILE_HEADER_LEN} bytes",
+                    pos,
+                    cut=True,
                 )
             return -1
         head = buf[pos : pos + FILE_HEADER_LEN].tobytes()

@@ -143,7 +143,7 @@ class PcapngFormat:
         """Parse the SHB or IDB at ``pos``; return the position after it (-1: need more bytes)."""
         if end - pos < 12:
             if eof:
-                raise Damage(self.truncation(buf, pos, end), pos)
+                raise Damage(self.truncation(buf, pos, end), pos, cut=True)
             return -1
         head = buf[pos : pos + 12].tobytes()
         if head[:4] == b"\x0a\x0d\x0d\x0a":
@@ -163,7 +163,7 @@ class PcapngFormat:
                 raise Damage(f"bad block length {blen} in section header block", pos)
             if end - pos < blen:
                 if eof:
-                    raise Damage(self.truncation(buf, pos, end), pos)
+                    raise Damage(self.truncation(buf, pos, end), pos, cut=True)
                 return -1
             block = buf[pos : pos + blen].tobytes()
             self._check_trailer(block, big, pos)
@@ -191,7 +191,7 @@ class PcapngFormat:
             raise Damage(f"bad block length {blen} in interface description block", pos)
         if end - pos < blen:
             if eof:
-                raise Damage(self.truncation(buf, pos, end), pos)
+                raise Damage(self.truncation(buf, pos, end), pos, cut=True)
             return -1
         block = buf[pos : pos + blen].tobytes()
         self._check_trailer(block, big, pos)
