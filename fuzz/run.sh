@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Run one fuzz target for a while: fuzz/run.sh TARGET SECONDS [libFuzzer flags...]
-#   TARGET: capture stdin decode roundtrip toa proxy tunnels show filter resolve
+#   TARGET: capture stdin decode roundtrip toa proxy tunnels show filter resolve rules
 #   (fuzz/fuzz_TARGET.py)
 # The corpus grows in fuzz/corpus/TARGET/ (seeded from the target's seeds() on first use,
 # not committed); crashes are written to fuzz/crashes/TARGET/ (crash-*: add each to
