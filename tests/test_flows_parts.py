@@ -205,3 +205,48 @@ def test_a_second_read_of_a_pcap_starts_at_its_first_run(bench20k: Path, tmp_pat
     assert sum(len(b) for b in seek) > 0
     assert [b.numbers().tolist() for b in seek] == [b.numbers().tolist() for b in full]
     assert [bytes(b.data) for b in seek] == [bytes(b.data) for b in full]
+
+
+def test_pcapng_skips_between_batches_only_where_no_block_intervenes(
+    bench20k: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A pcapng file skips forward between batches when the interfaces and sections known
+    are those at the target; a skip across an interface block is refused; the frames after
+    a skip are a whole read's, and the second pass with skips takes the same frames."""
+    from pcapip.sources import open_capture
+    from pcapip.sources.capture import CaptureSource
+
+    ng = tmp_path / "b20k.pcapng"
+    subprocess.run(["editcap", "-F", "pcapng", str(bench20k), str(ng)], check=True)
+    with open_capture(str(ng), batch_size=1000) as src:
+        whole = list(src)
+        known = (len(src.interfaces), len(src.sections))
+    target = whole[12]
+    with open_capture(str(ng), batch_size=1000) as src:
+        it = iter(src)
+        next(it)
+        assert not src.skip_to(int(target.file_offset[0]), target.first_frame, known[0] + 1, 1)
+        assert src.skip_to(int(target.file_offset[0]), target.first_frame, *known)
+        got = next(it)
+        assert not src.skip_to(int(whole[1].file_offset[0]), whole[1].first_frame, *known)
+    assert got.first_frame == target.first_frame
+    assert [got.frame_bytes(i) for i in range(5)] == [target.frame_bytes(i) for i in range(5)]
+    small = PartOptions(batch_size=1000)
+    part = read_part(str(ng), 0, small)
+    keys = part.open_groups
+    runs = part.runs.runs_with(keys)
+    assert runs[0][0] > 1000  # past the first batch: a skip once the interfaces are known
+    starts = [part.runs.start_of(a) for a, _ in runs]
+    skipped = []
+    real = CaptureSource.skip_to
+
+    def spy(self, *a):
+        skipped.append(real(self, *a))
+        return skipped[-1]
+
+    monkeypatch.setattr(CaptureSource, "skip_to", spy)
+    seek = take_frames(str(ng), keys, runs, small, starts)
+    assert True in skipped
+    full = take_frames(str(ng), keys, runs, small)
+    assert [b.numbers().tolist() for b in seek] == [b.numbers().tolist() for b in full]
+    assert [bytes(b.data) for b in seek] == [bytes(b.data) for b in full]

@@ -72,17 +72,21 @@ class FrameIndex:
 
     firsts: list[int] = field(default_factory=list)
     groups: list[np.ndarray] = field(default_factory=list)
-    offsets: list[int] = field(default_factory=list)
+    # per run: (byte offset, interfaces, sections known) at its first frame
+    starts: list[tuple[int, int, int]] = field(default_factory=list)
 
-    def add(self, frames: np.ndarray, groups: np.ndarray, offsets: np.ndarray) -> None:
+    def add(self, frames: np.ndarray, groups: np.ndarray, offsets: np.ndarray, src: Any) -> None:
+        known = (len(src.interfaces), len(src.sections))
         for lo in range(0, frames.size, RUN):
             self.firsts.append(int(frames[lo]))
             self.groups.append(np.unique(groups[lo : lo + RUN]))
-            self.offsets.append(int(offsets[lo]))
+            self.starts.append((int(offsets[lo]), *known))
 
-    def start_of(self, frame: int) -> tuple[int, int]:
-        """(byte offset, frame number) of the run that begins at ``frame``."""
-        return self.offsets[bisect.bisect_left(self.firsts, frame)], frame
+    def start_of(self, frame: int) -> tuple[int, int, int, int]:
+        """Where the run that begins at ``frame`` starts, as ``CaptureSource.skip_to``
+        takes it: (byte offset, frame number, interfaces, sections)."""
+        offset, interfaces, sections = self.starts[bisect.bisect_left(self.firsts, frame)]
+        return offset, frame, interfaces, sections
 
     def runs_with(self, keys: np.ndarray) -> list[tuple[int, int]]:
         """(first, last) frame numbers of the runs holding any of ``keys``, merged."""
@@ -181,8 +185,9 @@ def read_part(path: str, index: int, options: PartOptions) -> Part:
 
     frames = FrameIndex()
 
-    def on_batch(_ci: int, _src: Any, batch: Any, pk: Any) -> None:
-        frames.add(pk.frame, groups_of_packets(pk), batch.file_offset[pk.frame - batch.first_frame])
+    def on_batch(_ci: int, src: Any, batch: Any, pk: Any) -> None:
+        offsets = batch.file_offset[pk.frame - batch.first_frame]
+        frames.add(pk.frame, groups_of_packets(pk), offsets, src)
 
     reader = read_into(tracker, index, path, _sizes(options), progress, on_batch)
     ended = tracker.take_blocks()
@@ -226,39 +231,16 @@ def take_frames(
     groups: np.ndarray,
     runs: list[tuple[int, int]],
     options: PartOptions,
-    starts: list[tuple[int, int]] | None = None,
+    starts: list[tuple[int, ...]] | None = None,
 ) -> list[FrameBatch]:
     """The frames of one file whose connection is in ``groups``, copied out of their
     batches; only the frames of ``runs`` ((first, last) frame numbers) are decoded, to
-    find their connection. ``starts``: per run, (byte offset, frame number) of its first
-    frame: a classic pcap file is then read run by run, the bytes between runs skipped
-    (connections still open at a file's end have their runs at its start and its end);
-    any other file is read through once."""
-    from pcapip.sources import open_capture
-
-    def opened() -> Any:
-        return open_capture(path, batch_size=options.batch_size, chunk_size=options.chunk_size)
-
-    taken: list[FrameBatch] = []
-    try:
-        with opened() as src:
-            if not starts or not src.skip_to(*starts[0]):
-                return _take(src, groups, runs, options)
-            taken += _take(src, groups, runs[:1], options)
-        for run, start in zip(runs[1:], starts[1:], strict=True):
-            with opened() as src:
-                src.skip_to(*start)
-                taken += _take(src, groups, [run], options)
-    except CaptureError:
-        pass  # the damage was reported by read_part; the frames before it are taken
-    return taken
-
-
-def _take(
-    src: Any, groups: np.ndarray, runs: list[tuple[int, int]], options: PartOptions
-) -> list[FrameBatch]:
-    """:func:`take_frames` over one open source, to the end of the last of ``runs``."""
+    find their connection. ``starts``: per run, where it starts (:meth:`FrameIndex.start_of`):
+    the reader then jumps over the frames between runs where the file allows it
+    (``CaptureSource.skip_to``; connections still open at a file's end have their runs at
+    its start and its end), else reads through."""
     from pcapip.decode import decode
+    from pcapip.sources import open_capture
 
     kinds = registry_for(options.toa_kinds).kinds
     ports = udp_tunnel_ports(options.vxlan_ports)
@@ -266,23 +248,27 @@ def _take(
     hi = np.array([b for _, b in runs], dtype=np.int64)
     taken = []
     try:
-        for batch in src:
-            numbers = batch.numbers()
-            k = np.searchsorted(lo, numbers, side="right") - 1
-            inside = np.flatnonzero((k >= 0) & (numbers <= hi[np.maximum(k, 0)]))
-            if inside.size == 0:
-                if numbers.size and numbers[0] > hi[-1]:
+        with open_capture(path, batch_size=options.batch_size, chunk_size=options.chunk_size) as src:
+            if starts:
+                src.skip_to(*starts[0])
+            for batch in src:
+                numbers = batch.numbers()
+                k = np.searchsorted(lo, numbers, side="right") - 1
+                inside = np.flatnonzero((k >= 0) & (numbers <= hi[np.maximum(k, 0)]))
+                if inside.size:
+                    part = batch if inside.size == len(batch) else batch.take(inside)
+                    pk = decode(part, toa_kinds=kinds, tunnel_ports=ports)
+                    keep = np.flatnonzero(np.isin(groups_of_packets(pk), groups))
+                    if keep.size:
+                        taken.append(part.take(keep))
+                last = int(numbers[-1]) if numbers.size else 0
+                if last >= hi[-1]:
                     break
-                continue
-            part = batch if inside.size == len(batch) else batch.take(inside)
-            pk = decode(part, toa_kinds=kinds, tunnel_ports=ports)
-            keep = np.flatnonzero(np.isin(groups_of_packets(pk), groups))
-            if keep.size:
-                taken.append(part.take(keep))
-            if numbers.size and numbers[-1] >= hi[-1]:
-                break
+                nxt = int(np.searchsorted(lo, last, side="right"))  # the next run to begin
+                if starts and nxt < lo.size and (nxt == 0 or hi[nxt - 1] <= last):
+                    src.skip_to(*starts[nxt])  # past the runs so far: jump to the next one
     except CaptureError:
-        pass  # the frames before the damage are taken
+        pass  # the damage was reported by read_part; the frames before it are taken
     return taken
 
 

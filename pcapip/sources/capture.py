@@ -94,6 +94,7 @@ class CaptureSource:
         # unsupported linktype -> [first frame, its offset, frames]
         self._link_seen: dict[int, list[int]] = {}
         self._closed = False
+        self._skipped = False  # skip_to moved the read point (see _batches)
         self._iter: Iterator[FrameBatch] | None = None
         self._walk_backend: str | None = None  # decided after a sample of frames
         self._sample_bytes = 0
@@ -195,17 +196,27 @@ class CaptureSource:
                 )
         return out
 
-    def skip_to(self, offset: int, frame: int) -> bool:
-        """Before iterating a classic pcap file: start at the record header at byte
-        ``offset``, frame number ``frame`` (both as an earlier read gave them), without
-        reading what comes before. False (nothing skipped) for pcapng, whose blocks before
-        the point may change how frames read, for compressed input and for pipes."""
-        if self._iter is not None or not isinstance(self._fmt, PcapFormat) or frame < 1:
+    def skip_to(
+        self, offset: int, frame: int, interfaces: int | None = None, sections: int | None = None
+    ) -> bool:
+        """Go forward to the record at byte ``offset``, frame number ``frame`` (both as an
+        earlier read of this file gave them), before iterating or between batches, without
+        reading what lies between. A pcapng file skips only when ``interfaces`` and
+        ``sections`` (counts an earlier read knew at that frame) are those known now: no
+        block in between can change how the frames read. False (nothing skipped) for
+        compressed input, pipes, or a point behind the one reached."""
+        if frame < 1 or offset < self._base + self._pos:
             return False
-        if offset < self._base + self._pos or not self._stream.seek(offset):
+        if isinstance(self._fmt, PcapngFormat) and (
+            interfaces != len(self._fmt.interfaces) or sections != len(self._fmt.sections)
+        ):
             return False
+        if not self._stream.seek(offset):
+            return False
+        self._buf = np.empty(self._chunk, dtype=np.uint8)  # (batches handed out keep theirs)
         self._base, self._pos, self._filled = offset, 0, 0
         self.frames_read = frame - 1
+        self._skipped = True
         return True
 
     def __iter__(self) -> Iterator[FrameBatch]:
@@ -319,6 +330,7 @@ class CaptureSource:
 
     def _batches(self) -> Iterator[FrameBatch]:
         fmt = self._fmt
+        self._skipped = False  # (a skip before the first batch is where reading starts)
         view = memoryview(self._buf)
         view_of = self._buf
         try:
@@ -339,6 +351,9 @@ class CaptureSource:
                     self._pos = res.pos
                     self.frames_read += res.n
                     yield batch
+                    if self._skipped:  # skip_to moved on while the batch was out
+                        self._skipped = False
+                        continue
                 self._pos = res.pos
                 status = res.status
                 if status == w.WALK_FULL:
