@@ -4,6 +4,7 @@ wire disagrees with it.
 ``pcapip.rules.RuleSet.judge`` decides for one flow; here the packed rows are read a slice
 at a time and each slice's distinct (protocol, origin, method, PROXY destination port,
 progress) combinations are judged once, so a flood of ten million flows asks a few times.
+The pass runs before the rows move into flow order, and its column moves with them.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from pcapip.flows.crossflow import Cols, Extra, missing_client, where_read
-from pcapip.flows.packed import NULL, DiskStore, MemStore, PackedRows, Vocab
+from pcapip.flows.packed import NULL, Vocab
 from pcapip.flows.reorder import SLICE
 from pcapip.rules import RuleSet, Verdict
 
@@ -79,14 +80,25 @@ def _verdicts(read: Any, vocab: Vocab, rules: RuleSet) -> tuple[np.ndarray, list
     return inv, out
 
 
-def rule_findings(p: PackedRows, vocab: Vocab, rules: RuleSet, out: Extra) -> None:
-    """Add ``rule.mismatch`` and ``rule.unmatched`` to ``out``, rows in ``p``'s order."""
-    c = Cols(p.cols, len(p))
-    for lo in range(0, len(p), SLICE):
-        hi = min(len(p), lo + SLICE)
-        inv, verdicts = _verdicts(
-            lambda name, lo=lo, hi=hi: p.cols.slice(name, lo, hi), vocab, rules
-        )
+class _Through:
+    """A store read through ``read(name, lo, hi)``: the table may swap the store it writes
+    the column into (to memory, on a full disk) while this pass reads it."""
+
+    def __init__(self, read: Any) -> None:
+        self.slice = read
+
+
+def judge_rows(
+    read: Any, n: int, vocab: Vocab, rules: RuleSet, out: Extra
+) -> Iterator[np.ndarray]:
+    """Each of ``n`` rows judged against ``rules``, a slice at a time, in one pass: yields
+    the ``rule`` column (vocabulary codes of each rule's label, "" for none) and adds
+    ``rule.mismatch`` and ``rule.unmatched`` to ``out`` (rows numbered as ``read`` has
+    them). ``read(name, lo, hi)``: rows ``lo:hi`` of a packed column."""
+    c = Cols(_Through(read), n)
+    for lo in range(0, n, SLICE):
+        hi = min(n, lo + SLICE)
+        inv, verdicts = _verdicts(lambda name, lo=lo, hi=hi: read(name, lo, hi), vocab, rules)
         for code in ("rule.mismatch", "rule.unmatched"):
             which = np.asarray([v.code == code for v in verdicts], dtype=bool)
             if not which.any():
@@ -98,18 +110,6 @@ def rule_findings(p: PackedRows, vocab: Vocab, rules: RuleSet, out: Extra) -> No
             else:
                 frames, caps = c.at("first_frame", rows), c.at("capture", rows)
             out.add(rows, code, msgs, frames, caps)
-
-
-def rule_column(
-    store: MemStore | DiskStore, n: int, vocab: Vocab, rules: RuleSet
-) -> Iterator[np.ndarray]:
-    """The ``rule`` column (vocabulary codes of each rule's label, "" for none), a slice of
-    rows at a time."""
-    for lo in range(0, n, SLICE):
-        hi = min(n, lo + SLICE)
-        inv, verdicts = _verdicts(
-            lambda name, lo=lo, hi=hi: store.slice(name, lo, hi), vocab, rules
-        )
         labels = np.asarray(
             [vocab.code(v.rule.label if v.rule is not None else "") for v in verdicts],
             dtype=np.int32,

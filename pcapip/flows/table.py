@@ -37,7 +37,7 @@ from pcapip.flows.packed import (
 from pcapip.flows.reorder import SLICE, Moved, in_order
 from pcapip.flows.rowblock import RowBlock
 from pcapip.flows.rows import FlowRow
-from pcapip.flows.ruled import rule_column, rule_findings
+from pcapip.flows.ruled import judge_rows
 from pcapip.rules import RuleSet
 
 if TYPE_CHECKING:
@@ -275,6 +275,16 @@ def _put(store: MemStore | DiskStore, name: str, values: np.ndarray) -> MemStore
     return store
 
 
+def _judged(p: PackedRows, vocab: Vocab, rules: RuleSet, extra: Extra, consume: bool) -> PackedRows:
+    """``--rules``: the rule findings added to ``extra`` and the ``rule`` column added to
+    the rows (to a copy unless ``consume``), so the move into flow order carries it."""
+    cols = p.cols if consume else MemStore(p.cols.to_memory(close=False) if p.cols.on_disk else p.cols)
+    read = lambda name, lo, hi: cols.slice(name, lo, hi)  # noqa: E731 (the store may change)
+    for col in judge_rows(read, len(p), vocab, rules, extra):
+        cols = _put(cols, "rule_col", col)
+    return PackedRows(cols)
+
+
 def _moved(
     p: PackedRows, wanted: np.ndarray, consume: bool
 ) -> tuple[MemStore | DiskStore, Any, bool]:
@@ -370,11 +380,11 @@ def build_table(
         p = PackedRows.concat(pack_all([part], vocab))
         consume = True
     n = len(p)
-    c = p.cols
     # computed on the rows as they came (flow ids from where the rows move to)
     extra = cross_flow(p, vocab, trusted)
     if rules is not None:
-        rule_findings(p, vocab, rules, extra)
+        p = _judged(p, vocab, rules, extra, consume)
+    c = p.cols
     wanted = distinct(np.concatenate([c["f_row"], *(x[0] for x in extra.parts)]))
     store, flow_id, moved = _moved(p, wanted, consume)
     fnd = _findings(p, vocab, flow_id, extra)
@@ -395,9 +405,6 @@ def build_table(
         store = _put(store, "findings_col", col)
     for k in list(fnd):
         store = _put(store, f"F_{k}", fnd.pop(k))
-    if rules is not None:
-        for col in rule_column(store, n, vocab, rules):
-            store = _put(store, "rule_col", col)
     table = FlowTable(PackedRows(store), vocab, out, captures)
     table.rules = rules
     table.announcers, table.toa_kinds, table.flood = said, kinds, flood
