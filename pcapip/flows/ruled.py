@@ -17,6 +17,7 @@ import numpy as np
 from pcapip.flows.crossflow import Cols, Extra, missing_client, where_read
 from pcapip.flows.packed import NULL, Vocab
 from pcapip.flows.reorder import SLICE
+from pcapip.flows.rows import FlowRow
 from pcapip.rules import RuleSet, Verdict
 
 _MIX = np.uint64(0x9E3779B97F4A7C15)
@@ -38,16 +39,38 @@ def _distinct_rows(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return keys[first], inv
 
 
+def _due(hs_done: Any, spoke: Any) -> tuple[Any, Any]:
+    """(a TOA due, a PROXY header due): the flow got where its client address would have
+    been (``missing_client``'s rule); scalars or arrays."""
+    return missing_client(True, False, hs_done, spoke), missing_client(False, True, hs_done, spoke)
+
+
+def _checks_itself(client_ip: Any, client_port: Any, egress_ip: Any, egress_port: Any) -> Any:
+    """A proxy's health check whose header names its own connection (``proxy.self_addressed``):
+    its header's destination is the origin, not a forwarding port; scalars or arrays."""
+    return (client_port == egress_port) & (client_ip == egress_ip)
+
+
+def judge_row(rules: RuleSet, r: FlowRow) -> Verdict:
+    """One flow's verdict, asked as the table's pass asks it (``pcapip live``'s lines)."""
+    header = r.method in ("ppv1", "ppv2") and not _checks_itself(
+        r.client_ip, r.client_port, r.egress_ip, r.egress_port
+    )
+    toa_due, pp_due = _due(r.hs_done, r.spoke)
+    return rules.judge(
+        r.transport, r.origin_ip, r.origin_port, r.method,
+        r.proxy_port if header else None, bool(toa_due), bool(pp_due),
+    )  # fmt: skip
+
+
 def _verdicts(read: Any, vocab: Vocab, rules: RuleSet) -> tuple[np.ndarray, list[Verdict]]:
     """Per row of a slice, an index into the slice's distinct verdicts."""
-    hs, spoke = read("hs_done"), read("spoke")
     method = read("method")
     pp = vocab.codes.get("ppv1", -2), vocab.codes.get("ppv2", -2)
-    # the header's destination port only matters with a header, and not in a proxy's
-    # health check naming its own connection (proxy.self_addressed: its destination is
-    # the origin, not a forwarding port)
-    own = (read("client_port") == read("egress_port")) & (read("client_ip") == read("egress_ip"))
+    # the header's destination port only matters with a header
+    own = _checks_itself(read("client_ip"), read("client_port"), read("egress_ip"), read("egress_port"))
     dport = np.where(np.isin(method, pp) & ~own, read("proxy_port"), NULL)
+    toa_due, pp_due = _due(read("hs_done"), read("spoke"))
     keys = np.stack(
         [
             read("transport").astype(np.int64),
@@ -55,8 +78,8 @@ def _verdicts(read: Any, vocab: Vocab, rules: RuleSet) -> tuple[np.ndarray, list
             read("origin_port").astype(np.int64),
             method.astype(np.int64),
             dport.astype(np.int64),
-            missing_client(True, False, hs, spoke).astype(np.int64),
-            missing_client(False, True, hs, spoke).astype(np.int64),
+            toa_due.astype(np.int64),
+            pp_due.astype(np.int64),
         ],
         axis=1,
     )

@@ -27,6 +27,7 @@ from typing import IO, Any, Protocol
 from pcapip.flows.columns import METHODS
 from pcapip.flows.findings import CATALOGUE, ORDER, Level
 from pcapip.flows.rows import FlowRow
+from pcapip.flows.ruled import judge_row
 from pcapip.flows.table import COLUMNS, missing_client
 
 
@@ -87,12 +88,7 @@ class CrossFlow:
         any, is added to ``codes``."""
         if self.rules is None:
             return ""
-        v = self.rules.judge(
-            r.transport, r.origin_ip, r.origin_port, r.method,
-            r.proxy_port if r.method in ("ppv1", "ppv2") and not _checks_itself(r) else None,
-            bool(missing_client(True, False, r.hs_done, r.spoke)),
-            bool(missing_client(False, True, r.hs_done, r.spoke)),
-        )
+        v = judge_row(self.rules, r)
         if v.code is not None:
             codes.append(v.code)
         return v.rule.label if v.rule is not None else ""
@@ -102,12 +98,6 @@ class CrossFlow:
         codes = self.codes(r)
         rule = self.rule(r, codes)
         return record(number, r, codes, rule)
-
-
-def _checks_itself(r: FlowRow) -> bool:
-    """A proxy's health check whose header names its own connection: its destination port
-    is the origin's, not a forwarding port (``proxy.self_addressed``)."""
-    return r.client_port == r.egress_port and r.client_ip == r.egress_ip
 
 
 def record(number: int, r: FlowRow, codes: Sequence[str], rule: str = "") -> dict[str, Any]:
