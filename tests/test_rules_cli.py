@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -76,3 +77,18 @@ def test_analyze_writes_the_rule_column_and_fails_on_mismatch(tmp_path: Path) ->
     assert all("rule.mismatch" in r["findings"].split(";") for r in rows)
     f.write_text("tcp:8001 10.77.2.2 9001 off ppv1\n")
     assert run("analyze", str(PCAP), "--rules", str(f), "--fail-on", "warning").returncode == 0
+
+
+def test_the_listing_output_file_picks_its_format_and_is_written_whole(tmp_path: Path) -> None:
+    f = tmp_path / "edge.rules"
+    f.write_text("tcp:80 a.example 8080 off ppv1\n")
+    out = tmp_path / "rules.json"
+    assert run("rules", str(f), "-o", str(out)).returncode == 0
+    assert json.loads(out.read_text())["forwarding"] == "80"
+    for name in ("rules.tsv", "rules.parquet", "rules.xlsx"):
+        proc = run("rules", str(f), "-o", str(tmp_path / name))
+        assert proc.returncode == 2 and not (tmp_path / name).exists(), proc.stderr
+    planted = tmp_path / "planted.csv"
+    planted.symlink_to(tmp_path / "elsewhere.csv")
+    proc = run("rules", str(f), "-o", str(planted))
+    assert proc.returncode == 2 and not (tmp_path / "elsewhere.csv").exists()

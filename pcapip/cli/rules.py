@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import json
 import sys
+from typing import IO
 
 import click
 
 from pcapip.cli.options import fail_on_option, force_option, toa_kind_option, trusted_option
-from pcapip.cli.output import check_input, check_output
+from pcapip.cli.output import FORMATS, check_input, check_output, pick_format
 from pcapip.errors import UsageError
 
 #: the listing's columns (without --capture): each rule as its line says it
@@ -33,24 +34,32 @@ def _listing(path: str) -> list[dict[str, object]]:
     return out
 
 
-def _write_listing(rows: list[dict[str, object]], fmt: str, output: str | None) -> None:
-    fh = sys.stdout if output in (None, "-") else open(output, "w", encoding="utf-8")  # noqa: SIM115
-    try:
-        if fmt == "json":
-            fh.writelines(json.dumps(r) + "\n" for r in rows)
-        elif fmt == "csv":
-            import csv
+def _write_listing(
+    rows: list[dict[str, object]], fmt: str, output: str | None, force: bool
+) -> None:
+    """The listing on standard output, or written whole to ``output`` (as analyze's are)."""
+    if output in (None, "-"):
+        _listing_to(rows, fmt, sys.stdout)
+        return
+    from pcapip.report.atomic import atomic_path
 
-            w = csv.DictWriter(fh, fieldnames=LISTING, lineterminator="\n")
-            w.writeheader()
-            w.writerows(rows)
-        else:
-            fh.write("  ".join(f"{c:<12}" for c in LISTING).rstrip() + "\n")
-            for r in rows:
-                fh.write("  ".join(f"{r[c]!s:<12}" for c in LISTING).rstrip() + "\n")
-    finally:
-        if fh is not sys.stdout:
-            fh.close()
+    with atomic_path(output, force=force) as tmp, open(tmp, "w", encoding="utf-8") as fh:
+        _listing_to(rows, fmt, fh)
+
+
+def _listing_to(rows: list[dict[str, object]], fmt: str, fh: IO[str]) -> None:
+    if fmt == "json":
+        fh.writelines(json.dumps(r) + "\n" for r in rows)
+    elif fmt == "csv":
+        import csv
+
+        w = csv.DictWriter(fh, fieldnames=LISTING, lineterminator="\n")
+        w.writeheader()
+        w.writerows(rows)
+    else:
+        fh.write("  ".join(f"{c:<12}" for c in LISTING).rstrip() + "\n")
+        for r in rows:
+            fh.write("  ".join(f"{r[c]!s:<12}" for c in LISTING).rstrip() + "\n")
 
 
 @click.command(name="rules")
@@ -66,9 +75,9 @@ def _write_listing(rows: list[dict[str, object]], fmt: str, output: str | None) 
 @click.option(
     "--format",
     "fmt",
-    type=click.Choice(["table", "csv", "json", "tsv", "parquet"]),
+    type=click.Choice(FORMATS),
     default=None,
-    help="Output format (default: table on a terminal, else csv).",
+    help="Output format (default: table on a terminal, else csv; -o FILE picks by extension).",
 )
 @click.option("-o", "--output", default=None, metavar="FILE", help="Write to FILE.")
 @trusted_option
@@ -110,10 +119,9 @@ def command(
             force=force,
         )
     check_input(rules_file, stdin_ok=False)
-    if fmt in ("tsv", "parquet"):
-        raise UsageError(f"--format {fmt}: the rules listing is table, csv or json")
     check_output(output, force=force)
-    rows = _listing(rules_file)
-    chosen = fmt or ("table" if output in (None, "-") and sys.stdout.isatty() else "csv")
-    _write_listing(rows, chosen, output)
+    chosen = pick_format(fmt, output)
+    if chosen in ("tsv", "parquet"):
+        raise UsageError(f"the rules listing is written as table, csv or json, not {chosen}")
+    _write_listing(_listing(rules_file), chosen, output, force)
     return 0
