@@ -78,7 +78,9 @@ def analyze(
     if not paths:
         raise UsageError("no capture given")
     chains = [os.path.dirname(p) for p in paths] if group_by_dir else None
-    ruleset = _ruleset(rules)  # a bad file fails before any reading
+    from pcapip.rules import ruleset
+
+    judged = ruleset(rules)  # a bad file fails before any reading
     if scheduler is None and workers is None and chains is None:
         from pcapip.flows.run import read_captures
 
@@ -89,13 +91,13 @@ def analyze(
             attempt_timeout=attempt_timeout,
             vxlan_ports=vxlan_ports,
             progress=progress,
-            rules=ruleset,
+            rules=judged,
         )
     else:
         table, errors = _in_parts(
             paths, chains, scheduler, workers, cluster_progress,
             trusted=trusted, toa_kinds=toa_kinds, attempt_timeout=attempt_timeout,
-            vxlan_ports=vxlan_ports, rules=ruleset,
+            vxlan_ports=vxlan_ports, rules=judged,
         )
     if errors and raise_on_damage:
         raise errors[0]
@@ -140,16 +142,6 @@ def _in_parts(
         paths, options, scheduler=scheduler, workers=workers, trusted=nets, chains=chains,
         progress=cluster_progress, rules=opts["rules"],
     )
-
-
-def _ruleset(rules: Any) -> Any:
-    """``rules`` as a RuleSet: None, a RuleSet, or a rules file's path."""
-    if rules is None:
-        return None
-    from pcapip.rules import RuleSet
-
-    return rules if isinstance(rules, RuleSet) else RuleSet.load(rules)
-
 
 def __getattr__(name: str) -> Any:
     if name == "Analysis":

@@ -27,6 +27,7 @@ from typing import Any
 import pandas as pd
 from textual.message import Message
 
+from pcapip.rules import ruleset
 from pcapip.tui.app import PcapipApp
 from pcapip.tui.model import normalize
 
@@ -110,15 +111,6 @@ class LiveEnded(Message):
         self.rc = rc
 
 
-def _ruleset(path: str | None) -> Any:
-    """``--rules`` as the RuleSet the final read of the capture judges flows against."""
-    if path is None:
-        return None
-    from pcapip.rules import RuleSet
-
-    return RuleSet.load(path)
-
-
 class LiveApp(PcapipApp):
     """The flows UI over a running ``pcapip live`` process."""
 
@@ -129,7 +121,7 @@ class LiveApp(PcapipApp):
             toa_kinds=opts.toa_kinds,
             vxlan_ports=tuple(getattr(opts, "vxlan_ports", ())),
             title=f"live: {opts.iface}",
-            rules=_ruleset(getattr(opts, "rules", None)),
+            rules=ruleset(getattr(opts, "rules", None)),
         )
         self.opts = opts
         self.temp: str | None = None

@@ -39,11 +39,9 @@ def command(
     # fail here, with pcapip's one-line error, not inside the full-screen app
     registry_for(list(toa_kinds) or None)
     parse_trusted(list(trusted) or None)
-    ruleset = None
-    if rules is not None:
-        from pcapip.rules import RuleSet
+    from pcapip.rules import ruleset
 
-        ruleset = RuleSet.load(rules)
+    judged = ruleset(rules)
     with open_capture(capture):
         pass
 
@@ -54,5 +52,5 @@ def command(
         trusted=list(trusted) or None,
         toa_kinds=list(toa_kinds) or None,
         vxlan_ports=vxlan_ports,
-        rules=ruleset,
+        rules=judged,
     )

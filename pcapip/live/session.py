@@ -184,11 +184,9 @@ class LiveSession:
         self.sink = sink
         self._note = note or _stderr_note
         self.nets = parse_trusted(opts.trusted)
-        self.rules = None
-        if opts.rules is not None:  # a bad file fails before the capture starts
-            from pcapip.rules import RuleSet
+        from pcapip.rules import ruleset
 
-            self.rules = RuleSet.load(opts.rules)
+        self.rules = ruleset(opts.rules)  # (a bad file fails before the capture starts)
         self.registry = registry_for(opts.toa_kinds)
         self.capture_name = capture_name or opts.write or f"live:{opts.iface}"
         self.view: LiveView | None = None

@@ -159,6 +159,14 @@ class RuleSet:
         return msg
 
 
+def ruleset(spec: RuleSet | str | Path | None) -> RuleSet | None:
+    """``--rules`` as every front end takes it: None, a RuleSet, or a rules file's path
+    (loaded now: a bad file fails before any capture is read)."""
+    if spec is None or isinstance(spec, RuleSet):
+        return spec
+    return RuleSet.load(spec)
+
+
 def _carried_other(at: str, says: str, method: str) -> str:
     """The message for a flow that carried a client address the rule does not say."""
     got = _CARRIED[method]
