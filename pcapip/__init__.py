@@ -78,9 +78,11 @@ def analyze(
     if not paths:
         raise UsageError("no capture given")
     chains = [os.path.dirname(p) for p in paths] if group_by_dir else None
-    from pcapip.rules import ruleset
+    judged = None
+    if rules is not None:  # a bad file fails before any reading (loaded only when given)
+        from pcapip.rules import ruleset
 
-    judged = ruleset(rules)  # a bad file fails before any reading
+        judged = ruleset(rules)
     if scheduler is None and workers is None and chains is None:
         from pcapip.flows.run import read_captures
 

@@ -37,11 +37,10 @@ from pcapip.flows.packed import (
 from pcapip.flows.reorder import SLICE, Moved, in_order
 from pcapip.flows.rowblock import RowBlock
 from pcapip.flows.rows import FlowRow
-from pcapip.flows.ruled import judge_rows
-from pcapip.rules import RuleSet
 
 if TYPE_CHECKING:
     from pcapip.flows.tracker import FlowTracker
+    from pcapip.rules import RuleSet
 
 # COLUMNS, METHODS and STATUSES (the output columns, their vocabularies) are declared in
 # pcapip.flows.columns and stay importable from here
@@ -277,7 +276,10 @@ def _put(store: MemStore | DiskStore, name: str, values: np.ndarray) -> MemStore
 
 def _judged(p: PackedRows, vocab: Vocab, rules: RuleSet, extra: Extra, consume: bool) -> PackedRows:
     """``--rules``: the rule findings added to ``extra`` and the ``rule`` column added to
-    the rows (to a copy unless ``consume``), so the move into flow order carries it."""
+    the rows (to a copy unless ``consume``), so the move into flow order carries it.
+    (Imported here: an analysis without ``--rules`` does not load the rules at start-up.)"""
+    from pcapip.flows.ruled import judge_rows
+
     cols = p.cols if consume else MemStore(p.cols.to_memory(close=False) if p.cols.on_disk else p.cols)
     read = lambda name, lo, hi: cols.slice(name, lo, hi)  # noqa: E731 (the store may change)
     for col in judge_rows(read, len(p), vocab, rules, extra):
