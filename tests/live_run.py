@@ -22,7 +22,7 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from pcapip.flows.table import COLUMNS
+from pcapip.flows.columns import COLUMNS
 
 REPO = Path(__file__).resolve().parent.parent
 

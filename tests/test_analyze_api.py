@@ -11,7 +11,7 @@ import pytest
 
 import pcapip
 from pcapip.flows import findings as fnd
-from pcapip.flows.table import COLUMNS
+from pcapip.flows.columns import COLUMNS
 
 ROOT = Path(__file__).resolve().parents[1]
 PCAPS = ROOT / "tests" / "pcaps"

@@ -15,8 +15,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from pcapip.flows.columns import COLUMNS
 from pcapip.flows.run import read_captures
-from pcapip.flows.table import COLUMNS, FlowTable
+from pcapip.flows.table import FlowTable
 from pcapip.report import export
 from pcapip.report.analysis import Analysis
 from pcapip.report.export import write_csv, write_jsonl

@@ -15,7 +15,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from pcapip import analyze
-from pcapip.flows.table import COLUMNS
+from pcapip.flows.columns import COLUMNS
 
 ROOT = Path(__file__).resolve().parents[1]
 PCAPS = ROOT / "tests" / "pcaps"

@@ -18,7 +18,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from pcapip.flows.table import COLUMNS
+from pcapip.flows.columns import COLUMNS
 from pcapip.report.formats import EXTENSIONS
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -20,7 +20,7 @@ from tools import require_tool
 from pcapip import analyze
 from pcapip.cli.show import flow_display_filter
 from pcapip.decode.tunnels import tenant
-from pcapip.flows.table import COLUMNS
+from pcapip.flows.columns import COLUMNS
 
 ROOT = Path(__file__).resolve().parents[1]
 PCAPS = ROOT / "tests" / "pcaps"

@@ -362,7 +362,7 @@ def test_stdout_is_one_table_in_analyzes_columns(
 
     import pandas as pd
 
-    from pcapip.flows.table import COLUMNS
+    from pcapip.flows.columns import COLUMNS
 
     pcap = tmp_path / "lo.pcapng"
     bpf = f"udp port {PORT} or tcp port {TCP_PORT}"

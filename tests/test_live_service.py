@@ -25,7 +25,7 @@ import pytest
 from live_run import LiveRun
 from tools import require_tool
 
-from pcapip.flows.table import COLUMNS
+from pcapip.flows.columns import COLUMNS
 
 pytestmark = [pytest.mark.system, pytest.mark.slow]
 

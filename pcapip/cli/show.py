@@ -140,7 +140,7 @@ def flow_display_filter(a: Any, flow: int) -> str:
 
 def _flow_row(a: Any, flow: int) -> dict[str, Any]:
     """Flow ``flow``'s row as Python values (None where missing; times in nanoseconds)."""
-    from pcapip.flows.table import COLUMNS
+    from pcapip.flows.columns import COLUMNS
 
     return {c: a.table.column(c, flow - 1, flow)[0] for c in COLUMNS}
 

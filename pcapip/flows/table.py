@@ -19,13 +19,11 @@ import numpy as np
 
 from pcapip.errors import CaptureWarning
 from pcapip.flows.attempts import FloodSummary, flood_summary
-from pcapip.flows.columns import COLUMNS, METHODS, STATUSES, of_kind
-from pcapip.flows.crossflow import Cols, Extra, cross_flow
-from pcapip.flows.crossflow import missing_client as missing_client  # (pcapip.live.output)
-from pcapip.flows.findings import CATALOGUE, ORDER, Finding, Level
+from pcapip.flows.columns import COLUMNS, of_kind
+from pcapip.flows.crossflow import Extra, cross_flow
+from pcapip.flows.findings import CATALOGUE, Finding, Level
 from pcapip.flows.oddities import ToaKindSeen, Undecoded, announcers, toa_kinds_seen
 from pcapip.flows.packed import (
-    NULL,
     DiskStore,
     MemStore,
     PackedRows,
@@ -34,23 +32,20 @@ from pcapip.flows.packed import (
     ints_out,
     pack_all,
 )
-from pcapip.flows.reorder import SLICE, Moved, in_order
+from pcapip.flows.reorder import Moved, in_order
 from pcapip.flows.rowblock import RowBlock
 from pcapip.flows.rows import FlowRow
+from pcapip.flows.tally import counts, findings_by_flow, findings_column, gathered
 
 if TYPE_CHECKING:
     from pcapip.flows.tracker import FlowTracker
     from pcapip.rules import RuleSet
 
-# COLUMNS, METHODS and STATUSES (the output columns, their vocabularies) are declared in
-# pcapip.flows.columns and stay importable from here
 
 # output column -> packed row field, where the names differ
 _ROW_NAME = {"start": "start_ns", "end": "end_ns"}
 _IPS = frozenset(of_kind("ip"))
 _TEXTS = frozenset(of_kind("category", "text"))
-# the findings column is a bit mask of codes per flow
-assert len(ORDER) < 63
 
 
 class Columns(MutableMapping[str, list[Any]]):
@@ -201,66 +196,6 @@ class FlowTable:
         return max((CATALOGUE[texts[c]].level for c in codes), default=None)
 
 
-def _findings(p: PackedRows, vocab: Vocab, flow_id: Any, extra: Extra) -> dict[str, np.ndarray]:
-    """Every finding, per flow in order of its packet (ties: the order they were noted):
-    the rows' own first, then the cross-flow ones, code by code."""
-    f = p.cols
-    flow = [flow_id(f["f_row"])]
-    codes = [f["f_code"]]
-    msgs = [f["f_msg"]]
-    frames = [f["f_frame"]]
-    caps = [f["f_cap"]]
-    for rows, code, texts, fr, cp in extra.parts:
-        flow.append(flow_id(rows))
-        codes.append(np.full(rows.size, vocab.code(code), dtype=np.int32))
-        msgs.append(vocab.encode(texts))
-        frames.append(fr.astype(np.int64))
-        caps.append(cp.astype(np.int64))
-    out = {
-        "flow": np.concatenate(flow),
-        "code": np.concatenate(codes),
-        "msg": np.concatenate(msgs),
-        "frame": np.concatenate(frames),
-        "cap": np.concatenate(caps),
-    }
-    fkey = np.where(out["frame"] == NULL, 0, out["frame"])
-    order = np.lexsort((np.arange(fkey.size), fkey, out["flow"]))
-    return {k: v[order] for k, v in out.items()}
-
-
-def _findings_column(n: int, fnd: dict[str, np.ndarray], vocab: Vocab) -> Iterator[np.ndarray]:
-    """Each flow's distinct codes, in catalogue order, ``;``-joined (vocabulary codes), a
-    slice of flows at a time."""
-    empty = vocab.code("")
-    if fnd["code"].size == 0:
-        for lo in range(0, max(n, 1), SLICE):  # (an empty table: one empty slice)
-            yield np.full(min(n, lo + SLICE) - lo, empty, dtype=np.int32)
-        return
-    present = distinct(fnd["code"]).tolist()
-    texts = vocab.texts
-    by_code = sorted(present, key=lambda k: ORDER[texts[k]])
-    bit = np.zeros(max(present) + 1, dtype=np.int64)
-    for rank, k in enumerate(by_code):
-        bit[k] = 1 << rank
-    # per flow with findings: the bit mask of its codes
-    flows, first = np.unique(fnd["flow"], return_index=True)
-    mask = np.bitwise_or.reduceat(bit[fnd["code"]], first)
-    uniq, inv = np.unique(mask, return_inverse=True)
-    names = np.asarray(
-        [
-            vocab.code(";".join(texts[k] for r, k in enumerate(by_code) if m >> r & 1))
-            for m in uniq.tolist()
-        ],
-        dtype=np.int32,
-    )[inv]
-    for lo in range(0, n, SLICE):
-        hi = min(n, lo + SLICE)
-        col = np.full(hi - lo, empty, dtype=np.int32)
-        a, b = np.searchsorted(flows, [lo + 1, hi + 1])
-        col[flows[a:b] - 1 - lo] = names[a:b]
-        yield col
-
-
 def _put(store: MemStore | DiskStore, name: str, values: np.ndarray) -> MemStore | DiskStore:
     """Add (to) a column; returns the store, which is a MemStore from now on if the
     temporary file could not be written (no space left): the table is then held in memory."""
@@ -305,56 +240,6 @@ def _moved(
         return m.run(), m.flow_ids, True
 
 
-def _counts(p: PackedRows, vocab: Vocab, fnd: dict[str, np.ndarray]) -> dict[str, int]:
-    codes = vocab.codes
-    tcp_code = codes.get("tcp", -2)
-    out = dict.fromkeys(
-        ["flows_tcp", "flows_udp", "syn_recv_sock_toa", "syn_recv_sock_no_toa", "toa_in_syn"]
-        + ["flows_with_toa"],
-        0,
-    )
-    per: dict[str, np.ndarray] = {}
-    for lo in range(0, len(p), SLICE):
-        c = lambda name, lo=lo: p.cols.slice(name, lo, lo + SLICE)  # noqa: E731
-        tcp = c("transport") == tcp_code
-        done = c("hs_done") & tcp
-        hs_toa = c("hs_toa")
-        out["flows_tcp"] += int(np.count_nonzero(tcp))
-        out["flows_udp"] += int(np.count_nonzero(c("transport") == codes.get("udp", -2)))
-        out["syn_recv_sock_toa"] += int(np.count_nonzero(done & hs_toa))
-        out["syn_recv_sock_no_toa"] += int(np.count_nonzero(done & ~hs_toa))
-        out["toa_in_syn"] += int(np.count_nonzero(c("toa_in_syn")))
-        out["flows_with_toa"] += int(np.count_nonzero(c("toa_carried")))
-        for col in ("method", "status"):
-            v = c(col)
-            k = np.bincount(v[v >= 0], minlength=len(vocab.texts))
-            per[col] = k if col not in per else per[col] + k
-    levels = {"info": 0, "warning": 0, "error": 0}
-    if fnd["code"].size:
-        found = np.bincount(fnd["code"])
-        for k in np.flatnonzero(found).tolist():
-            levels[CATALOGUE[vocab.texts[k]].level.label] += int(found[k])
-    for label, k in levels.items():
-        out[f"findings_{label}"] = k
-
-    def count(col: str, text: str) -> int:
-        k = codes.get(text)
-        return 0 if k is None or col not in per or k >= per[col].size else int(per[col][k])
-
-    for m in METHODS:
-        out[f"method_{m}"] = count("method", m)
-    for st in STATUSES:
-        out[f"status_{st}"] = count("status", st)
-    return {"flows": len(p), **out}
-
-
-def _gathered(p: PackedRows, test: str, names: Sequence[str]) -> list[np.ndarray]:
-    """Columns ``names`` of the rows whose ``test`` column is true (or not NULL)."""
-    c = Cols(p.cols, len(p))
-    rows = c.where(lambda r: r(test) != NULL if r(test).dtype == np.int64 else r(test))
-    return [c.at(name, rows) for name in names]
-
-
 def build_table(
     rows: PackedRows | RowBlock | Iterable[FlowRow],
     *,
@@ -389,12 +274,12 @@ def build_table(
     c = p.cols
     wanted = distinct(np.concatenate([c["f_row"], *(x[0] for x in extra.parts)]))
     store, flow_id, moved = _moved(p, wanted, consume)
-    fnd = _findings(p, vocab, flow_id, extra)
+    fnd = findings_by_flow(p, vocab, flow_id, extra)
     del extra, wanted
     out: dict[str, int] = dict(stats or {})
-    out.update(_counts(p, vocab, fnd))
-    said = announcers(*_gathered(p, "carries_client", ["egress_ip", "carries_client"]), vocab)
-    kinds = toa_kinds_seen(*_gathered(p, "toa_kind", ["toa_kind"]), registry)
+    out.update(counts(p, vocab, fnd))
+    said = announcers(*gathered(p, "carries_client", ["egress_ip", "carries_client"]), vocab)
+    kinds = toa_kinds_seen(*gathered(p, "toa_kind", ["toa_kind"]), registry)
     out["announcers"] = len(said)
     flood = flood_summary(c, n, vocab.codes, vocab)
     out["attempts"], out["attempt_sources"] = flood.attempts, flood.sources
@@ -403,7 +288,7 @@ def build_table(
             store.drop(name)
     elif consume and isinstance(c, DiskStore):
         c.close()
-    for col in _findings_column(n, fnd, vocab):
+    for col in findings_column(n, fnd, vocab):
         store = _put(store, "findings_col", col)
     for k in list(fnd):
         store = _put(store, f"F_{k}", fnd.pop(k))

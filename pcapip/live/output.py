@@ -3,7 +3,7 @@
 Lines (``csv`` / ``json``) are written and flushed the moment a flow's client
 question is settled, so ``pcapip live ... --format json | jq`` sees each
 connection while it is still open.  They have ``pcapip analyze``'s columns
-(``pcapip.flows.table.COLUMNS``) and the summary's flow numbers (those of
+(``pcapip.flows.columns.COLUMNS``) and the summary's flow numbers (those of
 ``pcapip analyze`` on the ``-w`` file, unless ``--max-flows`` cut flows in two),
 so the stream loads like an analyze export and ``pcapip show --flow N`` finds
 the flow; a line
@@ -24,11 +24,11 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import IO, Any, Protocol
 
-from pcapip.flows.columns import METHODS
+from pcapip.flows.columns import COLUMNS, METHODS
+from pcapip.flows.crossflow import missing_client
 from pcapip.flows.findings import CATALOGUE, ORDER, Level
 from pcapip.flows.rows import FlowRow
 from pcapip.flows.ruled import judge_row
-from pcapip.flows.table import COLUMNS, missing_client
 
 
 def iso_ns(ns: int) -> str:

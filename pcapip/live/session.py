@@ -17,13 +17,11 @@ finished, so the summary covers exactly the packets in the ``-w`` file.
 from __future__ import annotations
 
 import queue
-import signal
 import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from pcapip.errors import CaptureError, UsageError
@@ -32,12 +30,11 @@ from pcapip.live.errors import CaptureFailed, InterfaceGone, LiveError
 from pcapip.live.feed import Feed
 from pcapip.live.output import CrossFlow, LiveView, Sink
 from pcapip.live.tools import CaptureTool, find_tool
+from pcapip.live.watch import InterfaceWatch, Signals
 
 TICK = 0.2  # seconds between checks of the clock, signals and the interface when idle
 READY_TIMEOUT = 15.0  # the tool must open the interface within this time
 DRAIN_TIMEOUT = 5.0  # after SIGINT, the tool's remaining output must end within this time
-WATCH_INTERVAL = 0.5
-IFF_UP = 0x1
 
 
 @dataclass
@@ -78,82 +75,6 @@ class LiveResult:
     limit_hits: int = 0
     tool: CaptureTool | None = None
     format: str | None = None
-
-
-class InterfaceWatch:
-    """Notices the interface going down or coming back (Linux sysfs), for a plain note.
-
-    Admin-down (``ip link set X down``) does not make libpcap stop; without
-    this the operator would only see traffic stop.  Disabled when the
-    interface is not a kernel interface (``any``, a number, an extcap).
-    """
-
-    def __init__(self, iface: str) -> None:
-        self.base = Path("/sys/class/net") / iface
-        self.iface = iface
-        self.enabled = "/" not in iface and self.base.is_dir()
-        self._last = self._state() if self.enabled else None
-        self._next = 0.0
-
-    def _state(self) -> str:
-        try:
-            flags = int((self.base / "flags").read_text().strip(), 16)
-            oper = (self.base / "operstate").read_text().strip()
-        except (OSError, ValueError):
-            return "gone"
-        if not flags & IFF_UP:
-            return "admin-down"
-        return "down" if oper in ("down", "lowerlayerdown", "notpresent") else "up"
-
-    def poll(self) -> str | None:
-        """A note when the state changed since the last poll, else None."""
-        if not self.enabled:
-            return None
-        now = time.monotonic()
-        if now < self._next:
-            return None
-        self._next = now + WATCH_INTERVAL
-        st = self._state()
-        if st == self._last:
-            return None
-        prev, self._last = self._last, st
-        stamp = time.strftime("%H:%M:%S")
-        if st == "up":
-            return f"{stamp} interface {self.iface} is up again (was {prev})"
-        if st == "gone":
-            return f"{stamp} interface {self.iface} disappeared"
-        what = "was set down" if st == "admin-down" else "lost its link"
-        return (
-            f"{stamp} interface {self.iface} {what}; still capturing, packets resume when it is up"
-        )
-
-
-class _Signals:
-    """SIGINT/SIGTERM ask the loop to stop (the summary is still printed); a second
-    SIGINT interrupts at once."""
-
-    def __init__(self) -> None:
-        self.requested: str | None = None
-        self.hangup = False  # SIGHUP: reopen the flow log (logrotate)
-        self._old: dict[int, Any] = {}
-
-    def __enter__(self) -> _Signals:
-        if threading.current_thread() is threading.main_thread():
-            for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
-                self._old[sig] = signal.signal(sig, self._handle)
-        return self
-
-    def _handle(self, signum: int, frame: Any) -> None:
-        if signum == signal.SIGHUP:
-            self.hangup = True
-            return
-        if self.requested is not None and signum == signal.SIGINT:
-            raise KeyboardInterrupt
-        self.requested = "interrupted"
-
-    def __exit__(self, *exc: object) -> None:
-        for sig, old in self._old.items():
-            signal.signal(sig, old)
 
 
 class LiveSession:
@@ -242,7 +163,7 @@ class LiveSession:
             self.metrics.start()
             self.note(f"metrics at http://{self.metrics.host}:{self.metrics.port}/metrics")
         try:
-            with _Signals() as sigs:
+            with Signals() as sigs:
                 fd = cap.start()
                 label = f"{tool.name} on {self.opts.iface}"
                 plain = None if self.opts.ring is not None else self.opts.write
@@ -260,19 +181,7 @@ class LiveSession:
                 self.sink.begin()
                 batches = _Batches(self, cap, feed, sigs, view)
                 table, errors = self._track(batches, tracker, cross, view)
-                reason, error = batches.reason, batches.error
-                # the stream has ended (or failed): let the tool exit and the -w copy close
-                cap.close()
-                feed.join(DRAIN_TIMEOUT)
-                gone = cap.diagnose(started=True)
-                if gone is not None and error is None:
-                    reason = "error"
-                    if isinstance(gone, InterfaceGone):
-                        reason = "interface-gone"
-                        gone = InterfaceGone(
-                            f"{gone}; the summary covers the {view.packets} packets captured before"
-                        )
-                    error = gone
+                reason, error = self._ended(batches, cap, feed, view)
                 for w in table.warnings:  # every oddity said, as analyze says it
                     self.note(f"warning: {w}")
                 self._report(tracker.take_numbered(), cross, view)
@@ -285,21 +194,7 @@ class LiveSession:
             self.sink.end()
             if self.metrics is not None:
                 self.metrics.stop()
-        if feed is not None and feed.write_error:
-            self.note(f"error: {feed.write_error}")
-        stats = cap.stats()
-        if stats and stats[1]:
-            self.note(
-                f"{tool.name} reports {stats[1]} packets dropped by the kernel "
-                f"(of {stats[0]} received): analysis covers the packets captured"
-            )
-        elif stats:
-            self.note(f"{tool.name}: {stats[0]} packets received, 0 dropped by the kernel")
-        if tracker.limit_hits:
-            self.note(
-                f"{tracker.limit_hits} flows were ended early: more than "
-                f"{self.opts.max_flows} open at once (--max-flows)"
-            )
+        stats = self._closing_notes(tool, cap, feed, tracker.limit_hits)
         return LiveResult(
             analysis=analysis,
             reason=reason,
@@ -312,6 +207,47 @@ class LiveSession:
             tool=tool,
             format=feed.format if feed is not None else None,
         )
+
+    def _ended(
+        self, batches: _Batches, cap: Capturer, feed: Feed, view: LiveView
+    ) -> tuple[str, LiveError | CaptureError | None]:
+        """The stream has ended (or failed): let the tool exit and the ``-w`` copy close;
+        why it ended, and the error to report (the tool's own, if the loop had none)."""
+        reason, error = batches.reason, batches.error
+        cap.close()
+        feed.join(DRAIN_TIMEOUT)
+        gone = cap.diagnose(started=True)
+        if gone is not None and error is None:
+            reason = "error"
+            if isinstance(gone, InterfaceGone):
+                reason = "interface-gone"
+                gone = InterfaceGone(
+                    f"{gone}; the summary covers the {view.packets} packets captured before"
+                )
+            error = gone
+        return reason, error
+
+    def _closing_notes(
+        self, tool: CaptureTool, cap: Capturer, feed: Feed | None, limit_hits: int
+    ) -> Any:
+        """The notes every ending gives (a failed ``-w``, the kernel's drops, flows the
+        ``--max-flows`` cap ended early); returns the tool's (received, dropped) counts."""
+        if feed is not None and feed.write_error:
+            self.note(f"error: {feed.write_error}")
+        stats = cap.stats()
+        if stats and stats[1]:
+            self.note(
+                f"{tool.name} reports {stats[1]} packets dropped by the kernel "
+                f"(of {stats[0]} received): analysis covers the packets captured"
+            )
+        elif stats:
+            self.note(f"{tool.name}: {stats[0]} packets received, 0 dropped by the kernel")
+        if limit_hits:
+            self.note(
+                f"{limit_hits} flows were ended early: more than "
+                f"{self.opts.max_flows} open at once (--max-flows)"
+            )
+        return stats
 
     def _track(self, batches: _Batches, tracker: Any, cross: CrossFlow, view: LiveView) -> Any:
         """The one read loop (analyze's): decode, track, build the table at the end; the
@@ -363,7 +299,7 @@ class LiveSession:
         if stats:
             self.metrics.dropped(stats[1])
 
-    def _wait_ready(self, cap: Capturer, feed: Feed, sigs: _Signals) -> bool:
+    def _wait_ready(self, cap: Capturer, feed: Feed, sigs: Signals) -> bool:
         """Until the interface is open: dumpcap writes its file header then, tcpdump says
         "listening on" (its header waits for the first packet)."""
         deadline = time.monotonic() + READY_TIMEOUT
@@ -419,7 +355,7 @@ class _Batches:
     says how the stream ended; a damaged stream raises its CaptureError (``error``).
     """
 
-    def __init__(self, session: LiveSession, cap: Capturer, feed: Feed, sigs: _Signals,
+    def __init__(self, session: LiveSession, cap: Capturer, feed: Feed, sigs: Signals,
                  view: LiveView) -> None:
         self.session, self.cap, self.feed, self.sigs, self.view = session, cap, feed, sigs, view
         self.name = session.capture_name
