@@ -31,7 +31,7 @@ from pcapip.dissect import DEFAULT_REGISTRY, ParseState, dissect_tcp_options, pa
 from pcapip.errors import CaptureError
 from pcapip.flows import headers as hdr
 from pcapip.flows import layout as L
-from pcapip.flows.columnar import row_header
+from pcapip.flows.plainheader import row_header
 from pcapip.flows.table import finish_table
 from pcapip.flows.tracker import FlowTracker
 from pcapip.sources import open_capture

@@ -21,7 +21,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from pcapip.flows import layout as L
-from pcapip.flows.columnar import row_header
+from pcapip.flows.plainheader import row_header
 from pcapip.flows.state import TcpFlow, ToaSeen
 
 
