@@ -184,12 +184,41 @@ def _verdict(fl: TcpFlow, eg: int) -> tuple[str, str]:
 def _compact_tcp(fl: TcpFlow) -> FlowRow:
     notes = _Notes(fl)
     eg, e_ip, e_port, o_ip, o_port = _endpoints(fl)
-    hs = fl.header
-    toa = fl.toa
-    h = hs.header if hs is not None else None
-    c_ip = c_port = p_ip = p_port = None
+    hs, toa = fl.header, fl.toa
     method, status = _verdict(fl, eg)
-    header_frame = None
+    c_ip, c_port, p_ip, p_port, header_frame = _client(fl, notes, status)
+    _stream_notes(fl, notes, status)
+    _origin_reaction(fl, notes, eg, hs, method)
+    no_room = None
+    if fl.hs == HS_DONE and not fl.hs_toa and fl.hs_opt_len > 40 - 8 and fl.hs_frame is not None:
+        no_room = (fl.hs_capture, fl.hs_frame)
+    return _row(
+        fl,
+        (e_ip, e_port, o_ip, o_port),
+        method,
+        (c_ip, c_port, p_ip, p_port),
+        hs.header if hs is not None else None,
+        status,
+        notes,
+        _carrying_frames(fl),
+        spoke=bool(fl.pay_seen[eg]),
+        carries_client=hs is not None or toa is not None or fl.toa_bad,
+        toa_carried=toa is not None,
+        no_room=no_room,
+        hs_done=fl.hs == HS_DONE,
+        hs_toa=fl.hs_toa,
+        toa_in_syn=fl.toa_syn is not None,
+        header_frame=header_frame,
+        toa_kind=None if toa is None else toa.kind * 256 + toa.length,
+    )
+
+
+def _client(fl: TcpFlow, notes: _Notes, status: str) -> tuple[Any, Any, Any, Any, Any]:
+    """(client ip, port, proxy ip, port, the packet the client was read from) from the
+    PROXY header, else from TOA; the header's notes, TOA against the header, a TOA that
+    came too early or too late."""
+    hs, toa = fl.header, fl.toa
+    c_ip = c_port = p_ip = p_port = header_frame = None
     if hs is not None:
         c_ip, c_port, p_ip, p_port = hdr.client_fields(hs)
         header_frame = hs.frames[0] if hs.frames else None
@@ -202,36 +231,49 @@ def _compact_tcp(fl: TcpFlow) -> FlowRow:
                 frame,
                 cap,
             )
-    if toa is not None:
-        if hs is None or (hs.state != "ok" and c_ip is None):
-            c_ip, c_port = toa.client_ip, toa.client_port
-            header_frame = (toa.capture, toa.frame)
-        elif c_ip is not None and (toa.client_ip, toa.client_port) != (c_ip, c_port):
-            notes.note(
-                "client.disagree",
-                f"TOA (packet {toa.frame}) says {hdr.hostport(toa.client_ip, toa.client_port)}, "
-                f"the PROXY header says {hdr.hostport(c_ip, c_port)}",
-                hs.frames[0][1] if hs.frames else None,
-                fl.capture,
-            )
-        if fl.toa_ack is None and fl.hs == HS_DONE:
-            if fl.toa_syn is not None:
-                extra = " and in data segments" if fl.toa_data is not None else ""
-                notes.note(
-                    "toa.syn_only",
-                    f"TOA in the SYN (packet {fl.toa_syn.frame}){extra} but not in the "
-                    f"handshake ACK (packet {fl.hs_frame})",
-                    fl.hs_frame,
-                    fl.hs_capture,
-                )
-            elif fl.toa_data is not None:
-                notes.note(
-                    "toa.after_handshake",
-                    f"first TOA in packet {fl.toa_data.frame}, after the handshake ACK "
-                    f"(packet {fl.hs_frame})",
-                    fl.toa_data.frame,
-                    fl.toa_data.capture,
-                )
+    if toa is None:
+        return c_ip, c_port, p_ip, p_port, header_frame
+    if hs is None or (hs.state != "ok" and c_ip is None):
+        c_ip, c_port = toa.client_ip, toa.client_port
+        header_frame = (toa.capture, toa.frame)
+    elif c_ip is not None and (toa.client_ip, toa.client_port) != (c_ip, c_port):
+        notes.note(
+            "client.disagree",
+            f"TOA (packet {toa.frame}) says {hdr.hostport(toa.client_ip, toa.client_port)}, "
+            f"the PROXY header says {hdr.hostport(c_ip, c_port)}",
+            hs.frames[0][1] if hs.frames else None,
+            fl.capture,
+        )
+    if fl.toa_ack is None and fl.hs == HS_DONE:
+        _late_toa(fl, notes)
+    return c_ip, c_port, p_ip, p_port, header_frame
+
+
+def _late_toa(fl: TcpFlow, notes: _Notes) -> None:
+    """The handshake completed without TOA in its ACK: TOA only in the SYN, or only later."""
+    if fl.toa_syn is not None:
+        extra = " and in data segments" if fl.toa_data is not None else ""
+        notes.note(
+            "toa.syn_only",
+            f"TOA in the SYN (packet {fl.toa_syn.frame}){extra} but not in the "
+            f"handshake ACK (packet {fl.hs_frame})",
+            fl.hs_frame,
+            fl.hs_capture,
+        )
+    elif fl.toa_data is not None:
+        notes.note(
+            "toa.after_handshake",
+            f"first TOA in packet {fl.toa_data.frame}, after the handshake ACK "
+            f"(packet {fl.hs_frame})",
+            fl.toa_data.frame,
+            fl.toa_data.capture,
+        )
+
+
+def _stream_notes(fl: TcpFlow, notes: _Notes, status: str) -> None:
+    """What the stream's start says beside the client: a second header, a gap or a snap
+    length that hid the first bytes, a connection caught in the middle."""
+    hs = fl.header
     if hs is not None and fl.stacked is not None:
         st = fl.stacked
         sh = st.header
@@ -242,7 +284,7 @@ def _compact_tcp(fl: TcpFlow) -> FlowRow:
         )
         cap, frame = st.frames[0] if st.frames else (fl.capture, None)
         notes.note("proxy.stacked", f"a second header follows the first: {what}", frame, cap)
-    if hs is None and toa is None and not fl.toa_bad:
+    if hs is None and fl.toa is None and not fl.toa_bad:
         if fl.gap:
             notes.note(
                 "capture.gap",
@@ -262,37 +304,18 @@ def _compact_tcp(fl: TcpFlow) -> FlowRow:
             fl.capture,
         )
 
-    _origin_reaction(fl, notes, eg, hs, method)
 
-    no_room = None
-    if fl.hs == HS_DONE and not fl.hs_toa and fl.hs_opt_len > 40 - 8 and fl.hs_frame is not None:
-        no_room = (fl.hs_capture, fl.hs_frame)
+def _carrying_frames(fl: TcpFlow) -> list[tuple[int, int]]:
+    """The packets that carried the client address: TOA in the SYN, the handshake ACK, the
+    data, then the header's and a stacked header's, each once."""
     frames: list[tuple[int, int]] = []
     for t in (fl.toa_syn, fl.toa_ack, fl.toa_data):
         if t is not None and (t.capture, t.frame) not in frames:
             frames.append((t.capture, t.frame))
-    for x in (hs, fl.stacked):
+    for x in (fl.header, fl.stacked):
         if x is not None:
             frames.extend(f for f in x.frames if f not in frames)
-    return _row(
-        fl,
-        (e_ip, e_port, o_ip, o_port),
-        method,
-        (c_ip, c_port, p_ip, p_port),
-        h,
-        status,
-        notes,
-        frames,
-        spoke=bool(fl.pay_seen[eg]),
-        carries_client=hs is not None or toa is not None or fl.toa_bad,
-        toa_carried=toa is not None,
-        no_room=no_room,
-        hs_done=fl.hs == HS_DONE,
-        hs_toa=fl.hs_toa,
-        toa_in_syn=fl.toa_syn is not None,
-        header_frame=header_frame,
-        toa_kind=None if toa is None else toa.kind * 256 + toa.length,
-    )
+    return frames
 
 
 def _origin_reaction(
