@@ -197,7 +197,7 @@ def test_the_table_is_built_a_slice_at_a_time(
     too many runs, each slice sorted first) gives the table built at once. (Rows here
     leave the tracker as they end, not waiting for the flows that began before them, so
     the table has to order them.)"""
-    from pcapip.flows import ending, reorder, table
+    from pcapip.flows import ending, reorder, tally
 
     paths = [PCAPS / n for n in CAPTURES]
     expect = _dump(read_captures(paths, trusted="10.0.0.0/8")[0])
@@ -205,7 +205,7 @@ def test_the_table_is_built_a_slice_at_a_time(
         monkeypatch.setattr(holding, "SPILL_BYTES", 0)
         monkeypatch.setattr(holding, "PACK_ROWS", 4)
     monkeypatch.setattr(reorder, "SLICE", size)
-    monkeypatch.setattr(table, "SLICE", size)
+    monkeypatch.setattr(tally, "SLICE", size)
     monkeypatch.setattr(reorder, "_SAMPLE", 2)
     monkeypatch.setattr(reorder, "MAX_RUNS", max_runs)
     monkeypatch.setattr(reorder, "_HF_STEP", 2)

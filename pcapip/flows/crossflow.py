@@ -113,39 +113,57 @@ def _member(values: np.ndarray, sorted_set: np.ndarray) -> np.ndarray:
 
 def cross_flow(p: PackedRows, vocab: Vocab, trusted: Sequence[Any] | None) -> Extra:
     c = Cols(p.cols, len(p))
-    code = vocab.code
     out = Extra()
+    _missing(c, vocab, out)
+    _self_addressed(c, vocab, out)
+    _no_room(c, vocab, out)
+    if trusted is not None:
+        _untrusted(c, vocab, trusted, out)
+    return out
+
+
+def _key(read: Any, udp: int) -> np.ndarray:
+    """One number per (transport, origin address, origin port)."""
+    k = read("origin_ip") * (1 << 18)
+    k += read("origin_port") * 2
+    k += read("transport") == udp
+    return k
+
+
+def _missing(c: Cols, vocab: Vocab, out: Extra) -> None:
+    """``client.missing``: no client address, on an origin port where some flow carried
+    one, by TOA or by a PROXY header."""
+    code = vocab.code
     udp, good, toa_m, none_m = code("udp"), code("ok"), code("toa"), code("none")
-
-    def key(read: Any) -> np.ndarray:
-        # one number per (transport, origin address, origin port)
-        k = read("origin_ip") * (1 << 18)
-        k += read("origin_port") * 2
-        k += read("transport") == udp
-        return k
-
-    # origin ports where some flow carried a client address, by TOA or by a PROXY header
     said = c.where(lambda r: (r("client_ip") != NO_IP) & (r("status") == good))
-    said_key = key(lambda name: c.at(name, said))
+    said_key = _key(lambda name: c.at(name, said), udp)
     said_toa = c.at("method", said) == toa_m
     with_toa, with_pp = distinct(said_key[said_toa]), distinct(said_key[~said_toa])
-    if with_toa.size or with_pp.size:
-        rows = c.where(
-            lambda r: (
-                (r("method") == none_m)
-                & missing_client(
-                    _member(key(r), with_toa), _member(key(r), with_pp), r("hs_done"), r("spoke")
-                )
+    if not (with_toa.size or with_pp.size):
+        return
+    rows = c.where(
+        lambda r: (
+            (r("method") == none_m)
+            & missing_client(
+                _member(_key(r, udp), with_toa),
+                _member(_key(r, udp), with_pp),
+                r("hs_done"),
+                r("spoke"),
             )
         )
-        ips = vocab.ip_decode(c.at("origin_ip", rows))
-        msgs = [
-            f"no TOA or PROXY header, while other flows to {ip}:{port} carry one"
-            for ip, port in zip(ips, c.at("origin_port", rows).tolist(), strict=True)
-        ]
-        out.add(rows, "client.missing", msgs, c.at("first_frame", rows), c.at("capture", rows))
-    # a PROXY header whose source is the connection's own source: the proxy's health check
-    pp = [code("ppv1"), code("ppv2")]
+    )
+    ips = vocab.ip_decode(c.at("origin_ip", rows))
+    msgs = [
+        f"no TOA or PROXY header, while other flows to {ip}:{port} carry one"
+        for ip, port in zip(ips, c.at("origin_port", rows).tolist(), strict=True)
+    ]
+    out.add(rows, "client.missing", msgs, c.at("first_frame", rows), c.at("capture", rows))
+
+
+def _self_addressed(c: Cols, vocab: Vocab, out: Extra) -> None:
+    """``proxy.self_addressed``: a PROXY header whose source is the connection's own
+    source, the proxy's health check."""
+    pp = [vocab.code("ppv1"), vocab.code("ppv2")]
     cand = c.where(
         lambda r: (
             np.isin(r("method"), pp)
@@ -153,47 +171,55 @@ def cross_flow(p: PackedRows, vocab: Vocab, trusted: Sequence[Any] | None) -> Ex
             & (r("client_port") == r("egress_port"))
         )
     )
-    if cand.size:
-        c_ip, e_ip = c.at("client_ip", cand), c.at("egress_ip", cand)
-        same = (c_ip >= 0) & (c_ip == e_ip)
-        texts = (c_ip < NO_IP) | (e_ip < NO_IP)  # a text on either side: compare as addresses
-        if texts.any():
-            ct, et = vocab.ip_decode(c_ip[texts]), vocab.ip_decode(e_ip[texts])
-            same[texts] = [_same_ip(a, b) for a, b in zip(ct, et, strict=True)]
-        rows = cand[same]
-        ips = vocab.ip_decode(c.at("client_ip", rows))
-        msgs = [
-            f"the header's source {ip}:{port} is this connection's own source: "
-            "a check by the proxy, not a client"
-            for ip, port in zip(ips, c.at("client_port", rows).tolist(), strict=True)
-        ]
-        out.add(rows, "proxy.self_addressed", msgs, *where_read(c, rows))
-    # a full handshake ACK without TOA, on a flow or a port that uses TOA
+    if not cand.size:
+        return
+    c_ip, e_ip = c.at("client_ip", cand), c.at("egress_ip", cand)
+    same = (c_ip >= 0) & (c_ip == e_ip)
+    texts = (c_ip < NO_IP) | (e_ip < NO_IP)  # a text on either side: compare as addresses
+    if texts.any():
+        ct, et = vocab.ip_decode(c_ip[texts]), vocab.ip_decode(e_ip[texts])
+        same[texts] = [_same_ip(a, b) for a, b in zip(ct, et, strict=True)]
+    rows = cand[same]
+    ips = vocab.ip_decode(c.at("client_ip", rows))
+    msgs = [
+        f"the header's source {ip}:{port} is this connection's own source: "
+        "a check by the proxy, not a client"
+        for ip, port in zip(ips, c.at("client_port", rows).tolist(), strict=True)
+    ]
+    out.add(rows, "proxy.self_addressed", msgs, *where_read(c, rows))
+
+
+def _no_room(c: Cols, vocab: Vocab, out: Extra) -> None:
+    """``toa.no_room``: a full handshake ACK without TOA, on a flow or a port that uses TOA."""
     nr = c.where(lambda r: r("no_room_cap") != NULL)
-    if nr.size:
-        toa_rows = c.where(lambda r: r("toa_carried"))
-        toa_keys = distinct(key(lambda name: c.at(name, toa_rows)))
-        rows = nr[c.at("toa_carried", nr) | _member(key(lambda name: c.at(name, nr)), toa_keys)]
-        msg = "the handshake ACK has no TOA and its options leave fewer than 8 free bytes"
-        out.add(
-            rows,
-            "toa.no_room",
-            [msg] * rows.size,
-            c.at("no_room_frame", rows),
-            c.at("no_room_cap", rows),
-        )
-    if trusted is not None:
-        rows = c.where(lambda r: r("carries_client"))
-        e = c.at("egress_ip", rows)
-        uniq, inv = np.unique(e, return_inverse=True)
-        bad_ip = np.asarray([not _in(trusted, ip) for ip in vocab.ip_decode(uniq)], dtype=bool)
-        rows = rows[bad_ip[inv]] if uniq.size else rows
-        e_txt = vocab.ip_decode(c.at("egress_ip", rows))
-        c_txt = vocab.ip_decode(c.at("client_ip", rows))
-        msgs = [
-            f"{ip} is not in --trusted; its connection"
-            + (f" claims client {who}" if who else " carries a client header")
-            for ip, who in zip(e_txt, c_txt, strict=True)
-        ]
-        out.add(rows, "client.untrusted", msgs, *where_read(c, rows))
-    return out
+    if not nr.size:
+        return
+    udp = vocab.code("udp")
+    toa_rows = c.where(lambda r: r("toa_carried"))
+    toa_keys = distinct(_key(lambda name: c.at(name, toa_rows), udp))
+    rows = nr[c.at("toa_carried", nr) | _member(_key(lambda name: c.at(name, nr), udp), toa_keys)]
+    msg = "the handshake ACK has no TOA and its options leave fewer than 8 free bytes"
+    out.add(
+        rows,
+        "toa.no_room",
+        [msg] * rows.size,
+        c.at("no_room_frame", rows),
+        c.at("no_room_cap", rows),
+    )
+
+
+def _untrusted(c: Cols, vocab: Vocab, trusted: Sequence[Any], out: Extra) -> None:
+    """``client.untrusted``: a client address carried from an egress outside ``--trusted``."""
+    rows = c.where(lambda r: r("carries_client"))
+    e = c.at("egress_ip", rows)
+    uniq, inv = np.unique(e, return_inverse=True)
+    bad_ip = np.asarray([not _in(trusted, ip) for ip in vocab.ip_decode(uniq)], dtype=bool)
+    rows = rows[bad_ip[inv]] if uniq.size else rows
+    e_txt = vocab.ip_decode(c.at("egress_ip", rows))
+    c_txt = vocab.ip_decode(c.at("client_ip", rows))
+    msgs = [
+        f"{ip} is not in --trusted; its connection"
+        + (f" claims client {who}" if who else " carries a client header")
+        for ip, who in zip(e_txt, c_txt, strict=True)
+    ]
+    out.add(rows, "client.untrusted", msgs, *where_read(c, rows))
