@@ -131,14 +131,7 @@ class LiveSession:
         from pcapip.live.tracking import LiveTracker
         from pcapip.report.analysis import Analysis
 
-        tool, tool_notes = find_tool(self.opts.tool)
-        for n in tool_notes:
-            self.note(n)
-        if tool.format == "pcap" and (self.opts.write or "").lower().endswith(".pcapng"):
-            self.note(
-                f"{tool.name} writes pcap: {self.opts.write} will hold a pcap capture "
-                "(tshark and pcapip read it by its content, not its name)"
-            )
+        tool = self._tool()
         tracker = LiveTracker(
             registry=self.registry,
             max_flows=self.opts.max_flows,
@@ -207,6 +200,18 @@ class LiveSession:
             tool=tool,
             format=feed.format if feed is not None else None,
         )
+
+    def _tool(self) -> CaptureTool:
+        """The capture tool to run, with what the operator should know about it."""
+        tool, tool_notes = find_tool(self.opts.tool)
+        for n in tool_notes:
+            self.note(n)
+        if tool.format == "pcap" and (self.opts.write or "").lower().endswith(".pcapng"):
+            self.note(
+                f"{tool.name} writes pcap: {self.opts.write} will hold a pcap capture "
+                "(tshark and pcapip read it by its content, not its name)"
+            )
+        return tool
 
     def _ended(
         self, batches: _Batches, cap: Capturer, feed: Feed, view: LiveView

@@ -147,39 +147,46 @@ class PcapngFormat:
             return -1
         head = buf[pos : pos + 12].tobytes()
         if head[:4] == b"\x0a\x0d\x0d\x0a":
-            bom = head[8:12]
-            if bom == BOM_BIG:
-                big = True
-            elif bom == BOM_LITTLE:
-                big = False
-            else:
-                raise Damage(
-                    f"section header block has a bad byte-order magic 0x{bom.hex()} "
-                    "(expected 1a2b3c4d in either byte order)",
-                    pos,
-                )
-            blen = u32(head, 4, big)
-            if blen < MIN_SHB_LEN or blen % 4 or blen > MAX_BLOCK_LEN:
-                raise Damage(f"bad block length {blen} in section header block", pos)
-            if end - pos < blen:
-                if eof:
-                    raise Damage(self.truncation(buf, pos, end), pos, cut=True)
-                return -1
-            block = buf[pos : pos + blen].tobytes()
-            self._check_trailer(block, big, pos)
-            major, minor = u16(block, 12, big), u16(block, 14, big)
-            if major != 1:
-                raise Damage(f"unsupported pcapng version {major}.{minor}", pos)
-            opts, _ = parse_options(block[24:-4], big)
-            info = {"byte_order": "big" if big else "little", "version": f"{major}.{minor}"}
-            names = {SHB_HARDWARE: "hardware", SHB_OS: "os", SHB_USERAPPL: "application"}
-            for code, value in opts:
-                if code in names:
-                    info[names[code]] = _text(value)
-            self.sections.append(info)
-            self.section = _Section(len(self.sections) - 1, big, len(self.interfaces))
-            return pos + blen
+            return self._section_header(buf, pos, end, eof, head)
+        return self._interface(buf, pos, end, eof, head)
 
+    def _section_header(self, buf: np.ndarray, pos: int, end: int, eof: bool, head: bytes) -> int:
+        """A section header block: its byte order, version and options start a section."""
+        bom = head[8:12]
+        if bom == BOM_BIG:
+            big = True
+        elif bom == BOM_LITTLE:
+            big = False
+        else:
+            raise Damage(
+                f"section header block has a bad byte-order magic 0x{bom.hex()} "
+                "(expected 1a2b3c4d in either byte order)",
+                pos,
+            )
+        blen = u32(head, 4, big)
+        if blen < MIN_SHB_LEN or blen % 4 or blen > MAX_BLOCK_LEN:
+            raise Damage(f"bad block length {blen} in section header block", pos)
+        if end - pos < blen:
+            if eof:
+                raise Damage(self.truncation(buf, pos, end), pos, cut=True)
+            return -1
+        block = buf[pos : pos + blen].tobytes()
+        self._check_trailer(block, big, pos)
+        major, minor = u16(block, 12, big), u16(block, 14, big)
+        if major != 1:
+            raise Damage(f"unsupported pcapng version {major}.{minor}", pos)
+        opts, _ = parse_options(block[24:-4], big)
+        info = {"byte_order": "big" if big else "little", "version": f"{major}.{minor}"}
+        names = {SHB_HARDWARE: "hardware", SHB_OS: "os", SHB_USERAPPL: "application"}
+        for code, value in opts:
+            if code in names:
+                info[names[code]] = _text(value)
+        self.sections.append(info)
+        self.section = _Section(len(self.sections) - 1, big, len(self.interfaces))
+        return pos + blen
+
+    def _interface(self, buf: np.ndarray, pos: int, end: int, eof: bool, head: bytes) -> int:
+        """An interface description block: link type, snap length, time resolution, name."""
         sec = self.section
         if sec is None:  # pragma: no cover - start() always parses an SHB first
             raise Damage("pcapng block before any section header", pos)
