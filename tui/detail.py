@@ -175,55 +175,7 @@ def build_detail(
     want = [int(n) for n in cands[:TIMELINE_MAX]]
     frames = index.frames([*want, *header_frames])
     tl_frames = [frames[n] for n in want if n in frames]
-    eg = (*ip_halves(eg_ip), int(eg_port))
-    orig = (*ip_halves(or_ip), int(or_port))
-    proto = 6 if transport == "tcp" else 17
-    hset = set(header_frames)
-    its_tenant = tenant(rec.get("tunnel") or "")
-    segs: list[tuple[int, bytes]] = []
-    if tl_frames:
-        pk = _decode_frames(tl_frames, registry.kinds, udp_ports)
-        theirs = tenants(pk.tun_kind.tolist(), pk.tun_id.tolist())
-        isn: dict[str, int] = {}
-        for i, fr in enumerate(tl_frames):
-            src = (int(pk.src_hi[i]), int(pk.src_lo[i]), int(pk.sport[i]))
-            dst = (int(pk.dst_hi[i]), int(pk.dst_lo[i]), int(pk.dport[i]))
-            if int(pk.proto[i]) != proto or {src, dst} != {eg, orig}:
-                continue  # a hash collision, not this flow
-            if theirs[i] != its_tenant:
-                continue  # the same inner connection in another tenant's tunnel
-            d = "→" if src == eg else "←"
-            flags = int(pk.tcp_flags[i])
-            seq = ack = None
-            if transport == "tcp":
-                raw_seq, raw_ack = int(pk.seq[i]), int(pk.ack[i])
-                isn.setdefault(d, raw_seq)
-                seq = (raw_seq - isn[d]) & 0xFFFFFFFF
-                other = "←" if d == "→" else "→"
-                ack = (raw_ack - isn[other]) & 0xFFFFFFFF if other in isn and flags & 16 else None
-            notes = []
-            if fr.number in hset:
-                notes.append(
-                    {"toa": "TOA", "ppv1": "PROXY v1", "ppv2": "PROXY v2"}.get(
-                        rec["method"], "header"
-                    )
-                )
-            if int(pk.opt_flags[i]) & 1 and fr.number not in hset:
-                notes.append("TOA-kind option")
-            det.timeline.append(
-                TimelineEntry(
-                    fr.number,
-                    fr.ts_ns,
-                    d,
-                    flags_text(flags, transport),
-                    seq,
-                    ack,
-                    int(pk.pay_len[i]),
-                    ", ".join(notes),
-                )
-            )
-            if fr.number in hset and transport == "tcp" and d == "→" and int(pk.pay_cap[i]):
-                segs.append((int(pk.seq[i]), pk.payload(i)))
+    segs = _timeline(det, tl_frames, set(header_frames), registry, udp_ports) if tl_frames else []
     det.timeline_total = max(len(cands), len(det.timeline))
     for n in header_frames:
         if n in frames:
@@ -231,28 +183,95 @@ def build_detail(
             title = f"Frame {n} · carries the {what}"
             det.packets.append(dissect(frames[n], registry, title, udp_ports))
     if rec["method"] in ("ppv1", "ppv2") and len(segs) > 1:
-        from pcapip.dissect import parse_proxy
-
-        stream = _reassemble(segs)
-        if stream:
-            r = parse_proxy(stream)
-            if r.tree is not None:
-                nums = ", ".join(str(n) for n in header_frames)
-                det.packets.append(
-                    PacketView(
-                        f"Reassembled stream start · {len(stream)} bytes from frames {nums}",
-                        None,
-                        stream,
-                        [r.tree],
-                        r.tree,
-                    )
-                )
+        view = _reassembled(segs, header_frames)
+        if view is not None:
+            det.packets.append(view)
     if not det.packets and tl_frames:
         first = tl_frames[0]
         title = f"Frame {first.number} · first packet"
         det.packets.append(dissect(first, registry, title, udp_ports))
         det.note = "no packet of this flow carried a TOA option or a PROXY header"
     return det
+
+
+def _timeline(
+    det: FlowDetail,
+    tl_frames: list[Any],
+    hset: set[int],
+    registry: Any,
+    udp_ports: dict[int, int] | None,
+) -> list[tuple[int, bytes]]:
+    """The flow's packets (``tl_frames``, found by a hash of its ports) into the detail's
+    timeline, relative sequence numbers per direction, each packet that carried the client
+    noted; returns the header-carrying segments from the egress (seq, payload)."""
+    rec = det.rec
+    transport = rec["transport"]
+    eg = (*ip_halves(rec["egress_ip"]), int(rec["egress_port"]))
+    orig = (*ip_halves(rec["origin_ip"]), int(rec["origin_port"]))
+    proto = 6 if transport == "tcp" else 17
+    its_tenant = tenant(rec.get("tunnel") or "")
+    segs: list[tuple[int, bytes]] = []
+    pk = _decode_frames(tl_frames, registry.kinds, udp_ports)
+    theirs = tenants(pk.tun_kind.tolist(), pk.tun_id.tolist())
+    isn: dict[str, int] = {}
+    for i, fr in enumerate(tl_frames):
+        src = (int(pk.src_hi[i]), int(pk.src_lo[i]), int(pk.sport[i]))
+        dst = (int(pk.dst_hi[i]), int(pk.dst_lo[i]), int(pk.dport[i]))
+        if int(pk.proto[i]) != proto or {src, dst} != {eg, orig}:
+            continue  # a hash collision, not this flow
+        if theirs[i] != its_tenant:
+            continue  # the same inner connection in another tenant's tunnel
+        d = "→" if src == eg else "←"
+        flags = int(pk.tcp_flags[i])
+        seq = ack = None
+        if transport == "tcp":
+            raw_seq, raw_ack = int(pk.seq[i]), int(pk.ack[i])
+            isn.setdefault(d, raw_seq)
+            seq = (raw_seq - isn[d]) & 0xFFFFFFFF
+            other = "←" if d == "→" else "→"
+            ack = (raw_ack - isn[other]) & 0xFFFFFFFF if other in isn and flags & 16 else None
+        notes = []
+        if fr.number in hset:
+            notes.append(
+                {"toa": "TOA", "ppv1": "PROXY v1", "ppv2": "PROXY v2"}.get(rec["method"], "header")
+            )
+        if int(pk.opt_flags[i]) & 1 and fr.number not in hset:
+            notes.append("TOA-kind option")
+        det.timeline.append(
+            TimelineEntry(
+                fr.number,
+                fr.ts_ns,
+                d,
+                flags_text(flags, transport),
+                seq,
+                ack,
+                int(pk.pay_len[i]),
+                ", ".join(notes),
+            )
+        )
+        if fr.number in hset and transport == "tcp" and d == "→" and int(pk.pay_cap[i]):
+            segs.append((int(pk.seq[i]), pk.payload(i)))
+    return segs
+
+
+def _reassembled(segs: list[tuple[int, bytes]], header_frames: list[int]) -> PacketView | None:
+    """A PROXY header split over several segments, dissected from the reassembled stream."""
+    from pcapip.dissect import parse_proxy
+
+    stream = _reassemble(segs)
+    if not stream:
+        return None
+    r = parse_proxy(stream)
+    if r.tree is None:
+        return None
+    nums = ", ".join(str(n) for n in header_frames)
+    return PacketView(
+        f"Reassembled stream start · {len(stream)} bytes from frames {nums}",
+        None,
+        stream,
+        [r.tree],
+        r.tree,
+    )
 
 
 def header_frames_of(analysis: Any, flow: int) -> list[int]:
