@@ -171,6 +171,59 @@ class HeaderFrames:
         return default
 
 
+class _Pacer:
+    """How often a load hands rows and progress to the screen: progress at most every
+    ``interval`` s (twice as often until rows were shown), rows every ``ROWS_EVERY *
+    interval`` s, each call turning the flows ended (and settled) since the last into
+    rows at a cost per call (the UI folds rows in at most every half second anyway)."""
+
+    def __init__(
+        self,
+        stream: Any,
+        tracker: Any,
+        on_rows: Callable[[Rows], None] | None,
+        on_progress: Callable[[Progress], None] | None,
+        interval: float,
+    ) -> None:
+        self.stream, self.tracker = stream, tracker
+        self.on_rows, self.on_progress, self.interval = on_rows, on_progress, interval
+        self.t0 = time.monotonic()
+        self.last = self.last_rows = 0.0
+        self.handed = False  # no rows handed over yet: every progress step tries
+
+    def step(self, force: bool = False) -> None:
+        now = time.monotonic()
+        if not force and now - self.last < (self.interval if self.handed else self.interval / 2):
+            return
+        self.last = now
+        prog = self.stream.progress
+        due = not self.handed or now - self.last_rows >= ROWS_EVERY * self.interval
+        if self.on_rows is not None and (force or due):
+            self.last_rows = now
+            prog.flows += self._hand_rows()
+        prog.seconds = now - self.t0
+        if self.on_progress is not None:
+            self.on_progress(prog)
+
+    def _hand_rows(self) -> int:
+        """Ended rows first, then the previews of flows still open, in one call; returns
+        how many flows ended."""
+        from pcapip.flows.packed import PackedRows
+
+        new = self.tracker.shown()
+        previews = self.tracker.settled_previews()
+        if new or previews:
+            block = PackedRows.concat([*new, *previews])
+            self.stream.header_frames.keep(block)
+            self.on_rows(Rows.of_packed(block, self.tracker.vocab))
+            del block
+            trim_heap()
+            if not self.handed and self.stream.first_drawn is not None:
+                self.stream.first_drawn.wait(FIRST_DRAW_WAIT)
+            self.handed = True
+        return sum(len(b) for b in new)
+
+
 class CaptureLoader:
     """One pass over a capture file: provisional rows, a frame index, the final Analysis."""
 
@@ -224,11 +277,9 @@ class CaptureLoader:
         called before the end.
         """
         from pcapip.errors import CaptureError
-        from pcapip.flows.packed import PackedRows
         from pcapip.flows.run import read_captures
         from pcapip.report.analysis import Analysis
 
-        t0 = time.monotonic()
         # a flow shows as soon as its client is known (a preview built column by column
         # from the flow table), and again when it ends; without on_rows, analyze's tracker
         tracker = (_ShowingTracker if on_rows is not None else FlowTracker)(
@@ -240,38 +291,8 @@ class CaptureLoader:
         except OSError:
             total = None
         prog = self.progress
-        last = last_rows = 0.0
-        handed = False  # no rows handed over yet: every progress step tries
+        pace = _Pacer(self, tracker, on_rows, on_progress, interval)
         sources: list[Any] = []
-
-        def flush(force: bool = False) -> None:
-            nonlocal last, last_rows, handed
-            now = time.monotonic()
-            if not force and now - last < (interval if handed else interval / 2):
-                return  # (until rows were shown, twice as often)
-            last = now
-            # rows less often than progress: each call turns the flows ended (and settled)
-            # since the last into rows, at a cost per call; the UI folds rows in at most
-            # every half second anyway
-            due = not handed or now - last_rows >= ROWS_EVERY * interval
-            if on_rows is not None and (force or due):
-                last_rows = now
-                new = tracker.shown()
-                previews = tracker.settled_previews()
-                if new or previews:
-                    # ended rows first, then the previews of flows still open: one call
-                    block = PackedRows.concat([*new, *previews])
-                    self.header_frames.keep(block)
-                    on_rows(Rows.of_packed(block, tracker.vocab))
-                    del block
-                    trim_heap()
-                    if not handed and self.first_drawn is not None:
-                        self.first_drawn.wait(FIRST_DRAW_WAIT)
-                    handed = True
-                prog.flows += sum(len(b) for b in new)
-            prog.seconds = now - t0
-            if on_progress is not None:
-                on_progress(prog)
 
         def on_open(ci: int, src: Any) -> None:
             sources.append(src)
@@ -284,7 +305,7 @@ class CaptureLoader:
             prog.frames = src.frames_read
             if len(batch) and not src.compressed:
                 prog.bytes_done = int(batch.file_offset[-1]) + int(batch.caplen[-1])
-            flush(force=prog.frames <= FIRST_BATCH)
+            pace.step(force=prog.frames <= FIRST_BATCH)
             src.batch_size = BATCH  # after a quick first batch, analyze's batch size
             if self._stop.is_set():
                 raise LoadStopped(self.path)
@@ -310,7 +331,7 @@ class CaptureLoader:
         analysis = Analysis(table, [e for e in errors if isinstance(e, CaptureError)])
         prog.flows = len(table)
         prog.done = True
-        prog.seconds = time.monotonic() - t0
+        prog.seconds = time.monotonic() - pace.t0
         if on_progress is not None:
             on_progress(prog)
         source_warnings = [str(w) for src in sources for w in src.warnings]
