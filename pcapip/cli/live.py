@@ -42,7 +42,11 @@ def _run_tui(opts: Any) -> int:
 
 
 def _check_outputs(
-    fmt: str | None, stream: str, output: str | None, write: str | None, max_rows: int,
+    fmt: str | None,
+    stream: str,
+    output: str | None,
+    write: str | None,
+    max_rows: int,
     force: bool = False,
 ) -> str:
     """Refuse unwritable -w/-o and bad --max-rows before the capture starts; returns the
@@ -61,7 +65,12 @@ def _check_outputs(
 
 
 def _write_summary(
-    a: Any, fmt: str, summary_fmt: str, output: str | None, by: str, max_rows: int,
+    a: Any,
+    fmt: str,
+    summary_fmt: str,
+    output: str | None,
+    by: str,
+    max_rows: int,
     force: bool = False,
 ) -> None:
     """The final summary: to -o, else after the live view on stdout (table), else on stderr:
@@ -228,7 +237,7 @@ def _write_summary(
     default=0,
     metavar="N",
     help="With --metrics: also count flows per egress IP, for the first N addresses seen "
-    "(the rest as egress_ip=\"other\"), so the series stay bounded.",
+    '(the rest as egress_ip="other"), so the series stay bounded.',
 )
 def command(
     iface: str | None,
@@ -284,15 +293,7 @@ def command(
     if flows_file is not None:
         check_output(flows_file, "--flows", force)
     summary_fmt = _check_outputs(fmt, stream, output, write, max_rows, force)
-    from pcapip.live.ring import RingSpec
-
-    ring_spec = RingSpec.parse(ring)
-    if ring_spec is not None and not write:
-        raise UsageError("-b needs -w FILE: the ring's files are named after it")
-    if snaplen is not None and snaplen < 1:
-        raise UsageError("--snaplen must be at least 1")
-    if buffer_mib < 1:
-        raise UsageError("--buffer-size must be at least 1 MiB")
+    ring_spec = _check_capture(ring, write, snaplen, buffer_mib, metrics)
     opts = LiveOptions(
         iface=iface,
         bpf=bpf,
@@ -312,39 +313,11 @@ def command(
         metrics_egress=metrics_egress,
         ring=ring_spec,
     )
-    if metrics is not None:
-        from pcapip.live.metrics import parse_address
-
-        parse_address(metrics)  # a bad address is a usage error before the capture starts
     if tui:
         return _run_tui(opts)
-    fmt = stream
-    note = None
-    if fmt == "table":
-        from pcapip.live.output import RichSink
-        from pcapip.report.write import stdout_console
-
-        console = stdout_console()
-        sink: Any = RichSink(console)
-        if console.is_terminal:
-
-            def note(message: str) -> None:
-                console.print(f"pcapip: {message}", style="yellow", highlight=False, markup=False)
-    else:
-        from pcapip.live.output import AppendingFile, LineSink
-
-        target: Any = sys.stdout
-        if flows_file is not None:
-            try:
-                target = AppendingFile(flows_file)
-            except OSError as exc:
-                raise UsageError(f"--flows {flows_file}: {exc.strerror or exc}") from None
-        sink = LineSink(fmt, target)
-
-    session = LiveSession(opts, sink, note=note)
-    result = session.run()
-    _write_summary(result.analysis, fmt, summary_fmt, output, by, max_rows, force)
-
+    sink, note = _sink(stream, flows_file)
+    result = LiveSession(opts, sink, note=note).run()
+    _write_summary(result.analysis, stream, summary_fmt, output, by, max_rows, force)
     if result.error is not None:
         raise result.error
     if fail_on is not None:
@@ -354,3 +327,55 @@ def command(
         if worst is not None and worst >= Level.parse(fail_on):
             return 1
     return 0
+
+
+def _check_capture(
+    ring: tuple[str, ...],
+    write: str | None,
+    snaplen: int | None,
+    buffer_mib: int,
+    metrics: str | None,
+) -> Any:
+    """The capture options checked before anything starts (a bad one is a usage error,
+    not a capture that fails later); the ring's spec (or None)."""
+    from pcapip.live.ring import RingSpec
+
+    if metrics is not None:
+        from pcapip.live.metrics import parse_address
+
+        parse_address(metrics)
+
+    ring_spec = RingSpec.parse(ring)
+    if ring_spec is not None and not write:
+        raise UsageError("-b needs -w FILE: the ring's files are named after it")
+    if snaplen is not None and snaplen < 1:
+        raise UsageError("--snaplen must be at least 1")
+    if buffer_mib < 1:
+        raise UsageError("--buffer-size must be at least 1 MiB")
+    return ring_spec
+
+
+def _sink(fmt: str, flows_file: str | None) -> tuple[Any, Any]:
+    """Where the rolling output goes (a live table, or lines to stdout or the appended
+    ``--flows`` file) and how notes are shown (None: on stderr)."""
+    if fmt == "table":
+        from pcapip.live.output import RichSink
+        from pcapip.report.write import stdout_console
+
+        console = stdout_console()
+        if not console.is_terminal:
+            return RichSink(console), None
+
+        def note(message: str) -> None:
+            console.print(f"pcapip: {message}", style="yellow", highlight=False, markup=False)
+
+        return RichSink(console), note
+    from pcapip.live.output import AppendingFile, LineSink
+
+    target: Any = sys.stdout
+    if flows_file is not None:
+        try:
+            target = AppendingFile(flows_file)
+        except OSError as exc:
+            raise UsageError(f"--flows {flows_file}: {exc.strerror or exc}") from None
+    return LineSink(fmt, target), None

@@ -17,6 +17,7 @@ Each walk returns ``(records, next_position, status, detail)``.
 from __future__ import annotations
 
 from .accel import kernel
+from .accel_helpers import kernel_helper
 from .kernel_bytes import u16, u32
 
 # walk status codes
@@ -137,93 +138,33 @@ def walk_pcapng(
     status = WALK_FULL
     detail = 0
     while n < max_records:
-        if end - pos < 8:
-            status = WALK_NEED_MORE
-            break
-        btype = u32(buf, pos, big)
-        blen = u32(buf, pos + 4, big)
-        if btype == BT_SHB:
-            status = WALK_CONTROL
-            break
-        if blen < 12 or (blen & 3) != 0 or blen > max_block:
-            status = WALK_BAD_BLOCK_LEN
-            detail = blen
-            break
-        if end - pos < blen:
-            status = WALK_NEED_MORE
-            break
-        t = pos + blen - 4
-        trailer = u32(buf, t, big)
-        if trailer != blen:
-            status = WALK_BAD_TRAILER
-            detail = trailer
-            break
-        if btype == BT_IDB:
-            status = WALK_CONTROL
+        status, detail, btype, blen = block_frame(buf, pos, end, big, max_block)
+        if status != WALK_FULL:
             break
         if btype in (BT_EPB, BT_PB, BT_SPB):
-            hdr = 16 if btype == BT_SPB else 32
-            if blen < hdr:
+            if blen < (16 if btype == BT_SPB else 32):
                 status = WALK_BAD_BLOCK_LEN
                 detail = blen
                 break
-            q = pos + 8
-            if btype == BT_EPB:
-                iface = u32(buf, q, big)
-            elif btype == BT_PB:
-                iface = u16(buf, q, big)
-            else:
-                iface = 0
+            iface = 0 if btype == BT_SPB else block_iface(buf, pos, btype, big)
             if iface >= n_if:
                 status = WALK_BAD_IFACE
                 detail = iface
                 break
             if btype == BT_SPB:
-                origlen = u32(buf, q, big)
-                caplen = blen - 16
-                if origlen < caplen:
-                    caplen = origlen
-                snap = if_snap[0]
-                if 0 < snap < caplen:
-                    caplen = snap
+                caplen, origlen = spb_lengths(buf, pos, blen, big, if_snap[0])
                 ns = 0
                 data = pos + 12
             else:
-                hi = u32(buf, q + 4, big)
-                lo = u32(buf, q + 8, big)
-                caplen = u32(buf, q + 12, big)
-                origlen = u32(buf, q + 16, big)
+                caplen = u32(buf, pos + 20, big)
                 if caplen > blen - 32:
                     status = WALK_BAD_PKT_LEN
                     detail = caplen
                     break
+                origlen = u32(buf, pos + 24, big)
                 data = pos + 28
-                # timestamp ticks -> ns since the epoch, saturating instead of overflowing
-                if hi >= 2147483648:
-                    ns = INT64_MAX
-                else:
-                    ts = (hi << 32) | lo
-                    mode = if_mode[iface]
-                    a = if_a[iface]
-                    b = if_b[iface]
-                    if mode == TS_BIN:
-                        secs = ts >> a
-                        frac = ts - (secs << a)
-                        if a <= 33:
-                            fns = (frac * 1000000000) >> a
-                        else:
-                            fns = ((frac >> (a - 33)) * 1000000000) >> 33
-                    else:
-                        secs = ts // a
-                        frac = ts - secs * a
-                        fns = frac * b if mode == TS_DEC_MUL else frac // b
-                    secs += if_secoff[iface]
-                    if secs > _SECS_MAX:
-                        ns = INT64_MAX
-                    elif secs < -_SECS_MAX:
-                        ns = -INT64_MAX
-                    else:
-                        ns = secs * 1000000000 + fns
+                hi, lo = u32(buf, pos + 12, big), u32(buf, pos + 16, big)
+                ns = pcapng_ns(hi, lo, if_mode[iface], if_a[iface], if_b[iface], if_secoff[iface])
             out_off[n] = data
             out_caplen[n] = caplen
             out_origlen[n] = origlen
@@ -234,3 +175,71 @@ def walk_pcapng(
             n += 1
         pos += blen
     return n, pos, status, detail
+
+
+@kernel_helper
+def block_frame(buf, pos, end, big, max_block):
+    """``(status, detail, type, length)`` of the pcapng block at ``pos``: WALK_FULL when it
+    is whole in the buffer with sound lengths and is not an SHB or IDB (those stop the
+    walk: WALK_CONTROL, an SHB before its length is trusted, which may be byte-swapped)."""
+    if end - pos < 8:
+        return WALK_NEED_MORE, 0, 0, 0
+    btype = u32(buf, pos, big)
+    blen = u32(buf, pos + 4, big)
+    if btype == BT_SHB:
+        return WALK_CONTROL, 0, btype, blen
+    if blen < 12 or (blen & 3) != 0 or blen > max_block:
+        return WALK_BAD_BLOCK_LEN, blen, btype, blen
+    if end - pos < blen:
+        return WALK_NEED_MORE, 0, btype, blen
+    trailer = u32(buf, pos + blen - 4, big)
+    if trailer != blen:
+        return WALK_BAD_TRAILER, trailer, btype, blen
+    if btype == BT_IDB:
+        return WALK_CONTROL, 0, btype, blen
+    return WALK_FULL, 0, btype, blen
+
+
+@kernel_helper
+def block_iface(buf, pos, btype, big):
+    """The interface an EPB (32 bits) or an obsolete PB (16 bits) names."""
+    if btype == BT_EPB:
+        return u32(buf, pos + 8, big)
+    return u16(buf, pos + 8, big)
+
+
+@kernel_helper
+def spb_lengths(buf, pos, blen, big, snap):
+    """A simple packet block's (captured, original) lengths: the block's room, never more
+    than the original length or the interface's snap length."""
+    origlen = u32(buf, pos + 8, big)
+    caplen = blen - 16
+    if origlen < caplen:
+        caplen = origlen
+    if 0 < snap < caplen:
+        caplen = snap
+    return caplen, origlen
+
+
+@kernel_helper
+def pcapng_ns(hi, lo, mode, a, b, secoff):
+    """Timestamp ticks ``(hi, lo)`` of an interface with conversion ``(mode, a, b)`` (see
+    ``TS_*``) and ``secoff`` seconds of if_tsoffset -> ns since the epoch, saturating
+    instead of overflowing."""
+    if hi >= 2147483648:
+        return INT64_MAX
+    ts = (hi << 32) | lo
+    if mode == TS_BIN:
+        secs = ts >> a
+        frac = ts - (secs << a)
+        fns = (frac * 1000000000) >> a if a <= 33 else ((frac >> (a - 33)) * 1000000000) >> 33
+    else:
+        secs = ts // a
+        frac = ts - secs * a
+        fns = frac * b if mode == TS_DEC_MUL else frac // b
+    secs += secoff
+    if secs > _SECS_MAX:
+        return INT64_MAX
+    if secs < -_SECS_MAX:
+        return -INT64_MAX
+    return secs * 1000000000 + fns
