@@ -294,3 +294,48 @@ def test_one_read_loop() -> None:
             if name in ("finish_table", "feed") or ast.unparse(f) == "gc.disable":
                 bad.append(f"{rel}:{node.lineno} calls {ast.unparse(f)}")
     assert not bad, "a read loop outside pcapip.flows.run:\n" + "\n".join(bad)
+
+
+MAX_FILE_LINES = 500  # a module is a small room named for its job
+MAX_FUNCTION_LINES = 80  # a function fits on a screen (its docstring not counted)
+
+
+def _product_files() -> list[Path]:
+    """Every module of the product: the library and the TUI (whose folder is linked into
+    the package as pcapip/tui in some checkouts: counted once)."""
+    lib = [p for p in (ROOT / "pcapip").rglob("*.py") if "tui" not in p.relative_to(ROOT).parts[1:2]]
+    return sorted([*lib, *(ROOT / "tui").rglob("*.py")])
+
+
+def _code_lines(node: ast.FunctionDef | ast.AsyncFunctionDef) -> int:
+    lines = node.end_lineno - node.lineno + 1
+    doc = node.body[0]
+    if isinstance(doc, ast.Expr) and isinstance(doc.value, ast.Constant) and isinstance(
+        doc.value.value, str
+    ):
+        lines -= doc.end_lineno - doc.lineno + 1
+    return lines
+
+
+def test_modules_and_functions_are_small() -> None:
+    """No module over MAX_FILE_LINES lines and no function over MAX_FUNCTION_LINES lines of
+    code, in the library or the TUI: a longer one does two jobs (the compiled kernels are
+    held to the same limit, and to short argument lists, in test_kernel_shape)."""
+    big, long = [], []
+    for path in _product_files():
+        rel = path.relative_to(ROOT).as_posix()
+        text = path.read_text()
+        if text.count("\n") > MAX_FILE_LINES:
+            big.append(f"{rel}: {text.count(chr(10))} lines")
+        for node in ast.walk(ast.parse(text)):
+            is_def = isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef))
+            if is_def and _code_lines(node) > MAX_FUNCTION_LINES:
+                long.append(f"{rel}:{node.lineno} {node.name}: {_code_lines(node)} lines")
+    assert not big and not long, "\n".join(big + long)
+    assert len(_product_files()) > 150  # (the walk found the product)
+
+
+def test_the_size_check_finds_a_long_function() -> None:
+    src = "def f():\n    '''doc\n    more'''\n" + "    x = 1\n" * (MAX_FUNCTION_LINES)
+    node = ast.parse(src).body[0]
+    assert _code_lines(node) == MAX_FUNCTION_LINES + 1  # the def line and the body
