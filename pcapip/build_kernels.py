@@ -52,6 +52,7 @@ KERNEL_MODULES = (
     "pcapip.flows.kernel",
     "pcapip.flows.kernel_keys",
     "pcapip.flows.kernel_expire",
+    "pcapip.flows.kernel_plain",
     "pcapip.report.textkernel",
 )
 MODULE_BASENAME = accel.AOT_MODULE.rpartition(".")[2]

@@ -30,6 +30,7 @@ ALL_KERNELS = {
     "decode_frames",
     "track_tcp",
     "expire",
+    "plain_rows",
     "unindex",
     "reindex",
     "text_lines",

@@ -50,9 +50,9 @@ def _rows_seen():
     seen: list[np.ndarray] = []
     real = ending.compact_plain
 
-    def spy(S, X, P, rows, headers, vocab):
-        seen.append(np.concatenate((S[rows], X[rows]), axis=1))
-        return real(S, X, P, rows, headers, vocab)
+    def spy(tab, rows, vocab):
+        seen.append(np.concatenate((tab.S[rows], tab.X[rows]), axis=1))
+        return real(tab, rows, vocab)
 
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(ending, "compact_plain", spy)

@@ -20,8 +20,8 @@ from typing import Any
 
 import numpy as np
 
+from pcapip.flows import kernel_plain as KP
 from pcapip.flows import layout as L
-from pcapip.flows.attempts import attempt_status
 from pcapip.flows.columns import METHODS, STATUSES
 from pcapip.flows.packed import Vocab
 from pcapip.flows.plainheader import proxy_headers
@@ -30,40 +30,32 @@ from pcapip.flows.rowblock import RowBlock
 from pcapip.flows.verdict import verdict
 
 
-def compact_plain(
-    S: np.ndarray,
-    X: np.ndarray,
-    P: np.ndarray,
-    rows: np.ndarray,
-    headers: dict[int, Any],
-    vocab: Vocab,
-) -> RowBlock:
-    """Rows of flows held in the flow table without a TcpFlow object, computed as columns.
+def compact_plain(tab: Any, rows: np.ndarray, vocab: Vocab) -> RowBlock:
+    """Rows of flows held in the flow table ``tab`` (``TcpTable``) without a TcpFlow
+    object, computed as columns.
 
     Such a flow raised no finding while its packets were read, read any TOA
     option itself (a clean IPv4 client variant) and, if its first segment
     was a PROXY header, read it from that one segment: a clean one in the
-    row's header fields (HDR_ROW), any other in ``headers`` (row -> HeaderSeen,
+    row's header fields (HDR_ROW), any other in ``tab.headers`` (row -> HeaderSeen,
     HDR_DICT). The rules are those of ``pcapip.flows.rows._compact_tcp`` for
     these states, each row's findings in the same order. The address columns
     are address codes of ``vocab`` (``pcapip.flows.packed``), ready to pack.
     """
-    p = Plain(S, X, rows, vocab)
+    p = Plain(tab, rows)
     block = RowBlock()
     c = block.cols  # numbers, flags and addresses as arrays, texts as lists: both pack as they are
     p.ends(vocab, c)
     cl = Client(p.n, vocab)
     late = _toa(p, cl)
-    notes = proxy_headers(p, cl, P, headers, late)
+    notes = proxy_headers(p, cl, tab.P, tab.headers, late)
     _findings(block, p, notes, late)
     no = np.zeros(p.n, dtype=bool)
-    m, st = verdict(
-        cl.hdr_status, cl.hdr_version, p.has_toa, no, no, p.start_seen, _attempts(p.M, p.og)
-    )
+    m, st = verdict(cl.hdr_status, cl.hdr_version, p.has_toa, no, no, p.start_seen, p.attempts())
     c["method"] = np.array([vocab.code(x) for x in METHODS], dtype=np.int32)[m]
     cl.clients(c)
     # a tunnel's text is 1 + its code in this vocabulary (flows/tunnels.py)
-    tun = p.M[:, L.F_TUN_TEXT]
+    tun = p.F[KP.PL_TUN]
     c["tunnel"] = np.where(tun > 0, tun - 1, vocab.code("")).astype(np.int32)
     c["status"] = np.array([vocab.code(x) for x in STATUSES], dtype=np.int32)[st]
     cl.frames(c, p.n)
@@ -141,14 +133,13 @@ def _findings(
         columns = zip(*late.values(), strict=True)
         for values, out in zip(columns, (f_code, f_msg, f_frame, f_cap), strict=True):
             out.extend(values)
-    M = p.M
     # no client address carried and the origin hung up on the first data
     quiet = np.flatnonzero(p.silent & ~p.has_toa & p.start_seen & ~p.has_hdr)
     for r, rst, fr, cap in zip(
         quiet.tolist(),
-        M[quiet, L.C0_RST].tolist(),
-        M[quiet, L.C0_FRAME].tolist(),
-        M[quiet, L.C0_CAP].tolist(),
+        p.field(quiet, L.C0_RST).tolist(),
+        p.field(quiet, L.C0_FRAME).tolist(),
+        p.field(quiet, L.C0_CAP).tolist(),
         strict=True,
     ):
         what = "RST" if rst else "FIN"
@@ -156,25 +147,9 @@ def _findings(
         add(r, ("origin.closed_silently", said, fr, cap))
     mid = np.flatnonzero(~p.start_seen)
     for r, fr, cap in zip(
-        mid.tolist(), M[mid, L.F_FIRST_FRAME].tolist(), M[mid, L.F_CAPTURE].tolist(), strict=True
+        mid.tolist(),
+        p.field(mid, L.F_FIRST_FRAME).tolist(),
+        p.field(mid, L.F_CAPTURE).tolist(),
+        strict=True,
     ):
         add(r, ("flow.mid_stream", "no SYN or SYN-ACK captured for this connection", fr, cap))
-
-
-def _attempts(M: np.ndarray, og: np.ndarray) -> np.ndarray:
-    """What became of each flow as a connection attempt (``attempts.attempt_status``:
-    0, or 1 + index in ATTEMPT_STATUSES; ``rows._attempt`` asks the same of one flow)."""
-    nc = M[:, L.F_NCLOSES]
-    c0 = (nc > 0) & (M[:, L.C0_SIDE] == og)
-    c1 = (nc > 1) & (M[:, L.C1_SIDE] == og)
-    e0 = (nc > 0) & (M[:, L.C0_SIDE] != og)
-    e1 = (nc > 1) & (M[:, L.C1_SIDE] != og)
-    return attempt_status(
-        M[:, L.F_SYN_SEQ] >= 0,
-        M[:, L.F_SYNACK] != 0,
-        M[:, L.F_HS],
-        (M[:, L.F_PAY0] != 0) | (M[:, L.F_PAY1] != 0),
-        e0 | e1,
-        c0 | c1,
-        (c0 & (M[:, L.C0_RST] != 0)) | (c1 & (M[:, L.C1_RST] != 0)),
-    )

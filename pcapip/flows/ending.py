@@ -168,7 +168,7 @@ def _rows_plain(
     for lo in range(0, plain.size, COMPACT_MAX):
         part = plain[lo : lo + COMPACT_MAX]
         block = PackedRows.pack(
-            compact_plain(tab.S, tab.X, tab.P, part, tab.headers, vocab), vocab
+            compact_plain(tab, part, vocab), vocab
         )
         held.keep(block)
         if cb is not None:

@@ -59,6 +59,7 @@ from .kernel_out import (
     hand_over,
     push,
 )
+from .kernel_plain import plain_rows
 from .kernel_proxy import (
     first_segment,
     keep_first_payload,
@@ -121,6 +122,7 @@ __all__ = [
     "_K3",
     "_M32",
     "expire",
+    "plain_rows",
     "reindex",
     "track_tcp",
     "unindex",

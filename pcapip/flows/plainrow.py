@@ -12,92 +12,80 @@ from typing import Any
 
 import numpy as np
 
+from pcapip.flows import kernel_plain as KP
 from pcapip.flows import layout as L
+from pcapip.flows.attempts import attempt_status
 from pcapip.flows.packed import NO_IP, NULL, Vocab
-from pcapip.flows.state import HS_DONE
 from pcapip.flows.verdict import NO_HEADER
 
 
 class Plain:
-    """The flow table's fields of a slice of plain rows, and what every part of the row
-    derives from them (which side is the egress, what was seen)."""
+    """The facts of a slice of plain flow-table rows (``kernel_plain.plain_rows``, one pass
+    over the table's rows) and what every part of the output row derives from them."""
 
-    def __init__(self, S: np.ndarray, X: np.ndarray, rows: np.ndarray, vocab: Vocab) -> None:
-        # the flow table's fields for every row; its second part (a TOA option's or a
-        # PROXY header's fields) only for the rows that have one (``whole``): a flood has none
-        self.M = M = S[rows]
-        self.X, self.rows, self.n = X, rows, len(rows)
-        # (three flat takes: a gather of a few columns over scattered rows by 2-d fancy
-        # indexing costs several times as much)
-        flat, at = X.reshape(-1), rows * X.shape[1] - L.XBASE
-        self.ts_set, self.ta_set, self.td_set = (
-            flat[at + b] != 0 for b in (L.TS_SET, L.TA_SET, L.TD_SET)
-        )
-        self.a_port, self.b_port = M[:, L.K_APORT], M[:, L.K_BPORT]
-        self.egress = egress = M[:, L.F_EGRESS]
-        guess = np.where(
-            self.a_port != self.b_port,
-            np.where(self.a_port > self.b_port, 0, 1),
-            1 - M[:, L.F_FIRST_SIDE],
-        )
-        self.eg = eg = np.where(egress >= 0, egress, guess)
-        self.og = og = 1 - eg
-        self.a_is_e = a_is_e = eg == 0
-        self.kind = M[:, L.F_HEADER]
+    def __init__(self, tab: Any, rows: np.ndarray) -> None:
+        self.S, self.X = tab.S, tab.X
+        self.rows = rows = np.ascontiguousarray(rows, dtype=np.int64)
+        self.n = rows.size
+        self.F = F = np.empty((KP.N_PLAIN, self.n), dtype=np.int64)
+        tab.plain_fn(self.S, self.X, rows, F)
+        self.ts_set, self.ta_set, self.td_set = F[KP.PL_TS] != 0, F[KP.PL_TA] != 0, F[KP.PL_TD] != 0
+        self.egress, self.og = F[KP.PL_EGRESS], F[KP.PL_OG]
+        self.kind = F[KP.PL_KIND]
         self.has_hdr = self.kind != 0
         self.has_toa = self.ts_set | self.ta_set | self.td_set
         # the TOA a receiving module most likely uses: handshake ACK, else SYN, else data
         self.g = np.where(self.ta_set, L.TA_SET, np.where(self.ts_set, L.TS_SET, L.TD_SET))
-        self.start_seen = (M[:, L.F_SYN_SEQ] >= 0) | (M[:, L.F_SYNACK] != 0)
-        self.hs_done = M[:, L.F_HS] == HS_DONE
-        self.pay_eg = np.where(a_is_e, M[:, L.F_PAY0], M[:, L.F_PAY1]) != 0
-        # the origin closed first, having sent nothing, after data from the egress side
-        self.silent = (
-            (egress >= 0)
-            & self.pay_eg
-            & (M[:, L.F_NCLOSES] > 0)
-            & (M[:, L.C0_SIDE] == og)
-            & ((np.where(og == 0, M[:, L.C0_P0], M[:, L.C0_P1])) == 0)
-            & ((np.where(a_is_e, M[:, L.C0_P0], M[:, L.C0_P1])) != 0)
-        )
+        self.start_seen = F[KP.PL_START_SEEN] != 0
+        self.hs_done = F[KP.PL_HS_DONE] != 0
+        self.pay_eg = F[KP.PL_SPOKE] != 0
+        self.silent = F[KP.PL_SILENT] != 0
 
     def whole(self, sub: np.ndarray) -> np.ndarray:
         """Every field of rows ``sub``, numbered as in layout."""
-        return np.concatenate((self.M[sub], self.X[self.rows[sub]]), axis=1)
+        r = self.rows[sub]
+        return np.concatenate((np.take(self.S, r, axis=0), self.X[r]), axis=1)
+
+    def field(self, sub: np.ndarray, f: int) -> np.ndarray:
+        """Flow-table field ``f`` (of S) of rows ``sub``."""
+        return self.S[self.rows[sub], f]
+
+    def attempts(self) -> np.ndarray:
+        """What became of each flow as a connection attempt (``attempts.attempt_status``)."""
+        F = self.F
+        return attempt_status(
+            F[KP.PL_SYN] != 0,
+            F[KP.PL_SYNACK] != 0,
+            F[KP.PL_HS],
+            F[KP.PL_ANY_PAY] != 0,
+            F[KP.PL_E_CLOSED] != 0,
+            F[KP.PL_O_CLOSED] != 0,
+            F[KP.PL_O_RST] != 0,
+        )
 
     def ends(self, vocab: Vocab, c: dict[str, Any]) -> None:
         """The columns every row has: where, when, the two ends, counters, the handshake."""
-        M, n, a_is_e, hs_done = self.M, self.n, self.a_is_e, self.hs_done
-        side = lambda a, b: np.where(a_is_e, M[:, a], M[:, b])  # noqa: E731 (egress's)
-        e_ip = vocab.ip_from_halves(side(L.K_AHI, L.K_BHI), side(L.K_ALO, L.K_BLO))
-        o_ip = vocab.ip_from_halves(side(L.K_BHI, L.K_AHI), side(L.K_BLO, L.K_ALO))
-        c["capture"] = M[:, L.F_CAPTURE]
-        c["first_frame"] = M[:, L.F_FIRST_FRAME]
+        F, n = self.F, self.n
+        e_ip = vocab.ip_from_halves(F[KP.PL_E_HI], F[KP.PL_E_LO])
+        o_ip = vocab.ip_from_halves(F[KP.PL_O_HI], F[KP.PL_O_LO])
+        c["capture"] = F[KP.PL_CAPTURE]
+        c["first_frame"] = F[KP.PL_FIRST_FRAME]
         c["transport"] = np.full(n, vocab.code("tcp"), dtype=np.int32)
-        c["start_ns"] = M[:, L.F_START]
-        c["end_ns"] = M[:, L.F_END]
+        c["start_ns"] = F[KP.PL_START]
+        c["end_ns"] = F[KP.PL_END]
         c["egress_ip"] = e_ip
-        c["egress_port"] = np.where(a_is_e, self.a_port, self.b_port)
+        c["egress_port"] = F[KP.PL_E_PORT]
         c["origin_ip"] = o_ip
-        c["origin_port"] = np.where(a_is_e, self.b_port, self.a_port)
-        c["packets"] = M[:, L.F_PACKETS]
-        c["bytes"] = M[:, L.F_BYTES]
+        c["origin_port"] = F[KP.PL_O_PORT]
+        c["packets"] = F[KP.PL_PACKETS]
+        c["bytes"] = F[KP.PL_BYTES]
         c["spoke"] = self.pay_eg
         c["carries_client"] = self.has_toa | self.has_hdr
         c["toa_carried"] = self.has_toa
-        c["hs_done"] = hs_done
-        c["hs_toa"] = M[:, L.F_HS_TOA] != 0
+        c["hs_done"] = self.hs_done
+        c["hs_toa"] = F[KP.PL_HS_TOA] != 0
         c["toa_in_syn"] = self.ts_set
-        no_room = (
-            hs_done
-            & (M[:, L.F_HS_TOA] == 0)
-            & (M[:, L.F_HS_OPT_LEN] > 40 - 8)
-            & (M[:, L.F_HS_FRAME] >= 0)
-        )
-        c["no_room"] = (
-            np.where(no_room, M[:, L.F_HS_CAPTURE], NULL),
-            np.where(no_room, M[:, L.F_HS_FRAME], NULL),
-        )
+        c["no_room"] = (F[KP.PL_NR_CAP], F[KP.PL_NR_FRAME])
 
 
 Note = tuple[str, str, "int | None", int]  # (code, message, frame, capture)

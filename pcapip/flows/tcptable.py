@@ -132,6 +132,7 @@ class TcpTable:
         self.expire_fn = K.expire.get(backend)
         self.unindex_fn = K.unindex.get(backend)
         self._reindex = K.reindex.get(backend)
+        self.plain_fn = K.plain_rows.get(backend)
         self._settle_gc = self.compiled
 
     def _choose(self, n: int) -> None:
@@ -424,7 +425,7 @@ class TcpTable:
         py = self.S[s, L.F_EXTRA] != 0
         out = []
         if (~py).any():
-            block = compact_plain(self.S, self.X, self.P, s[~py], self.headers, vocab)
+            block = compact_plain(self, s[~py], vocab)
             out.append(PackedRows.pack(block, vocab))
         if py.any():
             rows = [preview(load(self, r)) for r in s[py].tolist()]
