@@ -71,7 +71,7 @@ class Rows:
         """Provisional rows (packed rows of flows ended or settled, coded in ``vocab``):
         no flow number yet, their own findings only. Adds the findings' texts to
         ``vocab`` (call it where the tracker that owns ``vocab`` runs)."""
-        from pcapip.flows.findings import ORDER
+        from pcapip.flows.findings import join_codes
 
         pc = packed.cols
         n = len(packed)
@@ -91,7 +91,7 @@ class Rows:
                 have.append(texts[code])
         findings = np.full(n, vocab.code(""), np.int64)
         for row, have in per_row.items():
-            findings[row] = vocab.code(";".join(sorted(have, key=lambda x: ORDER.get(x, len(ORDER)))))
+            findings[row] = vocab.code(join_codes(have))
         cols["findings"] = findings
         cols["_frame"] = np.asarray(pc["first_frame"])
         cols["_order"] = cols["_frame"].copy()

@@ -8,6 +8,7 @@ flow stage can emit must be listed here (a test checks it).
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from enum import IntEnum
 
@@ -350,9 +351,10 @@ def kind(code: str) -> FindingKind:
     return CATALOGUE[code]
 
 
-def join_codes(codes: set[str] | list[str]) -> str:
-    """A flow's findings column: distinct codes in catalogue order, so output is stable."""
-    return ";".join(sorted(set(codes), key=ORDER.__getitem__))
+def join_codes(codes: Iterable[str]) -> str:
+    """A flow's findings column: distinct codes in catalogue order, so output is stable
+    (a code the catalogue does not know, last). Every writer of the column spells it so."""
+    return ";".join(sorted(set(codes), key=lambda c: ORDER.get(c, len(ORDER))))
 
 
 # Receiving-side module families per TOA kind, to answer "the server still sees the proxy's

@@ -12,7 +12,7 @@ import numpy as np
 
 from pcapip.flows.columns import METHODS, STATUSES
 from pcapip.flows.crossflow import Cols, Extra
-from pcapip.flows.findings import CATALOGUE, ORDER
+from pcapip.flows.findings import CATALOGUE, ORDER, join_codes
 from pcapip.flows.packed import NULL, PackedRows, Vocab, distinct
 from pcapip.flows.reorder import SLICE
 
@@ -67,7 +67,7 @@ def findings_column(n: int, fnd: dict[str, np.ndarray], vocab: Vocab) -> Iterato
     uniq, inv = np.unique(mask, return_inverse=True)
     names = np.asarray(
         [
-            vocab.code(";".join(texts[k] for r, k in enumerate(by_code) if m >> r & 1))
+            vocab.code(join_codes(texts[k] for r, k in enumerate(by_code) if m >> r & 1))
             for m in uniq.tolist()
         ],
         dtype=np.int32,

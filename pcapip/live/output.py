@@ -26,7 +26,7 @@ from typing import IO, Any, Protocol
 
 from pcapip.flows.columns import COLUMNS, METHODS
 from pcapip.flows.crossflow import missing_client
-from pcapip.flows.findings import CATALOGUE, ORDER, Level
+from pcapip.flows.findings import CATALOGUE, ORDER, Level, join_codes
 from pcapip.flows.rows import FlowRow
 from pcapip.flows.ruled import judge_row
 
@@ -35,10 +35,6 @@ def iso_ns(ns: int) -> str:
     """Nanoseconds since the epoch as ``analyze`` writes times: ISO 8601, 9 digits, ``Z``."""
     sec, frac = divmod(int(ns), 1_000_000_000)
     return datetime.fromtimestamp(sec, UTC).strftime("%Y-%m-%dT%H:%M:%S") + f".{frac:09d}Z"
-
-
-def _join(codes: Sequence[str]) -> str:
-    return ";".join(sorted(set(codes), key=lambda c: ORDER.get(c, len(ORDER))))
 
 
 class CrossFlow:
@@ -104,7 +100,7 @@ def record(number: int, r: FlowRow, codes: Sequence[str], rule: str = "") -> dic
     """A rolling line as a dict in analyze's COLUMNS order, with its values as analyze's
     JSON has them (None for missing, "" for no TLVs or no findings)."""
     own = {"flow": number, "start": iso_ns(r.start_ns), "end": iso_ns(r.end_ns),
-           "findings": _join(codes), "rule": rule}
+           "findings": join_codes(codes), "rule": rule}
     return {c: own[c] if c in own else getattr(r, c) for c in COLUMNS}
 
 
