@@ -164,14 +164,9 @@ class PcapngFormat:
                 pos,
             )
         blen = u32(head, 4, big)
-        if blen < MIN_SHB_LEN or blen % 4 or blen > MAX_BLOCK_LEN:
-            raise Damage(f"bad block length {blen} in section header block", pos)
-        if end - pos < blen:
-            if eof:
-                raise Damage(self.truncation(buf, pos, end), pos, cut=True)
+        block = self._whole(buf, pos, end, eof, big, blen, MIN_SHB_LEN, "section header block")
+        if block is None:
             return -1
-        block = buf[pos : pos + blen].tobytes()
-        self._check_trailer(block, big, pos)
         major, minor = u16(block, 12, big), u16(block, 14, big)
         if major != 1:
             raise Damage(f"unsupported pcapng version {major}.{minor}", pos)
@@ -194,14 +189,10 @@ class PcapngFormat:
         btype, blen = u32(head, 0, big), u32(head, 4, big)
         if btype != w.BT_IDB:  # pragma: no cover - the walk stops only at SHB/IDB
             raise Damage(f"unexpected {block_name(btype)}", pos)
-        if blen < MIN_IDB_LEN or blen % 4 or blen > MAX_BLOCK_LEN:
-            raise Damage(f"bad block length {blen} in interface description block", pos)
-        if end - pos < blen:
-            if eof:
-                raise Damage(self.truncation(buf, pos, end), pos, cut=True)
+        what = "interface description block"
+        block = self._whole(buf, pos, end, eof, big, blen, MIN_IDB_LEN, what)
+        if block is None:
             return -1
-        block = buf[pos : pos + blen].tobytes()
-        self._check_trailer(block, big, pos)
         linktype, snaplen = u16(block, 8, big), u32(block, 12, big)
         opts, clean = parse_options(block[16:-4], big)
         iface = Interface(
@@ -235,6 +226,22 @@ class PcapngFormat:
         self.interfaces.append(iface)
         sec.add(linktype, snaplen, mode, a, b, iface.ts_offset)
         return pos + blen
+
+    def _whole(
+        self, buf: np.ndarray, pos: int, end: int, eof: bool, big: bool, blen: int, least: int,
+        what: str,
+    ) -> bytes | None:
+        """The control block at ``pos`` (``what``, at least ``least`` bytes), its lengths
+        checked; None when the buffer does not hold it yet."""
+        if blen < least or blen % 4 or blen > MAX_BLOCK_LEN:
+            raise Damage(f"bad block length {blen} in {what}", pos)
+        if end - pos < blen:
+            if eof:
+                raise Damage(self.truncation(buf, pos, end), pos, cut=True)
+            return None
+        block = buf[pos : pos + blen].tobytes()
+        self._check_trailer(block, big, pos)
+        return block
 
     def _check_trailer(self, block: bytes, big: bool, pos: int) -> None:
         blen = len(block)
