@@ -248,14 +248,14 @@ body = np.frombuffer(recs[:-5], dtype=np.uint8).copy()
 
 def walk_with(f, buf, dt=np.int64, end=None):
     outs = [np.zeros(8, dtype=dt) for _ in range(4)]
-    r = f(buf, 0, len(body) if end is None else end, False, 16, 1000, 262144, 8, *outs)
+    r = f(buf, 0, len(body) if end is None else end, False, 16, 1000, 262144, 8, tuple(outs))
     return [[int(v) for v in r], [o.tolist() for o in outs]]
 
 def counts(kern):
     return [kern.aot_calls, kern.aot_fallbacks]
 
 lists = [[0] * 8 for _ in range(4)]
-r = k.py_func(memoryview(body), 0, len(body), False, 16, 1000, 262144, 8, *lists)
+r = k.py_func(memoryview(body), 0, len(body), False, 16, 1000, 262144, 8, tuple(lists))
 out["pure"] = [[int(v) for v in r], [v[:] for v in lists]]
 out["valid"] = walk_with(fn, body)
 out["valid_counts"] = counts(k)

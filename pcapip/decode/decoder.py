@@ -154,12 +154,11 @@ def warm_compiled() -> float:
         return 0.0
     buf = np.zeros(64, dtype=np.uint8)
     i64 = [np.zeros(1, dtype=np.int64) for _ in range(4)]
-    walk.walk_pcap.compiled()(buf, 0, 0, False, 16, 1000, 262144, 1, *i64)
+    walk.walk_pcap.compiled()(buf, 0, 0, False, 16, 1000, 262144, 1, tuple(i64))
     i32 = [np.zeros(1, dtype=np.int32) for _ in range(3)]
-    walk.walk_pcapng.compiled()(
-        buf, 0, 0, False, 0, i32[0], i64[0], i64[1], i64[2], i64[3], i64[0], 0, 1 << 20, 1,
-        i64[0], i64[1], i64[2], i64[3], i32[1], i32[2], i64[0],
-    )  # fmt: skip
+    ifs = (i32[0], i64[0], i64[1], i64[2], i64[3], i64[0])
+    outs = (i64[0], i64[1], i64[2], i64[3], i32[1], i32[2], i64[0])
+    walk.walk_pcapng.compiled()(buf, 0, 0, False, 0, ifs, 0, 1 << 20, 1, outs)
     outs = tuple(np.empty(1, dtype=dt) for _, dt in OUTPUT_COLUMNS)
     mask = _toa_masks(DEFAULT_TOA_KINDS)[0]
     one = np.zeros(1, dtype=np.int64)

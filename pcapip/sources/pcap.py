@@ -96,10 +96,7 @@ class PcapFormat:
             1 if self.nanosecond else 1000,
             self.max_caplen,
             count,
-            off,
-            cap,
-            orig,
-            ts,
+            (off, cap, orig, ts),
         )
         offset = take(off, n, np.int64)
         return WalkResult(

@@ -264,7 +264,6 @@ class PcapngFormat:
         off, cap, orig, ts, ifc, lt, rec = alloc_outputs(
             backend, count, (np.int64, np.int64, np.int64, np.int64, np.int32, np.int32, np.int64)
         )
-        lt_t, snap_t, mode_t, a_t, b_t, secoff_t = sec.tables(compiled)
         n, npos, status, detail = w.walk_pcapng.run(
             backend,
             buf if compiled else view,
@@ -272,22 +271,11 @@ class PcapngFormat:
             end,
             sec.big,
             len(sec.lt),
-            lt_t,
-            snap_t,
-            mode_t,
-            a_t,
-            b_t,
-            secoff_t,
+            sec.tables(compiled),
             sec.first_iface,
             MAX_BLOCK_LEN,
             count,
-            off,
-            cap,
-            orig,
-            ts,
-            ifc,
-            lt,
-            rec,
+            (off, cap, orig, ts, ifc, lt, rec),
         )
         result = WalkResult(
             n=n,

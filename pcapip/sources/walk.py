@@ -47,27 +47,16 @@ BT_SPB = 3
 BT_EPB = 6
 
 
-@kernel("UniTuple(i8, 4)(u1[::1], i8, i8, b1, i8, i8, i8, i8, i8[::1], i8[::1], i8[::1], i8[::1])")
-def walk_pcap(
-    buf,
-    pos,
-    end,
-    big,
-    hdr_len,
-    frac_mult,
-    max_caplen,
-    max_records,
-    out_off,
-    out_caplen,
-    out_origlen,
-    out_ts,
-):
+@kernel("UniTuple(i8, 4)(u1[::1], i8, i8, b1, i8, i8, i8, i8, UniTuple(i8[::1], 4))")
+def walk_pcap(buf, pos, end, big, hdr_len, frac_mult, max_caplen, max_records, outs):
     """Walk classic pcap records from ``pos`` up to ``end``.
 
     ``hdr_len`` is 16 (24 for the Kuznetzov "modified" format, whose extra
     fields are ignored); ``frac_mult`` 1000 for microsecond files, 1 for
-    nanosecond files.
+    nanosecond files. ``outs``: each frame's (data offset, captured length,
+    original length, time in ns), ``max_records`` long.
     """
+    out_off, out_caplen, out_origlen, out_ts = outs
     n = 0
     status = WALK_FULL
     detail = 0
@@ -96,32 +85,11 @@ def walk_pcap(
 
 
 @kernel(
-    "UniTuple(i8, 4)(u1[::1], i8, i8, b1, i8, i4[::1], i8[::1], i8[::1], i8[::1], i8[::1], "
-    "i8[::1], i8, i8, i8, i8[::1], i8[::1], i8[::1], i8[::1], i4[::1], i4[::1], i8[::1])"
+    "UniTuple(i8, 4)(u1[::1], i8, i8, b1, i8, "
+    "Tuple((i4[::1], i8[::1], i8[::1], i8[::1], i8[::1], i8[::1])), i8, i8, i8, "
+    "Tuple((i8[::1], i8[::1], i8[::1], i8[::1], i4[::1], i4[::1], i8[::1])))"
 )
-def walk_pcapng(
-    buf,
-    pos,
-    end,
-    big,
-    n_if,
-    if_lt,
-    if_snap,
-    if_mode,
-    if_a,
-    if_b,
-    if_secoff,
-    if_base,
-    max_block,
-    max_records,
-    out_off,
-    out_caplen,
-    out_origlen,
-    out_ts,
-    out_iface,
-    out_lt,
-    out_rec,
-):
+def walk_pcapng(buf, pos, end, big, n_if, ifs, if_base, max_block, max_records, outs):
     """Walk pcapng blocks of one section from ``pos`` up to ``end``.
 
     Packet blocks (EPB, SPB, obsolete PB) become frames; blocks pcapip does
@@ -129,11 +97,15 @@ def walk_pcapng(
     and IDB stop the walk (``WALK_CONTROL``) so the reader can parse them and
     call again with the section's updated interface table.
 
-    Interface ``k`` of the section has link type ``if_lt[k]``, snap length
-    ``if_snap[k]``, timestamp conversion ``(if_mode[k], if_a[k], if_b[k])``
-    (see ``TS_*``) and ``if_secoff[k]`` seconds of ``if_tsoffset``; its
-    file-wide index is ``if_base + k``.
+    ``ifs`` is the section's interface table: interface ``k`` has link type
+    ``lt[k]``, snap length ``snap[k]``, timestamp conversion ``(mode[k], a[k],
+    b[k])`` (see ``TS_*``) and ``secoff[k]`` seconds of ``if_tsoffset``; its
+    file-wide index is ``if_base + k``. ``outs``: each frame's (data offset,
+    captured length, original length, time in ns, interface, link type, block
+    offset), ``max_records`` long.
     """
+    if_lt, if_snap, if_mode, if_a, if_b, if_secoff = ifs
+    out_off, out_caplen, out_origlen, out_ts, out_iface, out_lt, out_rec = outs
     n = 0
     status = WALK_FULL
     detail = 0
