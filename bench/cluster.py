@@ -26,10 +26,12 @@ def main() -> None:
     ap.add_argument("files", nargs="+")
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--files-per-task", type=int, default=None,
+                    help="consecutive files a task reads (default: pcapip's, two tasks a worker)")
     args = ap.parse_args()
 
     from pcapip.cluster.connect import connect
-    from pcapip.cluster.run import ClusterProgress, _Mapper
+    from pcapip.cluster.run import ClusterProgress, _Mapper, files_per_part
     from pcapip.flows.parts import PartOptions, read_recording
     from pcapip.flows.run import read_captures
     from pcapip.report.export import write_csv
@@ -40,6 +42,7 @@ def main() -> None:
     with connect(None, args.workers) as client:
         client.wait_for_workers(args.workers)
         startup = time.perf_counter() - t0
+        most = args.files_per_task or files_per_part(len(files), client)
         res: dict[str, list[float]] = defaultdict(list)
         for _ in range(args.rounds):
             t = time.perf_counter()
@@ -59,7 +62,7 @@ def main() -> None:
                 return out
 
             t = time.perf_counter()
-            table, _ = read_recording(files, PartOptions(), mapper=timed)
+            table, _ = read_recording(files, PartOptions(), mapper=timed, files_per_part=most)
             buf = io.StringIO()
             write_csv(table, buf)
             total = time.perf_counter() - t
@@ -70,7 +73,7 @@ def main() -> None:
             res["merge"].append(total - spent["read_part"] - spent["take_frames"])
         rss = client.run(_peak_rss)
     med = {k: statistics.median(v) for k, v in res.items()}
-    print(f"{len(files)} files, {size / 1e9:.2f} GB, {args.workers} workers; "
+    print(f"{len(files)} files, {size / 1e9:.2f} GB, {args.workers} workers, {most} files a task; "
           f"load {os.getloadavg()[0]:.1f}; cluster start-up {startup:.2f} s")
     for k, v in med.items():
         print(f"  {k:12s} {v:7.2f} s  (rounds: {', '.join(f'{x:.2f}' for x in res[k])})")

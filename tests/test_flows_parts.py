@@ -43,9 +43,12 @@ def _same(paths: list[str], tmp: Path, **kw) -> bytes:
     opts = PartOptions(
         tuple(kw.get("toa_kinds") or ()), kw.get("attempt_timeout"), tuple(kw.get("vxlan_ports", ()))
     )
-    parts = read_recording(paths, opts, trusted=kw.get("trusted"), rules=kw.get("rules"))
-    for fmt in ("csv", "json", "table"):
-        assert _out(*parts, fmt, tmp) == _out(*one, fmt, tmp), fmt
+    for most in (1, 3):  # a task per file, and three consecutive files a task
+        parts = read_recording(
+            paths, opts, trusted=kw.get("trusted"), rules=kw.get("rules"), files_per_part=most
+        )
+        for fmt in ("csv", "json", "table"):
+            assert _out(*parts, fmt, tmp) == _out(*one, fmt, tmp), (fmt, most)
     return _out(*one, "csv", tmp)[0]
 
 
@@ -160,7 +163,7 @@ def test_parts_are_sent_whole(tmp_path: Path) -> None:
 
     from pcapip.flows.parts import read_part
 
-    part = read_part(str(PCAPS / "flow-proxy-misc.pcap"), 3, PartOptions())
+    part = read_part([str(PCAPS / "flow-proxy-misc.pcap")], 3, PartOptions())
     back = pickle.loads(pickle.dumps(part))
     assert isinstance(back, Part) and back.number == 3
     assert len(back.rows) == len(part.rows) > 0
@@ -195,11 +198,11 @@ def test_a_second_read_of_a_pcap_starts_at_its_first_run(bench20k: Path, tmp_pat
             assert not src.skip_to(100, 2)
             assert next(iter(src)).first_frame == 1
     # the second pass of a recording: frames taken from the first run on == from the start
-    part = read_part(str(bench20k), 0, PartOptions())
-    keys = np.asarray([k for k in part.open_groups if part.runs.runs_with(np.asarray([k]))[0][0] > 1])
-    runs = part.runs.runs_with(keys)
+    part = read_part([str(bench20k)], 0, PartOptions())
+    keys = np.asarray([k for k in part.open_groups if part.runs[0].runs_with(np.asarray([k]))[0][0] > 1])
+    runs = part.runs[0].runs_with(keys)
     assert keys.size and runs[0][0] > 1
-    starts = [part.runs.start_of(a) for a, _ in runs]
+    starts = [part.runs[0].start_of(a) for a, _ in runs]
     seek = take_frames(str(bench20k), keys, runs, PartOptions(), starts)
     full = take_frames(str(bench20k), keys, runs, PartOptions())
     assert sum(len(b) for b in seek) > 0
@@ -232,11 +235,11 @@ def test_pcapng_skips_between_batches_only_where_no_block_intervenes(
     assert got.first_frame == target.first_frame
     assert [got.frame_bytes(i) for i in range(5)] == [target.frame_bytes(i) for i in range(5)]
     small = PartOptions(batch_size=1000)
-    part = read_part(str(ng), 0, small)
+    part = read_part([str(ng)], 0, small)
     keys = part.open_groups
-    runs = part.runs.runs_with(keys)
+    runs = part.runs[0].runs_with(keys)
     assert runs[0][0] > 1000  # past the first batch: a skip once the interfaces are known
-    starts = [part.runs.start_of(a) for a, _ in runs]
+    starts = [part.runs[0].start_of(a) for a, _ in runs]
     skipped = []
     real = CaptureSource.skip_to
 
@@ -250,3 +253,13 @@ def test_pcapng_skips_between_batches_only_where_no_block_intervenes(
     full = take_frames(str(ng), keys, runs, small)
     assert [b.numbers().tolist() for b in seek] == [b.numbers().tolist() for b in full]
     assert [bytes(b.data) for b in seek] == [bytes(b.data) for b in full]
+
+
+def test_parts_span_consecutive_files_of_one_label() -> None:
+    """A part reads at most N consecutive files and never files of two vantage points."""
+    from pcapip.flows.parts import _spans
+
+    assert _spans(["", "", "", "", ""], 2) == [(0, 2), (2, 4), (4, 5)]
+    assert _spans(["a", "a", "b", "b", "b", "a"], 3) == [(0, 2), (2, 5), (5, 6)]
+    assert _spans(["x"] * 3, 1) == [(0, 1), (1, 2), (2, 3)]
+    assert _spans([], 4) == []

@@ -8,6 +8,7 @@ into one clear line instead of a hang or a partial table.
 
 from __future__ import annotations
 
+import math
 import os
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -155,7 +156,8 @@ class _Mapper:
     def _fail(self, exc: Exception, fn: Callable[..., Any], args: tuple[Any, ...]) -> None:
         from distributed import KilledWorker
 
-        what = f"{fn.__name__}({args[0]})"
+        first = args[0][0] if isinstance(args[0], list) and args[0] else args[0]
+        what = f"{fn.__name__}({first})"
         if isinstance(exc, KilledWorker):
             raise ClusterError(f"{what}: the Dask workers running it died ({exc})") from None
         if isinstance(exc, CaptureError):
@@ -164,10 +166,10 @@ class _Mapper:
 
     def _count(self, addr: str, part: Part) -> None:
         p = self.progress
-        p.done += 1
+        p.done += len(part.names)
         p.bytes_read += part.bytes_read
         w = p.workers.setdefault(addr, [0, 0])
-        w[0] += 1
+        w[0] += len(part.names)
         w[1] += part.bytes_read
         if self.say is not None:
             self.say(p)
@@ -189,5 +191,23 @@ def read_on_cluster(
     with connect(scheduler, workers) as client:
         mapper = _Mapper(client, ClusterProgress(len(paths)), progress)
         return read_recording(
-            paths, options, trusted=trusted, mapper=mapper, chains=chains, rules=rules
+            paths,
+            options,
+            trusted=trusted,
+            mapper=mapper,
+            chains=chains,
+            rules=rules,
+            files_per_part=files_per_part(len(paths), client),
         )
+
+
+def files_per_part(files: int, client: Any) -> int:
+    """Consecutive files a task reads: two tasks per worker the cluster has now, or
+    ``PCAPIP_FILES_PER_TASK``. A task per file would cut every connection open at each file
+    boundary, and each cut is replayed on this machine; two per worker still lets a slow or
+    lost worker's share move."""
+    fixed = os.environ.get("PCAPIP_FILES_PER_TASK", "")
+    if fixed.isdigit() and int(fixed) > 0:
+        return int(fixed)
+    workers = max(1, len(client.scheduler_info(n_workers=-1).get("workers", {})))
+    return max(1, math.ceil(files / (2 * workers)))

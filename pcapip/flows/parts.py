@@ -91,7 +91,7 @@ class FrameIndex:
     def runs_with(self, keys: np.ndarray) -> list[tuple[int, int]]:
         """(first, last) frame numbers of the runs holding any of ``keys``, merged."""
         out: list[tuple[int, int]] = []
-        ends = [*self.firsts[1:], None]
+        ends = [*self.firsts[1:], None] if self.firsts else []  # (a file with no frame: none)
         for first, end, g in zip(self.firsts, ends, self.groups, strict=True):
             if not np.isin(g, keys, assume_unique=True).any():
                 continue
@@ -105,16 +105,17 @@ class FrameIndex:
 
 @dataclass
 class Part:
-    """One capture file read on its own: its rows, and what the join needs to know."""
+    """Consecutive capture files read on their own: their rows, and what the join needs."""
 
-    number: int  # the file's place in the recording (its rows' ``capture``)
-    name: str
+    number: int  # the place of its first file in the recording (its rows' ``capture``
+    # counts on from here, a file at a time)
+    names: list[str]  # its files, in order
     rows: PackedRows  # every flow seen, those still open at the end ended as at a capture end
     texts: list[str]  # the vocabulary the rows are coded in
     groups: np.ndarray  # uint64 connection key of each row
     open_groups: np.ndarray  # those of the flows still open at the end, not closed
     done_groups: np.ndarray  # those of the flows closed (or reset) but still lingering
-    runs: FrameIndex  # which connections the file's runs of frames hold
+    runs: list[FrameIndex]  # per file, which connections its runs of frames hold
     counted: Counted
     warnings: list[CaptureWarning] = field(default_factory=list)
     errors: list[CaptureError] = field(default_factory=list)
@@ -175,21 +176,23 @@ def groups_of_rows(rows: PackedRows, vocab: Vocab) -> np.ndarray:
     )
 
 
-def read_part(path: str, index: int, options: PartOptions) -> Part:
-    """Read one capture file as part ``index`` of a recording, from an empty tracker."""
+def read_part(paths: Sequence[str], first: int, options: PartOptions) -> Part:
+    """Read consecutive capture files (``paths``, the recording's files ``first`` on) as
+    one part of a recording, from an empty tracker."""
     tracker = new_tracker(options.toa_kinds, options.attempt_timeout, options.vxlan_ports)
-    seen = [0, 0]
+    read: dict[int, tuple[int, int]] = {}  # per file: (frames, bytes) read so far
 
-    def progress(_ci: int, frames: int, done: int, _total: int | None) -> None:
-        seen[0], seen[1] = frames, done
+    def progress(ci: int, frames: int, done: int, _total: int | None) -> None:
+        read[ci] = (frames, done)
 
-    frames = FrameIndex()
+    runs = [FrameIndex() for _ in paths]
 
-    def on_batch(_ci: int, src: Any, batch: Any, pk: Any) -> None:
+    def on_batch(ci: int, src: Any, batch: Any, pk: Any) -> None:
         offsets = batch.file_offset[pk.frame - batch.first_frame]
-        frames.add(pk.frame, groups_of_packets(pk), offsets, src)
+        runs[ci - first].add(pk.frame, groups_of_packets(pk), offsets, src)
 
-    reader = read_into(tracker, index, path, _sizes(options), progress, on_batch)
+    files = [(first + k, path) for k, path in enumerate(paths)]
+    reader = read_into(tracker, files, _sizes(options), progress, on_batch)
     ended = tracker.take_blocks()
     tracker.end_done()
     done = PackedRows.concat(tracker.take_blocks())
@@ -200,20 +203,20 @@ def read_part(path: str, index: int, options: PartOptions) -> Part:
     groups = groups_of_rows(rows, vocab)
     n_still, n_done = len(still), len(done)
     return Part(
-        index,
-        path,
+        first,
+        list(paths),
         rows,
         list(vocab.texts),
         groups,
         groups[groups.size - n_still :],
         groups[groups.size - n_still - n_done : groups.size - n_still],
-        frames,
+        runs,
         Counted.of(tracker),
         reader.warnings,
         reader.errors,  # (captures none of whose packets decode: the join asks the sums)
         tracker.now,
-        seen[0],
-        seen[1],
+        sum(f for f, _ in read.values()),
+        sum(b for _, b in read.values()),
     )
 
 
@@ -371,7 +374,7 @@ def join(
         errors += part.errors
     for rows, theirs in replayed:
         blocks.append(_recode(rows, list(theirs.texts), vocab))
-    names = [p.name for p in parts]
+    names = [name for p in parts for name in p.names]
     table = table_of(
         PackedRows.concat(blocks),
         vocab,
@@ -402,40 +405,73 @@ def read_recording(
     mapper: Mapper = _local_map,
     chains: Sequence[str] | None = None,
     rules: Any = None,
+    files_per_part: int = 1,
 ) -> tuple[FlowTable, list[CaptureError]]:
-    """Read ``paths`` (one recording, in order) a file per task of ``mapper``, then replay
-    and join: the table and errors of one read (:func:`pcapip.flows.run.read_captures`).
+    """Read ``paths`` (one recording, in order) a part per task of ``mapper`` (up to
+    ``files_per_part`` consecutive files each: fewer parts cut fewer connections), then
+    replay and join: the table and errors of one read
+    (:func:`pcapip.flows.run.read_captures`).
 
     ``chains``: one label per path; files of different labels (different vantage points,
     e.g. ``--group-by-dir``) are different recordings, whose connections are never joined.
     """
     labels = list(chains) if chains is not None else [""] * len(paths)
-    parts: list[Part] = mapper(read_part, [(p, i, options) for i, p in enumerate(paths)])
+    spans = _spans(labels, max(1, files_per_part))
+    parts: list[Part] = mapper(read_part, [(list(paths[a:b]), a, options) for a, b in spans])
+    part_label = [labels[a] for a, _ in spans]
     cut: dict[int, np.ndarray] = {}
     for label in dict.fromkeys(labels):
-        mine = [p for p, c in zip(parts, labels, strict=True) if c == label]
+        mine = [p for p, c in zip(parts, part_label, strict=True) if c == label]
         keys = replayed_groups(mine)
         if keys.size:
             cut.update((p.number, keys) for p in mine if np.isin(p.groups, keys).any())
-    need = [p for p in parts if p.number in cut]
-    runs = [p.runs.runs_with(cut[p.number]) for p in need]
+    files = _files_to_take(parts, cut)
     taken = mapper(
         take_frames,
         [
-            (p.name, cut[p.number], r, options, [p.runs.start_of(a) for a, _ in r])
-            for p, r in zip(need, runs, strict=True)
+            (name, cut[p.number], r, options, [runs.start_of(a) for a, _ in r])
+            for p, _, name, runs, r in files
         ],
     )
     replayed = []
     for label in dict.fromkeys(labels):
-        mine = [p for p, c in zip(parts, labels, strict=True) if c == label]
+        mine = [p for p, c in zip(parts, part_label, strict=True) if c == label]
         order = [
-            (p.number, b)
-            for p, bs in zip(need, taken, strict=True)
-            if labels[p.number] == label
+            (number, b)
+            for (p, number, _, _, _), bs in zip(files, taken, strict=True)
+            if labels[number] == label
             for b in bs
         ]
         if order:
             last = next((p.now for p in reversed(mine) if p.now is not None), None)
             replayed.append(replay(order, last, options))
     return join(parts, replayed, cut, trusted=trusted, toa_kinds=options.toa_kinds, rules=rules)
+
+
+def _spans(labels: Sequence[str], most: int) -> list[tuple[int, int]]:
+    """The parts: (first, end) file positions, consecutive files of one label, ``most`` at
+    most."""
+    spans: list[tuple[int, int]] = []
+    for k, label in enumerate(labels):
+        if spans and labels[spans[-1][0]] == label and k - spans[-1][0] < most:
+            spans[-1] = (spans[-1][0], k + 1)
+        else:
+            spans.append((k, k + 1))
+    return spans
+
+
+def _files_to_take(
+    parts: Sequence[Part], cut: dict[int, np.ndarray]
+) -> list[tuple[Part, int, str, FrameIndex, list[tuple[int, int]]]]:
+    """The files holding frames of the cut connections, in recording order: (their part,
+    their number, name, frame index, runs to read)."""
+    out = []
+    for p in parts:
+        keys = cut.get(p.number)
+        if keys is None:
+            continue
+        for k, (name, runs) in enumerate(zip(p.names, p.runs, strict=True)):
+            r = runs.runs_with(keys)
+            if r:
+                out.append((p, p.number + k, name, runs, r))
+    return out

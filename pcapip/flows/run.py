@@ -160,17 +160,17 @@ def collector_off() -> Iterator[None]:
 
 def read_into(
     tracker: FlowTracker,
-    index: int,
-    path: str,
+    files: Sequence[tuple[int, str]],
     sizes: tuple[int, int],
     progress: Progress | None = None,
     on_batch: OnBatch | None = None,
 ) -> Reader:
-    """One capture file as capture ``index`` of a recording read in parts
-    (``pcapip.flows.parts``), into ``tracker``, which is not finished."""
+    """Consecutive capture files ((index in the recording, path), in order) of a recording
+    read in parts (``pcapip.flows.parts``), into ``tracker``, which is not finished."""
     reader = Reader(tracker, on_batch)
     with collector_off():
-        reader.file(index, path, sizes, None, progress)
+        for index, path in files:
+            reader.file(index, path, sizes, None, progress)
     return reader
 
 
