@@ -12,6 +12,9 @@ import json
 from collections.abc import Iterable
 from typing import Any
 
+import numpy as np
+import pyarrow as pa
+
 from pcapip.resolve.lines import Parsed
 
 
@@ -44,8 +47,9 @@ def from_dicts(numbered: Iterable[tuple[int, dict[str, Any] | str]], wanted: Ite
     record by record (a field first met late is None before), so no record's object is kept:
     a million parsed JSON objects held to the end cost more than their values."""
     wanted = [w for w in wanted if w]
-    out = Parsed({}, [])
+    out = Parsed({}, np.zeros(0, np.int64))
     columns: dict[str, list[str | None]] = {}
+    numbers: list[int] = []
     n = 0
     for number, obj in numbered:
         if isinstance(obj, str):
@@ -62,9 +66,15 @@ def from_dicts(numbered: Iterable[tuple[int, dict[str, Any] | str]], wanted: Ite
             for col in columns.values():
                 if len(col) < n:
                     col.append(None)
-        out.line_numbers.append(number)
-    out.fields = columns
+        numbers.append(number)
+    out.line_numbers = np.array(numbers, dtype=np.int64)
+    out.fields = {k: text_column(v) for k, v in columns.items()}
     return out
+
+
+def text_column(values: list[str | None]) -> pa.ChunkedArray:
+    """Python texts (None: missing) as an Arrow text column, as the pattern readers give."""
+    return pa.chunked_array([pa.array(values, type=pa.large_string())])
 
 
 def jsonl(numbered: Iterable[tuple[int, str]], wanted: Iterable[str]) -> Parsed:
@@ -122,6 +132,6 @@ def csv_rows(numbered: Iterable[tuple[int, str]], wanted: Iterable[str]) -> Pars
     out = from_dicts(objects(), wanted)
     if header is not None:  # every header field is a column, even one always empty
         for name in header:
-            out.fields.setdefault(name, [None] * len(out))
+            out.fields.setdefault(name, text_column([None] * len(out)))
     out.examples = [(n, why, texts.get(n, "")[:200]) for n, why, _ in out.examples]
     return out
