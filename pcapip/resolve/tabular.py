@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 import json
 from collections.abc import Iterable
+from itertools import chain, repeat
 from typing import Any
 
 import numpy as np
@@ -42,34 +43,53 @@ def _flat(obj: dict[str, Any], wanted: Iterable[str]) -> dict[str, Any]:
     return out
 
 
+#: records gathered before their fields are added to the columns
+BATCH = 1 << 16
+
+
 def from_dicts(numbered: Iterable[tuple[int, dict[str, Any] | str]], wanted: Iterable[str]) -> Parsed:
-    """Records from (line number, object, or the reason it is none) pairs. The columns grow
-    record by record (a field first met late is None before), so no record's object is kept:
-    a million parsed JSON objects held to the end cost more than their values."""
-    wanted = [w for w in wanted if w]
+    """Records from (line number, object, or the reason it is none) pairs. Fields are named
+    in the order first met (a field first met late is None before); the columns grow a
+    batch of records at a time, each field taken from the batch's objects at once (no loop
+    over every record's fields in Python), and no batch is kept once added."""
+    dotted = [w for w in wanted if w and "." in w]
     out = Parsed({}, np.zeros(0, np.int64))
-    columns: dict[str, list[str | None]] = {}
+    columns: dict[str, list[Any]] = {}
     numbers: list[int] = []
-    n = 0
+    batch: list[dict[str, Any]] = []
+
+    def flush() -> None:
+        flats = [_flat(o, dotted) for o in batch] if dotted else batch
+        for k in dict.fromkeys(chain.from_iterable(flats)):
+            if k not in columns:
+                columns[k] = [None] * (len(numbers) - len(batch))
+        for k, col in columns.items():
+            col.extend(map(dict.get, flats, repeat(k)))
+        batch.clear()
+
     for number, obj in numbered:
         if isinstance(obj, str):
             out.reject(number, obj, "")
             continue
-        flat = _flat(obj, wanted)
-        for k, v in flat.items():
-            col = columns.get(k)
-            if col is None:
-                col = columns[k] = [None] * n
-            col.append(_text(v))
-        n += 1
-        if len(flat) < len(columns):  # fields this record lacks
-            for col in columns.values():
-                if len(col) < n:
-                    col.append(None)
+        batch.append(obj)
         numbers.append(number)
+        if len(batch) >= BATCH:
+            flush()
+    flush()
     out.line_numbers = np.array(numbers, dtype=np.int64)
-    out.fields = {k: text_column(v) for k, v in columns.items()}
+    out.fields = {k: text_column(_texts(v)) for k, v in columns.items()}
     return out
+
+
+def _texts(values: list[Any]) -> list[str | None]:
+    """:func:`_text` of every value, the common cases (all text, all numbers) without a
+    call per value."""
+    kinds = set(map(type, values))
+    if kinds <= {str, type(None)}:
+        return values
+    if kinds <= {str, int, float}:
+        return list(map(str, values))
+    return list(map(_text, values))
 
 
 def text_column(values: list[str | None]) -> pa.ChunkedArray:
@@ -80,18 +100,19 @@ def text_column(values: list[str | None]) -> pa.ChunkedArray:
 def jsonl(numbered: Iterable[tuple[int, str]], wanted: Iterable[str]) -> Parsed:
     """JSON Lines: a line that is no JSON object is counted and quoted, blank lines skipped."""
     texts: dict[int, str] = {}
+    loads = json.loads
 
     def objects() -> Iterable[tuple[int, dict[str, Any] | str]]:
         for number, text in numbered:
-            if not text.strip():
-                continue
             try:
-                obj = json.loads(text)
+                obj = loads(text)
             except ValueError as exc:
+                if not text.strip():  # (no blank line is JSON: asked only when not)
+                    continue
                 texts[number] = text
                 yield number, f"not JSON ({exc.msg})"
                 continue
-            if not isinstance(obj, dict):
+            if type(obj) is not dict:
                 texts[number] = text
                 yield number, "not a JSON object"
                 continue
