@@ -274,3 +274,57 @@ def test_json_lines_fields_as_every_record_names_them(tmp_path: Path) -> None:
     assert list(got.fields) == list(order)
     assert _lists(got.fields) == {k: [tabular._text(f.get(k)) for f in flats] for k in order}
     assert got.line_numbers.tolist() == [n for n, _ in kept] and got.bad == len(objects) - len(kept)
+
+
+def test_json_lines_hostile_lines_read_as_json_loads_reads_each() -> None:
+    """Differential: hostile JSON lines (space around, trailing text, two objects on a line,
+    NaN and Infinity, duplicated keys, big and negative-zero numbers, non-objects, blank
+    lines) read as json.loads reads each line alone: the same records, values, counted
+    lines and the reasons quoted."""
+    import json
+
+    from pcapip.resolve import tabular
+
+    lines = ['{"a": 1}', ' {"a": 2}', '{"a": 3} ', '\t{"a": 4}\t', '{"a": 5} x', '{"a":6}{"a":7}',
+             '{"a": NaN, "b": Infinity}', '{"a": 1, "a": "dup"}', '{"a": 123456789012345678901234567890}',
+             '{"a": -0.0, "b": 0.0, "c": 1e16, "d": 1.50}', "[1]", '"x"', "", "  ", "\xa0", "{",
+             '{"a": {"b": [1, {"c": null}]}}', '{"a": true, "b": false, "c": null}', "nul",
+             '{"a": "\\u00e9\\ud83d\\ude00"}', '{"a": 1}\u2028']
+    got = tabular.jsonl(enumerate(lines, 1), [])
+    want_numbers, objects, bad, reasons = [], [], 0, []
+    for number, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            obj = json.loads(line)
+        except ValueError as exc:
+            bad += 1
+            reasons.append((number, f"not JSON ({exc.msg})", line[:200]))
+            continue
+        if not isinstance(obj, dict):
+            bad += 1
+            reasons.append((number, "not a JSON object", line[:200]))
+            continue
+        want_numbers.append(number)
+        objects.append(obj)
+    keys = list(dict.fromkeys(k for o in objects for k in o))
+    assert got.line_numbers.tolist() == want_numbers
+    assert _lists(got.fields) == {k: [tabular._text(o.get(k)) for o in objects] for k in keys}
+    assert got.bad == bad and got.examples == reasons[:5]
+
+
+def test_json_field_texts_as_each_value_is_written() -> None:
+    """The column-at-a-time writing of JSON values (ints once per distinct value, numbers
+    and text with one str) gives each value's own text, for every mix of kinds: ints
+    equal to floats or bools, -0.0 beside 0.0, NaN, big ints, nested values, None."""
+    import random
+
+    from pcapip.resolve import tabular
+
+    pool = [0, 1, -1, 2**70, 1.0, 0.0, -0.0, float("nan"), float("inf"), 1e16, 0.1, True, False,
+            None, "1", "", "x", {"a": 1}, [1, "b"]]
+    rng = random.Random(17)
+    for kinds in ([0, 1, -1, 2**70], [0, 1, None], [1, 1.0, 0.0, -0.0], ["1", 1, 1.0, None],
+                  [True, 1, 0, False], pool, ["a", None], [float("nan"), 0.0, -0.0]):
+        values = [rng.choice(kinds) for _ in range(300)]
+        assert tabular._texts(list(values)) == [tabular._text(v) for v in values], kinds

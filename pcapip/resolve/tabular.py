@@ -84,11 +84,16 @@ def from_dicts(numbered: Iterable[tuple[int, dict[str, Any] | str]], wanted: Ite
 def _texts(values: list[Any]) -> list[str | None]:
     """:func:`_text` of every value, the common cases (all text, all numbers) without a
     call per value."""
+    none = type(None)
     kinds = set(map(type, values))
-    if kinds <= {str, type(None)}:
+    if kinds <= {str, none}:
         return values
-    if kinds <= {str, int, float}:
-        return list(map(str, values))
+    if kinds <= {int, none}:  # (ints alone: equal ones are one value, written once)
+        memo: dict[Any, str | None] = {v: str(v) for v in set(values)}
+        memo[None] = None
+        return list(map(memo.__getitem__, values))
+    if kinds <= {str, int, float, none}:
+        return [None if v is None else str(v) for v in values]
     return list(map(_text, values))
 
 
@@ -101,11 +106,19 @@ def jsonl(numbered: Iterable[tuple[int, str]], wanted: Iterable[str]) -> Parsed:
     """JSON Lines: a line that is no JSON object is counted and quoted, blank lines skipped."""
     texts: dict[int, str] = {}
     loads = json.loads
+    # json.loads' own scanner, called without loads' checks around it; a line it does not
+    # take whole (leading or trailing space, no JSON) goes to json.loads for its verdict
+    scan = json.JSONDecoder().scan_once
 
     def objects() -> Iterable[tuple[int, dict[str, Any] | str]]:
         for number, text in numbered:
             try:
-                obj = loads(text)
+                obj, end = scan(text, 0)
+            except (StopIteration, ValueError):
+                end = -1
+            try:
+                if end != len(text):
+                    obj = loads(text)
             except ValueError as exc:
                 if not text.strip():  # (no blank line is JSON: asked only when not)
                     continue
