@@ -47,38 +47,48 @@ def _flat(obj: dict[str, Any], wanted: Iterable[str]) -> dict[str, Any]:
 BATCH = 1 << 16
 
 
-def from_dicts(numbered: Iterable[tuple[int, dict[str, Any] | str]], wanted: Iterable[str]) -> Parsed:
-    """Records from (line number, object, or the reason it is none) pairs. Fields are named
-    in the order first met (a field first met late is None before); the columns grow a
-    batch of records at a time, each field taken from the batch's objects at once (no loop
-    over every record's fields in Python), and no batch is kept once added."""
-    dotted = [w for w in wanted if w and "." in w]
-    out = Parsed({}, np.zeros(0, np.int64))
-    columns: dict[str, list[Any]] = {}
-    numbers: list[int] = []
-    batch: list[dict[str, Any]] = []
+class Columns:
+    """Records' fields as columns, named in the order first met (a field first met late is
+    None before), grown a batch of records at a time: each field taken from the batch's
+    objects at once (no loop over every record's fields in Python), no batch kept once
+    added. Readers append to ``batch`` and ``numbers`` and call :meth:`flush` when full."""
 
-    def flush() -> None:
-        flats = [_flat(o, dotted) for o in batch] if dotted else batch
+    def __init__(self, wanted: Iterable[str]) -> None:
+        self.dotted = [w for w in wanted if w and "." in w]
+        self.columns: dict[str, list[Any]] = {}
+        self.numbers: list[int] = []
+        self.batch: list[dict[str, Any]] = []
+
+    def flush(self) -> None:
+        flats = [_flat(o, self.dotted) for o in self.batch] if self.dotted else self.batch
         for k in dict.fromkeys(chain.from_iterable(flats)):
-            if k not in columns:
-                columns[k] = [None] * (len(numbers) - len(batch))
-        for k, col in columns.items():
+            if k not in self.columns:
+                self.columns[k] = [None] * (len(self.numbers) - len(self.batch))
+        for k, col in self.columns.items():
             col.extend(map(dict.get, flats, repeat(k)))
-        batch.clear()
+        self.batch.clear()
 
+    def finish(self, out: Parsed) -> Parsed:
+        """``out`` given the records' fields (as text) and line numbers."""
+        self.flush()
+        out.line_numbers = np.array(self.numbers, dtype=np.int64)
+        out.fields = {k: text_column(_texts(v)) for k, v in self.columns.items()}
+        return out
+
+
+def from_dicts(numbered: Iterable[tuple[int, dict[str, Any] | str]], wanted: Iterable[str]) -> Parsed:
+    """Records from (line number, object, or the reason it is none) pairs."""
+    out = Parsed({}, np.zeros(0, np.int64))
+    cols = Columns(wanted)
     for number, obj in numbered:
         if isinstance(obj, str):
             out.reject(number, obj, "")
             continue
-        batch.append(obj)
-        numbers.append(number)
-        if len(batch) >= BATCH:
-            flush()
-    flush()
-    out.line_numbers = np.array(numbers, dtype=np.int64)
-    out.fields = {k: text_column(_texts(v)) for k, v in columns.items()}
-    return out
+        cols.batch.append(obj)
+        cols.numbers.append(number)
+        if len(cols.batch) >= BATCH:
+            cols.flush()
+    return cols.finish(out)
 
 
 def _texts(values: list[Any]) -> list[str | None]:
@@ -104,34 +114,37 @@ def text_column(values: list[str | None]) -> pa.ChunkedArray:
 
 def jsonl(numbered: Iterable[tuple[int, str]], wanted: Iterable[str]) -> Parsed:
     """JSON Lines: a line that is no JSON object is counted and quoted, blank lines skipped."""
+    out = Parsed({}, np.zeros(0, np.int64))
+    cols = Columns(wanted)
+    batch, add_object, add_number = cols.batch, cols.batch.append, cols.numbers.append
     texts: dict[int, str] = {}
     loads = json.loads
     # json.loads' own scanner, called without loads' checks around it; a line it does not
     # take whole (leading or trailing space, no JSON) goes to json.loads for its verdict
     scan = json.JSONDecoder().scan_once
-
-    def objects() -> Iterable[tuple[int, dict[str, Any] | str]]:
-        for number, text in numbered:
+    for number, text in numbered:
+        try:
+            obj, end = scan(text, 0)
+        except (StopIteration, ValueError):
+            end = -1
+        if end != len(text):
             try:
-                obj, end = scan(text, 0)
-            except (StopIteration, ValueError):
-                end = -1
-            try:
-                if end != len(text):
-                    obj = loads(text)
+                obj = loads(text)
             except ValueError as exc:
                 if not text.strip():  # (no blank line is JSON: asked only when not)
                     continue
                 texts[number] = text
-                yield number, f"not JSON ({exc.msg})"
+                out.reject(number, f"not JSON ({exc.msg})", "")
                 continue
-            if type(obj) is not dict:
-                texts[number] = text
-                yield number, "not a JSON object"
-                continue
-            yield number, obj
-
-    out = from_dicts(objects(), wanted)
+        if type(obj) is not dict:
+            texts[number] = text
+            out.reject(number, "not a JSON object", "")
+            continue
+        add_object(obj)
+        add_number(number)
+        if len(batch) >= BATCH:
+            cols.flush()
+    cols.finish(out)
     out.examples = [(n, why, texts.get(n, "")[:200]) for n, why, _ in out.examples]
     return out
 
