@@ -52,9 +52,9 @@ class LogSpec:
 
 @dataclass
 class Log:
-    """The records of a log (``frame``: their own fields, as text) with their egress
-    ``ip``, ``port`` (-1: none), time (UTC ns) and duration (s, NaN: unknown); the fields
-    those came from; what did not parse (``parsed.bad``, ``parsed.examples``)."""
+    """The records of a log (``frame``: their own fields, as pandas ``str`` columns) with
+    their egress ``ip``, ``port`` (-1: none), time (UTC ns) and duration (s, NaN: unknown);
+    the fields those came from; what did not parse (``parsed.bad``, ``parsed.examples``)."""
 
     frame: pd.DataFrame
     line_numbers: np.ndarray
@@ -231,7 +231,8 @@ def resolve_log(
     """A log file (``spec``: its kind, format, fields, time zone; default nginx's combined)
     read and resolved against ``analysis``: what ``pcapip resolve`` writes, as a frame.
     ``frame.attrs["unparseable"]`` counts the lines that were no record and
-    ``frame.attrs["examples"]`` quotes the first few as (line number, why, text)."""
+    ``frame.attrs["examples"]`` quotes the first few as (line number, why, text). The log's
+    own fields are pandas ``str`` columns (Arrow-backed, NaN where a field is left out)."""
     df = resolve_loaded(analysis, load(path, spec or LogSpec()), tolerance=tolerance,
                         origin_port=origin_port)
     return df
