@@ -12,6 +12,7 @@ import pytest
 
 from pcapip.resolve import haproxy, nginx
 from pcapip.resolve.lines import by_pattern, lines_of, read_blocks
+from pcapip.resolve.rx import passes
 
 BENCH = ('$remote_addr $remote_port [$time_local] $msec "$request" $status $body_bytes_sent '
          '$request_time "$http_user_agent"')
@@ -30,6 +31,10 @@ CASES = [
      "::1:55706 [06/Dec/2026:16:49:52.749] ft6 bt6/s 1/0/1 66 -- 1/1/0/0/0 0/0"),
     (haproxy.compile_format('%ci:%cp\\ [%T]\\ %{+Q}[var(txn.user)]\\ %%\\ %ST'),
      '10.0.0.1:5 [06/Dec/2026:16:43:18 +0100] "bob" % 200'),
+    # lazy fields on both sides of every cut between passes: what each takes depends on
+    # what follows it, in the next pass
+    (nginx.compile_format("$a $b $c $d $e $f $g"), "a b c d e f g h i"),
+    (nginx.compile_format('$a"$b" $c $remote_addr $d [$e] $f|$g'), 'x"y" z 10.0.0.1 w [v] u|t s'),
 ]
 #: what Python's re and RE2 might read differently: Unicode digits, spaces and line
 #: separators, C0/C1 controls, astral and combining characters, the formats' own punctuation
@@ -121,3 +126,20 @@ def test_bytes_that_are_no_utf8_are_read_as_replacement_characters(tmp_path: Pat
         assert got.line_numbers.tolist() == numbers == [1, 2, 3, 4, 6, 8]
         assert list(zip(*[got.fields[n].to_pylist() for n in names], strict=True)) == rows
         assert got.bad == bad == 2 and got.examples[1] == (7, "does not fit the log format", "junk \ufffd")
+
+
+def test_passes_cut_only_between_top_level_fields() -> None:
+    """A pattern is cut before every third top-level field (at most four groups a pass,
+    ``rest`` included), never inside a group, a class or an escape, and not at all when it
+    is a choice at its top level (HAProxy's two default formats tried at once)."""
+    rx, names = nginx.compile_format(BENCH)
+    steps = passes(rx.pattern)
+    assert len(steps) == 3 and all(s.startswith("^") and s.endswith("$") for s in steps)
+    assert [s.count("(?P<") for s in steps] == [4, 4, 3]
+    tricky, _ = nginx.compile_format('$a (?P<f9>[x] $b \\$c [$d] $e ($f) $g')
+    assert [s.count("(?P<f") for s in passes(tricky.pattern)] == [3, 3, 1]
+    http, _ = haproxy.compile_format("http")
+    tcp, _ = haproxy.compile_format("tcp", first=100)
+    either = f"(?:{http.pattern})|(?:{tcp.pattern})"
+    assert passes(either) == [either]
+    assert passes("^(?P<f0>a)(?P<f1>b)(?P<f2>c)(?P<f3>d)|x$") == ["^(?P<f0>a)(?P<f1>b)(?P<f2>c)(?P<f3>d)|x$"]

@@ -17,6 +17,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from pcapip.errors import UsageError
+from pcapip.resolve.rx import passes
 
 #: unreadable lines quoted in the report (all are counted)
 EXAMPLES = 5
@@ -121,6 +122,21 @@ def nonempty(col: Any) -> pa.Array:
     return pc.fill_null(pc.greater(pc.binary_length(col), 0), False)
 
 
+def _extract(lines: pa.Array, steps: list[str]) -> tuple[dict[str, pa.Array], pa.Array]:
+    """Each field's text per line (group name -> values) and whether the line fit, from the
+    passes of :func:`pcapip.resolve.rx.passes`, each over the rest the one before left."""
+    found: dict[str, pa.Array] = {}
+    fit = None
+    for step in steps:
+        got = pc.extract_regex(lines, pattern=step)
+        fit = got.is_valid() if fit is None else pc.and_(fit, got.is_valid())
+        for i in range(got.type.num_fields):
+            found[got.type.field(i).name] = got.field(i)
+        lines = found.pop("rest", lines)
+    assert fit is not None
+    return found, fit
+
+
 def by_pattern(blocks: Iterable[tuple[int, pa.Array]], rx: re.Pattern[str], names: list[str]) -> Parsed:
     """Each line matched whole by ``rx`` (field ``i`` its group ``f<i>``), values kept as
     written (a field the line leaves out is empty). Lines whose every field is empty (a
@@ -128,10 +144,10 @@ def by_pattern(blocks: Iterable[tuple[int, pa.Array]], rx: re.Pattern[str], name
     chunks: list[list[pa.Array]] = [[] for _ in names]
     numbers = []
     out = Parsed({}, np.zeros(0, np.int64))
+    steps = passes(rx.pattern)
     for first, lines in blocks:
-        found = pc.extract_regex(lines, pattern=rx.pattern)
-        fit = found.is_valid()
-        texts = [found.field(f"f{i}") for i in range(len(names))]
+        found, fit = _extract(lines, steps)
+        texts = [found[f"f{i}"] for i in range(len(names))]
         length = pc.binary_length(texts[0])
         for t in texts[1:]:
             length = pc.add(length, pc.binary_length(t))
