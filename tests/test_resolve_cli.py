@@ -205,7 +205,8 @@ def test_python_resolve_log_is_what_the_cli_writes(log: Path) -> None:
 def test_csv_writer_writes_what_the_csv_module_writes(seed: int) -> None:
     """Differential: the column-at-a-time CSV writer against the csv module row by row, on
     text that needs quoting (commas, quotes, newlines; CR and U+2028 do not), missing
-    values of every kind, numbers in text columns, and each kind of added column."""
+    values of every kind, numbers in text columns, Arrow-backed text columns (a log's own
+    fields), and each kind of added column."""
     import csv
     import random
 
@@ -223,6 +224,10 @@ def test_csv_writer_writes_what_the_csv_module_writes(seed: int) -> None:
         "text": pd.Series(text, dtype=object),
         "plain": pd.Series(plain, dtype=object),
         "mixed": pd.Series(mixed, dtype=object),
+        # a log's own fields, as the readers give them: Arrow-backed text, NaN missing
+        "text_arrow": pd.Series([rng.choice([t, None]) for t in text],
+                                dtype=pd.StringDtype("pyarrow", na_value=np.nan)),
+        "plain_arrow": pd.Series(plain, dtype=pd.StringDtype("pyarrow", na_value=np.nan)),
         "client_ip": pd.array([rng.choice([None, "10.1.1.1", "::1"]) for _ in range(n)],
                               dtype="string"),
         "client_port": pd.array([rng.choice([None, 0, 65535, 443]) for _ in range(n)],
@@ -237,14 +242,15 @@ def test_csv_writer_writes_what_the_csv_module_writes(seed: int) -> None:
     w = csv.writer(want, lineterminator="\n")
     w.writerow(df.columns)
     w.writerows(df.astype(object).where(df.notna(), None).itertuples(index=False))
-    for frame, expected in ((df, want.getvalue()), (df[["text"]], None), (df.iloc[:0], None)):
+    for frame, expected in ((df, want.getvalue()), (df[["text"]], None), (df.iloc[:0], None),
+                            (df[["text_arrow"]], None), (df[["plain_arrow", "text_arrow"]], None)):
         got = io.StringIO()
-        old = write.SLICE
-        write.SLICE = 7  # several slices, a last short one
+        old = write.SLICE, write.SLICE_BYTES
+        write.SLICE, write.SLICE_BYTES = 7, 300  # slices by rows and by bytes, a last short one
         try:
             write.write_csv(frame, got)
         finally:
-            write.SLICE = old
+            write.SLICE, write.SLICE_BYTES = old
         if expected is None:
             ref = io.StringIO()
             r = csv.writer(ref, lineterminator="\n")

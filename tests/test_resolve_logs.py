@@ -14,7 +14,7 @@ import pytest
 
 from pcapip.errors import UsageError
 from pcapip.resolve import haproxy, nginx, times
-from pcapip.resolve.lines import by_pattern
+from pcapip.resolve.lines import by_pattern, lines_of
 from pcapip.resolve.logs import LogSpec, load
 
 COMBINED_LINES = [
@@ -32,7 +32,14 @@ HAPROXY_LINES = [
 
 def _parse(rx_names, lines):
     rx, names = rx_names
-    return by_pattern([(1, "\n".join(lines))], rx, names)
+    out = by_pattern([(1, lines_of("\n".join(lines).encode()))], rx, names)
+    out.fields = _lists(out.fields)
+    return out
+
+
+def _lists(fields) -> dict[str, list]:
+    """Arrow text columns as Python lists (None: missing)."""
+    return {k: v.to_pylist() for k, v in fields.items()}
 
 
 def test_combined_is_the_default_and_names_fields_after_variables() -> None:
@@ -131,7 +138,8 @@ def test_load_counts_lines_without_a_time_or_address(tmp_path: Path) -> None:
     got = load(str(log), LogSpec(kind="jsonl", ip_field="ip", port_field="port", time_field="ts"))
     assert list(got.frame["ip"]) == ["10.0.0.1", "10.0.0.2"]
     assert list(got.line_numbers) == [1, 7]
-    assert list(got.frame["extra"]) == [None, '{"a":1}']
+    assert got.frame["extra"].isna().tolist() == [True, False]  # pandas' str: NaN missing
+    assert got.frame["extra"][1] == '{"a":1}'
     assert got.parsed.bad == 4
     assert sorted(n for n, _, _ in got.parsed.examples) == [2, 4, 5, 6]
     with pytest.raises(UsageError, match="--ip-field 'addr'"):
@@ -162,11 +170,11 @@ def test_blank_crlf_and_bad_lines_keep_their_numbers(tmp_path: Path) -> None:
     got = load(str(log), LogSpec(kind="nginx"))
     assert list(got.line_numbers) == [1, 5, 7]
     assert got.parsed.bad == 1 and got.parsed.examples == [(4, "does not fit the log format", "oops")]
-    from pcapip.resolve.lines import read_chunks
+    from pcapip.resolve.lines import read_blocks
 
-    small = list(read_chunks(str(log), size=40))  # chunks end at line ends, numbers follow
-    assert "".join(t + "\n" for _, t in small).splitlines() == text.replace("\r\n", "\n").splitlines()
-    assert [n for n, _ in small] == sorted(n for n, _ in small)
+    small = list(read_blocks(str(log), size=40))  # blocks end at line ends, numbers follow
+    assert [t for _, b in small for t in b.to_pylist()] == text.split("\r\n")
+    assert [n for n, _ in small] == [1 + sum(len(b) for _, b in small[:i]) for i in range(len(small))]
     rx, names = nginx.compile_format(nginx.COMBINED)
     assert list(by_pattern(small, rx, names).line_numbers) == [1, 5, 7]
 
@@ -188,7 +196,7 @@ def test_by_pattern_agrees_with_each_line_matched_alone() -> None:
         for size in (rng.randint(1, 10) for _ in range(len(lines))):
             part = lines[first - 1:first - 1 + size]
             if part:
-                chunks.append((first, "\n".join(part)))
+                chunks.append((first, lines_of("\n".join(part).encode())))
             first += len(part)
         got = by_pattern(chunks, rx, names)
         want_numbers, want_fields, bad = [], {n: [] for n in names}, 0
@@ -200,8 +208,8 @@ def test_by_pattern_agrees_with_each_line_matched_alone() -> None:
                 want_numbers.append(number)
                 for n, v in zip(names, m.groups(), strict=True):
                     want_fields[n].append(v)
-        assert got.line_numbers == want_numbers, lines
-        assert got.fields == want_fields and got.bad == bad, lines
+        assert got.line_numbers.tolist() == want_numbers, lines
+        assert _lists(got.fields) == want_fields and got.bad == bad, lines
 
 
 @pytest.mark.parametrize("kind, fmt", [
@@ -210,9 +218,10 @@ def test_by_pattern_agrees_with_each_line_matched_alone() -> None:
     ("haproxy", '%ci:%cp [%t] %ft %b/%s %{+Q}r'),
 ])
 def test_records_frame_is_the_fields_kept(kind: str, fmt: str | None, tmp_path: Path) -> None:
-    """The records' frame, made from the block of rows the pattern gave, holds exactly the
+    """The records' frame, made from the Arrow columns the pattern gave, holds exactly the
     fields as lists would (HAProxy's unquoted request and empty captures included), for the
-    records kept: a line that does not fit and a record without a time are left out."""
+    records kept: a line that does not fit and a record without a time are left out. Its
+    text columns are pandas' ``str`` (Arrow-backed, NaN where the format left a field out)."""
     import pandas as pd
 
     lines = COMBINED_LINES if kind == "nginx" else HAPROXY_LINES
@@ -226,27 +235,12 @@ def test_records_frame_is_the_fields_kept(kind: str, fmt: str | None, tmp_path: 
     path = tmp_path / "x.log"
     path.write_text(text)
     got = load(str(path), LogSpec(kind=kind, format=fmt))
-    fields = got.parsed.fields
-    keep = [got.parsed.line_numbers.index(n) for n in got.line_numbers]
-    want = pd.DataFrame({k: pd.Series(list(fields[k]), dtype=object).take(keep).reset_index(drop=True)
-                         for k in fields})
+    fields = _lists(got.parsed.fields)
+    keep = [got.parsed.line_numbers.tolist().index(n) for n in got.line_numbers]
+    text = pd.StringDtype("pyarrow", na_value=np.nan)
+    want = pd.DataFrame({k: pd.Series([fields[k][i] for i in keep], dtype=text) for k in fields})
     pd.testing.assert_frame_equal(got.frame, want, check_exact=True)
     assert len(got.frame) == len(lines) and got.parsed.bad == 2
-
-
-def test_repeated_values_share_one_string_and_read_the_same() -> None:
-    """A field that repeats keeps one string per distinct value (memory: a million records'
-    times and statuses), a field that does not is left alone, and one that stops repeating
-    is given up: the values read are those of each line matched alone, in every case."""
-    rx, names = nginx.compile_format('[$a] $b "$c"')
-    lines = [f'[GET] {i} "{"same" if i < 1000 else i}"' for i in range(3000)]
-    chunks = [(1 + k, "\n".join(lines[k:k + 500])) for k in range(0, 3000, 500)]
-    got = by_pattern(chunks, rx, names)
-    want = [rx.match(line).groups() for line in lines]
-    assert got.fields == {n: [w[i] for w in want] for i, n in enumerate(names)}
-    assert len({id(v) for v in got.fields["a"]}) == 1  # one "GET" for 3,000 records
-    assert len({id(v) for v in got.fields["c"][:1000]}) == 1
-    assert len({id(v) for v in got.fields["b"]}) == 3000
 
 
 def test_json_lines_fields_as_every_record_names_them(tmp_path: Path) -> None:
@@ -278,5 +272,59 @@ def test_json_lines_fields_as_every_record_names_them(tmp_path: Path) -> None:
         order.update(dict.fromkeys(flat))
         flats.append(flat)
     assert list(got.fields) == list(order)
-    assert got.fields == {k: [tabular._text(f.get(k)) for f in flats] for k in order}
-    assert got.line_numbers == [n for n, _ in kept] and got.bad == len(objects) - len(kept)
+    assert _lists(got.fields) == {k: [tabular._text(f.get(k)) for f in flats] for k in order}
+    assert got.line_numbers.tolist() == [n for n, _ in kept] and got.bad == len(objects) - len(kept)
+
+
+def test_json_lines_hostile_lines_read_as_json_loads_reads_each() -> None:
+    """Differential: hostile JSON lines (space around, trailing text, two objects on a line,
+    NaN and Infinity, duplicated keys, big and negative-zero numbers, non-objects, blank
+    lines) read as json.loads reads each line alone: the same records, values, counted
+    lines and the reasons quoted."""
+    import json
+
+    from pcapip.resolve import tabular
+
+    lines = ['{"a": 1}', ' {"a": 2}', '{"a": 3} ', '\t{"a": 4}\t', '{"a": 5} x', '{"a":6}{"a":7}',
+             '{"a": NaN, "b": Infinity}', '{"a": 1, "a": "dup"}', '{"a": 123456789012345678901234567890}',
+             '{"a": -0.0, "b": 0.0, "c": 1e16, "d": 1.50}', "[1]", '"x"', "", "  ", "\xa0", "{",
+             '{"a": {"b": [1, {"c": null}]}}', '{"a": true, "b": false, "c": null}', "nul",
+             '{"a": "\\u00e9\\ud83d\\ude00"}', '{"a": 1}\u2028']
+    got = tabular.jsonl(enumerate(lines, 1), [])
+    want_numbers, objects, bad, reasons = [], [], 0, []
+    for number, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            obj = json.loads(line)
+        except ValueError as exc:
+            bad += 1
+            reasons.append((number, f"not JSON ({exc.msg})", line[:200]))
+            continue
+        if not isinstance(obj, dict):
+            bad += 1
+            reasons.append((number, "not a JSON object", line[:200]))
+            continue
+        want_numbers.append(number)
+        objects.append(obj)
+    keys = list(dict.fromkeys(k for o in objects for k in o))
+    assert got.line_numbers.tolist() == want_numbers
+    assert _lists(got.fields) == {k: [tabular._text(o.get(k)) for o in objects] for k in keys}
+    assert got.bad == bad and got.examples == reasons[:5]
+
+
+def test_json_field_texts_as_each_value_is_written() -> None:
+    """The column-at-a-time writing of JSON values (ints once per distinct value, numbers
+    and text with one str) gives each value's own text, for every mix of kinds: ints
+    equal to floats or bools, -0.0 beside 0.0, NaN, big ints, nested values, None."""
+    import random
+
+    from pcapip.resolve import tabular
+
+    pool = [0, 1, -1, 2**70, 1.0, 0.0, -0.0, float("nan"), float("inf"), 1e16, 0.1, True, False,
+            None, "1", "", "x", {"a": 1}, [1, "b"]]
+    rng = random.Random(17)
+    for kinds in ([0, 1, -1, 2**70], [0, 1, None], [1, 1.0, 0.0, -0.0], ["1", 1, 1.0, None],
+                  [True, 1, 0, False], pool, ["a", None], [float("nan"), 0.0, -0.0]):
+        values = [rng.choice(kinds) for _ in range(300)]
+        assert tabular._texts(list(values)) == [tabular._text(v) for v in values], kinds

@@ -31,6 +31,9 @@ def time_ns(col: Any, *, tz: str | None = None, time_format: str | None = None) 
     import pandas as pd
 
     zone = times.zone(tz)
+    text = times.arrow_text(col)
+    if text is not None:  # a log's text column: read per distinct value, no object per record
+        return times.with_pattern(text, time_format, zone) if time_format else times.auto(text, zone)
     s = pd.Series(col).reset_index(drop=True)
     if isinstance(s.dtype, pd.DatetimeTZDtype):
         return times.ns_of(s.dt.tz_convert("UTC"))
@@ -71,7 +74,7 @@ def ports(col: Any) -> np.ndarray:
     """Ports as int64, -1 where not logged or not a port (read once per distinct value)."""
     import pandas as pd
 
-    codes, uniques = pd.factorize(pd.Series(col, dtype=object), use_na_sentinel=True)
+    codes, uniques = times.distinct(col)
     p = pd.to_numeric(pd.Series(np.asarray(uniques, dtype=object)), errors="coerce")
     p = p.to_numpy(dtype=float)
     ok = np.isfinite(p) & (p >= 0) & (p <= 65535) & (p == np.round(p))
@@ -107,7 +110,7 @@ def resolve(
     if tolerance < 0:
         raise UsageError(f"tolerance must be 0 or more seconds, not {tolerance}")
     t = time_ns(records[time], tz=tz, time_format=time_format)
-    dur = None if duration is None else _numbers(records[duration])
+    dur = None if duration is None else numbers(records[duration])
     return resolve_times(analysis, records, ip=ip, port=port, t=t, duration=dur,
                          tolerance=tolerance, origin_port=origin_port)
 
@@ -126,25 +129,25 @@ def resolve_times(
     """:func:`resolve` with the records' times already read (UTC ns, ``NAT`` unreadable)
     and durations in seconds."""
     lo, hi = window(t, duration)
-    if ip in records.columns:
-        addresses = records[ip].astype(object).to_numpy().copy()
-    else:  # an empty log: no field at all
-        addresses = np.full(len(records), None, dtype=object)
+    # (an empty log has no field at all)
+    addresses = records[ip] if ip in records.columns else np.full(len(records), None, dtype=object)
     bad = t == NAT
-    addresses[bad] = None  # a record without a readable time meets no connection
     lo[bad], hi[bad] = 0, 0
     p = ports(records[port]) if port is not None else np.full(len(records), -1, np.int64)
-    added = join(
+    added = join(  # a record without a readable time meets no connection
         analysis, addresses, p, lo, hi, tolerance_ns=int(tolerance * times.NS),
-        origin_port=origin_port,
+        origin_port=origin_port, known=~bad,
     )
     return attach(records, added)
 
 
-def _numbers(col: Any) -> np.ndarray:
+def numbers(col: Any) -> np.ndarray:
+    """A column as float numbers, NaN where not one (read once per distinct value)."""
     import pandas as pd
 
-    return pd.to_numeric(pd.Series(col, dtype=object), errors="coerce").to_numpy(dtype=float)
+    codes, uniques = times.distinct(col)
+    value = pd.to_numeric(pd.Series(np.asarray(uniques, dtype=object)), errors="coerce")
+    return np.append(value.to_numpy(dtype=float), np.nan)[codes]  # code -1 picks NaN
 
 
 def attach(records: pd.DataFrame, added: dict[str, Any]) -> pd.DataFrame:

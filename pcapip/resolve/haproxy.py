@@ -10,8 +10,13 @@ fetch ``%[expr]`` a field named by its expression. A syslog header before the re
 from __future__ import annotations
 
 import re
+from typing import TYPE_CHECKING
 
 from pcapip.errors import UsageError
+from pcapip.resolve.rx import DIGIT, NOT_SPACE, SPACE_CHARS, compile_line, escape, group
+
+if TYPE_CHECKING:
+    import pyarrow as pa
 
 #: HAProxy's ``option tcplog`` format
 TCP_FORMAT = "%ci:%cp [%t] %ft %b/%s %Tw/%Tc/%Tt %B %ts %ac/%fc/%bc/%sc/%rc %sq/%bq"
@@ -22,13 +27,16 @@ HTTP_FORMAT = (
 )
 DEFAULT_FORMATS = {"tcp": TCP_FORMAT, "http": HTTP_FORMAT}
 
-_INT = r"[+-]?\d+|-"
-_DATE_MS = r"\d\d/[A-Z][a-z]{2}/\d{4}:\d\d:\d\d:\d\d\.\d{3}"
-_DATE_TZ = r"\d\d/[A-Z][a-z]{2}/\d{4}:\d\d:\d\d:\d\d [+-]\d{4}"
+_D, _S = DIGIT, NOT_SPACE
+_INT = f"[+-]?{_D}+|-"
+_CLOCK = f"{_D}{_D}/[A-Z][a-z]{{2}}/{_D}{{4}}:{_D}{_D}:{_D}{_D}:{_D}{_D}"
+_DATE_MS = rf"{_CLOCK}\.{_D}{{3}}"
+_DATE_TZ = f"{_CLOCK} [+-]{_D}{{4}}"
+_NAME = f"[^/{SPACE_CHARS}]+"
 PATTERNS: dict[str, str] = {
-    **dict.fromkeys(("ci", "fi", "bi", "si"), r"\S+"),
+    **dict.fromkeys(("ci", "fi", "bi", "si"), f"{_S}+"),
     **dict.fromkeys(("hr", "hs", "hrl", "hsl"), r"(?:\{[^}\n]*\})?"),
-    **dict.fromkeys(("cp", "fp", "bp", "sp"), r"\d+|-"),
+    **dict.fromkeys(("cp", "fp", "bp", "sp"), f"{_D}+|-"),
     **dict.fromkeys(("t", "tr", "trg", "trl"), _DATE_MS),
     **dict.fromkeys(("T", "Tl"), _DATE_TZ),
     **dict.fromkeys(
@@ -36,14 +44,14 @@ PATTERNS: dict[str, str] = {
          "Tc", "Tt", "TR", "Tr", "Ta", "Tq", "Th", "Ti", "Td", "Tu", "lc", "rt", "bl"),
         _INT,
     ),
-    "ts": r"\S{2}",
-    "tsc": r"\S{4}",
-    "ft": r"\S+",
-    "f": r"\S+",
-    "b": r"[^/\s]+",
-    "s": r"[^/\s]+",
-    "CC": r"\S+",
-    "CS": r"\S+",
+    "ts": f"{_S}{{2}}",
+    "tsc": f"{_S}{{4}}",
+    "ft": f"{_S}+",
+    "f": f"{_S}+",
+    "b": _NAME,
+    "s": _NAME,
+    "CC": f"{_S}+",
+    "CS": f"{_S}+",
 }
 #: fields HAProxy leaves out, with their space, when nothing is captured
 OPTIONAL = ("hr", "hs", "hrl", "hsl")
@@ -51,8 +59,8 @@ OPTIONAL = ("hr", "hs", "hrl", "hsl")
 #: connection's start as the proxy saw it
 TIME_FIELDS = ("t", "tr", "Ts", "T", "Tl")
 _SYSLOG = (
-    r"(?:<\d+>)?(?:\d +\S+ +\S+ +\S+ +\S+ +\S+ +(?:\[.*?\]|-) +"  # RFC 5424
-    r"|[A-Z][a-z]{2} [ \d]\d \d\d:\d\d:\d\d \S+ \S+?(?:\[\d+\])?: )?"  # RFC 3164
+    f"(?:<{_D}+>)?(?:{_D} +{_S}+ +{_S}+ +{_S}+ +{_S}+ +{_S}+ +(?:\\[.*?\\]|-) +"  # RFC 5424
+    f"|[A-Z][a-z]{{2}} [ 0-9]{_D} {_D}{_D}:{_D}{_D}:{_D}{_D} {_S}+ {_S}+?(?:\\[{_D}+\\])?: )?"  # RFC 3164
 )
 _TOKEN = re.compile(r"%(?:\{([^}]*)\})?(?:\[([^\]]*)\]|(\w+))|%%|\\(.)")
 
@@ -66,9 +74,10 @@ def format_text(written: str) -> str:
     return text
 
 
-def compile_format(written: str) -> tuple[re.Pattern[str], list[str]]:
+def compile_format(written: str, first: int = 0) -> tuple[re.Pattern[str], list[str]]:
     """The pattern matching a whole line of HAProxy's log format ``written`` (``tcp``,
-    ``http`` or a ``log-format``) and its field names in order."""
+    ``http`` or a ``log-format``) and its field names in order (field ``i`` is the group
+    named ``f<first + i>``)."""
     fmt = format_text(DEFAULT_FORMATS.get(written.strip(), written))
     names: list[str] = []
     out, pos, optional = ["^", _SYSLOG], 0, False
@@ -77,10 +86,10 @@ def compile_format(written: str) -> tuple[re.Pattern[str], list[str]]:
         pos = m.end()
         optional = False
         if m.group(0) == "%%":
-            out.append("%")
+            out.append(escape("%"))
             continue
         if m.group(4) is not None:  # a backslash escape
-            out.append(re.escape(m.group(4)))
+            out.append(escape(m.group(4)))
             continue
         flags, fetch, var = m.group(1) or "", m.group(2), m.group(3)
         name = f"[{fetch}]" if fetch is not None else var
@@ -91,12 +100,12 @@ def compile_format(written: str) -> tuple[re.Pattern[str], list[str]]:
         if name in names:
             out.append(f"(?:{pattern})")
         else:
+            out.append(group(first + len(names), pattern))
             names.append(name)
-            out.append(f"({pattern})")
     out.append(_literal(fmt[pos:], optional) + r"[ \t]*$")
     if not names:
         raise UsageError(f"--haproxy-format {written!r}: no %variable in it")
-    return re.compile("".join(out)), names
+    return compile_line("".join(out)), names
 
 
 def _literal(text: str, after_optional: bool = False) -> str:
@@ -104,12 +113,16 @@ def _literal(text: str, after_optional: bool = False) -> str:
     may leave out (``%hr`` without captures, and its space with it), zero or more."""
     if not text:
         return ""
-    out = r" +".join(re.escape(part) for part in re.split(r" +", text))
+    out = r" +".join(escape(part) for part in re.split(r" +", text))
     if after_optional and out.startswith(r" +"):
         out = r" *" + out[2:]
     return out
 
 
-def unquote(values: list[str | None]) -> list[str | None]:
+def unquote(values: pa.ChunkedArray) -> pa.ChunkedArray:
     """``"GET / HTTP/1.1"`` -> ``GET / HTTP/1.1`` for the ``+Q`` fields."""
-    return [v[1:-1] if v and len(v) >= 2 and v[0] == v[-1] == '"' else v for v in values]
+    import pyarrow.compute as pc
+
+    quoted = pc.and_(pc.and_(pc.starts_with(values, '"'), pc.ends_with(values, '"')),
+                     pc.greater_equal(pc.binary_length(values), 2))
+    return pc.if_else(quoted, pc.utf8_slice_codeunits(values, 1, -1), values)

@@ -17,6 +17,7 @@ import numpy as np
 
 from pcapip.resolve.columns import ADDED_COLUMNS, MATCHES
 from pcapip.resolve.match import Connections, Found, match
+from pcapip.resolve.times import distinct
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -34,9 +35,7 @@ def canonical(addresses: Any) -> np.ndarray:
 def _spelled(addresses: Any) -> tuple[np.ndarray, np.ndarray]:
     """Each address's code into its distinct values in the capture's spelling (those
     followed by None, which code -1 picks)."""
-    import pandas as pd
-
-    codes, uniques = pd.factorize(pd.Series(addresses, dtype=object), use_na_sentinel=True)
+    codes, uniques = distinct(addresses)
     return codes, np.array([_spell(str(u)) for u in uniques] + [None], dtype=object)
 
 
@@ -71,14 +70,18 @@ def join(
     *,
     tolerance_ns: int,
     origin_port: int | None = None,
+    known: np.ndarray | None = None,
 ) -> dict[str, Any]:
     """The added columns (``columns.ADDED``) for records with egress ``ip``, ``port`` (-1:
-    not logged) and window ``[lo, hi]`` (UTC ns); values as arrays in record order."""
+    not logged) and window ``[lo, hi]`` (UTC ns); values as arrays in record order.
+    ``known`` False: the record meets no connection (its time could not be read)."""
     import pandas as pd
 
     mask = _tcp_mask(analysis, origin_port)
     f = analysis.flows[mask]
     rec_codes, rec_spelled = _spelled(ip)  # a log repeats its addresses: each read once
+    if known is not None:
+        rec_codes = np.where(known, rec_codes, -1)
     f_ip = canonical(f["egress_ip"].astype(object).to_numpy())
     codes, _ = pd.factorize(pd.Series(np.concatenate([f_ip, rec_spelled]), dtype=object))
     f_code, r_code = codes[: len(f)], codes[len(f):][rec_codes]  # -1 picks None's -1
@@ -87,9 +90,7 @@ def join(
     port = np.asarray(port, dtype=np.int64)
     with_port = port >= 0
     # by address and port where the log has the port
-    _, dense = np.unique(
-        np.concatenate([f_code * 65536 + f_port, r_code * 65536 + port]), return_inverse=True
-    )
+    dense, _ = pd.factorize(np.concatenate([f_code * 65536 + f_port, r_code * 65536 + port]))
     by_pair = Connections(dense[: len(f)], start, end, rows)
     pair_key = np.where((r_code >= 0) & with_port, dense[len(f):], -1)
     found_pair = match(by_pair, pair_key, lo, hi, tolerance_ns)  # (keys -1: not asked)

@@ -1,33 +1,40 @@
-"""A log read line by line through one compiled pattern: the records' fields in log order,
-and every line that did not fit counted, the first few kept with their line numbers."""
+"""A log read as lines in large blocks of bytes, each block one Arrow string array, and
+lines matched whole by one pattern, a block at a time (RE2, ``pyarrow.compute``): the
+records' fields stay Arrow text columns, no Python object per record or field; every
+line that did not fit is counted, the first few kept with their line numbers."""
 
 from __future__ import annotations
 
 import gzip
 import re
-from collections.abc import Iterable, Iterator, MutableMapping
+import sys
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import IO, Any
 
 import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from pcapip.errors import UsageError
-
-if TYPE_CHECKING:
-    import pandas as pd
+from pcapip.resolve.rx import passes
 
 #: unreadable lines quoted in the report (all are counted)
 EXAMPLES = 5
+#: bytes read at a time (cut at the last line end; 4 MB: a 300k-line log peaks 50 MB
+#: lower than with 16 MB blocks, at the same speed)
+BLOCK = 1 << 22
 
 
 @dataclass
 class Parsed:
-    """A log's records: ``fields`` (name -> one value per record, None for empty) and the
-    1-based line number of each; ``bad`` counts lines that are no record, ``examples``
-    quotes the first few as (line number, why, text)."""
+    """A log's records: ``fields`` (name -> an Arrow text column, one value per record, null
+    where the format leaves the field out) and the 1-based line number of each; ``bad``
+    counts lines that are no record, ``examples`` quotes the first few as (line number,
+    why, text)."""
 
-    fields: MutableMapping[str, list[str | None]]
-    line_numbers: list[int]
+    fields: dict[str, pa.ChunkedArray]
+    line_numbers: np.ndarray
     bad: int = 0
     examples: list[tuple[int, str, str]] = field(default_factory=list)
 
@@ -40,169 +47,121 @@ class Parsed:
         return len(self.line_numbers)
 
 
-def read_chunks(path: str, size: int = 1 << 23) -> Iterator[tuple[int, str]]:
-    """(number of the first line, whole lines joined by ``\\n``, no final newline) of a log
-    file, about ``size`` bytes at a time; ``-`` is stdin, ``.gz`` read through gzip; CRLF
-    becomes LF; undecodable bytes become U+FFFD rather than stopping the read."""
-    import sys
-
+def _open(path: str) -> IO[bytes]:
     try:
         if path == "-":
-            fh = sys.stdin
-        elif path.endswith(".gz"):
-            fh = gzip.open(path, "rt", encoding="utf-8", errors="replace", newline="")  # noqa: SIM115
-        else:
-            fh = open(path, encoding="utf-8", errors="replace", newline="")  # noqa: SIM115
+            return sys.stdin.buffer
+        if path.endswith(".gz"):
+            return gzip.open(path, "rb")  # type: ignore[return-value]
+        return open(path, "rb")  # noqa: SIM115
     except OSError as exc:
         raise UsageError(f"--log {path}: {exc.strerror or exc}") from None
-    first, rest = 1, ""
+
+
+def read_blocks(path: str, size: int = BLOCK) -> Iterator[tuple[int, pa.StringArray]]:
+    """(number of the first line, the lines) of a log file, about ``size`` bytes at a
+    time; ``-`` is stdin, ``.gz`` read through gzip. A line ends at LF or CRLF (its end
+    not kept); bytes that are no UTF-8 become U+FFFD rather than stopping the read."""
+    fh = _open(path)
+    first, rest = 1, b""
     try:
         while True:
-            text = fh.read(size)
-            if not text:
+            data = fh.read(size)
+            if not data:
                 break
-            text = rest + text
-            cut = text.rfind("\n")
+            data = rest + data
+            cut = data.rfind(b"\n")
             if cut < 0:
-                rest = text
+                rest = data
                 continue
-            rest, text = text[cut + 1:], text[:cut]
-            if "\r" in text:  # (a scan for one character is cheaper than a replace)
-                text = text.replace("\r\n", "\n")
-            yield first, text
-            first += text.count("\n") + 1
+            rest, data = data[cut + 1:], data[:cut + 1]
+            lines = lines_of(data)
+            yield first, lines
+            first += len(lines)
         if rest:
-            yield first, rest.removesuffix("\r")
+            yield first, lines_of(rest)
     except (OSError, EOFError, gzip.BadGzipFile) as exc:
         raise UsageError(f"--log {path}: {exc}") from None
     finally:
-        if fh is not sys.stdin:
+        if fh is not sys.stdin.buffer:
             fh.close()
 
 
+def lines_of(data: bytes) -> pa.StringArray:
+    """The lines of ``data`` (each ended by LF or CRLF, the last maybe by nothing), without
+    their ends, as one string array over one copy of the text."""
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError:  # as the text reader's errors="replace" reads it
+        data = data.decode("utf-8", errors="replace").encode("utf-8")
+    b = np.frombuffer(data, dtype=np.uint8)
+    ends = np.flatnonzero(b == 10)
+    if len(b) and b[-1] != 10:
+        ends = np.append(ends, len(b))  # a last line without its LF
+    cr = np.zeros(len(ends), dtype=bool)
+    inner = ends > 0
+    cr[inner] = b[ends[inner] - 1] == 13
+    cut = np.concatenate([ends[ends < len(b)], ends[cr] - 1])  # bytes dropped: LF, CR before
+    text = np.delete(b, cut) if len(cut) else b
+    # line i starts after i line ends and the CRs of the lines before it
+    dropped = np.arange(len(ends)) + np.concatenate([[0], np.cumsum(cr)[:-1]]) if len(ends) else ends
+    starts = np.concatenate([[0], ends[:-1] + 1]) - dropped if len(ends) else ends
+    small = len(text) < 2**31  # 32-bit offsets: RE2 through Arrow reads them a third faster
+    offsets = np.append(starts, len(text)).astype(np.int32 if small else np.int64)
+    return pa.Array.from_buffers(pa.string() if small else pa.large_string(), len(ends),
+                                 [None, pa.py_buffer(offsets), pa.py_buffer(text)])
+
+
 def read_lines(path: str) -> Iterator[tuple[int, str]]:
-    """(line number, text without its newline) of a log file (see :func:`read_chunks`)."""
-    for first, text in read_chunks(path):
-        yield from enumerate(text.split("\n"), first)
+    """(line number, text without its line end) of a log file (see :func:`read_blocks`)."""
+    for first, lines in read_blocks(path):
+        yield from enumerate(lines.to_pylist(), first)
 
 
-def line_pattern(rx: re.Pattern[str]) -> re.Pattern[str]:
-    """``rx`` (anchored ``^…$``, no class that crosses a newline) as one pattern for a chunk
-    of lines: each line gives one tuple of ``rx``'s groups, then the whole line in a last
-    group when it does not fit (empty when it does)."""
-    body = rx.pattern.removeprefix("^").removesuffix("$")
-    return re.compile(f"^(?:{body}|(.*))$", re.M)
+def nonempty(col: Any) -> pa.Array:
+    """Per value: present and not the empty text."""
+    return pc.fill_null(pc.greater(pc.binary_length(col), 0), False)
 
 
-class Columns(MutableMapping[str, list[Any]]):
-    """The fields one pattern read, held as the rows it gave: one 2-D block of objects (a row
-    per record, a column per field, then the unfit lines' column). A field becomes a list
-    when asked for; the records' frame is the block itself (:meth:`frame`), not a copy per
-    field: each pass over a million records' scattered strings costs a tenth of a second."""
-
-    def __init__(self, names: list[str], blocks: list[np.ndarray]) -> None:
-        self.names = list(names)
-        self._blocks = blocks
-        self._set: dict[str, list[Any]] = {}  # fields given anew (HAProxy's unquoted ones)
-
-    def block(self) -> np.ndarray:
-        if len(self._blocks) != 1:
-            width = len(self.names) + 1
-            self._blocks = [np.concatenate(self._blocks) if self._blocks
-                            else np.empty((0, width), dtype=object)]
-        return self._blocks[0]
-
-    def __getitem__(self, name: str) -> list[Any]:
-        if name in self._set:
-            return self._set[name]
-        if name not in self.names:
-            raise KeyError(name)
-        return self.block()[:, self.names.index(name)].tolist()
-
-    def __contains__(self, name: object) -> bool:
-        return name in self.names
-
-    def __setitem__(self, name: str, values: list[Any]) -> None:
-        if name not in self.names:
-            self.names.append(name)
-        self._set[name] = values
-
-    def __delitem__(self, name: str) -> None:
-        raise TypeError("a log's fields are not removed")
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self.names)
-
-    def __len__(self) -> int:
-        return len(self.names)
-
-    def frame(self, keep: np.ndarray | None = None) -> pd.DataFrame:
-        """The records (``keep``: only those) as a frame of object columns, one per field."""
-        import pandas as pd
-
-        read = [n for n in self.names if n not in self._set]
-        block = self.block()[:, [self.names.index(n) for n in read]]
-        if keep is not None:
-            block = block[keep]
-        df = pd.DataFrame(block, columns=read, dtype=object, copy=False)
-        for name, values in self._set.items():
-            col = pd.Series(values, dtype=object)
-            df[name] = col if keep is None else col.take(keep).reset_index(drop=True)
-        return df[self.names]
+def _extract(lines: pa.Array, steps: list[str]) -> tuple[dict[str, pa.Array], pa.Array]:
+    """Each field's text per line (group name -> values) and whether the line fit, from the
+    passes of :func:`pcapip.resolve.rx.passes`, each over the rest the one before left."""
+    found: dict[str, pa.Array] = {}
+    fit = None
+    for step in steps:
+        got = pc.extract_regex(lines, pattern=step)
+        fit = got.is_valid() if fit is None else pc.and_(fit, got.is_valid())
+        for i in range(got.type.num_fields):
+            found[got.type.field(i).name] = got.field(i)
+        lines = found.pop("rest", lines)
+    assert fit is not None
+    return found, fit
 
 
-def _all_records(rows: np.ndarray) -> bool:
-    """Whether every line of a chunk is a record, told from its columns without a loop
-    over the lines: none is unfit (the last column is all empty) and some group is never
-    empty (so no line is blank)."""
-    if (rows[:, -1] != "").any():
-        return False
-    return any(not (rows[:, j] == "").any() for j in range(rows.shape[1] - 1))
-
-
-def _shared(rows: np.ndarray, memos: list[dict[str, str] | None] | None,
-            seen: int) -> list[dict[str, str] | None]:
-    """A field that repeats (a time to the second, a status, a user agent) keeps one string
-    per distinct value, not one per record: ~60 bytes a record and field less to hold, and
-    to page-fault in. Chosen on the first chunk (a tenth of its rows distinct or fewer);
-    given up for a field whose distinct values pass half the records seen."""
-    if memos is None:
-        memos = [{} if len(set(rows[:, j].tolist())) * 10 <= len(rows) else None
-                 for j in range(rows.shape[1] - 1)]
-    for j, memo in enumerate(memos):
-        if memo is None:
-            continue
-        col = rows[:, j]
-        rows[:, j] = list(map(memo.setdefault, col, col))
-        if len(memo) * 2 > seen:
-            memos[j] = None
-    return memos
-
-
-def by_pattern(chunks: Iterable[tuple[int, str]], rx: re.Pattern[str], names: list[str]) -> Parsed:
-    """Each line matched whole by ``rx`` (one group per name), values kept as written (a
-    field the line leaves out is empty). Blank lines are no record. A chunk of lines goes
-    through one ``findall`` (a busy log has millions of lines), its rows kept as one block."""
-    whole = line_pattern(rx)
-    out = Parsed({}, [])
-    blocks = []
-    memos: list[dict[str, str] | None] | None = None
-    for first, text in chunks:
-        found = whole.findall(text)
-        if not found:
-            continue
-        rows = np.array(found, dtype=object)  # a row per line, the last column its unfit text
-        if _all_records(rows):
-            out.line_numbers += range(first, first + len(found))
-        else:
-            # a record: it fit (last group empty) and is not a blank line (every group empty)
-            keep = [i for i, r in enumerate(found) if not r[-1] and any(r)]
-            for i, r in enumerate(found):
-                if r[-1].strip():
-                    out.reject(first + i, "does not fit the log format", r[-1])
-            rows = rows[keep]
-            out.line_numbers += [first + i for i in keep]
-        memos = _shared(rows, memos, len(out.line_numbers))
-        blocks.append(rows)  # the chunk's tuples are let go
-    out.fields = Columns(names, blocks)
+def by_pattern(blocks: Iterable[tuple[int, pa.Array]], rx: re.Pattern[str], names: list[str]) -> Parsed:
+    """Each line matched whole by ``rx`` (field ``i`` its group ``f<i>``), values kept as
+    written (a field the line leaves out is empty). Lines whose every field is empty (a
+    blank line) are no record; a line that does not fit is counted unless it is blank."""
+    chunks: list[list[pa.Array]] = [[] for _ in names]
+    numbers = []
+    out = Parsed({}, np.zeros(0, np.int64))
+    steps = passes(rx.pattern)
+    for first, lines in blocks:
+        found, fit = _extract(lines, steps)
+        texts = [found[f"f{i}"] for i in range(len(names))]
+        length = pc.binary_length(texts[0])
+        for t in texts[1:]:
+            length = pc.add(length, pc.binary_length(t))
+        record = pc.and_(fit, pc.greater(length, 0))
+        unfit = np.flatnonzero(~fit.to_numpy(zero_copy_only=False))
+        if len(unfit):
+            for number, text in zip((unfit + first).tolist(),
+                                    lines.take(pa.array(unfit)).to_pylist(), strict=True):
+                if text.strip():
+                    out.reject(number, "does not fit the log format", text)
+        for col, text in zip(chunks, texts, strict=True):
+            col.append(text.filter(record).cast(pa.large_string()))
+        numbers.append(np.flatnonzero(record.to_numpy(zero_copy_only=False)) + first)
+    out.fields = {n: pa.chunked_array(c, type=pa.large_string()) for n, c in zip(names, chunks, strict=True)}
+    out.line_numbers = np.concatenate(numbers) if numbers else np.zeros(0, np.int64)
     return out

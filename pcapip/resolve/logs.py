@@ -14,12 +14,14 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from pcapip.errors import UsageError
 from pcapip.flows.run import collector_off
 from pcapip.resolve import haproxy, nginx, tabular
 from pcapip.resolve.api import NAT, Analysis, time_ns
-from pcapip.resolve.lines import Columns, Parsed, by_pattern, read_chunks, read_lines
+from pcapip.resolve.lines import Parsed, by_pattern, nonempty, read_blocks, read_lines
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -50,9 +52,9 @@ class LogSpec:
 
 @dataclass
 class Log:
-    """The records of a log (``frame``: their own fields, as text) with their egress
-    ``ip``, ``port`` (-1: none), time (UTC ns) and duration (s, NaN: unknown); the fields
-    those came from; what did not parse (``parsed.bad``, ``parsed.examples``)."""
+    """The records of a log (``frame``: their own fields, as pandas ``str`` columns) with
+    their egress ``ip``, ``port`` (-1: none), time (UTC ns) and duration (s, NaN: unknown);
+    the fields those came from; what did not parse (``parsed.bad``, ``parsed.examples``)."""
 
     frame: pd.DataFrame
     line_numbers: np.ndarray
@@ -68,9 +70,9 @@ def parse(path: str, spec: LogSpec) -> Parsed:
     wanted = [spec.ip_field, spec.port_field, spec.time_field, spec.duration_field]
     if spec.kind == "nginx":
         rx, names = nginx.compile_format(spec.format or nginx.COMBINED)
-        return by_pattern(read_chunks(path), rx, names)
+        return by_pattern(read_blocks(path), rx, names)
     if spec.kind == "haproxy":
-        return _haproxy(read_chunks(path), spec.format)
+        return _haproxy(read_blocks(path), spec.format)
     if spec.kind == "jsonl":
         return tabular.jsonl(read_lines(path), [w for w in wanted if w])
     if spec.kind == "csv":
@@ -78,31 +80,35 @@ def parse(path: str, spec: LogSpec) -> Parsed:
     raise UsageError(f"unknown log kind {spec.kind!r}")
 
 
-def _haproxy(lines: Iterable[tuple[int, list[str]]], fmt: str | None) -> Parsed:
+def _haproxy(blocks: Iterable[tuple[int, pa.Array]], fmt: str | None) -> Parsed:
     """HAProxy's log: one format given, or its HTTP and TCP defaults tried line by line."""
     if fmt:
         rx, names = haproxy.compile_format(fmt)
-        out = by_pattern(lines, rx, names)
+        out = by_pattern(blocks, rx, names)
     else:
         import re
 
         rx_h, names_h = haproxy.compile_format("http")
-        rx_t, names_t = haproxy.compile_format("tcp")
-        names = names_h + [n for n in names_t if n not in names_h]
+        rx_t, names_t = haproxy.compile_format("tcp", first=len(names_h))
         either = re.compile(f"(?:{rx_h.pattern})|(?:{rx_t.pattern})")
         groups = [*names_h, *names_t]
-        raw = by_pattern(lines, either, [f"{i}" for i in range(len(groups))])
-        out = Parsed({n: [None] * len(raw) for n in names}, raw.line_numbers, raw.bad, raw.examples)
-        for i, g in enumerate(groups):
-            col, dest = raw.fields[str(i)], out.fields[g]
-            for j, v in enumerate(col):
-                if v:
-                    dest[j] = v
+        raw = by_pattern(blocks, either, [f"{i}" for i in range(len(groups))])
+        fields = {}
+        for name in [*names_h, *(n for n in names_t if n not in names_h)]:
+            # a line is one of the two formats: its field is the group that took a value
+            cols = [_blank_null(raw.fields[str(i)]) for i, g in enumerate(groups) if g == name]
+            fields[name] = pc.coalesce(*cols[::-1]) if len(cols) > 1 else cols[0]
+        out = Parsed(fields, raw.line_numbers, raw.bad, raw.examples)
     for name in [n for n in out.fields if n == "r" or n.startswith("[")]:
         out.fields[name] = haproxy.unquote(out.fields[name])
     for name in [n for n in out.fields if n in haproxy.OPTIONAL]:  # left out: no captures
-        out.fields[name] = [v or None for v in out.fields[name]]
+        out.fields[name] = _blank_null(out.fields[name])
     return out
+
+
+def _blank_null(col: pa.ChunkedArray) -> pa.ChunkedArray:
+    """Empty texts as missing."""
+    return pc.if_else(nonempty(col), col, pa.scalar(None, col.type))
 
 
 def _pick(given: str | None, fields: dict[str, list], usual: tuple[str, ...], what: str,
@@ -153,24 +159,20 @@ def load(path: str, spec: LogSpec) -> Log:
     duration = _pick(spec.duration_field, fields, usual["duration"], "duration", False)
     n = len(parsed)
     raw_time = _coalesce([fields[t] for t in time_names], n)
-    t = time_ns(pd.Series(raw_time, dtype=object), tz=spec.tz, time_format=spec.time_format)
+    t = time_ns(raw_time, tz=spec.tz, time_format=spec.time_format)
     ok = t != NAT
     if ip is not None:
-        ok &= np.fromiter(map(bool, fields[ip]), dtype=bool, count=n)
-    for i in np.flatnonzero(~ok):
-        why = "no readable time" if t[i] == NAT else "no address"
-        parsed.reject(parsed.line_numbers[i], why, f"{raw_time[i]!r}" if t[i] == NAT else "")
+        ok &= nonempty(fields[ip]).to_numpy(zero_copy_only=False)
+    _reject_records(parsed, ok, t, raw_time)
     keep = np.flatnonzero(ok)
     every = len(keep) == n
-    if isinstance(fields, Columns):  # read by a pattern: the block is the frame
-        frame = fields.frame(None if every else keep)
-    else:
-        frame = pd.DataFrame({k: pd.Series(v, dtype=object) if every else
-                              pd.Series(v, dtype=object).take(keep).reset_index(drop=True)
-                              for k, v in fields.items()})
+    frame = pd.DataFrame({k: _text_column(v if every else v.take(pa.array(keep)))
+                          for k, v in fields.items()})
     dur = None
     if duration is not None:
-        dur = pd.to_numeric(frame[duration], errors="coerce").to_numpy(dtype=float)
+        from pcapip.resolve.api import numbers
+
+        dur = numbers(frame[duration])
     from pcapip.resolve.times import has_offset
 
     return Log(
@@ -186,14 +188,36 @@ def load(path: str, spec: LogSpec) -> Log:
     )
 
 
-def _coalesce(columns: list[list], n: int) -> list:
+def _reject_records(parsed: Parsed, ok: np.ndarray, t: np.ndarray, raw_time: pa.ChunkedArray) -> None:
+    """Records without a readable time or an address counted, the first few quoted."""
+    from pcapip.resolve.lines import EXAMPLES
+
+    bad = np.flatnonzero(~ok)
+    for i in bad[:EXAMPLES].tolist():
+        why = "no readable time" if t[i] == NAT else "no address"
+        parsed.reject(int(parsed.line_numbers[i]), why,
+                      f"{raw_time[i].as_py()!r}" if t[i] == NAT else "")
+    parsed.bad += max(len(bad) - EXAMPLES, 0)
+
+
+def _text_column(values: pa.ChunkedArray) -> pd.Series:
+    """An Arrow text column as pandas' text column (``str``: Arrow-backed, NaN missing),
+    without a Python object per value."""
+    import pandas as pd
+
+    dtype = pd.StringDtype("pyarrow", na_value=np.nan)
+    return pd.Series(pd.arrays.ArrowStringArray(values.cast(pa.large_string()), dtype=dtype))
+
+
+def _coalesce(columns: list[pa.ChunkedArray], n: int) -> pa.ChunkedArray:
     """Per record, the first of ``columns`` that has a value (HAProxy's TCP lines say %t,
     its HTTP lines %tr)."""
     if not columns:
-        return [None] * n
-    if len(columns) == 1 or all(columns[0]):  # (nginx's $msec beside $time_local)
-        return columns[0]
-    return [next((c[i] for c in columns if c[i]), None) for i in range(n)]
+        return pa.chunked_array([pa.nulls(n, pa.large_string())])
+    first = columns[0]
+    if len(columns) == 1 or pc.all(nonempty(first)).as_py() is not False:
+        return first  # (nginx's $msec beside $time_local)
+    return pc.coalesce(*(_blank_null(c) for c in columns))
 
 
 def resolve_log(
@@ -207,7 +231,8 @@ def resolve_log(
     """A log file (``spec``: its kind, format, fields, time zone; default nginx's combined)
     read and resolved against ``analysis``: what ``pcapip resolve`` writes, as a frame.
     ``frame.attrs["unparseable"]`` counts the lines that were no record and
-    ``frame.attrs["examples"]`` quotes the first few as (line number, why, text)."""
+    ``frame.attrs["examples"]`` quotes the first few as (line number, why, text). The log's
+    own fields are pandas ``str`` columns (Arrow-backed, NaN where a field is left out)."""
     df = resolve_loaded(analysis, load(path, spec or LogSpec()), tolerance=tolerance,
                         origin_port=origin_port)
     return df

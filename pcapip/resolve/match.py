@@ -13,8 +13,8 @@ Counting the connections that meet a window is two binary searches per record ov
 connections sorted by (key, start) and by (key, end): those started by ``hi`` less those
 ended before ``lo``. When exactly one is left, it is the one with the latest end among
 those started by ``hi`` (a running maximum per key). So the join costs sorting, never
-records times connections. Times are replaced by their ranks among all times first, so a
-key and a time pack into one int64 that sorts by key, then time.
+records times connections. Times are replaced by their ranks among the connections' times
+first (:func:`_rank`), so a key and a time pack into one int64 that sorts by key, then time.
 """
 
 from __future__ import annotations
@@ -49,6 +49,16 @@ def _pack(key: np.ndarray, rank: np.ndarray, span: int) -> np.ndarray:
     return key.astype(np.int64) * span + rank
 
 
+def _rank(uniq: np.ndarray, t: np.ndarray) -> np.ndarray:
+    """Times as ranks that keep their order and equality with every connection time
+    (``uniq``, sorted): ``uniq[i]`` is 2i+1, a time between ``uniq[i-1]`` and ``uniq[i]``
+    2i. Records are only ever compared with connections, so their own times need no rank
+    among themselves (a sort of the connections' times, not of the records')."""
+    i = np.searchsorted(uniq, t, "left")
+    hit = uniq[np.minimum(i, len(uniq) - 1)] == t
+    return 2 * i + hit
+
+
 def meeting(conns: Connections, key: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> Found:
     """For each record (``key``, window ``[lo, hi]``; key -1: no connection has it, or the
     record is not asked about), the connections whose lifetime meets the window."""
@@ -61,24 +71,20 @@ def meeting(conns: Connections, key: np.ndarray, lo: np.ndarray, hi: np.ndarray)
     n = len(key)
     if n == 0 or len(conns.key) == 0:
         return Found(np.zeros(n, np.int64), np.full(n, -1, np.int64))
-    times = np.concatenate([conns.start, conns.end, lo, hi])
-    uniq, inverse = np.unique(times, return_inverse=True)
+    uniq = np.unique(np.concatenate([conns.start, conns.end]))
     m = len(conns.key)
-    r_start, r_end = inverse[:m], inverse[m:2 * m]
-    r_lo, r_hi = inverse[2 * m:2 * m + n], inverse[2 * m + n:]
-    span = len(uniq) + 1
+    r_start, r_end = _rank(uniq, conns.start), _rank(uniq, conns.end)
+    r_lo, r_hi = _rank(uniq, lo), _rank(uniq, hi)
+    span = 2 * len(uniq) + 2
     by_start = _pack(conns.key, r_start, span)
     order = np.argsort(by_start, kind="stable")
     by_start = by_start[order]
     ends_sorted = np.sort(_pack(conns.key, r_end, span))
-    k = key
-    base = _pack(k, np.zeros(n, np.int64), span)
-    started = np.searchsorted(by_start, _pack(k, r_hi, span), "right")
-    started_n = started - np.searchsorted(by_start, base, "left")
-    ended_n = np.searchsorted(ends_sorted, _pack(k, r_lo, span), "left") - np.searchsorted(
-        ends_sorted, base, "left"
-    )
-    count = (started_n - ended_n).astype(np.int64)
+    # those of the key started by hi, less those of the key ended before lo (both counts
+    # include the connections of smaller keys: they cancel out)
+    started = np.searchsorted(by_start, _pack(key, r_hi, span), "right")
+    ended = np.searchsorted(ends_sorted, _pack(key, r_lo, span), "left")
+    count = (started - ended).astype(np.int64)
     # the latest-ending connection among each key's first i (in start order)
     end_packed = _pack(conns.key[order], r_end[order], span)
     best = np.maximum.accumulate(end_packed)

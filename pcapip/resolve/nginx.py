@@ -12,6 +12,7 @@ from __future__ import annotations
 import re
 
 from pcapip.errors import UsageError
+from pcapip.resolve.rx import DIGIT, NOT_SPACE, compile_line, escape, group
 
 #: nginx's predefined format (ngx_http_log_module), used when none is given
 COMBINED = (
@@ -19,18 +20,19 @@ COMBINED = (
     '"$http_referer" "$http_user_agent"'
 )
 
-_NUMBER = r"\d+|-"
-_SECONDS = r"\d+\.\d+|-"
+_D = DIGIT
+_NUMBER = f"{_D}+|-"
+_SECONDS = rf"{_D}+\.{_D}+|-"
 PATTERNS: dict[str, str] = {
-    "remote_addr": r"\S+",
-    "realip_remote_addr": r"\S+",
-    "proxy_protocol_addr": r"\S*",
-    "server_addr": r"\S+",
+    "remote_addr": f"{NOT_SPACE}+",
+    "realip_remote_addr": f"{NOT_SPACE}+",
+    "proxy_protocol_addr": f"{NOT_SPACE}*",
+    "server_addr": f"{NOT_SPACE}+",
     "remote_port": _NUMBER,
     "realip_remote_port": _NUMBER,
-    "proxy_protocol_port": r"\d*|-",
+    "proxy_protocol_port": f"{_D}*|-",
     "server_port": _NUMBER,
-    "status": r"\d{3}|-",
+    "status": f"{_D}{{3}}|-",
     "body_bytes_sent": _NUMBER,
     "bytes_sent": _NUMBER,
     "request_length": _NUMBER,
@@ -39,9 +41,10 @@ PATTERNS: dict[str, str] = {
     "pid": _NUMBER,
     "request_time": _SECONDS,
     "session_time": _SECONDS,
-    "msec": r"\d+\.\d+",
-    "time_local": r"\d\d/[A-Z][a-z]{2}/\d{4}:\d\d:\d\d:\d\d [+-]\d{4}",
-    "time_iso8601": r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:[+-]\d\d:\d\d|Z)",
+    "msec": rf"{_D}+\.{_D}+",
+    "time_local": f"{_D}{_D}/[A-Z][a-z]{{2}}/{_D}{{4}}:{_D}{_D}:{_D}{_D}:{_D}{_D} [+-]{_D}{{4}}",
+    "time_iso8601": (f"{_D}{{4}}-{_D}{_D}-{_D}{_D}T{_D}{_D}:{_D}{_D}:{_D}{_D}"
+                     f"(?:[+-]{_D}{_D}:{_D}{_D}|Z)"),
 }
 #: fields that name the time, the most precise first
 TIME_FIELDS = ("msec", "time_iso8601", "time_local")
@@ -74,7 +77,7 @@ def format_text(written: str) -> str:
 
 def compile_format(written: str) -> tuple[re.Pattern[str], list[str]]:
     """The pattern matching a whole line of ``written`` and its field names in order (a
-    variable used twice is one field)."""
+    variable used twice is one field; field ``i`` is the group named ``f<i>``)."""
     fmt = format_text(written)
     names: list[str] = []
     out, pos = ["^"], 0
@@ -82,18 +85,18 @@ def compile_format(written: str) -> tuple[re.Pattern[str], list[str]]:
     if not pieces:
         raise UsageError(f"--nginx-format {written!r}: no $variable in it")
     for m in pieces:
-        out.append(re.escape(fmt[pos:m.start()]))
+        out.append(escape(fmt[pos:m.start()]))
         name = m.group(1) or m.group(2)
         quoted = fmt[m.start() - 1:m.start()] == '"' and fmt[m.end():m.end() + 1] == '"'
         pattern = PATTERNS.get(name, r'[^"\n]*' if quoted else r".*?")
         if name in names:
             out.append(f"(?:{pattern})")
         else:
+            out.append(group(len(names), pattern))
             names.append(name)
-            out.append(f"({pattern})")
         pos = m.end()
-    out.append(re.escape(fmt[pos:]) + "$")
+    out.append(escape(fmt[pos:]) + "$")
     try:
-        return re.compile("".join(out)), names
+        return compile_line("".join(out)), names
     except re.error as exc:  # pragma: no cover - every piece is escaped or ours
         raise UsageError(f"--nginx-format {written!r}: {exc}") from None

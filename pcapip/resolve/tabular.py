@@ -10,7 +10,11 @@ from __future__ import annotations
 import csv
 import json
 from collections.abc import Iterable
+from itertools import chain, repeat
 from typing import Any
+
+import numpy as np
+import pyarrow as pa
 
 from pcapip.resolve.lines import Parsed
 
@@ -39,55 +43,108 @@ def _flat(obj: dict[str, Any], wanted: Iterable[str]) -> dict[str, Any]:
     return out
 
 
+#: records gathered before their fields are added to the columns
+BATCH = 1 << 16
+
+
+class Columns:
+    """Records' fields as columns, named in the order first met (a field first met late is
+    None before), grown a batch of records at a time: each field taken from the batch's
+    objects at once (no loop over every record's fields in Python), no batch kept once
+    added. Readers append to ``batch`` and ``numbers`` and call :meth:`flush` when full."""
+
+    def __init__(self, wanted: Iterable[str]) -> None:
+        self.dotted = [w for w in wanted if w and "." in w]
+        self.columns: dict[str, list[Any]] = {}
+        self.numbers: list[int] = []
+        self.batch: list[dict[str, Any]] = []
+
+    def flush(self) -> None:
+        flats = [_flat(o, self.dotted) for o in self.batch] if self.dotted else self.batch
+        for k in dict.fromkeys(chain.from_iterable(flats)):
+            if k not in self.columns:
+                self.columns[k] = [None] * (len(self.numbers) - len(self.batch))
+        for k, col in self.columns.items():
+            col.extend(map(dict.get, flats, repeat(k)))
+        self.batch.clear()
+
+    def finish(self, out: Parsed) -> Parsed:
+        """``out`` given the records' fields (as text) and line numbers."""
+        self.flush()
+        out.line_numbers = np.array(self.numbers, dtype=np.int64)
+        out.fields = {k: text_column(_texts(v)) for k, v in self.columns.items()}
+        return out
+
+
 def from_dicts(numbered: Iterable[tuple[int, dict[str, Any] | str]], wanted: Iterable[str]) -> Parsed:
-    """Records from (line number, object, or the reason it is none) pairs. The columns grow
-    record by record (a field first met late is None before), so no record's object is kept:
-    a million parsed JSON objects held to the end cost more than their values."""
-    wanted = [w for w in wanted if w]
-    out = Parsed({}, [])
-    columns: dict[str, list[str | None]] = {}
-    n = 0
+    """Records from (line number, object, or the reason it is none) pairs."""
+    out = Parsed({}, np.zeros(0, np.int64))
+    cols = Columns(wanted)
     for number, obj in numbered:
         if isinstance(obj, str):
             out.reject(number, obj, "")
             continue
-        flat = _flat(obj, wanted)
-        for k, v in flat.items():
-            col = columns.get(k)
-            if col is None:
-                col = columns[k] = [None] * n
-            col.append(_text(v))
-        n += 1
-        if len(flat) < len(columns):  # fields this record lacks
-            for col in columns.values():
-                if len(col) < n:
-                    col.append(None)
-        out.line_numbers.append(number)
-    out.fields = columns
-    return out
+        cols.batch.append(obj)
+        cols.numbers.append(number)
+        if len(cols.batch) >= BATCH:
+            cols.flush()
+    return cols.finish(out)
+
+
+def _texts(values: list[Any]) -> list[str | None]:
+    """:func:`_text` of every value, the common cases (all text, all numbers) without a
+    call per value."""
+    none = type(None)
+    kinds = set(map(type, values))
+    if kinds <= {str, none}:
+        return values
+    if kinds <= {int, none}:  # (ints alone: equal ones are one value, written once)
+        memo: dict[Any, str | None] = {v: str(v) for v in set(values)}
+        memo[None] = None
+        return list(map(memo.__getitem__, values))
+    if kinds <= {str, int, float, none}:
+        return [None if v is None else str(v) for v in values]
+    return list(map(_text, values))
+
+
+def text_column(values: list[str | None]) -> pa.ChunkedArray:
+    """Python texts (None: missing) as an Arrow text column, as the pattern readers give."""
+    return pa.chunked_array([pa.array(values, type=pa.large_string())])
 
 
 def jsonl(numbered: Iterable[tuple[int, str]], wanted: Iterable[str]) -> Parsed:
     """JSON Lines: a line that is no JSON object is counted and quoted, blank lines skipped."""
+    out = Parsed({}, np.zeros(0, np.int64))
+    cols = Columns(wanted)
+    batch, add_object, add_number = cols.batch, cols.batch.append, cols.numbers.append
     texts: dict[int, str] = {}
-
-    def objects() -> Iterable[tuple[int, dict[str, Any] | str]]:
-        for number, text in numbered:
-            if not text.strip():
-                continue
+    loads = json.loads
+    # json.loads' own scanner, called without loads' checks around it; a line it does not
+    # take whole (leading or trailing space, no JSON) goes to json.loads for its verdict
+    scan = json.JSONDecoder().scan_once
+    for number, text in numbered:
+        try:
+            obj, end = scan(text, 0)
+        except (StopIteration, ValueError):
+            end = -1
+        if end != len(text):
             try:
-                obj = json.loads(text)
+                obj = loads(text)
             except ValueError as exc:
+                if not text.strip():  # (no blank line is JSON: asked only when not)
+                    continue
                 texts[number] = text
-                yield number, f"not JSON ({exc.msg})"
+                out.reject(number, f"not JSON ({exc.msg})", "")
                 continue
-            if not isinstance(obj, dict):
-                texts[number] = text
-                yield number, "not a JSON object"
-                continue
-            yield number, obj
-
-    out = from_dicts(objects(), wanted)
+        if type(obj) is not dict:
+            texts[number] = text
+            out.reject(number, "not a JSON object", "")
+            continue
+        add_object(obj)
+        add_number(number)
+        if len(batch) >= BATCH:
+            cols.flush()
+    cols.finish(out)
     out.examples = [(n, why, texts.get(n, "")[:200]) for n, why, _ in out.examples]
     return out
 
@@ -122,6 +179,6 @@ def csv_rows(numbered: Iterable[tuple[int, str]], wanted: Iterable[str]) -> Pars
     out = from_dicts(objects(), wanted)
     if header is not None:  # every header field is a column, even one always empty
         for name in header:
-            out.fields.setdefault(name, [None] * len(out))
+            out.fields.setdefault(name, text_column([None] * len(out)))
     out.examples = [(n, why, texts.get(n, "")[:200]) for n, why, _ in out.examples]
     return out

@@ -45,11 +45,62 @@ def zone(tz: str | None) -> Any:
         raise UsageError(f"--tz {tz!r}: not a time zone (e.g. UTC, +05:30, Europe/Paris)") from None
 
 
+def arrow_text(values: Any) -> Any:
+    """``values`` as an Arrow text column when they are one (an Arrow array, or a pandas
+    column backed by one: what the log readers give), else None."""
+    import pandas as pd
+    import pyarrow as pa
+
+    if isinstance(values, pa.Array):
+        values = pa.chunked_array([values])
+    if isinstance(values, pa.ChunkedArray):
+        return values if pa.types.is_string(values.type) or pa.types.is_large_string(values.type) else None
+    if isinstance(values, pd.Series | pd.Index) and (
+        (isinstance(values.dtype, pd.StringDtype) and values.dtype.storage == "pyarrow")
+        or (isinstance(values.dtype, pd.ArrowDtype) and pa.types.is_large_string(values.dtype.pyarrow_dtype))
+        or (isinstance(values.dtype, pd.ArrowDtype) and pa.types.is_string(values.dtype.pyarrow_dtype))
+    ):
+        return pa.chunked_array(pa.array(values.array))
+    return None
+
+
+def distinct(values: Any) -> tuple[np.ndarray, list[Any]]:
+    """Each value's code (-1: missing) into the distinct values, those as a list: a column
+    is read once per distinct value (an Arrow text column without a Python object per
+    value)."""
+    import pandas as pd
+
+    text = arrow_text(values)
+    if text is not None:
+        import pyarrow.compute as pc
+
+        d = pc.dictionary_encode(text.combine_chunks())
+        codes = pc.fill_null(d.indices, -1).to_numpy(zero_copy_only=False).astype(np.int64)
+        return codes, d.dictionary.to_pylist()
+    codes, uniques = pd.factorize(pd.Series(values, dtype=object), use_na_sentinel=True)
+    return codes, list(np.asarray(uniques, dtype=object))
+
+
+def first_text(values: Any) -> str | None:
+    """The column's first value that is not missing, empty or ``-``, as text."""
+    text = arrow_text(values)
+    if text is not None:
+        import pyarrow.compute as pc
+
+        some = text.filter(pc.and_(pc.greater(pc.binary_length(text), 0), pc.not_equal(text, "-")))
+        return some[0].as_py() if len(some) else None
+    for v in values:
+        if v is None or str(v) in ("", "-"):
+            continue
+        return str(v)
+    return None
+
+
 def _per_distinct(values: Any, parse: Any) -> np.ndarray:
     """``parse`` (distinct strings -> int64 ns with NaT as min) applied to each distinct value."""
     import pandas as pd
 
-    codes, uniques = pd.factorize(pd.Series(values, dtype=object), use_na_sentinel=True)
+    codes, uniques = distinct(values)
     out = np.full(len(codes), np.iinfo(np.int64).min, dtype=np.int64)
     if len(uniques):
         parsed = parse(pd.Series(np.asarray(uniques, dtype=object)).astype(str))
@@ -123,15 +174,12 @@ def epoch(values: Any) -> np.ndarray:
 
 def auto(values: Any, tz: Any) -> np.ndarray:
     """Epoch numbers, nginx's ``$time_local`` or ISO 8601, told apart by the first value."""
-    import pandas as pd
-
-    s = pd.Series(values, dtype=object)
-    first = next((str(v) for v in s if v is not None and str(v) not in ("", "-")), "")
+    first = first_text(values) or ""
     if re.fullmatch(r"\d+(?:\.\d+)?", first):
-        return epoch(s)
+        return epoch(values)
     if _CLF_RX.match(first):
-        return with_pattern(s, clf_pattern(first), tz)
-    return iso8601(s, tz)
+        return with_pattern(values, clf_pattern(first), tz)
+    return iso8601(values, tz)
 
 
 def clf_pattern(first: str) -> str:
@@ -162,9 +210,7 @@ def resolution(values: Any) -> int:
 def has_offset(values: Any) -> bool:
     """Whether the column's first value names its offset (``-0700``, ``+02:00``, ``Z``) or is
     an epoch number: else ``--tz`` (UTC by default) places it."""
-    for v in values:
-        text = "" if v is None else str(v)
-        if text in ("", "-"):
-            continue
-        return bool(_OFFSET.search(text.replace(" ", "")) or re.fullmatch(r"\d+(?:\.\d+)?", text))
-    return True
+    text = first_text(values)
+    if text is None:
+        return True
+    return bool(_OFFSET.search(text.replace(" ", "")) or re.fullmatch(r"\d+(?:\.\d+)?", text))
