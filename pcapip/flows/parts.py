@@ -90,12 +90,16 @@ class FrameIndex:
 
     def runs_with(self, keys: np.ndarray) -> list[tuple[int, int]]:
         """(first, last) frame numbers of the runs holding any of ``keys``, merged."""
+        if not self.firsts:  # (a file with no frame)
+            return []
+        sizes = np.fromiter((g.size for g in self.groups), dtype=np.int64, count=len(self.groups))
+        starts = np.concatenate(([0], np.cumsum(sizes)[:-1]))
+        hit = np.isin(np.concatenate(self.groups), keys)  # one pass over every run's keys
+        held = np.flatnonzero(np.add.reduceat(hit, starts) > 0).tolist()
         out: list[tuple[int, int]] = []
-        ends = [*self.firsts[1:], None] if self.firsts else []  # (a file with no frame: none)
-        for first, end, g in zip(self.firsts, ends, self.groups, strict=True):
-            if not np.isin(g, keys, assume_unique=True).any():
-                continue
-            last = (end - 1) if end is not None else 2**62
+        for k in held:
+            first = self.firsts[k]
+            last = self.firsts[k + 1] - 1 if k + 1 < len(self.firsts) else 2**62
             if out and out[-1][1] == first - 1:
                 out[-1] = (out[-1][0], last)
             else:
