@@ -303,3 +303,26 @@ def test_no_dask_on_the_normal_path() -> None:
     r = subprocess.run([sys.executable, "-c", code, str(PCAPS / "haproxy-v2.pcap")],
                        capture_output=True, text=True, check=True)
     assert r.stdout.strip() == "[]"
+
+
+def test_files_a_task(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Two tasks per worker the cluster has, at most MAX_FILES_PER_TASK files each;
+    PCAPIP_FILES_PER_TASK fixes it (a bad value is ignored)."""
+    from pcapip.cluster.run import MAX_FILES_PER_TASK, files_per_part
+
+    class Seen:  # what Client.scheduler_info reports: the workers present now
+        def __init__(self, n: int) -> None:
+            self.n = n
+
+        def scheduler_info(self, n_workers: int = 0) -> dict:
+            return {"workers": {f"tcp://w{k}": {} for k in range(self.n)}}
+
+    monkeypatch.delenv("PCAPIP_FILES_PER_TASK", raising=False)
+    assert files_per_part(20, Seen(2)) == 5
+    assert files_per_part(3, Seen(2)) == 1
+    assert files_per_part(7, Seen(0)) == 4  # no worker yet: as for one
+    assert files_per_part(500, Seen(4)) == MAX_FILES_PER_TASK
+    monkeypatch.setenv("PCAPIP_FILES_PER_TASK", "3")
+    assert files_per_part(500, Seen(4)) == 3
+    monkeypatch.setenv("PCAPIP_FILES_PER_TASK", "zero")
+    assert files_per_part(20, Seen(2)) == 5

@@ -23,6 +23,9 @@ from pcapip.flows.table import FlowTable
 # seconds the cluster may have no worker at all before the analysis gives up (the
 # environment variable PCAPIP_NO_WORKER_GRACE changes it, e.g. for tests)
 NO_WORKER_GRACE = 30.0
+# at most this many files a task by default: a fleet's hundreds of rotated files still make
+# many tasks (progress, retries, workers that join later), each cut replayed here once
+MAX_FILES_PER_TASK = 16
 
 
 def _grace() -> float:
@@ -210,4 +213,4 @@ def files_per_part(files: int, client: Any) -> int:
     if fixed.isdigit() and int(fixed) > 0:
         return int(fixed)
     workers = max(1, len(client.scheduler_info(n_workers=-1).get("workers", {})))
-    return max(1, math.ceil(files / (2 * workers)))
+    return max(1, min(MAX_FILES_PER_TASK, math.ceil(files / (2 * workers))))
