@@ -98,6 +98,7 @@ class _Lines:
         # the vocabulary spelled for this format; the last word: a missing value
         self.words = [*(sp.text(t).encode() for t in table.vocab.texts), sp.null.encode()]
         self.base = _word_table(self.words)
+        self.widths = np.diff(self.base[1])  # each word's bytes
         seps = [s.encode() for s in (*sp.lead, sp.end)]
         self.seps = _word_table(seps)
         self.sep_bytes = sum(map(len, seps))
@@ -152,7 +153,7 @@ class _Lines:
         bytes one of its cells takes)."""
         sp = self.sp
         null = len(self.words[-1])
-        lens = self.base[1]
+        widths = self.widths
         if name in self.table.columns.assigned:  # a caller's list: any Python values
             values = self.assigned(name, a, b)
             if name in _TIME_COLUMNS:
@@ -168,10 +169,10 @@ class _Lines:
         quoted = 2 * len(sp.quote)
         if kind == "text":
             used = values[values >= 0]
-            return textkernel.K_WORD, max(null, _longest(lens, used))
+            return textkernel.K_WORD, max(null, _longest(widths, used))
         if kind == "ip":
             used = -2 - values[values < NO_IP]
-            return textkernel.K_IP, max(null, 15 + quoted, _longest(lens, used))
+            return textkernel.K_IP, max(null, 15 + quoted, _longest(widths, used))
         if name in _TIME_COLUMNS:
             return textkernel.K_TIME, max(null, 30 + quoted)
         return textkernel.K_INT, max(null, 20)
@@ -185,11 +186,11 @@ def _word_table(words: list[bytes]) -> tuple[np.ndarray, np.ndarray]:
     return np.frombuffer(b"".join(words), dtype=np.uint8).copy(), at
 
 
-def _longest(starts: np.ndarray, codes: np.ndarray) -> int:
-    """The most bytes among the words ``codes`` of a word table's offsets ``starts``."""
+def _longest(widths: np.ndarray, codes: np.ndarray) -> int:
+    """The most bytes among the words ``codes`` (``widths``: each word's bytes)."""
     if codes.size == 0:
         return 0
-    return int((starts[codes + 1] - starts[codes]).max())
+    return int(widths[codes].max())
 
 
 def _spelled(items: list[Any], spell: Any) -> tuple[list[bytes], np.ndarray]:
