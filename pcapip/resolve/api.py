@@ -72,11 +72,7 @@ def window(
 
 def ports(col: Any) -> np.ndarray:
     """Ports as int64, -1 where not logged or not a port (read once per distinct value)."""
-    import pandas as pd
-
-    codes, uniques = times.distinct(col)
-    p = pd.to_numeric(pd.Series(np.asarray(uniques, dtype=object)), errors="coerce")
-    p = p.to_numpy(dtype=float)
+    codes, p = _distinct_numbers(col)
     ok = np.isfinite(p) & (p >= 0) & (p <= 65535) & (p == np.round(p))
     value = np.append(np.where(ok, np.nan_to_num(p), -1).astype(np.int64), -1)
     return value[codes]  # code -1 picks the trailing -1
@@ -143,11 +139,18 @@ def resolve_times(
 
 def numbers(col: Any) -> np.ndarray:
     """A column as float numbers, NaN where not one (read once per distinct value)."""
+    codes, value = _distinct_numbers(col)
+    return np.append(value, np.nan)[codes]  # code -1 picks NaN
+
+
+def _distinct_numbers(col: Any) -> tuple[np.ndarray, np.ndarray]:
+    """Each value's code into the distinct values (-1: missing), and those as float
+    numbers (NaN: not a number)."""
     import pandas as pd
 
     codes, uniques = times.distinct(col)
     value = pd.to_numeric(pd.Series(np.asarray(uniques, dtype=object)), errors="coerce")
-    return np.append(value.to_numpy(dtype=float), np.nan)[codes]  # code -1 picks NaN
+    return codes, value.to_numpy(dtype=float)
 
 
 def attach(records: pd.DataFrame, added: dict[str, Any]) -> pd.DataFrame:

@@ -54,14 +54,20 @@ def arrow_text(values: Any) -> Any:
     if isinstance(values, pa.Array):
         values = pa.chunked_array([values])
     if isinstance(values, pa.ChunkedArray):
-        return values if pa.types.is_string(values.type) or pa.types.is_large_string(values.type) else None
+        return values if _is_text(values.type) else None
+    dtype = getattr(values, "dtype", None)
     if isinstance(values, pd.Series | pd.Index) and (
-        (isinstance(values.dtype, pd.StringDtype) and values.dtype.storage == "pyarrow")
-        or (isinstance(values.dtype, pd.ArrowDtype) and pa.types.is_large_string(values.dtype.pyarrow_dtype))
-        or (isinstance(values.dtype, pd.ArrowDtype) and pa.types.is_string(values.dtype.pyarrow_dtype))
+        (isinstance(dtype, pd.StringDtype) and dtype.storage == "pyarrow")
+        or (isinstance(dtype, pd.ArrowDtype) and _is_text(dtype.pyarrow_dtype))
     ):
         return pa.chunked_array(pa.array(values.array))
     return None
+
+
+def _is_text(t: Any) -> bool:
+    import pyarrow as pa
+
+    return pa.types.is_string(t) or pa.types.is_large_string(t)
 
 
 def distinct(values: Any) -> tuple[np.ndarray, list[Any]]:
