@@ -422,10 +422,11 @@ def read_recording(
     labels = list(chains) if chains is not None else [""] * len(paths)
     spans = _spans(labels, max(1, files_per_part))
     parts: list[Part] = mapper(read_part, [(list(paths[a:b]), a, options) for a, b in spans])
-    part_label = [labels[a] for a, _ in spans]
+    chains_of: dict[str, list[Part]] = {}  # label -> its parts, in recording order
+    for p, (a, _) in zip(parts, spans, strict=True):
+        chains_of.setdefault(labels[a], []).append(p)
     cut: dict[int, np.ndarray] = {}
-    for label in dict.fromkeys(labels):
-        mine = [p for p, c in zip(parts, part_label, strict=True) if c == label]
+    for mine in chains_of.values():
         keys = replayed_groups(mine)
         if keys.size:
             cut.update((p.number, keys) for p in mine if np.isin(p.groups, keys).any())
@@ -438,8 +439,7 @@ def read_recording(
         ],
     )
     replayed = []
-    for label in dict.fromkeys(labels):
-        mine = [p for p, c in zip(parts, part_label, strict=True) if c == label]
+    for label, mine in chains_of.items():
         order = [
             (number, b)
             for (p, number, _, _, _), bs in zip(files, taken, strict=True)
