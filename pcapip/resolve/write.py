@@ -38,13 +38,17 @@ def write_csv(df: pd.DataFrame, out: IO[str]) -> None:
 
 
 def _text_of(texts: pa.Array) -> str:
-    """An Arrow text array's values one after the other (its data between the offsets)."""
-    if len(texts) == 0:
-        return ""
+    """An Arrow text array's values one after the other."""
+    return str(_bytes_of(texts), "utf-8") if len(texts) else ""
+
+
+def _bytes_of(texts: pa.Array) -> memoryview:
+    """The bytes of a non-empty Arrow text array's values, one after the other (its data
+    between the offsets of its first and past its last value)."""
     wide = pa.types.is_large_string(texts.type)
     offsets = np.frombuffer(texts.buffers()[1], dtype=np.int64 if wide else np.int32)
     lo, hi = int(offsets[texts.offset]), int(offsets[texts.offset + len(texts)])
-    return str(memoryview(texts.buffers()[2])[lo:hi], "utf-8")
+    return memoryview(texts.buffers()[2])[lo:hi]
 
 
 def _q(text: str) -> pa.Scalar:
@@ -56,9 +60,7 @@ def _has_any(text: pa.ChunkedArray, chars: bytes) -> bool:
     for chunk in text.chunks:
         if len(chunk) == 0:
             continue
-        offsets = np.frombuffer(chunk.buffers()[1], dtype=np.int64)
-        lo, hi = int(offsets[chunk.offset]), int(offsets[chunk.offset + len(chunk)])
-        data = np.frombuffer(chunk.buffers()[2], dtype=np.uint8)[lo:hi]
+        data = np.frombuffer(_bytes_of(chunk), dtype=np.uint8)
         if any((data == c).any() for c in chars):
             return True
     return False
