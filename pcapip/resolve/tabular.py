@@ -51,13 +51,20 @@ class Columns:
     """Records' fields as columns, named in the order first met (a field first met late is
     None before), grown a batch of records at a time: each field taken from the batch's
     objects at once (no loop over every record's fields in Python), no batch kept once
-    added. Readers append to ``batch`` and ``numbers`` and call :meth:`flush` when full."""
+    added. Readers give it each record (:meth:`add`)."""
 
     def __init__(self, wanted: Iterable[str]) -> None:
         self.dotted = [w for w in wanted if w and "." in w]
         self.columns: dict[str, list[Any]] = {}
         self.numbers: list[int] = []
         self.batch: list[dict[str, Any]] = []
+
+    def add(self, number: int, obj: dict[str, Any]) -> None:
+        """Record ``obj`` of line ``number``; its batch is added to the columns when full."""
+        self.batch.append(obj)
+        self.numbers.append(number)
+        if len(self.batch) >= BATCH:
+            self.flush()
 
     def flush(self) -> None:
         flats = [_flat(o, self.dotted) for o in self.batch] if self.dotted else self.batch
@@ -84,10 +91,7 @@ def from_dicts(numbered: Iterable[tuple[int, dict[str, Any] | str]], wanted: Ite
         if isinstance(obj, str):
             out.reject(number, obj, "")
             continue
-        cols.batch.append(obj)
-        cols.numbers.append(number)
-        if len(cols.batch) >= BATCH:
-            cols.flush()
+        cols.add(number, obj)
     return cols.finish(out)
 
 
@@ -116,7 +120,7 @@ def jsonl(numbered: Iterable[tuple[int, str]], wanted: Iterable[str]) -> Parsed:
     """JSON Lines: a line that is no JSON object is counted and quoted, blank lines skipped."""
     out = Parsed({}, np.zeros(0, np.int64))
     cols = Columns(wanted)
-    batch, add_object, add_number = cols.batch, cols.batch.append, cols.numbers.append
+    add = cols.add
     texts: dict[int, str] = {}
     loads = json.loads
     # json.loads' own scanner, called without loads' checks around it; a line it does not
@@ -140,10 +144,7 @@ def jsonl(numbered: Iterable[tuple[int, str]], wanted: Iterable[str]) -> Parsed:
             texts[number] = text
             out.reject(number, "not a JSON object", "")
             continue
-        add_object(obj)
-        add_number(number)
-        if len(batch) >= BATCH:
-            cols.flush()
+        add(number, obj)
     cols.finish(out)
     out.examples = [(n, why, texts.get(n, "")[:200]) for n, why, _ in out.examples]
     return out
