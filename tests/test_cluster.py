@@ -326,3 +326,22 @@ def test_files_a_task(monkeypatch: pytest.MonkeyPatch) -> None:
     assert files_per_part(500, Seen(4)) == 3
     monkeypatch.setenv("PCAPIP_FILES_PER_TASK", "zero")
     assert files_per_part(20, Seen(2)) == 5
+
+
+def test_the_progress_line_fits_a_narrow_terminal(monkeypatch: pytest.MonkeyPatch, capsys) -> None:
+    """A wrapped line could not be rewritten in place: it is cut to the terminal's width."""
+    import shutil
+
+    from pcapip.cli.analyze import _cluster_line
+    from pcapip.cluster.run import ClusterProgress
+
+    p = ClusterProgress(20)
+    p.done, p.bytes_read = 15, 670_300_000
+    p.workers = {"tcp://127.0.0.1:33921": [10, 446_800_000], "tcp://127.0.0.1:38575": [5, 223_500_000]}
+    for cols in (50, 300):
+        monkeypatch.setattr(shutil, "get_terminal_size", lambda *a, cols=cols: os.terminal_size((cols, 24)))
+        _cluster_line(p)
+        line = capsys.readouterr().err.removeprefix("\r").removesuffix("\x1b[K")
+        full = f"pcapip: cluster: {p.line()}"
+        assert line == full if len(full) < cols else (len(line) == cols - 1 and line.endswith("…"))
+        assert line.startswith("pcapip: cluster: 15/20 files")

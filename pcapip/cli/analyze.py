@@ -237,8 +237,15 @@ def _quiet_dask() -> None:
 
 
 def _cluster_line(p: Any) -> None:
-    """A cluster run's progress, one line rewritten in place (``ClusterProgress.line``)."""
-    click.echo(f"\rpcapip: cluster: {p.line()}\x1b[K", err=True, nl=False)
+    """A cluster run's progress, one line rewritten in place (``ClusterProgress.line``), cut
+    to the terminal's width: a line that wrapped could not be rewritten by a carriage return."""
+    import shutil
+
+    text = f"pcapip: cluster: {p.line()}"
+    width = shutil.get_terminal_size().columns - 1
+    if len(text) > width:
+        text = text[: max(width - 1, 0)] + "…"
+    click.echo(f"\r{text}\x1b[K", err=True, nl=False)
 
 
 def check_filter(expr: str) -> None:
