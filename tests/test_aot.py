@@ -32,7 +32,7 @@ ALL_KERNELS = {
     "expire",
     "plain_rows",
     "unindex",
-    "reindex",
+    "rehash",
     "text_lines",
 }
 CAPTURES = [
@@ -306,15 +306,20 @@ out["decode_counts"] = [after[0] - before[0], after[1] - before[1]]
 S = np.zeros((6, L.NFIELDS), dtype=np.int64)
 S[:, L.K_HASH] = [5, 5, 6, 900, 13, 7]
 rows = np.array([0, 1, 2, 3, 4, 5], dtype=np.int64)
-def reindex_with(f, table):
+def unindex_with(f, table):
     H = np.zeros(16, dtype=np.int64)
-    f(H, table, rows, rows.size)
+    for s in rows:  # (the index as the loop builds it: kernel_keys.entry, linear probing)
+        pos = int(table[s, L.K_HASH]) & 15
+        while H[pos]:
+            pos = (pos + 1) & 15
+        H[pos] = (int(table[s, L.K_HASH]) << 32) | (int(s) + 1)
+    f(H, table, rows[:2], 2)
     return H.tolist()
-before = counts(K.reindex)
-out["reindex_valid"] = reindex_with(K.reindex.compiled(), S)
-out["reindex_fortran"] = reindex_with(K.reindex.compiled(), np.asfortranarray(S))
-after = counts(K.reindex)
-out["reindex_counts"] = [after[0] - before[0], after[1] - before[1]]
+before = counts(K.unindex)
+out["unindex_valid"] = unindex_with(K.unindex.compiled(), S)
+out["unindex_fortran"] = unindex_with(K.unindex.compiled(), np.asfortranarray(S))
+after = counts(K.unindex)
+out["unindex_counts"] = [after[0] - before[0], after[1] - before[1]]
 print(json.dumps(out))
 """
 
@@ -353,10 +358,10 @@ def test_mismatched_arguments_fall_back_to_the_jit_instead_of_crashing() -> None
     assert out["decode_valid"]["ipver"] == [4]
     assert out["decode_valid"]["status"] != [0]  # IP protocol 0: not TCP/UDP
 
-    assert out["reindex_counts"] == [1, 1]
-    assert out["reindex_fortran"] == out["reindex_valid"]
+    assert out["unindex_counts"] == [1, 1]
+    assert out["unindex_fortran"] == out["unindex_valid"]
     # (an index entry is the row number plus one in its low 32 bits, kernel_keys.entry)
-    assert sorted(v & 0xFFFFFFFF for v in out["reindex_valid"] if v) == [1, 2, 3, 4, 5, 6]
+    assert sorted(v & 0xFFFFFFFF for v in out["unindex_valid"] if v) == [3, 4, 5, 6]
 
 
 def test_checker_parses_the_declared_signatures() -> None:
@@ -366,7 +371,7 @@ def test_checker_parses_the_declared_signatures() -> None:
     ret, args = sigs["walk_pcap"]
     assert ret == "UniTuple(i8, 4)"
     assert args[:4] == [("u1", 1, "C"), ("i8", 0, ""), ("i8", 0, ""), ("b1", 0, "")]
-    ret, args = sigs["reindex"]
+    ret, args = sigs["unindex"]
     assert ret == "void" and args == [("i8", 1, "C"), ("i8", 2, "C"), ("i8", 1, "C"), ("i8", 0, "")]
     assert accel.parse_signature("f8(f8[:], int32)") == ("f8", [("f8", 1, "A"), ("i4", 0, "")])
     for bad in ("i8", "(i8)", "i8(str)", "i8(i8[::2])", "i8(i8[::1, :])"):

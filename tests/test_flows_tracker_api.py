@@ -398,3 +398,35 @@ def test_expire_finds_exactly_the_flows_a_full_scan_finds(seed: int, backend: st
         assert q == sorted(q)
         used = max(used, int(hn[2]))
     assert used > 0  # (the queue was used)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    hashes=st.lists(st.integers(0, 2**31 - 1), min_size=0, max_size=200),
+    grow=st.integers(1, 3),
+)
+def test_a_grown_index_finds_every_row_without_reading_rows(hashes: list[int], grow: int) -> None:
+    """``kernel.rehash`` moves an index into one 2**grow times larger using only the hash bits
+    each entry carries: every row is then found by probing from its key hash's home, as
+    ``find_flow`` does, and the compiled kernel and its Python twin agree."""
+    small = 1 << max(1, (2 * len(hashes)).bit_length())
+    old = np.zeros(small, dtype=np.int64)
+    for row, h in enumerate(hashes):  # linear probing, as track_tcp inserts
+        pos = h & (small - 1)
+        while old[pos]:
+            pos = (pos + 1) & (small - 1)
+        old[pos] = (h << 32) | (row + 1)
+    grown = {}
+    for backend in ("pure", accel.BACKEND_COMPILED):
+        H = np.zeros(small << grow, dtype=np.int64)
+        K.rehash.get(backend)(old, H)
+        grown[backend] = H
+    assert np.array_equal(grown["pure"], grown[accel.BACKEND_COMPILED])
+    H = grown["pure"]
+    assert np.count_nonzero(H) == len(hashes)
+    mask = H.shape[0] - 1
+    for row, h in enumerate(hashes):
+        pos = h & mask
+        while H[pos] and H[pos] & 0xFFFFFFFF != row + 1:
+            pos = (pos + 1) & mask
+        assert H[pos] == (h << 32) | (row + 1)

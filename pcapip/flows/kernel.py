@@ -39,7 +39,7 @@ from .kernel_flow import (
     starts_anew,
     syn_effect,
 )
-from .kernel_keys import _K1, _K2, _K3, entry, find_flow, flow_key, key_hash, reindex, unindex
+from .kernel_keys import _K1, _K2, _K3, entry, find_flow, flow_key, key_hash, rehash, unindex
 from .kernel_out import (
     CT_ATTEMPT_NS,
     CT_CLOSES,
@@ -123,7 +123,7 @@ __all__ = [
     "_M32",
     "expire",
     "plain_rows",
-    "reindex",
+    "rehash",
     "track_tcp",
     "unindex",
 ]

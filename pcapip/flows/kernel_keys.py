@@ -138,14 +138,16 @@ def unindex(H, S, rows, n):
                 hole = j
 
 
-@kernel("void(i8[::1], i8[:, ::1], i8[::1], i8)")
-def reindex(H, S, rows, n):
-    """Insert rows ``rows[:n]`` into an empty hash index (after it grew)."""
+@kernel("void(i8[::1], i8[::1])")
+def rehash(old, H):
+    """Move every entry of the index ``old`` into the larger, empty index ``H`` (after the
+    table grew). An entry carries its key hash's low bits, so no row is read: a flood's
+    half million open rows are scattered over hundreds of MB."""
     hmask = H.shape[0] - 1
-    for e in range(n):
-        s = rows[e]
-        h = S[s, K_HASH]
-        pos = h & hmask
-        while H[pos] != 0:
-            pos = (pos + 1) & hmask
-        H[pos] = entry(h, s)
+    for e in range(old.size):
+        v = old[e]
+        if v != 0:
+            pos = (v >> 32) & hmask
+            while H[pos] != 0:
+                pos = (pos + 1) & hmask
+            H[pos] = v

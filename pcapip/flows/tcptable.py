@@ -131,7 +131,7 @@ class TcpTable:
         self._track = K.track_tcp.get(backend)
         self.expire_fn = K.expire.get(backend)
         self.unindex_fn = K.unindex.get(backend)
-        self._reindex = K.reindex.get(backend)
+        self._rehash = K.rehash.get(backend)
         self.plain_fn = K.plain_rows.get(backend)
         self._settle_gc = self.compiled
 
@@ -180,9 +180,8 @@ class TcpTable:
             size = self.H.shape[0]
             while size < need:
                 size *= 2
-            self.H = np.zeros(size, dtype=np.int64)
-            rows = np.flatnonzero(self.S[:, L.F_STATE] == L.ST_OPEN)
-            self._reindex(self.H, self.S, rows, rows.size)
+            old_index, self.H = self.H, np.zeros(size, dtype=np.int64)
+            self._rehash(old_index, self.H)
 
     def _grow(self, name: str, rows: int) -> None:
         """Give table ``name`` (S, X or P) ``rows`` rows, the new ones zero.

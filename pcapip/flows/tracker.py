@@ -367,6 +367,5 @@ def warm_compiled() -> float:
     tracker = FlowTracker(linger=1.0)  # numba is loaded (or the module current): compiled
     tracker.feed(decode(batch), 0)
     tracker.finish()
-    empty = np.zeros(0, dtype=np.int64)
-    K.reindex.compiled()(np.zeros(8, dtype=np.int64), tracker._tcp.S, empty, 0)
+    K.rehash.compiled()(np.zeros(8, dtype=np.int64), np.zeros(16, dtype=np.int64))
     return time.perf_counter() - t0
