@@ -12,6 +12,8 @@ missing value reads are inputs, so CSV and JSON Lines are the same loop.
 
 from __future__ import annotations
 
+import numpy as np
+
 from pcapip.flows.packed import NO_IP, NULL
 from pcapip.sources.accel import kernel, kernel_helper
 
@@ -31,6 +33,27 @@ def put_bytes(out, at, src, a, b):
     return at
 
 
+# "00" "01" ... "99": two digits a step (half the divisions of one digit a step)
+_PAIRS = np.frombuffer(b"".join(b"%02d" % i for i in range(100)), dtype=np.uint8).copy()
+
+
+@kernel_helper
+def put_digits(out, end, v, n):
+    """The last ``n`` decimal digits of ``v`` (>= 0) ending before ``end``, zero-padded."""
+    k = end
+    while n >= 2:
+        q = v // 100
+        r = 2 * (v - q * 100)
+        out[k - 1] = _PAIRS[r + 1]
+        out[k - 2] = _PAIRS[r]
+        k -= 2
+        n -= 2
+        v = q
+    if n == 1:
+        out[k - 1] = 48 + v % 10
+    return end
+
+
 @kernel_helper
 def put_uint(out, at, v):
     """Decimal digits of ``v`` (>= 0) at ``at``; the position after them."""
@@ -39,20 +62,13 @@ def put_uint(out, at, v):
     while t >= 10:
         t //= 10
         n += 1
-    end = at + n
-    for k in range(end - 1, at - 1, -1):
-        out[k] = 48 + v % 10
-        v //= 10
-    return end
+    return put_digits(out, at + n, v, n)
 
 
 @kernel_helper
 def put_fixed(out, at, v, width):
     """``v`` (>= 0) in exactly ``width`` decimal digits, zero-padded."""
-    for k in range(at + width - 1, at - 1, -1):
-        out[k] = 48 + v % 10
-        v //= 10
-    return at + width
+    return put_digits(out, at + width, v, width)
 
 
 @kernel_helper
@@ -124,31 +140,41 @@ def put_v4(out, at, v):
 
 
 @kernel_helper
-def put_word(out, at, words, w):
-    """Word ``w`` of the table ``words`` (bytes, offsets)."""
+def put_column(out, at, c, v, fmt, memo):
+    """Column ``c``'s separator and its cell for value ``v`` (``fmt``: kinds, words, seps,
+    quote as text_lines takes them; a missing value is the words' last); (the position
+    after them, the time memo). A one-byte separator (CSV's comma) is stored, not copied."""
+    kinds, words, seps, quote = fmt
+    sep, sep_at = seps
     text, start = words
-    return put_bytes(out, at, text, start[w], start[w + 1])
-
-
-@kernel_helper
-def put_cell(out, at, kind, v, words, quote):
-    """One cell other than a time: ``v`` read as ``kind`` says; a missing value is the
-    table's last word."""
-    null = words[1].size - 2
+    a, b = sep_at[c], sep_at[c + 1]
+    if b - a == 1:
+        out[at] = sep[a]
+        at += 1
+    else:
+        at = put_bytes(out, at, sep, a, b)
+    null = start.size - 2
+    kind = kinds[c]
     q = quote.size
+    if kind == K_TIME:
+        if v == NULL:
+            return put_bytes(out, at, text, start[null], start[null + 1]), memo
+        at = put_bytes(out, at, quote, 0, q)
+        at, memo = put_time(out, at, v, memo)
+        return put_bytes(out, at, quote, 0, q), memo
     if kind == K_WORD:
-        return put_word(out, at, words, v if v >= 0 else null)
+        w = v if v >= 0 else null
+        return put_bytes(out, at, text, start[w], start[w + 1]), memo
     if kind == K_IP:
-        if v <= -2:
-            return put_word(out, at, words, -2 - v)
-        if v == NO_IP:
-            return put_word(out, at, words, null)
+        if v <= -2 or v == NO_IP:
+            w = -2 - v if v <= -2 else null
+            return put_bytes(out, at, text, start[w], start[w + 1]), memo
         at = put_bytes(out, at, quote, 0, q)
         at = put_v4(out, at, v)
-        return put_bytes(out, at, quote, 0, q)
+        return put_bytes(out, at, quote, 0, q), memo
     if v == NULL:
-        return put_word(out, at, words, null)
-    return put_int(out, at, v)
+        return put_bytes(out, at, text, start[null], start[null + 1]), memo
+    return put_int(out, at, v), memo
 
 
 @kernel("i8(i8[:, ::1], i8[::1], Tuple((u1[::1], i8[::1])), Tuple((u1[::1], i8[::1])), u1[::1], u1[::1])")
@@ -157,21 +183,13 @@ def text_lines(vals, kinds, words, seps, quote, out):
     column ``c`` is ``vals[c, i]`` read as ``kinds[c]``; ``seps`` (bytes, offsets) holds
     what comes before each column's cell and, last, what ends a line; ``quote`` surrounds
     times and IPv4 addresses. ``out`` must hold every line (the caller's bound)."""
+    fmt = (kinds, words, seps, quote)
     sep, sep_at = seps
     ncols = kinds.size
-    at = 0
     memo = (NULL, -1)  # (the last second spelled, where)
+    at = 0
     for i in range(vals.shape[1]):
         for c in range(ncols):
-            at = put_bytes(out, at, sep, sep_at[c], sep_at[c + 1])
-            v = vals[c, i]
-            if kinds[c] == K_TIME and v != NULL:
-                at = put_bytes(out, at, quote, 0, quote.size)
-                at, memo = put_time(out, at, v, memo)
-                at = put_bytes(out, at, quote, 0, quote.size)
-            elif kinds[c] == K_TIME:
-                at = put_word(out, at, words, words[1].size - 2)
-            else:
-                at = put_cell(out, at, kinds[c], v, words, quote)
+            at, memo = put_column(out, at, c, vals[c, i], fmt, memo)
         at = put_bytes(out, at, sep, sep_at[ncols], sep_at[ncols + 1])
     return at
