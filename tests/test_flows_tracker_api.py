@@ -388,7 +388,7 @@ def test_expire_finds_exactly_the_flows_a_full_scan_finds(seed: int, backend: st
         expect = _naive_due(S, closed, now, linger, evict_after, attempt)
         ev = np.asarray(events, dtype=np.int64)
         out = np.empty(int(hn[0] + hn[2]) + ev.size + 1, dtype=np.int64)
-        k = expire(ev, ev.size, S, hp, fq, hn, now, linger, evict_after, attempt, out)
+        k = expire(ev, ev.size, S, (hp, fq, hn), now, (linger, evict_after, attempt), out)
         assert set(out[:k].tolist()) == expect
         assert all(S[s, L.F_STATE] == L.ST_ENDED for s in expect)
         # the schedule stays a binary heap of deadlines and a queue in deadline order

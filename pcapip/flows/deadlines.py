@@ -52,9 +52,8 @@ class Schedule:
             self.fq = _grown(self.fq, head, count, need, 1.5)
             self.hn[1] = 0
         out = np.empty(need, dtype=np.int64)
-        k = expire_fn(
-            ev, ev.size, S, self.hp, self.fq, self.hn, now, linger_ns, evict_ns, attempt_ns, out
-        )
+        waits = (linger_ns, evict_ns, attempt_ns)
+        k = expire_fn(ev, ev.size, S, (self.hp, self.fq, self.hn), now, waits, out)
         return out[:k].copy()
 
 

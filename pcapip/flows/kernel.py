@@ -130,13 +130,16 @@ __all__ = [
 _PK = "Tuple((" + ", ".join(f"{t}[::1]" for _, t in PACKET_COLUMNS) + "))"
 
 
+_TAB = "Tuple((i8[:, ::1], i8[:, ::1], u1[:, ::1], i8[::1], i8[::1], i8[::1]))"
+
+
 @kernel(
-    f"void(i8[::1], i8[::1], {_PK}, i8[::1], i8[:, ::1], i8[:, ::1], u1[:, ::1], i8[::1], "
-    "i8[::1], i8[::1], Tuple((b1[::1], i8[::1])), i8, i8, i8[:, ::1], i8[::1])"
+    f"void(i8[::1], i8[::1], {_PK}, i8[::1], {_TAB}, Tuple((b1[::1], i8[::1])), i8, i8, "
+    "i8[:, ::1], i8[::1])"
 )
-def track_tcp(todo, pidx, pk, kside, S, X, P, H, free, tmpl, toa, capture, stamp, out, ct):
-    """Apply packets ``todo`` to the flow table (S, X, P, hash index H, free-row stack
-    ``free``, new-row template ``tmpl``): ``pidx[k]`` is the batch row of packet ``k`` in
+def track_tcp(todo, pidx, pk, kside, tab, toa, capture, stamp, out, ct):
+    """Apply packets ``todo`` to the flow table ``tab`` (S, X, P, hash index H, free-row
+    stack ``free``, new-row template ``tmpl``): ``pidx[k]`` is the batch row of packet ``k`` in
     the columns ``pk`` (PACKET_COLUMNS); ``kside[k]`` receives the side that sent it (0: the
     smaller (address, port) end). ``toa`` is (TOA-kind mask, kind -> variant the loop reads
     or -1); ``out`` (rows OUT_*) receives what Python must do next, ``ct`` the counts.
@@ -147,6 +150,7 @@ def track_tcp(todo, pidx, pk, kside, S, X, P, H, free, tmpl, toa, capture, stamp
     """
     (src_hi, src_lo, dst_hi, dst_lo, sport, dport, tunnel, tunnel_text, frame, ts, olen, flags,
      seq, ack, optf, optoff, optlen, caplen, foff, payoff, paylen, paycap, data) = pk  # fmt: skip
+    S, X, P, H, free, tmpl = tab
     every = ct[CT_EVERY_PACKET] != 0
     for t in range(len(todo)):
         k = todo[t]

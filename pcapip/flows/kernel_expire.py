@@ -92,25 +92,29 @@ def take_first(hp, fq, hn, now):
 
 
 @kernel(
-    "i8(i8[::1], i8, i8[:, ::1], i8[:, ::1], i8[:, ::1], i8[::1], i8, i8, i8, i8, i8[::1])"
+    "i8(i8[::1], i8, i8[:, ::1], Tuple((i8[:, ::1], i8[:, ::1], i8[::1])), i8, "
+    "UniTuple(i8, 3), i8[::1])"
 )
-def expire(ev, nev, S, hp, fq, hn, now, linger, evict_after, attempt, out):
+def expire(ev, nev, S, queues, now, waits, out):
     """Schedule flows ``ev[:nev]`` (closed, fully closed, or become a connection attempt
-    since the last call) and return how many flows are due: closed in both directions (or
-    reset) and quiet for ``linger`` ns, half-closed and quiet for ``evict_after`` ns, or a
-    connection attempt (``pcapip.flows.attempts.deadline``: SYN or SYN-ACK seen, handshake
-    not completed, no payload, not closed) quiet for ``attempt`` ns, as of capture time
-    ``now``; their rows are listed in ``out`` and marked ended.
+    since the last call) and return how many flows are due, as of capture time ``now``;
+    ``waits`` (linger, evict_after, attempt) in ns: closed in both directions (or reset)
+    and quiet for ``linger``, half-closed and quiet for ``evict_after``, or a connection
+    attempt (``pcapip.flows.attempts.deadline``: SYN or SYN-ACK seen, handshake not
+    completed, no payload, not closed) quiet for ``attempt``; their rows are listed in
+    ``out`` and marked ended.
 
-    Entries (deadline, row, serial) are kept in deadline order by a ring queue (``fq``:
-    attempts scheduled no earlier than the queue's last, a flood's nearly all) and a
-    binary heap (``hp``: the others), ``hn`` their sizes (see :func:`schedule`); each must
+    Entries (deadline, row, serial) are kept in deadline order by ``queues``: a ring queue
+    (``fq``: attempts scheduled no earlier than the queue's last, a flood's nearly all) and
+    a binary heap (``hp``: the others), ``hn`` their sizes (see :func:`schedule`); each must
     have room for its entries and ``nev`` more. A deadline is
     computed when scheduled and never later than the flow's real one (a flow's last packet
     only moves later; its delay only shrinks, and then it is scheduled again), so every due
     flow is found by taking only entries that are due, and an entry found early is
     scheduled again with its real deadline.
     """
+    hp, fq, hn = queues
+    linger, evict_after, attempt = waits
     nout = 0
     rs = 0  # re-scheduled entries, kept at the end of ``out`` (counted backwards)
     for e in range(nev):

@@ -295,12 +295,7 @@ class TcpTable:
         self._track(
             todo if compiled else todo.tolist(),
             *args,
-            self.S,
-            self.X,
-            self.P,
-            self.H,
-            self.free,
-            self.tmpl,
+            (self.S, self.X, self.P, self.H, self.free, self.tmpl),
             (self.toa_mask, self.toa_var) if compiled else (self.toa_mask_l, self.toa_var_l),
             self.capture,
             self.stamp,
