@@ -74,7 +74,7 @@ def test_rows_and_colours_follow_the_analysis() -> None:
                 assert int(cells[0]) == r.flow and r.egress_ip in cells[1]
                 assert r.method in cells and r.status in cells
             # the status column is coloured by status
-            view = app.flows_view
+            view = app.table.flows_view
             styles = {view.cells(i)[5][0]: view.cells(i)[5][1] for i in range(len(want))}
             assert styles["ok"].color.name == "green"
             assert styles["malformed"].color.name == "red"
@@ -171,7 +171,7 @@ def test_toa_flow_marks_the_client_address_bytes() -> None:
             assert len(toa) >= 5
             checked = 0
             for r in toa.itertuples():
-                app.apply_filter(f"flow=={r.flow}")
+                app.table.filter(f"flow=={r.flow}")
                 await settle(pilot)
                 tree = app.query_one("#tree", PacketTree)
                 hexv = app.query_one("#hex", HexView)
@@ -199,7 +199,7 @@ def test_missing_client_shows_first_packet_and_advice() -> None:
         app = PcapipApp(str(path))
         async with app.run_test(size=(120, 40)) as pilot:
             await wait_loaded(pilot)
-            app.apply_filter("finding:client-missing")
+            app.table.filter("finding:client-missing")
             await settle(pilot)
             want = pcapip.analyze(str(path)).flows
             missing = want[want.findings.str.contains("client.missing")]
@@ -292,7 +292,7 @@ def test_grouping_counts_and_drill_down() -> None:
             first = table_lines(app)[1].split()[0]
             await pilot.press("enter")
             await settle(pilot)
-            assert app.grouping == "flows"
+            assert app.table.grouping == "flows"
             value = "none" if first == "(none)" else first
             assert app.query_one("#filter").value == f"client_ip=={value}"
             assert len(table_lines(app)) == 1 + by_client[first]
@@ -315,9 +315,9 @@ def test_rules_judge_the_flows_as_analyze_does(tmp_path: Path) -> None:
         async with app.run_test(size=(120, 40)) as pilot:
             await wait_loaded(pilot)
             out = tmp_path / "tui.csv"
-            assert app.export_csv(str(out)) == len(want)
+            assert app.table.export_csv(str(out), app.main.reader.analysis) == len(want)
             assert out.read_text() == want.to_csv()
-            app.apply_filter("finding:rule.mismatch")
+            app.table.filter("finding:rule.mismatch")
             await settle(pilot)
             mismatched = want.flows[want.flows.findings.str.contains("rule.mismatch")]
             assert len(table_lines(app)) == 1 + len(mismatched) >= 2
@@ -339,11 +339,11 @@ def test_export_writes_the_filtered_view_in_analyze_schema(tmp_path: Path) -> No
         async with app.run_test(size=(100, 30)) as pilot:
             await wait_loaded(pilot)
             whole = tmp_path / "all.csv"
-            assert app.export_csv(str(whole)) == len(a)
+            assert app.table.export_csv(str(whole), app.main.reader.analysis) == len(a)
             assert whole.read_text() == a.to_csv()
             # through the dialog, with a filter and a sort
-            app.apply_filter("method==ppv1 or method==ppv2")
-            app._sort("client", True)
+            app.table.filter("method==ppv1 or method==ppv2")
+            app.table.sort = ("client", True)
             await settle(pilot)
             await pilot.press("e")
             await settle(pilot)
@@ -481,6 +481,6 @@ def test_layout_scales(size: tuple[int, int]) -> None:
             tree = app.query_one("#tree")
             assert table.size.height >= 5 and tree.size.height >= 3
             side = app.query_one("#side")
-            assert side.display == (size[0] >= app.WIDE)
+            assert side.display == (size[0] >= app.main.WIDE)
 
     run(go())

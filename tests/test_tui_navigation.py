@@ -116,19 +116,19 @@ def test_esc_walks_back_from_a_drilled_group_to_the_groups_then_the_flows() -> N
             await pilot.press("enter")  # drill into the first group
             await settle(pilot)
             first = groups[1].split()[0]
-            assert app.grouping == "flows" and app.model.filter_text == f"egress_ip=={first}"
+            assert app.table.grouping == "flows" and app.model.filter_text == f"egress_ip=={first}"
             await pilot.press("enter")  # open a flow
             await settle(pilot)
             await pilot.press("escape")  # detail → table
             await settle(pilot)
-            assert app.grouping == "flows" and isinstance(app.focused, VirtualTable)
+            assert app.table.grouping == "flows" and isinstance(app.focused, VirtualTable)
             await pilot.press("escape")  # drilled flows → the groups, filter as before
             await settle(pilot)
-            assert app.grouping == "egress" and app.model.filter_text == ""
+            assert app.table.grouping == "egress" and app.model.filter_text == ""
             assert table_lines(app) == groups
             await pilot.press("escape")  # groups → flows
             await settle(pilot)
-            assert app.grouping == "flows"
+            assert app.table.grouping == "flows"
             n = len(pcapip.analyze(str(TROUBLE)).flows)
             assert static_text(app.query_one("#status")).startswith(f"{n}/{n} flows")
 
@@ -144,7 +144,7 @@ def test_brackets_step_through_every_packet_of_the_flow() -> None:
         app = PcapipApp(str(TROUBLE))
         async with app.run_test(size=(120, 35)) as pilot:
             await wait_loaded(pilot)
-            app.apply_filter("flow==6")
+            app.table.filter("flow==6")
             await settle(pilot)
             rec = app.detail.rec
             want = tshark_frames(TROUBLE, rec["egress_port"], rec["origin_port"])
@@ -220,7 +220,7 @@ def test_flow_findings_tab_filters_the_table_by_the_chosen_finding() -> None:
         app = PcapipApp(str(TROUBLE))
         async with app.run_test(size=(100, 35)) as pilot:
             await wait_loaded(pilot)
-            app.apply_filter("finding:client.missing")
+            app.table.filter("finding:client.missing")
             await settle(pilot)
             await pilot.press("enter", "f")
             await settle(pilot)
@@ -247,7 +247,7 @@ def test_sort_menu_picks_a_column_and_reverses() -> None:
             assert isinstance(app.screen, SortScreen) and where(app) == "sort menu"
             await pilot.press("g")  # the table's keys wait while the menu is open
             await settle(pilot)
-            assert isinstance(app.screen, SortScreen) and app.grouping == "flows"
+            assert isinstance(app.screen, SortScreen) and app.table.grouping == "flows"
             menu = app.screen.query_one("#sort-options")
             titles = [menu.get_option_at_index(i).prompt for i in range(menu.option_count)]
             assert "Packets" in " ".join(titles) or "Pkts" in titles
@@ -311,8 +311,8 @@ def test_capture_warnings_reach_the_status_summary_and_a_notification() -> None:
         app.notify = lambda message, **kw: (said.append(str(message)), notify(message, **kw))
         async with app.run_test(size=(120, 35)) as pilot:
             await wait_loaded(pilot)
-            assert len(app.warnings) == 1
-            w = app.warnings[0]
+            assert len(app.main.reader.warnings) == 1
+            w = app.main.reader.warnings[0]
             assert w.startswith(f"{path}, packet 1, byte offset 24: link type {linktype} ")
             assert "1 capture warning" in static_text(app.query_one("#status"))
             summary = static_text(app.query_one("#summary .summary-head"))
@@ -335,7 +335,7 @@ def test_engine_warnings_reach_the_tui(tmp_path) -> None:
         app = PcapipApp(str(path))
         async with app.run_test(size=(120, 35)) as pilot:
             await wait_loaded(pilot)
-            assert app.warnings == want
+            assert app.main.reader.warnings == want
             assert "1 capture warning" in static_text(app.query_one("#status"))
 
     run(go())

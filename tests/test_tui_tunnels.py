@@ -90,7 +90,7 @@ def test_vxlan_port_opens_the_tunnel_in_rows_and_detail() -> None:
             assert _key(_shown(app)) == _key(want)
             checked = 0
             for flow in analysis.flows[analysis.flows.transport == "tcp"]["flow"].tolist():
-                app.apply_filter(f"flow=={flow}")
+                app.table.filter(f"flow=={flow}")
                 await settle(pilot)
                 det = app.detail
                 assert det is not None and det.rec["flow"] == flow
