@@ -107,7 +107,7 @@ def test_filter_select_expand_and_hex_marks_the_field() -> None:
             tree = app.query_one("#tree", PacketTree)
             assert tree.has_focus
             hexv = app.query_one("#hex", HexView)
-            number = app.detail.packets[0].number
+            number = app.main.details.detail.packets[0].number
             frame = frame_bytes(path, number)
             assert hexv.data == frame
             # the cursor starts on the PROXY header: its bytes are marked
@@ -221,7 +221,7 @@ def test_timeline_matches_tshark() -> None:
         app = PcapipApp(str(path))
         async with app.run_test(size=(120, 35)) as pilot:
             await wait_loaded(pilot)
-            det = app.detail
+            det = app.main.details.detail
             r = det.rec
             out = subprocess.run(
                 [
@@ -429,7 +429,7 @@ def test_keys_typed_at_once_after_slash_reach_the_filter() -> None:
                 app.post_message(events.Key(names.get(ch, ch), ch))
             app.post_message(events.Key("enter", "\r"))
             await settle(pilot)
-            assert app.model.filter_text == text
+            assert app.table.model.filter_text == text
             assert len(table_lines(app)) == 1 + 4
 
     run(go())
@@ -443,17 +443,17 @@ def test_mouse_click_selects_a_row_and_sorts_by_header() -> None:
             table = app.query_one("#flows", VirtualTable)
             await pilot.click("#flows", offset=(10, 4))  # header is line 0: row 3
             await settle(pilot)
-            assert table.cursor == 3 and app.detail.rec["flow"] == 4
+            assert table.cursor == 3 and app.main.details.detail.rec["flow"] == 4
             head = table_lines(app)[0]
             x = head.index("Client")
             await pilot.click("#flows", offset=(x + 1, 0))
             await settle(pilot)
-            assert app.model.sort_key == "client" and not app.model.sort_desc
+            assert app.table.model.sort_key == "client" and not app.table.model.sort_desc
             await pilot.click("#flows", offset=(x + 1, 0))
             await settle(pilot)
-            assert app.model.sort_desc
+            assert app.table.model.sort_desc
             # the cursor stayed on flow 4
-            assert app.detail.rec["flow"] == 4
+            assert app.main.details.detail.rec["flow"] == 4
 
     run(go())
 

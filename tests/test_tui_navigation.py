@@ -116,7 +116,7 @@ def test_esc_walks_back_from_a_drilled_group_to_the_groups_then_the_flows() -> N
             await pilot.press("enter")  # drill into the first group
             await settle(pilot)
             first = groups[1].split()[0]
-            assert app.table.grouping == "flows" and app.model.filter_text == f"egress_ip=={first}"
+            assert app.table.grouping == "flows" and app.table.model.filter_text == f"egress_ip=={first}"
             await pilot.press("enter")  # open a flow
             await settle(pilot)
             await pilot.press("escape")  # detail → table
@@ -124,7 +124,7 @@ def test_esc_walks_back_from_a_drilled_group_to_the_groups_then_the_flows() -> N
             assert app.table.grouping == "flows" and isinstance(app.focused, VirtualTable)
             await pilot.press("escape")  # drilled flows → the groups, filter as before
             await settle(pilot)
-            assert app.table.grouping == "egress" and app.model.filter_text == ""
+            assert app.table.grouping == "egress" and app.table.model.filter_text == ""
             assert table_lines(app) == groups
             await pilot.press("escape")  # groups → flows
             await settle(pilot)
@@ -146,7 +146,7 @@ def test_brackets_step_through_every_packet_of_the_flow() -> None:
             await wait_loaded(pilot)
             app.table.filter("flow==6")
             await settle(pilot)
-            rec = app.detail.rec
+            rec = app.main.details.detail.rec
             want = tshark_frames(TROUBLE, rec["egress_port"], rec["origin_port"])
             assert len(want) > 4
             raw = dpkt_frames(TROUBLE)
@@ -225,7 +225,7 @@ def test_flow_findings_tab_filters_the_table_by_the_chosen_finding() -> None:
             await pilot.press("enter", "f")
             await settle(pilot)
             assert app.focused.id == "flow-findings"
-            codes = app.detail.rec["findings"].split(";")
+            codes = app.main.details.detail.rec["findings"].split(";")
             last = codes[-1]
             app.focused.highlighted = 2 * (len(codes) - 1)  # separators between findings
             await pilot.press("enter")
@@ -255,19 +255,19 @@ def test_sort_menu_picks_a_column_and_reverses() -> None:
             await pilot.press("enter")
             await settle(pilot)
             assert not isinstance(app.screen, SortScreen)
-            assert app.model.sort_key == "packets" and not app.model.sort_desc
+            assert app.table.model.sort_key == "packets" and not app.table.model.sort_desc
             nos = [flow_no(r) for r in table_lines(app)[1:]]
             pk = dict(zip(want.flow, want.packets, strict=True))
             shown = [pk[n] for n in nos]
             assert shown == sorted(shown)
             await pilot.press("s", "r")  # r in the menu: the same column, reversed
             await settle(pilot)
-            assert app.model.sort_key == "packets" and app.model.sort_desc
+            assert app.table.model.sort_key == "packets" and app.table.model.sort_desc
             shown = [pk[flow_no(r)] for r in table_lines(app)[1:]]
             assert shown == sorted(shown, reverse=True)
             await pilot.press("s", "escape")  # Esc closes the menu, nothing changes
             await settle(pilot)
-            assert app.model.sort_desc and isinstance(app.focused, VirtualTable)
+            assert app.table.model.sort_desc and isinstance(app.focused, VirtualTable)
 
     run(go())
 
@@ -359,7 +359,7 @@ def test_keys_typed_in_one_burst_after_enter_act_in_the_detail() -> None:
             await pilot.pause(0.3)  # the detail follows the cursor after 80 ms
             await settle(pilot)
             # the Down keys moved the cursor before Enter opened the flow (row 6)
-            assert app.query_one("#flows").cursor == 5 and app.detail.rec["flow"] == 6
+            assert app.query_one("#flows").cursor == 5 and app.main.details.detail.rec["flow"] == 6
             assert app.query_one("#detail").active == "tab-timeline"
             assert app.focused.id == "timeline" and where(app) == "timeline"
 

@@ -99,11 +99,9 @@ class PcapipApp(App[int]):
     def get_default_screen(self) -> MainScreen:
         return self.main
 
-    # what the widgets know, as the app's own (tests read them)
+    # the flows table, and whether the capture is read (tests and tui.live ask)
     table = property(lambda self: self.main.table)
-    model = property(lambda self: self.main.table.model)
     loaded = property(lambda self: self.main.reader.loaded)
-    detail = property(lambda self: self.main.details.detail)
 
     def on_main_screen_ready(self, msg: MainScreen.Ready) -> None:
         if self.capture is not None:

@@ -101,7 +101,7 @@ class MainScreen(Screen[None]):
         table.opener = lambda row: self.switch_tab("packet", focus=True)
         table.focus()
         self._layout_for(self.size.width)
-        self.refresh_status()
+        self._live_note_shown()
         self.refresh_summary()
         self.post_message(self.Ready())
 
@@ -178,8 +178,12 @@ class MainScreen(Screen[None]):
             self.show_place()
 
     def watch_live_note(self) -> None:
-        if self.is_mounted:
-            self.refresh_status()
+        if self.is_mounted:  # (a live app sets its first note before the screen is shown)
+            self._live_note_shown()
+
+    def _live_note_shown(self) -> None:
+        self.details.note = NOTE_READING if self.live_note is None else NOTE_LIVE
+        self.refresh_status()
 
     def refresh_status(self) -> None:
         r = self.reader
@@ -207,7 +211,6 @@ class MainScreen(Screen[None]):
     @on(FlowsTable.Current)
     def _current(self, msg: FlowsTable.Current) -> None:
         if self.query("#detail"):  # (not when the app is closing)
-            self.details.note = NOTE_READING if self.live_note is None else NOTE_LIVE
             self.details.follow(msg.rec, msg.delay)
 
     @on(DataTable.RowSelected, "#timeline")
