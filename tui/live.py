@@ -31,7 +31,7 @@ from textual.message import Message
 from pcapip.rules import ruleset
 from pcapip.tui.app import PcapipApp
 from pcapip.tui.main_screen import MainScreen
-from pcapip.tui.model import normalize
+from pcapip.tui.rows import normalize
 
 #: how often (seconds) rolling rows are handed to the UI
 BATCH_INTERVAL = 0.25
