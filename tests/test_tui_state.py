@@ -9,11 +9,15 @@ detail of the flow under the cursor, exactly as the keys do.
 from __future__ import annotations
 
 import asyncio
+import csv
+import io
 
-from tui_pilot import PCAPS, settle, static_text, table_lines, wait_loaded
+from tui_pilot import PCAPS, settle, static_text, table_lines, wait_for, wait_loaded
 
 import pcapip
 from pcapip.tui.app import PcapipApp
+from pcapip.tui.live import records_frame
+from pcapip.tui.main_screen import NOTE_LIVE, NOTE_READING
 
 CAPTURE = PCAPS / "troubleshooting.pcap"
 
@@ -93,5 +97,34 @@ def test_sort_and_grouping_set_on_the_table() -> None:
             assert status(app).startswith(f"{egress} egress IPs over {len(flows)}/{len(flows)}")
             assert static_text(app.query_one("#where")).strip() == "egress groups"
             assert len(table_lines(app)) == 1 + egress
+
+    asyncio.run(go())
+
+
+def test_a_live_note_reaches_the_status_line_and_the_detail() -> None:
+    """A live capture's note (the screen's reactive ``live_note``, set before the app runs
+    as ``pcapip live --tui`` does): the status line shows it, and the detail of a flow
+    says its packets show when the capture stops (the tabs' note is bound to it)."""
+    text = pcapip.analyze(str(CAPTURE)).to_csv()
+    records = list(csv.DictReader(io.StringIO(text)))[:5]
+
+    async def go() -> None:
+        app = PcapipApp(None)
+        app.main.live_note = "capturing on lo"
+        async with app.run_test(size=(120, 35)) as pilot:
+            await settle(pilot)
+            assert "capturing on lo" in status(app)
+            app.main.add_rows(records_frame(records))  # what the live feed does
+            await settle(pilot)
+            assert status(app).startswith("5/5 flows · capturing on lo")
+            await pilot.press("down")
+            await wait_for(pilot, lambda: app.main.details.detail is not None)
+            det = app.main.details.detail
+            assert det.rec["flow"] == 2 and det.note == NOTE_LIVE and not det.packets
+            app.main.live_note = None  # the capture stopped
+            await pilot.press("up")
+            await wait_for(pilot, lambda: app.main.details.detail.rec["flow"] == 1)
+            assert app.main.details.detail.note == NOTE_READING
+            assert "capturing" not in status(app)
 
     asyncio.run(go())

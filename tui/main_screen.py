@@ -52,6 +52,8 @@ class MainScreen(Screen[None]):
     SIDE_BY_SIDE = 134
 
     live_note: reactive[str | None] = reactive(None, init=False)
+    #: what the packet tab says before a flow's packets can be read (bound to the tabs')
+    detail_note: reactive[str] = reactive(NOTE_READING)
 
     @dataclass
     class Ready(Message):
@@ -72,7 +74,8 @@ class MainScreen(Screen[None]):
         with Horizontal(id="main"):
             with Vertical(id="left"):
                 yield FlowsTable(id="flows")
-                with DetailTabs(id="detail", initial="tab-packet"):
+                tabs = DetailTabs(id="detail", initial="tab-packet")
+                with tabs.data_bind(note=MainScreen.detail_note):
                     with TabPane("Packet", id="tab-packet"):
                         yield PacketPane(id="packet")
                     with TabPane("Timeline", id="tab-timeline"):
@@ -101,7 +104,7 @@ class MainScreen(Screen[None]):
         table.opener = lambda row: self.switch_tab("packet", focus=True)
         table.focus()
         self._layout_for(self.size.width)
-        self._live_note_shown()
+        self.refresh_status()
         self.refresh_summary()
         self.post_message(self.Ready())
 
@@ -177,13 +180,12 @@ class MainScreen(Screen[None]):
         if old.grouping != new.grouping:
             self.show_place()
 
+    def compute_detail_note(self) -> str:
+        return NOTE_READING if self.live_note is None else NOTE_LIVE
+
     def watch_live_note(self) -> None:
         if self.is_mounted:  # (a live app sets its first note before the screen is shown)
-            self._live_note_shown()
-
-    def _live_note_shown(self) -> None:
-        self.details.note = NOTE_READING if self.live_note is None else NOTE_LIVE
-        self.refresh_status()
+            self.refresh_status()
 
     def refresh_status(self) -> None:
         r = self.reader
