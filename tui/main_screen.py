@@ -120,8 +120,11 @@ class MainScreen(Screen[None]):
     # ---------------------------------------------------------------- where the focus is
     def show_place(self) -> None:
         """The footer's left end names the focused widget (a dialog's too)."""
+        tables = self.query(FlowsTable)
+        if not tables:
+            return  # the app is closing
         for where in self.query("#where"):
-            where.update(place_of(self.app.focused, self.table.grouping))
+            where.update(place_of(self.app.focused, tables.first().grouping))
         self.app.refresh_bindings()
 
     def in_detail(self, widget: Widget | None) -> bool:
