@@ -25,7 +25,6 @@ from textual.widgets import Input
 
 from pcapip.tui.main_screen import MainScreen
 from pcapip.tui.screens import HelpScreen
-from pcapip.tui.widgets.flows_table import FlowsTable
 from pcapip.tui.widgets.packet_pane import PacketPane
 
 __all__ = ["HelpScreen", "PcapipApp"]
@@ -134,13 +133,13 @@ class PcapipApp(App[int]):
         self.main.back()
 
     def action_group(self) -> None:
-        self.main.query_one(FlowsTable).next_grouping()
+        self.table.next_grouping()
 
     def action_sort(self) -> None:
         self.main.ask_sort()
 
     def action_sort_reverse(self) -> None:
-        self.main.query_one(FlowsTable).reverse()
+        self.table.reverse()
 
     def action_export(self) -> None:
         self.main.ask_export(self.capture, self.export_stem)
