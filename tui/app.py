@@ -98,9 +98,11 @@ class PcapipApp(App[int]):
     def get_default_screen(self) -> MainScreen:
         return self.main
 
-    # the flows table, and whether the capture is read (tests and tui.live ask)
+    # what the widgets know, as the app's own (tests, tui.live and bench/tui_load.py ask)
     table = property(lambda self: self.main.table)
     loaded = property(lambda self: self.main.reader.loaded)
+    progress = property(lambda self: self.main.reader.progress)
+    detail = property(lambda self: self.main.details.detail)
 
     def on_main_screen_ready(self, msg: MainScreen.Ready) -> None:
         if self.capture is not None:
