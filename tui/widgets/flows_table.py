@@ -65,6 +65,8 @@ class FlowsTable(VirtualTable):
 
     # ------------------------------------------------------------ the reactive state
     def watch_filter_text(self, old: str, text: str) -> None:
+        """Apply the filter; one that does not parse is refused: the value goes back to
+        ``old`` and a notification says why."""
         from pcapip.report import filters
 
         try:
@@ -76,6 +78,7 @@ class FlowsTable(VirtualTable):
         self.post_current(0)
 
     def validate_sort(self, sort: tuple[str | None, bool]) -> tuple[str | None, bool]:
+        """The PROXY column ("pp") sorts by its command."""
         key, desc = sort
         return {"pp": "pp_command"}.get(key or "", key), desc
 
@@ -83,6 +86,7 @@ class FlowsTable(VirtualTable):
         self.change(lambda: self.model.set_sort(*sort))
 
     def watch_grouping(self, by: str) -> None:
+        """Show the flows or the groups (a fresh GroupsView: the groups of what is shown)."""
         self._show(by)
         self.shown = self._shown()
 
@@ -163,7 +167,8 @@ class FlowsTable(VirtualTable):
         self.drilled_from = (self.grouping, base)
         self.set_reactive(FlowsTable.grouping, "flows")
         self._show("flows")
-        self.filter_text = f"({base}) and {field}=={value}" if base else f"{field}=={value}"
+        if not self.filter(f"({base}) and {field}=={value}" if base else f"{field}=={value}"):
+            self.shown = self._shown()  # (the flows, unfiltered: the status line says so)
 
     def undrill(self) -> None:
         """Back from a group's flows to the groups, with the filter they had."""
