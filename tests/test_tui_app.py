@@ -74,7 +74,7 @@ def test_rows_and_colours_follow_the_analysis() -> None:
                 assert int(cells[0]) == r.flow and r.egress_ip in cells[1]
                 assert r.method in cells and r.status in cells
             # the status column is coloured by status
-            view = app.flows_view
+            view = app.table.flows_view
             styles = {view.cells(i)[5][0]: view.cells(i)[5][1] for i in range(len(want))}
             assert styles["ok"].color.name == "green"
             assert styles["malformed"].color.name == "red"
@@ -107,7 +107,7 @@ def test_filter_select_expand_and_hex_marks_the_field() -> None:
             tree = app.query_one("#tree", PacketTree)
             assert tree.has_focus
             hexv = app.query_one("#hex", HexView)
-            number = app.detail.packets[0].number
+            number = app.main.details.detail.packets[0].number
             frame = frame_bytes(path, number)
             assert hexv.data == frame
             # the cursor starts on the PROXY header: its bytes are marked
@@ -171,7 +171,7 @@ def test_toa_flow_marks_the_client_address_bytes() -> None:
             assert len(toa) >= 5
             checked = 0
             for r in toa.itertuples():
-                app.apply_filter(f"flow=={r.flow}")
+                app.table.filter(f"flow=={r.flow}")
                 await settle(pilot)
                 tree = app.query_one("#tree", PacketTree)
                 hexv = app.query_one("#hex", HexView)
@@ -199,7 +199,7 @@ def test_missing_client_shows_first_packet_and_advice() -> None:
         app = PcapipApp(str(path))
         async with app.run_test(size=(120, 40)) as pilot:
             await wait_loaded(pilot)
-            app.apply_filter("finding:client-missing")
+            app.table.filter("finding:client-missing")
             await settle(pilot)
             want = pcapip.analyze(str(path)).flows
             missing = want[want.findings.str.contains("client.missing")]
@@ -221,7 +221,7 @@ def test_timeline_matches_tshark() -> None:
         app = PcapipApp(str(path))
         async with app.run_test(size=(120, 35)) as pilot:
             await wait_loaded(pilot)
-            det = app.detail
+            det = app.main.details.detail
             r = det.rec
             out = subprocess.run(
                 [
@@ -292,7 +292,7 @@ def test_grouping_counts_and_drill_down() -> None:
             first = table_lines(app)[1].split()[0]
             await pilot.press("enter")
             await settle(pilot)
-            assert app.grouping == "flows"
+            assert app.table.grouping == "flows"
             value = "none" if first == "(none)" else first
             assert app.query_one("#filter").value == f"client_ip=={value}"
             assert len(table_lines(app)) == 1 + by_client[first]
@@ -315,9 +315,9 @@ def test_rules_judge_the_flows_as_analyze_does(tmp_path: Path) -> None:
         async with app.run_test(size=(120, 40)) as pilot:
             await wait_loaded(pilot)
             out = tmp_path / "tui.csv"
-            assert app.export_csv(str(out)) == len(want)
+            assert app.table.export_csv(str(out), app.main.reader.analysis) == len(want)
             assert out.read_text() == want.to_csv()
-            app.apply_filter("finding:rule.mismatch")
+            app.table.filter("finding:rule.mismatch")
             await settle(pilot)
             mismatched = want.flows[want.flows.findings.str.contains("rule.mismatch")]
             assert len(table_lines(app)) == 1 + len(mismatched) >= 2
@@ -339,11 +339,11 @@ def test_export_writes_the_filtered_view_in_analyze_schema(tmp_path: Path) -> No
         async with app.run_test(size=(100, 30)) as pilot:
             await wait_loaded(pilot)
             whole = tmp_path / "all.csv"
-            assert app.export_csv(str(whole)) == len(a)
+            assert app.table.export_csv(str(whole), app.main.reader.analysis) == len(a)
             assert whole.read_text() == a.to_csv()
             # through the dialog, with a filter and a sort
-            app.apply_filter("method==ppv1 or method==ppv2")
-            app._sort("client", True)
+            app.table.filter("method==ppv1 or method==ppv2")
+            app.table.sort = ("client", True)
             await settle(pilot)
             await pilot.press("e")
             await settle(pilot)
@@ -429,7 +429,7 @@ def test_keys_typed_at_once_after_slash_reach_the_filter() -> None:
                 app.post_message(events.Key(names.get(ch, ch), ch))
             app.post_message(events.Key("enter", "\r"))
             await settle(pilot)
-            assert app.model.filter_text == text
+            assert app.table.model.filter_text == text
             assert len(table_lines(app)) == 1 + 4
 
     run(go())
@@ -443,17 +443,17 @@ def test_mouse_click_selects_a_row_and_sorts_by_header() -> None:
             table = app.query_one("#flows", VirtualTable)
             await pilot.click("#flows", offset=(10, 4))  # header is line 0: row 3
             await settle(pilot)
-            assert table.cursor == 3 and app.detail.rec["flow"] == 4
+            assert table.cursor == 3 and app.main.details.detail.rec["flow"] == 4
             head = table_lines(app)[0]
             x = head.index("Client")
             await pilot.click("#flows", offset=(x + 1, 0))
             await settle(pilot)
-            assert app.model.sort_key == "client" and not app.model.sort_desc
+            assert app.table.model.sort_key == "client" and not app.table.model.sort_desc
             await pilot.click("#flows", offset=(x + 1, 0))
             await settle(pilot)
-            assert app.model.sort_desc
+            assert app.table.model.sort_desc
             # the cursor stayed on flow 4
-            assert app.detail.rec["flow"] == 4
+            assert app.main.details.detail.rec["flow"] == 4
 
     run(go())
 
@@ -481,6 +481,6 @@ def test_layout_scales(size: tuple[int, int]) -> None:
             tree = app.query_one("#tree")
             assert table.size.height >= 5 and tree.size.height >= 3
             side = app.query_one("#side")
-            assert side.display == (size[0] >= app.WIDE)
+            assert side.display == (size[0] >= app.main.WIDE)
 
     run(go())

@@ -116,19 +116,19 @@ def test_esc_walks_back_from_a_drilled_group_to_the_groups_then_the_flows() -> N
             await pilot.press("enter")  # drill into the first group
             await settle(pilot)
             first = groups[1].split()[0]
-            assert app.grouping == "flows" and app.model.filter_text == f"egress_ip=={first}"
+            assert app.table.grouping == "flows" and app.table.model.filter_text == f"egress_ip=={first}"
             await pilot.press("enter")  # open a flow
             await settle(pilot)
             await pilot.press("escape")  # detail → table
             await settle(pilot)
-            assert app.grouping == "flows" and isinstance(app.focused, VirtualTable)
+            assert app.table.grouping == "flows" and isinstance(app.focused, VirtualTable)
             await pilot.press("escape")  # drilled flows → the groups, filter as before
             await settle(pilot)
-            assert app.grouping == "egress" and app.model.filter_text == ""
+            assert app.table.grouping == "egress" and app.table.model.filter_text == ""
             assert table_lines(app) == groups
             await pilot.press("escape")  # groups → flows
             await settle(pilot)
-            assert app.grouping == "flows"
+            assert app.table.grouping == "flows"
             n = len(pcapip.analyze(str(TROUBLE)).flows)
             assert static_text(app.query_one("#status")).startswith(f"{n}/{n} flows")
 
@@ -144,9 +144,9 @@ def test_brackets_step_through_every_packet_of_the_flow() -> None:
         app = PcapipApp(str(TROUBLE))
         async with app.run_test(size=(120, 35)) as pilot:
             await wait_loaded(pilot)
-            app.apply_filter("flow==6")
+            app.table.filter("flow==6")
             await settle(pilot)
-            rec = app.detail.rec
+            rec = app.main.details.detail.rec
             want = tshark_frames(TROUBLE, rec["egress_port"], rec["origin_port"])
             assert len(want) > 4
             raw = dpkt_frames(TROUBLE)
@@ -220,12 +220,12 @@ def test_flow_findings_tab_filters_the_table_by_the_chosen_finding() -> None:
         app = PcapipApp(str(TROUBLE))
         async with app.run_test(size=(100, 35)) as pilot:
             await wait_loaded(pilot)
-            app.apply_filter("finding:client.missing")
+            app.table.filter("finding:client.missing")
             await settle(pilot)
             await pilot.press("enter", "f")
             await settle(pilot)
             assert app.focused.id == "flow-findings"
-            codes = app.detail.rec["findings"].split(";")
+            codes = app.main.details.detail.rec["findings"].split(";")
             last = codes[-1]
             app.focused.highlighted = 2 * (len(codes) - 1)  # separators between findings
             await pilot.press("enter")
@@ -247,7 +247,7 @@ def test_sort_menu_picks_a_column_and_reverses() -> None:
             assert isinstance(app.screen, SortScreen) and where(app) == "sort menu"
             await pilot.press("g")  # the table's keys wait while the menu is open
             await settle(pilot)
-            assert isinstance(app.screen, SortScreen) and app.grouping == "flows"
+            assert isinstance(app.screen, SortScreen) and app.table.grouping == "flows"
             menu = app.screen.query_one("#sort-options")
             titles = [menu.get_option_at_index(i).prompt for i in range(menu.option_count)]
             assert "Packets" in " ".join(titles) or "Pkts" in titles
@@ -255,19 +255,19 @@ def test_sort_menu_picks_a_column_and_reverses() -> None:
             await pilot.press("enter")
             await settle(pilot)
             assert not isinstance(app.screen, SortScreen)
-            assert app.model.sort_key == "packets" and not app.model.sort_desc
+            assert app.table.model.sort_key == "packets" and not app.table.model.sort_desc
             nos = [flow_no(r) for r in table_lines(app)[1:]]
             pk = dict(zip(want.flow, want.packets, strict=True))
             shown = [pk[n] for n in nos]
             assert shown == sorted(shown)
             await pilot.press("s", "r")  # r in the menu: the same column, reversed
             await settle(pilot)
-            assert app.model.sort_key == "packets" and app.model.sort_desc
+            assert app.table.model.sort_key == "packets" and app.table.model.sort_desc
             shown = [pk[flow_no(r)] for r in table_lines(app)[1:]]
             assert shown == sorted(shown, reverse=True)
             await pilot.press("s", "escape")  # Esc closes the menu, nothing changes
             await settle(pilot)
-            assert app.model.sort_desc and isinstance(app.focused, VirtualTable)
+            assert app.table.model.sort_desc and isinstance(app.focused, VirtualTable)
 
     run(go())
 
@@ -311,8 +311,8 @@ def test_capture_warnings_reach_the_status_summary_and_a_notification() -> None:
         app.notify = lambda message, **kw: (said.append(str(message)), notify(message, **kw))
         async with app.run_test(size=(120, 35)) as pilot:
             await wait_loaded(pilot)
-            assert len(app.warnings) == 1
-            w = app.warnings[0]
+            assert len(app.main.reader.warnings) == 1
+            w = app.main.reader.warnings[0]
             assert w.startswith(f"{path}, packet 1, byte offset 24: link type {linktype} ")
             assert "1 capture warning" in static_text(app.query_one("#status"))
             summary = static_text(app.query_one("#summary .summary-head"))
@@ -335,7 +335,7 @@ def test_engine_warnings_reach_the_tui(tmp_path) -> None:
         app = PcapipApp(str(path))
         async with app.run_test(size=(120, 35)) as pilot:
             await wait_loaded(pilot)
-            assert app.warnings == want
+            assert app.main.reader.warnings == want
             assert "1 capture warning" in static_text(app.query_one("#status"))
 
     run(go())
@@ -359,7 +359,7 @@ def test_keys_typed_in_one_burst_after_enter_act_in_the_detail() -> None:
             await pilot.pause(0.3)  # the detail follows the cursor after 80 ms
             await settle(pilot)
             # the Down keys moved the cursor before Enter opened the flow (row 6)
-            assert app.query_one("#flows").cursor == 5 and app.detail.rec["flow"] == 6
+            assert app.query_one("#flows").cursor == 5 and app.main.details.detail.rec["flow"] == 6
             assert app.query_one("#detail").active == "tab-timeline"
             assert app.focused.id == "timeline" and where(app) == "timeline"
 

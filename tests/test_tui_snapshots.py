@@ -24,8 +24,8 @@ def loaded(*keys: str, filter_text: str | None = None):
     async def before(pilot) -> None:
         await wait_loaded(pilot)
         if filter_text is not None:
-            pilot.app.apply_filter(filter_text)
-            pilot.app.query_one("#filter").value = filter_text
+            # the table's reactive filter, as any widget sets it (the filter bar follows)
+            pilot.app.table.filter_text = filter_text
             await settle(pilot)
         for k in keys:
             await pilot.press(k)

@@ -33,7 +33,7 @@ def _expected() -> list[dict[str, str]]:
 
 def _shown(app: PcapipApp) -> list[dict[str, str]]:
     """The model's rows in the expect.json shape (tcp rows only: the UDP underlay is none)."""
-    m = app.model
+    m = app.table.model
     out = []
     for pos in range(m.total):
         r = m.record(pos)
@@ -90,9 +90,9 @@ def test_vxlan_port_opens_the_tunnel_in_rows_and_detail() -> None:
             assert _key(_shown(app)) == _key(want)
             checked = 0
             for flow in analysis.flows[analysis.flows.transport == "tcp"]["flow"].tolist():
-                app.apply_filter(f"flow=={flow}")
+                app.table.filter(f"flow=={flow}")
                 await settle(pilot)
-                det = app.detail
+                det = app.main.details.detail
                 assert det is not None and det.rec["flow"] == flow
                 frames = [e.frame for e in det.timeline]
                 assert frames == _tshark_frames(flow_display_filter(analysis, flow)), flow
@@ -117,9 +117,9 @@ def test_without_the_port_the_tunnel_stays_closed() -> None:
         app = PcapipApp(str(CAPTURE))
         async with app.run_test(size=(140, 40)) as pilot:
             await wait_loaded(pilot)
-            assert app.model.total == len(pcapip.analyze(str(CAPTURE)).flows) > 0
+            assert app.table.model.total == len(pcapip.analyze(str(CAPTURE)).flows) > 0
             assert _shown(app) == []
-            tunnels = {app.model.record(p)["tunnel"] for p in range(app.model.total)}
+            tunnels = {app.table.model.record(p)["tunnel"] for p in range(app.table.model.total)}
             assert "vxlan:42" not in tunnels
 
     asyncio.run(go())

@@ -82,7 +82,7 @@ def test_scrolled_sorted_and_filtered_rows_are_analyze_rows(capture: Path) -> No
             _expect_lines(lines, flows, _first_row(app))
             assert _first_row(app) + len(lines) - 1 == len(flows)  # the last row is on screen
             # sorted: most packets first, ties in flow order
-            app._sort("packets", True)
+            app.table.sort = ("packets", True)
             await settle(pilot)
             by_packets = flows.sort_values(["packets", "flow"], ascending=[False, True], kind="stable")
             _expect_lines(table_lines(app), by_packets, _first_row(app))
@@ -90,7 +90,7 @@ def test_scrolled_sorted_and_filtered_rows_are_analyze_rows(capture: Path) -> No
             await settle(pilot)
             _expect_lines(table_lines(app), by_packets, 0)
             # sorted by egress address (numerically), then port
-            app._sort("egress", False)
+            app.table.sort = ("egress", False)
             await settle(pilot)
             key = [int(ipaddress.ip_address(t)) for t in flows["egress_ip"].astype(str)]
             by_egress = flows.assign(_k=key).sort_values(["_k", "egress_port", "flow"], kind="stable")
@@ -100,7 +100,7 @@ def test_scrolled_sorted_and_filtered_rows_are_analyze_rows(capture: Path) -> No
             _expect_lines(table_lines(app), by_egress, _first_row(app))
             # filtered (and still sorted by egress)
             port = int(flows["origin_port"].value_counts().index[-1])
-            assert app.apply_filter(f"origin_port=={port} and method!=none")
+            assert app.table.filter(f"origin_port=={port} and method!=none")
             await settle(pilot)
             want = by_egress[(by_egress["origin_port"] == port) & (by_egress["method"] != "none")]
             assert 0 < len(want) < len(flows)
@@ -122,7 +122,7 @@ async def go():
         while not app.loaded:
             await asyncio.sleep(0.05)
         print("pandas" in sys.modules, app.table.row_count)
-        assert app.apply_filter("method==ppv2")
+        assert app.table.filter("method==ppv2")
         print("pandas" in sys.modules, app.table.row_count)
 
 asyncio.run(go())

@@ -223,35 +223,33 @@ def _timeline(
             continue  # the same inner connection in another tenant's tunnel
         d = "→" if src == eg else "←"
         flags = int(pk.tcp_flags[i])
-        seq = ack = None
-        if transport == "tcp":
-            raw_seq, raw_ack = int(pk.seq[i]), int(pk.ack[i])
-            isn.setdefault(d, raw_seq)
-            seq = (raw_seq - isn[d]) & 0xFFFFFFFF
-            other = "←" if d == "→" else "→"
-            ack = (raw_ack - isn[other]) & 0xFFFFFFFF if other in isn and flags & 16 else None
-        notes = []
-        if fr.number in hset:
-            notes.append(
-                {"toa": "TOA", "ppv1": "PROXY v1", "ppv2": "PROXY v2"}.get(rec["method"], "header")
-            )
-        if int(pk.opt_flags[i]) & 1 and fr.number not in hset:
-            notes.append("TOA-kind option")
+        seq, ack = _seq_ack(pk, i, d, isn, flags) if transport == "tcp" else (None, None)
+        note = _note(rec["method"], fr.number in hset, bool(int(pk.opt_flags[i]) & 1))
+        size, shown_flags = int(pk.pay_len[i]), flags_text(flags, transport)
         det.timeline.append(
-            TimelineEntry(
-                fr.number,
-                fr.ts_ns,
-                d,
-                flags_text(flags, transport),
-                seq,
-                ack,
-                int(pk.pay_len[i]),
-                ", ".join(notes),
-            )
+            TimelineEntry(fr.number, fr.ts_ns, d, shown_flags, seq, ack, size, note)
         )
         if fr.number in hset and transport == "tcp" and d == "→" and int(pk.pay_cap[i]):
             segs.append((int(pk.seq[i]), pk.payload(i)))
     return segs
+
+
+def _seq_ack(pk: Any, i: int, d: str, isn: dict[str, int], flags: int) -> tuple[int, int | None]:
+    """Packet ``i``'s sequence and acknowledgement numbers relative to each direction's
+    first sequence number (``isn``, filled in as the directions are first seen)."""
+    raw_seq, raw_ack = int(pk.seq[i]), int(pk.ack[i])
+    isn.setdefault(d, raw_seq)
+    seq = (raw_seq - isn[d]) & 0xFFFFFFFF
+    other = "←" if d == "→" else "→"
+    ack = (raw_ack - isn[other]) & 0xFFFFFFFF if other in isn and flags & 16 else None
+    return seq, ack
+
+
+def _note(method: str, carried: bool, toa_kind: bool) -> str:
+    """A timeline packet's note: it carried the client address, or has a TOA-kind option."""
+    if carried:
+        return {"toa": "TOA", "ppv1": "PROXY v1", "ppv2": "PROXY v2"}.get(method, "header")
+    return "TOA-kind option" if toa_kind else ""
 
 
 def _reassembled(segs: list[tuple[int, bytes]], header_frames: list[int]) -> PacketView | None:

@@ -22,6 +22,7 @@ import subprocess
 import sys
 import tempfile
 import threading
+from dataclasses import dataclass
 from typing import Any
 
 import pandas as pd
@@ -29,7 +30,8 @@ from textual.message import Message
 
 from pcapip.rules import ruleset
 from pcapip.tui.app import PcapipApp
-from pcapip.tui.model import normalize
+from pcapip.tui.main_screen import MainScreen
+from pcapip.tui.rows import normalize
 
 #: how often (seconds) rolling rows are handed to the UI
 BATCH_INTERVAL = 0.25
@@ -99,16 +101,18 @@ def records_frame(records: list[dict[str, str]]) -> pd.DataFrame:
     return normalize(pd.DataFrame(data))
 
 
+@dataclass
 class LiveNote(Message):
-    def __init__(self, text: str) -> None:
-        super().__init__()
-        self.text = text
+    """A line the capture process wrote on its standard error."""
+
+    text: str
 
 
+@dataclass
 class LiveEnded(Message):
-    def __init__(self, rc: int) -> None:
-        super().__init__()
-        self.rc = rc
+    """The capture process ended with exit status ``rc``."""
+
+    rc: int
 
 
 class LiveApp(PcapipApp):
@@ -135,13 +139,13 @@ class LiveApp(PcapipApp):
         self.proc: subprocess.Popen[bytes] | None = None
         self.rc: int | None = None
         self.stderr: list[str] = []
-        self.live_note = f"starting capture on {opts.iface}"
+        self.main.live_note = f"starting capture on {opts.iface}"
         self._ending = False
         self._lock = threading.Lock()
         self._incoming: list[dict[str, str]] = []
 
-    def on_mount(self) -> None:
-        super().on_mount()
+    def on_main_screen_ready(self, msg: MainScreen.Ready) -> None:
+        super().on_main_screen_ready(msg)
         # terminal closed (SIGHUP) or asked to stop (SIGTERM): leave the app normally, so the
         # capture process is stopped and the temporary recording removed (run_live's cleanup)
         loop = asyncio.get_running_loop()
@@ -184,10 +188,7 @@ class LiveApp(PcapipApp):
         with self._lock:
             batch, self._incoming = self._incoming, []
         if batch and not self.loaded:
-            frame = records_frame(batch)
-            self._with_cursor_kept(lambda: self.model.append(frame))
-            self._refresh_status()
-            self._refresh_summary()
+            self.main.add_rows(records_frame(batch))
 
     def _read_stderr(self, proc: subprocess.Popen[bytes]) -> None:
         assert proc.stderr is not None
@@ -203,13 +204,12 @@ class LiveApp(PcapipApp):
             note = text.split(";")[0]
             if self.temp is not None:
                 note = note.split(", copy in ")[0]
-            self.live_note = note
+            self.main.live_note = note
         elif text.startswith("error") or "error:" in text:
             self.notify(text, title="Capture", severity="error", timeout=10)
-            self.live_note = text
+            self.main.live_note = text
         else:
             self.notify(text, title="Capture", timeout=5)
-        self._refresh_status()
 
     def on_live_ended(self, msg: LiveEnded) -> None:
         self.rc = msg.rc
@@ -219,19 +219,18 @@ class LiveApp(PcapipApp):
             return
         size = os.path.getsize(self.record_path) if os.path.exists(self.record_path) else 0
         if size == 0:
-            self.live_note = f"capture ended (exit {msg.rc}) without packets"
-            self._refresh_status()
+            self.main.live_note = f"capture ended (exit {msg.rc}) without packets"
             return
-        self.live_note = None if msg.rc == 0 else f"capture ended with exit status {msg.rc}"
+        note = None if msg.rc == 0 else f"capture ended with exit status {msg.rc}"
+        self.main.live_note = note
         self.capture = self.record_path
         self.start_loader(self.record_path, provisional=False)
-        self._refresh_status()
+        self.main.refresh_status()
 
     # ------------------------------------------------------------ keys
     def action_stop_live(self) -> None:
         if self.proc is not None and self.proc.poll() is None:
-            self.live_note = "stopping the capture…"
-            self._refresh_status()
+            self.main.live_note = "stopping the capture…"
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(self.proc.pid, signal.SIGINT)
 

@@ -99,7 +99,7 @@ class Rows:
 
     @classmethod
     def of_frame(cls, df: pd.DataFrame) -> Rows:
-        """Rows of a normalized model frame (:func:`pcapip.tui.model.normalize`)."""
+        """Rows of a normalized model frame (:func:`normalize`)."""
         vocab = Vocab()
         cols: dict[str, np.ndarray] = {}
         for c in SCHEMA:
@@ -223,3 +223,39 @@ def _recode(v: np.ndarray, mask: np.ndarray, new: Any) -> np.ndarray:
         uniq, inv = np.unique(out[mask], return_inverse=True)
         out[mask] = np.array([new(k) for k in uniq.tolist()], np.int64)[inv.reshape(-1)]
     return out
+
+
+def normalize(df: pd.DataFrame, *, frames: Sequence[int | None] | None = None) -> pd.DataFrame:
+    """One representation for provisional and final rows (object text, Int64 ports, ns times)."""
+    import pandas as pd
+
+    out: dict[str, Any] = {}
+    n = len(df)
+    for c in SCHEMA:
+        col = df[c] if c in df.columns else pd.Series([None] * n, dtype=object)
+        if c in ("start", "end"):
+            if isinstance(col.dtype, pd.DatetimeTZDtype) or pd.api.types.is_datetime64_any_dtype(
+                col.dtype
+            ):
+                col = col.dt.tz_localize(None) if isinstance(col.dtype, pd.DatetimeTZDtype) else col
+                out[c] = col.astype("datetime64[ns]").astype("int64").to_numpy()
+            else:
+                out[c] = pd.to_numeric(col).fillna(0).astype("int64").to_numpy()
+        elif c in INT_NULLABLE:
+            out[c] = pd.array(pd.to_numeric(col.astype(object), errors="coerce"), dtype="Int64")
+        elif c not in IPS and c not in TEXTS:
+            out[c] = pd.to_numeric(col).fillna(0).astype("int64").to_numpy()
+        else:
+            obj = col.astype(object).to_numpy(dtype=object)
+            miss = col.isna().to_numpy(dtype=bool)
+            if miss.any():
+                obj = obj.copy()
+                obj[miss] = None
+            # object, not pandas' string dtype: missing stays None and comparisons stay cheap
+            out[c] = pd.Series(obj, dtype=object)
+    res = pd.DataFrame(out)
+    fr = frames if frames is not None else [None] * n
+    res["_frame"] = pd.array(list(fr), dtype="Int64")
+    flow = res["flow"]
+    res["_order"] = np.where(flow.notna(), flow.fillna(0), res["_frame"].fillna(0)).astype("int64")
+    return res

@@ -276,16 +276,9 @@ class CaptureLoader:
         again, ended: the same first frame). Raises LoadStopped when :meth:`stop` was
         called before the end.
         """
-        from pcapip.errors import CaptureError
         from pcapip.flows.run import read_captures
-        from pcapip.report.analysis import Analysis
 
-        # a flow shows as soon as its client is known (a preview built column by column
-        # from the flow table), and again when it ends; without on_rows, analyze's tracker
-        tracker = (_ShowingTracker if on_rows is not None else FlowTracker)(
-            registry=self.registry, vxlan_ports=self.vxlan_ports
-        )
-        tracker.keep_settled = on_rows is not None
+        tracker = self._tracker(showing=on_rows is not None)
         try:
             total: int | None = os.path.getsize(self.path)
         except OSError:
@@ -324,6 +317,31 @@ class CaptureLoader:
         )
         if self._stop.is_set():
             raise LoadStopped(self.path)
+        warnings = [str(w) for src in sources for w in src.warnings]
+        return self._result(table, errors, warnings, pace.t0, on_progress)
+
+    def _tracker(self, *, showing: bool) -> FlowTracker:
+        """Showing: a flow shows as soon as its client is known (a preview built column by
+        column from the flow table), and again when it ends; else analyze's tracker."""
+        tracker = (_ShowingTracker if showing else FlowTracker)(
+            registry=self.registry, vxlan_ports=self.vxlan_ports
+        )
+        tracker.keep_settled = showing
+        return tracker
+
+    def _result(
+        self,
+        table: Any,
+        errors: list[Any],
+        source_warnings: list[str],
+        t0: float,
+        on_progress: Callable[[Progress], None] | None,
+    ) -> LoadResult:
+        """The read table as an Analysis, the last progress, the warnings."""
+        from pcapip.errors import CaptureError
+        from pcapip.report.analysis import Analysis
+
+        prog = self.progress
         trim_heap()  # what the reading and the table build left
         if errors:
             prog.error = str(errors[0])
@@ -331,10 +349,9 @@ class CaptureLoader:
         analysis = Analysis(table, [e for e in errors if isinstance(e, CaptureError)])
         prog.flows = len(table)
         prog.done = True
-        prog.seconds = time.monotonic() - pace.t0
+        prog.seconds = time.monotonic() - t0
         if on_progress is not None:
             on_progress(prog)
-        source_warnings = [str(w) for src in sources for w in src.warnings]
         return LoadResult(
             analysis, list(errors), prog.seconds, capture_warnings(analysis, source_warnings)
         )

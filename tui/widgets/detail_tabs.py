@@ -56,6 +56,8 @@ class DetailTabs(TabbedContent):
     late message would switch back to the old tab: it is ignored then."""
 
     detail: reactive[FlowDetail | None] = reactive(None, always_update=True, init=False)
+    #: what a flow's detail says before its packets can be read
+    note: reactive[str] = reactive("packets show when the capture has been read", repaint=False)
 
     @dataclass
     class Ready(Message):
@@ -69,7 +71,6 @@ class DetailTabs(TabbedContent):
         self._token = 0
         self._timer: Any = None
         self.reader: Any = None  # the CaptureReader whose capture the flows come from
-        self.note = "packets show when the capture has been read"
 
     def _on_tab_pane_focused(self, event: TabPane.Focused) -> None:
         event.prevent_default()

@@ -96,13 +96,12 @@ class VirtualTable(ScrollView, can_focus=True):
 
     cursor = reactive(0, always_update=True)
 
+    @dataclass
     class _RowMessage(Message):
         """A message about one view row of the table (the table is its ``control``)."""
 
-        def __init__(self, table: VirtualTable, row: int) -> None:
-            super().__init__()
-            self.table = table
-            self.row = row
+        table: VirtualTable
+        row: int
 
         @property
         def control(self) -> VirtualTable:
@@ -114,11 +113,12 @@ class VirtualTable(ScrollView, can_focus=True):
     class Selected(_RowMessage):
         """Enter (or a click) on ``row``."""
 
+    @dataclass
     class HeaderClicked(Message):
-        def __init__(self, table: VirtualTable, key: str) -> None:
-            super().__init__()
-            self.table = table
-            self.key = key
+        """A click on the header of column ``key`` (the flows table sorts by it)."""
+
+        table: VirtualTable
+        key: str
 
         @property
         def control(self) -> VirtualTable:
