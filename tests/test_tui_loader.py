@@ -149,6 +149,15 @@ def _generator():
     return mod
 
 
+@pytest.fixture(scope="module")
+def long_capture(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A 400,000-packet capture (~4.4 s of capture time, 342 MB), written once for the
+    tests that read one: three copies cost a gigabyte of disk."""
+    path = tmp_path_factory.mktemp("long") / "long.pcap"
+    _generator().generate(path, 400_000, seed=5)
+    return path
+
+
 def test_first_rows_come_before_the_end(tmp_path: Path) -> None:
     """On a capture of several batches, rows are handed over while reading, not at the end."""
     path = tmp_path / "many.pcap"
@@ -164,11 +173,10 @@ def test_first_rows_come_before_the_end(tmp_path: Path) -> None:
     assert loader.index.count == 6 * FIRST_BATCH
 
 
-def test_ended_flows_show_while_reading(tmp_path: Path) -> None:
+def test_ended_flows_show_while_reading(long_capture: Path) -> None:
     """Flows that end (2 s of capture time after their FIN) are handed over while the
     capture is still being read, in coarse steps, not one call per flow."""
-    path = tmp_path / "long.pcap"
-    _generator().generate(path, 400_000, seed=5)  # ~4.4 s of capture time
+    path = long_capture
     calls: list[tuple[int, int]] = []
     loader = CaptureLoader(str(path))
     res = loader.run(
@@ -201,14 +209,13 @@ def test_final_rows_from_the_table_are_normalized_analysis_flows(path: Path) -> 
             assert rec[c] == (None if v is pd.NA or v is None else v), (c, pos)
 
 
-def test_previews_and_ended_rows_gathered_together_make_one_row_each(tmp_path: Path) -> None:
+def test_previews_and_ended_rows_gathered_together_make_one_row_each(long_capture: Path) -> None:
     """The reader hands the UI several chunks at once (one concatenated frame), so a
     flow's preview and its ended row may arrive together: the model keeps one row per
     flow, the later (ended) one, and the table ends with exactly analyze's flows."""
     from pcapip.tui.model import FlowModel
 
-    path = tmp_path / "long.pcap"
-    _generator().generate(path, 400_000, seed=5)
+    path = long_capture
     from pcapip.tui.rows import Rows
 
     seen: list[Rows] = []
@@ -225,13 +232,12 @@ def test_previews_and_ended_rows_gathered_together_make_one_row_each(tmp_path: P
     assert len(model.df) <= len(res.analysis.table)
 
 
-def test_a_preview_row_is_replaced_by_its_ended_row(tmp_path: Path) -> None:
+def test_a_preview_row_is_replaced_by_its_ended_row(long_capture: Path) -> None:
     """A flow shown early (its client known in the first batch) and again when it ends is
     one row of the model, holding the ended row."""
     from pcapip.tui.model import FlowModel
 
-    path = tmp_path / "long.pcap"
-    _generator().generate(path, 400_000, seed=5)
+    path = long_capture
     chunks = []
     res = CaptureLoader(str(path)).run(on_rows=chunks.append, interval=0.0)
     model = FlowModel()
