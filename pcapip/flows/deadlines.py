@@ -61,7 +61,7 @@ def _grown(a: np.ndarray, head: int, count: int, need: int, factor: float) -> np
     """``a`` (3, n) with room for ``need`` entries (at least ``factor`` times as many as it
     had), its ``count`` entries from ``head`` on (around the end: a ring) first. The queue
     grows by half (on the 2M flood: 11 copies of queue and heap, not 15 as by an eighth,
-    and a lower peak RSS, 378 against 384 MB), the heap (mostly unwritten) by doubling."""
+    and a lower peak RSS, 369 against 375 MiB), the heap (mostly unwritten) by doubling."""
     b = np.zeros((3, max(need, int(factor * a.shape[1]))), dtype=np.int64)
     first = min(count, a.shape[1] - head)
     b[:, :first] = a[:, head : head + first]
