@@ -328,3 +328,37 @@ def test_json_field_texts_as_each_value_is_written() -> None:
                   [True, 1, 0, False], pool, ["a", None], [float("nan"), 0.0, -0.0]):
         values = [rng.choice(kinds) for _ in range(300)]
         assert tabular._texts(list(values)) == [tabular._text(v) for v in values], kinds
+
+
+@pytest.mark.parametrize("reader", ["jsonl", "csv_rows"])
+def test_a_log_of_bad_lines_is_read_in_bounded_memory(reader: str) -> None:
+    """Bad lines are counted, the first few quoted, and nothing else of them kept: 100,000
+    bad lines of 1 kB (100 MB of text) are read with a few MB traced, and the count and
+    the quotes are exact."""
+    import tracemalloc
+
+    from pcapip.resolve import tabular
+    from pcapip.resolve.lines import EXAMPLES
+
+    n, width = 100_000, 1000
+    head = [(1, "ip,port,time")] if reader == "csv_rows" else []
+    body = "x" * width if reader == "jsonl" else "a,b" + "x" * width  # (CSV: 2 cells, not 3)
+
+    def numbered():
+        yield from head
+        for i in range(len(head) + 1, len(head) + n + 1):
+            yield i, f"{i:07d}{body}"
+
+    read = getattr(tabular, reader)
+    read(iter([*head, (2, "1,2,3" if head else "{}")]), ["ip"])  # (what it imports, first)
+    tracemalloc.start()
+    try:
+        parsed = read(numbered(), ["ip", "port", "time"])
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert parsed.bad == n and len(parsed) == 0
+    first = len(head) + 1
+    assert [e[0] for e in parsed.examples] == list(range(first, first + EXAMPLES))
+    assert all(e[2] == f"{e[0]:07d}{body}"[:200] for e in parsed.examples)
+    assert peak < 8 * 1024 * 1024, f"{peak / 2**20:.1f} MiB traced for 100 MB of bad lines"

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from pcapip.resolve.lines import Parsed
+from pcapip.resolve.lines import EXAMPLES, Parsed
 
 
 def _text(v: Any) -> str | None:
@@ -121,7 +121,6 @@ def jsonl(numbered: Iterable[tuple[int, str]], wanted: Iterable[str]) -> Parsed:
     out = Parsed({}, np.zeros(0, np.int64))
     cols = Columns(wanted)
     add = cols.add
-    texts: dict[int, str] = {}
     loads = json.loads
     # json.loads' own scanner, called without loads' checks around it; a line it does not
     # take whole (leading or trailing space, no JSON) goes to json.loads for its verdict
@@ -137,16 +136,13 @@ def jsonl(numbered: Iterable[tuple[int, str]], wanted: Iterable[str]) -> Parsed:
             except ValueError as exc:
                 if not text.strip():  # (no blank line is JSON: asked only when not)
                     continue
-                texts[number] = text
-                out.reject(number, f"not JSON ({exc.msg})", "")
+                out.reject(number, f"not JSON ({exc.msg})", text)
                 continue
         if type(obj) is not dict:
-            texts[number] = text
-            out.reject(number, "not a JSON object", "")
+            out.reject(number, "not a JSON object", text)
             continue
         add(number, obj)
     cols.finish(out)
-    out.examples = [(n, why, texts.get(n, "")[:200]) for n, why, _ in out.examples]
     return out
 
 
@@ -155,7 +151,11 @@ def csv_rows(numbered: Iterable[tuple[int, str]], wanted: Iterable[str]) -> Pars
     counted and quoted. (A quoted cell spanning lines is not supported: one record a line.)"""
     it = iter(numbered)
     header: list[str] | None = None
-    texts: dict[int, str] = {}
+    texts: dict[int, str] = {}  # the first EXAMPLES bad lines, the ones quoted
+
+    def bad(number: int, text: str) -> None:
+        if len(texts) < EXAMPLES:
+            texts[number] = text
 
     def objects() -> Iterable[tuple[int, dict[str, Any] | str]]:
         nonlocal header
@@ -165,14 +165,14 @@ def csv_rows(numbered: Iterable[tuple[int, str]], wanted: Iterable[str]) -> Pars
             try:
                 cells = next(csv.reader([text]))
             except csv.Error as exc:
-                texts[number] = text
+                bad(number, text)
                 yield number, f"not CSV ({exc})"
                 continue
             if header is None:
                 header = cells
                 continue
             if len(cells) != len(header):
-                texts[number] = text
+                bad(number, text)
                 yield number, f"{len(cells)} cells, the header has {len(header)}"
                 continue
             yield number, {k: (v if v != "" else None) for k, v in zip(header, cells, strict=True)}

@@ -196,23 +196,6 @@ def clf_pattern(first: str) -> str:
     return HAPROXY_MS if first[20:21] == "." else "%d/%b/%Y:%H:%M:%S"
 
 
-def resolution(values: Any) -> int:
-    """The time step, in ns, the column's first value is written to: 1 s without a
-    fraction, 1 ms with three digits after the seconds' point, and so on."""
-    for v in values:
-        if v is None:
-            continue
-        text = str(v)
-        if text in ("", "-"):
-            continue
-        m = re.search(r"(?:\d\d:\d\d|^\d+)[.,](\d+)", text)
-        digits = len(m.group(1)) if m else 0
-        if not m and re.fullmatch(r"\d{13}", text):
-            digits = 3  # epoch milliseconds
-        return max(NS // 10 ** min(digits, 9), 1)
-    return NS
-
-
 def has_offset(values: Any) -> bool:
     """Whether the column's first value names its offset (``-0700``, ``+02:00``, ``Z``) or is
     an epoch number: else ``--tz`` (UTC by default) places it."""
