@@ -56,9 +56,8 @@ def test_refused_arguments(args: list[str], message: str, capsys) -> None:
 def test_tui_without_the_tui_package(monkeypatch, capsys) -> None:
     # an install without tui/: none of pcapip.tui's modules imports, including those another
     # test module already imported at collection (tests/test_tui_state.py imports tui.live)
-    for name in [n for n in sys.modules if n == "pcapip.tui" or n.startswith("pcapip.tui.")]:
+    for name in {"pcapip.tui", *(n for n in sys.modules if n.startswith("pcapip.tui."))}:
         monkeypatch.setitem(sys.modules, name, None)
-    monkeypatch.setitem(sys.modules, "pcapip.tui", None)
     with pytest.raises(SystemExit) as exc:
         main(["live", "-i", "lo", "--tui"])
     assert exc.value.code == 2

@@ -17,7 +17,7 @@ from tui_pilot import PCAPS, settle, static_text, table_lines, wait_for, wait_lo
 import pcapip
 from pcapip.tui.app import PcapipApp
 from pcapip.tui.live import records_frame
-from pcapip.tui.main_screen import NOTE_LIVE, NOTE_READING
+from pcapip.tui.widgets.detail_tabs import NOTE_LIVE, NOTE_READING
 
 CAPTURE = PCAPS / "troubleshooting.pcap"
 

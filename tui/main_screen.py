@@ -28,7 +28,7 @@ from pcapip.tui.rows import Rows
 from pcapip.tui.screens import ExportScreen, SortScreen
 from pcapip.tui.stream import final_rows, trim_heap
 from pcapip.tui.views import FLOW_COLUMNS
-from pcapip.tui.widgets.detail_tabs import DetailTabs
+from pcapip.tui.widgets.detail_tabs import NOTE_LIVE, NOTE_READING, DetailTabs
 from pcapip.tui.widgets.filter import FilterInput
 from pcapip.tui.widgets.findings import FindingChosen, FlowFindingsPane, SummaryData, SummaryPane
 from pcapip.tui.widgets.flows_table import FlowsTable, Shown
@@ -36,10 +36,6 @@ from pcapip.tui.widgets.packet_pane import PacketPane
 from pcapip.tui.widgets.reader import CaptureReader
 from pcapip.tui.widgets.status import StatusData, StatusLine, place_of
 from pcapip.tui.widgets.timeline import TimelineTable
-
-#: what the packet tab says before a flow's packets can be read
-NOTE_READING = "packets show when the capture has been read"
-NOTE_LIVE = "packets show when the capture stops (x, or its --duration/--count)"
 
 
 class MainScreen(Screen[None]):

@@ -21,6 +21,11 @@ from pcapip.tui.widgets.findings import FlowFindingsPane
 from pcapip.tui.widgets.packet_pane import PacketPane, PacketShown
 from pcapip.tui.widgets.timeline import TimelineTable
 
+#: what a flow's packet tab says before its packets can be read: a file still being read,
+#: a live capture still running (the main screen binds ``note`` to one or the other)
+NOTE_READING = "packets show when the capture has been read"
+NOTE_LIVE = "packets show when the capture stops (x, or its --duration/--count)"
+
 #: the fields that make a row the same flow in the same state (a provisional row and
 #: its final row differ)
 _SAME = (
@@ -57,7 +62,7 @@ class DetailTabs(TabbedContent):
 
     detail: reactive[FlowDetail | None] = reactive(None, always_update=True, init=False)
     #: what a flow's detail says before its packets can be read
-    note: reactive[str] = reactive("packets show when the capture has been read", repaint=False)
+    note: reactive[str] = reactive(NOTE_READING, repaint=False)
 
     @dataclass
     class Ready(Message):
