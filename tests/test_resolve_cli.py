@@ -126,6 +126,14 @@ def test_errors_are_one_line_and_exit_2(log: Path, tmp_path: Path) -> None:
     js.write_text('{"when": 1, "who": "10.0.0.1"}\n')
     _one_error(run("resolve", pcap, "--log", str(js), "--jsonl"), "no ip field", "who")
     assert "Traceback" not in run("resolve", pcap, "--log", str(js), "--jsonl").stderr
+    # a log none of whose lines parses: the error says how many did not, and quotes the first
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text("".join(f"garbage {i}\n" for i in range(1200)))
+    for fmt in ("--jsonl", "--csv"):
+        _one_error(run("resolve", pcap, "--log", str(bad), fmt, "--ip-field", "ip"),
+                   "--ip-field 'ip'", "no records" if fmt == "--jsonl" else "garbage 0")
+    _one_error(run("resolve", pcap, "--log", str(bad), "--jsonl", "--ip-field", "ip"),
+               "1,200 lines did not parse", "line 1: not JSON", "garbage 0")
 
 
 def test_empty_log_is_zero_records(tmp_path: Path) -> None:

@@ -111,20 +111,28 @@ def _blank_null(col: pa.ChunkedArray) -> pa.ChunkedArray:
     return pc.if_else(nonempty(col), col, pa.scalar(None, col.type))
 
 
-def _pick(given: str | None, fields: dict[str, list], usual: tuple[str, ...], what: str,
+def _pick(given: str | None, parsed: Parsed, usual: tuple[str, ...], what: str,
           needed: bool) -> str | None:
+    fields = parsed.fields
     if given is not None:
         if given not in fields:
-            raise UsageError(f"--{what}-field {given!r}: the log has {_names(fields)}")
+            raise UsageError(f"--{what}-field {given!r}: the log has {_names(parsed)}")
         return given
     found = next((u for u in usual if u in fields), None)
     if found is None and needed:
-        raise UsageError(f"no {what} field found: name it with --{what}-field ({_names(fields)})")
+        raise UsageError(f"no {what} field found: name it with --{what}-field ({_names(parsed)})")
     return found
 
 
-def _names(fields: dict[str, list]) -> str:
-    return "fields " + ", ".join(fields) if fields else "no records"
+def _names(parsed: Parsed) -> str:
+    """The log's fields, or why it has none: its lines that did not parse, the first quoted."""
+    if parsed.fields:
+        return "fields " + ", ".join(parsed.fields)
+    if not parsed.examples:
+        return "no records"
+    number, why, text = parsed.examples[0]
+    return (f"no records: {parsed.bad:,} line{'s' * (parsed.bad != 1)} did not parse, "
+            f"the first, line {number}: {why}: {text[:80]}")
 
 
 def usual_fields(kind: str) -> dict[str, tuple[str, ...]]:
@@ -149,14 +157,14 @@ def load(path: str, spec: LogSpec) -> Log:
     fields = parsed.fields
     usual = usual_fields(spec.kind)
     some = len(parsed) > 0
-    ip = _pick(spec.ip_field, fields, usual["ip"], "ip", some)
-    port = _pick(spec.port_field, fields, usual["port"], "port", False)
+    ip = _pick(spec.ip_field, parsed, usual["ip"], "ip", some)
+    port = _pick(spec.port_field, parsed, usual["port"], "port", False)
     time_names = [spec.time_field] if spec.time_field else [n for n in usual["time"] if n in fields]
     if spec.time_field:
-        _pick(spec.time_field, fields, (), "time", True)
+        _pick(spec.time_field, parsed, (), "time", True)
     elif not time_names and some:
-        raise UsageError(f"no time field found: name it with --time-field ({_names(fields)})")
-    duration = _pick(spec.duration_field, fields, usual["duration"], "duration", False)
+        raise UsageError(f"no time field found: name it with --time-field ({_names(parsed)})")
+    duration = _pick(spec.duration_field, parsed, usual["duration"], "duration", False)
     n = len(parsed)
     raw_time = _coalesce([fields[t] for t in time_names], n)
     t = time_ns(raw_time, tz=spec.tz, time_format=spec.time_format)
