@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import _socket as socket  # (the C module: inet_ntop/aton without socket.py's import cost)
 import itertools
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -348,23 +348,3 @@ def spill(store: DiskStore, part: PackedRows) -> None:
     except OSError:
         store.rewind(mark)
         raise
-
-
-def pack_all(
-    parts: Iterable[PackedRows | RowBlock | Sequence[FlowRow]], vocab: Vocab, chunk: int = 8192
-) -> list[PackedRows]:
-    """Pack whatever is not packed yet; row lists (or any iterable of rows) ``chunk`` rows
-    at a time, so a long list is never held twice."""
-    from pcapip.flows.rowblock import RowBlock
-
-    out: list[PackedRows] = []
-    for part in parts:
-        if isinstance(part, PackedRows):
-            out.append(part)
-        elif isinstance(part, RowBlock):
-            out.append(PackedRows.pack(part, vocab))
-        else:
-            it = iter(part)
-            while batch := list(itertools.islice(it, chunk)):
-                out.append(PackedRows.from_rows(batch, vocab))
-    return out

@@ -7,7 +7,7 @@ rotated from one file into the next is one flow. A cluster reads each file on it
 * A flow's row depends only on its own packets (its connection's two endpoints) and on
   the capture clock at the recording's end: timeouts are decided per packet, so batch
   boundaries never change a row (``kernel_flow.starts_anew``), and the findings that
-  compare flows wait for the whole table (``table.build_table``).
+  compare flows wait for the whole table (``table.table_of``).
 * So the rows of a part are final unless their connection was still open when an earlier
   part ended (:attr:`Part.open_groups`), or closed but lingering then and seen again in a
   later part (:attr:`Part.done_groups`). Those connections (keyed by both endpoints, see
