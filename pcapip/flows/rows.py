@@ -21,7 +21,6 @@ from pcapip.flows.findings import Finding
 from pcapip.flows.state import HS_DONE, FlowBase, HeaderSeen, TcpFlow, UdpFlow
 from pcapip.flows.verdict import NO_HEADER, header_status, verdict
 
-_V4_MAPPED = 0xFFFF_0000_0000
 _HTTP_400 = re.compile(rb"HTTP/[0-9]\.[0-9] 400[ \r\n]")
 
 
@@ -426,16 +425,8 @@ def _row(
 
 
 def compact(fl: FlowBase) -> FlowRow:
-    """The row of a flow: its verdict, counters and findings (the flow is not changed)."""
+    """The row of a flow: its verdict, counters and findings. The flow is not changed, so
+    an open flow's row is its preview (a header still being reassembled is judged only
+    when the flow ends; findings that compare flows are added by the table)."""
     return _compact_tcp(fl) if isinstance(fl, TcpFlow) else _compact_udp(fl)
 
-
-def preview(fl: FlowBase) -> FlowRow:
-    """The row ``fl`` would get if it ended now, for a flow that is still open.
-
-    Nothing is written to the flow, so its final row is still judged on
-    everything it sees until it ends. Differs from the final row only where
-    the end itself decides: a header still being reassembled is judged when
-    the flow ends, and findings that compare flows are added by the table.
-    """
-    return compact(fl)

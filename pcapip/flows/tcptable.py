@@ -34,7 +34,7 @@ from pcapip.flows.deadlines import Schedule, done
 from pcapip.flows.machine import Machine, PacketColumns
 from pcapip.flows.packed import PackedRows, Vocab
 from pcapip.flows.rowflow import load, store
-from pcapip.flows.rows import preview
+from pcapip.flows.rows import compact
 from pcapip.flows.state import HS_PENDING, TcpFlow
 from pcapip.flows.tunnels import TunnelCodes
 from pcapip.flows.watermark import Watermark
@@ -411,7 +411,7 @@ class TcpTable:
     def previews(self, items: list[tuple[int, int]], vocab: Vocab) -> list[PackedRows]:
         """The rows the flows (row, serial) ``items`` still open would get if they ended now:
         plain rows column by column (``columnar.compact_plain``), the others through their
-        TcpFlow (``rows.preview``). Nothing in the table changes."""
+        TcpFlow (``rows.compact``). Nothing in the table changes."""
         if not items:
             return []
         s, serial = np.array(items, dtype=np.int64).T
@@ -422,7 +422,7 @@ class TcpTable:
             block = compact_plain(self, s[~py], vocab)
             out.append(PackedRows.pack(block, vocab))
         if py.any():
-            rows = [preview(load(self, r)) for r in s[py].tolist()]
+            rows = [compact(load(self, r)) for r in s[py].tolist()]
             out.append(PackedRows.from_rows(rows, vocab))
         return out
 

@@ -50,7 +50,6 @@ from pcapip.flows.machine import Machine
 from pcapip.flows.oddities import Undecoded
 from pcapip.flows.packed import PackedRows, Vocab
 from pcapip.flows.rows import FlowRow, compact
-from pcapip.flows.rows import preview as _preview
 from pcapip.flows.state import FlowBase, UdpFlow
 from pcapip.flows.tcptable import TcpTable
 from pcapip.flows.tunnels import TunnelCodes
@@ -175,7 +174,7 @@ class FlowTracker:
 
     def preview(self, flow: FlowBase) -> FlowRow:
         """The row ``flow`` would get if it ended now (the flow is not changed)."""
-        return _preview(flow)
+        return compact(flow)
 
     def feed(self, p: Packets, capture: int = 0) -> None:
         """Add one decoded batch (packets in capture order) from capture number ``capture``."""
@@ -277,7 +276,7 @@ class FlowTracker:
         items, self._kept = self._kept, []
         tcp = [i for i in items if not isinstance(i, UdpFlow)]
         out = self._tcp.previews(tcp, self.vocab)
-        udp = [_preview(f) for f in items if isinstance(f, UdpFlow) and self._udp.still_open(f)]
+        udp = [compact(f) for f in items if isinstance(f, UdpFlow) and self._udp.still_open(f)]
         if udp:
             out.append(PackedRows.from_rows(udp, self.vocab))
         return out
