@@ -115,24 +115,12 @@ def _findings(
 ) -> None:
     """Every row's findings in the order _compact_tcp notes them (only that order matters:
     the table sorts findings per flow, ties kept in the order they were noted)."""
-    f_row, f_code, f_msg = block.f_row, block.f_code, block.f_msg
-    f_frame, f_cap = block.f_frame, block.f_capture
-
-    def add(r: int, note: Note) -> None:
-        f_row.append(r)
-        f_code.append(note[0])
-        f_msg.append(note[1])
-        f_frame.append(note[2])
-        f_cap.append(note[3])
-
+    add = block.add_finding
     for r, items in notes.items():
         for note in items:
-            add(r, note)
-    if late:
-        f_row.extend(late)
-        columns = zip(*late.values(), strict=True)
-        for values, out in zip(columns, (f_code, f_msg, f_frame, f_cap), strict=True):
-            out.extend(values)
+            add(r, *note)
+    for r, note in late.items():
+        add(r, *note)
     # no client address carried and the origin hung up on the first data
     quiet = np.flatnonzero(p.silent & ~p.has_toa & p.start_seen & ~p.has_hdr)
     for r, rst, fr, cap in zip(
@@ -144,7 +132,7 @@ def _findings(
     ):
         what = "RST" if rst else "FIN"
         said = f"the origin sent {what} after the first data, without replying"
-        add(r, ("origin.closed_silently", said, fr, cap))
+        add(r, "origin.closed_silently", said, fr, cap)
     mid = np.flatnonzero(~p.start_seen)
     for r, fr, cap in zip(
         mid.tolist(),
@@ -152,4 +140,4 @@ def _findings(
         p.field(mid, L.F_CAPTURE).tolist(),
         strict=True,
     ):
-        add(r, ("flow.mid_stream", "no SYN or SYN-ACK captured for this connection", fr, cap))
+        add(r, "flow.mid_stream", "no SYN or SYN-ACK captured for this connection", fr, cap)
