@@ -196,7 +196,8 @@ def read_part(paths: Sequence[str], first: int, options: PartOptions) -> Part:
         runs[ci - first].add(pk.frame, groups_of_packets(pk), offsets, src)
 
     files = [(first + k, path) for k, path in enumerate(paths)]
-    reader = read_into(tracker, files, _sizes(options), progress, on_batch)
+    sizes = (options.batch_size, options.chunk_size)
+    reader = read_into(tracker, files, sizes, progress, on_batch)
     ended = tracker.take_blocks()
     tracker.end_done()
     done = PackedRows.concat(tracker.take_blocks())
@@ -222,10 +223,6 @@ def read_part(paths: Sequence[str], first: int, options: PartOptions) -> Part:
         sum(f for f, _ in read.values()),
         sum(b for _, b in read.values()),
     )
-
-
-def _sizes(options: PartOptions) -> tuple[int, int]:
-    return options.batch_size, options.chunk_size
 
 
 def _in_memory(p: PackedRows) -> PackedRows:
