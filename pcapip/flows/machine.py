@@ -398,7 +398,6 @@ class Machine:
         state = r.state.value
         if state == "not-proxy":
             if side == fl.egress and fl.headers_ok + fl.headers_bad:
-                fl.missing += 1
                 fl.note(
                     "udp.header_missing",
                     "datagram from the egress side without a PROXY header",
@@ -435,7 +434,6 @@ class Machine:
             return
         first = fl.header.header
         if (h.src_addr, h.src_port) != (first.src_addr, first.src_port):
-            fl.changed += 1
             fl.note(
                 "udp.client_changed",
                 f"datagram announces client {hdr.hostport(h.src_addr, h.src_port)}, the flow's "

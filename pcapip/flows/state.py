@@ -193,8 +193,6 @@ class UdpFlow(FlowBase):
         "first_bad",
         "headers_ok",
         "headers_bad",
-        "missing",
-        "changed",
     )
 
     def _start(self) -> None:
@@ -203,5 +201,3 @@ class UdpFlow(FlowBase):
         self.first_bad: HeaderSeen | None = None  # first malformed/truncated header
         self.headers_ok = 0
         self.headers_bad = 0
-        self.missing = 0  # egress datagrams without a header
-        self.changed = 0  # datagrams naming another client
