@@ -14,9 +14,10 @@ from typing import Any
 import numpy as np
 
 
-def done(fin_mask: int) -> bool:
-    """Closed in both directions, or reset: only late retransmissions can follow."""
-    return bool(fin_mask & 4) or fin_mask == 3
+def done(fin_mask: Any) -> Any:
+    """Closed in both directions, or reset: only late retransmissions can follow (for one
+    flow's fin mask, or a column of them)."""
+    return ((fin_mask & 4) != 0) | (fin_mask == 3)
 
 
 class Schedule:
