@@ -204,7 +204,9 @@ def read_part(paths: Sequence[str], first: int, options: PartOptions) -> Part:
     tracker.end_all()
     still = PackedRows.concat(tracker.take_blocks())
     vocab = tracker.vocab
-    rows = _in_memory(PackedRows.concat([*ended, done, still]))
+    rows = PackedRows.concat([*ended, done, still])
+    if not isinstance(rows.cols, MemStore):  # (a part travels to the join whole)
+        rows = PackedRows(rows.cols.to_memory())
     groups = groups_of_rows(rows, vocab)
     n_still, n_done = len(still), len(done)
     return Part(
@@ -223,11 +225,6 @@ def read_part(paths: Sequence[str], first: int, options: PartOptions) -> Part:
         sum(f for f, _ in read.values()),
         sum(b for _, b in read.values()),
     )
-
-
-def _in_memory(p: PackedRows) -> PackedRows:
-    cols = p.cols
-    return p if isinstance(cols, MemStore) else PackedRows(cols.to_memory())
 
 
 def take_frames(
