@@ -21,10 +21,6 @@ from pcapip.decode.columns import OPT_TOA_CANDIDATE, TH_ACK, TH_FIN, TH_RST, TH_
 from pcapip.flows import headers as hdr
 from pcapip.flows.reassembly import StreamStart, seq_offset
 from pcapip.flows.state import (
-    BY_HEADER,
-    BY_SYN,
-    BY_SYNACK,
-    BY_TOA,
     HS_DONE,
     HS_FAILED,
     HS_NONE,
@@ -116,7 +112,7 @@ class Machine:
             if fl.syn_seq is None:
                 fl.syn_seq = seq
                 fl.isn[side] = seq
-                fl.egress, fl.egress_by = side, BY_SYN
+                fl.egress = side
                 if fl.hs == HS_NONE:
                     fl.hs = HS_PENDING
         elif syn:  # SYN-ACK
@@ -124,7 +120,7 @@ class Machine:
                 fl.synack_seen = True
                 fl.isn[side] = seq
                 if fl.syn_seq is None:
-                    fl.egress, fl.egress_by = 1 - side, BY_SYNACK
+                    fl.egress = 1 - side
                     fl.isn[1 - side] = (c.ack[j] - 1) & 0xFFFFFFFF
                     if fl.hs == HS_NONE:
                         fl.hs = HS_PENDING
@@ -222,7 +218,7 @@ class Machine:
             capture,
         )
         if fl.egress is None:
-            fl.egress, fl.egress_by = side, BY_TOA
+            fl.egress = side
         prev = fl.toa
         if prev is not None and (prev.client_ip, prev.client_port) != (
             seen.client_ip,
@@ -331,7 +327,7 @@ class Machine:
         if state == "need-more":
             if final or stuck:
                 if fl.egress is None:
-                    fl.egress, fl.egress_by = side, BY_HEADER
+                    fl.egress = side
                 fl.header = hdr.seen(r, stream, 0)
                 fl.incomplete = True
                 if stuck:
@@ -339,7 +335,7 @@ class Machine:
                 self._settle(fl)
             return
         if fl.egress is None:
-            fl.egress, fl.egress_by = side, BY_HEADER
+            fl.egress = side
         fl.header = hdr.seen(r, stream, 0)
         if state == "malformed" or r.length <= 0:
             self._settle(fl)
@@ -407,7 +403,7 @@ class Machine:
             return
         if not fl.confirmed:
             if side != fl.egress and fl.headers_ok + fl.headers_bad == 0:
-                fl.egress, fl.egress_by = side, BY_HEADER
+                fl.egress = side
             fl.confirmed = True
             if side != fl.egress:
                 return
