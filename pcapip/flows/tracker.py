@@ -189,6 +189,7 @@ class FlowTracker:
         tun = self.tunnels.of(p)
         if ntcp < idx.size:
             rows = idx[~is_tcp]
+            # (TCP and UDP flows share one sequence of serial numbers: the TCP table's)
             self._udp.feed(p, rows, tun, capture, self._tcp.next_serial, self._settled)
             self._udp_packets += rows.size
         if ntcp:
@@ -280,10 +281,6 @@ class FlowTracker:
         if udp:
             out.append(PackedRows.from_rows(udp, self.vocab))
         return out
-
-    def next_serial(self) -> int:
-        """A new flow serial number (TCP and UDP flows share one sequence)."""
-        return self._tcp.next_serial()
 
     # ------------------------------------------------------------------ reporting
     def _flush(self, force: bool = False) -> None:
