@@ -64,10 +64,9 @@ def version_of(data: bytes) -> int:
 
 def seen(r: Any, stream: Any, start: int) -> HeaderSeen:
     """Keep what matters of a stream-start parse; ``start`` is its stream offset."""
-    data = bytes(stream.prefix[start:]) if stream is not None else b""
+    data = bytes(stream.prefix[start:])
     length = r.length or (r.header.length if r.header is not None and r.header.length else 0)
-    end = start + (length or len(data))
-    frames = stream.frames_for(start, end) if stream is not None else []
+    frames = stream.frames_for(start, start + (length or len(data)))
     version = r.header.version if r.header is not None else version_of(data)
     return HeaderSeen(
         r.state.value, version, r.header, r.reason, tuple(r.codes), length, frames, len(frames)
