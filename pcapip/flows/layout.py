@@ -118,7 +118,6 @@ TS_LEN = _f("toa_syn_len")
 TS_VAR = _f("toa_syn_variant")
 TS_FRAME = _f("toa_syn_frame")
 TS_CAP = _f("toa_syn_capture")
-TOA_WIDTH = len(_names) - TS_SET
 TA_SET = _f("toa_ack_set")
 _f("toa_ack_ip")
 _f("toa_ack_port")
