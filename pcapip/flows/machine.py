@@ -139,16 +139,7 @@ class Machine:
                 )
 
         if c.optf[j] & OPT_TOA_CANDIDATE:
-            self._toa(
-                fl,
-                p,
-                c,
-                j,
-                side,
-                frame,
-                capture,
-                "syn" if pure_syn else ("ack" if is_hs else "data"),
-            )
+            self._toa(fl, p, c, j, side, "syn" if pure_syn else ("ack" if is_hs else "data"))
 
         plen = c.plen[j]
         if plen > 0:
@@ -157,7 +148,7 @@ class Machine:
                 fl.pay_seen[side] = True
                 fl.first_pay[side] = (frame, capture, c.payload(j, min(pcap, 16)))
             if not fl.settled and (fl.egress is None or fl.egress == side):
-                self._stream(fl, c, j, side, seq, 1 if syn else 0, frame, plen, pcap, capture)
+                self._stream(fl, c, j, side)
 
         if f & (TH_FIN | TH_RST):
             if len(fl.closes) < 2:
@@ -174,11 +165,11 @@ class Machine:
             fl.fin_mask |= 4 if f & TH_RST else 1 << side
             fl.closed = True
 
-    def _toa(
-        self, fl: TcpFlow, p: Packets, c: PacketColumns, j, side, frame, capture, phase
-    ) -> None:
+    def _toa(self, fl: TcpFlow, p: Packets, c: PacketColumns, j, side, phase) -> None:
+        """The TOA-kind options of packet ``j`` (its ``phase``: "syn", "ack" or "data")."""
         from pcapip.dissect import dissect_tcp_options
 
+        frame, capture = c.frame[j], self.capture
         raw = c.options(j)
         optlen = c.optlen[j]
         i = c.rows[j]
@@ -241,9 +232,11 @@ class Machine:
             fl.toa_data = seen
 
     # ------------------------------------------------------------------ stream start
-    def _stream(
-        self, fl: TcpFlow, c: PacketColumns, j, side, seq, synlen, frame, plen, pcap, capture
-    ) -> None:
+    def _stream(self, fl: TcpFlow, c: PacketColumns, j: int, side: int) -> None:
+        """Add packet ``j``'s payload to the stream start of ``side`` (sent by the egress, or
+        before the egress is known), then try to settle the header question."""
+        frame, plen, pcap, capture = c.frame[j], c.plen[j], c.pcap[j], self.capture
+        seq, synlen = c.seq[j], 1 if c.flags[j] & TH_SYN else 0
         isn = fl.isn[side]
         direct = fl.streams is None and fl.egress == side and isn is not None
         if direct:

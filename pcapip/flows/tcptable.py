@@ -26,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from pcapip.decode.columns import TH_SYN, Packets
+from pcapip.decode.columns import Packets
 from pcapip.decode.decoder import COMPILE_MIN_PACKETS
 from pcapip.flows import layout as L
 from pcapip.flows.columnar import compact_plain
@@ -373,19 +373,7 @@ class TcpTable:
     def _stream(self, c: PacketColumns, j: int, s: int, side: int) -> None:
         """Start reassembling the stream of row ``s`` with its first segment (packet ``j``)."""
         fl = load(self, s)
-        f = c.flags[j]
-        self.machine._stream(
-            fl,
-            c,
-            j,
-            side,
-            c.seq[j],
-            1 if f & TH_SYN else 0,
-            c.frame[j],
-            c.plen[j],
-            c.pcap[j],
-            self.capture,
-        )
+        self.machine._stream(fl, c, j, side)
         store(self, s, fl)
         if fl.settled:
             self.settled.append((s, fl.serial))
