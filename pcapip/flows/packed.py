@@ -304,8 +304,8 @@ class PackedRows:
         o = (off[lo : hi + 1] - a).tolist()
         return [pairs[o[k] : o[k + 1]] for k in range(hi - lo)]
 
-    def unpack(self, vocab: Vocab) -> RowBlock:
-        """The rows back as a RowBlock of Python values."""
+    def to_rows(self, vocab: Vocab) -> list[FlowRow]:
+        """The rows back as FlowRows of Python values (findings as Finding objects)."""
         from pcapip.flows.rowblock import RowBlock
 
         c = self.cols
@@ -330,10 +330,7 @@ class PackedRows:
         b.f_msg = vocab.decode(c["f_msg"])  # type: ignore[assignment]
         b.f_frame = ints_out(c["f_frame"])
         b.f_capture = c["f_cap"].tolist()
-        return b
-
-    def to_rows(self, vocab: Vocab) -> list[FlowRow]:
-        return self.unpack(vocab).to_rows()
+        return b.to_rows()
 
 
 def spill(store: DiskStore, part: PackedRows) -> None:
