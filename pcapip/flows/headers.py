@@ -55,9 +55,9 @@ def version_of(data: bytes) -> int:
     """1 or 2 when ``data`` starts like a v1/v2 header (even a short prefix), else 0."""
     if not data:
         return 0
-    if V1_SIG.startswith(data[:5]) or data.startswith(V1_SIG):
+    if V1_SIG.startswith(data[:5]):
         return 1
-    if V2_SIG.startswith(data[:12]) or data.startswith(V2_SIG):
+    if V2_SIG.startswith(data[:12]):
         return 2
     return 0
 
