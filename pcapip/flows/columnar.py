@@ -28,7 +28,7 @@ from pcapip.flows.packed import Vocab
 from pcapip.flows.plainheader import proxy_headers
 from pcapip.flows.plainrow import Client, Plain
 from pcapip.flows.rowblock import RowBlock
-from pcapip.flows.rows import Note, late_toa
+from pcapip.flows.rows import MID_STREAM, Note, closed_silently, late_toa
 from pcapip.flows.verdict import verdict
 
 
@@ -117,9 +117,7 @@ def _findings(
         p.field(quiet, L.C0_CAP).tolist(),
         strict=True,
     ):
-        what = "RST" if rst else "FIN"
-        said = f"the origin sent {what} after the first data, without replying"
-        add(r, "origin.closed_silently", said, fr, cap)
+        add(r, *closed_silently("RST" if rst else "FIN"), fr, cap)
     mid = np.flatnonzero(~p.start_seen)
     for r, fr, cap in zip(
         mid.tolist(),
@@ -127,4 +125,4 @@ def _findings(
         p.field(mid, L.F_CAPTURE).tolist(),
         strict=True,
     ):
-        add(r, "flow.mid_stream", "no SYN or SYN-ACK captured for this connection", fr, cap)
+        add(r, *MID_STREAM, fr, cap)

@@ -22,6 +22,9 @@ from pcapip.flows.state import HS_DONE, FlowBase, HeaderSeen, TcpFlow, UdpFlow
 from pcapip.flows.verdict import NO_HEADER, header_status, verdict
 
 _HTTP_400 = re.compile(rb"HTTP/[0-9]\.[0-9] 400[ \r\n]")
+Note = tuple[str, str, "int | None", int]  # (code, message, frame, capture)
+# the note of a flow seen from its middle, as both row builders (this, columnar) give it
+MID_STREAM = ("flow.mid_stream", "no SYN or SYN-ACK captured for this connection")
 
 
 _IP_CACHE: dict[tuple[int, int], str] = {}
@@ -257,9 +260,6 @@ def _client(fl: TcpFlow, notes: Notes, status: str) -> tuple[Any, Any, Any, Any,
     return c_ip, c_port, p_ip, p_port, header_frame
 
 
-Note = tuple[str, str, "int | None", int]  # (code, message, frame, capture)
-
-
 def late_toa(
     syn_frame: int | None, data: tuple[int, int] | None, hs_frame: Any, hs_capture: int
 ) -> Note:
@@ -309,12 +309,7 @@ def _stream_notes(fl: TcpFlow, notes: Notes, status: str) -> None:
                 "capture.truncated", "the snap length cut the first payload bytes", None, fl.capture
             )
     if not fl.start_seen:
-        notes.note(
-            "flow.mid_stream",
-            "no SYN or SYN-ACK captured for this connection",
-            fl.first_frame,
-            fl.capture,
-        )
+        notes.note(*MID_STREAM, fl.first_frame, fl.capture)
 
 
 def _carrying_frames(fl: TcpFlow) -> list[tuple[int, int]]:
@@ -347,12 +342,16 @@ def _origin_reaction(
             (close[1].upper(), close[2], close[3]) if silent_close else None,
         )
     elif method == "none" and silent_close:
-        notes.note(
-            "origin.closed_silently",
-            f"the origin sent {close[1].upper()} after the first data, without replying",
-            close[2],
-            close[3],
-        )
+        notes.note(*closed_silently(close[1].upper()), close[2], close[3])
+
+
+def closed_silently(what: str) -> tuple[str, str]:
+    """The origin closed (``what``: FIN or RST) after the first data without a reply, when
+    no client address was carried: (code, message)."""
+    return (
+        "origin.closed_silently",
+        f"the origin sent {what} after the first data, without replying",
+    )
 
 
 def origin_rejected(
