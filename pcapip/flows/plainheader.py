@@ -16,7 +16,7 @@ from pcapip.flows import layout as L
 from pcapip.flows.findings import Finding
 from pcapip.flows.packed import NULL
 from pcapip.flows.plainrow import Client, Plain
-from pcapip.flows.rows import Note, Notes, _header_notes, origin_rejected
+from pcapip.flows.rows import Note, Notes, disagree, header_notes, origin_rejected
 from pcapip.flows.verdict import header_status
 
 
@@ -125,7 +125,7 @@ def _one_header(
     cl.proxy_ip[r] = vocab.ip_code(p_ip)
     cl.proxy_port[r] = NULL if p_port is None else p_port
     hframe = hs.frames[0] if hs.frames else None
-    _header_notes(collect, hs, capture)
+    header_notes(collect, hs, capture)
     toa_frames: list[tuple[int, int]] = []
     if p.has_toa[r]:
         # the TOA a receiving module uses (as in the TOA columns above)
@@ -140,13 +140,7 @@ def _one_header(
             c_ip, c_port = toa_ip, toa_port
             hframe = (int(cl.hf_cap[r]), int(cl.hf_frame[r]))
         elif c_ip is not None and (toa_ip, toa_port) != (c_ip, c_port):
-            collect.note(
-                "client.disagree",
-                f"TOA (packet {row[t + L.T_FRAME]}) says {_hdr.hostport(toa_ip, toa_port)}, "
-                f"the PROXY header says {_hdr.hostport(c_ip, c_port)}",
-                hs.frames[0][1] if hs.frames else None,
-                capture,
-            )
+            disagree(collect, hs, (toa_ip, toa_port, row[t + L.T_FRAME]), (c_ip, c_port), capture)
         if r in late:
             collect.note(*late.pop(r))
     cl.client_ip[r] = vocab.ip_code(c_ip)

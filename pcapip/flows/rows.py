@@ -120,7 +120,9 @@ class Notes:
         self.findings.append(Finding(0, code, message, frame, capture))
 
 
-def _header_notes(notes: Notes, hs: HeaderSeen, capture: int) -> None:
+def header_notes(notes: Notes, hs: HeaderSeen, capture: int) -> None:
+    """What a PROXY header says about the row: a LOCAL one, one without a client address,
+    one split over segments, or the rule it broke (both row builders ask this)."""
     cap, frame = hs.frames[0] if hs.frames else (capture, None)
     h = hs.header
     if hs.state == "ok" and h is not None:
@@ -225,7 +227,7 @@ def _client(fl: TcpFlow, notes: Notes, status: str) -> tuple[Any, Any, Any, Any,
     if hs is not None:
         c_ip, c_port, p_ip, p_port = hdr.client_fields(hs)
         header_frame = hs.frames[0] if hs.frames else None
-        _header_notes(notes, hs, fl.capture)
+        header_notes(notes, hs, fl.capture)
         if status == "incomplete" and fl.truncated:
             cap, frame = hs.frames[-1] if hs.frames else (fl.capture, None)
             notes.note(
@@ -240,13 +242,7 @@ def _client(fl: TcpFlow, notes: Notes, status: str) -> tuple[Any, Any, Any, Any,
         c_ip, c_port = toa.client_ip, toa.client_port
         header_frame = (toa.capture, toa.frame)
     elif c_ip is not None and (toa.client_ip, toa.client_port) != (c_ip, c_port):
-        notes.note(
-            "client.disagree",
-            f"TOA (packet {toa.frame}) says {hdr.hostport(toa.client_ip, toa.client_port)}, "
-            f"the PROXY header says {hdr.hostport(c_ip, c_port)}",
-            hs.frames[0][1] if hs.frames else None,
-            fl.capture,
-        )
+        disagree(notes, hs, (toa.client_ip, toa.client_port, toa.frame), (c_ip, c_port), fl.capture)
     if fl.toa_ack is None and fl.hs == HS_DONE:
         syn, data = fl.toa_syn, fl.toa_data
         notes.note(
@@ -258,6 +254,20 @@ def _client(fl: TcpFlow, notes: Notes, status: str) -> tuple[Any, Any, Any, Any,
             )
         )
     return c_ip, c_port, p_ip, p_port, header_frame
+
+
+def disagree(
+    notes: Notes, hs: HeaderSeen, toa: tuple[str, Any, int], client: tuple[Any, Any], capture: int
+) -> None:
+    """A TOA option (its client address, port and packet) names another client than the
+    PROXY header ``hs`` (``client``: its address and port)."""
+    notes.note(
+        "client.disagree",
+        f"TOA (packet {toa[2]}) says {hdr.hostport(toa[0], toa[1])}, "
+        f"the PROXY header says {hdr.hostport(*client)}",
+        hs.frames[0][1] if hs.frames else None,
+        capture,
+    )
 
 
 def late_toa(
@@ -384,7 +394,7 @@ def _compact_udp(fl: UdpFlow) -> FlowRow:
     if fl.header is not None:
         method, status = f"ppv{fl.header.version}", "ok"
         c_ip, c_port, p_ip, p_port = hdr.client_fields(fl.header)
-        _header_notes(notes, fl.header, fl.capture)
+        header_notes(notes, fl.header, fl.capture)
     elif fl.first_bad is not None:
         method, status = f"ppv{fl.first_bad.version}", "malformed"
     else:
