@@ -75,8 +75,16 @@ def _tshark_view(path: Path) -> dict[tuple[str, int], str]:
     streams: dict[str, list[tuple[str, int, bool, bool, bool, int]]] = defaultdict(list)
     for line in out.splitlines():
         st, ip, port, syn, ack, rst, ln = line.split(",")
-        streams[st].append((ip, int(port), syn in ("1", "True"), ack in ("1", "True"),
-                            rst in ("1", "True"), int(ln)))
+        streams[st].append(
+            (
+                ip,
+                int(port),
+                syn in ("1", "True"),
+                ack in ("1", "True"),
+                rst in ("1", "True"),
+                int(ln),
+            )
+        )
     view = {}
     for pkts in streams.values():
         first = pkts[0]

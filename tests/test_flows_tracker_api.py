@@ -77,9 +77,9 @@ class Recorder:
                 self.tracker.feed(decode(batch), 0)
         table = finish_table(self.tracker, [str(path)])
         if self.way == "rules":
-            assert self.tracker.per_packet == table.stats["packets_tcp"] + table.stats[
-                "packets_udp"
-            ]
+            assert (
+                self.tracker.per_packet == table.stats["packets_tcp"] + table.stats["packets_udp"]
+            )
         return Analysis(table)
 
 

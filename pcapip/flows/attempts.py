@@ -71,9 +71,7 @@ def attempt_status(
     return np.where(
         base & synack & ~egress_closed,
         3,
-        np.where(
-            base & origin_rst, 2, np.where(base & ~synack & ~origin_closed & syn_seen, 1, 0)
-        ),
+        np.where(base & origin_rst, 2, np.where(base & ~synack & ~origin_closed & syn_seen, 1, 0)),
     )
 
 
@@ -257,4 +255,3 @@ def flood_line(f: FloodSummary | None, shown: int = 3) -> str | None:
         f"SYN flood? {f.attempts} connection attempts never completed{to} ({parts}), from "
         f"{f.sources} source addresses, most from {top}"
     )
-

@@ -37,7 +37,13 @@ class Schedule:
         self.__init__()  # type: ignore[misc]
 
     def expire(
-        self, expire_fn: Any, S: np.ndarray, now: int, linger_ns: int, evict_ns: int, attempt_ns: int
+        self,
+        expire_fn: Any,
+        S: np.ndarray,
+        now: int,
+        linger_ns: int,
+        evict_ns: int,
+        attempt_ns: int,
     ) -> np.ndarray:
         """The table's rows that are over as of capture time ``now`` (``expire_fn``: the
         loop's ``kernel.expire``, compiled or its twin); the caller ends them."""

@@ -166,9 +166,7 @@ def _rows_plain(
     vocab = held.vocab
     for lo in range(0, plain.size, COMPACT_MAX):
         part = plain[lo : lo + COMPACT_MAX]
-        block = PackedRows.pack(
-            compact_plain(tab, part, vocab), vocab
-        )
+        block = PackedRows.pack(compact_plain(tab, part, vocab), vocab)
         held.keep(block)
         if cb is not None:
             for s, r in zip(part.tolist(), block.to_rows(vocab), strict=True):

@@ -167,4 +167,3 @@ def template() -> np.ndarray:
         t[f] = -1
     t[F_STATE] = ST_OPEN
     return t
-

@@ -170,7 +170,9 @@ def _halves(codes: np.ndarray, vocab: Vocab) -> tuple[np.ndarray, np.ndarray]:
 def groups_of_rows(rows: PackedRows, vocab: Vocab) -> np.ndarray:
     """Each row's connection key, as :func:`groups_of_packets` gives its packets."""
     c = rows.cols
-    proto = np.array([_PROTO.get(t or "", 0) for t in vocab.decode(np.arange(len(vocab.texts)))] + [0])
+    proto = np.array(
+        [_PROTO.get(t or "", 0) for t in vocab.decode(np.arange(len(vocab.texts)))] + [0]
+    )
     eh, el = _halves(c["egress_ip"], vocab)
     oh, ol = _halves(c["origin_ip"], vocab)
     return _group(
@@ -249,7 +251,9 @@ def take_frames(
     hi = np.array([b for _, b in runs], dtype=np.int64)
     taken = []
     try:
-        with open_capture(path, batch_size=options.batch_size, chunk_size=options.chunk_size) as src:
+        with open_capture(
+            path, batch_size=options.batch_size, chunk_size=options.chunk_size
+        ) as src:
             if starts:
                 src.skip_to(*starts[0])
             for batch in src:

@@ -287,7 +287,9 @@ class FlowTracker:
         """Turn the flows ended in this feed into rows (and report them)."""
         cb = self.on_ended
         floor = self._udp.oldest_start()
-        ending.flush(self._tcp, self._machine.finish_tcp, self.held, self._settled, cb, force, floor)
+        ending.flush(
+            self._tcp, self._machine.finish_tcp, self.held, self._settled, cb, force, floor
+        )
         if self._udp.ending:
             flows, self._udp.ending = self._udp.ending, []
             rows = [compact(fl) for fl in flows]
