@@ -75,8 +75,16 @@ def _tshark_view(path: Path) -> dict[tuple[str, int], str]:
     streams: dict[str, list[tuple[str, int, bool, bool, bool, int]]] = defaultdict(list)
     for line in out.splitlines():
         st, ip, port, syn, ack, rst, ln = line.split(",")
-        streams[st].append((ip, int(port), syn in ("1", "True"), ack in ("1", "True"),
-                            rst in ("1", "True"), int(ln)))
+        streams[st].append(
+            (
+                ip,
+                int(port),
+                syn in ("1", "True"),
+                ack in ("1", "True"),
+                rst in ("1", "True"),
+                int(ln),
+            )
+        )
     view = {}
     for pkts in streams.values():
         first = pkts[0]
@@ -165,6 +173,14 @@ def test_no_flood_line_for_ordinary_captures() -> None:
         assert flood_line(f) is None
 
 
+def _one_bucket(v, name):
+    """Distinct values of sorted ``v`` and the TOP_SOURCES most frequent, counted as one
+    bucket (the summary's counting without the hash buckets)."""
+    from pcapip.flows import attempts
+
+    return attempts._merged([attempts._tally(*attempts._runs(v))], name)
+
+
 def test_distinct_and_top_sources_against_a_counter() -> None:
     """The summary's source counting (only repeats counted) against collections.Counter."""
     import random
@@ -172,7 +188,7 @@ def test_distinct_and_top_sources_against_a_counter() -> None:
 
     import numpy as np
 
-    from pcapip.flows.attempts import TOP_SOURCES, _distinct_top
+    from pcapip.flows.attempts import TOP_SOURCES
 
     rng = random.Random(7)
     for repeated in (0, 2, 9):
@@ -180,7 +196,7 @@ def test_distinct_and_top_sources_against_a_counter() -> None:
         for k in range(repeated):
             values += [k + 1] * (k + 2)
         v = np.sort(np.array(values, dtype=np.int64))
-        distinct, top = _distinct_top(v, lambda keys: [str(int(x)) for x in keys])
+        distinct, top = _one_bucket(v, lambda keys: [str(int(x)) for x in keys])
         counts = Counter(values)
         assert distinct == len(counts)
         assert len(top) == TOP_SOURCES
@@ -210,10 +226,10 @@ def test_sources_dealt_into_buckets_count_as_one() -> None:
         b.add(alone)
         got = attempts._merged([attempts._tally(*kc) for kc in b.counted()], name)
         b.close()
-        assert got == attempts._distinct_top(np.sort(alone), name)
+        assert got == _one_bucket(np.sort(alone), name)
         assert got[0] == 2001 and got[1][0] == ("3", 2) and len(got[1]) == attempts.TOP_SOURCES
     v = np.array(values, dtype=np.int64)
-    one = attempts._distinct_top(np.sort(v), name)
+    one = _one_bucket(np.sort(v), name)
     for k in (1, 2, 5):
         b = attempts._Buckets(k)
         try:

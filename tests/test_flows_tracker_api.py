@@ -24,7 +24,6 @@ from pcapip.flows import layout as L
 from pcapip.flows.attempts import is_attempt
 from pcapip.flows.ending import FLOW_LIMIT
 from pcapip.flows.findings import CATALOGUE, ORDER, Level
-from pcapip.flows.rows import preview
 from pcapip.flows.state import HS_DONE, HS_NONE, HS_PENDING
 from pcapip.flows.table import finish_table
 from pcapip.flows.tcptable import row_hash
@@ -62,8 +61,8 @@ class Recorder:
         assert flow.serial not in self.ended, "settled after it ended"
         assert flow.settled
         n = len(flow.findings)
-        row = preview(flow)
-        assert preview(flow) == row  # a preview changes nothing...
+        row = self.tracker.preview(flow)
+        assert self.tracker.preview(flow) == row  # a preview changes nothing...
         assert len(flow.findings) == n  # ...in the flow either
         self.settled[flow.serial] = (self.feed_no, row)
 
@@ -78,9 +77,9 @@ class Recorder:
                 self.tracker.feed(decode(batch), 0)
         table = finish_table(self.tracker, [str(path)])
         if self.way == "rules":
-            assert self.tracker.per_packet == table.stats["packets_tcp"] + table.stats[
-                "packets_udp"
-            ]
+            assert (
+                self.tracker.per_packet == table.stats["packets_tcp"] + table.stats["packets_udp"]
+            )
         return Analysis(table)
 
 

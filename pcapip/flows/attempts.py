@@ -34,6 +34,7 @@ from typing import Any
 import numpy as np
 
 from pcapip.flows.columns import ATTEMPT_STATUSES
+from pcapip.flows.headers import hostport
 from pcapip.flows.state import HS_DONE
 
 ATTEMPT_TIMEOUT = 5.0
@@ -70,9 +71,7 @@ def attempt_status(
     return np.where(
         base & synack & ~egress_closed,
         3,
-        np.where(
-            base & origin_rst, 2, np.where(base & ~synack & ~origin_closed & syn_seen, 1, 0)
-        ),
+        np.where(base & origin_rst, 2, np.where(base & ~synack & ~origin_closed & syn_seen, 1, 0)),
     )
 
 
@@ -133,7 +132,7 @@ def flood_summary(cols: Any, n: int, codes: dict[str, int], vocab: Any) -> Flood
     def hostports(keys: np.ndarray) -> list[str]:
         ips = vocab.ip_decode(keys // 65536)
         ports = (keys % 65536).tolist()
-        return [_hostport(str(ip), p) for ip, p in zip(ips, ports, strict=True)]
+        return [hostport(str(ip), p) for ip, p in zip(ips, ports, strict=True)]
 
     out.targets = _top(tk[starts], np.add.reduceat(tc, starts), hostports)
     return out
@@ -233,13 +232,6 @@ def _merged(tallies: list[Any], name: Any) -> tuple[int, list[tuple[str, int]]]:
     return distinct, top
 
 
-def _distinct_top(v: np.ndarray, name: Any) -> tuple[int, list[tuple[str, int]]]:
-    """Distinct values of sorted ``v`` and the TOP_SOURCES most frequent (one bucket)."""
-    if v.size == 0:
-        return 0, []
-    return _merged([_tally(*_runs(v))], name)
-
-
 def _runs(sorted_values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     starts = np.flatnonzero(np.concatenate(([True], sorted_values[1:] != sorted_values[:-1])))
     counts = np.diff(np.concatenate((starts, [sorted_values.size])))
@@ -250,10 +242,6 @@ def _top(keys: np.ndarray, counts: np.ndarray, name: Any) -> list[tuple[str, int
     k = min(TOP_SOURCES, keys.size)
     pick = np.argsort(-counts, kind="stable")[:k]
     return list(zip(name(keys[pick]), counts[pick].tolist(), strict=True))
-
-
-def _hostport(ip: str, port: int) -> str:
-    return f"[{ip}]:{port}" if ":" in ip else f"{ip}:{port}"
 
 
 def flood_line(f: FloodSummary | None, shown: int = 3) -> str | None:
@@ -267,4 +255,3 @@ def flood_line(f: FloodSummary | None, shown: int = 3) -> str | None:
         f"SYN flood? {f.attempts} connection attempts never completed{to} ({parts}), from "
         f"{f.sources} source addresses, most from {top}"
     )
-

@@ -23,10 +23,12 @@ import numpy as np
 from pcapip.flows import kernel_plain as KP
 from pcapip.flows import layout as L
 from pcapip.flows.columns import METHODS, STATUSES
+from pcapip.flows.findings import Finding
 from pcapip.flows.packed import Vocab
 from pcapip.flows.plainheader import proxy_headers
-from pcapip.flows.plainrow import Client, Note, Plain
+from pcapip.flows.plainrow import Client, Plain
 from pcapip.flows.rowblock import RowBlock
+from pcapip.flows.rows import MID_STREAM, Note, closed_silently, late_toa
 from pcapip.flows.verdict import verdict
 
 
@@ -88,51 +90,24 @@ def _toa(p: Plain, cl: Client) -> dict[int, Note]:
         cl.carried.append((toa_rows[keep], np.full(int(keep.sum()), k), kc[keep], kf[keep]))
     cl.toa_kind[toa_rows] = Mt[pt, gt + L.T_KIND] * 256 + Mt[pt, gt + L.T_LEN]
     late = np.flatnonzero(p.has_toa & ~p.ta_set & p.hs_done)
-    for r, row in zip(late.tolist(), p.whole(late), strict=True):
-        hsf, hsc = int(row[L.F_HS_FRAME]), int(row[L.F_HS_CAPTURE])
-        if p.ts_set[r]:
-            extra = " and in data segments" if p.td_set[r] else ""
-            late_note[r] = (
-                "toa.syn_only",
-                f"TOA in the SYN (packet {int(row[L.TS_SET + L.T_FRAME])}){extra} but not in "
-                f"the handshake ACK (packet {hsf})",
-                hsf,
-                hsc,
-            )
-        else:
-            dfr = int(row[L.TD_SET + L.T_FRAME])
-            late_note[r] = (
-                "toa.after_handshake",
-                f"first TOA in packet {dfr}, after the handshake ACK (packet {hsf})",
-                dfr,
-                int(row[L.TD_SET + L.T_CAP]),
-            )
+    for r, row in zip(late.tolist(), p.whole(late).tolist(), strict=True):
+        syn = row[L.TS_SET + L.T_FRAME] if p.ts_set[r] else None
+        data = (row[L.TD_SET + L.T_FRAME], row[L.TD_SET + L.T_CAP]) if p.td_set[r] else None
+        late_note[r] = late_toa(syn, data, row[L.F_HS_FRAME], row[L.F_HS_CAPTURE])
     return late_note
 
 
 def _findings(
-    block: RowBlock, p: Plain, notes: dict[int, list[Note]], late: dict[int, Note]
+    block: RowBlock, p: Plain, notes: dict[int, list[Finding]], late: dict[int, Note]
 ) -> None:
     """Every row's findings in the order _compact_tcp notes them (only that order matters:
     the table sorts findings per flow, ties kept in the order they were noted)."""
-    f_row, f_code, f_msg = block.f_row, block.f_code, block.f_msg
-    f_frame, f_cap = block.f_frame, block.f_capture
-
-    def add(r: int, note: Note) -> None:
-        f_row.append(r)
-        f_code.append(note[0])
-        f_msg.append(note[1])
-        f_frame.append(note[2])
-        f_cap.append(note[3])
-
+    add = block.add_finding
     for r, items in notes.items():
-        for note in items:
-            add(r, note)
-    if late:
-        f_row.extend(late)
-        columns = zip(*late.values(), strict=True)
-        for values, out in zip(columns, (f_code, f_msg, f_frame, f_cap), strict=True):
-            out.extend(values)
+        for f in items:
+            add(r, f.code, f.message, f.frame, f.capture)
+    for r, note in late.items():
+        add(r, *note)
     # no client address carried and the origin hung up on the first data
     quiet = np.flatnonzero(p.silent & ~p.has_toa & p.start_seen & ~p.has_hdr)
     for r, rst, fr, cap in zip(
@@ -142,9 +117,7 @@ def _findings(
         p.field(quiet, L.C0_CAP).tolist(),
         strict=True,
     ):
-        what = "RST" if rst else "FIN"
-        said = f"the origin sent {what} after the first data, without replying"
-        add(r, ("origin.closed_silently", said, fr, cap))
+        add(r, *closed_silently("RST" if rst else "FIN"), fr, cap)
     mid = np.flatnonzero(~p.start_seen)
     for r, fr, cap in zip(
         mid.tolist(),
@@ -152,4 +125,4 @@ def _findings(
         p.field(mid, L.F_CAPTURE).tolist(),
         strict=True,
     ):
-        add(r, ("flow.mid_stream", "no SYN or SYN-ACK captured for this connection", fr, cap))
+        add(r, *MID_STREAM, fr, cap)

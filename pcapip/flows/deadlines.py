@@ -14,9 +14,10 @@ from typing import Any
 import numpy as np
 
 
-def done(fin_mask: int) -> bool:
-    """Closed in both directions, or reset: only late retransmissions can follow."""
-    return bool(fin_mask & 4) or fin_mask == 3
+def done(fin_mask: Any) -> Any:
+    """Closed in both directions, or reset: only late retransmissions can follow (for one
+    flow's fin mask, or a column of them)."""
+    return ((fin_mask & 4) != 0) | (fin_mask == 3)
 
 
 class Schedule:
@@ -36,7 +37,13 @@ class Schedule:
         self.__init__()  # type: ignore[misc]
 
     def expire(
-        self, expire_fn: Any, S: np.ndarray, now: int, linger_ns: int, evict_ns: int, attempt_ns: int
+        self,
+        expire_fn: Any,
+        S: np.ndarray,
+        now: int,
+        linger_ns: int,
+        evict_ns: int,
+        attempt_ns: int,
     ) -> np.ndarray:
         """The table's rows that are over as of capture time ``now`` (``expire_fn``: the
         loop's ``kernel.expire``, compiled or its twin); the caller ends them."""

@@ -23,6 +23,7 @@ import numpy as np
 
 from pcapip.flows import layout as L
 from pcapip.flows.columnar import compact_plain
+from pcapip.flows.deadlines import done
 from pcapip.flows.packed import PackedRows
 from pcapip.flows.rowflow import load, store
 from pcapip.flows.rows import FlowRow, compact
@@ -65,9 +66,7 @@ def end_done(tab: TcpTable) -> None:
     """End the open flows closed in both directions or reset (``deadlines.done``): only
     their late retransmissions could still change their rows, never the clock."""
     S = tab.S
-    fin = S[:, L.F_FIN_MASK]
-    done = ((fin & 4) != 0) | (fin == 3)
-    end_rows(tab, np.flatnonzero((S[:, L.F_STATE] == L.ST_OPEN) & done))
+    end_rows(tab, np.flatnonzero((S[:, L.F_STATE] == L.ST_OPEN) & done(S[:, L.F_FIN_MASK])))
 
 
 def enforce_cap(tab: TcpTable, udp: UdpFlows, max_flows: int) -> int:
@@ -167,9 +166,7 @@ def _rows_plain(
     vocab = held.vocab
     for lo in range(0, plain.size, COMPACT_MAX):
         part = plain[lo : lo + COMPACT_MAX]
-        block = PackedRows.pack(
-            compact_plain(tab, part, vocab), vocab
-        )
+        block = PackedRows.pack(compact_plain(tab, part, vocab), vocab)
         held.keep(block)
         if cb is not None:
             for s, r in zip(part.tolist(), block.to_rows(vocab), strict=True):

@@ -55,19 +55,18 @@ def version_of(data: bytes) -> int:
     """1 or 2 when ``data`` starts like a v1/v2 header (even a short prefix), else 0."""
     if not data:
         return 0
-    if V1_SIG.startswith(data[:5]) or data.startswith(V1_SIG):
+    if V1_SIG.startswith(data[:5]):
         return 1
-    if V2_SIG.startswith(data[:12]) or data.startswith(V2_SIG):
+    if V2_SIG.startswith(data[:12]):
         return 2
     return 0
 
 
 def seen(r: Any, stream: Any, start: int) -> HeaderSeen:
     """Keep what matters of a stream-start parse; ``start`` is its stream offset."""
-    data = bytes(stream.prefix[start:]) if stream is not None else b""
+    data = bytes(stream.prefix[start:])
     length = r.length or (r.header.length if r.header is not None and r.header.length else 0)
-    end = start + (length or len(data))
-    frames = stream.frames_for(start, end) if stream is not None else []
+    frames = stream.frames_for(start, start + (length or len(data)))
     version = r.header.version if r.header is not None else version_of(data)
     return HeaderSeen(
         r.state.value, version, r.header, r.reason, tuple(r.codes), length, frames, len(frames)

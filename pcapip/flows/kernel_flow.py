@@ -31,7 +31,6 @@ from .layout import (
     F_CLOSE_ORDER,
     F_CLOSED,
     F_EGRESS,
-    F_EGRESS_BY,
     F_END,
     F_FIN_MASK,
     F_FIRST_FRAME,
@@ -52,7 +51,7 @@ from .layout import (
     F_TUN_TEXT,
     ST_ENDED,
 )
-from .state import BY_SYN, BY_SYNACK, HS_DONE, HS_FAILED, HS_NONE, HS_PENDING
+from .state import HS_DONE, HS_FAILED, HS_NONE, HS_PENDING
 
 
 @kernel_helper
@@ -151,7 +150,6 @@ def apply_syn(S, s, side, sq):
     S[s, F_SYN_SEQ] = sq
     S[s, F_ISN0 + side] = sq
     S[s, F_EGRESS] = side
-    S[s, F_EGRESS_BY] = BY_SYN
     if S[s, F_HS] != HS_NONE:
         return False
     S[s, F_HS] = HS_PENDING
@@ -169,7 +167,6 @@ def apply_synack(S, s, side, sq, ak):
     if S[s, F_SYN_SEQ] >= 0:
         return False
     S[s, F_EGRESS] = 1 - side
-    S[s, F_EGRESS_BY] = BY_SYNACK
     S[s, F_ISN0 + 1 - side] = (ak - 1) & M32
     if S[s, F_HS] != HS_NONE:
         return False

@@ -47,7 +47,7 @@ def flow_key(src_hi, src_lo, dst_hi, dst_lo, sport, dport, tunnel, i):
 
 @kernel_helper
 def key_hash(key):
-    """The same hash as pcapip.flows.tracker.row_hash; no product can overflow int64 (signed
+    """The same hash as pcapip.flows.tcptable.row_hash; no product can overflow int64 (signed
     overflow is undefined behaviour for the compiler, and Python's ints do not wrap)."""
     ahi, alo, ap, bhi, blo, bp, tun = key
     fa = (ahi ^ (ahi >> 32) ^ alo ^ (alo >> 32) ^ tun) & M32

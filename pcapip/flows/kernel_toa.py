@@ -12,7 +12,6 @@ from pcapip.sources.kernel_bytes import be16, be32
 
 from .layout import (
     F_EGRESS,
-    F_EGRESS_BY,
     F_EXTRA,
     F_HS_TOA,
     T_CAP,
@@ -27,7 +26,6 @@ from .layout import (
     TS_SET,
     XBASE,
 )
-from .state import BY_TOA
 
 
 @kernel_helper
@@ -119,7 +117,6 @@ def apply_toa(S, X, s, side, pure_syn, is_hs, toa, fr, capture):
     data slot (the first of each); without an egress yet, its sender is the egress."""
     if S[s, F_EGRESS] < 0:
         S[s, F_EGRESS] = side
-        S[s, F_EGRESS_BY] = BY_TOA
     g = -1
     if pure_syn:
         if X[s, TS_SET - XBASE] == 0:

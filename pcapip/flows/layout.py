@@ -64,7 +64,6 @@ F_FIRST_SIDE = _f("first_side", INT)
 F_PACKETS = _f("packets", INT)
 F_BYTES = _f("bytes", INT)
 F_EGRESS = _f("egress", OPT)
-F_EGRESS_BY = _f("egress_by", INT)
 F_SYN_SEQ = _f("syn_seq", OPT)
 F_SYNACK = _f("synack_seen", BOOL)
 F_ISN0 = _f("isn0", OPT, "isn", 0)
@@ -119,7 +118,6 @@ TS_LEN = _f("toa_syn_len")
 TS_VAR = _f("toa_syn_variant")
 TS_FRAME = _f("toa_syn_frame")
 TS_CAP = _f("toa_syn_capture")
-TOA_WIDTH = len(_names) - TS_SET
 TA_SET = _f("toa_ack_set")
 _f("toa_ack_ip")
 _f("toa_ack_port")
@@ -169,4 +167,3 @@ def template() -> np.ndarray:
         t[f] = -1
     t[F_STATE] = ST_OPEN
     return t
-

@@ -21,10 +21,6 @@ from pcapip.decode.columns import OPT_TOA_CANDIDATE, TH_ACK, TH_FIN, TH_RST, TH_
 from pcapip.flows import headers as hdr
 from pcapip.flows.reassembly import StreamStart, seq_offset
 from pcapip.flows.state import (
-    BY_HEADER,
-    BY_SYN,
-    BY_SYNACK,
-    BY_TOA,
     HS_DONE,
     HS_FAILED,
     HS_NONE,
@@ -116,7 +112,7 @@ class Machine:
             if fl.syn_seq is None:
                 fl.syn_seq = seq
                 fl.isn[side] = seq
-                fl.egress, fl.egress_by = side, BY_SYN
+                fl.egress = side
                 if fl.hs == HS_NONE:
                     fl.hs = HS_PENDING
         elif syn:  # SYN-ACK
@@ -124,7 +120,7 @@ class Machine:
                 fl.synack_seen = True
                 fl.isn[side] = seq
                 if fl.syn_seq is None:
-                    fl.egress, fl.egress_by = 1 - side, BY_SYNACK
+                    fl.egress = 1 - side
                     fl.isn[1 - side] = (c.ack[j] - 1) & 0xFFFFFFFF
                     if fl.hs == HS_NONE:
                         fl.hs = HS_PENDING
@@ -143,16 +139,7 @@ class Machine:
                 )
 
         if c.optf[j] & OPT_TOA_CANDIDATE:
-            self._toa(
-                fl,
-                p,
-                c,
-                j,
-                side,
-                frame,
-                capture,
-                "syn" if pure_syn else ("ack" if is_hs else "data"),
-            )
+            self._toa(fl, p, c, j, side, "syn" if pure_syn else ("ack" if is_hs else "data"))
 
         plen = c.plen[j]
         if plen > 0:
@@ -161,7 +148,7 @@ class Machine:
                 fl.pay_seen[side] = True
                 fl.first_pay[side] = (frame, capture, c.payload(j, min(pcap, 16)))
             if not fl.settled and (fl.egress is None or fl.egress == side):
-                self._stream(fl, c, j, side, seq, 1 if syn else 0, frame, plen, pcap, capture)
+                self._stream(fl, c, j, side)
 
         if f & (TH_FIN | TH_RST):
             if len(fl.closes) < 2:
@@ -178,11 +165,11 @@ class Machine:
             fl.fin_mask |= 4 if f & TH_RST else 1 << side
             fl.closed = True
 
-    def _toa(
-        self, fl: TcpFlow, p: Packets, c: PacketColumns, j, side, frame, capture, phase
-    ) -> None:
+    def _toa(self, fl: TcpFlow, p: Packets, c: PacketColumns, j, side, phase) -> None:
+        """The TOA-kind options of packet ``j`` (its ``phase``: "syn", "ack" or "data")."""
         from pcapip.dissect import dissect_tcp_options
 
+        frame, capture = c.frame[j], self.capture
         raw = c.options(j)
         optlen = c.optlen[j]
         i = c.rows[j]
@@ -222,7 +209,7 @@ class Machine:
             capture,
         )
         if fl.egress is None:
-            fl.egress, fl.egress_by = side, BY_TOA
+            fl.egress = side
         prev = fl.toa
         if prev is not None and (prev.client_ip, prev.client_port) != (
             seen.client_ip,
@@ -245,9 +232,11 @@ class Machine:
             fl.toa_data = seen
 
     # ------------------------------------------------------------------ stream start
-    def _stream(
-        self, fl: TcpFlow, c: PacketColumns, j, side, seq, synlen, frame, plen, pcap, capture
-    ) -> None:
+    def _stream(self, fl: TcpFlow, c: PacketColumns, j: int, side: int) -> None:
+        """Add packet ``j``'s payload to the stream start of ``side`` (sent by the egress, or
+        before the egress is known), then try to settle the header question."""
+        frame, plen, pcap, capture = c.frame[j], c.plen[j], c.pcap[j], self.capture
+        seq, synlen = c.seq[j], 1 if c.flags[j] & TH_SYN else 0
         isn = fl.isn[side]
         direct = fl.streams is None and fl.egress == side and isn is not None
         if direct:
@@ -331,7 +320,7 @@ class Machine:
         if state == "need-more":
             if final or stuck:
                 if fl.egress is None:
-                    fl.egress, fl.egress_by = side, BY_HEADER
+                    fl.egress = side
                 fl.header = hdr.seen(r, stream, 0)
                 fl.incomplete = True
                 if stuck:
@@ -339,7 +328,7 @@ class Machine:
                 self._settle(fl)
             return
         if fl.egress is None:
-            fl.egress, fl.egress_by = side, BY_HEADER
+            fl.egress = side
         fl.header = hdr.seen(r, stream, 0)
         if state == "malformed" or r.length <= 0:
             self._settle(fl)
@@ -398,7 +387,6 @@ class Machine:
         state = r.state.value
         if state == "not-proxy":
             if side == fl.egress and fl.headers_ok + fl.headers_bad:
-                fl.missing += 1
                 fl.note(
                     "udp.header_missing",
                     "datagram from the egress side without a PROXY header",
@@ -408,7 +396,7 @@ class Machine:
             return
         if not fl.confirmed:
             if side != fl.egress and fl.headers_ok + fl.headers_bad == 0:
-                fl.egress, fl.egress_by = side, BY_HEADER
+                fl.egress = side
             fl.confirmed = True
             if side != fl.egress:
                 return
@@ -435,7 +423,6 @@ class Machine:
             return
         first = fl.header.header
         if (h.src_addr, h.src_port) != (first.src_addr, first.src_port):
-            fl.changed += 1
             fl.note(
                 "udp.client_changed",
                 f"datagram announces client {hdr.hostport(h.src_addr, h.src_port)}, the flow's "

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import _socket as socket  # (the C module: inet_ntop/aton without socket.py's import cost)
 import itertools
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -304,8 +304,8 @@ class PackedRows:
         o = (off[lo : hi + 1] - a).tolist()
         return [pairs[o[k] : o[k + 1]] for k in range(hi - lo)]
 
-    def unpack(self, vocab: Vocab) -> RowBlock:
-        """The rows back as a RowBlock of Python values."""
+    def to_rows(self, vocab: Vocab) -> list[FlowRow]:
+        """The rows back as FlowRows of Python values (findings as Finding objects)."""
         from pcapip.flows.rowblock import RowBlock
 
         c = self.cols
@@ -330,10 +330,7 @@ class PackedRows:
         b.f_msg = vocab.decode(c["f_msg"])  # type: ignore[assignment]
         b.f_frame = ints_out(c["f_frame"])
         b.f_capture = c["f_cap"].tolist()
-        return b
-
-    def to_rows(self, vocab: Vocab) -> list[FlowRow]:
-        return self.unpack(vocab).to_rows()
+        return b.to_rows()
 
 
 def spill(store: DiskStore, part: PackedRows) -> None:
@@ -348,23 +345,3 @@ def spill(store: DiskStore, part: PackedRows) -> None:
     except OSError:
         store.rewind(mark)
         raise
-
-
-def pack_all(
-    parts: Iterable[PackedRows | RowBlock | Sequence[FlowRow]], vocab: Vocab, chunk: int = 8192
-) -> list[PackedRows]:
-    """Pack whatever is not packed yet; row lists (or any iterable of rows) ``chunk`` rows
-    at a time, so a long list is never held twice."""
-    from pcapip.flows.rowblock import RowBlock
-
-    out: list[PackedRows] = []
-    for part in parts:
-        if isinstance(part, PackedRows):
-            out.append(part)
-        elif isinstance(part, RowBlock):
-            out.append(PackedRows.pack(part, vocab))
-        else:
-            it = iter(part)
-            while batch := list(itertools.islice(it, chunk)):
-                out.append(PackedRows.from_rows(batch, vocab))
-    return out

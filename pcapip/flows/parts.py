@@ -7,7 +7,7 @@ rotated from one file into the next is one flow. A cluster reads each file on it
 * A flow's row depends only on its own packets (its connection's two endpoints) and on
   the capture clock at the recording's end: timeouts are decided per packet, so batch
   boundaries never change a row (``kernel_flow.starts_anew``), and the findings that
-  compare flows wait for the whole table (``table.build_table``).
+  compare flows wait for the whole table (``table.table_of``).
 * So the rows of a part are final unless their connection was still open when an earlier
   part ended (:attr:`Part.open_groups`), or closed but lingering then and seen again in a
   later part (:attr:`Part.done_groups`). Those connections (keyed by both endpoints, see
@@ -170,7 +170,9 @@ def _halves(codes: np.ndarray, vocab: Vocab) -> tuple[np.ndarray, np.ndarray]:
 def groups_of_rows(rows: PackedRows, vocab: Vocab) -> np.ndarray:
     """Each row's connection key, as :func:`groups_of_packets` gives its packets."""
     c = rows.cols
-    proto = np.array([_PROTO.get(t or "", 0) for t in vocab.decode(np.arange(len(vocab.texts)))] + [0])
+    proto = np.array(
+        [_PROTO.get(t or "", 0) for t in vocab.decode(np.arange(len(vocab.texts)))] + [0]
+    )
     eh, el = _halves(c["egress_ip"], vocab)
     oh, ol = _halves(c["origin_ip"], vocab)
     return _group(
@@ -196,14 +198,17 @@ def read_part(paths: Sequence[str], first: int, options: PartOptions) -> Part:
         runs[ci - first].add(pk.frame, groups_of_packets(pk), offsets, src)
 
     files = [(first + k, path) for k, path in enumerate(paths)]
-    reader = read_into(tracker, files, _sizes(options), progress, on_batch)
+    sizes = (options.batch_size, options.chunk_size)
+    reader = read_into(tracker, files, sizes, progress, on_batch)
     ended = tracker.take_blocks()
     tracker.end_done()
     done = PackedRows.concat(tracker.take_blocks())
     tracker.end_all()
     still = PackedRows.concat(tracker.take_blocks())
     vocab = tracker.vocab
-    rows = _in_memory(PackedRows.concat([*ended, done, still]))
+    rows = PackedRows.concat([*ended, done, still])
+    if not isinstance(rows.cols, MemStore):  # (a part travels to the join whole)
+        rows = PackedRows(rows.cols.to_memory())
     groups = groups_of_rows(rows, vocab)
     n_still, n_done = len(still), len(done)
     return Part(
@@ -222,15 +227,6 @@ def read_part(paths: Sequence[str], first: int, options: PartOptions) -> Part:
         sum(f for f, _ in read.values()),
         sum(b for _, b in read.values()),
     )
-
-
-def _sizes(options: PartOptions) -> tuple[int, int]:
-    return options.batch_size, options.chunk_size
-
-
-def _in_memory(p: PackedRows) -> PackedRows:
-    cols = p.cols
-    return p if isinstance(cols, MemStore) else PackedRows(cols.to_memory())
 
 
 def take_frames(
@@ -255,7 +251,9 @@ def take_frames(
     hi = np.array([b for _, b in runs], dtype=np.int64)
     taken = []
     try:
-        with open_capture(path, batch_size=options.batch_size, chunk_size=options.chunk_size) as src:
+        with open_capture(
+            path, batch_size=options.batch_size, chunk_size=options.chunk_size
+        ) as src:
             if starts:
                 src.skip_to(*starts[0])
             for batch in src:

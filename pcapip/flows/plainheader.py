@@ -13,9 +13,10 @@ import numpy as np
 
 from pcapip.flows import headers as _hdr
 from pcapip.flows import layout as L
+from pcapip.flows.findings import Finding
 from pcapip.flows.packed import NULL
-from pcapip.flows.plainrow import Client, Note, Plain
-from pcapip.flows.rows import _header_notes
+from pcapip.flows.plainrow import Client, Plain
+from pcapip.flows.rows import Note, Notes, disagree, header_notes, origin_rejected
 from pcapip.flows.verdict import header_status
 
 
@@ -39,12 +40,12 @@ def _http_400(P: np.ndarray, rows: np.ndarray, side: np.ndarray, length: np.ndar
 
 def proxy_headers(
     p: Plain, cl: Client, P: np.ndarray, headers: dict[int, Any], late: dict[int, Note]
-) -> dict[int, list[Note]]:
+) -> dict[int, list[Finding]]:
     """The PROXY headers read from the first segment: the clean ones the kernel read, on
     flows without TOA, all columns at once; each other row on its own. Returns each row's
     notes (a row's late-TOA note moves into them, after its header's)."""
     hdr_rows = np.flatnonzero(p.has_hdr)
-    notes: dict[int, list[Note]] = {}
+    notes: dict[int, list[Finding]] = {}
     if hdr_rows.size == 0:
         return notes
     Mh = p.whole(hdr_rows)
@@ -66,15 +67,21 @@ def proxy_headers(
     # origin's reaction (all of _compact_tcp that a settled header can raise)
     for q in np.flatnonzero(others | (react & (bad_reply | p.silent[hdr_rows]))).tolist():
         r = int(hdr_rows[q])
-        collect = Collect()
+        collect = Notes()
         row = Mh[q].tolist()
         hs = row_header(row) if kr[q] else headers[rows_l[r]]
         if others[q]:  # (else the columns are set above; only the origin's reaction left)
             _one_header(p, cl, r, row, hs, collect, late)
         if react[q] and hs.state == "ok":
-            _reaction(collect, row, bool(bad_reply[q]), int(fp[q]), bool(p.silent[r]))
-        if collect.items:
-            notes[r] = collect.items
+            f = int(fp[q])
+            close = ("RST" if row[L.C0_RST] else "FIN", row[L.C0_FRAME], row[L.C0_CAP])
+            origin_rejected(
+                collect,
+                (row[f], row[f + 1]) if bad_reply[q] else None,
+                close if p.silent[r] else None,
+            )
+        if collect.findings:
+            notes[r] = collect.findings
     return notes
 
 
@@ -102,7 +109,7 @@ def _one_header(
     r: int,
     row: list[int],
     hs: Any,
-    collect: Collect,
+    collect: Notes,
     late: dict[int, Note],
 ) -> None:
     """Row ``r``'s header ``hs`` (a HeaderSeen) into its columns, its notes into
@@ -118,7 +125,7 @@ def _one_header(
     cl.proxy_ip[r] = vocab.ip_code(p_ip)
     cl.proxy_port[r] = NULL if p_port is None else p_port
     hframe = hs.frames[0] if hs.frames else None
-    _header_notes(collect, hs, capture)
+    header_notes(collect, hs, capture)
     toa_frames: list[tuple[int, int]] = []
     if p.has_toa[r]:
         # the TOA a receiving module uses (as in the TOA columns above)
@@ -133,13 +140,7 @@ def _one_header(
             c_ip, c_port = toa_ip, toa_port
             hframe = (int(cl.hf_cap[r]), int(cl.hf_frame[r]))
         elif c_ip is not None and (toa_ip, toa_port) != (c_ip, c_port):
-            collect.note(
-                "client.disagree",
-                f"TOA (packet {row[t + L.T_FRAME]}) says {_hdr.hostport(toa_ip, toa_port)}, "
-                f"the PROXY header says {_hdr.hostport(c_ip, c_port)}",
-                hs.frames[0][1] if hs.frames else None,
-                capture,
-            )
+            disagree(collect, hs, (toa_ip, toa_port, row[t + L.T_FRAME]), (c_ip, c_port), capture)
         if r in late:
             collect.note(*late.pop(r))
     cl.client_ip[r] = vocab.ip_code(c_ip)
@@ -151,41 +152,6 @@ def _one_header(
             toa_frames.append(f)
             cl.one_by_one.append((r, k, *f))
             k += 1
-
-
-def _reaction(collect: Collect, row: list[int], bad_reply: bool, fp: int, silent: bool) -> None:
-    """The origin's reaction to a clean header: an HTTP 400 (its first payload's fields
-    from ``fp``), or a close with no reply."""
-    if bad_reply:
-        collect.note(
-            "origin.rejected",
-            "the origin answered HTTP 400 to the PROXY header: it parsed it as a request",
-            row[fp],
-            row[fp + 1],
-        )
-    if silent:
-        collect.note(
-            "origin.rejected",
-            f"the origin sent {'RST' if row[L.C0_RST] else 'FIN'} right after the "
-            "PROXY header, with no reply",
-            row[L.C0_FRAME],
-            row[L.C0_CAP],
-        )
-
-
-class Collect:
-    """The findings of one row, each code once (as FlowBase.note records them)."""
-
-    __slots__ = ("items", "seen")
-
-    def __init__(self) -> None:
-        self.items: list[tuple[str, str, int | None, int]] = []
-        self.seen: set[str] = set()
-
-    def note(self, code: str, message: str, frame: int | None, capture: int) -> None:
-        if code not in self.seen:
-            self.seen.add(code)
-            self.items.append((code, message, frame, capture))
 
 
 def row_header(values: Sequence[int]) -> Any:

@@ -88,9 +88,6 @@ class Plain:
         c["no_room"] = (F[KP.PL_NR_CAP], F[KP.PL_NR_FRAME])
 
 
-Note = tuple[str, str, "int | None", int]  # (code, message, frame, capture)
-
-
 class Client:
     """What carried the client address, per row: the PROXY header's fields for the verdict
     (``pcapip.flows.verdict``), the client and proxy, where it was read, and the packets

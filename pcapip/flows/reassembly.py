@@ -51,11 +51,9 @@ class StreamStart:
     pending_bytes: int = 0
     cut_at: int | None = None  # first stream offset that is known not to be captured
     conflict_frame: int | None = None  # a segment whose overlap disagreed with earlier bytes
-    segments: int = 0  # segments offered (including retransmissions)
 
     def add(self, off: int, data: bytes, frame: int, *, missing: int = 0, capture: int = 0) -> None:
         """Offer one segment; returns nothing, read ``prefix`` afterwards."""
-        self.segments += 1
         end_wire = off + len(data) + missing
         if missing and end_wire > 0:
             cut = max(off + len(data), 0)
@@ -116,9 +114,3 @@ class StreamStart:
             if p.end > start and p.start < end and (p.capture, p.frame) not in out:
                 out.append((p.capture, p.frame))
         return out
-
-    def release(self) -> None:
-        """Drop the buffers once the header question is settled."""
-        self.prefix = bytearray()
-        self.pending.clear()
-        self.pending_bytes = 0

@@ -21,8 +21,10 @@ from pcapip.flows.findings import Finding
 from pcapip.flows.state import HS_DONE, FlowBase, HeaderSeen, TcpFlow, UdpFlow
 from pcapip.flows.verdict import NO_HEADER, header_status, verdict
 
-_V4_MAPPED = 0xFFFF_0000_0000
 _HTTP_400 = re.compile(rb"HTTP/[0-9]\.[0-9] 400[ \r\n]")
+Note = tuple[str, str, "int | None", int]  # (code, message, frame, capture)
+# the note of a flow seen from its middle, as both row builders (this, columnar) give it
+MID_STREAM = ("flow.mid_stream", "no SYN or SYN-ACK captured for this connection")
 
 
 _IP_CACHE: dict[tuple[int, int], str] = {}
@@ -97,8 +99,9 @@ def _endpoints(fl: FlowBase) -> tuple[int, str, int, str, int]:
     return eg, e[0], e[1], o[0], o[1]
 
 
-class _Notes:
-    """The findings a row gets: the flow's own plus those judged while compacting it.
+class Notes:
+    """The findings a row gets, each code once: the flow's own (if a flow is given) plus
+    those judged while compacting it.
 
     Compacting never writes to the flow, so a flow can be previewed while it is
     still open and compacted again, on everything it saw, when it ends.
@@ -106,9 +109,9 @@ class _Notes:
 
     __slots__ = ("findings", "seen")
 
-    def __init__(self, fl: FlowBase) -> None:
-        self.findings: list[Finding] = list(fl.findings)
-        self.seen: set[str] = set(fl.seen_codes) if fl.seen_codes else set()
+    def __init__(self, fl: FlowBase | None = None) -> None:
+        self.findings: list[Finding] = list(fl.findings) if fl is not None else []
+        self.seen: set[str] = set(fl.seen_codes) if fl is not None and fl.seen_codes else set()
 
     def note(self, code: str, message: str, frame: int | None, capture: int) -> None:
         if code in self.seen:
@@ -117,7 +120,9 @@ class _Notes:
         self.findings.append(Finding(0, code, message, frame, capture))
 
 
-def _header_notes(notes: _Notes, hs: HeaderSeen, capture: int) -> None:
+def header_notes(notes: Notes, hs: HeaderSeen, capture: int) -> None:
+    """What a PROXY header says about the row: a LOCAL one, one without a client address,
+    one split over segments, or the rule it broke (both row builders ask this)."""
     cap, frame = hs.frames[0] if hs.frames else (capture, None)
     h = hs.header
     if hs.state == "ok" and h is not None:
@@ -182,7 +187,7 @@ def _verdict(fl: TcpFlow, eg: int) -> tuple[str, str]:
 
 
 def _compact_tcp(fl: TcpFlow) -> FlowRow:
-    notes = _Notes(fl)
+    notes = Notes(fl)
     eg, e_ip, e_port, o_ip, o_port = _endpoints(fl)
     hs, toa = fl.header, fl.toa
     method, status = _verdict(fl, eg)
@@ -213,7 +218,7 @@ def _compact_tcp(fl: TcpFlow) -> FlowRow:
     )
 
 
-def _client(fl: TcpFlow, notes: _Notes, status: str) -> tuple[Any, Any, Any, Any, Any]:
+def _client(fl: TcpFlow, notes: Notes, status: str) -> tuple[Any, Any, Any, Any, Any]:
     """(client ip, port, proxy ip, port, the packet the client was read from) from the
     PROXY header, else from TOA; the header's notes, TOA against the header, a TOA that
     came too early or too late."""
@@ -222,7 +227,7 @@ def _client(fl: TcpFlow, notes: _Notes, status: str) -> tuple[Any, Any, Any, Any
     if hs is not None:
         c_ip, c_port, p_ip, p_port = hdr.client_fields(hs)
         header_frame = hs.frames[0] if hs.frames else None
-        _header_notes(notes, hs, fl.capture)
+        header_notes(notes, hs, fl.capture)
         if status == "incomplete" and fl.truncated:
             cap, frame = hs.frames[-1] if hs.frames else (fl.capture, None)
             notes.note(
@@ -237,40 +242,57 @@ def _client(fl: TcpFlow, notes: _Notes, status: str) -> tuple[Any, Any, Any, Any
         c_ip, c_port = toa.client_ip, toa.client_port
         header_frame = (toa.capture, toa.frame)
     elif c_ip is not None and (toa.client_ip, toa.client_port) != (c_ip, c_port):
-        notes.note(
-            "client.disagree",
-            f"TOA (packet {toa.frame}) says {hdr.hostport(toa.client_ip, toa.client_port)}, "
-            f"the PROXY header says {hdr.hostport(c_ip, c_port)}",
-            hs.frames[0][1] if hs.frames else None,
-            fl.capture,
-        )
+        disagree(notes, hs, (toa.client_ip, toa.client_port, toa.frame), (c_ip, c_port), fl.capture)
     if fl.toa_ack is None and fl.hs == HS_DONE:
-        _late_toa(fl, notes)
+        syn, data = fl.toa_syn, fl.toa_data
+        notes.note(
+            *late_toa(
+                syn.frame if syn is not None else None,
+                (data.frame, data.capture) if data is not None else None,
+                fl.hs_frame,
+                fl.hs_capture,
+            )
+        )
     return c_ip, c_port, p_ip, p_port, header_frame
 
 
-def _late_toa(fl: TcpFlow, notes: _Notes) -> None:
-    """The handshake completed without TOA in its ACK: TOA only in the SYN, or only later."""
-    if fl.toa_syn is not None:
-        extra = " and in data segments" if fl.toa_data is not None else ""
-        notes.note(
+def disagree(
+    notes: Notes, hs: HeaderSeen, toa: tuple[str, Any, int], client: tuple[Any, Any], capture: int
+) -> None:
+    """A TOA option (its client address, port and packet) names another client than the
+    PROXY header ``hs`` (``client``: its address and port)."""
+    notes.note(
+        "client.disagree",
+        f"TOA (packet {toa[2]}) says {hdr.hostport(toa[0], toa[1])}, "
+        f"the PROXY header says {hdr.hostport(*client)}",
+        hs.frames[0][1] if hs.frames else None,
+        capture,
+    )
+
+
+def late_toa(
+    syn_frame: int | None, data: tuple[int, int] | None, hs_frame: Any, hs_capture: int
+) -> Note:
+    """The handshake completed without TOA in its ACK: TOA in the SYN (packet ``syn_frame``)
+    but not there, else first in data (``data``: frame, capture) after it."""
+    if syn_frame is not None:
+        extra = " and in data segments" if data is not None else ""
+        return (
             "toa.syn_only",
-            f"TOA in the SYN (packet {fl.toa_syn.frame}){extra} but not in the "
-            f"handshake ACK (packet {fl.hs_frame})",
-            fl.hs_frame,
-            fl.hs_capture,
+            f"TOA in the SYN (packet {syn_frame}){extra} but not in the handshake ACK "
+            f"(packet {hs_frame})",
+            hs_frame,
+            hs_capture,
         )
-    elif fl.toa_data is not None:
-        notes.note(
-            "toa.after_handshake",
-            f"first TOA in packet {fl.toa_data.frame}, after the handshake ACK "
-            f"(packet {fl.hs_frame})",
-            fl.toa_data.frame,
-            fl.toa_data.capture,
-        )
+    assert data is not None
+    return (
+        "toa.after_handshake",
+        f"first TOA in packet {data[0]}, after the handshake ACK (packet {hs_frame})",
+        *data,
+    )
 
 
-def _stream_notes(fl: TcpFlow, notes: _Notes, status: str) -> None:
+def _stream_notes(fl: TcpFlow, notes: Notes, status: str) -> None:
     """What the stream's start says beside the client: a second header, a gap or a snap
     length that hid the first bytes, a connection caught in the middle."""
     hs = fl.header
@@ -297,12 +319,7 @@ def _stream_notes(fl: TcpFlow, notes: _Notes, status: str) -> None:
                 "capture.truncated", "the snap length cut the first payload bytes", None, fl.capture
             )
     if not fl.start_seen:
-        notes.note(
-            "flow.mid_stream",
-            "no SYN or SYN-ACK captured for this connection",
-            fl.first_frame,
-            fl.capture,
-        )
+        notes.note(*MID_STREAM, fl.first_frame, fl.capture)
 
 
 def _carrying_frames(fl: TcpFlow) -> list[tuple[int, int]]:
@@ -319,7 +336,7 @@ def _carrying_frames(fl: TcpFlow) -> list[tuple[int, int]]:
 
 
 def _origin_reaction(
-    fl: TcpFlow, notes: _Notes, eg: int, hs: HeaderSeen | None, method: str
+    fl: TcpFlow, notes: Notes, eg: int, hs: HeaderSeen | None, method: str
 ) -> None:
     """Did the origin refuse what the egress sent first?"""
     if fl.egress is None or not fl.pay_seen[eg]:
@@ -329,31 +346,47 @@ def _origin_reaction(
     close = fl.closes[0] if fl.closes else None
     silent_close = close is not None and close[0] == og and not close[4 + og] and close[4 + eg]
     if hs is not None and hs.state == "ok":
-        if reply is not None and _HTTP_400.match(reply[2]):
-            notes.note(
-                "origin.rejected",
-                "the origin answered HTTP 400 to the PROXY header: it parsed it as a request",
-                reply[0],
-                reply[1],
-            )
-        elif silent_close:
-            notes.note(
-                "origin.rejected",
-                f"the origin sent {close[1].upper()} right after the PROXY header, with no reply",
-                close[2],
-                close[3],
-            )
+        origin_rejected(
+            notes,
+            reply[:2] if reply is not None and _HTTP_400.match(reply[2]) else None,
+            (close[1].upper(), close[2], close[3]) if silent_close else None,
+        )
     elif method == "none" and silent_close:
+        notes.note(*closed_silently(close[1].upper()), close[2], close[3])
+
+
+def closed_silently(what: str) -> tuple[str, str]:
+    """The origin closed (``what``: FIN or RST) after the first data without a reply, when
+    no client address was carried: (code, message)."""
+    return (
+        "origin.closed_silently",
+        f"the origin sent {what} after the first data, without replying",
+    )
+
+
+def origin_rejected(
+    notes: Notes, reply_400: tuple[int, int] | None, close: tuple[str, int, int] | None
+) -> None:
+    """The origin refused a clean PROXY header: an HTTP 400 reply (its frame, capture),
+    else a close (FIN or RST, its frame, capture) without a reply."""
+    if reply_400 is not None:
         notes.note(
-            "origin.closed_silently",
-            f"the origin sent {close[1].upper()} after the first data, without replying",
-            close[2],
-            close[3],
+            "origin.rejected",
+            "the origin answered HTTP 400 to the PROXY header: it parsed it as a request",
+            *reply_400,
+        )
+    elif close is not None:
+        what, frame, capture = close
+        notes.note(
+            "origin.rejected",
+            f"the origin sent {what} right after the PROXY header, with no reply",
+            frame,
+            capture,
         )
 
 
 def _compact_udp(fl: UdpFlow) -> FlowRow:
-    notes = _Notes(fl)
+    notes = Notes(fl)
     eg, e_ip, e_port, o_ip, o_port = _endpoints(fl)
     hs = fl.header or fl.first_bad
     h = hs.header if hs is not None else None
@@ -361,7 +394,7 @@ def _compact_udp(fl: UdpFlow) -> FlowRow:
     if fl.header is not None:
         method, status = f"ppv{fl.header.version}", "ok"
         c_ip, c_port, p_ip, p_port = hdr.client_fields(fl.header)
-        _header_notes(notes, fl.header, fl.capture)
+        header_notes(notes, fl.header, fl.capture)
     elif fl.first_bad is not None:
         method, status = f"ppv{fl.first_bad.version}", "malformed"
     else:
@@ -389,7 +422,7 @@ def _row(
     addrs: tuple[str | None, int | None, str | None, int | None],
     h: Any,
     status: str,
-    notes: _Notes,
+    notes: Notes,
     frames: list[tuple[int, int]],
     **facts: Any,
 ) -> FlowRow:
@@ -426,16 +459,7 @@ def _row(
 
 
 def compact(fl: FlowBase) -> FlowRow:
-    """The row of a flow: its verdict, counters and findings (the flow is not changed)."""
+    """The row of a flow: its verdict, counters and findings. The flow is not changed, so
+    an open flow's row is its preview (a header still being reassembled is judged only
+    when the flow ends; findings that compare flows are added by the table)."""
     return _compact_tcp(fl) if isinstance(fl, TcpFlow) else _compact_udp(fl)
-
-
-def preview(fl: FlowBase) -> FlowRow:
-    """The row ``fl`` would get if it ended now, for a flow that is still open.
-
-    Nothing is written to the flow, so its final row is still judged on
-    everything it sees until it ends. Differs from the final row only where
-    the end itself decides: a header still being reassembled is judged when
-    the flow ends, and findings that compare flows are added by the table.
-    """
-    return compact(fl)

@@ -19,9 +19,6 @@ HS_PENDING = 1  # SYN (or SYN-ACK) seen, waiting for the egress side's next segm
 HS_DONE = 2  # the egress side's first segment after the SYN was an ACK: handshake completed
 HS_FAILED = 3  # ... it was something else (RST, no ACK flag)
 
-# how the egress side was decided
-BY_NONE, BY_SYN, BY_SYNACK, BY_HEADER, BY_TOA, BY_FIRST = 0, 1, 2, 3, 4, 5
-
 
 @dataclass(slots=True)
 class ToaSeen:
@@ -64,7 +61,6 @@ class FlowBase:
         "packets",
         "bytes",
         "egress",
-        "egress_by",
         "findings",
         "seen_codes",
         "serial",
@@ -81,7 +77,6 @@ class FlowBase:
         end_ns: int,
         first_side: int,
         egress: int | None = None,
-        egress_by: int = BY_NONE,
     ) -> None:
         self.key = key  # proto, a_hi, a_lo, a_port, b_hi, b_lo, b_port, the tenant's tunnel
         self.capture = capture  # capture index of the first packet
@@ -92,7 +87,6 @@ class FlowBase:
         self.packets = 0
         self.bytes = 0
         self.egress = egress  # side of the egress (proxy) end
-        self.egress_by = egress_by
         self.findings: list[Any] = []  # Finding (flow id filled at the end)
         self.seen_codes: set[str] | None = None
         self.serial = 0  # unique per tracker: identifies the flow across callbacks
@@ -193,8 +187,6 @@ class UdpFlow(FlowBase):
         "first_bad",
         "headers_ok",
         "headers_bad",
-        "missing",
-        "changed",
     )
 
     def _start(self) -> None:
@@ -203,5 +195,3 @@ class UdpFlow(FlowBase):
         self.first_bad: HeaderSeen | None = None  # first malformed/truncated header
         self.headers_ok = 0
         self.headers_bad = 0
-        self.missing = 0  # egress datagrams without a header
-        self.changed = 0  # datagrams naming another client

@@ -30,11 +30,8 @@ from pcapip.flows.packed import (
     Vocab,
     distinct,
     ints_out,
-    pack_all,
 )
 from pcapip.flows.reorder import Moved, in_order
-from pcapip.flows.rowblock import RowBlock
-from pcapip.flows.rows import FlowRow
 from pcapip.flows.tally import counts, findings_by_flow, findings_column, gathered
 
 if TYPE_CHECKING:
@@ -209,29 +206,26 @@ def _put(store: MemStore | DiskStore, name: str, values: np.ndarray) -> MemStore
     return store
 
 
-def _judged(p: PackedRows, vocab: Vocab, rules: RuleSet, extra: Extra, consume: bool) -> PackedRows:
+def _judged(p: PackedRows, vocab: Vocab, rules: RuleSet, extra: Extra) -> PackedRows:
     """``--rules``: the rule findings added to ``extra`` and the ``rule`` column added to
-    the rows (to a copy unless ``consume``), so the move into flow order carries it.
-    (Imported here: an analysis without ``--rules`` does not load the rules at start-up.)"""
+    the rows, so the move into flow order carries it. (Imported here: an analysis without
+    ``--rules`` does not load the rules at start-up.)"""
     from pcapip.flows.ruled import judge_rows
 
-    cols = p.cols if consume else MemStore(p.cols.to_memory(close=False) if p.cols.on_disk else p.cols)
+    cols = p.cols
     read = lambda name, lo, hi: cols.slice(name, lo, hi)  # noqa: E731 (the store may change)
     for col in judge_rows(read, len(p), vocab, rules, extra):
         cols = _put(cols, "rule_col", col)
     return PackedRows(cols)
 
 
-def _moved(
-    p: PackedRows, wanted: np.ndarray, consume: bool
-) -> tuple[MemStore | DiskStore, Any, bool]:
+def _moved(p: PackedRows, wanted: np.ndarray) -> tuple[MemStore | DiskStore, Any, bool]:
     """The rows' columns in order of their first packet (``pcapip.flows.reorder``), the
     flow id of each of ``wanted`` rows, and whether that is a new store; in memory if the
-    temporary files fail. Rows in that order already are not copied: the store is theirs
-    (or when not ``consume``-d and in memory, a new mapping of the same arrays)."""
+    temporary files fail. Rows in that order already are not copied: the store is theirs."""
     c = p.cols
-    if (consume or not c.on_disk) and in_order(c, len(p)):
-        return (c if consume else MemStore(c)), lambda rows: rows + 1, False
+    if in_order(c, len(p)):
+        return c, lambda rows: rows + 1, False
     try:
         m = Moved(c, len(p), wanted)
         return m.run(), m.flow_ids, True
@@ -241,42 +235,31 @@ def _moved(
 
 
 def build_table(
-    rows: PackedRows | RowBlock | Iterable[FlowRow],
-    *,
-    trusted: Sequence[Any] | None = None,
-    stats: dict[str, int] | None = None,
-    captures: Sequence[str] = (),
-    vocab: Vocab | None = None,
-    consume: bool = False,
-    registry: Any = None,
-    rules: RuleSet | None = None,
+    p: PackedRows,
+    vocab: Vocab,
+    stats: dict[str, int],
+    captures: Sequence[str],
+    trusted: Sequence[Any] | None,
+    registry: Any,
+    rules: RuleSet | None,
 ) -> FlowTable:
     """Number the flows in order of their first packet, add the findings that compare
-    flows, and count. Packed ``rows`` need the ``vocab`` they were packed with; they are
-    left as they were unless ``consume`` (then their store is closed once moved).
+    flows, and count. The packed rows ``p`` (coded in ``vocab``) are consumed: their
+    store is closed once moved.
 
     Every pass over the rows reads a slice at a time (``pcapip.flows.reorder``): after
     the capture is read, a table's memory does not grow with its length."""
-    if isinstance(rows, PackedRows):
-        if vocab is None:
-            raise ValueError("packed rows need their vocabulary")
-        p = rows
-    else:
-        vocab = vocab if vocab is not None else Vocab()
-        part = rows if isinstance(rows, RowBlock) else list(rows)
-        p = PackedRows.concat(pack_all([part], vocab))
-        consume = True
     n = len(p)
     # computed on the rows as they came (flow ids from where the rows move to)
     extra = cross_flow(p, vocab, trusted)
     if rules is not None:
-        p = _judged(p, vocab, rules, extra, consume)
+        p = _judged(p, vocab, rules, extra)
     c = p.cols
     wanted = distinct(np.concatenate([c["f_row"], *(x[0] for x in extra.parts)]))
-    store, flow_id, moved = _moved(p, wanted, consume)
+    store, flow_id, moved = _moved(p, wanted)
     fnd = findings_by_flow(p, vocab, flow_id, extra)
     del extra, wanted
-    out: dict[str, int] = dict(stats or {})
+    out: dict[str, int] = dict(stats)
     out.update(counts(p, vocab, fnd))
     said = announcers(*gathered(p, "carries_client", ["egress_ip", "carries_client"]), vocab)
     kinds = toa_kinds_seen(*gathered(p, "toa_kind", ["toa_kind"]), registry)
@@ -286,7 +269,7 @@ def build_table(
     if not moved:  # (the rows' own store: the per-row findings are the table's F_ now)
         for name in [m for m in store if m.startswith("f_")]:
             store.drop(name)
-    elif consume and isinstance(c, DiskStore):
+    elif isinstance(c, DiskStore):
         c.close()
     for col in findings_column(n, fnd, vocab):
         store = _put(store, "findings_col", col)
@@ -326,29 +309,22 @@ def finish_table(
     captures: Sequence[str],
     trusted: str | Sequence[Any] | None = None,
     *,
-    earlier: Iterable[FlowRow] = (),
     warnings: Iterable[CaptureWarning] = (),
     toa_asked: bool = False,
     rules: RuleSet | None = None,
 ) -> FlowTable:
     """End every open flow and build the flow table, as ``pcapip analyze`` does.
 
-    ``earlier`` holds rows already taken from the tracker (``take_ended``),
-    e.g. spooled by a long live capture; ``trusted`` is the ``--trusted``
-    spec or its parsed networks; ``warnings`` the sources' (``CaptureSource.
-    warnings``), to which the tracker's undecoded-packet warnings are added;
+    ``trusted`` is the ``--trusted`` spec or its parsed networks; ``warnings`` the
+    sources' (``CaptureSource.warnings``), to which the tracker's undecoded-packet
+    warnings are added;
     ``toa_asked``: ``--toa-kind`` was given (the report then shows the TOA
     counters even when no TOA was seen); ``rules``: ``--rules``, each flow judged against.
     """
     tracker.end_all()
-    vocab = tracker.vocab
-    parts = tracker.take_blocks()
-    parts.extend(pack_all([earlier], vocab))
-    block = PackedRows.concat(parts)
-    del parts
     return table_of(
-        block,
-        vocab,
+        PackedRows.concat(tracker.take_blocks()),
+        tracker.vocab,
         Counted.of(tracker),
         captures,
         trusted,
@@ -380,16 +356,7 @@ def table_of(
         trusted is not None and any(isinstance(t, str) for t in trusted)
     ):
         trusted = parse_trusted(trusted)
-    table = build_table(
-        block,
-        trusted=trusted,
-        stats=counted.stats,
-        captures=list(captures),
-        vocab=vocab,
-        consume=True,
-        registry=registry,
-        rules=rules,
-    )
+    table = build_table(block, vocab, counted.stats, list(captures), trusted, registry, rules)
     table.stats["captures"] = len(captures)
     undecoded = counted.undecoded
     table.stats["packets_blind"] = undecoded.blind_packets()

@@ -26,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from pcapip.decode.columns import TH_SYN, Packets
+from pcapip.decode.columns import Packets
 from pcapip.decode.decoder import COMPILE_MIN_PACKETS
 from pcapip.flows import layout as L
 from pcapip.flows.columnar import compact_plain
@@ -34,7 +34,7 @@ from pcapip.flows.deadlines import Schedule, done
 from pcapip.flows.machine import Machine, PacketColumns
 from pcapip.flows.packed import PackedRows, Vocab
 from pcapip.flows.rowflow import load, store
-from pcapip.flows.rows import preview
+from pcapip.flows.rows import compact
 from pcapip.flows.state import HS_PENDING, TcpFlow
 from pcapip.flows.tunnels import TunnelCodes
 from pcapip.flows.watermark import Watermark
@@ -373,19 +373,7 @@ class TcpTable:
     def _stream(self, c: PacketColumns, j: int, s: int, side: int) -> None:
         """Start reassembling the stream of row ``s`` with its first segment (packet ``j``)."""
         fl = load(self, s)
-        f = c.flags[j]
-        self.machine._stream(
-            fl,
-            c,
-            j,
-            side,
-            c.seq[j],
-            1 if f & TH_SYN else 0,
-            c.frame[j],
-            c.plen[j],
-            c.pcap[j],
-            self.capture,
-        )
+        self.machine._stream(fl, c, j, side)
         store(self, s, fl)
         if fl.settled:
             self.settled.append((s, fl.serial))
@@ -411,7 +399,7 @@ class TcpTable:
     def previews(self, items: list[tuple[int, int]], vocab: Vocab) -> list[PackedRows]:
         """The rows the flows (row, serial) ``items`` still open would get if they ended now:
         plain rows column by column (``columnar.compact_plain``), the others through their
-        TcpFlow (``rows.preview``). Nothing in the table changes."""
+        TcpFlow (``rows.compact``). Nothing in the table changes."""
         if not items:
             return []
         s, serial = np.array(items, dtype=np.int64).T
@@ -422,7 +410,7 @@ class TcpTable:
             block = compact_plain(self, s[~py], vocab)
             out.append(PackedRows.pack(block, vocab))
         if py.any():
-            rows = [preview(load(self, r)) for r in s[py].tolist()]
+            rows = [compact(load(self, r)) for r in s[py].tolist()]
             out.append(PackedRows.from_rows(rows, vocab))
         return out
 

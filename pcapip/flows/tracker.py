@@ -50,7 +50,6 @@ from pcapip.flows.machine import Machine
 from pcapip.flows.oddities import Undecoded
 from pcapip.flows.packed import PackedRows, Vocab
 from pcapip.flows.rows import FlowRow, compact
-from pcapip.flows.rows import preview as _preview
 from pcapip.flows.state import FlowBase, UdpFlow
 from pcapip.flows.tcptable import TcpTable
 from pcapip.flows.tunnels import TunnelCodes
@@ -175,7 +174,7 @@ class FlowTracker:
 
     def preview(self, flow: FlowBase) -> FlowRow:
         """The row ``flow`` would get if it ended now (the flow is not changed)."""
-        return _preview(flow)
+        return compact(flow)
 
     def feed(self, p: Packets, capture: int = 0) -> None:
         """Add one decoded batch (packets in capture order) from capture number ``capture``."""
@@ -190,6 +189,7 @@ class FlowTracker:
         tun = self.tunnels.of(p)
         if ntcp < idx.size:
             rows = idx[~is_tcp]
+            # (TCP and UDP flows share one sequence of serial numbers: the TCP table's)
             self._udp.feed(p, rows, tun, capture, self._tcp.next_serial, self._settled)
             self._udp_packets += rows.size
         if ntcp:
@@ -277,21 +277,19 @@ class FlowTracker:
         items, self._kept = self._kept, []
         tcp = [i for i in items if not isinstance(i, UdpFlow)]
         out = self._tcp.previews(tcp, self.vocab)
-        udp = [_preview(f) for f in items if isinstance(f, UdpFlow) and self._udp.still_open(f)]
+        udp = [compact(f) for f in items if isinstance(f, UdpFlow) and self._udp.still_open(f)]
         if udp:
             out.append(PackedRows.from_rows(udp, self.vocab))
         return out
-
-    def next_serial(self) -> int:
-        """A new flow serial number (TCP and UDP flows share one sequence)."""
-        return self._tcp.next_serial()
 
     # ------------------------------------------------------------------ reporting
     def _flush(self, force: bool = False) -> None:
         """Turn the flows ended in this feed into rows (and report them)."""
         cb = self.on_ended
         floor = self._udp.oldest_start()
-        ending.flush(self._tcp, self._machine.finish_tcp, self.held, self._settled, cb, force, floor)
+        ending.flush(
+            self._tcp, self._machine.finish_tcp, self.held, self._settled, cb, force, floor
+        )
         if self._udp.ending:
             flows, self._udp.ending = self._udp.ending, []
             rows = [compact(fl) for fl in flows]

@@ -13,7 +13,7 @@ import numpy as np
 
 from pcapip.decode.columns import Packets
 from pcapip.flows.machine import Machine, PacketColumns
-from pcapip.flows.state import BY_FIRST, UdpFlow
+from pcapip.flows.state import UdpFlow
 from pcapip.flows.tunnels import TunnelCodes
 from pcapip.flows.watermark import NONE
 
@@ -57,9 +57,7 @@ class UdpFlows:
             if fl is None or ts - fl.end_ns > timeout:
                 if fl is not None:
                     self.end(fl)
-                fl = UdpFlow(
-                    key, capture, c.frame[j], ts, ts, side, egress=side, egress_by=BY_FIRST
-                )
+                fl = UdpFlow(key, capture, c.frame[j], ts, ts, side, egress=side)
                 fl.serial = next_serial()
                 fl.tunnel = self.tunnels.label(texts[j])
                 flows[key] = fl
