@@ -59,21 +59,7 @@ def test_walk_and_decode_backends_agree(path: Path):
 
 
 def _batch(frames: list[bytes], linktypes: list[int], origlens: list[int]) -> FrameBatch:
-    data = np.frombuffer(b"".join(frames), dtype=np.uint8).copy()
-    caplen = np.array([len(f) for f in frames], dtype=np.int64)
-    offset = np.concatenate([[0], np.cumsum(caplen)[:-1]]).astype(np.int64)
-    n = len(frames)
-    return FrameBatch(
-        data=data,
-        offset=offset,
-        caplen=caplen,
-        origlen=np.array(origlens, dtype=np.int64),
-        ts_ns=np.zeros(n, dtype=np.int64),
-        linktype=np.array(linktypes, dtype=np.int32),
-        iface=np.zeros(n, dtype=np.int32),
-        file_offset=offset,
-        first_frame=1,
-    )
+    return FrameBatch.of_frames(frames, linktype=linktypes, origlen=origlens)
 
 
 def _header_prefixes() -> list[bytes]:

@@ -182,15 +182,7 @@ def expected_tunnel(layers: list[tuple[int, int | None]]) -> str:
 
 
 def batch_of(frames: list[bytes]) -> FrameBatch:
-    data = np.frombuffer(b"".join(frames), dtype=np.uint8).copy()
-    lens = np.array([len(f) for f in frames], dtype=np.int64)
-    offs = np.concatenate(([0], np.cumsum(lens)[:-1])).astype(np.int64)
-    n = len(frames)
-    return FrameBatch(
-        data=data, offset=offs, caplen=lens, origlen=lens.copy(),
-        ts_ns=np.arange(n, dtype=np.int64), linktype=np.ones(n, dtype=np.int32),
-        iface=np.zeros(n, dtype=np.int32), file_offset=offs.copy(), first_frame=1,
-    )  # fmt: skip
+    return FrameBatch.of_frames(frames, ts_ns=range(len(frames)))
 
 
 def both(frames: list[bytes]):

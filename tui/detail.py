@@ -110,19 +110,11 @@ def _decode_frames(frames: list[Frame], kinds: Any, udp_ports: dict[int, int] | 
     from pcapip.decode import decode
     from pcapip.sources import FrameBatch
 
-    data = b"".join(f.data for f in frames)
-    lens = np.array([len(f.data) for f in frames], dtype=np.int64)
-    offs = np.concatenate([[0], np.cumsum(lens)[:-1]]).astype(np.int64)
-    batch = FrameBatch(
-        data=np.frombuffer(data, dtype=np.uint8).copy(),
-        offset=offs,
-        caplen=lens,
-        origlen=np.array([f.origlen for f in frames], dtype=np.int64),
-        ts_ns=np.array([f.ts_ns for f in frames], dtype=np.int64),
-        linktype=np.array([f.linktype for f in frames], dtype=np.int32),
-        iface=np.zeros(len(frames), dtype=np.int32),
-        file_offset=np.zeros(len(frames), dtype=np.int64),
-        first_frame=1,
+    batch = FrameBatch.of_frames(
+        [f.data for f in frames],
+        ts_ns=[f.ts_ns for f in frames],
+        linktype=[f.linktype for f in frames],
+        origlen=[f.origlen for f in frames],
     )
     return decode(batch, toa_kinds=kinds, tunnel_ports=udp_ports)
 

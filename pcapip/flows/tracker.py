@@ -347,21 +347,7 @@ def warm_compiled() -> float:
         )
         return b"\0" * 12 + b"\x08\x00" + ip + tcp
 
-    frames = [frame(TH_SYN), frame(0x11)]  # SYN, FIN-ACK
-    data = np.frombuffer(b"".join(frames), dtype=np.uint8).copy()
-    n = len(frames)
-    sizes = np.array([len(f) for f in frames], dtype=np.int64)
-    batch = FrameBatch(
-        data=data,
-        offset=np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(np.int64),
-        caplen=sizes,
-        origlen=sizes.copy(),
-        ts_ns=np.array([0, 10 * NS], dtype=np.int64),
-        linktype=np.ones(n, dtype=np.int32),
-        iface=np.zeros(n, dtype=np.int32),
-        file_offset=np.zeros(n, dtype=np.int64),
-        first_frame=1,
-    )
+    batch = FrameBatch.of_frames([frame(TH_SYN), frame(0x11)], ts_ns=[0, 10 * NS])  # SYN, FIN-ACK
     tracker = FlowTracker(linger=1.0)  # numba is loaded (or the module current): compiled
     tracker.feed(decode(batch), 0)
     tracker.finish()

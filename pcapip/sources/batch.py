@@ -6,6 +6,7 @@ Frames stay in one contiguous buffer and are addressed by offset, so a batch of
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -30,6 +31,35 @@ class FrameBatch:
     first_frame: int  # 1-based number of the first frame in this batch
     # frame numbers, when not consecutive (frames taken out of a capture: ``take``)
     frames: np.ndarray | None = None
+
+    @classmethod
+    def of_frames(
+        cls,
+        frames: Sequence[bytes],
+        *,
+        ts_ns: Sequence[int] | None = None,
+        linktype: int | Sequence[int] = 1,
+        origlen: Sequence[int] | None = None,
+    ) -> FrameBatch:
+        """Frames given as bytes (a handful re-read for a view, a warm-up, a test) as one
+        batch: numbered from 1, back to back in one buffer, each record's offset its frame's,
+        timestamps 0 and lengths on the wire the captured ones unless given."""
+        n = len(frames)
+        caplen = np.fromiter(map(len, frames), dtype=np.int64, count=n)
+        offset = np.zeros(n, dtype=np.int64)
+        np.cumsum(caplen[:-1], out=offset[1:])
+        times = np.zeros(n, dtype=np.int64) if ts_ns is None else np.asarray(ts_ns, dtype=np.int64)
+        return cls(
+            data=np.frombuffer(b"".join(frames), dtype=np.uint8).copy(),
+            offset=offset,
+            caplen=caplen,
+            origlen=caplen.copy() if origlen is None else np.asarray(origlen, dtype=np.int64),
+            ts_ns=times,
+            linktype=np.broadcast_to(np.asarray(linktype, dtype=np.int32), (n,)).copy(),
+            iface=np.zeros(n, dtype=np.int32),
+            file_offset=offset.copy(),
+            first_frame=1,
+        )
 
     def __len__(self) -> int:
         return int(self.offset.shape[0])
