@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from pcapip.resolve.lines import EXAMPLES, Parsed
+from pcapip.resolve.lines import Parsed
 
 
 def _text(v: Any) -> str | None:
@@ -83,13 +83,15 @@ class Columns:
         return out
 
 
-def from_dicts(numbered: Iterable[tuple[int, dict[str, Any] | str]], wanted: Iterable[str]) -> Parsed:
-    """Records from (line number, object, or the reason it is none) pairs."""
+def from_dicts(
+    numbered: Iterable[tuple[int, dict[str, Any] | tuple[str, str]]], wanted: Iterable[str]
+) -> Parsed:
+    """Records from (line number, object, or (why it is none, the line)) pairs."""
     out = Parsed({}, np.zeros(0, np.int64))
     cols = Columns(wanted)
     for number, obj in numbered:
-        if isinstance(obj, str):
-            out.reject(number, obj, "")
+        if isinstance(obj, tuple):
+            out.reject(number, *obj)
             continue
         cols.add(number, obj)
     return cols.finish(out)
@@ -151,13 +153,8 @@ def csv_rows(numbered: Iterable[tuple[int, str]], wanted: Iterable[str]) -> Pars
     counted and quoted. (A quoted cell spanning lines is not supported: one record a line.)"""
     it = iter(numbered)
     header: list[str] | None = None
-    texts: dict[int, str] = {}  # the first EXAMPLES bad lines, the ones quoted
 
-    def bad(number: int, text: str) -> None:
-        if len(texts) < EXAMPLES:
-            texts[number] = text
-
-    def objects() -> Iterable[tuple[int, dict[str, Any] | str]]:
+    def objects() -> Iterable[tuple[int, dict[str, Any] | tuple[str, str]]]:
         nonlocal header
         for number, text in it:
             if not text.strip():
@@ -165,15 +162,13 @@ def csv_rows(numbered: Iterable[tuple[int, str]], wanted: Iterable[str]) -> Pars
             try:
                 cells = next(csv.reader([text]))
             except csv.Error as exc:
-                bad(number, text)
-                yield number, f"not CSV ({exc})"
+                yield number, (f"not CSV ({exc})", text)
                 continue
             if header is None:
                 header = cells
                 continue
             if len(cells) != len(header):
-                bad(number, text)
-                yield number, f"{len(cells)} cells, the header has {len(header)}"
+                yield number, (f"{len(cells)} cells, the header has {len(header)}", text)
                 continue
             yield number, {k: (v if v != "" else None) for k, v in zip(header, cells, strict=True)}
 
@@ -181,5 +176,4 @@ def csv_rows(numbered: Iterable[tuple[int, str]], wanted: Iterable[str]) -> Pars
     if header is not None:  # every header field is a column, even one always empty
         for name in header:
             out.fields.setdefault(name, text_column([None] * len(out)))
-    out.examples = [(n, why, texts.get(n, "")[:200]) for n, why, _ in out.examples]
     return out
