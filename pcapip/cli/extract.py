@@ -91,6 +91,13 @@ def command(
            if len(chosen) else ""),
         err=True,
     )
+    counted = int(chosen["packets"].sum())
+    if written != counted:  # the flow stage and the packet walk disagree: say so, never quietly
+        click.echo(
+            f"pcapip: warning: {out}: wrote {written} packets, but analyze counted {counted} "
+            "for these flows",
+            err=True,
+        )
     return 2 if a.errors else 0
 
 

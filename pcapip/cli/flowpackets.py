@@ -55,7 +55,7 @@ def flow_packets(
     import numpy as np
     import pandas as pd
 
-    from pcapip.decode import ST_NO_L4, decode, ips_to_str
+    from pcapip.decode import decode, in_flows, ips_to_str
     from pcapip.decode.tunnels import tenants
     from pcapip.errors import CaptureError
     from pcapip.sources import open_capture
@@ -67,8 +67,7 @@ def flow_packets(
         try:
             for batch in src:
                 p = decode(batch, toa_kinds=toa_kinds, tunnel_ports=tunnel_ports)
-                ok = ((p.status & ST_NO_L4) == 0) & np.isin(p.proto, list(_PROTO.values()))
-                idx = np.flatnonzero(ok)
+                idx = np.flatnonzero(in_flows(p))
                 if len(idx) == 0:
                     continue
                 pk = pd.DataFrame({

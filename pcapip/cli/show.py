@@ -224,8 +224,8 @@ def command(
         _print_header_packets(capture, row, numbers, registry, ports)
     else:
         click.echo(
-            "No packet of this flow carried a TOA option or a PROXY header; what the origin "
-            "received instead:"
+            "No packet of this flow carried a client address that could be read (a TOA "
+            "option or a PROXY header); what the origin received instead:"
         )
         one = a.flows[a.flows["flow"] == flow]
         picked, missing = first_packets(capture, one, registry.kinds, ports)

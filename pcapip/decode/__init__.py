@@ -28,7 +28,7 @@ from .columns import (
     Packets,
 )
 from .decoder import DEFAULT_TOA_KINDS, decode, toa_mask, warm_compiled
-from .status import status_counts
+from .status import in_flows, status_counts
 
 __all__ = [
     "DEFAULT_TOA_KINDS",
@@ -50,6 +50,7 @@ __all__ = [
     "STATUS_NAMES",
     "Packets",
     "decode",
+    "in_flows",
     "ip_to_str",
     "ips_to_str",
     "status_counts",

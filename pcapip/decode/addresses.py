@@ -2,25 +2,30 @@
 
 IPv4 lives IPv4-mapped (``::ffff:a.b.c.d``) in the same 128-bit columns as
 IPv6 so that one flow-key path serves both; when shown to a person it must
-look like IPv4 again.
+look like IPv4 again. Every address the product prints goes through
+``ip_to_str``: the flow rows, and the packets ``extract`` and ``show`` match
+to those rows by that text.
 """
 
 from __future__ import annotations
 
-import ipaddress
+# (the C module: inet_ntop without socket.py's import cost)
+from _socket import AF_INET, AF_INET6, inet_ntop
 
 import numpy as np
 
 _MAPPED_PREFIX = 0xFFFF
+_M64 = (1 << 64) - 1
 
 
 def ip_to_str(hi: int, lo: int) -> str:
-    """``"a.b.c.d"`` for an IPv4-mapped address, the compressed IPv6 text otherwise."""
-    hi, lo = int(hi), int(lo)
+    """``"a.b.c.d"`` for an IPv4-mapped address, else the IPv6 text inet_ntop and
+    Wireshark print (RFC 5952, and ``::a.b.c.d`` for an IPv4-compatible address, where
+    Python's ipaddress prints ``::a0b:c0d``). The halves may be int64 bit patterns."""
+    hi, lo = int(hi) & _M64, int(lo) & _M64
     if hi == 0 and (lo >> 32) == _MAPPED_PREFIX:
-        v = lo & 0xFFFFFFFF
-        return f"{v >> 24}.{(v >> 16) & 255}.{(v >> 8) & 255}.{v & 255}"
-    return str(ipaddress.IPv6Address((hi << 64) | lo))
+        return inet_ntop(AF_INET, (lo & 0xFFFFFFFF).to_bytes(4, "big"))
+    return inet_ntop(AF_INET6, ((hi << 64) | lo).to_bytes(16, "big"))
 
 
 def ips_to_str(hi: np.ndarray, lo: np.ndarray) -> np.ndarray:

@@ -18,6 +18,19 @@ from .columns import (
 )
 from .tunnels import MAX_TUNNEL_DEPTH
 
+# a frame with any of these bits gives no packet to a flow (a cut header may: see in_flows)
+_NOT_FLOW = ST_UNKNOWN_LINK | ST_NOT_IP | ST_FRAGMENT | ST_NOT_TCP_UDP | ST_BAD_HEADER
+
+
+def in_flows(p: Packets) -> np.ndarray:
+    """Which frames are packets of a TCP/UDP flow: the flow stage counts them, and
+    ``extract`` and ``show`` find a flow's packets among them, so both must agree. A
+    transport header cut by the snap length still is one when its ports and flags were
+    read (its flow then says ``capture.truncated``)."""
+    st = p.status
+    ok = ((st & _NOT_FLOW) == 0) & (p.l4_off >= 0) & ((p.proto == 6) | (p.proto == 17))
+    return ok & ~(((st & ST_TRUNCATED) != 0) & (p.pay_off <= 0))
+
 
 def status_counts(packets: Packets) -> dict[str, int]:
     """Counts per reason, so nothing is ever dropped silently.

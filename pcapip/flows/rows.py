@@ -9,11 +9,11 @@ other (``client.missing``, ``client.untrusted``...) are added by
 
 from __future__ import annotations
 
-import _socket as socket  # (the C module: inet_ntop/aton without socket.py's import cost)
 import re
 from dataclasses import dataclass, field
 from typing import Any
 
+from pcapip.decode.addresses import ip_to_str
 from pcapip.flows import headers as hdr
 from pcapip.flows.attempts import attempt_status
 from pcapip.flows.columns import METHODS, STATUSES
@@ -31,14 +31,12 @@ _IP_CACHE: dict[tuple[int, int], str] = {}
 
 
 def ip_text(hi: int, lo: int) -> str:
-    """128-bit address halves (IPv4 stored IPv4-mapped) as text (same text as the dissectors)."""
+    """128-bit address halves (IPv4 stored IPv4-mapped) as text (``decode.ip_to_str``,
+    cached: a capture's flows share few addresses)."""
     k = (hi, lo)
     t = _IP_CACHE.get(k)
     if t is None:
-        if hi == 0 and (lo >> 32) == 0xFFFF:
-            t = socket.inet_ntop(socket.AF_INET, (lo & 0xFFFF_FFFF).to_bytes(4, "big"))
-        else:
-            t = socket.inet_ntop(socket.AF_INET6, ((hi << 64) | lo).to_bytes(16, "big"))
+        t = ip_to_str(hi, lo)
         if len(_IP_CACHE) > 200_000:
             _IP_CACHE.clear()
         _IP_CACHE[k] = t

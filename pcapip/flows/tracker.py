@@ -33,7 +33,6 @@ from typing import Any
 import numpy as np
 
 from pcapip.decode.columns import (
-    ST_BAD_HEADER,
     ST_FRAGMENT,
     ST_NOT_IP,
     ST_NOT_TCP_UDP,
@@ -42,6 +41,7 @@ from pcapip.decode.columns import (
     TH_SYN,
     Packets,
 )
+from pcapip.decode.status import in_flows
 from pcapip.flows import ending
 from pcapip.flows.attempts import ATTEMPT_TIMEOUT
 from pcapip.flows.ending import OnEnded
@@ -55,7 +55,6 @@ from pcapip.flows.tcptable import TcpTable
 from pcapip.flows.tunnels import TunnelCodes
 from pcapip.flows.udp import UdpFlows
 
-UNUSABLE = ST_UNKNOWN_LINK | ST_NOT_IP | ST_FRAGMENT | ST_NOT_TCP_UDP | ST_BAD_HEADER
 NS = 1_000_000_000
 
 OnSettled = Callable[[FlowBase], None]
@@ -215,9 +214,7 @@ class FlowTracker:
         st["packets"] += n
         status = p.status
         proto = p.proto
-        usable = ((status & UNUSABLE) == 0) & (p.l4_off >= 0) & ((proto == 6) | (proto == 17))
-        # frames whose transport header itself is cut carry no usable ports/flags
-        usable &= ~(((status & ST_TRUNCATED) != 0) & (p.pay_off <= 0))
+        usable = in_flows(p)
         st["packets_not_ip"] += int(np.count_nonzero(status & (ST_NOT_IP | ST_UNKNOWN_LINK)))
         st["packets_fragment"] += int(np.count_nonzero(status & ST_FRAGMENT))
         st["packets_truncated"] += int(np.count_nonzero(status & ST_TRUNCATED))
