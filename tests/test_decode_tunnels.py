@@ -46,6 +46,8 @@ from pcapip.sources.batch import FrameBatch  # noqa: E402
 L2, L3 = "l2", "l3"
 OUTER4 = dict(src="192.0.2.1", dst="192.0.2.2")
 OUTER6 = dict(src="2001:db8::1", dst="2001:db8::2")
+# Ethernet addresses given, never left to scapy: it would ARP on the host's network for them
+MACS = dict(src="02:00:00:00:00:01", dst="02:00:00:00:00:02")
 
 
 def _l3_of(inner):
@@ -114,9 +116,9 @@ def _mpls(inner, rng):
         m = MPLS(label=lab, s=int(k == len(labels) - 1), ttl=64)
         stack = m if stack is None else stack / m
     if isinstance(inner, Ether):  # Ethernet pseudowire with a control word
-        packet = Ether(type=0x8847) / stack / b"\x00\x00\x00\x00" / inner
+        packet = Ether(**MACS, type=0x8847) / stack / b"\x00\x00\x00\x00" / inner
     else:
-        packet = Ether(type=0x8847) / stack / inner
+        packet = Ether(**MACS, type=0x8847) / stack / inner
     ident = min(len(labels), 7) << 60
     for k, lab in enumerate(labels[:3]):
         ident |= lab << (40 - 20 * k)
@@ -126,7 +128,7 @@ def _mpls(inner, rng):
 def _pppoe(inner, rng):
     sid = rng.randrange(1 << 16)
     proto = 0x0057 if isinstance(inner, IPv6) else 0x0021
-    return Ether() / PPPoE(sessionid=sid) / PPP(proto=proto) / inner, TUN_PPPOE, sid
+    return Ether(**MACS) / PPPoE(sessionid=sid) / PPP(proto=proto) / inner, TUN_PPPOE, sid
 
 
 WRAPPERS = {  # name: (takes, gives, build)
@@ -164,7 +166,7 @@ def build(names: list[str], rng: random.Random, v6_inner: bool):
 
 def _eth(packet, rng):
     """An Ethernet frame around an IP packet, with 0-2 VLAN tags."""
-    frame = Ether()
+    frame = Ether(**MACS)
     for _ in range(rng.randrange(3)):
         frame = frame / Dot1Q(vlan=rng.randrange(4096))
     return frame / packet
@@ -236,6 +238,6 @@ def test_a_loop_of_encapsulations_ends_at_the_depth_limit():
     packet = IP(src="10.0.0.1", dst="10.0.0.2") / TCP()
     for _ in range(64):
         packet = IP(src="192.0.2.1", dst="192.0.2.2", proto=4) / packet
-    p = both([raw(Ether() / packet)])
+    p = both([raw(Ether(**MACS) / packet)])
     assert p.status[0] & ST_TUNNEL_DEEP
     assert p.tun_kind[0] == TUN_4IN4

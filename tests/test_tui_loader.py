@@ -270,8 +270,9 @@ def _interleaved_tenants(path: Path) -> Path:
             opts = [(200, bytes([0x13, 0x88 + vni]) + bytes([203, 0, 113, vni]))]
             inner = IP(src=src, dst=dst) / TCP(sport=sp, dport=dp, flags=flags, seq=seq, ack=ack,
                                                options=opts if flags == "A" else [])
-            p = Ether() / IP(src="10.9.0.1", dst="10.9.0.2") / UDP(dport=4789) / VXLAN(vni=vni)
-            p = p / Ether() / inner
+            mac = dict(src="02:00:00:00:00:01", dst="02:00:00:00:00:02")  # (scapy would ARP)
+            p = Ether(**mac) / IP(src="10.9.0.1", dst="10.9.0.2") / UDP(dport=4789) / VXLAN(vni=vni)
+            p = p / Ether(**mac) / inner
             p.time = 1_700_000_000 + step * 0.01 + vni * 0.001
             pkts.append(p)
     wrpcap(str(path), pkts)
