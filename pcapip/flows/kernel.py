@@ -26,6 +26,7 @@ from __future__ import annotations
 
 from pcapip.sources.accel import kernel
 from pcapip.sources.kernel_bytes import M32 as _M32
+from pcapip.sources.kernel_hint import AHEAD
 
 from .kernel_expire import expire
 from .kernel_flow import (
@@ -39,7 +40,18 @@ from .kernel_flow import (
     starts_anew,
     syn_effect,
 )
-from .kernel_keys import _K1, _K2, _K3, entry, find_flow, flow_key, key_hash, rehash, unindex
+from .kernel_keys import (
+    _K1,
+    _K2,
+    _K3,
+    entry,
+    find_flow,
+    flow_key,
+    hint_index,
+    key_hash,
+    rehash,
+    unindex,
+)
 from .kernel_out import (
     CT_ATTEMPT_NS,
     CT_CLOSES,
@@ -153,6 +165,7 @@ def track_tcp(todo, pidx, pk, kside, tab, toa, capture, stamp, out, ct):
     S, X, P, H, free, tmpl = tab
     every = ct[CT_EVERY_PACKET] != 0
     for t in range(len(todo)):
+        hint_index(H, pk, todo, pidx, t + AHEAD)  # a flood's new keys miss the cache: ask ahead
         k = todo[t]
         i = pidx[k]
         key, side = flow_key(src_hi, src_lo, dst_hi, dst_lo, sport, dport, tunnel, i)
@@ -186,9 +199,7 @@ def track_tcp(todo, pidx, pk, kside, tab, toa, capture, stamp, out, ct):
             hand = t_var < 0
         toa_ok = t_var >= 0
         e2 = side if (toa_ok and e1 < 0) else e1
-        pl = paylen[i]
-        pb = foff[i] + payoff[i]
-        header = False
+        pl, pb, header = paylen[i], foff[i] + payoff[i], False
         if not hand and pl > 0 and S[s, F_SETTLED] == 0 and (e2 < 0 or e2 == side):
             start = sq + (1 if syn else 0)
             ok, header = first_segment(S, s, side, e2, isn_s, start, data, pb, paycap[i] == pl)

@@ -8,6 +8,7 @@ connection attempts in deadline order, in a queue and a binary heap
 from __future__ import annotations
 
 from pcapip.sources.accel import kernel, kernel_helper
+from pcapip.sources.kernel_hint import AHEAD, prefetch_row
 
 from .kernel_flow import is_attempt
 from .layout import F_CLOSED, F_END, F_FIN_MASK, F_SERIAL, F_STATE, ST_ENDED, ST_OPEN
@@ -118,12 +119,16 @@ def expire(ev, nev, S, queues, now, waits, out):
     nout = 0
     rs = 0  # re-scheduled entries, kept at the end of ``out`` (counted backwards)
     for e in range(nev):
+        if e + AHEAD < nev:  # (rows of a whole batch of packets: mostly out of the cache)
+            prefetch_row(S, ev[e + AHEAD])
         s = ev[e]
         if S[s, F_STATE] == ST_OPEN:
             due, d = deadline(S, s, linger, evict_after, attempt)
             if due:
                 schedule(hp, fq, hn, d, s, S[s, F_SERIAL], S[s, F_CLOSED] == 0)
     while True:
+        if hn[2] > AHEAD:  # a flood's attempts time out from the queue, their rows long cold
+            prefetch_row(S, fq[1, (hn[1] + AHEAD) % fq.shape[1]])
         d, s, ser = take_first(hp, fq, hn, now)
         if s < 0:
             break

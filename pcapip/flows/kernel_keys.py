@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from pcapip.sources.accel import kernel, kernel_helper
 from pcapip.sources.kernel_bytes import M32
+from pcapip.sources.kernel_hint import AHEAD, prefetch
 
 from .layout import K_AHI, K_ALO, K_APORT, K_BHI, K_BLO, K_BPORT, K_HASH, K_TUN
 
@@ -24,6 +25,7 @@ _K1 = 0x19E3779B
 _K2 = 0x1B873593
 _K3 = 0x0CC9E2D5
 _M31 = 0x7FFFFFFF  # the key hash's bits an index entry keeps (an index under 2**31 entries)
+BIG_INDEX = 1 << 17  # index entries (1 MB) from which a lookup is likely to wait for memory
 
 
 @kernel_helper
@@ -54,6 +56,18 @@ def key_hash(key):
     fb = (bhi ^ (bhi >> 32) ^ blo ^ (blo >> 32)) & M32
     h = fa * _K1 + fb * _K2 + (ap + bp * 65536) * _K3
     return h ^ (h >> 29)
+
+
+@kernel_helper
+def hint_index(H, pk, todo, pidx, t):
+    """Ask for the index entry the flow of packet ``todo[t]`` (``pidx``: its row in the
+    packet columns ``pk``, kernel.PACKET_COLUMNS) will read, if there is one: in a flood
+    nearly every key is new and its entry is a memory wait, which overlaps others this way.
+    An index of fewer than BIG_INDEX entries stays in the cache: nothing to ask for."""
+    if t < len(todo) and H.shape[0] >= BIG_INDEX:
+        i = pidx[todo[t]]
+        key, _ = flow_key(pk[0], pk[1], pk[2], pk[3], pk[4], pk[5], pk[6], i)
+        prefetch(H, key_hash(key) & (H.shape[0] - 1))
 
 
 @kernel_helper
@@ -115,6 +129,12 @@ def unindex(H, S, rows, n):
     (a newer connection on the same 4-tuple) is left alone."""
     hmask = H.shape[0] - 1
     for e in range(n):
+        # rows ended long ago and their entries are memory waits: ask for a later row's
+        # hash, and for the entry of the row whose hash was asked for before
+        if e + 2 * AHEAD < n:
+            prefetch(S[rows[e + 2 * AHEAD]], K_HASH)
+        if e + AHEAD < n:
+            prefetch(H, S[rows[e + AHEAD], K_HASH] & hmask)
         s = rows[e]
         pos = S[s, K_HASH] & hmask
         while H[pos] != 0 and (H[pos] & M32) != s + 1:

@@ -17,6 +17,9 @@ from collections.abc import Callable
 from typing import Any
 
 HELPER_MARK = "__pcapip_kernel_helper__"
+# a helper whose compiled twin is not its own source compiled: a function that builds the
+# twin (a hint to the processor, which plain Python has no way to give)
+COMPILED_MARK = "__pcapip_compiled_as__"
 _helper_jits: dict[Any, Any] = {}
 
 
@@ -29,6 +32,18 @@ def kernel_helper(func: Callable[..., Any]) -> Callable[..., Any]:
     """
     setattr(func, HELPER_MARK, True)
     return func
+
+
+def compiled_as(build: Callable[[], Any]) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Decorator: a helper whose compiled twin ``build()`` makes (numba is imported then);
+    the function itself stays the pure path's. Its file must hold ``build`` too: the
+    kernels' fingerprint covers a helper's file."""
+
+    def mark(func: Callable[..., Any]) -> Callable[..., Any]:
+        setattr(func, COMPILED_MARK, build)
+        return kernel_helper(func)
+
+    return mark
 
 
 def is_helper(value: Any) -> bool:
@@ -67,7 +82,8 @@ def compile_target(func: Callable[..., Any]) -> Callable[..., Any]:
     for name, helper in called.items():
         jitted = _helper_jits.get(helper)
         if jitted is None:
-            jitted = numba.njit(inline="always")(compile_target(helper))
+            build = getattr(helper, COMPILED_MARK, None)
+            jitted = build() if build else numba.njit(inline="always")(compile_target(helper))
             _helper_jits[helper] = jitted
         new_glob[name] = jitted
     clone = types.FunctionType(
