@@ -182,7 +182,7 @@ def build_detail(
         first = tl_frames[0]
         title = f"Frame {first.number} · first packet"
         det.packets.append(dissect(first, registry, title, udp_ports))
-        det.note = "no packet of this flow carried a TOA option or a PROXY header"
+        det.note = "no packet of this flow carried a client address that could be read"
     return det
 
 
