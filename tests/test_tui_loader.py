@@ -331,3 +331,26 @@ def test_detail_reads_one_flows_findings_and_header_packets() -> None:
             seen_headers += bool(want)
         assert header_frames_of(a, len(a.table) + 1) == []
     assert seen_findings > 100 and seen_headers > 100  # (the comparison compared something)
+
+
+def test_every_timeline_holds_the_packets_the_flow_counted() -> None:
+    """On every bundled capture, each flow's timeline in the detail lists exactly the packets
+    analyze counted for it; a packet of the connection the flow did not count (its header
+    cut before its flags, as in multi-section.pcapng) is listed with a note saying why."""
+    from pcapip.dissect import DEFAULT_REGISTRY
+    from pcapip.tui.detail import TIMELINE_MAX, build_detail
+
+    uncounted = []
+    for path in CAPTURES:
+        loader = CaptureLoader(str(path))
+        a = loader.run().analysis
+        for r in normalize(a.flows).to_dict("records"):
+            if r["egress_port"] is None or r["packets"] > TIMELINE_MAX:
+                continue
+            det = build_detail(r, loader.index, registry=DEFAULT_REGISTRY, header_frames=[],
+                               findings=[])
+            counted = [e for e in det.timeline if not e.note.startswith("not counted")]
+            assert len(counted) == r["packets"], (path.name, r["flow"])
+            uncounted += [(path.name, e.frame, e.note) for e in det.timeline if e not in counted]
+    cut = "not counted: headers cut by the snap length"
+    assert ("multi-section.pcapng", 6, cut) in uncounted

@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from pcapip.decode import ST_TRUNCATED, in_flows
 from pcapip.decode.tunnels import tenant, tenants
 from pcapip.tui.frames import Frame, FrameIndex, ip_halves
 
@@ -205,6 +206,7 @@ def _timeline(
     segs: list[tuple[int, bytes]] = []
     pk = _decode_frames(tl_frames, registry.kinds, udp_ports)
     theirs = tenants(pk.tun_kind.tolist(), pk.tun_id.tolist())
+    counted = in_flows(pk)  # a header cut before its flags: shown, but the flow did not count it
     isn: dict[str, int] = {}
     for i, fr in enumerate(tl_frames):
         src = (int(pk.src_hi[i]), int(pk.src_lo[i]), int(pk.sport[i]))
@@ -217,6 +219,8 @@ def _timeline(
         flags = int(pk.tcp_flags[i])
         seq, ack = _seq_ack(pk, i, d, isn, flags) if transport == "tcp" else (None, None)
         note = _note(rec["method"], fr.number in hset, bool(int(pk.opt_flags[i]) & 1))
+        if not counted[i]:
+            note = _not_counted(int(pk.status[i]))
         size, shown_flags = int(pk.pay_len[i]), flags_text(flags, transport)
         det.timeline.append(
             TimelineEntry(fr.number, fr.ts_ns, d, shown_flags, seq, ack, size, note)
@@ -235,6 +239,14 @@ def _seq_ack(pk: Any, i: int, d: str, isn: dict[str, int], flags: int) -> tuple[
     other = "←" if d == "→" else "→"
     ack = (raw_ack - isn[other]) & 0xFFFFFFFF if other in isn and flags & 16 else None
     return seq, ack
+
+
+def _not_counted(status: int) -> str:
+    """The note of a packet the flow did not count (the reason analyze reports for it)."""
+    from pcapip.decode.status import R_BAD_HEADER, R_TRUNCATED, reason_label
+
+    reason = R_TRUNCATED if status & ST_TRUNCATED else R_BAD_HEADER
+    return f"not counted: {reason_label(reason, 0)}"
 
 
 def _note(method: str, carried: bool, toa_kind: bool) -> str:
