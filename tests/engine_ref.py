@@ -181,11 +181,9 @@ def tshark_rows(path: str) -> list[dict[str, str]]:
 
 
 def packet_rows(path: Path) -> list[dict[str, str]]:
-    """tshark rows of packets only (pcapng custom blocks show up as records without an interface)."""
-    rows = tshark_rows(str(path))
-    if is_pcapng(path):
-        rows = [r for r in rows if r["frame.interface_id"] != ""]
-    return rows
+    """tshark's rows, one per frame as tshark numbers them: a pcapng custom block is a frame
+    without an interface (pcapip numbers it as one too, a frame of link type LT_RECORD)."""
+    return tshark_rows(str(path))
 
 
 def epoch_to_ns(text: str) -> int:

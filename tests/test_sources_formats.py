@@ -10,6 +10,7 @@ from __future__ import annotations
 import gzip
 import shutil
 import struct
+import subprocess
 from pathlib import Path
 
 import numpy as np
@@ -23,10 +24,12 @@ from engine_ref import (
     packet_rows,
     read_capture,
     reference_frames,
+    tshark_rows,
 )
 from tools import require_tool
 
 from pcapip.sources import open_capture
+from pcapip.sources.linktypes import LT_RECORD
 
 CAPTURES = capture_files()
 IDS = [p.name for p in CAPTURES]
@@ -61,10 +64,11 @@ def test_the_capture_set_covers_every_format_and_link_type():
 @pytest.mark.parametrize("path", CAPTURES, ids=IDS)
 def test_frames_match_dpkt_or_scapy(path: Path):
     ours = read_capture(path)
-    ref = reference_frames(path)
-    assert len(ours.frames) == len(ref)
-    for i, (mine, theirs) in enumerate(zip(ours.frames, ref, strict=True)):
-        assert mine == theirs.data, f"frame {i + 1} bytes differ"
+    ref = reference_frames(path)  # (packets only: they skip pcapng custom blocks)
+    packets = [i for i in range(len(ours.frames)) if ours.linktype[i] != LT_RECORD]
+    assert len(packets) == len(ref)
+    for i, theirs in zip(packets, ref, strict=True):
+        assert ours.frames[i] == theirs.data, f"frame {i + 1} bytes differ"
         if theirs.linktype is not None:
             assert ours.linktype[i] == theirs.linktype, f"frame {i + 1} link type"
         assert ours.caplen[i] == len(theirs.data)
@@ -80,7 +84,7 @@ def test_times_lengths_interfaces_match_tshark(path: Path):
     rows = packet_rows(path)
     assert len(rows) == len(ours.frames)
     for i, row in enumerate(rows):
-        assert int(row["frame.number"]) >= i + 1
+        assert int(row["frame.number"]) == i + 1
         assert ours.ts_ns[i] == epoch_to_ns(row["frame.time_epoch"]), f"frame {i + 1} time"
         assert ours.caplen[i] == int(row["frame.cap_len"])
         assert ours.origlen[i] == int(row["frame.len"])
@@ -92,8 +96,9 @@ def test_times_lengths_interfaces_match_tshark(path: Path):
         first = {}
         for itf in ifaces:
             first.setdefault(itf.section, itf.index)
-        local = [int(x) - first[ifaces[int(x)].section] for x in ours.iface]
-        assert [int(r["frame.interface_id"]) for r in rows] == local
+        # (a custom block has no interface: tshark leaves the field empty)
+        local = ["" if x < 0 else str(int(x) - first[ifaces[int(x)].section]) for x in ours.iface]
+        assert [r["frame.interface_id"] for r in rows] == local
     else:
         assert not ours.iface.any()
 
@@ -125,6 +130,9 @@ def test_pcapng_link_types_match_tshark():
         ours = read_capture(p)
         rows = packet_rows(p)
         for i, row in enumerate(rows):
+            if ours.linktype[i] == LT_RECORD:  # a custom block: no packet, no encapsulation
+                assert row["frame.encap_type"] == row["frame.interface_id"] == "", (p.name, i + 1)
+                continue
             assert to_encap[int(ours.linktype[i])] == int(row["frame.encap_type"]), (p.name, i + 1)
             checked += 1
     assert checked > 40
@@ -148,8 +156,12 @@ def test_pcapng_sections_interfaces_and_block_kinds():
         assert src.interfaces[3].ts_offset == 3600
         assert src.interfaces[0].name == "eth0"
         assert any("simple packet blocks carry no timestamp" in str(w) for w in src.warnings)
-    # EPB x9, SPB x1, PB x2 (one per section 1 and 2); NRB, ISB, custom and unknown blocks skipped
-    assert frames == 11
+    # EPB x8, SPB x1, PB x2 (one per section 1 and 2) and the custom block, which holds no
+    # packet but is numbered as a frame (frame 4), as tshark numbers it; NRB, ISB and the
+    # unknown block skipped
+    assert frames == 12
+    require_tool("tshark")
+    assert frames == len(tshark_rows(str(PCAPS / "multi-section.pcapng")))
 
 
 def test_frame_numbers_are_one_based_across_batches():
@@ -276,3 +288,54 @@ def test_modified_pcap_with_24_byte_record_headers(tmp_path: Path):
     assert r.frames == frames
     assert r.ts_ns.tolist() == [(1_700_000_000 + i) * 10**9 + 250_000_000 for i in range(5)]
     assert r.origlen.tolist() == [len(f) + 4 for f in frames]
+
+
+def _records_capture(path: Path) -> None:
+    """A pcapng whose packets have custom blocks (both kinds) and a systemd journal entry
+    between them, the second packet carrying a TOA kind with a length no variant has."""
+    def block(kind: int, body: bytes) -> bytes:
+        body += b"\0" * (-len(body) % 4)
+        return struct.pack("<II", kind, 12 + len(body)) + body + struct.pack("<I", 12 + len(body))
+
+    def syn(sport: int, opts: bytes = b"") -> bytes:
+        tcp = struct.pack(">HHIIBBHHH", sport, 80, 1, 0, (5 + len(opts) // 4) << 4, 2, 65535,
+                          0, 0) + opts
+        ip = struct.pack(">BBHHHBBH4s4s", 0x45, 0, 20 + len(tcp), 1, 0, 64, 6, 0,
+                         bytes([10, 0, 0, 1]), bytes([10, 0, 0, 2]))
+        data = b"\x02\0\0\0\0\x02\x02\0\0\0\0\x01\x08\x00" + ip + tcp
+        us = 1_700_000_000_000_000 + sport
+        return block(6, struct.pack("<IIIII", 0, us >> 32, us & 0xFFFFFFFF, len(data),
+                                    len(data)) + data)
+
+    journal = b"__CURSOR=s=1\n__REALTIME_TIMESTAMP=1700000000000500\nMESSAGE=hello pcapip\n"
+    path.write_bytes(
+        block(0x0A0D0D0A, struct.pack("<IHHq", 0x1A2B3C4D, 1, 0, -1))
+        + block(1, struct.pack("<HHI", 1, 0, 0))
+        + syn(1000)
+        + block(0x0BAD, struct.pack("<I", 32473) + b"note")
+        + block(9, journal)
+        + block(0x40000BAD, struct.pack("<I", 32473) + b"x")
+        + syn(2000, bytes([254, 3, 0, 1]))
+    )
+
+
+def test_records_without_packets_keep_wiresharks_frame_numbers(tmp_path: Path) -> None:
+    """Wireshark numbers a pcapng custom block or journal entry as a frame; pcapip numbers it
+    too (a frame of link type LT_RECORD), so the packet a finding names is the frame an
+    operator opens in Wireshark under that number."""
+    require_tool("tshark")
+    import pcapip
+
+    path = tmp_path / "records.pcapng"
+    _records_capture(path)
+    ours = read_capture(path)
+    rows = tshark_rows(str(path))
+    assert len(ours.frames) == len(rows) == 5
+    assert [lt == LT_RECORD for lt in ours.linktype.tolist()] == [
+        r["frame.interface_id"] == "" for r in rows
+    ] == [False, True, True, True, False]
+    assert ours.caplen.tolist() == [int(r["frame.cap_len"]) for r in rows]
+    (finding,) = pcapip.analyze(str(path)).table.findings
+    r = subprocess.run(["tshark", "-r", str(path), "-Y", "tcp.srcport == 2000", "-T", "fields",
+                        "-e", "frame.number"], capture_output=True, text=True, timeout=60)
+    assert finding.code == "toa.malformed" and finding.frame == int(r.stdout) == 5

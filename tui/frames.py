@@ -29,7 +29,8 @@ _K3 = np.uint64(0x165667B19E3779F9)
 _V4_MAPPED = 0xFFFF_0000_0000
 
 # pcapng block types with the size of the header before the packet data
-_PCAPNG_DATA_AT = {6: 28, 2: 28, 3: 12}
+# (custom blocks and journal entries are frames too: pcapip.sources.walk.walk_pcapng)
+_PCAPNG_DATA_AT = {6: 28, 2: 28, 3: 12, 0x0BAD: 12, 0x40000BAD: 12, 9: 8}
 
 
 def flow_hash(

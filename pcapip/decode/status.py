@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from pcapip.sources.linktypes import LT_RECORD
+
 from .columns import (
     ST_BAD_HEADER,
     ST_FRAGMENT,
@@ -176,6 +178,8 @@ def reason_is_noise(reason: int, value: int) -> bool:
     """Ordinary traffic that is simply not TCP/UDP (ARP, ICMP, ...), as opposed to a blind
     spot: frames that may hide flows (unknown link types, tunnels, fragments, cut or
     broken headers)."""
+    if reason == R_LINK:
+        return value == LT_RECORD  # a pcapng record that holds no packet: nothing hidden
     if reason == R_NOT_IP:
         return value not in TUNNEL_ETHERTYPES
     if reason == R_IP_PROTO:
@@ -188,6 +192,8 @@ def reason_label(reason: int, value: int) -> str:
     from pcapip.sources.linktypes import linktype_name
 
     if reason == R_LINK:
+        if value == LT_RECORD:
+            return "pcapng records that hold no packet (custom blocks, journal entries)"
         return f"{linktype_name(value)} not supported"
     if reason == R_NOT_IP:
         if value == 0:

@@ -33,6 +33,7 @@ from pcapip.dissect.frame_link import (
 from pcapip.dissect.frame_transport import TransportLayers
 from pcapip.dissect.hf import item
 from pcapip.dissect.toa_registry import DEFAULT_REGISTRY, ToaRegistry
+from pcapip.sources.linktypes import LT_RECORD
 
 
 class _Dissector(LinkLayers, IpLayers, TransportLayers):
@@ -83,8 +84,9 @@ class _Dissector(LinkLayers, IpLayers, TransportLayers):
         elif linktype == LINKTYPE_IPV6:
             self.ip(0, ETH_IPV6)
         else:
-            frame.experts.append(expert("frame.unknown_link", 0, n,
-                                        f"link type {linktype} is not dissected"))
+            what = ("a pcapng record that holds no packet (a custom block or a journal entry)"
+                    if linktype == LT_RECORD else f"link type {linktype}")
+            frame.experts.append(expert("frame.unknown_link", 0, n, f"{what} is not dissected"))
         return self.layers
 
 

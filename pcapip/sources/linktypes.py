@@ -17,8 +17,13 @@ LINKTYPE_LINUX_SLL = 113  # Linux "cooked" capture v1 (tcpdump -i any)
 LINKTYPE_IPV4 = 228
 LINKTYPE_IPV6 = 229
 LINKTYPE_LINUX_SLL2 = 276  # Linux "cooked" capture v2
+#: not a link type: the frames of pcapng records Wireshark numbers as frames though they hold
+#: no packet (custom blocks, systemd journal entries); pcapip numbers them too, so a packet's
+#: number is Wireshark's frame number
+LT_RECORD = 0xFFFF
 
 LINKTYPE_NAMES: dict[int, str] = {
+    LT_RECORD: "pcapng record (no packet)",
     LINKTYPE_NULL: "NULL (BSD loopback)",
     LINKTYPE_ETHERNET: "Ethernet",
     6: "IEEE 802.5 Token Ring",

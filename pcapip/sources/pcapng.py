@@ -291,7 +291,8 @@ class PcapngFormat:
             record=take(rec, n, np.int64),
         )
         if not self.saw_spb and n and not result.ts_ns.all():
-            for r in result.record[result.ts_ns == 0][:64].tolist():
+            untimed = (result.ts_ns == 0) & (result.linktype != w.LT_RECORD)
+            for r in result.record[untimed][:64].tolist():
                 if u32(buf[r : r + 4].tobytes(), 0, sec.big) == w.BT_SPB:
                     self.saw_spb = True
                     break

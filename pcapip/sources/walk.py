@@ -19,6 +19,7 @@ from __future__ import annotations
 from .accel import kernel
 from .accel_helpers import kernel_helper
 from .kernel_bytes import u16, u32
+from .linktypes import LT_RECORD
 
 # walk status codes
 WALK_FULL = 0  # max_records frames produced; call again from next_position
@@ -45,6 +46,8 @@ BT_IDB = 1
 BT_PB = 2  # obsolete Packet Block
 BT_SPB = 3
 BT_EPB = 6
+BT_SJE = 9  # systemd journal export block
+BT_CB, BT_CB_NOCOPY = 0x0BAD, 0x40000BAD  # custom blocks
 
 
 @kernel("UniTuple(i8, 4)(u1[::1], i8, i8, b1, i8, i8, i8, i8, UniTuple(i8[::1], 4))")
@@ -92,8 +95,10 @@ def walk_pcap(buf, pos, end, big, hdr_len, frac_mult, max_caplen, max_records, o
 def walk_pcapng(buf, pos, end, big, n_if, ifs, if_base, max_block, max_records, outs):
     """Walk pcapng blocks of one section from ``pos`` up to ``end``.
 
-    Packet blocks (EPB, SPB, obsolete PB) become frames; blocks pcapip does
-    not use (NRB, ISB, DSB, custom, unknown) are validated and skipped; SHB
+    Packet blocks (EPB, SPB, obsolete PB) become frames, and so do custom
+    blocks and systemd journal entries, as frames of link type LT_RECORD (Wireshark
+    numbers them as frames); blocks pcapip does not use (NRB, ISB, DSB, unknown)
+    are validated and skipped; SHB
     and IDB stop the walk (``WALK_CONTROL``) so the reader can parse them and
     call again with the section's updated interface table.
 
@@ -105,7 +110,6 @@ def walk_pcapng(buf, pos, end, big, n_if, ifs, if_base, max_block, max_records, 
     offset), ``max_records`` long.
     """
     if_lt, if_snap, if_mode, if_a, if_b, if_secoff = ifs
-    out_off, out_caplen, out_origlen, out_ts, out_iface, out_lt, out_rec = outs
     n = 0
     status = WALK_FULL
     detail = 0
@@ -137,16 +141,34 @@ def walk_pcapng(buf, pos, end, big, n_if, ifs, if_base, max_block, max_records, 
                 data = pos + 28
                 hi, lo = u32(buf, pos + 12, big), u32(buf, pos + 16, big)
                 ns = pcapng_ns(hi, lo, if_mode[iface], if_a[iface], if_b[iface], if_secoff[iface])
-            out_off[n] = data
-            out_caplen[n] = caplen
-            out_origlen[n] = origlen
-            out_ts[n] = ns
-            out_iface[n] = if_base + iface
-            out_lt[n] = if_lt[iface]
-            out_rec[n] = pos
+            put_frame(outs, n, (data, caplen, origlen, ns, if_base + iface, if_lt[iface], pos))
+            n += 1
+        elif btype in (BT_CB, BT_CB_NOCOPY, BT_SJE):
+            # no packet, no interface, no time: the custom data after the enterprise number,
+            # or the journal entry (the lengths tshark gives)
+            at = 8 if btype == BT_SJE else 12
+            size = blen - at - 4
+            while btype == BT_SJE and size > 0 and buf[pos + at + size - 1] == 0:
+                size -= 1  # (a journal entry is padded to 32 bits)
+            put_frame(outs, n, (pos + at, size, size, 0, -1, LT_RECORD, pos))
             n += 1
         pos += blen
     return n, pos, status, detail
+
+
+@kernel_helper
+def put_frame(outs, n, frame):
+    """Write frame ``n`` (data offset, captured length, original length, time in ns,
+    interface, link type, block offset) into the walk's outputs."""
+    off, caplen, origlen, ns, iface, lt, rec = frame
+    out_off, out_caplen, out_origlen, out_ts, out_iface, out_lt, out_rec = outs
+    out_off[n] = off
+    out_caplen[n] = caplen
+    out_origlen[n] = origlen
+    out_ts[n] = ns
+    out_iface[n] = iface
+    out_lt[n] = lt
+    out_rec[n] = rec
 
 
 @kernel_helper
