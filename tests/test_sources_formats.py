@@ -336,6 +336,12 @@ def test_records_without_packets_keep_wiresharks_frame_numbers(tmp_path: Path) -
     ] == [False, True, True, True, False]
     assert ours.caplen.tolist() == [int(r["frame.cap_len"]) for r in rows]
     (finding,) = pcapip.analyze(str(path)).table.findings
+    # a custom block too short to hold its enterprise number is an empty frame, no more
+    short = tmp_path / "short.pcapng"
+    whole = path.read_bytes()
+    cb = whole.index(b"\xad\x0b\x00\x00")
+    short.write_bytes(whole[:cb] + bytes.fromhex("ad0b0000 0c000000 0c000000") + whole[cb:])
+    assert read_capture(short).caplen.tolist() == [54, 0, *ours.caplen.tolist()[1:]]
     r = subprocess.run(["tshark", "-r", str(path), "-Y", "tcp.srcport == 2000", "-T", "fields",
                         "-e", "frame.number"], capture_output=True, text=True, timeout=60)
     assert finding.code == "toa.malformed" and finding.frame == int(r.stdout) == 5

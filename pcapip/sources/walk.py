@@ -147,7 +147,7 @@ def walk_pcapng(buf, pos, end, big, n_if, ifs, if_base, max_block, max_records, 
             # no packet, no interface, no time: the custom data after the enterprise number,
             # or the journal entry (the lengths tshark gives)
             at = 8 if btype == BT_SJE else 12
-            size = blen - at - 4
+            size = max(blen - at - 4, 0)  # (a custom block too short for its number: empty)
             while btype == BT_SJE and size > 0 and buf[pos + at + size - 1] == 0:
                 size -= 1  # (a journal entry is padded to 32 bits)
             put_frame(outs, n, (pos + at, size, size, 0, -1, LT_RECORD, pos))
