@@ -109,6 +109,19 @@ def _check_toolchain() -> None:
         )
 
 
+@contextlib.contextmanager
+def _temporary_files_in(where: Path) -> Iterator[None]:
+    """numba's compiler check (pycc's Toolchain) leaves its test sources (temp.c, temp.cxx)
+    in temporary directories it never removes, and compiling makes more: make them inside
+    the build's own directory, which the build removes."""
+    before = tempfile.tempdir
+    tempfile.tempdir = str(where)
+    try:
+        yield
+    finally:
+        tempfile.tempdir = before
+
+
 def _constant(value: int) -> Callable[[], int]:
     def fingerprint() -> int:
         return value
@@ -201,7 +214,8 @@ def build(output_dir: str | os.PathLike[str] | None = None) -> BuildResult:
         fingerprints = {k.__name__: accel.kernel_fingerprint(k) for k in found}
         tmp = Path(tempfile.mkdtemp(prefix=".kernels-build-", dir=out_dir))
         try:
-            cc = CC(MODULE_BASENAME, source_module=accel.__name__)
+            with _temporary_files_in(tmp):  # (its compiler check runs here)
+                cc = CC(MODULE_BASENAME, source_module=accel.__name__)
             cc.output_dir = str(tmp)
             cc.verbose = False
             # kernels allocate nothing: without numba's reference counting, an array handed to
@@ -215,7 +229,7 @@ def build(output_dir: str | os.PathLike[str] | None = None) -> BuildResult:
                     _constant(fingerprints[k.__name__])
                 )
             try:
-                with _inlining_keeps_ssa():
+                with _inlining_keeps_ssa(), _temporary_files_in(tmp):
                     cc.compile()
             except Exception as exc:
                 hint = (

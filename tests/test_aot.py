@@ -786,3 +786,22 @@ def test_without_pycc_analyze_runs_the_jit_and_writes_the_same_csv(tmp_path: Pat
                 raise AssertionError(f"{cap}: the JIT's CSV differs from {name}: {first}")
     assert codes.pop(str(PCAPS / "bad-block-length.pcapng")) == 2  # damage: reported, not lost
     assert set(codes.values()) == {0}
+
+
+def test_the_build_keeps_numbas_temporary_files_in_its_own_directory(tmp_path: Path) -> None:
+    """numba's compiler check leaves temp.c / temp.cxx directories behind in the system's
+    temporary directory (one pair per build); the build makes them inside its own
+    directory, which it removes."""
+    import tempfile
+
+    platform = pytest.importorskip("numba.pycc.platform")
+    from pcapip.build_kernels import _temporary_files_in
+
+    before = tempfile.tempdir
+    with _temporary_files_in(tmp_path):
+        made = Path(tempfile.mkdtemp())
+        platform.external_compiler_works.__wrapped__()
+    assert made.parent == tmp_path and tempfile.tempdir == before
+    outside = [p for p in Path(tempfile.gettempdir()).glob("tmp*/temp.c*")
+               if p.stat().st_mtime >= made.stat().st_mtime]
+    assert not outside
