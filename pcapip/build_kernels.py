@@ -112,8 +112,8 @@ def _check_toolchain() -> None:
 @contextlib.contextmanager
 def _temporary_files_in(where: Path) -> Iterator[None]:
     """numba's compiler check (pycc's Toolchain) leaves its test sources (temp.c, temp.cxx)
-    in temporary directories it never removes, and compiling makes more: make them inside
-    the build's own directory, which the build removes."""
+    in temporary directories it never removes, and a compile that fails leaves its build
+    directory: make them inside the build's own directory, which the build removes."""
     before = tempfile.tempdir
     tempfile.tempdir = str(where)
     try:

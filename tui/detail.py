@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from pcapip.decode import ST_TRUNCATED, in_flows
+from pcapip.decode import in_flows
 from pcapip.decode.tunnels import tenant, tenants
 from pcapip.tui.frames import Frame, FrameIndex, ip_halves
 
@@ -220,7 +220,7 @@ def _timeline(
         seq, ack = _seq_ack(pk, i, d, isn, flags) if transport == "tcp" else (None, None)
         note = _note(rec["method"], fr.number in hset, bool(int(pk.opt_flags[i]) & 1))
         if not counted[i]:
-            note = _not_counted(int(pk.status[i]))
+            note = _not_counted(pk, i)
         size, shown_flags = int(pk.pay_len[i]), flags_text(flags, transport)
         det.timeline.append(
             TimelineEntry(fr.number, fr.ts_ns, d, shown_flags, seq, ack, size, note)
@@ -241,12 +241,12 @@ def _seq_ack(pk: Any, i: int, d: str, isn: dict[str, int], flags: int) -> tuple[
     return seq, ack
 
 
-def _not_counted(status: int) -> str:
-    """The note of a packet the flow did not count (the reason analyze reports for it)."""
-    from pcapip.decode.status import R_BAD_HEADER, R_TRUNCATED, reason_label
+def _not_counted(pk: Any, i: int) -> str:
+    """The note of packet ``i`` the flow did not count: the reason analyze reports for it."""
+    from pcapip.decode.status import reason_label, undecoded_reasons
 
-    reason = R_TRUNCATED if status & ST_TRUNCATED else R_BAD_HEADER
-    return f"not counted: {reason_label(reason, 0)}"
+    ((reason, value, _, _),) = undecoded_reasons(pk, np.array([i]))
+    return f"not counted: {reason_label(reason, value)}"
 
 
 def _note(method: str, carried: bool, toa_kind: bool) -> str:

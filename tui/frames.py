@@ -23,14 +23,18 @@ from typing import Any
 
 import numpy as np
 
+from pcapip.sources import walk as W
+
 _K1 = np.uint64(0x9E3779B97F4A7C15)
 _K2 = np.uint64(0xC2B2AE3D27D4EB4F)
 _K3 = np.uint64(0x165667B19E3779F9)
 _V4_MAPPED = 0xFFFF_0000_0000
 
-# pcapng block types with the size of the header before the packet data
-# (custom blocks and journal entries are frames too: pcapip.sources.walk.walk_pcapng)
-_PCAPNG_DATA_AT = {6: 28, 2: 28, 3: 12, 0x0BAD: 12, 0x40000BAD: 12, 9: 8}
+# pcapng block types with the size of the header before the frame's data (custom blocks
+# and journal entries are frames too, as pcapip.sources.walk.walk_pcapng makes them)
+_PCAPNG_DATA_AT = {
+    W.BT_EPB: 28, W.BT_PB: 28, W.BT_SPB: 12, W.BT_CB: 12, W.BT_CB_NOCOPY: 12, W.BT_SJE: 8
+}
 
 
 def flow_hash(
