@@ -16,10 +16,11 @@ from pcapip.decode.tunnels import udp_tunnel_ports
 from pcapip.dissect.codes import expert
 from pcapip.dissect.fields import Field
 from pcapip.dissect.frame_ip import IpLayers
-from pcapip.dissect.frame_link import (
-    DLT_RAW_ALIASES,
-    ETH_IPV4,
-    ETH_IPV6,
+from pcapip.dissect.frame_link import ETH_IPV4, ETH_IPV6, LinkLayers
+from pcapip.dissect.frame_transport import TransportLayers
+from pcapip.dissect.hf import item
+from pcapip.dissect.toa_registry import DEFAULT_REGISTRY, ToaRegistry
+from pcapip.sources.linktypes import (
     LINKTYPE_ETHERNET,
     LINKTYPE_IPV4,
     LINKTYPE_IPV6,
@@ -28,12 +29,10 @@ from pcapip.dissect.frame_link import (
     LINKTYPE_LOOP,
     LINKTYPE_NULL,
     LINKTYPE_RAW,
-    LinkLayers,
+    LINKTYPE_RAW_DLT12,
+    LINKTYPE_RAW_DLT14,
+    LT_RECORD,
 )
-from pcapip.dissect.frame_transport import TransportLayers
-from pcapip.dissect.hf import item
-from pcapip.dissect.toa_registry import DEFAULT_REGISTRY, ToaRegistry
-from pcapip.sources.linktypes import LT_RECORD
 
 
 class _Dissector(LinkLayers, IpLayers, TransportLayers):
@@ -76,7 +75,7 @@ class _Dissector(LinkLayers, IpLayers, TransportLayers):
             self.sll2()
         elif linktype in (LINKTYPE_NULL, LINKTYPE_LOOP):
             self.null(linktype)
-        elif linktype in (LINKTYPE_RAW, *DLT_RAW_ALIASES):
+        elif linktype in (LINKTYPE_RAW, LINKTYPE_RAW_DLT12, LINKTYPE_RAW_DLT14):
             if n:
                 self.ip(0, {4: ETH_IPV4, 6: ETH_IPV6}.get(b[0] >> 4, 0), raw=True)
         elif linktype == LINKTYPE_IPV4:

@@ -14,16 +14,7 @@ from pcapip.dissect.codes import expert
 from pcapip.dissect.fields import Field
 from pcapip.dissect.hf import item, subtree
 from pcapip.dissect.hf_layers import ETHERTYPES, SLL_PKTTYPES
-
-LINKTYPE_NULL = 0
-LINKTYPE_ETHERNET = 1
-LINKTYPE_RAW = 101
-LINKTYPE_LOOP = 108
-LINKTYPE_LINUX_SLL = 113
-LINKTYPE_IPV4 = 228
-LINKTYPE_IPV6 = 229
-LINKTYPE_LINUX_SLL2 = 276
-DLT_RAW_ALIASES = (12, 14)  # DLT_RAW as written by some BSDs
+from pcapip.sources.linktypes import LINKTYPE_LOOP
 
 ETH_IPV4, ETH_IPV6 = 0x0800, 0x86DD
 VLAN_TPIDS = (0x8100, 0x88A8, 0x9100)
