@@ -20,10 +20,11 @@ import pytest
 from flowpaths import analysis, flow_path
 
 from pcapip.decode import decode
-from pcapip.flows.attempts import ATTEMPT_TIMEOUT, flood_line
+from pcapip.flows.attempts import ATTEMPT_TIMEOUT
 from pcapip.flows.run import read_captures
 from pcapip.flows.tracker import FlowTracker
 from pcapip.report.analysis import Analysis
+from pcapip.report.notes import flood_line
 from pcapip.sources import accel, open_capture
 
 REPO = Path(__file__).resolve().parents[1]

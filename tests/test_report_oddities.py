@@ -17,7 +17,7 @@ import pytest
 
 import pcapip
 from pcapip.errors import CaptureError, CaptureWarning
-from pcapip.flows.oddities import spoofing_line
+from pcapip.report.notes import spoofing_line
 
 ROOT = Path(__file__).resolve().parents[1]
 PCAPS = ROOT / "tests" / "pcaps"

@@ -264,7 +264,7 @@ def _say_oddities(table: Any, fmt: str) -> None:
     for w in table.warnings:
         click.echo(f"pcapip: warning: {w}", err=True)
     if fmt != "table" and not table.trusted_checked and sys.stderr.isatty():
-        from pcapip.flows.oddities import spoofing_line
+        from pcapip.report.notes import spoofing_line
 
         note = spoofing_line(table.announcers)
         if note:

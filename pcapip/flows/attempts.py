@@ -22,7 +22,7 @@ carried a client keeps "ok"):
 
 The table counts them per status (``status_unanswered`` ...) and names the
 sources that sent most (:func:`flood_summary`); the report says it in one line
-(:func:`flood_line`).
+(``pcapip.report.notes.flood_line``).
 """
 
 from __future__ import annotations
@@ -242,16 +242,3 @@ def _top(keys: np.ndarray, counts: np.ndarray, name: Any) -> list[tuple[str, int
     k = min(TOP_SOURCES, keys.size)
     pick = np.argsort(-counts, kind="stable")[:k]
     return list(zip(name(keys[pick]), counts[pick].tolist(), strict=True))
-
-
-def flood_line(f: FloodSummary | None, shown: int = 3) -> str | None:
-    """The report's line when many connection attempts went unanswered (a SYN flood?)."""
-    if f is None or f.attempts < FLOOD_MIN:
-        return None
-    parts = ", ".join(f"{n} {s}" for s, n in f.by_status.items())
-    top = ", ".join(f"{ip} ({n})" for ip, n in f.top[:shown])
-    to = f" to {f.targets[0][0]}" if f.targets and f.targets[0][1] * 2 > f.attempts else ""
-    return (
-        f"SYN flood? {f.attempts} connection attempts never completed{to} ({parts}), from "
-        f"{f.sources} source addresses, most from {top}"
-    )

@@ -142,21 +142,6 @@ def _name(names: Sequence[str], cap: int) -> str:
     return names[cap] if cap < len(names) else f"capture {cap + 1}"
 
 
-def undecoded_line(stats: dict[str, int], reasons: dict[str, int]) -> str | None:
-    """The report's line about packets that gave no flow, e.g. "12 of 822 packets not
-    TCP/UDP: ARP 8, ICMPv6 4" (None when every packet was decoded)."""
-    n = stats.get("packets_undecoded", 0)
-    if not n:
-        return None
-    total = stats.get("packets", 0)
-    if len(reasons) == 1:
-        kinds = next(iter(reasons))
-    else:
-        kinds = ", ".join(f"{label} {c}" for label, c in list(reasons.items())[:8])
-    more = ", …" if len(reasons) > 8 else ""
-    what = "not decoded" if stats.get("packets_blind", 0) else "not TCP/UDP"
-    return f"{n} of {total} packets {what}: {kinds}{more}"
-
 
 @dataclass(frozen=True, slots=True)
 class ToaKindSeen:
@@ -207,17 +192,3 @@ def announcers(egress: np.ndarray, carries: np.ndarray, vocab: Any) -> dict[str,
     ips = map(str, vocab.ip_decode(uniq))
     # (-flows, address text) pairs sort as tuples, in C: a proxy fleet announces 10^4-10^5
     return {ip: -neg for neg, ip in sorted(zip((-counts).tolist(), ips, strict=True))}
-
-
-def spoofing_line(found: dict[str, int], shown: int = 3) -> str | None:
-    """The report's note when ``--trusted`` was not given and clients were announced."""
-    if not found:
-        return None
-    ips = list(found)
-    head = ", ".join(ips[:shown])
-    more = f" ({len(ips) - shown} more)" if len(ips) > shown else ""
-    example = ",".join(ips[:shown]) + (",…" if len(ips) > shown else "")
-    return (
-        f"Spoofing not checked (no --trusted): clients were announced by {head}{more} "
-        f"— e.g. --trusted {example}"
-    )

@@ -14,10 +14,9 @@ from rich.padding import Padding
 from rich.table import Table
 from rich.text import Text
 
-from pcapip.flows.attempts import flood_line
 from pcapip.flows.findings import CATALOGUE, ORDER, Level
-from pcapip.flows.oddities import spoofing_line, undecoded_line
 from pcapip.report.filters import worst_rank
+from pcapip.report.notes import flood_line, spoofing_line, tunnels_line, undecoded_line
 
 if TYPE_CHECKING:
     from pcapip.report.analysis import Analysis
@@ -115,14 +114,6 @@ def rules_line(a: Analysis) -> str:
         f"{flows['rule.unmatched']} covered by no rule (rule.unmatched) — --by rule lists them"
     )
 
-
-def tunnels_line(stats: dict[str, int]) -> str:
-    """Packets per encapsulation opened, e.g. ``Tunnels opened: vxlan 1200 packets, gre 40``."""
-    from pcapip.decode.tunnels import ENCAPSULATIONS
-
-    seen = [(e.name, stats.get(f"packets_in_{e.name}", 0)) for e in ENCAPSULATIONS]
-    parts = [f"{name} {n}" for name, n in seen if n]
-    return "Tunnels opened (packets inside): " + ", ".join(parts) if parts else ""
 
 
 def _toa_in_play(a: Analysis) -> bool:
