@@ -18,6 +18,7 @@ from collections.abc import Iterator
 import numpy as np
 
 from pcapip.flows.packed import DiskStore, MemStore
+from pcapip.flows.watermark import ORDER_SHIFT
 
 SLICE = 1 << 20  # rows read at a time
 MAX_RUNS = 512  # sorted runs merged at once; more are first sorted a slice at a time
@@ -31,7 +32,7 @@ Spans = list[tuple[int, int]]
 
 def sort_key(c: Store, lo: int, hi: int) -> np.ndarray:
     """(capture, first frame) of rows ``lo:hi`` as one int64 (frames below 2**40)."""
-    return c.slice("capture", lo, hi) * (1 << 40) + c.slice("first_frame", lo, hi)
+    return (c.slice("capture", lo, hi) << ORDER_SHIFT) + c.slice("first_frame", lo, hi)
 
 
 def in_order(c: Store, n: int) -> bool:

@@ -15,7 +15,7 @@ from pcapip.decode.columns import Packets
 from pcapip.flows.machine import Machine, PacketColumns
 from pcapip.flows.state import UdpFlow
 from pcapip.flows.tunnels import TunnelCodes
-from pcapip.flows.watermark import NONE
+from pcapip.flows.watermark import NONE, ORDER_SHIFT
 
 
 class UdpFlows:
@@ -96,7 +96,7 @@ class UdpFlows:
         u = self._order
         while u and self.flows.get(u[0].key) is not u[0]:
             u.popleft()
-        return u[0].capture * (1 << 40) + u[0].first_frame if u else NONE
+        return (u[0].capture << ORDER_SHIFT) + u[0].first_frame if u else NONE
 
     def oldest_open(self, limit: int) -> list[tuple[int, int, UdpFlow]]:
         """(start, 1, flow) of the ``limit`` oldest open flows."""

@@ -19,12 +19,13 @@ from pcapip.flows import layout as L
 
 SHIFT = 10  # serial numbers per epoch: 2**SHIFT
 NONE = np.iinfo(np.int64).max  # no bound
+ORDER_SHIFT = 40  # a first packet as one int64: capture << ORDER_SHIFT | frame (below 2**40)
 
 
 def first_packet(S: np.ndarray, rows: np.ndarray) -> np.ndarray:
     """(capture, first frame) of table rows ``rows`` as one int64, the table's order
     (``pcapip.flows.reorder.sort_key``)."""
-    return S[rows, L.F_CAPTURE] * (1 << 40) + S[rows, L.F_FIRST_FRAME]
+    return (S[rows, L.F_CAPTURE] << ORDER_SHIFT) + S[rows, L.F_FIRST_FRAME]
 
 
 class Watermark:
