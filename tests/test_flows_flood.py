@@ -265,3 +265,34 @@ def test_tracker_fed_again_after_its_table_was_released(flood) -> None:
     second = [(r.egress_ip, r.egress_port, r.status, r.packets) for r in once()]
     assert len(first) == info["flows"]
     assert sorted(second) == sorted(first)
+
+
+def test_a_full_temporary_directory_is_said_and_loses_nothing(tmp_path: Path) -> None:
+    """``pcapip analyze`` with TMPDIR on a real filesystem that fills up (a 64 KiB tmpfs the
+    test mounts) while rows of ended flows move there: the same rows as with room, exit
+    status 0, and a warning naming the directory and the error. (Before, the rows fell
+    back to memory without a word, and a flood of over a million attempts ended with
+    "standard output: No space left on device", exit status 2 and no rows.)"""
+    import os
+
+    if os.geteuid() != 0 or not shutil.which("mount"):
+        pytest.skip("mounting a tmpfs needs root")
+    path = tmp_path / "flood.pcap"
+    gen_flood.write(path, 60_000, 4000.0)
+    tiny = tmp_path / "tiny"
+    tiny.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(tiny)]).returncode:
+        pytest.skip("cannot mount a tmpfs here")
+    cmd = [sys.executable, "-m", "pcapip", "analyze", "--format", "csv", str(path)]
+    try:
+        roomy = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+        env = {**os.environ, "TMPDIR": str(tiny)}
+        full = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=env)
+    finally:
+        subprocess.run(["umount", str(tiny)], check=True)
+    assert roomy.returncode == 0 and full.returncode == 0, full.stderr
+    assert roomy.stdout.count("\n") == 60_006 + 1
+    assert full.stdout == roomy.stdout
+    said = f"pcapip: warning: {tiny}: pcapip's temporary files could not be written here"
+    assert said + " (No space left on device)" in full.stderr
+    assert "temporary files" not in roomy.stderr

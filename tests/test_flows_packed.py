@@ -91,35 +91,34 @@ def test_rows_survive_packing(name: str) -> None:
     ),
     st.integers(0, 80),
     st.integers(0, 80),
+    st.integers(0, 300),
 )
 @settings(max_examples=100, deadline=None)
 def test_constant_segments_read_back_like_written_ones(
-    parts: list[tuple[int, bool, int]], lo: int, hi: int
+    parts: list[tuple[int, bool, int]], lo: int, hi: int, room: int
 ) -> None:
     """A segment of one repeated value is kept as that value, not written: every slice of
-    a column mixing such segments with written ones, of each dtype, reads what was appended;
-    rewinding forgets both kinds."""
+    a column mixing such segments with written ones, of each dtype, reads what was appended,
+    also when the file's disk fills up after ``room`` bytes (the rest kept in memory)."""
+    import tempfile
+
     rng = np.random.default_rng(len(parts))
     cols: dict[str, list[np.ndarray]] = {"i8": [], "b": [], "u1": []}
     store = DiskStore()
+    store._file = _FillingFile([room], tempfile.TemporaryFile(buffering=0))  # noqa: SIM115 (closed by store.close)
     try:
-        for k, (size, same, v) in enumerate(parts):
+        for size, same, v in parts:
             for name, dt in (("i8", np.int64), ("b", bool), ("u1", np.uint8)):
                 vals = np.full(size, abs(v), dtype=dt) if same else rng.integers(0, 3, size).astype(dt)
                 if name == "i8" and same:
                     vals = np.full(size, v, dtype=dt)
                 store.append(name, vals)
                 cols[name].append(vals)
-            if k == 0:
-                mark = store.mark()
         for name, got in cols.items():
             want = np.concatenate(got)
             assert store.slice(name, lo, hi).tolist() == want[lo:hi].tolist()
             assert store.slice(name, lo, hi).dtype == want.dtype
             assert store[name].tolist() == want.tolist()
-        store.rewind(mark)
-        store.append("i8", np.array([5, 6]))
-        assert store["i8"].tolist() == [*cols["i8"][0].tolist(), 5, 6]
     finally:
         store.close()
 
@@ -264,42 +263,60 @@ def test_columns_slices_and_levels(name: str) -> None:
     ] == len(table.findings)
 
 
+class _FillingFile:
+    """A temporary file on a disk with ``room[0]`` bytes left for all of them: a write
+    past that fails as a full disk does (ENOSPC, after writing what fitted)."""
+
+    def __init__(self, room: list[int], real) -> None:
+        self.room, self.real = room, real
+
+    def write(self, data) -> int:
+        import errno
+
+        n = min(len(data), self.room[0])
+        if n == 0:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        self.room[0] -= n
+        return self.real.write(bytes(data[:n]))
+
+    def __getattr__(self, name: str):
+        return getattr(self.real, name)
+
+
 @pytest.mark.parametrize("way", ["normal", "rules"])
 @pytest.mark.parametrize("share", [0.0, 0.01, 0.3, 0.7, 0.99])
 def test_a_full_disk_keeps_the_rows_in_memory(
     share: float, way: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Temporary files that stop taking writes (no space left) cost memory, never rows:
-    the disk fills after ``share`` of the writes the run makes with room to spare."""
-    import errno
-
-    from pcapip.flows.packed import DiskStore
+    """Temporary files that stop taking writes (no space left) cost memory, never rows,
+    and the table's warnings say where: the disk fills after ``share`` of the bytes the
+    run writes with room to spare."""
+    import tempfile
 
     def read(paths, **kw):
-        return tracked(paths, way, **kw)[:2]
+        return tracked(paths, way, **kw)[0]
 
     paths = [PCAPS / n for n in CAPTURES]
-    expect = _dump(read(paths, trusted="10.0.0.0/8")[0])
+    expect = _dump(read(paths, trusted="10.0.0.0/8"))
     monkeypatch.setattr(holding, "SPILL_BYTES", 0)
     monkeypatch.setattr(holding, "PACK_ROWS", 4)
-    real = DiskStore.append
-    calls = [0]
-    room = [None]
+    real = tempfile.TemporaryFile
+    room = [1 << 40]
 
-    def append(self: DiskStore, name: str, values: np.ndarray) -> None:
-        if room[0] is not None and calls[0] >= room[0]:
-            raise OSError(errno.ENOSPC, "No space left on device")
-        calls[0] += 1
-        real(self, name, values)
+    def temporary(*args, **kw):
+        return _FillingFile(room, real(*args, **kw))
 
-    monkeypatch.setattr(DiskStore, "append", append)
-    assert _dump(read(paths, trusted="10.0.0.0/8")[0]) == expect
-    total, calls[0] = calls[0], 0
-    assert total > 100
+    monkeypatch.setattr(tempfile, "TemporaryFile", temporary)
+    table = read(paths, trusted="10.0.0.0/8")
+    assert _dump(table) == expect and not [w for w in table.warnings if w.kind == "spool_in_memory"]
+    total = (1 << 40) - room[0]
+    assert total > 10_000
     room[0] = int(total * share)
-    table = read(paths, trusted="10.0.0.0/8")[0]
-    assert calls[0] == room[0]  # the disk did fill up
+    table = read(paths, trusted="10.0.0.0/8")
+    assert room[0] == 0  # the disk did fill up
     assert _dump(table) == expect
+    (said,) = [w for w in table.warnings if w.kind == "spool_in_memory"]
+    assert said.file == tempfile.gettempdir() and "No space left on device" in str(said)
 
 
 def test_disk_store_segments_read_back_whatever_their_values() -> None:

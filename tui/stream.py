@@ -99,7 +99,7 @@ class _ShowingTracker(FlowTracker):
 
     :meth:`shown` takes the packed rows of the flows ended since its last call and keeps
     them for the table, in a temporary file (as the tracker itself keeps ended rows past a
-    few MiB; in memory if the file cannot be written); :meth:`take_blocks` (what the table
+    few MiB); :meth:`take_blocks` (what the table
     build asks for) gives them back ahead of the rest, so the final table is exactly
     ``analyze``'s.
     """
@@ -109,20 +109,13 @@ class _ShowingTracker(FlowTracker):
 
         super().__init__(**kwargs)
         self._shown_rows = PackedRows(DiskStore())
-        self._shown_kept: list[Any] = []  # PackedRows the spool could not take
 
     def shown(self) -> list[Any]:
         from pcapip.flows.packed import spill
 
         new = super().take_blocks()
         for block in new:
-            if self._shown_kept:
-                self._shown_kept.append(block)
-                continue
-            try:
-                spill(self._shown_rows.cols, block)
-            except OSError:
-                self._shown_kept.append(block)
+            spill(self._shown_rows.cols, block)
         return new
 
     def take_blocks(self) -> list[Any]:
@@ -130,10 +123,9 @@ class _ShowingTracker(FlowTracker):
 
         trim_heap()  # (the table build starts here: what the reading left goes first)
         out = [self._shown_rows] if len(self._shown_rows) else []
-        out += [*self._shown_kept, *super().take_blocks()]
+        out += super().take_blocks()
         # taken means forgotten, as the tracker's own rows: a second call gives none twice
         self._shown_rows = PackedRows(DiskStore())
-        self._shown_kept = []
         return out
 
 

@@ -36,6 +36,7 @@ import numpy as np
 from pcapip.flows.columns import ATTEMPT_STATUSES
 from pcapip.flows.headers import hostport
 from pcapip.flows.state import HS_DONE
+from pcapip.flows.store import DiskStore
 
 ATTEMPT_TIMEOUT = 5.0
 # a capture with at least this many attempts gets the report's flood line
@@ -139,47 +140,41 @@ def flood_summary(cols: Any, n: int, codes: dict[str, int], vocab: Any) -> Flood
 
 
 class _Buckets:
-    """Values dealt by a hash into ``k`` buckets: in memory when ``k`` is 1, else one
-    temporary file each; :meth:`counted` gives each bucket's distinct values and counts."""
+    """Values dealt by a hash into ``k`` buckets: in memory when ``k`` is 1, else a column
+    each of one temporary store; :meth:`counted` gives each bucket's distinct values and
+    counts."""
 
     def __init__(self, k: int) -> None:
         self.k = max(1, k)
         self.mem: list[np.ndarray] = []
-        self.files: list[Any] = []
+        self.store = DiskStore()
 
     def add(self, v: np.ndarray) -> None:
         if self.k == 1:
             self.mem.append(v)
             return
-        if not self.files:
-            import tempfile  # (only when rows spill to disk: its imports cost start-up)
-
-            self.files = [tempfile.TemporaryFile(prefix="pcapip-src-") for _ in range(self.k)]  # noqa: SIM115
         h = (v.astype(np.uint64) * np.uint64(0x9E3779B97F4A7C15)) >> np.uint64(40)
         which = (h % np.uint64(self.k)).astype(np.intp)
         v = v.astype(np.int64, copy=False)
         for b in range(self.k):  # (a pass per bucket: fewer than a sort of the slice costs)
             part = v[which == b]
             if part.size:
-                self.files[b].write(part.tobytes())
+                self.store.append(str(b), part)
 
     def counted(self) -> Iterator[tuple[np.ndarray, np.ndarray]]:
         if self.k == 1:
             if self.mem:
                 yield _counts(np.concatenate(self.mem))
             return
-        for fh in self.files:
-            fh.seek(0)
-            parts = []
-            while chunk := fh.read(SLICE * 8):
-                parts.append(_counts(np.frombuffer(chunk, dtype=np.int64)))
+        for b in range(self.k):
+            size = self.store.size(str(b))
+            parts = [_counts(self.store.slice(str(b), lo, lo + SLICE)) for lo in range(0, size, SLICE)]
             if parts:
                 yield _summed(parts)
 
     def close(self) -> None:
-        for fh in self.files:
-            fh.close()
-        self.files, self.mem = [], []
+        self.store.close()
+        self.mem = []
 
 
 def _counts(v: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

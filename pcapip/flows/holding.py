@@ -27,7 +27,6 @@ class Held:
         self._rows: list[FlowRow] = []  # row lists wait here until a block's worth gathered
         self.bytes = 0  # bytes of packed rows in memory
         self._spool: PackedRows | None = None  # packed rows moved to temporary files
-        self._spill_failed = False  # writing them failed once: keep the rest in memory
 
     @property
     def rows_on_disk(self) -> int:
@@ -71,29 +70,18 @@ class Held:
             self._rows = []
 
     def _hold(self, part: PackedRows) -> None:
-        """Keep a packed block; past SPILL_BYTES in memory, move every block to disk.
-
-        If the temporary file cannot be written (no space, no temporary directory),
-        the rows stay in memory from then on: slower to grow out of, never lost.
-        """
+        """Keep a packed block; past SPILL_BYTES in memory, move every block to disk (the
+        store keeps them in memory if its file cannot be written: ``pcapip.flows.store``)."""
         self._blocks.append(part)
         self.bytes += part.nbytes
-        if self.bytes <= SPILL_BYTES or self._spill_failed:
+        if self.bytes <= SPILL_BYTES:
             return
         if self._spool is None:
             self._spool = PackedRows(DiskStore())
         store = self._spool.cols
         assert isinstance(store, DiskStore)
-        kept: list[PackedRows] = []
         for p in self._blocks:
-            if p is self._spool:
-                continue
-            if not self._spill_failed:
-                try:
-                    spill(store, p)
-                    continue
-                except OSError:
-                    self._spill_failed = True
-            kept.append(p)
-        self._blocks = ([self._spool] if len(self._spool) else []) + kept
-        self.bytes = sum(p.nbytes for p in kept)
+            if p is not self._spool:
+                spill(store, p)
+        self._blocks = [self._spool]
+        self.bytes = 0

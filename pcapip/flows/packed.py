@@ -262,14 +262,9 @@ class PackedRows:
             target = disk[0]
             store = target.cols
             assert isinstance(store, DiskStore)
-            rest = [p for p in parts if p is not target]
-            while rest:
-                try:
-                    spill(store, rest[0])
-                except OSError:  # no space left: gather everything in memory instead
-                    whole = cls(store.to_memory())
-                    return cls.concat([whole, *rest] if len(whole) else rest)
-                rest.pop(0)
+            for p in parts:
+                if p is not target:
+                    spill(store, p)
             return target
         names = list(parts[0].cols)
         base = np.cumsum([0] + [len(p) for p in parts[:-1]]).tolist()
@@ -334,14 +329,8 @@ class PackedRows:
 
 
 def spill(store: DiskStore, part: PackedRows) -> None:
-    """Append ``part``'s rows to the rows already in ``store``: all of them, or (when
-    writing fails, e.g. a full disk) none, and the OSError is raised."""
+    """Append ``part``'s rows to the rows already in ``store``."""
     base = store.size("capture") if "capture" in store else 0
-    mark = store.mark()
-    try:
-        for n in part.cols:
-            v = part.cols[n]
-            store.append(n, v + base if n == "f_row" else v)
-    except OSError:
-        store.rewind(mark)
-        raise
+    for n in part.cols:
+        v = part.cols[n]
+        store.append(n, v + base if n == "f_row" else v)

@@ -1,16 +1,33 @@
 """Packed columns, in memory (:class:`MemStore`) or in one unnamed temporary file
 (:class:`DiskStore`): where the rows of ended flows and the flow table are kept
 (``pcapip.flows.packed``), read back a column or a slice of rows at a time.
+
+When a temporary file cannot be written (a full disk, no temporary directory), the
+store keeps what it is given in memory from then on: nothing is lost, memory grows
+instead of disk, and the trouble is recorded once (:func:`take_trouble`) for the
+table's warnings to say where and why.
 """
 
 from __future__ import annotations
 
 import bisect
+import errno
 import itertools
 from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
+
+# (temporary directory, the error) of each failed write since the last take_trouble
+_trouble: dict[tuple[str, str], None] = {}
+
+
+def take_trouble() -> list[tuple[str, str]]:
+    """(directory, error) of every temporary file that could not be written since the last
+    call: the rows meant for it were held in memory instead."""
+    out = list(_trouble)
+    _trouble.clear()
+    return out
 
 
 class MemStore(dict[str, np.ndarray]):
@@ -78,6 +95,8 @@ class DiskStore:
     values are all the same (a flood's empty TOA and PROXY columns) is kept as that one
     value, not written; one whose values lie close together (a block's frame numbers,
     times, ports) is written as their distance from the smallest, in 1, 2 or 4 bytes.
+    Once the file cannot be written, segments go to memory (``_mem``, which holds the
+    file's offsets from ``_mem_at`` on).
     """
 
     on_disk = True
@@ -89,6 +108,8 @@ class DiskStore:
         self._firsts: dict[str, list[int]] = {}  # name -> each segment's first item
         self._dtypes: dict[str, np.dtype] = {}
         self._sizes: dict[str, int] = {}
+        self._mem: bytearray | None = None
+        self._mem_at = 0
 
     def append(self, name: str, values: np.ndarray) -> None:
         dt = self._dtypes.setdefault(name, values.dtype)
@@ -117,14 +138,23 @@ class DiskStore:
         self._sizes[name] = self._sizes.get(name, 0) + int(arr.size)
 
     def _write(self, data: memoryview) -> None:
-        if self._file is None:
+        """Append ``data`` at the end: to the file, or to memory once the file failed."""
+        if self._mem is None:
             import tempfile  # (only when rows spill to disk: its imports cost start-up)
 
-            self._file = tempfile.TemporaryFile(prefix="pcapip-rows-", buffering=0)  # noqa: SIM115
-        self._file.seek(self._end)
-        done = 0
-        while done < data.nbytes:
-            done += self._file.write(data[done:])
+            try:
+                if self._file is None:
+                    self._file = tempfile.TemporaryFile(prefix="pcapip-rows-", buffering=0)  # noqa: SIM115
+                self._file.seek(self._end)
+                done = 0
+                while done < data.nbytes:
+                    done += self._file.write(data[done:])
+                self._end += data.nbytes
+                return
+            except OSError as exc:  # (what the failed write left past _end is never read)
+                _trouble[(tempfile.gettempdir(), exc.strerror or str(exc))] = None
+                self._mem, self._mem_at = bytearray(), self._end
+        self._mem += data
         self._end += data.nbytes
 
     def __contains__(self, name: object) -> bool:
@@ -197,42 +227,38 @@ class DiskStore:
             out[pos[i:j] - a] = vals
 
     def _read(self, offset: int, into: memoryview) -> None:
+        if self._mem is not None and offset >= self._mem_at:  # (a segment is in one place)
+            a = offset - self._mem_at
+            with memoryview(self._mem) as mem:
+                into[:] = mem[a : a + into.nbytes]
+            return
         fh = self._file
-        fh.seek(offset)
-        got = 0
-        while got < into.nbytes:
-            k = fh.readinto(into[got:])
-            if not k:
-                raise OSError("pcapip row spool: short read")
-            got += k
+        try:
+            fh.seek(offset)
+            got = 0
+            while got < into.nbytes:
+                k = fh.readinto(into[got:])
+                if not k:
+                    raise OSError(errno.EIO, "it ended early")
+                got += k
+        except OSError as exc:  # (unnamed: say which directory, not "standard output")
+            import tempfile
+
+            why = f"reading back pcapip's temporary file: {exc.strerror or exc}"
+            raise OSError(exc.errno, why, tempfile.gettempdir()) from exc
 
     def size(self, name: str) -> int:
         return self._sizes.get(name, 0)
 
-    def mark(self) -> tuple[int, dict[str, int], dict[str, int]]:
-        """Where the store is now, for :meth:`rewind`."""
-        return self._end, {n: len(s) for n, s in self._segs.items()}, dict(self._sizes)
-
-    def rewind(self, mark: tuple[int, dict[str, int], dict[str, int]]) -> None:
-        """Forget every segment appended since ``mark`` (their bytes are overwritten later)."""
-        self._end, counts, self._sizes = mark[0], mark[1], dict(mark[2])
-        for n in list(self._segs):
-            if n in counts:
-                del self._segs[n][counts[n] :]
-                del self._firsts[n][counts[n] :]
-            else:
-                del self._segs[n]
-                del self._firsts[n]
-                self._dtypes.pop(n, None)
-
     @property
     def nbytes(self) -> int:
-        return 0  # (on disk)
+        return len(self._mem) if self._mem is not None else 0  # (on disk: none)
 
     def close(self) -> None:
         if self._file is not None:
             self._file.close()
             self._file = None
+        self._mem = None
         self._segs.clear()
         self._firsts.clear()
         self._sizes.clear()

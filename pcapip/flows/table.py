@@ -11,7 +11,7 @@ caller asks for.
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, MutableMapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
@@ -32,6 +32,7 @@ from pcapip.flows.packed import (
     ints_out,
 )
 from pcapip.flows.reorder import Moved, in_order
+from pcapip.flows.store import take_trouble
 from pcapip.flows.tally import counts, findings_by_flow, findings_column, gathered
 
 if TYPE_CHECKING:
@@ -193,17 +194,12 @@ class FlowTable:
         return max((CATALOGUE[texts[c]].level for c in codes), default=None)
 
 
-def _put(store: MemStore | DiskStore, name: str, values: np.ndarray) -> MemStore | DiskStore:
-    """Add (to) a column; returns the store, which is a MemStore from now on if the
-    temporary file could not be written (no space left): the table is then held in memory."""
+def _put(store: MemStore | DiskStore, name: str, values: np.ndarray) -> None:
+    """Add (to) a column."""
     if isinstance(store, DiskStore):
-        try:
-            store.append(name, values)
-            return store
-        except OSError:
-            store = store.to_memory()
-    store[name] = np.concatenate((store[name], values)) if name in store else values
-    return store
+        store.append(name, values)
+    else:
+        store[name] = np.concatenate((store[name], values)) if name in store else values
 
 
 def _judged(p: PackedRows, vocab: Vocab, rules: RuleSet, extra: Extra) -> PackedRows:
@@ -213,25 +209,20 @@ def _judged(p: PackedRows, vocab: Vocab, rules: RuleSet, extra: Extra) -> Packed
     from pcapip.flows.ruled import judge_rows
 
     cols = p.cols
-    read = lambda name, lo, hi: cols.slice(name, lo, hi)  # noqa: E731 (the store may change)
-    for col in judge_rows(read, len(p), vocab, rules, extra):
-        cols = _put(cols, "rule_col", col)
-    return PackedRows(cols)
+    for col in judge_rows(cols.slice, len(p), vocab, rules, extra):
+        _put(cols, "rule_col", col)
+    return p
 
 
 def _moved(p: PackedRows, wanted: np.ndarray) -> tuple[MemStore | DiskStore, Any, bool]:
     """The rows' columns in order of their first packet (``pcapip.flows.reorder``), the
-    flow id of each of ``wanted`` rows, and whether that is a new store; in memory if the
-    temporary files fail. Rows in that order already are not copied: the store is theirs."""
+    flow id of each of ``wanted`` rows, and whether that is a new store. Rows in that order
+    already are not copied: the store is theirs."""
     c = p.cols
     if in_order(c, len(p)):
         return c, lambda rows: rows + 1, False
-    try:
-        m = Moved(c, len(p), wanted)
-        return m.run(), m.flow_ids, True
-    except OSError:
-        m = Moved(MemStore(c.to_memory(close=False)), len(p), wanted)
-        return m.run(), m.flow_ids, True
+    m = Moved(c, len(p), wanted)
+    return m.run(), m.flow_ids, True
 
 
 def build_table(
@@ -272,9 +263,9 @@ def build_table(
     elif isinstance(c, DiskStore):
         c.close()
     for col in findings_column(n, fnd, vocab):
-        store = _put(store, "findings_col", col)
+        _put(store, "findings_col", col)
     for k in list(fnd):
-        store = _put(store, f"F_{k}", fnd.pop(k))
+        _put(store, f"F_{k}", fnd.pop(k))
     table = FlowTable(PackedRows(store), vocab, out, captures)
     table.rules = rules
     table.announcers, table.toa_kinds, table.flood = said, kinds, flood
@@ -285,16 +276,20 @@ def build_table(
 @dataclass
 class Counted:
     """What trackers counted beside their rows: packets by kind, the frames that gave no
-    TCP/UDP packet (per capture), packets inside each encapsulation. A recording read in
-    parts adds its parts' counts (:meth:`add`)."""
+    TCP/UDP packet (per capture), packets inside each encapsulation, the temporary
+    directories that could not be written (``store.take_trouble``: a part read by a
+    cluster's worker brings its own). A recording read in parts adds its parts' counts
+    (:meth:`add`)."""
 
     stats: dict[str, int]
     undecoded: Undecoded
     tunnels: dict[str, int]
+    spool: list[tuple[str, str]] = field(default_factory=list)
 
     @classmethod
     def of(cls, tracker: FlowTracker) -> Counted:
-        return cls(dict(tracker.stats), tracker.undecoded, dict(tracker.tunnels.packets))
+        packets = dict(tracker.tunnels.packets)
+        return cls(dict(tracker.stats), tracker.undecoded, packets, take_trouble())
 
     def add(self, other: Counted) -> None:
         for name, n in other.stats.items():
@@ -302,6 +297,7 @@ class Counted:
         self.undecoded.add_counts(other.undecoded)
         for name, n in other.tunnels.items():
             self.tunnels[name] = self.tunnels.get(name, 0) + n
+        self.spool += [t for t in other.spool if t not in self.spool]
 
 
 def finish_table(
@@ -366,5 +362,19 @@ def table_of(
     # an unsupported link type is in the undecoded summary already, with its count
     table.warnings = [w for w in warnings if w.kind != "linktype_unsupported"]
     table.warnings += undecoded.warnings(captures)
+    table.warnings += _spool_warnings([*counted.spool, *take_trouble()])
     table.toa_asked = toa_asked
     return table
+
+
+def _spool_warnings(trouble: list[tuple[str, str]]) -> list[CaptureWarning]:
+    """A warning per temporary directory that could not be written (``pcapip.flows.store``)."""
+    said = (
+        "pcapip's temporary files could not be written here ({}): rows of ended flows were "
+        "held in memory instead (nothing is lost; memory grew with the capture). Set TMPDIR "
+        "to a directory with room"
+    )
+    return [
+        CaptureWarning(where, None, None, said.format(why), kind="spool_in_memory")
+        for where, why in dict.fromkeys(trouble)
+    ]
