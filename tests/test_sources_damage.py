@@ -139,6 +139,7 @@ def test_not_a_capture():
         (b"\xd4\xc3\xb2\xa1\x02\x00\x04\x00", "truncated pcap file header: 8 of 24 bytes"),
         (b"\xd4\xc3\xb2\xa1\x03\x00\x00\x00" + bytes(16), "unsupported pcap version 3.0"),
         (b"\x28\xb5\x2f\xfd" + bytes(20), "zstd-compressed"),
+        (b"\x04\x22\x4d\x18" + bytes(20), "lz4-compressed"),  # (lz4's frame format)
         (b"\x1f\x8b\x08\x00" + bytes(6), "corrupt gzip data"),
         (gzip.compress(b"hello world, not a capture"), "not a pcap or pcapng capture"),
         (gzip.compress(b""), "empty file"),

@@ -46,6 +46,7 @@ PCAPNG_MAGIC = b"\x0a\x0d\x0d\x0a"
 # magic bytes of things people mistake for captures, for a helpful message
 _OTHER_MAGICS: tuple[tuple[bytes, str], ...] = (
     (b"\x28\xb5\x2f\xfd", "zstd-compressed data (decompress it first; gzip is read directly)"),
+    (b"\x04\x22\x4d\x18", "lz4-compressed data (decompress it first; gzip is read directly)"),
     (b"\xfd7zXZ", "xz-compressed data (decompress it first; gzip is read directly)"),
     (b"BZh", "bzip2-compressed data (decompress it first; gzip is read directly)"),
     (b"PK\x03\x04", "a zip archive"),
