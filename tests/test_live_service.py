@@ -200,3 +200,44 @@ def test_the_systemd_unit_runs(server: int, tmp_path: Path) -> None:
     assert len(flows) == 3
     assert len(list(tmp_path.glob("ring_00001_*.pcap"))) == 1
     assert "metrics at http://127.0.0.1:19878/metrics" in run.stderr
+
+
+def test_a_full_temporary_directory_is_said_while_capturing(server: int, tmp_path: Path) -> None:
+    """With TMPDIR on a filesystem that fills up (a 64 KiB tmpfs the test mounts), the rows
+    of ended flows stay in memory, and ``pcapip live`` says so while it captures, once:
+    a service should not grow for hours before its summary says why."""
+    require_tool("dumpcap")
+    if os.geteuid() != 0:
+        pytest.skip("mounting a tmpfs needs root")
+    tiny = tmp_path / "tiny"
+    tiny.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(tiny)]).returncode:
+        pytest.skip("cannot mount a tmpfs here")
+    said = f"warning: {tiny}: pcapip's temporary files could not be written here"
+    args = ["-i", "lo", "-f", f"tcp port {server}", "--format", "json", "--flows", os.devnull]
+    stop = threading.Event()
+
+    def load() -> None:
+        while not stop.is_set():
+            _requests(server, 20)
+
+    try:
+        with LiveRun(args, env={**os.environ, "TMPDIR": str(tiny)}) as run:
+            run.wait_ready()
+            workers = [threading.Thread(target=load, daemon=True) for _ in range(4)]
+            for w in workers:
+                w.start()
+            try:
+                run.wait_stderr(said, timeout=120)  # (a few thousand flows fill 2 MiB)
+                running = run.proc.poll() is None
+            finally:
+                stop.set()
+                for w in workers:
+                    w.join(10)
+            os.killpg(run.proc.pid, signal.SIGTERM)
+            assert run.wait(timeout=60) == 0, run.stderr
+    finally:
+        subprocess.run(["umount", str(tiny)], check=True)
+    assert running  # said while capturing, not only in the summary
+    lines = [line for line in run.stderr.splitlines() if said in line]
+    assert len(lines) == 1 and "(No space left on device)" in lines[0], run.stderr[-3000:]

@@ -22,6 +22,11 @@ import numpy as np
 _trouble: dict[tuple[str, str], None] = {}
 
 
+def trouble() -> list[tuple[str, str]]:
+    """What :func:`take_trouble` would give, left for it."""
+    return list(_trouble)
+
+
 def take_trouble() -> list[tuple[str, str]]:
     """(directory, error) of every temporary file that could not be written since the last
     call: the rows meant for it were held in memory instead."""

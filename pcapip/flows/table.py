@@ -362,13 +362,14 @@ def table_of(
     # an unsupported link type is in the undecoded summary already, with its count
     table.warnings = [w for w in warnings if w.kind != "linktype_unsupported"]
     table.warnings += undecoded.warnings(captures)
-    table.warnings += _spool_warnings([*counted.spool, *take_trouble()])
+    table.warnings += spool_warnings([*counted.spool, *take_trouble()])
     table.toa_asked = toa_asked
     return table
 
 
-def _spool_warnings(trouble: list[tuple[str, str]]) -> list[CaptureWarning]:
-    """A warning per temporary directory that could not be written (``pcapip.flows.store``)."""
+def spool_warnings(trouble: list[tuple[str, str]]) -> list[CaptureWarning]:
+    """A warning per temporary directory that could not be written (``pcapip.flows.store``;
+    ``pcapip live`` says them as they happen)."""
     said = (
         "pcapip's temporary files could not be written here ({}): rows of ended flows were "
         "held in memory instead (nothing is lost; memory grew with the capture). Set TMPDIR "

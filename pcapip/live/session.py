@@ -112,6 +112,7 @@ class LiveSession:
         self.capture_name = capture_name or opts.write or f"live:{opts.iface}"
         self.view: LiveView | None = None
         self.notes: list[str] = []
+        self._said: set[str] = set()  # warnings said while capturing, not again at the end
         self.metrics: Any = None
         self.ring: Any = None  # the RingWriter, once capturing into a ring buffer
         if opts.metrics:
@@ -176,7 +177,8 @@ class LiveSession:
                 table, errors = self._track(batches, tracker, cross, view)
                 reason, error = self._ended(batches, cap, feed, view)
                 for w in table.warnings:  # every oddity said, as analyze says it
-                    self.note(f"warning: {w}")
+                    if str(w) not in self._said:
+                        self.note(f"warning: {w}")
                 self._report(tracker.take_numbered(), cross, view)
                 self._measure_end(tracker, cap)
                 analysis = Analysis(table, errors)
@@ -274,6 +276,7 @@ class LiveSession:
             ended = tracker.take_ended_findings()
             view.findings.update(ended)
             view.open_flows = tracker.open_flows
+            self._say_spool()
             if metrics is not None:
                 metrics.batch(len(batch), int(batch.origlen.sum()), tracker.open_flows)
                 metrics.findings(ended)
@@ -292,6 +295,17 @@ class LiveSession:
         finally:
             if ring is not None:
                 ring.close()
+
+    def _say_spool(self) -> None:
+        """Say at once that temporary files could not be written: a service would otherwise
+        grow in memory for hours before its summary said why."""
+        from pcapip.flows.store import trouble
+        from pcapip.flows.table import spool_warnings
+
+        for w in spool_warnings(trouble()):
+            if str(w) not in self._said:
+                self._said.add(str(w))
+                self.note(f"warning: {w}")
 
     def _measure_end(self, tracker: Any, cap: Capturer) -> None:
         """The metrics of what ended with the capture, and the tool's drop count."""
