@@ -19,7 +19,7 @@ if [ "${1:-}" = "--system" ]; then
     $SUDO apt-get update -qq
     $SUDO apt-get install -y -qq --no-install-recommends \
         tshark tcpdump haproxy nginx libnginx-mod-stream iproute2 tmux hyperfine \
-        openvswitch-switch ethtool prometheus \
+        openvswitch-switch ethtool prometheus zstd lz4 \
         gcc g++ libc6-dev python3-dev \
         >/dev/null
 fi

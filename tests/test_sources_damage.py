@@ -138,8 +138,9 @@ def test_not_a_capture():
         (b"\xd4\xc3", "only 2 bytes"),
         (b"\xd4\xc3\xb2\xa1\x02\x00\x04\x00", "truncated pcap file header: 8 of 24 bytes"),
         (b"\xd4\xc3\xb2\xa1\x03\x00\x00\x00" + bytes(16), "unsupported pcap version 3.0"),
-        (b"\x28\xb5\x2f\xfd" + bytes(20), "zstd-compressed"),
-        (b"\x04\x22\x4d\x18" + bytes(20), "lz4-compressed"),  # (lz4's frame format)
+        (b"\x28\xb5\x2f\xfd" + bytes(20), "corrupt zstd data: the compressed stream ends early"),
+        (b"\x04\x22\x4d\x18" + bytes(20), "corrupt lz4 data"),  # (lz4's frame format)
+        (b"\xfd7zXZ\x00" + bytes(20), "xz-compressed data \\(decompress it first"),
         (b"\x1f\x8b\x08\x00" + bytes(6), "corrupt gzip data"),
         (gzip.compress(b"hello world, not a capture"), "not a pcap or pcapng capture"),
         (gzip.compress(b""), "empty file"),
@@ -165,6 +166,41 @@ def test_truncated_gzip_keeps_what_was_decompressed():
     good = clean_frames("eth-mixed-us-le.pcap")
     assert 0 < len(frames) < 6 and frames == good[: len(frames)]
     assert err.frame == len(frames) + 1
+
+
+@pytest.mark.parametrize("codec", ["zstd", "lz4"])
+def test_truncated_zstd_and_lz4_keep_what_was_decompressed(tmp_path: Path, codec: str):
+    """A capture compressed by the ``zstd`` / ``lz4`` tool in two frames (as a capture
+    compressed while written is), the second cut short: every frame of the first half is
+    read, then one error naming the compression, where the capture's bytes stopped."""
+    import subprocess
+
+    from tools import require_tool
+
+    tool = require_tool(codec)
+    whole = (PCAPS / "troubleshooting.pcap").read_bytes()
+    half = 60_000  # (inside a record)
+    parts = [
+        subprocess.run([tool, "-q", "-c"], input=part, capture_output=True, check=True).stdout
+        for part in (whole[:half], whole[half:])
+    ]
+    for cut, data in (
+        (False, parts[0] + parts[1]),
+        (True, parts[0] + parts[1][: len(parts[1]) // 2]),
+        (True, parts[0] + parts[1][:6]),  # (inside the second frame's header)
+    ):
+        path = tmp_path / f"x.pcap.{codec}"
+        path.write_bytes(data)
+        frames, offsets, err = read_until_error(path)
+        good = clean_frames("troubleshooting.pcap")
+        assert frames == good[: len(frames)]
+        if not cut:
+            assert err is None and len(frames) == len(good)
+            continue
+        assert err is not None and f"corrupt {codec} data" in err.message, err
+        assert "ends early" in err.message
+        assert 0 < len(frames) < len(good) and err.frame == len(frames) + 1
+        assert offsets[-1] + 16 + len(frames[-1]) <= half
 
 
 def test_unknown_link_type_is_counted_and_named():

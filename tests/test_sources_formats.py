@@ -220,6 +220,28 @@ def test_gzip_reads_like_the_plain_file():
     assert np.array_equal(a.file_offset, b.file_offset)
 
 
+@pytest.mark.parametrize("codec", ["zstd", "lz4"])
+def test_zstd_and_lz4_read_like_the_plain_file_and_as_tshark_reads_them(
+    tmp_path: Path, codec: str
+) -> None:
+    """A capture compressed by the ``zstd`` or ``lz4`` tool (as a rotation script leaves
+    it; Wireshark reads both directly) reads like the plain file: every frame, time and
+    offset; and tshark reads the same frames from the same compressed file."""
+    tool = require_tool(codec)
+    require_tool("tshark")
+    for name in ("eth-mixed-us-le.pcap", "multi-section.pcapng", "troubleshooting.pcap"):
+        src = PCAPS / name
+        out = tmp_path / f"{name}.{codec[:3]}"
+        out.write_bytes(subprocess.run([tool, "-q", "-c", str(src)], capture_output=True,
+                                       check=True).stdout)
+        a, b = read_capture(src), read_capture(out)
+        assert a.frames == b.frames and np.array_equal(a.ts_ns, b.ts_ns), name
+        assert np.array_equal(a.file_offset, b.file_offset)
+        with open_capture(out) as s:
+            assert s.compressed and f", {codec}," in repr(s)
+        assert len(tshark_rows(str(out))) == len(b.frames), name
+
+
 def test_pcap_header_details():
     with open_capture(PCAPS / "eth-snap80-ns-be.pcap") as src:
         assert src.snaplen == 80 and src.linktype == 1

@@ -173,7 +173,7 @@ def command(
 ) -> int:
     """Map every flow's egress address to its real client (TOA / PROXY protocol).
 
-    CAPTURE is a pcap or pcapng file (gzip allowed); '-' reads standard input
+    CAPTURE is a pcap or pcapng file (gzip, zstd or lz4 allowed); '-' reads standard input
     (tcpdump -w - | pcapip analyze -). Several captures are read in order as one
     recording. Exit status: 0 ok, 1 findings at --fail-on level, 2 bad input.
     """

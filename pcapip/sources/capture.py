@@ -38,17 +38,15 @@ COMPILE_MIN_FRAMES = 50_000
 LOADED_MIN_BYTES = 1 << 20
 # Frames walked in pure Python to estimate the average record size before deciding.
 SAMPLE_FRAMES = 2048
-# gzip hides the uncompressed size; captures typically compress 2-5x.
+# compression hides the uncompressed size; captures typically compress 2-5x.
 GZIP_RATIO_GUESS = 3
 
 PCAPNG_MAGIC = b"\x0a\x0d\x0d\x0a"
 
 # magic bytes of things people mistake for captures, for a helpful message
 _OTHER_MAGICS: tuple[tuple[bytes, str], ...] = (
-    (b"\x28\xb5\x2f\xfd", "zstd-compressed data (decompress it first; gzip is read directly)"),
-    (b"\x04\x22\x4d\x18", "lz4-compressed data (decompress it first; gzip is read directly)"),
-    (b"\xfd7zXZ", "xz-compressed data (decompress it first; gzip is read directly)"),
-    (b"BZh", "bzip2-compressed data (decompress it first; gzip is read directly)"),
+    (b"\xfd7zXZ", "xz-compressed data (decompress it first; gzip, zstd and lz4 are read directly)"),
+    (b"BZh", "bzip2-compressed data (decompress it first; gzip, zstd and lz4 are read directly)"),
     (b"PK\x03\x04", "a zip archive"),
     (b"snoop", "a Solaris snoop capture (convert it with editcap -F pcap)"),
     (b"XCP\x00", "a NetXray/Sniffer capture (convert it with editcap -F pcap)"),
@@ -237,8 +235,8 @@ class CaptureSource:
         self.close()
 
     def __repr__(self) -> str:
-        gz = ", gzip" if self.compressed else ""
-        return f"<CaptureSource {self.path!r} {self.format}{gz}, {self.frames_read} frames read>"
+        codec = f", {self._stream.codec}" if self.compressed else ""
+        return f"<CaptureSource {self.path!r} {self.format}{codec}, {self.frames_read} frames read>"
 
     # --- internals ---------------------------------------------------------------------------
     def _error(self, message: str, pos: int) -> CaptureError:
@@ -431,7 +429,7 @@ def open_capture(
     backend: str | None = None,
     chunk_size: int = DEFAULT_CHUNK,
 ) -> CaptureSource:
-    """Open a pcap/pcapng file (optionally gzip-compressed), or ``-`` for stdin.
+    """Open a pcap/pcapng file (optionally compressed: gzip, zstd, lz4), or ``-`` for stdin.
 
     The format is recognised from the magic bytes, never from the name.
     ``backend`` ("auto", "pure", "compiled") selects the record-walk

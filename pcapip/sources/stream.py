@@ -1,4 +1,5 @@
-"""Byte input for capture readers: a file, stdin, either possibly gzip-compressed.
+"""Byte input for capture readers: a file, stdin, either possibly compressed with gzip,
+zstd or lz4 (what Wireshark reads directly).
 
 Compression is recognised by its magic bytes, never by the file name, so
 ``capture.pcap`` that is really gzip and ``capture.gz`` that is really plain
@@ -26,6 +27,75 @@ from ..errors import CaptureError
 from .urls import is_url, open_url
 
 GZIP_MAGIC = b"\x1f\x8b"
+ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
+LZ4_MAGIC = b"\x04\x22\x4d\x18"  # (lz4's frame format)
+
+
+def _gzip(raw: io.RawIOBase) -> io.BufferedIOBase:
+    return gzip.GzipFile(fileobj=raw, mode="rb")
+
+
+class _Zstd(io.RawIOBase):
+    """zstd frames one after another (as ``zstd`` writes them, or several concatenated),
+    decompressed. Input that ends inside a frame raises EOFError, as gzip does:
+    zstandard's own stream reader would end there without a word."""
+
+    def __init__(self, raw: io.RawIOBase) -> None:
+        import zstandard  # (only for a zstd capture: its import costs start-up)
+
+        super().__init__()
+        self._raw = raw
+        self._new = zstandard.ZstdDecompressor().decompressobj
+        self._broken = zstandard.ZstdError
+        self._frame = self._new()
+        self._fed = False  # the current frame has had input
+        self._out = memoryview(b"")
+
+    def readable(self) -> bool:
+        return True
+
+    def read1(self, n: int = -1) -> bytes:
+        while not self._out:
+            data = self._raw.read(1 << 16)
+            if not data:
+                if self._fed and not self._frame.eof:
+                    raise EOFError("zstd frame ends early")
+                return b""
+            while data:
+                if self._frame.eof:  # (the next frame starts)
+                    self._frame, self._fed = self._new(), False
+                self._fed = True
+                try:
+                    more = self._frame.decompress(data)
+                except self._broken as exc:
+                    raise OSError(str(exc)) from exc
+                self._out = memoryview(bytes(self._out) + more)
+                data = self._frame.unused_data if self._frame.eof else b""
+        k = len(self._out) if n < 0 else min(n, len(self._out))
+        got, self._out = self._out[:k], self._out[k:]
+        return bytes(got)
+
+    def readinto(self, b) -> int:  # type: ignore[override]
+        data = self.read1(len(b))
+        b[: len(data)] = data
+        return len(data)
+
+
+def _zstd(raw: io.RawIOBase) -> io.RawIOBase:
+    return _Zstd(raw)
+
+
+def _lz4(raw: io.RawIOBase) -> io.BufferedIOBase:
+    import lz4.frame  # (only for an lz4 capture)
+
+    return lz4.frame.LZ4FrameFile(raw, mode="rb")
+
+
+# magic bytes -> (name, the decompressing reader over the raw input)
+CODECS = {GZIP_MAGIC: ("gzip", _gzip), ZSTD_MAGIC: ("zstd", _zstd), LZ4_MAGIC: ("lz4", _lz4)}
+# what a damaged stream raises: OSError (gzip; zstd's errors as _Zstd passes them on),
+# EOFError (it ends early), zlib's error, lz4's RuntimeError
+_BROKEN = (OSError, EOFError, zlib.error, RuntimeError)
 
 
 class _Prefixed(io.RawIOBase):
@@ -68,12 +138,13 @@ class InputStream:
     def __init__(self, path: str) -> None:
         self.path = path
         self.compressed = False
+        self.codec = ""  # "gzip", "zstd", "lz4" (CODECS) when compressed
         self.interactive = False  # a pipe/terminal: deliver what is there, don't wait for more
         self.size_hint = 0  # bytes of the underlying file when known (0: unknown)
         self.error: str | None = None  # decompression failure, reported after the good data
         self._fd = -1
         self._raw: io.RawIOBase
-        self._gz: gzip.GzipFile | None = None
+        self._dec: io.BufferedIOBase | None = None  # the decompressing reader
         self._eof = False
 
         if is_url(path):
@@ -114,7 +185,7 @@ class InputStream:
         self._start()
 
     def _start(self) -> None:
-        """Read the magic bytes: gzip is recognised by them, and unwrapped."""
+        """Read the magic bytes: a compression is recognised by them, and unwrapped."""
         path = self.path
         try:
             head = _read_exact_prefix(self._raw, 4)
@@ -123,18 +194,24 @@ class InputStream:
             raise CaptureError(
                 path, f"cannot read: {exc.strerror or exc}", frame=1, offset=0
             ) from None
-
-        if head[:2] == GZIP_MAGIC:
+        codec = CODECS.get(head[:2]) or CODECS.get(head)
+        if codec is not None:
             self.compressed = True
-            self._gz = gzip.GzipFile(fileobj=_Prefixed(head, self._raw), mode="rb")
+            self.codec, opener = codec
             try:
-                head = self._gz.read(4)
-            except (OSError, EOFError, zlib.error) as exc:
+                self._dec = opener(_Prefixed(head, self._raw))
+                head = _read_exact_prefix(self._dec, 4)
+            except _BROKEN as exc:
                 self.close()
-                raise CaptureError(
-                    path, f"corrupt gzip data: {_gzip_reason(exc)}", frame=1, offset=0
-                ) from None
+                raise CaptureError(path, self._corrupt(exc), frame=1, offset=0) from None
         self.magic = head
+
+    def _corrupt(self, exc: BaseException) -> str:
+        """What a damaged compressed stream says."""
+        if isinstance(exc, EOFError):
+            return f"corrupt {self.codec} data: the compressed stream ends early"
+        text = str(exc) or type(exc).__name__
+        return f"corrupt {self.codec} data: {text[0].lower()}{text[1:]}"
 
     def fileno(self) -> int:
         return self._fd
@@ -142,7 +219,7 @@ class InputStream:
     def seek(self, offset: int) -> bool:
         """Go to byte ``offset`` of a regular, uncompressed file; False (nothing moved) for
         any other input, which can only be read through."""
-        if self._gz is not None or self.interactive or self._fd < 0 or not self.size_hint:
+        if self._dec is not None or self.interactive or self._fd < 0 or not self.size_hint:
             return False
         try:
             self._raw.seek(offset)
@@ -154,7 +231,7 @@ class InputStream:
     def readinto(self, view: memoryview) -> int:
         """Fill ``view`` (as far as this kind of input allows); 0 means end of input.
 
-        Files and gzip streams are read until the view is full; pipes return
+        Files and compressed streams are read until the view is full; pipes return
         after the first read plus whatever is immediately available. A
         decompression error ends the input and is kept in ``self.error``.
         """
@@ -170,20 +247,20 @@ class InputStream:
                 total += n
                 if self.interactive and not self._more_ready():
                     break
-        except (OSError, EOFError, zlib.error) as exc:
+        except _BROKEN as exc:
             self.error = (
-                f"corrupt gzip data: {_gzip_reason(exc)}"
-                if self._gz is not None
+                self._corrupt(exc)
+                if self._dec is not None
                 else f"read error: {getattr(exc, 'strerror', None) or exc}"
             )
             self._eof = True
         return total
 
     def _read_some(self, view: memoryview) -> int:
-        if self._gz is not None:
+        if self._dec is not None:
             # read1 hands back what one decompression step produced, so a damaged
             # stream loses only the step that fails, never the data before it
-            data = self._gz.read1(min(len(view), 1 << 20))
+            data = self._dec.read1(min(len(view), 1 << 20))
             view[: len(data)] = data
             return len(data)
         return self._raw.readinto(view) or 0
@@ -196,18 +273,11 @@ class InputStream:
         return bool(ready)
 
     def close(self) -> None:
-        if self._gz is not None:
+        if self._dec is not None:
             with contextlib.suppress(Exception):
-                self._gz.close()
-            self._gz = None
+                self._dec.close()
+            self._dec = None
         raw = getattr(self, "_raw", None)
         if raw is not None:
             with contextlib.suppress(Exception):
                 raw.close()
-
-
-def _gzip_reason(exc: BaseException) -> str:
-    if isinstance(exc, EOFError):
-        return "the compressed stream ends early"
-    text = str(exc) or type(exc).__name__
-    return text[0].lower() + text[1:] if text else text
