@@ -105,7 +105,8 @@ def test_constant_segments_read_back_like_written_ones(
     rng = np.random.default_rng(len(parts))
     cols: dict[str, list[np.ndarray]] = {"i8": [], "b": [], "u1": []}
     store = DiskStore()
-    store._file = _FillingFile([room], tempfile.TemporaryFile(buffering=0))  # noqa: SIM115 (closed by store.close)
+    real = tempfile.TemporaryFile(buffering=0)  # noqa: SIM115 (store.close closes it)
+    store._file = _FillingFile([room], real)
     try:
         for size, same, v in parts:
             for name, dt in (("i8", np.int64), ("b", bool), ("u1", np.uint8)):

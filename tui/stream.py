@@ -99,9 +99,8 @@ class _ShowingTracker(FlowTracker):
 
     :meth:`shown` takes the packed rows of the flows ended since its last call and keeps
     them for the table, in a temporary file (as the tracker itself keeps ended rows past a
-    few MiB); :meth:`take_blocks` (what the table
-    build asks for) gives them back ahead of the rest, so the final table is exactly
-    ``analyze``'s.
+    few MiB); :meth:`take_blocks` (what the table build asks for) gives them back ahead of
+    the rest, so the final table is exactly ``analyze``'s.
     """
 
     def __init__(self, **kwargs: Any) -> None:

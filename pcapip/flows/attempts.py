@@ -167,8 +167,9 @@ class _Buckets:
                 yield _counts(np.concatenate(self.mem))
             return
         for b in range(self.k):
-            size = self.store.size(str(b))
-            parts = [_counts(self.store.slice(str(b), lo, lo + SLICE)) for lo in range(0, size, SLICE)]
+            name, parts = str(b), []
+            for lo in range(0, self.store.size(name), SLICE):
+                parts.append(_counts(self.store.slice(name, lo, lo + SLICE)))
             if parts:
                 yield _summed(parts)
 

@@ -149,7 +149,9 @@ class DiskStore:
 
             try:
                 if self._file is None:
-                    self._file = tempfile.TemporaryFile(prefix="pcapip-rows-", buffering=0)  # noqa: SIM115
+                    self._file = tempfile.TemporaryFile(  # noqa: SIM115
+                        prefix="pcapip-rows-", buffering=0
+                    )
                 self._file.seek(self._end)
                 done = 0
                 while done < data.nbytes:
