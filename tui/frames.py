@@ -30,12 +30,6 @@ _K2 = np.uint64(0xC2B2AE3D27D4EB4F)
 _K3 = np.uint64(0x165667B19E3779F9)
 _V4_MAPPED = 0xFFFF_0000_0000
 
-# pcapng block types with the size of the header before the frame's data (custom blocks
-# and journal entries are frames too, as pcapip.sources.walk.walk_pcapng makes them)
-_PCAPNG_DATA_AT = {
-    W.BT_EPB: 28, W.BT_PB: 28, W.BT_SPB: 12, W.BT_CB: 12, W.BT_CB_NOCOPY: 12, W.BT_SJE: 8
-}
-
 
 def flow_hash(
     proto: np.ndarray,
@@ -241,8 +235,8 @@ class FrameIndex:
             return None
         for order in ("little", "big"):
             t = int.from_bytes(head, order)
-            if t in _PCAPNG_DATA_AT:
-                return _PCAPNG_DATA_AT[t]
+            if t in W.DATA_AT:  # (where the walker found the frame's data in its block)
+                return W.DATA_AT[t]
         return None
 
     def _scan(self, wanted: list[int]) -> dict[int, Frame]:

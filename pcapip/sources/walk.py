@@ -48,6 +48,16 @@ BT_SPB = 3
 BT_EPB = 6
 BT_SJE = 9  # systemd journal export block
 BT_CB, BT_CB_NOCOPY = 0x0BAD, 0x40000BAD  # custom blocks
+# where a frame's data starts in its block, counted from the block's first byte
+EPB_DATA = 28  # (and the obsolete PB's)
+SPB_DATA = 12
+CB_DATA = 12  # after a custom block's enterprise number
+SJE_DATA = 8
+#: the same by block type, for reading one frame back from its block (the TUI)
+DATA_AT = {
+    BT_EPB: EPB_DATA, BT_PB: EPB_DATA, BT_SPB: SPB_DATA,
+    BT_CB: CB_DATA, BT_CB_NOCOPY: CB_DATA, BT_SJE: SJE_DATA,
+}  # fmt: skip
 
 
 @kernel("UniTuple(i8, 4)(u1[::1], i8, i8, b1, i8, i8, i8, i8, UniTuple(i8[::1], 4))")
@@ -130,7 +140,7 @@ def walk_pcapng(buf, pos, end, big, n_if, ifs, if_base, max_block, max_records, 
             if btype == BT_SPB:
                 caplen, origlen = spb_lengths(buf, pos, blen, big, if_snap[0])
                 ns = 0
-                data = pos + 12
+                data = pos + SPB_DATA
             else:
                 caplen = u32(buf, pos + 20, big)
                 if caplen > blen - 32:
@@ -138,7 +148,7 @@ def walk_pcapng(buf, pos, end, big, n_if, ifs, if_base, max_block, max_records, 
                     detail = caplen
                     break
                 origlen = u32(buf, pos + 24, big)
-                data = pos + 28
+                data = pos + EPB_DATA
                 hi, lo = u32(buf, pos + 12, big), u32(buf, pos + 16, big)
                 ns = pcapng_ns(hi, lo, if_mode[iface], if_a[iface], if_b[iface], if_secoff[iface])
             put_frame(outs, n, (data, caplen, origlen, ns, if_base + iface, if_lt[iface], pos))
@@ -146,7 +156,7 @@ def walk_pcapng(buf, pos, end, big, n_if, ifs, if_base, max_block, max_records, 
         elif btype in (BT_CB, BT_CB_NOCOPY, BT_SJE):
             # no packet, no interface, no time: the custom data after the enterprise number,
             # or the journal entry (the lengths tshark gives)
-            at = 8 if btype == BT_SJE else 12
+            at = SJE_DATA if btype == BT_SJE else CB_DATA
             size = max(blen - at - 4, 0)  # (a custom block too short for its number: empty)
             while btype == BT_SJE and size > 0 and buf[pos + at + size - 1] == 0:
                 size -= 1  # (a journal entry is padded to 32 bits)
