@@ -61,28 +61,29 @@ class _Zstd(io.RawIOBase):
                 if self._fed and not self._frame.eof:
                     raise EOFError("zstd frame ends early")
                 return b""
-            while data:
-                if self._frame.eof:  # (the next frame starts)
-                    self._frame, self._fed = self._new(), False
-                self._fed = True
-                try:
-                    more = self._frame.decompress(data)
-                except self._broken as exc:
-                    raise OSError(str(exc)) from exc
-                self._out = memoryview(bytes(self._out) + more)
-                data = self._frame.unused_data if self._frame.eof else b""
+            self._out = memoryview(self._decompress(data))
         k = len(self._out) if n < 0 else min(n, len(self._out))
         got, self._out = self._out[:k], self._out[k:]
         return bytes(got)
+
+    def _decompress(self, data: bytes) -> bytes:
+        """``data`` through the frames it holds: a frame that ends starts the next."""
+        out = []
+        while data:
+            if self._frame.eof:
+                self._frame, self._fed = self._new(), False
+            self._fed = True
+            try:
+                out.append(self._frame.decompress(data))
+            except self._broken as exc:
+                raise OSError(str(exc)) from exc
+            data = self._frame.unused_data if self._frame.eof else b""
+        return b"".join(out)
 
     def readinto(self, b) -> int:  # type: ignore[override]
         data = self.read1(len(b))
         b[: len(data)] = data
         return len(data)
-
-
-def _zstd(raw: io.RawIOBase) -> io.RawIOBase:
-    return _Zstd(raw)
 
 
 def _lz4(raw: io.RawIOBase) -> io.BufferedIOBase:
@@ -92,7 +93,7 @@ def _lz4(raw: io.RawIOBase) -> io.BufferedIOBase:
 
 
 # magic bytes -> (name, the decompressing reader over the raw input)
-CODECS = {GZIP_MAGIC: ("gzip", _gzip), ZSTD_MAGIC: ("zstd", _zstd), LZ4_MAGIC: ("lz4", _lz4)}
+CODECS = {GZIP_MAGIC: ("gzip", _gzip), ZSTD_MAGIC: ("zstd", _Zstd), LZ4_MAGIC: ("lz4", _lz4)}
 # what a damaged stream raises: OSError (gzip; zstd's errors as _Zstd passes them on),
 # EOFError (it ends early), zlib's error, lz4's RuntimeError
 _BROKEN = (OSError, EOFError, zlib.error, RuntimeError)
