@@ -242,6 +242,31 @@ def test_zstd_and_lz4_read_like_the_plain_file_and_as_tshark_reads_them(
         assert len(tshark_rows(str(out))) == len(b.frames), name
 
 
+def test_zstd_skippable_frames_are_skipped_as_the_zstd_tool_skips_them(tmp_path: Path) -> None:
+    """zstd's skippable frames (a seek table, metadata) before, between and after the data
+    frames: pcapip reads the bytes ``zstd -d`` gives, also when the file starts with one
+    (tshark, which sniffs only a data frame's magic, refuses that file)."""
+    tool = require_tool("zstd")
+    src = PCAPS / "troubleshooting.pcap"
+    data = src.read_bytes()
+
+    def zstd(part: bytes) -> bytes:
+        return subprocess.run([tool, "-q", "-c"], input=part, capture_output=True,
+                              check=True).stdout
+
+    for k, first in ((0x5E, True), (0x50, False)):
+        skip = struct.pack("<II", 0x184D2A00 | k, 9) + b"seektable"
+        out = tmp_path / f"skip{k:x}.pcap.zst"
+        out.write_bytes((skip if first else b"") + zstd(data[:5000]) + skip
+                        + zstd(data[5000:]) + skip)
+        unpacked = subprocess.run([tool, "-q", "-d", "-c", str(out)], capture_output=True,
+                                  check=True).stdout
+        assert unpacked == data
+        a, b = read_capture(src), read_capture(out)
+        assert a.frames == b.frames and np.array_equal(a.ts_ns, b.ts_ns), hex(k)
+        assert np.array_equal(a.file_offset, b.file_offset)
+
+
 def test_pcap_header_details():
     with open_capture(PCAPS / "eth-snap80-ns-be.pcap") as src:
         assert src.snaplen == 80 and src.linktype == 1

@@ -28,6 +28,9 @@ from .urls import is_url, open_url
 
 GZIP_MAGIC = b"\x1f\x8b"
 ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
+# zstd's skippable frames (magic 0x184D2A50-5F): metadata such as a seek table, which
+# the zstd tool skips; a file may start with one
+ZSTD_SKIPPABLE = tuple(bytes([0x50 + k, 0x2A, 0x4D, 0x18]) for k in range(16))
 LZ4_MAGIC = b"\x04\x22\x4d\x18"  # (lz4's frame format)
 
 
@@ -94,6 +97,7 @@ def _lz4(raw: io.RawIOBase) -> io.BufferedIOBase:
 
 # magic bytes -> (name, the decompressing reader over the raw input)
 CODECS = {GZIP_MAGIC: ("gzip", _gzip), ZSTD_MAGIC: ("zstd", _Zstd), LZ4_MAGIC: ("lz4", _lz4)}
+CODECS.update((m, CODECS[ZSTD_MAGIC]) for m in ZSTD_SKIPPABLE)
 # what a damaged stream raises: OSError (gzip; zstd's errors as _Zstd passes them on),
 # EOFError (it ends early), zlib's error, lz4's RuntimeError
 _BROKEN = (OSError, EOFError, zlib.error, RuntimeError)
