@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import io
 import json
+import random
 import subprocess
 import sys
 from pathlib import Path
 
 import pandas as pd
 import pytest
+from tools import require_tool
 
 import pcapip
 from pcapip.resolve.columns import ADDED_COLUMNS, added_table
@@ -97,6 +99,63 @@ def test_log_from_stdin_and_gzip(log: Path, tmp_path: Path) -> None:
                            capture_output=True, text=True, cwd=ROOT, timeout=60)
     assert piped.returncode == 0 and piped.stdout == want
     _one_error(run("resolve", "-", "--log", "-"), "standard input")
+
+
+@pytest.mark.parametrize("codec", ["zstd", "lz4", "gzip"])
+def test_compressed_logs_are_read_by_content(codec: str, log: Path, tmp_path: Path) -> None:
+    """A rotated log compressed by the ``zstd``, ``lz4`` or ``gzip`` tool resolves as the
+    plain one, whatever its name and also on standard input."""
+    tool = require_tool(codec)
+    want = run("resolve", str(PCAP), "--log", str(log), "--nginx-format", FORMAT,
+               "--format", "csv").stdout
+    packed = subprocess.run([tool, "-c", str(log)], capture_output=True, check=True).stdout
+    named = tmp_path / "access.log.1"  # logrotate's name, no suffix to go by
+    named.write_bytes(packed)
+    assert run("resolve", str(PCAP), "--log", str(named), "--nginx-format", FORMAT,
+               "--format", "csv").stdout == want
+    piped = subprocess.run([sys.executable, "-m", "pcapip", "resolve", str(PCAP), "--log", "-",
+                            "--nginx-format", FORMAT, "--format", "csv"], input=packed,
+                           capture_output=True, cwd=ROOT, timeout=60)
+    assert piped.returncode == 0 and piped.stdout.decode() == want, piped.stderr
+
+
+@pytest.mark.parametrize("codec", ["zstd", "lz4", "gzip"])
+def test_a_cut_compressed_log_resolves_what_the_tool_recovers(
+    codec: str, log: Path, tmp_path: Path
+) -> None:
+    """A compressed log cut short (rotation still writing it, a copy cut off): the records
+    in what the codec's own tool recovers from it are resolved and written, as from that
+    text, then one error names the log and the line the damage follows; exit 2."""
+    tool = require_tool(codec)
+    big = tmp_path / "big.log"  # each copy asks for other pages: blocks that compress
+    rng = random.Random(7)
+    big.write_text("".join(log.read_text().replace(" /", f" /{rng.getrandbits(64):x}/")
+                           for _ in range(1500)))
+    small_blocks = ["-B4"] if codec == "lz4" else []  # 64 KB blocks, so part decodes
+    packed = subprocess.run([tool, *small_blocks, "-c", str(big)], capture_output=True,
+                            check=True).stdout
+    cut = tmp_path / "cut.log"
+    cut.write_bytes(packed[: len(packed) * 2 // 3])
+    recovered = subprocess.run([tool, "-d", "-c"], input=cut.read_bytes(),
+                               capture_output=True).stdout
+    assert 0 < len(recovered) < big.stat().st_size
+    text = tmp_path / "recovered.log"
+    text.write_bytes(recovered)
+    want = run("resolve", str(PCAP), "--log", str(text), "--nginx-format", FORMAT,
+               "--format", "csv")
+    got = run("resolve", str(PCAP), "--log", str(cut), "--nginx-format", FORMAT,
+              "--format", "csv")
+    assert got.returncode == 2 and want.returncode == 0
+    assert got.stdout == want.stdout and len(got.stdout.splitlines()) > 100
+    last = got.stderr.strip().splitlines()[-1]
+    lines = recovered.count(b"\n") + (not recovered.endswith(b"\n"))
+    assert last.startswith(f"pcapip: error: --log {cut}: after line {lines}: "), last
+    assert "Traceback" not in got.stderr
+    from pcapip.resolve import LogSpec, resolve_log
+
+    df = resolve_log(pcapip.analyze(PCAP), str(cut), LogSpec(kind="nginx", format=FORMAT))
+    assert len(df) == len(want.stdout.splitlines()) - 1
+    assert df.attrs["damage"].startswith(f"after line {lines}: ")
 
 
 def _one_error(r: subprocess.CompletedProcess[str], *needles: str) -> None:
@@ -207,6 +266,7 @@ def test_python_resolve_log_is_what_the_cli_writes(log: Path) -> None:
     df.to_csv(buf, index=False, lineterminator="\n")
     assert buf.getvalue() == cli
     assert df.attrs["unparseable"] == 1 and df.attrs["examples"][0][0] == 3
+    assert df.attrs["damage"] is None
 
 
 @pytest.mark.parametrize("seed", range(5))

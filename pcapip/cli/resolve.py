@@ -23,7 +23,7 @@ _EXTENSIONS = {".csv": "csv", ".json": "json", ".jsonl": "json", ".ndjson": "jso
 @click.command(name="resolve")
 @click.argument("captures", nargs=-1, required=True, metavar="CAPTURE [CAPTURE...]")
 @click.option("--log", "log_path", required=True, metavar="FILE",
-              help="The log to resolve ('-': standard input; .gz read as gzip).")
+              help="The log to resolve ('-': standard input; gzip, zstd or lz4 read directly).")
 @click.option("--nginx-format", metavar="FORMAT", default=None,
               help="nginx log_format as written in nginx.conf (default: nginx's combined).")
 @click.option("--haproxy", "haproxy_default", is_flag=True,
@@ -117,9 +117,13 @@ def command(
         with atomic_path(output, force=force) as tmp:  # type: ignore[arg-type]  # whole or not at all
             _write(df, chosen, tmp, log, max_rows)
     _report(log_path, log, df, tz, origin_port)
-    for err in a.errors:
+    errors = list(a.errors)
+    if log.parsed.damage:
+        errors.append(f"--log {log_path}: {log.parsed.damage} (the records before it are "
+                      f"resolved above)")
+    for err in errors:
         click.echo(f"pcapip: error: {err}", err=True)
-    return 2 if a.errors else 0
+    return 2 if errors else 0
 
 
 def _spec(nginx_format: str | None, haproxy_default: bool, haproxy_format: str | None,

@@ -5,7 +5,7 @@ line that did not fit is counted, the first few kept with their line numbers."""
 
 from __future__ import annotations
 
-import gzip
+import io
 import re
 import sys
 from collections.abc import Iterable, Iterator
@@ -18,6 +18,7 @@ import pyarrow.compute as pc
 
 from pcapip.errors import UsageError
 from pcapip.resolve.rx import passes
+from pcapip.sources.stream import BROKEN, Prefixed, read_prefix, unwrap
 
 #: unreadable lines quoted in the report (all are counted)
 EXAMPLES = 5
@@ -37,6 +38,7 @@ class Parsed:
     line_numbers: np.ndarray
     bad: int = 0
     examples: list[tuple[int, str, str]] = field(default_factory=list)
+    damage: str | None = None  # where and how a compressed log broke off
 
     def reject(self, number: int, why: str, text: str) -> None:
         self.bad += 1
@@ -47,26 +49,38 @@ class Parsed:
         return len(self.line_numbers)
 
 
-def _open(path: str) -> IO[bytes]:
+def _open(path: str) -> tuple[IO[bytes], Any]:
+    """(the log's bytes, the file under them): decompressed when the magic names gzip, zstd
+    or lz4, as captures are read (by content, not by name)."""
     try:
-        if path == "-":
-            return sys.stdin.buffer
-        if path.endswith(".gz"):
-            return gzip.open(path, "rb")  # type: ignore[return-value]
-        return open(path, "rb")  # noqa: SIM115
-    except OSError as exc:
-        raise UsageError(f"--log {path}: {exc.strerror or exc}") from None
+        raw = sys.stdin.buffer if path == "-" else open(path, "rb", buffering=0)  # noqa: SIM115
+        head = read_prefix(raw, 4)
+        dec = unwrap(head, raw)[1] or Prefixed(head, raw)
+    except BROKEN as exc:
+        raise UsageError(f"--log {path}: {getattr(exc, 'strerror', None) or exc}") from None
+    return (io.BufferedReader(dec) if isinstance(dec, io.RawIOBase) else dec), raw
 
 
-def read_blocks(path: str, size: int = BLOCK) -> Iterator[tuple[int, pa.StringArray]]:
+def read_blocks(
+    path: str, size: int = BLOCK, damage: list[str] | None = None
+) -> Iterator[tuple[int, pa.StringArray]]:
     """(number of the first line, the lines) of a log file, about ``size`` bytes at a
-    time; ``-`` is stdin, ``.gz`` read through gzip. A line ends at LF or CRLF (its end
-    not kept); bytes that are no UTF-8 become U+FFFD rather than stopping the read."""
-    fh = _open(path)
+    time; ``-`` is stdin; gzip, zstd and lz4 are decompressed. A line ends at LF or CRLF
+    (its end not kept); bytes that are no UTF-8 become U+FFFD rather than stopping the
+    read. A compressed log damaged or cut short gives every line before the damage, then
+    says where in ``damage`` (without it: a UsageError)."""
+    fh, raw = _open(path)
     first, rest = 1, b""
     try:
         while True:
-            data = fh.read(size)
+            data, broken = _fill(fh, size)
+            if broken is not None:
+                rest += data
+                data = b""
+                read = first - 1 + rest.count(b"\n") + bool(rest)  # lines read, the last cut
+                if damage is None:
+                    raise UsageError(f"--log {path}: after line {read}: {broken}")
+                damage.append(f"after line {read}: {broken}")
             if not data:
                 break
             data = rest + data
@@ -80,11 +94,24 @@ def read_blocks(path: str, size: int = BLOCK) -> Iterator[tuple[int, pa.StringAr
             first += len(lines)
         if rest:
             yield first, lines_of(rest)
-    except (OSError, EOFError, gzip.BadGzipFile) as exc:
-        raise UsageError(f"--log {path}: {exc}") from None
     finally:
-        if fh is not sys.stdin.buffer:
+        if path != "-":
             fh.close()
+            raw.close()
+
+
+def _fill(fh: IO[bytes], size: int) -> tuple[bytes, BaseException | None]:
+    """Up to ``size`` bytes, a decompression step at a time, and what broke the stream
+    (None: nothing): the bytes decompressed before the damage are kept."""
+    got: list[bytes] = []
+    n = 0
+    try:
+        while n < size and (step := fh.read1(min(size - n, 1 << 16))):  # type: ignore[attr-defined]
+            got.append(step)
+            n += len(step)
+    except BROKEN as exc:
+        return b"".join(got), exc
+    return b"".join(got), None
 
 
 def lines_of(data: bytes) -> pa.StringArray:
@@ -112,9 +139,9 @@ def lines_of(data: bytes) -> pa.StringArray:
                                  [None, pa.py_buffer(offsets), pa.py_buffer(text)])
 
 
-def read_lines(path: str) -> Iterator[tuple[int, str]]:
+def read_lines(path: str, damage: list[str] | None = None) -> Iterator[tuple[int, str]]:
     """(line number, text without its line end) of a log file (see :func:`read_blocks`)."""
-    for first, lines in read_blocks(path):
+    for first, lines in read_blocks(path, damage=damage):
         yield from enumerate(lines.to_pylist(), first)
 
 

@@ -66,18 +66,24 @@ class Log:
 
 
 def parse(path: str, spec: LogSpec) -> Parsed:
-    """The log's records, by kind."""
-    wanted = [spec.ip_field, spec.port_field, spec.time_field, spec.duration_field]
+    """The log's records, by kind; those before a compressed log's damage, if it has one
+    (``Parsed.damage`` says where)."""
+    wanted = [w for w in (spec.ip_field, spec.port_field, spec.time_field,
+                          spec.duration_field) if w]
+    damage: list[str] = []
     if spec.kind == "nginx":
         rx, names = nginx.compile_format(spec.format or nginx.COMBINED)
-        return by_pattern(read_blocks(path), rx, names)
-    if spec.kind == "haproxy":
-        return _haproxy(read_blocks(path), spec.format)
-    if spec.kind == "jsonl":
-        return tabular.jsonl(read_lines(path), [w for w in wanted if w])
-    if spec.kind == "csv":
-        return tabular.csv_rows(read_lines(path), [w for w in wanted if w])
-    raise UsageError(f"unknown log kind {spec.kind!r}")
+        out = by_pattern(read_blocks(path, damage=damage), rx, names)
+    elif spec.kind == "haproxy":
+        out = _haproxy(read_blocks(path, damage=damage), spec.format)
+    elif spec.kind == "jsonl":
+        out = tabular.jsonl(read_lines(path, damage), wanted)
+    elif spec.kind == "csv":
+        out = tabular.csv_rows(read_lines(path, damage), wanted)
+    else:
+        raise UsageError(f"unknown log kind {spec.kind!r}")
+    out.damage = damage[0] if damage else None
+    return out
 
 
 def _haproxy(blocks: Iterable[tuple[int, pa.Array]], fmt: str | None) -> Parsed:
@@ -239,8 +245,10 @@ def resolve_log(
     """A log file (``spec``: its kind, format, fields, time zone; default nginx's combined)
     read and resolved against ``analysis``: what ``pcapip resolve`` writes, as a frame.
     ``frame.attrs["unparseable"]`` counts the lines that were no record and
-    ``frame.attrs["examples"]`` quotes the first few as (line number, why, text). The log's
-    own fields are pandas ``str`` columns (Arrow-backed, NaN where a field is left out)."""
+    ``frame.attrs["examples"]`` quotes the first few as (line number, why, text);
+    ``frame.attrs["damage"]`` says where a compressed log broke off (None: it did not),
+    its records before that resolved. The log's own fields are pandas ``str`` columns
+    (Arrow-backed, NaN where a field is left out)."""
     df = resolve_loaded(analysis, load(path, spec or LogSpec()), tolerance=tolerance,
                         origin_port=origin_port)
     return df
@@ -258,4 +266,5 @@ def resolve_loaded(
                        origin_port=origin_port)
     df.attrs["unparseable"] = log.parsed.bad
     df.attrs["examples"] = sorted(log.parsed.examples)
+    df.attrs["damage"] = log.parsed.damage
     return df

@@ -100,10 +100,10 @@ CODECS = {GZIP_MAGIC: ("gzip", _gzip), ZSTD_MAGIC: ("zstd", _Zstd), LZ4_MAGIC: (
 CODECS.update((m, CODECS[ZSTD_MAGIC]) for m in ZSTD_SKIPPABLE)
 # what a damaged stream raises: OSError (gzip; zstd's errors as _Zstd passes them on),
 # EOFError (it ends early), zlib's error, lz4's RuntimeError
-_BROKEN = (OSError, EOFError, zlib.error, RuntimeError)
+BROKEN = (OSError, EOFError, zlib.error, RuntimeError)
 
 
-class _Prefixed(io.RawIOBase):
+class Prefixed(io.RawIOBase):
     """A raw stream that first returns bytes already read (the sniffed magic)."""
 
     def __init__(self, prefix: bytes, raw: io.RawIOBase) -> None:
@@ -126,7 +126,7 @@ class _Prefixed(io.RawIOBase):
         return self._raw.fileno()
 
 
-def _read_exact_prefix(raw: io.RawIOBase, n: int) -> bytes:
+def read_prefix(raw: io.RawIOBase, n: int) -> bytes:
     """Read up to n bytes, looping over short reads (a pipe may deliver 1 byte at a time)."""
     out = bytearray()
     while len(out) < n:
@@ -135,6 +135,17 @@ def _read_exact_prefix(raw: io.RawIOBase, n: int) -> bytes:
             break
         out += chunk
     return bytes(out)
+
+
+def unwrap(head: bytes, raw: io.RawIOBase) -> tuple[str, io.IOBase | None]:
+    """(codec, reader) for a byte stream whose first bytes ``head`` were already read from
+    ``raw``: the codec its magic names and a reader of the decompressed bytes from the
+    start, or ("", None) when it is plain. Raises what ``BROKEN`` lists on a damaged start."""
+    codec = CODECS.get(head[:2]) or CODECS.get(head)
+    if codec is None:
+        return "", None
+    name, opener = codec
+    return name, opener(Prefixed(head, raw))
 
 
 class InputStream:
@@ -149,7 +160,7 @@ class InputStream:
         self.error: str | None = None  # decompression failure, reported after the good data
         self._fd = -1
         self._raw: io.RawIOBase
-        self._dec: io.BufferedIOBase | None = None  # the decompressing reader
+        self._dec: io.IOBase | None = None  # the decompressing reader
         self._eof = False
 
         if is_url(path):
@@ -193,22 +204,20 @@ class InputStream:
         """Read the magic bytes: a compression is recognised by them, and unwrapped."""
         path = self.path
         try:
-            head = _read_exact_prefix(self._raw, 4)
+            head = read_prefix(self._raw, 4)
         except OSError as exc:
             self.close()
             raise CaptureError(
                 path, f"cannot read: {exc.strerror or exc}", frame=1, offset=0
             ) from None
-        codec = CODECS.get(head[:2]) or CODECS.get(head)
-        if codec is not None:
-            self.compressed = True
-            self.codec, opener = codec
-            try:
-                self._dec = opener(_Prefixed(head, self._raw))
-                head = _read_exact_prefix(self._dec, 4)
-            except _BROKEN as exc:
-                self.close()
-                raise CaptureError(path, self._corrupt(exc), frame=1, offset=0) from None
+        try:
+            self.codec, self._dec = unwrap(head, self._raw)
+            if self._dec is not None:
+                self.compressed = True
+                head = read_prefix(self._dec, 4)
+        except BROKEN as exc:
+            self.close()
+            raise CaptureError(path, self._corrupt(exc), frame=1, offset=0) from None
         self.magic = head
 
     def _corrupt(self, exc: BaseException) -> str:
@@ -252,7 +261,7 @@ class InputStream:
                 total += n
                 if self.interactive and not self._more_ready():
                     break
-        except _BROKEN as exc:
+        except BROKEN as exc:
             self.error = (
                 self._corrupt(exc)
                 if self._dec is not None
