@@ -142,6 +142,16 @@ def check_analysis_output(
 
     if fmt == "parquet" and is_dataset_target(output):
         assert output is not None
+        from pcapip.sources.urls import is_url
+
+        if is_url(output):  # a store fsspec reaches (s3://, gs://, file://, ...)
+            import fsspec
+
+            try:
+                fsspec.core.url_to_fs(output)
+            except (ValueError, ImportError) as exc:
+                raise UsageError(f"-o {output}: {exc}") from None
+            return fmt
         parent = os.path.dirname(output.rstrip("/" + os.sep)) or "."
         if not os.path.isdir(parent):
             raise UsageError(f"-o {output}: directory {parent} does not exist")
