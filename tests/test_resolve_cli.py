@@ -104,15 +104,16 @@ def test_log_from_stdin_and_gzip(log: Path, tmp_path: Path) -> None:
 @pytest.mark.parametrize("codec", ["zstd", "lz4", "gzip"])
 def test_compressed_logs_are_read_by_content(codec: str, log: Path, tmp_path: Path) -> None:
     """A rotated log compressed by the ``zstd``, ``lz4`` or ``gzip`` tool resolves as the
-    plain one, whatever its name and also on standard input."""
+    plain one, whatever its name, named by URL, and on standard input."""
     tool = require_tool(codec)
     want = run("resolve", str(PCAP), "--log", str(log), "--nginx-format", FORMAT,
                "--format", "csv").stdout
     packed = subprocess.run([tool, "-c", str(log)], capture_output=True, check=True).stdout
     named = tmp_path / "access.log.1"  # logrotate's name, no suffix to go by
     named.write_bytes(packed)
-    assert run("resolve", str(PCAP), "--log", str(named), "--nginx-format", FORMAT,
-               "--format", "csv").stdout == want
+    for name in (str(named), f"file://{named}"):  # a path, or a URL fsspec reads
+        assert run("resolve", str(PCAP), "--log", name, "--nginx-format", FORMAT,
+                   "--format", "csv").stdout == want, name
     piped = subprocess.run([sys.executable, "-m", "pcapip", "resolve", str(PCAP), "--log", "-",
                             "--nginx-format", FORMAT, "--format", "csv"], input=packed,
                            capture_output=True, cwd=ROOT, timeout=60)
@@ -169,6 +170,8 @@ def _one_error(r: subprocess.CompletedProcess[str], *needles: str) -> None:
 def test_errors_are_one_line_and_exit_2(log: Path, tmp_path: Path) -> None:
     pcap = str(PCAP)
     _one_error(run("resolve", pcap, "--log", str(tmp_path / "nope.log")), "nope.log", "no such file")
+    _one_error(run("resolve", pcap, "--log", f"file://{tmp_path}/nope.log"),
+               f"--log file://{tmp_path}/nope.log: cannot open: No such file")
     _one_error(run("resolve", pcap, "--log", str(log)), "none of its", "line 1")  # combined
     _one_error(run("resolve", pcap, "--log", str(log), "--jsonl", "--csv"), "one log format")
     _one_error(run("resolve", pcap, "--log", str(log), "--tz", "Nowhere/City"), "--tz")

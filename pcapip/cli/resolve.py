@@ -23,7 +23,7 @@ _EXTENSIONS = {".csv": "csv", ".json": "json", ".jsonl": "json", ".ndjson": "jso
 @click.command(name="resolve")
 @click.argument("captures", nargs=-1, required=True, metavar="CAPTURE [CAPTURE...]")
 @click.option("--log", "log_path", required=True, metavar="FILE",
-              help="The log to resolve ('-': standard input; gzip, zstd or lz4 read directly).")
+              help="The log to resolve: a path, '-' (standard input) or a URL; gzip, zstd or lz4 read directly.")
 @click.option("--nginx-format", metavar="FORMAT", default=None,
               help="nginx log_format as written in nginx.conf (default: nginx's combined).")
 @click.option("--haproxy", "haproxy_default", is_flag=True,

@@ -16,9 +16,10 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from pcapip.errors import UsageError
+from pcapip.errors import CaptureError, UsageError
 from pcapip.resolve.rx import passes
 from pcapip.sources.stream import BROKEN, Prefixed, read_prefix, unwrap
+from pcapip.sources.urls import is_url, open_url
 
 #: unreadable lines quoted in the report (all are counted)
 EXAMPLES = 5
@@ -50,12 +51,20 @@ class Parsed:
 
 
 def _open(path: str) -> tuple[IO[bytes], Any]:
-    """(the log's bytes, the file under them): decompressed when the magic names gzip, zstd
-    or lz4, as captures are read (by content, not by name)."""
+    """(the log's bytes, the file under them): a path, ``-`` or a URL fsspec reads;
+    decompressed when the magic names gzip, zstd or lz4, as captures are read (by content,
+    not by name)."""
     try:
-        raw = sys.stdin.buffer if path == "-" else open(path, "rb", buffering=0)  # noqa: SIM115
+        if path == "-":
+            raw: Any = sys.stdin.buffer
+        elif is_url(path):  # read through fsspec, as captures named by URL are
+            raw = open_url(path)[0]
+        else:
+            raw = open(path, "rb", buffering=0)  # noqa: SIM115
         head = read_prefix(raw, 4)
         dec = unwrap(head, raw)[1] or Prefixed(head, raw)
+    except CaptureError as exc:
+        raise UsageError(f"--log {path}: {exc.message}") from None
     except BROKEN as exc:
         raise UsageError(f"--log {path}: {getattr(exc, 'strerror', None) or exc}") from None
     return (io.BufferedReader(dec) if isinstance(dec, io.RawIOBase) else dec), raw
