@@ -184,6 +184,16 @@ def test_errors_are_one_line_and_exit_2(log: Path, tmp_path: Path) -> None:
     _one_error(run("resolve", str(tmp_path / "missing.pcap"), "--log", str(log)), "missing.pcap")
     _one_error(run("resolve", pcap, "--log", str(log), "--nginx-format", FORMAT,
                    "--duration-field", "took"), "--duration-field 'took'")
+    import lzma
+
+    xz = tmp_path / "access.log.xz"
+    xz.write_bytes(lzma.compress(log.read_bytes()))
+    _one_error(run("resolve", pcap, "--log", str(xz), "--nginx-format", FORMAT),
+               "xz-compressed data (decompress it first")
+    binary = tmp_path / "binary.log"  # a capture given as the log: breaks no error line
+    binary.write_bytes(PCAP.read_bytes()[:3000] + "\x0b\x1c\u2028\x85 tail".encode())
+    _one_error(run("resolve", pcap, "--log", str(binary), "--nginx-format", FORMAT),
+               "none of its", "\\x00")
     js = tmp_path / "a.jsonl"
     js.write_text('{"when": 1, "who": "10.0.0.1"}\n')
     _one_error(run("resolve", pcap, "--log", str(js), "--jsonl"), "no ip field", "who")

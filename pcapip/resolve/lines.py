@@ -18,7 +18,7 @@ import pyarrow.compute as pc
 
 from pcapip.errors import CaptureError, UsageError
 from pcapip.resolve.rx import passes
-from pcapip.sources.stream import BROKEN, Prefixed, read_prefix, unwrap
+from pcapip.sources.stream import BROKEN, Prefixed, read_prefix, unread_codec, unwrap
 from pcapip.sources.urls import is_url, open_url
 
 #: unreadable lines quoted in the report (all are counted)
@@ -44,10 +44,18 @@ class Parsed:
     def reject(self, number: int, why: str, text: str) -> None:
         self.bad += 1
         if len(self.examples) < EXAMPLES:
-            self.examples.append((number, why, text[:200]))
+            self.examples.append((number, why, quoted(text[:200])))
 
     def __len__(self) -> int:
         return len(self.line_numbers)
+
+
+def quoted(text: str) -> str:
+    """``text`` fit to quote on one line: characters that are not printable (binary bytes
+    read as text, a vertical tab, U+2028, which would break the line) as escapes."""
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode() for c in text)
 
 
 def _open(path: str) -> tuple[IO[bytes], Any]:
@@ -62,6 +70,8 @@ def _open(path: str) -> tuple[IO[bytes], Any]:
         else:
             raw = open(path, "rb", buffering=0)  # noqa: SIM115
         head = read_prefix(raw, 4)
+        if (other := unread_codec(head)) is not None:
+            raise UsageError(f"--log {path}: {other}")
         dec = unwrap(head, raw)[1] or Prefixed(head, raw)
     except CaptureError as exc:
         raise UsageError(f"--log {path}: {exc.message}") from None

@@ -27,7 +27,7 @@ from .linktypes import SUPPORTED_LINKTYPES, linktype_name
 from .pcap import MAGICS as PCAP_MAGICS
 from .pcap import PcapFormat
 from .pcapng import PcapngFormat
-from .stream import InputStream
+from .stream import InputStream, unread_codec
 
 DEFAULT_CHUNK = 2 * 1024 * 1024
 # Without the ahead-of-time kernels, inputs expected to hold fewer frames than this are
@@ -45,8 +45,6 @@ PCAPNG_MAGIC = b"\x0a\x0d\x0d\x0a"
 
 # magic bytes of things people mistake for captures, for a helpful message
 _OTHER_MAGICS: tuple[tuple[bytes, str], ...] = (
-    (b"\xfd7zXZ", "xz-compressed data (decompress it first; gzip, zstd and lz4 are read directly)"),
-    (b"BZh", "bzip2-compressed data (decompress it first; gzip, zstd and lz4 are read directly)"),
     (b"PK\x03\x04", "a zip archive"),
     (b"snoop", "a Solaris snoop capture (convert it with editcap -F pcap)"),
     (b"XCP\x00", "a NetXray/Sniffer capture (convert it with editcap -F pcap)"),
@@ -54,6 +52,8 @@ _OTHER_MAGICS: tuple[tuple[bytes, str], ...] = (
 
 
 def _describe_unknown(magic: bytes) -> str:
+    if (codec := unread_codec(magic)) is not None:
+        return f"not a pcap or pcapng capture: this is {codec}"
     for prefix, what in _OTHER_MAGICS:
         if magic.startswith(prefix[: len(magic)]) and len(magic) >= min(len(prefix), 3):
             return f"not a pcap or pcapng capture: this is {what}"

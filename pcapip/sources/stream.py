@@ -98,6 +98,18 @@ def _lz4(raw: io.RawIOBase) -> io.BufferedIOBase:
 # magic bytes -> (name, the decompressing reader over the raw input)
 CODECS = {GZIP_MAGIC: ("gzip", _gzip), ZSTD_MAGIC: ("zstd", _Zstd), LZ4_MAGIC: ("lz4", _lz4)}
 CODECS.update((m, CODECS[ZSTD_MAGIC]) for m in ZSTD_SKIPPABLE)
+# compressions Wireshark does not read directly either: named, not read
+OTHER_CODECS = ((b"\xfd7zXZ", "xz"), (b"BZh", "bzip2"))
+
+
+def unread_codec(head: bytes) -> str | None:
+    """What to say of input whose first bytes are a compression pcapip does not read."""
+    for magic, name in OTHER_CODECS:
+        if head.startswith(magic[: len(head)]) and len(head) >= min(len(magic), 3):
+            return f"{name}-compressed data (decompress it first; gzip, zstd and lz4 are read directly)"
+    return None
+
+
 # what a damaged stream raises: OSError (gzip; zstd's errors as _Zstd passes them on),
 # EOFError (it ends early), zlib's error, lz4's RuntimeError
 BROKEN = (OSError, EOFError, zlib.error, RuntimeError)
