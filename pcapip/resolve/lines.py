@@ -16,6 +16,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from pcapip.dissect.fields import escape_text
 from pcapip.errors import CaptureError, UsageError
 from pcapip.resolve.rx import passes
 from pcapip.sources.stream import BROKEN, Prefixed, read_prefix, unread_codec, unwrap
@@ -44,18 +45,10 @@ class Parsed:
     def reject(self, number: int, why: str, text: str) -> None:
         self.bad += 1
         if len(self.examples) < EXAMPLES:
-            self.examples.append((number, why, quoted(text[:200])))
+            self.examples.append((number, why, escape_text(text[:200])))
 
     def __len__(self) -> int:
         return len(self.line_numbers)
-
-
-def quoted(text: str) -> str:
-    """``text`` fit to quote on one line: characters that are not printable (binary bytes
-    read as text, a vertical tab, U+2028, which would break the line) as escapes."""
-    if text.isprintable():
-        return text
-    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode() for c in text)
 
 
 def _open(path: str) -> tuple[IO[bytes], Any]:
