@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import random
 import subprocess
 import sys
@@ -99,6 +100,11 @@ def test_log_from_stdin_and_gzip(log: Path, tmp_path: Path) -> None:
                            capture_output=True, text=True, cwd=ROOT, timeout=60)
     assert piped.returncode == 0 and piped.stdout == want
     _one_error(run("resolve", "-", "--log", "-"), "standard input")
+    closed = subprocess.run([sys.executable, "-m", "pcapip", "resolve", str(PCAP), "--log", "-",
+                             "--nginx-format", FORMAT], stdin=subprocess.DEVNULL,
+                            capture_output=True, text=True, cwd=ROOT, timeout=60,
+                            preexec_fn=lambda: os.close(0))
+    _one_error(closed, "--log -: no usable standard input")
 
 
 @pytest.mark.parametrize("codec", ["zstd", "lz4", "gzip"])

@@ -57,7 +57,9 @@ def _open(path: str) -> tuple[IO[bytes], Any]:
     not by name)."""
     try:
         if path == "-":
-            raw: Any = sys.stdin.buffer
+            raw: Any = getattr(sys.stdin, "buffer", None)
+            if raw is None:  # closed (``<&-``) or not a binary stream
+                raise UsageError("--log -: no usable standard input")
         elif is_url(path):  # read through fsspec, as captures named by URL are
             raw = open_url(path)[0]
         else:
