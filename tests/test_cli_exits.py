@@ -136,6 +136,26 @@ def test_a_write_that_fails_at_write_time_is_one_line(fmt: str, by: str) -> None
     one_error_line(r, "standard output", "No space left on device")
 
 
+@pytest.mark.parametrize("args", [
+    ["analyze", str(MISC)], ["analyze", str(MISC), "--format", "parquet"],
+    ["show", str(MISC), "--flow", "1"], ["wireshark-plugin"],
+])
+def test_standard_output_closed_is_one_line(args: list[str], tmp_path: Path) -> None:
+    """Started with standard output closed (``>&-``): a command that writes to it says so in
+    one line, exit 2 (Python leaves ``sys.stdout`` None: it was a traceback); one writing
+    to ``-o FILE`` runs as usual."""
+    closed = subprocess.run([sys.executable, "-m", "pcapip", *args], capture_output=True,
+                            text=True, cwd=ROOT, timeout=60, preexec_fn=lambda: os.close(1))
+    one_error_line(closed, "standard output: Bad file descriptor")
+    if args[0] == "analyze":
+        out = tmp_path / "flows.csv"
+        r = subprocess.run([sys.executable, "-m", "pcapip", "analyze", str(MISC), "-o", str(out)],
+                           capture_output=True, text=True, cwd=ROOT, timeout=60,
+                           preexec_fn=lambda: os.close(1))
+        assert r.returncode == 0 and r.stderr == "", r.stderr
+        assert out.read_text() == run("analyze", str(MISC), "--format", "csv").stdout
+
+
 @pytest.mark.parametrize(
     "args",
     [

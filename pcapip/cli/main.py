@@ -7,9 +7,12 @@ textual) is imported only when that subcommand runs.
 
 from __future__ import annotations
 
+import errno
 import importlib
+import io
 import os
 import sys
+from typing import Any
 
 import click
 
@@ -91,6 +94,8 @@ def main(argv: list[str] | None = None) -> None:
     # numpy loads: ~50 ms of a 10-packet run. Set before any subcommand imports numpy;
     # a value the user chose wins.
     os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+    if sys.stdout is None:  # started with standard output closed (``>&-``)
+        sys.stdout = io.TextIOWrapper(io.BufferedWriter(_Closed()), encoding="utf-8")
     try:
         with collector_off():  # the subcommand's module loads (see pcapip.cli.collector)
             ctx = cli.make_context("pcapip", args)
@@ -133,7 +138,22 @@ def _write_failed(exc: OSError) -> None:
     sys.exit(2)
 
 
+class _Closed(io.RawIOBase):
+    """Standard output when pcapip started without one: a write to it fails as a write to
+    a closed descriptor does, so the command that needs it says so (a command writing to
+    ``-o FILE`` runs as usual)."""
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, b: Any) -> int:
+        raise OSError(errno.EBADF, "Bad file descriptor (it was closed when pcapip started)")
+
+
 def _silence_stdout() -> None:
     """Point stdout at /dev/null so the interpreter's final flush does not complain again."""
     devnull = os.open(os.devnull, os.O_WRONLY)
-    os.dup2(devnull, sys.stdout.fileno())
+    try:
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):  # no descriptor under it (see _Closed)
+        sys.stdout = open(devnull, "w")  # noqa: SIM115
