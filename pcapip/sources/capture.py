@@ -27,7 +27,7 @@ from .linktypes import SUPPORTED_LINKTYPES, linktype_name
 from .pcap import MAGICS as PCAP_MAGICS
 from .pcap import PcapFormat
 from .pcapng import PcapngFormat
-from .stream import InputStream, unread_codec
+from .stream import InputStream, magic_name, unread_codec
 
 DEFAULT_CHUNK = 2 * 1024 * 1024
 # Without the ahead-of-time kernels, inputs expected to hold fewer frames than this are
@@ -52,11 +52,8 @@ _OTHER_MAGICS: tuple[tuple[bytes, str], ...] = (
 
 
 def _describe_unknown(magic: bytes) -> str:
-    if (codec := unread_codec(magic)) is not None:
-        return f"not a pcap or pcapng capture: this is {codec}"
-    for prefix, what in _OTHER_MAGICS:
-        if magic.startswith(prefix[: len(magic)]) and len(magic) >= min(len(prefix), 3):
-            return f"not a pcap or pcapng capture: this is {what}"
+    if what := unread_codec(magic) or magic_name(magic, _OTHER_MAGICS):
+        return f"not a pcap or pcapng capture: this is {what}"
     if magic and all(32 <= b < 127 or b in (9, 10, 13) for b in magic):
         return f"not a pcap or pcapng capture: it starts with text {magic.decode('ascii')!r}"
     return f"not a pcap or pcapng capture: unknown magic 0x{magic.hex()}"

@@ -22,6 +22,7 @@ import select
 import stat
 import sys
 import zlib
+from collections.abc import Sequence
 
 from ..errors import CaptureError
 from .urls import is_url, open_url
@@ -102,12 +103,21 @@ CODECS.update((m, CODECS[ZSTD_MAGIC]) for m in ZSTD_SKIPPABLE)
 OTHER_CODECS = ((b"\xfd7zXZ", "xz"), (b"BZh", "bzip2"))
 
 
+def magic_name(head: bytes, table: Sequence[tuple[bytes, str]]) -> str | None:
+    """The name ``table`` gives the first magic that ``head`` starts with (a head shorter
+    than the magic matches on its first bytes, three at least), or None."""
+    for magic, name in table:
+        if head.startswith(magic[: len(head)]) and len(head) >= min(len(magic), 3):
+            return name
+    return None
+
+
 def unread_codec(head: bytes) -> str | None:
     """What to say of input whose first bytes are a compression pcapip does not read."""
-    for magic, name in OTHER_CODECS:
-        if head.startswith(magic[: len(head)]) and len(head) >= min(len(magic), 3):
-            return f"{name}-compressed data (decompress it first; gzip, zstd and lz4 are read directly)"
-    return None
+    name = magic_name(head, OTHER_CODECS)
+    if name is None:
+        return None
+    return f"{name}-compressed data (decompress it first; gzip, zstd and lz4 are read directly)"
 
 
 # what a damaged stream raises: OSError (gzip; zstd's errors as _Zstd passes them on),
