@@ -738,6 +738,10 @@ def haproxy_config(
     out = [
         "global",
         "    log stdout format raw local0",
+        # one thread: with several, HAProxy drops a log line when two threads collide on
+        # stdout's lock (fd_write_frag_line gives up after 200 tries), and the logs are
+        # the tests' ground truth; one thread serves these rates many times over
+        "    nbthread 1",
         "    maxconn 256",
         "defaults",
         "    mode tcp",

@@ -166,6 +166,7 @@ def test_nginx_logs_behind_haproxy(tmp_path: Path, family: peers.Family) -> None
 HAPROXY_ORIGIN = """\
 global
     log stdout format raw local0
+    nbthread 1
 defaults
     log global
     timeout connect 3s
