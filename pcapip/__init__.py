@@ -42,8 +42,9 @@ def analyze(
 ) -> Any:
     """Map every flow's egress address to its real client.
 
-    ``path_or_paths``: one capture or several, read in order as one recording
-    (``"-"`` is stdin); URLs (``s3://``, ``gs://``, ``file://``, ``memory://``…) are read
+    ``path_or_paths``: one capture or several, read as one recording in the order of their
+    first packets (rotated files rarely sort by name; a warning says when the order given
+    was not that one; ``"-"`` is stdin and keeps its place); URLs (``s3://``, ``gs://``, ``file://``, ``memory://``…) are read
     through fsspec, and glob patterns expanded (sorted). ``trusted``: CIDRs (comma-separated
     text or a list) of the proxies allowed to announce clients; a TOA/PROXY header from
     anywhere else is flagged ``client.untrusted``. ``toa_kinds``: like ``--toa-kind``
@@ -70,6 +71,7 @@ def analyze(
     """
     from pcapip.errors import UsageError
     from pcapip.report.analysis import Analysis
+    from pcapip.sources.order import in_time_order
     from pcapip.sources.urls import expand
 
     if isinstance(path_or_paths, str | os.PathLike):
@@ -78,6 +80,7 @@ def analyze(
     if not paths:
         raise UsageError("no capture given")
     chains = [os.path.dirname(p) for p in paths] if group_by_dir else None
+    paths, reordered = in_time_order(paths, chains)
     judged = None
     if rules is not None:  # a bad file fails before any reading (loaded only when given)
         from pcapip.rules import ruleset
@@ -103,6 +106,8 @@ def analyze(
         )
     if errors and raise_on_damage:
         raise errors[0]
+    if reordered is not None:
+        table.warnings.insert(0, reordered)
     a = Analysis(table, errors)
     a.capture_groups = chains
     if as_dask:

@@ -194,7 +194,9 @@ def test_reader_closing_the_pipe_early_is_not_a_finding() -> None:
     proc.stdout.close()
     err = proc.stderr.read()
     assert proc.wait(timeout=60) == 0
-    assert err == b""
+    # nothing but (if said before the pipe closed) the warning that the one file, read 12
+    # times, goes back in time 11 times
+    assert [ln for ln in err.splitlines() if b" go back before the last of " not in ln] == []
 
 
 @pytest.mark.parametrize(("fmt", "write"), [("csv", "to_csv"), ("json", "to_jsonl")])

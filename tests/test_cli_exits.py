@@ -285,7 +285,9 @@ def test_every_format_exits_0_when_the_reader_stops(fmt: str, by: str, copies: i
     64 KiB pipe buffer, closed mid-write)."""
     args = ["analyze", *[str(BIG)] * copies, "--format", fmt, "--by", by, "--max-rows", "0"]
     rc, err = close_early(args, 4)
-    assert rc == 0 and err == b"", err.decode()
+    # one file read 12 times goes back in time 11 times: that one warning, nothing else
+    said = [ln for ln in err.decode().splitlines() if " go back before the last of " not in ln]
+    assert rc == 0 and said == [] and err.count(b"\n") <= (copies > 1), err.decode()
 
 
 def test_show_exits_0_when_the_reader_stops() -> None:

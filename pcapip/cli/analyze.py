@@ -174,8 +174,10 @@ def command(
     """Map every flow's egress address to its real client (TOA / PROXY protocol).
 
     CAPTURE is a pcap or pcapng file (gzip, zstd or lz4 allowed); '-' reads standard input
-    (tcpdump -w - | pcapip analyze -). Several captures are read in order as one
-    recording. Exit status: 0 ok, 1 findings at --fail-on level, 2 bad input.
+    (tcpdump -w - | pcapip analyze -). Several captures are one recording, read in the
+    order of their first packets (rotated names such as cap, cap1, cap10, cap2 rarely sort
+    in time); a warning says when that was not the order given. Exit status: 0 ok, 1
+    findings at --fail-on level, 2 bad input.
     """
     if captures.count("-") > 1:
         raise UsageError("standard input ('-') can be read only once")

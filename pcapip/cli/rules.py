@@ -70,7 +70,7 @@ def _listing_to(rows: list[dict[str, object]], fmt: str, fh: IO[str]) -> None:
     multiple=True,
     metavar="CAPTURE",
     help="Judge this capture's flows against the rules: one row per rule (flows by method, "
-    "mismatched), then the origins no rule covers. Repeatable (one recording, in order).",
+    "mismatched), then the origins no rule covers. Repeatable (one recording, in time order).",
 )
 @click.option(
     "--format",

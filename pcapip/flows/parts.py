@@ -40,6 +40,7 @@ from pcapip.flows.run import new_tracker, read_into, registry_for, replay_into
 from pcapip.flows.store import MemStore
 from pcapip.flows.table import Counted, FlowTable, table_of
 from pcapip.sources.batch import FrameBatch
+from pcapip.sources.order import Span, overlaps
 
 _M1 = np.uint64(0x9E3779B97F4A7C15)
 _M2 = np.uint64(0xBF58476D1CE4E5B9)
@@ -126,6 +127,7 @@ class Part:
     now: int | None = None  # the tracker's last clock (None: no TCP/UDP packet)
     frames: int = 0
     bytes_read: int = 0
+    spans: list[Span] = field(default_factory=list)  # per file: when its packets were taken
 
 
 def _mix(h: np.ndarray) -> np.ndarray:
@@ -226,6 +228,7 @@ def read_part(paths: Sequence[str], first: int, options: PartOptions) -> Part:
         tracker.now,
         sum(f for f, _ in read.values()),
         sum(b for _, b in read.values()),
+        reader.spans,
     )
 
 
@@ -356,16 +359,19 @@ def join(
     trusted: Any = None,
     toa_kinds: Sequence[str] = (),
     rules: Any = None,
+    labels: Sequence[str] | None = None,
 ) -> tuple[FlowTable, list[CaptureError]]:
     """The table and errors one read of every part's file, in order, would give: each
     part's rows but those of the connections ``cut[part.number]`` (replayed), and the
-    ``replayed`` rows."""
+    ``replayed`` rows. ``labels``: each file's recording (``read_recording``'s chains)."""
     vocab = Vocab()
     blocks = []
     counted = Counted({}, Undecoded(), {})
     warnings: list[CaptureWarning] = []
     errors: list[CaptureError] = []
+    chains: dict[str, list[Span]] = {}  # a vantage point -> its files' spans, in order
     for part in parts:
+        chains.setdefault(labels[part.number] if labels else "", []).extend(part.spans)
         rows = part.rows
         keys = cut.get(part.number)
         if keys is not None and keys.size and len(rows):
@@ -376,6 +382,8 @@ def join(
         errors += part.errors
     for rows, theirs in replayed:
         blocks.append(_recode(rows, list(theirs.texts), vocab))
+    for spans in chains.values():
+        warnings += overlaps(spans)
     names = [name for p in parts for name in p.names]
     table = table_of(
         PackedRows.concat(blocks),
@@ -447,7 +455,10 @@ def read_recording(
         if order:
             last = next((p.now for p in reversed(mine) if p.now is not None), None)
             replayed.append(replay(order, last, options))
-    return join(parts, replayed, cut, trusted=trusted, toa_kinds=options.toa_kinds, rules=rules)
+    return join(
+        parts, replayed, cut, trusted=trusted, toa_kinds=options.toa_kinds, rules=rules,
+        labels=labels,
+    )
 
 
 def _spans(labels: Sequence[str], most: int) -> list[tuple[int, int]]:

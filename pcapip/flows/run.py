@@ -18,6 +18,7 @@ from pcapip.errors import CaptureError, CaptureWarning, UsageError
 from pcapip.flows.table import FlowTable, finish_table
 from pcapip.flows.tracker import FlowTracker
 from pcapip.flows.trusted import parse_trusted
+from pcapip.sources.order import Span, batch_times, overlaps
 
 if TYPE_CHECKING:
     from pcapip.decode import Packets
@@ -139,7 +140,8 @@ def read_captures(
                 reader.source(ci, capture)
                 reader.warnings.extend(capture.warnings)  # type: ignore[union-attr]
         table = finish_table(
-            tracker, names, nets, warnings=reader.warnings, toa_asked=bool(toa_kinds),
+            tracker, names, nets, warnings=[*reader.warnings, *overlaps(reader.spans)],
+            toa_asked=bool(toa_kinds),
             rules=rules,
         )
     return table, reader.errors + tracker.undecoded.undecodable(names)
@@ -191,13 +193,18 @@ class Reader:
         self.on_batch = on_batch
         self.errors: list[CaptureError] = []
         self.warnings: list[CaptureWarning] = []
+        self.spans: list[Span] = []  # per file read: when its packets were taken
 
-    def source(self, ci: int, src: Any, said: Callable[[Any], None] | None = None) -> bool:
-        """Decode and track every batch of ``src``; False when it ended in damage (kept)."""
+    def source(
+        self, ci: int, src: Any, said: Callable[[Any], None] | None = None, name: str = ""
+    ) -> bool:
+        """Decode and track every batch of ``src``; False when it ended in damage (kept).
+        A file's ``name``: its span of time is noted (``pcapip.sources.order``)."""
         from pcapip.decode import decode
 
         kinds = self.tracker.registry.kinds
         ports = self.tracker.tunnels.ports
+        first = latest = None
         try:
             for batch in src:
                 pk = decode(batch, toa_kinds=kinds, tunnel_ports=ports)
@@ -206,9 +213,15 @@ class Reader:
                     self.on_batch(ci, src, batch, pk)
                 if said is not None:
                     said(batch)
+                if name and (t := batch_times(batch)) is not None:
+                    first = t[0] if first is None else first
+                    latest = t[1] if latest is None else max(latest, t[1])
         except CaptureError as exc:
             self.errors.append(exc)
             return False
+        finally:
+            if first is not None and latest is not None:
+                self.spans.append((name, first, latest))
         return True
 
     def file(
@@ -237,7 +250,7 @@ class Reader:
                     done = int(batch.file_offset[-1]) + int(batch.caplen[-1])
                     progress(ci, src.frames_read, done, total)
 
-            if self.source(ci, src, said) and src.frames_read == 0:
+            if self.source(ci, src, said, path) and src.frames_read == 0:
                 self.warnings.append(
                     CaptureWarning(path, None, None, "the capture holds no packets", kind="empty")
                 )

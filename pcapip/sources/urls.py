@@ -49,9 +49,9 @@ def is_pattern(name: str) -> bool:
 
 
 def expand(names: Sequence[str]) -> list[str]:
-    """Capture names with glob patterns replaced by the names they match, sorted (the
-    names ``tcpdump -G``/``-C`` gives rotated files sort in recording order). A pattern
-    that matches nothing is a usage error; names without a pattern are kept as given."""
+    """Capture names with glob patterns replaced by the names they match, sorted by name
+    (which is not time: ``pcapip.sources.order`` orders them). A pattern that matches
+    nothing is a usage error; names without a pattern are kept as given."""
     out: list[str] = []
     for name in names:
         if name == "-" or not is_pattern(name):
