@@ -24,6 +24,7 @@ from pcapip.flows.run import read_captures
 from pcapip.live.tracking import FLOW_LIMIT, LiveTracker
 from pcapip.report.analysis import Analysis
 from pcapip.sources import open_capture
+from pcapip.sources.order import in_time_order
 
 PCAPS = Path(__file__).resolve().parent / "pcaps"
 TRUTHS = sorted(PCAPS.glob("haproxy-*.truth.json")) + sorted(PCAPS.glob("nginx-*.truth.json"))
@@ -220,7 +221,8 @@ def test_rolling_lines_carry_the_rule_and_rule_findings_analyze_gives(tmp_path) 
         "tcp:8009 og:s2 9101 off ppv2\ntcp:80-90 og:t 80-90 off toa\n"
         "tcp:443 og:x 443 off toa\nudp:4000-4100 og:u 4000-4100 off ppv2\n"
     )
-    paths = [PCAPS / n for n in RULES_CAPTURES]
+    # in the order analyze reads them: of their first packets
+    paths, _ = in_time_order([str(PCAPS / n) for n in RULES_CAPTURES])
     tracker = LiveTracker()
     with contextlib.ExitStack() as stack:
         for ci, path in enumerate(paths):

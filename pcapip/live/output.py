@@ -21,7 +21,6 @@ import json
 import time
 from collections import Counter, deque
 from collections.abc import Sequence
-from datetime import UTC, datetime
 from typing import IO, Any, Protocol
 
 from pcapip.flows.columns import COLUMNS, METHODS
@@ -29,12 +28,7 @@ from pcapip.flows.crossflow import missing_client
 from pcapip.flows.findings import CATALOGUE, ORDER, Level, join_codes
 from pcapip.flows.rows import FlowRow
 from pcapip.flows.ruled import judge_row
-
-
-def iso_ns(ns: int) -> str:
-    """Nanoseconds since the epoch as ``analyze`` writes times: ISO 8601, 9 digits, ``Z``."""
-    sec, frac = divmod(int(ns), 1_000_000_000)
-    return datetime.fromtimestamp(sec, UTC).strftime("%Y-%m-%dT%H:%M:%S") + f".{frac:09d}Z"
+from pcapip.sources.order import iso_ns
 
 
 class CrossFlow:

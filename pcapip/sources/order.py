@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 
 import numpy as np
@@ -62,6 +61,8 @@ def in_time_order(
     the places of its group's files), and the warning that says so when the order changed."""
     if len(paths) < 2:
         return list(paths), None
+    from concurrent.futures import ThreadPoolExecutor  # (not for one file: start-up)
+
     with ThreadPoolExecutor(max_workers=min(8, len(paths))) as pool:  # URLs: one GET each
         times = list(pool.map(first_time, paths))
     labels = list(groups) if groups is not None else [""] * len(paths)
