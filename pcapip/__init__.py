@@ -44,8 +44,8 @@ def analyze(
 
     ``path_or_paths``: one capture or several, read as one recording in the order of their
     first packets (rotated files rarely sort by name; a warning says when the order given
-    was not that one; ``"-"`` is stdin and keeps its place); URLs (``s3://``, ``gs://``, ``file://``, ``memory://``…) are read
-    through fsspec, and glob patterns expanded (sorted). ``trusted``: CIDRs (comma-separated
+    was not that one; ``"-"`` is stdin and keeps its place); URLs (``s3://``, ``gs://``,
+    ``file://``, ``memory://``…) are read through fsspec, and glob patterns expanded. ``trusted``: CIDRs (comma-separated
     text or a list) of the proxies allowed to announce clients; a TOA/PROXY header from
     anywhere else is flagged ``client.untrusted``. ``toa_kinds``: like ``--toa-kind``
     ("N" restricts decoding to the listed kinds, "+N" adds a kind). A damaged

@@ -6,7 +6,7 @@ its oldest file, and ``-G`` names cross midnight (``cap-23``, ``cap-00``). Read 
 order, connections are cut at every jump back in time and rejoined wrongly, without a
 word. So files are ordered by their first packet, as ``mergecap`` and Wireshark's merge
 order them; whether files still overlap (taken at once, not one after another) is only
-known once they are read (:class:`Overlaps`).
+known once they are read (:func:`overlaps`).
 """
 
 from __future__ import annotations
@@ -64,28 +64,27 @@ def in_time_order(
     from concurrent.futures import ThreadPoolExecutor  # (not for one file: start-up)
 
     with ThreadPoolExecutor(max_workers=min(8, len(paths))) as pool:  # URLs: one GET each
-        times = list(pool.map(first_time, paths))
+        times = {i: t for i, t in enumerate(pool.map(first_time, paths)) if t is not None}
     labels = list(groups) if groups is not None else [""] * len(paths)
     out, said = list(paths), None
     for label in dict.fromkeys(labels):
-        slots = [i for i, t in enumerate(times) if t is not None and labels[i] == label]
-        ordered = sorted(slots, key=lambda i: times[i])  # type: ignore[arg-type,return-value]
+        slots = [i for i in times if labels[i] == label]
+        ordered = sorted(slots, key=times.__getitem__)
         for slot, i in zip(slots, ordered, strict=True):
             out[slot] = paths[i]
         if said is None and ordered != slots:
-            said = _reordered(paths, times, slots)
+            said = _reordered([(paths[i], times[i]) for i in slots])
     return out, said
 
 
-def _reordered(paths: Sequence[str], times: list[int | None], slots: list[int]) -> CaptureWarning:
-    """The warning for the first place the order given (``slots`` of ``paths``) went back
-    in time."""
-    k = next(j for j in range(1, len(slots)) if times[slots[j]] < times[slots[j - 1]])  # type: ignore[operator]
-    late, early = paths[slots[k - 1]], paths[slots[k]]
+def _reordered(given: list[tuple[str, int]]) -> CaptureWarning:
+    """The warning for the first place where files given in this order ((name, first
+    packet's time) each) go back in time."""
+    k = next(j for j in range(1, len(given)) if given[j][1] < given[j - 1][1])
+    (late, late_ns), (early, early_ns) = given[k - 1], given[k]
     message = (
-        f"starts at {iso_ns(times[slots[k]])}, before {late} given ahead of it "  # type: ignore[arg-type]
-        f"({iso_ns(times[slots[k - 1]])}): the {len(slots)} captures are read in the order "  # type: ignore[arg-type]
-        "of their first packets, not as given"
+        f"starts at {iso_ns(early_ns)}, before {late} given ahead of it ({iso_ns(late_ns)}): "
+        f"the {len(given)} captures are read in the order of their first packets, not as given"
     )
     return CaptureWarning(early, None, None, message, kind="reordered")
 
@@ -122,4 +121,3 @@ def overlaps(spans: Sequence[Span]) -> list[CaptureWarning]:
         "merged, so a connection in both is cut (taken at the same time? mergecap -w "
         f"merged.pcap merges them packet by packet; --group-by-dir keeps directories apart){more}"
     ), kind="overlap")]
-
