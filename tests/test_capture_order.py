@@ -127,11 +127,11 @@ def test_files_taken_at_the_same_time_are_said_to_overlap(tmp_path: Path) -> Non
 
 def test_standard_input_keeps_its_place_and_is_said_out_of_order(tmp_path: Path) -> None:
     """stdin cannot be looked at ahead: read where it is given, after a later file."""
-    files = sorted((PCAPS).glob("troubleshooting.pcap"))
+    early = PCAPS / "troubleshooting.pcap"
     later = tmp_path / "later.pcap"
-    subprocess.run([_tool("editcap"), "-t", "3600", str(files[0]), str(later)], check=True,
+    subprocess.run([_tool("editcap"), "-t", "3600", str(early), str(later)], check=True,
                    capture_output=True)
-    with open(files[0], "rb") as stdin:
+    with open(early, "rb") as stdin:
         r = subprocess.run([str(Path(sys.executable).parent / "pcapip"), "analyze", "--format",
                             "csv", str(later), "-"], stdin=stdin, capture_output=True, text=True)
     assert r.returncode == 0, r.stderr

@@ -195,16 +195,12 @@ class Reader:
         self.warnings: list[CaptureWarning] = []
         self.spans: list[Span] = []  # per file read: when its packets were taken
 
-    def source(
-        self, ci: int, src: Any, said: Callable[[Any], None] | None = None, name: str = ""
-    ) -> bool:
-        """Decode and track every batch of ``src``; False when it ended in damage (kept).
-        A file's ``name``: its span of time is noted (``pcapip.sources.order``)."""
+    def source(self, ci: int, src: Any, said: Callable[[Any], None] | None = None) -> bool:
+        """Decode and track every batch of ``src``; False when it ended in damage (kept)."""
         from pcapip.decode import decode
 
         kinds = self.tracker.registry.kinds
         ports = self.tracker.tunnels.ports
-        first = latest = None
         try:
             for batch in src:
                 pk = decode(batch, toa_kinds=kinds, tunnel_ports=ports)
@@ -213,15 +209,9 @@ class Reader:
                     self.on_batch(ci, src, batch, pk)
                 if said is not None:
                     said(batch)
-                if name and (t := batch_times(batch)) is not None:
-                    first = t[0] if first is None else first
-                    latest = t[1] if latest is None else max(latest, t[1])
         except CaptureError as exc:
             self.errors.append(exc)
             return False
-        finally:
-            if first is not None and latest is not None:
-                self.spans.append((name, first, latest))
         return True
 
     def file(
@@ -244,13 +234,19 @@ class Reader:
             if on_open is not None:
                 on_open(ci, src)
             total = _size(path)
+            span: list[int] = []  # the file's first and latest packet times so far
 
             def said(batch: Any) -> None:
                 if progress is not None and len(batch):
                     done = int(batch.file_offset[-1]) + int(batch.caplen[-1])
                     progress(ci, src.frames_read, done, total)
+                if (t := batch_times(batch)) is not None:
+                    span[:] = [span[0], max(span[1], t[1])] if span else list(t)
 
-            if self.source(ci, src, said, path) and src.frames_read == 0:
+            ok = self.source(ci, src, said)
+            if span:  # (up to any damage: what was read of it)
+                self.spans.append((path, span[0], span[1]))
+            if ok and src.frames_read == 0:
                 self.warnings.append(
                     CaptureWarning(path, None, None, "the capture holds no packets", kind="empty")
                 )
