@@ -62,7 +62,7 @@ def test_retransmitted_syns_are_one_attempt_within_the_timeout(
     assert len(a.table) == flows
 
 
-@pytest.mark.parametrize("bad", ["0", "-1", "soon"])
+@pytest.mark.parametrize("bad", ["0", "-1", "soon", "nan", "inf", "9.3e9"])
 def test_a_timeout_that_is_not_a_positive_number_is_a_usage_error(tmp_path: Path, bad: str) -> None:
     cap = _syns(tmp_path / "syns.pcap")
     for cmd in (

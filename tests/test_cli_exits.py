@@ -157,6 +157,43 @@ def test_standard_output_closed_is_one_line(args: list[str], tmp_path: Path) -> 
 
 
 @pytest.mark.parametrize(
+    ("args", "option"),
+    [
+        (("analyze", "{cap}", "-o", "{cap}"), "-o"),
+        (("analyze", "--format", "csv", "{cap}", "-o", "{link}", "--force"), "-o"),
+        (("extract", "{cap}", "--flow", "1", "-w", "{cap}", "--force"), "-w"),
+        (("rules", "{rules}", "-o", "{rules}", "--force"), "-o"),
+    ],
+)
+def test_an_output_that_is_an_input_is_refused(tmp_path: Path, args: tuple, option: str) -> None:
+    """Writing over the file being read would lose it: refused even with --force, through
+    another name (a hard link) too, and the file is left as it was."""
+    cap = tmp_path / "in.pcap"
+    cap.write_bytes(MISC.read_bytes())
+    os.link(cap, tmp_path / "link.csv")
+    rules = tmp_path / "rules.txt"
+    rules.write_text("tcp:80 origin.example.com 80 off toa\n")
+    names = {"cap": str(cap), "link": str(tmp_path / "link.csv"), "rules": str(rules)}
+    before = {p: p.read_bytes() for p in (cap, rules)}
+    r = run(*(a.format(**names) for a in args))
+    one_error_line(r, option, "which this command reads")
+    assert {p: p.read_bytes() for p in before} == before
+
+
+def test_parquet_to_a_name_that_is_not_utf8(tmp_path: Path) -> None:
+    """A file name in the file system's bytes (not UTF-8) is written like any other; a
+    dataset folder of such a name, which pyarrow cannot take, is one line."""
+    out = os.path.join(os.fsencode(tmp_path), b"out\xff.parquet")
+    r = run("analyze", "-o", os.fsdecode(out), str(MISC))
+    assert r.returncode == 0, r.stderr
+    with open(out, "rb") as fh:
+        assert len(pd.read_parquet(fh)) == len(pd.read_csv(io.StringIO(run(
+            "analyze", "--format", "csv", str(MISC)).stdout)))
+    folder = os.fsdecode(os.path.join(os.fsencode(tmp_path), b"dir\xff")) + "/"
+    one_error_line(run("analyze", "--format", "parquet", "-o", folder, str(MISC)), "UTF-8")
+
+
+@pytest.mark.parametrize(
     "args",
     [
         ("analyze", "{missing}"),

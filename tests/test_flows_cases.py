@@ -315,6 +315,44 @@ def test_toa_cases_the_loop_hands_over(tmp_path: Path) -> None:
     assert "flow.mid_stream" in codes[43506]
 
 
+def test_toa_behind_a_broken_option_of_a_bad_length_or_cut_by_the_capture(tmp_path: Path) -> None:
+    """What a receiving module can and cannot read of a TOA the walk never reaches, one with
+    a length below 2, and one the snap length cut: each is said, none is silent, and a cut
+    is the capture's doing (incomplete), not the sender's (malformed)."""
+    cap = gen.Capture("toa-walk.pcap", "")
+    t = gen.toa200
+    pad = b"\x00\x00"
+    cases = {
+        43601: b"\x05\x00" + t("100.64.13.1", 1) + pad,  # SACK of length 0, then TOA
+        43602: b"\x05\x01" + t("100.64.13.2", 2) + pad,  # ... of length 1
+        43603: b"\x05\xff" + t("100.64.13.3", 3) + pad,  # ... running past the header
+        43604: b"\xc8\x00" + bytes(10),  # a TOA kind of length 0
+        43605: b"\xc8\x01" + bytes(10),  # ... of length 1
+    }
+    for port, opts in cases.items():
+        c = gen.Conn(cap, (gen.PROXY1, port), ORIG).handshake(ack_opts=opts)
+        c.send(GET).reply(OK).close()
+    # the snap length cuts the handshake ACK inside its TOA (MSS, then 2 of TOA's 8 bytes)
+    c = gen.Conn(cap, (gen.PROXY1, 43606), ORIG)
+    c._e(c.isn_e, 0, gen.SYN)
+    c._o(c.isn_o, c.isn_e + 1, gen.SYN | gen.ACK)
+    cut = b"\x02\x04\x05\xb4" + t("100.64.13.6", 6)
+    c._e(c.se, c.so, gen.ACK, options=cut, snap=14 + 20 + 20 + 6)
+    c.send(GET).reply(OK).close()
+    a = _check_paths(_write(tmp_path, cap))
+    f = a.flows.set_index("egress_port")
+    codes = {p: str(f.at[p, "findings"]).split(";") for p in f.index}
+    for port in (43601, 43602, 43603):
+        assert codes[port] == ["toa.unreachable"], port
+        assert (f.at[port, "method"], f.at[port, "status"]) == ("none", "absent")
+    for port in (43604, 43605):
+        assert codes[port] == ["toa.malformed"], port
+        assert (f.at[port, "method"], f.at[port, "status"]) == ("toa", "malformed")
+    assert codes[43606] == ["capture.truncated"]
+    assert (f.at[43606, "method"], f.at[43606, "status"]) == ("toa", "incomplete")
+    assert pd.isna(f.at[43606, "client_ip"])
+
+
 def test_compacting_in_many_blocks(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Ended flows become rows in blocks; block boundaries change nothing."""
     path = HERE / "pcaps" / "flow-proxy-misc.pcap"

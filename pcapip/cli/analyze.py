@@ -183,7 +183,8 @@ def command(
         raise UsageError("standard input ('-') can be read only once")
     for c in captures:
         check_input(c)
-    fmt = check_analysis_output(fmt, output, max_rows, force)
+    reads = [*captures, *([rules] if rules else [])]
+    fmt = check_analysis_output(fmt, output, max_rows, force, reads)
     selecting = bool(filter_expr and filter_expr.strip()) or problems
     if selecting:
         check_filter(filter_expr or "")

@@ -60,7 +60,7 @@ def command(
     check_input(capture, stdin_ok=False)
     if out == "-":
         raise UsageError("-w: give a file (a capture is binary)")
-    check_output(out, "-w", force)
+    check_output(out, "-w", force, reads=[capture])
     if filter_expr:
         check_filter(filter_expr)
     from pcapip import analyze

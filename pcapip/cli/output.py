@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 from pcapip.errors import UsageError
 from pcapip.report.formats import EXTENSIONS, FORMATS
@@ -30,8 +30,11 @@ def to_stdout(path: str | None) -> bool:
     return path is None or path == "-"
 
 
-def check_output(path: str | None, option: str = "-o", force: bool = False) -> None:
-    """Refuse (UsageError, exit 2) an output file that cannot be created or overwritten.
+def check_output(
+    path: str | None, option: str = "-o", force: bool = False, reads: Sequence[str] = ()
+) -> None:
+    """Refuse (UsageError, exit 2) an output file that cannot be created or overwritten,
+    or that is one of the files the command ``reads`` (even with --force).
 
     Checks what fails for root too (a missing directory, a directory given as the file,
     a parent that is a file, a read-only file system), not only permission bits.
@@ -43,6 +46,7 @@ def check_output(path: str | None, option: str = "-o", force: bool = False) -> N
 
     refuse_link(path, option, force)
     what = f"{option} {path}"
+    _refuse_input(what, path, reads)
     if path.endswith(os.sep) or os.path.isdir(path):
         hint = (" (analyze --format parquet -o DIR/ writes a partitioned dataset into a folder)"
                 if option == "-o" else "")
@@ -65,6 +69,19 @@ def check_output(path: str | None, option: str = "-o", force: bool = False) -> N
         return
     _probe(what, lambda: os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644))
     os.unlink(path)  # created only to prove it can be: the real write comes after the work
+
+
+def _refuse_input(what: str, path: str, reads: Sequence[str]) -> None:
+    """The output would replace a file the command reads: its input would be lost."""
+    if not os.path.isfile(path):
+        return
+    for name in reads:
+        try:
+            same = name != "-" and os.path.isfile(name) and os.path.samefile(name, path)
+        except OSError:
+            continue
+        if same:
+            raise UsageError(f"{what}: is {name}, which this command reads; write elsewhere")
 
 
 def _probe(what: str, opener: Callable[[], int]) -> None:
@@ -133,10 +150,14 @@ def check_max_rows(max_rows: int) -> None:
 
 
 def check_analysis_output(
-    fmt: str | None, output: str | None, max_rows: int, force: bool = False
+    fmt: str | None,
+    output: str | None,
+    max_rows: int,
+    force: bool = False,
+    reads: Sequence[str] = (),
 ) -> str:
-    """All the checks of an analysis's output options, before any packet is read;
-    returns the format to write."""
+    """All the checks of an analysis's output options, before any packet is read (the
+    output may not be a file it ``reads``); returns the format to write."""
     check_max_rows(max_rows)
     from pcapip.report.dataset import is_dataset_target
 
@@ -156,7 +177,7 @@ def check_analysis_output(
         if not os.path.isdir(parent):
             raise UsageError(f"-o {output}: directory {parent} does not exist")
         return fmt
-    check_output(output, force=force)
+    check_output(output, force=force, reads=reads)
     chosen = pick_format(fmt, output)
     check_format(chosen, output)
     return chosen

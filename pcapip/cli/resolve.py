@@ -100,7 +100,7 @@ def command(
     from pcapip.resolve.times import zone
 
     zone(tz)  # a bad --tz is a usage error before any reading
-    check_output(output, force=force)
+    check_output(output, force=force, reads=[log_path, *captures])
     chosen = _pick_format(fmt, output)
     log = _read_log(log_path, spec)
     if no_port:

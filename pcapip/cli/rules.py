@@ -119,7 +119,7 @@ def command(
             force=force,
         )
     check_input(rules_file, stdin_ok=False)
-    check_output(output, force=force)
+    check_output(output, force=force, reads=[rules_file])
     chosen = pick_format(fmt, output)
     if chosen in ("tsv", "parquet"):
         raise UsageError(f"the rules listing is written as table, csv or json, not {chosen}")

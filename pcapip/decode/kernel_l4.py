@@ -47,10 +47,21 @@ def option_walk(data, b, oo, oend, po, toa_mask):
             break
         ln = data[b + j + 1]
         if ln < 2 or j + ln > po:
-            of |= OPT_WALK_BROKEN
+            of |= OPT_WALK_BROKEN | behind_broken(data, b, j + 1, oend, toa_mask)
             break
         j += ln
     return of
+
+
+@kernel_helper
+def behind_broken(data, b, m0, oend, toa_mask):
+    """OPT_TOA_CANDIDATE if any byte after a broken option (from ``m0``) is a TOA kind: a
+    TOA there is one receivers never see, which the dissector says (it finds the options
+    a byte at a time; this only hands it the packet)."""
+    for m in range(m0, oend):
+        if toa_mask[data[b + m]]:
+            return OPT_TOA_CANDIDATE
+    return 0
 
 
 @kernel_helper

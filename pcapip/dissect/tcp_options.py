@@ -210,10 +210,13 @@ class _Walk:
         bad.experts.append(e)
         self.walk_experts.append(e)
         self.root.add(bad)
-        if length is not None and length >= 2 and registry.claims(kind, length):
+        if length is not None and registry.claims(kind, length):
             t = ToaOption(kind, length, base + i, registry.lookup(kind, length), reached=False)
-            e = expert("toa.truncated", base + i, span,
-                       f"TOA kind {kind} length {length} but only {span} option bytes remain")
+            e = (expert("toa.unknown_length", base + i, span,
+                        f"TOA kind {kind} with length {length}, which no variant has")
+                 if length < 2 else
+                 expert("toa.truncated", base + i, span,
+                        f"TOA kind {kind} length {length} but only {span} option bytes remain"))
             t.experts.append(e)
             bad.experts.append(e)
             t.tree = bad

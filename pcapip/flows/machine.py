@@ -178,6 +178,7 @@ class Machine:
             base_offset=int(p.opt_off[i]),
             registry=self.registry,
             ip_version=int(p.ipver[i]) or None,
+            wire_length=int(optlen),  # (an option the snap length cut is not malformed)
             build_tree=False,
         )
         if fl.egress is not None and side != fl.egress:
@@ -193,6 +194,7 @@ class Machine:
         if len(raw) < optlen:
             fl.truncated = True
             fl.note("capture.truncated", "TCP options cut by the snap length", frame, capture)
+            fl.toa_cut = fl.toa_cut or any(o.client_ip is None for o in res.options)
         for code, message in hdr.toa_problems(res):
             fl.toa_bad = fl.toa_bad or code == "toa.malformed"
             fl.note(code, message, frame, capture)

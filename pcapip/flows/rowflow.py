@@ -48,6 +48,7 @@ PYTHON_ONLY = (
     "streams",
     "stacked",
     "toa_bad",
+    "toa_cut",
     "incomplete",
     "gap",
     "base",
@@ -192,6 +193,7 @@ def _python_state(fl: TcpFlow) -> bool:
         or fl.toa_ack is not None
         or fl.toa_data is not None
         or fl.toa_bad
+        or fl.toa_cut
         or fl.incomplete
         or fl.gap
         or fl.base[0] is not None

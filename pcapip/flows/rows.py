@@ -180,6 +180,7 @@ def _verdict(fl: TcpFlow, eg: int) -> tuple[str, str]:
         cut,
         fl.start_seen,
         _attempt(fl, eg),
+        fl.toa_cut,
     )
     return METHODS[int(m)], STATUSES[int(st)]
 
@@ -205,7 +206,7 @@ def _compact_tcp(fl: TcpFlow) -> FlowRow:
         notes,
         _carrying_frames(fl),
         spoke=bool(fl.pay_seen[eg]),
-        carries_client=hs is not None or toa is not None or fl.toa_bad,
+        carries_client=hs is not None or toa is not None or fl.toa_bad or fl.toa_cut,
         toa_carried=toa is not None,
         no_room=no_room,
         hs_done=fl.hs == HS_DONE,
@@ -304,7 +305,7 @@ def _stream_notes(fl: TcpFlow, notes: Notes, status: str) -> None:
         )
         cap, frame = st.frames[0] if st.frames else (fl.capture, None)
         notes.note("proxy.stacked", f"a second header follows the first: {what}", frame, cap)
-    if hs is None and fl.toa is None and not fl.toa_bad:
+    if hs is None and fl.toa is None and not fl.toa_bad and not fl.toa_cut:
         if fl.gap:
             notes.note(
                 "capture.gap",

@@ -60,12 +60,19 @@ def registry_for(toa_kinds: Sequence[str | int] | None) -> Any:
         raise UsageError(f"--toa-kind: {exc}") from None
 
 
+# the longest --attempt-timeout: ~31.7 years of capture time, far inside int64 nanoseconds
+MAX_ATTEMPT_TIMEOUT = 1e9
+
+
 def timeouts(attempt_timeout: float | None) -> dict[str, float]:
     """FlowTracker keywords for ``--attempt-timeout`` (None: the tracker's default)."""
     if attempt_timeout is None:
         return {}
-    if not attempt_timeout > 0:
-        raise UsageError(f"--attempt-timeout must be more than 0 seconds, not {attempt_timeout}")
+    if not 0 < attempt_timeout <= MAX_ATTEMPT_TIMEOUT:
+        raise UsageError(
+            f"--attempt-timeout must be more than 0 and at most {MAX_ATTEMPT_TIMEOUT:.0e} "
+            f"seconds, not {attempt_timeout}"
+        )
     return {"attempt_timeout": float(attempt_timeout)}
 
 

@@ -139,6 +139,7 @@ class TcpFlow(FlowBase):
         "toa_ack",
         "toa_data",
         "toa_bad",
+        "toa_cut",
     )
 
     def _start(self) -> None:
@@ -169,6 +170,7 @@ class TcpFlow(FlowBase):
         self.toa_ack: ToaSeen | None = None
         self.toa_data: ToaSeen | None = None
         self.toa_bad = False  # a malformed/unrecognised TOA-kind option from the egress side
+        self.toa_cut = False  # a TOA-kind option from the egress side cut by the snap length
 
     @property
     def start_seen(self) -> bool:

@@ -32,13 +32,15 @@ def verdict(
     cut: Any,
     start_seen: Any,
     attempt: Any,
+    toa_cut: Any = False,
 ) -> tuple[Any, Any]:
     """(method, status) as indices in METHODS and STATUSES, for scalars or arrays.
 
     ``header``: the status a PROXY header gives (:func:`header_status`), NO_HEADER
     without one; ``version`` its version (0 when it never said). ``toa``: a TOA option
-    carried a client; ``toa_bad``: only a malformed one came. ``cut``: the capture lost
-    the stream's first bytes (a gap, or the snap length cut the first payload).
+    carried a client; ``toa_bad``: only a malformed one came; ``toa_cut``: only one the
+    snap length cut came (the capture lost the client: incomplete). ``cut``: the capture
+    lost the stream's first bytes (a gap, or the snap length cut the first payload).
     ``attempt``: ``attempts.attempt_status``'s 0 or 1 + index in ATTEMPT_STATUSES.
 
     A PROXY header decides when there is one; else a TOA option; else what the capture
@@ -46,7 +48,7 @@ def verdict(
     unknown, a connection attempt says what became of it, and the rest is absent.
     """
     has_hdr = np.asarray(header) != NO_HEADER
-    by_toa = np.asarray(toa) | np.asarray(toa_bad)
+    by_toa = np.asarray(toa) | np.asarray(toa_bad) | np.asarray(toa_cut)
     mid = ~np.asarray(cut) & ~np.asarray(start_seen)
     method = np.where(
         has_hdr,
@@ -65,6 +67,10 @@ def verdict(
     status = np.where(
         has_hdr,
         header,
-        np.where(toa, _S["ok"], np.where(toa_bad, _S["malformed"], rest)),
+        np.where(
+            toa,
+            _S["ok"],
+            np.where(toa_bad, _S["malformed"], np.where(toa_cut, _S["incomplete"], rest)),
+        ),
     )
     return method, status

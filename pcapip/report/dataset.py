@@ -38,6 +38,10 @@ def write_dataset(result: Any, directory: str | os.PathLike[str]) -> None:
         _write_partitions(arrow, frame, os.fspath(directory))
     except (OSError, pa.ArrowException) as exc:
         raise UsageError(f"{directory}: cannot write the Parquet dataset: {exc}") from None
+    except UnicodeEncodeError:  # (pyarrow's file systems take only UTF-8 names)
+        raise UsageError(
+            f"{directory}: cannot write the Parquet dataset: its name is not valid UTF-8"
+        ) from None
 
 
 def partitioned_frame(result: Any) -> Any:

@@ -116,8 +116,9 @@ def _write(
             result.to_parquet(buf, by=by)
             sys.stdout.buffer.write(buf.getvalue())
             sys.stdout.buffer.flush()
-        else:
-            result.to_parquet(output, by=by)
+        else:  # (opened here: pyarrow takes only names that are valid UTF-8)
+            with open(output, "wb") as fh:
+                result.to_parquet(fh, by=by)
     else:
         text = result.to_jsonl(by=by) if fmt == "json" else result.to_csv(by=by)
         with contextlib.ExitStack() as stack:
