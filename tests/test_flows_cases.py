@@ -353,6 +353,86 @@ def test_toa_behind_a_broken_option_of_a_bad_length_or_cut_by_the_capture(tmp_pa
     assert pd.isna(f.at[43606, "client_ip"])
 
 
+def test_proxy_headers_a_receiver_accepts_with_what_is_odd_in_them(tmp_path: Path) -> None:
+    """Valid headers the spec's receiver accepts are not called malformed, and what is odd
+    in them is said (proxy.oddity), on every path; a stream that ends on a few bytes that
+    only start like a signature carried data, not a second header."""
+    import struct
+
+    cap = gen.Capture("proxy-odd.pcap", "")
+    unspec_local = gen.V2_SIG + bytes([0x20, 0x00]) + struct.pack("!H", 12) + bytes(range(1, 13))
+    unix = gen.V2_SIG + bytes([0x21, 0x31]) + struct.pack("!H", 216)
+    unix += b"/run/src.sock".ljust(108, b"\0") + b"/run/dst.sock".ljust(108, b"\0")
+    authority = gen.v2("100.64.14.5", gen.ORIGIN, 14005, 8080, tlvs=gen.tlv(0x02, b"\xff\xfe"))
+    crc5 = gen.v2("100.64.14.7", gen.ORIGIN, 14007, 8080, tlvs=gen.tlv(0x03, b"12345"))
+    first = {
+        43701: unspec_local + GET,
+        43702: gen.v1("100.64.14.2", gen.ORIGIN, 14002, 8080),
+        43703: gen.v2("100.64.14.3", gen.ORIGIN, 14003, 8080),
+        43704: unix + GET,
+        43705: authority + GET,
+        43706: gen.v2("100.64.14.6", gen.ORIGIN, 14006, 8080, dgram=True) + GET,
+        43707: crc5 + GET,
+        43708: b"PROXY TCP6 ::ffff:100.64.14.8 ::1 14008 8080\r\n" + GET,
+    }
+    after = {43702: b"\r\n", 43703: b"\r\n\r\n"}  # a stream that ends on these
+    for port, data in first.items():
+        c = gen.Conn(cap, (gen.PROXY1, port), ORIG).handshake().send(data)
+        if port in after:
+            c.send(after[port])
+        c.reply(OK).close()
+    a = _check_paths(_write(tmp_path, cap))
+    f = a.flows.set_index("egress_port")
+    codes = {p: set(str(f.at[p, "findings"]).split(";")) - {"nan", ""} for p in f.index}
+    status = {p: (f.at[p, "method"], f.at[p, "status"]) for p in f.index}
+    assert status[43701] == ("ppv2", "ok") and codes[43701] == {"proxy.local"}
+    assert codes[43702] == set() and codes[43703] == set()  # no proxy.stacked
+    assert status[43704] == ("ppv2", "ok") and codes[43704] == {"proxy.no_address"}
+    assert pd.isna(f.at[43704, "client_ip"])
+    for port in (43705, 43706, 43708):
+        assert status[port][1] == "ok" and codes[port] == {"proxy.oddity"}, port
+    assert str(f.at[43707, "tlvs"]) == "crc32c=unchecked"
+    assert codes[43707] == {"proxy.v2.malformed"}
+    odd = a.findings.set_index("code").loc["proxy.oddity", "message"].tolist()
+    assert any("DGRAM" in m and "TCP" in m for m in odd), odd
+    assert any("UTF-8" in m for m in odd), odd
+
+
+def test_udp_datagrams_without_a_header_before_the_first_one_are_said(tmp_path: Path) -> None:
+    """The spec parses every datagram on its own: those from the egress before its first
+    header lacked one too."""
+    cap = gen.Capture("udp-first.pcap", "")
+    e, o = (gen.PROXY1, 43801), (gen.ORIGIN, 5353)
+    for payload in (b"bare-1", b"bare-2", gen.v2("100.64.15.1", gen.ORIGIN, 15001, 5353,
+                                                  dgram=True) + b"q"):
+        cap.add(gen.udp_datagram(e[0], o[0], e[1], o[1], payload))
+        cap.add(gen.udp_datagram(o[0], e[0], o[1], e[1], b"answer"))
+    a = _check_paths(_write(tmp_path, cap))
+    row = a.flows.iloc[0]
+    assert (row["method"], row["status"], row["client_ip"]) == ("ppv2", "ok", "100.64.15.1")
+    assert str(row["findings"]) == "udp.header_missing"
+    first = a.findings.set_index("code").loc["udp.header_missing"]
+    assert int(first["packet"]) == 1  # the first datagram without one
+
+
+def test_a_first_segment_the_capture_lost_is_a_gap_not_an_absent_header(tmp_path: Path) -> None:
+    """The segment holding the header (and the request) is missing and the egress only
+    closes after it: its FIN's sequence number proves bytes went by, so the question is
+    unanswered (incomplete, capture.gap), not "no header sent" (absent)."""
+    cap = gen.Capture("lost-start.pcap", "")
+    lost = gen.v1("100.64.16.1", gen.ORIGIN, 16001, 8080) + GET
+    c = gen.Conn(cap, (gen.PROXY1, 43901), ORIG).handshake()
+    c.se += len(lost)  # (sent, not captured)
+    c.reply(OK).close()
+    # the same connection with nothing sent before the FIN: absent, as before
+    gen.Conn(cap, (gen.PROXY1, 43902), ORIG).handshake().reply(OK).close()
+    a = _check_paths(_write(tmp_path, cap))
+    f = a.flows.set_index("egress_port")
+    assert (f.at[43901, "method"], f.at[43901, "status"]) == ("none", "incomplete")
+    assert str(f.at[43901, "findings"]) == "capture.gap"
+    assert (f.at[43902, "method"], f.at[43902, "status"]) == ("none", "absent")
+
+
 def test_compacting_in_many_blocks(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Ended flows become rows in blocks; block boundaries change nothing."""
     path = HERE / "pcaps" / "flow-proxy-misc.pcap"

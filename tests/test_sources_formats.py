@@ -392,3 +392,79 @@ def test_records_without_packets_keep_wiresharks_frame_numbers(tmp_path: Path) -
     r = subprocess.run(["tshark", "-r", str(path), "-Y", "tcp.srcport == 2000", "-T", "fields",
                         "-e", "frame.number"], capture_output=True, text=True, timeout=60)
     assert finding.code == "toa.malformed" and finding.frame == int(r.stdout) == 5
+
+
+@pytest.mark.parametrize("tsresol", [10, 0x80 | 33])  # (finer: past 2**64 ticks by 2023)
+def test_pcapng_fine_resolutions_past_2_63_ticks_read_as_tshark_reads_them(
+    tmp_path: Path, tsresol: int
+) -> None:
+    """if_tsresol 1e-10 or 2^-33 puts a 2023 time past 2**63 ticks: the spec's timestamp is
+    unsigned 64-bit, so the time is still exact, and a connection stays one flow (it was
+    clamped to 2262 and cut into three)."""
+    require_tool("tshark")
+    from gen import engine_pcaps as g
+
+    from pcapip import analyze
+
+    e = "<"
+    t0 = 1_700_000_000_123_456_789
+    from scapy.layers.l2 import Ether
+
+    frames = [bytes(Ether(src=g.MAC_C, dst=g.MAC_S) / p) for p in g.handshake4()]
+    blob = g.ng_shb(e) + g.ng_idb(e, 1, opts=[(9, bytes([tsresol]))])
+    for k, f in enumerate(frames):
+        blob += g.ng_epb(e, 0, g.ticks(t0 + k * 1_000_003, tsresol), f)
+    path = tmp_path / "fine.pcapng"
+    path.write_bytes(blob)
+    assert g.ticks(t0, tsresol) >= 2**63
+    ours = read_capture(path)
+    rows = packet_rows(path)
+    assert [int(x) for x in ours.ts_ns] == [epoch_to_ns(r["frame.time_epoch"]) for r in rows]
+    assert abs(int(ours.ts_ns[0]) - t0) < 1000
+    a = analyze([str(path)])
+    assert len(a.table) == 1 and a.flows["packets"].tolist() == [len(frames)]
+    assert a.flows["status"].tolist() == ["ok"]
+
+
+def test_a_time_past_what_nanoseconds_hold_is_said_with_its_packet(tmp_path: Path) -> None:
+    """A damaged block whose microsecond time is past 2262 is timed at the limit, and said:
+    the connection around it splits, which must not go unexplained."""
+    from gen import engine_pcaps as g
+    from scapy.layers.l2 import Ether
+
+    e = "<"
+    frames = [bytes(Ether(src=g.MAC_C, dst=g.MAC_S) / p) for p in g.handshake4()]
+    blob = g.ng_shb(e) + g.ng_idb(e, 1)
+    offsets = []
+    for k, f in enumerate(frames):
+        offsets.append(len(blob))
+        t = (1 << 63) + 5 if k == 1 else g.ticks(1_700_000_000_000_000_000 + k * 1000, 6)
+        blob += g.ng_epb(e, 0, t, f)
+    path = tmp_path / "far.pcapng"
+    path.write_bytes(blob)
+    with open_capture(path) as src:
+        list(src)
+        warned = [x for x in src.warnings if x.kind == "time_out_of_range"]
+    assert len(warned) == 1
+    assert (warned[0].packet, warned[0].offset) == (2, offsets[1])
+    assert "after 2262" in warned[0].message
+
+
+def test_packets_out_of_time_order_in_one_file_are_said(tmp_path: Path) -> None:
+    """mergecap -a appends a capture to itself: the second half goes back in time, and the
+    flows read in file order split; reordercap's sorted copy is quiet."""
+    require_tool("mergecap")
+    require_tool("reordercap")
+    src_cap = PCAPS / "flow-proxy-misc.pcap"
+    twice, ordered = tmp_path / "twice.pcap", tmp_path / "ordered.pcap"
+    subprocess.run(["mergecap", "-F", "pcap", "-a", "-w", str(twice), str(src_cap), str(src_cap)],
+                   check=True, capture_output=True)
+    subprocess.run(["reordercap", str(twice), str(ordered)], check=True, capture_output=True)
+    n = len(read_capture(src_cap).frames)
+    with open_capture(twice) as src:
+        list(src)
+        back = [x for x in src.warnings if x.kind == "time_back"]
+    assert len(back) == 1 and back[0].packet == n + 1  # the first packet of the second copy
+    with open_capture(ordered) as src:
+        list(src)
+        assert not [x for x in src.warnings if x.kind == "time_back"]

@@ -14,7 +14,7 @@ from pcapip.dissect.fields import Field
 from pcapip.dissect.frame_link import _u16
 from pcapip.dissect.hf import HF, item, subtree
 from pcapip.dissect.proxy import parse_proxy
-from pcapip.dissect.proxy_model import ParseState, ProxyParse
+from pcapip.dissect.proxy_model import ParseState, ProxyParse, transport_oddity
 from pcapip.dissect.tcp_options import dissect_tcp_options
 from pcapip.dissect.toa_registry import ToaRegistry
 
@@ -182,18 +182,13 @@ class TransportLayers:
 
 
 def _transport_check(pp: ProxyParse, udp: bool) -> None:
-    h, tree = pp.header, pp.tree
-    if h is None or tree is None:
+    tree = pp.tree
+    odd = transport_oddity(pp.header, udp)
+    if odd is None or tree is None:
         return
-    if h.version == 1 and udp:
-        tree.experts.append(expert("proxy.v1.over_udp", tree.offset, tree.length,
-                                   "PROXY v1 header in a UDP datagram (v1 describes TCP only)"))
-    elif h.version == 2 and h.command == "PROXY" and h.transport in ("STREAM", "DGRAM"):
-        want = "DGRAM" if udp else "STREAM"
-        if h.transport != want:
-            tree.experts.append(expert("proxy.transport_mismatch", tree.offset + 13, 1,
-                                       f"header says {h.transport} but it travels in "
-                                       f"{'UDP' if udp else 'TCP'}"))
+    code, message = odd
+    at, span = (tree.offset, tree.length) if code == "proxy.v1.over_udp" else (tree.offset + 13, 1)
+    tree.experts.append(expert(code, at, span, message))
 
 
 def _data(b: bytes, start: int, end: int) -> Field:

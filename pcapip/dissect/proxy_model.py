@@ -93,3 +93,18 @@ class ProxyParse:
     @property
     def codes(self) -> list[str]:
         return [e.code for e in self.experts]
+
+
+def transport_oddity(h: ProxyHeader | None, udp: bool) -> tuple[str, str] | None:
+    """(expert code, message) when header ``h`` travels in a transport it does not describe
+    (v1 in UDP; v2 PROXY saying STREAM in UDP or DGRAM in TCP), else None. Receivers accept
+    it; ``show`` marks it in the tree, ``analyze`` in the flow's findings."""
+    if h is None:
+        return None
+    if h.version == 1 and udp:
+        return "proxy.v1.over_udp", "PROXY v1 header in a UDP datagram (v1 describes TCP only)"
+    other = "STREAM" if udp else "DGRAM"  # (UNSPEC says nothing)
+    if h.version == 2 and h.command == "PROXY" and h.transport == other:
+        return ("proxy.transport_mismatch",
+                f"header says {other} but it travels in {'UDP' if udp else 'TCP'}")
+    return None

@@ -87,9 +87,17 @@ def parse_v2(data: bytes, base: int, final: bool, tree: bool = True) -> ProxyPar
         # TLVs are decoded into their nodes (the CRC32C check points at its TLV's node):
         # without a tree, into a node dropped afterwards
         at = root if root is not None else subtree("proxy", base, total)
-        header.tlvs = tlvp.parse(tlv_start, total, at)
-        experts.extend(tlvp.experts)
-        _check_crc(hdr, tlvp, base, at, header, experts)
+        kept = len(at.children)
+        tlvs = tlvp.parse(tlv_start, total, at)
+        if cmd == 0 and hi == 0 and fam_ok and _errors(tlvp.experts):
+            # LOCAL with UNSPEC: receivers skip the block, an address of any size included
+            del at.children[kept:]
+            at.add(subtree("proxy.v2.unknown", base + FIXED, total - FIXED, hdr[FIXED:],
+                           more=f" ({total - FIXED} bytes, ignored with LOCAL and UNSPEC)"))
+        else:
+            header.tlvs = tlvs
+            experts.extend(tlvp.experts)
+            _check_crc(hdr, tlvp, base, at, header, experts)
     if cmd == 0:
         experts.append(expert("proxy.v2.local", base + 12, 1))
     elif cmd == 1 and fam_ok and hi == 0:
@@ -100,9 +108,13 @@ def parse_v2(data: bytes, base: int, final: bool, tree: bool = True) -> ProxyPar
         header.src_addr = header.dst_addr = None
         header.src_port = header.dst_port = None
     experts.sort(key=lambda e: -int(e.severity))
-    bad = any(e.severity >= Severity.ERROR for e in experts)
+    bad = _errors(experts)
     return ProxyParse(ParseState.MALFORMED if bad else ParseState.OK, header=header,
                       length=total, tree=root, experts=experts)
+
+
+def _errors(experts: list[Expert]) -> bool:
+    return any(e.severity >= Severity.ERROR for e in experts)
 
 
 def _family_byte(fam: int, base: int, root: Field | None,

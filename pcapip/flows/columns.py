@@ -74,7 +74,7 @@ SCHEMA: tuple[Column, ...] = (
     Column(
         "tlvs",
         "text",
-        "decoded TLVs as `name=value;…` (`authority`, `alpn`, `unique_id`, `crc32c=ok|bad`, "
+        "decoded TLVs as `name=value;…` (`authority`, `alpn`, `unique_id`, `crc32c=ok|bad|unchecked`, "
         "`ssl.*`, `aws.vpce_id`, `azure.link_id`, `gcp.psc_id`, `netns`)",
         title="TLVs",
     ),

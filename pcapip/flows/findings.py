@@ -252,6 +252,17 @@ _ENTRIES: tuple[FindingKind, ...] = (
         "listener family.",
     ),
     FindingKind(
+        "proxy.oddity",
+        _W,
+        "PROXY header valid but odd",
+        "Receivers accept the header, but a part of it is not what the specification asks for "
+        "or not what the connection is: a TLV meant as text that is not UTF-8, a TLV type from "
+        "the reserved range, an SSL TLV without its version, an IPv6 address in dotted form, "
+        "a STREAM header in UDP or a DGRAM one in TCP, v1 in UDP. The message names each.",
+        "Check the sender's configuration or version; the origin may read the part differently "
+        "from what the sender meant.",
+    ),
+    FindingKind(
         "proxy.stacked",
         _E,
         "Stacked PROXY headers",

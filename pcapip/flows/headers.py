@@ -96,10 +96,39 @@ def client_fields(hs: HeaderSeen | None) -> tuple[str | None, int | None, str | 
     connection on a malformed or unfinished header, so the addresses it may
     still spell out are shown in the field tree, never as the flow's client.
     """
-    if hs is None or hs.state != "ok" or hs.header is None:
+    if hs is None or hs.state != "ok" or not carries_address(hs.header):
         return None, None, None, None
     h = hs.header
     return h.src_addr, h.src_port, h.dst_addr, h.dst_port
+
+
+# warnings of a valid header that other findings already say (no_address, stacked)
+_SAID = {"proxy.v2.unspec", "proxy.repeated"}
+
+
+def oddities(hs: HeaderSeen, udp: bool) -> list[str]:
+    """What is odd in a valid header (its warning-level expert codes, the transport it
+    travels in), each said once in the words of the code catalogue."""
+    from pcapip.dissect.codes import CODES
+    from pcapip.dissect.fields import Severity
+    from pcapip.dissect.proxy_model import transport_oddity
+
+    out: list[str] = []
+    for code in dict.fromkeys(hs.codes):
+        info = CODES.get(code)
+        if info is not None and info.severity == Severity.WARN and code not in _SAID:
+            out.append(info.meaning)
+    odd = transport_oddity(hs.header, udp)
+    if odd is not None:
+        out.append(odd[1])
+    return out
+
+
+def carries_address(h: Any) -> bool:
+    """A header that names a client address: not LOCAL's, UNSPEC's or UNKNOWN's none, nor
+    UNIX's socket paths (a receiver without that family falls back to the real endpoints,
+    and a path is no IP address)."""
+    return h is not None and h.src_addr is not None and h.family != "UNIX"
 
 
 def malformed_finding(h: HeaderSeen, *, datagram: bool = False) -> tuple[str, str]:
@@ -188,7 +217,8 @@ def tlv_text(header: Any) -> str:
     for t in header.tlvs:
         name = t.name
         if name == "crc32c":
-            parts.append(f"crc32c={header.crc32c or 'bad'}")
+            # (unchecked: a CRC32C TLV of a length other than 4, which is the finding)
+            parts.append(f"crc32c={header.crc32c or 'unchecked'}")
             continue
         if name in _SKIP:
             continue

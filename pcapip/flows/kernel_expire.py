@@ -10,7 +10,7 @@ from __future__ import annotations
 from pcapip.sources.accel import kernel, kernel_helper
 from pcapip.sources.kernel_hint import AHEAD, prefetch_row
 
-from .kernel_flow import is_attempt
+from .kernel_flow import is_attempt, later
 from .layout import F_CLOSED, F_END, F_FIN_MASK, F_SERIAL, F_STATE, ST_ENDED, ST_OPEN
 
 
@@ -21,9 +21,9 @@ def deadline(S, s, linger, evict_after, attempt):
     a connection that is not closed has no deadline."""
     if S[s, F_CLOSED] != 0:
         fm = S[s, F_FIN_MASK]
-        return True, S[s, F_END] + (linger if ((fm & 4) != 0 or fm == 3) else evict_after)
+        return True, later(S[s, F_END], linger if ((fm & 4) != 0 or fm == 3) else evict_after)
     if is_attempt(S, s):
-        return True, S[s, F_END] + attempt
+        return True, later(S[s, F_END], attempt)
     return False, 0
 
 

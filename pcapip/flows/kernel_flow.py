@@ -44,6 +44,7 @@ from .layout import (
     F_PACKETS,
     F_PAY0,
     F_SERIAL,
+    F_SETTLED,
     F_START,
     F_STATE,
     F_SYN_SEQ,
@@ -52,6 +53,8 @@ from .layout import (
     ST_ENDED,
 )
 from .state import HS_DONE, HS_FAILED, HS_NONE, HS_PENDING
+
+INT64_MAX = 9223372036854775807
 
 
 @kernel_helper
@@ -95,7 +98,30 @@ def starts_anew(S, s, pure_syn, sq, tns, attempt_ns):
     its timeout (over whenever eviction runs, so batch boundaries never change the rows)."""
     if pure_syn and (S[s, F_CLOSED] != 0 or (S[s, F_SYN_SEQ] >= 0 and sq != S[s, F_SYN_SEQ])):
         return True
-    return S[s, F_CLOSED] == 0 and is_attempt(S, s) and S[s, F_END] + attempt_ns < tns
+    return S[s, F_CLOSED] == 0 and is_attempt(S, s) and later(S[s, F_END], attempt_ns) < tns
+
+
+@kernel_helper
+def later(t, wait):
+    """``t`` + ``wait`` (>= 0) nanoseconds, at most INT64_MAX: a time a damaged capture
+    saturated must not wrap into the past."""
+    if t > INT64_MAX - wait:
+        return INT64_MAX
+    return t + wait
+
+
+@kernel_helper
+def lost_start(S, s, side, egress, isn, sq):
+    """A FIN from the egress (sequence number ``sq``, ISN ``isn``) with no payload seen from
+    it, yet past its SYN: it sent bytes the capture does not hold. The rules then call the
+    stream's start lost (``Machine.tcp``), so the loop hands the packet over."""
+    return (
+        S[s, F_SETTLED] == 0
+        and egress == side
+        and isn >= 0
+        and S[s, F_PAY0 + side] == 0
+        and ((sq - isn - 1) & M32) != 0
+    )
 
 
 @kernel_helper

@@ -119,8 +119,8 @@ def read_v1(data, pb, pn):
 @kernel_helper
 def read_v2(data, pb, pn):
     """A clean v2 header in the ``pn`` (>= 16) bytes at ``pb``: the signature, then PROXY
-    INET (12 address bytes) or LOCAL, no TLVs: (2, family, source, destination, ports,
-    length), or a version of 0."""
+    INET STREAM (12 address bytes) or LOCAL, no TLVs: (2, family, source, destination,
+    ports, length), or a version of 0 (a DGRAM header in TCP is odd: the rules say so)."""
     sig = True
     for z in range(12):
         if data[pb + z] != _V2SIG[z]:
@@ -138,7 +138,7 @@ def read_v2(data, pb, pn):
     if sig and vc == 0x20 and fam == 0 and ln == 0:
         hv = 2
         hlen = 16
-    elif sig and vc == 0x21 and (fam == 0x11 or fam == 0x12) and ln == 12 and pn >= 28:
+    elif sig and vc == 0x21 and fam == 0x11 and ln == 12 and pn >= 28:
         hv = 2
         hlen = 28
         src = be32(data, pb + 16)

@@ -139,7 +139,7 @@ T_IP, T_PORT, T_KIND, T_LEN, T_VAR, T_FRAME, T_CAP = 1, 2, 3, 4, 5, 6, 7
 # --- a clean PROXY header the kernel read itself from the first segment (F_HEADER == 2):
 # v1 TCP4 or v2 INET PROXY / LOCAL without TLVs (the dissector, pcapip.dissect.proxy, has the say)
 HK_VER = _f("hdr_version")
-HK_FAM = _f("hdr_family")  # v2: the family/transport byte (0x00 LOCAL, 0x11, 0x12); v1: 0
+HK_FAM = _f("hdr_family")  # v2: the family/transport byte (0x00 LOCAL, 0x11); v1: 0
 HK_SRC = _f("hdr_src")  # IPv4 as an integer
 HK_DST = _f("hdr_dst")
 HK_SPORT = _f("hdr_sport")

@@ -30,6 +30,8 @@ from pcapip.flows.state import (
     UdpFlow,
 )
 
+_BARE = "datagram from the egress side without a PROXY header"
+
 
 class PacketColumns:
     """Plain-list copies of the columns the machine reads, for a subset of a batch.
@@ -150,6 +152,8 @@ class Machine:
             if not fl.settled and (fl.egress is None or fl.egress == side):
                 self._stream(fl, c, j, side)
 
+        if f & TH_FIN and not f & TH_RST and plen <= 0:
+            self._lost_start(fl, side, seq)
         if f & (TH_FIN | TH_RST):
             if len(fl.closes) < 2:
                 fl.closes.append(
@@ -164,6 +168,16 @@ class Machine:
                 )
             fl.fin_mask |= 4 if f & TH_RST else 1 << side
             fl.closed = True
+
+    def _lost_start(self, fl: TcpFlow, side: int, seq: int) -> None:
+        """A FIN from the egress past its SYN with no payload seen from it: the bytes it
+        sent (a PROXY header, perhaps) are missing from the capture, not absent."""
+        isn = fl.isn[side]
+        if fl.settled or side != fl.egress or isn is None or fl.pay_seen[side]:
+            return
+        if (seq - isn - 1) & 0xFFFFFFFF:
+            fl.gap = True
+            self._settle(fl)
 
     def _toa(self, fl: TcpFlow, p: Packets, c: PacketColumns, j, side, phase) -> None:
         """The TOA-kind options of packet ``j`` (its ``phase``: "syn", "ack" or "data")."""
@@ -295,7 +309,10 @@ class Machine:
             elif second is not None and second.state.value == "need-more":
                 if not (final or stuck or len(rest) >= 16):
                     return
-                fl.stacked = hdr.seen(second, stream, fl.header.length)
+                # a stream that ends on a few bytes that merely start like a signature
+                # ("\r\n", "P") carried data, not a second header
+                if len(rest) >= (len(b"PROXY ") if rest[:1] == b"P" else 12):
+                    fl.stacked = hdr.seen(second, stream, fl.header.length)
             elif not rest and not (final or stuck):
                 return
             self._settle(fl)
@@ -389,12 +406,9 @@ class Machine:
         state = r.state.value
         if state == "not-proxy":
             if side == fl.egress and fl.headers_ok + fl.headers_bad:
-                fl.note(
-                    "udp.header_missing",
-                    "datagram from the egress side without a PROXY header",
-                    frame,
-                    capture,
-                )
+                fl.note("udp.header_missing", _BARE, frame, capture)
+            elif not fl.confirmed and fl.bare[side] is None:
+                fl.bare[side] = (frame, capture)  # (said once a header shows the egress side)
             return
         if not fl.confirmed:
             if side != fl.egress and fl.headers_ok + fl.headers_bad == 0:
@@ -402,6 +416,8 @@ class Machine:
             fl.confirmed = True
             if side != fl.egress:
                 return
+            if fl.bare[side] is not None:
+                fl.note("udp.header_missing", _BARE, *fl.bare[side])
         seen = hdr.seen_datagram(r, frame, capture)
         if plen > pcap and state != "ok":
             fl.note(

@@ -132,10 +132,14 @@ class Undecoded:
 
     def _list(self, cap: int, items: dict[tuple[int, int], list[int]] | None) -> str:
         items = self.reasons[cap] if items is None else items
-        ranked = sorted(items.items(), key=lambda kv: -kv[1][0])
+        counts: dict[str, int] = {}  # (reasons of one label, e.g. 802.3 lengths, said once)
+        for k, (c, _) in items.items():
+            label = reason_label(*k)
+            counts[label] = counts.get(label, 0) + c
+        ranked = sorted(counts.items(), key=lambda kv: -kv[1])
         if len(ranked) == 1:
-            return reason_label(*ranked[0][0])
-        return ", ".join(f"{reason_label(*k)} {c}" for k, (c, _) in ranked)
+            return ranked[0][0]
+        return ", ".join(f"{label} {c}" for label, c in ranked)
 
 
 def _name(names: Sequence[str], cap: int) -> str:

@@ -167,8 +167,6 @@ def row_header(values: Sequence[int]) -> Any:
         src = socket.inet_ntop(socket.AF_INET, values[L.HK_SRC].to_bytes(4, "big"))
         dst = socket.inet_ntop(socket.AF_INET, values[L.HK_DST].to_bytes(4, "big"))
         family, transport = ("TCP4", "STREAM") if ver == 1 else ("INET", "STREAM")
-        if ver == 2 and fam & 0x0F != 1:
-            transport = "DGRAM"
         h = ProxyHeader(
             ver,
             "PROXY",

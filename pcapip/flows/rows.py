@@ -118,12 +118,16 @@ class Notes:
         self.findings.append(Finding(0, code, message, frame, capture))
 
 
-def header_notes(notes: Notes, hs: HeaderSeen, capture: int) -> None:
-    """What a PROXY header says about the row: a LOCAL one, one without a client address,
-    one split over segments, or the rule it broke (both row builders ask this)."""
+def header_notes(notes: Notes, hs: HeaderSeen, capture: int, udp: bool = False) -> None:
+    """What a PROXY header (in UDP if ``udp``) says about the row: a LOCAL one, one without
+    a client address, one split over segments, what is odd in a valid one, or the rule it
+    broke (both row builders ask this)."""
     cap, frame = hs.frames[0] if hs.frames else (capture, None)
     h = hs.header
     if hs.state == "ok" and h is not None:
+        odd = hdr.oddities(hs, udp)
+        if odd:
+            notes.note("proxy.oddity", "; ".join(odd), frame, cap)
         if h.command == "LOCAL":
             notes.note(
                 "proxy.local",
@@ -131,7 +135,7 @@ def header_notes(notes: Notes, hs: HeaderSeen, capture: int) -> None:
                 frame,
                 cap,
             )
-        elif h.src_addr is None:
+        elif not hdr.carries_address(h):
             notes.note(
                 "proxy.no_address",
                 f"PROXY v{h.version} header with family {h.family}: no client address",
@@ -393,7 +397,7 @@ def _compact_udp(fl: UdpFlow) -> FlowRow:
     if fl.header is not None:
         method, status = f"ppv{fl.header.version}", "ok"
         c_ip, c_port, p_ip, p_port = hdr.client_fields(fl.header)
-        header_notes(notes, fl.header, fl.capture)
+        header_notes(notes, fl.header, fl.capture, udp=True)
     elif fl.first_bad is not None:
         method, status = f"ppv{fl.first_bad.version}", "malformed"
     else:

@@ -189,6 +189,7 @@ class UdpFlow(FlowBase):
         "first_bad",
         "headers_ok",
         "headers_bad",
+        "bare",
     )
 
     def _start(self) -> None:
@@ -197,3 +198,5 @@ class UdpFlow(FlowBase):
         self.first_bad: HeaderSeen | None = None  # first malformed/truncated header
         self.headers_ok = 0
         self.headers_bad = 0
+        # per side, the first datagram without a header before any header (frame, capture)
+        self.bare: list[tuple[int, int] | None] = [None, None]

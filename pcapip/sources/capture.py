@@ -23,7 +23,7 @@ from . import accel
 from . import walk as w
 from .batch import FrameBatch
 from .formats import Damage, Interface, WalkResult
-from .linktypes import SUPPORTED_LINKTYPES, linktype_name
+from .linktypes import LT_RECORD, SUPPORTED_LINKTYPES, linktype_name
 from .pcap import MAGICS as PCAP_MAGICS
 from .pcap import PcapFormat
 from .pcapng import PcapngFormat
@@ -87,6 +87,9 @@ class CaptureSource:
         self._backend = backend
         self._chunk = max(int(chunk_size), 4096)
         self._caplen_gt_orig: list[int] = []  # [count, first frame, offset, caplen, origlen]
+        self._time_far: list[int] = []  # [count, first frame, offset, its saturated time]
+        self._back: list[int] = []  # [count, first frame, offset, how far back] (ns)
+        self._latest = -w.INT64_MAX  # the latest packet time so far
         # unsupported linktype -> [first frame, its offset, frames]
         self._link_seen: dict[int, list[int]] = {}
         self._closed = False
@@ -164,6 +167,35 @@ class CaptureSource:
                     "the packet decide what is payload",
                     more=count - 1,
                     kind="caplen_gt_origlen",
+                )
+            )
+        if self._time_far:
+            count, frame, offset, ns = self._time_far
+            out.append(
+                CaptureWarning(
+                    self.path,
+                    frame,
+                    offset,
+                    f"timestamp {'after 2262' if ns > 0 else 'before 1677'}, beyond what "
+                    "nanoseconds since 1970 hold: the packet is timed at the limit, and the "
+                    "connections around it may split (a damaged block or interface resolution)",
+                    more=count - 1,
+                    kind="time_out_of_range",
+                )
+            )
+        if self._back:
+            count, frame, offset, ns = self._back
+            out.append(
+                CaptureWarning(
+                    self.path,
+                    frame,
+                    offset,
+                    f"its time goes back {ns / 1e6:.3f} ms before a packet ahead of it in the "
+                    "file (taken on several interfaces at once?): connections are followed in "
+                    "file order, so one seen out of order or twice may split (reordercap "
+                    "sorts a file by time)",
+                    more=count - 1,
+                    kind="time_back",
                 )
             )
         for lt, (frame, offset, count) in sorted(self._link_seen.items()):
@@ -377,23 +409,32 @@ class CaptureSource:
         finally:
             self._stream.close()
 
+    def _went_back(self, res: WalkResult, first: int, file_offset: np.ndarray) -> None:
+        """Count the packets timed before one ahead of them in the file (by more than
+        jitter): taken on several interfaces at once (dumpcap -i a -i b), or a merge that
+        appended; connections are followed in file order, so theirs may split."""
+        ts = res.ts_ns
+        keep = (res.linktype != LT_RECORD) & (ts != 0) & (ts > -w.INT64_MAX)
+        t = ts if keep.all() else np.where(keep, ts, -w.INT64_MAX)
+        run = np.maximum(np.maximum.accumulate(t), self._latest)
+        back = np.where(keep, run - t, 0)
+        idx = _tally(self._back, back > OVERLAP_SLACK_NS, first, file_offset)
+        if idx is not None:
+            self._back.append(int(back[idx]))
+        self._latest = int(run[-1])
+
     def _make_batch(self, res: WalkResult) -> FrameBatch:
         first = self.frames_read + 1
         file_offset = res.record + self._base
-        over = res.caplen > res.origlen
-        if over.any():
-            idx = int(np.argmax(over))
-            count = int(np.count_nonzero(over))
-            if self._caplen_gt_orig:
-                self._caplen_gt_orig[0] += count
-            else:
-                self._caplen_gt_orig = [
-                    count,
-                    first + idx,
-                    int(file_offset[idx]),
-                    int(res.caplen[idx]),
-                    int(res.origlen[idx]),
-                ]
+        idx = _tally(self._caplen_gt_orig, res.caplen > res.origlen, first, file_offset)
+        if idx is not None:
+            self._caplen_gt_orig += [int(res.caplen[idx]), int(res.origlen[idx])]
+        if self._fmt.name == "pcapng":  # (a pcap's 32-bit seconds always fit)
+            far = (res.ts_ns == w.INT64_MAX) | (res.ts_ns == -w.INT64_MAX)
+            idx = _tally(self._time_far, far, first, file_offset)
+            if idx is not None:
+                self._time_far.append(int(res.ts_ns[idx]))
+        self._went_back(res, first, file_offset)
         lt0 = int(res.linktype[0])
         lts = [lt0] if bool((res.linktype == lt0).all()) else np.unique(res.linktype).tolist()
         for lt in lts:
@@ -417,6 +458,24 @@ class CaptureSource:
             file_offset=file_offset,
             first_frame=first,
         )
+
+
+#: timestamps out of order by this much or less are a capture's jitter (several queues)
+OVERLAP_SLACK_NS = 1_000_000
+
+
+def _tally(seen: list[int], mask: np.ndarray, first: int, file_offset: np.ndarray) -> int | None:
+    """Count the frames of ``mask`` into ``seen`` ([count, first frame, its offset]); the
+    batch index of the first one when it is the first of the file, else None."""
+    if not mask.any():
+        return None
+    count = int(np.count_nonzero(mask))
+    if seen:
+        seen[0] += count
+        return None
+    idx = int(np.argmax(mask))
+    seen += [count, first + idx, int(file_offset[idx])]
+    return idx
 
 
 def open_capture(

@@ -19,14 +19,12 @@ import numpy as np
 
 from pcapip.errors import CaptureError, CaptureWarning
 from pcapip.sources.batch import FrameBatch
-from pcapip.sources.capture import open_capture
+from pcapip.sources.capture import OVERLAP_SLACK_NS, open_capture
 from pcapip.sources.linktypes import LT_RECORD
 from pcapip.sources.urls import is_url
 
 #: frames looked at for a first packet (records without one are skipped, a few only)
 _PEEK_FRAMES = 64
-#: out-of-order timestamps within this much of each other are a capture's jitter, not overlap
-OVERLAP_SLACK_NS = 1_000_000
 
 
 def iso_ns(ns: int) -> str:

@@ -230,16 +230,30 @@ def pcapng_ns(hi, lo, mode, a, b, secoff):
     """Timestamp ticks ``(hi, lo)`` of an interface with conversion ``(mode, a, b)`` (see
     ``TS_*``) and ``secoff`` seconds of if_tsoffset -> ns since the epoch, saturating
     instead of overflowing."""
-    if hi >= 2147483648:
-        return INT64_MAX
-    ts = (hi << 32) | lo
+    if hi < 2147483648:
+        ts = (hi << 32) | lo
+        if mode == TS_BIN:
+            secs = ts >> a
+            frac = ts - (secs << a)
+        else:
+            secs = ts // a
+            frac = ts - secs * a
+    else:  # 2**63 ticks or more (fine resolutions): halved first, as int64 holds no more
+        half = (hi << 31) | (lo >> 1)
+        bit = lo & 1
+        if mode == TS_BIN:
+            if a == 0:
+                return INT64_MAX
+            secs = half >> (a - 1)
+            frac = ((half - (secs << (a - 1))) << 1) | bit
+        else:
+            q = half // a
+            rem = 2 * (half - q * a) + bit
+            secs = 2 * q + rem // a
+            frac = rem - (rem // a) * a
     if mode == TS_BIN:
-        secs = ts >> a
-        frac = ts - (secs << a)
         fns = (frac * 1000000000) >> a if a <= 33 else ((frac >> (a - 33)) * 1000000000) >> 33
     else:
-        secs = ts // a
-        frac = ts - secs * a
         fns = frac * b if mode == TS_DEC_MUL else frac // b
     secs += secoff
     if secs > _SECS_MAX:
