@@ -155,49 +155,16 @@ class CaptureSource:
         """Oddities that did not stop reading (so far), each kind once with its first place
         and a count of the further packets like it."""
         out: list[CaptureWarning] = []
-        if self._caplen_gt_orig:
-            count, frame, offset, cap, orig = self._caplen_gt_orig
-            out.append(
-                CaptureWarning(
-                    self.path,
-                    frame,
-                    offset,
-                    f"captured length {cap} is larger than the length on the wire {orig}: a "
-                    "damaged record header; the captured bytes are kept and the lengths inside "
-                    "the packet decide what is payload",
-                    more=count - 1,
-                    kind="caplen_gt_origlen",
+        for seen, kind, say in (
+            (self._caplen_gt_orig, "caplen_gt_origlen", _caplen_gt_origlen),
+            (self._time_far, "time_out_of_range", _time_out_of_range),
+            (self._back, "time_back", _time_back),
+        ):
+            if seen:  # [count, first frame, its offset, what the message says of it]
+                count, frame, offset, *facts = seen
+                out.append(
+                    CaptureWarning(self.path, frame, offset, say(*facts), more=count - 1, kind=kind)
                 )
-            )
-        if self._time_far:
-            count, frame, offset, ns = self._time_far
-            out.append(
-                CaptureWarning(
-                    self.path,
-                    frame,
-                    offset,
-                    f"timestamp {'after 2262' if ns > 0 else 'before 1677'}, beyond what "
-                    "nanoseconds since 1970 hold: the packet is timed at the limit, and the "
-                    "connections around it may split (a damaged block or interface resolution)",
-                    more=count - 1,
-                    kind="time_out_of_range",
-                )
-            )
-        if self._back:
-            count, frame, offset, ns = self._back
-            out.append(
-                CaptureWarning(
-                    self.path,
-                    frame,
-                    offset,
-                    f"its time goes back {ns / 1e6:.3f} ms before a packet ahead of it in the "
-                    "file (taken on several interfaces at once?): connections are followed in "
-                    "file order, so one seen out of order or twice may split (reordercap "
-                    "sorts a file by time)",
-                    more=count - 1,
-                    kind="time_back",
-                )
-            )
         for lt, (frame, offset, count) in sorted(self._link_seen.items()):
             out.append(
                 CaptureWarning(
@@ -458,6 +425,30 @@ class CaptureSource:
             file_offset=file_offset,
             first_frame=first,
         )
+
+
+def _caplen_gt_origlen(cap: int, orig: int) -> str:
+    return (
+        f"captured length {cap} is larger than the length on the wire {orig}: a damaged "
+        "record header; the captured bytes are kept and the lengths inside the packet decide "
+        "what is payload"
+    )
+
+
+def _time_out_of_range(ns: int) -> str:
+    return (
+        f"timestamp {'after 2262' if ns > 0 else 'before 1677'}, beyond what nanoseconds since "
+        "1970 hold: the packet is timed at the limit, and the connections around it may split "
+        "(a damaged block or interface resolution)"
+    )
+
+
+def _time_back(ns: int) -> str:
+    return (
+        f"its time goes back {ns / 1e6:.3f} ms before a packet ahead of it in the file (taken "
+        "on several interfaces at once?): connections are followed in file order, so one seen "
+        "out of order or twice may split (reordercap sorts a file by time)"
+    )
 
 
 #: timestamps out of order by this much or less are a capture's jitter (several queues)
