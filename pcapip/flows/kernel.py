@@ -205,8 +205,7 @@ def track_tcp(todo, pidx, pk, kside, tab, toa, capture, stamp, out, ct):
             start = sq + (1 if syn else 0)
             ok, header = first_segment(S, s, side, e2, isn_s, start, data, pb, paycap[i] == pl)
             hand = not ok
-        if not hand and pl == 0 and (f & 5) == 1:
-            hand = lost_start(S, s, side, e2, isn_s, sq)
+        hand = hand or lost_start(S, s, side, e2, isn_s, sq, f, pl)
         hv = h_fam = h_src = h_dst = h_sp = h_dp = h_len = 0  # a clean PROXY header
         if header:
             hv, h_fam, h_src, h_dst, h_sp, h_dp, h_len = read_header(data, pb, paycap[i])

@@ -111,12 +111,15 @@ def later(t, wait):
 
 
 @kernel_helper
-def lost_start(S, s, side, egress, isn, sq):
-    """A FIN from the egress (sequence number ``sq``, ISN ``isn``) with no payload seen from
-    it, yet past its SYN: it sent bytes the capture does not hold. The rules then call the
-    stream's start lost (``Machine.tcp``), so the loop hands the packet over."""
+def lost_start(S, s, side, egress, isn, sq, f, pl):
+    """A FIN (flags ``f``, no payload: ``pl`` 0) from the egress (sequence number ``sq``,
+    ISN ``isn``) with no payload seen from it, yet past its SYN: it sent bytes the capture
+    does not hold. The rules then call the stream's start lost (``Machine.tcp``), so the
+    loop hands the packet over."""
     return (
-        S[s, F_SETTLED] == 0
+        (f & 5) == 1
+        and pl == 0
+        and S[s, F_SETTLED] == 0
         and egress == side
         and isn >= 0
         and S[s, F_PAY0 + side] == 0
