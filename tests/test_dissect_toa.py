@@ -60,7 +60,7 @@ def test_toa_kind_spec():
     assert plus.kinds == DEFAULT_REGISTRY.kinds | {199}
     assert ToaRegistry.from_spec([200, "+199"]).kinds == {200, 199}
     assert ToaRegistry.from_spec(["0xc8"]).kinds == {200}
-    for bad in ("0", "1", "256", "abc", "+x"):
+    for bad in ("0", "1", "256", "abc", "+x", "1_0", "++200", "+-200", " ", ",", "200 201"):
         with pytest.raises(UsageError):
             ToaRegistry.from_spec([bad])
 

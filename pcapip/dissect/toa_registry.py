@@ -11,6 +11,7 @@ Source of the table: the public implementations summarised in
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
@@ -144,6 +145,8 @@ class ToaRegistry:
                 plus = item.startswith("+")
                 kind = _parse_kind(item[1:] if plus else item)
                 (add if plus else restrict).add(kind)
+        if not (restrict or add):  # (",": a list that names nothing is a slip, not "default")
+            raise UsageError(f"--toa-kind: {', '.join(map(repr, map(str, specs)))} names no kind")
         base = restrict if restrict else set(DEFAULT_KINDS)
         return cls.for_kinds(base | add)
 
@@ -152,10 +155,10 @@ class ToaRegistry:
 
 
 def _parse_kind(text: str) -> int:
-    try:
-        kind = int(text, 0)
-    except ValueError:
-        raise UsageError(f"--toa-kind: {text!r} is not an option kind (0-255)") from None
+    """A kind in decimal or 0x hex: no sign, no underscores (``int`` takes both)."""
+    if not re.fullmatch(r"[0-9]+|0[xX][0-9a-fA-F]+", text):
+        raise UsageError(f"--toa-kind: {text!r} is not an option kind (0-255)")
+    kind = int(text, 0) if not text.isdigit() else int(text)
     if not 2 <= kind <= 255:
         raise UsageError(
             f"--toa-kind: {kind} is not usable (kinds 0 and 1 are EOL and NOP; maximum 255)"
