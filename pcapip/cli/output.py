@@ -77,8 +77,8 @@ def _refuse_input(what: str, path: str, reads: Sequence[str]) -> None:
         return
     for name in reads:
         try:
-            same = name != "-" and os.path.isfile(name) and os.path.samefile(name, path)
-        except OSError:
+            same = name != "-" and os.path.samefile(name, path)
+        except OSError:  # (not a file: standard input, a pattern, a URL)
             continue
         if same:
             raise UsageError(f"{what}: is {name}, which this command reads; write elsewhere")

@@ -146,7 +146,7 @@ class ToaRegistry:
                 kind = _parse_kind(item[1:] if plus else item)
                 (add if plus else restrict).add(kind)
         if not (restrict or add):  # (",": a list that names nothing is a slip, not "default")
-            raise UsageError(f"--toa-kind: {', '.join(map(repr, map(str, specs)))} names no kind")
+            raise UsageError(f"--toa-kind: {','.join(map(str, specs))!r} names no kind")
         base = restrict if restrict else set(DEFAULT_KINDS)
         return cls.for_kinds(base | add)
 
@@ -158,7 +158,7 @@ def _parse_kind(text: str) -> int:
     """A kind in decimal or 0x hex: no sign, no underscores (``int`` takes both)."""
     if not re.fullmatch(r"[0-9]+|0[xX][0-9a-fA-F]+", text):
         raise UsageError(f"--toa-kind: {text!r} is not an option kind (0-255)")
-    kind = int(text, 0) if not text.isdigit() else int(text)
+    kind = int(text, 16 if text[:2] in ("0x", "0X") else 10)
     if not 2 <= kind <= 255:
         raise UsageError(
             f"--toa-kind: {kind} is not usable (kinds 0 and 1 are EOL and NOP; maximum 255)"

@@ -4,7 +4,7 @@ closed, ended. Each helper applies one rule of ``pcapip.flows.machine`` to the r
 from __future__ import annotations
 
 from pcapip.sources.accel import kernel_helper
-from pcapip.sources.kernel_bytes import M32
+from pcapip.sources.kernel_bytes import INT64_MAX, M32
 
 from .kernel_keys import store_key
 from .kernel_out import (
@@ -53,8 +53,6 @@ from .layout import (
     ST_ENDED,
 )
 from .state import HS_DONE, HS_FAILED, HS_NONE, HS_PENDING
-
-INT64_MAX = 9223372036854775807
 
 
 @kernel_helper

@@ -11,6 +11,7 @@ from __future__ import annotations
 from .accel_helpers import kernel_helper
 
 M32 = 0xFFFFFFFF  # keeps 32 bits: sequence-number arithmetic modulo 2**32
+INT64_MAX = 9223372036854775807  # where nanosecond times saturate
 
 
 @kernel_helper

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from .accel import kernel
 from .accel_helpers import kernel_helper
-from .kernel_bytes import u16, u32
+from .kernel_bytes import INT64_MAX, u16, u32
 from .linktypes import LT_RECORD
 
 # walk status codes
@@ -33,7 +33,6 @@ WALK_BAD_TRAILER = 5  # pcapng trailing block length differs from the leading on
 WALK_BAD_IFACE = 6  # packet block names an interface the section has not described (detail: id)
 WALK_BAD_PKT_LEN = 7  # packet block's captured length does not fit in the block (detail: caplen)
 
-INT64_MAX = 9223372036854775807
 _SECS_MAX = 9223372035  # seconds that still fit in int64 nanoseconds (with the fraction)
 
 # pcapng timestamp conversion modes (per interface)
